@@ -1,0 +1,265 @@
+/**
+ * The broker facade (launchd's role for one app): register services, hand out
+ * connections, report status, stop everything on close. The engine lives in
+ * {@link ServiceSupervisor}; this file only resolves manifests and routes.
+ * @module
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { bulkheadError } from '../errors.js';
+import { Connection, type ConnectionOptions } from '../connection/connection.js';
+import { loadProtocol, protocolPath } from '../protocol/registry.js';
+import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
+import { Emitter } from '../util/emitter.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
+import type { ExitInfo } from './helper-process.js';
+import { checkManifest, type ServiceManifest } from './manifest.js';
+import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
+import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
+
+/** Options of a {@link Broker}. */
+export interface BrokerOptions {
+  /**
+   * The app's directory: entries are relative to it, protocols and profiles live under it.
+   * @default process.cwd()
+   */
+  root?: string;
+  /**
+   * Where protocol files are.
+   * @default `<root>/protocols`
+   */
+  protocolsDir?: string;
+  /**
+   * Where sandbox profiles are; bulkhead's shipped profiles are used when a name is not found here.
+   * @default `<root>/sandbox-profiles`
+   */
+  profilesDir?: string;
+  /**
+   * Largest frame body accepted from a helper (and told to helpers), in bytes.
+   * @default 16 MiB
+   */
+  maxFrameBytes?: number;
+  /**
+   * The node binary that runs helpers.
+   * @default process.execPath
+   */
+  nodePath?: string;
+}
+
+/** One line a helper printed. */
+export interface LogLine {
+  service: string;
+  pid: number;
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+/** Events of a {@link Broker}. */
+export interface BrokerEvents {
+  /** A service changed state. */
+  state: [service: string, state: ServiceState, previous: ServiceState];
+  /** A helper was spawned. */
+  launch: [service: string, pid: number];
+  /** A helper exited. */
+  exit: [service: string, info: ExitInfo];
+  /** A helper printed a line on stdout or stderr. */
+  log: [line: LogLine];
+  [key: string]: unknown[];
+}
+
+/** Shape of a config file read by {@link Broker.fromConfig}. */
+export interface BrokerConfig {
+  /** Root, relative to the config file's directory. @default the config file's directory */
+  root?: string;
+  maxFrameBytes?: number;
+  services: ServiceManifest[];
+}
+
+/**
+ * Owns a set of helper services: launches them on demand, relaunches them
+ * after a crash (throttled, with a crash-loop breaker), and stops them all on
+ * {@link Broker.close}.
+ */
+export class Broker extends Emitter<BrokerEvents> {
+  /** Absolute app root. */
+  readonly root: string;
+  private readonly protocolsDir: string;
+  private readonly profilesDir: string;
+  private readonly maxFrameBytes: number;
+  private readonly nodePath: string;
+  private readonly services = new Map<string, ServiceSupervisor>();
+  private readonly implicitReads = runtimeReadPaths();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: BrokerOptions = {}) {
+    super();
+    if (typeof options !== 'object' || options === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
+    this.root = resolve(checkDir(options.root ?? process.cwd(), 'root'));
+    this.protocolsDir = resolve(this.root, options.protocolsDir ?? 'protocols');
+    this.profilesDir = resolve(this.root, options.profilesDir ?? 'sandbox-profiles');
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 64 || maxFrameBytes > 0xffffffff) {
+      throw bulkheadError('ERR_INVALID_OPTION', `maxFrameBytes must be an integer from 64 to 2^32-1, got ${String(options.maxFrameBytes)}.`, { option: 'maxFrameBytes' });
+    }
+    this.maxFrameBytes = maxFrameBytes;
+    this.nodePath = options.nodePath ?? process.execPath;
+  }
+
+  /**
+   * Creates a broker from a JSON config file `{ root?, maxFrameBytes?, services: [manifest, ...] }`
+   * and registers every service in it.
+   * @throws BulkheadError `ERR_INVALID_MANIFEST` naming the file and the JSON pointer of the bad field
+   */
+  static fromConfig(path: string): Broker {
+    const file = resolve(path);
+    let config: unknown;
+    try {
+      config = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Cannot read config ${file}: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
+    }
+    if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
+    }
+    const { root, maxFrameBytes, services } = config as BrokerConfig;
+    for (const key of Object.keys(config)) {
+      if (!['root', 'maxFrameBytes', 'services', '$schema'].includes(key)) {
+        throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services).`, { source: file, pointer: `/${key}` });
+      }
+    }
+    const broker = new Broker({ root: resolve(dirname(file), root ?? '.'), ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) });
+    services.forEach((manifest, index) => broker.registerFrom(manifest, `${file} /services/${index}`));
+    return broker;
+  }
+
+  /**
+   * Registers a service. Nothing is launched until the first call.
+   * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
+   */
+  register(manifest: ServiceManifest): void {
+    this.registerFrom(manifest, 'register()');
+  }
+
+  /**
+   * Opens a connection to a registered service. Nothing is launched until the first call.
+   * Pass the protocol's generated type as `P` for typed calls.
+   * @throws BulkheadError `ERR_UNKNOWN_SERVICE`, `ERR_CLOSED`
+   */
+  connect<P extends ProtocolShape = AnyProtocol>(name: string, options: ConnectionOptions = {}): Connection<P> {
+    this.checkOpen();
+    const supervisor = this.supervisor(name);
+    const timeoutMs = options.timeoutMs ?? supervisor.defaultTimeoutMs;
+    const connection = new Connection<P>(supervisor, timeoutMs === undefined ? {} : { timeoutMs });
+    supervisor.attach(connection as unknown as Connection<ProtocolShape>);
+    return connection;
+  }
+
+  /** Status of one service. @throws BulkheadError `ERR_UNKNOWN_SERVICE` */
+  status(name: string): ServiceStatus;
+  /** Status of every service. */
+  status(): ServiceStatus[];
+  status(name?: string): ServiceStatus | ServiceStatus[] {
+    if (name !== undefined) return this.supervisor(name).status();
+    return [...this.services.values()].map((s) => s.status());
+  }
+
+  /** Names of the registered services. */
+  serviceNames(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** Launches a service now if it is not running (or waits for the running one to be ready). */
+  async kickstart(name: string): Promise<void> {
+    await this.supervisor(name).acquire();
+  }
+
+  /** Stops a service's helper gracefully; the next call launches it again. */
+  async stop(name: string): Promise<void> {
+    await this.supervisor(name).stop();
+  }
+
+  /** Sends a signal to a service's helper; returns the pid signalled, or undefined when none was running. */
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): number | undefined {
+    return this.supervisor(name).kill(signal);
+  }
+
+  /** Clears a failed service (after its crash-loop breaker tripped) so calls launch it again. */
+  reset(name: string): void {
+    this.supervisor(name).reset();
+  }
+
+  /**
+   * Stops every helper gracefully (goodbye → SIGTERM → SIGKILL, per each
+   * service's exitTimeoutMs) and invalidates every connection. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= Promise.all([...this.services.values()].map((s) => s.close())).then(() => {
+      this.removeAllListeners();
+    });
+    return this.closing;
+  }
+
+  /** `await using broker = new Broker(...)` closes it at scope end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private registerFrom(input: ServiceManifest, source: string): void {
+    this.checkOpen();
+    const manifest = checkManifest(input, source);
+    if (this.services.has(manifest.name)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${manifest.name}" is already registered (${source}); names must be unique.`, { source, pointer: '/name' });
+    }
+    const entry = isAbsolute(manifest.entry) ? manifest.entry : resolve(this.root, manifest.entry);
+    if (!existsSync(entry) || !statSync(entry).isFile()) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${manifest.name}" (${source}): /entry ${entry} is not a file. Entries are relative to the broker root ${this.root}.`, { source, pointer: '/entry' });
+    }
+    const protocol = loadProtocol(this.protocolsDir, manifest.protocol);
+    const profile = manifest.sandbox === undefined ? undefined : this.loadProfile(manifest.sandbox, manifest.name, source);
+    const supervisor = new ServiceSupervisor(
+      { manifest, entry, serviceDir: dirname(entry), protocol, protocolFile: protocolPath(this.protocolsDir, manifest.protocol), profile },
+      {
+        nodePath: this.nodePath,
+        maxFrameBytes: this.maxFrameBytes,
+        implicitReads: this.implicitReads,
+        stateChanged: (name, state, previous) => this.emit('state', name, state, previous),
+        launched: (name, pid) => this.emit('launch', name, pid),
+        exited: (name, info) => this.emit('exit', name, info),
+        log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
+      },
+    );
+    this.services.set(manifest.name, supervisor);
+  }
+
+  private loadProfile(name: string, service: string, source: string): { name: string; document: unknown } {
+    for (const dir of [this.profilesDir, SHIPPED_PROFILES_DIR]) {
+      const file = join(dir, `${name}.json`);
+      if (!existsSync(file)) continue;
+      try {
+        return { name, document: JSON.parse(readFileSync(file, 'utf8')) as unknown };
+      } catch (err) {
+        throw bulkheadError('ERR_INVALID_PROFILE', `Sandbox profile ${file} is not valid JSON: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
+      }
+    }
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.`, { source, pointer: '/sandbox' });
+  }
+
+  private supervisor(name: string): ServiceSupervisor {
+    const supervisor = this.services.get(name);
+    if (supervisor === undefined) {
+      const known = [...this.services.keys()];
+      throw bulkheadError('ERR_UNKNOWN_SERVICE', `No service named "${name}" is registered${known.length > 0 ? ` (registered: ${known.join(', ')})` : ''}; register it first.`, { service: name });
+    }
+    return supervisor;
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This broker is closed; create a new Broker.');
+  }
+}
+
+function checkDir(dir: unknown, option: string): string {
+  if (typeof dir !== 'string' || dir === '') throw bulkheadError('ERR_INVALID_OPTION', `${option} must be a directory path.`, { option });
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw bulkheadError('ERR_INVALID_OPTION', `${option} ${dir} is not a directory.`, { option });
+  return dir;
+}

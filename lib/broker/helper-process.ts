@@ -1,0 +1,194 @@
+/**
+ * One launch of one helper: the child process (in its own process group, so
+ * sandbox wrappers and the node inside die together), its fd-3 channel and
+ * RpcClient, a bounded stderr/stdout tail, and an orderly stop:
+ * goodbye → wait → SIGTERM → wait → SIGKILL.
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Duplex } from 'node:stream';
+import { bulkheadError } from '../errors.js';
+import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { SandboxLaunchPlan } from '../sandbox/index.js';
+import { LineRing } from '../util/line-ring.js';
+import { FramedChannel } from '../wire/framed-channel.js';
+
+/** How a helper's process ended. */
+export interface ExitInfo {
+  /** Exit code, or null when killed by a signal. */
+  code: number | null;
+  /** Signal name, or null. */
+  signal: NodeJS.Signals | null;
+  /** Why, when known: a sandbox limit, "stopped by broker", "spawn failed: ...". */
+  reason: string | undefined;
+  /** True when the broker asked it to stop. */
+  requested: boolean;
+  /** Last lines of its stderr. */
+  stderrTail: string[];
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+  /** How long it ran, in ms. */
+  uptimeMs: number;
+}
+
+/** Callbacks from a helper process to its supervisor. */
+export interface HelperHooks extends RpcClientHooks {
+  /** One line of the helper's stdout or stderr. */
+  log(stream: 'stdout' | 'stderr', line: string, pid: number): void;
+}
+
+/** Options of {@link HelperProcess.spawn}. */
+export interface HelperSpawnOptions {
+  service: string;
+  plan: SandboxLaunchPlan;
+  protocol: CompiledProtocol;
+  maxFrameBytes: number;
+  maxInFlight: number;
+  hooks: HelperHooks;
+}
+
+/** How long a helper may keep running after its channel closed before it is killed. */
+const CHANNEL_LOST_GRACE_MS = 2000;
+/** How long to wait for stdio to drain after exit, for a complete stderr tail. */
+const STDIO_DRAIN_MS = 200;
+
+/** One running helper. */
+export class HelperProcess {
+  readonly rpc: RpcClient;
+  readonly channel: FramedChannel;
+  readonly startedAt = Date.now();
+  /** Settles once the process has exited and its stdio drained. */
+  readonly exited: Promise<ExitInfo>;
+  private readonly child: ChildProcess;
+  private readonly stderr: LineRing;
+  private readonly stdout: LineRing;
+  private stopping: Promise<ExitInfo> | undefined;
+  private requested = false;
+  private hasExited = false;
+  private spawnError: Error | undefined;
+
+  private constructor(private readonly options: HelperSpawnOptions) {
+    const { plan, hooks } = options;
+    this.child = spawn(plan.command, plan.args, {
+      env: plan.env,
+      cwd: plan.cwd,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      // Own process group: a stop or kill reaches wrappers and the node they exec.
+      detached: true,
+    });
+    const pid = this.child.pid ?? -1;
+    this.stderr = new LineRing(50, 4096, (line) => hooks.log('stderr', line, pid));
+    this.stdout = new LineRing(20, 4096, (line) => hooks.log('stdout', line, pid));
+    this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
+    this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
+
+    const socket = this.child.stdio[3] as Duplex | null;
+    if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
+    this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
+    this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight });
+    this.channel.attach({
+      envelope: (e) => this.rpc.receive(e),
+      closed: () => {
+        // A live helper without its channel is useless; give it a moment to exit on its own.
+        if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
+      },
+    });
+    this.rpc.sendHello({ broker: process.pid });
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        // spawn failures (ENOENT, EACCES) arrive here, with no 'exit' after them.
+        this.spawnError = err;
+        if (this.child.pid === undefined) this.onExit(null, null, resolve);
+      });
+      this.child.once('exit', (code, signal) => this.onExit(code, signal, resolve));
+    });
+  }
+
+  /** Spawns a helper according to a sandbox launch plan. */
+  static spawn(options: HelperSpawnOptions): HelperProcess {
+    return new HelperProcess(options);
+  }
+
+  /** OS process id (of the outermost wrapper when sandboxed). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** True once the process has exited. */
+  get isExited(): boolean {
+    return this.hasExited;
+  }
+
+  /** Last stderr lines. */
+  stderrTail(count?: number): string[] {
+    return this.stderr.tail(count);
+  }
+
+  /** Sends a signal to the helper's whole process group. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.hasExited || this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // The group is gone or was never created; fall back to the child itself.
+      this.child.kill(signal);
+    }
+  }
+
+  /**
+   * Stops the helper: goodbye (it finishes in-flight calls and exits), then
+   * SIGTERM after `exitTimeoutMs`, then SIGKILL after as long again. Idempotent.
+   */
+  stop(exitTimeoutMs: number): Promise<ExitInfo> {
+    if (this.stopping !== undefined) return this.stopping;
+    this.requested = true;
+    if (this.hasExited) return (this.stopping = this.exited);
+    this.channel.end('broker stopping helper');
+    const term = setTimeout(() => this.kill('SIGTERM'), exitTimeoutMs);
+    const kill = setTimeout(() => this.kill('SIGKILL'), exitTimeoutMs * 2);
+    this.stopping = this.exited.finally(() => {
+      clearTimeout(term);
+      clearTimeout(kill);
+    });
+    return this.stopping;
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {
+    if (this.hasExited) return;
+    this.hasExited = true;
+    const finish = () => {
+      this.stderr.end();
+      this.stdout.end();
+      const reason = this.spawnError !== undefined
+        ? `spawn failed: ${this.spawnError.message}`
+        : this.options.plan.explainExit(code, signal) ?? (this.requested ? 'stopped by broker' : undefined);
+      const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
+      this.channel.destroy();
+      this.rpc.interrupt(bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info)));
+      resolve(info);
+    };
+    // Wait briefly for stdio to close so the stderr tail is complete; never long.
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      finish();
+    };
+    const timer = setTimeout(once, STDIO_DRAIN_MS);
+    this.child.once('close', once);
+    if (this.child.stdout === null || (this.child.stdout.readableEnded && this.child.stderr?.readableEnded)) once();
+  }
+}
+
+/** "exited with code 1", "was killed by SIGKILL (memory limit)". */
+export function describeExit(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>): string {
+  const how = info.signal !== null ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : 'could not start';
+  return info.reason === undefined ? how : `${how} (${info.reason})`;
+}
+
+/** Plain data describing an exit, for error.data. */
+export function exitData(info: ExitInfo): Record<string, unknown> {
+  return { exitCode: info.code, signal: info.signal, reason: info.reason ?? null, stderrTail: info.stderrTail };
+}

@@ -1,0 +1,128 @@
+/**
+ * A service manifest (launchd.plist's role): what to run, which protocol it
+ * serves, its sandbox profile and its launch policy. Checked against a JSON
+ * Schema, with one clear error per bad field (ERR_INVALID_MANIFEST, with the
+ * JSON pointer of the field).
+ * @module
+ */
+import { bulkheadError } from '../errors.js';
+import { sharedAjv } from '../protocol/ajv.js';
+import { NAME_PATTERN } from '../protocol/document.js';
+
+/** Relaunch and stop tunables of a service. */
+export interface LaunchPolicy {
+  /**
+   * Least time between two launches of the helper (launchd's ThrottleInterval).
+   * A call that needs a relaunch sooner waits for it (state "throttled").
+   * @default 1000
+   */
+  throttleMs?: number;
+  /**
+   * Unrequested exits allowed within restartWindowMs before the service is
+   * marked failed and its connections invalidated (systemd's StartLimitBurst).
+   * @default 5
+   */
+  maxRestarts?: number;
+  /**
+   * Window for maxRestarts, in ms (systemd's StartLimitIntervalSec).
+   * @default 60000
+   */
+  restartWindowMs?: number;
+  /**
+   * On stop: after goodbye, wait this long for the helper to exit, then SIGTERM;
+   * after as long again, SIGKILL (launchd's ExitTimeOut).
+   * @default 5000
+   */
+  exitTimeoutMs?: number;
+  /**
+   * Time from spawn to the helper's hello before the launch fails (ERR_LAUNCH_FAILED).
+   * @default 10000
+   */
+  launchTimeoutMs?: number;
+}
+
+/** Defaults of {@link LaunchPolicy}. */
+export const LAUNCH_DEFAULTS: Required<LaunchPolicy> = {
+  throttleMs: 1000,
+  maxRestarts: 5,
+  restartWindowMs: 60_000,
+  exitTimeoutMs: 5000,
+  launchTimeoutMs: 10_000,
+};
+
+/** Declares one service. */
+export interface ServiceManifest {
+  /** Unique service name, e.g. "com.example.echo". */
+  name: string;
+  /** The helper's entry module, relative to the broker's root (or absolute). */
+  entry: string;
+  /** Name of the protocol it serves: `<root>/protocols/<protocol>.json`. */
+  protocol: string;
+  /** Sandbox profile name: `<root>/sandbox-profiles/<sandbox>.json`, or a profile shipped with bulkhead. Omit to run unsandboxed (env still scrubbed). */
+  sandbox?: string;
+  /** Extra flags for node, placed before the entry. */
+  nodeArgs?: string[];
+  /** Variables set for the helper (in addition to what its profile lets through). */
+  env?: Record<string, string>;
+  /** Default deadline for calls to this service, in ms. */
+  timeoutMs?: number;
+  /**
+   * Calls in flight to one helper; more wait in a queue.
+   * @default 1024
+   */
+  maxInFlight?: number;
+  /** Relaunch and stop tunables. */
+  launch?: LaunchPolicy;
+}
+
+const positiveInt = { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 } as const;
+
+/** JSON Schema of a manifest. */
+export const SERVICE_MANIFEST_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  required: ['name', 'entry', 'protocol'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: NAME_PATTERN },
+    entry: { type: 'string', minLength: 1 },
+    protocol: { type: 'string', pattern: NAME_PATTERN },
+    sandbox: { type: 'string', pattern: NAME_PATTERN },
+    nodeArgs: { type: 'array', items: { type: 'string', pattern: '^-' } },
+    env: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: { type: 'string' } },
+    timeoutMs: positiveInt,
+    maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    launch: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        throttleMs: positiveInt,
+        maxRestarts: { type: 'integer', minimum: 1, maximum: 10_000 },
+        restartWindowMs: positiveInt,
+        exitTimeoutMs: positiveInt,
+        launchTimeoutMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+      },
+    },
+  },
+} as const;
+
+let validateManifest: ReturnType<ReturnType<typeof sharedAjv>['compile']> | undefined;
+
+/**
+ * Checks a manifest.
+ * @param source - where it came from, for messages (e.g. "bulkhead.json /services/0")
+ * @throws BulkheadError `ERR_INVALID_MANIFEST` naming the first bad field
+ */
+export function checkManifest(value: unknown, source = 'register()'): ServiceManifest {
+  validateManifest ??= sharedAjv().compile(SERVICE_MANIFEST_SCHEMA);
+  if (!validateManifest(value)) {
+    const first = validateManifest.errors?.[0];
+    const pointer = first === undefined || first.instancePath === '' ? '/' : first.instancePath;
+    let detail = first?.message ?? 'is invalid';
+    if (first?.keyword === 'additionalProperties') detail = `has unknown field "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}"`;
+    if (first?.keyword === 'required') detail = `is missing required field "${String((first.params as { missingProperty?: unknown }).missingProperty)}"`;
+    const name = typeof (value as { name?: unknown } | null)?.name === 'string' ? ` for service "${(value as { name: string }).name}"` : '';
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest${name} (${source}): ${pointer} ${detail}.`, { source, pointer, errors: validateManifest.errors ?? [] });
+  }
+  return value as ServiceManifest;
+}

@@ -1,0 +1,365 @@
+/**
+ * Supervision of one registered service (launchd's job record): on-demand
+ * launch, throttled relaunch, the crash-loop breaker, orderly stop, and the
+ * connections that use it. States move only through {@link ServiceSupervisor.transition},
+ * which checks the move is allowed (grpc-js's compare-and-set style).
+ * @module
+ */
+import { bulkheadError, isBulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
+import type { Connection, ServiceEndpoint } from '../connection/connection.js';
+import type { RpcClient } from '../connection/rpc-client.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { ProtocolShape } from '../protocol/types.js';
+import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
+import type { CallMeta } from '../wire/envelope.js';
+import { describeExit, exitData, HelperProcess, type ExitInfo } from './helper-process.js';
+import { LAUNCH_DEFAULTS, type LaunchPolicy, type ServiceManifest } from './manifest.js';
+
+/** Life-cycle state of a service. */
+export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
+
+const ALLOWED: Record<ServiceState, readonly ServiceState[]> = {
+  idle: ['launching', 'throttled', 'failed'],
+  throttled: ['launching', 'idle', 'failed'],
+  launching: ['running', 'idle', 'failed'],
+  running: ['stopping', 'idle', 'failed'],
+  stopping: ['idle', 'failed'],
+  failed: ['idle'],
+};
+
+/** A snapshot of one service, as `broker.status(name)` returns it. */
+export interface ServiceStatus {
+  name: string;
+  protocol: string;
+  state: ServiceState;
+  /** pid of the running helper (outermost process when sandboxed), or null. */
+  pid: number | null;
+  /** Launch attempts since registration. */
+  launches: number;
+  /** Exits the broker did not ask for. */
+  crashes: number;
+  /** Unrequested exits inside the current restart window (the breaker trips at maxRestarts). */
+  recentCrashes: number;
+  /** How the last helper ended, or null. */
+  lastExit: ExitInfo | null;
+  /** When the running helper started (ms since epoch), or null. */
+  startedAt: number | null;
+  /** Calls in flight to the running helper. */
+  inFlight: number;
+  /** Open connections. */
+  connections: number;
+  /** Sandbox enforcement of the last launch, or null before the first one. */
+  sandbox: EnforcementReport | null;
+  /** Why the service is failed, when it is. */
+  failure: SerializedError | null;
+}
+
+/** What a supervisor needs from its broker. */
+export interface SupervisorContext {
+  nodePath: string;
+  maxFrameBytes: number;
+  /** Paths every helper may read (bulkhead's package). */
+  implicitReads: string[];
+  /** Broker-wide events. */
+  stateChanged(name: string, state: ServiceState, previous: ServiceState): void;
+  launched(name: string, pid: number): void;
+  exited(name: string, info: ExitInfo): void;
+  log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
+}
+
+/** A registered service after its manifest was resolved. */
+export interface ResolvedService {
+  manifest: ServiceManifest;
+  entry: string;
+  serviceDir: string;
+  protocol: CompiledProtocol;
+  protocolFile: string;
+  profile: SandboxProfileRef | undefined;
+}
+
+/** Supervises one service. */
+export class ServiceSupervisor implements ServiceEndpoint {
+  readonly service: string;
+  readonly protocol: CompiledProtocol;
+  readonly callMeta: CallMeta | undefined = undefined;
+  private readonly policy: Required<LaunchPolicy>;
+  private readonly connections = new Set<Connection<ProtocolShape>>();
+  private state: ServiceState = 'idle';
+  private helper: HelperProcess | undefined;
+  private launching: Promise<RpcClient> | undefined;
+  private launches = 0;
+  private crashes = 0;
+  private recentExits: number[] = [];
+  private lastLaunchAt = -Infinity;
+  private lastExit: ExitInfo | null = null;
+  private failure: BulkheadError | undefined;
+  private report: EnforcementReport | null = null;
+  private closed = false;
+  private throttleTimer: { timer: NodeJS.Timeout; cancel(err: BulkheadError): void } | undefined;
+  private readonly cleanups = new Set<Promise<void>>();
+
+  constructor(private readonly resolved: ResolvedService, private readonly ctx: SupervisorContext) {
+    this.service = resolved.manifest.name;
+    this.protocol = resolved.protocol;
+    this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
+  }
+
+  /** The manifest's default call deadline, if any. */
+  get defaultTimeoutMs(): number | undefined {
+    return this.resolved.manifest.timeoutMs;
+  }
+
+  /** Current state. */
+  get currentState(): ServiceState {
+    return this.state;
+  }
+
+  /** The running helper, if any. */
+  get process(): HelperProcess | undefined {
+    return this.helper;
+  }
+
+  /** Adds a connection that should hear interruptions and invalidation. */
+  attach(connection: Connection<ProtocolShape>): void {
+    this.connections.add(connection);
+    if (this.state === 'failed' && this.failure !== undefined) connection.notifyInvalidated(this.failure);
+  }
+
+  /** @inheritdoc */
+  detach(connection: Connection<ProtocolShape>): void {
+    this.connections.delete(connection);
+  }
+
+  /** @inheritdoc */
+  current(): RpcClient | undefined {
+    const rpc = this.helper?.rpc;
+    return rpc !== undefined && rpc.usable && this.state === 'running' ? rpc : undefined;
+  }
+
+  /** @inheritdoc */
+  acquire(): Promise<RpcClient> {
+    if (this.closed) return Promise.reject(this.closedError());
+    if (this.state === 'failed') return Promise.reject(this.failure!);
+    const rpc = this.current();
+    if (rpc !== undefined) return Promise.resolve(rpc);
+    this.launching ??= this.launch().finally(() => {
+      this.launching = undefined;
+    });
+    return this.launching;
+  }
+
+  /** Stops the running helper gracefully (goodbye → SIGTERM → SIGKILL). Resolves once it exited. */
+  async stop(): Promise<ExitInfo | undefined> {
+    const helper = this.helper;
+    if (helper === undefined) return undefined;
+    if (this.state === 'running') this.transition('stopping');
+    return helper.stop(this.policy.exitTimeoutMs);
+  }
+
+  /** Sends a signal to the running helper (SIGKILL simulates a crash). Returns its pid, or undefined if none runs. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): number | undefined {
+    const helper = this.helper;
+    if (helper === undefined) return undefined;
+    helper.kill(signal);
+    return helper.pid;
+  }
+
+  /** Clears a failed state (and the crash window) so the next call launches again. */
+  reset(): void {
+    this.recentExits = [];
+    this.failure = undefined;
+    if (this.state === 'failed') this.transition('idle');
+  }
+
+  /** Stops the helper, fails waiting calls with ERR_CLOSED and invalidates connections. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.throttleTimer?.cancel(this.closedError());
+    await this.launching?.catch(() => undefined);
+    await this.stop();
+    const error = this.closedError();
+    for (const connection of [...this.connections]) connection.notifyInvalidated(error);
+    this.connections.clear();
+    await Promise.all([...this.cleanups]);
+  }
+
+  /** A snapshot for status(). */
+  status(): ServiceStatus {
+    this.pruneWindow();
+    const helper = this.helper;
+    return {
+      name: this.service,
+      protocol: this.protocol.name,
+      state: this.state,
+      pid: helper?.pid ?? null,
+      launches: this.launches,
+      crashes: this.crashes,
+      recentCrashes: this.recentExits.length,
+      lastExit: this.lastExit,
+      startedAt: helper?.startedAt ?? null,
+      inFlight: helper?.rpc.inFlight ?? 0,
+      connections: this.connections.size,
+      sandbox: this.report,
+      failure: this.failure?.toJSON() ?? null,
+    };
+  }
+
+  private transition(to: ServiceState): void {
+    const from = this.state;
+    if (from === to) return;
+    if (!ALLOWED[from].includes(to)) throw new Error(`bulkhead internal error: ${this.service} cannot go from ${from} to ${to}`);
+    this.state = to;
+    this.ctx.stateChanged(this.service, to, from);
+  }
+
+  private async launch(): Promise<RpcClient> {
+    if (this.helper !== undefined) await this.helper.exited; // stopping: let it go first
+    if (this.closed) throw this.closedError();
+    if (this.state === 'failed') throw this.failure!;
+    const wait = this.lastLaunchAt + this.policy.throttleMs - performance.now();
+    if (wait > 0) await this.throttle(wait);
+    this.transition('launching');
+
+    const { manifest } = this.resolved;
+    const input: SandboxLaunchInput = {
+      service: this.service,
+      entry: this.resolved.entry,
+      serviceDir: this.resolved.serviceDir,
+      implicitReads: [...this.ctx.implicitReads, this.resolved.protocolFile],
+      nodePath: this.ctx.nodePath,
+      nodeArgs: manifest.nodeArgs ?? [],
+      env: {
+        ...manifest.env,
+        BULKHEAD_PROTOCOL_FILE: this.resolved.protocolFile,
+        BULKHEAD_MAX_FRAME_BYTES: String(this.ctx.maxFrameBytes),
+        ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
+      },
+      profile: this.resolved.profile,
+    };
+    let plan;
+    try {
+      plan = await planLaunch(input);
+    } catch (err) {
+      // A profile this host cannot enforce will not get better by retrying: fail closed now.
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot plan launch: ${(err as Error).message}`, {}, err);
+      this.fail(error);
+      throw error;
+    }
+    if (this.closed) {
+      await plan.cleanup();
+      throw this.closedError();
+    }
+    this.report = plan.report;
+    this.launches++;
+    this.lastLaunchAt = performance.now();
+    const helper = HelperProcess.spawn({
+      service: this.service,
+      plan,
+      protocol: this.protocol,
+      maxFrameBytes: this.ctx.maxFrameBytes,
+      maxInFlight: manifest.maxInFlight ?? 1024,
+      hooks: {
+        log: (stream, line, pid) => this.ctx.log(this.service, stream, line, pid),
+        broadcast: (name, payload) => {
+          for (const connection of this.connections) connection.deliverEvent(name, payload);
+        },
+        eventError: (error) => {
+          for (const connection of this.connections) connection.deliverError(error);
+        },
+      },
+    });
+    this.helper = helper;
+    // Registered before anyone else awaits `exited`, so state is current when they run.
+    void helper.exited.then((info) => this.onExit(helper, info, plan.cleanup));
+    if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        helper.rpc.ready,
+        helper.exited.then((info) => {
+          throw helper.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.service} ${describeExit(info)} before it was ready. Check that ${manifest.entry} calls serve("${this.protocol.name}"). stderr: ${tailText(info)}`, exitData(info));
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(bulkheadError('ERR_LAUNCH_FAILED', `${this.service} did not call serve() within ${this.policy.launchTimeoutMs} ms of launch; it was killed. Raise launch.launchTimeoutMs if it needs longer to start.`, { launchTimeoutMs: this.policy.launchTimeoutMs })), this.policy.launchTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      helper.kill('SIGKILL');
+      await helper.exited;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.state === 'launching') this.transition('running');
+    return helper.rpc;
+  }
+
+  private throttle(ms: number): Promise<void> {
+    this.transition('throttled');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.throttleTimer = undefined;
+        resolve();
+      }, ms);
+      this.throttleTimer = {
+        timer,
+        cancel: (err) => {
+          clearTimeout(timer);
+          this.throttleTimer = undefined;
+          if (this.state === 'throttled') this.transition('idle');
+          reject(err);
+        },
+      };
+    });
+  }
+
+  private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
+    const job = cleanup().catch(() => undefined).finally(() => this.cleanups.delete(job));
+    this.cleanups.add(job);
+    if (this.helper !== helper) return;
+    const wasRunning = this.state === 'running' || this.state === 'stopping';
+    this.helper = undefined;
+    this.lastExit = info;
+    this.ctx.exited(this.service, info);
+    if (wasRunning && !info.requested) {
+      const error = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)}; the next call relaunches it.`, exitData(info));
+      for (const connection of this.connections) connection.notifyInterrupted(error);
+    }
+    if (!info.requested) {
+      this.crashes++;
+      this.recentExits.push(performance.now());
+      this.pruneWindow();
+      if (this.recentExits.length >= this.policy.maxRestarts) {
+        this.fail(bulkheadError(
+          'ERR_INVALIDATED',
+          `${this.service} stopped unexpectedly ${this.recentExits.length} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}. stderr: ${tailText(info)} Fix the helper, then call broker.reset("${this.service}").`,
+          { ...exitData(info), crashes: this.recentExits.length },
+        ));
+        return;
+      }
+    }
+    if (this.state !== 'failed' && this.state !== 'idle') this.transition('idle');
+  }
+
+  private fail(error: BulkheadError): void {
+    this.failure = error;
+    if (this.state !== 'failed') this.transition('failed');
+    for (const connection of this.connections) connection.notifyInvalidated(error);
+  }
+
+  private pruneWindow(): void {
+    const horizon = performance.now() - this.policy.restartWindowMs;
+    while (this.recentExits.length > 0 && this.recentExits[0]! < horizon) this.recentExits.shift();
+  }
+
+  private closedError(): BulkheadError {
+    return bulkheadError('ERR_CLOSED', `The broker is closed; ${this.service} can no longer be reached. Create a new Broker.`);
+  }
+}
+
+function tailText(info: ExitInfo): string {
+  const tail = info.stderrTail.slice(-5).join(' | ').slice(-800);
+  return tail === '' ? '(empty)' : tail;
+}

@@ -1,0 +1,239 @@
+/**
+ * A client's handle to one service (NSXPCConnection's role): typed calls,
+ * events, and the two lifecycle signals — `interrupted` (the helper died;
+ * the next call relaunches it) and `invalidated` (the service can never be
+ * reached through this handle again).
+ * @module
+ */
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { AnyProtocol, EventName, EventPayload, MethodName, ParamsOf, ProtocolShape, ResultOf } from '../protocol/types.js';
+import { Emitter, type Disposable } from '../util/emitter.js';
+import { describeNonPlain } from '../wire/codec.js';
+import type { CallMeta } from '../wire/envelope.js';
+import { abortError, type CallOwner, type RpcClient } from './rpc-client.js';
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Milliseconds before the call fails with ERR_DEADLINE (counted from the
+   * call, including any on-demand launch). The service's handler sees its
+   * `ctx.signal` abort.
+   * @default the connection's `timeoutMs` (none unless set)
+   */
+  timeoutMs?: number;
+  /** Aborting it fails the call with ERR_CANCELLED and aborts the handler's `ctx.signal`. */
+  signal?: AbortSignal;
+}
+
+/** What a connection needs from whoever supplies helpers (the broker). */
+export interface ServiceEndpoint {
+  /** Service name. */
+  readonly service: string;
+  /** The service's protocol, as the broker loaded it. */
+  readonly protocol: CompiledProtocol;
+  /** The running helper's client when it is ready now (the fast path). */
+  current(): RpcClient | undefined;
+  /** Launches the helper if needed; resolves once it is ready. Rejects with a coded error. */
+  acquire(): Promise<RpcClient>;
+  /** Metadata to send with every call (e.g. the verified peer). */
+  readonly callMeta: CallMeta | undefined;
+  /** The connection closed and wants no more signals. */
+  detach(connection: Connection<ProtocolShape>): void;
+}
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** The service emitted an event (already validated against the protocol). */
+  event: [name: string, payload: unknown];
+  /** The helper died or stopped; calls in flight failed with this ERR_INTERRUPTED error. The next call relaunches it. */
+  interrupted: [error: BulkheadError];
+  /** The service can never be reached through this connection again. */
+  invalidated: [error: BulkheadError];
+  /** An event from the service failed validation (ERR_INVALID_RESULT) and was dropped. */
+  error: [error: BulkheadError];
+  [key: string]: unknown[];
+}
+
+/** Connection options. */
+export interface ConnectionOptions {
+  /**
+   * Default deadline for every call on this connection, in ms.
+   * @default undefined (no deadline)
+   */
+  timeoutMs?: number;
+}
+
+/** A client's handle to one service. Create with `broker.connect(name)`. */
+export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<ConnectionEvents> implements CallOwner {
+  private state: 'open' | 'closing' | 'closed' | 'invalidated' = 'open';
+  private endError: BulkheadError | undefined;
+  private inFlightCount = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly defaultTimeoutMs: number | undefined;
+
+  /** @internal Created by the broker. */
+  constructor(private readonly endpoint: ServiceEndpoint, options: ConnectionOptions = {}) {
+    super();
+    if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'timeoutMs');
+    this.defaultTimeoutMs = options.timeoutMs;
+  }
+
+  /** Service name. */
+  get service(): string {
+    return this.endpoint.service;
+  }
+
+  /** True until close(), destroy() or invalidation. */
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Calls made on this connection and not yet settled. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /**
+   * Calls a method. The first call launches the helper if it is not running.
+   * Rejects with a {@link BulkheadError}: ERR_UNKNOWN_METHOD, ERR_INVALID_PARAMS,
+   * ERR_INVALID_RESULT, ERR_SERVICE_ERROR, ERR_DEADLINE, ERR_CANCELLED,
+   * ERR_INTERRUPTED, ERR_INVALIDATED, ERR_LAUNCH_FAILED, ERR_BACKPRESSURE or ERR_CLOSED.
+   */
+  call<M extends MethodName<P>>(method: M, params: ParamsOf<P, M>, options: CallOptions = {}): Promise<ResultOf<P, M>> {
+    if (this.state !== 'open') return Promise.reject(this.unusableError());
+    const protocol = this.endpoint.protocol;
+    if (!protocol.hasMethod(method)) {
+      return Promise.reject(bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method }));
+    }
+    const problem = describeNonPlain(params);
+    if (problem !== undefined) {
+      return Promise.reject(bulkheadError('ERR_INVALID_PARAMS', `${protocol.name}.${method}: params hold ${problem}; send JSON-like data or byte strings.`, { method, part: 'params' }));
+    }
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    if (options.timeoutMs !== undefined) {
+      try {
+        checkTimeout(options.timeoutMs, 'options.timeoutMs');
+      } catch (err) {
+        return Promise.reject(err as BulkheadError);
+      }
+    }
+    this.inFlightCount++;
+    const rpc = this.endpoint.current();
+    const result = rpc !== undefined
+      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta: this.endpoint.callMeta })
+      : this.callAfterLaunch(method, params, timeoutMs, options.signal);
+    result.then(this.settled, this.settled);
+    return result as Promise<ResultOf<P, M>>;
+  }
+
+  /**
+   * Listens for one event of the protocol, typed by its name.
+   * @returns a Disposable that removes the listener
+   */
+  onEvent<E extends EventName<P>>(name: E, listener: (payload: EventPayload<P, E>) => void): Disposable {
+    return this.on('event', (eventName, payload) => {
+      if (eventName === name) listener(payload as EventPayload<P, E>);
+    });
+  }
+
+  /** Stops new calls, waits for this connection's calls to settle, then detaches. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state === 'open') this.state = 'closing';
+    if (this.inFlightCount > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.finish();
+  }
+
+  /** Fails this connection's calls now (with `error` or ERR_CLOSED) and detaches. Idempotent. */
+  destroy(error?: BulkheadError): void {
+    if (this.state === 'closed') return;
+    const reason = error ?? bulkheadError('ERR_CLOSED', `Connection to ${this.service} was destroyed; open a new one with broker.connect().`);
+    if (this.state !== 'invalidated') this.endError = reason;
+    this.state = this.state === 'invalidated' ? 'invalidated' : 'closing';
+    this.endpoint.current()?.abandonOwnedBy(this, reason);
+    this.finish();
+  }
+
+  /** `await using conn = broker.connect(...)` closes it at scope end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal The service's helper died or stopped. */
+  notifyInterrupted(error: BulkheadError): void {
+    if (this.state === 'open' || this.state === 'closing') this.emit('interrupted', error);
+  }
+
+  /** @internal The service can never be reached again through this connection. */
+  notifyInvalidated(error: BulkheadError): void {
+    if (this.state === 'closed' || this.state === 'invalidated') return;
+    this.state = 'invalidated';
+    this.endError = error;
+    this.emit('invalidated', error);
+  }
+
+  /** @internal A broadcast event of the service. */
+  deliverEvent(name: string, payload: unknown): void {
+    if (this.state === 'open' || this.state === 'closing') this.emit('event', name, payload);
+  }
+
+  /** @internal An event failed validation. */
+  deliverError(error: BulkheadError): void {
+    if (this.state === 'open' || this.state === 'closing') this.emit('error', error);
+  }
+
+  private readonly settled = (): void => {
+    this.inFlightCount--;
+    if (this.inFlightCount === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
+
+  private finish(): void {
+    if (this.state === 'closed') return;
+    const wasInvalidated = this.state === 'invalidated';
+    if (!wasInvalidated) this.state = 'closed';
+    this.endError ??= bulkheadError('ERR_CLOSED', `Connection to ${this.service} is closed; open a new one with broker.connect().`);
+    this.endpoint.detach(this as unknown as Connection<ProtocolShape>);
+    this.removeAllListeners();
+  }
+
+  private unusableError(): BulkheadError {
+    return this.endError ?? bulkheadError('ERR_CLOSED', `Connection to ${this.service} is closing; open a new one with broker.connect().`);
+  }
+
+  /** Slow path: wait for an on-demand launch, counting it against the deadline and the signal. */
+  private async callAfterLaunch(method: string, params: unknown, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    const started = performance.now();
+    const rpc = await waitWithin(this.endpoint.acquire(), timeoutMs, signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
+    if (this.state !== 'open' && this.state !== 'closing') throw this.unusableError();
+    const remaining = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - started));
+    return rpc.call(method, params, { timeoutMs: remaining, signal, owner: this, meta: this.endpoint.callMeta });
+  }
+}
+
+function checkTimeout(value: number, name: string): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 2 ** 31 - 1) {
+    throw bulkheadError('ERR_INVALID_OPTION', `${name} must be a number of milliseconds from 0 to 2^31-1, got ${String(value)}.`, { option: name });
+  }
+}
+
+/** Awaits `promise`, but gives up on the deadline or the signal. */
+function waitWithin<T>(promise: Promise<T>, timeoutMs: number | undefined, signal: AbortSignal | undefined, deadlineError: () => BulkheadError, method: string, service: string): Promise<T> {
+  if (timeoutMs === undefined && signal === undefined) return promise;
+  if (signal?.aborted) return Promise.reject(abortError(signal, method, service));
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => done(() => reject(abortError(signal!, method, service)));
+    const done = (settle: () => void) => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    if (timeoutMs !== undefined) timer = setTimeout(() => done(() => reject(deadlineError())), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then((value) => done(() => resolve(value)), (err: unknown) => done(() => reject(err)));
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * Turns an error envelope's body back into a {@link BulkheadError}. Only the
+ * codes a service may legitimately send keep their code; anything else a
+ * service sends (including a handler's own codes) becomes `ERR_SERVICE_ERROR`
+ * with the original code in `data.remoteCode`, so a helper cannot make a
+ * caller believe, say, that its call was interrupted by the broker.
+ * @module
+ */
+import { BulkheadError, type BulkheadErrorCode, type SerializedError } from '../errors.js';
+
+/** Codes a service-side runtime sends on its own behalf. */
+const SERVICE_CODES: ReadonlySet<string> = new Set<BulkheadErrorCode>([
+  'ERR_UNKNOWN_METHOD',
+  'ERR_INVALID_PARAMS',
+  'ERR_SERVICE_ERROR',
+  'ERR_CANCELLED',
+  'ERR_DEADLINE',
+  'ERR_NOT_PERMITTED',
+  'ERR_PROTOCOL_MISMATCH',
+  'ERR_FRAME_TOO_LARGE',
+  'ERR_BAD_FRAME',
+]);
+
+/** Rebuilds a wire error as a BulkheadError. */
+export function fromWireError(error: SerializedError, service: string): BulkheadError {
+  const data = error.data ?? {};
+  if (SERVICE_CODES.has(error.code)) {
+    return new BulkheadError(error.code as BulkheadErrorCode, error.message, { ...data, service });
+  }
+  return new BulkheadError('ERR_SERVICE_ERROR', error.message, { ...data, remoteCode: error.code, service });
+}

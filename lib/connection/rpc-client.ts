@@ -1,0 +1,294 @@
+/**
+ * The calling side of one channel: call ids, the pending-call table,
+ * deadlines, cancellation, a bounded number of calls in flight (the rest
+ * queue, up to a bound), result and event validation on receipt, and the
+ * hello check. One RpcClient lives exactly as long as one helper process.
+ * @module
+ */
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { CallMeta, Envelope, HelloEnvelope } from '../wire/envelope.js';
+import { MAX_CALL_ID } from '../wire/envelope.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
+import { fromWireError } from './remote-error.js';
+
+/** Who receives the events a service emits while handling a call. */
+export interface CallOwner {
+  /** A validated event tied to one of this owner's calls. */
+  deliverEvent(name: string, payload: unknown): void;
+  /** An event tied to one of this owner's calls failed validation. */
+  deliverError(error: BulkheadError): void;
+}
+
+/** Per-call options for {@link RpcClient.call}. */
+export interface RpcCallOptions {
+  /** Milliseconds until the call fails with ERR_DEADLINE. */
+  timeoutMs?: number | undefined;
+  /** Aborting it fails the call with ERR_CANCELLED (or the signal's BulkheadError reason). */
+  signal?: AbortSignal | undefined;
+  /** Receives events the service emits for this call. */
+  owner?: CallOwner | undefined;
+  /** Extra metadata (e.g. verified peer) sent with the call. */
+  meta?: CallMeta | undefined;
+}
+
+/** Limits of an {@link RpcClient}. */
+export interface RpcClientOptions {
+  /**
+   * Calls sent and not yet answered; further calls wait in a queue.
+   * @default 1024
+   */
+  maxInFlight?: number;
+  /**
+   * Calls waiting for an in-flight slot; one more fails with ERR_BACKPRESSURE.
+   * @default 65536
+   */
+  maxQueued?: number;
+}
+
+/** Defaults of {@link RpcClientOptions}. */
+export const RPC_CLIENT_DEFAULTS = { maxInFlight: 1024, maxQueued: 65536 } as const;
+
+/** Events of the RpcClient that are not tied to a call. */
+export interface RpcClientHooks {
+  /** A validated event for every client of the service (callId 0). */
+  broadcast(name: string, payload: unknown): void;
+  /** An event that failed validation, or an event for no known call. */
+  eventError(error: BulkheadError): void;
+}
+
+interface PendingCall {
+  id: number;
+  method: string;
+  params: unknown;
+  meta: CallMeta | undefined;
+  resolve(value: unknown): void;
+  reject(error: BulkheadError): void;
+  owner: CallOwner | undefined;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** False while waiting in the queue. */
+  sent: boolean;
+}
+
+/** Calling side of one channel. */
+export class RpcClient {
+  /** Resolves with the service's hello once it matched; rejects with ERR_PROTOCOL_MISMATCH or the close reason. */
+  readonly ready: Promise<HelloEnvelope>;
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly queue: PendingCall[] = [];
+  private readonly maxInFlight: number;
+  private readonly maxQueued: number;
+  private nextId = 1;
+  private inFlightCount = 0;
+  private interruption: BulkheadError | undefined;
+  private settleReady!: { resolve(hello: HelloEnvelope): void; reject(err: BulkheadError): void };
+  private isReady = false;
+  /** Last connection-level error the service sent (id 0), e.g. before it closed. */
+  peerError: BulkheadError | undefined;
+
+  constructor(
+    readonly channel: FramedChannel,
+    readonly protocol: CompiledProtocol,
+    private readonly hooks: RpcClientHooks,
+    options: RpcClientOptions = {},
+  ) {
+    this.maxInFlight = options.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight;
+    this.maxQueued = options.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued;
+    this.ready = new Promise((resolve, reject) => {
+      this.settleReady = { resolve, reject };
+    });
+    // Nobody may be waiting yet; the rejection is observed through acquire().
+    this.ready.catch(() => {});
+  }
+
+  /** Sends our hello. Call once, right after attaching the channel. */
+  sendHello(info: Record<string, unknown>): void {
+    const p = this.protocol;
+    this.channel.send({ kind: 'hello', role: 'client', protocol: p.name, version: p.version, schemaHash: p.hash, info });
+  }
+
+  /** Calls answered or queued but not settled. */
+  get inFlight(): number {
+    return this.inFlightCount + this.queue.length;
+  }
+
+  /** True once the service's hello matched and until the client is interrupted. */
+  get usable(): boolean {
+    return this.isReady && this.interruption === undefined;
+  }
+
+  /**
+   * Makes one call. Never pends forever: it settles with the reply, an error
+   * from the service, ERR_DEADLINE, ERR_CANCELLED, ERR_BACKPRESSURE, or the
+   * interruption error when the channel goes away.
+   */
+  call(method: string, params: unknown, options: RpcCallOptions = {}): Promise<unknown> {
+    if (this.interruption !== undefined) return Promise.reject(this.interruption);
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal, method, this.protocol.name));
+    if (this.inFlightCount >= this.maxInFlight && this.queue.length >= this.maxQueued) {
+      return Promise.reject(bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued }));
+    }
+    return new Promise((resolve, reject) => {
+      const call: PendingCall = {
+        id: 0, method, params, meta: options.meta, resolve, reject,
+        owner: options.owner, timer: undefined, signal, onAbort: undefined, sent: false,
+      };
+      if (options.timeoutMs !== undefined) {
+        const timeoutMs = options.timeoutMs;
+        call.timer = setTimeout(() => this.abandon(call, 'deadline', bulkheadError('ERR_DEADLINE', `${this.protocol.name}.${method} did not answer within ${timeoutMs} ms; raise timeoutMs or make the handler faster.`, { method, timeoutMs })), timeoutMs);
+      }
+      if (signal !== undefined) {
+        call.onAbort = () => this.abandon(call, 'cancelled', abortError(signal, method, this.protocol.name));
+        signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      if (this.inFlightCount < this.maxInFlight) this.send(call);
+      else this.queue.push(call);
+    });
+  }
+
+  /** Handles one envelope from the channel. */
+  receive(envelope: Envelope): void {
+    switch (envelope.kind) {
+      case 'reply': {
+        const call = this.pending.get(envelope.id);
+        if (call === undefined) return; // late answer to a cancelled call
+        const invalid = this.protocol.check('result', call.method, envelope.result);
+        if (invalid === undefined) this.settle(call).resolve(envelope.result);
+        else this.settle(call).reject(invalid);
+        return;
+      }
+      case 'error': {
+        const error = fromWireError(envelope.error, this.protocol.name);
+        if (envelope.id === 0) {
+          this.peerError = error;
+          if (!this.isReady) this.settleReady.reject(error);
+          return;
+        }
+        const call = this.pending.get(envelope.id);
+        if (call !== undefined) this.settle(call).reject(error);
+        return;
+      }
+      case 'event':
+        this.receiveEvent(envelope.callId, envelope.name, envelope.payload);
+        return;
+      case 'hello':
+        this.receiveHello(envelope);
+        return;
+      case 'goodbye':
+        return; // the close that follows does the work
+      case 'call':
+      case 'cancel':
+        // A service never calls its client; treat it as a broken peer.
+        this.channel.fail(bulkheadError('ERR_BAD_FRAME', `${this.protocol.name}: a service sent a "${envelope.kind}" message, which only clients may send.`));
+        return;
+    }
+  }
+
+  /**
+   * Fails every pending and queued call with `error` and refuses new ones.
+   * Idempotent: only the first error counts.
+   */
+  interrupt(error: BulkheadError): void {
+    if (this.interruption !== undefined) return;
+    this.interruption = error;
+    if (!this.isReady) this.settleReady.reject(error);
+    const calls = [...this.pending.values(), ...this.queue];
+    this.pending.clear();
+    this.queue.length = 0;
+    this.inFlightCount = 0;
+    for (const call of calls) {
+      this.clearCall(call);
+      call.reject(error);
+    }
+  }
+
+  /** Fails the calls of one owner (a closing connection) with `error`, telling the service to cancel them. */
+  abandonOwnedBy(owner: CallOwner, error: BulkheadError): void {
+    for (const call of [...this.pending.values(), ...this.queue]) {
+      if (call.owner === owner) this.abandon(call, 'cancelled', error);
+    }
+  }
+
+  private receiveHello(hello: HelloEnvelope): void {
+    if (this.isReady) return;
+    const p = this.protocol;
+    if (hello.role !== 'service' || hello.protocol !== p.name || hello.version !== p.version || hello.schemaHash !== p.hash) {
+      const error = bulkheadError(
+        'ERR_PROTOCOL_MISMATCH',
+        `Helper speaks ${hello.protocol}@${hello.version} (schema ${hello.schemaHash.slice(0, 12)}) but ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) was expected; make the helper serve() the protocol its manifest names, from the same protocols/ file.`,
+        { expected: { protocol: p.name, version: p.version, schemaHash: p.hash }, actual: { protocol: hello.protocol, version: hello.version, schemaHash: hello.schemaHash, role: hello.role } },
+      );
+      this.settleReady.reject(error);
+      this.channel.fail(error);
+      return;
+    }
+    this.isReady = true;
+    this.settleReady.resolve(hello);
+  }
+
+  private receiveEvent(callId: number, name: string, payload: unknown): void {
+    const owner = callId === 0 ? undefined : this.pending.get(callId)?.owner;
+    if (callId !== 0 && owner === undefined) return; // its call already settled or was cancelled
+    const error = this.protocol.hasEvent(name)
+      ? this.protocol.check('event', name, payload)
+      : bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}: the service emitted event "${name}", which its protocol does not declare.`, { part: 'event', event: name });
+    if (owner !== undefined) {
+      if (error === undefined) owner.deliverEvent(name, payload);
+      else owner.deliverError(error);
+    } else if (error === undefined) this.hooks.broadcast(name, payload);
+    else this.hooks.eventError(error);
+  }
+
+  private send(call: PendingCall): void {
+    let id = this.nextId;
+    while (this.pending.has(id)) id = id >= MAX_CALL_ID ? 1 : id + 1;
+    this.nextId = id >= MAX_CALL_ID ? 1 : id + 1;
+    call.id = id;
+    call.sent = true;
+    this.pending.set(id, call);
+    this.inFlightCount++;
+    this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null });
+  }
+
+  /** Removes a call from the tables, frees its slot, and returns it for settling. */
+  private settle(call: PendingCall): PendingCall {
+    if (call.sent) {
+      this.pending.delete(call.id);
+      this.inFlightCount--;
+      const next = this.queue.shift();
+      if (next !== undefined) this.send(next);
+    } else {
+      const index = this.queue.indexOf(call);
+      if (index >= 0) this.queue.splice(index, 1);
+    }
+    this.clearCall(call);
+    return call;
+  }
+
+  private abandon(call: PendingCall, reason: 'cancelled' | 'deadline', error: BulkheadError): void {
+    const live = call.sent ? this.pending.get(call.id) === call : this.queue.includes(call);
+    if (!live) return;
+    const wasSent = call.sent;
+    this.settle(call).reject(error);
+    if (wasSent) this.channel.send({ kind: 'cancel', id: call.id, reason });
+  }
+
+  private clearCall(call: PendingCall): void {
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    if (call.onAbort !== undefined) call.signal!.removeEventListener('abort', call.onAbort);
+    call.timer = undefined;
+    call.onAbort = undefined;
+  }
+}
+
+/** The error for an aborted signal: its reason when that is already a BulkheadError, else ERR_CANCELLED. */
+export function abortError(signal: AbortSignal, method: string, service: string): BulkheadError {
+  const reason: unknown = signal.reason;
+  if (typeof reason === 'object' && reason !== null && typeof (reason as { code?: unknown }).code === 'string' && (reason as Error).name === 'BulkheadError') {
+    return reason as BulkheadError;
+  }
+  return bulkheadError('ERR_CANCELLED', `${service}.${method} was cancelled by the caller's AbortSignal.`, { method });
+}

@@ -1,0 +1,219 @@
+/**
+ * The answering side of one channel, used by a helper's runtime: checks the
+ * client's hello, validates params before a handler runs, gives each handler
+ * a context (verified peer, AbortSignal, emit), turns throws into coded
+ * errors, and honours cancel. Results are validated by the receiver.
+ * @module
+ */
+import { bulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import { describeNonPlain } from '../wire/codec.js';
+import type { CallEnvelope, Envelope, PeerInfo } from '../wire/envelope.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
+
+/** The peer a call is attributed to when the broker did not name one: the embedding app. */
+export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
+
+/** What a handler receives besides its params. */
+export interface HandlerContext {
+  /** Aborts when the caller cancels, its deadline passes, or the helper is stopping. */
+  readonly signal: AbortSignal;
+  /** Who called, as verified by the broker. */
+  readonly peer: PeerInfo;
+  /** The caller's timeout in ms, when it set one. */
+  readonly timeoutMs: number | undefined;
+  /** Sends an event to the caller of this call (validated by the receiver against the protocol). */
+  emit(name: string, payload: unknown): void;
+}
+
+/** A handler: params in, result (or a promise of it) out. */
+export type Handler = (params: never, ctx: HandlerContext) => unknown;
+
+/** Hooks the runtime gives the server. */
+export interface RpcServerHooks {
+  /** The client said goodbye: finish in-flight calls, then exit. */
+  goodbye(): void;
+  /** The channel closed. */
+  closed(error: BulkheadError | undefined): void;
+}
+
+/** Options of an {@link RpcServer}. */
+export interface RpcServerOptions {
+  /** Include handler stack traces in errors sent to callers (never in production). @default false */
+  exposeStacks?: boolean;
+}
+
+/** Answering side of one channel. */
+export class RpcServer {
+  private readonly running = new Map<number, AbortController>();
+  private helloSeen = false;
+  private draining = false;
+  private drainWaiters: Array<() => void> = [];
+  private readonly exposeStacks: boolean;
+
+  constructor(
+    readonly channel: FramedChannel,
+    readonly protocol: CompiledProtocol,
+    private readonly handlers: Readonly<Record<string, Handler>>,
+    private readonly hooks: RpcServerHooks,
+    options: RpcServerOptions = {},
+  ) {
+    this.exposeStacks = options.exposeStacks ?? false;
+    channel.attach({ envelope: (e) => this.receive(e), closed: (err) => this.onClosed(err) });
+    const p = protocol;
+    channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { pid: process.pid } });
+  }
+
+  /** Handlers currently running. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  /** Sends an event to every client of this service. */
+  broadcast(name: string, payload: unknown): void {
+    this.sendEvent(0, name, payload);
+  }
+
+  /** Resolves once no handler is running. */
+  drained(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private receive(envelope: Envelope): void {
+    switch (envelope.kind) {
+      case 'call':
+        if (!this.helloSeen) return this.protocolViolation('a call arrived before hello');
+        this.startCall(envelope);
+        return;
+      case 'cancel': {
+        const controller = this.running.get(envelope.id);
+        controller?.abort(envelope.reason === 'deadline'
+          ? bulkheadError('ERR_DEADLINE', 'The caller\'s deadline passed.')
+          : bulkheadError('ERR_CANCELLED', 'The caller cancelled the call.'));
+        return;
+      }
+      case 'hello': {
+        const p = this.protocol;
+        if (envelope.role !== 'client' || envelope.protocol !== p.name || envelope.version !== p.version || envelope.schemaHash !== p.hash) {
+          this.channel.fail(bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper serves ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) but the broker expects ${envelope.protocol}@${envelope.version} (schema ${envelope.schemaHash.slice(0, 12)}). Make the manifest's protocol and the helper's serve() agree.`, { expected: envelope.protocol, actual: p.name }));
+          return;
+        }
+        this.helloSeen = true;
+        return;
+      }
+      case 'goodbye':
+        this.draining = true;
+        this.hooks.goodbye();
+        return;
+      case 'error':
+        return; // a connection-level error from the broker; the close follows
+      case 'reply':
+      case 'event':
+        return this.protocolViolation(`a client sent a "${envelope.kind}" message, which only services send`);
+    }
+  }
+
+  private protocolViolation(what: string): void {
+    this.channel.fail(bulkheadError('ERR_BAD_FRAME', `Protocol violation: ${what}.`));
+  }
+
+  private startCall(call: CallEnvelope): void {
+    const { id, method } = call;
+    if (this.running.has(id)) return this.protocolViolation(`call id ${id} is already in flight`);
+    if (this.draining) {
+      return this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `${this.protocol.name} is shutting down; retry the call.`, data: { remoteCode: 'ERR_CLOSED' } });
+    }
+    const handler = this.protocol.hasMethod(method) && Object.hasOwn(this.handlers, method) ? this.handlers[method] : undefined;
+    if (handler === undefined) {
+      const declared = this.protocol.hasMethod(method);
+      return this.sendError(id, bulkheadError('ERR_UNKNOWN_METHOD', declared
+        ? `${this.protocol.name}.${method} is declared but the helper has no handler for it; add it to serve().`
+        : `${this.protocol.name} has no method "${method}"; methods: ${this.protocol.methodNames().join(', ')}.`, { method }).toJSON());
+    }
+    const invalid = this.protocol.check('params', method, call.params);
+    if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
+
+    const controller = new AbortController();
+    this.running.set(id, controller);
+    const ctx: HandlerContext = {
+      signal: controller.signal,
+      peer: call.meta?.peer ?? MAIN_APP_PEER,
+      timeoutMs: call.meta?.timeoutMs,
+      emit: (name, payload) => {
+        if (this.running.get(id) !== controller) {
+          throw bulkheadError('ERR_CLOSED', `ctx.emit("${name}") after call ${method} settled; use the service's broadcast emit instead.`);
+        }
+        this.sendEvent(id, name, payload);
+      },
+    };
+    let result: unknown;
+    try {
+      result = (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, ctx);
+    } catch (err) {
+      this.finish(id, controller, undefined, err);
+      return;
+    }
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+      (result as PromiseLike<unknown>).then(
+        (value) => this.finish(id, controller, value, undefined),
+        (err: unknown) => this.finish(id, controller, undefined, err ?? new Error('handler rejected with no reason')),
+      );
+    } else {
+      this.finish(id, controller, result, undefined);
+    }
+  }
+
+  private finish(id: number, controller: AbortController, value: unknown, error: unknown): void {
+    if (this.running.get(id) !== controller) return;
+    this.running.delete(id);
+    // The caller has given up (cancel or deadline): it ignores answers, so send none.
+    if (!controller.signal.aborted) {
+      if (error !== undefined) this.sendError(id, this.handlerError(error));
+      else {
+        const problem = describeNonPlain(value);
+        if (problem === undefined) this.channel.send({ kind: 'reply', id, result: value });
+        else this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `The handler returned ${problem}; results must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT' } });
+      }
+    }
+    if (this.running.size === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  private handlerError(error: unknown): SerializedError {
+    const err = error instanceof Error ? error : new Error(String(error));
+    const data: Record<string, unknown> = {};
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') data['remoteCode'] = code;
+    const remoteData = (err as { data?: unknown }).data;
+    if (remoteData !== undefined) {
+      try {
+        // A JSON round trip keeps only plain data, so the frame stays decodable.
+        data['remoteData'] = JSON.parse(JSON.stringify(remoteData)) as unknown;
+      } catch {
+        data['remoteData'] = '[unserializable]';
+      }
+    }
+    if (this.exposeStacks && err.stack !== undefined) data['stack'] = err.stack;
+    return { code: 'ERR_SERVICE_ERROR', message: err.message, data };
+  }
+
+  private sendEvent(callId: number, name: string, payload: unknown): void {
+    const problem = describeNonPlain(payload);
+    if (problem !== undefined) throw bulkheadError('ERR_INVALID_RESULT', `Event "${name}" holds ${problem}; event payloads must be JSON-like data or byte strings.`, { part: 'event', event: name });
+    this.channel.send({ kind: 'event', callId, name, payload });
+  }
+
+  private sendError(id: number, error: SerializedError): void {
+    this.channel.send({ kind: 'error', id, error });
+  }
+
+  private onClosed(error: BulkheadError | undefined): void {
+    const reason = bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.');
+    for (const controller of this.running.values()) controller.abort(reason);
+    this.hooks.closed(error);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The one error family of bulkhead. Errors cross process boundaries, so callers
+ * brand-check by {@link BulkheadError.code} (see {@link isBulkheadError}), never by
+ * `instanceof` alone. On the wire an error is `{ code, message, data }`.
+ *
+ * Every code is listed in {@link ERROR_CODES} with what it means and what to do;
+ * a test checks that `docs/errors.md` mentions each one.
+ * @module
+ */
+
+/**
+ * Every stable error code, with a one-line meaning and the remedy a user should try.
+ * The keys are the public contract: never rename one, only add.
+ */
+export const ERROR_CODES = {
+  ERR_FRAME_TOO_LARGE: {
+    meaning: 'A peer declared a frame larger than the connection\'s maxFrameBytes; the connection was closed before the body was read.',
+    remedy: 'Send smaller messages, or raise maxFrameBytes on both ends if large frames are intended.',
+  },
+  ERR_BAD_FRAME: {
+    meaning: 'A frame was not one well-formed CBOR item, or not a valid bulkhead envelope (wrong shape, unsupported CBOR tag, too deep).',
+    remedy: 'The peer is not speaking the bulkhead wire format (docs/wire.md); fix or replace the peer.',
+  },
+  ERR_UNKNOWN_METHOD: {
+    meaning: 'The called method is not declared in the service\'s protocol, or the service has no handler for it.',
+    remedy: 'Check the method name against protocols/<name>.json and the handlers passed to serve().',
+  },
+  ERR_INVALID_PARAMS: {
+    meaning: 'The call\'s params failed the method\'s params JSON Schema; the handler did not run.',
+    remedy: 'Fix the caller: error.data.errors holds ajv\'s path and message for each failure.',
+  },
+  ERR_INVALID_RESULT: {
+    meaning: 'A result or event sent by the service failed its JSON Schema (checked by the receiver).',
+    remedy: 'Fix the service\'s handler (or the protocol\'s result/event schema): error.data.errors holds ajv\'s details.',
+  },
+  ERR_PROTOCOL_MISMATCH: {
+    meaning: 'At hello, the two ends disagreed on protocol name, version or schema hash.',
+    remedy: 'Make the helper call serve() with the protocol its manifest names, and rebuild/redeploy both ends from the same protocols/ file.',
+  },
+  ERR_DEADLINE: {
+    meaning: 'The call did not complete within its timeoutMs; the service was told to cancel it.',
+    remedy: 'Raise timeoutMs for this call or make the handler faster.',
+  },
+  ERR_CANCELLED: {
+    meaning: 'The caller aborted the call through its AbortSignal; the service\'s ctx.signal was aborted too.',
+    remedy: 'Nothing to fix if the abort was intended.',
+  },
+  ERR_SERVICE_ERROR: {
+    meaning: 'The service\'s handler threw; error.data.remoteCode carries the handler\'s own code if it had one.',
+    remedy: 'Read the message (the handler\'s error message) and fix the service or the input.',
+  },
+  ERR_INTERRUPTED: {
+    meaning: 'The helper process died or stopped while the call was in flight. The next call relaunches it.',
+    remedy: 'Retry if the call is idempotent; error.data has the exit code/signal. Check `broker.status()` and the helper\'s stderr.',
+  },
+  ERR_INVALIDATED: {
+    meaning: 'The service can no longer be reached: its crash-loop breaker tripped, it was unregistered, or its launch is refused.',
+    remedy: 'Read the message for the last exit and stderr tail, fix the helper, then call broker.reset(name) or re-register it.',
+  },
+  ERR_UNKNOWN_SERVICE: {
+    meaning: 'No service with that name is registered with the broker.',
+    remedy: 'Register it first (broker.register) or check the spelling against the manifest.',
+  },
+  ERR_UNKNOWN_PROTOCOL: {
+    meaning: 'No protocols/<name>.json exists for the protocol name given.',
+    remedy: 'Create the protocol file under <root>/protocols/ or fix the name in the manifest or serve() call.',
+  },
+  ERR_INVALID_PROTOCOL: {
+    meaning: 'A protocol file is not valid: bad JSON, a missing field, or a schema ajv cannot compile in strict mode.',
+    remedy: 'Fix the file at the JSON pointer given in error.data.pointer; `bulkhead validate` checks protocols.',
+  },
+  ERR_INVALID_MANIFEST: {
+    meaning: 'A service manifest (passed to register() or read by Broker.fromConfig) has a bad field.',
+    remedy: 'Fix the field named in the message (error.data.pointer); the message says what is expected.',
+  },
+  ERR_INVALID_OPTION: {
+    meaning: 'An options object passed to a bulkhead API has a bad value.',
+    remedy: 'Fix the option named in the message.',
+  },
+  ERR_LAUNCH_FAILED: {
+    meaning: 'The helper could not be started, or exited before it completed the hello handshake.',
+    remedy: 'Check the entry path, that the helper calls serve(), and its stderr tail in the message.',
+  },
+  ERR_CLOSED: {
+    meaning: 'The broker or connection was closed; no new calls are accepted.',
+    remedy: 'Create a new broker or connection.',
+  },
+  ERR_BACKPRESSURE: {
+    meaning: 'Too many calls are waiting for a free in-flight slot on this connection.',
+    remedy: 'Await earlier calls before issuing more, or raise maxInFlight / maxQueued.',
+  },
+  ERR_SANDBOX_UNENFORCEABLE: {
+    meaning: 'A sandbox profile rule cannot be enforced by any layer this host has, and the profile is strict.',
+    remedy: 'Install the missing layer named in the message (e.g. bubblewrap), relax the rule, or set enforcement: "best-effort".',
+  },
+  ERR_INVALID_PROFILE: {
+    meaning: 'A sandbox profile file is not valid.',
+    remedy: 'Fix the field at error.data.pointer; sandbox-profiles/*.json are checked against the profile schema.',
+  },
+  ERR_NOT_PERMITTED: {
+    meaning: 'The caller is not authorised to reach that service or method.',
+    remedy: 'Add the caller\'s identity to the service manifest\'s clients (or connects) list if it should be allowed.',
+  },
+  ERR_CODE_SIGNATURE: {
+    meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',
+    remedy: 'Re-sign the service with `bulkhead sign` after a deliberate change; otherwise treat it as tampering.',
+  },
+} as const satisfies Record<string, { meaning: string; remedy: string }>;
+
+/** Every stable error code as a string literal union. */
+export type BulkheadErrorCode = keyof typeof ERROR_CODES;
+
+/** The plain form an error takes on the wire and in logs. */
+export interface SerializedError {
+  /** Stable code; for errors raised by user handlers, whatever code they carried. */
+  code: string;
+  /** Human-readable message that says what to do. */
+  message: string;
+  /** Structured details (ajv errors, exit code, ...). Plain data only. */
+  data?: Record<string, unknown>;
+}
+
+/**
+ * The base (and only) error class of bulkhead. `code` is a literal type, so a
+ * `switch (err.code)` is checked by the compiler.
+ */
+export class BulkheadError<C extends BulkheadErrorCode = BulkheadErrorCode> extends Error {
+  /** Stable machine-readable code. */
+  readonly code: C;
+  /** Structured details. Plain data only, so it survives a trip over the wire. */
+  readonly data: Record<string, unknown>;
+
+  /**
+   * @param code - one of {@link ERROR_CODES}
+   * @param message - what happened and what to do
+   * @param data - plain structured details
+   * @param options - standard `cause`
+   */
+  constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BulkheadError';
+    this.code = code;
+    this.data = data;
+  }
+
+  /** The wire form `{ code, message, data }`. */
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+/** True when `value` is a known bulkhead error code. */
+export function isErrorCode(value: unknown): value is BulkheadErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/**
+ * Brand check by code: true for any bulkhead error (optionally of one code),
+ * including ones rebuilt from the wire.
+ */
+export function isBulkheadError<C extends BulkheadErrorCode>(err: unknown, code?: C): err is BulkheadError<C> {
+  if (typeof err !== 'object' || err === null) return false;
+  const actual = (err as { code?: unknown }).code;
+  return isErrorCode(actual) && (code === undefined || actual === code);
+}
+
+/** Shorthand used inside the framework. */
+export function bulkheadError<C extends BulkheadErrorCode>(code: C, message: string, data?: Record<string, unknown>, cause?: unknown): BulkheadError<C> {
+  return new BulkheadError(code, message, data, cause === undefined ? undefined : { cause });
+}

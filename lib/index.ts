@@ -1,0 +1,28 @@
+/**
+ * `bulkhead`: the main app's entry point.
+ * @example
+ * ```ts
+ * import { Broker } from 'bulkhead';
+ * const broker = new Broker({ root: appDir });
+ * broker.register({ name: 'com.example.echo', entry: './echo-service.js', protocol: 'com.example.echo' });
+ * const echo = broker.connect('com.example.echo');
+ * await echo.call('echo', { text: 'hi' }); // launches the helper on demand
+ * await broker.close();
+ * ```
+ * @module
+ */
+export { Broker, type BrokerOptions, type BrokerEvents, type BrokerConfig, type LogLine } from './broker/broker.js';
+export { LAUNCH_DEFAULTS, SERVICE_MANIFEST_SCHEMA, checkManifest, type ServiceManifest, type LaunchPolicy } from './broker/manifest.js';
+export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js';
+export type { ExitInfo } from './broker/helper-process.js';
+export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEvents, type ServiceEndpoint } from './connection/connection.js';
+export type { RpcClient } from './connection/rpc-client.js';
+export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from './errors.js';
+export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, EventName, EventPayload } from './protocol/types.js';
+export { CompiledProtocol, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
+export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';
+export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
+export type { PeerInfo } from './wire/envelope.js';
+export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
+export type { EnforcementReport, RuleEnforcement } from './sandbox/index.js';
+export type { Disposable } from './util/emitter.js';

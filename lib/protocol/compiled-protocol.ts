@@ -1,0 +1,122 @@
+/**
+ * A protocol ready for use: its document, its schema hash, and ajv validators
+ * compiled once per schema, on first use (so a helper pays only for the
+ * methods it is actually called with).
+ * @module
+ */
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import { sharedAjv } from './ajv.js';
+import { checkProtocolDocument, type ProtocolDocument } from './document.js';
+import { schemaHash } from './hash.js';
+
+/** Which part of a message a validation concerns. */
+export type ValidationPart = 'params' | 'result' | 'event';
+
+/** The plain form of one ajv error that travels in `error.data.errors`. */
+export interface ValidationIssue {
+  instancePath: string;
+  schemaPath: string;
+  keyword: string;
+  message: string;
+  params: Record<string, unknown>;
+}
+
+/** A compiled protocol. Create with {@link CompiledProtocol.from}. */
+export class CompiledProtocol {
+  readonly name: string;
+  readonly version: string;
+  readonly hash: string;
+  readonly document: ProtocolDocument;
+  private readonly validators = new Map<string, ValidateFunction>();
+
+  private constructor(document: ProtocolDocument) {
+    this.document = document;
+    this.name = document.name;
+    this.version = document.version;
+    this.hash = schemaHash(document);
+  }
+
+  /**
+   * Checks a parsed protocol document and wraps it.
+   * @param options.eager - compile every schema now (default true), so a bad
+   *   schema fails at load; a helper passes false to start faster.
+   * @throws BulkheadError `ERR_INVALID_PROTOCOL`
+   */
+  static from(value: unknown, source: string, options: { eager?: boolean } = {}): CompiledProtocol {
+    const protocol = new CompiledProtocol(checkProtocolDocument(value, source));
+    if (options.eager !== false) protocol.compileAll(source);
+    return protocol;
+  }
+
+  /** True when the protocol declares `method`. */
+  hasMethod(method: string): boolean {
+    return Object.hasOwn(this.document.methods, method);
+  }
+
+  /** True when the protocol declares event `name`. */
+  hasEvent(name: string): boolean {
+    return this.document.events !== undefined && Object.hasOwn(this.document.events, name);
+  }
+
+  /** Declared method names. */
+  methodNames(): string[] {
+    return Object.keys(this.document.methods);
+  }
+
+  /**
+   * Validates one value against a declared schema.
+   * Returns undefined when valid, otherwise the error to raise:
+   * `ERR_INVALID_PARAMS` for params, `ERR_INVALID_RESULT` for results and events.
+   * The caller must check the method/event exists first.
+   */
+  check(part: ValidationPart, name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS' | 'ERR_INVALID_RESULT'> | undefined {
+    const validate = this.validator(part, name);
+    if (validate(value)) return undefined;
+    const issues = (validate.errors ?? []).map(toIssue);
+    const first = issues[0];
+    const where = first === undefined || first.instancePath === '' ? part : `${part}${first.instancePath}`;
+    const what = first?.message ?? 'is invalid';
+    if (part === 'params') {
+      return bulkheadError('ERR_INVALID_PARAMS', `${this.name}.${name}: ${where} ${what}. Fix the call's params to match the protocol.`, { part, method: name, errors: issues });
+    }
+    const subject = part === 'result' ? `result of ${name}` : `event ${name}`;
+    return bulkheadError('ERR_INVALID_RESULT', `${this.name}: ${subject} failed its schema: ${where} ${what}. The service sent data its protocol does not allow.`, { part, [part === 'result' ? 'method' : 'event']: name, errors: issues });
+  }
+
+  private validator(part: ValidationPart, name: string): ValidateFunction {
+    const key = `${part}:${name}`;
+    let validate = this.validators.get(key);
+    if (validate === undefined) {
+      validate = sharedAjv().compile(this.schemaOf(part, name));
+      this.validators.set(key, validate);
+    }
+    return validate;
+  }
+
+  private schemaOf(part: ValidationPart, name: string): object | boolean {
+    if (part === 'event') return this.document.events![name]!.payload;
+    const method = this.document.methods[name]!;
+    return part === 'params' ? method.params : method.result;
+  }
+
+  /** Compiles every schema now, so a bad schema fails at load, not at the first call. */
+  private compileAll(source: string): void {
+    const parts: Array<[ValidationPart, string]> = [
+      ...this.methodNames().flatMap((m): Array<[ValidationPart, string]> => [['params', m], ['result', m]]),
+      ...Object.keys(this.document.events ?? {}).map((e): [ValidationPart, string] => ['event', e]),
+    ];
+    for (const [part, name] of parts) {
+      try {
+        this.validator(part, name);
+      } catch (err) {
+        const pointer = part === 'event' ? `/events/${name}/payload` : `/methods/${name}/${part}`;
+        throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: schema at ${pointer} does not compile: ${(err as Error).message}`, { source, pointer }, err);
+      }
+    }
+  }
+}
+
+function toIssue(e: ErrorObject): ValidationIssue {
+  return { instancePath: e.instancePath, schemaPath: e.schemaPath, keyword: e.keyword, message: e.message ?? '', params: { ...e.params } };
+}

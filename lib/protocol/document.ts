@@ -1,0 +1,100 @@
+/**
+ * What a protocol file (`protocols/<name>.json`) must look like, and the
+ * check that turns a parsed file into a {@link ProtocolDocument} or an
+ * `ERR_INVALID_PROTOCOL` naming the JSON pointer at fault.
+ * @module
+ */
+import { bulkheadError } from '../errors.js';
+import { sharedAjv } from './ajv.js';
+
+/** Names of protocols, services and methods: no path separators, no dot-dot tricks. */
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+
+/** One method: JSON Schemas for its params and result. */
+export interface MethodDocument {
+  description?: string;
+  params: object | boolean;
+  result: object | boolean;
+}
+
+/** One event the service may emit: JSON Schema of its payload. */
+export interface EventDocument {
+  description?: string;
+  payload: object | boolean;
+}
+
+/** A parsed, checked protocol file. */
+export interface ProtocolDocument {
+  name: string;
+  version: string;
+  description?: string;
+  methods: Record<string, MethodDocument>;
+  events?: Record<string, EventDocument>;
+  /** Codes the service's handlers may throw, with what they mean. */
+  errors?: Record<string, { description?: string }>;
+}
+
+const schemaOrBool = { type: ['object', 'boolean'] };
+
+/** The JSON Schema every protocol file is checked against. */
+export const PROTOCOL_DOCUMENT_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  required: ['name', 'version', 'methods'],
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    name: { type: 'string', pattern: NAME_PATTERN },
+    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+].*)?$' },
+    description: { type: 'string' },
+    methods: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
+      additionalProperties: {
+        type: 'object',
+        required: ['params', 'result'],
+        additionalProperties: false,
+        properties: { description: { type: 'string' }, params: schemaOrBool, result: schemaOrBool },
+      },
+    },
+    events: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$.:-]{0,127}$' },
+      additionalProperties: {
+        type: 'object',
+        required: ['payload'],
+        additionalProperties: false,
+        properties: { description: { type: 'string' }, payload: schemaOrBool },
+      },
+    },
+    errors: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Z][A-Z0-9_]{0,127}$' },
+      additionalProperties: { type: 'object', additionalProperties: false, properties: { description: { type: 'string' } } },
+    },
+  },
+} as const;
+
+let validateDocument: ReturnType<ReturnType<typeof sharedAjv>['compile']> | undefined;
+
+/**
+ * Checks a parsed protocol file.
+ * @param source - file path or label, for messages
+ * @throws BulkheadError `ERR_INVALID_PROTOCOL` with `data.pointer` at the first fault
+ */
+export function checkProtocolDocument(value: unknown, source: string): ProtocolDocument {
+  validateDocument ??= sharedAjv().compile(PROTOCOL_DOCUMENT_SCHEMA);
+  if (!validateDocument(value)) {
+    const first = validateDocument.errors?.[0];
+    const pointer = first?.instancePath === undefined || first.instancePath === '' ? '/' : first.instancePath;
+    const detail = first?.keyword === 'additionalProperties'
+      ? `has unknown property "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}"`
+      : first?.message ?? 'is invalid';
+    throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail}. See docs/protocols.md for the format.`, {
+      source,
+      pointer,
+      errors: validateDocument.errors ?? [],
+    });
+  }
+  return value as ProtocolDocument;
+}

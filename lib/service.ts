@@ -1,0 +1,121 @@
+/**
+ * `bulkhead/service`: what a helper imports. `serve(protocol, handlers)`
+ * answers the broker over fd 3, validates params before a handler runs, and
+ * exits when the broker says goodbye (after in-flight calls finish) or when
+ * fd 3 closes (the broker died).
+ *
+ * This entry point must stay small: it never imports the broker, the sandbox
+ * layer or node-forge.
+ * @example
+ * ```ts
+ * import { serve } from 'bulkhead/service';
+ * serve('com.example.echo', { echo: async ({ text }) => ({ text }) });
+ * ```
+ * @module
+ */
+import { Socket } from 'node:net';
+import { bulkheadError } from './errors.js';
+import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
+import { loadProtocolFile } from './protocol/registry.js';
+import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
+import { FramedChannel } from './wire/framed-channel.js';
+
+export type { HandlerContext } from './connection/rpc-server.js';
+export type { PeerInfo } from './wire/envelope.js';
+export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
+export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
+
+/** Environment variables the broker sets for its helpers. */
+export const HELPER_ENV = {
+  /** Absolute path of the protocol file the helper must serve. */
+  protocolFile: 'BULKHEAD_PROTOCOL_FILE',
+  /** Largest frame body in bytes. */
+  maxFrameBytes: 'BULKHEAD_MAX_FRAME_BYTES',
+  /** "1" to include handler stacks in errors. */
+  debug: 'BULKHEAD_DEBUG',
+} as const;
+
+/** Handlers for every method of protocol shape `P`. */
+export type Handlers<P extends ProtocolShape = AnyProtocol> = {
+  [M in keyof P['methods']]: (params: P['methods'][M]['params'], ctx: TypedHandlerContext<P>) => P['methods'][M]['result'] | Promise<P['methods'][M]['result']>;
+};
+
+/** {@link HandlerContext} with `emit` typed by the protocol's events. */
+export interface TypedHandlerContext<P extends ProtocolShape = AnyProtocol> extends HandlerContext {
+  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): void;
+}
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /**
+   * Runs after goodbye once in-flight calls finished, before the process exits.
+   * @default none
+   */
+  onShutdown?: () => void | Promise<void>;
+}
+
+/** The running service, returned by {@link serve}. */
+export interface ServiceHandle<P extends ProtocolShape = AnyProtocol> {
+  /** Protocol name. */
+  readonly protocol: string;
+  /** Sends an event to every client of this service. */
+  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): void;
+  /** Handlers running right now. */
+  readonly inFlight: number;
+}
+
+let served = false;
+
+/**
+ * Starts answering calls for `protocol` on fd 3. Call once, at the top level
+ * of the helper's entry module.
+ * @throws BulkheadError `ERR_LAUNCH_FAILED` when not started by a broker,
+ *   `ERR_PROTOCOL_MISMATCH` when the broker's protocol file names another protocol.
+ */
+export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, handlers: Handlers<P>, options: ServeOptions = {}): ServiceHandle<P> {
+  if (served) throw bulkheadError('ERR_INVALID_OPTION', 'serve() was called twice; a helper serves exactly one protocol.');
+  const file = process.env[HELPER_ENV.protocolFile];
+  if (file === undefined || file === '') {
+    throw bulkheadError('ERR_LAUNCH_FAILED', `serve("${protocol}") must run in a helper launched by a bulkhead broker (${HELPER_ENV.protocolFile} is not set); register the service with a Broker instead of running it directly.`);
+  }
+  const compiled = loadProtocolFile(file, undefined, { eager: false });
+  if (compiled.name !== protocol) {
+    throw bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
+  }
+  let socket: Socket;
+  try {
+    socket = new Socket({ fd: 3, readable: true, writable: true });
+  } catch (err) {
+    throw bulkheadError('ERR_LAUNCH_FAILED', `fd 3 is not the broker's socket (${(err as Error).message}); helpers must be launched by a bulkhead broker.`, {}, err);
+  }
+  served = true;
+  const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
+  const channel = new FramedChannel(socket, maxFrameBytes === undefined ? {} : { maxFrameBytes });
+  let exiting = false;
+  const server: RpcServer = new RpcServer(channel, compiled, handlers as unknown as Record<string, Handler>, {
+    goodbye: () => {
+      if (exiting) return;
+      exiting = true;
+      void server.drained()
+        .then(() => options.onShutdown?.())
+        .finally(() => {
+          // Exit once our last replies are flushed to the kernel, not before.
+          socket.once('finish', () => process.exit(0));
+          setTimeout(() => process.exit(0), 1000).unref();
+          channel.end('helper exiting');
+          if (socket.writableFinished || socket.destroyed) process.exit(0);
+        });
+    },
+    // The broker is gone (it died, or closed fd 3): nobody can reach us, so exit.
+    closed: () => {
+      if (!exiting) process.exit(0);
+    },
+  }, { exposeStacks: process.env[HELPER_ENV.debug] === '1' });
+  return {
+    protocol,
+    emit: (name, payload) => server.broadcast(name, payload),
+    get inFlight() {
+      return server.inFlight;
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The envelope: every frame body is one CBOR array whose first element is the
+ * message kind as a small integer. In memory an envelope is a discriminated
+ * union on a string `kind`. See docs/wire.md for the byte-level spec.
+ * @module
+ */
+import { bulkheadError, type SerializedError } from '../errors.js';
+import { decodeItem, encodeItem } from './codec.js';
+import { encodeFrame } from './frame-decoder.js';
+
+/** Wire numbers of the message kinds. Never renumber. */
+export const KIND = {
+  hello: 0,
+  call: 1,
+  reply: 2,
+  error: 3,
+  event: 4,
+  cancel: 5,
+  goodbye: 6,
+} as const;
+
+/** Which end of a connection sent a hello. */
+export type HelloRole = 'service' | 'client';
+
+/** First message each end sends: which protocol it speaks. */
+export interface HelloEnvelope {
+  kind: 'hello';
+  role: HelloRole;
+  protocol: string;
+  version: string;
+  schemaHash: string;
+  /** Free-form plain data (e.g. the helper's pid). */
+  info: Record<string, unknown>;
+}
+
+/** Who made a call, as verified by the broker (never as claimed by the caller). */
+export interface PeerInfo {
+  /** Identity name; `"main-app"` for the embedding process in embedded mode. */
+  name: string;
+  uid?: number;
+  pid?: number;
+}
+
+/** Per-call metadata set by the caller's side. */
+export interface CallMeta {
+  /** Milliseconds the caller will wait; the service may use it to give up early. */
+  timeoutMs?: number;
+  /** Verified peer; set by the broker. */
+  peer?: PeerInfo;
+}
+
+/** A request. `id` is unique among the sender's calls in flight on this connection. */
+export interface CallEnvelope {
+  kind: 'call';
+  id: number;
+  method: string;
+  params: unknown;
+  meta: CallMeta | null;
+}
+
+/** A successful answer to call `id`. */
+export interface ReplyEnvelope {
+  kind: 'reply';
+  id: number;
+  result: unknown;
+}
+
+/** A failed answer to call `id`; id 0 is a connection-level error sent before closing. */
+export interface ErrorEnvelope {
+  kind: 'error';
+  id: number;
+  error: SerializedError;
+}
+
+/** A service-to-client event; `callId` 0 means it is for every client of the service. */
+export interface EventEnvelope {
+  kind: 'event';
+  callId: number;
+  name: string;
+  payload: unknown;
+}
+
+/** Why a caller gave up on a call. */
+export type CancelReason = 'cancelled' | 'deadline';
+
+/** The caller no longer wants the answer to call `id`. */
+export interface CancelEnvelope {
+  kind: 'cancel';
+  id: number;
+  reason: CancelReason;
+}
+
+/** The sender will send nothing more and is about to close. */
+export interface GoodbyeEnvelope {
+  kind: 'goodbye';
+  reason: string;
+}
+
+/** Every message that crosses a bulkhead connection. */
+export type Envelope =
+  | HelloEnvelope
+  | CallEnvelope
+  | ReplyEnvelope
+  | ErrorEnvelope
+  | EventEnvelope
+  | CancelEnvelope
+  | GoodbyeEnvelope;
+
+/** Encodes an envelope to a complete frame (length prefix included). */
+export function encodeEnvelope(envelope: Envelope): Buffer {
+  return encodeFrame(encodeItem(toWire(envelope)));
+}
+
+function toWire(e: Envelope): unknown[] {
+  switch (e.kind) {
+    case 'hello': return [KIND.hello, e.role, e.protocol, e.version, e.schemaHash, e.info];
+    case 'call': return [KIND.call, e.id, e.method, e.params, e.meta];
+    case 'reply': return [KIND.reply, e.id, e.result];
+    case 'error': return [KIND.error, e.id, e.error];
+    case 'event': return [KIND.event, e.callId, e.name, e.payload];
+    case 'cancel': return [KIND.cancel, e.id, e.reason];
+    case 'goodbye': return [KIND.goodbye, e.reason];
+  }
+}
+
+/**
+ * Decodes one frame body into an envelope, checking its shape.
+ * @throws BulkheadError `ERR_BAD_FRAME` for anything that is not a valid envelope.
+ */
+export function decodeEnvelope(body: Uint8Array): Envelope {
+  const item = decodeItem(body);
+  if (!Array.isArray(item) || item.length === 0) throw bad('not a non-empty array');
+  const a = item as unknown[];
+  switch (a[0]) {
+    case KIND.hello:
+      expectLength(a, 6, 'hello');
+      if (a[1] !== 'service' && a[1] !== 'client') throw bad('hello role must be "service" or "client"');
+      return { kind: 'hello', role: a[1], protocol: str(a[2], 'hello protocol'), version: str(a[3], 'hello version'), schemaHash: str(a[4], 'hello schemaHash'), info: obj(a[5], 'hello info') };
+    case KIND.call:
+      expectLength(a, 5, 'call');
+      return { kind: 'call', id: id(a[1]), method: str(a[2], 'call method'), params: a[3], meta: a[4] === null || a[4] === undefined ? null : callMeta(a[4]) };
+    case KIND.reply:
+      expectLength(a, 3, 'reply');
+      return { kind: 'reply', id: id(a[1]), result: a[2] };
+    case KIND.error: {
+      expectLength(a, 3, 'error');
+      const errorId = a[1] === 0 ? 0 : id(a[1]);
+      const e = obj(a[2], 'error body');
+      const data = e['data'];
+      return {
+        kind: 'error',
+        id: errorId,
+        error: {
+          code: str(e['code'], 'error code'),
+          message: str(e['message'], 'error message'),
+          ...(data === undefined || data === null ? {} : { data: obj(data, 'error data') }),
+        },
+      };
+    }
+    case KIND.event:
+      expectLength(a, 4, 'event');
+      return { kind: 'event', callId: a[1] === 0 ? 0 : id(a[1]), name: str(a[2], 'event name'), payload: a[3] };
+    case KIND.cancel:
+      expectLength(a, 3, 'cancel');
+      if (a[2] !== 'cancelled' && a[2] !== 'deadline') throw bad('cancel reason must be "cancelled" or "deadline"');
+      return { kind: 'cancel', id: id(a[1]), reason: a[2] };
+    case KIND.goodbye:
+      expectLength(a, 2, 'goodbye');
+      return { kind: 'goodbye', reason: str(a[1], 'goodbye reason') };
+    default:
+      throw bad(`unknown message kind ${JSON.stringify(String(a[0])).slice(0, 40)}`);
+  }
+}
+
+/** Largest call id; ids wrap back to 1 after it. */
+export const MAX_CALL_ID = 0xffffffff;
+
+function bad(what: string) {
+  return bulkheadError('ERR_BAD_FRAME', `Invalid envelope: ${what}. The peer is not speaking the bulkhead wire format (docs/wire.md).`);
+}
+
+function expectLength(a: unknown[], n: number, kind: string): void {
+  if (a.length !== n) throw bad(`${kind} must have ${n} elements, has ${a.length}`);
+}
+
+function str(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw bad(`${what} must be a string`);
+  return v;
+}
+
+function id(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_CALL_ID) throw bad('call id must be an integer from 1 to 2^32-1');
+  return v;
+}
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw bad(`${what} must be a map`);
+  return v as Record<string, unknown>;
+}
+
+function callMeta(v: unknown): CallMeta {
+  const m = obj(v, 'call meta');
+  const meta: CallMeta = {};
+  const timeoutMs = m['timeoutMs'];
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw bad('call meta timeoutMs must be a non-negative number');
+    meta.timeoutMs = timeoutMs;
+  }
+  const peer = m['peer'];
+  if (peer !== undefined) {
+    const p = obj(peer, 'call meta peer');
+    meta.peer = { name: str(p['name'], 'peer name') };
+    if (typeof p['uid'] === 'number') meta.peer.uid = p['uid'];
+    if (typeof p['pid'] === 'number') meta.peer.pid = p['pid'];
+  }
+  return meta;
+}

@@ -1,0 +1,132 @@
+/**
+ * A framed, envelope-level view of one byte stream (the fd-3 socketpair, or a
+ * Unix socket in daemon mode). It owns the stream: a frame or envelope error
+ * makes it send a best-effort `error` (id 0) to the peer and destroy the stream.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
+
+/** Options of a {@link FramedChannel}. */
+export interface FramedChannelOptions {
+  /**
+   * Largest frame body accepted from the peer, in bytes.
+   * @default 16 MiB ({@link DEFAULT_MAX_FRAME_BYTES})
+   */
+  maxFrameBytes?: number;
+}
+
+/** Receives what arrives on a channel. Set once by the channel's owner. */
+export interface ChannelHandler {
+  /** One decoded envelope. */
+  envelope(envelope: Envelope): void;
+  /** The channel closed; `error` says why when it was not a clean end. Called once. */
+  closed(error: BulkheadError | undefined): void;
+}
+
+/** Envelope-level duplex over a byte stream. */
+export class FramedChannel {
+  private readonly decoder: FrameDecoder;
+  private handler: ChannelHandler | undefined;
+  private closedReported = false;
+  private ended = false;
+
+  constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
+    this.decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+  }
+
+  /**
+   * Installs the receiver and starts reading. Nothing is read before this,
+   * so no envelope can arrive without a handler.
+   */
+  attach(handler: ChannelHandler): void {
+    if (this.handler !== undefined) throw new Error('FramedChannel.attach called twice');
+    this.handler = handler;
+    const stream = this.stream;
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      // EPIPE/ECONNRESET are how a dead peer looks; report them as a plain close.
+      this.reportClosed(err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : bulkheadError('ERR_INTERRUPTED', `Channel failed: ${err.message}`, { errno: err.code }));
+    });
+    stream.on('close', () => this.reportClosed(undefined));
+    // The peer closed its side; we have nothing more to say either.
+    stream.on('end', () => stream.end());
+    if (stream.destroyed) this.reportClosed(undefined);
+  }
+
+  /** True until the stream is closed or ending. */
+  get open(): boolean {
+    return !this.closedReported && !this.ended && !this.stream.destroyed;
+  }
+
+  /** Bytes queued in the stream's write buffer (backpressure signal). */
+  get writableLength(): number {
+    return this.stream.writableLength;
+  }
+
+  /**
+   * Sends one envelope. Returns false when the stream's buffer is over its
+   * high-water mark (the caller should wait for 'drain' before sending more);
+   * silently does nothing once the channel is closed.
+   */
+  send(envelope: Envelope): boolean {
+    if (!this.open) return false;
+    return this.stream.write(encodeEnvelope(envelope));
+  }
+
+  /** Sends goodbye and ends the stream; the peer sees a clean close. */
+  end(reason: string): void {
+    if (!this.open) return;
+    this.send({ kind: 'goodbye', reason });
+    this.ended = true;
+    this.stream.end();
+  }
+
+  /** Sends a best-effort connection-level error, then destroys the stream. */
+  fail(error: BulkheadError): void {
+    if (this.open) {
+      this.stream.write(encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
+      this.ended = true;
+      this.stream.end();
+      // Give the error frame a chance to flush, but never wait on a peer that does not read.
+      setImmediate(() => this.stream.destroy());
+    }
+    this.reportClosed(error);
+  }
+
+  /** Destroys the stream now. */
+  destroy(): void {
+    this.stream.destroy();
+    this.reportClosed(undefined);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closedReported) return;
+    let bodies: Buffer[];
+    try {
+      bodies = this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err as BulkheadError);
+      return;
+    }
+    for (const body of bodies) {
+      let envelope: Envelope;
+      try {
+        envelope = decodeEnvelope(body);
+      } catch (err) {
+        this.fail(err as BulkheadError);
+        return;
+      }
+      this.handler!.envelope(envelope);
+      if (this.closedReported) return;
+    }
+  }
+
+  private reportClosed(error: BulkheadError | undefined): void {
+    if (this.closedReported) return;
+    this.closedReported = true;
+    this.handler?.closed(error);
+  }
+}
