@@ -13,11 +13,13 @@
  * ```
  * @module
  */
+import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
+import { encodeEnvelope } from './wire/envelope.js';
 import { FramedChannel } from './wire/framed-channel.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
@@ -80,7 +82,14 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   }
   const compiled = loadProtocolFile(file, undefined, { eager: false });
   if (compiled.name !== protocol) {
-    throw bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
+    const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
+    // Tell the broker why before going: it reports this code instead of a bare launch failure.
+    try {
+      writeSync(3, encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
+    } catch {
+      // fd 3 is not usable; the thrown error below still explains it on stderr.
+    }
+    throw error;
   }
   let socket: Socket;
   try {

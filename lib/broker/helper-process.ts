@@ -45,6 +45,7 @@ export interface HelperSpawnOptions {
   protocol: CompiledProtocol;
   maxFrameBytes: number;
   maxInFlight: number;
+  maxQueued: number;
   hooks: HelperHooks;
 }
 
@@ -86,10 +87,15 @@ export class HelperProcess {
     const socket = this.child.stdio[3] as Duplex | null;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
-    this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight });
+    this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
     this.channel.attach({
       envelope: (e) => this.rpc.receive(e),
-      closed: () => {
+      closed: (error) => {
+        // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".
+        const cause = error ?? this.rpc.peerError;
+        if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
+          this.rpc.interrupt(cause);
+        }
         // A live helper without its channel is useless; give it a moment to exit on its own.
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
@@ -144,7 +150,7 @@ export class HelperProcess {
     if (this.stopping !== undefined) return this.stopping;
     this.requested = true;
     if (this.hasExited) return (this.stopping = this.exited);
-    this.channel.end('broker stopping helper');
+    this.channel.sayGoodbye('broker stopping helper');
     const term = setTimeout(() => this.kill('SIGTERM'), exitTimeoutMs);
     const kill = setTimeout(() => this.kill('SIGKILL'), exitTimeoutMs * 2);
     this.stopping = this.exited.finally(() => {
@@ -164,8 +170,11 @@ export class HelperProcess {
         ? `spawn failed: ${this.spawnError.message}`
         : this.options.plan.explainExit(code, signal) ?? (this.requested ? 'stopped by broker' : undefined);
       const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
+      const wasUsable = this.rpc.usable;
       this.channel.destroy();
-      this.rpc.interrupt(bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info)));
+      this.rpc.interrupt(wasUsable
+        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info))
+        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready; its entry must call serve("${this.options.protocol.name}"). stderr: ${tailText(info)}`, exitData(info)));
       resolve(info);
     };
     // Wait briefly for stdio to close so the stderr tail is complete; never long.
@@ -186,6 +195,12 @@ export class HelperProcess {
 export function describeExit(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>): string {
   const how = info.signal !== null ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : 'could not start';
   return info.reason === undefined ? how : `${how} (${info.reason})`;
+}
+
+/** The last stderr lines of an exit, on one line, for messages. */
+export function tailText(info: ExitInfo): string {
+  const tail = info.stderrTail.slice(-5).join(' | ').slice(-800);
+  return tail === '' ? '(empty)' : tail;
 }
 
 /** Plain data describing an exit, for error.data. */

@@ -71,6 +71,11 @@ export interface ServiceManifest {
    * @default 1024
    */
   maxInFlight?: number;
+  /**
+   * Calls that may wait for an in-flight slot; one more fails with ERR_BACKPRESSURE.
+   * @default 65536
+   */
+  maxQueued?: number;
   /** Relaunch and stop tunables. */
   launch?: LaunchPolicy;
 }
@@ -92,6 +97,7 @@ export const SERVICE_MANIFEST_SCHEMA = {
     env: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: { type: 'string' } },
     timeoutMs: positiveInt,
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    maxQueued: { type: 'integer', minimum: 0, maximum: 10_000_000 },
     launch: {
       type: 'object',
       additionalProperties: false,

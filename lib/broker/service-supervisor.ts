@@ -7,12 +7,12 @@
  */
 import { bulkheadError, isBulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
 import type { Connection, ServiceEndpoint } from '../connection/connection.js';
-import type { RpcClient } from '../connection/rpc-client.js';
+import { RPC_CLIENT_DEFAULTS, type RpcClient } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
 import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
 import type { CallMeta } from '../wire/envelope.js';
-import { describeExit, exitData, HelperProcess, type ExitInfo } from './helper-process.js';
+import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
 import { LAUNCH_DEFAULTS, type LaunchPolicy, type ServiceManifest } from './manifest.js';
 
 /** Life-cycle state of a service. */
@@ -258,7 +258,8 @@ export class ServiceSupervisor implements ServiceEndpoint {
       plan,
       protocol: this.protocol,
       maxFrameBytes: this.ctx.maxFrameBytes,
-      maxInFlight: manifest.maxInFlight ?? 1024,
+      maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
+      maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
       hooks: {
         log: (stream, line, pid) => this.ctx.log(this.service, stream, line, pid),
         broadcast: (name, payload) => {
@@ -278,9 +279,6 @@ export class ServiceSupervisor implements ServiceEndpoint {
     try {
       await Promise.race([
         helper.rpc.ready,
-        helper.exited.then((info) => {
-          throw helper.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.service} ${describeExit(info)} before it was ready. Check that ${manifest.entry} calls serve("${this.protocol.name}"). stderr: ${tailText(info)}`, exitData(info));
-        }),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(bulkheadError('ERR_LAUNCH_FAILED', `${this.service} did not call serve() within ${this.policy.launchTimeoutMs} ms of launch; it was killed. Raise launch.launchTimeoutMs if it needs longer to start.`, { launchTimeoutMs: this.policy.launchTimeoutMs })), this.policy.launchTimeoutMs);
         }),
@@ -357,9 +355,4 @@ export class ServiceSupervisor implements ServiceEndpoint {
   private closedError(): BulkheadError {
     return bulkheadError('ERR_CLOSED', `The broker is closed; ${this.service} can no longer be reached. Create a new Broker.`);
   }
-}
-
-function tailText(info: ExitInfo): string {
-  const tail = info.stderrTail.slice(-5).join(' | ').slice(-800);
-  return tail === '' ? '(empty)' : tail;
 }

@@ -250,7 +250,12 @@ export class RpcClient {
     call.sent = true;
     this.pending.set(id, call);
     this.inFlightCount++;
-    this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null });
+    try {
+      this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null });
+    } catch (err) {
+      // Too large to send: only this call fails; the connection is untouched.
+      this.settle(call).reject(err as BulkheadError);
+    }
   }
 
   /** Removes a call from the tables, frees its slot, and returns it for settling. */

@@ -172,7 +172,7 @@ export class RpcServer {
       if (error !== undefined) this.sendError(id, this.handlerError(error));
       else {
         const problem = describeNonPlain(value);
-        if (problem === undefined) this.channel.send({ kind: 'reply', id, result: value });
+        if (problem === undefined) this.sendReply(id, value);
         else this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `The handler returned ${problem}; results must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT' } });
       }
     }
@@ -205,6 +205,15 @@ export class RpcServer {
     const problem = describeNonPlain(payload);
     if (problem !== undefined) throw bulkheadError('ERR_INVALID_RESULT', `Event "${name}" holds ${problem}; event payloads must be JSON-like data or byte strings.`, { part: 'event', event: name });
     this.channel.send({ kind: 'event', callId, name, payload });
+  }
+
+  private sendReply(id: number, result: unknown): void {
+    try {
+      this.channel.send({ kind: 'reply', id, result });
+    } catch (err) {
+      // The result is too large for one frame: tell the caller instead of dropping the call.
+      this.sendError(id, (err as BulkheadError).toJSON());
+    }
   }
 
   private sendError(id: number, error: SerializedError): void {

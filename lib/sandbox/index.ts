@@ -12,7 +12,20 @@
  *   "memory limit (256 MiB)"; the broker shows it in status and in ERR_INTERRUPTED.
  * @module
  */
+import { compileProfile } from './compile.js';
+import { sandboxEnv, unsandboxedEnv } from './env.js';
+import { explainExit } from './exit-reason.js';
+import { probeHost } from './host-probe.js';
+import { expandPath } from './paths.js';
+import { parseProfile } from './profile.js';
+import { createScratch } from './scratch.js';
 import { bulkheadError } from '../errors.js';
+
+export { PROFILE_SCHEMA, MIN_MEMORY_MIB, MIN_OPEN_FILES } from './profile-schema.js';
+export { parseProfile, checkProfile, DEFAULT_SANDBOX_USER, type SandboxProfile, type NetworkRule, type ProfileProblem } from './profile.js';
+export { probeHost, setHostProbeOverride, type HostProbe, type HostProbeOverride, type NodePermissionSupport } from './host-probe.js';
+export { BUILTIN_PLACEHOLDERS } from './paths.js';
+export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
 
 /** What the broker knows about the helper it is about to launch. */
 export interface SandboxLaunchInput {
@@ -32,6 +45,13 @@ export interface SandboxLaunchInput {
   env: Record<string, string>;
   /** The resolved profile, or undefined when the manifest names none. */
   profile: SandboxProfileRef | undefined;
+  /**
+   * Named absolute directories for `${name}` placeholders in the profile's paths
+   * (e.g. `{ root: brokerRoot, data: '/srv/data' }` from the manifest's `sandboxPaths`).
+   * `serviceDir` and `scratch` are always defined and cannot be overridden.
+   * @default {}
+   */
+  paths?: Record<string, string>;
 }
 
 /** A profile as the broker resolved it: its name and the parsed JSON document. */
@@ -51,6 +71,8 @@ export interface RuleEnforcement {
   unenforced: boolean;
   /** Human explanation. */
   detail?: string;
+  /** When unenforced: the layer to install or enable, e.g. "bubblewrap (…; apt-get install -y bubblewrap)". */
+  missing?: string;
 }
 
 /** Per-launch enforcement report, shown by broker.status(). */
@@ -70,34 +92,74 @@ export interface SandboxLaunchPlan {
   report: EnforcementReport;
   /** Removes per-launch state (e.g. the scratch dir). Idempotent. */
   cleanup(): Promise<void>;
-  /** Names a sandbox limit that explains this exit, if any. */
-  explainExit(code: number | null, signal: NodeJS.Signals | null): string | undefined;
+  /**
+   * Names a sandbox limit that explains this exit, if any.
+   * @param stderrTail - the helper's last stderr lines, when known: turns "probably" into a certain verdict for memory
+   */
+  explainExit(code: number | null, signal: NodeJS.Signals | null, stderrTail?: string | readonly string[]): string | undefined;
+  /** uid/gid the helper runs as when a root broker dropped it to another user. */
+  runAs?: { uid: number; gid: number };
 }
-
-/** Variables a bare Node helper needs; everything else is scrubbed. */
-const BASE_ENV_ALLOWLIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
 
 /**
- * Plans the launch of one helper.
- * @throws BulkheadError `ERR_SANDBOX_UNENFORCEABLE` (strict profile, missing layer) or `ERR_INVALID_PROFILE`.
+ * Plans the launch of one helper: validates its profile, probes the host
+ * (once), creates the scratch dir and compiles the wrappers.
+ * @throws BulkheadError `ERR_INVALID_PROFILE` (bad profile document),
+ *   `ERR_SANDBOX_UNENFORCEABLE` (strict profile, a rule no layer on this host enforces),
+ *   `ERR_INVALID_MANIFEST` (nodeArgs/env that would loosen the sandbox, or an undefined `${placeholder}`)
  */
 export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaunchPlan> {
-  if (input.profile !== undefined) {
-    throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service ${input.service}: sandbox profile "${input.profile.name}" cannot be enforced yet.`, { profile: input.profile.name });
+  if (input.profile === undefined) {
+    return {
+      command: input.nodePath,
+      args: [...input.nodeArgs, input.entry],
+      env: unsandboxedEnv(input.env),
+      cwd: input.serviceDir,
+      report: { profile: 'none', enforcement: 'none', rules: [] },
+      cleanup: async () => {},
+      explainExit: () => undefined,
+    };
   }
-  const env: Record<string, string> = {};
-  for (const key of BASE_ENV_ALLOWLIST) {
-    const value = process.env[key];
-    if (value !== undefined) env[key] = value;
+  const profile = parseProfile(input.profile.name, input.profile.document);
+  const probe = await probeHost(input.nodePath);
+  const context = { service: input.service, profile: profile.name };
+  // Expand before creating anything, so a bad placeholder leaves nothing behind.
+  const vars: Record<string, string> = { ...input.paths, serviceDir: input.serviceDir, scratch: '/scratch' };
+  for (const path of [...profile.fs.read, ...profile.fs.write]) expandPath(path, vars, context);
+
+  const runAs = probe.isRoot ? profile.user : undefined;
+  const scratch = await createScratch(input.service, runAs);
+  try {
+    vars['scratch'] = scratch.path;
+    const reads = [input.entry, input.serviceDir, ...input.implicitReads, ...profile.fs.read.map((p) => expandPath(p, vars, context))];
+    const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path });
+    const unenforced = compiled.rules.filter((r) => r.unenforced);
+    if (profile.enforcement === 'strict' && unenforced.length > 0) {
+      const first = unenforced[0]!;
+      const others = unenforced.slice(1).map((r) => `${r.rule} (${r.missing ?? 'no layer'})`);
+      throw bulkheadError(
+        'ERR_SANDBOX_UNENFORCEABLE',
+        `Service "${input.service}": sandbox profile "${profile.name}" is strict, but this host cannot enforce rule "${first.rule}": missing layer ${first.missing ?? 'unknown'}.${others.length > 0 ? ` Also unenforceable: ${others.join(', ')}.` : ''} Install the missing layer, relax the rule, or set "enforcement": "best-effort" in the profile.`,
+        { service: input.service, profile: profile.name, rule: first.rule, missing: first.missing ?? null, rules: unenforced.map((r) => ({ rule: r.rule, missing: r.missing ?? null })) },
+      );
+    }
+    const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own: input.env, home: scratch.path, tmp: scratch.tmp });
+    const limits = profile.limits;
+    return {
+      command: compiled.command,
+      args: compiled.args,
+      env,
+      cwd: scratch.path,
+      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })) },
+      cleanup: () => scratch.remove(),
+      explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail),
+      ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
+    };
+  } catch (err) {
+    await scratch.remove();
+    throw err;
   }
-  Object.assign(env, input.env);
-  return {
-    command: input.nodePath,
-    args: [...input.nodeArgs, input.entry],
-    env,
-    cwd: input.serviceDir,
-    report: { profile: 'none', enforcement: 'none', rules: [] },
-    cleanup: async () => {},
-    explainExit: () => undefined,
-  };
 }
+
+

@@ -1,21 +1,50 @@
 /**
  * The safe CBOR codec: cbor-x with records, structured cloning and tagged
- * typed arrays off, plus a check that a decoded item is plain data.
+ * typed arrays off, behind a check of the raw bytes and a check of the result.
  *
- * Plain data is what JSON can express plus byte strings: null, booleans,
- * numbers, bigints, strings, Uint8Array/Buffer, arrays and plain objects,
- * nested at most {@link MAX_DEPTH} deep. cbor-x already renames a `__proto__`
- * key (so no decoded object gets a foreign prototype) and refuses array/map
- * lengths larger than the bytes left in the frame; the plain-data check then
- * rejects every tag-built value (Date, RegExp, Error, Set, Map, typed arrays,
- * unknown `Tag`s) so nothing from the wire becomes a live object.
+ * Plain data is what JSON can express plus byte strings and `undefined`: null,
+ * booleans, numbers, bigints, strings, Uint8Array/Buffer, arrays and plain
+ * objects, nested at most {@link MAX_DEPTH} deep.
+ *
+ * cbor-x alone is not enough: it turns tags into live values, and several tags
+ * yield values that look plain (records, value sharing, packed tables, tag 27
+ * calling `Object`), one (value sharing) lets a few hundred bytes expand into
+ * an exponentially large tree, and its recursion overflows the stack on deep
+ * input. So {@link decodeItem} first walks the bytes without recursion
+ * (`scanItem`) and accepts only the data model of docs/wire.md: no tags
+ * but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES},
+ * text map keys only, no simple values but false/true/null/undefined, no
+ * indefinite-length strings, nesting at most {@link MAX_FRAME_DEPTH}, exactly
+ * one item. Only then does cbor-x build the value, and the plain-data check
+ * runs on the result as a second line. cbor-x renames a `__proto__` map key to
+ * `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { bulkheadError } from '../errors.js';
 
-/** Deepest nesting of arrays/objects accepted from the wire. */
+/**
+ * Deepest nesting of arrays/objects in one value that may cross the wire
+ * (params, result, event payload, hello info, error data): a value that is
+ * itself an array or object counts as 1. Checked by {@link describeNonPlain}.
+ */
 export const MAX_DEPTH = 64;
+
+/**
+ * Deepest nesting of arrays/maps accepted in one frame's CBOR item:
+ * {@link MAX_DEPTH} plus 2 for the envelope array and an error body map, so
+ * that every value {@link describeNonPlain} accepts also decodes at the peer.
+ */
+export const MAX_FRAME_DEPTH = MAX_DEPTH + 2;
+
+/**
+ * Longest byte string accepted under a bignum tag (2 or 3): 64 bytes, 512 bits.
+ * cbor-x converts bignums in quadratic time, so longer ones are refused.
+ */
+export const MAX_BIGNUM_BYTES = 64;
+
+/** 2^(8·MAX_BIGNUM_BYTES): bigints in [-limit, limit) fit a bignum the peer accepts. */
+const BIGNUM_LIMIT = 1n << BigInt(MAX_BIGNUM_BYTES * 8);
 
 const CODEC_OPTIONS = {
   useRecords: false,
@@ -41,9 +70,14 @@ export function encodeItem(value: unknown): Buffer {
 /**
  * Decodes exactly one CBOR item that must be plain data.
  * @throws BulkheadError `ERR_BAD_FRAME` for malformed CBOR, trailing bytes,
- *   non-plain values or nesting deeper than {@link MAX_DEPTH}.
+ *   anything outside the data model of docs/wire.md (tags but bignums, non-text
+ *   map keys, ...) or nesting deeper than {@link MAX_FRAME_DEPTH}.
  */
 export function decodeItem(body: Uint8Array): unknown {
+  const malformed = scanItem(body);
+  if (malformed !== undefined) {
+    throw bulkheadError('ERR_BAD_FRAME', `Frame is not one CBOR item of plain data: ${malformed}. See docs/wire.md for the accepted data model.`);
+  }
   let value: unknown;
   try {
     // decode() throws on truncation and on bytes left after the first item.
@@ -51,7 +85,7 @@ export function decodeItem(body: Uint8Array): unknown {
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }
-  const problem = describeNonPlain(value);
+  const problem = findNonPlain(value, 0, MAX_FRAME_DEPTH);
   if (problem !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame holds ${problem}; only JSON-like values and byte strings may cross the wire.`);
   }
@@ -64,40 +98,139 @@ export function decodeItem(body: Uint8Array): unknown {
  * Senders use it to fail one call instead of sending a frame the peer must reject.
  */
 export function describeNonPlain(value: unknown): string | undefined {
-  return findNonPlain(value, 0);
+  return findNonPlain(value, 0, MAX_DEPTH);
 }
 
-function findNonPlain(value: unknown, depth: number): string | undefined {
+function findNonPlain(value: unknown, depth: number, limit: number): string | undefined {
   switch (typeof value) {
     case 'string':
     case 'number':
     case 'boolean':
-    case 'bigint':
     case 'undefined':
       return undefined;
+    case 'bigint':
+      // Outside this range cbor-x writes a bignum longer than MAX_BIGNUM_BYTES, which the peer refuses.
+      return value >= -BIGNUM_LIMIT && value < BIGNUM_LIMIT ? undefined : `a bigint wider than ${MAX_BIGNUM_BYTES * 8} bits`;
     case 'object': {
       if (value === null) return undefined;
-      if (depth >= MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH}`;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      // A byte string is a leaf, like a string: it adds no nesting level.
+      if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
+      if (depth >= limit) return `nesting deeper than ${limit}`;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const problem = findNonPlain(value[i], depth + 1);
+          const problem = findNonPlain(value[i], depth + 1, limit);
           if (problem !== undefined) return problem;
         }
         return undefined;
       }
-      const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
       if (proto !== Object.prototype) {
         const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
         return `a ${typeof name === 'string' ? name : 'non-plain'} object`;
       }
       for (const key in value) {
-        const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1);
+        const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1, limit);
         if (problem !== undefined) return problem;
       }
       return undefined;
     }
     default:
       return `a ${typeof value}`;
+  }
+}
+
+/**
+ * Walks one CBOR item in `body` without recursion or allocation beyond a
+ * stack of at most {@link MAX_FRAME_DEPTH} entries, and returns what makes it
+ * fall outside the wire's data model (e.g. "tag 1 at byte 0"), or undefined
+ * when it is exactly one acceptable item. Runs in time linear in `body.length`
+ * whatever lengths the bytes declare.
+ */
+function scanItem(body: Uint8Array): string | undefined {
+  const end = body.length;
+  // Per open container: items still expected (-1: indefinite) and items seen.
+  const left: number[] = [];
+  const seen: number[] = [];
+  const isMap: boolean[] = [];
+  let pos = 0;
+  let bignumAt = -1; // offset of a bignum tag whose byte string comes next
+  let done = false;
+  while (!done) {
+    if (pos >= end) return pos === 0 ? 'empty body' : `truncated at byte ${pos}`;
+    const start = pos;
+    const initial = body[pos++]!;
+    const major = initial >> 5;
+    const info = initial & 0x1f;
+    const depth = left.length;
+    const top = depth - 1;
+    const keyExpected = depth > 0 && isMap[top]! && seen[top]! % 2 === 0;
+    if (bignumAt >= 0 && (major !== 2 || info === 31)) return `tag at byte ${bignumAt} does not wrap a definite byte string`;
+    if (initial === 0xff) {
+      if (depth === 0 || left[top] !== -1) return `break code outside an indefinite-length array or map at byte ${start}`;
+      if (!keyExpected && isMap[top]) return `map key without a value at byte ${start}`;
+      left.pop();
+      seen.pop();
+      isMap.pop();
+      done = itemDone(left, seen, isMap);
+      continue;
+    }
+    if (keyExpected && major !== 3) return `map key of major type ${major} at byte ${start}; keys must be text strings`;
+    let arg = 0;
+    if (info < 24) arg = info;
+    else if (info <= 27) {
+      const size = 1 << (info - 24);
+      if (end - pos < size) return `truncated at byte ${start}`;
+      for (let i = 0; i < size; i++) arg = arg * 256 + body[pos + i]!;
+      pos += size;
+    } else if (info === 31) {
+      if (major !== 4 && major !== 5) return `indefinite length for major type ${major} at byte ${start}`;
+      arg = -1;
+    } else return `reserved additional information ${info} at byte ${start}`;
+    switch (major) {
+      case 0:
+      case 1:
+        break;
+      case 2:
+      case 3:
+        if (arg > end - pos) return `string of ${arg} bytes at byte ${start} runs past the end of the frame`;
+        if (bignumAt >= 0 && arg > MAX_BIGNUM_BYTES) return `bignum of ${arg} bytes at byte ${bignumAt}; the limit is ${MAX_BIGNUM_BYTES}`;
+        bignumAt = -1;
+        pos += arg;
+        break;
+      case 4:
+      case 5: {
+        if (depth >= MAX_FRAME_DEPTH) return `nesting deeper than ${MAX_FRAME_DEPTH} at byte ${start}`;
+        const items = major === 5 && arg > 0 ? arg * 2 : arg;
+        // Every item takes at least one byte, so no honest length exceeds what is left.
+        if (items > end - pos) return `${major === 4 ? 'array' : 'map'} of ${arg} entries at byte ${start} runs past the end of the frame`;
+        if (items === 0) break;
+        left.push(items);
+        seen.push(0);
+        isMap.push(major === 5);
+        continue;
+      }
+      case 6:
+        if (arg !== 2 && arg !== 3) return `tag ${arg} at byte ${start}`;
+        bignumAt = start;
+        continue;
+      default: // 7
+        if (info < 20 || info === 24) return `simple value ${info === 24 ? arg : info} at byte ${start}`;
+    }
+    done = itemDone(left, seen, isMap);
+  }
+  if (pos !== end) return `${end - pos} bytes after the item`;
+  return undefined;
+}
+
+/** Counts one finished item in the open containers; true when the root item is finished. */
+function itemDone(left: number[], seen: number[], isMap: boolean[]): boolean {
+  for (;;) {
+    const top = left.length - 1;
+    if (top < 0) return true;
+    seen[top]!++;
+    if (left[top] === -1 || --left[top]! > 0) return false;
+    left.pop();
+    seen.pop();
+    isMap.pop();
   }
 }

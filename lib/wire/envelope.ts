@@ -168,7 +168,8 @@ export function decodeEnvelope(body: Uint8Array): Envelope {
       expectLength(a, 2, 'goodbye');
       return { kind: 'goodbye', reason: str(a[1], 'goodbye reason') };
     default:
-      throw bad(`unknown message kind ${JSON.stringify(String(a[0])).slice(0, 40)}`);
+      // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
+      throw bad(`unknown message kind ${typeof a[0] === 'number' ? String(a[0]) : `of type ${describeType(a[0])}`}`);
   }
 }
 
@@ -177,6 +178,13 @@ export const MAX_CALL_ID = 0xffffffff;
 
 function bad(what: string) {
   return bulkheadError('ERR_BAD_FRAME', `Invalid envelope: ${what}. The peer is not speaking the bulkhead wire format (docs/wire.md).`);
+}
+
+function describeType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (v instanceof Uint8Array) return 'byte string';
+  return typeof v;
 }
 
 function expectLength(a: unknown[], n: number, kind: string): void {

@@ -17,18 +17,22 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /**
  * Splits a byte stream into frame bodies.
  *
- * Bodies that lie inside one input chunk are returned as views (no copy);
- * bodies spread over chunks are copied once into a buffer of exactly the
- * declared size, which the limit bounds.
+ * Bodies that lie inside one input chunk are returned as views of that chunk
+ * (no copy). A body spread over chunks is copied into one buffer of exactly
+ * the declared size, allocated when its first byte arrives; the limit bounds
+ * it. Input chunks are never retained, so memory held between calls is at
+ * most 4 header bytes plus one such buffer, however small the chunks are.
  */
 export class FrameDecoder {
   readonly maxFrameBytes: number;
-  /** Chunks not yet consumed; the first one is read from `offset`. */
-  private chunks: Buffer[] = [];
-  private offset = 0;
-  private buffered = 0;
+  /** Header bytes of a header split across chunks. */
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerFilled = 0;
   /** Declared length of the frame being collected, or -1 while the header is incomplete. */
   private expected = -1;
+  /** Buffer of the frame being collected across chunks, if any. */
+  private body: Buffer | undefined;
+  private bodyFilled = 0;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1 || maxFrameBytes > 0xffffffff) {
@@ -37,9 +41,9 @@ export class FrameDecoder {
     this.maxFrameBytes = maxFrameBytes;
   }
 
-  /** Bytes received but not yet returned as a frame. */
+  /** Bytes received but not yet returned as a frame (a partial header and/or body). */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.headerFilled + this.bodyFilled;
   }
 
   /**
@@ -49,13 +53,23 @@ export class FrameDecoder {
    */
   push(chunk: Buffer): Buffer[] {
     const frames: Buffer[] = [];
-    if (chunk.length === 0) return frames;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    const end = chunk.length;
+    let pos = 0;
     for (;;) {
       if (this.expected < 0) {
-        if (this.buffered < FRAME_HEADER_BYTES) break;
-        const length = this.readHeader();
+        let length: number;
+        if (this.headerFilled === 0 && end - pos >= FRAME_HEADER_BYTES) {
+          length = chunk.readUInt32BE(pos);
+          pos += FRAME_HEADER_BYTES;
+        } else {
+          const n = Math.min(FRAME_HEADER_BYTES - this.headerFilled, end - pos);
+          chunk.copy(this.header, this.headerFilled, pos, pos + n);
+          this.headerFilled += n;
+          pos += n;
+          if (this.headerFilled < FRAME_HEADER_BYTES) break;
+          length = this.header.readUInt32BE(0);
+          this.headerFilled = 0;
+        }
         if (length > this.maxFrameBytes) {
           throw bulkheadError(
             'ERR_FRAME_TOO_LARGE',
@@ -65,53 +79,29 @@ export class FrameDecoder {
         }
         this.expected = length;
       }
-      if (this.buffered < this.expected) break;
-      frames.push(this.take(this.expected));
+      if (this.body === undefined) {
+        if (end - pos >= this.expected) {
+          frames.push(chunk.subarray(pos, pos + this.expected));
+          pos += this.expected;
+          this.expected = -1;
+          continue;
+        }
+        // Allocate only once body bytes arrive: a bare header costs nothing.
+        if (pos === end) break;
+        this.body = Buffer.allocUnsafe(this.expected);
+        this.bodyFilled = 0;
+      }
+      const n = Math.min(this.expected - this.bodyFilled, end - pos);
+      chunk.copy(this.body, this.bodyFilled, pos, pos + n);
+      this.bodyFilled += n;
+      pos += n;
+      if (this.bodyFilled < this.expected) break;
+      frames.push(this.body);
+      this.body = undefined;
+      this.bodyFilled = 0;
       this.expected = -1;
     }
     return frames;
-  }
-
-  private readHeader(): number {
-    const first = this.chunks[0]!;
-    if (first.length - this.offset >= FRAME_HEADER_BYTES) {
-      const length = first.readUInt32BE(this.offset);
-      this.consume(FRAME_HEADER_BYTES);
-      return length;
-    }
-    return this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
-  }
-
-  /** Removes `n` buffered bytes (n <= buffered) and returns them. */
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first !== undefined && first.length - this.offset >= n) {
-      const view = first.subarray(this.offset, this.offset + n);
-      this.consume(n);
-      return view;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let written = 0;
-    while (written < n) {
-      const head = this.chunks[0]!;
-      const available = head.length - this.offset;
-      const count = Math.min(available, n - written);
-      head.copy(out, written, this.offset, this.offset + count);
-      written += count;
-      this.consume(count);
-    }
-    return out;
-  }
-
-  private consume(n: number): void {
-    this.offset += n;
-    this.buffered -= n;
-    const head = this.chunks[0];
-    if (head !== undefined && this.offset === head.length) {
-      this.chunks.shift();
-      this.offset = 0;
-    }
   }
 }
 

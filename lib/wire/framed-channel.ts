@@ -5,9 +5,9 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { bulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame-decoder.js';
 
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
@@ -29,12 +29,14 @@ export interface ChannelHandler {
 /** Envelope-level duplex over a byte stream. */
 export class FramedChannel {
   private readonly decoder: FrameDecoder;
+  private readonly maxFrameBytes: number;
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
-    this.decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.decoder = new FrameDecoder(this.maxFrameBytes);
   }
 
   /**
@@ -70,10 +72,25 @@ export class FramedChannel {
    * Sends one envelope. Returns false when the stream's buffer is over its
    * high-water mark (the caller should wait for 'drain' before sending more);
    * silently does nothing once the channel is closed.
+   * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when the encoded message exceeds
+   *   maxFrameBytes (both ends use the same limit); nothing is written, so
+   *   only this message fails, not the connection.
    */
   send(envelope: Envelope): boolean {
     if (!this.open) return false;
-    return this.stream.write(encodeEnvelope(envelope));
+    const frame = encodeEnvelope(envelope);
+    if (frame.length - FRAME_HEADER_BYTES > this.maxFrameBytes) {
+      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${frame.length - FRAME_HEADER_BYTES} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: frame.length - FRAME_HEADER_BYTES, limit: this.maxFrameBytes });
+    }
+    return this.stream.write(frame);
+  }
+
+  /**
+   * Sends goodbye but keeps both directions open: the peer finishes its work,
+   * answers, and closes. (The broker stops a helper this way.)
+   */
+  sayGoodbye(reason: string): void {
+    if (this.open) this.send({ kind: 'goodbye', reason });
   }
 
   /** Sends goodbye and ends the stream; the peer sees a clean close. */
@@ -108,7 +125,7 @@ export class FramedChannel {
     try {
       bodies = this.decoder.push(chunk);
     } catch (err) {
-      this.fail(err as BulkheadError);
+      this.fail(asFrameError(err));
       return;
     }
     for (const body of bodies) {
@@ -116,7 +133,7 @@ export class FramedChannel {
       try {
         envelope = decodeEnvelope(body);
       } catch (err) {
-        this.fail(err as BulkheadError);
+        this.fail(asFrameError(err));
         return;
       }
       this.handler!.envelope(envelope);
@@ -129,4 +146,14 @@ export class FramedChannel {
     this.closedReported = true;
     this.handler?.closed(error);
   }
+}
+
+/**
+ * Decoding throws only BulkheadErrors by contract; anything else is a decoder
+ * bug, which must still close this one connection rather than escape from a
+ * 'data' listener and crash the process.
+ */
+function asFrameError(err: unknown): BulkheadError {
+  if (isBulkheadError(err) && typeof (err as { toJSON?: unknown }).toJSON === 'function') return err;
+  return bulkheadError('ERR_BAD_FRAME', `Frame could not be decoded: ${err instanceof Error ? err.message : 'unknown failure'}.`, {}, err);
 }

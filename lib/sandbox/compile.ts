@@ -1,0 +1,251 @@
+/**
+ * Compiles a validated profile plus a host probe into one command line of
+ * nested wrappers and a per-rule enforcement report:
+ *
+ * ```
+ * prlimit (rlimits) → [unshare -n, when no bubblewrap] → bwrap (mount/pid/ipc/uts/net ns)
+ *   → [unshare -n: network "none"] → [setpriv: uid/gid, caps, no_new_privs] → node --experimental-permission … entry
+ * ```
+ *
+ * Every wrapper execs the next one and keeps inherited fds, so the broker's
+ * fd 3 reaches node. Rule → layer choices, and why, are in docs/sandbox.md.
+ * @module
+ */
+import { bulkheadError } from '../errors.js';
+import type { HostProbe } from './host-probe.js';
+import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
+import type { SandboxProfile } from './profile.js';
+
+/** Files outside the runtime a networked helper needs for name resolution and TLS. */
+const NETWORK_ETC_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf', '/etc/host.conf', '/etc/ssl', '/etc/ca-certificates'] as const;
+
+/** Harmless files every helper may read (time zone). */
+const COMMON_ETC_FILES = ['/etc/localtime'] as const;
+
+/** Share of the memory limit given to V8's old space; the rest covers code, buffers and native memory, so V8 fails first, with a clear message. */
+const V8_HEAP_SHARE = 0.5;
+
+const MIB = 1024 * 1024;
+
+/** Which layer enforces one rule (see {@link ../index.ts}'s `RuleEnforcement`). */
+export interface CompiledRule {
+  rule: string;
+  layers: string[];
+  unenforced: boolean;
+  detail?: string;
+  /** What to install or change to enforce it, when unenforced. */
+  missing?: string;
+}
+
+/** What {@link compileProfile} needs besides the profile and the probe. */
+export interface CompileInput {
+  service: string;
+  nodePath: string;
+  nodeArgs: readonly string[];
+  entry: string;
+  /** Expanded absolute paths the helper may read (its code, bulkhead's runtime, the profile's fs.read). */
+  reads: readonly string[];
+  /** Expanded absolute paths the helper may write (the profile's fs.write; scratch is added separately). */
+  writes: readonly string[];
+  /** The per-launch scratch directory (cwd). */
+  scratch: string;
+}
+
+/** The compiled command line and report. */
+export interface CompiledLaunch {
+  command: string;
+  args: string[];
+  rules: CompiledRule[];
+  /** uid/gid the helper runs as, when the broker drops privileges. */
+  runAs: { uid: number; gid: number } | undefined;
+}
+
+/** Node flags that would loosen the permission model if a manifest passed them. */
+const LOOSENING_NODE_FLAG = /^--(allow-|permission|experimental-permission|no-experimental-permission)/;
+
+/**
+ * Compiles a profile for this host.
+ * @throws BulkheadError `ERR_INVALID_MANIFEST` when nodeArgs try to loosen the permission model
+ */
+export function compileProfile(profile: SandboxProfile, probe: HostProbe, input: CompileInput): CompiledLaunch {
+  for (const arg of input.nodeArgs) {
+    if (LOOSENING_NODE_FLAG.test(arg)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${input.service}" runs in sandbox profile "${profile.name}", so its nodeArgs may not include ${arg}; grant access in the profile instead.`, { service: input.service, pointer: '/nodeArgs' });
+    }
+  }
+  const rules: CompiledRule[] = [];
+  const add = (rule: CompiledRule): void => {
+    rules.push(rule);
+  };
+  const bwrap = probe.bwrap;
+  const bwrapMissing = `bubblewrap (${probe.bwrapProblem ?? 'unavailable'}; apt-get install -y bubblewrap)`;
+  const nodePerm = probe.node.flag;
+  const canUnshareNet = probe.unshare !== null && (probe.isRoot || probe.userNamespaces);
+  const dropUser = probe.isRoot && probe.setpriv !== null;
+
+  // ---- network
+  let outerUnshareNet = false; // no bubblewrap: unshare alone gives an empty netns
+  let innerUnshareNet = false; // inside bubblewrap: a second netns whose loopback stays down
+  if (profile.network === 'full') {
+    add({ rule: 'network', layers: [], unenforced: false, detail: 'full: the host\'s network, nothing restricted' });
+  } else if (profile.network === 'loopback') {
+    if (bwrap !== null) add({ rule: 'network', layers: ['bubblewrap:netns'], unenforced: false, detail: 'loopback: a private network namespace with only its own loopback; 127.0.0.1 reaches the sandbox itself, never the host' });
+    else add({ rule: 'network', layers: [], unenforced: true, missing: bwrapMissing, detail: 'loopback needs a network namespace with its loopback up, which bubblewrap sets up' });
+  } else if (bwrap !== null) {
+    innerUnshareNet = canUnshareNet;
+    add({
+      rule: 'network',
+      layers: innerUnshareNet ? ['bubblewrap:netns', 'unshare:netns'] : ['bubblewrap:netns'],
+      unenforced: false,
+      detail: innerUnshareNet ? 'none: a network namespace with no interface up; every connect fails with ENETUNREACH' : 'none: a private network namespace (its own loopback is up but reaches nothing outside)',
+    });
+  } else if (canUnshareNet) {
+    outerUnshareNet = true;
+    add({ rule: 'network', layers: ['unshare:netns'], unenforced: false, detail: 'none: a network namespace with no interface up; every connect fails with ENETUNREACH' });
+  } else {
+    add({ rule: 'network', layers: [], unenforced: true, missing: `${bwrapMissing}, or unshare with user namespaces`, detail: 'none needs a network namespace' });
+  }
+
+  // ---- filesystem
+  const scratchLayer = 'scratch:cwd';
+  const fsLayers = [...(bwrap !== null ? ['bubblewrap:mountns'] : []), ...(nodePerm !== null ? ['node:permission'] : [])];
+  const fsDetail = bwrap !== null
+    ? 'only the listed paths (plus the helper\'s code and Node\'s runtime) exist in its mount namespace; Node\'s permission model refuses the rest with ERR_ACCESS_DENIED'
+    : 'only Node\'s permission model, which Node documents as a seat belt, not a boundary against hostile code';
+  add({ rule: 'fs.read', layers: fsLayers, unenforced: bwrap === null, ...(bwrap === null ? { missing: bwrapMissing } : {}), detail: fsDetail });
+  add({ rule: 'fs.write', layers: [...fsLayers, scratchLayer], unenforced: bwrap === null, ...(bwrap === null ? { missing: bwrapMissing } : {}), detail: `writes only to the private scratch dir${profile.fs.write.length > 0 ? ' and the listed paths' : ''}; ${fsDetail}` });
+
+  // ---- processes, workers, addons: only Node can tell a worker from a thread
+  const permRule = (rule: string, allowed: boolean, what: string): void => {
+    if (allowed) add({ rule, layers: [], unenforced: false, detail: `allowed by the profile${bwrap !== null ? '; still inside the sandbox\'s namespaces' : ''}` });
+    else if (nodePerm !== null) add({ rule, layers: ['node:permission'], unenforced: false, detail: `${what} refused with ERR_ACCESS_DENIED` });
+    else add({ rule, layers: [], unenforced: true, missing: 'Node\'s permission model (Node ≥ 20)', detail: `${what} cannot be refused` });
+  };
+  permRule('processes.children', profile.processes.children, 'child_process');
+  permRule('processes.workers', profile.processes.workers, 'worker_threads');
+  if (profile.addons && nodePerm !== null && !probe.node.allowAddons) {
+    add({ rule: 'addons', layers: ['node:permission'], unenforced: false, detail: 'allowed by the profile, but this node has no --allow-addons: addons stay disabled' });
+  } else {
+    permRule('addons', profile.addons, 'native addons (ERR_DLOPEN_DISABLED) and process.binding');
+  }
+
+  // ---- isolation from other processes
+  if (bwrap !== null) add({ rule: 'isolation', layers: ['bubblewrap:pidns', 'bubblewrap:ipcns', 'bubblewrap:utsns'], unenforced: false, detail: 'sees and can signal only its own processes (/proc shows the sandbox only); private System V IPC and hostname' });
+  else add({ rule: 'isolation', layers: dropUser ? ['setpriv:uid'] : [], unenforced: true, missing: bwrapMissing, detail: 'without a pid namespace the helper can list every process in /proc' });
+
+  // ---- identity and privileges
+  if (!probe.isRoot) {
+    add({ rule: 'user', layers: [], unenforced: false, detail: `the broker is not root: the helper keeps uid ${probe.uid}, which has no privileges to drop` });
+  } else if (dropUser) {
+    add({ rule: 'user', layers: ['setpriv:uid'], unenforced: false, detail: `runs as uid ${profile.user.uid}, gid ${profile.user.gid}, no supplementary groups` });
+  } else {
+    add({ rule: 'user', layers: [], unenforced: true, missing: 'setpriv (util-linux)', detail: 'the broker is root and cannot drop the helper to another uid' });
+  }
+  const nnp = [...(bwrap !== null ? ['bubblewrap'] : []), ...(probe.setpriv !== null ? ['setpriv:no_new_privs'] : [])];
+  add({ rule: 'noNewPrivs', layers: nnp, unenforced: nnp.length === 0, ...(nnp.length === 0 ? { missing: 'setpriv (util-linux) or bubblewrap' } : {}), detail: 'setuid/file capabilities cannot raise privileges' });
+  if (!probe.isRoot) add({ rule: 'capabilities', layers: bwrap !== null ? ['bubblewrap'] : [], unenforced: false, detail: 'an unprivileged broker has none to pass on' });
+  else if (probe.setpriv !== null) add({ rule: 'capabilities', layers: ['setpriv:caps'], unenforced: false, detail: 'inheritable, ambient and bounding sets cleared' });
+  else if (bwrap !== null) add({ rule: 'capabilities', layers: ['bubblewrap:cap-drop'], unenforced: false, detail: 'all capabilities dropped' });
+  else add({ rule: 'capabilities', layers: [], unenforced: true, missing: 'setpriv (util-linux) or bubblewrap', detail: 'a root broker\'s capabilities would pass to the helper' });
+
+  // ---- limits
+  const prlimitArgs: string[] = ['--core=0:0'];
+  const limit = (rule: string, flag: string, value: number | undefined, extraLayers: string[], detail: string): void => {
+    if (value === undefined) return;
+    if (probe.prlimit !== null) {
+      prlimitArgs.push(`--${flag}=${value}:${flag === 'cpu' ? value + 1 : value}`);
+      add({ rule, layers: [`prlimit:${flag}`, ...extraLayers], unenforced: false, detail });
+    } else {
+      add({ rule, layers: extraLayers, unenforced: true, missing: 'prlimit (util-linux)', detail });
+    }
+  };
+  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB } = profile.limits;
+  const heapMiB = memoryMiB === undefined ? undefined : Math.max(32, Math.floor(memoryMiB * V8_HEAP_SHARE));
+  limit('limits.memoryMiB', 'data', memoryMiB === undefined ? undefined : memoryMiB * MIB, ['v8:max-old-space-size'], `RLIMIT_DATA ${memoryMiB} MiB; V8 heap capped at ${heapMiB} MiB so the JS heap fails first (helper aborts: "JavaScript heap out of memory")`);
+  limit('limits.cpuSeconds', 'cpu', cpuSeconds, [], `RLIMIT_CPU ${cpuSeconds} s: SIGXCPU, then SIGKILL a second later`);
+  limit('limits.openFiles', 'nofile', openFiles, [], `RLIMIT_NOFILE ${openFiles}: open() fails with EMFILE`);
+  if (processes !== undefined && probe.isRoot && !dropUser) {
+    add({ rule: 'limits.processes', layers: [], unenforced: true, missing: 'setpriv (util-linux)', detail: 'RLIMIT_NPROC does not apply to root' });
+  } else {
+    limit('limits.processes', 'nproc', processes, [], `RLIMIT_NPROC ${processes}: counts every thread of every process of uid ${probe.isRoot ? profile.user.uid : probe.uid} (node itself runs ~11 threads)`);
+  }
+  limit('limits.fileSizeMiB', 'fsize', fileSizeMiB === undefined ? undefined : fileSizeMiB * MIB, [], `RLIMIT_FSIZE ${fileSizeMiB} MiB: SIGXFSZ`);
+
+  add({ rule: 'env', layers: ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
+
+  // ---- node
+  const readList = pruneNested(input.reads.flatMap(withRealPath));
+  const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
+  const nodeFlags: string[] = [];
+  if (nodePerm !== null) {
+    nodeFlags.push(nodePerm);
+    if (probe.node.disableWarning) nodeFlags.push('--disable-warning=ExperimentalWarning');
+    for (const path of pruneNested([...readList, ...writeList])) nodeFlags.push(`--allow-fs-read=${path}`);
+    for (const path of writeList) nodeFlags.push(`--allow-fs-write=${path}`);
+    if (profile.processes.children) nodeFlags.push('--allow-child-process');
+    if (profile.processes.workers) nodeFlags.push('--allow-worker');
+    if (profile.addons && probe.node.allowAddons) nodeFlags.push('--allow-addons');
+  }
+  if (heapMiB !== undefined) nodeFlags.push(`--max-old-space-size=${heapMiB}`);
+  const nodeCommand = [input.nodePath, ...nodeFlags, ...input.nodeArgs, input.entry];
+
+  // ---- wrappers, innermost first
+  let chain = nodeCommand;
+  let runAs: { uid: number; gid: number } | undefined;
+  if (probe.setpriv !== null) {
+    if (dropUser) {
+      runAs = { ...profile.user };
+      chain = [probe.setpriv, `--reuid=${profile.user.uid}`, `--regid=${profile.user.gid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--', ...chain];
+    } else if (bwrap === null) {
+      chain = [probe.setpriv, '--no-new-privs', '--', ...chain];
+    }
+  }
+  if (innerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
+  if (bwrap !== null) {
+    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null }), '--', ...chain];
+  }
+  if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
+  if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs };
+}
+
+function unshareNetArgs(probe: HostProbe): string[] {
+  // Not root: a user namespace of our own grants the right to create the netns; uid stays ours.
+  return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
+}
+
+function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean }): string[] {
+  const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
+  if (!probe.isRoot) args.push('--unshare-user');
+  if (profile.network !== 'full') args.push('--unshare-net');
+  if (opts.capDrop) args.push('--cap-drop', 'ALL');
+  const roots = probe.runtimeRoots;
+  for (const root of roots) {
+    if (root.symlink !== null) args.push('--symlink', root.symlink, root.path);
+    else args.push('--ro-bind', root.path, root.path);
+  }
+  const covered = (path: string): boolean => roots.some((r) => r.symlink === null && isWithin(path, r.path));
+  // The node binary and the wrappers must exist inside; outside /usr (nvm, /opt) bind them too.
+  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare].filter((p): p is string => p !== null && !covered(p));
+  const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
+  args.push('--proc', '/proc', '--dev', '/dev');
+
+  type Bind = { path: string; mode: 'ro' | 'rw' | 'ro-try' };
+  const binds: Bind[] = [
+    ...pruneNested([...reads, ...extraReads]).filter((p) => !covered(p) && !writes.some((w) => isWithin(p, w))).map((path): Bind => ({ path, mode: 'ro' })),
+    ...etc.map((path): Bind => ({ path, mode: 'ro-try' })),
+    ...writes.map((path): Bind => ({ path, mode: 'rw' })),
+  ];
+  // bwrap creates missing mount points as 0700 dirs, which a dropped uid cannot traverse: create them 0755 first.
+  const dirs = new Set<string>();
+  for (const bind of binds) for (const dir of ancestors(bind.path)) if (!covered(dir)) dirs.add(dir);
+  for (const dir of [...dirs].sort((a, b) => a.length - b.length)) args.push('--perms', '0755', '--dir', dir);
+  // Parents before children, so a writable dir inside a read-only one stays writable.
+  binds.sort((a, b) => a.path.length - b.path.length);
+  for (const bind of binds) {
+    const flag = bind.mode === 'rw' ? '--bind-try' : '--ro-bind-try';
+    args.push(flag, bind.path, bind.path);
+  }
+  args.push('--chdir', input.scratch);
+  return args;
+}

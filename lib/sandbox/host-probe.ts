@@ -1,0 +1,153 @@
+/**
+ * Finds out once which sandbox layers this host really has: not "is the
+ * binary installed" but "does it work here" (bubblewrap and user namespaces
+ * are often present yet disabled in containers). Results are cached per node
+ * binary for the life of the process.
+ * @module
+ */
+import { execFile } from 'node:child_process';
+import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
+export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;
+
+/** Top-level system directories a sandboxed node needs for its shared libraries (bound read-only or recreated as symlinks). */
+const RUNTIME_ROOTS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'] as const;
+
+/** What Node's permission model offers in the node binary that will run the helper. */
+export interface NodePermissionSupport {
+  /** `--permission` (Node ≥ 22.13/23.5), `--experimental-permission` (Node 20–22), or null. */
+  flag: '--permission' | '--experimental-permission' | null;
+  /** `--allow-addons` exists (otherwise addons are always refused under the model). */
+  allowAddons: boolean;
+  /** `--disable-warning=` exists (to silence the ExperimentalWarning on stderr). */
+  disableWarning: boolean;
+}
+
+/** A top-level runtime directory as it exists on the host. */
+export interface RuntimeRoot {
+  path: string;
+  /** Target when the host has it as a symlink (merged /usr), else null. */
+  symlink: string | null;
+}
+
+/** Which layers this host has, and why one is missing. */
+export interface HostProbe {
+  /** True when the broker runs as uid 0 (it may drop helpers to another uid). */
+  isRoot: boolean;
+  /** The broker's uid. */
+  uid: number;
+  /** Absolute path of a working bubblewrap, or null. */
+  bwrap: string | null;
+  /** Why bubblewrap is not usable (not installed, or the test run failed). */
+  bwrapProblem: string | null;
+  /** Unprivileged user namespaces work (needed by bubblewrap and unshare when not root). */
+  userNamespaces: boolean;
+  /** Absolute paths of util-linux tools, or null when absent. */
+  unshare: string | null;
+  setpriv: string | null;
+  prlimit: string | null;
+  /** Node's permission model in the helper's node binary. */
+  node: NodePermissionSupport;
+  /** /usr, /lib, ... as found on the host (for bubblewrap's filesystem view). */
+  runtimeRoots: RuntimeRoot[];
+}
+
+/** Rewrites a real probe; tests use it to simulate a host without a layer. */
+export type HostProbeOverride = (probe: HostProbe) => HostProbe;
+
+const cache = new Map<string, Promise<HostProbe>>();
+let override: HostProbeOverride | undefined;
+
+/**
+ * Replaces what {@link probeHost} returns, e.g. `p => ({ ...p, bwrap: null, bwrapProblem: 'simulated' })`.
+ * Meant for tests of the fail-closed path; pass undefined to restore the real probe.
+ */
+export function setHostProbeOverride(fn: HostProbeOverride | undefined): void {
+  override = fn;
+}
+
+function findBinary(name: string): string | null {
+  for (const dir of SYSTEM_BIN_DIRS) {
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not in this directory; try the next
+    }
+  }
+  return null;
+}
+
+function run(file: string, args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 10_000, env: { PATH: SYSTEM_BIN_DIRS.join(':') } }, (err, stdout, stderr) => {
+      resolve({ ok: err === null, stdout: String(stdout), stderr: String(stderr).trim() });
+    });
+  });
+}
+
+function runtimeRoots(): RuntimeRoot[] {
+  const roots: RuntimeRoot[] = [];
+  for (const path of RUNTIME_ROOTS) {
+    try {
+      const st = lstatSync(path);
+      if (st.isSymbolicLink()) roots.push({ path, symlink: readlinkSync(path) });
+      else if (st.isDirectory()) roots.push({ path, symlink: null });
+    } catch {
+      // this host has no such directory (e.g. no /lib32)
+    }
+  }
+  return roots;
+}
+
+async function nodeSupport(nodePath: string): Promise<NodePermissionSupport> {
+  const help = await run(nodePath, ['--help']);
+  const text = help.stdout;
+  const flag = /^\s*--permission\b/m.test(text) ? '--permission' : /--experimental-permission\b/.test(text) ? '--experimental-permission' : null;
+  return { flag, allowAddons: /--allow-addons\b/.test(text), disableWarning: /--disable-warning\b/.test(text) };
+}
+
+async function realProbe(nodePath: string): Promise<HostProbe> {
+  const uid = process.getuid?.() ?? -1;
+  const isRoot = uid === 0;
+  const unshare = findBinary('unshare');
+  const setpriv = findBinary('setpriv');
+  const prlimit = findBinary('prlimit');
+  const trueBin = findBinary('true') ?? '/bin/true';
+  const userNs = unshare === null ? Promise.resolve(false) : run(unshare, ['--user', '--map-current-user', '--net', trueBin]).then((r) => r.ok);
+  const bwrapPath = findBinary('bwrap');
+  // The same namespaces a real launch asks for: installed-but-blocked (seccomp'd containers) is "missing".
+  const bwrapTest = bwrapPath === null
+    ? Promise.resolve({ ok: false, stdout: '', stderr: 'not installed' })
+    : run(bwrapPath, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', trueBin]);
+  const [userNamespaces, bwrapResult, node] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath)]);
+  return {
+    isRoot,
+    uid,
+    bwrap: bwrapPath !== null && bwrapResult.ok ? bwrapPath : null,
+    bwrapProblem: bwrapPath === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
+    userNamespaces,
+    unshare,
+    setpriv,
+    prlimit,
+    node,
+    runtimeRoots: runtimeRoots(),
+  };
+}
+
+/**
+ * Probes the host (once per node binary; later calls share the result).
+ * @param nodePath - the node binary that will run helpers
+ */
+export async function probeHost(nodePath: string = process.execPath): Promise<HostProbe> {
+  let probe = cache.get(nodePath);
+  if (probe === undefined) {
+    probe = realProbe(nodePath);
+    cache.set(nodePath, probe);
+  }
+  const result = await probe;
+  return override === undefined ? result : override(structuredClone(result));
+}
