@@ -45,7 +45,7 @@ export interface RpcServerOptions {
 
 /** Answering side of one channel. */
 export class RpcServer {
-  private readonly running = new Map<number, AbortController>();
+  private readonly running = new Map<number, RunningCall>();
   private helloSeen = false;
   private draining = false;
   private drainWaiters: Array<() => void> = [];
@@ -87,8 +87,7 @@ export class RpcServer {
         this.startCall(envelope);
         return;
       case 'cancel': {
-        const controller = this.running.get(envelope.id);
-        controller?.abort(envelope.reason === 'deadline'
+        this.running.get(envelope.id)?.abort(envelope.reason === 'deadline'
           ? bulkheadError('ERR_DEADLINE', 'The caller\'s deadline passed.')
           : bulkheadError('ERR_CANCELLED', 'The caller cancelled the call.'));
         return;
@@ -134,41 +133,39 @@ export class RpcServer {
     const invalid = this.protocol.check('params', method, call.params);
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
 
-    const controller = new AbortController();
-    this.running.set(id, controller);
-    const ctx: HandlerContext = {
-      signal: controller.signal,
-      peer: call.meta?.peer ?? MAIN_APP_PEER,
-      timeoutMs: call.meta?.timeoutMs,
-      emit: (name, payload) => {
-        if (this.running.get(id) !== controller) {
-          throw bulkheadError('ERR_CLOSED', `ctx.emit("${name}") after call ${method} settled; use the service's broadcast emit instead.`);
-        }
-        this.sendEvent(id, name, payload);
-      },
-    };
+    const running = new RunningCall(this, id, call.meta?.peer ?? MAIN_APP_PEER, call.meta?.timeoutMs);
+    this.running.set(id, running);
     let result: unknown;
     try {
-      result = (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, ctx);
+      result = (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, running);
     } catch (err) {
-      this.finish(id, controller, undefined, err);
+      this.finish(running, undefined, err);
       return;
     }
     if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
       (result as PromiseLike<unknown>).then(
-        (value) => this.finish(id, controller, value, undefined),
-        (err: unknown) => this.finish(id, controller, undefined, err ?? new Error('handler rejected with no reason')),
+        (value) => this.finish(running, value, undefined),
+        (err: unknown) => this.finish(running, undefined, err ?? new Error('handler rejected with no reason')),
       );
     } else {
-      this.finish(id, controller, result, undefined);
+      this.finish(running, result, undefined);
     }
   }
 
-  private finish(id: number, controller: AbortController, value: unknown, error: unknown): void {
-    if (this.running.get(id) !== controller) return;
+  /** @internal ctx.emit of a running call. */
+  emitFor(running: RunningCall, name: string, payload: unknown): void {
+    if (this.running.get(running.id) !== running) {
+      throw bulkheadError('ERR_CLOSED', `ctx.emit("${name}") after the call settled; use the service's broadcast emit instead.`);
+    }
+    this.sendEvent(running.id, name, payload);
+  }
+
+  private finish(running: RunningCall, value: unknown, error: unknown): void {
+    const id = running.id;
+    if (this.running.get(id) !== running) return;
     this.running.delete(id);
     // The caller has given up (cancel or deadline): it ignores answers, so send none.
-    if (!controller.signal.aborted) {
+    if (!running.aborted) {
       if (error !== undefined) this.sendError(id, this.handlerError(error));
       else {
         const problem = describeNonPlain(value);
@@ -222,7 +219,41 @@ export class RpcServer {
 
   private onClosed(error: BulkheadError | undefined): void {
     const reason = bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.');
-    for (const controller of this.running.values()) controller.abort(reason);
+    for (const running of this.running.values()) running.abort(reason);
     this.hooks.closed(error);
+  }
+}
+
+/**
+ * One running handler and its context. The AbortController is created only
+ * when the handler reads `ctx.signal`: most handlers never do, and creating
+ * one costs more than the rest of the dispatch.
+ */
+class RunningCall implements HandlerContext {
+  private controller: AbortController | undefined;
+  private abortReason: BulkheadError | undefined;
+
+  constructor(private readonly server: RpcServer, readonly id: number, readonly peer: PeerInfo, readonly timeoutMs: number | undefined) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.abortReason !== undefined;
+  }
+
+  abort(reason: BulkheadError): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  emit(name: string, payload: unknown): void {
+    this.server.emitFor(this, name, payload);
   }
 }

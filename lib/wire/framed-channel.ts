@@ -9,6 +9,9 @@ import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame-decoder.js';
 
+/** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
+const COALESCE_COPY_LIMIT = 64 * 1024;
+
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
   /**
@@ -33,6 +36,10 @@ export class FramedChannel {
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
+  /** Frames sent this tick, written together by {@link FramedChannel.flush}. */
+  private outbox: Buffer[] = [];
+  private outboxBytes = 0;
+  private flushScheduled = false;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -63,9 +70,9 @@ export class FramedChannel {
     return !this.closedReported && !this.ended && !this.stream.destroyed;
   }
 
-  /** Bytes queued in the stream's write buffer (backpressure signal). */
+  /** Bytes queued for writing, in our outbox and the stream's buffer (backpressure signal). */
   get writableLength(): number {
-    return this.stream.writableLength;
+    return this.stream.writableLength + this.outboxBytes;
   }
 
   /**
@@ -82,8 +89,36 @@ export class FramedChannel {
     if (frame.length - FRAME_HEADER_BYTES > this.maxFrameBytes) {
       throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${frame.length - FRAME_HEADER_BYTES} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: frame.length - FRAME_HEADER_BYTES, limit: this.maxFrameBytes });
     }
-    return this.stream.write(frame);
+    this.outbox.push(frame);
+    this.outboxBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // After the current microtasks: every frame sent by one burst of promise
+      // continuations leaves in a single write (one syscall, not one per frame).
+      process.nextTick(this.flush);
+    }
+    return this.writableLength < this.stream.writableHighWaterMark;
   }
+
+  /** Writes the outbox now. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const frames = this.outbox;
+    if (frames.length === 0 || this.stream.destroyed) return;
+    const bytes = this.outboxBytes;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    if (frames.length === 1) {
+      this.stream.write(frames[0]);
+    } else if (bytes <= COALESCE_COPY_LIMIT) {
+      // Small frames: one copy is cheaper than a writev over many tiny buffers.
+      this.stream.write(Buffer.concat(frames, bytes));
+    } else {
+      this.stream.cork();
+      for (const frame of frames) this.stream.write(frame);
+      this.stream.uncork();
+    }
+  };
 
   /**
    * Sends goodbye but keeps both directions open: the peer finishes its work,
@@ -98,12 +133,14 @@ export class FramedChannel {
     if (!this.open) return;
     this.send({ kind: 'goodbye', reason });
     this.ended = true;
+    this.flush();
     this.stream.end();
   }
 
   /** Sends a best-effort connection-level error, then destroys the stream. */
   fail(error: BulkheadError): void {
     if (this.open) {
+      this.flush();
       this.stream.write(encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
       this.ended = true;
       this.stream.end();
