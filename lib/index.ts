@@ -15,8 +15,8 @@ export { Broker, type BrokerOptions, type BrokerEvents, type BrokerConfig, type 
 export { LAUNCH_DEFAULTS, SERVICE_MANIFEST_SCHEMA, checkManifest, type ServiceManifest, type LaunchPolicy } from './broker/manifest.js';
 export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js';
 export type { ExitInfo } from './broker/helper-process.js';
-export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEvents, type ServiceEndpoint } from './connection/connection.js';
-export type { RpcClient } from './connection/rpc-client.js';
+export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEvents } from './connection/connection.js';
+export type { CallOwner } from './connection/rpc-client.js';
 export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from './errors.js';
 export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, EventName, EventPayload } from './protocol/types.js';
 export { CompiledProtocol, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
