@@ -24,5 +24,5 @@ export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, t
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
-export type { EnforcementReport, RuleEnforcement } from './sandbox/index.js';
+export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxProfile, type ProfileProblem } from './sandbox/index.js';
 export type { Disposable } from './util/emitter.js';

@@ -79,7 +79,7 @@ t.test('a helper that crashes at start trips the crash-loop breaker', async (t) 
 });
 
 t.test('relaunch is throttled: a call right after a crash waits in state "throttled"', async (t) => {
-  const kit = await startBroker({ root: FIXTURES, services: [{ ...echoManifest, launch: { throttleMs: 300 } }] });
+  const kit = await startBroker({ root: FIXTURES, services: [{ ...echoManifest, launch: { throttleMs: 2000 } }] });
   t.teardown(() => kit.close());
   const echo = kit.broker.connect('echo');
   await echo.call('echo', { text: 'x' });

@@ -10,6 +10,7 @@ import { bulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
+import { parseProfile } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import type { ExitInfo } from './helper-process.js';
@@ -217,7 +218,10 @@ export class Broker extends Emitter<BrokerEvents> {
     const protocol = loadProtocol(this.protocolsDir, manifest.protocol);
     const profile = manifest.sandbox === undefined ? undefined : this.loadProfile(manifest.sandbox, manifest.name, source);
     const supervisor = new ServiceSupervisor(
-      { manifest, entry, serviceDir: dirname(entry), protocol, protocolFile: protocolPath(this.protocolsDir, manifest.protocol), profile },
+      {
+        manifest, entry, serviceDir: dirname(entry), protocol, protocolFile: protocolPath(this.protocolsDir, manifest.protocol), profile,
+        sandboxPaths: { root: this.root, ...Object.fromEntries(Object.entries(manifest.sandboxPaths ?? {}).map(([k, v]) => [k, resolve(this.root, v)])) },
+      },
       {
         nodePath: this.nodePath,
         maxFrameBytes: this.maxFrameBytes,
@@ -235,11 +239,14 @@ export class Broker extends Emitter<BrokerEvents> {
     for (const dir of [this.profilesDir, SHIPPED_PROFILES_DIR]) {
       const file = join(dir, `${name}.json`);
       if (!existsSync(file)) continue;
+      let document: unknown;
       try {
-        return { name, document: JSON.parse(readFileSync(file, 'utf8')) as unknown };
+        document = JSON.parse(readFileSync(file, 'utf8'));
       } catch (err) {
         throw bulkheadError('ERR_INVALID_PROFILE', `Sandbox profile ${file} is not valid JSON: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
       }
+      parseProfile(name, document); // a bad profile fails register(), not the first launch
+      return { name, document };
     }
     throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.`, { source, pointer: '/sandbox' });
   }

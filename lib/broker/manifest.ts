@@ -60,6 +60,12 @@ export interface ServiceManifest {
   protocol: string;
   /** Sandbox profile name: `<root>/sandbox-profiles/<sandbox>.json`, or a profile shipped with bulkhead. Omit to run unsandboxed (env still scrubbed). */
   sandbox?: string;
+  /**
+   * Named directories for `${name}` placeholders in the sandbox profile's paths
+   * (e.g. `{ "data": "./data" }` for a profile that reads `${data}`), relative to the root.
+   * `${root}` (the broker root) and `${serviceDir}` are always defined.
+   */
+  sandboxPaths?: Record<string, string>;
   /** Extra flags for node, placed before the entry. */
   nodeArgs?: string[];
   /** Variables set for the helper (in addition to what its profile lets through). */
@@ -93,6 +99,7 @@ export const SERVICE_MANIFEST_SCHEMA = {
     entry: { type: 'string', minLength: 1 },
     protocol: { type: 'string', pattern: NAME_PATTERN },
     sandbox: { type: 'string', pattern: NAME_PATTERN },
+    sandboxPaths: { type: 'object', propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9]*$', not: { enum: ['serviceDir', 'scratch', 'root'] } }, additionalProperties: { type: 'string', minLength: 1 } },
     nodeArgs: { type: 'array', items: { type: 'string', pattern: '^-' } },
     env: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: { type: 'string' } },
     timeoutMs: positiveInt,

@@ -19,7 +19,8 @@ const RUNTIME_DEPENDENCIES = ['cbor-x', 'ajv', 'ajv-formats'];
 /** Directories a helper needs to read to load `bulkhead/service`. */
 export function runtimeReadPaths(): string[] {
   const require = createRequire(import.meta.url);
-  const paths = new Set<string>([PACKAGE_ROOT]);
+  // Only what loading bulkhead/service needs: not the package's tests, .git or benches.
+  const paths = new Set<string>(['package.json', 'dist/lib', 'protocols'].map((p) => join(PACKAGE_ROOT, p)));
   for (const name of RUNTIME_DEPENDENCIES) {
     try {
       // <node_modules>/<name>/package.json → <node_modules>

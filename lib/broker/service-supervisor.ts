@@ -75,6 +75,8 @@ export interface ResolvedService {
   protocol: CompiledProtocol;
   protocolFile: string;
   profile: SandboxProfileRef | undefined;
+  /** Absolute directories for `${name}` placeholders in the profile (root, plus the manifest's sandboxPaths). */
+  sandboxPaths: Record<string, string>;
 }
 
 /** Supervises one service. */
@@ -236,6 +238,7 @@ export class ServiceSupervisor implements ServiceEndpoint {
         ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
       },
       profile: this.resolved.profile,
+      paths: this.resolved.sandboxPaths,
     };
     let plan;
     try {

@@ -55,6 +55,11 @@ export interface RpcClientHooks {
   broadcast(name: string, payload: unknown): void;
   /** An event that failed validation, or an event for no known call. */
   eventError(error: BulkheadError): void;
+  /**
+   * The helper went from idle to busy or back: busy while a call is in
+   * flight or queued, or a transaction (ctx.keepAlive) is open. Optional.
+   */
+  activity?(busy: boolean): void;
 }
 
 interface PendingCall {
@@ -85,6 +90,8 @@ export class RpcClient {
   private interruption: BulkheadError | undefined;
   private settleReady!: { resolve(hello: HelloEnvelope): void; reject(err: BulkheadError): void };
   private isReady = false;
+  private transactions = 0;
+  private busy = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
 
@@ -146,6 +153,7 @@ export class RpcClient {
       }
       if (this.inFlightCount < this.maxInFlight) this.send(call);
       else this.queue.push(call);
+      if (!this.busy) this.updateActivity();
     });
   }
 
@@ -179,6 +187,10 @@ export class RpcClient {
         return;
       case 'goodbye':
         return; // the close that follows does the work
+      case 'activity':
+        this.transactions = envelope.transactions;
+        this.updateActivity();
+        return;
       case 'call':
       case 'cancel':
         // A service never calls its client; treat it as a broken peer.
@@ -270,7 +282,25 @@ export class RpcClient {
       if (index >= 0) this.queue.splice(index, 1);
     }
     this.clearCall(call);
+    if (this.inFlightCount === 0) this.updateActivity();
     return call;
+  }
+
+  /** Open transactions the helper reported. */
+  get openTransactions(): number {
+    return this.transactions;
+  }
+
+  /** True while a call is in flight or queued, or a transaction is open. */
+  get isBusy(): boolean {
+    return this.busy;
+  }
+
+  private updateActivity(): void {
+    const busy = this.inFlightCount + this.queue.length + this.transactions > 0;
+    if (busy === this.busy) return;
+    this.busy = busy;
+    this.hooks.activity?.(busy);
   }
 
   private abandon(call: PendingCall, reason: 'cancelled' | 'deadline', error: BulkheadError): void {

@@ -109,6 +109,7 @@ export class RpcServer {
         return; // a connection-level error from the broker; the close follows
       case 'reply':
       case 'event':
+      case 'activity':
         return this.protocolViolation(`a client sent a "${envelope.kind}" message, which only services send`);
     }
   }

@@ -60,6 +60,9 @@ export interface CompiledLaunch {
   runAs: { uid: number; gid: number } | undefined;
 }
 
+/** Variables removed at exec time, whoever added them. */
+export const SCRUBBED_VARIABLES = ['NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'] as const;
+
 /** Node flags that would loosen the permission model if a manifest passed them. */
 const LOOSENING_NODE_FLAG = /^--(allow-|permission|experimental-permission|no-experimental-permission)/;
 
@@ -171,7 +174,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   limit('limits.fileSizeMiB', 'fsize', fileSizeMiB === undefined ? undefined : fileSizeMiB * MIB, [], `RLIMIT_FSIZE ${fileSizeMiB} MiB: SIGXFSZ`);
 
-  add({ rule: 'env', layers: ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
+  add({ rule: 'env', layers: probe.env !== null ? ['env:allowlist', 'env:unset'] : ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
 
   // ---- node
   const readList = pruneNested(input.reads.flatMap(withRealPath));
@@ -206,6 +209,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
+  // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
+  // to the env after the plan is made; strip them again right before the first wrapper runs.
+  if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
   return { command: chain[0]!, args: chain.slice(1), rules, runAs };
 }
 
@@ -246,6 +252,7 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
     const flag = bind.mode === 'rw' ? '--bind-try' : '--ro-bind-try';
     args.push(flag, bind.path, bind.path);
   }
-  args.push('--chdir', input.scratch);
+  // The root is a tmpfs bwrap built; freeze it so the only writable places are the binds above.
+  args.push('--remount-ro', '/', '--chdir', input.scratch);
   return args;
 }

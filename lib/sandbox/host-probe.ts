@@ -48,6 +48,8 @@ export interface HostProbe {
   unshare: string | null;
   setpriv: string | null;
   prlimit: string | null;
+  /** coreutils `env`, to strip variables a spawn hook adds after planning. */
+  env: string | null;
   /** Node's permission model in the helper's node binary. */
   node: NodePermissionSupport;
   /** /usr, /lib, ... as found on the host (for bubblewrap's filesystem view). */
@@ -133,6 +135,7 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     unshare,
     setpriv,
     prlimit,
+    env: findBinary('env'),
     node,
     runtimeRoots: runtimeRoots(),
   };

@@ -17,6 +17,7 @@ export const KIND = {
   event: 4,
   cancel: 5,
   goodbye: 6,
+  activity: 7,
 } as const;
 
 /** Which end of a connection sent a hello. */
@@ -96,6 +97,16 @@ export interface GoodbyeEnvelope {
   reason: string;
 }
 
+/**
+ * Service → broker: how many transactions (`ctx.keepAlive()` holds) are open.
+ * Sent when the count changes between zero and non-zero; while it is non-zero
+ * the broker does not stop the helper for being idle.
+ */
+export interface ActivityEnvelope {
+  kind: 'activity';
+  transactions: number;
+}
+
 /** Every message that crosses a bulkhead connection. */
 export type Envelope =
   | HelloEnvelope
@@ -104,7 +115,8 @@ export type Envelope =
   | ErrorEnvelope
   | EventEnvelope
   | CancelEnvelope
-  | GoodbyeEnvelope;
+  | GoodbyeEnvelope
+  | ActivityEnvelope;
 
 /** Encodes an envelope to a complete frame (length prefix included). */
 export function encodeEnvelope(envelope: Envelope): Buffer {
@@ -120,6 +132,7 @@ function toWire(e: Envelope): unknown[] {
     case 'event': return [KIND.event, e.callId, e.name, e.payload];
     case 'cancel': return [KIND.cancel, e.id, e.reason];
     case 'goodbye': return [KIND.goodbye, e.reason];
+    case 'activity': return [KIND.activity, e.transactions];
   }
 }
 
@@ -167,6 +180,12 @@ export function decodeEnvelope(body: Uint8Array): Envelope {
     case KIND.goodbye:
       expectLength(a, 2, 'goodbye');
       return { kind: 'goodbye', reason: str(a[1], 'goodbye reason') };
+    case KIND.activity: {
+      expectLength(a, 2, 'activity');
+      const n = a[1];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
+      return { kind: 'activity', transactions: n };
+    }
     default:
       // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
       throw bad(`unknown message kind ${typeof a[0] === 'number' ? String(a[0]) : `of type ${describeType(a[0])}`}`);

@@ -1,0 +1,58 @@
+/**
+ * The `bulkhead` command line: one commander program, one file per command
+ * under `commands/`. Every command returns an exit code ({@link EXIT_CODES});
+ * an unexpected exception is a bug and exits 2 with its stack.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { PACKAGE_ROOT } from '../broker/package-paths.js';
+import { isBulkheadError } from '../errors.js';
+import { registerTypes } from './commands/types.js';
+import { registerValidate } from './commands/validate.js';
+import { EXIT_CODES, type ExitCode } from './exit-codes.js';
+
+/** Builds the program. Parse with `parseAsync`; the exit code lands in `process.exitCode`. */
+export function createProgram(): Command {
+  const program = new Command('bulkhead')
+    .description('Privilege-separated, relaunchable helper processes for Node.js.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Examples:
+  $ bulkhead validate                                  # check ./protocols, ./sandbox-profiles, ./*.json
+  $ bulkhead types protocols/ -o src/generated         # TypeScript types for every protocol
+
+Exit codes:
+  0  ok
+  1  validation problem or usage error (the message says what to fix)
+  2  internal error (a bug in bulkhead: please report it with the printed stack)`);
+  registerValidate(program, run);
+  registerTypes(program, run);
+  return program;
+}
+
+/** Runs one command's work and records its exit code. */
+async function run(work: () => Promise<ExitCode>): Promise<void> {
+  try {
+    process.exitCode = await work();
+  } catch (err) {
+    if (isBulkheadError(err)) {
+      // Coded errors are the user's to fix (bad input), not crashes.
+      process.stderr.write(`bulkhead: ${err.message} (${err.code})\n`);
+      process.exitCode = EXIT_CODES.invalid;
+      return;
+    }
+    process.stderr.write(`bulkhead: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = EXIT_CODES.internal;
+  }
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
