@@ -12,7 +12,10 @@
  * @module
  */
 export { Broker, type BrokerOptions, type BrokerEvents, type BrokerConfig, type LogLine } from './broker/broker.js';
-export { LAUNCH_DEFAULTS, SERVICE_MANIFEST_SCHEMA, checkManifest, type ServiceManifest, type LaunchPolicy } from './broker/manifest.js';
+export { LAUNCH_DEFAULTS, SERVICE_MANIFEST_SCHEMA, checkManifest, type ServiceManifest, type LaunchPolicy, type LaunchTunables, type KeepAliveConditions } from './broker/manifest.js';
+export type { ScheduleSpec } from './broker/schedule.js';
+export type { JobRunResult, JobStatus } from './broker/job-runner.js';
+export { systemClock, type Clock, type ClockTimer } from './broker/clock.js';
 export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js';
 export type { ExitInfo } from './broker/helper-process.js';
 export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEvents } from './connection/connection.js';

@@ -64,6 +64,8 @@ export interface ServiceHandle<P extends ProtocolShape = AnyProtocol> {
   emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): void;
   /** Handlers running right now. */
   readonly inFlight: number;
+  /** Opens a transaction that keeps the helper from idle exit; call the returned function to release it. */
+  keepAlive(): () => void;
 }
 
 let served = false;
@@ -126,5 +128,6 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     get inFlight() {
       return server.inFlight;
     },
+    keepAlive: () => server.openTransaction(),
   };
 }

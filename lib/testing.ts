@@ -23,6 +23,7 @@ import type { ServiceState } from './broker/service-supervisor.js';
 import { bulkheadError } from './errors.js';
 
 export { Broker } from './broker/broker.js';
+export { ManualClock } from './broker/clock.js';
 export type { ExitInfo } from './broker/helper-process.js';
 export type { ServiceState } from './broker/service-supervisor.js';
 

@@ -13,7 +13,11 @@ import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { parseProfile } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
+import { systemClock, type Clock } from './clock.js';
 import type { ExitInfo } from './helper-process.js';
+import type { JobRunResult } from './job-runner.js';
+import { LaunchAutomation } from './launch-automation.js';
+import { ScheduleStore } from './schedule-store.js';
 import { checkManifest, type ServiceManifest } from './manifest.js';
 import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
@@ -45,6 +49,17 @@ export interface BrokerOptions {
    * @default process.execPath
    */
   nodePath?: string;
+  /**
+   * Time source of schedules and idle exit; tests pass a `ManualClock` from bulkhead/testing.
+   * @default the system clock
+   */
+  clock?: Clock;
+  /**
+   * Where schedule state (last run times, for missed-run accounting) is kept.
+   * Created only when a service has a schedule.
+   * @default `<root>/.bulkhead`
+   */
+  stateDir?: string;
 }
 
 /** One line a helper printed. */
@@ -65,6 +80,10 @@ export interface BrokerEvents {
   exit: [service: string, info: ExitInfo];
   /** A helper printed a line on stdout or stderr. */
   log: [line: LogLine];
+  /** A scheduled run finished or was skipped. */
+  job: [service: string, result: JobRunResult];
+  /** A watched path of a service changed. */
+  watch: [service: string, path: string, event: string];
   [key: string]: unknown[];
 }
 
@@ -89,6 +108,9 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly maxFrameBytes: number;
   private readonly nodePath: string;
   private readonly services = new Map<string, ServiceSupervisor>();
+  private readonly automations = new Map<string, LaunchAutomation>();
+  private readonly clock: Clock;
+  private readonly store: ScheduleStore;
   private readonly implicitReads = runtimeReadPaths();
   private closing: Promise<void> | undefined;
 
@@ -104,6 +126,8 @@ export class Broker extends Emitter<BrokerEvents> {
     }
     this.maxFrameBytes = maxFrameBytes;
     this.nodePath = options.nodePath ?? process.execPath;
+    this.clock = options.clock ?? systemClock;
+    this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
   }
 
   /**
@@ -160,8 +184,13 @@ export class Broker extends Emitter<BrokerEvents> {
   /** Status of every service. */
   status(): ServiceStatus[];
   status(name?: string): ServiceStatus | ServiceStatus[] {
-    if (name !== undefined) return this.supervisor(name).status();
-    return [...this.services.values()].map((s) => s.status());
+    if (name !== undefined) return this.statusOf(name);
+    return [...this.services.keys()].map((n) => this.statusOf(n));
+  }
+
+  private statusOf(name: string): ServiceStatus {
+    const automation = this.automations.get(name);
+    return { ...this.supervisor(name).status(), schedule: automation?.scheduleStatus() ?? null, idleExitAt: automation?.idleExitDeadline ?? null };
   }
 
   /** Names of the registered services. */
@@ -194,6 +223,7 @@ export class Broker extends Emitter<BrokerEvents> {
    * service's exitTimeoutMs) and invalidates every connection. Idempotent.
    */
   close(): Promise<void> {
+    for (const automation of this.automations.values()) automation.stop();
     this.closing ??= Promise.all([...this.services.values()].map((s) => s.close())).then(() => {
       this.removeAllListeners();
     });
@@ -232,7 +262,28 @@ export class Broker extends Emitter<BrokerEvents> {
         log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
       },
     );
+    const automation = new LaunchAutomation({
+      supervisor,
+      policy: manifest.launch ?? {},
+      clock: this.clock,
+      store: manifest.launch?.schedule === undefined ? undefined : this.store,
+      root: this.root,
+      source,
+      hooks: {
+        jobResult: (service, result) => this.emit('job', service, result),
+        pathChanged: (service, path, event) => this.emit('watch', service, path, event),
+      },
+    });
     this.services.set(manifest.name, supervisor);
+    this.automations.set(manifest.name, automation);
+    try {
+      automation.start();
+    } catch (err) {
+      automation.stop();
+      this.services.delete(manifest.name);
+      this.automations.delete(manifest.name);
+      throw err;
+    }
   }
 
   private loadProfile(name: string, service: string, source: string): { name: string; document: unknown } {

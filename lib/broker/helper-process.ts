@@ -66,6 +66,7 @@ export class HelperProcess {
   private readonly stdout: LineRing;
   private stopping: Promise<ExitInfo> | undefined;
   private requested = false;
+  private stopReason = 'stopped by broker';
   private hasExited = false;
   private spawnError: Error | undefined;
 
@@ -143,12 +144,13 @@ export class HelperProcess {
   }
 
   /**
-   * Stops the helper: goodbye (it finishes in-flight calls and exits), then
+   * Stops the helper (`reason` is recorded in its ExitInfo): goodbye (it finishes in-flight calls and exits), then
    * SIGTERM after `exitTimeoutMs`, then SIGKILL after as long again. Idempotent.
    */
-  stop(exitTimeoutMs: number): Promise<ExitInfo> {
+  stop(exitTimeoutMs: number, reason = 'stopped by broker'): Promise<ExitInfo> {
     if (this.stopping !== undefined) return this.stopping;
     this.requested = true;
+    this.stopReason = reason;
     if (this.hasExited) return (this.stopping = this.exited);
     this.channel.sayGoodbye('broker stopping helper');
     const term = setTimeout(() => this.kill('SIGTERM'), exitTimeoutMs);
@@ -168,7 +170,7 @@ export class HelperProcess {
       this.stdout.end();
       const reason = this.spawnError !== undefined
         ? `spawn failed: ${this.spawnError.message}`
-        : this.options.plan.explainExit(code, signal, this.stderr.tail(20)) ?? (this.requested ? 'stopped by broker' : undefined);
+        : this.options.plan.explainExit(code, signal, this.stderr.tail(20)) ?? (this.requested ? this.stopReason : undefined);
       const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
       const wasUsable = this.rpc.usable;
       this.channel.destroy();

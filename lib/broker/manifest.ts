@@ -8,9 +8,43 @@
 import { bulkheadError } from '../errors.js';
 import { sharedAjv } from '../protocol/ajv.js';
 import { NAME_PATTERN } from '../protocol/document.js';
+import type { ScheduleSpec } from './schedule.js';
 
-/** Relaunch and stop tunables of a service. */
+/** launchd's KeepAlive sub-keys: which unrequested exits trigger a relaunch. */
+export interface KeepAliveConditions {
+  /** Relaunch after a crash: a non-zero exit code or a signal. */
+  crashed?: boolean;
+  /** Relaunch after a clean exit (code 0). */
+  successfulExit?: boolean;
+}
+
+/** When and how a service runs, and how it is relaunched and stopped. */
 export interface LaunchPolicy {
+  /**
+   * Launch when the service is registered, without waiting for a call (launchd RunAtLoad).
+   * @default false
+   */
+  runAtLoad?: boolean;
+  /**
+   * Relaunch whenever the helper exits without being asked to (true), or only
+   * on the exits named (launchd KeepAlive). Implies runAtLoad. Relaunches obey
+   * throttleMs and the crash-loop breaker.
+   * @default false
+   */
+  keepAlive?: boolean | KeepAliveConditions;
+  /**
+   * Stop the helper gracefully after this many ms with no call in flight and no
+   * open transaction (`ctx.keepAlive()`); the next call relaunches it. Open
+   * connections do not count: a call relaunches the helper transparently.
+   * @default undefined (never)
+   */
+  idleExitMs?: number;
+  /** Run a method, or the whole helper, on a timer or calendar (launchd StartInterval / StartCalendarInterval, systemd timers). */
+  schedule?: ScheduleSpec;
+  /** Paths (relative to the root) whose changes launch the helper, or call watchMethod (launchd WatchPaths). */
+  watchPaths?: string[];
+  /** Method called with `{ path, event }` when a watched path changes. Omit to just launch the helper. */
+  watchMethod?: string;
   /**
    * Least time between two launches of the helper (launchd's ThrottleInterval).
    * A call that needs a relaunch sooner waits for it (state "throttled").
@@ -41,8 +75,11 @@ export interface LaunchPolicy {
   launchTimeoutMs?: number;
 }
 
+/** The tunables that have defaults. */
+export type LaunchTunables = Required<Pick<LaunchPolicy, 'throttleMs' | 'maxRestarts' | 'restartWindowMs' | 'exitTimeoutMs' | 'launchTimeoutMs'>>;
+
 /** Defaults of {@link LaunchPolicy}. */
-export const LAUNCH_DEFAULTS: Required<LaunchPolicy> = {
+export const LAUNCH_DEFAULTS: LaunchTunables = {
   throttleMs: 1000,
   maxRestarts: 5,
   restartWindowMs: 60_000,
@@ -114,6 +151,30 @@ export const SERVICE_MANIFEST_SCHEMA = {
         restartWindowMs: positiveInt,
         exitTimeoutMs: positiveInt,
         launchTimeoutMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+        runAtLoad: { type: 'boolean' },
+        keepAlive: {
+          anyOf: [
+            { type: 'boolean' },
+            { type: 'object', additionalProperties: false, minProperties: 1, properties: { crashed: { type: 'boolean' }, successfulExit: { type: 'boolean' } } },
+          ],
+        },
+        idleExitMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+        schedule: {
+          type: 'object',
+          additionalProperties: false,
+          oneOf: [{ required: ['intervalMs'], properties: { intervalMs: true } }, { required: ['calendar'], properties: { calendar: true } }],
+          properties: {
+            intervalMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+            calendar: { type: 'string', minLength: 1 },
+            timezone: { type: 'string', minLength: 1 },
+            method: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
+            params: { type: 'object' },
+            timeoutMs: positiveInt,
+            persistent: { type: 'boolean' },
+          },
+        },
+        watchPaths: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        watchMethod: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
       },
     },
   },

@@ -13,7 +13,9 @@ import type { ProtocolShape } from '../protocol/types.js';
 import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
 import type { CallMeta } from '../wire/envelope.js';
 import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
-import { LAUNCH_DEFAULTS, type LaunchPolicy, type ServiceManifest } from './manifest.js';
+import { Emitter } from '../util/emitter.js';
+import type { JobStatus } from './job-runner.js';
+import { LAUNCH_DEFAULTS, type LaunchTunables, type ServiceManifest } from './manifest.js';
 
 /** Life-cycle state of a service. */
 export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
@@ -52,6 +54,10 @@ export interface ServiceStatus {
   sandbox: EnforcementReport | null;
   /** Why the service is failed, when it is. */
   failure: SerializedError | null;
+  /** Next and last scheduled run, or null when the service has no schedule. */
+  schedule: JobStatus | null;
+  /** When idle exit will stop the helper (ms since epoch, broker clock), or null. */
+  idleExitAt: number | null;
 }
 
 /** What a supervisor needs from its broker. */
@@ -79,12 +85,23 @@ export interface ResolvedService {
   sandboxPaths: Record<string, string>;
 }
 
+/** Events a supervisor reports to the launch automation. */
+export interface SupervisorEvents {
+  /** The helper said hello and is serving. */
+  ready: [];
+  /** The helper became busy or idle (calls in flight, open transactions). */
+  activity: [busy: boolean];
+  /** The helper exited; state is already updated. */
+  exit: [info: ExitInfo];
+  [key: string]: unknown[];
+}
+
 /** Supervises one service. */
-export class ServiceSupervisor implements ServiceEndpoint {
+export class ServiceSupervisor extends Emitter<SupervisorEvents> implements ServiceEndpoint {
   readonly service: string;
   readonly protocol: CompiledProtocol;
   readonly callMeta: CallMeta | undefined = undefined;
-  private readonly policy: Required<LaunchPolicy>;
+  private readonly policy: LaunchTunables;
   private readonly connections = new Set<Connection<ProtocolShape>>();
   private state: ServiceState = 'idle';
   private helper: HelperProcess | undefined;
@@ -99,8 +116,11 @@ export class ServiceSupervisor implements ServiceEndpoint {
   private closed = false;
   private throttleTimer: { timer: NodeJS.Timeout; cancel(err: BulkheadError): void } | undefined;
   private readonly cleanups = new Set<Promise<void>>();
+  /** Set when the helper runs as a whole-process scheduled job: a clean exit is its normal end. */
+  exitIsExpected = false;
 
   constructor(private readonly resolved: ResolvedService, private readonly ctx: SupervisorContext) {
+    super();
     this.service = resolved.manifest.name;
     this.protocol = resolved.protocol;
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
@@ -151,11 +171,16 @@ export class ServiceSupervisor implements ServiceEndpoint {
   }
 
   /** Stops the running helper gracefully (goodbye → SIGTERM → SIGKILL). Resolves once it exited. */
-  async stop(): Promise<ExitInfo | undefined> {
+  async stop(reason?: string): Promise<ExitInfo | undefined> {
     const helper = this.helper;
     if (helper === undefined) return undefined;
     if (this.state === 'running') this.transition('stopping');
-    return helper.stop(this.policy.exitTimeoutMs);
+    return helper.stop(this.policy.exitTimeoutMs, reason);
+  }
+
+  /** True while a call is in flight or queued, or the helper holds a transaction open. */
+  get busy(): boolean {
+    return this.helper?.rpc.isBusy ?? false;
   }
 
   /** Sends a signal to the running helper (SIGKILL simulates a crash). Returns its pid, or undefined if none runs. */
@@ -204,6 +229,8 @@ export class ServiceSupervisor implements ServiceEndpoint {
       connections: this.connections.size,
       sandbox: this.report,
       failure: this.failure?.toJSON() ?? null,
+      schedule: null,
+      idleExitAt: null,
     };
   }
 
@@ -271,6 +298,9 @@ export class ServiceSupervisor implements ServiceEndpoint {
         eventError: (error) => {
           for (const connection of this.connections) connection.deliverError(error);
         },
+        activity: (busy) => {
+          if (this.helper === helper) this.emit('activity', busy);
+        },
       },
     });
     this.helper = helper;
@@ -294,6 +324,7 @@ export class ServiceSupervisor implements ServiceEndpoint {
       clearTimeout(timer);
     }
     if (this.state === 'launching') this.transition('running');
+    this.emit('ready');
     return helper.rpc;
   }
 
@@ -328,7 +359,9 @@ export class ServiceSupervisor implements ServiceEndpoint {
       const error = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)}; the next call relaunches it.`, exitData(info));
       for (const connection of this.connections) connection.notifyInterrupted(error);
     }
-    if (!info.requested) {
+    // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
+    const jobDone = this.exitIsExpected && info.code === 0;
+    if (!info.requested && !jobDone) {
       this.crashes++;
       this.recentExits.push(performance.now());
       this.pruneWindow();
@@ -338,10 +371,12 @@ export class ServiceSupervisor implements ServiceEndpoint {
           `${this.service} stopped unexpectedly ${this.recentExits.length} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}. stderr: ${tailText(info)} Fix the helper, then call broker.reset("${this.service}").`,
           { ...exitData(info), crashes: this.recentExits.length },
         ));
+        this.emit('exit', info);
         return;
       }
     }
     if (this.state !== 'failed' && this.state !== 'idle') this.transition('idle');
+    this.emit('exit', info);
   }
 
   private fail(error: BulkheadError): void {

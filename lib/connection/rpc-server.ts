@@ -24,6 +24,12 @@ export interface HandlerContext {
   readonly timeoutMs: number | undefined;
   /** Sends an event to the caller of this call (validated by the receiver against the protocol). */
   emit(name: string, payload: unknown): void;
+  /**
+   * Opens a transaction (XPC's os_transaction): while any is open the broker
+   * will not stop this helper for being idle, even after the call returns.
+   * Call the returned function once the background work is done.
+   */
+  keepAlive(): () => void;
 }
 
 /** A handler: params in, result (or a promise of it) out. */
@@ -50,6 +56,7 @@ export class RpcServer {
   private draining = false;
   private drainWaiters: Array<() => void> = [];
   private readonly exposeStacks: boolean;
+  private transactions = 0;
 
   constructor(
     readonly channel: FramedChannel,
@@ -72,6 +79,25 @@ export class RpcServer {
   /** Sends an event to every client of this service. */
   broadcast(name: string, payload: unknown): void {
     this.sendEvent(0, name, payload);
+  }
+
+  /**
+   * Opens a transaction; the broker does not idle-exit the helper while any is
+   * open. Returns the (idempotent) release function.
+   */
+  openTransaction(): () => void {
+    this.setTransactions(this.transactions + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.setTransactions(this.transactions - 1);
+    };
+  }
+
+  private setTransactions(count: number): void {
+    this.transactions = count;
+    this.channel.send({ kind: 'activity', transactions: count });
   }
 
   /** Resolves once no handler is running. */
@@ -256,5 +282,9 @@ class RunningCall implements HandlerContext {
 
   emit(name: string, payload: unknown): void {
     this.server.emitFor(this, name, payload);
+  }
+
+  keepAlive(): () => void {
+    return this.server.openTransaction();
   }
 }

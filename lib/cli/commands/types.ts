@@ -10,7 +10,6 @@ import { loadProtocolFile } from '../../protocol/registry.js';
 import { EXIT_CODES, type ExitCode } from '../exit-codes.js';
 import { collectJsonFiles } from '../files.js';
 import { formatProblem, problemFromError } from '../problems.js';
-import { generateProtocolTypes, protocolTypeNames } from '../typegen.js';
 
 /** Options of `bulkhead types`. */
 export interface TypesCommandOptions {
@@ -51,6 +50,8 @@ Exit codes: 0 written (or up to date with --check), 1 invalid protocol, stale ou
 }
 
 async function generate(inputs: string[], options: TypesCommandOptions): Promise<ExitCode> {
+  // Loaded here, not at the top: json-schema-to-typescript (and prettier) would slow every other command.
+  const { generateProtocolTypes, protocolTypeNames } = await import('../typegen.js');
   const { files, missing } = collectJsonFiles(inputs);
   for (const path of missing) process.stderr.write(`${path}: /: No such file or directory; check the path. (ENOENT)\n`);
   if (missing.length > 0) return EXIT_CODES.invalid;

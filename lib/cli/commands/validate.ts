@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { EXIT_CODES, type ExitCode } from '../exit-codes.js';
 import type { FileKind } from '../files.js';
 import { formatProblem } from '../problems.js';
-import { validatePaths } from '../validate.js';
 
 /** Options of `bulkhead validate`. */
 export interface ValidateCommandOptions {
@@ -45,6 +44,8 @@ Exit codes: 0 no problems, 1 problems found (or bad arguments), 2 internal error
         process.stderr.write(`bulkhead validate: --as must be protocol, config or profile, got "${options.as}".\n`);
         return EXIT_CODES.invalid;
       }
+      // Loaded on use: the checks pull in the broker, ajv and the sandbox layer, which --help does not need.
+      const { validatePaths } = await import('../validate.js');
       const report = await validatePaths(paths, options.as === undefined ? {} : { as: options.as });
       if (options.json === true) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
