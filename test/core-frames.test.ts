@@ -29,7 +29,12 @@ t.test('a helper declaring a frame over the limit is cut off with ERR_FRAME_TOO_
   const err = await rejection(hostile.call('oversize', {}));
   t.equal(err.code, 'ERR_FRAME_TOO_LARGE');
   t.equal(err.data['declared'], 32 * 1024 * 1024);
-  t.same(await pending, { pid }, 'the call answered before the bad frame kept its answer');
+  // The helper answers ping before it writes the bad header, but the two reach the
+  // socket through different paths (runtime write queue vs a raw writeSync), so
+  // either order is possible: the call settles either way, never hangs.
+  const other = await pending;
+  if (isBulkheadError(other)) t.equal(other.code, 'ERR_FRAME_TOO_LARGE', 'failed with the connection');
+  else t.same(other, { pid }, 'answered before the bad frame');
   await new Promise<void>((resolve) => {
     if (broker.status('hostile').state === 'idle') resolve();
     else broker.on('state', (name, state) => name === 'hostile' && state === 'idle' && resolve());
