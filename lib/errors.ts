@@ -97,6 +97,26 @@ export const ERROR_CODES = {
     meaning: 'A sandbox profile file is not valid.',
     remedy: 'Fix the field at error.data.pointer; sandbox-profiles/*.json are checked against the profile schema.',
   },
+  ERR_AUTH_REQUIRED: {
+    meaning: 'A daemon client connected without presenting a certificate and a proof of its key.',
+    remedy: 'Issue an identity with `bulkhead identity issue NAME` and pass it to Broker.connectTo().',
+  },
+  ERR_AUTH_FAILED: {
+    meaning: 'A daemon client\'s proof of possession did not verify: wrong key, a replayed or tampered handshake, or a malformed certificate.',
+    remedy: 'Use the key that belongs to the certificate, and a fresh connection for each handshake.',
+  },
+  ERR_CERT_EXPIRED: {
+    meaning: 'The client certificate is outside its validity dates.',
+    remedy: 'Issue a new certificate with `bulkhead identity issue NAME`.',
+  },
+  ERR_CERT_UNTRUSTED: {
+    meaning: 'The client certificate was not signed by this daemon\'s CA.',
+    remedy: 'Issue the identity from the daemon you connect to (`bulkhead identity issue` with its --state-dir).',
+  },
+  ERR_CERT_REVOKED: {
+    meaning: 'The client certificate is on the daemon\'s revocation list.',
+    remedy: 'Issue a new identity; revoked certificates are never accepted again.',
+  },
   ERR_NOT_PERMITTED: {
     meaning: 'The caller is not authorised to reach that service or method.',
     remedy: 'Add the caller\'s identity to the service manifest\'s clients (or connects) list if it should be allowed.',

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { BulkheadError, ERROR_CODES } from '../lib/errors.js';
+import { canonicalJson, schemaHash } from '../lib/protocol/hash.js';
 import { MAX_DEPTH, describeNonPlain, encodeItem } from '../lib/wire/codec.js';
 import { KIND, MAX_CALL_ID, decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { FrameDecoder } from '../lib/wire/frame-decoder.js';
@@ -41,19 +42,21 @@ function trip(e: Envelope): Envelope {
 const HASH = '3871dd89276cabe6ed806aad5b1c9963c33bc7b4171a8d90a2356190cac1c934';
 
 t.test('kind numbers and the id bound are fixed', async (t) => {
-  t.same(KIND, { hello: 0, call: 1, reply: 2, error: 3, event: 4, cancel: 5, goodbye: 6, activity: 7 });
+  t.same(KIND, { hello: 0, call: 1, reply: 2, error: 3, event: 4, cancel: 5, goodbye: 6, activity: 7, peer: 8 });
   t.equal(MAX_CALL_ID, 0xffffffff);
 });
 
 t.test('every kind round-trips', async (t) => {
   const envelopes: Envelope[] = [
     { kind: 'activity', transactions: 2 },
+    { kind: 'peer', range: 3, peer: { name: 'cli', uid: 1000, pid: 42 } },
+    { kind: 'peer', range: 4095, peer: null },
     { kind: 'hello', role: 'client', protocol: 'echo', version: '1.0.0', schemaHash: HASH, info: {} },
     { kind: 'hello', role: 'service', protocol: 'echo', version: '1.0.0', schemaHash: HASH, info: { pid: 4242, nested: { list: [1, 'a'] } } },
     { kind: 'call', id: 1, method: 'echo', params: { text: 'hi' }, meta: null },
     { kind: 'call', id: MAX_CALL_ID, method: 'echo', params: [1, Buffer.from('raw'), null], meta: { timeoutMs: 5000 } },
-    { kind: 'call', id: 9, method: 'x', params: undefined, meta: { timeoutMs: 0.5, peer: { name: 'main-app', uid: 1000, pid: 77 } } },
-    { kind: 'call', id: 10, method: 'x', params: 'scalar', meta: { peer: { name: 'cli' } } },
+    { kind: 'call', id: 9, method: 'x', params: undefined, meta: { timeoutMs: 0.5 } },
+    { kind: 'call', id: 10, method: 'x', params: 'scalar', meta: {} },
     { kind: 'call', id: 11, method: 'x', params: null, meta: {} },
     { kind: 'reply', id: 1, result: { text: 'hi' } },
     { kind: 'reply', id: 2, result: null },
@@ -77,7 +80,9 @@ t.test('decoded shapes are normalised', async (t) => {
   t.same(decodeEnvelope(body([3, 1, { code: 'C', message: 'm', data: null }])), { kind: 'error', id: 1, error: { code: 'C', message: 'm' } }, 'error data null is dropped');
   t.same(decodeEnvelope(body([3, 1, { code: 'C', message: 'm', extra: 1 }])), { kind: 'error', id: 1, error: { code: 'C', message: 'm' } }, 'unknown error body keys are dropped');
   t.same(decodeEnvelope(body([1, 1, 'm', 1, { timeoutMs: 1, other: 'x', peer: { name: 'n', uid: 'x', pid: null, extra: 1 } }])),
-    { kind: 'call', id: 1, method: 'm', params: 1, meta: { timeoutMs: 1, peer: { name: 'n' } } }, 'unknown meta keys and non-number uid/pid are dropped');
+    { kind: 'call', id: 1, method: 'm', params: 1, meta: { timeoutMs: 1 } }, 'unknown meta keys are dropped, including a claimed peer (peers come only from the broker\'s peer binding)');
+  t.same(decodeEnvelope(body([8, 2, { name: 'n', uid: 'x', pid: null, extra: 1 }])),
+    { kind: 'peer', range: 2, peer: { name: 'n' } }, 'non-number uid/pid and unknown peer keys are dropped');
   t.same(decodeEnvelope(Buffer.from('8501f93c00616d01f6', 'hex')), { kind: 'call', id: 1, method: 'm', params: 1, meta: null }, 'an id sent as float 1.0 is accepted');
 });
 
@@ -106,7 +111,9 @@ t.test('malformed shapes are ERR_BAD_FRAME', async (t) => {
     'not an array: null': null,
     'not an array: bytes': Buffer.from([1]),
     'empty array': [],
-    'unknown kind 8': [8],
+    'unknown kind 9': [9],
+    'peer range 0 (the broker\'s own)': [8, 0, null],
+    'peer with a non-map peer': [8, 1, 'cli'],
     'activity without a count': [7],
     'activity with a negative count': [7, -1],
     'unknown kind -1': [-1, 1],
@@ -138,9 +145,9 @@ t.test('malformed shapes are ERR_BAD_FRAME', async (t) => {
     'call meta timeoutMs NaN': [1, 1, 'm', null, { timeoutMs: Number.NaN }],
     'call meta timeoutMs string': [1, 1, 'm', null, { timeoutMs: '5' }],
     'call meta timeoutMs null': [1, 1, 'm', null, { timeoutMs: null }],
-    'call meta peer not a map': [1, 1, 'm', null, { peer: 'main-app' }],
-    'call meta peer without name': [1, 1, 'm', null, { peer: { uid: 0 } }],
-    'call meta peer name not a string': [1, 1, 'm', null, { peer: { name: 1 } }],
+    'peer binding without name': [8, 1, { uid: 0 }],
+    'peer binding name not a string': [8, 1, { name: 1 }],
+    'peer range past 4095': [8, 4096, null],
     'reply short': [2, 1],
     'reply long': [2, 1, null, null],
     'error short': [3, 1],
@@ -211,4 +218,15 @@ t.test('docs/wire.md: example frames match the encoder, and every error code is 
     t.same(decodeEnvelope(frame.subarray(4)), e);
   }
   for (const code of Object.keys(ERROR_CODES)) t.ok(doc.includes(`\`${code}\``), `docs/wire.md lists ${code}`);
+});
+
+t.test('docs/wire.md: the schema-hash example is what lib/protocol/hash.ts computes', async (t) => {
+  const doc = readFileSync(join(REPO_ROOT, 'docs/wire.md'), 'utf8');
+  const text = { type: 'object', required: ['text'], properties: { text: { type: 'string' } } };
+  const echo = { name: 'echo', version: '1.0.0', methods: { echo: { params: text, result: text } } };
+  const canonical = canonicalJson(echo);
+  t.equal(canonical, '{"methods":{"echo":{"params":{"properties":{"text":{"type":"string"}},"required":["text"],"type":"object"},"result":{"properties":{"text":{"type":"string"}},"required":["text"],"type":"object"}}},"name":"echo","version":"1.0.0"}');
+  t.ok(doc.includes(canonical), 'the canonical JSON is shown');
+  t.equal(schemaHash(echo), HASH);
+  t.ok(doc.includes(HASH), 'the hash is shown');
 });

@@ -11,6 +11,8 @@ import { Connection, type ConnectionOptions } from '../connection/connection.js'
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { parseProfile } from '../sandbox/index.js';
+import { RemoteBroker, type RemoteBrokerOptions } from '../daemon/remote-broker.js';
+import type { ClientIdentity } from '../daemon/remote-endpoint.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
@@ -55,6 +57,12 @@ export interface BrokerOptions {
    */
   clock?: Clock;
   /**
+   * Checks code-signing requirements (`manifest.requirement`) before each
+   * launch; throws ERR_CODE_SIGNATURE. The daemon sets it from its CA.
+   * @default none: a service with a requirement is refused
+   */
+  verifyCode?: (serviceDir: string, requirement: { signedBy: string }) => void;
+  /**
    * Where schedule state (last run times, for missed-run accounting) is kept.
    * Created only when a service has a schedule.
    * @default `<root>/.bulkhead`
@@ -93,6 +101,8 @@ export interface BrokerConfig {
   root?: string;
   maxFrameBytes?: number;
   services: ServiceManifest[];
+  /** Daemon settings, read by `bulkhead daemon` (ignored by an embedded broker). */
+  daemon?: Record<string, unknown>;
 }
 
 /**
@@ -109,7 +119,9 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly nodePath: string;
   private readonly services = new Map<string, ServiceSupervisor>();
   private readonly automations = new Map<string, LaunchAutomation>();
+  private readonly manifests = new Map<string, ServiceManifest>();
   private readonly clock: Clock;
+  private readonly verifyCode: BrokerOptions['verifyCode'];
   private readonly store: ScheduleStore;
   private readonly implicitReads = runtimeReadPaths();
   private closing: Promise<void> | undefined;
@@ -127,6 +139,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.maxFrameBytes = maxFrameBytes;
     this.nodePath = options.nodePath ?? process.execPath;
     this.clock = options.clock ?? systemClock;
+    this.verifyCode = options.verifyCode;
     this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
   }
 
@@ -135,26 +148,31 @@ export class Broker extends Emitter<BrokerEvents> {
    * and registers every service in it.
    * @throws BulkheadError `ERR_INVALID_MANIFEST` naming the file and the JSON pointer of the bad field
    */
-  static fromConfig(path: string): Broker {
-    const file = resolve(path);
-    let config: unknown;
+  static fromConfig(path: string, options: Omit<BrokerOptions, 'root'> = {}): Broker {
+    const { file, root, config } = readBrokerConfig(path);
+    const broker = new Broker({ ...options, root, ...(config.maxFrameBytes === undefined ? {} : { maxFrameBytes: config.maxFrameBytes }) });
     try {
-      config = JSON.parse(readFileSync(file, 'utf8'));
+      config.services.forEach((manifest, index) => broker.registerFrom(manifest, `${file} /services/${index}`));
     } catch (err) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Cannot read config ${file}: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
+      // A runAtLoad service registered before the bad one must not outlive this failure.
+      void broker.close();
+      throw err;
     }
-    if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
-    }
-    const { root, maxFrameBytes, services } = config as BrokerConfig;
-    for (const key of Object.keys(config)) {
-      if (!['root', 'maxFrameBytes', 'services', '$schema'].includes(key)) {
-        throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services).`, { source: file, pointer: `/${key}` });
-      }
-    }
-    const broker = new Broker({ root: resolve(dirname(file), root ?? '.'), ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) });
-    services.forEach((manifest, index) => broker.registerFrom(manifest, `${file} /services/${index}`));
     return broker;
+  }
+
+  /** @internal Registers with a source label for messages (config file and pointer). */
+  registerFrom(input: ServiceManifest, source: string): void {
+    this.registerChecked(input, source);
+  }
+
+  /**
+   * Connects to a `bulkhead daemon` as `identity` (a certificate its CA issued
+   * and the matching key). Each `connect()` on the result gives the same
+   * Connection API as an embedded broker.
+   */
+  static connectTo(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}): RemoteBroker {
+    return new RemoteBroker(socketPath, identity, options);
   }
 
   /**
@@ -162,7 +180,7 @@ export class Broker extends Emitter<BrokerEvents> {
    * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
    */
   register(manifest: ServiceManifest): void {
-    this.registerFrom(manifest, 'register()');
+    this.registerChecked(manifest, 'register()');
   }
 
   /**
@@ -213,6 +231,31 @@ export class Broker extends Emitter<BrokerEvents> {
     return this.supervisor(name).kill(signal);
   }
 
+  /**
+   * Removes a service: stops its helper gracefully and invalidates its
+   * connections (ERR_CLOSED).
+   * @throws BulkheadError `ERR_UNKNOWN_SERVICE`
+   */
+  async unregister(name: string): Promise<void> {
+    const supervisor = this.supervisor(name);
+    this.automations.get(name)?.stop();
+    this.automations.delete(name);
+    this.services.delete(name);
+    this.manifests.delete(name);
+    await supervisor.close();
+  }
+
+  /** The manifest a service was registered with. @throws BulkheadError `ERR_UNKNOWN_SERVICE` */
+  manifest(name: string): ServiceManifest {
+    this.supervisor(name);
+    return this.manifests.get(name)!;
+  }
+
+  /** @internal The supervisor of a service, for the daemon's routing. */
+  supervisorOf(name: string): ServiceSupervisor {
+    return this.supervisor(name);
+  }
+
   /** Clears a failed service (after its crash-loop breaker tripped) so calls launch it again. */
   reset(name: string): void {
     this.supervisor(name).reset();
@@ -235,7 +278,7 @@ export class Broker extends Emitter<BrokerEvents> {
     await this.close();
   }
 
-  private registerFrom(input: ServiceManifest, source: string): void {
+  private registerChecked(input: ServiceManifest, source: string): void {
     this.checkOpen();
     const manifest = checkManifest(input, source);
     if (this.services.has(manifest.name)) {
@@ -260,6 +303,7 @@ export class Broker extends Emitter<BrokerEvents> {
         launched: (name, pid) => this.emit('launch', name, pid),
         exited: (name, info) => this.emit('exit', name, info),
         log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
+        verifyCode: this.verifyCode,
       },
     );
     const automation = new LaunchAutomation({
@@ -276,12 +320,14 @@ export class Broker extends Emitter<BrokerEvents> {
     });
     this.services.set(manifest.name, supervisor);
     this.automations.set(manifest.name, automation);
+    this.manifests.set(manifest.name, manifest);
     try {
       automation.start();
     } catch (err) {
       automation.stop();
       this.services.delete(manifest.name);
       this.automations.delete(manifest.name);
+      this.manifests.delete(manifest.name);
       throw err;
     }
   }
@@ -314,6 +360,34 @@ export class Broker extends Emitter<BrokerEvents> {
   private checkOpen(): void {
     if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This broker is closed; create a new Broker.');
   }
+}
+
+/**
+ * Reads and checks a config file's outer shape (each manifest is checked at registration).
+ * @returns the absolute file, the absolute root, and the parsed config
+ * @throws BulkheadError `ERR_INVALID_MANIFEST`
+ */
+export function readBrokerConfig(path: string): { file: string; root: string; config: BrokerConfig } {
+  const file = resolve(path);
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Cannot read config ${file}: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
+  }
+  if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
+  }
+  for (const key of Object.keys(config)) {
+    if (!['root', 'maxFrameBytes', 'services', 'daemon', '$schema'].includes(key)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).`, { source: file, pointer: `/${key}` });
+    }
+  }
+  const root = (config as BrokerConfig).root;
+  if (root !== undefined && typeof root !== 'string') {
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /root must be a directory path.`, { source: file, pointer: '/root' });
+  }
+  return { file, root: resolve(dirname(file), root ?? '.'), config: config as BrokerConfig };
 }
 
 function checkDir(dir: unknown, option: string): string {

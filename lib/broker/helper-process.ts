@@ -12,6 +12,7 @@ import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
+import type { Envelope } from '../wire/envelope.js';
 import { FramedChannel } from '../wire/framed-channel.js';
 
 /** How a helper's process ended. */
@@ -47,6 +48,8 @@ export interface HelperSpawnOptions {
   maxInFlight: number;
   maxQueued: number;
   hooks: HelperHooks;
+  /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
+  route?: (envelope: Envelope, body: Buffer) => boolean;
 }
 
 /** How long a helper may keep running after its channel closed before it is killed. */
@@ -69,6 +72,8 @@ export class HelperProcess {
   private stopReason = 'stopped by broker';
   private hasExited = false;
   private spawnError: Error | undefined;
+  /** Route ranges whose peer binding this helper has received. */
+  readonly boundRoutes = new Set<number>();
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
@@ -90,7 +95,9 @@ export class HelperProcess {
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
     this.channel.attach({
-      envelope: (e) => this.rpc.receive(e),
+      envelope: (e, body) => {
+        if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
+      },
       closed: (error) => {
         // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".
         const cause = error ?? this.rpc.peerError;

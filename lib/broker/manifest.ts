@@ -7,6 +7,7 @@
  */
 import { bulkheadError } from '../errors.js';
 import { sharedAjv } from '../protocol/ajv.js';
+import { fieldPointer } from '../protocol/ajv-pointer.js';
 import { NAME_PATTERN } from '../protocol/document.js';
 import type { ScheduleSpec } from './schedule.js';
 
@@ -121,6 +122,20 @@ export interface ServiceManifest {
   maxQueued?: number;
   /** Relaunch and stop tunables. */
   launch?: LaunchPolicy;
+  /**
+   * Daemon mode: identity names (certificate CNs) allowed to connect; "*" allows
+   * any identity the daemon's CA issued. Omitted: no daemon client may connect.
+   */
+  clients?: string[];
+  /** Services this service's helper may call through the broker. */
+  connects?: string[];
+  /**
+   * Code-signing requirement: before each launch the broker checks that every
+   * file in the service's directory matches `bulkhead.signature.json`, signed
+   * by this identity (issued by the broker's CA). A mismatch refuses the launch
+   * with ERR_CODE_SIGNATURE.
+   */
+  requirement?: { signedBy: string };
 }
 
 const positiveInt = { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 } as const;
@@ -142,6 +157,9 @@ export const SERVICE_MANIFEST_SCHEMA = {
     timeoutMs: positiveInt,
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     maxQueued: { type: 'integer', minimum: 0, maximum: 10_000_000 },
+    clients: { type: 'array', items: { type: 'string', pattern: '^(\\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$' } },
+    connects: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
+    requirement: { type: 'object', additionalProperties: false, required: ['signedBy'], properties: { signedBy: { type: 'string', pattern: NAME_PATTERN } } },
     launch: {
       type: 'object',
       additionalProperties: false,
@@ -191,10 +209,10 @@ export function checkManifest(value: unknown, source = 'register()'): ServiceMan
   validateManifest ??= sharedAjv().compile(SERVICE_MANIFEST_SCHEMA);
   if (!validateManifest(value)) {
     const first = validateManifest.errors?.[0];
-    const pointer = first === undefined || first.instancePath === '' ? '/' : first.instancePath;
+    const pointer = fieldPointer(first);
     let detail = first?.message ?? 'is invalid';
-    if (first?.keyword === 'additionalProperties') detail = `has unknown field "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}"`;
-    if (first?.keyword === 'required') detail = `is missing required field "${String((first.params as { missingProperty?: unknown }).missingProperty)}"`;
+    if (first?.keyword === 'additionalProperties') detail = 'is not a known field';
+    if (first?.keyword === 'required') detail = 'is required but missing';
     const name = typeof (value as { name?: unknown } | null)?.name === 'string' ? ` for service "${(value as { name: string }).name}"` : '';
     throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest${name} (${source}): ${pointer} ${detail}.`, { source, pointer, errors: validateManifest.errors ?? [] });
   }

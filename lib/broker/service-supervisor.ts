@@ -11,7 +11,8 @@ import { RPC_CLIENT_DEFAULTS, type RpcClient } from '../connection/rpc-client.js
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
 import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
-import type { CallMeta } from '../wire/envelope.js';
+import { ID_RANGE_SIZE, type CallMeta, type Envelope } from '../wire/envelope.js';
+import type { RouteTarget } from './route.js';
 import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
 import { Emitter } from '../util/emitter.js';
 import type { JobStatus } from './job-runner.js';
@@ -19,6 +20,9 @@ import { LAUNCH_DEFAULTS, type LaunchTunables, type ServiceManifest } from './ma
 
 /** Life-cycle state of a service. */
 export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
+
+/** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
+const MAX_ROUTES = 2 ** 32 / ID_RANGE_SIZE;
 
 const ALLOWED: Record<ServiceState, readonly ServiceState[]> = {
   idle: ['launching', 'throttled', 'failed'],
@@ -71,6 +75,11 @@ export interface SupervisorContext {
   launched(name: string, pid: number): void;
   exited(name: string, info: ExitInfo): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
+  /**
+   * Checks a service's code-signing requirement before a launch; throws
+   * ERR_CODE_SIGNATURE. Undefined when the broker has no CA.
+   */
+  verifyCode?: ((serviceDir: string, requirement: { signedBy: string }) => void) | undefined;
 }
 
 /** A registered service after its manifest was resolved. */
@@ -116,6 +125,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private closed = false;
   private throttleTimer: { timer: NodeJS.Timeout; cancel(err: BulkheadError): void } | undefined;
   private readonly cleanups = new Set<Promise<void>>();
+  /** Daemon clients routed to this service, by id range. */
+  private readonly routes = new Map<number, RouteTarget>();
   /** Set when the helper runs as a whole-process scheduled job: a clean exit is its normal end. */
   exitIsExpected = false;
 
@@ -208,6 +219,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     const error = this.closedError();
     for (const connection of [...this.connections]) connection.notifyInvalidated(error);
     this.connections.clear();
+    for (const target of [...this.routes.values()]) target.invalidated(error);
+    this.routes.clear();
     await Promise.all([...this.cleanups]);
   }
 
@@ -251,6 +264,19 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.transition('launching');
 
     const { manifest } = this.resolved;
+    if (manifest.requirement !== undefined) {
+      try {
+        if (this.ctx.verifyCode === undefined) {
+          throw bulkheadError('ERR_CODE_SIGNATURE', `${this.service} has a code-signing requirement (signedBy ${manifest.requirement.signedBy}) but this broker has no way to check it; pass the verifyCode option to the Broker (see verifyServiceDir) or run it under \`bulkhead daemon\`.`, { reason: 'no-ca' });
+        }
+        this.ctx.verifyCode(this.resolved.serviceDir, manifest.requirement);
+      } catch (err) {
+        // Code that fails its signature must not run now, nor on the next call.
+        const error = isBulkheadError(err) ? err : bulkheadError('ERR_CODE_SIGNATURE', `${this.service}: ${(err as Error).message}`, {}, err);
+        this.fail(error);
+        throw error;
+      }
+    }
     const input: SandboxLaunchInput = {
       service: this.service,
       entry: this.resolved.entry,
@@ -302,6 +328,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
           if (this.helper === helper) this.emit('activity', busy);
         },
       },
+      route: (envelope, body) => this.routeFromHelper(envelope, body),
     });
     this.helper = helper;
     // Registered before anyone else awaits `exited`, so state is current when they run.
@@ -326,6 +353,66 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (this.state === 'launching') this.transition('running');
     this.emit('ready');
     return helper.rpc;
+  }
+
+  /**
+   * Opens a route for a daemon client; returns its id range.
+   * @throws BulkheadError the failure when the service is failed, ERR_BACKPRESSURE when all ranges are taken
+   */
+  openRoute(target: RouteTarget): number {
+    if (this.closed) throw this.closedError();
+    if (this.state === 'failed') throw this.failure!;
+    for (let range = 1; range < MAX_ROUTES; range++) {
+      if (this.routes.has(range)) continue;
+      this.routes.set(range, target);
+      return range;
+    }
+    throw bulkheadError('ERR_BACKPRESSURE', `${this.service} already has ${MAX_ROUTES - 1} routed clients; close some connections.`);
+  }
+
+  /** Closes a route: its calls still in the helper are cancelled and the peer binding removed. */
+  closeRoute(range: number, pendingIds: Iterable<number>): void {
+    if (!this.routes.delete(range)) return;
+    const helper = this.helper;
+    if (helper === undefined || !helper.boundRoutes.has(range)) return;
+    for (const id of pendingIds) helper.channel.send({ kind: 'cancel', id, reason: 'cancelled' });
+    helper.channel.send({ kind: 'peer', range, peer: null });
+    helper.boundRoutes.delete(range);
+  }
+
+  /**
+   * Forwards a client's call (or cancel) frame to the helper, launching it on
+   * demand and binding the route's peer first.
+   */
+  async forward(range: number, body: Buffer): Promise<void> {
+    const target = this.routes.get(range);
+    if (target === undefined) return;
+    await this.acquire();
+    const helper = this.helper;
+    if (helper === undefined || !this.routes.has(range)) return;
+    if (!helper.boundRoutes.has(range)) {
+      helper.channel.send({ kind: 'peer', range, peer: target.peer });
+      helper.boundRoutes.add(range);
+    }
+    helper.channel.sendRaw(body);
+  }
+
+  /** Sends a frame from the helper to the routed client that owns it; false when it is the broker's own. */
+  private routeFromHelper(envelope: Envelope, body: Buffer): boolean {
+    if (this.routes.size === 0) return false;
+    let id: number;
+    if (envelope.kind === 'reply' || envelope.kind === 'error') id = envelope.id;
+    else if (envelope.kind === 'event') {
+      if (envelope.callId === 0) {
+        for (const target of this.routes.values()) target.broadcast(body);
+        return false; // the broker's own connections hear broadcasts too
+      }
+      id = envelope.callId;
+    } else return false;
+    const range = Math.floor(id / ID_RANGE_SIZE);
+    if (range === 0) return false;
+    this.routes.get(range)?.deliver(envelope, body);
+    return true;
   }
 
   private throttle(ms: number): Promise<void> {
@@ -355,9 +442,10 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.helper = undefined;
     this.lastExit = info;
     this.ctx.exited(this.service, info);
+    const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info));
+    for (const target of this.routes.values()) target.interrupted(interruption);
     if (wasRunning && !info.requested) {
-      const error = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)}; the next call relaunches it.`, exitData(info));
-      for (const connection of this.connections) connection.notifyInterrupted(error);
+      for (const connection of this.connections) connection.notifyInterrupted(interruption);
     }
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
     const jobDone = this.exitIsExpected && info.code === 0;
@@ -383,6 +471,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.failure = error;
     if (this.state !== 'failed') this.transition('failed');
     for (const connection of this.connections) connection.notifyInvalidated(error);
+    for (const target of [...this.routes.values()]) target.invalidated(error);
   }
 
   private pruneWindow(): void {

@@ -31,9 +31,11 @@ export function kindFromLocation(path: string): FileKind | undefined {
 
 /**
  * Expands paths into JSON files, in a stable order (sorted within a directory).
+ * @param options.subdirs - which of `protocols/` and `sandbox-profiles/` to look into (default both)
  * @returns the files, and the paths that do not exist
  */
-export function collectJsonFiles(paths: readonly string[]): { files: FoundFile[]; missing: string[] } {
+export function collectJsonFiles(paths: readonly string[], options: { subdirs?: readonly FileKind[] } = {}): { files: FoundFile[]; missing: string[] } {
+  const subdirs = Object.entries(KIND_DIRS).filter(([, kind]) => options.subdirs?.includes(kind) ?? true);
   const files: FoundFile[] = [];
   const missing: string[] = [];
   const seen = new Set<string>();
@@ -60,7 +62,7 @@ export function collectJsonFiles(paths: readonly string[]): { files: FoundFile[]
       continue;
     }
     scan(path, KIND_DIRS[basename(path)]);
-    for (const [sub, hint] of Object.entries(KIND_DIRS)) {
+    for (const [sub, hint] of subdirs) {
       const dir = join(path, sub);
       if (isDirectory(dir)) scan(dir, hint);
     }

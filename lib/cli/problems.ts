@@ -69,10 +69,8 @@ export function formatProblem(problem: Problem): string {
   return `${problem.file}: ${problem.pointer === '' ? '/' : problem.pointer}: ${problem.message} (${problem.code})`;
 }
 
-/** RFC 6901 escaping of one pointer segment. */
-export function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
-}
+export { escapePointer } from '../protocol/ajv-pointer.js';
+import { escapePointer } from '../protocol/ajv-pointer.js';
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ');

@@ -12,6 +12,7 @@
  * explicit `additionalProperties` always wins.
  * @module
  */
+import { escapePointer } from '../protocol/ajv-pointer.js';
 import { compile } from 'json-schema-to-typescript';
 import { bulkheadError } from '../errors.js';
 import { CompiledProtocol } from '../protocol/compiled-protocol.js';
@@ -85,13 +86,15 @@ export function protocolTypeNames(document: ProtocolDocument): ProtocolTypeNames
     return name;
   };
   const stem = typeNameOf(document.name);
-  const names: ProtocolTypeNames = { protocol: claim(`${stem}Protocol`), errorCode: claim(`${stem}ErrorCode`), methods: {}, events: {} };
-  for (const method of Object.keys(document.methods)) {
+  const protocol = claim(`${stem}Protocol`);
+  const errorCode = claim(`${stem}ErrorCode`);
+  // fromEntries defines own properties, so a method named "__proto__" stays a method.
+  const methods = Object.fromEntries(Object.keys(document.methods).map((method) => {
     const base = typeNameOf(method);
-    names.methods[method] = { params: claim(`${base}Params`), result: claim(`${base}Result`) };
-  }
-  for (const event of Object.keys(document.events ?? {})) names.events[event] = claim(`${typeNameOf(event)}Event`);
-  return names;
+    return [method, { params: claim(`${base}Params`), result: claim(`${base}Result`) }];
+  }));
+  const events = Object.fromEntries(Object.keys(document.events ?? {}).map((event) => [event, claim(`${typeNameOf(event)}Event`)]));
+  return { protocol, errorCode, methods, events };
 }
 
 /**
@@ -113,11 +116,11 @@ export async function generateProtocolTypes(document: unknown, options: TypegenO
   const reserved = new Set<string>([names.protocol, names.errorCode, ...Object.values(names.methods).flatMap((m) => [m.params, m.result]), ...Object.values(names.events)]);
   const loose = options.looseObjects === true;
 
-  const methods: Record<string, unknown> = {};
-  for (const [method, spec] of Object.entries(doc.methods)) {
+  // Object.fromEntries throughout: protocol names become own properties, never prototype setters.
+  const methods = Object.fromEntries(Object.entries(doc.methods).map(([method, spec]) => {
     const at = `/properties/methods/properties/${method}/properties`;
     const typeNames = names.methods[method]!;
-    methods[method] = withDescription({
+    return [method, withDescription({
       type: 'object',
       additionalProperties: false,
       required: ['params', 'result'],
@@ -125,12 +128,12 @@ export async function generateProtocolTypes(document: unknown, options: TypegenO
         params: rootSchema(spec.params, typeNames.params, `${at}/params`, reserved, loose),
         result: rootSchema(spec.result, typeNames.result, `${at}/result`, reserved, loose),
       },
-    }, spec.description);
-  }
-  const events: Record<string, unknown> = {};
-  for (const [event, spec] of Object.entries(doc.events ?? {})) {
-    events[event] = withDescription(rootSchema(spec.payload, names.events[event]!, `/properties/events/properties/${escapePointer(event)}`, reserved, loose), spec.description);
-  }
+    }, spec.description)];
+  }));
+  const events = Object.fromEntries(Object.entries(doc.events ?? {}).map(([event, spec]) => [
+    event,
+    withDescription(rootSchema(spec.payload, names.events[event]!, `/properties/events/properties/${escapePointer(event)}`, reserved, loose), spec.description),
+  ]));
   const shape = {
     title: names.protocol,
     description: `Type of protocol ${doc.name} ${doc.version}: pass it to \`broker.connect<${names.protocol}>()\` and \`serve<${names.protocol}>()\`.${doc.description === undefined ? '' : `\n\n${doc.description}`}`,
@@ -215,6 +218,7 @@ function convert(schema: unknown, base: string, reserved: ReadonlySet<string>, l
   const source = schema as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(source)) {
+    if (key === '__proto__') continue; // not a JSON Schema keyword; keeps `out` a plain object
     if ((SUBSCHEMA_KEYWORDS as readonly string[]).includes(key) && typeof value === 'object' && value !== null && !Array.isArray(value)) {
       out[key] = convert(value, base, reserved, loose);
     } else if (key === 'items' && Array.isArray(value)) {
@@ -246,9 +250,6 @@ function convert(schema: unknown, base: string, reserved: ReadonlySet<string>, l
   return out;
 }
 
-function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 /** Makes text safe inside a block comment. */
 function comment(text: string): string {

@@ -6,7 +6,7 @@
  * caller believe, say, that its call was interrupted by the broker.
  * @module
  */
-import { BulkheadError, type BulkheadErrorCode, type SerializedError } from '../errors.js';
+import { BulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from '../errors.js';
 
 /** Codes a service-side runtime sends on its own behalf. */
 const SERVICE_CODES: ReadonlySet<string> = new Set<BulkheadErrorCode>([
@@ -21,10 +21,18 @@ const SERVICE_CODES: ReadonlySet<string> = new Set<BulkheadErrorCode>([
   'ERR_BAD_FRAME',
 ]);
 
-/** Rebuilds a wire error as a BulkheadError. */
-export function fromWireError(error: SerializedError, service: string): BulkheadError {
+/** True when a service may send this code on its own behalf. */
+export function isServiceCode(code: string): boolean {
+  return SERVICE_CODES.has(code);
+}
+
+/**
+ * Rebuilds a wire error as a BulkheadError.
+ * @param trusted - the sender is a broker (daemon), which may send any known code
+ */
+export function fromWireError(error: SerializedError, service: string, trusted = false): BulkheadError {
   const data = error.data ?? {};
-  if (SERVICE_CODES.has(error.code)) {
+  if (SERVICE_CODES.has(error.code) || (trusted && isErrorCode(error.code))) {
     return new BulkheadError(error.code as BulkheadErrorCode, error.message, { ...data, service });
   }
   return new BulkheadError('ERR_SERVICE_ERROR', error.message, { ...data, remoteCode: error.code, service });

@@ -8,7 +8,7 @@
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { CallMeta, Envelope, HelloEnvelope } from '../wire/envelope.js';
-import { MAX_CALL_ID } from '../wire/envelope.js';
+import { ID_RANGE_SIZE } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { fromWireError } from './remote-error.js';
 
@@ -44,6 +44,18 @@ export interface RpcClientOptions {
    * @default 65536
    */
   maxQueued?: number;
+  /**
+   * The call-id range this client uses (ids `range * ID_RANGE_SIZE` up to the
+   * next range); a daemon assigns one per routed client.
+   * @default 0 (the broker's own range)
+   */
+  idRange?: number;
+  /**
+   * The peer is a broker (daemon), trusted to send any bulkhead error code;
+   * otherwise a service's non-service codes become ERR_SERVICE_ERROR.
+   * @default false
+   */
+  trustPeerCodes?: boolean;
 }
 
 /** Defaults of {@link RpcClientOptions}. */
@@ -85,7 +97,10 @@ export class RpcClient {
   private readonly queue: PendingCall[] = [];
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
-  private nextId = 1;
+  private nextId: number;
+  private readonly firstId: number;
+  private readonly trustPeerCodes: boolean;
+  private readonly lastId: number;
   private inFlightCount = 0;
   private interruption: BulkheadError | undefined;
   private settleReady!: { resolve(hello: HelloEnvelope): void; reject(err: BulkheadError): void };
@@ -103,6 +118,11 @@ export class RpcClient {
   ) {
     this.maxInFlight = options.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight;
     this.maxQueued = options.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued;
+    this.trustPeerCodes = options.trustPeerCodes ?? false;
+    const range = options.idRange ?? 0;
+    this.firstId = Math.max(1, range * ID_RANGE_SIZE);
+    this.lastId = (range + 1) * ID_RANGE_SIZE - 1;
+    this.nextId = this.firstId;
     this.ready = new Promise((resolve, reject) => {
       this.settleReady = { resolve, reject };
     });
@@ -169,7 +189,7 @@ export class RpcClient {
         return;
       }
       case 'error': {
-        const error = fromWireError(envelope.error, this.protocol.name);
+        const error = fromWireError(envelope.error, this.protocol.name, this.trustPeerCodes);
         if (envelope.id === 0) {
           this.peerError = error;
           if (!this.isReady) this.settleReady.reject(error);
@@ -193,6 +213,7 @@ export class RpcClient {
         return;
       case 'call':
       case 'cancel':
+      case 'peer':
         // A service never calls its client; treat it as a broken peer.
         this.channel.fail(bulkheadError('ERR_BAD_FRAME', `${this.protocol.name}: a service sent a "${envelope.kind}" message, which only clients may send.`));
         return;
@@ -256,8 +277,8 @@ export class RpcClient {
 
   private send(call: PendingCall): void {
     let id = this.nextId;
-    while (this.pending.has(id)) id = id >= MAX_CALL_ID ? 1 : id + 1;
-    this.nextId = id >= MAX_CALL_ID ? 1 : id + 1;
+    while (this.pending.has(id)) id = id >= this.lastId ? this.firstId : id + 1;
+    this.nextId = id >= this.lastId ? this.firstId : id + 1;
     call.id = id;
     call.sent = true;
     this.pending.set(id, call);

@@ -8,7 +8,7 @@
 import { bulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
-import type { CallEnvelope, Envelope, PeerInfo } from '../wire/envelope.js';
+import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 
 /** The peer a call is attributed to when the broker did not name one: the embedding app. */
@@ -57,6 +57,8 @@ export class RpcServer {
   private drainWaiters: Array<() => void> = [];
   private readonly exposeStacks: boolean;
   private transactions = 0;
+  /** Peers bound to call-id ranges by the broker (daemon mode). */
+  private readonly peers = new Map<number, PeerInfo>();
 
   constructor(
     readonly channel: FramedChannel,
@@ -133,6 +135,10 @@ export class RpcServer {
         return;
       case 'error':
         return; // a connection-level error from the broker; the close follows
+      case 'peer':
+        if (envelope.peer === null) this.peers.delete(envelope.range);
+        else this.peers.set(envelope.range, Object.freeze({ ...envelope.peer }));
+        return;
       case 'reply':
       case 'event':
       case 'activity':
@@ -160,7 +166,7 @@ export class RpcServer {
     const invalid = this.protocol.check('params', method, call.params);
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
 
-    const running = new RunningCall(this, id, call.meta?.peer ?? MAIN_APP_PEER, call.meta?.timeoutMs);
+    const running = new RunningCall(this, id, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs);
     this.running.set(id, running);
     let result: unknown;
     try {

@@ -5,6 +5,7 @@
  * @module
  */
 import { bulkheadError } from '../errors.js';
+import { fieldPointer } from './ajv-pointer.js';
 import { sharedAjv } from './ajv.js';
 
 /** Names of protocols, services and methods: no path separators, no dot-dot tricks. */
@@ -86,10 +87,10 @@ export function checkProtocolDocument(value: unknown, source: string): ProtocolD
   validateDocument ??= sharedAjv().compile(PROTOCOL_DOCUMENT_SCHEMA);
   if (!validateDocument(value)) {
     const first = validateDocument.errors?.[0];
-    const pointer = first?.instancePath === undefined || first.instancePath === '' ? '/' : first.instancePath;
-    const detail = first?.keyword === 'additionalProperties'
-      ? `has unknown property "${String((first.params as { additionalProperty?: unknown }).additionalProperty)}"`
-      : first?.message ?? 'is invalid';
+    const pointer = fieldPointer(first);
+    const detail = first?.keyword === 'additionalProperties' ? 'is not a known property'
+      : first?.keyword === 'required' ? 'is required but missing'
+        : first?.message ?? 'is invalid';
     throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail}. See docs/protocols.md for the format.`, {
       source,
       pointer,

@@ -3,6 +3,7 @@
  * fills in defaults, which are always the most restrictive choice.
  * @module
  */
+import { escapePointer } from '../protocol/ajv-pointer.js';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { bulkheadError } from '../errors.js';
 import { PROFILE_SCHEMA } from './profile-schema.js';
@@ -81,9 +82,6 @@ function allowedFields(schemaPath: string): string {
   return Object.keys(properties).filter((k) => k !== '$schema').join(', ');
 }
 
-function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 /**
  * Checks a profile document without throwing.

@@ -18,7 +18,16 @@ export const KIND = {
   cancel: 5,
   goodbye: 6,
   activity: 7,
+  peer: 8,
 } as const;
+
+/**
+ * Call ids are split into ranges of this size. Range 0 belongs to the broker's
+ * own calls; in daemon mode each routed client gets one range of its own, so
+ * the broker forwards its frames without rewriting ids, and a {@link PeerEnvelope}
+ * tells the helper who owns which range.
+ */
+export const ID_RANGE_SIZE = 2 ** 20;
 
 /** Which end of a connection sent a hello. */
 export type HelloRole = 'service' | 'client';
@@ -46,8 +55,6 @@ export interface PeerInfo {
 export interface CallMeta {
   /** Milliseconds the caller will wait; the service may use it to give up early. */
   timeoutMs?: number;
-  /** Verified peer; set by the broker. */
-  peer?: PeerInfo;
 }
 
 /** A request. `id` is unique among the sender's calls in flight on this connection. */
@@ -107,6 +114,18 @@ export interface ActivityEnvelope {
   transactions: number;
 }
 
+/**
+ * Broker → service: calls whose ids fall in range `range` (ids
+ * `range * ID_RANGE_SIZE` to `(range + 1) * ID_RANGE_SIZE - 1`) come from
+ * `peer`, as the broker verified it; `peer: null` ends the binding. Calls in
+ * a range with no binding come from the embedding app.
+ */
+export interface PeerEnvelope {
+  kind: 'peer';
+  range: number;
+  peer: PeerInfo | null;
+}
+
 /** Every message that crosses a bulkhead connection. */
 export type Envelope =
   | HelloEnvelope
@@ -116,7 +135,8 @@ export type Envelope =
   | EventEnvelope
   | CancelEnvelope
   | GoodbyeEnvelope
-  | ActivityEnvelope;
+  | ActivityEnvelope
+  | PeerEnvelope;
 
 /** Encodes an envelope to a complete frame (length prefix included). */
 export function encodeEnvelope(envelope: Envelope): Buffer {
@@ -133,6 +153,7 @@ function toWire(e: Envelope): unknown[] {
     case 'cancel': return [KIND.cancel, e.id, e.reason];
     case 'goodbye': return [KIND.goodbye, e.reason];
     case 'activity': return [KIND.activity, e.transactions];
+    case 'peer': return [KIND.peer, e.range, e.peer];
   }
 }
 
@@ -186,6 +207,12 @@ export function decodeEnvelope(body: Uint8Array): Envelope {
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
       return { kind: 'activity', transactions: n };
     }
+    case KIND.peer: {
+      expectLength(a, 3, 'peer');
+      const range = a[1];
+      if (typeof range !== 'number' || !Number.isInteger(range) || range < 1 || range >= 2 ** 32 / ID_RANGE_SIZE) throw bad('peer range must be an integer from 1 to 4095');
+      return { kind: 'peer', range, peer: a[2] === null ? null : peerInfo(a[2]) };
+    }
     default:
       // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
       throw bad(`unknown message kind ${typeof a[0] === 'number' ? String(a[0]) : `of type ${describeType(a[0])}`}`);
@@ -233,12 +260,13 @@ function callMeta(v: unknown): CallMeta {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw bad('call meta timeoutMs must be a non-negative number');
     meta.timeoutMs = timeoutMs;
   }
-  const peer = m['peer'];
-  if (peer !== undefined) {
-    const p = obj(peer, 'call meta peer');
-    meta.peer = { name: str(p['name'], 'peer name') };
-    if (typeof p['uid'] === 'number') meta.peer.uid = p['uid'];
-    if (typeof p['pid'] === 'number') meta.peer.pid = p['pid'];
-  }
   return meta;
+}
+
+function peerInfo(v: unknown): PeerInfo {
+  const p = obj(v, 'peer');
+  const peer: PeerInfo = { name: str(p['name'], 'peer name') };
+  if (typeof p['uid'] === 'number') peer.uid = p['uid'];
+  if (typeof p['pid'] === 'number') peer.pid = p['pid'];
+  return peer;
 }

@@ -6,7 +6,7 @@
  * the same; VS Code's trusts any length).
  * @module
  */
-import { bulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError } from '../errors.js';
 
 /** Size of the big-endian length prefix in bytes. */
 export const FRAME_HEADER_BYTES = 4;
@@ -33,6 +33,7 @@ export class FrameDecoder {
   /** Buffer of the frame being collected across chunks, if any. */
   private body: Buffer | undefined;
   private bodyFilled = 0;
+  private failure: BulkheadError<'ERR_FRAME_TOO_LARGE'> | undefined;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1 || maxFrameBytes > 0xffffffff) {
@@ -47,11 +48,24 @@ export class FrameDecoder {
   }
 
   /**
-   * Feeds bytes; returns every frame body completed by them (possibly none).
-   * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when a header declares more than
-   *   `maxFrameBytes`; the decoder must then be discarded.
+   * The `ERR_FRAME_TOO_LARGE` this decoder has hit, if any. When a chunk holds
+   * complete frames followed by an oversize header, {@link push} returns those
+   * frames and leaves the error here (and throws it from the next push), so
+   * what a peer's bytes cause never depends on how reads split them.
+   */
+  get error(): BulkheadError<'ERR_FRAME_TOO_LARGE'> | undefined {
+    return this.failure;
+  }
+
+  /**
+   * Feeds bytes; returns every frame body completed by them (possibly none),
+   * in order, up to the first header that declares more than `maxFrameBytes`.
+   * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when such a header comes before
+   *   any frame completed by this chunk, and on every call after the decoder
+   *   hit one (see {@link error}); the decoder must then be discarded.
    */
   push(chunk: Buffer): Buffer[] {
+    if (this.failure !== undefined) throw this.failure;
     const frames: Buffer[] = [];
     const end = chunk.length;
     let pos = 0;
@@ -71,11 +85,13 @@ export class FrameDecoder {
           this.headerFilled = 0;
         }
         if (length > this.maxFrameBytes) {
-          throw bulkheadError(
+          this.failure = bulkheadError(
             'ERR_FRAME_TOO_LARGE',
             `Peer declared a ${length}-byte frame; the limit is ${this.maxFrameBytes} bytes. Send smaller messages or raise maxFrameBytes on both ends.`,
             { declared: length, limit: this.maxFrameBytes },
           );
+          if (frames.length === 0) throw this.failure;
+          return frames;
         }
         this.expected = length;
       }

@@ -7,7 +7,7 @@
 import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
-import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame-decoder.js';
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
 
 /** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
 const COALESCE_COPY_LIMIT = 64 * 1024;
@@ -23,8 +23,8 @@ export interface FramedChannelOptions {
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
 export interface ChannelHandler {
-  /** One decoded envelope. */
-  envelope(envelope: Envelope): void;
+  /** One decoded envelope, with the frame body it came from (for forwarding without re-encoding). */
+  envelope(envelope: Envelope, body: Buffer): void;
   /** The channel closed; `error` says why when it was not a clean end. Called once. */
   closed(error: BulkheadError | undefined): void;
 }
@@ -55,6 +55,8 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A stream handed over after a handshake was paused explicitly; 'data' alone would not resume it.
+    stream.resume();
     stream.on('error', (err: NodeJS.ErrnoException) => {
       // EPIPE/ECONNRESET are how a dead peer looks; report them as a plain close.
       this.reportClosed(err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : bulkheadError('ERR_INTERRUPTED', `Channel failed: ${err.message}`, { errno: err.code }));
@@ -89,6 +91,19 @@ export class FramedChannel {
     if (frame.length - FRAME_HEADER_BYTES > this.maxFrameBytes) {
       throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${frame.length - FRAME_HEADER_BYTES} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: frame.length - FRAME_HEADER_BYTES, limit: this.maxFrameBytes });
     }
+    return this.enqueue(frame);
+  }
+
+  /**
+   * Forwards a frame body that was received elsewhere, byte for byte: the
+   * broker routes payloads this way without decoding and re-encoding them.
+   */
+  sendRaw(body: Buffer): boolean {
+    if (!this.open) return false;
+    return this.enqueue(encodeFrame(body));
+  }
+
+  private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
     if (!this.flushScheduled) {
@@ -173,9 +188,12 @@ export class FramedChannel {
         this.fail(asFrameError(err));
         return;
       }
-      this.handler!.envelope(envelope);
+      this.handler!.envelope(envelope, body);
       if (this.closedReported) return;
     }
+    // An oversize header that followed these frames in the same chunk.
+    const oversize = this.decoder.error;
+    if (oversize !== undefined) this.fail(oversize);
   }
 
   private reportClosed(error: BulkheadError | undefined): void {

@@ -24,10 +24,10 @@ export function registerTypes(program: Command, run: (work: () => Promise<ExitCo
     .command('types')
     .summary('generate TypeScript types from protocol files')
     .description(
-      'Generate <dir>/<protocol name>.ts for each protocol file: an interface to pass to\n' +
-      'broker.connect<T>() and serve<T>() (e.g. ComExampleEchoProtocol), plus a type per\n' +
-      'method params/result (EchoParams, EchoResult) and event payload (TickEvent).\n' +
-      'A directory contributes its *.json files. Object schemas that list "properties" but do not\n' +
+      'Generate <dir>/<protocol name>.ts for each protocol file: an interface to pass to ' +
+      'broker.connect<T>() and serve<T>() (e.g. ComExampleEchoProtocol), plus a type per ' +
+      'method params/result (EchoParams, EchoResult) and event payload (TickEvent). ' +
+      'A directory contributes the protocol files in it and in its protocols/ subdirectory. Object schemas that list "properties" but do not ' +
       'set "additionalProperties" get only their declared fields (see --loose-objects).',
     )
     .argument('<protocols...>', 'protocol files or directories of them')
@@ -52,7 +52,10 @@ Exit codes: 0 written (or up to date with --check), 1 invalid protocol, stale ou
 async function generate(inputs: string[], options: TypesCommandOptions): Promise<ExitCode> {
   // Loaded here, not at the top: json-schema-to-typescript (and prettier) would slow every other command.
   const { generateProtocolTypes, protocolTypeNames } = await import('../typegen.js');
-  const { files, missing } = collectJsonFiles(inputs);
+  const found = collectJsonFiles(inputs, { subdirs: ['protocol'] });
+  const { missing } = found;
+  // In a directory, take protocol files only (an app root also holds package.json and the like).
+  const files = found.files.filter((f) => f.explicit || f.hint === 'protocol' || looksLikeProtocol(f.path));
   for (const path of missing) process.stderr.write(`${path}: /: No such file or directory; check the path. (ENOENT)\n`);
   if (missing.length > 0) return EXIT_CODES.invalid;
   if (files.length === 0) {
@@ -95,12 +98,27 @@ async function generate(inputs: string[], options: TypesCommandOptions): Promise
     if (stale === 0) process.stdout.write(`ok: ${outputs.size} file${outputs.size === 1 ? '' : 's'} up to date.\n`);
     return stale === 0 ? EXIT_CODES.ok : EXIT_CODES.invalid;
   }
-  mkdirSync(options.out, { recursive: true });
   for (const [target, { text, name }] of outputs) {
-    writeFileSync(target, text);
+    try {
+      mkdirSync(options.out, { recursive: true });
+      writeFileSync(target, text);
+    } catch (err) {
+      // An unwritable output path is the user's to fix, not a bulkhead bug.
+      process.stderr.write(`${target}: /: cannot write: ${(err as Error).message} (${(err as NodeJS.ErrnoException).code ?? 'EIO'})\n`);
+      return EXIT_CODES.invalid;
+    }
     process.stdout.write(`${target} (${name})\n`);
   }
   return EXIT_CODES.ok;
+}
+
+function looksLikeProtocol(path: string): boolean {
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return typeof value === 'object' && value !== null && Object.hasOwn(value, 'methods');
+  } catch {
+    return false;
+  }
 }
 
 function isExisting(path: string): boolean {

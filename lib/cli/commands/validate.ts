@@ -3,7 +3,7 @@
  * and sandbox profiles; one line per problem; exit 1 on any problem.
  * @module
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { EXIT_CODES, type ExitCode } from '../exit-codes.js';
 import type { FileKind } from '../files.js';
 import { formatProblem } from '../problems.js';
@@ -20,14 +20,14 @@ export function registerValidate(program: Command, run: (work: () => Promise<Exi
     .command('validate')
     .summary('check protocols, config files and sandbox profiles')
     .description(
-      'Check protocol files (schema, strict-mode JSON Schemas, file name = "name"), bulkhead config files\n' +
-      '({ root?, maxFrameBytes?, services: [...] }: every manifest, entry file, protocol and sandbox profile)\n' +
-      'and sandbox profiles. A directory contributes its *.json files and those of its protocols/ and\n' +
+      'Check protocol files (schema, strict-mode JSON Schemas, file name = "name"), bulkhead config files ' +
+      '({ root?, maxFrameBytes?, services: [...] }: every manifest, entry file, protocol and sandbox profile) ' +
+      'and sandbox profiles. A directory contributes its *.json files and those of its protocols/ and ' +
       'sandbox-profiles/ subdirectories. Prints one line per problem: file, JSON pointer, what to do.',
     )
     .argument('[paths...]', 'files or directories to check', ['.'])
     .option('--json', 'print a JSON report { ok, checked, skipped, problems } instead of lines')
-    .option('--as <kind>', 'treat every file as this kind instead of guessing: protocol, config or profile')
+    .addOption(new Option('--as <kind>', 'treat every file as this kind instead of guessing').choices(['protocol', 'config', 'profile']))
     .addHelpText('after', `
 Examples:
   $ bulkhead validate                                   # ./*.json, ./protocols/, ./sandbox-profiles/
@@ -40,10 +40,6 @@ Output (one line per problem):
 
 Exit codes: 0 no problems, 1 problems found (or bad arguments), 2 internal error.`)
     .action((paths: string[], options: ValidateCommandOptions) => run(async () => {
-      if (options.as !== undefined && !['protocol', 'config', 'profile'].includes(options.as)) {
-        process.stderr.write(`bulkhead validate: --as must be protocol, config or profile, got "${options.as}".\n`);
-        return EXIT_CODES.invalid;
-      }
       // Loaded on use: the checks pull in the broker, ajv and the sandbox layer, which --help does not need.
       const { validatePaths } = await import('../validate.js');
       const report = await validatePaths(paths, options.as === undefined ? {} : { as: options.as });

@@ -1,0 +1,64 @@
+/**
+ * What an app holds to use a daemon's services: `Broker.connectTo(socket,
+ * identity)` returns one. Each `connect()` gives the same Connection API as
+ * embedded mode, over its own authenticated socket.
+ * @module
+ */
+import { join, resolve } from 'node:path';
+import { Connection, type ConnectionOptions } from '../connection/connection.js';
+import { bulkheadError } from '../errors.js';
+import { PACKAGE_ROOT } from '../broker/package-paths.js';
+import { loadProtocol } from '../protocol/registry.js';
+import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
+import { CONTROL_SERVICE } from './control.js';
+import { RemoteEndpoint, type ClientIdentity } from './remote-endpoint.js';
+
+/** Options of {@link RemoteBroker}. */
+export interface RemoteBrokerOptions {
+  /**
+   * Where the client's copies of the services' protocols are: results and
+   * events are validated against them, and the hello checks they match the daemon's.
+   * @default `<cwd>/protocols`
+   */
+  protocolsDir?: string;
+}
+
+/** A client's handle to a bulkhead daemon. */
+export class RemoteBroker {
+  private readonly protocolsDir: string;
+  private readonly endpoints = new Set<RemoteEndpoint>();
+  private closed = false;
+
+  constructor(readonly socketPath: string, private readonly identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
+    this.protocolsDir = resolve(options.protocolsDir ?? 'protocols');
+  }
+
+  /**
+   * Opens a connection to one of the daemon's services; nothing is sent until the first call.
+   * @param protocol - the protocol name, when it differs from the service name
+   */
+  connect<P extends ProtocolShape = AnyProtocol>(service: string, options: ConnectionOptions & { protocol?: string } = {}): Connection<P> {
+    if (this.closed) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed.');
+    const protocolName = options.protocol ?? service;
+    const protocol = protocolName === CONTROL_SERVICE
+      ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
+      : loadProtocol(this.protocolsDir, protocolName);
+    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity);
+    const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+    endpoint.connection = connection as unknown as Connection<ProtocolShape>;
+    this.endpoints.add(endpoint);
+    return connection;
+  }
+
+  /** The daemon's control API (list, status, kickstart, stop, reload). */
+  control(): Connection {
+    return this.connect(CONTROL_SERVICE);
+  }
+
+  /** Closes every connection made through this handle. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.endpoints].map((e) => e.connection?.close()));
+    for (const endpoint of this.endpoints) endpoint.detach();
+  }
+}

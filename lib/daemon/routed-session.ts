@@ -1,0 +1,127 @@
+/**
+ * One authenticated daemon client connected to one service. The daemon
+ * answers the client's hello itself (the helper already greeted the broker),
+ * checks each call's envelope (id inside the client's range, declared method,
+ * bounded in flight) and forwards the frame to the helper unchanged; answers
+ * come back the same way.
+ * @module
+ */
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import type { ServiceSupervisor } from '../broker/service-supervisor.js';
+import type { RouteTarget } from '../broker/route.js';
+import { fromWireError, isServiceCode } from '../connection/remote-error.js';
+import { ID_RANGE_SIZE, type Envelope, type PeerInfo } from '../wire/envelope.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
+
+/** Calls one client may have in flight through the daemon. */
+export const MAX_ROUTED_IN_FLIGHT = 1024;
+
+/** A client's routed connection to one service. */
+export class RoutedSession implements RouteTarget {
+  readonly range: number;
+  private readonly inFlight = new Set<number>();
+  private helloSeen = false;
+  private closed = false;
+
+  constructor(
+    private readonly channel: FramedChannel,
+    private readonly supervisor: ServiceSupervisor,
+    readonly peer: PeerInfo,
+    private readonly onClose: () => void,
+  ) {
+    this.range = supervisor.openRoute(this);
+    channel.attach({ envelope: (e, body) => this.fromClient(e, body), closed: () => this.close() });
+  }
+
+  /** @inheritdoc */
+  deliver(envelope: Envelope, body: Buffer): void {
+    if (envelope.kind === 'reply' || envelope.kind === 'error') {
+      // An answer to a call the client already gave up on is dropped here, not sent.
+      if (!this.inFlight.delete(envelope.id)) return;
+    }
+    if (envelope.kind === 'error' && !isServiceCode(envelope.error.code)) {
+      // The client trusts codes from the daemon; a helper must not borrow broker codes.
+      this.channel.send({ kind: 'error', id: envelope.id, error: fromWireError(envelope.error, this.supervisor.service).toJSON() });
+      return;
+    }
+    this.channel.sendRaw(body);
+  }
+
+  /** @inheritdoc */
+  broadcast(body: Buffer): void {
+    this.channel.sendRaw(body);
+  }
+
+  /** @inheritdoc */
+  interrupted(error: BulkheadError): void {
+    for (const id of this.inFlight) this.channel.send({ kind: 'error', id, error: error.toJSON() });
+    this.inFlight.clear();
+  }
+
+  /** @inheritdoc */
+  invalidated(error: BulkheadError): void {
+    this.interrupted(error);
+    this.channel.fail(error);
+    this.close();
+  }
+
+  /** Ends the session; the helper cancels what it was doing for this client. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.supervisor.closeRoute(this.range, this.inFlight);
+    this.inFlight.clear();
+    this.channel.destroy();
+    this.onClose();
+  }
+
+  private fromClient(envelope: Envelope, body: Buffer): void {
+    switch (envelope.kind) {
+      case 'hello': {
+        const p = this.supervisor.protocol;
+        if (envelope.role !== 'client' || envelope.protocol !== p.name || envelope.version !== p.version || envelope.schemaHash !== p.hash) {
+          this.channel.fail(bulkheadError('ERR_PROTOCOL_MISMATCH', `The daemon's ${this.supervisor.service} serves ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}), not ${envelope.protocol}@${envelope.version} (schema ${envelope.schemaHash.slice(0, 12)}); use the same protocols/ file as the daemon.`, { expected: { protocol: p.name, version: p.version, schemaHash: p.hash } }));
+          this.close();
+          return;
+        }
+        this.helloSeen = true;
+        this.channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { service: this.supervisor.service, range: this.range } });
+        return;
+      }
+      case 'call': {
+        if (!this.helloSeen) return this.violation('a call arrived before hello');
+        const { id, method } = envelope;
+        if (Math.floor(id / ID_RANGE_SIZE) !== this.range) return this.violation(`call id ${id} is outside this client's range ${this.range}`);
+        if (this.inFlight.has(id)) return this.violation(`call id ${id} is already in flight`);
+        if (!this.supervisor.protocol.hasMethod(method)) {
+          this.channel.send({ kind: 'error', id, error: bulkheadError('ERR_UNKNOWN_METHOD', `${this.supervisor.protocol.name} has no method "${method}".`, { method }).toJSON() });
+          return;
+        }
+        if (this.inFlight.size >= MAX_ROUTED_IN_FLIGHT) {
+          this.channel.send({ kind: 'error', id, error: bulkheadError('ERR_BACKPRESSURE', `More than ${MAX_ROUTED_IN_FLIGHT} calls in flight through the daemon; await earlier calls.`, { limit: MAX_ROUTED_IN_FLIGHT }).toJSON() });
+          return;
+        }
+        this.inFlight.add(id);
+        this.supervisor.forward(this.range, body).catch((err: unknown) => {
+          if (!this.inFlight.delete(id)) return;
+          const error = err as BulkheadError;
+          this.channel.send({ kind: 'error', id, error: typeof error.toJSON === 'function' ? error.toJSON() : { code: 'ERR_LAUNCH_FAILED', message: String(err) } });
+        });
+        return;
+      }
+      case 'cancel':
+        if (this.inFlight.delete(envelope.id)) this.supervisor.forward(this.range, body).catch(() => undefined);
+        return;
+      case 'goodbye':
+        this.close();
+        return;
+      default:
+        this.violation(`a client sent a "${envelope.kind}" message`);
+    }
+  }
+
+  private violation(what: string): void {
+    this.channel.fail(bulkheadError('ERR_BAD_FRAME', `Protocol violation: ${what}.`));
+    this.close();
+  }
+}

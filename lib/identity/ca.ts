@@ -1,0 +1,453 @@
+/**
+ * The daemon's certificate authority: one RSA key and self-signed certificate kept
+ * in a private directory, the client certificates it issues, and its revocation
+ * list. The daemon calls {@link CertificateAuthority.verifyClient} on every
+ * certificate a client presents.
+ *
+ * Files in the CA directory (created `0700` on first use):
+ * - `ca.key.pem` (`0600`): the CA's private key. Whoever reads it can mint identities.
+ * - `ca.cert.pem` (`0644`): the CA certificate, the one trust anchor.
+ * - `revoked.json` (`0644`): `{ "version": 1, "revoked": [{ "serial", "revokedAt" }] }`,
+ *   replaced atomically on every change and re-read when it changes on disk, so a
+ *   `bulkhead identity revoke` in another process reaches a running daemon.
+ * @module
+ */
+import { createPublicKey, generateKeyPair as nodeGenerateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { bulkheadError } from '../errors.js';
+import { writeFileAtomic, writeFileExclusive } from './atomic-file.js';
+import {
+  IDENTITY_NAME_PATTERN,
+  SHA256_WITH_RSA_OID,
+  commonNameOf,
+  normalizeSerial,
+  parseCertificatePem,
+  parsePrivateKeyPem,
+  publicKeyOf,
+  randomSerial,
+  signCertificate,
+  tryParseCertificatePem,
+} from './certificate.js';
+
+/** File names inside a CA directory. */
+export const CA_FILES = {
+  /** The CA private key, mode `0600`. */
+  key: 'ca.key.pem',
+  /** The CA certificate, mode `0644`. */
+  cert: 'ca.cert.pem',
+  /** The revocation list, mode `0644`. */
+  revoked: 'revoked.json',
+} as const;
+
+/** Defaults of {@link CertificateAuthorityOptions}. */
+export const CA_DEFAULTS = {
+  /** @default 'bulkhead CA' */
+  commonName: 'bulkhead CA',
+  /** @default 3650 */
+  validDays: 3650,
+} as const;
+
+/** Defaults of {@link IssueOptions}. */
+export const ISSUE_DEFAULTS = {
+  /** @default 365 */
+  validDays: 365,
+} as const;
+
+/** RSA modulus size of every key the CA generates. */
+export const RSA_BITS = 2048;
+
+/** How far `notBefore` is back-dated by default, to absorb small clock differences. */
+export const NOT_BEFORE_SKEW_MS = 60_000;
+
+const DAY_MS = 86_400_000;
+/** forge takes the ASN.1 string type here; @types/node-forge types the field as a tag class. */
+const UTF8_STRING = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
+const MAX_VALID_DAYS = 36_500;
+
+/** Options of {@link CertificateAuthority.loadOrCreate}; used only when the CA is created. */
+export interface CertificateAuthorityOptions {
+  /**
+   * Common name of the CA certificate (1–64 characters).
+   * @default 'bulkhead CA'
+   */
+  commonName?: string;
+  /**
+   * Validity of the CA certificate in days.
+   * @default 3650
+   */
+  validDays?: number;
+}
+
+/** Options of {@link CertificateAuthority.issue}. */
+export interface IssueOptions {
+  /**
+   * Validity in days, counted from `notBefore`; ignored when `notAfter` is given.
+   * @default 365
+   */
+  validDays?: number;
+  /**
+   * Start of validity.
+   * @default one minute before now (see {@link NOT_BEFORE_SKEW_MS})
+   */
+  notBefore?: Date;
+  /**
+   * End of validity; must be after `notBefore`.
+   * @default notBefore + validDays
+   */
+  notAfter?: Date;
+}
+
+/** A freshly issued client identity: certificate, private key and their facts. */
+export interface IssuedIdentity {
+  /** The identity name, the certificate's subject common name. */
+  name: string;
+  /** The client certificate, PEM. */
+  certPem: string;
+  /** The client's RSA private key, PEM (PKCS#1). Keep it `0600`. */
+  keyPem: string;
+  /** The certificate serial number, lower-case hex; what {@link CertificateAuthority.revoke} takes. */
+  serial: string;
+  /** Start of validity (whole seconds, as stored in the certificate). */
+  notBefore: Date;
+  /** End of validity (whole seconds, as stored in the certificate). */
+  notAfter: Date;
+}
+
+/** What {@link CertificateAuthority.verifyClient} learned from a certificate it accepted. */
+export interface VerifiedClient {
+  /** The identity name (subject common name), as signed by the CA. */
+  name: string;
+  /** The certificate serial number, lower-case hex. */
+  serial: string;
+  /** End of validity. */
+  notAfter: Date;
+}
+
+interface RevocationEntry {
+  serial: string;
+  revokedAt: string;
+}
+
+/**
+ * A certificate authority kept in a directory. Create or open one with
+ * {@link CertificateAuthority.loadOrCreate}.
+ */
+export class CertificateAuthority {
+  /** The CA directory. */
+  readonly dir: string;
+  /** The CA certificate, PEM: the trust anchor clients and signers are checked against. */
+  readonly certPem: string;
+  /** Lower-case hex SHA-256 of the CA certificate's DER bytes. */
+  readonly fingerprint: string;
+
+  readonly #cert: forge.pki.Certificate;
+  readonly #key: KeyObject;
+  readonly #caPublicKey: KeyObject;
+  readonly #store: forge.pki.CAStore;
+  #revoked = new Map<string, RevocationEntry>();
+  #revokedStamp = '';
+
+  private constructor(dir: string, certPem: string, cert: forge.pki.Certificate, fingerprint: string, key: KeyObject) {
+    this.dir = dir;
+    this.certPem = certPem;
+    this.fingerprint = fingerprint;
+    this.#cert = cert;
+    this.#key = key;
+    this.#caPublicKey = publicKeyOf(cert);
+    this.#store = forge.pki.createCaStore([cert]);
+  }
+
+  /**
+   * Opens the CA in `dir`, creating it on first use: the directory (`0700`), an RSA
+   * 2048 key (`ca.key.pem`, `0600`), a self-signed CA certificate (`ca.cert.pem`,
+   * `0644`) and an empty revocation list (`revoked.json`). Later calls load those
+   * files; `options` then have no effect.
+   *
+   * Refuses (`ERR_INVALID_OPTION`) a key file readable by group or others, a CA
+   * directory writable by group or others, a key that does not match the
+   * certificate, a certificate without a key, and an unreadable revocation list:
+   * the CA fails closed.
+   * @param dir - the CA directory
+   * @param options - used only when the CA is created
+   */
+  static async loadOrCreate(dir: string, options: CertificateAuthorityOptions = {}): Promise<CertificateAuthority> {
+    if (typeof dir !== 'string' || dir.length === 0) throw bulkheadError('ERR_INVALID_OPTION', 'dir must be a non-empty path to the CA directory.', { option: 'dir' });
+    const commonName = options.commonName ?? CA_DEFAULTS.commonName;
+    const validDays = options.validDays ?? CA_DEFAULTS.validDays;
+    if (typeof commonName !== 'string' || commonName.length < 1 || commonName.length > 64) {
+      throw bulkheadError('ERR_INVALID_OPTION', 'commonName must be a string of 1 to 64 characters.', { option: 'commonName' });
+    }
+    checkValidDays(validDays);
+    const keyPath = join(dir, CA_FILES.key);
+    const certPath = join(dir, CA_FILES.cert);
+    if (!existsSync(keyPath)) {
+      if (existsSync(certPath)) {
+        throw bulkheadError('ERR_INVALID_OPTION', `${certPath} exists but ${keyPath} does not: another process is creating this CA, or an earlier creation was interrupted. Wait, or remove ${certPath} and retry.`, { option: 'dir', dir });
+      }
+      await createCa(dir, commonName, validDays);
+    }
+    return CertificateAuthority.#load(dir);
+  }
+
+  static #load(dir: string): CertificateAuthority {
+    const keyPath = join(dir, CA_FILES.key);
+    const certPath = join(dir, CA_FILES.cert);
+    const dirMode = statSync(dir).mode & 0o777;
+    if ((dirMode & 0o022) !== 0) {
+      throw bulkheadError('ERR_INVALID_OPTION', `The CA directory ${dir} is writable by group or others (mode ${dirMode.toString(8)}); run \`chmod 700 ${dir}\`.`, { option: 'dir', dir, mode: dirMode });
+    }
+    const keyMode = statSync(keyPath).mode & 0o777;
+    if ((keyMode & 0o077) !== 0) {
+      throw bulkheadError('ERR_INVALID_OPTION', `The CA key ${keyPath} is readable by group or others (mode ${keyMode.toString(8)}); run \`chmod 600 ${keyPath}\` and consider the CA compromised if others could read it.`, { option: 'dir', file: keyPath, mode: keyMode });
+    }
+    const key = parsePrivateKeyPem(readFileSync(keyPath, 'utf8'), keyPath);
+    const certPem = readFileSync(certPath, 'utf8');
+    const parsed = tryParseCertificatePem(certPem);
+    if (parsed === undefined) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a PEM certificate; restore it from a backup.`, { option: 'dir', file: certPath });
+    const bc = parsed.cert.getExtension('basicConstraints') as { cA?: boolean } | undefined;
+    if (bc?.cA !== true) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { option: 'dir', file: certPath });
+    const certSpki = publicKeyOf(parsed.cert).export({ type: 'spki', format: 'der' });
+    const keySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    if (!certSpki.equals(keySpki)) {
+      throw bulkheadError('ERR_INVALID_OPTION', `${keyPath} does not belong to ${certPath}; restore the matching pair.`, { option: 'dir', dir });
+    }
+    const fingerprint = new X509Certificate(parsed.der).fingerprint256.replaceAll(':', '').toLowerCase();
+    const ca = new CertificateAuthority(dir, certPem, parsed.cert, fingerprint, key);
+    ca.#refreshRevocations();
+    return ca;
+  }
+
+  /**
+   * Issues a client certificate for `name` with a new RSA 2048 key (generated with
+   * node-forge, which uses Node's native key generation; about a quarter of a second).
+   * The certificate: subject CN = `name`, issuer = this CA, a random 128-bit serial,
+   * `basicConstraints cA=false`, key usage `digitalSignature`, extended key usage
+   * `clientAuth` and `codeSigning`, signed sha256WithRSAEncryption.
+   * @param name - the identity name, matching {@link IDENTITY_NAME_PATTERN}
+   * @param options - validity; tests may issue expired or not-yet-valid certificates
+   */
+  issue(name: string, options: IssueOptions = {}): IssuedIdentity {
+    if (typeof name !== 'string' || !IDENTITY_NAME_PATTERN.test(name)) {
+      throw bulkheadError('ERR_INVALID_OPTION', `name ${JSON.stringify(name)} is not a valid identity name: use 1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit.`, { option: 'name' });
+    }
+    const validDays = options.validDays ?? ISSUE_DEFAULTS.validDays;
+    checkValidDays(validDays);
+    const notBefore = wholeSeconds(checkDate(options.notBefore, 'notBefore') ?? new Date(Date.now() - NOT_BEFORE_SKEW_MS));
+    const notAfter = wholeSeconds(checkDate(options.notAfter, 'notAfter') ?? new Date(notBefore.getTime() + validDays * DAY_MS));
+    if (notAfter.getTime() <= notBefore.getTime()) {
+      throw bulkheadError('ERR_INVALID_OPTION', 'notAfter must be later than notBefore.', { option: 'notAfter' });
+    }
+    const keys = forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 });
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = keys.publicKey;
+    cert.serialNumber = randomSerial();
+    cert.validity.notBefore = notBefore;
+    cert.validity.notAfter = notAfter;
+    cert.setSubject([{ name: 'commonName', value: name, valueTagClass: UTF8_STRING }]);
+    cert.setIssuer(this.#cert.subject.attributes);
+    cert.setExtensions([
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true, codeSigning: true },
+      { name: 'subjectKeyIdentifier' },
+      { name: 'authorityKeyIdentifier', keyIdentifier: this.#cert.generateSubjectKeyIdentifier().getBytes() },
+    ]);
+    signCertificate(cert, this.#key);
+    return {
+      name,
+      certPem: forge.pki.certificateToPem(cert),
+      keyPem: forge.pki.privateKeyToPem(keys.privateKey),
+      serial: normalizeSerial(cert.serialNumber)!,
+      notBefore,
+      notAfter,
+    };
+  }
+
+  /**
+   * Adds `serial` to the revocation list and persists it (temporary file + rename)
+   * before returning. Revoking a serial twice is a no-op. Two processes revoking at
+   * the same moment can lose one update (read, add, replace): revoke from one place.
+   * @param serial - the certificate serial number in hex (as in {@link IssuedIdentity.serial})
+   */
+  revoke(serial: string): void {
+    const normalized = normalizeSerial(serial);
+    if (normalized === undefined) throw bulkheadError('ERR_INVALID_OPTION', `serial ${JSON.stringify(serial)} is not a hex certificate serial number.`, { option: 'serial' });
+    this.#refreshRevocations();
+    if (this.#revoked.has(normalized)) return;
+    const entries = [...this.#revoked.values(), { serial: normalized, revokedAt: new Date().toISOString() }];
+    const path = join(this.dir, CA_FILES.revoked);
+    writeFileAtomic(path, `${JSON.stringify({ version: 1, revoked: entries }, null, 2)}\n`, 0o644);
+    this.#refreshRevocations();
+  }
+
+  /**
+   * True when `serial` is on the revocation list (re-read from disk if it changed).
+   * A string that is not a hex serial is never revoked.
+   */
+  isRevoked(serial: string): boolean {
+    const normalized = normalizeSerial(serial);
+    if (normalized === undefined) return false;
+    this.#refreshRevocations();
+    return this.#revoked.has(normalized);
+  }
+
+  /**
+   * Checks a client certificate, in this order, and returns who it names:
+   * 1. one well-formed PEM certificate, else `ERR_AUTH_FAILED`;
+   * 2. issued and signed by this CA (node-forge chain verification, then OpenSSL
+   *    re-checks the signature), sha256WithRSAEncryption, not a CA certificate,
+   *    else `ERR_CERT_UNTRUSTED`;
+   * 3. not revoked, else `ERR_CERT_REVOKED`;
+   * 4. `now` within the certificate's and the CA's validity, else `ERR_CERT_EXPIRED`.
+   *
+   * This checks the certificate only; proof that the peer holds its key is
+   * {@link verifyProof} (or {@link authenticateClient}, which does both).
+   * @param certPem - the certificate the client presented
+   * @param now - the time to check validity at
+   */
+  verifyClient(certPem: string, now: Date = new Date()): VerifiedClient {
+    const { cert, der } = parseCertificatePem(certPem, 'client certificate');
+    const subject = commonNameOf(cert);
+    // Until the CA's signature is checked the subject is attacker-chosen text: quote and cut it.
+    const shown = subject === undefined ? '' : ` for ${JSON.stringify(subject.slice(0, 128))}`;
+    const untrusted = (why: string): never => {
+      throw bulkheadError('ERR_CERT_UNTRUSTED', `The certificate${shown} is not trusted by this daemon: ${why}. Issue the identity from the daemon you connect to (\`bulkhead identity issue\` with its state directory).`, { reason: why, ...(subject === undefined ? {} : { subject: subject.slice(0, 128) }) });
+    };
+    try {
+      forge.pki.verifyCertificateChain(this.#store, [cert], { validityCheckDate: null });
+    } catch (err) {
+      const message = typeof (err as { message?: unknown })?.message === 'string' ? (err as { message: string }).message : String(err);
+      untrusted(`not issued by this CA (${message})`);
+    }
+    if (cert.signatureOid !== SHA256_WITH_RSA_OID) untrusted('its signature algorithm is not sha256WithRSAEncryption');
+    const bc = cert.getExtension('basicConstraints') as { cA?: boolean } | undefined;
+    if (bc?.cA === true || cert.isIssuer(cert)) untrusted('it is a CA certificate, not a client certificate');
+    let opensslAgrees = false;
+    try {
+      opensslAgrees = new X509Certificate(der).verify(this.#caPublicKey);
+    } catch {
+      opensslAgrees = false; // OpenSSL cannot parse what forge accepted: do not trust it
+    }
+    if (!opensslAgrees) untrusted('its signature does not verify with the CA key');
+    if (subject === undefined || !IDENTITY_NAME_PATTERN.test(subject)) {
+      throw bulkheadError('ERR_AUTH_FAILED', 'The client certificate has no valid identity name (exactly one subject common name matching the identity name pattern).', { reason: 'bad-subject' });
+    }
+    const serial = normalizeSerial(cert.serialNumber) ?? untrusted('its serial number is malformed');
+    if (this.isRevoked(serial)) {
+      throw bulkheadError('ERR_CERT_REVOKED', `The certificate for "${subject}" (serial ${serial}) is revoked. Issue a new identity with \`bulkhead identity issue ${subject}\`.`, { name: subject, serial });
+    }
+    const when = now.getTime();
+    for (const [which, c] of [['client', cert], ['CA', this.#cert]] as const) {
+      if (when < c.validity.notBefore.getTime() || when > c.validity.notAfter.getTime()) {
+        const state = when < c.validity.notBefore.getTime() ? 'not valid yet' : 'expired';
+        throw bulkheadError('ERR_CERT_EXPIRED', `The ${which} certificate${which === 'client' ? ` for "${subject}"` : ''} is ${state} (valid ${c.validity.notBefore.toISOString()} to ${c.validity.notAfter.toISOString()}, now ${now.toISOString()}). ${which === 'client' ? `Issue a new one with \`bulkhead identity issue ${subject}\`.` : 'The daemon\'s CA must be renewed.'}`, {
+          name: subject, serial, which, state,
+          notBefore: c.validity.notBefore.toISOString(), notAfter: c.validity.notAfter.toISOString(), now: now.toISOString(),
+        });
+      }
+    }
+    return { name: subject, serial, notAfter: cert.validity.notAfter };
+  }
+
+  #refreshRevocations(): void {
+    const path = join(this.dir, CA_FILES.revoked);
+    let stamp: string;
+    try {
+      const st = statSync(path);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch (err) {
+      throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} cannot be read (${(err as Error).message}); restore it (an empty list is {"version":1,"revoked":[]}). The CA refuses to run without it.`, { option: 'dir', file: path }, err);
+    }
+    if (stamp === this.#revokedStamp) return;
+    this.#revoked = readRevocations(path);
+    this.#revokedStamp = stamp;
+  }
+}
+
+/** Reads and validates revoked.json; throws `ERR_INVALID_OPTION` (fail closed) if it is bad. */
+function readRevocations(path: string): Map<string, RevocationEntry> {
+  const bad = (why: string, cause?: unknown): never => {
+    throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} is invalid (${why}); fix or restore it. The CA refuses to run without it.`, { option: 'dir', file: path }, cause);
+  };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    return bad('not JSON', err);
+  }
+  if (typeof doc !== 'object' || doc === null || (doc as { version?: unknown }).version !== 1 || !Array.isArray((doc as { revoked?: unknown }).revoked)) {
+    return bad('expected {"version":1,"revoked":[...]}');
+  }
+  const out = new Map<string, RevocationEntry>();
+  for (const entry of (doc as { revoked: unknown[] }).revoked) {
+    const serial = normalizeSerial((entry as { serial?: unknown } | null)?.serial);
+    const revokedAt = (entry as { revokedAt?: unknown } | null)?.revokedAt;
+    if (serial === undefined) return bad('an entry has no hex "serial"');
+    out.set(serial, { serial, revokedAt: typeof revokedAt === 'string' ? revokedAt : '' });
+  }
+  return out;
+}
+
+/** Creates the CA files. The certificate is published first with an exclusive link, so
+ * two processes creating the same CA cannot end up with a mismatched pair. */
+async function createCa(dir: string, commonName: string, validDays: number): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const keys = await new Promise<forge.pki.rsa.KeyPair>((resolve, reject) => {
+    forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 }, (err, pair) => (err ? reject(err) : resolve(pair)));
+  });
+  const keyPem = forge.pki.privateKeyToPem(keys.privateKey);
+  const notBefore = wholeSeconds(new Date(Date.now() - NOT_BEFORE_SKEW_MS));
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerial();
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = new Date(notBefore.getTime() + validDays * DAY_MS);
+  const attrs = [{ name: 'commonName', value: commonName, valueTagClass: UTF8_STRING }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  signCertificate(cert, parsePrivateKeyPem(keyPem, 'generated CA key'));
+
+  const revokedPath = join(dir, CA_FILES.revoked);
+  if (!existsSync(revokedPath)) writeFileAtomic(revokedPath, `${JSON.stringify({ version: 1, revoked: [] }, null, 2)}\n`, 0o644);
+  publishExclusive(join(dir, CA_FILES.cert), forge.pki.certificateToPem(cert), 0o644, dir);
+  publishExclusive(join(dir, CA_FILES.key), keyPem, 0o600, dir);
+}
+
+/** Writes `path` atomically, failing (`ERR_INVALID_OPTION`) if it already exists. */
+function publishExclusive(path: string, data: string, mode: number, dir: string): void {
+  try {
+    writeFileExclusive(path, data, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw bulkheadError('ERR_INVALID_OPTION', `Another process created ${path} while this one was creating the CA in ${dir}; open the CA again.`, { option: 'dir', dir }, err);
+    }
+    throw err;
+  }
+}
+
+function checkValidDays(days: unknown): void {
+  if (typeof days !== 'number' || !Number.isFinite(days) || days <= 0 || days > MAX_VALID_DAYS) {
+    throw bulkheadError('ERR_INVALID_OPTION', `validDays must be a number of days greater than 0 and at most ${MAX_VALID_DAYS}.`, { option: 'validDays' });
+  }
+}
+
+function checkDate(value: unknown, option: string): Date | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw bulkheadError('ERR_INVALID_OPTION', `${option} must be a valid Date.`, { option });
+  }
+  return value;
+}
+
+/** X.509 times have whole seconds; keep what we report equal to what is stored. */
+function wholeSeconds(date: Date): Date {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000);
+}

@@ -1,0 +1,487 @@
+// Hardening (issue 7, item 1): seeded hostile frames against the broker.
+//
+// Part 1 feeds FUZZ_CASES generated cases (test/fixtures/hardening/fuzz-gen.js: random,
+// valid-but-hostile, mutated, adversarial and multi-frame streams) through a real
+// FramedChannel over a Unix socket and checks, per case, exactly what the channel
+// delivered and why it closed. Part 2 has a real helper write hostile bytes straight
+// to its fd 3 and checks the broker cuts it off with the predicted code while another
+// service keeps serving and memory stays flat. Part 3 forges answers to the helper's
+// own calls. `node fuzz/run.js --cases 1000000` runs part 1 for long.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { isBulkheadError, type BulkheadError } from 'bulkhead';
+import { startBroker } from 'bulkhead/testing';
+import { FIXTURES } from './helpers.js';
+import { FramedChannel } from '../lib/wire/framed-channel.js';
+import { decodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME_BYTES } from '../lib/wire/frame-decoder.js';
+
+// ------------------------------------------------------------------ set-up
+
+const uncaught: unknown[] = [];
+const onUncaught = (err: unknown) => uncaught.push(err);
+process.on('uncaughtException', onUncaught);
+process.on('unhandledRejection', onUncaught);
+
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const MiB = 1024 * 1024;
+function heap(): { heapUsed: number; rss: number } {
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss };
+}
+
+interface FuzzCase { family: string; name: string; bytes: Buffer }
+interface FuzzGen {
+  generateCase(seed: number, index: number, options?: Record<string, unknown>): FuzzCase;
+  ADVERSARIAL_NAMES: string[];
+  DEFAULT_OPTIONS: { idBase: number; declaredEvent: string };
+  rng(seed: number): { int(n: number): number; range(lo: number, hi: number): number };
+}
+const gen = (await import(pathToFileURL(join(FIXTURES, 'hardening', 'fuzz-gen.js')).href)) as FuzzGen;
+
+const SEED = Number(process.env['BULKHEAD_FUZZ_SEED'] ?? 20240607);
+const FUZZ_CASES = Number(process.env['BULKHEAD_FUZZ_CASES'] ?? 50_000);
+/** Small bulk cases keep part 1 fast; fuzz/run.js uses the generator's defaults. */
+const GEN_OPTIONS = { maxBulkBytes: 16 * 1024 };
+const ID_BASE = gen.DEFAULT_OPTIONS.idBase;
+
+async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isBulkheadError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+// ------------------------------------------------------------------ oracles
+
+interface Verdict {
+  /** Kinds of the envelopes delivered, in order. */
+  kinds: string[];
+  /** Code of the error that closed the stream, or undefined for a clean end. */
+  code: string | undefined;
+}
+
+/** What FramedChannel.onData must do with exactly these chunks: push each, decode each body, stop at the first throw. */
+function chunkOracle(chunks: Buffer[], maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict {
+  const decoder = new FrameDecoder(maxFrameBytes);
+  const kinds: string[] = [];
+  for (const chunk of chunks) {
+    let bodies: Buffer[];
+    try {
+      bodies = decoder.push(chunk);
+    } catch (err) {
+      return { kinds, code: (err as BulkheadError).code };
+    }
+    for (const body of bodies) {
+      try {
+        kinds.push(decodeEnvelope(body).kind);
+      } catch (err) {
+        return { kinds, code: (err as BulkheadError).code };
+      }
+    }
+  }
+  return { kinds, code: undefined };
+}
+
+/**
+ * An independent reading of the stream, frame by frame in stream order, that
+ * does not depend on how reads split it. Also says whether an oversize header
+ * occurs anywhere (frames sharing a read with one may be dropped: docs/wire.md).
+ */
+function streamOracle(bytes: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict & { oversizeHeader: boolean; envelopes: Envelope[]; pending: number } {
+  const kinds: string[] = [];
+  const envelopes: Envelope[] = [];
+  let pos = 0;
+  let oversizeHeader = false;
+  for (let p = 0; p + 4 <= bytes.length;) {
+    const length = bytes.readUInt32BE(p);
+    if (length > maxFrameBytes) {
+      oversizeHeader = true;
+      break;
+    }
+    p += 4 + length;
+  }
+  while (bytes.length - pos >= 4) {
+    const length = bytes.readUInt32BE(pos);
+    if (length > maxFrameBytes) return { kinds, envelopes, code: 'ERR_FRAME_TOO_LARGE', oversizeHeader, pending: 0 };
+    if (bytes.length - pos - 4 < length) break;
+    try {
+      const e = decodeEnvelope(bytes.subarray(pos + 4, pos + 4 + length));
+      kinds.push(e.kind);
+      envelopes.push(e);
+    } catch (err) {
+      return { kinds, envelopes, code: (err as BulkheadError).code, oversizeHeader, pending: 0 };
+    }
+    pos += 4 + length;
+  }
+  return { kinds, envelopes, code: undefined, oversizeHeader, pending: bytes.length - pos };
+}
+
+/** The first thing in a decoded value that is not plain data with an ordinary prototype, or undefined. */
+function foreign(value: unknown, depth = 0): string | undefined {
+  if (typeof value !== 'object' || value === null) return typeof value === 'function' || typeof value === 'symbol' ? typeof value : undefined;
+  if (depth > 80) return 'nesting past the frame limit';
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const bad = foreign(item, depth + 1);
+      if (bad !== undefined) return bad;
+    }
+    return undefined;
+  }
+  if (proto !== Object.prototype) return 'an object with a foreign prototype';
+  if (Object.hasOwn(value, '__proto__')) return 'an own __proto__ key';
+  for (const key of Object.keys(value)) {
+    const bad = foreign((value as Record<string, unknown>)[key], depth + 1);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
+}
+
+function polluted(): boolean {
+  return Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted') || ({} as { polluted?: unknown }).polluted !== undefined || ([] as unknown as { polluted?: unknown }).polluted !== undefined;
+}
+
+// ------------------------------------------------------------------ part 1: FramedChannel over a Unix socket
+
+interface ChannelOutcome extends Verdict {
+  chunks: Buffer[];
+  closes: number;
+  foreign: string | undefined;
+}
+
+/**
+ * A server that, for each connection, reads one "<case id>\n" line and then
+ * writes that case's bytes (in 1–3 writes) and ends. The client side of each
+ * connection is the FramedChannel under test, attached before any byte arrives.
+ */
+async function channelRig(maxFrameBytes: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-fuzz-'));
+  const path = join(dir, 's');
+  const cases = new Map<number, Buffer>();
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    let head = '';
+    const onId = (data: Buffer) => {
+      head += data.toString('latin1');
+      const nl = head.indexOf('\n');
+      if (nl < 0) return;
+      socket.off('data', onId);
+      socket.resume(); // drain the channel's error frame
+      const id = Number(head.slice(0, nl));
+      const bytes = cases.get(id)!;
+      const r = gen.rng(id ^ 0x5bd1e995);
+      const cuts = [0, ...Array.from({ length: r.int(3) }, () => r.int(bytes.length + 1)).sort((a, b) => a - b), bytes.length];
+      for (let i = 1; i < cuts.length; i++) if (cuts[i]! > cuts[i - 1]!) socket.write(bytes.subarray(cuts[i - 1], cuts[i]));
+      socket.end();
+    };
+    socket.on('data', onId);
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+
+  function run(id: number, bytes: Buffer): Promise<ChannelOutcome> {
+    cases.set(id, bytes);
+    return new Promise((resolve) => {
+      const socket = net.connect(path);
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const channel = new FramedChannel(socket, { maxFrameBytes });
+      const kinds: string[] = [];
+      let bad: string | undefined;
+      let closes = 0;
+      channel.attach({
+        envelope: (e) => {
+          kinds.push(e.kind);
+          bad ??= foreign(e);
+        },
+        closed: (error) => {
+          closes++;
+          if (closes > 1) return;
+          // A second close report would land here within the same turn; give it one.
+          setImmediate(() => {
+            cases.delete(id);
+            resolve({ kinds, code: error?.code, chunks, closes, foreign: bad });
+          });
+        },
+      });
+      socket.write(`${id}\n`);
+    });
+  }
+
+  return {
+    run,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+t.test(`part 1: ${FUZZ_CASES} seeded cases through FramedChannel over a Unix socket`, async (t) => {
+  const rig = await channelRig(DEFAULT_MAX_FRAME_BYTES);
+  t.teardown(() => rig.close());
+  const names = gen.ADVERSARIAL_NAMES;
+  // Every named attack first (deterministically), then the seeded mix.
+  const caseAt = (i: number): FuzzCase => (i < names.length
+    ? gen.generateCase(SEED, i, { ...GEN_OPTIONS, family: 'adversarial', name: names[i] })
+    : gen.generateCase(SEED, i, GEN_OPTIONS));
+  const before = heap();
+  const started = performance.now();
+  const tally = new Map<string, number>();
+  const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1);
+  const failures: string[] = [];
+  let dropped = 0;
+  let next = 0;
+  let peakHeap = 0;
+  const worker = async () => {
+    while (next < FUZZ_CASES && failures.length < 20) {
+      const i = next++;
+      const c = caseAt(i);
+      const out = await rig.run(i, c.bytes);
+      const expected = chunkOracle(out.chunks);
+      const stream = streamOracle(c.bytes);
+      const label = `case ${i} (${c.family}: ${c.name})`;
+      if (out.closes !== 1) failures.push(`${label}: closed ${out.closes} times`);
+      if (out.code !== expected.code || out.kinds.join() !== expected.kinds.join()) {
+        failures.push(`${label}: channel gave ${out.code ?? 'clean end'} after [${out.kinds.join()}], its own chunks predict ${expected.code ?? 'clean end'} after [${expected.kinds.join()}]`);
+      }
+      if (out.foreign !== undefined) failures.push(`${label}: delivered ${out.foreign}`);
+      // Read in stream order, the verdict must be the same, except for the documented
+      // case of frames sharing a read with an oversize header (dropped, and the close says so).
+      if (out.code !== stream.code || out.kinds.join() !== stream.kinds.join()) {
+        const explained = out.code === 'ERR_FRAME_TOO_LARGE' && stream.oversizeHeader && stream.kinds.join().startsWith(out.kinds.join());
+        if (explained) dropped++;
+        else failures.push(`${label}: channel gave ${out.code ?? 'clean end'} after [${out.kinds.join()}], stream order gives ${stream.code ?? 'clean end'} after [${stream.kinds.join()}]`);
+      }
+      count(`${c.family} → ${out.code ?? 'accepted'}`);
+      if (i % 5000 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  const after = heap();
+  const seconds = (performance.now() - started) / 1000;
+  t.same(failures, [], 'every case: the exact delivery and close its bytes call for');
+  t.equal(next >= FUZZ_CASES, true, `all ${FUZZ_CASES} cases ran`);
+  t.equal(polluted(), false, 'Object.prototype untouched');
+  t.same(uncaught, [], 'no uncaught exception or unhandled rejection');
+  const growth = (after.heapUsed - before.heapUsed) / MiB;
+  t.ok(growth < 16, `heap after GC grew ${growth.toFixed(1)} MiB over ${FUZZ_CASES} cases (bound 16 MiB)`);
+  t.comment(`part 1: ${FUZZ_CASES} cases in ${seconds.toFixed(1)} s; outcomes: ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
+  t.comment(`part 1: ${dropped} cases had frames dropped because they shared a read with an oversize header (documented)`);
+  t.comment(`part 1: heapUsed ${(before.heapUsed / MiB).toFixed(1)} → ${(after.heapUsed / MiB).toFixed(1)} MiB after GC (peak sampled ${(peakHeap / MiB).toFixed(1)} MiB); rss ${(before.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB`);
+});
+
+// ------------------------------------------------------------------ part 2: a real helper writes hostile bytes on fd 3
+
+/** Attacks sent from a real helper, one launch each: every kind of header, CBOR and envelope abuse. */
+const HELPER_ATTACKS = [
+  'header 0xffffffff', 'header maxFrameBytes+1', 'zero-length frame', 'frame one byte short',
+  'reply nested one over the frame limit (67)', 'arrays nested 100000', 'maps nested 10000', 'indefinite arrays nested 50000',
+  'text of 2^64-1 bytes', 'array of 2^64-1 items', 'map of 2^32-1 pairs', 'invalid UTF-8 map keys',
+  'unknown tag', 'tag 27 generic object', 'value-sharing expansion bomb', 'cbor-x record definition (0xdfff) with hostile keys',
+  'cbor-x record definitions (0xdffe)', 'legacy record (tag 105) with __proto__', 'packed table (tag 51) + refs (tag 6)', 'bignum of 65 bytes',
+  'non-text map key', 'unknown kind', 'bad call ids', 'call from the service', 'cancel from the service', 'indefinite text',
+];
+const RANDOM_FATAL_ROUNDS = 6;
+
+/**
+ * What the broker does with these bytes from a helper, frame by frame: the code
+ * it cuts the helper off with (decode errors, or a call/cancel a service may not
+ * send), and the events the connection sees before that. `safe` is false when a
+ * frame could touch a call the test has in flight (an id below ID_BASE).
+ */
+function brokerOracle(bytes: Buffer): { fatal: string | undefined; events: number; errors: number; safe: boolean; pending: number; deterministic: boolean } {
+  const s = streamOracle(bytes);
+  let events = 0;
+  let errors = 0;
+  for (const e of s.envelopes) {
+    switch (e.kind) {
+      case 'call':
+      case 'cancel':
+        return { fatal: 'ERR_BAD_FRAME', events, errors, safe: true, pending: 0, deterministic: !s.oversizeHeader };
+      case 'reply':
+        if (e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        break;
+      case 'error':
+        if (e.id !== 0 && e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        break;
+      case 'event':
+        if (e.callId !== 0 && e.callId < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        if (e.callId === 0) {
+          if (e.name === gen.DEFAULT_OPTIONS.declaredEvent) events++;
+          else errors++;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  // Deterministic whatever the reads: no oversize header could make the broker drop or re-blame frames.
+  const deterministic = !s.oversizeHeader || (s.code === 'ERR_FRAME_TOO_LARGE' && s.kinds.length === 0 && chunkOracle([bytes]).code === 'ERR_FRAME_TOO_LARGE');
+  return { fatal: s.code, events, errors, safe: true, pending: s.pending, deterministic };
+}
+
+t.test('part 2: hostile frames from a real helper: cut off with the predicted code, others keep serving, memory flat', async (t) => {
+  const kit = await startBroker({
+    root: FIXTURES,
+    services: [
+      { name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0, maxRestarts: 1000 } },
+      { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' },
+    ],
+  });
+  t.teardown(() => kit.close());
+  const fuzz = kit.broker.connect('fuzz');
+  const echo = kit.broker.connect('echo');
+  let events = 0;
+  let eventErrors = 0;
+  fuzz.on('event', () => events++);
+  fuzz.on('error', () => eventErrors++);
+
+  // The bystander: a steady stream of echo calls for the whole test.
+  const { pid: echoPid } = await echo.call('echo', { text: 'start' });
+  let stopBystander = false;
+  const bystander = (async () => {
+    let ok = 0;
+    const failures: string[] = [];
+    const pids = new Set<number>();
+    while (!stopBystander) {
+      try {
+        const r = await echo.call('echo', { text: `b${ok}` }, { timeoutMs: 5000 });
+        if (r.text !== `b${ok}`) failures.push(`wrong reply ${r.text}`);
+        pids.add(r.pid);
+        ok++;
+      } catch (err) {
+        failures.push((err as BulkheadError).code);
+      }
+    }
+    return { ok, failures, pids };
+  })();
+
+  // Rounds: the named attacks, then random fatal cases found by scanning the seeded mix.
+  const rounds: Array<{ label: string; indexes: number[]; options: Record<string, unknown>; fatal: string }> = [];
+  for (const name of HELPER_ATTACKS) {
+    const options = { ...GEN_OPTIONS, family: 'adversarial', name };
+    const o = brokerOracle(gen.generateCase(SEED, 0, options).bytes);
+    t.ok(o.fatal !== undefined && o.safe && o.deterministic, `${name}: predicted fatal (${o.fatal})`);
+    rounds.push({ label: name, indexes: [0], options, fatal: o.fatal! });
+  }
+  // Tolerated cases (valid frames with hostile content, ignored or delivered) to send before each fatal one.
+  const tolerated: Array<{ index: number; events: number; errors: number }> = [];
+  let scan = 1_000_000;
+  while (rounds.length < HELPER_ATTACKS.length + RANDOM_FATAL_ROUNDS || tolerated.length < 200) {
+    const index = scan++;
+    const o = brokerOracle(gen.generateCase(SEED, index, GEN_OPTIONS).bytes);
+    if (!o.safe || !o.deterministic) continue;
+    if (o.fatal === undefined && o.pending === 0) {
+      if (tolerated.length < 200) tolerated.push({ index, events: o.events, errors: o.errors });
+    } else if (o.fatal !== undefined && rounds.length < HELPER_ATTACKS.length + RANDOM_FATAL_ROUNDS) {
+      rounds.push({ label: `seeded case ${index} (${gen.generateCase(SEED, index, GEN_OPTIONS).name})`, indexes: [index], options: GEN_OPTIONS, fatal: o.fatal });
+    }
+  }
+
+  const codes = new Map<string, number>();
+  const launches: number[] = [];
+  kit.broker.on('launch', (_name, pid) => launches.push(pid));
+  let baseline: { heapUsed: number; rss: number } | undefined;
+  let peakRss = 0;
+  let toleratedSent = 0;
+  for (const [n, round] of rounds.entries()) {
+    if (n === 4) baseline = heap();
+    // Valid-but-hostile frames first: the helper stays connected and the events arrive as predicted.
+    const batch = tolerated.slice((n * 5) % tolerated.length, ((n * 5) % tolerated.length) + 5);
+    const eventsBefore = events;
+    const errorsBefore = eventErrors;
+    const sent = await fuzz.call('inject', { seed: SEED, indexes: batch.map((c) => c.index), ...GEN_OPTIONS }, { timeoutMs: 10_000 });
+    toleratedSent += batch.length;
+    t.equal(events - eventsBefore, batch.reduce((sum, c) => sum + c.events, 0), `${round.label}: tolerated frames delivered exactly the predicted events`);
+    t.equal(eventErrors - errorsBefore, batch.reduce((sum, c) => sum + c.errors, 0), `${round.label}: and the predicted ERR_INVALID_RESULT event errors`);
+    // Then the fatal bytes: the call in flight fails with the code, the helper is cut off and exits.
+    const exit = kit.nextExit('fuzz');
+    const err = await rejection(fuzz.call('inject', { seed: SEED, indexes: round.indexes, ...round.options }, { timeoutMs: 10_000 }));
+    t.equal(err.code, round.fatal, `${round.label}: the call on the helper rejects with ${round.fatal}`);
+    codes.set(err.code, (codes.get(err.code) ?? 0) + 1);
+    const info = await exit;
+    t.equal(info.requested, false, `${round.label}: the helper (pid ${sent.pid}) was disconnected and exited`);
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }
+  const after = heap();
+  stopBystander = true;
+  const bystanderResult = await bystander;
+
+  t.equal(launches.length, rounds.length, `one launch per round (${rounds.length})`);
+  t.same(bystanderResult.failures, [], `the other service answered all ${bystanderResult.ok} calls made during the rounds`);
+  t.same([...bystanderResult.pids], [echoPid], 'from the same helper: it was never disturbed');
+  t.equal(polluted(), false, 'Object.prototype untouched');
+  t.same(uncaught, [], 'no uncaught exception in the broker');
+  const heapGrowth = (after.heapUsed - baseline!.heapUsed) / MiB;
+  const rssGrowth = (after.rss - baseline!.rss) / MiB;
+  t.ok(heapGrowth < 8, `heapUsed after GC grew ${heapGrowth.toFixed(2)} MiB from round 4 to round ${rounds.length} (bound 8 MiB)`);
+  t.ok(rssGrowth < 64, `rss grew ${rssGrowth.toFixed(1)} MiB from round 4 to round ${rounds.length} (bound 64 MiB)`);
+  t.comment(`part 2: ${rounds.length} hostile helpers cut off; codes ${JSON.stringify(Object.fromEntries(codes))}; ${toleratedSent} tolerated hostile cases delivered (${events} events, ${eventErrors} event errors); bystander served ${bystanderResult.ok} calls`);
+  t.comment(`part 2: heapUsed after GC ${(baseline!.heapUsed / MiB).toFixed(1)} → ${(after.heapUsed / MiB).toFixed(1)} MiB; rss ${(baseline!.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB (peak ${(peakRss / MiB).toFixed(0)} MiB)`);
+});
+
+// ------------------------------------------------------------------ part 3: forged answers to the helper's own calls
+
+t.test('part 3: a helper forging answers to its own calls', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } }] });
+  t.teardown(() => kit.close());
+  const fuzz = kit.broker.connect('fuzz');
+  const { pid } = await fuzz.call('ping', {});
+
+  const r = (await fuzz.call('forge', { attack: 'reply-proto' }, { timeoutMs: 5000 })) as Record<string, unknown>;
+  t.equal(Object.getPrototypeOf(r), Object.prototype, '__proto__/constructor/prototype keys: a plain object');
+  t.same(Object.keys(r), ['__proto_', 'constructor', 'prototype', 'ok'], 'with own keys (cbor-x renames __proto__)');
+  t.equal(polluted(), false, 'Object.prototype untouched');
+
+  const invalid = await rejection(fuzz.call('forge', { attack: 'reply-invalid' }, { timeoutMs: 5000 }));
+  t.equal(invalid.code, 'ERR_INVALID_RESULT', 'a result failing its schema is ERR_INVALID_RESULT');
+
+  const forged = await rejection(fuzz.call('forge', { attack: 'error-forged-interrupted' }, { timeoutMs: 5000 }));
+  t.equal(forged.code, 'ERR_SERVICE_ERROR', 'a helper cannot claim the broker interrupted the call');
+  t.equal(forged.data['remoteCode'], 'ERR_INTERRUPTED');
+  t.equal(Object.getPrototypeOf(forged.data), Object.prototype);
+  const forged2 = await rejection(fuzz.call('forge', { attack: 'error-forged-invalidated' }, { timeoutMs: 5000 }));
+  t.equal(forged2.code, 'ERR_SERVICE_ERROR', 'nor that it is invalidated');
+  t.equal(forged2.data['remoteCode'], 'ERR_INVALIDATED');
+
+  t.equal((await fuzz.call('ping', {})).pid, pid, 'none of these cost the helper its connection');
+  t.equal(kit.status('fuzz').launches, 1);
+  t.same(uncaught, []);
+});
+
+// ------------------------------------------------------------------ amplification (a known gap)
+
+t.test('a frame of empty maps costs the broker at most 8 bytes of heap per wire byte', { todo: 'lib/wire/codec.ts bounds nesting and declared lengths but not the item count: each 1-byte empty map becomes a ~64-byte object (see the hardening report)' }, async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } }] });
+  t.teardown(() => kit.close());
+  const fuzz = kit.broker.connect('fuzz');
+  await fuzz.call('ping', {});
+  const size = MiB;
+  const before = heap();
+  // A connection-level error (id 0) the broker keeps as the peer's last error while the helper lives.
+  const err = await rejection(fuzz.call('forge', { attack: 'amplify-retained', size }, { timeoutMs: 2000 }));
+  t.equal(err.code, 'ERR_DEADLINE', 'the id-0 error settles no call');
+  const after = heap();
+  const perByte = (after.heapUsed - before.heapUsed) / size;
+  t.ok(perByte <= 8, `one ${size}-byte frame pinned ${((after.heapUsed - before.heapUsed) / MiB).toFixed(0)} MiB of broker heap (${perByte.toFixed(1)} bytes per wire byte)`);
+});
+
+t.test('no uncaught exception or unhandled rejection in the whole file', async (t) => {
+  t.same(uncaught, []);
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUncaught);
+});

@@ -1,0 +1,65 @@
+/**
+ * Layering of the identity layer (DESIGN.md): a helper's runtime never reaches
+ * node-forge or lib/identity, and lib/identity imports nothing above it (only the
+ * error family and node built-ins, plus node-forge). A static walk of the source
+ * import graph.
+ */
+import t from 'tap';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { REPO_ROOT } from './helpers.js';
+
+const IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?:type\s+)?(?:[^'"]*?\sfrom\s+)?['"]([^'"]+)['"]/g;
+
+/** Module specifiers imported (type-only imports excluded: they vanish at runtime) by one source file. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(IMPORT)) {
+    if (/^\s*(?:import|export)\s+type\s/.test(m[0].trimStart())) continue;
+    out.push(m[1]!);
+  }
+  return out;
+}
+
+/** Every module reachable from `entry` at runtime: local files (as repo-relative paths) and packages. */
+function reachable(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const stack = [resolve(REPO_ROOT, entry)];
+  while (stack.length > 0) {
+    const file = stack.pop()!;
+    const key = relative(REPO_ROOT, file);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    for (const spec of importsOf(file)) {
+      if (spec.startsWith('.')) {
+        const ts = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+        if (existsSync(ts)) stack.push(ts);
+      } else {
+        seen.add(spec);
+      }
+    }
+  }
+  return seen;
+}
+
+t.test('lib/service.ts (the helper runtime) never reaches node-forge or lib/identity', async (t) => {
+  const graph = reachable('lib/service.ts');
+  t.ok(graph.size > 1, `walked ${graph.size} modules`);
+  t.notOk(graph.has('node-forge'), 'no node-forge');
+  t.same([...graph].filter((m) => m.startsWith('lib/identity/')), [], 'no lib/identity module');
+  // Positive control: the same walk does find node-forge behind lib/identity.
+  const identity = reachable('lib/identity/index.ts');
+  t.ok(identity.has('node-forge'), 'the walk sees node-forge from lib/identity/index.ts');
+  t.ok(identity.has('lib/identity/certificate.ts'), 'and follows relative imports');
+});
+
+t.test('lib/identity imports only errors, itself, node built-ins and node-forge', async (t) => {
+  const dir = join(REPO_ROOT, 'lib', 'identity');
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    for (const spec of importsOf(join(dir, name))) {
+      const ok = spec === '../errors.js' || /^\.\/[a-z-]+\.js$/.test(spec) || spec.startsWith('node:') || spec === 'node-forge';
+      t.ok(ok, `${name} imports ${spec}`);
+    }
+  }
+});

@@ -1,0 +1,154 @@
+/**
+ * End-to-end type test: the real `bulkhead types` CLI generates types for the
+ * echo fixture protocol, then `tsc --noEmit` checks a small app against them.
+ * The correct program must compile cleanly; each wrong use must fail with the
+ * expected TypeScript error code (and only that one).
+ */
+import t, { type Test } from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, REPO_ROOT } from './helpers.js';
+
+const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
+const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const ECHO_PROTOCOL = join(FIXTURES, 'protocols', 'com.test.echo.json');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [file, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * A temp dir inside the repo, so `import ... from 'bulkhead'` in the programs
+ * resolves through the package's self-reference to the built dist/ (no paths mapping).
+ */
+function repoTempDir(t: Test): string {
+  const parent = join(REPO_ROOT, 'dist', 'test-tmp');
+  mkdirSync(parent, { recursive: true });
+  const dir = mkdtempSync(join(parent, 'types-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const PRELUDE = `import { Broker } from 'bulkhead';
+import type { Handlers } from 'bulkhead/service';
+import type { ComTestEchoProtocol } from './com.test.echo.js';
+export declare const broker: Broker;
+const echo = broker.connect<ComTestEchoProtocol>('echo');
+`;
+
+/** The correct program: every line must type-check. */
+const GOOD = `import { Broker, type Connection } from 'bulkhead';
+import type { Handlers } from 'bulkhead/service';
+import type { ComTestEchoProtocol, EchoParams, EchoResult, TickEvent, LastAbortResult } from './com.test.echo.js';
+
+export async function main(broker: Broker): Promise<string> {
+  const echo: Connection<ComTestEchoProtocol> = broker.connect<ComTestEchoProtocol>('echo');
+  const params: EchoParams = { text: 'hi' };
+  const r: EchoResult = await echo.call('echo', params);
+  const text: string = r.text;
+  const pid: number | undefined = r.pid;
+  const last: LastAbortResult = await echo.call('lastAbort', {});
+  const nothing: null = await echo.call('crash', { code: 3 });
+  const counted = await echo.call('count', { n: 2, bad: false }, { timeoutMs: 1000 });
+  const open = await echo.call('bytes', { size: 1 });
+  const anything: unknown = open['data'];
+  const sub = echo.onEvent('tick', (p: TickEvent) => { const i: number = p.i; void i; });
+  sub.dispose();
+  return \`\${text}\${pid}\${last}\${nothing}\${counted.sent}\${String(anything)}\`;
+}
+
+export const handlers: Pick<Handlers<ComTestEchoProtocol>, 'echo' | 'count' | 'lastAbort'> = {
+  echo: ({ text }) => ({ text, pid: process.pid }),
+  count: ({ n }, ctx) => {
+    for (let i = 0; i < n; i++) ctx.emit('tick', { i });
+    return { sent: n };
+  },
+  lastAbort: async () => null,
+};
+`;
+
+/** Wrong uses, one per file, with the one error code each must produce. */
+const BAD: Array<{ name: string; code: string; body: string }> = [
+  { name: 'param-type', code: 'TS2322', body: `export const p = echo.call('echo', { text: 42 });` },
+  { name: 'unknown-method', code: 'TS2345', body: `export const p = echo.call('nope', {});` },
+  { name: 'missing-param', code: 'TS2345', body: `export const p = echo.call('echo', {});` },
+  { name: 'extra-param', code: 'TS2353', body: `export const p = echo.call('echo', { text: 'hi', extra: 1 });` },
+  { name: 'result-field', code: 'TS2339', body: `export const p = echo.call('echo', { text: 'hi' }).then((r) => r.nope);` },
+  { name: 'result-type', code: 'TS2322', body: `export const p = echo.call('echo', { text: 'hi' }).then((r) => { const n: number = r.text; return n; });` },
+  { name: 'event-field', code: 'TS2339', body: `export const d = echo.onEvent('tick', (p) => p.nope);` },
+  { name: 'unknown-event', code: 'TS2345', body: `export const d = echo.onEvent('nope', () => {});` },
+  { name: 'handler-result', code: 'TS2322', body: `export const h: Pick<Handlers<ComTestEchoProtocol>, 'echo'> = { echo: () => ({ text: 1 }) };` },
+  { name: 'handler-emit', code: 'TS2322', body: `export const h: Pick<Handlers<ComTestEchoProtocol>, 'count'> = { count: ({ n }, ctx) => { ctx.emit('tick', { i: 'x' }); return { sent: n }; } };` },
+];
+
+t.test('bulkhead types output type-checks an app, and rejects wrong calls', async (t) => {
+  const dir = repoTempDir(t);
+  const generated = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir]);
+  t.equal(generated.code, 0, `bulkhead types exits 0 (stderr: ${generated.stderr})`);
+  t.match(generated.stdout, 'ComTestEchoProtocol');
+  const source = readFileSync(join(dir, 'com.test.echo.ts'), 'utf8');
+  t.match(source, /export interface ComTestEchoProtocol \{/);
+  t.match(source, /export interface EchoParams \{/);
+  t.match(source, /export interface TickEvent \{/);
+
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      lib: ['ES2023', 'ESNext.Disposable'],
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      types: ['node'],
+    },
+    include: ['*.ts'],
+  }));
+  writeFileSync(join(dir, 'good.ts'), GOOD);
+  for (const bad of BAD) writeFileSync(join(dir, `bad-${bad.name}.ts`), `${PRELUDE}${bad.body}\n`);
+
+  // One tsc run for every program: each file's errors are told apart by file name.
+  const tsc = await run(TSC, ['-p', join(dir, 'tsconfig.json'), '--pretty', 'false']);
+  const errors = new Map<string, string[]>();
+  for (const match of tsc.stdout.matchAll(/^(?:.*[\\/])?([^\\/(]+\.ts)\(\d+,\d+\): error (TS\d+):/gm)) {
+    errors.set(match[1]!, [...(errors.get(match[1]!) ?? []), match[2]!]);
+  }
+  t.same(errors.get('good.ts') ?? [], [], 'the correct program compiles with 0 errors');
+  t.same(errors.get('com.test.echo.ts') ?? [], [], 'the generated file itself compiles');
+  for (const bad of BAD) t.same(errors.get(`bad-${bad.name}.ts`), [bad.code], `${bad.name} fails with ${bad.code}`);
+  t.equal(tsc.code, 2, 'tsc exits 2 (errors found) because of the bad programs only');
+});
+
+t.test('bulkhead types --check reports stale output', async (t) => {
+  const dir = repoTempDir(t);
+  const missing = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
+  t.equal(missing.code, 1, 'missing output is stale');
+  t.match(missing.stdout, 'missing');
+  t.equal((await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir])).code, 0);
+  t.equal((await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check'])).code, 0, 'fresh output passes');
+  writeFileSync(join(dir, 'com.test.echo.ts'), '// edited by hand\n');
+  const stale = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
+  t.equal(stale.code, 1);
+  t.match(stale.stdout, 'out of date');
+});
+
+t.test('bulkhead types refuses an invalid protocol with its pointer', async (t) => {
+  const dir = repoTempDir(t);
+  const bad = join(FIXTURES, 'cli', 'bad', 'protocols', 'com.bad.schema.json');
+  const result = await run(CLI, ['types', bad, '-o', dir]);
+  t.equal(result.code, 1);
+  t.match(result.stderr, `${bad}: /methods/echo/params:`);
+  t.match(result.stderr, '(ERR_INVALID_PROTOCOL)');
+});
