@@ -21,6 +21,9 @@ import { loadProtocolFile } from './protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { encodeEnvelope } from './wire/envelope.js';
 import { FramedChannel } from './wire/framed-channel.js';
+import { Connection, type ServiceEndpoint } from './connection/connection.js';
+import { RpcClient } from './connection/rpc-client.js';
+import { ID_RANGE_SIZE } from './wire/envelope.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
@@ -69,6 +72,72 @@ export interface ServiceHandle<P extends ProtocolShape = AnyProtocol> {
 }
 
 let served = false;
+
+/** Outbound channel (fd 4) and one client per target service, made on first use. */
+let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string> } | undefined;
+
+/**
+ * Opens a connection from this helper to another service, through the broker.
+ * The helper's manifest must list the service in `connects`; the broker
+ * refuses anything else with ERR_NOT_PERMITTED, and the target's handlers see
+ * this service as `ctx.peer`.
+ * @example
+ * ```ts
+ * const store = connect<StoreProtocol>('com.example.store');
+ * await store.call('put', { key, value });
+ * ```
+ * @throws BulkheadError `ERR_NOT_PERMITTED` when the manifest has no `connects`
+ *   for `service` (no outbound channel, or the service is not among the targets)
+ */
+export function connect<P extends ProtocolShape = AnyProtocol>(service: string): Connection<P> {
+  outbound ??= openOutbound();
+  const { channel, targets, files } = outbound;
+  const file = files[service];
+  if (file === undefined) {
+    throw bulkheadError('ERR_NOT_PERMITTED', `This helper may not call ${service}: add "${service}" to its manifest's connects (targets: ${Object.keys(files).join(', ') || 'none'}).`, { target: service });
+  }
+  let rpc = targets.get(service);
+  if (rpc === undefined) {
+    // One id range per target on the shared channel, so answers find their client.
+    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
+    targets.set(service, rpc);
+  }
+  const client = rpc;
+  const endpoint: ServiceEndpoint = {
+    service,
+    protocol: client.protocol,
+    callMeta: { service },
+    current: () => client,
+    acquire: () => Promise.resolve(client),
+    detach: () => {},
+  };
+  return new Connection<P>(endpoint);
+}
+
+function openOutbound(): NonNullable<typeof outbound> {
+  const files = JSON.parse(process.env['BULKHEAD_CONNECTS'] ?? '{}') as Record<string, string>;
+  let socket: Socket;
+  try {
+    socket = new Socket({ fd: 4, readable: true, writable: true });
+  } catch (err) {
+    throw bulkheadError('ERR_NOT_PERMITTED', 'This helper has no outbound channel: its manifest lists no services in connects.', {}, err);
+  }
+  const channel = new FramedChannel(socket);
+  const targets = new Map<string, RpcClient>();
+  channel.attach({
+    envelope: (e) => {
+      const id = e.kind === 'reply' || e.kind === 'error' ? e.id : e.kind === 'event' ? e.callId : 0;
+      const range = Math.floor(id / ID_RANGE_SIZE);
+      [...targets.values()][range - 1]?.receive(e);
+    },
+    closed: () => {
+      for (const rpc of targets.values()) rpc.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
+    },
+  });
+  // The broker never closes this channel by itself; it must not keep the helper alive.
+  socket.unref();
+  return { channel, targets, files };
+}
 
 /**
  * Starts answering calls for `protocol` on fd 3. Call once, at the top level

@@ -58,6 +58,7 @@ t.test('every kind round-trips', async (t) => {
     { kind: 'call', id: 9, method: 'x', params: undefined, meta: { timeoutMs: 0.5 } },
     { kind: 'call', id: 10, method: 'x', params: 'scalar', meta: {} },
     { kind: 'call', id: 11, method: 'x', params: null, meta: {} },
+    { kind: 'call', id: 12, method: 'x', params: null, meta: { timeoutMs: 10, service: 'clock' } },
     { kind: 'reply', id: 1, result: { text: 'hi' } },
     { kind: 'reply', id: 2, result: null },
     { kind: 'reply', id: 3, result: undefined },
@@ -145,6 +146,7 @@ t.test('malformed shapes are ERR_BAD_FRAME', async (t) => {
     'call meta timeoutMs NaN': [1, 1, 'm', null, { timeoutMs: Number.NaN }],
     'call meta timeoutMs string': [1, 1, 'm', null, { timeoutMs: '5' }],
     'call meta timeoutMs null': [1, 1, 'm', null, { timeoutMs: null }],
+    'call meta service not a string': [1, 1, 'm', null, { service: 1 }],
     'peer binding without name': [8, 1, { uid: 0 }],
     'peer binding name not a string': [8, 1, { name: 1 }],
     'peer range past 4095': [8, 4096, null],
@@ -211,6 +213,8 @@ t.test('docs/wire.md: example frames match the encoder, and every error code is 
     { kind: 'event', callId: 0, name: 'tick', payload: { n: 1 } },
     { kind: 'cancel', id: 2, reason: 'deadline' },
     { kind: 'goodbye', reason: 'idle' },
+    { kind: 'activity', transactions: 1 },
+    { kind: 'peer', range: 1, peer: { name: 'cli', uid: 1000 } },
   ];
   for (const e of examples) {
     const frame = encodeEnvelope(e);

@@ -92,6 +92,8 @@ export interface BrokerEvents {
   job: [service: string, result: JobRunResult];
   /** A watched path of a service changed. */
   watch: [service: string, path: string, event: string];
+  /** A caller was refused (a helper calling a service outside its `connects`). */
+  denied: [denial: { client: string; service: string; code: string }];
   [key: string]: unknown[];
 }
 
@@ -304,6 +306,8 @@ export class Broker extends Emitter<BrokerEvents> {
         exited: (name, info) => this.emit('exit', name, info),
         log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
         verifyCode: this.verifyCode,
+        lookup: (name) => this.services.get(name),
+        denied: (caller, target) => this.emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
       },
     );
     const automation = new LaunchAutomation({

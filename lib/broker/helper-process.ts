@@ -48,6 +48,8 @@ export interface HelperSpawnOptions {
   maxInFlight: number;
   maxQueued: number;
   hooks: HelperHooks;
+  /** Given the helper's outbound channel (fd 4) when it may call other services. */
+  outbound?: (channel: FramedChannel, pid: number | undefined) => void;
   /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
   route?: (envelope: Envelope, body: Buffer) => boolean;
 }
@@ -72,6 +74,7 @@ export class HelperProcess {
   private stopReason = 'stopped by broker';
   private hasExited = false;
   private spawnError: Error | undefined;
+  private outboundChannel: FramedChannel | undefined;
   /** Route ranges whose peer binding this helper has received. */
   readonly boundRoutes = new Set<number>();
 
@@ -80,7 +83,8 @@ export class HelperProcess {
     this.child = spawn(plan.command, plan.args, {
       env: plan.env,
       cwd: plan.cwd,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
+      stdio: options.outbound === undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       // Own process group: a stop or kill reaches wrappers and the node they exec.
       detached: true,
     });
@@ -109,6 +113,12 @@ export class HelperProcess {
       },
     });
     this.rpc.sendHello({ broker: process.pid });
+    const outbound = this.child.stdio[4] as Duplex | null | undefined;
+    if (options.outbound !== undefined && outbound !== null && outbound !== undefined) {
+      const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes });
+      this.outboundChannel = channel;
+      options.outbound(channel, this.child.pid);
+    }
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         // spawn failures (ENOENT, EACCES) arrive here, with no 'exit' after them.
@@ -181,6 +191,7 @@ export class HelperProcess {
       const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
       const wasUsable = this.rpc.usable;
       this.channel.destroy();
+      this.outboundChannel?.destroy();
       this.rpc.interrupt(wasUsable
         ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info))
         : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready; its entry must call serve("${this.options.protocol.name}"). stderr: ${tailText(info)}`, exitData(info)));

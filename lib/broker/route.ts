@@ -20,4 +20,6 @@ export interface RouteTarget {
   interrupted(error: BulkheadError): void;
   /** The service can never be reached again. */
   invalidated(error: BulkheadError): void;
+  /** Calls of this route sent to the helper and not yet answered. */
+  readonly pendingCount: number;
 }

@@ -13,6 +13,8 @@ import type { ProtocolShape } from '../protocol/types.js';
 import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
 import { ID_RANGE_SIZE, type CallMeta, type Envelope } from '../wire/envelope.js';
 import type { RouteTarget } from './route.js';
+import { OutboundRouter } from './outbound-router.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
 import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
 import { Emitter } from '../util/emitter.js';
 import type { JobStatus } from './job-runner.js';
@@ -50,7 +52,7 @@ export interface ServiceStatus {
   lastExit: ExitInfo | null;
   /** When the running helper started (ms since epoch), or null. */
   startedAt: number | null;
-  /** Calls in flight to the running helper. */
+  /** Calls in flight to the running helper: the broker's own plus routed ones (daemon clients, other services). */
   inFlight: number;
   /** Open connections. */
   connections: number;
@@ -80,6 +82,10 @@ export interface SupervisorContext {
    * ERR_CODE_SIGNATURE. Undefined when the broker has no CA.
    */
   verifyCode?: ((serviceDir: string, requirement: { signedBy: string }) => void) | undefined;
+  /** Another registered service, for calls this one makes (`connects`). */
+  lookup(service: string): ServiceSupervisor | undefined;
+  /** A helper was refused a call to another service. */
+  denied(caller: string, target: string): void;
 }
 
 /** A registered service after its manifest was resolved. */
@@ -135,6 +141,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.service = resolved.manifest.name;
     this.protocol = resolved.protocol;
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
+  }
+
+  /** Absolute path of the service's protocol file. */
+  get protocolFile(): string {
+    return this.resolved.protocolFile;
   }
 
   /** The manifest's default call deadline, if any. */
@@ -238,7 +249,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       recentCrashes: this.recentExits.length,
       lastExit: this.lastExit,
       startedAt: helper?.startedAt ?? null,
-      inFlight: helper?.rpc.inFlight ?? 0,
+      inFlight: (helper?.rpc.inFlight ?? 0) + [...this.routes.values()].reduce((n, r) => n + r.pendingCount, 0),
       connections: this.connections.size,
       sandbox: this.report,
       failure: this.failure?.toJSON() ?? null,
@@ -293,6 +304,18 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       profile: this.resolved.profile,
       paths: this.resolved.sandboxPaths,
     };
+    const connects = manifest.connects ?? [];
+    if (connects.length > 0) {
+      // The helper's copies of its targets' protocols: it validates their results itself.
+      const targets: Record<string, string> = {};
+      for (const target of connects) {
+        const file = this.ctx.lookup(target)?.protocolFile;
+        if (file === undefined) continue;
+        targets[target] = file;
+        input.implicitReads.push(file);
+      }
+      input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
+    }
     let plan;
     try {
       plan = await planLaunch(input);
@@ -329,6 +352,12 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         },
       },
       route: (envelope, body) => this.routeFromHelper(envelope, body),
+      ...(connects.length === 0 ? {} : {
+        outbound: (channel: FramedChannel, pid: number | undefined) => {
+          // The router lives as long as the channel: it closes its routes when the helper goes.
+          new OutboundRouter(channel, { service: this.service, pid, connects }, { lookup: this.ctx.lookup, denied: this.ctx.denied });
+        },
+      }),
     });
     this.helper = helper;
     // Registered before anyone else awaits `exited`, so state is current when they run.

@@ -56,6 +56,12 @@ export interface RpcClientOptions {
    * @default false
    */
   trustPeerCodes?: boolean;
+  /**
+   * Treat the channel as ready without a hello (a helper's outbound channel,
+   * where the broker checks each call's target instead).
+   * @default false
+   */
+  skipHello?: boolean;
 }
 
 /** Defaults of {@link RpcClientOptions}. */
@@ -128,6 +134,10 @@ export class RpcClient {
     });
     // Nobody may be waiting yet; the rejection is observed through acquire().
     this.ready.catch(() => {});
+    if (options.skipHello === true) {
+      this.isReady = true;
+      this.settleReady.resolve({ kind: 'hello', role: 'service', protocol: this.protocol.name, version: this.protocol.version, schemaHash: this.protocol.hash, info: {} });
+    }
   }
 
   /** Sends our hello. Call once, right after attaching the channel. */

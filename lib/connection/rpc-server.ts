@@ -222,7 +222,9 @@ export class RpcServer {
     if (remoteData !== undefined) {
       try {
         // A JSON round trip keeps only plain data, so the frame stays decodable.
-        data['remoteData'] = JSON.parse(JSON.stringify(remoteData)) as unknown;
+        const plain = JSON.parse(JSON.stringify(remoteData)) as unknown;
+        // Too deep (or otherwise unsendable) data would make the peer drop the whole connection.
+        data['remoteData'] = describeNonPlain(plain) === undefined ? plain : '[unserializable]';
       } catch {
         data['remoteData'] = '[unserializable]';
       }

@@ -48,6 +48,11 @@ export class RoutedSession implements RouteTarget {
   }
 
   /** @inheritdoc */
+  get pendingCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** @inheritdoc */
   broadcast(body: Buffer): void {
     this.channel.sendRaw(body);
   }

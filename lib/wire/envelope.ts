@@ -55,6 +55,11 @@ export interface PeerInfo {
 export interface CallMeta {
   /** Milliseconds the caller will wait; the service may use it to give up early. */
   timeoutMs?: number;
+  /**
+   * Target service, on a helper's outbound channel (fd 4) only: which service
+   * the broker should route this call to, if the helper's manifest `connects` to it.
+   */
+  service?: string;
 }
 
 /** A request. `id` is unique among the sender's calls in flight on this connection. */
@@ -260,6 +265,8 @@ function callMeta(v: unknown): CallMeta {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw bad('call meta timeoutMs must be a non-negative number');
     meta.timeoutMs = timeoutMs;
   }
+  const service = m['service'];
+  if (service !== undefined) meta.service = str(service, 'call meta service');
   return meta;
 }
 

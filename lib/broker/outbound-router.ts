@@ -1,0 +1,156 @@
+/**
+ * A helper calling other services (its manifest's `connects`): calls arrive on
+ * the helper's outbound channel (fd 4) naming their target in `meta.service`.
+ * The broker checks the target is allowed, then routes the call like a daemon
+ * client's, on a route of its own (so the target's handler sees the calling
+ * service as `ctx.peer`). Ids are rewritten into that route's range, so these
+ * envelopes are re-encoded — unlike daemon-client frames, which pass untouched.
+ * @module
+ */
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import { encodeEnvelope, ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
+import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
+import type { RouteTarget } from './route.js';
+import type { ServiceSupervisor } from './service-supervisor.js';
+
+/** Who is calling out. */
+export interface OutboundCaller {
+  service: string;
+  pid: number | undefined;
+  connects: readonly string[];
+}
+
+/** What the router needs from the broker. */
+export interface OutboundContext {
+  lookup(service: string): ServiceSupervisor | undefined;
+  denied(caller: string, target: string): void;
+}
+
+/** One target service's route for this caller. */
+class OutboundRoute implements RouteTarget {
+  readonly range: number;
+  /** Route id → the caller's own id. */
+  readonly toCaller = new Map<number, number>();
+  /** The caller's id → route id. */
+  readonly toRoute = new Map<number, number>();
+  private seq = 0;
+
+  constructor(readonly supervisor: ServiceSupervisor, readonly peer: PeerInfo, private readonly channel: FramedChannel) {
+    this.range = supervisor.openRoute(this);
+  }
+
+  /** A route id for the caller's id. */
+  map(callerId: number): number {
+    let routeId: number;
+    do {
+      this.seq = this.seq >= ID_RANGE_SIZE - 1 ? 1 : this.seq + 1;
+      routeId = this.range * ID_RANGE_SIZE + this.seq;
+    } while (this.toCaller.has(routeId));
+    this.toCaller.set(routeId, callerId);
+    this.toRoute.set(callerId, routeId);
+    return routeId;
+  }
+
+  forget(routeId: number): number | undefined {
+    const callerId = this.toCaller.get(routeId);
+    if (callerId === undefined) return undefined;
+    this.toCaller.delete(routeId);
+    this.toRoute.delete(callerId);
+    return callerId;
+  }
+
+  deliver(envelope: Envelope): void {
+    if (envelope.kind === 'reply' || envelope.kind === 'error') {
+      const callerId = this.forget(envelope.id);
+      if (callerId !== undefined) this.channel.send({ ...envelope, id: callerId });
+    } else if (envelope.kind === 'event') {
+      const callerId = this.toCaller.get(envelope.callId);
+      if (callerId !== undefined) this.channel.send({ ...envelope, callId: callerId });
+    }
+  }
+
+  get pendingCount(): number {
+    return this.toCaller.size;
+  }
+
+  broadcast(): void {
+    // Broadcast events are for the service's clients, not for services calling it.
+  }
+
+  interrupted(error: BulkheadError): void {
+    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    this.toCaller.clear();
+    this.toRoute.clear();
+  }
+
+  invalidated(error: BulkheadError): void {
+    this.interrupted(error);
+  }
+
+  close(): void {
+    this.supervisor.closeRoute(this.range, this.toCaller.keys());
+  }
+}
+
+/** Routes one helper's outbound calls. */
+export class OutboundRouter {
+  private readonly routes = new Map<string, OutboundRoute>();
+
+  constructor(private readonly channel: FramedChannel, private readonly caller: OutboundCaller, private readonly ctx: OutboundContext) {
+    channel.attach({ envelope: (e) => this.receive(e), closed: () => this.close() });
+  }
+
+  /** Closes every route (the calling helper is gone). */
+  close(): void {
+    for (const route of this.routes.values()) route.close();
+    this.routes.clear();
+  }
+
+  private receive(envelope: Envelope): void {
+    if (envelope.kind === 'call') this.call(envelope);
+    else if (envelope.kind === 'cancel') {
+      for (const route of this.routes.values()) {
+        const routeId = route.toRoute.get(envelope.id);
+        if (routeId === undefined) continue;
+        route.forget(routeId);
+        route.supervisor.forward(route.range, body({ kind: 'cancel', id: routeId, reason: envelope.reason })).catch(() => undefined);
+      }
+    }
+    // Anything else from a helper's outbound side is ignored: it has no other use.
+  }
+
+  private call(envelope: CallEnvelope): void {
+    const target = envelope.meta?.service;
+    const fail = (error: BulkheadError): void => {
+      this.channel.send({ kind: 'error', id: envelope.id, error: error.toJSON() });
+    };
+    if (target === undefined) return fail(bulkheadError('ERR_BAD_FRAME', 'An outbound call must name its target service in meta.service.'));
+    if (!this.caller.connects.includes(target)) {
+      this.ctx.denied(this.caller.service, target);
+      return fail(bulkheadError('ERR_NOT_PERMITTED', `Service ${this.caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: this.caller.service, target }));
+    }
+    let route = this.routes.get(target);
+    if (route === undefined) {
+      const supervisor = this.ctx.lookup(target);
+      if (supervisor === undefined) return fail(bulkheadError('ERR_UNKNOWN_SERVICE', `No service named "${target}" is registered.`, { service: target }));
+      try {
+        route = new OutboundRoute(supervisor, { name: this.caller.service, ...(this.caller.pid === undefined ? {} : { pid: this.caller.pid }) }, this.channel);
+      } catch (err) {
+        return fail(err as BulkheadError);
+      }
+      this.routes.set(target, route);
+    }
+    const routeId = route.map(envelope.id);
+    const meta = envelope.meta?.timeoutMs === undefined ? null : { timeoutMs: envelope.meta.timeoutMs };
+    const chosen = route;
+    chosen.supervisor.forward(chosen.range, body({ kind: 'call', id: routeId, method: envelope.method, params: envelope.params, meta })).catch((err: unknown) => {
+      if (chosen.forget(routeId) !== undefined) fail(err as BulkheadError);
+    });
+  }
+}
+
+/** Encodes an envelope as a frame body (no length prefix), for forward(). */
+function body(envelope: Envelope): Buffer {
+  return encodeEnvelope(envelope).subarray(FRAME_HEADER_BYTES);
+}
