@@ -6,7 +6,8 @@
  */
 import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
-import { encodeFrame } from './frame-decoder.js';
+import { encodeFrame, FRAME_HEADER_BYTES } from './frame-decoder.js';
+import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
 export const KIND = {
@@ -146,6 +147,19 @@ export type Envelope =
 /** Encodes an envelope to a complete frame (length prefix included). */
 export function encodeEnvelope(envelope: Envelope): Buffer {
   return encodeFrame(encodeItem(toWire(envelope)));
+}
+
+/**
+ * Encodes an envelope as frame chunks (length prefix first). Large byte
+ * strings in it are not copied: their chunks are the caller's own Buffers,
+ * which must not change until the frame is written.
+ */
+export function encodeEnvelopeChunks(envelope: Envelope): FrameChunks {
+  const wire = toWire(envelope);
+  const large = encodeWithLargeBytes(wire);
+  if (large !== undefined) return large;
+  const frame = encodeFrame(encodeItem(wire));
+  return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };
 }
 
 function toWire(e: Envelope): unknown[] {

@@ -6,8 +6,8 @@
  */
 import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
-import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
+import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
 
 /** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
 const COALESCE_COPY_LIMIT = 64 * 1024;
@@ -87,11 +87,13 @@ export class FramedChannel {
    */
   send(envelope: Envelope): boolean {
     if (!this.open) return false;
-    const frame = encodeEnvelope(envelope);
-    if (frame.length - FRAME_HEADER_BYTES > this.maxFrameBytes) {
-      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${frame.length - FRAME_HEADER_BYTES} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: frame.length - FRAME_HEADER_BYTES, limit: this.maxFrameBytes });
+    const { chunks, bodyLength } = encodeEnvelopeChunks(envelope);
+    if (bodyLength > this.maxFrameBytes) {
+      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: bodyLength, limit: this.maxFrameBytes });
     }
-    return this.enqueue(frame);
+    let ok = true;
+    for (const chunk of chunks) ok = this.enqueue(chunk);
+    return ok;
   }
 
   /**
