@@ -17,6 +17,7 @@ import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
+import { loadPrecompiledValidators, VALIDATORS_ENV } from './protocol/precompiled.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { encodeEnvelope } from './wire/envelope.js';
@@ -151,7 +152,11 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   if (file === undefined || file === '') {
     throw bulkheadError('ERR_LAUNCH_FAILED', `serve("${protocol}") must run in a helper launched by a bulkhead broker (${HELPER_ENV.protocolFile} is not set); register the service with a Broker instead of running it directly.`);
   }
-  const compiled = loadProtocolFile(file, undefined, { eager: false });
+  // Validators precompiled by the broker spare this helper loading ajv at all.
+  const validatorsFile = process.env[VALIDATORS_ENV];
+  const compiled = validatorsFile !== undefined && validatorsFile !== ''
+    ? loadProtocolFile(file, undefined, { eager: false, trusted: true, validators: loadPrecompiledValidators(validatorsFile) })
+    : loadProtocolFile(file, undefined, { eager: false });
   if (compiled.name !== protocol) {
     const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
     // Tell the broker why before going: it reports this code instead of a bare launch failure.

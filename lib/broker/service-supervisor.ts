@@ -14,11 +14,13 @@ import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type Sandb
 import { ID_RANGE_SIZE, type CallMeta, type Envelope } from '../wire/envelope.js';
 import type { RouteTarget } from './route.js';
 import { OutboundRouter } from './outbound-router.js';
+import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
 import { Emitter } from '../util/emitter.js';
 import type { JobStatus } from './job-runner.js';
 import { LAUNCH_DEFAULTS, type LaunchTunables, type ServiceManifest } from './manifest.js';
+import { processStats } from './process-stats.js';
 
 /** Life-cycle state of a service. */
 export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
@@ -64,6 +66,12 @@ export interface ServiceStatus {
   schedule: JobStatus | null;
   /** When idle exit will stop the helper (ms since epoch, broker clock), or null. */
   idleExitAt: number | null;
+  /** Resident memory of the running helper's process tree (wrappers included), in bytes, from /proc; null when none runs or /proc cannot tell. */
+  rssBytes: number | null;
+  /** CPU use of the running helper's process tree in percent of one core, since the previous status (or over its life on the first); null when none runs. */
+  cpuPercent: number | null;
+  /** Calls the running helper has answered (replies and errors) since it launched; 0 when none runs. */
+  callsServed: number;
 }
 
 /** What a supervisor needs from its broker. */
@@ -239,6 +247,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   status(): ServiceStatus {
     this.pruneWindow();
     const helper = this.helper;
+    const usage = helper?.pid === undefined || helper.isExited ? undefined : processStats(helper.pid);
     return {
       name: this.service,
       protocol: this.protocol.name,
@@ -255,6 +264,9 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       failure: this.failure?.toJSON() ?? null,
       schedule: null,
       idleExitAt: null,
+      rssBytes: usage?.rssBytes ?? null,
+      cpuPercent: usage?.cpuPercent ?? null,
+      callsServed: helper?.rpc.callsAnswered ?? 0,
     };
   }
 
@@ -304,6 +316,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       profile: this.resolved.profile,
       paths: this.resolved.sandboxPaths,
     };
+    const validators = this.validatorsFile();
+    if (validators !== undefined) {
+      input.env[VALIDATORS_ENV] = validators;
+      input.implicitReads.push(validators);
+    }
     const connects = manifest.connects ?? [];
     if (connects.length > 0) {
       // The helper's copies of its targets' protocols: it validates their results itself.
@@ -442,6 +459,21 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (range === 0) return false;
     this.routes.get(range)?.deliver(envelope, body);
     return true;
+  }
+
+  private precompiled: string | null | undefined;
+
+  /** The precompiled validators module for this protocol (made once), or undefined. */
+  private validatorsFile(): string | undefined {
+    if (this.precompiled === undefined) {
+      try {
+        this.precompiled = precompileValidators(this.protocol) ?? null;
+      } catch {
+        // No cache (read-only tmp, odd schema): the helper compiles its schemas itself.
+        this.precompiled = null;
+      }
+    }
+    return this.precompiled ?? undefined;
   }
 
   private throttle(ms: number): Promise<void> {

@@ -1,19 +1,33 @@
 /**
- * The one ajv instance per process: JSON Schema draft 2020-12, strict mode,
- * standard formats. Validation stops at the first error (allErrors off) so a
- * hostile payload cannot make validation cost grow with its number of faults.
+ * The ajv instances: JSON Schema draft 2020-12, strict mode, standard formats.
+ * Validation stops at the first error (allErrors off) so a hostile payload
+ * cannot make validation cost grow with its number of faults.
+ *
+ * ajv is loaded on first use, not at import: a helper that receives
+ * precompiled validators from its broker never loads it at all (it is most
+ * of a helper's start-up time).
  * @module
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 
-// ajv-formats is CommonJS; under NodeNext its default import is the module object.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+const require = createRequire(import.meta.url);
+
+/** The options every bulkhead ajv instance is built with. */
+export const AJV_OPTIONS = { strict: true, allowUnionTypes: true, allErrors: false, coerceTypes: false, useDefaults: false, validateFormats: true } as const;
 
 let shared: Ajv2020 | undefined;
 
+/** Creates an ajv instance with bulkhead's options and formats (plus `extra` options). */
+export function createAjv(extra: Record<string, unknown> = {}): Ajv2020 {
+  const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  // ajv-formats is CommonJS: its export is the function itself.
+  const addFormats = require('ajv-formats') as (ajv: Ajv2020) => Ajv2020;
+  return addFormats(new AjvClass({ ...AJV_OPTIONS, ...extra }));
+}
+
 /** Returns the process-wide ajv instance, creating it on first use. */
 export function sharedAjv(): Ajv2020 {
-  shared ??= addFormats(new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: false, coerceTypes: false, useDefaults: false, validateFormats: true }));
+  shared ??= createAjv();
   return shared;
 }

@@ -10,6 +10,16 @@ import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
 import { schemaHash } from './hash.js';
 
+/** Options of {@link CompiledProtocol.from}. */
+export interface CompileOptions {
+  /** Compile every schema now (default true), so a bad schema fails at load; a helper passes false to start faster. */
+  eager?: boolean;
+  /** Skip the protocol-document check (the broker already did it; the hello compares hashes). */
+  trusted?: boolean;
+  /** Precompiled validators by key (`params:<method>`, ...): used instead of compiling with ajv. */
+  validators?: Record<string, ValidateFunction>;
+}
+
 /** Which part of a message a validation concerns. */
 export type ValidationPart = 'params' | 'result' | 'event';
 
@@ -39,14 +49,27 @@ export class CompiledProtocol {
 
   /**
    * Checks a parsed protocol document and wraps it.
-   * @param options.eager - compile every schema now (default true), so a bad
-   *   schema fails at load; a helper passes false to start faster.
    * @throws BulkheadError `ERR_INVALID_PROTOCOL`
    */
-  static from(value: unknown, source: string, options: { eager?: boolean } = {}): CompiledProtocol {
-    const protocol = new CompiledProtocol(checkProtocolDocument(value, source));
+  static from(value: unknown, source: string, options: CompileOptions = {}): CompiledProtocol {
+    // A trusted document (its broker checked it, and the hello compares hashes) skips the meta-check, which needs ajv.
+    const protocol = new CompiledProtocol(options.trusted === true ? value as ProtocolDocument : checkProtocolDocument(value, source));
+    if (options.validators !== undefined) {
+      for (const [key, validate] of Object.entries(options.validators)) protocol.validators.set(key, validate);
+    }
     if (options.eager !== false) protocol.compileAll(source);
     return protocol;
+  }
+
+  /** Every validator key (`params:<method>`, `result:<method>`, `event:<name>`) with its schema. */
+  schemas(): Array<{ key: string; schema: object | boolean }> {
+    return [
+      ...this.methodNames().flatMap((m) => [
+        { key: `params:${m}`, schema: this.document.methods[m]!.params },
+        { key: `result:${m}`, schema: this.document.methods[m]!.result },
+      ]),
+      ...Object.entries(this.document.events ?? {}).map(([e, d]) => ({ key: `event:${e}`, schema: d.payload })),
+    ];
   }
 
   /** True when the protocol declares `method`. */

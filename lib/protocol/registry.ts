@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bulkheadError } from '../errors.js';
-import { CompiledProtocol } from './compiled-protocol.js';
+import { CompiledProtocol, type CompileOptions } from './compiled-protocol.js';
 import { NAME_PATTERN } from './document.js';
 
 const namePattern = new RegExp(NAME_PATTERN);
@@ -27,7 +27,7 @@ export function protocolPath(dir: string, name: string): string {
  * @param expectedName - when given, the document's `name` must equal it
  * @throws BulkheadError `ERR_UNKNOWN_PROTOCOL` (no file) or `ERR_INVALID_PROTOCOL`
  */
-export function loadProtocolFile(file: string, expectedName?: string, options: { eager?: boolean } = {}): CompiledProtocol {
+export function loadProtocolFile(file: string, expectedName?: string, options: CompileOptions = {}): CompiledProtocol {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -57,6 +57,6 @@ export function loadProtocolFile(file: string, expectedName?: string, options: {
 }
 
 /** Loads protocol `name` from `dir` (`<dir>/<name>.json`). */
-export function loadProtocol(dir: string, name: string, options: { eager?: boolean } = {}): CompiledProtocol {
+export function loadProtocol(dir: string, name: string, options: CompileOptions = {}): CompiledProtocol {
   return loadProtocolFile(protocolPath(dir, name), name, options);
 }

@@ -1,0 +1,71 @@
+/**
+ * Precompiled validators: the broker turns a protocol's schemas into one
+ * CommonJS module with ajv's standalone code, cached by schema hash, and
+ * hands its path to the helper. The helper then validates without loading
+ * or running ajv's compiler — the biggest part of its start-up otherwise.
+ * @module
+ */
+import { lstatSync, mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import type { CompiledProtocol } from './compiled-protocol.js';
+import { createAjv } from './ajv.js';
+
+const require = createRequire(import.meta.url);
+
+/** Where a helper's precompiled validators come from (environment variable). */
+export const VALIDATORS_ENV = 'BULKHEAD_VALIDATORS';
+
+/**
+ * Per-user cache directory. Only its owner may write it (the code in it runs
+ * in helpers); others may read it, since a sandboxed helper can run as
+ * another uid. Schemas are not secrets.
+ */
+function cacheDir(): string | undefined {
+  const dir = join(tmpdir(), `bulkhead-${process.getuid?.() ?? 'user'}-validators`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const st = lstatSync(dir);
+  // Another user could have made this directory first: then it is not ours to trust.
+  if (!st.isDirectory() || (process.getuid !== undefined && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) return undefined;
+  return dir;
+}
+
+/**
+ * Writes (once per schema hash) the precompiled validators of a protocol and
+ * returns the module's path, or undefined when no safe cache directory exists
+ * (the helper then compiles its schemas itself).
+ */
+export function precompileValidators(protocol: CompiledProtocol): string | undefined {
+  const dir = cacheDir();
+  if (dir === undefined) return undefined;
+  const file = join(dir, `${protocol.hash}.cjs`);
+  if (existsSync(file)) return file;
+  const ajv = createAjv({ code: { source: true } });
+  const keys: Record<string, string> = {};
+  protocol.schemas().forEach(({ key, schema }, i) => {
+    ajv.addSchema(schema as object, `v${i}`);
+    keys[key] = `v${i}`;
+  });
+  const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
+  const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
+  // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
+  const base = JSON.stringify(require.resolve('ajv/package.json'));
+  const body = `"use strict";\nconst __bulkheadRequire = require("node:module").createRequire(${base});\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`;
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, body, { mode: 0o644 });
+  renameSync(temp, file);
+  return file;
+}
+
+/** Loads a precompiled-validators module: validator by key (`params:<method>`, ...). */
+export function loadPrecompiledValidators(file: string): Record<string, ValidateFunction> {
+  const mod = require(file) as Record<string, ValidateFunction> & { __keys: Record<string, string> };
+  const validators: Record<string, ValidateFunction> = {};
+  for (const [key, id] of Object.entries(mod.__keys)) {
+    const validate = mod[id];
+    if (typeof validate === 'function') validators[key] = validate;
+  }
+  return validators;
+}
