@@ -74,6 +74,14 @@ export interface ServiceHandle<P extends ProtocolShape = AnyProtocol> {
 
 let served = false;
 
+/** fd 3, when a prewarmed spare already opened it (see lib/prewarm.ts). */
+let handedOver: Socket | undefined;
+
+/** @internal Used by the prewarm entry: serve() takes this socket instead of opening fd 3. */
+export function handOverBrokerSocket(socket: Socket): void {
+  handedOver = socket;
+}
+
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
 let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string> } | undefined;
 
@@ -169,7 +177,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   }
   let socket: Socket;
   try {
-    socket = new Socket({ fd: 3, readable: true, writable: true });
+    socket = handedOver ?? new Socket({ fd: 3, readable: true, writable: true });
   } catch (err) {
     throw bulkheadError('ERR_LAUNCH_FAILED', `fd 3 is not the broker's socket (${(err as Error).message}); helpers must be launched by a bulkhead broker.`, {}, err);
   }

@@ -84,6 +84,8 @@ export interface BrokerEvents {
   state: [service: string, state: ServiceState, previous: ServiceState];
   /** A helper was spawned. */
   launch: [service: string, pid: number];
+  /** A prewarmed spare helper is waiting to take over the service (launch.prewarm). */
+  prewarmed: [service: string, pid: number];
   /** A helper exited. */
   exit: [service: string, info: ExitInfo];
   /** A helper printed a line on stdout or stderr. */
@@ -303,6 +305,7 @@ export class Broker extends Emitter<BrokerEvents> {
         implicitReads: this.implicitReads,
         stateChanged: (name, state, previous) => this.emit('state', name, state, previous),
         launched: (name, pid) => this.emit('launch', name, pid),
+        prewarmed: (name, pid) => this.emit('prewarmed', name, pid),
         exited: (name, info) => this.emit('exit', name, info),
         log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
         verifyCode: this.verifyCode,

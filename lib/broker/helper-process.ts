@@ -12,6 +12,7 @@ import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
+import { encodeItem } from '../wire/codec.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FramedChannel } from '../wire/framed-channel.js';
 
@@ -48,6 +49,11 @@ export interface HelperSpawnOptions {
   maxInFlight: number;
   maxQueued: number;
   hooks: HelperHooks;
+  /**
+   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
+   * waits; {@link HelperProcess.activate} makes it load the service.
+   */
+  spare?: boolean;
   /** Given the helper's outbound channel (fd 4) when it may call other services. */
   outbound?: (channel: FramedChannel, pid: number | undefined) => void;
   /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
@@ -112,7 +118,7 @@ export class HelperProcess {
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
     });
-    this.rpc.sendHello({ broker: process.pid });
+    if (options.spare !== true) this.rpc.sendHello({ broker: process.pid });
     const outbound = this.child.stdio[4] as Duplex | null | undefined;
     if (options.outbound !== undefined && outbound !== null && outbound !== undefined) {
       const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes });
@@ -127,6 +133,16 @@ export class HelperProcess {
       });
       this.child.once('exit', (code, signal) => this.onExit(code, signal, resolve));
     });
+  }
+
+  /**
+   * Turns a prewarmed spare into the service: "go" makes it import the service
+   * entry; the broker's hello follows the service's (nothing may reach the
+   * spare's fd 3 before its serve() owns it).
+   */
+  activate(): void {
+    this.channel.sendRaw(encodeItem({ t: 'go' }));
+    this.rpc.ready.then(() => this.rpc.sendHello({ broker: process.pid }), () => undefined);
   }
 
   /** Spawns a helper according to a sandbox launch plan. */

@@ -84,6 +84,7 @@ export class LaunchAutomation {
     );
     (this.policy.watchPaths ?? []).forEach((path, index) => this.watchPath(path, index));
     this.job?.start();
+    if (this.policy.prewarm === true) this.supervisor.ensureSpare();
     if (this.policy.runAtLoad === true || this.policy.keepAlive !== undefined && this.policy.keepAlive !== false) this.launchInBackground();
   }
 

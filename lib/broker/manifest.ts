@@ -40,6 +40,14 @@ export interface LaunchPolicy {
    * @default undefined (never)
    */
   idleExitMs?: number;
+  /**
+   * Keep a prewarmed spare helper (node started, sandbox applied, runtime
+   * loaded, waiting for its service module), so an on-demand launch or a
+   * relaunch after a crash only pays for the service module itself. Costs one
+   * idle process (≈ 40–50 MiB RSS).
+   * @default false
+   */
+  prewarm?: boolean;
   /** Run a method, or the whole helper, on a timer or calendar (launchd StartInterval / StartCalendarInterval, systemd timers). */
   schedule?: ScheduleSpec;
   /** Paths (relative to the root) whose changes launch the helper, or call watchMethod (launchd WatchPaths). */
@@ -170,6 +178,7 @@ export const SERVICE_MANIFEST_SCHEMA = {
         exitTimeoutMs: positiveInt,
         launchTimeoutMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
         runAtLoad: { type: 'boolean' },
+        prewarm: { type: 'boolean' },
         keepAlive: {
           anyOf: [
             { type: 'boolean' },

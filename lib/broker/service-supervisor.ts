@@ -10,13 +10,14 @@ import type { Connection, ServiceEndpoint } from '../connection/connection.js';
 import { RPC_CLIENT_DEFAULTS, type RpcClient } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
-import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxProfileRef } from '../sandbox/index.js';
+import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxLaunchPlan, type SandboxProfileRef } from '../sandbox/index.js';
 import { ID_RANGE_SIZE, type CallMeta, type Envelope } from '../wire/envelope.js';
 import type { RouteTarget } from './route.js';
 import { OutboundRouter } from './outbound-router.js';
 import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
+import { fileURLToPath } from 'node:url';
 import { Emitter } from '../util/emitter.js';
 import type { JobStatus } from './job-runner.js';
 import { LAUNCH_DEFAULTS, type LaunchTunables, type ServiceManifest } from './manifest.js';
@@ -24,6 +25,12 @@ import { processStats } from './process-stats.js';
 
 /** Life-cycle state of a service. */
 export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
+
+/** The entry a prewarmed spare runs until it is activated. */
+const PREWARM_ENTRY = fileURLToPath(new URL('../prewarm.js', import.meta.url));
+
+/** A spare that dies before use this many times is not replaced. */
+const MAX_SPARE_FAILURES = 3;
 
 /** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
 const MAX_ROUTES = 2 ** 32 / ID_RANGE_SIZE;
@@ -58,6 +65,8 @@ export interface ServiceStatus {
   inFlight: number;
   /** Open connections. */
   connections: number;
+  /** pid of the prewarmed spare waiting to take over (launch.prewarm), or null. */
+  sparePid: number | null;
   /** Sandbox enforcement of the last launch, or null before the first one. */
   sandbox: EnforcementReport | null;
   /** Why the service is failed, when it is. */
@@ -83,6 +92,8 @@ export interface SupervisorContext {
   /** Broker-wide events. */
   stateChanged(name: string, state: ServiceState, previous: ServiceState): void;
   launched(name: string, pid: number): void;
+  /** A prewarmed spare is ready and waiting. */
+  prewarmed(name: string, pid: number): void;
   exited(name: string, info: ExitInfo): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
   /**
@@ -234,7 +245,10 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.closed = true;
     this.throttleTimer?.cancel(this.closedError());
     await this.launching?.catch(() => undefined);
+    const spare = this.takeSpare();
+    spare?.helper.kill('SIGKILL');
     await this.stop();
+    await spare?.helper.exited;
     const error = this.closedError();
     for (const connection of [...this.connections]) connection.notifyInvalidated(error);
     this.connections.clear();
@@ -260,6 +274,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       startedAt: helper?.startedAt ?? null,
       inFlight: (helper?.rpc.inFlight ?? 0) + [...this.routes.values()].reduce((n, r) => n + r.pendingCount, 0),
       connections: this.connections.size,
+      sparePid: this.sparePid,
       sandbox: this.report,
       failure: this.failure?.toJSON() ?? null,
       schedule: null,
@@ -300,85 +315,26 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         throw error;
       }
     }
-    const input: SandboxLaunchInput = {
-      service: this.service,
-      entry: this.resolved.entry,
-      serviceDir: this.resolved.serviceDir,
-      implicitReads: [...this.ctx.implicitReads, this.resolved.protocolFile],
-      nodePath: this.ctx.nodePath,
-      nodeArgs: manifest.nodeArgs ?? [],
-      env: {
-        ...manifest.env,
-        BULKHEAD_PROTOCOL_FILE: this.resolved.protocolFile,
-        BULKHEAD_MAX_FRAME_BYTES: String(this.ctx.maxFrameBytes),
-        ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
-      },
-      profile: this.resolved.profile,
-      paths: this.resolved.sandboxPaths,
-    };
-    const validators = this.validatorsFile();
-    if (validators !== undefined) {
-      input.env[VALIDATORS_ENV] = validators;
-      input.implicitReads.push(validators);
-    }
-    const connects = manifest.connects ?? [];
-    if (connects.length > 0) {
-      // The helper's copies of its targets' protocols: it validates their results itself.
-      const targets: Record<string, string> = {};
-      for (const target of connects) {
-        const file = this.ctx.lookup(target)?.protocolFile;
-        if (file === undefined) continue;
-        targets[target] = file;
-        input.implicitReads.push(file);
+    let launched: { helper: HelperProcess; plan: SandboxLaunchPlan };
+    const spare = this.takeSpare();
+    if (spare !== undefined) {
+      launched = spare;
+      spare.helper.activate();
+    } else {
+      try {
+        launched = await this.spawnHelper(false);
+      } catch (err) {
+        // A profile this host cannot enforce will not get better by retrying: fail closed now.
+        const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot launch: ${(err as Error).message}`, {}, err);
+        if (error.code !== 'ERR_CLOSED') this.fail(error);
+        throw error;
       }
-      input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
     }
-    let plan;
-    try {
-      plan = await planLaunch(input);
-    } catch (err) {
-      // A profile this host cannot enforce will not get better by retrying: fail closed now.
-      const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot plan launch: ${(err as Error).message}`, {}, err);
-      this.fail(error);
-      throw error;
-    }
-    if (this.closed) {
-      await plan.cleanup();
-      throw this.closedError();
-    }
+    const { helper, plan } = launched;
     this.report = plan.report;
     this.launches++;
     this.lastLaunchAt = performance.now();
-    const helper = HelperProcess.spawn({
-      service: this.service,
-      plan,
-      protocol: this.protocol,
-      maxFrameBytes: this.ctx.maxFrameBytes,
-      maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
-      maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
-      hooks: {
-        log: (stream, line, pid) => this.ctx.log(this.service, stream, line, pid),
-        broadcast: (name, payload) => {
-          for (const connection of this.connections) connection.deliverEvent(name, payload);
-        },
-        eventError: (error) => {
-          for (const connection of this.connections) connection.deliverError(error);
-        },
-        activity: (busy) => {
-          if (this.helper === helper) this.emit('activity', busy);
-        },
-      },
-      route: (envelope, body) => this.routeFromHelper(envelope, body),
-      ...(connects.length === 0 ? {} : {
-        outbound: (channel: FramedChannel, pid: number | undefined) => {
-          // The router lives as long as the channel: it closes its routes when the helper goes.
-          new OutboundRouter(channel, { service: this.service, pid, connects }, { lookup: this.ctx.lookup, denied: this.ctx.denied });
-        },
-      }),
-    });
     this.helper = helper;
-    // Registered before anyone else awaits `exited`, so state is current when they run.
-    void helper.exited.then((info) => this.onExit(helper, info, plan.cleanup));
     if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
 
     let timer: NodeJS.Timeout | undefined;
@@ -398,6 +354,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     }
     if (this.state === 'launching') this.transition('running');
     this.emit('ready');
+    if (this.resolved.manifest.launch?.prewarm === true) this.ensureSpare();
     return helper.rpc;
   }
 
@@ -459,6 +416,134 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (range === 0) return false;
     this.routes.get(range)?.deliver(envelope, body);
     return true;
+  }
+
+  /** A prewarmed helper waiting to become the service (launch.prewarm). */
+  private spare: { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined;
+  private spareStarting = false;
+  private spareFailures = 0;
+
+  /**
+   * Starts a prewarmed spare if the service wants one and none is ready:
+   * node, the sandbox and bulkhead's runtime are up before the next launch
+   * needs them. A spare that dies before use is not replaced after three tries.
+   */
+  ensureSpare(): void {
+    if (this.spare !== undefined || this.spareStarting || this.closed || this.state === 'failed' || this.spareFailures >= MAX_SPARE_FAILURES) return;
+    this.spareStarting = true;
+    this.spawnHelper(true).then((spare) => {
+      this.spareStarting = false;
+      if (this.closed) {
+        spare.helper.kill('SIGKILL');
+        return;
+      }
+      this.spare = spare;
+      if (spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
+      void spare.helper.exited.then(() => {
+        // Died while waiting (it was never activated): forget it, try again later.
+        if (this.spare === spare) {
+          this.spare = undefined;
+          this.spareFailures++;
+          this.ensureSpare();
+        }
+      });
+    }, () => {
+      this.spareStarting = false;
+      this.spareFailures++;
+    });
+  }
+
+  /** pid of the prewarmed spare, if one is waiting. */
+  get sparePid(): number | null {
+    return this.spare?.helper.pid ?? null;
+  }
+
+  private takeSpare(): { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    return spare !== undefined && !spare.helper.isExited ? spare : undefined;
+  }
+
+  /** What the sandbox layer needs to plan one launch (a spare runs the prewarm entry instead). */
+  private launchInput(spare: boolean): SandboxLaunchInput {
+    const { manifest } = this.resolved;
+    const input: SandboxLaunchInput = {
+      service: this.service,
+      entry: spare ? PREWARM_ENTRY : this.resolved.entry,
+      serviceDir: this.resolved.serviceDir,
+      implicitReads: [...this.ctx.implicitReads, this.resolved.protocolFile],
+      nodePath: this.ctx.nodePath,
+      nodeArgs: manifest.nodeArgs ?? [],
+      env: {
+        ...manifest.env,
+        BULKHEAD_PROTOCOL_FILE: this.resolved.protocolFile,
+        BULKHEAD_MAX_FRAME_BYTES: String(this.ctx.maxFrameBytes),
+        ...(spare ? { BULKHEAD_ENTRY: this.resolved.entry } : {}),
+        ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
+      },
+      profile: this.resolved.profile,
+      paths: this.resolved.sandboxPaths,
+    };
+    const validators = this.validatorsFile();
+    if (validators !== undefined) {
+      input.env[VALIDATORS_ENV] = validators;
+      input.implicitReads.push(validators);
+    }
+    const connects = manifest.connects ?? [];
+    if (connects.length > 0) {
+      // The helper's copies of its targets' protocols: it validates their results itself.
+      const targets: Record<string, string> = {};
+      for (const target of connects) {
+        const file = this.ctx.lookup(target)?.protocolFile;
+        if (file === undefined) continue;
+        targets[target] = file;
+        input.implicitReads.push(file);
+      }
+      input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
+    }
+    return input;
+  }
+
+  /** Plans and spawns one helper process (a spare waits for activate()). */
+  private async spawnHelper(spare: boolean): Promise<{ helper: HelperProcess; plan: SandboxLaunchPlan }> {
+    const { manifest } = this.resolved;
+    const plan = await planLaunch(this.launchInput(spare));
+    if (this.closed) {
+      await plan.cleanup();
+      throw this.closedError();
+    }
+    const connects = manifest.connects ?? [];
+    const helper: HelperProcess = HelperProcess.spawn({
+      service: this.service,
+      plan,
+      protocol: this.protocol,
+      spare,
+      maxFrameBytes: this.ctx.maxFrameBytes,
+      maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
+      maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
+      hooks: {
+        log: (stream, line, pid) => this.ctx.log(this.service, stream, line, pid),
+        broadcast: (name, payload) => {
+          for (const connection of this.connections) connection.deliverEvent(name, payload);
+        },
+        eventError: (error) => {
+          for (const connection of this.connections) connection.deliverError(error);
+        },
+        activity: (busy) => {
+          if (this.helper === helper) this.emit('activity', busy);
+        },
+      },
+      route: (envelope, body) => this.routeFromHelper(envelope, body),
+      ...(connects.length === 0 ? {} : {
+        outbound: (channel: FramedChannel, pid: number | undefined) => {
+          // The router lives as long as the channel: it closes its routes when the helper goes.
+          new OutboundRouter(channel, { service: this.service, pid, connects }, { lookup: this.ctx.lookup, denied: this.ctx.denied });
+        },
+      }),
+    });
+    // Registered before anyone else awaits `exited`, so state is current when they run.
+    void helper.exited.then((info) => this.onExit(helper, info, plan.cleanup));
+    return { helper, plan };
   }
 
   private precompiled: string | null | undefined;

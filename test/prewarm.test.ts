@@ -1,0 +1,40 @@
+// launch.prewarm: a spare helper waits inside its sandbox with the runtime
+// loaded; the next launch — on demand or after a crash — activates it.
+import t from 'tap';
+import { startBroker, type TestBroker } from 'bulkhead/testing';
+import { FIXTURES } from './helpers.js';
+
+function nextSpare(kit: TestBroker, name: string): Promise<number> {
+  return new Promise((resolve) => {
+    const sub = kit.broker.on('prewarmed', (service, pid) => {
+      if (service !== name) return;
+      sub.dispose();
+      resolve(pid);
+    });
+  });
+}
+
+for (const sandbox of [undefined, 'pure-compute'] as const) {
+  t.test(`a prewarmed spare becomes the service${sandbox === undefined ? '' : ` under ${sandbox}`}`, async (t) => {
+    const kit = await startBroker({ root: FIXTURES });
+    t.teardown(() => kit.close());
+    const firstSpare = nextSpare(kit, 'echo');
+    kit.broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', ...(sandbox === undefined ? {} : { sandbox }), launch: { prewarm: true, throttleMs: 0 } });
+    const spare1 = await firstSpare;
+    t.equal(kit.status('echo').launches, 0, 'a spare is not a launch');
+    t.equal(kit.broker.status('echo').sparePid, spare1);
+
+    const secondSpare = nextSpare(kit, 'echo');
+    const echo = kit.broker.connect('echo');
+    t.equal((await echo.call('echo', { text: 'warm' })).text, 'warm');
+    t.equal(kit.status('echo').pid, spare1, 'the first call was answered by the spare');
+    const spare2 = await secondSpare;
+    t.not(spare2, spare1, 'a new spare took its place');
+
+    await kit.crash('echo');
+    t.equal((await echo.call('whoami', {})).peer.name, 'main-app');
+    t.equal(kit.status('echo').pid, spare2, 'the relaunch after SIGKILL used the spare');
+    t.equal(kit.status('echo').launches, 2);
+    t.equal((await echo.call('echo', { text: 'x' }, {})).text, 'x');
+  });
+}
