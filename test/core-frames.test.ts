@@ -3,17 +3,8 @@
 // service live on, and nothing from the wire reaches a prototype.
 import t from 'tap';
 import { Broker, isBulkheadError, type BulkheadError } from 'bulkhead';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 const broker = new Broker({ root: FIXTURES });
 t.teardown(() => broker.close());

@@ -8,17 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Broker, isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 const echoManifest = { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', launch: { throttleMs: 0 } };
 

@@ -12,17 +12,8 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { HandshakeReader, writeHandshake } from '../lib/daemon/handshake-io.js';
 import { CertificateAuthority, proofPayload, readIdentity, signProof, signServiceDir } from '../lib/identity/index.js';
-import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { FIXTURES, REPO_ROOT, rejection } from './helpers.js';
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-daemon-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));

@@ -9,3 +9,16 @@ export const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.met
 
 /** Absolute path of the repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+import { isBulkheadError, type BulkheadError } from 'bulkhead';
+
+/** Awaits a promise that must reject with a bulkhead error, and returns that error. */
+export async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isBulkheadError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected the promise to reject');
+}

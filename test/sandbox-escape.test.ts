@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 
 interface Attempt { ok: boolean; code: string | null; value?: unknown }
 
@@ -21,15 +21,6 @@ function manifest(name: string, sandbox: string, extra: Record<string, unknown> 
   return { name, entry: ENTRY, protocol: PROTOCOL, sandbox, launch: { throttleMs: 0 }, ...extra };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 // World-readable files outside every allowlist, so a denial is the sandbox's doing, not Unix permissions'.
 const outside = mkdtempSync(join(tmpdir(), 'bulkhead-outside-'));

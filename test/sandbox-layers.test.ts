@@ -9,21 +9,12 @@ import { join } from 'node:path';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { setHostProbeOverride } from '../lib/sandbox/index.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 
 interface Attempt { ok: boolean; code: string | null; value?: unknown }
 
 const manifest = (name: string, sandbox: string) => ({ name, entry: './sandbox/escape-service.js', protocol: 'com.test.sandbox-escape', sandbox, launch: { throttleMs: 0 } });
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 const outside = mkdtempSync(join(tmpdir(), 'bulkhead-outside-'));
 chmodSync(outside, 0o755);
