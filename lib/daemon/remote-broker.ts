@@ -35,7 +35,7 @@ export class RemoteBroker {
 
   /**
    * Opens a connection to one of the daemon's services; nothing is sent until the first call.
-   * @param protocol - the protocol name, when it differs from the service name
+   * Pass `options.protocol` when the protocol's name differs from the service's.
    */
   connect<P extends ProtocolShape = AnyProtocol>(service: string, options: ConnectionOptions & { protocol?: string } = {}): Connection<P> {
     if (this.closed) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed.');
