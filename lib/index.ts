@@ -22,12 +22,12 @@ export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEv
 export type { CallOwner } from './connection/rpc-client.js';
 export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from './errors.js';
 export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, EventName, EventPayload } from './protocol/types.js';
-export { CompiledProtocol, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
+export { CompiledProtocol, type CompileOptions, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
 export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
-export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxProfile, type ProfileProblem } from './sandbox/index.js';
+export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxProfile, type ProfileProblem, type NetworkRule } from './sandbox/index.js';
 export type { Disposable } from './util/emitter.js';
 export { RemoteBroker, type RemoteBrokerOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';
