@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { isBulkheadError, type BulkheadError } from 'bulkhead';
+import type { BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
 import { decodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
-import { FrameDecoder, DEFAULT_MAX_FRAME_BYTES } from '../lib/wire/frame-decoder.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../lib/wire/frame-decoder.js';
 
 // ------------------------------------------------------------------ set-up
 
@@ -53,16 +53,14 @@ const FUZZ_CASES = Number(process.env['BULKHEAD_FUZZ_CASES'] ?? 50_000);
 /** Small bulk cases keep part 1 fast; fuzz/run.js uses the generator's defaults. */
 const GEN_OPTIONS = { maxBulkBytes: 16 * 1024 };
 const ID_BASE = gen.DEFAULT_OPTIONS.idBase;
+const CONCURRENCY = Number(process.env['BULKHEAD_FUZZ_CONCURRENCY'] ?? 32);
 
-async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isBulkheadError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
+/**
+ * A test for a known gap: marked todo (tap then does not run it) unless
+ * BULKHEAD_RUN_TODO=1, which runs it to show it failing. Remove once fixed.
+ */
+const knownGap = (reason: string): { todo?: string } => (process.env['BULKHEAD_RUN_TODO'] === '1' ? {} : { todo: reason });
+
 
 // ------------------------------------------------------------------ oracles
 
@@ -73,60 +71,28 @@ interface Verdict {
   code: string | undefined;
 }
 
-/** What FramedChannel.onData must do with exactly these chunks: push each, decode each body, stop at the first throw. */
-function chunkOracle(chunks: Buffer[], maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict {
-  const decoder = new FrameDecoder(maxFrameBytes);
-  const kinds: string[] = [];
-  for (const chunk of chunks) {
-    let bodies: Buffer[];
-    try {
-      bodies = decoder.push(chunk);
-    } catch (err) {
-      return { kinds, code: (err as BulkheadError).code };
-    }
-    for (const body of bodies) {
-      try {
-        kinds.push(decodeEnvelope(body).kind);
-      } catch (err) {
-        return { kinds, code: (err as BulkheadError).code };
-      }
-    }
-  }
-  return { kinds, code: undefined };
-}
-
 /**
  * An independent reading of the stream, frame by frame in stream order, that
- * does not depend on how reads split it. Also says whether an oversize header
- * occurs anywhere (frames sharing a read with one may be dropped: docs/wire.md).
+ * does not depend on how reads split it (nor may the channel's verdict).
  */
-function streamOracle(bytes: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict & { oversizeHeader: boolean; envelopes: Envelope[]; pending: number } {
+function streamOracle(bytes: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict & { envelopes: Envelope[]; pending: number } {
   const kinds: string[] = [];
   const envelopes: Envelope[] = [];
   let pos = 0;
-  let oversizeHeader = false;
-  for (let p = 0; p + 4 <= bytes.length;) {
-    const length = bytes.readUInt32BE(p);
-    if (length > maxFrameBytes) {
-      oversizeHeader = true;
-      break;
-    }
-    p += 4 + length;
-  }
   while (bytes.length - pos >= 4) {
     const length = bytes.readUInt32BE(pos);
-    if (length > maxFrameBytes) return { kinds, envelopes, code: 'ERR_FRAME_TOO_LARGE', oversizeHeader, pending: 0 };
+    if (length > maxFrameBytes) return { kinds, envelopes, code: 'ERR_FRAME_TOO_LARGE', pending: 0 };
     if (bytes.length - pos - 4 < length) break;
     try {
       const e = decodeEnvelope(bytes.subarray(pos + 4, pos + 4 + length));
       kinds.push(e.kind);
       envelopes.push(e);
     } catch (err) {
-      return { kinds, envelopes, code: (err as BulkheadError).code, oversizeHeader, pending: 0 };
+      return { kinds, envelopes, code: (err as BulkheadError).code, pending: 0 };
     }
     pos += 4 + length;
   }
-  return { kinds, envelopes, code: undefined, oversizeHeader, pending: bytes.length - pos };
+  return { kinds, envelopes, code: undefined, pending: bytes.length - pos };
 }
 
 /** The first thing in a decoded value that is not plain data with an ordinary prototype, or undefined. */
@@ -158,7 +124,8 @@ function polluted(): boolean {
 // ------------------------------------------------------------------ part 1: FramedChannel over a Unix socket
 
 interface ChannelOutcome extends Verdict {
-  chunks: Buffer[];
+  /** How many reads the bytes arrived in. */
+  reads: number;
   closes: number;
   foreign: string | undefined;
 }
@@ -196,8 +163,8 @@ async function channelRig(maxFrameBytes: number) {
     cases.set(id, bytes);
     return new Promise((resolve) => {
       const socket = net.connect(path);
-      const chunks: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let reads = 0;
+      socket.on('data', () => reads++);
       const channel = new FramedChannel(socket, { maxFrameBytes });
       const kinds: string[] = [];
       let bad: string | undefined;
@@ -213,7 +180,7 @@ async function channelRig(maxFrameBytes: number) {
           // A second close report would land here within the same turn; give it one.
           setImmediate(() => {
             cases.delete(id);
-            resolve({ kinds, code: error?.code, chunks, closes, foreign: bad });
+            resolve({ kinds, code: error?.code, reads, closes, foreign: bad });
           });
         },
       });
@@ -243,7 +210,7 @@ t.test(`part 1: ${FUZZ_CASES} seeded cases through FramedChannel over a Unix soc
   const tally = new Map<string, number>();
   const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1);
   const failures: string[] = [];
-  let dropped = 0;
+  let split = 0;
   let next = 0;
   let peakHeap = 0;
   const worker = async () => {
@@ -251,26 +218,21 @@ t.test(`part 1: ${FUZZ_CASES} seeded cases through FramedChannel over a Unix soc
       const i = next++;
       const c = caseAt(i);
       const out = await rig.run(i, c.bytes);
-      const expected = chunkOracle(out.chunks);
       const stream = streamOracle(c.bytes);
       const label = `case ${i} (${c.family}: ${c.name})`;
       if (out.closes !== 1) failures.push(`${label}: closed ${out.closes} times`);
-      if (out.code !== expected.code || out.kinds.join() !== expected.kinds.join()) {
-        failures.push(`${label}: channel gave ${out.code ?? 'clean end'} after [${out.kinds.join()}], its own chunks predict ${expected.code ?? 'clean end'} after [${expected.kinds.join()}]`);
-      }
       if (out.foreign !== undefined) failures.push(`${label}: delivered ${out.foreign}`);
-      // Read in stream order, the verdict must be the same, except for the documented
-      // case of frames sharing a read with an oversize header (dropped, and the close says so).
+      // Read in stream order, the verdict must be the same: what a peer's bytes cause never
+      // depends on how reads split them (frames before an oversize header are delivered).
       if (out.code !== stream.code || out.kinds.join() !== stream.kinds.join()) {
-        const explained = out.code === 'ERR_FRAME_TOO_LARGE' && stream.oversizeHeader && stream.kinds.join().startsWith(out.kinds.join());
-        if (explained) dropped++;
-        else failures.push(`${label}: channel gave ${out.code ?? 'clean end'} after [${out.kinds.join()}], stream order gives ${stream.code ?? 'clean end'} after [${stream.kinds.join()}]`);
+        failures.push(`${label}: channel gave ${out.code ?? 'clean end'} after [${out.kinds.join()}], stream order gives ${stream.code ?? 'clean end'} after [${stream.kinds.join()}]`);
       }
+      if (out.reads > 1) split++;
       count(`${c.family} → ${out.code ?? 'accepted'}`);
       if (i % 5000 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     }
   };
-  await Promise.all(Array.from({ length: 16 }, worker));
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const after = heap();
   const seconds = (performance.now() - started) / 1000;
   t.same(failures, [], 'every case: the exact delivery and close its bytes call for');
@@ -280,7 +242,7 @@ t.test(`part 1: ${FUZZ_CASES} seeded cases through FramedChannel over a Unix soc
   const growth = (after.heapUsed - before.heapUsed) / MiB;
   t.ok(growth < 16, `heap after GC grew ${growth.toFixed(1)} MiB over ${FUZZ_CASES} cases (bound 16 MiB)`);
   t.comment(`part 1: ${FUZZ_CASES} cases in ${seconds.toFixed(1)} s; outcomes: ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
-  t.comment(`part 1: ${dropped} cases had frames dropped because they shared a read with an oversize header (documented)`);
+  t.comment(`part 1: ${split} cases arrived in more than one read`);
   t.comment(`part 1: heapUsed ${(before.heapUsed / MiB).toFixed(1)} → ${(after.heapUsed / MiB).toFixed(1)} MiB after GC (peak sampled ${(peakHeap / MiB).toFixed(1)} MiB); rss ${(before.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB`);
 });
 
@@ -290,10 +252,15 @@ t.test(`part 1: ${FUZZ_CASES} seeded cases through FramedChannel over a Unix soc
 const HELPER_ATTACKS = [
   'header 0xffffffff', 'header maxFrameBytes+1', 'zero-length frame', 'frame one byte short',
   'reply nested one over the frame limit (67)', 'arrays nested 100000', 'maps nested 10000', 'indefinite arrays nested 50000',
-  'text of 2^64-1 bytes', 'array of 2^64-1 items', 'map of 2^32-1 pairs', 'invalid UTF-8 map keys',
+  'text of 2^64-1 bytes', 'array of 2^64-1 items', 'map of 2^32-1 pairs', 'envelope array of 2^32 items',
   'unknown tag', 'tag 27 generic object', 'value-sharing expansion bomb', 'cbor-x record definition (0xdfff) with hostile keys',
   'cbor-x record definitions (0xdffe)', 'legacy record (tag 105) with __proto__', 'packed table (tag 51) + refs (tag 6)', 'bignum of 65 bytes',
   'non-text map key', 'unknown kind', 'bad call ids', 'call from the service', 'cancel from the service', 'indefinite text',
+];
+/** Named attacks the broker must tolerate (valid envelopes with hostile content): sent before the first fatal round. */
+const TOLERATED_ATTACKS = [
+  'invalid UTF-8 event name', 'invalid UTF-8 map keys', 'reply nested exactly to the frame limit (66)', 'maps nested 64 in an event',
+  'error with toString key in data', 'array of empty maps (amplification)', 'map with many duplicate keys',
 ];
 const RANDOM_FATAL_ROUNDS = 6;
 
@@ -303,7 +270,7 @@ const RANDOM_FATAL_ROUNDS = 6;
  * send), and the events the connection sees before that. `safe` is false when a
  * frame could touch a call the test has in flight (an id below ID_BASE).
  */
-function brokerOracle(bytes: Buffer): { fatal: string | undefined; events: number; errors: number; safe: boolean; pending: number; deterministic: boolean } {
+function brokerOracle(bytes: Buffer): { fatal: string | undefined; events: number; errors: number; safe: boolean; pending: number } {
   const s = streamOracle(bytes);
   let events = 0;
   let errors = 0;
@@ -311,15 +278,15 @@ function brokerOracle(bytes: Buffer): { fatal: string | undefined; events: numbe
     switch (e.kind) {
       case 'call':
       case 'cancel':
-        return { fatal: 'ERR_BAD_FRAME', events, errors, safe: true, pending: 0, deterministic: !s.oversizeHeader };
+        return { fatal: 'ERR_BAD_FRAME', events, errors, safe: true, pending: 0 };
       case 'reply':
-        if (e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        if (e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0 };
         break;
       case 'error':
-        if (e.id !== 0 && e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        if (e.id !== 0 && e.id < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0 };
         break;
       case 'event':
-        if (e.callId !== 0 && e.callId < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0, deterministic: false };
+        if (e.callId !== 0 && e.callId < ID_BASE) return { fatal: undefined, events, errors, safe: false, pending: 0 };
         if (e.callId === 0) {
           if (e.name === gen.DEFAULT_OPTIONS.declaredEvent) events++;
           else errors++;
@@ -329,9 +296,7 @@ function brokerOracle(bytes: Buffer): { fatal: string | undefined; events: numbe
         break;
     }
   }
-  // Deterministic whatever the reads: no oversize header could make the broker drop or re-blame frames.
-  const deterministic = !s.oversizeHeader || (s.code === 'ERR_FRAME_TOO_LARGE' && s.kinds.length === 0 && chunkOracle([bytes]).code === 'ERR_FRAME_TOO_LARGE');
-  return { fatal: s.code, events, errors, safe: true, pending: s.pending, deterministic };
+  return { fatal: s.code, events, errors, safe: true, pending: s.pending };
 }
 
 t.test('part 2: hostile frames from a real helper: cut off with the predicted code, others keep serving, memory flat', async (t) => {
@@ -345,6 +310,10 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
   t.teardown(() => kit.close());
   const fuzz = kit.broker.connect('fuzz');
   const echo = kit.broker.connect('echo');
+  const launches: number[] = [];
+  kit.broker.on('launch', (name, pid) => {
+    if (name === 'fuzz') launches.push(pid);
+  });
   let events = 0;
   let eventErrors = 0;
   fuzz.on('event', () => events++);
@@ -357,7 +326,8 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
     let ok = 0;
     const failures: string[] = [];
     const pids = new Set<number>();
-    while (!stopBystander) {
+    // Bounded, and it stops at the first failure: it must never spin on a closed broker.
+    while (!stopBystander && failures.length === 0 && ok < 1_000_000) {
       try {
         const r = await echo.call('echo', { text: `b${ok}` }, { timeoutMs: 5000 });
         if (r.text !== `b${ok}`) failures.push(`wrong reply ${r.text}`);
@@ -366,16 +336,21 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
       } catch (err) {
         failures.push((err as BulkheadError).code);
       }
+      // Paced (~200 calls/s): a steady load, not a CPU hog competing with the rounds.
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
     return { ok, failures, pids };
   })();
+  t.teardown(() => {
+    stopBystander = true;
+  });
 
   // Rounds: the named attacks, then random fatal cases found by scanning the seeded mix.
   const rounds: Array<{ label: string; indexes: number[]; options: Record<string, unknown>; fatal: string }> = [];
   for (const name of HELPER_ATTACKS) {
     const options = { ...GEN_OPTIONS, family: 'adversarial', name };
     const o = brokerOracle(gen.generateCase(SEED, 0, options).bytes);
-    t.ok(o.fatal !== undefined && o.safe && o.deterministic, `${name}: predicted fatal (${o.fatal})`);
+    t.ok(o.fatal !== undefined && o.safe, `${name}: predicted fatal (${o.fatal})`);
     rounds.push({ label: name, indexes: [0], options, fatal: o.fatal! });
   }
   // Tolerated cases (valid frames with hostile content, ignored or delivered) to send before each fatal one.
@@ -384,7 +359,7 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
   while (rounds.length < HELPER_ATTACKS.length + RANDOM_FATAL_ROUNDS || tolerated.length < 200) {
     const index = scan++;
     const o = brokerOracle(gen.generateCase(SEED, index, GEN_OPTIONS).bytes);
-    if (!o.safe || !o.deterministic) continue;
+    if (!o.safe) continue;
     if (o.fatal === undefined && o.pending === 0) {
       if (tolerated.length < 200) tolerated.push({ index, events: o.events, errors: o.errors });
     } else if (o.fatal !== undefined && rounds.length < HELPER_ATTACKS.length + RANDOM_FATAL_ROUNDS) {
@@ -393,11 +368,21 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
   }
 
   const codes = new Map<string, number>();
-  const launches: number[] = [];
-  kit.broker.on('launch', (_name, pid) => launches.push(pid));
   let baseline: { heapUsed: number; rss: number } | undefined;
   let peakRss = 0;
   let toleratedSent = 0;
+  // The named tolerated attacks, each in its own call: delivered or ignored exactly as predicted, helper kept.
+  for (const name of TOLERATED_ATTACKS) {
+    const options = { ...GEN_OPTIONS, family: 'adversarial', name };
+    const o = brokerOracle(gen.generateCase(SEED, 0, options).bytes);
+    const eventsBefore = events;
+    const errorsBefore = eventErrors;
+    await fuzz.call('inject', { seed: SEED, indexes: [0], ...options }, { timeoutMs: 10_000 });
+    t.same({ fatal: o.fatal, events: events - eventsBefore, errors: eventErrors - errorsBefore }, { fatal: undefined, events: o.events, errors: o.errors }, `${name}: tolerated, ${o.events} event(s) and ${o.errors} event error(s) as predicted`);
+  }
+  t.equal(launches.length, 1, 'the tolerated attacks cost the helper nothing');
+
+  try {
   for (const [n, round] of rounds.entries()) {
     if (n === 4) baseline = heap();
     // Valid-but-hostile frames first: the helper stays connected and the events arrive as predicted.
@@ -417,8 +402,10 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
     t.equal(info.requested, false, `${round.label}: the helper (pid ${sent.pid}) was disconnected and exited`);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }
+  } finally {
+    stopBystander = true;
+  }
   const after = heap();
-  stopBystander = true;
   const bystanderResult = await bystander;
 
   t.equal(launches.length, rounds.length, `one launch per round (${rounds.length})`);
@@ -437,7 +424,7 @@ t.test('part 2: hostile frames from a real helper: cut off with the predicted co
 // ------------------------------------------------------------------ part 3: forged answers to the helper's own calls
 
 t.test('part 3: a helper forging answers to its own calls', async (t) => {
-  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } }] });
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0, exitTimeoutMs: 200 } }] });
   t.teardown(() => kit.close());
   const fuzz = kit.broker.connect('fuzz');
   const { pid } = await fuzz.call('ping', {});
@@ -465,8 +452,8 @@ t.test('part 3: a helper forging answers to its own calls', async (t) => {
 
 // ------------------------------------------------------------------ amplification (a known gap)
 
-t.test('a frame of empty maps costs the broker at most 8 bytes of heap per wire byte', { todo: 'lib/wire/codec.ts bounds nesting and declared lengths but not the item count: each 1-byte empty map becomes a ~64-byte object (see the hardening report)' }, async (t) => {
-  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } }] });
+t.test('a frame of empty maps costs the broker at most 8 bytes of heap per wire byte', knownGap('lib/wire/codec.ts bounds nesting and declared lengths but not the item count: each 1-byte empty map becomes a ~64-byte object (see the hardening report)'), async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0, exitTimeoutMs: 200 } }] });
   t.teardown(() => kit.close());
   const fuzz = kit.broker.connect('fuzz');
   await fuzz.call('ping', {});

@@ -129,11 +129,25 @@ t.test('garbage never throws from verifyProof, it is false', async (t) => {
   t.notOk(verifyProof(app.certPem, payload, Buffer.alloc(0)), 'empty signature');
   t.notOk(verifyProof(app.certPem, payload, Buffer.alloc(256, 1)), 'random signature');
   t.notOk(verifyProof(app.certPem, payload, signature.subarray(1)), 'truncated signature');
+  t.notOk(verifyProof(app.certPem, payload, Buffer.concat([Buffer.alloc(1), signature])), 'a zero byte in front');
   t.notOk(verifyProof(app.certPem, payload, 'abc' as unknown as Uint8Array), 'not bytes');
   const flipped = Buffer.from(payload);
   flipped[flipped.length - 1]! ^= 1;
   t.notOk(verifyProof(app.certPem, flipped, signature), 'one bit of the payload changed');
   t.notOk(verifyProof(app.certPem, Buffer.from('something else entirely, long enough'), signature), 'not a proof payload');
+});
+
+t.test('a signature has one encoding: without its leading zero byte it is refused', async (t) => {
+  // About 1 in 256 signatures starts with 0x00; OpenSSL alone would accept it without that byte.
+  for (let i = 0; i < 4096; i++) {
+    const payload = proofPayload(createChallenge().nonce, context);
+    const signature = signProof(app.keyPem, payload);
+    if (signature[0] !== 0) continue;
+    t.ok(verifyProof(app.certPem, payload, signature), 'the full signature verifies');
+    t.notOk(verifyProof(app.certPem, payload, signature.subarray(1)), 'the same integer in one byte less does not');
+    return;
+  }
+  t.fail('no signature with a leading zero byte in 4096 tries');
 });
 
 t.test('signProof signs proof payloads only, with a usable RSA key', async (t) => {

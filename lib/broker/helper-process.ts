@@ -70,6 +70,8 @@ export class HelperProcess {
   readonly rpc: RpcClient;
   readonly channel: FramedChannel;
   readonly startedAt = Date.now();
+  /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
+  callsAnswered = 0;
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -106,6 +108,8 @@ export class HelperProcess {
     this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
     this.channel.attach({
       envelope: (e, body) => {
+        // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
+        if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) this.callsAnswered++;
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
       },
       closed: (error) => {

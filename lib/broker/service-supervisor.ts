@@ -281,7 +281,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       idleExitAt: null,
       rssBytes: usage?.rssBytes ?? null,
       cpuPercent: usage?.cpuPercent ?? null,
-      callsServed: helper?.rpc.callsAnswered ?? 0,
+      callsServed: helper?.callsAnswered ?? 0,
     };
   }
 

@@ -21,6 +21,7 @@ import { FramedChannel } from '../wire/framed-channel.js';
 import { CONTROL_SERVICE } from './control.js';
 import { resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings } from './daemon-settings.js';
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
+import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession } from './routed-session.js';
 
 export { CONTROL_SERVICE } from './control.js';
@@ -34,7 +35,13 @@ export interface DaemonOptions {
   config: string;
   /** Overrides of the config's `daemon` section (e.g. from the command line). */
   settings?: Partial<DaemonSettings>;
-  /** Receives structured log lines (one object per event). @default JSON lines on stderr */
+  /**
+   * Receives structured log lines: one object per event (`launch`, `exit`,
+   * `throttled`, `failed`, `denied`, `kickstart`, ...) and one per line a
+   * helper printed (`{ event: "output", service, pid, stream, line }`). The
+   * same entries are kept in {@link Daemon.logs} for `bulkhead logs`.
+   * @default JSON lines on stderr
+   */
   log?: (entry: Record<string, unknown>) => void;
 }
 
@@ -56,6 +63,8 @@ export class Daemon {
     readonly ca: CertificateAuthority,
     private readonly server: Server,
     private readonly log: (entry: DaemonLogEntry) => void,
+    /** Helpers' output and the daemon's events, bounded per service: what `bulkhead logs` reads. */
+    readonly logs: LogStore,
   ) {}
 
   /** Absolute socket path. */
@@ -71,7 +80,14 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { file, config } = readBrokerConfig(options.config);
     const settings = resolveDaemonSettings(config.daemon, dirname(file), options.settings, file);
-    const log = options.log ?? ((entry: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`));
+    const write = options.log ?? ((entry: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`));
+    const logs = new LogStore();
+    const log = (entry: DaemonLogEntry): void => {
+      const service = typeof entry['service'] === 'string' ? entry['service'] : null;
+      const pid = typeof entry['pid'] === 'number' && entry.event !== 'listening' ? entry['pid'] : null;
+      logs.event(service, pid, describeLogEvent(entry), entry);
+      write(entry);
+    };
     mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
     const ca = await CertificateAuthority.loadOrCreate(join(settings.stateDir, 'ca'));
     ensureAdminIdentity(ca, settings.stateDir, log);
@@ -81,10 +97,24 @@ export class Daemon {
         verifyServiceDir(dir, requirement, ca);
       },
     });
-    broker.on('exit', (service, info) => log({ event: 'exit', service, code: info.code, signal: info.signal, reason: info.reason ?? null }));
-    broker.on('launch', (service, pid) => log({ event: 'launch', service, pid }));
+    const pids = new Map<string, number>();
+    broker.on('exit', (service, info) => log({ event: 'exit', service, pid: pids.get(service) ?? null, code: info.code, signal: info.signal, reason: info.reason ?? null, requested: info.requested, uptimeMs: info.uptimeMs }));
+    broker.on('launch', (service, pid) => {
+      pids.set(service, pid);
+      log({ event: 'launch', service, pid });
+    });
+    broker.on('log', ({ service, pid, stream, line }) => {
+      logs.line(service, pid, stream, line);
+      write({ event: 'output', service, pid, stream, line });
+    });
+    broker.on('state', (service, state) => {
+      if (state === 'throttled') log({ event: 'throttled', service });
+      if (state === 'failed') log({ event: 'failed', service, message: broker.status(service).failure?.message ?? null });
+    });
+    broker.on('denied', ({ client, service, code }) => log({ event: 'denied', code, client, service }));
+    broker.on('job', (service, run) => log({ event: 'job', service, result: run.result, trigger: run.trigger, durationMs: run.durationMs, ...(run.error === undefined ? {} : { error: run.error.code }) }));
     const server = createServer();
-    const daemon = new Daemon(file, settings, broker, ca, server, log);
+    const daemon = new Daemon(file, settings, broker, ca, server, log, logs);
     server.on('connection', (socket) => daemon.accept(socket));
     try {
       await listenOwnerOnly(server, settings);
@@ -99,9 +129,12 @@ export class Daemon {
   /** Stops listening, ends every client session and stops every helper. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      // server.close() waits for open connections, so end the sessions before awaiting it.
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const session of [...this.sessions]) session.close();
+      await stopped;
       await this.broker.close();
+      this.logs.close();
       try {
         unlinkSync(this.settings.socketPath);
       } catch {
@@ -216,18 +249,27 @@ export class Daemon {
       list: () => ({ services: broker.status(), daemon: { pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt } }),
       status: ({ name }: { name: string }) => broker.status(name),
       kickstart: async ({ name, restart }: { name: string; restart?: boolean }) => {
+        const before = broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
         this.log({ event: 'kickstart', service: name, by: peer.name, restart: restart === true });
+        // "Start it now" includes a service whose crash-loop breaker tripped (launchctl kickstart does the same).
+        if (before.state === 'failed') broker.reset(name);
         if (restart === true) await broker.stop(name);
         await broker.kickstart(name);
         return { pid: broker.status(name).pid };
       },
       stop: async ({ name }: { name: string }) => {
-        this.log({ event: 'stop', service: name, by: peer.name });
         const wasRunning = broker.status(name).pid !== null;
+        this.log({ event: 'stop', service: name, by: peer.name });
         await broker.stop(name);
         return { stopped: wasRunning };
       },
       reload: () => this.reload(),
+      logs: async ({ service, after, limit, waitMs, events }: { service?: string; after?: number; limit?: number; waitMs?: number; events?: boolean }, ctx) => {
+        // ERR_UNKNOWN_SERVICE for a typo rather than silence (a removed service's lines are still kept).
+        if (service !== undefined && !this.logs.knows(service)) broker.status(service);
+        if (after !== undefined && waitMs !== undefined) await this.logs.wait(after, waitMs, service, ctx.signal);
+        return this.logs.query({ service, after, limit, events });
+      },
     };
     const session = {
       close: () => channel.destroy(),

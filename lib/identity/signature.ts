@@ -33,7 +33,11 @@ export function pssSign(key: KeyObject, data: Uint8Array): Buffer {
  * or a malformed signature.
  */
 export function pssVerify(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
-  if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return false;
+  const modulusBits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || modulusBits < MIN_RSA_BITS) return false;
+  // OpenSSL accepts a signature shorter than the modulus as the same integer (leading zero bytes
+  // dropped); we take exactly one encoding, so a signature has one valid form.
+  if (signature.length !== Math.ceil(modulusBits / 8)) return false;
   try {
     return cryptoVerify('sha256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_BYTES }, signature);
   } catch {

@@ -11,6 +11,7 @@
  * fd 3 reaches node. Rule → layer choices, and why, are in docs/sandbox.md.
  * @module
  */
+import { join } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import type { HostProbe } from './host-probe.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
@@ -162,7 +163,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
       add({ rule, layers: extraLayers, unenforced: true, missing: 'prlimit (util-linux)', detail });
     }
   };
-  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB } = profile.limits;
+  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB, scratchMiB } = profile.limits;
   const heapMiB = memoryMiB === undefined ? undefined : Math.max(32, Math.floor(memoryMiB * V8_HEAP_SHARE));
   limit('limits.memoryMiB', 'data', memoryMiB === undefined ? undefined : memoryMiB * MIB, ['v8:max-old-space-size'], `RLIMIT_DATA ${memoryMiB} MiB; V8 heap capped at ${heapMiB} MiB so the JS heap fails first (helper aborts: "JavaScript heap out of memory")`);
   limit('limits.cpuSeconds', 'cpu', cpuSeconds, [], `RLIMIT_CPU ${cpuSeconds} s: SIGXCPU, then SIGKILL a second later`);
@@ -173,6 +174,12 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     limit('limits.processes', 'nproc', processes, [], `RLIMIT_NPROC ${processes}: counts every thread of every process of uid ${probe.isRoot ? profile.user.uid : probe.uid} (node itself runs ~11 threads)`);
   }
   limit('limits.fileSizeMiB', 'fsize', fileSizeMiB === undefined ? undefined : fileSizeMiB * MIB, [], `RLIMIT_FSIZE ${fileSizeMiB} MiB: SIGXFSZ`);
+  const scratchBytes = scratchMiB !== undefined && bwrap !== null && probe.bwrapTmpfsSize ? scratchMiB * MIB : undefined;
+  if (scratchMiB !== undefined) {
+    const detail = `the scratch dir is a private tmpfs of ${scratchMiB} MiB: writes past it fail with ENOSPC (its files live in memory and vanish with the helper)`;
+    if (scratchBytes !== undefined) add({ rule: 'limits.scratchMiB', layers: ['bubblewrap:tmpfs-size'], unenforced: false, detail });
+    else add({ rule: 'limits.scratchMiB', layers: [], unenforced: true, missing: bwrap === null ? bwrapMissing : 'a bubblewrap with --size (0.8 or later)', detail });
+  }
 
   add({ rule: 'env', layers: probe.env !== null ? ['env:allowlist', 'env:unset'] : ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
 
@@ -205,7 +212,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (innerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (bwrap !== null) {
-    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null }), '--', ...chain];
+    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes }), '--', ...chain];
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
@@ -220,7 +227,7 @@ function unshareNetArgs(probe: HostProbe): string[] {
   return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
 }
 
-function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean }): string[] {
+function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined }): string[] {
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
@@ -251,6 +258,12 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
   for (const bind of binds) {
     const flag = bind.mode === 'rw' ? '--bind-try' : '--ro-bind-try';
     args.push(flag, bind.path, bind.path);
+  }
+  if (opts.scratchBytes !== undefined) {
+    // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
+    // 1777: the helper may run as a dropped uid that does not own the mount.
+    args.push('--perms', '1777', '--size', String(opts.scratchBytes), '--tmpfs', input.scratch);
+    args.push('--perms', '1777', '--dir', join(input.scratch, 'tmp'));
   }
   // The root is a tmpfs bwrap built; freeze it so the only writable places are the binds above.
   args.push('--remount-ro', '/', '--chdir', input.scratch);

@@ -40,6 +40,8 @@ export interface HostProbe {
   uid: number;
   /** Absolute path of a working bubblewrap, or null. */
   bwrap: string | null;
+  /** This bubblewrap has `--size`, which caps a tmpfs (the scratch dir under `limits.scratchMiB`). */
+  bwrapTmpfsSize: boolean;
   /** Why bubblewrap is not usable (not installed, or the test run failed). */
   bwrapProblem: string | null;
   /** Unprivileged user namespaces work (needed by bubblewrap and unshare when not root). */
@@ -125,11 +127,13 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
   const bwrapTest = bwrapPath === null
     ? Promise.resolve({ ok: false, stdout: '', stderr: 'not installed' })
     : run(bwrapPath, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', trueBin]);
-  const [userNamespaces, bwrapResult, node] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath)]);
+  const bwrapHelp = bwrapPath === null ? Promise.resolve({ ok: false, stdout: '', stderr: '' }) : run(bwrapPath, ['--help']);
+  const [userNamespaces, bwrapResult, node, help] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath), bwrapHelp]);
   return {
     isRoot,
     uid,
     bwrap: bwrapPath !== null && bwrapResult.ok ? bwrapPath : null,
+    bwrapTmpfsSize: help.stdout.includes('--size'),
     bwrapProblem: bwrapPath === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
     userNamespaces,
     unshare,

@@ -59,6 +59,7 @@ export const PROFILE_SCHEMA = {
         openFiles: { type: 'integer', minimum: MIN_OPEN_FILES, maximum: MAX_LIMIT },
         processes: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
         fileSizeMiB: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
+        scratchMiB: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
       },
     },
     user: {

@@ -4,11 +4,14 @@
  * broker's memory.
  * @module
  */
+import { StringDecoder } from 'node:string_decoder';
 
 /** Bounded tail of a text stream. */
 export class LineRing {
   private lines: string[] = [];
   private partial = '';
+  /** Keeps a UTF-8 sequence split between two reads whole. */
+  private readonly decoder = new StringDecoder('utf8');
 
   /**
    * @param maxLines - lines kept
@@ -19,7 +22,7 @@ export class LineRing {
 
   /** Feeds a chunk of the stream. */
   push(chunk: Buffer | string): void {
-    const text = this.partial + chunk.toString();
+    const text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
     const parts = text.split('\n');
     const last = parts.pop() ?? '';
     this.partial = last.length > this.maxLineBytes ? last.slice(0, this.maxLineBytes) : last;
@@ -28,6 +31,7 @@ export class LineRing {
 
   /** Flushes an unterminated last line. */
   end(): void {
+    this.partial += this.decoder.end();
     if (this.partial !== '') this.add(this.partial);
     this.partial = '';
   }

@@ -1,0 +1,153 @@
+// Hardening (issue 7, item 2): floods and overload. A helper broadcasting events as
+// fast as it can must not grow the broker's memory without bound and must lose
+// nothing; calls beyond maxInFlight + maxQueued fail with ERR_BACKPRESSURE, exactly
+// the overflow and nothing else.
+import t from 'tap';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { isBulkheadError, type BulkheadError } from 'bulkhead';
+import { startBroker } from 'bulkhead/testing';
+import { FIXTURES } from './helpers.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const MiB = 1024 * 1024;
+
+const uncaught: unknown[] = [];
+const onUncaught = (err: unknown) => uncaught.push(err);
+process.on('uncaughtException', onUncaught);
+process.on('unhandledRejection', onUncaught);
+t.teardown(() => {
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUncaught);
+});
+
+const FLOOD = 200_000;
+const MAX_IN_FLIGHT = 4;
+const MAX_QUEUED = 16;
+
+const kit = await startBroker({
+  root: FIXTURES,
+  services: [{ name: 'flood', entry: './hardening/flood-service.js', protocol: 'com.test.hardening-flood', maxInFlight: MAX_IN_FLIGHT, maxQueued: MAX_QUEUED, launch: { throttleMs: 0, exitTimeoutMs: 500 } }],
+});
+t.teardown(() => kit.close());
+
+/** Samples memory every 5 ms while `work` runs; returns the peaks above a post-GC baseline. */
+async function measured<T>(work: () => Promise<T>): Promise<{ value: T; heapPeak: number; rssPeak: number; baseline: { heapUsed: number; rss: number } }> {
+  gc();
+  const baseline = process.memoryUsage();
+  let heapPeak = 0;
+  let rssPeak = 0;
+  const sample = () => {
+    const m = process.memoryUsage();
+    heapPeak = Math.max(heapPeak, m.heapUsed - baseline.heapUsed);
+    rssPeak = Math.max(rssPeak, m.rss - baseline.rss);
+  };
+  const timer = setInterval(sample, 5);
+  try {
+    const value = await work();
+    sample();
+    return { value, heapPeak, rssPeak, baseline: { heapUsed: baseline.heapUsed, rss: baseline.rss } };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Counts ticks on a connection and checks they arrive in order, none missing, none doubled. */
+function tickCounter(conn: ReturnType<typeof kit.broker.connect>) {
+  const state = { count: 0, outOfOrder: 0, firstBad: -1 };
+  conn.on('event', (name, payload) => {
+    if (name !== 'tick') return;
+    const { i } = payload as { i: number };
+    if (i !== state.count && state.firstBad < 0) {
+      state.outOfOrder++;
+      state.firstBad = i;
+    }
+    state.count++;
+  });
+  return state;
+}
+
+t.test(`a helper broadcasting ${FLOOD} events: all arrive, in order, on every connection; broker memory bounded`, async (t) => {
+  const a = kit.broker.connect('flood');
+  const b = kit.broker.connect('flood');
+  await a.call('hold', { token: 'warm', ms: 0 });
+  const ta = tickCounter(a);
+  const tb = tickCounter(b);
+  const errors: BulkheadError[] = [];
+  a.on('error', (e) => errors.push(e));
+  const started = performance.now();
+  const { value, heapPeak, rssPeak } = await measured(() => a.call('flood', { n: FLOOD }, { timeoutMs: 60_000 }));
+  const seconds = (performance.now() - started) / 1000;
+  t.equal(value.sent, FLOOD);
+  t.same({ count: ta.count, outOfOrder: ta.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `connection A received all ${FLOOD} ticks in order`);
+  t.same({ count: tb.count, outOfOrder: tb.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, 'connection B too: broadcasts fan out, nothing dropped');
+  t.same(errors, [], 'no event failed validation');
+  t.ok(heapPeak < 64 * MiB, `broker heapUsed peak +${(heapPeak / MiB).toFixed(1)} MiB above its baseline during the flood (bound 64 MiB)`);
+  t.ok(rssPeak < 128 * MiB, `broker rss peak +${(rssPeak / MiB).toFixed(1)} MiB (bound 128 MiB)`);
+  t.comment(`flood: ${FLOOD} events × 2 connections in ${seconds.toFixed(2)} s (${Math.round(FLOOD / seconds)} events/s); broker heap peak +${(heapPeak / MiB).toFixed(1)} MiB, rss peak +${(rssPeak / MiB).toFixed(1)} MiB; helper heap +${(value.heapGrowth / MiB).toFixed(1)} MiB, buffers +${(value.bufferGrowth / MiB).toFixed(1)} MiB, rss +${(value.rssGrowth / MiB).toFixed(1)} MiB`);
+});
+
+t.test('a broker that stops reading for 1 s (a slow listener): nothing is lost, broker memory bounded', async (t) => {
+  const conn = kit.broker.connect('flood');
+  const ticks = tickCounter(conn);
+  let blocked = false;
+  const sub = conn.on('event', () => {
+    if (blocked) return;
+    blocked = true;
+    // A synchronous listener that hogs the broker's thread: the broker reads nothing meanwhile.
+    const until = performance.now() + 1000;
+    while (performance.now() < until) { /* busy */ }
+  });
+  const { value, heapPeak, rssPeak } = await measured(() => conn.call('flood', { n: FLOOD }, { timeoutMs: 60_000 }));
+  sub.dispose();
+  t.same({ count: ticks.count, outOfOrder: ticks.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `all ${FLOOD} ticks arrived in order after the stall`);
+  t.ok(heapPeak < 64 * MiB, `broker heapUsed peak +${(heapPeak / MiB).toFixed(1)} MiB (bound 64 MiB)`);
+  t.ok(rssPeak < 128 * MiB, `broker rss peak +${(rssPeak / MiB).toFixed(1)} MiB (bound 128 MiB)`);
+  // The helper is never told to slow down: ServiceHandle.emit returns nothing, so what the
+  // broker does not read piles up in the helper's write queue. Reported, not asserted here.
+  t.comment(`slow broker: broker heap peak +${(heapPeak / MiB).toFixed(1)} MiB, rss peak +${(rssPeak / MiB).toFixed(1)} MiB; helper heap +${(value.heapGrowth / MiB).toFixed(1)} MiB, buffers +${(value.bufferGrowth / MiB).toFixed(1)} MiB, rss +${(value.rssGrowth / MiB).toFixed(1)} MiB while the broker did not read (emit has no backpressure signal)`);
+});
+
+async function settle(promise: Promise<unknown>): Promise<string> {
+  try {
+    const r = (await promise) as { token: string };
+    return `ok:${r.token}`;
+  } catch (err) {
+    if (isBulkheadError(err)) return err.code;
+    throw err;
+  }
+}
+
+t.test(`calls beyond maxInFlight (${MAX_IN_FLIGHT}) + maxQueued (${MAX_QUEUED}): exactly the overflow gets ERR_BACKPRESSURE`, async (t) => {
+  const conn = kit.broker.connect('flood');
+  await conn.call('hold', { token: 'warm', ms: 0 }); // running: calls go straight to the RpcClient
+  const total = 100;
+  const calls = Array.from({ length: total }, (_, i) => conn.call('hold', { token: `t${i}`, ms: 30 }, { timeoutMs: 30_000 }));
+  t.equal(kit.broker.status('flood').inFlight, MAX_IN_FLIGHT + MAX_QUEUED, 'the helper holds maxInFlight, the queue maxQueued');
+  const outcomes = await Promise.all(calls.map(settle));
+  const accepted = MAX_IN_FLIGHT + MAX_QUEUED;
+  t.same(outcomes.slice(0, accepted), Array.from({ length: accepted }, (_, i) => `ok:t${i}`), `the first ${accepted} calls completed, each with its own token`);
+  t.same(outcomes.slice(accepted), Array.from({ length: total - accepted }, () => 'ERR_BACKPRESSURE'), `the other ${total - accepted} failed with ERR_BACKPRESSURE`);
+  t.equal(kit.broker.status('flood').inFlight, 0, 'nothing left in flight');
+  t.equal(conn.inFlight, 0);
+
+  // Slots free up: the next burst gets the same treatment, not a worse one.
+  const again = await Promise.all(Array.from({ length: accepted + 1 }, (_, i) => settle(conn.call('hold', { token: `u${i}`, ms: 1 }))));
+  t.same(again, [...Array.from({ length: accepted }, (_, i) => `ok:u${i}`), 'ERR_BACKPRESSURE']);
+  t.equal(kit.status('flood').launches, 1, 'overload never cost the helper');
+});
+
+t.test('the in-flight limits are per helper: every connection shares them', async (t) => {
+  const a = kit.broker.connect('flood');
+  const b = kit.broker.connect('flood');
+  const accepted = MAX_IN_FLIGHT + MAX_QUEUED;
+  const fromA = Array.from({ length: accepted }, (_, i) => settle(a.call('hold', { token: `a${i}`, ms: 30 })));
+  const fromB = await settle(b.call('hold', { token: 'b0', ms: 0 }));
+  t.equal(fromB, 'ERR_BACKPRESSURE', 'a second connection finds the shared queue full');
+  t.same(await Promise.all(fromA), Array.from({ length: accepted }, (_, i) => `ok:a${i}`));
+});
+
+t.test('no uncaught exception', async (t) => {
+  t.same(uncaught, []);
+});
