@@ -9,9 +9,15 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { isBulkheadError } from '../errors.js';
+import { registerControl } from './commands/control.js';
+import { registerDaemon } from './commands/daemon.js';
+import { registerIdentity } from './commands/identity.js';
+import { registerLogs } from './commands/logs.js';
+import { registerPs } from './commands/ps.js';
 import { registerTypes } from './commands/types.js';
 import { registerValidate } from './commands/validate.js';
-import { EXIT_CODES, type ExitCode } from './exit-codes.js';
+import { CliExit } from './daemon-client.js';
+import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
 
 /** Builds the program. Parse with `parseAsync`; the exit code lands in `process.exitCode`. */
 export function createProgram(): Command {
@@ -23,13 +29,22 @@ export function createProgram(): Command {
 Examples:
   $ bulkhead validate                                  # check ./protocols, ./sandbox-profiles, ./*.json
   $ bulkhead types protocols/ -o src/generated         # TypeScript types for every protocol
+  $ bulkhead daemon --config bulkhead.json &           # run the services under a daemon
+  $ bulkhead ps                                        # what runs: state, pid, CPU, memory, last exit
+  $ bulkhead logs echo -f                              # what a helper prints, and what the daemon did
+  $ bulkhead kickstart echo --restart
 
-Exit codes:
-  0  ok
-  1  validation problem or usage error (the message says what to fix)
-  2  internal error (a bug in bulkhead: please report it with the printed stack)`);
+Commands that talk to a daemon take --socket, --state-dir (or --config) and --identity;
+the defaults find a per-user daemon started with the same user's defaults.
+
+${EXIT_CODES_HELP}`);
   registerValidate(program, run);
   registerTypes(program, run);
+  registerDaemon(program, run);
+  registerPs(program, run);
+  registerLogs(program, run);
+  registerControl(program, run);
+  registerIdentity(program, run);
   return program;
 }
 
@@ -38,6 +53,11 @@ async function run(work: () => Promise<ExitCode>): Promise<void> {
   try {
     process.exitCode = await work();
   } catch (err) {
+    if (err instanceof CliExit) {
+      process.stderr.write(`bulkhead: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
     if (isBulkheadError(err)) {
       // Coded errors are the user's to fix (bad input), not crashes.
       process.stderr.write(`bulkhead: ${err.message} (${err.code})\n`);

@@ -1,0 +1,80 @@
+/**
+ * `bulkhead kickstart SERVICE [--restart]`, `bulkhead stop SERVICE` and
+ * `bulkhead reload`: steer a running daemon through its control protocol.
+ * @module
+ */
+import type { Command } from 'commander';
+import { addClientOptions, withControl, type DaemonClientOptions } from '../daemon-client.js';
+import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
+
+interface KickstartOptions extends DaemonClientOptions {
+  restart?: boolean;
+  json?: boolean;
+}
+
+interface JsonOption extends DaemonClientOptions {
+  json?: boolean;
+}
+
+/** Long enough for a helper to launch (its launchTimeoutMs defaults to 10 s) or to stop (goodbye, SIGTERM, SIGKILL). */
+const STEER_TIMEOUT_MS = 60_000;
+
+/** Registers `kickstart`, `stop` and `reload` on the program. */
+export function registerControl(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
+  addClientOptions(program
+    .command('kickstart')
+    .summary('start a service now (or restart it with --restart)')
+    .description('Launch SERVICE now if it is not running and wait until it serves; with --restart, stop the running helper first. A service whose crash-loop breaker tripped (state failed) is reset and launched again. Prints the new pid.')
+    .argument('<service>', 'service name, as in `bulkhead ps`')
+    .option('-r, --restart', 'stop the running helper first (like launchctl kickstart -k)')
+    .option('--json', 'print { pid } as JSON'))
+    .addHelpText('after', `
+Examples:
+  $ bulkhead kickstart echo
+  $ bulkhead kickstart echo --restart      # pick up new code
+
+${EXIT_CODES_HELP}`)
+    .action((service: string, options: KickstartOptions) => run(() => withControl(options, async (control) => {
+      const result = (await control.call('kickstart', { name: service, ...(options.restart === true ? { restart: true } : {}) }, { timeoutMs: STEER_TIMEOUT_MS })) as { pid: number | null };
+      process.stdout.write(options.json === true ? `${JSON.stringify(result)}\n` : `${service}: running, pid ${result.pid ?? '-'}\n`);
+      return EXIT_CODES.ok;
+    })));
+
+  addClientOptions(program
+    .command('stop')
+    .summary('stop a service\'s helper (the next call launches it again)')
+    .description('Stop SERVICE\'s running helper gracefully: goodbye (it finishes calls in flight), then SIGTERM, then SIGKILL after the manifest\'s exitTimeoutMs. The service stays registered: the next call, kickstart or keep-alive launches it again.')
+    .argument('<service>', 'service name, as in `bulkhead ps`')
+    .option('--json', 'print { stopped } as JSON'))
+    .addHelpText('after', `
+Examples:
+  $ bulkhead stop echo
+
+${EXIT_CODES_HELP}`)
+    .action((service: string, options: JsonOption) => run(() => withControl(options, async (control) => {
+      const result = (await control.call('stop', { name: service }, { timeoutMs: STEER_TIMEOUT_MS })) as { stopped: boolean };
+      process.stdout.write(options.json === true ? `${JSON.stringify(result)}\n` : result.stopped ? `${service}: stopped\n` : `${service}: was not running\n`);
+      return EXIT_CODES.ok;
+    })));
+
+  addClientOptions(program
+    .command('reload')
+    .summary('re-read the daemon\'s config file')
+    .description('Make the daemon re-read its config file: services that are new are registered, removed ones are stopped and unregistered, changed ones are stopped and registered again. Running, unchanged services are not touched. An error in the config is reported with its file and JSON pointer (exit 1); check with `bulkhead validate` first.')
+    .option('--json', 'print { added, removed, replaced } as JSON'))
+    .addHelpText('after', `
+Examples:
+  $ bulkhead reload
+  $ bulkhead validate bulkhead.json && bulkhead reload
+
+${EXIT_CODES_HELP}`)
+    .action((options: JsonOption) => run(() => withControl(options, async (control) => {
+      const result = (await control.call('reload', {}, { timeoutMs: STEER_TIMEOUT_MS })) as { added: string[]; removed: string[]; replaced: string[] };
+      if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else {
+        const list = (names: string[]) => (names.length === 0 ? '-' : names.join(', '));
+        process.stdout.write(`added: ${list(result.added)}\nremoved: ${list(result.removed)}\nreplaced: ${list(result.replaced)}\n`);
+      }
+      return EXIT_CODES.ok;
+    })));
+}

@@ -1,0 +1,158 @@
+/**
+ * `bulkhead ps` (one table, or `--json`) and `bulkhead top` / `ps --watch`
+ * (the table refreshed in place, with the daemon's latest events under it).
+ * @module
+ */
+import { Option, type Command } from 'commander';
+import type { Connection } from '../../connection/connection.js';
+import type { ServiceStatus } from '../../broker/service-supervisor.js';
+import type { LogQueryResult } from '../../daemon/log-store.js';
+import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
+import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
+import { colors, formatDuration, formatLogEntry, statusTable, type Colors } from '../format.js';
+
+interface PsOptions extends DaemonClientOptions {
+  json?: boolean;
+  watch?: boolean;
+  interval: string;
+  count?: string;
+  color?: boolean;
+}
+
+/** Daemon events shown under the table by `top`. */
+const LATEST_EVENTS = 6;
+
+/** What the `list` control method answers. */
+interface ListResult {
+  services: ServiceStatus[];
+  daemon: { pid: number; socketPath: string; startedAt: number };
+}
+
+const COLUMNS_HELP = `
+Columns:
+  NAME, STATE    service and its state: idle, launching, running, stopping, throttled, failed
+  PID, UPTIME    the running helper (outermost process when sandboxed) and how long it has run
+  LAUNCHES       launch attempts since the daemon started; CRASHES: exits nobody asked for
+  LAST EXIT      how the last helper ended: exit code or signal, and why when known (e.g. memory limit)
+  CPU%, RSS      CPU (percent of one core, since the previous look; the first look averages over the
+                 helper's life) and resident memory of the helper's whole process tree, from /proc
+  CALLS          calls the running helper answered; INFLIGHT: calls it is working on now
+  NEXT RUN       next scheduled run (launch.schedule)
+  SANDBOX        profile and how many of its rules this host enforces (e.g. pure-compute 13/13)`;
+
+/** Registers `ps` and `top` on the program. */
+export function registerPs(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
+  const ps = addClientOptions(program
+    .command('ps')
+    .summary('list services: state, pid, uptime, crashes, last exit, CPU, memory, calls, sandbox')
+    .description('Show every service of a running daemon: one row each. With --watch (or as `bulkhead top`), refresh in place.')
+    .option('--json', 'print the status objects as JSON (the same objects as broker.status() in an embedded broker)')
+    .option('-w, --watch', 'refresh every --interval until interrupted (same as `bulkhead top`)')
+    .addOption(new Option('-i, --interval <ms>', 'refresh interval for --watch, in ms').default('2000'))
+    .addOption(new Option('-n, --count <frames>', 'with --watch: stop after this many frames'))
+    .option('--no-color', 'no colours, even on a terminal'))
+    .addHelpText('after', `${COLUMNS_HELP}
+
+Examples:
+  $ bulkhead ps                                    # the daemon at the default socket, as admin
+  $ bulkhead ps --json | jq '.[] | {name, state, rssBytes}'
+  $ bulkhead ps --socket /run/bulkhead/bulkhead.sock --identity ops --identity-dir ~/.bulkhead
+  $ bulkhead ps --config bulkhead.json             # socket and state dir from the config's "daemon" section
+
+${EXIT_CODES_HELP}`)
+    .action((options: PsOptions) => run(() => options.watch === true ? watch(options) : once(options)));
+  void ps;
+
+  addClientOptions(program
+    .command('top')
+    .summary('the ps table, refreshed live, with the latest daemon events')
+    .description('Refresh the ps table every --interval ms (in place on a terminal; frames separated by a blank line otherwise), with the daemon\'s latest events (launch, exit, throttle, denial) under it. Ctrl-C to quit.')
+    .addOption(new Option('-i, --interval <ms>', 'refresh interval in ms').default('2000'))
+    .addOption(new Option('-n, --count <frames>', 'stop after this many frames (for scripts and tests)'))
+    .option('--no-color', 'no colours, even on a terminal'))
+    .addHelpText('after', `${COLUMNS_HELP}
+
+Examples:
+  $ bulkhead top
+  $ bulkhead top -i 500                            # twice a second
+  $ bulkhead top -n 1 --no-color > frame.txt       # one frame, for a bug report
+
+${EXIT_CODES_HELP}`)
+    .action((options: PsOptions) => run(() => watch(options)));
+}
+
+async function once(options: PsOptions): Promise<ExitCode> {
+  return withControl(options, async (control) => {
+    const list = (await control.call('list', {})) as ListResult;
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify(list.services, null, 2)}\n`);
+    } else {
+      const c = colors(options.color !== false && process.stdout.isTTY === true ? undefined : false);
+      process.stdout.write(`${statusTable(list.services, { colors: c })}\n`);
+    }
+    return EXIT_CODES.ok;
+  });
+}
+
+function positiveInt(text: string | undefined, option: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new CliExit(EXIT_CODES.invalid, `${option} must be a positive integer, got ${JSON.stringify(text)}.`);
+  }
+  return n;
+}
+
+async function watch(options: PsOptions): Promise<ExitCode> {
+  const interval = Math.max(100, positiveInt(options.interval, '--interval', 2000));
+  const count = options.count === undefined ? Infinity : positiveInt(options.count, '--count', 1);
+  const tty = process.stdout.isTTY === true;
+  const c = colors(options.color !== false && tty ? undefined : false);
+  let stop = false;
+  let wake: (() => void) | undefined;
+  const onSignal = () => {
+    stop = true;
+    wake?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await withControl(options, async (control, client) => {
+      for (let frame = 1; frame <= count && !stop; frame++) {
+        const text = await renderFrame(control, client.socketPath, c);
+        // On a terminal: home the cursor and clear, so the table refreshes in place.
+        process.stdout.write(tty ? `\x1b[H\x1b[2J${text}\n` : `${frame > 1 ? '\n' : ''}${text}\n`);
+        if (frame === count || stop) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, interval);
+        });
+      }
+      return EXIT_CODES.ok;
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** One frame of `top`: a header line, the table, the last few daemon events. */
+async function renderFrame(control: Connection, socketPath: string, c: Colors): Promise<string> {
+  const [list, events] = await Promise.all([
+    control.call('list', {}) as Promise<ListResult>,
+    control.call('logs', { limit: 50, events: true }) as Promise<LogQueryResult>,
+  ]);
+  const now = Date.now();
+  const counts = new Map<string, number>();
+  for (const s of list.services) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+  const summary = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
+  const header = `${c.bold('bulkhead top')}  ${new Date(now).toLocaleTimeString()}  daemon pid ${list.daemon.pid} on ${socketPath}, up ${formatDuration(now - list.daemon.startedAt)}  ${list.services.length} services${summary === '' ? '' : `: ${summary}`}`;
+  const lines = [header, '', statusTable(list.services, { now, colors: c })];
+  // Client connections are routine; what a watcher wants is launches, exits, throttling, denials.
+  const latest = events.entries.filter((e) => e.data?.['event'] !== 'connect').slice(-LATEST_EVENTS);
+  if (latest.length > 0) {
+    lines.push('', c.bold('Latest events'));
+    for (const entry of latest) lines.push(`  ${formatLogEntry(entry, c)}`);
+  }
+  return lines.join('\n');
+}
