@@ -1,13 +1,62 @@
 /**
- * `npm run bench`: runs every benchmark and writes bench/results/<name>.json.
+ * `npm run bench`: every scenario (or those named on the command line), then
+ * one table of the issue's targets and where we stand. Results go to
+ * bench/results/<scenario>.json and bench/results/summary.json.
+ *
+ *   npm run bench                       # full run (< 5 min on 2 cores)
+ *   BENCH_QUICK=1 npm run bench         # ~1-minute smoke run
+ *   node dist/bench/run.js payloads     # one scenario (after npm run build)
+ * @module
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { runDaemonVsEmbedded } from './daemon-vs-embedded.js';
-import { runQuickEcho } from './quick-echo.js';
+import { CONFIG } from './common/config.js';
+import { RESULTS_DIR, machine, printTable, type ScenarioResult, type TargetRow } from './common/report.js';
+import { runDaemon } from './scenarios/daemon.js';
+import { runEvents } from './scenarios/events.js';
+import { runLaunch } from './scenarios/launch.js';
+import { runMemory } from './scenarios/memory.js';
+import { runPayloads } from './scenarios/payloads.js';
+import { runSmallCalls } from './scenarios/small-calls.js';
 
-const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-mkdirSync(RESULTS, { recursive: true });
-const echo = await runQuickEcho();
-writeFileSync(`${RESULTS}quick-echo.json`, `${JSON.stringify(echo, null, 2)}\n`);
-writeFileSync(`${RESULTS}daemon-vs-embedded.json`, `${JSON.stringify(await runDaemonVsEmbedded(), null, 2)}\n`);
+const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
+  'small-calls': runSmallCalls,
+  payloads: runPayloads,
+  events: runEvents,
+  launch: runLaunch,
+  daemon: runDaemon,
+  memory: runMemory,
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) {
+  if (!(name in SCENARIOS)) {
+    console.error(`unknown scenario "${name}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    process.exit(2);
+  }
+}
+const start = machine();
+const began = performance.now();
+console.log(`bulkhead bench${CONFIG.quick ? ' (BENCH_QUICK)' : ''}: ${start.date}, node ${start.node}, ${start.cores} × ${start.model}, load ${start.loadAtStart.join(' ')}, cbor-x native ${start.cborNativeAcceleration ? 'on' : 'OFF'}`);
+const targets: TargetRow[] = [];
+const failures: string[] = [];
+for (const [name, run] of Object.entries(SCENARIOS)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  const t0 = performance.now();
+  try {
+    const result = await run();
+    targets.push(...result.targets);
+    console.log(`  (${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  } catch (err) {
+    failures.push(name);
+    console.error(`scenario ${name} failed: ${(err as Error).stack ?? String(err)}`);
+  }
+}
+const seconds = (performance.now() - began) / 1000;
+console.log(`\n== Targets of issue 9 (${start.date.slice(0, 10)}, ${start.cores} × ${start.model}, node ${start.node}, load at start ${start.loadAtStart.join(' ')}, ${seconds.toFixed(0)} s)`);
+printTable(['scenario', 'target', 'status', 'measured'], targets.map((t) => [t.scenario, t.target, t.met === null ? 'info' : t.met ? 'MET' : 'NOT MET', t.measured]), true);
+mkdirSync(RESULTS_DIR, { recursive: true });
+writeFileSync(`${RESULTS_DIR}summary.json`, `${JSON.stringify({ ...start, seconds: Math.round(seconds), config: CONFIG, failures, targets }, null, 2)}\n`);
+if (failures.length > 0) {
+  console.error(`failed scenarios: ${failures.join(', ')}`);
+  process.exitCode = 1;
+}

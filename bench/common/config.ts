@@ -1,0 +1,49 @@
+/**
+ * Round counts and sizes of every scenario, from the environment.
+ * `BENCH_QUICK=1` gives a ~1-minute smoke run; any count can be set on its
+ * own with `BENCH_<NAME>=<n>` (e.g. `BENCH_ROUNDS=7`), which wins over both.
+ * @module
+ */
+
+/** True for the short smoke run. */
+export const QUICK = process.env['BENCH_QUICK'] === '1';
+
+function count(name: string, full: number, quick: number): number {
+  const raw = process.env[`BENCH_${name}`];
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_${name} must be a positive integer, got ${raw}`);
+    return n;
+  }
+  return QUICK ? quick : full;
+}
+
+/** Every knob, resolved once. Recorded in each result file. */
+export const CONFIG = {
+  quick: QUICK,
+  /** Interleaved rounds of the message scenarios (small calls, payloads, events, daemon). */
+  rounds: count('ROUNDS', 5, 3),
+  /** Sequential calls per round and transport for the latency percentiles. */
+  sequential: count('SEQUENTIAL', 10_000, 2_000),
+  /** Sequential calls per round for gRPC (≈8× slower per call). */
+  grpcSequential: count('GRPC_SEQUENTIAL', 2_000, 500),
+  /** Pipelined calls per round and transport. */
+  pipelined: count('PIPELINED', 60_000, 15_000),
+  /** Pipelined calls per round for gRPC. */
+  grpcPipelined: count('GRPC_PIPELINED', 6_000, 2_000),
+  /** Calls in flight during the pipelined runs. */
+  window: count('WINDOW', 256, 256),
+  /** Warm-up calls per transport before the first round. */
+  warmup: count('WARMUP', 3_000, 1_000),
+  /** Payload bytes echoed per round, size and transport (at least 3 echoes). */
+  payloadBytes: count('PAYLOAD_BYTES', 48 * 1024 * 1024, 16 * 1024 * 1024),
+  /** Events per burst, per round and transport. */
+  events: count('EVENTS', 50_000, 10_000),
+  /** Launches per variant for cold launch and relaunch (the issue asks for ≥ 10). */
+  launches: count('LAUNCHES', 11, 4),
+  /** Sequential calls per round in the daemon-vs-embedded comparison. */
+  daemonCalls: count('DAEMON_CALLS', 5_000, 1_500),
+  /** Services registered and connections opened in the memory scenario. */
+  memoryServices: count('MEMORY_SERVICES', 100, 100),
+  memoryConnections: count('MEMORY_CONNECTIONS', 1_000, 1_000),
+} as const;

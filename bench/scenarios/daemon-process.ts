@@ -1,0 +1,25 @@
+/**
+ * The daemon of the daemon scenario, in a process of its own (as `bulkhead
+ * daemon` would be): starts a Daemon serving the bench echo service, issues a
+ * client identity, and sends `{ socketPath, identity }` to its parent over
+ * IPC. Exits when the parent disconnects.
+ * @module
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Daemon } from '../../lib/daemon/daemon.js';
+import { FIXTURES } from '../common/report.js';
+import { BENCH_LAUNCH } from '../common/transports.js';
+
+const work = mkdtempSync(join(tmpdir(), 'bulkhead-bench-daemon-'));
+const config = join(work, 'bulkhead.json');
+writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.bench.echo', clients: ['bench'], launch: BENCH_LAUNCH }] }));
+const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
+process.send!({ socketPath: daemon.socketPath, identity: daemon.ca.issue('bench') });
+process.on('disconnect', () => {
+  void daemon.close().finally(() => {
+    rmSync(work, { recursive: true, force: true });
+    process.exit(0);
+  });
+});

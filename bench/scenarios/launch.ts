@@ -1,0 +1,281 @@
+/**
+ * Launch costs, per shipped sandbox profile and unsandboxed:
+ * - probe: spawn → first byte on fd 3 from a one-line node script, launched
+ *   exactly as the broker would launch the helper (same planLaunch wrappers,
+ *   binds, env, cwd). This is "bare node start + sandbox layers".
+ * - cold: an on-demand launch, from `connection.call()` to its reply (the
+ *   helper was stopped before; not timed): planning, spawn, the helper's
+ *   start-up, hello, lazy schema compile, the call itself.
+ * - relaunch: SIGKILL the running helper, call again at once (retrying the
+ *   ERR_INTERRUPTED the first call may get) until a reply arrives.
+ * - with `launch.prewarm` (when this build of bulkhead has it): the same cold
+ *   and relaunch figures with a spare helper waiting.
+ * Variants are interleaved round by round.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { Broker, SERVICE_MANIFEST_SCHEMA, isBulkheadError, type Connection, type ServiceManifest } from 'bulkhead';
+import { runtimeReadPaths } from '../../lib/broker/package-paths.js';
+import { planLaunch, type SandboxLaunchInput } from '../../lib/sandbox/index.js';
+import { readFileSync } from 'node:fs';
+import { CONFIG } from '../common/config.js';
+import { nodePidOf, processTree, rssOf } from '../common/proc.js';
+import { FIXTURES, fmt, heading, machine, printTable, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
+import { median, spread, type Spread } from '../common/stats.js';
+import { BENCH_LAUNCH, BENCH_MAX_FRAME_BYTES, MESSAGE } from '../common/transports.js';
+
+const NAME = 'launch';
+const PROFILES = ['none', 'pure-compute', 'no-network', 'network-client', 'fs-reader'] as const;
+type Profile = (typeof PROFILES)[number];
+const PREWARM_PROFILES = ['none', 'pure-compute'] as const;
+const PROTOCOL_FILE = `${FIXTURES}protocols/com.bench.echo.json`;
+const SHIPPED = new URL('../../../sandbox-profiles/', import.meta.url);
+
+/** True when this build's manifest schema has `launch.prewarm`. */
+export function hasPrewarm(): boolean {
+  const launch = (SERVICE_MANIFEST_SCHEMA.properties as Record<string, { properties?: Record<string, unknown> }>)['launch'];
+  return launch?.properties?.['prewarm'] !== undefined;
+}
+
+/** spawn → first byte on fd 3, launched the way the broker launches a helper under `profile`. */
+async function probe(profile: Profile): Promise<{ ms: number; planMs: number }> {
+  const input: SandboxLaunchInput = {
+    service: `probe-${profile}`,
+    entry: `${FIXTURES}first-byte.js`,
+    serviceDir: FIXTURES.replace(/\/$/, ''),
+    implicitReads: [...runtimeReadPaths(), PROTOCOL_FILE],
+    nodePath: process.execPath,
+    nodeArgs: [],
+    env: {},
+    profile: profile === 'none' ? undefined : { name: profile, document: JSON.parse(readFileSync(new URL(`${profile}.json`, SHIPPED), 'utf8')) as unknown },
+    paths: { root: FIXTURES.replace(/\/$/, ''), data: FIXTURES.replace(/\/$/, '') },
+  };
+  const planStart = performance.now();
+  const plan = await planLaunch(input);
+  const planMs = performance.now() - planStart;
+  try {
+    const ms = await new Promise<number>((resolve, reject) => {
+      const start = performance.now();
+      const child = spawn(plan.command, plan.args, { env: plan.env, cwd: plan.cwd, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += String(d)));
+      const fd3 = child.stdio[3] as Socket;
+      let elapsed: number | undefined;
+      fd3.once('data', () => {
+        elapsed = performance.now() - start;
+        fd3.end();
+      });
+      fd3.on('error', () => {});
+      child.once('exit', (code) => (elapsed !== undefined ? resolve(elapsed) : reject(new Error(`probe under ${profile} exited ${code} before its first byte: ${stderr.slice(0, 500)}`))));
+    });
+    return { ms, planMs };
+  } finally {
+    await plan.cleanup();
+  }
+}
+
+interface Service {
+  profile: Profile;
+  prewarm: boolean;
+  name: string;
+  connection: Connection;
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+function sparePid(broker: Broker, name: string): number | null {
+  return (broker.status(name) as { sparePid?: number | null }).sparePid ?? null;
+}
+
+/** When prewarm is on, wait until a spare is waiting (what a user's next launch would find after an idle moment). */
+async function spareReady(broker: Broker, s: Service): Promise<void> {
+  if (s.prewarm) await waitFor(`a prewarmed spare of ${s.name}`, () => sparePid(broker, s.name) !== null);
+}
+
+async function cold(broker: Broker, s: Service): Promise<{ ms: number; rss: number }> {
+  await broker.stop(s.name);
+  await spareReady(broker, s);
+  const launches = broker.status(s.name).launches;
+  const start = performance.now();
+  await s.connection.call('echo', MESSAGE);
+  const ms = performance.now() - start;
+  const status = broker.status(s.name);
+  if (status.launches === launches && !s.prewarm) throw new Error(`${s.name}: the call did not launch the helper`);
+  // The node process itself (sandbox wrappers add a little; see spare RSS for a whole tree).
+  return { ms, rss: rssOf(nodePidOf(status.pid!)) };
+}
+
+async function relaunch(broker: Broker, s: Service): Promise<{ ms: number; exitMs: number; retries: number; stale: number }> {
+  await spareReady(broker, s);
+  const pid = broker.status(s.name).pid;
+  let exitMs = Number.NaN;
+  const start = performance.now();
+  const sub = broker.on('exit', (service) => {
+    if (service === s.name && Number.isNaN(exitMs)) exitMs = performance.now() - start;
+  });
+  try {
+    broker.kill(s.name, 'SIGKILL');
+    let retries = 0;
+    // Replies from the killed helper: under bubblewrap the signal reaches the
+    // outer wrapper's process group, and node (in the sandbox's own pid
+    // namespace) may answer once more before it dies with it.
+    let stale = 0;
+    for (;;) {
+      if (retries + stale > 1000) throw new Error(`${s.name}: no reply from a new helper after ${retries} interrupted calls and ${stale} replies from the old one`);
+      try {
+        await s.connection.call('echo', MESSAGE);
+        if (broker.status(s.name).pid !== pid) break;
+        stale++;
+      } catch (err) {
+        if (!isBulkheadError(err) || err.code !== 'ERR_INTERRUPTED') throw err;
+        retries++;
+      }
+    }
+    return { ms: performance.now() - start, exitMs, retries, stale };
+  } finally {
+    sub.dispose();
+  }
+}
+
+/** Runs the scenario. */
+export async function runLaunch(): Promise<ScenarioResult> {
+  const start = machine();
+  const prewarm = hasPrewarm();
+  heading(`launch: ${CONFIG.launches} interleaved launches per variant; profiles ${PROFILES.join(', ')}; prewarm ${prewarm ? 'available' : 'not in this build'}`);
+  const broker = new Broker({ root: FIXTURES, maxFrameBytes: BENCH_MAX_FRAME_BYTES });
+  try {
+    const services: Service[] = [];
+    for (const withSpare of prewarm ? [false, true] : [false]) {
+      // Prewarm is measured unsandboxed and in the strictest profile: enough to see what it buys, at half the time.
+      for (const profile of withSpare ? PREWARM_PROFILES : PROFILES) {
+        const name = `echo-${profile}${withSpare ? '-prewarm' : ''}`;
+        const manifest: ServiceManifest = {
+          name,
+          entry: './echo-service.js',
+          protocol: 'com.bench.echo',
+          launch: { ...BENCH_LAUNCH, ...(withSpare ? { prewarm: true } : {}) } as ServiceManifest['launch'],
+          ...(profile === 'none' ? {} : { sandbox: profile }),
+          ...(profile === 'fs-reader' ? { sandboxPaths: { data: '.' } } : {}),
+        };
+        broker.register(manifest);
+        services.push({ profile, prewarm: withSpare, name, connection: broker.connect(name) });
+      }
+    }
+    // Warm-up: one launch of everything (host probe, page cache), and one probe per profile.
+    for (const s of services) await s.connection.call('echo', MESSAGE);
+    for (const p of PROFILES) await probe(p);
+
+    const probeMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
+    const planMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
+    const coldMs = new Map<Service, number[]>(services.map((s) => [s, []]));
+    const rss = new Map<Service, number[]>(services.map((s) => [s, []]));
+    const relaunchMs = new Map<Service, number[]>(services.map((s) => [s, []]));
+    const exitMs = new Map<Service, number[]>(services.map((s) => [s, []]));
+    const retries = new Map<Service, number[]>(services.map((s) => [s, []]));
+    const stale = new Map<Service, number[]>(services.map((s) => [s, []]));
+    for (let round = 0; round < CONFIG.launches; round++) {
+      const rot = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round) % xs.length]!);
+      for (const p of rot(PROFILES)) {
+        const r = await probe(p);
+        probeMs.get(p)!.push(r.ms);
+        planMs.get(p)!.push(r.planMs);
+      }
+      for (const s of rot(services)) {
+        const c = await cold(broker, s);
+        coldMs.get(s)!.push(c.ms);
+        rss.get(s)!.push(c.rss);
+        const r = await relaunch(broker, s);
+        relaunchMs.get(s)!.push(r.ms);
+        exitMs.get(s)!.push(r.exitMs);
+        retries.get(s)!.push(r.retries);
+        stale.get(s)!.push(r.stale);
+      }
+      process.stdout.write(`  round ${round + 1}/${CONFIG.launches} done\n`);
+    }
+    const spareRss: Record<string, number> = {};
+    if (prewarm) {
+      for (const s of services.filter((x) => x.prewarm)) {
+        await spareReady(broker, s);
+        const pid = sparePid(broker, s.name)!;
+        // A sandboxed spare is wrappers around node: wait until node is there to count it too.
+        if (s.profile !== 'none') await waitFor(`node inside the spare of ${s.name}`, () => nodePidOf(pid) !== pid);
+        spareRss[s.name] = processTree(pid).reduce((sum, p) => sum + rssOf(p), 0);
+      }
+    }
+
+    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; helperRssMiB: Spread; overProbeMs: number; spareRssMiB?: number }> }> = {};
+    const rows: string[][] = [];
+    const targets: TargetRow[] = [];
+    for (const p of PROFILES) {
+      const pm = spread(probeMs.get(p)!);
+      summary[p] = { probeMs: pm, planMs: spread(planMs.get(p)!), variants: {} };
+      for (const s of services.filter((x) => x.profile === p)) {
+        const c = spread(coldMs.get(s)!);
+        const r = spread(relaunchMs.get(s)!);
+        const over = c.median - pm.median;
+        const v = {
+          coldMs: c,
+          relaunchMs: r,
+          killToExitEventMs: spread(exitMs.get(s)!),
+          retries: spread(retries.get(s)!),
+          staleReplies: spread(stale.get(s)!),
+          helperRssMiB: spread(rss.get(s)!.map((b) => b / 2 ** 20)),
+          overProbeMs: over,
+          ...(s.prewarm ? { spareRssMiB: (spareRss[s.name] ?? Number.NaN) / 2 ** 20 } : {}),
+        };
+        summary[p].variants[s.prewarm ? 'prewarm' : 'plain'] = v;
+        rows.push([
+          `${p}${s.prewarm ? ' + prewarm' : ''}`,
+          `${fmt(pm.median)} [${fmt(pm.min)}–${fmt(pm.max)}]`,
+          `${fmt(c.median)} [${fmt(c.min)}–${fmt(c.max)}]`,
+          `${over >= 0 ? '+' : ''}${fmt(over)}`,
+          `${fmt(r.median)} [${fmt(r.min)}–${fmt(r.max)}]`,
+          fmt(v.killToExitEventMs.median),
+          fmt(v.helperRssMiB.median, 0),
+          s.prewarm ? fmt(v.spareRssMiB ?? Number.NaN, 0) : '',
+        ]);
+        if (!s.prewarm) {
+          targets.push({
+            scenario: NAME,
+            target: `cold launch → first reply ≤ bare node + sandbox + 15 ms (${p === 'none' ? 'unsandboxed' : p})`,
+            measured: `+${fmt(over)} ms (${fmt(c.median)} vs probe ${fmt(pm.median)} ms)`,
+            met: over <= 15,
+          });
+        }
+      }
+    }
+    // Prewarm target: ≤ 10 ms p50 for on-demand launch and relaunch.
+    const byProfile = (pw: boolean, p: Profile) => services.find((s) => s.prewarm === pw && s.profile === p)!;
+    for (const p of ['none', 'pure-compute'] as const) {
+      const s = prewarm ? byProfile(true, p) : byProfile(false, p);
+      const c = median(coldMs.get(s)!);
+      const r = median(relaunchMs.get(s)!);
+      const tag = p === 'none' ? 'unsandboxed' : p;
+      targets.push({
+        scenario: NAME,
+        target: `prewarm: on-demand launch → first reply ≤ 10 ms p50 (${tag})`,
+        measured: prewarm ? `${fmt(c)} ms (spare ${fmt(summary[p]!.variants['prewarm']!.spareRssMiB ?? Number.NaN, 0)} MiB RSS)` : `no prewarm in this build; without it ${fmt(c)} ms`,
+        met: prewarm ? c <= 10 : false,
+      });
+      targets.push({
+        scenario: NAME,
+        target: `prewarm: relaunch after SIGKILL → first reply ≤ 10 ms p50 (${tag})`,
+        measured: prewarm ? `${fmt(r)} ms` : `no prewarm in this build; without it ${fmt(r)} ms`,
+        met: prewarm ? r <= 10 : false,
+      });
+    }
+    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe', 'relaunch ms', 'kill→exit evt', 'helper RSS MiB', 'spare MiB'], rows);
+    console.log('  medians [min–max] of the launches; probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first successful reply (throttleMs 0).');
+    writeResult(NAME, start, { prewarmAvailable: prewarm, summary });
+    return { name: NAME, data: { summary }, targets };
+  } finally {
+    await broker.close();
+  }
+}
