@@ -1,16 +1,18 @@
 /**
- * The entry of a prewarmed spare helper: node has started, the sandbox is in
- * place and bulkhead's runtime is loaded; it waits on fd 3 for the broker's
- * "go", then imports the service's own entry module (BULKHEAD_ENTRY), whose
- * serve() takes over the same socket. A relaunch then costs only the service
- * module's own start-up.
+ * The entry of a prewarmed spare helper: node starts inside the sandbox, loads
+ * bulkhead's runtime and imports the service's own entry module
+ * (BULKHEAD_ENTRY), whose serve() loads the protocol and validators but does
+ * not answer yet. The spare then tells the broker it is warm and waits on fd 3
+ * for "go", on which serve() takes over the socket. A launch from a spare then
+ * costs a hello, not a start-up. The module's top level runs when the spare
+ * starts, before it is needed (docs/launch-policies.md says so).
  * @module
  */
 import { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { handOverBrokerSocket } from './service.js';
-import { decodeItem } from './wire/codec.js';
-import { FrameDecoder } from './wire/frame-decoder.js';
+import { deferServeUntilHandover, handOverBrokerSocket } from './service.js';
+import { decodeItem, encodeItem } from './wire/codec.js';
+import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
 
 const entry = process.env['BULKHEAD_ENTRY'];
 if (entry === undefined || entry === '') {
@@ -19,9 +21,23 @@ if (entry === undefined || entry === '') {
 }
 
 const socket = new Socket({ fd: 3, readable: true, writable: true });
-const decoder = new FrameDecoder(1024);
 // The broker closing fd 3 before "go" means the spare is not needed.
 socket.once('close', () => process.exit(0));
+socket.pause();
+
+// The service module loads now; its serve() prepares the protocol and waits for the socket.
+deferServeUntilHandover();
+try {
+  await import(pathToFileURL(entry).href);
+} catch (err) {
+  // Not a usable spare: the broker sees it die and launches plainly, which reports this properly.
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(70);
+}
+// Tell the broker this spare is warm: node, its sandbox and the service module are loaded.
+socket.write(encodeFrame(encodeItem({ t: 'warm' })));
+
+const decoder = new FrameDecoder(1024);
 socket.on('data', function onData(chunk: Buffer) {
   let frames: Buffer[];
   try {
@@ -37,8 +53,5 @@ socket.on('data', function onData(chunk: Buffer) {
   socket.removeAllListeners('close');
   socket.pause();
   handOverBrokerSocket(socket);
-  import(pathToFileURL(entry).href).catch((err: unknown) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  });
 });
+socket.resume();

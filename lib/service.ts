@@ -19,6 +19,7 @@ import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
 import { loadPrecompiledValidators, VALIDATORS_ENV } from './protocol/precompiled.js';
 import { loadProtocolFile } from './protocol/registry.js';
+import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { encodeEnvelope } from './wire/envelope.js';
 import { FramedChannel } from './wire/framed-channel.js';
@@ -76,10 +77,25 @@ let served = false;
 
 /** fd 3, when a prewarmed spare already opened it (see lib/prewarm.ts). */
 let handedOver: Socket | undefined;
+/** In a prewarmed spare: serve() prepares everything but waits for the socket. */
+let waitForHandover = false;
+/** serve()'s start, when it ran in a spare before activation. */
+let startServing: ((socket: Socket) => void) | undefined;
 
-/** @internal Used by the prewarm entry: serve() takes this socket instead of opening fd 3. */
+/**
+ * @internal Used by the prewarm entry before it imports the service module:
+ * serve() then loads the protocol and validators at once but starts
+ * answering only on {@link handOverBrokerSocket}.
+ */
+export function deferServeUntilHandover(): void {
+  waitForHandover = true;
+}
+
+/** @internal Used by the prewarm entry on activation: serve() takes this socket instead of opening fd 3. */
 export function handOverBrokerSocket(socket: Socket): void {
-  handedOver = socket;
+  waitForHandover = false;
+  if (startServing !== undefined) startServing(socket);
+  else handedOver = socket;
 }
 
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
@@ -169,23 +185,57 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
     // Tell the broker why before going: it reports this code instead of a bare launch failure.
     try {
-      writeSync(3, encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
+      // (A spare's fd 3 still belongs to the prewarm entry: it just dies, and a plain launch reports this.)
+      if (!waitForHandover) writeSync(3, encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
     } catch {
       // fd 3 is not usable; the thrown error below still explains it on stderr.
     }
     throw error;
   }
-  let socket: Socket;
-  try {
-    socket = handedOver ?? new Socket({ fd: 3, readable: true, writable: true });
-  } catch (err) {
-    throw bulkheadError('ERR_LAUNCH_FAILED', `fd 3 is not the broker's socket (${(err as Error).message}); helpers must be launched by a bulkhead broker.`, {}, err);
-  }
   served = true;
+  let server: RpcServer | undefined;
+  /** Events emitted in a spare before activation, sent once it serves. */
+  const early: Array<[string, unknown]> = [];
+  const start = (socket: Socket): void => {
+    server = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options);
+    for (const [name, payload] of early.splice(0)) server.broadcast(name, payload);
+  };
+  if (waitForHandover) startServing = start;
+  else {
+    let socket: Socket;
+    try {
+      socket = handedOver ?? new Socket({ fd: 3, readable: true, writable: true });
+    } catch (err) {
+      throw bulkheadError('ERR_LAUNCH_FAILED', `fd 3 is not the broker's socket (${(err as Error).message}); helpers must be launched by a bulkhead broker.`, {}, err);
+    }
+    start(socket);
+  }
+  return {
+    protocol,
+    emit: (name, payload) => {
+      if (server !== undefined) server.broadcast(name, payload);
+      else if (early.length < MAX_EARLY_EVENTS) early.push([name, payload]);
+      else process.stderr.write(`bulkhead: event "${name}" dropped: ${MAX_EARLY_EVENTS} events are already waiting for this prewarmed helper's activation.\n`);
+    },
+    get inFlight() {
+      return server?.inFlight ?? 0;
+    },
+    keepAlive: () => {
+      if (server === undefined) throw bulkheadError('ERR_INVALID_OPTION', 'keepAlive() before this prewarmed helper was activated; call it from a handler or after the first call.');
+      return server.openTransaction();
+    },
+  };
+}
+
+/** Events a spare keeps from before its activation (beyond that, they are dropped). */
+const MAX_EARLY_EVENTS = 1024;
+
+/** Answers calls on the broker's socket: what serve() does once it has fd 3. */
+function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions): RpcServer {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
   const channel = new FramedChannel(socket, maxFrameBytes === undefined ? {} : { maxFrameBytes });
   let exiting = false;
-  const server: RpcServer = new RpcServer(channel, compiled, handlers as unknown as Record<string, Handler>, {
+  const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;
       exiting = true;
@@ -204,12 +254,5 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
       if (!exiting) process.exit(0);
     },
   }, { exposeStacks: process.env[HELPER_ENV.debug] === '1' });
-  return {
-    protocol,
-    emit: (name, payload) => server.broadcast(name, payload),
-    get inFlight() {
-      return server.inFlight;
-    },
-    keepAlive: () => server.openTransaction(),
-  };
+  return server;
 }

@@ -2,7 +2,7 @@
 // loaded; the next launch — on demand or after a crash — activates it.
 import t from 'tap';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, rejection } from './helpers.js';
 
 function nextSpare(kit: TestBroker, name: string): Promise<number> {
   return new Promise((resolve) => {
@@ -38,3 +38,27 @@ for (const sandbox of [undefined, 'pure-compute'] as const) {
     t.equal((await echo.call('echo', { text: 'x' }, {})).text, 'x');
   });
 }
+
+t.test('the service module loads in the spare, before any call; events it emitted then arrive on activation', async (t) => {
+  const kit = await startBroker({ root: FIXTURES });
+  t.teardown(() => kit.close());
+  const spare = nextSpare(kit, 'loaded');
+  kit.broker.register({ name: 'loaded', entry: './prewarm-loaded.js', protocol: 'com.test.echo', launch: { prewarm: true, throttleMs: 0 } });
+  await spare;
+  const warmAt = Date.now();
+  const conn = kit.broker.connect('loaded');
+  const news = new Promise<unknown>((resolve) => conn.on('event', (name, payload) => name === 'news' && resolve(payload)));
+  const { text } = await conn.call('echo', { text: 'hi' });
+  const loadedAt = Number(/loaded at (\d+)/.exec(text)?.[1]);
+  t.ok(loadedAt <= warmAt, `the module's top level ran before the spare said it was warm (${warmAt - loadedAt} ms before)`);
+  t.same(await news, { value: loadedAt % 1_000_000 }, 'the event emitted at load time reached the client after activation');
+});
+
+t.test('a service module that dies while loading in the spare: the launch reports its own failure', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'doomed', entry: './crash-at-start.js', protocol: 'com.test.echo', launch: { prewarm: true, throttleMs: 0, maxRestarts: 100 } }] });
+  t.teardown(() => kit.close());
+  const err = await rejection(kit.broker.connect('doomed').call('echo', { text: 'x' }));
+  t.equal(err.code, 'ERR_LAUNCH_FAILED');
+  t.match(err.message, /cannot open config file/, 'with the stderr of the module that failed');
+  t.equal(kit.broker.status('doomed').sparePid, null, 'no spare is reported warm');
+});

@@ -12,9 +12,10 @@ import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
-import { encodeItem } from '../wire/codec.js';
+import { decodeItem, encodeItem } from '../wire/codec.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FramedChannel } from '../wire/framed-channel.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
 
 /** How a helper's process ended. */
 export interface ExitInfo {
@@ -70,6 +71,12 @@ export class HelperProcess {
   readonly rpc: RpcClient;
   readonly channel: FramedChannel;
   readonly startedAt = Date.now();
+  /**
+   * Settles when the helper is ready for work: at once for a plain helper; for a
+   * prewarmed spare, once it reported its runtime loaded (rejects if it died or
+   * misbehaved first).
+   */
+  readonly warm: Promise<void>;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
   /** Settles once the process has exited and its stdio drained. */
@@ -106,7 +113,7 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
-    this.channel.attach({
+    const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) this.callsAnswered++;
@@ -122,7 +129,18 @@ export class HelperProcess {
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
     });
-    if (options.spare !== true) this.rpc.sendHello({ broker: process.pid });
+    if (options.spare === true) {
+      // The channel starts after the spare's one "warm" frame, which is not an envelope.
+      this.warm = awaitWarmFrame(socket).then(attach, (err: unknown) => {
+        this.kill('SIGKILL');
+        throw err;
+      });
+      this.warm.catch(() => undefined);
+    } else {
+      attach();
+      this.warm = Promise.resolve();
+      this.rpc.sendHello({ broker: process.pid });
+    }
     const outbound = this.child.stdio[4] as Duplex | null | undefined;
     if (options.outbound !== undefined && outbound !== null && outbound !== undefined) {
       const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes });
@@ -246,4 +264,48 @@ export function tailText(info: ExitInfo): string {
 /** Plain data describing an exit, for error.data. */
 export function exitData(info: ExitInfo): Record<string, unknown> {
   return { exitCode: info.code, signal: info.signal, reason: info.reason ?? null, stderrTail: info.stderrTail };
+}
+
+/** What a prewarmed spare writes on fd 3 once node, its sandbox and bulkhead's runtime are loaded. */
+export const WARM_MESSAGE = { t: 'warm' } as const;
+
+/**
+ * Reads a spare's "warm" frame straight off its socket, then pauses it for the
+ * FramedChannel. The spare sends nothing else until the broker's "go".
+ */
+function awaitWarmFrame(socket: Duplex): Promise<void> {
+  const decoder = new FrameDecoder(64);
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('the spare closed fd 3 before it was warm'));
+    };
+    const onData = (chunk: Buffer): void => {
+      let frames: Buffer[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        cleanup();
+        reject(err as Error);
+        return;
+      }
+      if (frames.length === 0) return;
+      cleanup();
+      socket.pause();
+      let message: { t?: unknown } | null = null;
+      try {
+        if (frames.length === 1 && decoder.pendingBytes === 0 && decoder.error === undefined) message = decodeItem(frames[0]!) as { t?: unknown } | null;
+      } catch {
+        // not CBOR: refused below
+      }
+      if (message?.t === WARM_MESSAGE.t) resolve();
+      else reject(new Error('the spare sent something other than its warm frame'));
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
 }

@@ -31,6 +31,8 @@ const PREWARM_ENTRY = fileURLToPath(new URL('../prewarm.js', import.meta.url));
 
 /** A spare that dies before use this many times is not replaced. */
 const MAX_SPARE_FAILURES = 3;
+/** How long after a launch the next spare is started. */
+const SPARE_RESPAWN_DELAY_MS = 50;
 
 /** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
 const MAX_ROUTES = 2 ** 32 / ID_RANGE_SIZE;
@@ -354,7 +356,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     }
     if (this.state === 'launching') this.transition('running');
     this.emit('ready');
-    if (this.resolved.manifest.launch?.prewarm === true) this.ensureSpare();
+    if (this.resolved.manifest.launch?.prewarm === true) {
+      // Spawning blocks the event loop for a few ms and the new node competes for the CPU:
+      // let the calls waiting for this launch go first.
+      setTimeout(() => this.ensureSpare(), SPARE_RESPAWN_DELAY_MS).unref();
+    }
     return helper.rpc;
   }
 
@@ -421,6 +427,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** A prewarmed helper waiting to become the service (launch.prewarm). */
   private spare: { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined;
   private spareStarting = false;
+  /** The spare reported its runtime loaded. */
+  private spareWarm = false;
   private spareFailures = 0;
 
   /**
@@ -437,12 +445,18 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         spare.helper.kill('SIGKILL');
         return;
       }
+      // Taken by a launch even before it is warm (it is ahead of a fresh spawn); reported once warm.
       this.spare = spare;
-      if (spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
+      spare.helper.warm.then(() => {
+        if (this.spare !== spare) return;
+        this.spareWarm = true;
+        if (spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
+      }, () => undefined);
       void spare.helper.exited.then(() => {
         // Died while waiting (it was never activated): forget it, try again later.
         if (this.spare === spare) {
           this.spare = undefined;
+          this.spareWarm = false;
           this.spareFailures++;
           this.ensureSpare();
         }
@@ -453,14 +467,15 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     });
   }
 
-  /** pid of the prewarmed spare, if one is waiting. */
+  /** pid of the prewarmed spare, once it is warm and waiting. */
   get sparePid(): number | null {
-    return this.spare?.helper.pid ?? null;
+    return this.spareWarm ? (this.spare?.helper.pid ?? null) : null;
   }
 
   private takeSpare(): { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined {
     const spare = this.spare;
     this.spare = undefined;
+    this.spareWarm = false;
     return spare !== undefined && !spare.helper.isExited ? spare : undefined;
   }
 
