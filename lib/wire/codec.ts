@@ -20,8 +20,14 @@
  * `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { createRequire } from 'node:module';
 import { bulkheadError } from '../errors.js';
+
+// cbor-x's no-eval CommonJS build: it skips the optional native string extractor (a
+// prebuilt-binary search that costs ~15-25 ms at every helper start, and that sandboxed
+// helpers may not load anyway) and `new Function` record readers we do not use (useRecords
+// is off). Loaded with require: one file instead of an ESM module graph.
+const { Decoder, Encoder } = createRequire(import.meta.url)('cbor-x/index-no-eval') as typeof import('cbor-x');
 
 /**
  * Deepest nesting of arrays/objects in one value that may cross the wire
