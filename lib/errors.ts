@@ -18,7 +18,7 @@ export const ERROR_CODES = {
     remedy: 'Send smaller messages, or raise maxFrameBytes on both ends if large frames are intended.',
   },
   ERR_BAD_FRAME: {
-    meaning: 'A frame was not one well-formed CBOR item, or not a valid bulkhead envelope (wrong shape, unsupported CBOR tag, too deep).',
+    meaning: 'A frame was not one well-formed CBOR item, or not a valid bulkhead envelope (wrong shape, unsupported CBOR tag, too deep, more arrays/maps/byte strings than its length allows).',
     remedy: 'The peer is not speaking the bulkhead wire format (docs/wire.md); fix or replace the peer.',
   },
   ERR_UNKNOWN_METHOD: {
@@ -86,8 +86,8 @@ export const ERROR_CODES = {
     remedy: 'Create a new broker or connection.',
   },
   ERR_BACKPRESSURE: {
-    meaning: 'Too many calls are waiting for a free in-flight slot on this connection.',
-    remedy: 'Await earlier calls before issuing more, or raise maxInFlight / maxQueued.',
+    meaning: 'Too much is waiting: calls for a free in-flight slot, or bytes for a peer that does not read them.',
+    remedy: 'Await earlier calls before issuing more, or raise maxInFlight / maxQueued; a peer cut off for not reading must read replies and events as they come.',
   },
   ERR_SANDBOX_UNENFORCEABLE: {
     meaning: 'A sandbox profile rule cannot be enforced by any layer this host has, and the profile is strict.',

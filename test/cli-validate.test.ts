@@ -91,11 +91,14 @@ t.test('config-level problems point into the config', async (t) => {
     ['bad-root', '{ "root": "./nowhere", "services": [] }', '/root'],
     ['unknown-field', JSON.stringify({ services: [{ name: 'a', entry: 'x.js', protocol: 'p', colour: 'red' }] }), '/services/0/colour'],
     ['missing-name', JSON.stringify({ services: [{ entry: 'x.js', protocol: 'p' }] }), '/services/0/name'],
+    ['daemon-mode', JSON.stringify({ services: [], daemon: { socketPath: 'run/b.sock', socketMode: '0666' } }), '/daemon/socketMode'],
   ];
   for (const [name, text] of cases) writeFileSync(join(dir, `${name}.json`), text);
   // One run over the directory: --as makes every file a config.
   const { code, report: r } = await report('--as', 'config', dir);
   t.equal(code, 1);
+  writeFileSync(join(dir, 'daemon-ok.json'), JSON.stringify({ services: [], daemon: { socketPath: 'run/b.sock', stateDir: 'state' } }));
+  t.equal((await report('--as', 'config', join(dir, 'daemon-ok.json'))).code, 0, 'a valid daemon section passes');
   for (const [name, , pointer] of cases) {
     const file = join(dir, `${name}.json`);
     t.same(r.problems.filter((p) => p.file === file).map((p) => p.pointer), [pointer], `${name}: pointer ${pointer || '(whole file)'}`);

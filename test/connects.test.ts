@@ -60,3 +60,14 @@ t.test('the callee crashing mid-call gives the caller ERR_INTERRUPTED', async (t
   const r = await pending;
   t.same([r.ok, r.code], [false, 'ERR_INTERRUPTED']);
 });
+
+t.test('a callee registered anew (as a daemon reload does): the caller\'s next call reaches the new one', async (t) => {
+  const caller = broker.connect('caller');
+  t.equal((await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'before' } })).ok, true);
+  const oldPid = broker.status('echo').pid;
+  await broker.unregister('echo');
+  broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  const r = await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'after' } });
+  t.same(r, { ok: true, result: { text: 'after', pid: broker.status('echo').pid } }, 'answered by the new registration (no hang until the 5 s deadline)');
+  t.not(broker.status('echo').pid, oldPid, 'by a new helper');
+});

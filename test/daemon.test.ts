@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync, appendFileSync } 
 import { createConnection } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
@@ -60,6 +60,13 @@ t.test('an authorised client calls through the daemon; the handler sees its veri
   t.same(ticks, [0, 1, 2], 'events are routed to the caller');
   const big = await echo.call('bytes', { size: 1 << 20 });
   t.equal(big.data.length, 1 << 20);
+});
+
+t.test('a socket path relative to the working directory works too', async (t) => {
+  const client = new RemoteBroker(relative(process.cwd(), daemon.socketPath), appA, { protocolsDir: join(FIXTURES, 'protocols') });
+  t.teardown(() => client.close());
+  t.equal(client.socketPath, daemon.socketPath, 'resolved to the absolute path the daemon signs');
+  t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'relative' })).text, 'relative');
 });
 
 t.test('refusals: each has its own code and nothing is routed', async (t) => {

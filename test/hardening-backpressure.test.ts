@@ -1,13 +1,21 @@
 // Hardening (issue 7, item 2): floods and overload. A helper broadcasting events as
 // fast as it can must not grow the broker's memory without bound and must lose
 // nothing; calls beyond maxInFlight + maxQueued fail with ERR_BACKPRESSURE, exactly
-// the overflow and nothing else.
+// the overflow and nothing else. A daemon client that stops reading is cut off with
+// ERR_BACKPRESSURE once its backlog passes a bound.
 import t from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Daemon } from '../lib/daemon/daemon.js';
+import { RemoteBroker } from '../lib/daemon/remote-broker.js';
+import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -146,6 +154,36 @@ t.test('the in-flight limits are per helper: every connection shares them', asyn
   const fromB = await settle(b.call('hold', { token: 'b0', ms: 0 }));
   t.equal(fromB, 'ERR_BACKPRESSURE', 'a second connection finds the shared queue full');
   t.same(await Promise.all(fromA), Array.from({ length: accepted }, (_, i) => `ok:a${i}`));
+});
+
+t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; the daemon stays bounded and serves others', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'bulkhead-stall-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const maxFrameBytes = 64 * 1024;
+  const config = join(work, 'bulkhead.json');
+  writeFileSync(config, JSON.stringify({ root: FIXTURES, maxFrameBytes, services: [{ name: 'flood', entry: './hardening/flood-service.js', protocol: 'com.test.hardening-flood', clients: ['*'], launch: { throttleMs: 0 } }] }));
+  let cutOff!: (entry: Record<string, unknown>) => void;
+  const disconnected = new Promise<Record<string, unknown>>((resolve) => (cutOff = resolve));
+  const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: (e) => e['event'] === 'disconnect' && cutOff(e) });
+  t.teardown(() => daemon.close());
+  const identityFile = join(work, 'stalled.json');
+  writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
+  const limit = untrustedPeerBacklog(maxFrameBytes);
+  const { value: entry, heapPeak, baseline: { heapUsed: baselineHeap } } = await measured(async () => {
+    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), String(FLOOD)], { stdio: 'ignore' });
+    t.teardown(() => child.kill('SIGKILL'));
+    return disconnected;
+  });
+  t.equal(entry['code'], 'ERR_BACKPRESSURE', `cut off: ${String(entry['message'])}`);
+  t.equal(entry['client'], 'stalled');
+  // The peak includes garbage not yet collected (and the helper's launch); what stays after GC is the bound that matters.
+  t.ok(heapPeak < limit + 16 * MiB, `daemon heap peak +${(heapPeak / MiB).toFixed(1)} MiB while the client stalled (backlog limit ${(limit / MiB).toFixed(2)} MiB)`);
+  gc();
+  const retained = process.memoryUsage().heapUsed - baselineHeap;
+  t.ok(retained < 4 * MiB, `daemon heap after GC +${(retained / MiB).toFixed(2)} MiB once the client was cut off`);
+  const other = new RemoteBroker(daemon.socketPath, daemon.ca.issue('other'), { protocolsDir: join(FIXTURES, 'protocols') });
+  t.teardown(() => other.close());
+  t.same(await other.connect('flood', { protocol: 'com.test.hardening-flood' }).call('hold', { token: 'still here', ms: 0 }), { token: 'still here' }, 'another client is served');
 });
 
 t.test('no uncaught exception', async (t) => {

@@ -6,7 +6,9 @@
 // delivered and why it closed. Part 2 has a real helper write hostile bytes straight
 // to its fd 3 and checks the broker cuts it off with the predicted code while another
 // service keeps serving and memory stays flat. Part 3 forges answers to the helper's
-// own calls. `node fuzz/run.js --cases 1000000` runs part 1 for long.
+// own calls. The last two tests measure what one-byte objects (empty maps, empty byte
+// strings) cost the broker's heap, refused past the object limit of docs/wire.md section 3
+// and retained at it. `node fuzz/run.js --cases 1000000` runs part 1 for long.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -54,12 +56,6 @@ const FUZZ_CASES = Number(process.env['BULKHEAD_FUZZ_CASES'] ?? 50_000);
 const GEN_OPTIONS = { maxBulkBytes: 16 * 1024 };
 const ID_BASE = gen.DEFAULT_OPTIONS.idBase;
 const CONCURRENCY = Number(process.env['BULKHEAD_FUZZ_CONCURRENCY'] ?? 32);
-
-/**
- * A test for a known gap: marked todo (tap then does not run it) unless
- * BULKHEAD_RUN_TODO=1, which runs it to show it failing. Remove once fixed.
- */
-const knownGap = (reason: string): { todo?: string } => (process.env['BULKHEAD_RUN_TODO'] === '1' ? {} : { todo: reason });
 
 
 // ------------------------------------------------------------------ oracles
@@ -256,11 +252,12 @@ const HELPER_ATTACKS = [
   'unknown tag', 'tag 27 generic object', 'value-sharing expansion bomb', 'cbor-x record definition (0xdfff) with hostile keys',
   'cbor-x record definitions (0xdffe)', 'legacy record (tag 105) with __proto__', 'packed table (tag 51) + refs (tag 6)', 'bignum of 65 bytes',
   'non-text map key', 'unknown kind', 'bad call ids', 'call from the service', 'cancel from the service', 'indefinite text',
+  'array of empty maps (amplification)', 'array of empty byte strings (amplification)', 'empty maps one over the object limit',
 ];
 /** Named attacks the broker must tolerate (valid envelopes with hostile content): sent before the first fatal round. */
 const TOLERATED_ATTACKS = [
   'invalid UTF-8 event name', 'invalid UTF-8 map keys', 'reply nested exactly to the frame limit (66)', 'maps nested 64 in an event',
-  'error with toString key in data', 'array of empty maps (amplification)', 'map with many duplicate keys',
+  'error with toString key in data', 'empty maps at the object limit', 'empty byte strings at the object limit', 'map with many duplicate keys',
 ];
 const RANDOM_FATAL_ROUNDS = 6;
 
@@ -450,21 +447,69 @@ t.test('part 3: a helper forging answers to its own calls', async (t) => {
   t.same(uncaught, []);
 });
 
-// ------------------------------------------------------------------ amplification (a known gap)
+// ------------------------------------------------------------------ amplification: one-byte items that decode to objects
 
-t.test('a frame of empty maps costs the broker at most 8 bytes of heap per wire byte', knownGap('lib/wire/codec.ts bounds nesting and declared lengths but not the item count: each 1-byte empty map becomes a ~64-byte object (see the hardening report)'), async (t) => {
+t.test('a frame of empty maps costs the broker at most 8 bytes of heap per wire byte', async (t) => {
   const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0, exitTimeoutMs: 200 } }] });
   t.teardown(() => kit.close());
   const fuzz = kit.broker.connect('fuzz');
   await fuzz.call('ping', {});
   const size = MiB;
   const before = heap();
-  // A connection-level error (id 0) the broker keeps as the peer's last error while the helper lives.
-  const err = await rejection(fuzz.call('forge', { attack: 'amplify-retained', size }, { timeoutMs: 2000 }));
-  t.equal(err.code, 'ERR_DEADLINE', 'the id-0 error settles no call');
+  // A connection-level error (id 0) whose data holds 1 Mi empty maps: ~64 MiB of objects if decoded.
+  const exit = kit.nextExit('fuzz');
+  const err = await rejection(fuzz.call('forge', { attack: 'amplify-retained', size }, { timeoutMs: 5000 }));
+  t.equal(err.code, 'ERR_BAD_FRAME', 'refused before decoding: the helper is cut off and its call fails with ERR_BAD_FRAME');
+  t.match(err.message, /more than \d+ arrays, maps and byte strings .*1024 \+ 1 per 8 bytes/, `the message names the limit: ${err.message}`);
+  t.equal((await exit).requested, false, 'the helper was disconnected and exited');
   const after = heap();
   const perByte = (after.heapUsed - before.heapUsed) / size;
-  t.ok(perByte <= 8, `one ${size}-byte frame pinned ${((after.heapUsed - before.heapUsed) / MiB).toFixed(0)} MiB of broker heap (${perByte.toFixed(1)} bytes per wire byte)`);
+  t.ok(perByte <= 8, `one ${size}-byte frame of empty maps left ${((after.heapUsed - before.heapUsed) / MiB).toFixed(2)} MiB of broker heap (${perByte.toFixed(2)} bytes per wire byte; bound 8)`);
+  t.same(uncaught, []);
+});
+
+t.test('the densest frames the object limit accepts: heap per wire byte stays near BYTES_PER_OBJECT', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0, exitTimeoutMs: 200 } }] });
+  t.teardown(() => kit.close());
+  const fuzz = kit.broker.connect('fuzz');
+  const { pid } = await fuzz.call('ping', {});
+  const size = 2 * MiB;
+  const baseline = heap();
+  // Decoded sizes on Node 20 (V8, 64-bit): an empty map ~56 B + an 8 B array slot, an empty Buffer ~96 B + slot.
+  for (const { item, label, bound } of [{ item: 0xa0, label: 'empty maps', bound: 9 }, { item: 0x40, label: 'empty byte strings', bound: 16 }]) {
+    // Accepted: the broker keeps an id-0 error as the helper's last error while it lives, so the decoded
+    // value stays in the heap; the next one replaces it, so each is measured from the same baseline.
+    const err = await rejection(fuzz.call('forge', { attack: 'amplify-retained-limit', size, item }, { timeoutMs: 2000 }));
+    t.equal(err.code, 'ERR_DEADLINE', `${label} at the limit: accepted, and the id-0 error settles no call`);
+    t.equal((await fuzz.call('ping', {})).pid, pid, `${label} at the limit: the helper keeps its connection`);
+    const pinned = heap().heapUsed - baseline.heapUsed;
+    const perByte = pinned / size;
+    t.ok(perByte <= bound, `a ${size}-byte frame of ${label} at the object limit pinned ${(pinned / MiB).toFixed(1)} MiB of broker heap (${perByte.toFixed(2)} bytes per wire byte; bound ${bound})`);
+  }
+  t.same(uncaught, []);
+});
+
+t.test('an answer that outgrows the frame limit when the broker re-encodes it (for a helper\'s outbound call) fails that call only', async (t) => {
+  const kit = await startBroker({
+    root: FIXTURES,
+    maxFrameBytes: 256 * 1024,
+    services: [
+      { name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } },
+      { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['fuzz'] },
+    ],
+  });
+  t.teardown(() => kit.close());
+  const caller = kit.broker.connect('caller');
+  // 80,000 half floats: 240 kB as the callee wrote them, 720 kB as doubles once the broker rewrites the ids.
+  const r = await caller.call('relay', { service: 'fuzz', method: 'forge', params: { attack: 'widen-reply', size: 80_000 } });
+  t.same([r.ok, r.code], [false, 'ERR_FRAME_TOO_LARGE'], `the caller gets the reason: ${r.message}`);
+  t.equal((await caller.call('relay', { service: 'fuzz', method: 'ping' })).ok, true, 'and calls on through the same route');
+  // Exactly at the object limit with wide heads: shortest-form re-encoding would put it over at the caller.
+  const shrunk = await caller.call('relay', { service: 'fuzz', method: 'forge', params: { attack: 'shrink-at-limit', size: 100_000 } });
+  t.same([shrunk.ok, shrunk.code], [false, 'ERR_INVALID_RESULT'], `refused before it reaches the caller: ${shrunk.message}`);
+  t.equal((await caller.call('relay', { service: 'fuzz', method: 'ping' })).ok, true, 'whose outbound channel stays open');
+  t.equal(kit.status('caller').launches, 1, 'the calling helper was not cut off');
+  t.same(uncaught, [], 'the broker did not throw');
 });
 
 t.test('no uncaught exception or unhandled rejection in the whole file', async (t) => {

@@ -1,12 +1,13 @@
 /**
  * The safe codec: round trips of plain data, and hostile CBOR built by hand
  * (not by cbor-x): prototype keys, declared lengths far past the frame, deep
- * nesting, tags, non-text keys, invalid UTF-8, trailing bytes, and a seeded
- * mutation fuzz over valid envelopes.
+ * nesting, too many arrays/maps/byte strings for the body's size, tags,
+ * non-text keys, invalid UTF-8, trailing bytes, and a seeded mutation fuzz
+ * over valid envelopes.
  */
 import t from 'tap';
 import { BulkheadError } from '../lib/errors.js';
-import { MAX_BIGNUM_BYTES, MAX_DEPTH, MAX_FRAME_DEPTH, decodeItem, describeNonPlain, encodeItem } from '../lib/wire/codec.js';
+import { BYTES_PER_OBJECT, FRAME_OBJECT_ALLOWANCE, MAX_BIGNUM_BYTES, MAX_DEPTH, MAX_FRAME_DEPTH, decodeItem, describeNonPlain, encodeItem, maxFrameObjects } from '../lib/wire/codec.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 
 type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
@@ -200,6 +201,128 @@ t.test('nesting: MAX_FRAME_DEPTH levels decode, one more is ERR_BAD_FRAME; 100k 
   t.doesNotThrow(() => decodeItem(cat(Buffer.alloc(MAX_FRAME_DEPTH - 1, 0x81), hex('80'))), 'an empty array at the deepest level');
   expectCode(t, () => decodeItem(cat(Buffer.alloc(MAX_FRAME_DEPTH, 0x81), hex('80'))), 'ERR_BAD_FRAME', 'an empty array one level deeper');
   t.doesNotThrow(() => decodeItem(cat(Buffer.alloc(MAX_FRAME_DEPTH, 0x81), bytes(Buffer.from('leaf')))), 'byte strings and text are leaves');
+});
+
+t.test('object limit: a body of L bytes holds at most 1024 + floor(L / 8) arrays, maps and byte strings', async (t) => {
+  t.equal(FRAME_OBJECT_ALLOWANCE, 1024);
+  t.equal(BYTES_PER_OBJECT, 8);
+  t.same([0, 7, 8, 15, 16, 16 * 1024 * 1024].map(maxFrameObjects), [1024, 1024, 1025, 1025, 1026, 1024 + 2 * 1024 * 1024]);
+  const limitMessage = /more than \d+ arrays, maps and byte strings \(at byte \d+\); a \d+-byte body may hold 1024 \+ 1 per 8 bytes/;
+
+  // Unpadded: [item × n] is n + 1 objects in 3 + n bytes (head 99 nn nn). The largest n that fits is 1169.
+  const flat = (n: number, item: Buffer): Buffer => cat(head(4, n), Buffer.concat(Array.from({ length: n }, () => item)));
+  t.equal(1169 + 1, maxFrameObjects(3 + 1169), '1169 one-byte items fill the limit exactly');
+  for (const [name, item] of [['empty maps', hex('a0')], ['empty arrays', hex('80')], ['empty byte strings', hex('40')], ['empty indefinite arrays', hex('9f ff')]] as const) {
+    const n = item.length === 1 ? 1169 : 1364; // 2-byte items: n + 1 <= 1024 + floor((3 + 2n) / 8) up to n = 1364
+    t.doesNotThrow(() => decodeItem(flat(n, item)), `${n} ${name}: accepted`);
+    try {
+      decodeItem(flat(n + 1, item));
+      t.fail(`${n + 1} ${name}: accepted`);
+    } catch (err) {
+      t.equal((err as BulkheadError).code, 'ERR_BAD_FRAME', `${n + 1} ${name}: ERR_BAD_FRAME`);
+      t.match((err as BulkheadError).message, limitMessage, `${n + 1} ${name}: the message names the limit`);
+    }
+  }
+  expectCode(t, () => decodeItem(flat(2000, hex('c2 40'))), 'ERR_BAD_FRAME', 'bignum byte strings count too');
+  expectCode(t, () => decodeItem(flat(1_000_000, hex('a0'))), 'ERR_BAD_FRAME', 'a 1 MB frame of empty maps');
+
+  // Padded to exactly the limit: [item × n, bytes(P)] is n + 2 objects in 10 + n + P bytes (5-byte heads).
+  const padded = (n: number, short: number, extra = 0): Buffer => {
+    const length = BYTES_PER_OBJECT * (n + 2 - FRAME_OBJECT_ALLOWANCE);
+    const pad = length - 10 - n - short;
+    const arrayHead = Buffer.from([0x9a, 0, 0, 0, 0]);
+    arrayHead.writeUInt32BE(n + 1 + extra, 1);
+    const padHead = Buffer.from([0x5a, 0, 0, 0, 0]);
+    padHead.writeUInt32BE(pad, 1);
+    return cat(arrayHead, Buffer.alloc(n + extra, 0xa0), padHead, Buffer.alloc(pad, 0x78));
+  };
+  const n = 100_000;
+  const atLimit = padded(n, 0);
+  t.equal(atLimit.length, 8 * (n + 2 - 1024), 'the padded body is exactly as long as its objects need');
+  const value = decodeItem(atLimit) as unknown[];
+  t.equal(value.length, n + 1, `${n} empty maps padded to ${atLimit.length} bytes: accepted (${n + 2} objects, the limit)`);
+  expectCode(t, () => decodeItem(padded(n, 1)), 'ERR_BAD_FRAME', 'one byte less padding: rejected');
+  expectCode(t, () => decodeItem(padded(n, 0, 1)), 'ERR_BAD_FRAME', 'one more empty map in the same padding: rejected');
+
+  // Text strings and scalars are not counted: they decode to primitives.
+  t.doesNotThrow(() => decodeItem(flat(100_000, hex('60'))), '100k empty text strings');
+  t.doesNotThrow(() => decodeItem(flat(100_000, hex('01'))), '100k small integers');
+  t.doesNotThrow(() => decodeItem(flat(100_000, hex('f6'))), '100k nulls');
+});
+
+t.test('object limit: realistic payloads pass, and what it refuses', async (t) => {
+  const rows = Array.from({ length: 100_000 }, (_, i) => ({ id: i, name: 'x' }));
+  t.equal((decodeItem(encodeItem(rows)) as unknown[]).length, rows.length, '100k {id, name: "x"} as bulkhead encodes them (b9 map heads)');
+  t.equal(describeNonPlain(rows), undefined, 'and the sender check agrees');
+  // {"id":1,"name":"x"} in preferred encoding (a2 62 69 64 01 64 6e 61 6d 65 61 78): 12 bytes per map.
+  const preferred = cat(head(4, 100_000), Buffer.concat(Array.from({ length: 100_000 }, () => map([text('id'), uint(1)], [text('name'), text('x')]))));
+  t.doesNotThrow(() => decodeItem(preferred), '100k {"id":1,"name":"x"} in preferred encoding (12 bytes each)');
+  const users = Array.from({ length: 20_000 }, (_, i) => ({ id: 1000 + i, name: `user${i}`, email: `user${i}@example.com`, active: i % 2 === 0, roles: ['reader'], score: i / 3, avatar: Buffer.alloc(16, i) }));
+  const call = encodeEnvelope({ kind: 'call', id: 1, method: 'put', params: { users }, meta: { timeoutMs: 5000 } }).subarray(4);
+  t.doesNotThrow(() => decodeEnvelope(call), `a call with 20k user records, each with an array and a 16-byte Buffer (${call.length} bytes)`);
+  const big = encodeEnvelope({ kind: 'reply', id: 1, result: { file: Buffer.alloc(8 * 1024 * 1024, 1), chunks: Array.from({ length: 1000 }, () => Buffer.alloc(64)) } }).subarray(4);
+  t.doesNotThrow(() => decodeEnvelope(big), 'a reply with an 8 MiB byte string and 1000 64-byte ones');
+  let nested: unknown = { leaf: true };
+  for (let i = 0; i < MAX_DEPTH - 1; i++) nested = [nested];
+  t.doesNotThrow(() => decodeEnvelope(encodeEnvelope({ kind: 'event', callId: 0, name: 'e', payload: nested }).subarray(4)), 'small deeply nested messages: inside the allowance');
+
+  // Shapes denser than one object per 8 bytes are refused once past the allowance, by the sender first.
+  const pairs = Array.from({ length: 10_000 }, (_, i) => [i % 20, 1]);
+  expectCode(t, () => decodeItem(encodeItem(pairs)), 'ERR_BAD_FRAME', '10k pairs of small integers (3 bytes per array)');
+  t.equal(encodeItem(pairs).length, 30_003, 'for ASCII data the sender counts the exact encoded size');
+  t.match(describeNonPlain(pairs), /^10001 arrays, objects and byte strings in at least 30003 bytes: a frame may hold at most 1024 \+ 1 per 8 bytes/, 'the sender refuses them first, naming the rule');
+  t.equal(describeNonPlain(pairs.slice(0, 1000)), undefined, '1000 pairs fit the allowance');
+  t.equal(describeNonPlain(pairs.map(([a, b]) => [a! + 0.5, b! + 0.5])), undefined, 'pairs of floats (19 bytes per array) pass');
+  t.match(describeNonPlain(Array.from({ length: 5000 }, () => Buffer.alloc(2))), /^5001 arrays, objects and byte strings/, 'tiny byte strings are objects too');
+  // [2^64] is an array and a bignum's byte string (82 c2 49 01 00 …): 2 objects in 12 bytes.
+  const wrapped = Array.from({ length: 5000 }, () => [2n ** 64n]);
+  expectCode(t, () => decodeItem(encodeItem(wrapped)), 'ERR_BAD_FRAME', 'the peer counts a bignum\'s byte string');
+  t.match(describeNonPlain(wrapped), /^10001 arrays, objects and byte strings/, 'and so does the sender');
+  t.equal(describeNonPlain(Array.from({ length: 5000 }, () => [2n ** 64n - 1n])), undefined, 'a bigint with an 8-byte head is no object');
+});
+
+t.test('object limit: a value describeNonPlain accepts never makes a frame the peer rejects', async (t) => {
+  const rand = prng(20240612);
+  const pick = (n: number): number => Math.floor(rand() * n);
+  const items: Array<() => unknown> = [
+    () => [], () => ({}), () => [pick(30), 1], () => ({ id: pick(300) }), () => ({ id: pick(70000), name: 'x' }), () => Buffer.alloc(pick(12)),
+    () => 'é'.repeat(pick(4)), () => pick(2) === 0 ? 1.5 : -pick(1000), () => null, () => 2n ** 40n, () => [-(2n ** 70n)], () => ({ ['k'.repeat(pick(30))]: [] }), () => 'x'.repeat(pick(40)),
+  ];
+  let accepted = 0;
+  let refused = 0;
+  let widest = 0;
+  let refusedButAcceptable = 0;
+  for (let i = 0; i < 300; i++) {
+    const mix = items.slice(0, 1 + pick(items.length));
+    const value = Array.from({ length: 500 + pick(6000) }, () => mix[pick(mix.length)]!());
+    // The largest envelope around a value: an error with the value in its data.
+    const body = encodeEnvelope({ kind: 'error', id: 0, error: { code: 'ERR_X', message: 'm', data: { remoteData: value } } }).subarray(4);
+    let peerAccepts = true;
+    try {
+      decodeEnvelope(body);
+    } catch {
+      peerAccepts = false;
+    }
+    if (describeNonPlain(value) === undefined) {
+      accepted++;
+      if (!peerAccepts) t.fail(`case ${i}: describeNonPlain accepted a value whose frame (${body.length} bytes) the peer rejects`);
+    } else {
+      refused++;
+      if (peerAccepts) {
+        // Refused though the peer would take it: only near the limit.
+        let objects = 0;
+        const count = (v: unknown): void => {
+          if (v instanceof Uint8Array) objects++;
+          else if (Array.isArray(v)) { objects++; v.forEach(count); } else if (typeof v === 'object' && v !== null) { objects++; Object.values(v).forEach(count); }
+        };
+        count(value);
+        refusedButAcceptable++;
+        widest = Math.max(widest, (maxFrameObjects(body.length) - objects - 3) / maxFrameObjects(body.length));
+      }
+    }
+  }
+  t.ok(accepted > 30 && refused > 30, `both outcomes occur (${accepted} accepted, ${refused} refused)`);
+  t.ok(widest < 0.1, `${refusedButAcceptable} refused values the peer would have taken, all within ${(widest * 100).toFixed(1)}% of the limit (bound 10%)`);
 });
 
 t.test('describeNonPlain: what a sender may send', async (t) => {

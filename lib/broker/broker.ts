@@ -119,7 +119,8 @@ export class Broker extends Emitter<BrokerEvents> {
   readonly root: string;
   private readonly protocolsDir: string;
   private readonly profilesDir: string;
-  private readonly maxFrameBytes: number;
+  /** Largest frame body this broker accepts or sends, in bytes. */
+  readonly maxFrameBytes: number;
   private readonly nodePath: string;
   private readonly services = new Map<string, ServiceSupervisor>();
   private readonly automations = new Map<string, LaunchAutomation>();

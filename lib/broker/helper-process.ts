@@ -14,8 +14,8 @@ import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
 import { decodeItem, encodeItem } from '../wire/codec.js';
 import type { Envelope } from '../wire/envelope.js';
-import { FramedChannel } from '../wire/framed-channel.js';
-import { FrameDecoder } from '../wire/frame-decoder.js';
+import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from '../wire/frame-decoder.js';
 
 /** How a helper's process ended. */
 export interface ExitInfo {
@@ -143,7 +143,8 @@ export class HelperProcess {
     }
     const outbound = this.child.stdio[4] as Duplex | null | undefined;
     if (options.outbound !== undefined && outbound !== null && outbound !== undefined) {
-      const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes });
+      // Answers to a helper that stops reading its outbound side must not pile up in the broker.
+      const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) });
       this.outboundChannel = channel;
       options.outbound(channel, this.child.pid);
     }

@@ -8,6 +8,7 @@
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
+import { checkItem } from '../wire/codec.js';
 import { encodeEnvelope, ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
@@ -63,11 +64,33 @@ class OutboundRoute implements RouteTarget {
   deliver(envelope: Envelope): void {
     if (envelope.kind === 'reply' || envelope.kind === 'error') {
       const callerId = this.forget(envelope.id);
-      if (callerId !== undefined) this.channel.send({ ...envelope, id: callerId });
+      if (callerId !== undefined) this.sendToCaller({ ...envelope, id: callerId }, callerId);
     } else if (envelope.kind === 'event') {
       const callerId = this.toCaller.get(envelope.callId);
-      if (callerId !== undefined) this.channel.send({ ...envelope, callId: callerId });
+      if (callerId !== undefined && !this.sendToCaller({ ...envelope, callId: callerId }, callerId)) this.forget(envelope.callId);
     }
+  }
+
+  /**
+   * Re-encoded with the caller's id, an answer can outgrow the frame limit (the
+   * callee chose a compact encoding): then that call alone fails, with the reason.
+   */
+  private sendToCaller(envelope: Envelope, callerId: number): boolean {
+    const refuse = (error: BulkheadError): false => {
+      this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+      return false;
+    };
+    const frameBody = encodeEnvelope(envelope).subarray(FRAME_HEADER_BYTES);
+    if (frameBody.length > this.channel.maxFrameBytes) {
+      return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { size: frameBody.length, limit: this.channel.maxFrameBytes }));
+    }
+    // Shortest-form re-encoding can shrink a body below what its object count needs (docs/wire.md).
+    const problem = checkItem(frameBody);
+    if (problem !== undefined) {
+      return refuse(bulkheadError('ERR_INVALID_RESULT', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it breaks the wire's rules (${problem}).`, { service: this.supervisor.service }));
+    }
+    this.channel.sendRaw(frameBody);
+    return true;
   }
 
   get pendingCount(): number {
@@ -131,8 +154,14 @@ export class OutboundRouter {
       return fail(bulkheadError('ERR_NOT_PERMITTED', `Service ${this.caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: this.caller.service, target }));
     }
     let route = this.routes.get(target);
+    const current = this.ctx.lookup(target);
+    if (route !== undefined && route.supervisor !== current) {
+      // The target was unregistered or registered anew (a daemon reload): its old route is dead.
+      this.routes.delete(target);
+      route = undefined;
+    }
     if (route === undefined) {
-      const supervisor = this.ctx.lookup(target);
+      const supervisor = current;
       if (supervisor === undefined) return fail(bulkheadError('ERR_UNKNOWN_SERVICE', `No service named "${target}" is registered.`, { service: target }));
       try {
         route = new OutboundRoute(supervisor, { name: this.caller.service, ...(this.caller.pid === undefined ? {} : { pid: this.caller.pid }) }, this.channel);

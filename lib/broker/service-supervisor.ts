@@ -394,11 +394,14 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
    * demand and binding the route's peer first.
    */
   async forward(range: number, body: Buffer): Promise<void> {
+    // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
+    const gone = (): BulkheadError => (this.closed ? this.closedError() : bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`));
     const target = this.routes.get(range);
-    if (target === undefined) return;
+    if (target === undefined) throw gone();
     await this.acquire();
     const helper = this.helper;
-    if (helper === undefined || !this.routes.has(range)) return;
+    if (!this.routes.has(range)) throw gone();
+    if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.service} exited before the call could be sent; call again.`);
     if (!helper.boundRoutes.has(range)) {
       helper.channel.send({ kind: 'peer', range, peer: target.peer });
       helper.boundRoutes.add(range);

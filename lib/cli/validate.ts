@@ -1,6 +1,6 @@
 /**
  * The checks behind `bulkhead validate`: protocol files (as the broker loads
- * them), bulkhead config files (`{ root?, maxFrameBytes?, services: [...] }`,
+ * them), bulkhead config files (`{ root?, maxFrameBytes?, services: [...], daemon? }`,
  * the checks `Broker.fromConfig` makes) and sandbox profiles (the sandbox
  * layer's own `checkProfile`). Every problem is collected; nothing throws
  * except a bug. Nothing is launched: a config is never handed to a Broker,
@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { checkManifest } from '../broker/manifest.js';
 import { SHIPPED_PROFILES_DIR } from '../broker/package-paths.js';
+import { resolveDaemonSettings } from '../daemon/daemon-settings.js';
 import { isBulkheadError } from '../errors.js';
 import { loadProtocol, loadProtocolFile } from '../protocol/registry.js';
 import { PROFILE_SCHEMA, checkProfile } from '../sandbox/index.js';
@@ -44,7 +45,7 @@ export interface ValidateReport {
   problems: Problem[];
 }
 
-const CONFIG_KEYS = ['$schema', 'root', 'maxFrameBytes', 'services'];
+const CONFIG_KEYS = ['$schema', 'root', 'maxFrameBytes', 'services', 'daemon'];
 const PROFILE_KEYS = Object.keys(PROFILE_SCHEMA.properties);
 
 /**
@@ -142,6 +143,13 @@ function checkConfigFile(file: string, problems: ProblemList): void {
   }
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.includes(key)) problems.add({ file, pointer: `/${key}`, code: 'ERR_INVALID_MANIFEST', message: `Unknown field; a config has ${CONFIG_KEYS.slice(1).join(', ')}. Remove it or fix its spelling.` });
+  }
+  if (config['daemon'] !== undefined) {
+    try {
+      resolveDaemonSettings(config['daemon'], dirname(file), {}, file);
+    } catch (err) {
+      problems.add(problemFromError(err, file));
+    }
   }
   const frame = config['maxFrameBytes'];
   if (frame !== undefined && (typeof frame !== 'number' || !Number.isInteger(frame) || frame < 64 || frame > 0xffffffff)) {

@@ -17,7 +17,7 @@ import { CertificateAuthority, createChallenge, proofPayload, verifyProof, verif
 import { loadProtocol } from '../protocol/registry.js';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import type { PeerInfo } from '../wire/envelope.js';
-import { FramedChannel } from '../wire/framed-channel.js';
+import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { CONTROL_SERVICE } from './control.js';
 import { resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings } from './daemon-settings.js';
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
@@ -228,10 +228,13 @@ export class Daemon {
       throw this.deny('ERR_NOT_PERMITTED', `Identity "${identity.name}" may not connect to ${service}; add it to the service's clients.`, { name: identity.name, service });
     }
     reader.release();
-    const channel = new FramedChannel(socket);
+    const channel = new FramedChannel(socket, this.clientChannelOptions());
     let session: RoutedSession;
     try {
-      session = new RoutedSession(channel, this.broker.supervisorOf(service), peer, () => this.sessions.delete(session));
+      session = new RoutedSession(channel, this.broker.supervisorOf(service), peer, (error) => {
+        this.sessions.delete(session);
+        this.log({ event: 'disconnect', service, client: identity.name, code: error?.code ?? null, ...(error === undefined ? {} : { message: error.message }) });
+      });
     } catch (err) {
       throw this.deny(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { name: identity.name, service });
     }
@@ -241,9 +244,14 @@ export class Daemon {
     this.log({ event: 'connect', service, client: identity.name, range: session.range });
   }
 
+  /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
+  private clientChannelOptions(): FramedChannelOptions {
+    return { maxFrameBytes: this.broker.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(this.broker.maxFrameBytes) };
+  }
+
   private serveControl(socket: Socket, peer: PeerInfo): void {
     const protocol = loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE);
-    const channel = new FramedChannel(socket);
+    const channel = new FramedChannel(socket, this.clientChannelOptions());
     const broker = this.broker;
     const handlers: Record<string, Handler> = {
       list: () => ({ services: broker.status(), daemon: { pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt } }),

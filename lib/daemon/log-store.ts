@@ -237,6 +237,8 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       return `reload: added [${(entry['added'] as string[] | undefined)?.join(', ') ?? ''}], removed [${(entry['removed'] as string[] | undefined)?.join(', ') ?? ''}], replaced [${(entry['replaced'] as string[] | undefined)?.join(', ') ?? ''}]`;
     case 'connect':
       return `client ${str(entry['client'])} connected (id range ${str(entry['range'])})`;
+    case 'disconnect':
+      return entry['code'] === null ? `client ${str(entry['client'])} disconnected` : `client ${str(entry['client'])} cut off: ${str(entry['code'])} ${str(entry['message'])}`;
     case 'job':
       return `scheduled run (${str(entry['trigger'])}): ${str(entry['result'])}${entry['error'] === undefined ? '' : ` ${str(entry['error'])}`}, ${str(entry['durationMs'])} ms`;
     case 'listening':

@@ -28,8 +28,11 @@ export class RemoteBroker {
   private readonly protocolsDir: string;
   private readonly endpoints = new Set<RemoteEndpoint>();
   private closed = false;
+  /** Absolute socket path: the handshake's proof signs it, and the daemon knows its own path as absolute. */
+  readonly socketPath: string;
 
-  constructor(readonly socketPath: string, private readonly identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
+  constructor(socketPath: string, private readonly identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
+    this.socketPath = resolve(socketPath);
     this.protocolsDir = resolve(options.protocolsDir ?? 'protocols');
   }
 

@@ -6,7 +6,7 @@
  * come back the same way.
  * @module
  */
-import { bulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import type { ServiceSupervisor } from '../broker/service-supervisor.js';
 import type { RouteTarget } from '../broker/route.js';
 import { fromWireError, isServiceCode } from '../connection/remote-error.js';
@@ -27,10 +27,10 @@ export class RoutedSession implements RouteTarget {
     private readonly channel: FramedChannel,
     private readonly supervisor: ServiceSupervisor,
     readonly peer: PeerInfo,
-    private readonly onClose: () => void,
+    private readonly onClose: (error: BulkheadError | undefined) => void,
   ) {
     this.range = supervisor.openRoute(this);
-    channel.attach({ envelope: (e, body) => this.fromClient(e, body), closed: () => this.close() });
+    channel.attach({ envelope: (e, body) => this.fromClient(e, body), closed: (error) => this.close(error) });
   }
 
   /** @inheritdoc */
@@ -41,7 +41,14 @@ export class RoutedSession implements RouteTarget {
     }
     if (envelope.kind === 'error' && !isServiceCode(envelope.error.code)) {
       // The client trusts codes from the daemon; a helper must not borrow broker codes.
-      this.channel.send({ kind: 'error', id: envelope.id, error: fromWireError(envelope.error, this.supervisor.service).toJSON() });
+      const relabelled = fromWireError(envelope.error, this.supervisor.service);
+      try {
+        this.channel.send({ kind: 'error', id: envelope.id, error: relabelled.toJSON() });
+      } catch (err) {
+        if (!isBulkheadError(err)) throw err;
+        // Re-encoded, the helper's error outgrew the frame limit: pass on its code and the reason, not its data.
+        this.channel.send({ kind: 'error', id: envelope.id, error: bulkheadError(relabelled.code, `${this.supervisor.service}'s error was too large to pass on (${err.message})`).toJSON() });
+      }
       return;
     }
     this.channel.sendRaw(body);
@@ -70,14 +77,14 @@ export class RoutedSession implements RouteTarget {
     this.close();
   }
 
-  /** Ends the session; the helper cancels what it was doing for this client. */
-  close(): void {
+  /** Ends the session; the helper cancels what it was doing for this client. `error` says why, if not a clean end. */
+  close(error?: BulkheadError): void {
     if (this.closed) return;
     this.closed = true;
     this.supervisor.closeRoute(this.range, this.inFlight);
     this.inFlight.clear();
     this.channel.destroy();
-    this.onClose();
+    this.onClose(error);
   }
 
   private fromClient(envelope: Envelope, body: Buffer): void {

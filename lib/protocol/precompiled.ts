@@ -1,10 +1,11 @@
 /**
  * Precompiled validators: the broker turns a protocol's schemas into one
- * CommonJS module with ajv's standalone code, cached by schema hash, and
+ * CommonJS module with ajv's standalone code, cached by schema hash and ajv install, and
  * hands its path to the helper. The helper then validates without loading
  * or running ajv's compiler — the biggest part of its start-up otherwise.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -40,7 +41,10 @@ function cacheDir(): string | undefined {
 export function precompileValidators(protocol: CompiledProtocol): string | undefined {
   const dir = cacheDir();
   if (dir === undefined) return undefined;
-  const file = join(dir, `${protocol.hash}.cjs`);
+  // The module requires ajv's runtime helpers by absolute path, so the cache key includes
+  // which ajv (another install of bulkhead with the same schemas must not use ours).
+  const ajvPackage = require.resolve('ajv/package.json');
+  const file = join(dir, `${protocol.hash}-${createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}.cjs`);
   if (existsSync(file)) return file;
   const ajv = createAjv({ code: { source: true } });
   const keys: Record<string, string> = {};
@@ -51,7 +55,7 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
   const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
   // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
-  const base = JSON.stringify(require.resolve('ajv/package.json'));
+  const base = JSON.stringify(ajvPackage);
   const body = `"use strict";\nconst __bulkheadRequire = require("node:module").createRequire(${base});\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`;
   const temp = `${file}.${process.pid}.tmp`;
   writeFileSync(temp, body, { mode: 0o644 });

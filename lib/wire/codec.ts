@@ -14,8 +14,9 @@
  * (`scanItem`) and accepts only the data model of docs/wire.md: no tags
  * but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES},
  * text map keys only, no simple values but false/true/null/undefined, no
- * indefinite-length strings, nesting at most {@link MAX_FRAME_DEPTH}, exactly
- * one item. Only then does cbor-x build the value, and the plain-data check
+ * indefinite-length strings, nesting at most {@link MAX_FRAME_DEPTH}, at most
+ * {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
+ * Only then does cbor-x build the value, and the plain-data check
  * runs on the result as a second line. cbor-x renames a `__proto__` map key to
  * `__proto_`, so no decoded object gets a foreign prototype.
  * @module
@@ -49,8 +50,45 @@ export const MAX_FRAME_DEPTH = MAX_DEPTH + 2;
  */
 export const MAX_BIGNUM_BYTES = 64;
 
+/**
+ * Arrays, maps and byte strings any frame body may hold, whatever its size:
+ * enough for every envelope at full nesting ({@link MAX_FRAME_DEPTH}) and for
+ * small messages of any shape. See {@link maxFrameObjects}.
+ */
+export const FRAME_OBJECT_ALLOWANCE = 1024;
+
+/**
+ * Body bytes that pay for each array, map or byte string beyond
+ * {@link FRAME_OBJECT_ALLOWANCE}. Each of these decodes to a JS object of
+ * 40–110 bytes of heap (an empty map ~64, an empty byte string ~104) however
+ * few bytes it takes on the wire (one), so without this a 16 MiB frame of
+ * `a0 a0 a0 …` would pin ~1 GiB. At 8 bytes each, a frame of empty maps costs
+ * about what an array of one-byte integers does: 8 bytes of heap per wire byte.
+ */
+export const BYTES_PER_OBJECT = 8;
+
+/**
+ * Most arrays, maps and byte strings (counted together, at every depth, the
+ * envelope and bignum byte strings included) that a frame body of
+ * `bodyLength` bytes may hold: {@link FRAME_OBJECT_ALLOWANCE} +
+ * ⌊bodyLength / {@link BYTES_PER_OBJECT}⌋. One more is `ERR_BAD_FRAME`.
+ */
+export function maxFrameObjects(bodyLength: number): number {
+  return FRAME_OBJECT_ALLOWANCE + Math.floor(bodyLength / BYTES_PER_OBJECT);
+}
+
+/**
+ * Arrays/maps the envelope may add around a value checked by
+ * {@link describeNonPlain}: an error envelope's array, its body map and its
+ * data map.
+ */
+const ENVELOPE_OBJECTS = 3;
+
 /** 2^(8·MAX_BIGNUM_BYTES): bigints in [-limit, limit) fit a bignum the peer accepts. */
 const BIGNUM_LIMIT = 1n << BigInt(MAX_BIGNUM_BYTES * 8);
+
+/** cbor-x writes bigints in [-2^64, 2^64) with an 8-byte head (`0x1b`/`0x3b`), wider ones as bignums. */
+const INT64_LIMIT = 1n << 64n;
 
 const CODEC_OPTIONS = {
   useRecords: false,
@@ -77,7 +115,8 @@ export function encodeItem(value: unknown): Buffer {
  * Decodes exactly one CBOR item that must be plain data.
  * @throws BulkheadError `ERR_BAD_FRAME` for malformed CBOR, trailing bytes,
  *   anything outside the data model of docs/wire.md (tags but bignums, non-text
- *   map keys, ...) or nesting deeper than {@link MAX_FRAME_DEPTH}.
+ *   map keys, ...), nesting deeper than {@link MAX_FRAME_DEPTH} or more arrays,
+ *   maps and byte strings than {@link maxFrameObjects} allows for its length.
  */
 export function decodeItem(body: Uint8Array): unknown {
   const malformed = scanItem(body);
@@ -102,30 +141,95 @@ export function decodeItem(body: Uint8Array): unknown {
  * Describes the first value in `value` that may not cross the wire (e.g.
  * "a Date object"), or returns undefined when all of it is plain data.
  * Senders use it to fail one call instead of sending a frame the peer must reject.
+ *
+ * It also applies the peer's {@link maxFrameObjects} rule to `value` plus
+ * {@link ENVELOPE_OBJECTS} envelope arrays/maps, against a lower bound of the
+ * size bulkhead's encoder writes (exact but for non-ASCII text, counted as one
+ * byte per UTF-16 unit): a value it accepts never makes a frame the peer
+ * rejects for that rule; one just under the limit may be refused.
  */
 export function describeNonPlain(value: unknown): string | undefined {
-  return findNonPlain(value, 0, MAX_DEPTH);
+  const tally: Tally = { objects: 0, bytes: 0 };
+  const problem = findNonPlain(value, 0, MAX_DEPTH, tally);
+  if (problem !== undefined) return problem;
+  const objects = tally.objects + ENVELOPE_OBJECTS;
+  if (objects > maxFrameObjects(tally.bytes)) {
+    return `${tally.objects} arrays, objects and byte strings in at least ${tally.bytes} bytes: a frame may hold at most ${FRAME_OBJECT_ALLOWANCE} + 1 per ${BYTES_PER_OBJECT} bytes of it (docs/wire.md, section 3); send fewer, larger items (e.g. one flat array or a byte string instead of many tiny arrays or objects)`;
+  }
+  return undefined;
 }
 
-function findNonPlain(value: unknown, depth: number, limit: number): string | undefined {
+/**
+ * What {@link describeNonPlain} counts: arrays, objects and byte strings, and
+ * a lower bound of the bytes cbor-x (as configured here) encodes the value to.
+ */
+interface Tally {
+  objects: number;
+  bytes: number;
+}
+
+/** Size of the shortest CBOR head for argument `arg` (< 2^32). */
+function headBytes(arg: number): number {
+  return arg < 24 ? 1 : arg < 0x100 ? 2 : arg < 0x10000 ? 3 : 5;
+}
+
+/** Fewest bytes cbor-x writes for a number: shortest integer head below 2^32 in magnitude, else float64. */
+function numberBytes(n: number): number {
+  if (!Number.isInteger(n) || n >= 2 ** 32 || n < -(2 ** 32)) return 9;
+  return headBytes(n >= 0 ? n : -1 - n);
+}
+
+/** Fewest bytes a text string takes: a head for at least its UTF-16 length, and at least that many UTF-8 bytes. */
+function textBytes(s: string): number {
+  return headBytes(s.length) + s.length;
+}
+
+function findNonPlain(value: unknown, depth: number, limit: number, tally?: Tally): string | undefined {
   switch (typeof value) {
     case 'string':
+      if (tally !== undefined) tally.bytes += textBytes(value);
+      return undefined;
     case 'number':
+      if (tally !== undefined) tally.bytes += numberBytes(value);
+      return undefined;
     case 'boolean':
     case 'undefined':
+      if (tally !== undefined) tally.bytes += 1;
       return undefined;
     case 'bigint':
       // Outside this range cbor-x writes a bignum longer than MAX_BIGNUM_BYTES, which the peer refuses.
-      return value >= -BIGNUM_LIMIT && value < BIGNUM_LIMIT ? undefined : `a bigint wider than ${MAX_BIGNUM_BYTES * 8} bits`;
+      if (value < -BIGNUM_LIMIT || value >= BIGNUM_LIMIT) return `a bigint wider than ${MAX_BIGNUM_BYTES * 8} bits`;
+      if (tally !== undefined) {
+        if (value >= -INT64_LIMIT && value < INT64_LIMIT) tally.bytes += 9; // an 8-byte head
+        else {
+          // A bignum: tag, head and at least 9 bytes of magnitude, and its byte string counts as an object.
+          tally.objects++;
+          tally.bytes += 11;
+        }
+      }
+      return undefined;
     case 'object': {
-      if (value === null) return undefined;
+      if (value === null) {
+        if (tally !== undefined) tally.bytes += 1;
+        return undefined;
+      }
       const proto = Object.getPrototypeOf(value) as unknown;
       // A byte string is a leaf, like a string: it adds no nesting level.
-      if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
+      if (proto === Buffer.prototype || proto === Uint8Array.prototype) {
+        if (tally !== undefined) {
+          tally.objects++;
+          tally.bytes += headBytes((value as Uint8Array).length) + (value as Uint8Array).length;
+        }
+        return undefined;
+      }
       if (depth >= limit) return `nesting deeper than ${limit}`;
       if (Array.isArray(value)) {
+        if (tally !== undefined) {
+          tally.objects++;
+          tally.bytes += headBytes(value.length);
+        }
         for (let i = 0; i < value.length; i++) {
-          const problem = findNonPlain(value[i], depth + 1, limit);
+          const problem = findNonPlain(value[i], depth + 1, limit, tally);
           if (problem !== undefined) return problem;
         }
         return undefined;
@@ -134,8 +238,14 @@ function findNonPlain(value: unknown, depth: number, limit: number): string | un
         const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
         return `a ${typeof name === 'string' ? name : 'non-plain'} object`;
       }
+      // cbor-x writes an object's map head with a count of at least 2 bytes (b9 00 00).
+      if (tally !== undefined) {
+        tally.objects++;
+        tally.bytes += 3;
+      }
       for (const key in value) {
-        const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1, limit);
+        if (tally !== undefined) tally.bytes += textBytes(key);
+        const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1, limit, tally);
         if (problem !== undefined) return problem;
       }
       return undefined;
@@ -146,14 +256,27 @@ function findNonPlain(value: unknown, depth: number, limit: number): string | un
 }
 
 /**
+ * What a receiving peer's decoder would refuse in this frame body (see
+ * {@link decodeItem}), or undefined when it passes. For a broker that
+ * re-encodes a frame before passing it on: the result must still pass.
+ */
+export function checkItem(body: Uint8Array): string | undefined {
+  return scanItem(body);
+}
+
+/**
  * Walks one CBOR item in `body` without recursion or allocation beyond a
  * stack of at most {@link MAX_FRAME_DEPTH} entries, and returns what makes it
  * fall outside the wire's data model (e.g. "tag 1 at byte 0"), or undefined
  * when it is exactly one acceptable item. Runs in time linear in `body.length`
- * whatever lengths the bytes declare.
+ * whatever lengths the bytes declare. Counts arrays, maps and byte strings
+ * against {@link maxFrameObjects}, so the value cbor-x then builds holds at
+ * most that many JS objects.
  */
 function scanItem(body: Uint8Array): string | undefined {
   const end = body.length;
+  const maxObjects = maxFrameObjects(end);
+  let objects = 0;
   // Per open container: items still expected (-1: indefinite) and items seen.
   const left: number[] = [];
   const seen: number[] = [];
@@ -192,6 +315,9 @@ function scanItem(body: Uint8Array): string | undefined {
       if (major !== 4 && major !== 5) return `indefinite length for major type ${major} at byte ${start}`;
       arg = -1;
     } else return `reserved additional information ${info} at byte ${start}`;
+    if ((major === 2 || major === 4 || major === 5) && ++objects > maxObjects) {
+      return `more than ${maxObjects} arrays, maps and byte strings (at byte ${start}); a ${end}-byte body may hold ${FRAME_OBJECT_ALLOWANCE} + 1 per ${BYTES_PER_OBJECT} bytes`;
+    }
     switch (major) {
       case 0:
       case 1:

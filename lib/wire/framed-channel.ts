@@ -11,6 +11,8 @@ import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-deco
 
 /** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
 const COALESCE_COPY_LIMIT = 64 * 1024;
+/** Small frames waiting for 'drain' are joined into one buffer per this many. */
+const COMPACT_AFTER_FRAMES = 256;
 
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
@@ -19,6 +21,22 @@ export interface FramedChannelOptions {
    * @default 16 MiB ({@link DEFAULT_MAX_FRAME_BYTES})
    */
   maxFrameBytes?: number;
+  /**
+   * Bytes that may wait for a peer that is not reading. Past this, the channel
+   * fails with `ERR_BACKPRESSURE` (the peer is told why, then cut off) instead
+   * of buffering without bound. Set it where the peer is untrusted (daemon
+   * clients, a helper's outbound side).
+   * @default unbounded (the owner bounds what it sends, e.g. maxInFlight)
+   */
+  maxBufferedBytes?: number;
+}
+
+/**
+ * The backlog an untrusted peer may leave unread (`maxBufferedBytes`): two
+ * whole frames plus 1 MiB of small ones, so one large answer never trips it.
+ */
+export function untrustedPeerBacklog(maxFrameBytes: number): number {
+  return 2 * maxFrameBytes + 1024 * 1024;
 }
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
@@ -32,7 +50,9 @@ export interface ChannelHandler {
 /** Envelope-level duplex over a byte stream. */
 export class FramedChannel {
   private readonly decoder: FrameDecoder;
-  private readonly maxFrameBytes: number;
+  /** Largest frame body either end accepts, in bytes. */
+  readonly maxFrameBytes: number;
+  private readonly maxBufferedBytes: number | undefined;
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
@@ -40,9 +60,14 @@ export class FramedChannel {
   private outbox: Buffer[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
+  /** A 'drain' listener will flush the outbox. */
+  private drainWaiting = false;
+  /** Outbox entries already compacted (see compactOutbox). */
+  private compactedFrames = 0;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.maxBufferedBytes = options.maxBufferedBytes;
     this.decoder = new FrameDecoder(this.maxFrameBytes);
   }
 
@@ -108,6 +133,14 @@ export class FramedChannel {
   private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
+    const waiting = this.writableLength;
+    if (this.maxBufferedBytes !== undefined && waiting > this.maxBufferedBytes) {
+      // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
+      this.outbox = [];
+      this.outboxBytes = 0;
+      this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
+      return false;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // After the current microtasks: every frame sent by one burst of promise
@@ -117,14 +150,31 @@ export class FramedChannel {
     return this.writableLength < this.stream.writableHighWaterMark;
   }
 
-  /** Writes the outbox now. */
-  private readonly flush = (): void => {
+  /**
+   * Writes the outbox. While the stream is full (a peer that reads slowly or
+   * not at all), frames wait here instead, compacted so that a backlog of many
+   * small frames costs its bytes, not a heap object per frame; 'drain' writes
+   * them. `force` writes now regardless (before closing).
+   */
+  private readonly flush = (force = false): void => {
     this.flushScheduled = false;
     const frames = this.outbox;
     if (frames.length === 0 || this.stream.destroyed) return;
+    if (!force && this.stream.writableNeedDrain) {
+      this.compactOutbox();
+      if (!this.drainWaiting) {
+        this.drainWaiting = true;
+        this.stream.once('drain', () => {
+          this.drainWaiting = false;
+          this.flush();
+        });
+      }
+      return;
+    }
     const bytes = this.outboxBytes;
     this.outbox = [];
     this.outboxBytes = 0;
+    this.compactedFrames = 0;
     if (frames.length === 1) {
       this.stream.write(frames[0]);
     } else if (bytes <= COALESCE_COPY_LIMIT) {
@@ -136,6 +186,21 @@ export class FramedChannel {
       this.stream.uncork();
     }
   };
+
+  /** Joins the small frames queued since the last compaction into one buffer, once there are many. */
+  private compactOutbox(): void {
+    const fresh = this.outbox.length - this.compactedFrames;
+    if (fresh < COMPACT_AFTER_FRAMES) return;
+    const tail = this.outbox.slice(this.compactedFrames);
+    const tailBytes = tail.reduce((sum, frame) => sum + frame.length, 0);
+    if (tailBytes > COALESCE_COPY_LIMIT * 16) {
+      this.compactedFrames = this.outbox.length; // big frames: copying them buys nothing
+      return;
+    }
+    this.outbox.length = this.compactedFrames;
+    this.outbox.push(Buffer.concat(tail, tailBytes));
+    this.compactedFrames = this.outbox.length;
+  }
 
   /**
    * Sends goodbye but keeps both directions open: the peer finishes its work,
@@ -150,14 +215,14 @@ export class FramedChannel {
     if (!this.open) return;
     this.send({ kind: 'goodbye', reason });
     this.ended = true;
-    this.flush();
+    this.flush(true);
     this.stream.end();
   }
 
   /** Sends a best-effort connection-level error, then destroys the stream. */
   fail(error: BulkheadError): void {
     if (this.open) {
-      this.flush();
+      this.flush(true);
       this.stream.write(encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
       this.ended = true;
       this.stream.end();
