@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -11,6 +11,10 @@ import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { HandshakeReader, writeHandshake } from '../lib/daemon/handshake-io.js';
+import { encodeItem } from '../lib/wire/codec.js';
+import { encodeEnvelope } from '../lib/wire/envelope.js';
+import { encodeFrame } from '../lib/wire/frame-decoder.js';
+import { FramedChannel } from '../lib/wire/framed-channel.js';
 import { CertificateAuthority, proofPayload, readIdentity, signProof, signServiceDir } from '../lib/identity/index.js';
 import { FIXTURES, REPO_ROOT, rejection } from './helpers.js';
 
@@ -93,6 +97,39 @@ t.test('refusals: each has its own code and nothing is routed', async (t) => {
     await client.close();
   }
   t.equal(daemon.broker.status('private').launches, launchesBefore, 'no helper was launched for refused clients');
+});
+
+t.test('bytes pipelined behind the handshake, a partial frame included, reach the channel intact', async (t) => {
+  const server = createServer();
+  const path = join(work, 'pipelined.sock');
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  t.teardown(() => server.close());
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = createConnection(path);
+  t.teardown(() => client.destroy());
+  const peer = await accepted;
+  // One write: the handshake message, two whole frames, and the first half of a third.
+  const frames = [encodeEnvelope({ kind: 'goodbye', reason: 'one' }), encodeEnvelope({ kind: 'goodbye', reason: 'two' }), encodeEnvelope({ kind: 'goodbye', reason: 'three' })];
+  const third = frames[2]!;
+  peer.write(Buffer.concat([encodeFrame(encodeItem({ t: 'ok' })), frames[0]!, frames[1]!, third.subarray(0, 5)]));
+  const reader = new HandshakeReader(client);
+  t.same(await reader.next(5000), { t: 'ok' });
+  // Let the rest of that write arrive while the reader still owns the socket.
+  await new Promise((resolve) => setImmediate(resolve));
+  reader.release();
+  const reasons: string[] = [];
+  const all = new Promise<void>((resolve) => {
+    new FramedChannel(client).attach({
+      envelope: (e) => {
+        if (e.kind === 'goodbye') reasons.push(e.reason);
+        if (reasons.length === 3) resolve();
+      },
+      closed: () => resolve(),
+    });
+  });
+  peer.write(third.subarray(5));
+  await all;
+  t.same(reasons, ['one', 'two', 'three']);
 });
 
 t.test('a replayed handshake is refused', async (t) => {

@@ -7,15 +7,23 @@
 import type { Socket } from 'node:net';
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import { decodeItem, encodeItem } from '../wire/codec.js';
-import { encodeFrame, FrameDecoder } from '../wire/frame-decoder.js';
+import { encodeFrame, FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 
 /** Largest handshake frame: a certificate and a signature fit easily. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 64 * 1024;
 
-/** Reads handshake messages from a socket until released. */
+/** Bytes a peer may send ahead of the handshake's end (what it pipelines behind it), before it is refused. */
+const MAX_PIPELINED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads handshake messages from a socket until released. Frames are cut from
+ * the raw bytes only when a message is asked for, so whatever the peer sent
+ * behind the handshake (whole frames or part of one) goes back to the socket
+ * byte for byte on release.
+ */
 export class HandshakeReader {
-  private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
-  private readonly frames: Buffer[] = [];
+  /** Bytes received and not yet taken as a handshake message. */
+  private pending: Buffer = Buffer.alloc(0);
   private waiter: { resolve(m: Record<string, unknown>): void; reject(e: BulkheadError): void } | undefined;
   private failure: BulkheadError | undefined;
   private readonly onData = (chunk: Buffer) => this.push(chunk);
@@ -30,8 +38,13 @@ export class HandshakeReader {
   /** The next message (a CBOR map), or a rejection on close, garbage or timeout. */
   next(timeoutMs: number): Promise<Record<string, unknown>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    const frame = this.frames.shift();
-    if (frame !== undefined) return Promise.resolve(this.parse(frame));
+    try {
+      const frame = this.takeFrame();
+      if (frame !== undefined) return Promise.resolve(this.parse(frame));
+    } catch (err) {
+      this.fail(err as BulkheadError);
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(bulkheadError('ERR_AUTH_FAILED', `No handshake message within ${timeoutMs} ms.`)), timeoutMs);
       this.waiter = {
@@ -53,26 +66,40 @@ export class HandshakeReader {
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.pause();
-    // Frames the peer pipelined after the handshake belong to the channel.
-    for (const frame of this.frames.splice(0).reverse()) this.socket.unshift(encodeFrame(frame));
+    // Bytes the peer pipelined after the handshake belong to the channel, a partial frame included.
+    if (this.pending.length > 0) this.socket.unshift(this.pending);
+    this.pending = Buffer.alloc(0);
   }
 
   private push(chunk: Buffer): void {
-    try {
-      for (const frame of this.decoder.push(chunk)) this.frames.push(frame);
-    } catch (err) {
-      this.fail(err as BulkheadError);
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.pending.length > MAX_PIPELINED_BYTES) {
+      this.fail(bulkheadError('ERR_AUTH_FAILED', `More than ${MAX_PIPELINED_BYTES} bytes arrived before the handshake finished.`));
       return;
     }
-    if (this.waiter !== undefined && this.frames.length > 0) {
-      const waiter = this.waiter;
+    const waiter = this.waiter;
+    if (waiter === undefined) return;
+    try {
+      const frame = this.takeFrame();
+      if (frame === undefined) return;
       this.waiter = undefined;
-      try {
-        waiter.resolve(this.parse(this.frames.shift()!));
-      } catch (err) {
-        waiter.reject(err as BulkheadError);
-      }
+      waiter.resolve(this.parse(frame));
+    } catch (err) {
+      this.fail(err as BulkheadError);
     }
+  }
+
+  /** Cuts the next whole frame off the pending bytes; undefined until one is complete. */
+  private takeFrame(): Buffer | undefined {
+    if (this.pending.length < FRAME_HEADER_BYTES) return undefined;
+    const length = this.pending.readUInt32BE(0);
+    if (length > MAX_HANDSHAKE_FRAME_BYTES) {
+      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A handshake message declares ${length} bytes; the limit is ${MAX_HANDSHAKE_FRAME_BYTES}.`, { size: length, limit: MAX_HANDSHAKE_FRAME_BYTES });
+    }
+    if (this.pending.length < FRAME_HEADER_BYTES + length) return undefined;
+    const frame = this.pending.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
+    this.pending = this.pending.subarray(FRAME_HEADER_BYTES + length);
+    return frame;
   }
 
   private parse(frame: Buffer): Record<string, unknown> {

@@ -13,6 +13,8 @@ import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-deco
 const COALESCE_COPY_LIMIT = 64 * 1024;
 /** Small frames waiting for 'drain' are joined into one buffer per this many. */
 const COMPACT_AFTER_FRAMES = 256;
+/** Frames after which a burst is written at once rather than at the end of the tick. */
+const EAGER_FLUSH_FRAMES = 64;
 
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
@@ -141,7 +143,10 @@ export class FramedChannel {
       this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
       return false;
     }
-    if (!this.flushScheduled) {
+    if (this.outbox.length >= EAGER_FLUSH_FRAMES && !this.drainWaiting) {
+      // A long burst: hand the peer what we have now, so it works while we produce the rest.
+      this.flush();
+    } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       // After the current microtasks: every frame sent by one burst of promise
       // continuations leaves in a single write (one syscall, not one per frame).
