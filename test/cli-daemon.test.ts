@@ -5,7 +5,7 @@
  * processes; pids and memory are checked against /proc.
  */
 import t from 'tap';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -14,9 +14,8 @@ import { Broker } from '../lib/broker/broker.js';
 import type { ServiceStatus } from '../lib/broker/service-supervisor.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { readIdentity } from '../lib/identity/index.js';
-import { FIXTURES, REPO_ROOT, rejection } from './helpers.js';
+import { CLI, FIXTURES, REPO_ROOT, rejection, runCli, type CliRun } from './helpers.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
 const LIVE = join(FIXTURES, 'cli', 'live');
 const PROTOCOLS = join(LIVE, 'protocols');
 
@@ -31,18 +30,8 @@ writeFileSync(config, JSON.stringify({ root: LIVE, services }));
 /** Every CLI run finds the daemon through the environment (the --socket / --state-dir defaults). */
 const env = { ...process.env, BULKHEAD_SOCKET: socket, BULKHEAD_STATE_DIR: stateDir, NO_COLOR: '1' };
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function bulkhead(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: work, env }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-    });
-  });
+function bulkhead(...args: string[]): Promise<CliRun> {
+  return runCli(args, { cwd: work, env });
 }
 
 async function psJson(): Promise<ServiceStatus[]> {

@@ -3,27 +3,15 @@
  * with file and JSON pointer, the exit code is 1 on any problem and 0 otherwise.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { FIXTURES, REPO_ROOT, runCli, type CliRun } from './helpers.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
 const BAD = join(FIXTURES, 'cli', 'bad');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function bulkhead(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-    });
-  });
+function bulkhead(...args: string[]): Promise<CliRun> {
+  return runCli(args);
 }
 
 interface JsonReport {

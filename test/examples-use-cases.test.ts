@@ -11,10 +11,9 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './helpers.js';
+import { CLI, REPO_ROOT } from './helpers.js';
 
 const EXAMPLES = join(REPO_ROOT, 'examples');
-const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const RUN_TIMEOUT_MS = 60_000;
 

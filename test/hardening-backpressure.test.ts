@@ -8,7 +8,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, recordUncaught } from './helpers.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,14 +21,7 @@ v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const MiB = 1024 * 1024;
 
-const uncaught: unknown[] = [];
-const onUncaught = (err: unknown) => uncaught.push(err);
-process.on('uncaughtException', onUncaught);
-process.on('unhandledRejection', onUncaught);
-t.teardown(() => {
-  process.off('uncaughtException', onUncaught);
-  process.off('unhandledRejection', onUncaught);
-});
+const uncaught = recordUncaught();
 
 const FLOOD = 200_000;
 const MAX_IN_FLIGHT = 4;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES, rejection } from './helpers.js';
+import { FIXTURES, rejection, recordUncaught } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -19,14 +19,7 @@ const PROTOCOL = 'com.test.hardening-exhaust';
 const ENTRY = './hardening/exhaust-service.js';
 const PROFILES = join(FIXTURES, 'hardening', 'sandbox-profiles');
 
-const uncaught: unknown[] = [];
-const onUncaught = (err: unknown) => uncaught.push(err);
-process.on('uncaughtException', onUncaught);
-process.on('unhandledRejection', onUncaught);
-t.teardown(() => {
-  process.off('uncaughtException', onUncaught);
-  process.off('unhandledRejection', onUncaught);
-});
+const uncaught = recordUncaught();
 
 
 const manifest = (name: string, extra: Record<string, unknown> = {}) => ({ name, entry: ENTRY, protocol: PROTOCOL, launch: { throttleMs: 0, exitTimeoutMs: 300 }, ...extra });

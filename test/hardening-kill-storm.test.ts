@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isBulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, recordUncaught } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -25,14 +25,7 @@ const DEADLINE_MS = 3000;
 const SLACK_MS = 1000;
 const SEED = Number(process.env['BULKHEAD_STORM_SEED'] ?? 7);
 
-const uncaught: unknown[] = [];
-const onUncaught = (err: unknown) => uncaught.push(err);
-process.on('uncaughtException', onUncaught);
-process.on('unhandledRejection', onUncaught);
-t.teardown(() => {
-  process.off('uncaughtException', onUncaught);
-  process.off('unhandledRejection', onUncaught);
-});
+const uncaught = recordUncaught();
 
 function random(seed: number) {
   let a = seed >>> 0;

@@ -2,6 +2,9 @@
  * Shared paths for the test suite. Tests are compiled to dist/test; fixtures
  * (plain JS helpers, protocols, profiles) stay in test/fixtures.
  */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Absolute path of test/fixtures (a broker root: protocols/, sandbox-profiles/, *.js helpers). */
@@ -21,4 +24,39 @@ export async function rejection(promise: Promise<unknown>): Promise<BulkheadErro
     throw err;
   }
   throw new Error('expected the promise to reject');
+}
+
+/**
+ * Records every uncaught exception and unhandled rejection while this test
+ * file runs, for "nothing threw" checks; the listeners go at teardown.
+ */
+export function recordUncaught(): unknown[] {
+  const seen: unknown[] = [];
+  const record = (err: unknown) => seen.push(err);
+  process.on('uncaughtException', record);
+  process.on('unhandledRejection', record);
+  t.teardown(() => {
+    process.off('uncaughtException', record);
+    process.off('unhandledRejection', record);
+  });
+  return seen;
+}
+
+/** The built `bulkhead` command. */
+export const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
+
+/** What one run of the CLI did. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `bulkhead ARGS...` to completion (from the repository root unless `cwd` says otherwise). */
+export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: options.cwd ?? REPO_ROOT, ...(options.env === undefined ? {} : { env: options.env }) }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+    });
+  });
 }

@@ -8,9 +8,8 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { CLI, FIXTURES, REPO_ROOT } from './helpers.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'lib', 'cli', 'main.js');
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const ECHO_PROTOCOL = join(FIXTURES, 'protocols', 'com.test.echo.json');
 
