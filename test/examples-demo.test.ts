@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './helpers.js';
+import { REPO_ROOT, alive } from './helpers.js';
 
 const MAIN = join(REPO_ROOT, 'examples', 'demo', 'main.js');
 const SERVICES_DIR = join(REPO_ROOT, 'examples', 'demo', 'services');
@@ -72,15 +72,6 @@ function demoHelperPids(): number[] {
     }
   }
   return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 for (const variant of [{ args: [], sandbox: 'pure-compute' }, { args: ['--no-sandbox'], sandbox: null }]) {

@@ -11,7 +11,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, REPO_ROOT } from './helpers.js';
+import { CLI, REPO_ROOT, alive } from './helpers.js';
 
 const EXAMPLES = join(REPO_ROOT, 'examples');
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -46,15 +46,6 @@ function node(script: string, args: string[] = []): Promise<Run> {
 function resultLine<T>(stdout: string, prefix = 'EXAMPLE-RESULT '): T | undefined {
   const line = stdout.split('\n').filter((l) => l.startsWith(prefix)).at(-1);
   return line === undefined ? undefined : (JSON.parse(line.slice(prefix.length)) as T);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** pids of live processes whose command line mentions dir (an example's helpers, or its daemon). */

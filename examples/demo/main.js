@@ -143,7 +143,8 @@ async function main() {
       resolve(p);
     });
   });
-  const job = digest.call('digest', { name: 'archive', text: archive, chunkBytes });
+  // pauseMs: the job surely outlasts the kill below, even on a machine too busy to deliver it at once.
+  const job = digest.call('digest', { name: 'archive', text: archive, chunkBytes, pauseMs: 50 });
   job.catch(() => {}); // inspected below
   // Wait for the job to be under way (or to end early, which would be a bug worth seeing).
   const p = await Promise.race([firstProgress, job.then(() => undefined, () => undefined)]);

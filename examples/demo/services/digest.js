@@ -29,7 +29,7 @@ function compressor(stream) {
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 serve('com.bulkhead.demo.digest', {
-  digest: async ({ name, text, gzipLevel = 9, brotliQuality = 11, chunkBytes = DEFAULT_CHUNK }, ctx) => {
+  digest: async ({ name, text, gzipLevel = 9, brotliQuality = 11, chunkBytes = DEFAULT_CHUNK, pauseMs = 0 }, ctx) => {
     const started = performance.now();
     const input = Buffer.from(text, 'utf8');
     const hash = createHash('sha256');
@@ -45,6 +45,7 @@ serve('com.bulkhead.demo.digest', {
         hash.update(chunk);
         await Promise.all([gzip.write(chunk), brotli.write(chunk)]);
         if (chunks > 1) ctx.emit('progress', { name, doneBytes: Math.min(input.length, (i + 1) * chunkBytes), totalBytes: input.length });
+        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }
     } catch (err) {
       gzip.destroy();
