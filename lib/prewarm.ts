@@ -10,7 +10,8 @@
  */
 import { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { deferServeUntilHandover, handOverBrokerSocket } from './service.js';
+// Through the package's own export, so this is the very module instance the service's entry imports.
+import { deferServeUntilHandover, handOverBrokerSocket } from 'bulkhead/service';
 import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
 

@@ -21,14 +21,14 @@
  * `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
-import { createRequire } from 'node:module';
+import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 
 // cbor-x's no-eval CommonJS build: it skips the optional native string extractor (a
 // prebuilt-binary search that costs ~15-25 ms at every helper start, and that sandboxed
 // helpers may not load anyway) and `new Function` record readers we do not use (useRecords
-// is off). Loaded with require: one file instead of an ESM module graph.
-const { Decoder, Encoder } = createRequire(import.meta.url)('cbor-x/index-no-eval') as typeof import('cbor-x');
+// is off). One CommonJS file instead of an ESM module graph, and bundled into
+// bulkhead/service (the helper runtime) by the build.
 
 /**
  * Deepest nesting of arrays/objects in one value that may cross the wire
