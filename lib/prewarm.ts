@@ -11,9 +11,9 @@
 import { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 // Through the package's own export, so this is the very module instance the service's entry imports.
-import { deferServeUntilHandover, handOverBrokerSocket } from 'bulkhead/service';
-import { decodeItem, encodeItem } from './wire/codec.js';
-import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
+import { deferServeUntilHandover, handOverBrokerSocket, spareWire } from 'bulkhead/service';
+
+const { decodeItem, encodeItem, encodeFrame, FrameDecoder } = spareWire;
 
 const entry = process.env['BULKHEAD_ENTRY'];
 if (entry === undefined || entry === '') {
@@ -35,8 +35,11 @@ try {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
   process.exit(70);
 }
-// Tell the broker this spare is warm: node, its sandbox and the service module are loaded.
-socket.write(encodeFrame(encodeItem({ t: 'warm' })));
+// Tell the broker this spare is warm: node, its sandbox and the service module are loaded. Decoding
+// the message once first compiles the decoder the activation's first frames go through.
+const warm = encodeItem({ t: 'warm' });
+decodeItem(warm);
+socket.write(encodeFrame(warm));
 
 const decoder = new FrameDecoder(1024);
 socket.on('data', function onData(chunk: Buffer) {

@@ -21,7 +21,9 @@ import { loadPrecompiledValidators, VALIDATORS_ENV } from './protocol/precompile
 import { loadProtocolFile } from './protocol/registry.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
+import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
+import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
 import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
@@ -90,6 +92,13 @@ let startServing: ((socket: Socket) => void) | undefined;
 export function deferServeUntilHandover(): void {
   waitForHandover = true;
 }
+
+/**
+ * @internal The wire pieces the prewarm entry speaks before serve() owns fd 3:
+ * this module's own instances (bundled with it), so the code the service then
+ * runs on is already loaded and compiled when the spare is activated.
+ */
+export const spareWire = { decodeItem, encodeItem, encodeFrame, FrameDecoder };
 
 /** @internal Used by the prewarm entry on activation: serve() takes this socket instead of opening fd 3. */
 export function handOverBrokerSocket(socket: Socket): void {
