@@ -85,26 +85,6 @@ const heapNow = () => {
 
 // ---------------------------------------------------------------- checks
 
-function foreign(value, depth = 0) {
-  if (typeof value !== 'object' || value === null) return typeof value === 'function' || typeof value === 'symbol' ? typeof value : undefined;
-  if (depth > 80) return 'nesting past the frame limit';
-  const proto = Object.getPrototypeOf(value);
-  if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      const bad = foreign(item, depth + 1);
-      if (bad !== undefined) return bad;
-    }
-    return undefined;
-  }
-  if (proto !== Object.prototype) return 'an object with a foreign prototype';
-  if (Object.hasOwn(value, '__proto__')) return 'an own __proto__ key';
-  for (const key of Object.keys(value)) {
-    const bad = foreign(value[key], depth + 1);
-    if (bad !== undefined) return bad;
-  }
-  return undefined;
-}
 
 /** Deep equality of decoded values; -0 and 0 count as equal (cbor-x writes -0 as the integer 0, as JSON would). */
 function same(a, b) {
@@ -159,7 +139,7 @@ function chunked(chunks, problems, roundtrip) {
         return { kinds, code: err.code ?? `non-coded ${err.name}: ${err.message}` };
       }
       kinds.push(envelope.kind);
-      const bad = foreign(envelope);
+      const bad = gen.foreign(envelope);
       if (bad !== undefined) problems.push(`decoded ${bad}`);
       if (roundtrip) {
         try {
@@ -271,7 +251,7 @@ if (!args.channel) {
     channel.attach({
       envelope: (e) => {
         kinds.push(e.kind);
-        const bad = foreign(e);
+        const bad = gen.foreign(e);
         if (bad !== undefined) problems.push(`delivered ${bad}`);
       },
       closed: (error) => {

@@ -47,6 +47,7 @@ interface FuzzGen {
   ADVERSARIAL_NAMES: string[];
   DEFAULT_OPTIONS: { idBase: number; declaredEvent: string };
   rng(seed: number): { int(n: number): number; range(lo: number, hi: number): number };
+  foreign(value: unknown): string | undefined;
 }
 const gen = (await import(pathToFileURL(join(FIXTURES, 'hardening', 'fuzz-gen.js')).href)) as FuzzGen;
 
@@ -91,27 +92,6 @@ function streamOracle(bytes: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): V
   return { kinds, envelopes, code: undefined, pending: bytes.length - pos };
 }
 
-/** The first thing in a decoded value that is not plain data with an ordinary prototype, or undefined. */
-function foreign(value: unknown, depth = 0): string | undefined {
-  if (typeof value !== 'object' || value === null) return typeof value === 'function' || typeof value === 'symbol' ? typeof value : undefined;
-  if (depth > 80) return 'nesting past the frame limit';
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto === Buffer.prototype || proto === Uint8Array.prototype) return undefined;
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      const bad = foreign(item, depth + 1);
-      if (bad !== undefined) return bad;
-    }
-    return undefined;
-  }
-  if (proto !== Object.prototype) return 'an object with a foreign prototype';
-  if (Object.hasOwn(value, '__proto__')) return 'an own __proto__ key';
-  for (const key of Object.keys(value)) {
-    const bad = foreign((value as Record<string, unknown>)[key], depth + 1);
-    if (bad !== undefined) return bad;
-  }
-  return undefined;
-}
 
 function polluted(): boolean {
   return Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted') || ({} as { polluted?: unknown }).polluted !== undefined || ([] as unknown as { polluted?: unknown }).polluted !== undefined;
@@ -168,7 +148,7 @@ async function channelRig(maxFrameBytes: number) {
       channel.attach({
         envelope: (e) => {
           kinds.push(e.kind);
-          bad ??= foreign(e);
+          bad ??= gen.foreign(e);
         },
         closed: (error) => {
           closes++;
