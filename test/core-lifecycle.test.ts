@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Broker, isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES, rejection } from './helpers.js';
+import { FIXTURES, rejection, gone } from './helpers.js';
 
 
 const echoManifest = { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', launch: { throttleMs: 0 } };
@@ -141,15 +141,5 @@ t.test('helpers exit when the broker process is SIGKILLed (fd 3 closes)', async 
   host.kill('SIGKILL');
   await new Promise((resolve) => host.once('exit', resolve));
   // Not our child, so no exit event to await: poll its existence, bounded.
-  const deadline = performance.now() + 5000;
-  let alive = true;
-  while (alive && performance.now() < deadline) {
-    try {
-      process.kill(helperPid, 0);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    } catch {
-      alive = false;
-    }
-  }
-  t.equal(alive, false, 'the orphaned helper exited by itself');
+  t.equal(await gone(helperPid, 5000), true, 'the orphaned helper exited by itself');
 });

@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isBulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { FIXTURES, recordUncaught } from './helpers.js';
+import { FIXTURES, recordUncaught, gone } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -45,20 +45,6 @@ function heapAfterGc(): number {
   return process.memoryUsage().heapUsed;
 }
 
-/** Polls (bounded) until `pid` no longer exists; true when it is gone. */
-async function gone(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = performance.now() + withinMs;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
-      throw err;
-    }
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 t.test(`${KILLS} random SIGKILLs under load: every call settles correctly, nothing leaks`, async (t) => {
   const rand = random(SEED);

@@ -13,7 +13,7 @@ export const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.met
 /** Absolute path of the repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-import { isBulkheadError, type BulkheadError } from 'bulkhead';
+import { BulkheadError, isBulkheadError } from 'bulkhead';
 
 /** Awaits a promise that must reject with a bulkhead error, and returns that error. */
 export async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
@@ -68,5 +68,52 @@ export function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The assertions {@link expectCode} uses (a test or a subtest). */
+type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
+
+/** Runs `fn`, which must throw a BulkheadError with exactly `code`; returns it. */
+export function expectCode(t: Asserts, fn: () => unknown, code: string, what: string = code): BulkheadError | undefined {
+  try {
+    fn();
+  } catch (err) {
+    t.ok(err instanceof BulkheadError, `${what}: throws a BulkheadError`);
+    t.equal((err as BulkheadError).code, code, what);
+    return err as BulkheadError;
+  }
+  t.fail(`${what}: expected ${code}, nothing was thrown`);
+  return undefined;
+}
+
+/** Deterministic PRNG (mulberry32): numbers in [0, 1) from a seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Polls (bounded) until `pid` (or, negative, a process group) no longer exists;
+ * true when it is gone. For processes that are not our children, whose exit
+ * has no event to await.
+ */
+export async function gone(pid: number, withinMs: number): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      throw err;
+    }
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

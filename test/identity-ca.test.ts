@@ -10,23 +10,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { BulkheadError } from '../lib/errors.js';
 import { CA_FILES, CertificateAuthority, certificateFingerprint, readIdentity, writeIdentity, type IssuedIdentity } from '../lib/identity/index.js';
+import { expectCode } from './helpers.js';
 
-type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
-
-/** Runs `fn`, which must throw a BulkheadError with exactly `code`; returns it. */
-function expectCode(t: Asserts, fn: () => unknown, code: string, what?: string): BulkheadError | undefined {
-  try {
-    fn();
-  } catch (err) {
-    t.ok(err instanceof BulkheadError, `${what ?? code}: throws a BulkheadError`);
-    t.equal((err as BulkheadError).code, code, what ?? code);
-    return err as BulkheadError;
-  }
-  t.fail(`${what ?? code}: expected ${code}, nothing was thrown`);
-  return undefined;
-}
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
 const DAY = 86_400_000;

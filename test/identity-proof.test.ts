@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { BulkheadError } from '../lib/errors.js';
 import {
   CertificateAuthority,
   NONCE_BYTES,
@@ -20,21 +19,8 @@ import {
   signProof,
   verifyProof,
 } from '../lib/identity/index.js';
+import { expectCode } from './helpers.js';
 
-type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
-
-/** Runs `fn`, which must throw a BulkheadError with exactly `code`; returns it. */
-function expectCode(t: Asserts, fn: () => unknown, code: string, what?: string): BulkheadError | undefined {
-  try {
-    fn();
-  } catch (err) {
-    t.ok(err instanceof BulkheadError, `${what ?? code}: throws a BulkheadError`);
-    t.equal((err as BulkheadError).code, code, what ?? code);
-    return err as BulkheadError;
-  }
-  t.fail(`${what ?? code}: expected ${code}, nothing was thrown`);
-  return undefined;
-}
 
 const root = mkdtempSync(join(tmpdir(), 'bulkhead-identity-proof-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));

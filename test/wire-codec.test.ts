@@ -9,20 +9,8 @@ import t from 'tap';
 import { BulkheadError } from '../lib/errors.js';
 import { BYTES_PER_OBJECT, FRAME_OBJECT_ALLOWANCE, MAX_BIGNUM_BYTES, MAX_DEPTH, MAX_FRAME_DEPTH, decodeItem, describeNonPlain, encodeItem, maxFrameObjects } from '../lib/wire/codec.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
+import { expectCode, prng } from './helpers.js';
 
-type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
-
-/** Runs `fn`, which must throw a BulkheadError with exactly `code`. */
-function expectCode(t: Asserts, fn: () => unknown, code: string, what: string = code): void {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof BulkheadError)) t.fail(`${what}: threw a non-BulkheadError ${String(err)}`);
-    else t.equal(err.code, code, what);
-    return;
-  }
-  t.fail(`${what}: expected ${code}, nothing was thrown`);
-}
 
 // ---- A tiny hand-written CBOR writer, so hostile items need no encoder. ----
 
@@ -48,17 +36,6 @@ const tag = (n: number, item: Buffer): Buffer => cat(head(6, n), item);
 const TRUE = hex('f5');
 const NULL = hex('f6');
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Own property names of the built-in prototypes, to prove they never change. */
 function prototypeSnapshot(): string {

@@ -6,26 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { BulkheadError, ERROR_CODES } from '../lib/errors.js';
+import { ERROR_CODES } from '../lib/errors.js';
 import { canonicalJson, schemaHash } from '../lib/protocol/hash.js';
 import { MAX_DEPTH, describeNonPlain, encodeItem } from '../lib/wire/codec.js';
 import { KIND, MAX_CALL_ID, decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { FrameDecoder } from '../lib/wire/frame-decoder.js';
-import { REPO_ROOT } from './helpers.js';
+import { REPO_ROOT, expectCode } from './helpers.js';
 
-type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
-
-/** Runs `fn`, which must throw a BulkheadError with exactly `code`. */
-function expectCode(t: Asserts, fn: () => unknown, code: string, what: string = code): void {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof BulkheadError)) t.fail(`${what}: threw a non-BulkheadError ${String(err)}`);
-    else t.equal(err.code, code, what);
-    return;
-  }
-  t.fail(`${what}: expected ${code}, nothing was thrown`);
-}
 
 /** Encodes an arbitrary wire array (not necessarily a valid envelope) as a frame body. */
 const body = (wire: unknown[]): Buffer => encodeItem(wire);

@@ -3,35 +3,11 @@
  * limit checked from the header alone, views vs copies, bounded memory.
  */
 import t from 'tap';
-import { BulkheadError } from '../lib/errors.js';
+import type { BulkheadError } from '../lib/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../lib/wire/frame-decoder.js';
+import { expectCode, prng } from './helpers.js';
 
-type Asserts = Pick<typeof t, 'ok' | 'equal' | 'fail'>;
 
-/** Runs `fn`, which must throw a BulkheadError with exactly `code`; returns it. */
-function expectCode(t: Asserts, fn: () => unknown, code: string): BulkheadError | undefined {
-  try {
-    fn();
-  } catch (err) {
-    t.ok(err instanceof BulkheadError, 'throws a BulkheadError');
-    t.equal((err as BulkheadError).code, code);
-    return err as BulkheadError;
-  }
-  t.fail(`expected ${code}, nothing was thrown`);
-  return undefined;
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Counts Buffer.allocUnsafe/alloc calls of at least `minBytes` while `fn` runs. */
 function countAllocations<T>(minBytes: number, fn: () => T): { sizes: number[]; result: T } {
