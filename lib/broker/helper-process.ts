@@ -15,7 +15,7 @@ import { LineRing } from '../util/line-ring.js';
 import { decodeItem, encodeItem } from '../wire/codec.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from '../wire/frame-decoder.js';
+import { FrameDecoder } from '../wire/frame-decoder.js';
 
 /** How a helper's process ended. */
 export interface ExitInfo {
@@ -77,6 +77,7 @@ export class HelperProcess {
    * misbehaved first).
    */
   readonly warm: Promise<void>;
+  private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
   /** Settles once the process has exited and its stdio drained. */
@@ -131,20 +132,24 @@ export class HelperProcess {
     });
     if (options.spare === true) {
       // The channel starts after the spare's one "warm" frame, which is not an envelope.
-      this.warm = awaitWarmFrame(socket).then(attach, (err: unknown) => {
+      this.warm = awaitWarmFrame(socket).then(() => {
+        attach();
+        this.warmed = true;
+      }, (err: unknown) => {
         this.kill('SIGKILL');
         throw err;
       });
       this.warm.catch(() => undefined);
     } else {
       attach();
+      this.warmed = true;
       this.warm = Promise.resolve();
       this.rpc.sendHello({ broker: process.pid });
     }
     const outbound = this.child.stdio[4] as Duplex | null | undefined;
     if (options.outbound !== undefined && outbound !== null && outbound !== undefined) {
       // Answers to a helper that stops reading its outbound side must not pile up in the broker.
-      const channel = new FramedChannel(outbound, { maxFrameBytes: options.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) });
+      const channel = new FramedChannel(outbound, { maxFrameBytes: this.channel.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(this.channel.maxFrameBytes) });
       this.outboundChannel = channel;
       options.outbound(channel, this.child.pid);
     }
@@ -176,6 +181,11 @@ export class HelperProcess {
   /** OS process id (of the outermost wrapper when sandboxed). */
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** True once {@link HelperProcess.warm} has resolved (always for a plain helper). */
+  get isWarm(): boolean {
+    return this.warmed;
   }
 
   /** True once the process has exited. */
@@ -267,8 +277,8 @@ export function exitData(info: ExitInfo): Record<string, unknown> {
   return { exitCode: info.code, signal: info.signal, reason: info.reason ?? null, stderrTail: info.stderrTail };
 }
 
-/** What a prewarmed spare writes on fd 3 once node, its sandbox and bulkhead's runtime are loaded. */
-export const WARM_MESSAGE = { t: 'warm' } as const;
+/** What a prewarmed spare writes on fd 3 once node, its sandbox and its service module are loaded (lib/prewarm.ts). */
+const WARM_MESSAGE = { t: 'warm' } as const;
 
 /**
  * Reads a spare's "warm" frame straight off its socket, then pauses it for the

@@ -80,7 +80,8 @@ class OutboundRoute implements RouteTarget {
       this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
       return false;
     };
-    const frameBody = encodeEnvelope(envelope).subarray(FRAME_HEADER_BYTES);
+    const frame = encodeEnvelope(envelope);
+    const frameBody = frame.subarray(FRAME_HEADER_BYTES);
     if (frameBody.length > this.channel.maxFrameBytes) {
       return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { size: frameBody.length, limit: this.channel.maxFrameBytes }));
     }
@@ -89,7 +90,7 @@ class OutboundRoute implements RouteTarget {
     if (problem !== undefined) {
       return refuse(bulkheadError('ERR_INVALID_RESULT', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it breaks the wire's rules (${problem}).`, { service: this.supervisor.service }));
     }
-    this.channel.sendRaw(frameBody);
+    this.channel.sendFrame(frame);
     return true;
   }
 

@@ -430,8 +430,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** A prewarmed helper waiting to become the service (launch.prewarm). */
   private spare: { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined;
   private spareStarting = false;
-  /** The spare reported its runtime loaded. */
-  private spareWarm = false;
   private spareFailures = 0;
 
   /**
@@ -451,15 +449,12 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       // Taken by a launch even before it is warm (it is ahead of a fresh spawn); reported once warm.
       this.spare = spare;
       spare.helper.warm.then(() => {
-        if (this.spare !== spare) return;
-        this.spareWarm = true;
-        if (spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
+        if (this.spare === spare && spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
       }, () => undefined);
       void spare.helper.exited.then(() => {
         // Died while waiting (it was never activated): forget it, try again later.
         if (this.spare === spare) {
           this.spare = undefined;
-          this.spareWarm = false;
           this.spareFailures++;
           this.ensureSpare();
         }
@@ -472,13 +467,12 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
 
   /** pid of the prewarmed spare, once it is warm and waiting. */
   get sparePid(): number | null {
-    return this.spareWarm ? (this.spare?.helper.pid ?? null) : null;
+    return this.spare?.helper.isWarm === true ? (this.spare.helper.pid ?? null) : null;
   }
 
   private takeSpare(): { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    this.spareWarm = false;
     return spare !== undefined && !spare.helper.isExited ? spare : undefined;
   }
 

@@ -132,6 +132,15 @@ export class FramedChannel {
     return this.enqueue(encodeFrame(body));
   }
 
+  /**
+   * Sends a frame the caller already encoded and checked (length prefix
+   * included, body within maxFrameBytes), without copying it again.
+   */
+  sendFrame(frame: Buffer): boolean {
+    if (!this.open) return false;
+    return this.enqueue(frame);
+  }
+
   private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
@@ -140,6 +149,7 @@ export class FramedChannel {
       // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
       this.outbox = [];
       this.outboxBytes = 0;
+      this.compactedFrames = 0;
       this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
       return false;
     }
