@@ -11,7 +11,6 @@
  * fd 3 reaches node. Rule → layer choices, and why, are in docs/sandbox.md.
  * @module
  */
-import { join } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import type { HostProbe } from './host-probe.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
@@ -50,6 +49,8 @@ export interface CompileInput {
   writes: readonly string[];
   /** The per-launch scratch directory (cwd). */
   scratch: string;
+  /** Its `tmp/` (the helper's TMPDIR), recreated inside a capped scratch tmpfs. */
+  scratchTmp: string;
 }
 
 /** The compiled command line and report. */
@@ -263,7 +264,7 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
     // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
     // 1777: the helper may run as a dropped uid that does not own the mount.
     args.push('--perms', '1777', '--size', String(opts.scratchBytes), '--tmpfs', input.scratch);
-    args.push('--perms', '1777', '--dir', join(input.scratch, 'tmp'));
+    args.push('--perms', '1777', '--dir', input.scratchTmp);
   }
   // The root is a tmpfs bwrap built; freeze it so the only writable places are the binds above.
   args.push('--remount-ro', '/', '--chdir', input.scratch);

@@ -133,7 +133,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     vars['scratch'] = scratch.path;
     const reads = [input.entry, input.serviceDir, ...input.implicitReads, ...profile.fs.read.map((p) => expandPath(p, vars, context))];
     const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path });
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;
