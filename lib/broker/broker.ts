@@ -10,7 +10,7 @@ import { bulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { parseProfile } from '../sandbox/index.js';
+import { parseProfile, reapStaleSandboxState } from '../sandbox/index.js';
 import { RemoteBroker, type RemoteBrokerOptions } from '../daemon/remote-broker.js';
 import type { ClientIdentity } from '../daemon/remote-endpoint.js';
 import { Emitter } from '../util/emitter.js';
@@ -96,6 +96,8 @@ export interface BrokerEvents {
   watch: [service: string, path: string, event: string];
   /** A caller was refused (a helper calling a service outside its `connects`). */
   denied: [denial: { client: string; service: string; code: string }];
+  /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
+  cleanupFailed: [service: string, pid: number, message: string];
   [key: string]: unknown[];
 }
 
@@ -146,6 +148,8 @@ export class Broker extends Emitter<BrokerEvents> {
     this.clock = options.clock ?? systemClock;
     this.verifyCode = options.verifyCode;
     this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
+    // Scratch dirs and cgroups of a broker that died without cleaning up (SIGKILL); every launch awaits this too.
+    void reapStaleSandboxState().catch(() => undefined);
   }
 
   /**
@@ -309,6 +313,10 @@ export class Broker extends Emitter<BrokerEvents> {
         prewarmed: (name, pid) => this.emit('prewarmed', name, pid),
         exited: (name, info) => this.emit('exit', name, info),
         log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
+        cleanupFailed: (service, pid, message) => {
+          this.emit('cleanupFailed', service, pid, message);
+          this.emit('log', { service, pid, stream: 'stderr', line: `bulkhead: cleanup after exit failed: ${message}` });
+        },
         verifyCode: this.verifyCode,
         lookup: (name) => this.services.get(name),
         denied: (caller, target) => this.emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),

@@ -236,7 +236,7 @@ export class HelperProcess {
       this.stdout.end();
       const reason = this.spawnError !== undefined
         ? `spawn failed: ${this.spawnError.message}`
-        : this.options.plan.explainExit(code, signal, this.stderr.tail(20)) ?? (this.requested ? this.stopReason : undefined);
+        : this.options.plan.explainExit(code, signal, this.stderr.tail()) ?? (this.requested ? this.stopReason : undefined);
       const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
       const wasUsable = this.rpc.usable;
       this.channel.destroy();

@@ -98,6 +98,8 @@ export interface SupervisorContext {
   prewarmed(name: string, pid: number): void;
   exited(name: string, info: ExitInfo): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
+  /** Removing a helper's scratch dir or cgroup failed after it exited. */
+  cleanupFailed(name: string, pid: number, message: string): void;
   /**
    * Checks a service's code-signing requirement before a launch; throws
    * ERR_CODE_SIGNATURE. Undefined when the broker has no CA.
@@ -593,7 +595,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   }
 
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
-    const job = cleanup().catch(() => undefined).finally(() => this.cleanups.delete(job));
+    const job = cleanup().catch((err: unknown) => this.ctx.cleanupFailed(this.service, helper.pid ?? -1, (err as Error).message)).finally(() => this.cleanups.delete(job));
     this.cleanups.add(job);
     if (this.helper !== helper) return;
     const wasRunning = this.state === 'running' || this.state === 'stopping';

@@ -12,6 +12,7 @@
  * @module
  */
 import { bulkheadError } from '../errors.js';
+import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
 import type { SandboxProfile } from './profile.js';
@@ -51,6 +52,11 @@ export interface CompileInput {
   scratch: string;
   /** Its `tmp/` (the helper's TMPDIR), recreated inside a capped scratch tmpfs. */
   scratchTmp: string;
+  /**
+   * Gives the `cgroup.procs` files of the helper's cgroup, once the compiler knows which
+   * limits need one (called at most once); the first wrapper joins them before exec'ing the rest.
+   */
+  cgroupFor: (limits: CgroupLimits) => readonly string[];
 }
 
 /** The compiled command line and report. */
@@ -60,7 +66,12 @@ export interface CompiledLaunch {
   rules: CompiledRule[];
   /** uid/gid the helper runs as, when the broker drops privileges. */
   runAs: { uid: number; gid: number } | undefined;
+  /** The limits its cgroup must apply, or undefined when the launch needs no cgroup. */
+  cgroupLimits: CgroupLimits | undefined;
 }
+
+/** Joins each cgroup.procs given (count first), then execs the rest: the helper is in its cgroup before any of its code runs. */
+const CGROUP_JOIN_SCRIPT = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 
 /** Variables removed at exec time, whoever added them. */
 export const SCRUBBED_VARIABLES = ['NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'] as const;
@@ -164,15 +175,59 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
       add({ rule, layers: extraLayers, unenforced: true, missing: 'prlimit (util-linux)', detail });
     }
   };
-  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB, scratchMiB } = profile.limits;
+  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB, scratchMiB, cpuPercent } = profile.limits;
   const heapMiB = memoryMiB === undefined ? undefined : Math.max(32, Math.floor(memoryMiB * V8_HEAP_SHARE));
-  limit('limits.memoryMiB', 'data', memoryMiB === undefined ? undefined : memoryMiB * MIB, ['v8:max-old-space-size'], `RLIMIT_DATA ${memoryMiB} MiB; V8 heap capped at ${heapMiB} MiB so the JS heap fails first (helper aborts: "JavaScript heap out of memory")`);
+  // Memory, processes and CPU are limits of the whole helper: its cgroup. rlimits are a per-process
+  // fallback (never below what V8 reserves at start), reported as unenforced so a strict profile fails closed.
+  const cg = probe.cgroup;
+  const cgLayer = (controller: 'memory' | 'pids' | 'cpu'): string | null => (cg?.parents[controller] !== undefined && probe.sh !== null ? `cgroup-v${cg.version}:${controller}` : null);
+  const cgMissing = (controller: string): string => `a per-helper cgroup ${controller} controller (${cg?.problem ?? 'no usable cgroup hierarchy'}; root on cgroup v1, or a delegated cgroup v2 subtree in ${CGROUP_ENV}: see docs/sandbox.md#cgroups)`;
+  const cgroupLimits: CgroupLimits = {};
+  if (memoryMiB !== undefined) {
+    const heapDetail = `V8 heap capped at ${heapMiB} MiB so the JS heap fails first (helper aborts: "JavaScript heap out of memory")`;
+    const layer = cgLayer('memory');
+    if (layer !== null) {
+      cgroupLimits.memoryMiB = memoryMiB;
+      add({ rule: 'limits.memoryMiB', layers: [layer, 'v8:max-old-space-size'], unenforced: false, detail: `${memoryMiB} MiB for the whole helper (every process, heap, buffers, its scratch tmpfs), charged to its cgroup; past it the kernel's OOM killer ends the helper, reported as "memory limit"; ${heapDetail}` });
+    } else {
+      // RLIMIT_DATA counts the address space V8 reserves per isolate (≈ 576 MiB from Node 24 on), so
+      // it is the limit plus that reserve; with workers each isolate adds one more: no rlimit then.
+      const reserve = probe.node.isolateReserveMiB;
+      const useData = probe.prlimit !== null && !(reserve > 0 && profile.processes.workers);
+      const dataMiB = memoryMiB + reserve;
+      if (useData) prlimitArgs.push(`--data=${dataMiB * MIB}:${dataMiB * MIB}`);
+      add({
+        rule: 'limits.memoryMiB',
+        layers: [...(useData ? ['prlimit:data'] : []), 'v8:max-old-space-size'],
+        unenforced: true,
+        missing: cgMissing('memory'),
+        detail: useData
+          ? `fallback: RLIMIT_DATA ${dataMiB} MiB per process${reserve > 0 ? ` (${memoryMiB} MiB + the ${reserve} MiB node ${probe.node.major} reserves at start)` : ''}, so each child gets as much again; ${heapDetail}`
+          : `fallback: node ${probe.node.major} reserves ${reserve} MiB of address space per worker, so no RLIMIT_DATA can hold a helper with workers without killing it; only the ${heapDetail}`,
+      });
+    }
+  }
   limit('limits.cpuSeconds', 'cpu', cpuSeconds, [], `RLIMIT_CPU ${cpuSeconds} s: SIGXCPU, then SIGKILL a second later`);
   limit('limits.openFiles', 'nofile', openFiles, [], `RLIMIT_NOFILE ${openFiles}: open() fails with EMFILE`);
-  if (processes !== undefined && probe.isRoot && !dropUser) {
-    add({ rule: 'limits.processes', layers: [], unenforced: true, missing: 'setpriv (util-linux)', detail: 'RLIMIT_NPROC does not apply to root' });
-  } else {
-    limit('limits.processes', 'nproc', processes, [], `RLIMIT_NPROC ${processes}: counts every thread of every process of uid ${probe.isRoot ? profile.user.uid : probe.uid} (node itself runs ~11 threads)`);
+  if (processes !== undefined) {
+    const layer = cgLayer('pids');
+    if (layer !== null) {
+      cgroupLimits.processes = processes;
+      add({ rule: 'limits.processes', layers: [layer], unenforced: false, detail: `pids.max ${processes}: every process and thread of the helper together (node itself runs ~11 threads); past it fork/clone fail with EAGAIN` });
+    } else {
+      const useNproc = probe.prlimit !== null && !(probe.isRoot && !dropUser);
+      if (useNproc) prlimitArgs.push(`--nproc=${processes}:${processes}`);
+      add({ rule: 'limits.processes', layers: useNproc ? ['prlimit:nproc'] : [], unenforced: true, missing: cgMissing('pids'), detail: `fallback: RLIMIT_NPROC ${processes} counts every thread of every process of uid ${probe.isRoot ? profile.user.uid : probe.uid}, this helper's or not, and does not apply to root` });
+    }
+  }
+  if (cpuPercent !== undefined) {
+    const layer = cgLayer('cpu');
+    if (layer !== null) {
+      cgroupLimits.cpuPercent = cpuPercent;
+      add({ rule: 'limits.cpuPercent', layers: [layer], unenforced: false, detail: `cpu.max: ${cpuPercent}% of one CPU for the whole helper, per 100 ms period; past it the kernel throttles it` });
+    } else {
+      add({ rule: 'limits.cpuPercent', layers: [], unenforced: true, missing: cgMissing('cpu'), detail: 'CPU bandwidth needs a cgroup' });
+    }
   }
   limit('limits.fileSizeMiB', 'fsize', fileSizeMiB === undefined ? undefined : fileSizeMiB * MIB, [], `RLIMIT_FSIZE ${fileSizeMiB} MiB: SIGXFSZ`);
   const scratchBytes = scratchMiB !== undefined && bwrap !== null && probe.bwrapTmpfsSize ? scratchMiB * MIB : undefined;
@@ -196,6 +251,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     if (profile.processes.children) nodeFlags.push('--allow-child-process');
     if (profile.processes.workers) nodeFlags.push('--allow-worker');
     if (profile.addons && probe.node.allowAddons) nodeFlags.push('--allow-addons');
+    // Node ≥ 25 refuses every socket without --allow-net, the inherited fd 3 included (measured on 26.12),
+    // so it cannot serve as a network layer: the network namespaces above are the network rule's layers.
+    if (probe.node.allowNet) nodeFlags.push('--allow-net');
   }
   if (heapMiB !== undefined) nodeFlags.push(`--max-old-space-size=${heapMiB}`);
   const nodeCommand = [input.nodePath, ...nodeFlags, ...input.nodeArgs, input.entry];
@@ -217,10 +275,15 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
+  const needsCgroup = Object.keys(cgroupLimits).length > 0;
+  if (needsCgroup) {
+    const procs = input.cgroupFor(cgroupLimits);
+    chain = [probe.sh!, '-c', CGROUP_JOIN_SCRIPT, 'bulkhead-cgroup-join', String(procs.length), ...procs, ...chain];
+  }
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {

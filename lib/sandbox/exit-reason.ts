@@ -13,6 +13,17 @@ export interface ExitLimits {
   fileSizeMiB?: number;
 }
 
+/** What the helper's cgroup counted (see lib/sandbox/cgroup.ts). */
+export interface MemoryEvents {
+  /** Processes its OOM killer killed. */
+  oomKills: number;
+  /** Allocations that hit the limit. */
+  limitHits: number;
+}
+
+/** Signals a process shows when an allocation failed at the limit. */
+const MEMORY_DEATH_SIGNALS: ReadonlySet<string> = new Set(['SIGKILL', 'SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGTRAP']);
+
 /** Lines node prints when it dies of memory exhaustion (V8 heap or malloc failure). */
 const OOM_PATTERN = /heap out of memory|Allocation failed|process out of memory|Reached heap limit/i;
 
@@ -33,10 +44,17 @@ export function effectiveSignal(code: number | null, signal: NodeJS.Signals | nu
  * @param code - exit code (null when killed by a signal)
  * @param signal - terminating signal (null when it exited)
  * @param stderrTail - last stderr lines, when the caller has them (sharpens the memory verdict)
+ * @param memory - the helper cgroup's memory counters, when it had one (makes the memory verdict certain)
  * @returns e.g. "memory limit (256 MiB)", or undefined when no limit explains it
  */
-export function explainExit(limits: ExitLimits, code: number | null, signal: NodeJS.Signals | null, stderrTail?: string | readonly string[]): string | undefined {
+export function explainExit(limits: ExitLimits, code: number | null, signal: NodeJS.Signals | null, stderrTail?: string | readonly string[], memory?: MemoryEvents): string | undefined {
   const sig = effectiveSignal(code, signal);
+  if (limits.memoryMiB !== undefined && memory !== undefined) {
+    // The cgroup's own count is the certain verdict, whatever signal the death showed (SIGKILL from the
+    // OOM killer, SIGSEGV or an abort from a failed allocation inside node).
+    if (memory.oomKills > 0) return `memory limit (${limits.memoryMiB} MiB)`;
+    if (memory.limitHits > 0 && sig !== null && MEMORY_DEATH_SIGNALS.has(sig)) return `memory limit (${limits.memoryMiB} MiB)`;
+  }
   const tail = stderrTail === undefined ? '' : typeof stderrTail === 'string' ? stderrTail : stderrTail.join('\n');
   if (sig === 'SIGXCPU' && limits.cpuSeconds !== undefined) return `CPU time limit (${limits.cpuSeconds} s)`;
   if (sig === 'SIGXFSZ' && limits.fileSizeMiB !== undefined) return `file size limit (${limits.fileSizeMiB} MiB)`;

@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { probeCgroups, type CgroupSupport } from './cgroup.js';
 
 /** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
 export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;
@@ -23,6 +24,30 @@ export interface NodePermissionSupport {
   allowAddons: boolean;
   /** `--disable-warning=` exists (to silence the ExperimentalWarning on stderr). */
   disableWarning: boolean;
+  /**
+   * `--allow-net` exists (Node ≥ 25): under the permission model every socket, including
+   * adopting the inherited fd 3, is refused without it, so the compiler must pass it.
+   */
+  allowNet: boolean;
+  /** Major version of that node binary (0 when it could not be read). */
+  major: number;
+  /**
+   * Address space V8 reserves per isolate (main thread and each worker) that RLIMIT_DATA
+   * counts, in MiB: an RLIMIT_DATA below it kills node before any JS runs (exit 133,
+   * "Failed to reserve virtual memory for CodeRange"). See {@link isolateReserveMiB}.
+   */
+  isolateReserveMiB: number;
+}
+
+/**
+ * What V8 reserves per isolate, counted by RLIMIT_DATA, by Node major. Measured with
+ * `prlimit --data=N node -e 0` (smallest N that starts, plus one worker): Node 20.20 and
+ * 22.23 start at 79 MiB and a worker adds ~1 MiB; Node 24.22 and 26.12 need 572 MiB and
+ * each worker adds ~523 MiB. Rounded up with a margin.
+ */
+export function isolateReserveMiB(major: number): number {
+  // Unknown version: assume the larger reservation, so the fallback never kills node.
+  return major === 0 || major >= 24 ? 576 : 0;
 }
 
 /** A top-level runtime directory as it exists on the host. */
@@ -56,6 +81,10 @@ export interface HostProbe {
   node: NodePermissionSupport;
   /** /usr, /lib, ... as found on the host (for bubblewrap's filesystem view). */
   runtimeRoots: RuntimeRoot[];
+  /** `sh`, the first wrapper, which puts the helper into its cgroup before exec'ing the rest. */
+  sh: string | null;
+  /** Where per-helper cgroups can be made (memory, pids, cpu), or null when nowhere. */
+  cgroup: CgroupSupport | null;
 }
 
 /** Rewrites a real probe; tests use it to simulate a host without a layer. */
@@ -72,7 +101,8 @@ export function setHostProbeOverride(fn: HostProbeOverride | undefined): void {
   override = fn;
 }
 
-function findBinary(name: string): string | null {
+/** The first executable `name` in {@link SYSTEM_BIN_DIRS}, or null. */
+export function findBinary(name: string): string | null {
   for (const dir of SYSTEM_BIN_DIRS) {
     const file = join(dir, name);
     try {
@@ -108,10 +138,12 @@ function runtimeRoots(): RuntimeRoot[] {
 }
 
 async function nodeSupport(nodePath: string): Promise<NodePermissionSupport> {
-  const help = await run(nodePath, ['--help']);
+  const [help, version] = await Promise.all([run(nodePath, ['--help']), run(nodePath, ['--version'])]);
   const text = help.stdout;
-  const flag = /^\s*--permission\b/m.test(text) ? '--permission' : /--experimental-permission\b/.test(text) ? '--experimental-permission' : null;
-  return { flag, allowAddons: /--allow-addons\b/.test(text), disableWarning: /--disable-warning\b/.test(text) };
+  // Node 22.13+ lists "--experimental-permission, --permission" on one line: the stable name wins.
+  const flag = /(?:^|[\s,])--permission\b/m.test(text) ? '--permission' : /--experimental-permission\b/.test(text) ? '--experimental-permission' : null;
+  const major = Number(/^v(\d+)\./.exec(version.stdout.trim())?.[1] ?? 0);
+  return { flag, allowAddons: /--allow-addons\b/.test(text), disableWarning: /--disable-warning\b/.test(text), allowNet: /--allow-net\b/.test(text), major, isolateReserveMiB: isolateReserveMiB(major) };
 }
 
 async function realProbe(nodePath: string): Promise<HostProbe> {
@@ -142,6 +174,8 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     env: findBinary('env'),
     node,
     runtimeRoots: runtimeRoots(),
+    sh: findBinary('sh'),
+    cgroup: probeCgroups(isRoot),
   };
 }
 

@@ -18,12 +18,14 @@ import { explainExit } from './exit-reason.js';
 import { probeHost } from './host-probe.js';
 import { expandPath } from './paths.js';
 import { parseProfile } from './profile.js';
-import { createScratch } from './scratch.js';
+import { HelperCgroup, probeCgroups, reapStaleCgroups, type CgroupLimits } from './cgroup.js';
+import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
 import { bulkheadError } from '../errors.js';
 
 export { PROFILE_SCHEMA, MIN_MEMORY_MIB, MIN_OPEN_FILES } from './profile-schema.js';
 export { parseProfile, checkProfile, DEFAULT_SANDBOX_USER, type SandboxProfile, type NetworkRule, type ProfileProblem } from './profile.js';
 export { probeHost, setHostProbeOverride, type HostProbe, type HostProbeOverride, type NodePermissionSupport } from './host-probe.js';
+export { CGROUP_ENV, type CgroupSupport } from './cgroup.js';
 export { BUILTIN_PLACEHOLDERS } from './paths.js';
 export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
 
@@ -81,6 +83,8 @@ export interface EnforcementReport {
   profile: string;
   enforcement: 'strict' | 'best-effort' | 'none';
   rules: RuleEnforcement[];
+  /** The helper's own cgroup, when its limits needed one: version and directories (one per v1 hierarchy). */
+  cgroup?: { version: 1 | 2; paths: string[] };
 }
 
 /** What the broker runs. */
@@ -90,7 +94,10 @@ export interface SandboxLaunchPlan {
   env: Record<string, string>;
   cwd: string;
   report: EnforcementReport;
-  /** Removes per-launch state (e.g. the scratch dir). Idempotent. */
+  /**
+   * Removes per-launch state (the scratch dir, the helper's cgroup after killing whatever still runs in it).
+   * Idempotent. Rejects, naming what stayed behind, when something could not be removed: log it.
+   */
   cleanup(): Promise<void>;
   /**
    * Names a sandbox limit that explains this exit, if any.
@@ -122,6 +129,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   }
   const profile = parseProfile(input.profile.name, input.profile.document);
   const probe = await probeHost(input.nodePath);
+  await reapStaleSandboxState().catch(() => undefined);
   const context = { service: input.service, profile: profile.name };
   // Expand before creating anything, so a bad placeholder leaves nothing behind.
   const vars: Record<string, string> = { ...input.paths, serviceDir: input.serviceDir, scratch: '/scratch' };
@@ -129,11 +137,16 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
 
   const runAs = probe.isRoot ? profile.user : undefined;
   const scratch = await createScratch(input.service, runAs);
+  let cgroup: HelperCgroup | undefined;
   try {
     vars['scratch'] = scratch.path;
     const reads = [input.entry, input.serviceDir, ...input.implicitReads, ...profile.fs.read.map((p) => expandPath(p, vars, context))];
     const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp });
+    const cgroupFor = (limits: CgroupLimits): readonly string[] => {
+      cgroup = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
+      return cgroup.procsFiles;
+    };
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;
@@ -144,22 +157,56 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         { service: input.service, profile: profile.name, rule: first.rule, missing: first.missing ?? null, rules: unenforced.map((r) => ({ rule: r.rule, missing: r.missing ?? null })) },
       );
     }
+    const helperCgroup = cgroup as HelperCgroup | undefined;
+    if (helperCgroup !== undefined) {
+      try {
+        helperCgroup.create();
+      } catch (err) {
+        const missing = `a writable cgroup (${(err as Error).message})`;
+        throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service "${input.service}": sandbox profile "${profile.name}" needs a cgroup for its limits, but creating it failed: ${(err as Error).message}. Check the cgroup hierarchy the broker uses (docs/sandbox.md#cgroups).`, { service: input.service, profile: profile.name, rule: 'limits', missing, rules: [{ rule: 'limits', missing }] });
+      }
+    }
     const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own: input.env, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
+    let cleanup: Promise<void> | undefined;
     return {
       command: compiled.command,
       args: compiled.args,
       env,
       cwd: scratch.path,
-      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })) },
-      cleanup: () => scratch.remove(),
-      explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail),
+      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), ...(helperCgroup !== undefined ? { cgroup: { version: helperCgroup.version, paths: helperCgroup.paths } } : {}) },
+      cleanup: () => (cleanup ??= removeAll([scratch.remove(), ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])])),
+      // Read before cleanup removes the cgroup: the broker explains an exit before it cleans up.
+      explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail, helperCgroup?.memoryEvents()),
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
     };
   } catch (err) {
-    await scratch.remove();
+    await removeAll([scratch.remove(), ...(cgroup !== undefined ? [(cgroup as HelperCgroup).remove()] : [])]).catch(() => undefined);
     throw err;
   }
+}
+
+/** Settles every removal, then rejects with all their failures in one message. */
+async function removeAll(removals: Promise<void>[]): Promise<void> {
+  const failures = (await Promise.allSettled(removals)).flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+  if (failures.length > 0) throw new Error(failures.join('; '));
+}
+
+let reaping: Promise<{ scratch: string[]; cgroups: string[] }> | undefined;
+
+/**
+ * Removes scratch dirs and helper cgroups left behind by brokers that are no
+ * longer running (a broker killed with SIGKILL cannot clean up). Runs once per
+ * process; later calls share the first result. The broker starts it when it is
+ * created, and every launch awaits it.
+ * @returns what was removed
+ */
+export function reapStaleSandboxState(): Promise<{ scratch: string[]; cgroups: string[] }> {
+  reaping ??= (async () => {
+    const [scratch, cgroups] = await Promise.all([reapStaleScratch(), reapStaleCgroups(probeCgroups(process.getuid?.() === 0))]);
+    return { scratch, cgroups };
+  })();
+  return reaping;
 }
 
 

@@ -19,6 +19,9 @@ const MAX_LIMIT = 1_048_576;
 /** The smallest memory limit with which Node 20 and bulkhead's runtime still start (measured: 96 MiB of RLIMIT_DATA aborts node at start). */
 export const MIN_MEMORY_MIB = 128;
 
+/** Largest `limits.cpuPercent`: 100 per CPU, up to 1024 CPUs. */
+const MAX_CPU_PERCENT = 102_400;
+
 /** The fewest open files a helper needs (node's own epoll/eventfd/pipes plus stdio and fd 3). */
 export const MIN_OPEN_FILES = 32;
 
@@ -60,6 +63,7 @@ export const PROFILE_SCHEMA = {
         processes: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
         fileSizeMiB: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
         scratchMiB: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
+        cpuPercent: { type: 'integer', minimum: 1, maximum: MAX_CPU_PERCENT },
       },
     },
     user: {

@@ -26,7 +26,7 @@ export interface SandboxProfile {
   /** May the helper load native addons (`process.dlopen`)? @default false */
   addons: boolean;
   /** Resource limits; absent means unlimited. */
-  limits: { memoryMiB?: number; cpuSeconds?: number; openFiles?: number; processes?: number; fileSizeMiB?: number; scratchMiB?: number };
+  limits: { memoryMiB?: number; cpuSeconds?: number; openFiles?: number; processes?: number; fileSizeMiB?: number; scratchMiB?: number; cpuPercent?: number };
   /** Identity to run as when the broker is root. @default { uid: 65534, gid: 65534 } (nobody) */
   user: { uid: number; gid: number };
   /** Names of the broker's environment variables passed through. @default [] */
