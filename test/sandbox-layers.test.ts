@@ -34,7 +34,7 @@ t.test('strict profile on a host without bubblewrap: the launch fails closed, na
   t.equal(err.data['rule'], 'fs.read', 'the first rule no layer enforces');
   t.match(String(err.data['missing']), /^bubblewrap \(bubblewrap \(bwrap\) is not installed; apt-get install -y bubblewrap\)$/);
   t.match(err.message, /rule "fs\.read": missing layer bubblewrap/);
-  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['fs.read', 'fs.write', 'isolation']);
+  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['fs.read', 'fs.write', 'isolation', 'limits.scratchMiB']);
   t.equal(kit.status('strict').launches, 0, 'nothing was spawned');
 });
 

@@ -211,6 +211,7 @@ export class HelperCgroup {
   /** Directory per controller. */
   readonly dirs: Partial<Record<CgroupController, string>>;
   private removal: Promise<void> | undefined;
+  private oomWatch: NodeJS.Timeout | undefined;
 
   private constructor(readonly version: 1 | 2, dirs: Partial<Record<CgroupController, string>>, private readonly limits: CgroupLimits) {
     this.dirs = dirs;
@@ -270,6 +271,7 @@ export class HelperCgroup {
         // Swap must not be a way around the limit (the file exists only with swap accounting).
         tryWrite(join(memory, 'memory.memsw.limit_in_bytes'), bytes);
       }
+      this.watchOom();
     }
     const pids = this.dirs.pids;
     if (pids !== undefined && processes !== undefined) writeFileSync(join(pids, 'pids.max'), String(processes));
@@ -285,6 +287,25 @@ export class HelperCgroup {
     }
   }
 
+  /**
+   * Makes a memory-limit death the whole helper's: once the kernel's OOM killer has killed any
+   * process of the helper (a child, say), every other one is killed too, so the helper exits and
+   * is reported as a memory-limit death instead of living on without its child. v2 does this in
+   * the kernel (`memory.oom.group`); v1 has no such knob, so its OOM counter is polled.
+   */
+  private watchOom(): void {
+    if (this.version === 2) {
+      tryWrite(join(this.dirs.memory!, 'memory.oom.group'), '1');
+      return;
+    }
+    this.oomWatch = setInterval(() => {
+      if ((this.memoryEvents()?.oomKills ?? 0) === 0) return;
+      clearInterval(this.oomWatch);
+      killAll(this.paths, this.version);
+    }, OOM_POLL_MS);
+    this.oomWatch.unref();
+  }
+
   /** Reads the memory controller's counters (call after exit, before {@link remove}). */
   memoryEvents(): CgroupMemoryEvents | undefined {
     const dir = this.dirs.memory;
@@ -298,6 +319,7 @@ export class HelperCgroup {
 
   /** Kills whatever still runs in the cgroup and removes its directories. Idempotent; rejects, naming the directory, when one stays. */
   remove(): Promise<void> {
+    clearInterval(this.oomWatch);
     return (this.removal ??= removeCgroupDirs(this.paths, this.version));
   }
 }
@@ -336,6 +358,23 @@ function procsIn(dir: string): number[] {
   return readWords(join(dir, 'cgroup.procs')).map(Number).filter((n) => Number.isInteger(n) && n > 0);
 }
 
+/** Kills every process in the given cgroup directories. */
+function killAll(dirs: readonly string[], version: 1 | 2): void {
+  for (const dir of dirs) {
+    if (version === 2) tryWrite(join(dir, 'cgroup.kill'), '1');
+    for (const pid of procsIn(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** How often a v1 helper cgroup's OOM counter is read while the helper runs. */
+const OOM_POLL_MS = 100;
+
 const REMOVE_ATTEMPTS = 100;
 const REMOVE_RETRY_MS = 20;
 
@@ -356,14 +395,7 @@ async function removeCgroupDirs(paths: readonly string[], version: 1 | 2): Promi
         }
         lastError = err;
         // EBUSY: something still runs in it (a child that outlived the helper). Kill it, then retry.
-        if (version === 2) tryWrite(join(dir, 'cgroup.kill'), '1');
-        for (const pid of procsIn(dir)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
+        killAll([dir], version);
         await new Promise((resolve) => setTimeout(resolve, REMOVE_RETRY_MS));
       }
     }

@@ -18,7 +18,7 @@ import { explainExit } from './exit-reason.js';
 import { probeHost } from './host-probe.js';
 import { expandPath } from './paths.js';
 import { parseProfile } from './profile.js';
-import { HelperCgroup, probeCgroups, reapStaleCgroups, type CgroupLimits } from './cgroup.js';
+import { HelperCgroup, probeCgroups, reapStaleCgroups, type CgroupLimits, type CgroupMemoryEvents } from './cgroup.js';
 import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
 import { bulkheadError } from '../errors.js';
 
@@ -83,8 +83,12 @@ export interface EnforcementReport {
   profile: string;
   enforcement: 'strict' | 'best-effort' | 'none';
   rules: RuleEnforcement[];
-  /** The helper's own cgroup, when its limits needed one: version and directories (one per v1 hierarchy). */
-  cgroup?: { version: 1 | 2; paths: string[] };
+  /**
+   * The helper's own cgroup, when its limits needed one: version and directories (one per v1
+   * hierarchy). Once the helper exited, `memory` holds what the cgroup counted: OOM kills,
+   * allocations that hit the limit, and the peak memory charged to the helper in bytes.
+   */
+  cgroup?: { version: 1 | 2; paths: string[]; memory?: CgroupMemoryEvents };
 }
 
 /** What the broker runs. */
@@ -169,15 +173,20 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own: input.env, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
     let cleanup: Promise<void> | undefined;
+    const report: EnforcementReport = { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), ...(helperCgroup !== undefined ? { cgroup: { version: helperCgroup.version, paths: helperCgroup.paths } } : {}) };
     return {
       command: compiled.command,
       args: compiled.args,
       env,
       cwd: scratch.path,
-      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), ...(helperCgroup !== undefined ? { cgroup: { version: helperCgroup.version, paths: helperCgroup.paths } } : {}) },
+      report,
       cleanup: () => (cleanup ??= removeAll([scratch.remove(), ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])])),
       // Read before cleanup removes the cgroup: the broker explains an exit before it cleans up.
-      explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail, helperCgroup?.memoryEvents()),
+      explainExit: (code, signal, stderrTail) => {
+        const memory = helperCgroup?.memoryEvents();
+        if (memory !== undefined && report.cgroup !== undefined) report.cgroup.memory = memory;
+        return explainExit(limits, code, signal, stderrTail, memory);
+      },
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
     };
   } catch (err) {
