@@ -9,7 +9,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { planLaunch, probeHost } from '../lib/sandbox/index.js';
+import { planLaunch, probeHost, setHostProbeOverride } from '../lib/sandbox/index.js';
+import { HelperCgroup } from '../lib/sandbox/cgroup.js';
 import { readFileSync } from 'node:fs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -54,10 +55,47 @@ async function main(): Promise<void> {
   ];
   if (probe.unshare !== null) variants.push(fixed('unshare -n', [probe.unshare, ...(probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net']), '--', NODE, HELPER]));
   if (probe.bwrap !== null) {
-    variants.push(fixed('bwrap (ro binds, net+pid+ipc+uts ns)', [probe.bwrap, '--die-with-parent', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(probe.isRoot ? [] : ['--unshare-user']), ...runtime, '--proc', '/proc', '--dev', '/dev', '--ro-bind', HELPER_DIR, HELPER_DIR, '--', NODE, HELPER]));
+    variants.push(fixed('bwrap (ro binds, net+pid+ipc+uts ns)', [probe.bwrap, '--die-with-parent', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(probe.isRoot ? [] : ['--unshare-user']), ...runtime, '--proc', '/proc', '--dev', '/dev', ...(NODE.startsWith('/usr/') ? [] : ['--ro-bind', NODE, NODE]), '--ro-bind', HELPER_DIR, HELPER_DIR, '--', NODE, HELPER]));
   }
   if (probe.setpriv !== null) variants.push(fixed(`setpriv (${probe.isRoot ? 'uid drop, caps, nnp' : 'nnp'})`, [probe.setpriv, ...(probe.isRoot ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'] : []), '--no-new-privs', '--', NODE, HELPER]));
-  if (probe.prlimit !== null) variants.push(fixed('prlimit (data, nofile, core)', [probe.prlimit, '--data=536870912:536870912', '--nofile=64:64', '--core=0:0', '--', NODE, HELPER]));
+  // 512 MiB plus what this node line reserves per isolate (Node 24+: a bare 512 MiB kills node at start).
+  const dataBytes = (512 + probe.node.isolateReserveMiB) * 1024 * 1024;
+  if (probe.prlimit !== null) variants.push(fixed('prlimit (data, nofile, core)', [probe.prlimit, `--data=${dataBytes}:${dataBytes}`, '--nofile=64:64', '--core=0:0', '--', NODE, HELPER]));
+  // The cgroup layer alone: its directories and limits made, the helper joined by `sh` before node runs.
+  const cgroupCosts = { create: [] as number[], remove: [] as number[] };
+  if (probe.cgroup !== null && probe.sh !== null) {
+    const support = probe.cgroup;
+    variants.push({
+      name: `sh + cgroup v${support.version} join (memory + pids limits; cpu cgroup without quota)`,
+      make: async () => {
+        const cgroup = HelperCgroup.plan(support, 'bench', { memoryMiB: 512, processes: 64 });
+        const t0 = performance.now();
+        cgroup.create();
+        cgroupCosts.create.push(performance.now() - t0);
+        const join = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+        return {
+          command: probe.sh!, args: ['-c', join, 'join', String(cgroup.procsFiles.length), ...cgroup.procsFiles, NODE, HELPER], env: baseEnv, cwd: HELPER_DIR,
+          cleanup: async () => {
+            const t1 = performance.now();
+            await cgroup.remove();
+            cgroupCosts.remove.push(performance.now() - t1);
+          },
+        };
+      },
+    });
+    const document = { ...(JSON.parse(readFileSync(`${ROOT}sandbox-profiles/pure-compute.json`, 'utf8')) as object), enforcement: 'best-effort' };
+    variants.push({
+      name: 'profile pure-compute without its cgroup (rlimit fallback)',
+      make: async () => {
+        setHostProbeOverride((p) => ({ ...p, cgroup: null }));
+        try {
+          return await planLaunch({ service: 'bench', entry: HELPER, serviceDir: HELPER_DIR, implicitReads: [], nodePath: NODE, nodeArgs: [], env: {}, profile: { name: 'pure-compute', document }, paths: { data: HELPER_DIR } });
+        } finally {
+          setHostProbeOverride(undefined);
+        }
+      },
+    });
+  }
   for (const name of ['pure-compute', 'no-network', 'network-client', 'fs-reader']) {
     const document = JSON.parse(readFileSync(`${ROOT}sandbox-profiles/${name}.json`, 'utf8')) as unknown;
     variants.push({
@@ -83,6 +121,9 @@ async function main(): Promise<void> {
     const xs = times.get(v.name)!;
     const m = median(xs);
     console.log(`| ${v.name} | ${m.toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${m - bare >= 0 ? '+' : ''}${(m - bare).toFixed(1)} ms (${(m / bare).toFixed(2)}×) |`);
+  }
+  if (cgroupCosts.create.length > 0) {
+    console.log(`cgroup directories + limits, made in the broker before spawn: median ${median(cgroupCosts.create).toFixed(2)} ms; killed and removed after exit: median ${median(cgroupCosts.remove).toFixed(2)} ms`);
   }
 }
 

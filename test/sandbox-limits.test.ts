@@ -97,7 +97,7 @@ t.test('a fork bomb stops at pids.max: every process and thread of the helper to
   t.notOk(existsSync(pidsDir), 'its cgroup is gone once the broker closed, children and all');
 });
 
-t.test('cpu.max throttles the helper (cgroup statistics); without cpuPercent the same work is not throttled', async (t) => {
+t.test('cpu.max throttles the helper (cgroup statistics); under a generous quota the same work is not throttled', async (t) => {
   const limited = await launched(t, 'slow', 'limits-cpu');
   if (limited.skip !== undefined) return t.plan(0, limited.skip);
   const rule = limited.report.rules.find((r) => r.rule === 'limits.cpuPercent')!;
@@ -109,11 +109,11 @@ t.test('cpu.max throttles the helper (cgroup statistics); without cpuPercent the
   t.ok(after['nr_throttled']! > 0, `throttled in ${after['nr_throttled']} of ${after['nr_periods']} periods`);
   t.ok(r.cpuMs < 600, `1 s of spinning got ${r.cpuMs.toFixed(0)} ms of CPU at 10% (bound 600 ms; the quota is 100 ms per s)`);
 
-  // Positive control: memory limit only, so a cgroup exists but with no CPU quota.
-  const free = await launched(t, 'fast', 'limits-memory');
+  // Positive control: the same work under a quota of 10 CPUs is never throttled.
+  const free = await launched(t, 'fast', 'limits-cpu-wide');
   const freeDir = dirOf(free.report, 'cpu');
   await free.kit.broker.connect('fast').call('spin', { ms: 300 }, { timeoutMs: 30_000 });
-  t.equal(stat(freeDir)['nr_throttled'], 0, 'no quota, no throttling');
+  t.equal(stat(freeDir)['nr_throttled'], 0, 'a generous quota, no throttling');
 });
 
 t.test('the cgroup is removed after the helper exits, and after a crash', async (t) => {
@@ -159,4 +159,24 @@ t.test('best-effort without cgroups: node starts under the RLIMIT_DATA fallback 
   t.same(rule.layers, ['prlimit:data', 'v8:max-old-space-size']);
   t.match(rule.missing, /cgroup memory controller/);
   t.equal(report.cgroup, undefined, 'no cgroup');
+});
+
+t.test('the shipped no-network profile stops a fork bomb at its 256 tasks', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [manifest('nonet', 'no-network')] });
+  t.teardown(() => kit.close());
+  const conn = kit.broker.connect('nonet');
+  try {
+    await conn.call('ping', {}, { timeoutMs: 20_000 });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_SANDBOX_UNENFORCEABLE') return t.plan(0, `no cgroup layer here: ${(err as Error).message}`);
+    throw err;
+  }
+  const rule = kit.broker.status('nonet').sandbox!.rules.find((r) => r.rule === 'limits.processes')!;
+  t.match(rule.layers, [/^cgroup-v[12]:pids$/]);
+  const r = await conn.call('forkBomb', { max: 10_000 }, { timeoutMs: 60_000 }) as { spawned: number; error: string | null };
+  t.equal(r.error, 'EAGAIN', `spawn failed with EAGAIN after ${r.spawned} children`);
+  t.ok(r.spawned > 200 && r.spawned < 256, `${r.spawned} children, under the profile's 256`);
+  await kit.crash('nonet');
+  await kit.close();
+  t.same(uncaught, []);
 });

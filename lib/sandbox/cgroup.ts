@@ -223,10 +223,12 @@ export class HelperCgroup {
    */
   static plan(support: CgroupSupport, label: string, limits: CgroupLimits): HelperCgroup {
     const name = `${label}.${brokerTag() ?? process.pid}.${++sequence}`;
+    // Only the controllers a limit needs: on v1 each extra hierarchy the helper joins costs an attach.
+    const wanted: Record<CgroupController, boolean> = { memory: limits.memoryMiB !== undefined, pids: limits.processes !== undefined, cpu: limits.cpuPercent !== undefined };
     const dirs: Partial<Record<CgroupController, string>> = {};
     for (const c of CONTROLLERS) {
       const parent = support.parents[c];
-      if (parent !== undefined) dirs[c] = join(parent, name);
+      if (parent !== undefined && wanted[c]) dirs[c] = join(parent, name);
     }
     return new HelperCgroup(support.version, dirs, limits);
   }
