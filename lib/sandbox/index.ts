@@ -161,7 +161,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         { service: input.service, profile: profile.name, rule: first.rule, missing: first.missing ?? null, rules: unenforced.map((r) => ({ rule: r.rule, missing: r.missing ?? null })) },
       );
     }
-    const helperCgroup = cgroup as HelperCgroup | undefined;
+    const helperCgroup = cgroup;
     if (helperCgroup !== undefined) {
       try {
         helperCgroup.create();
@@ -190,7 +190,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
     };
   } catch (err) {
-    await removeAll([scratch.remove(), ...(cgroup !== undefined ? [(cgroup as HelperCgroup).remove()] : [])]).catch(() => undefined);
+    await removeAll([scratch.remove(), ...(cgroup !== undefined ? [cgroup.remove()] : [])]).catch(() => undefined);
     throw err;
   }
 }

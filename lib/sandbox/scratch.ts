@@ -64,10 +64,10 @@ export async function removeTree(path: string): Promise<void> {
     const first = err as NodeJS.ErrnoException;
     const rmBin = findBinary('rm') ?? '/bin/rm';
     const result = await new Promise<string | null>((resolve) => {
-      execFile(rmBin, ['-rf', '--one-file-system', '--', path], { timeout: 60_000 }, (error, _stdout, stderr) => resolve(error === null ? null : String(stderr).trim() || error.message));
+      execFile(rmBin, ['-rf', '--one-file-system', '--', path], { timeout: 60_000 }, (error, _stdout, stderr) => resolve(error === null ? null : stderr.trim() || error.message));
     });
     if (result === null && !(await exists(path))) return;
-    throw new Error(`could not remove scratch dir ${path}: ${first.code ?? first.message}${result !== null ? `; rm -rf: ${result}` : ''}`, { cause: first });
+    throw new Error(`could not remove scratch dir ${path}: ${first.code ?? first.message}${result !== null ? `; rm -rf: ${result}` : ''}`, { cause: err });
   }
 }
 
