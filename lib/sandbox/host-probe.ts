@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { probeCgroups, type CgroupSupport } from './cgroup.js';
+import { probeCgroups, type CgroupSupport } from './cgroup-probe.js';
 
 /** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
 export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;

@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { chown, lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brokerAlive, brokerTag } from './cgroup.js';
+import { brokerAlive, brokerTag } from './broker-tag.js';
 import { findBinary } from './host-probe.js';
 
 /** Prefix of every scratch directory bulkhead creates in the temp dir. */
