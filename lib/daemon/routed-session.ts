@@ -124,6 +124,13 @@ export class RoutedSession implements RouteTarget {
       case 'cancel':
         if (this.inFlight.delete(envelope.id)) this.supervisor.forward(this.range, body).catch(() => undefined);
         return;
+      case 'item':
+      case 'credit':
+      case 'end':
+        // Stream traffic of a call in flight passes untouched; the helper enforces the credit.
+        if (!this.helloSeen) return this.violation(`a ${envelope.kind} arrived before hello`);
+        if (this.inFlight.has(envelope.id)) this.supervisor.forward(this.range, body).catch(() => undefined);
+        return;
       case 'goodbye':
         this.close();
         return;
