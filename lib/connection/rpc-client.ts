@@ -11,6 +11,7 @@ import type { CallMeta, Envelope, HelloEnvelope } from '../wire/envelope.js';
 import { ID_RANGE_SIZE } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { fromWireError } from './remote-error.js';
+import { judgePeerHello } from '../protocol/hello-compat.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { describeNonPlain } from '../wire/codec.js';
 
@@ -137,6 +138,8 @@ export class RpcClient {
   private isReady = false;
   private transactions = 0;
   private busy = false;
+  /** The service speaks another, compatible version of the protocol (its hello said so). */
+  private peerEvolved = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
 
@@ -352,17 +355,13 @@ export class RpcClient {
 
   private receiveHello(hello: HelloEnvelope): void {
     if (this.isReady) return;
-    const p = this.protocol;
-    if (hello.role !== 'service' || hello.protocol !== p.name || hello.version !== p.version || hello.schemaHash !== p.hash) {
-      const error = bulkheadError(
-        'ERR_PROTOCOL_MISMATCH',
-        `Helper speaks ${hello.protocol}@${hello.version} (schema ${hello.schemaHash.slice(0, 12)}) but ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) was expected; make the helper serve() the protocol its manifest names, from the same protocols/ file.`,
-        { expected: { protocol: p.name, version: p.version, schemaHash: p.hash }, actual: { protocol: hello.protocol, version: hello.version, schemaHash: hello.schemaHash, role: hello.role } },
-      );
-      this.settleReady.reject(error);
-      this.channel.fail(error);
+    const verdict = judgePeerHello(this.protocol, 'client', hello, 'Make the helper serve() the protocol its manifest names, or evolve the protocol compatibly (docs/protocols.md, "Versioning").');
+    if (!verdict.ok) {
+      this.settleReady.reject(verdict.error);
+      this.channel.fail(verdict.error);
       return;
     }
+    this.peerEvolved = verdict.evolved;
     this.isReady = true;
     this.settleReady.resolve(hello);
   }
@@ -427,6 +426,8 @@ export class RpcClient {
   private receiveEvent(callId: number, name: string, payload: unknown): void {
     const owner = callId === 0 ? undefined : this.pending.get(callId)?.owner;
     if (callId !== 0 && owner === undefined) return; // its call already settled or was cancelled
+    // A newer, compatible service may emit events this client's version does not know: not an error.
+    if (this.peerEvolved && !this.protocol.hasEvent(name)) return;
     const error = this.protocol.hasEvent(name)
       ? this.protocol.check('event', name, payload)
       : bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}: the service emitted event "${name}", which its protocol does not declare.`, { part: 'event', event: name });

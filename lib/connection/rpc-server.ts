@@ -12,6 +12,7 @@ import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
+import { judgePeerHello } from '../protocol/hello-compat.js';
 
 /** The peer a call is attributed to when the broker did not name one: the embedding app. */
 export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
@@ -139,9 +140,9 @@ export class RpcServer {
         return;
       }
       case 'hello': {
-        const p = this.protocol;
-        if (envelope.role !== 'client' || envelope.protocol !== p.name || envelope.version !== p.version || envelope.schemaHash !== p.hash) {
-          this.channel.fail(bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper serves ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) but the broker expects ${envelope.protocol}@${envelope.version} (schema ${envelope.schemaHash.slice(0, 12)}). Make the manifest's protocol and the helper's serve() agree.`, { expected: envelope.protocol, actual: p.name }));
+        const verdict = judgePeerHello(this.protocol, 'service', envelope, 'Make the manifest\'s protocol and the helper\'s serve() agree.');
+        if (!verdict.ok) {
+          this.channel.fail(verdict.error);
           return;
         }
         this.helloSeen = true;
