@@ -34,6 +34,8 @@ export function registerProtocol(program: Command, run: (work: () => Promise<Exi
     .argument('<old>', 'the older protocol file')
     .argument('<new>', 'the newer protocol file')
     .option('--json', 'print the changes as JSON: {"changes": [{pointer, change, breaking}], "breaking": bool}')
+    // A usage error (a missing argument, an unknown option) is exit 2 here, not commander's 1, which means "breaking".
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : PROTOCOL_DIFF_EXIT.usage))
     .addHelpText('after', `
 Examples:
   $ bulkhead protocol diff v1/com.example.store.json protocols/com.example.store.json
