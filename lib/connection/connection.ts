@@ -186,7 +186,8 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     if (current !== undefined) return current.stream(method, params, { ...rpcOptions, timeoutMs });
     const begun = performance.now();
     const rpc = await waitWithin(this.endpoint.acquire(), timeoutMs, options.signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
-    if (this.state !== 'open' && this.state !== 'closing') throw this.unusableError();
+    // The connection may have been destroyed or invalidated during the launch.
+    if (!this.takesWork()) throw this.unusableError();
     const remaining = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - begun));
     return rpc.stream(method, params, { ...rpcOptions, timeoutMs: remaining });
   }
@@ -262,6 +263,11 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     this.endError ??= bulkheadError('ERR_CLOSED', `Connection to ${this.service} is closed; open a new one with broker.connect().`);
     this.endpoint.detach(this);
     this.removeAllListeners();
+  }
+
+  /** True while calls already started may still go out (open, or closing with calls in flight). */
+  private takesWork(): boolean {
+    return this.state === 'open' || this.state === 'closing';
   }
 
   private unusableError(): BulkheadError {

@@ -88,8 +88,8 @@ interface PendingCall {
   method: string;
   params: unknown;
   meta: CallMeta | undefined;
-  resolve(value: unknown): void;
-  reject(error: BulkheadError): void;
+  resolve: (value: unknown) => void;
+  reject: (error: BulkheadError) => void;
   owner: CallOwner | undefined;
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
@@ -377,7 +377,7 @@ export class RpcClient {
     const index = inbox.received;
     const invalid = this.protocol.check('yields', call.method, value);
     if (invalid !== undefined) {
-      const error = bulkheadError('ERR_INVALID_RESULT', `${invalid.message.replace('an item of', `item ${index} of`)}`, { ...invalid.data, index });
+      const error = bulkheadError('ERR_INVALID_RESULT', invalid.message.replace('an item of', `item ${index} of`), { ...invalid.data, index });
       // The items before it were valid: the consumer gets them, then this error.
       inbox.finish(error);
       this.abandon(call, 'cancelled', error);
@@ -537,9 +537,16 @@ function isCoded(err: unknown): err is BulkheadError {
 function toAsyncIterable(input: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterable<unknown> {
   if (typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return input as AsyncIterable<unknown>;
   if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    return (async function* () {
-      yield* input as Iterable<unknown>;
-    })();
+    const iterable = input as Iterable<unknown>;
+    return {
+      [Symbol.asyncIterator]: () => {
+        const iterator = iterable[Symbol.iterator]();
+        return {
+          next: () => Promise.resolve(iterator.next()),
+          return: () => Promise.resolve(iterator.return?.() ?? { value: undefined, done: true }),
+        };
+      },
+    };
   }
   throw bulkheadError('ERR_INVALID_OPTION', 'options.input must be an iterable or async iterable of items.', { option: 'input' });
 }

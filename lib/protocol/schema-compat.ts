@@ -123,8 +123,9 @@ function describe(s: Schema): string {
 /** anyOf/oneOf: every branch of the narrower must be covered by the wider (or one of its branches). */
 function coversUnion(w: Record<string, unknown>, n: Record<string, unknown>, at: string, ctx: Context): void {
   const branches = (s: Record<string, unknown>): Schema[] | undefined => (s['anyOf'] ?? s['oneOf']) as Schema[] | undefined;
-  const { anyOf: _wa, oneOf: _wo, ...wRest } = w;
-  const { anyOf: _na, oneOf: _no, ...nRest } = n;
+  const withoutUnion = (s: Record<string, unknown>) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'anyOf' && k !== 'oneOf'));
+  const wRest = withoutUnion(w);
+  const nRest = withoutUnion(n);
   const wBranches = branches(w);
   const nBranches = branches(n) ?? [n];
   const keyword = w['anyOf'] !== undefined || n['anyOf'] !== undefined ? 'anyOf' : 'oneOf';
