@@ -10,7 +10,10 @@ const MiB = 1024 * 1024;
 
 const kit = await startBroker({
   root: FIXTURES,
-  services: [{ name: 'streams', entry: './streams-service.js', protocol: 'com.test.streams', launch: { throttleMs: 0, exitTimeoutMs: 500 } }],
+  services: [
+    { name: 'streams', entry: './streams-service.js', protocol: 'com.test.streams', launch: { throttleMs: 0, exitTimeoutMs: 500 } },
+    { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['streams'] },
+  ],
 });
 t.teardown(() => kit.close());
 
@@ -249,6 +252,18 @@ t.test('call() on a stream method and stream() on a plain one are refused with a
   const { error } = await streamError(conn.stream('produced', {}));
   t.equal(error.code, 'ERR_INVALID_OPTION');
   await conn.close();
+});
+
+t.test('a helper streams from another service through the broker (connects), both directions', async (t) => {
+  const caller = kit.broker.connect('caller');
+  t.same(await caller.call('relayStream', { service: 'streams', method: 'count', params: { n: 1000 } }), { ok: true, items: 1000, last: { i: 999 }, result: { count: 1000 } }, 'yields: 1000 items, in order, and the result');
+  const input = Array.from({ length: 700 }, (_, i) => i);
+  t.same(await caller.call('relayStream', { service: 'streams', method: 'echoItems', input }), { ok: true, items: 700, last: 1398, result: null }, 'accepts and yields: 700 items each way, past the first window');
+  const bad = await caller.call('relayStream', { service: 'streams', method: 'count', params: { n: 100, badAt: 5 } }) as { ok: boolean; code: string };
+  t.same([bad.ok, bad.code], [false, 'ERR_INVALID_RESULT'], 'an invalid item ends the stream with its code');
+  const state = await waitForAbort(kit.broker.connect('streams'));
+  t.equal(state.openStreams, 0, 'nothing left open in the target');
+  await caller.close();
 });
 
 t.test('nothing threw out of band', async (t) => {
