@@ -1,12 +1,16 @@
 // Streams (issue 16): items in both directions under credit flow control, validated
 // by their receiver, ended cleanly from either side, with no stream state left over.
 import t from 'tap';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isBulkheadError, type BulkheadError, STREAM_WINDOW } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES, recordUncaught } from './helpers.js';
 
 const uncaught = recordUncaught();
 const MiB = 1024 * 1024;
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 const kit = await startBroker({
   root: FIXTURES,
@@ -209,22 +213,33 @@ t.test('64 MiB as a stream of 1 MiB chunks, download and upload', async (t) => {
   await conn.close();
 });
 
-t.test('slow consumer, fast producer of 1 MiB items: the producer\'s lead stays within the window', async (t) => {
+t.test('slow consumer, fast producer of 1 MiB items: the producer\'s lead stays within the window, memory with it', async (t) => {
   const conn = kit.broker.connect('streams');
   const lead: number[] = [];
+  const queued: number[] = [];
   let consumed = 0;
-  for await (const _ of conn.stream('chunks', { count: 40, size: MiB })) {
+  const CHUNKS = 160;
+  gc();
+  const baseline = process.memoryUsage().arrayBuffers;
+  let peakBuffers = 0;
+  const stream = conn.stream('chunks', { count: CHUNKS, size: MiB });
+  for await (const _ of stream) {
     consumed++;
     if (consumed % 8 === 0) {
       // Give the producer every chance to run ahead, then ask how far it got.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 30));
       const { produced } = await conn.call('produced', {}) as Produced;
       lead.push(produced - consumed);
+      queued.push(stream.buffered);
+      gc();
+      peakBuffers = Math.max(peakBuffers, process.memoryUsage().arrayBuffers - baseline);
     }
   }
-  const maxLead = Math.max(...lead);
   const bound = Math.ceil(STREAM_WINDOW.bytes / MiB) + 1;
-  t.ok(maxLead <= bound, `lead ≤ ${bound} items (4 MiB window + one item + the one being produced): max ${maxLead} (${lead.join(', ')})`);
+  t.ok(Math.max(...lead) <= bound, `lead ≤ ${bound} items (4 MiB window + one item + the one being produced): max ${Math.max(...lead)} (${lead.join(', ')})`);
+  t.ok(Math.max(...queued) <= bound, `items queued in the consumer ≤ ${bound}: max ${Math.max(...queued)}`);
+  // A loose bound: 160 MiB go through; what stays after GC is the window plus buffers V8 and the socket free lazily.
+  t.ok(peakBuffers < 48 * MiB, `consumer's buffers after GC peak +${(peakBuffers / MiB).toFixed(1)} MiB while ${CHUNKS} MiB went through`);
   await conn.close();
 });
 

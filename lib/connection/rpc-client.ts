@@ -118,6 +118,8 @@ export interface RpcStream {
   next(): Promise<IteratorResult<unknown>>;
   /** The caller stops reading: the call is cancelled (the handler's ctx.signal aborts), unless already settled. */
   cancel(): void;
+  /** Items received and not yet read. */
+  readonly buffered: number;
 }
 
 /** Calling side of one channel. */
@@ -234,6 +236,9 @@ export class RpcClient {
     else this.start(c, options);
     return {
       result,
+      get buffered() {
+        return c.inbox?.size ?? 0;
+      },
       next: () => c.inbox !== undefined ? c.inbox.next() : result.then(() => ({ value: undefined, done: true })),
       cancel: () => {
         c.inbox?.discard();

@@ -7,6 +7,7 @@
  */
 import type { BulkheadError } from '../errors.js';
 import type { RpcStream } from './rpc-client.js';
+import type { STREAM_WINDOW } from './stream-flow.js';
 
 /** A stream call in progress. Iterate it once. */
 export class StreamCall<T = unknown, R = unknown> implements AsyncIterableIterator<T> {
@@ -31,6 +32,11 @@ export class StreamCall<T = unknown, R = unknown> implements AsyncIterableIterat
     this.result = started.then((s) => s.result) as Promise<R>;
     // Read through the iterator, the error must not also surface as an unhandled rejection.
     this.result.catch(() => undefined);
+  }
+
+  /** Items that arrived and wait to be read (at most {@link STREAM_WINDOW}.items, and about its bytes). */
+  get buffered(): number {
+    return this.stream?.buffered ?? 0;
   }
 
   [Symbol.asyncIterator](): this {
