@@ -7,7 +7,6 @@
  */
 import type { BulkheadError } from '../errors.js';
 import type { RpcStream } from './rpc-client.js';
-import type { STREAM_WINDOW } from './stream-flow.js';
 
 /** A stream call in progress. Iterate it once. */
 export class StreamCall<T = unknown, R = unknown> implements AsyncIterableIterator<T> {
@@ -34,7 +33,7 @@ export class StreamCall<T = unknown, R = unknown> implements AsyncIterableIterat
     this.result.catch(() => undefined);
   }
 
-  /** Items that arrived and wait to be read (at most {@link STREAM_WINDOW}.items, and about its bytes). */
+  /** Items that arrived and wait to be read (at most `STREAM_WINDOW.items`, and about `STREAM_WINDOW.bytes`). */
   get buffered(): number {
     return this.stream?.buffered ?? 0;
   }
