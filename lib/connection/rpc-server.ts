@@ -31,7 +31,7 @@ export interface HandlerContext {
    * written, later once the channel drained (await it to be slowed to the
    * reader's pace); never rejects.
    * @throws BulkheadError `ERR_BACKPRESSURE` when more than
-   *   {@link EVENT_BACKLOG}.maxBytes are already waiting (events were emitted
+   *   `EVENT_BACKLOG.maxBytes` (32 MiB) are already waiting (events were emitted
    *   without awaiting emit()), `ERR_CLOSED` after the call settled
    */
   emit(name: string, payload: unknown): Promise<void>;
