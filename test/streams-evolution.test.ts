@@ -25,7 +25,6 @@ function olderCompatible(): ProtocolDocument {
   const old = copy();
   old.version = '0.9.0';
   // The service since added methods and an event; the old client knows none of them.
-  delete old.methods['flood'];
   delete old.methods['upload'];
   delete old.events;
   // The service since widened what it receives: old params were narrower.
@@ -58,7 +57,8 @@ t.test('protocol diff: the older copy is a compatible predecessor of the service
   const oldDir = writeProtocols(join(work, 'old-check'), olderCompatible());
   const run = await runCli(['protocol', 'diff', join(oldDir, `${NAME}.json`), join(FIXTURES, 'protocols', `${NAME}.json`)]);
   t.equal(run.code, 0, run.stdout + run.stderr);
-  t.match(run.stdout, /compatible {2}\/methods\/flood {2}method "flood" added/);
+  t.match(run.stdout, /compatible {2}\/methods\/upload {2}method "upload" added/);
+  t.match(run.stdout, /compatible {2}\/events\/tick {2}event "tick" added/);
   t.notMatch(run.stdout, /breaking /);
 });
 
@@ -74,6 +74,13 @@ t.test('a daemon client with an older compatible protocol calls the newer servic
   const echoed: unknown[] = [];
   for await (const x of conn.stream('echoItems', {}, { input: Array.from({ length: 600 }, (_, i) => i) })) echoed.push(x);
   t.equal(echoed.length, 600, 'both directions at once, past the first window');
+  // The service emits "tick", which the old client's protocol does not declare: dropped quietly.
+  const errors: unknown[] = [];
+  conn.on('error', (e) => errors.push(e));
+  let ticks = 0;
+  conn.on('event', () => ticks++);
+  t.same((await conn.call('flood', { n: 50 }) as { sent: number }).sent, 50, 'a call that emits events the old client does not know');
+  t.same([ticks, errors.length], [0, 0], 'the unknown events reach no listener and raise no error');
   const produced = await conn.call('produced', {}) as { openStreams: number };
   t.equal(produced.openStreams, 0, 'no stream left open in the helper');
   await conn.close();
