@@ -152,7 +152,12 @@ class GraphWalk {
   }
 
   addFile(file: string): void {
-    if (this.files.has(file) || this.granted.has(file) || this.granted.has(realPath(file))) return;
+    if (this.files.has(file) || this.granted.has(file)) return;
+    if (this.granted.has(realPath(file))) {
+      // A granted file reached through a symlinked package (npm link, workspaces): Node opens it at this path too.
+      this.files.add(file);
+      return;
+    }
     this.files.add(file);
     this.stamps.set(file, stamp(file));
     if (CODE_EXTENSIONS.has(extname(file))) this.queue.push(file);
