@@ -280,7 +280,7 @@ function specifiersOf(source: string, file: string): string[] {
   try {
     const [imports] = parse(source, file);
     for (const entry of imports) {
-      if (entry.type === 'import-meta' || (entry.type === 'dynamic' ? entry.probablyTypeOnly : entry.typeOnly)) continue;
+      if (entry.type === 'import-meta' || (entry.type === 'dynamic' ? entry.probablyTypeOnly || entry.glob : entry.typeOnly)) continue;
       if (typeof entry.specifier === 'string') found.push(entry.specifier);
     }
   } catch {
