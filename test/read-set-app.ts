@@ -31,6 +31,8 @@ export interface ReadSetApp {
   socket: string;
   /** A directory the fs-reader profile is granted (`sandboxPaths.data`), with `data.txt` and a socket `inner.sock`. */
   data: string;
+  /** An abstract Unix socket (no file: it belongs to the test's network namespace). */
+  abstractSocket: string;
   /** What the sockets answer on connect. */
   greeting: string;
   close(): Promise<void>;
@@ -50,8 +52,8 @@ async function serveSocket(path: string): Promise<Server> {
     server.once('error', reject);
     server.listen(path, resolve);
   });
-  // World-connectable: only the sandbox can stand in the way.
-  chmodSync(path, 0o666);
+  // World-connectable: only the sandbox can stand in the way. (An abstract socket has no file or mode.)
+  if (!path.startsWith('\0')) chmodSync(path, 0o666);
   return server;
 }
 
@@ -87,7 +89,8 @@ export async function layOutApp(dir: string): Promise<ReadSetApp> {
   put(join(dir, 'data', 'data.txt'), 'granted data\n');
   mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o755 });
   const socket = join(dir, 'run', 'app.sock');
-  const servers = [await serveSocket(socket), await serveSocket(join(dir, 'data', 'inner.sock'))];
+  const abstractSocket = `\0bulkhead-read-set-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const servers = [await serveSocket(socket), await serveSocket(join(dir, 'data', 'inner.sock')), await serveSocket(abstractSocket)];
   return {
     dir,
     secrets: {
@@ -100,6 +103,7 @@ export async function layOutApp(dir: string): Promise<ReadSetApp> {
       unimportedSibling: join(dir, 'lib', 'unimported.js'),
     },
     socket,
+    abstractSocket,
     data: join(dir, 'data'),
     greeting: GREETING,
     close: async () => {
@@ -207,6 +211,10 @@ export async function attemptEscapes(t: Test, call: (method: string, params?: ob
   // A Unix socket outside every grant: absent from its mount view (or refused by Node ≥ 25's permission model first).
   const refusedByNode = nodeRefusesNet(options.nodePath, SHIPPED_PROFILES[profile]);
   t.same(await attempt('tryConnectUnix', { path: app.socket }), { ok: false, code: refusedByNode ? 'ERR_ACCESS_DENIED' : 'ENOENT' }, 'connect to run/app.sock (0666)');
+
+  // An abstract socket has no path: the network namespace decides.
+  const network = SHIPPED_PROFILES[profile];
+  t.same(await attempt('tryConnectUnix', { path: app.abstractSocket }), network === 'full' ? { ok: true, code: null, value: app.greeting } : { ok: false, code: refusedByNode ? 'ERR_ACCESS_DENIED' : 'ECONNREFUSED' }, `abstract Unix socket: ${network === 'full' ? 'reachable under network "full"' : 'another network namespace'}`);
 
   // import() outside the graph: the file does not exist in its view.
   t.same(await attempt('tryImport', { specifier: app.secrets.unimportedSibling }), { ok: false, code: 'ERR_MODULE_NOT_FOUND' }, 'import() of a sibling outside its graph');

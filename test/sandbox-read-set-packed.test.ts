@@ -43,3 +43,23 @@ for (const profile of Object.keys(SHIPPED_PROFILES) as ShippedProfile[]) {
     t.ok(grants.runtime.includes(join(modules, 'bulkhead', 'dist', 'lib', 'service.bundle.js')), 'the helper runtime bundle is granted file by file');
   });
 }
+
+t.test('a prewarmed spare (launch.prewarm) of the installed copy gets the same read set', async (t) => {
+  const prewarmed = new Promise<void>((resolve) => {
+    const sub = kit.broker.on('prewarmed', (service) => {
+      if (service === 'spare') {
+        sub.dispose();
+        resolve();
+      }
+    });
+  });
+  kit.broker.register({ ...hostileManifest('pure-compute', app), name: 'spare', launch: { prewarm: true, throttleMs: 0 } });
+  await prewarmed;
+  const call = (method: string, params: object = {}) => kit.broker.connect('spare').call(method, params);
+  t.same(await call('ownCode'), { local: 'from lib/util.js', pkg: 'from public-pkg', pid: 2 }, 'the spare loaded the service and its imports');
+  t.same(await call('tryRead', { path: app.secrets.env }), { ok: false, code: 'ERR_ACCESS_DENIED' }, '.env');
+  t.same(await call('tryRead', { path: app.secrets.unimportedSibling }), { ok: false, code: 'ERR_ACCESS_DENIED' }, 'a sibling outside its graph');
+  const grants = kit.broker.status('spare').sandbox!.grants!;
+  t.ok(grants.code.includes(join(dir, 'hostile.js')), 'the service entry\'s graph is granted to the spare');
+  t.ok(grants.runtime.includes(join(dir, 'node_modules', 'bulkhead', 'dist', 'lib', 'prewarm.js')), 'and the prewarm entry, from the runtime');
+});
