@@ -11,8 +11,6 @@ import { Connection, type ConnectionOptions } from '../connection/connection.js'
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { parseProfile } from '../sandbox/index.js';
-import { RemoteBroker, type RemoteBrokerOptions } from '../daemon/remote-broker.js';
-import type { ClientIdentity } from '../daemon/remote-endpoint.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
@@ -135,7 +133,7 @@ export class Broker extends Emitter<BrokerEvents> {
 
   constructor(options: BrokerOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
+    if (typeof options !== 'object' || (options as BrokerOptions | null) === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
     this.root = resolve(checkDir(options.root ?? process.cwd(), 'root'));
     this.protocolsDir = resolve(this.root, options.protocolsDir ?? 'protocols');
     this.profilesDir = resolve(this.root, options.profilesDir ?? 'sandbox-profiles');
@@ -174,15 +172,6 @@ export class Broker extends Emitter<BrokerEvents> {
   }
 
   /**
-   * Connects to a `bulkhead daemon` as `identity` (a certificate its CA issued
-   * and the matching key). Each `connect()` on the result gives the same
-   * Connection API as an embedded broker.
-   */
-  static connectTo(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}): RemoteBroker {
-    return new RemoteBroker(socketPath, identity, options);
-  }
-
-  /**
    * Registers a service. Nothing is launched until the first call.
    * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
    */
@@ -200,7 +189,7 @@ export class Broker extends Emitter<BrokerEvents> {
     const supervisor = this.supervisor(name);
     const timeoutMs = options.timeoutMs ?? supervisor.defaultTimeoutMs;
     const connection = new Connection<P>(supervisor, timeoutMs === undefined ? {} : { timeoutMs });
-    supervisor.attach(connection as unknown as Connection<ProtocolShape>);
+    supervisor.attach(connection);
     return connection;
   }
 

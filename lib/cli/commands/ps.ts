@@ -9,7 +9,7 @@ import type { ServiceStatus } from '../../broker/service-supervisor.js';
 import type { LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
-import { colors, formatDuration, formatLogEntry, formatTime, statusTable, type Colors } from '../format.js';
+import { colors, formatDuration, formatLogEntry, formatTime, isTerminal, statusTable, type Colors } from '../format.js';
 
 interface PsOptions extends DaemonClientOptions {
   json?: boolean;
@@ -42,7 +42,7 @@ Columns:
 
 /** Registers `ps` and `top` on the program. */
 export function registerPs(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
-  const ps = addClientOptions(program
+  addClientOptions(program
     .command('ps')
     .summary('list services: state, pid, uptime, crashes, last exit, CPU, memory, calls, sandbox')
     .description('Show every service of a running daemon: one row each. With --watch (or as `bulkhead top`), refresh in place.')
@@ -61,7 +61,6 @@ Examples:
 
 ${EXIT_CODES_HELP}`)
     .action((options: PsOptions) => run(() => options.watch === true ? watch(options) : once(options)));
-  void ps;
 
   addClientOptions(program
     .command('top')
@@ -87,7 +86,7 @@ async function once(options: PsOptions): Promise<ExitCode> {
     if (options.json === true) {
       process.stdout.write(`${JSON.stringify(list.services, null, 2)}\n`);
     } else {
-      const c = colors(options.color !== false && process.stdout.isTTY === true ? undefined : false);
+      const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
       process.stdout.write(`${statusTable(list.services, { colors: c })}\n`);
     }
     return EXIT_CODES.ok;
@@ -106,7 +105,7 @@ function positiveInt(text: string | undefined, option: string, fallback: number)
 async function watch(options: PsOptions): Promise<ExitCode> {
   const interval = Math.max(100, positiveInt(options.interval, '--interval', 2000));
   const count = options.count === undefined ? Infinity : positiveInt(options.count, '--count', 1);
-  const tty = process.stdout.isTTY === true;
+  const tty = isTerminal(process.stdout);
   const c = colors(options.color !== false && tty ? undefined : false);
   let stop = false;
   let wake: (() => void) | undefined;
@@ -122,6 +121,7 @@ async function watch(options: PsOptions): Promise<ExitCode> {
         const text = await renderFrame(control, client.socketPath, c);
         // On a terminal: home the cursor and clear, so the table refreshes in place.
         process.stdout.write(tty ? `\x1b[H\x1b[2J${text}\n` : `${frame > 1 ? '\n' : ''}${text}\n`);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- onSignal sets it while we await
         if (frame === count || stop) break;
         await new Promise<void>((resolve) => {
           wake = resolve;
