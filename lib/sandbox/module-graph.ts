@@ -16,7 +16,10 @@
  * `exports` like local code instead.
  *
  * Results are cached per entry and revalidated by the size and mtime of every
- * file and package.json they were built from.
+ * file and package.json they were built from (a file that appears where none
+ * was, without any of those changing, is not noticed until one does). The
+ * conditions applied do not depend on the Node line (all of Node's are
+ * taken), so the node version is not part of the key.
  * @module
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
@@ -102,8 +105,8 @@ function isDirectory(path: string): boolean {
 }
 
 /**
- * The read set of one or more entry modules (cached; a changed, added or removed
- * source file or package.json makes the next call recompute it).
+ * The read set of one or more entry modules (cached; a changed or removed file
+ * or package.json it was built from makes the next call recompute it).
  * @param entries - absolute paths of the entry modules
  * @param granted - files already granted by the caller (bulkhead's runtime): not entered again
  */
@@ -191,7 +194,7 @@ class GraphWalk {
     let value: PackageJson | undefined;
     try {
       const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-      value = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as PackageJson) : undefined;
+      value = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : undefined;
     } catch {
       value = undefined;
     }
