@@ -34,7 +34,6 @@ for (const profile of Object.keys(SHIPPED_PROFILES) as ShippedProfile[]) {
     const grants = kit.broker.status(profile).sandbox!.grants!;
     const modules = join(dir, 'node_modules');
     await attemptEscapes(t, call, app, profile, {
-      nodePath: process.execPath,
       // bulkhead's own dependencies that its helper runtime does not load, and the checkout's dev dependencies.
       moreDenied: [join(modules, 'node-forge', 'package.json'), join(modules, 'json-schema-to-typescript', 'package.json'), join(modules, 'bulkhead', 'dist', 'lib', 'broker', 'broker.js'), join(REPO_ROOT, 'node_modules', 'typescript', 'package.json')],
       grants,

@@ -40,7 +40,6 @@ for (const profile of Object.keys(SHIPPED_PROFILES) as ShippedProfile[]) {
     await call('ownCode');
     const grants = kit.broker.status(profile).sandbox!.grants!;
     await attemptEscapes(t, call, app, profile, {
-      nodePath: process.execPath,
       moreDenied: [join(REPO_ROOT, 'node_modules', 'typescript', 'package.json'), join(REPO_ROOT, 'node_modules', 'tap', 'package.json'), join(REPO_ROOT, 'test', 'helpers.ts')],
       grants,
     });
