@@ -94,6 +94,18 @@ t.test('a package holding granted files (bulkhead) is entered through its export
   t.ok(linked.files.includes(join(root, 'app3/node_modules/runtime/bundle.js')), 'the symlinked path of the granted bundle');
 });
 
+t.test('a package the caller grants whole (a runtime package such as ajv) is neither repeated nor walked', async (t) => {
+  files({ 'app5/package.json': { type: 'module' }, 'app5/svc.js': "import 'pkg-b';\nimport 'pkg-a';\n" });
+  mkdirSync(join(root, 'app5/node_modules'));
+  symlinkSync(join(root, 'app/node_modules/pkg-b'), join(root, 'app5/node_modules/pkg-b'));
+  symlinkSync(join(root, 'app/node_modules/pkg-a'), join(root, 'app5/node_modules/pkg-a'));
+  const set = await moduleReadSet([join(root, 'app5/svc.js')], [join(root, 'app/node_modules/pkg-b')]);
+  t.same(set.files, [join(root, 'app5/svc.js')]);
+  t.same(sorted(set.packages), at('app5/node_modules/pkg-a', 'app5/node_modules/pkg-a/node_modules/pkg-c', 'app5/node_modules/pkg-b'), 'pkg-a and its nested dependency; pkg-b only at the symlinked path Node looks up (its real directory is granted), not walked');
+  const direct = await moduleReadSet([join(root, 'app/svc.js')], [join(root, 'app/node_modules/pkg-b')]);
+  t.notOk(direct.packages.includes(join(root, 'app/node_modules/pkg-b')), 'reached at its granted path: not listed again');
+});
+
 t.test('cached until a file it was built from changes', async (t) => {
   files({ 'app4/package.json': { type: 'module' }, 'app4/svc.js': "import './one.js';\n", 'app4/one.js': '', 'app4/two.js': '' });
   const entry = join(root, 'app4/svc.js');

@@ -154,9 +154,16 @@ class GraphWalk {
     return { files: [...this.files], manifests: [...this.manifests], packages: [...this.packages], unresolved: [...this.unresolved] };
   }
 
+  /** True when the caller already grants this path (exactly, or a directory holding it). */
+  private isGranted(path: string): boolean {
+    if (this.granted.has(path)) return true;
+    for (const granted of this.granted) if (isWithin(path, granted)) return true;
+    return false;
+  }
+
   addFile(file: string): void {
-    if (this.files.has(file) || this.granted.has(file)) return;
-    if (this.granted.has(realPath(file))) {
+    if (this.files.has(file) || this.isGranted(file)) return;
+    if (this.isGranted(realPath(file))) {
       // A granted file reached through a symlinked package (npm link, workspaces): Node opens it at this path too.
       this.files.add(file);
       return;
@@ -242,6 +249,12 @@ class GraphWalk {
     const manifest = join(root, 'package.json');
     const json = this.readJson(manifest);
     const realRoot = realPath(root);
+    if (this.isGranted(root)) return; // granted whole already (a runtime package)
+    if (this.isGranted(realRoot)) {
+      // The same package reached through a symlink (pnpm, npm link): Node looks it up at this path first.
+      this.packages.add(root);
+      return;
+    }
     if ([...this.granted].some((file) => isWithin(file, realRoot))) {
       this.manifests.add(manifest);
       return this.enterPackage(root, json ?? {}, subpath, specifier);
