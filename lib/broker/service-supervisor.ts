@@ -482,8 +482,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     const input: SandboxLaunchInput = {
       service: this.service,
       entry: spare ? PREWARM_ENTRY : this.resolved.entry,
-      // A spare imports the service's entry by a computed path: its graph is granted explicitly.
-      ...(spare ? { moduleEntries: [this.resolved.entry] } : {}),
       serviceDir: this.resolved.serviceDir,
       implicitReads: [...this.ctx.implicitReads, this.resolved.protocolFile],
       nodePath: this.ctx.nodePath,

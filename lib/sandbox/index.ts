@@ -29,6 +29,9 @@ export { probeHost, setHostProbeOverride, type HostProbe, type HostProbeOverride
 export { BUILTIN_PLACEHOLDERS } from './paths.js';
 export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
 
+/** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
+const PREWARM_ENTRY_ENV = 'BULKHEAD_ENTRY';
+
 /** What the broker knows about the helper it is about to launch. */
 export interface SandboxLaunchInput {
   /** Service name (for messages and scratch dir names). */
@@ -42,17 +45,16 @@ export interface SandboxLaunchInput {
   serviceDir: string;
   /** Absolute paths the helper must be able to read besides its code (its protocol file, bulkhead's helper runtime). */
   implicitReads: string[];
-  /**
-   * Modules the helper loads by a computed path besides `entry` (a prewarmed spare's service
-   * entry): their module graphs are granted too.
-   * @default []
-   */
-  moduleEntries?: string[];
+
   /** Absolute path of the node binary to run. */
   nodePath: string;
   /** Extra node flags from the manifest (placed before the entry). */
   nodeArgs: string[];
-  /** bulkhead's own variables for the helper (always passed, never filtered). */
+  /**
+   * bulkhead's own variables for the helper (always passed, never filtered). A prewarmed
+   * spare's `BULKHEAD_ENTRY` (the service module it imports by a computed path) has its module
+   * graph granted like `entry`'s.
+   */
   env: Record<string, string>;
   /** The resolved profile, or undefined when the manifest names none. */
   profile: SandboxProfileRef | undefined;
@@ -158,7 +160,8 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   const scratch = await createScratch(input.service, runAs);
   try {
     vars['scratch'] = scratch.path;
-    const code = await moduleReadSet([input.entry, ...(input.moduleEntries ?? [])], input.implicitReads);
+    const spareOf = input.env[PREWARM_ENTRY_ENV];
+    const code = await moduleReadSet([input.entry, ...(spareOf !== undefined && spareOf !== '' ? [spareOf] : [])], input.implicitReads);
     const codeReads = [...code.files, ...code.manifests, ...code.packages];
     const profileReads = profile.fs.read.map((p) => expandPath(p, vars, context));
     const reads = [...codeReads, ...input.implicitReads, ...profileReads];
