@@ -86,6 +86,29 @@ t.test('a daemon client with an older compatible protocol calls the newer servic
   await conn.close();
 });
 
+t.test('through the daemon: SIGKILL of the helper mid-stream ends the stream with ERR_INTERRUPTED promptly', async (t) => {
+  const conn = client(writeProtocols(join(work, 'old-kill'), olderCompatible()));
+  let got = 0;
+  let killedAt = 0;
+  const error = await (async () => {
+    for await (const _ of conn.stream('count', { n: 1_000_000 })) {
+      if (++got === 100) {
+        const pid = daemon.broker.status('streams').pid;
+        if (pid === null) throw new Error('no helper pid');
+        killedAt = performance.now();
+        process.kill(pid, 'SIGKILL');
+      }
+    }
+    return undefined;
+  })().catch((e: unknown) => e as { code?: string });
+  t.equal(error?.code, 'ERR_INTERRUPTED', 'the iterator throws ERR_INTERRUPTED');
+  t.ok(performance.now() - killedAt < 5000, `within ${(performance.now() - killedAt).toFixed(0)} ms of the kill`);
+  let n = 0;
+  for await (const _ of conn.stream('count', { n: 5 })) n++;
+  t.equal(n, 5, 'the next stream relaunches the helper');
+  await conn.close();
+});
+
 t.test('a daemon client whose copy has a method the service lacks is refused, naming it', async (t) => {
   const doc = copy();
   doc.methods['rewind'] = { params: { type: 'object' }, result: { type: 'null' } };
