@@ -233,7 +233,7 @@ async function main() {
   );
 }
 
-/** "sandbox pure-compute: 13/13 rules enforced" */
+/** "sandbox pure-compute: 16/16 rules enforced" */
 function sandboxSummary(report) {
   if (report === null || report.profile === 'none') return 'no sandbox';
   return `sandbox ${report.profile}: ${report.rules.filter((r) => !r.unenforced).length}/${report.rules.length} rules enforced`;
