@@ -80,6 +80,7 @@ export interface KernelPlanInput {
 }
 
 const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-exec.js');
+const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
 
 function koffiDir(): string | null {
   try {
@@ -165,7 +166,8 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
       exec,
     };
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
-    extraReads.push(koffi);
+    // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
+    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), PACKAGE_JSON);
   }
   const landlockOn = preExec.length > 0;
 
