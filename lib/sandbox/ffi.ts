@@ -85,8 +85,10 @@ export function loadFfi(): Ffi {
     const vp = ver() as unknown;
     const v = vp === null ? null : (koffi.decode(vp, 'scmp_version') as { major: number; minor: number; micro: number });
     seccomp = {
-      init: (a) => init(a),
-      release: (ctx) => release(ctx),
+      init: (a): unknown => init(a) as unknown,
+      release: (ctx) => {
+        release(ctx);
+      },
       resolveName: (name) => resolve(name) as number,
       ruleAdd: (ctx, action, syscall, cmps) => add(ctx, action, syscall, cmps.length, cmps.length === 0 ? null : cmps) as number,
       exportBpf: (ctx, fd) => exp(ctx, fd) as number,

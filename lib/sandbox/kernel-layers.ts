@@ -192,12 +192,13 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
  * Merges kernel rules into compile.ts's list: a rule of the same name gets
  * the extra layers (and becomes enforced when it was not); new rules are appended.
  */
-export function mergeKernelRules<R extends KernelRule>(rules: R[], extra: readonly KernelRule[]): void {
+export function mergeKernelRules(rules: KernelRule[], extra: readonly KernelRule[]): void {
   for (const rule of extra) {
     const existing = rules.find((r) => r.rule === rule.rule);
     if (existing === undefined) {
-      const { layersOnly: _ignored, ...plain } = rule;
-      rules.push(plain as R);
+      const plain = { ...rule };
+      delete plain.layersOnly;
+      rules.push(plain);
       continue;
     }
     for (const layer of rule.layers) if (!existing.layers.includes(layer)) existing.layers.push(layer);

@@ -38,7 +38,7 @@ function isSocket(fd: number): boolean {
 function cStrings(koffi: typeof import('koffi'), values: string[]): { table: Buffer; strings: Buffer[] } {
   const strings = values.map((v) => Buffer.from(`${v}\0`));
   const table = Buffer.alloc(8 * (strings.length + 1));
-  strings.forEach((b, i) => table.writeBigUInt64LE(BigInt(koffi.address(b) as bigint | number), 8 * i));
+  strings.forEach((b, i) => table.writeBigUInt64LE(koffi.address(b), 8 * i));
   return { table, strings };
 }
 
