@@ -3,7 +3,7 @@
  * tiny helper (test/fixtures/sandbox/first-byte.js), median of N launches per
  * variant, variants interleaved round by round so drift hits all alike.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/sandbox-launch.js [launches=15]
+ *   npx tsc -p tsconfig.json && node dist/bench/sandbox-launch.js [launches=15] [variant-regex]
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -85,6 +85,8 @@ async function main(): Promise<void> {
   without('network-client', 'without Landlock (pre-exec step)', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0 } }));
   without('network-client', 'without seccomp and Landlock', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0, seccompProblem: 'bench' } }));
 
+  const only = process.argv[3] === undefined ? undefined : new RegExp(process.argv[3]);
+  if (only !== undefined) variants.splice(0, variants.length, ...variants.filter((v) => v.name === 'bare node' || only.test(v.name)));
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   for (const v of variants) { const p = await v.make(); await once(p); await p.cleanup?.(); } // warm-up
   for (let round = 0; round < launches; round++) {

@@ -10,7 +10,7 @@ import { bulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { parseProfile } from '../sandbox/index.js';
+import { configureUidPool, parseProfile, type UidRange } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
@@ -46,6 +46,12 @@ export interface BrokerOptions {
    * @default 16 MiB
    */
   maxFrameBytes?: number;
+  /**
+   * uids (and gids) a root broker gives sandboxed services whose profile names no `user`: one per service.
+   * Process-wide: the last broker constructed with this option sets it.
+   * @default { first: 0x5A000000, count: 65536 }
+   */
+  uidRange?: UidRange;
   /**
    * The node binary that runs helpers.
    * @default process.execPath
@@ -142,6 +148,7 @@ export class Broker extends Emitter<BrokerEvents> {
       throw bulkheadError('ERR_INVALID_OPTION', `maxFrameBytes must be an integer from 64 to 2^32-1, got ${String(options.maxFrameBytes)}.`, { option: 'maxFrameBytes' });
     }
     this.maxFrameBytes = maxFrameBytes;
+    if (options.uidRange !== undefined) configureUidPool(options.uidRange);
     this.nodePath = options.nodePath ?? process.execPath;
     this.clock = options.clock ?? systemClock;
     this.verifyCode = options.verifyCode;
