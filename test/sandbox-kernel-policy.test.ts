@@ -8,6 +8,7 @@ import { syscallGroups, policyKey, EPERM, ENOSYS } from '../lib/sandbox/seccomp-
 import { configureUidPool, uidFor, DEFAULT_UID_RANGE } from '../lib/sandbox/uid-pool.js';
 import { mergeKernelRules, planKernelLayers, type KernelRule } from '../lib/sandbox/kernel-layers.js';
 import { compileFilter } from '../lib/sandbox/seccomp.js';
+import { explainExit } from '../lib/sandbox/exit-reason.js';
 import { expectCode } from './helpers.js';
 
 const profile = (doc: object) => parseProfile('p', doc);
@@ -99,4 +100,10 @@ t.test('plans: seccomp through bubblewrap, Landlock only where no cheaper layer 
   const unprivileged = planKernelLayers(profile({}), on({ isRoot: false, bwrapDisableUserns: true }), input);
   t.ok(unprivileged.bwrapArgs.includes('--disable-userns'));
   t.same(unprivileged.rules.find((r) => r.rule === 'syscalls.namespaces')?.layers, ['seccomp', 'bubblewrap:disable-userns']);
+});
+
+t.test('a SIGSYS death is named as the filter\'s doing, as a signal or as 128 + 31 from bubblewrap', async (t) => {
+  t.equal(explainExit({}, null, 'SIGSYS'), 'refused system call (seccomp, onViolation "kill")');
+  t.equal(explainExit({}, 159, null), 'refused system call (seccomp, onViolation "kill")');
+  t.equal(explainExit({}, 1, null), undefined);
 });

@@ -140,6 +140,7 @@ t.test('kill mode: a refused call kills the helper with SIGSYS (the filter refus
     t.equal(err.code, 'ERR_INTERRUPTED', `${name} ${JSON.stringify(args)}: the helper died`);
     const exit = kit.broker.status('kkill').lastExit!;
     t.ok(exit.signal === 'SIGSYS' || exit.code === 128 + 31, `by SIGSYS (code ${String(exit.code)}, signal ${String(exit.signal)})`);
+    t.equal(exit.reason, 'refused system call (seccomp, onViolation "kill")', 'the broker names the cause');
   }
 });
 
