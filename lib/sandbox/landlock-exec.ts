@@ -52,7 +52,7 @@ function main(argv: string[]): void {
   if (sep !== 1 || argv.length < 3) fail(120, 'usage: landlock-exec <spec> -- <command> [args...]');
   const spec = JSON.parse(argv[0]!) as LandlockSpec;
   const command = argv.slice(2);
-  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const koffi = createRequire(import.meta.url)(spec.koffi ?? 'koffi') as typeof import('koffi');
   const libc = koffi.load('libc.so.6');
   const sys = libc.func('long syscall(long nr, ...)');
   const execve = libc.func('int execve(const char *path, void *argv, void *envp)');

@@ -11,6 +11,8 @@ export interface LandlockSpec {
   scope: { abstractUnix: boolean; signal: boolean };
   /** Filesystem rules; omitted: the filesystem is not restricted by Landlock. */
   fs?: { abi: number; read: string[]; write: string[]; exec: string[] };
+  /** koffi's native binary, loaded directly (faster than koffi's index.js); omitted: require('koffi'). */
+  koffi?: string;
 }
 
 /** LANDLOCK_ACCESS_FS_* bits. */
