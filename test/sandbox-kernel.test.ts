@@ -196,6 +196,13 @@ t.test('strict fails closed without libseccomp, naming the rule and the layer', 
   t.equal(k.status('strict').launches, 0, 'nothing was spawned');
 });
 
+t.test('two services cannot read each other\'s scratch, even with a raw open() Node never sees', async (t) => {
+  const planted = (await call(kit, 'kpure', 'plant')).value as string;
+  t.equal((await sys('kpure', 'open', { path: planted })).ok, true, 'control: the owner opens it with the same raw call');
+  t.same(await sys('kfull', 'open', { path: planted }), { ok: false, code: 'ENOENT' }, 'another service: not in its mount namespace');
+  t.same(await sys('kkids', 'open', { path: '/etc/shadow' }), { ok: false, code: 'ENOENT' }, 'nor is the host\'s /etc/shadow');
+});
+
 t.test('each service runs as a uid of its own (root broker)', { skip: isRoot ? false : 'needs a root broker' }, async (t) => {
   const a = (await call(kit, 'pure', 'info')).value as { uid: number; gid: number };
   const b = (await call(kit, 'nonet', 'info')).value as { uid: number; gid: number };
