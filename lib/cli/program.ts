@@ -15,6 +15,7 @@ import { registerIdentity } from './commands/identity.js';
 import { registerLogs } from './commands/logs.js';
 import { registerPs } from './commands/ps.js';
 import { registerTypes } from './commands/types.js';
+import { registerUnit } from './commands/unit.js';
 import { registerValidate } from './commands/validate.js';
 import { CliExit } from './daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
@@ -45,6 +46,7 @@ ${EXIT_CODES_HELP}`);
   registerLogs(program, run);
   registerControl(program, run);
   registerIdentity(program, run);
+  registerUnit(program, run);
   return program;
 }
 

@@ -23,6 +23,7 @@ import { resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession } from './routed-session.js';
+import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
@@ -43,6 +44,14 @@ export interface DaemonOptions {
    * @default JSON lines on stderr
    */
   log?: (entry: Record<string, unknown>) => void;
+  /**
+   * A listening Unix socket passed by systemd (socket activation, see
+   * lib/daemon/systemd-activation.ts): listen on this fd instead of creating
+   * the socket; it must be bound to the settings' socketPath, and it is not
+   * unlinked on close (systemd owns it).
+   * @default none: the daemon creates its own socket
+   */
+  listenFd?: number;
 }
 
 /** One structured log entry. */
@@ -55,6 +64,8 @@ export class Daemon {
   readonly startedAt = Date.now();
   private readonly sessions = new Set<{ close(): void }>();
   private closing: Promise<void> | undefined;
+  /** True when systemd passed the listening socket (it then owns the path). */
+  socketActivated = false;
 
   private constructor(
     readonly configPath: string,
@@ -117,12 +128,16 @@ export class Daemon {
     const daemon = new Daemon(file, settings, broker, ca, server, log, logs);
     server.on('connection', (socket) => daemon.accept(socket));
     try {
-      await listenOwnerOnly(server, settings);
+      if (options.listenFd === undefined) await listenOwnerOnly(server, settings);
+      else {
+        await listenOnPassedFd(server, options.listenFd, settings.socketPath);
+        daemon.socketActivated = true;
+      }
     } catch (err) {
       await broker.close();
       throw err;
     }
-    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames() });
+    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames(), ...(daemon.socketActivated ? { activated: true } : {}) });
     return daemon;
   }
 
@@ -136,7 +151,7 @@ export class Daemon {
       await this.broker.close();
       this.logs.close();
       try {
-        unlinkSync(this.settings.socketPath);
+        if (!this.socketActivated) unlinkSync(this.settings.socketPath);
       } catch {
         // Already gone.
       }
