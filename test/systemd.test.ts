@@ -186,6 +186,12 @@ t.test('socket-activated daemon: adopts fd 3, serves the early client, notifies 
   const daemonEnv = readFileSync(`/proc/${activate.pid}/environ`, 'utf8');
   t.match(daemonEnv, /LISTEN_FDS=1/, 'control: the daemon itself was started with LISTEN_FDS (the check above could have failed)');
 
+  // What the journal would hold, formatted by `bulkhead logs --stdin` (journalctl -o cat | bulkhead logs --stdin).
+  const journal = stdout.all.map((l) => JSON.stringify(l)).join('\n');
+  const formatted = spawnSync(process.execPath, [CLI, 'logs', '--stdin', '--no-color', 'chatty'], { input: journal, encoding: 'utf8' });
+  t.equal(formatted.status, 0, formatted.stderr);
+  t.match(formatted.stdout, new RegExp(`chatty\\[${answer.pid}\\] stdout: said: early`), 'journal lines read back as log entries');
+
   const before = notify.datagrams.length;
   activate.kill('SIGTERM');
   const stopping = await notify.waitFor('STOPPING=1', before);
@@ -234,4 +240,9 @@ t.test('an abstract NOTIFY_SOCKET (@name) receives READY=1; without systemd the 
   const text = readFileSync(join(dir, 'state', 'logs', current!), 'utf8');
   t.match(text, /"event":"listening"/, 'holding the daemon\'s events');
   t.notOk(existsSync(join(dir, 'run', 'bh.sock')), 'control: a daemon that made its own socket removes it on exit');
+  // With the daemon gone, `bulkhead logs` reads what it left on disk.
+  const offline = await runCli(['logs', '--config', config, '--events', '--no-color'], { cwd: dir });
+  t.equal(offline.code, 0, offline.stderr);
+  t.match(offline.stderr, /showing what it logged in .*state\/logs/);
+  t.match(offline.stdout, /daemon event: listening on .*bh\.sock/);
 });
