@@ -174,7 +174,7 @@ export class OutboundRouter {
     const routeId = route.map(envelope.id);
     const meta = envelope.meta?.timeoutMs === undefined ? null : { timeoutMs: envelope.meta.timeoutMs };
     const chosen = route;
-    chosen.supervisor.forward(chosen.range, body({ kind: 'call', id: routeId, method: envelope.method, params: envelope.params, meta })).catch((err: unknown) => {
+    chosen.supervisor.forward(chosen.range, body({ kind: 'call', id: routeId, method: envelope.method, params: envelope.params, meta }), { id: routeId, method: envelope.method }).catch((err: unknown) => {
       if (chosen.forget(routeId) !== undefined) fail(err as BulkheadError);
     });
   }

@@ -124,6 +124,7 @@ export class Daemon {
     });
     broker.on('denied', ({ client, service, code }) => log({ event: 'denied', code, client, service }));
     broker.on('job', (service, run) => log({ event: 'job', service, result: run.result, trigger: run.trigger, durationMs: run.durationMs, ...(run.error === undefined ? {} : { error: run.error.code }) }));
+    broker.metricsRecorder.forDaemon();
     const server = createServer();
     const daemon = new Daemon(file, settings, broker, ca, server, log, logs);
     server.on('connection', (socket) => daemon.accept(socket));
@@ -248,6 +249,7 @@ export class Daemon {
     try {
       session = new RoutedSession(channel, this.broker.supervisorOf(service), peer, (error) => {
         this.sessions.delete(session);
+        this.broker.metricsRecorder.disconnected();
         this.log({ event: 'disconnect', service, client: identity.name, code: error?.code ?? null, ...(error === undefined ? {} : { message: error.message }) });
       });
     } catch (err) {
@@ -256,6 +258,7 @@ export class Daemon {
     this.sessions.add(session);
     // Written before anything the session sends: channel writes wait for the next tick.
     writeHandshake(socket, { t: 'ok', peer, range: session.range });
+    this.broker.metricsRecorder.connected();
     this.log({ event: 'connect', service, client: identity.name, range: session.range });
   }
 
@@ -298,13 +301,18 @@ export class Daemon {
       close: () => channel.destroy(),
     };
     this.sessions.add(session);
+    this.broker.metricsRecorder.connected();
     new RpcServer(channel, protocol, handlers, {
       goodbye: () => channel.end('bye'),
-      closed: () => this.sessions.delete(session),
+      closed: () => {
+        this.sessions.delete(session);
+        this.broker.metricsRecorder.disconnected();
+      },
     });
   }
 
   private deny(code: string, message: string, who: { name: string | undefined; service: string | undefined }): BulkheadError {
+    this.broker.metricsRecorder.refused(code);
     this.log({ event: 'denied', code, client: who.name ?? null, service: who.service ?? null, message });
     return bulkheadError(isErrorCodeOr(code), message, { client: who.name ?? null, service: who.service ?? null });
   }
