@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { isBulkheadError } from '../errors.js';
 import { registerControl } from './commands/control.js';
 import { registerDaemon } from './commands/daemon.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerLogs } from './commands/logs.js';
 import { registerPs } from './commands/ps.js';
@@ -47,6 +48,7 @@ ${EXIT_CODES_HELP}`);
   registerControl(program, run);
   registerIdentity(program, run);
   registerUnit(program, run);
+  registerDashboard(program, run);
   return program;
 }
 

@@ -17,6 +17,7 @@ interface DaemonCommandOptions {
   logFile?: string | false;
   logSize: string;
   logKeep: string;
+  http?: string;
 }
 
 /** Registers `daemon` on the program. */
@@ -39,6 +40,7 @@ export function registerDaemon(program: Command, run: (work: () => Promise<ExitC
     .addOption(new Option('--state-dir <dir>', 'CA, identities and schedule state [default: daemon.stateDir, per-user $XDG_STATE_HOME/bulkhead, root /var/lib/bulkhead]').env('BULKHEAD_STATE_DIR'))
     .option('--log-file <path>', 'also append the log to files rolled by size: <path minus .log>.1.log, .2.log, ... with a current.log symlink [default: <state-dir>/logs/daemon.log; under systemd, none]')
     .option('--no-log-file', 'keep no log file (stderr and the in-memory ring only)')
+    .addOption(new Option('--http <[host:]port>', 'serve GET /metrics (Prometheus) and the Activity Monitor at / on this address [host: 127.0.0.1; port 0: any free one]; `bulkhead dashboard` prints the URL').env('BULKHEAD_HTTP'))
     .addOption(new Option('--log-size <size>', 'roll the log file at this size (e.g. 512k, 10m, 1g)').default('10m'))
     .addOption(new Option('--log-keep <n>', 'rolled log files kept besides the current one').default('5'))
     .addHelpText('after', `
@@ -66,6 +68,9 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
   const { listenFdFromEnv, underJournal } = await import('../../daemon/systemd-activation.js');
   const { SystemdNotifier } = await import('../../daemon/systemd-notify.js');
   const listenFd = listenFdFromEnv();
+  const { parseHttpAddress, DaemonHttpServer } = await import('../../daemon/http-server.js');
+  const httpAddress = options.http === undefined ? undefined : parseHttpAddress(options.http);
+  if (options.http !== undefined && httpAddress === undefined) throw new CliExit(EXIT_CODES.invalid, `--http must be PORT, HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(options.http)}.`);
   const journal = underJournal();
   let notifyFailed: ((error: Error) => void) | undefined;
   const notifier = SystemdNotifier.fromEnv((error) => notifyFailed?.(error));
@@ -88,6 +93,19 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
     await logger.flush();
     throw err;
   });
+  let http: Awaited<ReturnType<typeof DaemonHttpServer.start>> | undefined;
+  if (httpAddress !== undefined) {
+    try {
+      http = await DaemonHttpServer.start(running, httpAddress);
+    } catch (err) {
+      await running.close();
+      notifier?.stopping('failed to start the HTTP server');
+      await logger.flush();
+      throw new CliExit(EXIT_CODES.invalid, `--http ${options.http}: cannot listen (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+    }
+    // The viewer URL only: the admin token is in <state-dir>/http.json, for `bulkhead dashboard`.
+    logger.write({ event: 'http', metrics: `${http.url}metrics`, dashboard: `${http.url}?token=${http.token}` });
+  }
   if (notifier !== undefined) {
     // Serving from here on: connections that waited in the passed socket's backlog are being accepted.
     notifier.ready(statusLine(running.broker.status()));
@@ -99,7 +117,7 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
       process.off('SIGINT', stop);
       logger.write({ event: 'signal', signal });
       notifier?.stopping(`stopping on ${signal}`);
-      void running.close().then(done, (err: unknown) => {
+      void (http?.close() ?? Promise.resolve()).then(() => running.close()).then(done, (err: unknown) => {
         logger.write({ event: 'close-failed', message: String(err) });
         done();
       });
