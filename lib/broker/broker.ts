@@ -150,7 +150,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.clock = options.clock ?? systemClock;
     this.verifyCode = options.verifyCode;
     this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
-    this.metricsRecorder = new BrokerMetrics({ status: () => this.status() as ServiceStatus[] });
+    this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
     observeBroker(this, this.metricsRecorder);
   }
 

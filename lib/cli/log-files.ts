@@ -40,7 +40,7 @@ export function entryFromLogLine(line: string, seq: number): LogEntry | undefine
   if (event === 'output' && (o['stream'] === 'stdout' || o['stream'] === 'stderr') && typeof o['line'] === 'string') {
     return { seq, time: Number.isFinite(time) ? time : 0, service, pid, stream: o['stream'], text: o['line'] };
   }
-  const { level: _level, time: _time, ...data } = o;
+  const data = Object.fromEntries(Object.entries(o).filter(([key]) => key !== 'level' && key !== 'time'));
   return { seq, time: Number.isFinite(time) ? time : 0, service, pid, stream: 'event', text: describeLogEvent({ ...data, event }), data };
 }
 

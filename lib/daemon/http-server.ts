@@ -25,7 +25,6 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { METRICS_CONTENT_TYPE } from '../broker/metrics.js';
-import type { ServiceStatus } from '../broker/service-supervisor.js';
 import type { LogEntry } from './log-store.js';
 import type { Daemon } from './daemon.js';
 
@@ -178,7 +177,7 @@ export class DaemonHttpServer {
 
   private async act(action: string, service: string): Promise<{ pid: number | null }> {
     const broker = this.daemon.broker;
-    const before = broker.status(service) as ServiceStatus; // ERR_UNKNOWN_SERVICE first
+    const before = broker.status(service); // ERR_UNKNOWN_SERVICE first
     this.daemon.logs.event(service, before.pid, `${action} from the dashboard`, { event: action, service, by: 'dashboard' });
     if (action === 'stop') await broker.stop(service);
     else {
@@ -186,7 +185,7 @@ export class DaemonHttpServer {
       if (action === 'restart') await broker.stop(service);
       await broker.kickstart(service);
     }
-    return { pid: (broker.status(service) as ServiceStatus).pid };
+    return { pid: broker.status(service).pid };
   }
 
   private openStream(res: ServerResponse, admin: boolean): void {
@@ -226,7 +225,7 @@ export class DaemonHttpServer {
 
   /** What the page draws each second: per service, the fields `ps` shows. */
   private snapshot() {
-    const services = (this.daemon.broker.status() as ServiceStatus[]).map((s) => ({
+    const services = this.daemon.broker.status().map((s) => ({
       name: s.name,
       state: s.state,
       pid: s.pid,

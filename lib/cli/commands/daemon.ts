@@ -72,8 +72,9 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
   const httpAddress = options.http === undefined ? undefined : parseHttpAddress(options.http);
   if (options.http !== undefined && httpAddress === undefined) throw new CliExit(EXIT_CODES.invalid, `--http must be PORT, HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(options.http)}.`);
   const journal = underJournal();
-  let notifyFailed: ((error: Error) => void) | undefined;
-  const notifier = SystemdNotifier.fromEnv((error) => notifyFailed?.(error));
+  // Failed sends are logged once the logger exists (it is made after the environment is read).
+  const notifyErrors: { report?: (error: Error) => void } = {};
+  const notifier = SystemdNotifier.fromEnv((error) => notifyErrors.report?.(error));
   const { createDaemonLogger } = await import('../daemon-log.js');
   const { Daemon } = await import('../../daemon/daemon.js');
   const settings = {
@@ -82,7 +83,7 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
   };
   const logFile = options.logFile === false ? undefined : options.logFile !== undefined ? resolve(options.logFile) : journal ? undefined : await defaultLogFile(options.config, settings);
   const logger = await createDaemonLogger({ file: logFile, size: options.logSize, keep, stdout: journal });
-  notifyFailed = (error) => logger.write({ event: 'notify-failed', message: error.message });
+  notifyErrors.report = (error) => logger.write({ event: 'notify-failed', message: error.message });
   const running = await Daemon.start({
     config: options.config,
     settings,
