@@ -124,6 +124,7 @@
       cells.launches.textContent = String(s.launches);
       cells.crashes.textContent = String(s.crashes);
       cells.lastExit.textContent = exitText(s.lastExit);
+      cells.lastExit.title = exitText(s.lastExit);
     }
     for (const [name, row] of rows) {
       if (!seen.has(name)) { row.tr.remove(); rows.delete(name); }
@@ -139,12 +140,20 @@
     if (key === sandboxKey) return;
     sandboxKey = key;
     const box = $('sandbox');
+    const open = new Set([...box.querySelectorAll('details[open]')].map((d) => d.dataset.service));
+    const first = box.children.length === 0;
     box.replaceChildren();
+    let opened = false;
     for (const s of services) {
-      const title = el('h3', {}, `${s.name}: ${s.sandbox === null ? 'not launched yet' : s.sandbox.profile === 'none' ? 'no sandbox profile (runs with the daemon\'s rights)' : `profile ${s.sandbox.profile}, ${s.sandbox.enforcement}`}`);
-      title.style.fontSize = '13px';
-      box.append(title);
+      const details = el('details', { 'data-service': s.name });
+      const summary = el('summary', {}, `${s.name}: ${s.sandbox === null ? 'not launched yet' : s.sandbox.profile === 'none' ? 'no sandbox profile (runs with the daemon\'s rights)' : `profile ${s.sandbox.profile}, ${s.sandbox.enforcement}`}`);
+      details.append(summary);
+      box.append(details);
       if (!s.sandbox || s.sandbox.rules.length === 0) continue;
+      const unenforced = s.sandbox.rules.filter((r) => r.unenforced).length;
+      summary.append(el('span', { class: 'count' }, ` — ${s.sandbox.rules.length - unenforced}/${s.sandbox.rules.length} rules enforced`));
+      // Open what the user opened; on first sight, the first sandboxed service and any with a rule not enforced.
+      if (open.has(s.name) || (first && (!opened || unenforced > 0))) { details.open = true; opened = true; }
       const table = el('table', { class: 'rules', 'data-service': s.name });
       const head = el('tr');
       for (const h of ['RULE', 'ENFORCED BY', 'STATUS', 'DETAIL']) head.append(el('th', {}, h));
@@ -156,11 +165,10 @@
           el('td', {}, rule.unenforced && rule.missing ? `${rule.detail ?? ''} — needs ${rule.missing}` : (rule.detail ?? '')));
         table.append(tr);
       }
-      box.append(table);
+      details.append(table);
     }
   }
 
-  const timelineSeqs = new Set();
   function addTimeline(entries) {
     for (const e of entries) {
       const ev = e.data && e.data.event;
