@@ -74,7 +74,12 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
   const journal = underJournal();
   // Failed sends are logged once the logger exists (it is made after the environment is read).
   const notifyErrors: { report?: (error: Error) => void } = {};
-  const notifier = SystemdNotifier.fromEnv((error) => notifyErrors.report?.(error));
+  let notifier: ReturnType<typeof SystemdNotifier.fromEnv>;
+  try {
+    notifier = SystemdNotifier.fromEnv((error) => notifyErrors.report?.(error));
+  } catch (err) {
+    throw new CliExit(EXIT_CODES.invalid, (err as Error).message);
+  }
   const { createDaemonLogger } = await import('../daemon-log.js');
   const { Daemon } = await import('../../daemon/daemon.js');
   const settings = {
