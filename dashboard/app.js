@@ -135,15 +135,14 @@
   }
 
   let sandboxKey = '';
+  const sandboxSeen = new Set();
   function renderSandbox(services) {
     const key = JSON.stringify(services.map((s) => [s.name, s.sandbox]));
     if (key === sandboxKey) return;
     sandboxKey = key;
     const box = $('sandbox');
     const open = new Set([...box.querySelectorAll('details[open]')].map((d) => d.dataset.service));
-    const first = box.children.length === 0;
     box.replaceChildren();
-    let opened = false;
     for (const s of services) {
       const details = el('details', { 'data-service': s.name });
       const summary = el('summary', {}, `${s.name}: ${s.sandbox === null ? 'not launched yet' : s.sandbox.profile === 'none' ? 'no sandbox profile (runs with the daemon\'s rights)' : `profile ${s.sandbox.profile}, ${s.sandbox.enforcement}`}`);
@@ -152,8 +151,12 @@
       if (!s.sandbox || s.sandbox.rules.length === 0) continue;
       const unenforced = s.sandbox.rules.filter((r) => r.unenforced).length;
       summary.append(el('span', { class: 'count' }, ` — ${s.sandbox.rules.length - unenforced}/${s.sandbox.rules.length} rules enforced`));
-      // Open what the user opened; on first sight, the first sandboxed service and any with a rule not enforced.
-      if (open.has(s.name) || (first && (!opened || unenforced > 0))) { details.open = true; opened = true; }
+      // Open what the user opened; when a report first appears, the first sandboxed service's and any with a rule not enforced.
+      if (!sandboxSeen.has(s.name)) {
+        sandboxSeen.add(s.name);
+        if (sandboxSeen.size === 1 || unenforced > 0) open.add(s.name);
+      }
+      details.open = open.has(s.name);
       const table = el('table', { class: 'rules', 'data-service': s.name });
       const head = el('tr');
       for (const h of ['RULE', 'ENFORCED BY', 'STATUS', 'DETAIL']) head.append(el('th', {}, h));
@@ -169,6 +172,7 @@
     }
   }
 
+  const timelineSeqs = new Set();
   function addTimeline(entries) {
     for (const e of entries) {
       const ev = e.data && e.data.event;

@@ -120,6 +120,8 @@ t.test('the page in headless Chromium: pids and states as ps prints them, a kill
   const page = await browser.newPage();
   const requests: string[] = [];
   page.on('request', (request) => requests.push(request.url()));
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(adminUrl);
 
   // Each service is one element with its name, pid and state as `ps` prints them.
@@ -164,6 +166,7 @@ t.test('the page in headless Chromium: pids and states as ps prints them, a kill
   t.notOk(await viewer.locator('tr.service[data-service="chatty"] button[data-action="stop"]').isVisible(), 'viewer: no action buttons');
 
   t.same(requests.filter((url) => !url.startsWith(origin)), [], 'the page loaded nothing from elsewhere');
+  t.same(pageErrors, [], 'no script errors on the page');
   const shot = process.env['BULKHEAD_DASHBOARD_SCREENSHOT'];
   if (shot !== undefined && shot !== '') await page.screenshot({ path: shot, fullPage: true });
 });
