@@ -187,6 +187,7 @@ t.test('socket-activated daemon: adopts fd 3, serves the early client, notifies 
   t.match(daemonEnv, /LISTEN_FDS=1/, 'control: the daemon itself was started with LISTEN_FDS (the check above could have failed)');
 
   // What the journal would hold, formatted by `bulkhead logs --stdin` (journalctl -o cat | bulkhead logs --stdin).
+  await stdout.waitFor((l) => l['event'] === 'output' && l['line'] === 'said: early'); // the helper's line may trail its reply
   const journal = stdout.all.map((l) => JSON.stringify(l)).join('\n');
   const formatted = spawnSync(process.execPath, [CLI, 'logs', '--stdin', '--no-color', 'chatty'], { input: journal, encoding: 'utf8' });
   t.equal(formatted.status, 0, formatted.stderr);
