@@ -84,4 +84,11 @@ t.test('diagnostics_channel publishes launch, call and exit', async (t) => {
   t.equal(exit?.['pid'], pid);
   t.equal(exit?.['signal'], 'SIGKILL');
   t.equal(exit?.['requested'], false);
+  // The embedded broker's metrics() says the same, in Prometheus text.
+  const text = await local.metrics();
+  t.match(text, /^# TYPE bulkhead_calls_total counter$/m);
+  t.match(text, /^bulkhead_calls_total\{service="echo"\} 1$/m);
+  t.match(text, /^bulkhead_crashes_total\{service="echo",reason="signal SIGKILL"\} 1$/m);
+  t.match(text, /^bulkhead_launches_total\{service="echo"\} 1$/m);
+  t.notMatch(text, /bulkhead_daemon_/, 'no daemon series in an embedded broker');
 });
