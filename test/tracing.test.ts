@@ -58,6 +58,22 @@ t.test('with an OpenTelemetry tracer registered, a call is a CLIENT span whose c
   t.equal(failed?.status, api.SpanStatusCode.ERROR, 'a failed call\'s span has status ERROR');
 });
 
+t.test('inside a helper with a tracer: the handler is a SERVER span, its calls through connects CLIENT spans under it', async (t) => {
+  const api = await import('@opentelemetry/api');
+  const front = broker.connect('front');
+  t.same(await front.call('record', {}), { ok: true });
+  const r = await front.call('relay', { service: 'back' }, { traceparent: PARENT });
+  const { spans } = await front.call('spans', {}) as { spans: Array<{ name: string; kind: number; traceId: string; spanId: string; parentSpanId: string | null }> };
+  const server = spans.find((s) => s.name === 'com.test.trace/relay');
+  const client = spans.find((s) => s.name === 'com.test.trace/trace');
+  t.equal(server?.kind, api.SpanKind.SERVER, 'the handler ran in a SERVER span');
+  t.equal(server?.traceId, PARENT.split('-')[1], 'in the caller\'s trace');
+  t.equal(server?.parentSpanId, PARENT.split('-')[2], 'child of the caller\'s span');
+  t.equal(client?.kind, api.SpanKind.CLIENT, 'its outbound call is a CLIENT span');
+  t.equal(client?.parentSpanId, server?.spanId, 'child of the SERVER span');
+  t.equal(r.downstream, `00-${PARENT.split('-')[1]}-${client!.spanId}-01`, 'the downstream service got the CLIENT span as its parent');
+});
+
 t.test('diagnostics_channel publishes launch, call and exit', async (t) => {
   const seen: Record<string, Array<Record<string, unknown>>> = { launch: [], call: [], exit: [] };
   const listeners = Object.fromEntries(Object.entries(DIAGNOSTICS_CHANNELS).map(([key, name]) => {
