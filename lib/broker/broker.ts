@@ -10,7 +10,7 @@ import { bulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { parseProfile, reapStaleSandboxState } from '../sandbox/index.js';
+import { configureUidPool, parseProfile, reapStaleSandboxState, type UidRange } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
@@ -23,6 +23,8 @@ import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
 import { availableProfiles } from './profile-names.js';
 import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
+import { observeBroker, type CallRecord } from './diagnostics.js';
+import { BrokerMetrics } from './metrics.js';
 
 /** Options of a {@link Broker}. */
 export interface BrokerOptions {
@@ -46,6 +48,12 @@ export interface BrokerOptions {
    * @default 16 MiB
    */
   maxFrameBytes?: number;
+  /**
+   * uids (and gids) a root broker gives sandboxed services whose profile names no `user`: one per service.
+   * Process-wide: the last broker constructed with this option sets it.
+   * @default { first: 0x5A000000, count: 65536 }
+   */
+  uidRange?: UidRange;
   /**
    * The node binary that runs helpers.
    * @default process.execPath
@@ -98,6 +106,8 @@ export interface BrokerEvents {
   denied: [denial: { client: string; service: string; code: string }];
   /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
   cleanupFailed: [service: string, pid: number, message: string];
+  /** A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts). */
+  call: [service: string, call: CallRecord];
   [key: string]: unknown[];
 }
 
@@ -144,12 +154,27 @@ export class Broker extends Emitter<BrokerEvents> {
       throw bulkheadError('ERR_INVALID_OPTION', `maxFrameBytes must be an integer from 64 to 2^32-1, got ${String(options.maxFrameBytes)}.`, { option: 'maxFrameBytes' });
     }
     this.maxFrameBytes = maxFrameBytes;
+    if (options.uidRange !== undefined) configureUidPool(options.uidRange);
     this.nodePath = options.nodePath ?? process.execPath;
     this.clock = options.clock ?? systemClock;
     this.verifyCode = options.verifyCode;
     this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
     // Scratch dirs and cgroups of a broker that died without cleaning up (SIGKILL); every launch awaits this too.
     void reapStaleSandboxState().catch(() => undefined);
+    this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
+    observeBroker(this, this.metricsRecorder);
+  }
+
+  /** What {@link Broker.metrics} renders; the daemon records its connections here too. */
+  readonly metricsRecorder: BrokerMetrics;
+
+  /**
+   * Prometheus metrics of every service (calls, errors by code, durations,
+   * launches, restarts, crashes by reason, memory, CPU) in the text format
+   * 0.0.4 ({@link METRICS_CONTENT_TYPE}); see lib/broker/metrics.ts.
+   */
+  metrics(): Promise<string> {
+    return this.metricsRecorder.render();
   }
 
   /**
@@ -311,6 +336,7 @@ export class Broker extends Emitter<BrokerEvents> {
         verifyCode: this.verifyCode,
         lookup: (name) => this.services.get(name),
         denied: (caller, target) => this.emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
+        callSettled: (name, method, seconds, code) => this.emit('call', name, { method, seconds, code }),
       },
     );
     const automation = new LaunchAutomation({

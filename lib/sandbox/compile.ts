@@ -14,6 +14,7 @@
 import { bulkheadError } from '../errors.js';
 import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
+import { mergeKernelRules, planKernelLayers } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -68,6 +69,8 @@ export interface CompiledLaunch {
   runAs: { uid: number; gid: number } | undefined;
   /** The limits its cgroup must apply, or undefined when the launch needs no cgroup. */
   cgroupLimits: CgroupLimits | undefined;
+  /** The seccomp BPF program bubblewrap reads from child fd 5 (`--seccomp 5`), when the launch has one. */
+  seccompProgram: Buffer | undefined;
 }
 
 /** Joins each cgroup.procs given (count first), then execs the rest: the helper is in its cgroup before any of its code runs. */
@@ -108,7 +111,8 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     if (bwrap !== null) add({ rule: 'network', layers: ['bubblewrap:netns'], unenforced: false, detail: 'loopback: a private network namespace with only its own loopback; 127.0.0.1 reaches the sandbox itself, never the host' });
     else add({ rule: 'network', layers: [], unenforced: true, missing: bwrapMissing, detail: 'loopback needs a network namespace with its loopback up, which bubblewrap sets up' });
   } else if (bwrap !== null) {
-    innerUnshareNet = canUnshareNet;
+    // Not root, the inner unshare needs a user namespace, which the seccomp filter refuses: bwrap's netns alone then.
+    innerUnshareNet = canUnshareNet && (probe.isRoot || probe.kernel.seccompProblem !== null);
     add({
       rule: 'network',
       layers: innerUnshareNet ? ['bubblewrap:netns', 'unshare:netns'] : ['bubblewrap:netns'],
@@ -257,9 +261,12 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (heapMiB !== undefined) nodeFlags.push(`--max-old-space-size=${heapMiB}`);
   const nodeCommand = [input.nodePath, ...nodeFlags, ...input.nodeArgs, input.entry];
+  const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
+  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path) });
+  mergeKernelRules(rules, kernel.rules);
 
   // ---- wrappers, innermost first
-  let chain = nodeCommand;
+  let chain = [...kernel.preExec, ...nodeCommand];
   let runAs: { uid: number; gid: number } | undefined;
   if (probe.setpriv !== null) {
     if (dropUser) {
@@ -271,7 +278,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (innerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (bwrap !== null) {
-    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes }), '--', ...chain];
+    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads }), '--', ...chain];
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
@@ -283,7 +290,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {
@@ -291,11 +298,12 @@ function unshareNetArgs(probe: HostProbe): string[] {
   return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
 }
 
-function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined }): string[] {
+function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined; kernelArgs: string[]; kernelReads: string[] }): string[] {
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
   if (opts.capDrop) args.push('--cap-drop', 'ALL');
+  args.push(...opts.kernelArgs);
   const roots = probe.runtimeRoots;
   for (const root of roots) {
     if (root.symlink !== null) args.push('--symlink', root.symlink, root.path);
@@ -303,7 +311,7 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
   }
   const covered = (path: string): boolean => roots.some((r) => r.symlink === null && isWithin(path, r.path));
   // The node binary and the wrappers must exist inside; outside /usr (nvm, /opt) bind them too.
-  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare].filter((p): p is string => p !== null && !covered(p));
+  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare, ...opts.kernelReads].filter((p): p is string => p !== null && !covered(p));
   const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
   args.push('--proc', '/proc', '--dev', '/dev');
 
