@@ -134,6 +134,11 @@ t.test('200 garbage sockets are all closed within the handshake timeout; none is
   t.ok(worst < TIMEOUT_MS + 1000, `the last one closed ${worst} ms after connecting (timeout ${TIMEOUT_MS} ms)`);
   t.equal(outcomes.filter((o) => refusalOf(o) !== undefined).length, 200, 'every one got a typed refusal before the close');
   t.equal(daemon.connectionStatus().pendingHandshakes, 0, 'no connection is still pending');
+  t.ok(daemon.connectionStatus().held > 0, `a uid that keeps being refused has its next connections held (${daemon.connectionStatus().held} were)`);
+  // Positive control: an honest client of that same uid is slower to get in, but gets in.
+  const client = remote();
+  t.teardown(() => client.close());
+  t.equal((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'after the storm' })).text, 'after the storm');
 });
 
 t.test('every refusal is logged with the peer\'s kernel uid/gid/pid and counted per reason', async (t) => {

@@ -61,6 +61,8 @@ export interface DaemonConnectionStatus {
   id: string;
   /** Connections accepted and not yet authenticated. */
   pendingHandshakes: number;
+  /** Connections held (accepted, not read for a while) since start, because their uid kept being refused. */
+  held: number;
   /** Refused connections per `CODE` or `CODE:reason` since start. */
   refusals: Record<string, number>;
   /** Ended authenticated connections per code (`"clean"` for an orderly end) since start. */
@@ -192,6 +194,7 @@ export class Daemon {
     return {
       id: this.id,
       pendingHandshakes: this.gatekeeper.pending,
+      held: this.gatekeeper.held,
       refusals: { ...this.gatekeeper.refusals },
       disconnects: { ...this.gatekeeper.disconnects },
       clients: [...this.connections].map(({ service, peer, credentials, since }) => ({
@@ -240,6 +243,8 @@ export class Daemon {
 
   /** Challenge → auth → ok, then hands the socket to a session. Throws the refusal; `who` learns the names as they are known. */
   private async handshake(conn: PendingConnection, who: { client?: string | null; service?: string | null }): Promise<void> {
+    await conn.ready;
+    if (conn.settled) return; // refused while held (evicted, timed out, gone)
     const { socket, reader, credentials } = conn;
     const { nonce } = createChallenge();
     writeHandshake(socket, { t: 'challenge', v: 1, nonce, daemon: this.id });

@@ -20,6 +20,15 @@ import { closePeerPidfd, peerCredentials, type PeerCredentials } from './peer-cr
 /** How long a socket may take from accept to a refusal being flushed before it is destroyed anyway, in ms. */
 const REFUSAL_FLUSH_MS = 100;
 
+/** Refusals of one uid within {@link STRIKE_WINDOW_MS} after which its new connections are held. */
+const STRIKES_BEFORE_HOLD = 8;
+const STRIKE_WINDOW_MS = 1000;
+/** How long a held connection waits, unread and unchallenged, before its handshake starts (at most half the handshake timeout). */
+const HOLD_MS = 1000;
+
+/** Refusals that are the peer's doing (not a cap's or the daemon's): they count as strikes against its uid. */
+const NOT_A_STRIKE = new Set(['per-uid-limit', 'total-limit', 'daemon-stopping']);
+
 /** Limits the gatekeeper enforces. */
 export interface GatekeeperLimits {
   /** From accept to the end of the handshake, in ms. */
@@ -33,6 +42,9 @@ export interface GatekeeperLimits {
 /** A connection between accept and the end of its handshake. */
 export interface PendingConnection {
   readonly socket: Socket;
+  /** Resolves when the handshake may start (at once, unless the peer's uid is being held). */
+  readonly ready: Promise<void>;
+  /** The handshake reader; created (and the socket read) on first use, after {@link ready}. */
   readonly reader: HandshakeReader;
   /** The kernel's word on the peer; `pidfd` is closed when the socket closes. */
   readonly credentials: PeerCredentials;
@@ -54,6 +66,10 @@ export class Gatekeeper {
   readonly refusals: ReasonCounts = {};
   /** Ends of authenticated connections per `CODE` (`"clean"` for an orderly end). */
   readonly disconnects: ReasonCounts = {};
+  /** Connections held (tarpitted) because their uid kept being refused. */
+  held = 0;
+  /** Recent refusals per uid: a uid that keeps being refused gets its new connections held. */
+  private readonly strikes = new Map<number, { count: number; since: number }>();
 
   constructor(
     readonly limits: GatekeeperLimits,
@@ -83,7 +99,9 @@ export class Gatekeeper {
       return undefined;
     }
     socket.once('close', () => closePeerPidfd(credentials.pidfd));
-    const pending = new Pending(this, socket, credentials);
+    const holdMs = this.struckOut(credentials.uid) ? Math.min(HOLD_MS, Math.floor(this.limits.handshakeTimeoutMs / 2)) : 0;
+    if (holdMs > 0) this.held++;
+    const pending = new Pending(this, socket, credentials, holdMs);
     for (const { conn, reason } of this.gate.admit(pending, credentials.uid)) {
       const limit = reason === 'per-uid-limit' ? this.limits.maxUnauthenticatedPerUid : this.limits.maxUnauthenticated;
       conn.refuse(bulkheadError('ERR_TOO_MANY_CONNECTIONS', `Too many connections are still authenticating (${reason === 'per-uid-limit' ? `uid ${conn.credentials.uid} holds` : 'the daemon holds'} ${limit}); this oldest one was closed. Authenticate promptly after connecting.`, { reason, limit }));
@@ -113,10 +131,35 @@ export class Gatekeeper {
     const reason = typeof error.data['reason'] === 'string' ? error.data['reason'] : undefined;
     const key = reason === undefined ? error.code : `${error.code}:${reason}`;
     this.refusals[key] = (this.refusals[key] ?? 0) + 1;
+    if (credentials !== undefined && !NOT_A_STRIKE.has(reason ?? '')) this.strike(credentials.uid);
     this.log({
       event: 'refused', code: error.code, reason: reason ?? null, client: who.client ?? null, service: who.service ?? null,
       ...(credentials === undefined ? { uid: null, gid: null, pid: null } : peerFields(credentials)), message: error.message,
     });
+  }
+
+  /**
+   * A uid refused {@link STRIKES_BEFORE_HOLD} times within {@link STRIKE_WINDOW_MS}
+   * has its next connections held: accepted, but neither challenged nor read
+   * for a while. A client that reconnects in a loop to spray garbage then
+   * waits on its own full socket buffer instead of costing the daemon a
+   * handshake per loop; an honest client of that uid is only slower.
+   */
+  private struckOut(uid: number): boolean {
+    const s = this.strikes.get(uid);
+    if (s === undefined) return false;
+    if (Date.now() - s.since > STRIKE_WINDOW_MS) {
+      this.strikes.delete(uid);
+      return false;
+    }
+    return s.count >= STRIKES_BEFORE_HOLD;
+  }
+
+  private strike(uid: number): void {
+    const now = Date.now();
+    const s = this.strikes.get(uid);
+    if (s === undefined || now - s.since > STRIKE_WINDOW_MS) this.strikes.set(uid, { count: 1, since: now });
+    else s.count++;
   }
 }
 
@@ -126,22 +169,29 @@ export function peerFields(c: PeerCredentials): { uid: number; gid: number; peer
 }
 
 class Pending implements PendingConnection {
-  readonly reader: HandshakeReader;
+  private readerInstance: HandshakeReader | undefined;
   settled = false;
+  readonly ready: Promise<void>;
   private readonly deadline: NodeJS.Timeout;
 
-  constructor(private readonly keeper: Gatekeeper, readonly socket: Socket, readonly credentials: PeerCredentials) {
-    this.reader = new HandshakeReader(socket);
+  constructor(private readonly keeper: Gatekeeper, readonly socket: Socket, readonly credentials: PeerCredentials, holdMs: number) {
+    if (holdMs > 0) {
+      socket.pause();
+      this.ready = new Promise((resolve) => setTimeout(resolve, holdMs).unref());
+    } else {
+      this.ready = Promise.resolve();
+    }
     const ms = keeper.limits.handshakeTimeoutMs;
     this.deadline = setTimeout(() => this.refuse(bulkheadError('ERR_AUTH_FAILED', `The handshake did not finish within ${ms} ms of connecting.`, { reason: 'timeout', timeoutMs: ms })), ms);
     // A peer that goes away mid-handshake is a refusal too (reason "closed"), logged and counted.
-    socket.once('close', () => this.refuse(this.reader.failed ?? bulkheadError('ERR_AUTH_FAILED', 'The peer closed the connection during the handshake.', { reason: 'closed' })));
+    socket.once('close', () => this.refuse(this.readerInstance?.failed ?? bulkheadError('ERR_AUTH_FAILED', 'The peer closed the connection during the handshake.', { reason: 'closed' })));
   }
 
   refuse(error: BulkheadError, who: { client?: string | null; service?: string | null } = {}): void {
     if (this.settled) return;
     this.settle();
-    this.reader.fail(error); // stops reading now: nothing more from this peer is buffered
+    if (this.readerInstance !== undefined) this.readerInstance.fail(error); // stops reading now: nothing more from this peer is buffered
+    else this.socket.pause();
     this.keeper.record(error, this.credentials, who);
     const socket = this.socket;
     if (socket.destroyed) return;
@@ -155,6 +205,11 @@ class Pending implements PendingConnection {
       clearTimeout(fallback);
       socket.destroy();
     });
+  }
+
+  get reader(): HandshakeReader {
+    this.readerInstance ??= new HandshakeReader(this.socket);
+    return this.readerInstance;
   }
 
   admitted(): void {

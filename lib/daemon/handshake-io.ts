@@ -50,6 +50,7 @@ export class HandshakeReader {
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
+    socket.resume(); // a socket paused before the reader existed (a held connection) reads from now on
   }
 
   /** The error that stopped this reader, if one did. */
