@@ -13,6 +13,7 @@ import { registerControl } from './commands/control.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerLogs } from './commands/logs.js';
+import { registerProtocol } from './commands/protocol.js';
 import { registerPs } from './commands/ps.js';
 import { registerTypes } from './commands/types.js';
 import { registerValidate } from './commands/validate.js';
@@ -45,6 +46,7 @@ ${EXIT_CODES_HELP}`);
   registerLogs(program, run);
   registerControl(program, run);
   registerIdentity(program, run);
+  registerProtocol(program, run);
   return program;
 }
 
