@@ -16,7 +16,8 @@ import { MAX_CERT_PEM_CHARS } from '../lib/identity/certificate.js';
 import { PSS_SALT_BYTES } from '../lib/identity/signature.js';
 import { decodeItem, encodeItem } from '../lib/wire/codec.js';
 import { encodeFrame } from '../lib/wire/frame-decoder.js';
-import { FIXTURES, REPO_ROOT, rejection } from './helpers.js';
+import { loadProtocolFile } from '../lib/protocol/registry.js';
+import { FIXTURES, REPO_ROOT, rejection, runCli } from './helpers.js';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs/wire.md'), 'utf8');
 const section8 = doc.slice(doc.indexOf('## 8. Daemon handshake'));
@@ -180,4 +181,16 @@ t.test('too-many-bytes carries the keys its row lists', async (t) => {
 t.test('the error bodies decode as the section-4 error body (code, message, data map)', async (t) => {
   const bytes = encodeItem({ t: 'error', error: { code: 'ERR_AUTH_FAILED', message: 'm', data: { reason: 'timeout', timeoutMs: 5000 } } });
   t.same(decodeItem(bytes), { t: 'error', error: { code: 'ERR_AUTH_FAILED', message: 'm', data: { reason: 'timeout', timeoutMs: 5000 } } });
+});
+
+t.test('`bulkhead protocol show bulkhead.control` prints the control protocol and its hash (section 8.6)', async (t) => {
+  const file = join(REPO_ROOT, 'protocols/bulkhead.control.json');
+  const hash = await runCli(['protocol', 'show', 'bulkhead.control', '--hash']);
+  t.equal(hash.code, 0, hash.stderr);
+  t.equal(hash.stdout.trim(), loadProtocolFile(file).hash);
+  const shown = await runCli(['protocol', 'show', 'bulkhead.control']);
+  t.equal(shown.stdout.trim(), readFileSync(file, 'utf8').trim(), 'the document as shipped');
+  t.match(shown.stderr, `schema hash ${loadProtocolFile(file).hash}`);
+  t.equal((await runCli(['protocol', 'show', 'no.such.protocol'])).code, 1, 'an unknown name exits 1');
+  t.match(section8, 'name `bulkhead.control`, version\n`1.0.0`');
 });

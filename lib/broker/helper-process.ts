@@ -110,7 +110,7 @@ export class HelperProcess {
     this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
     this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
 
-    const socket = this.child.stdio[3] as Duplex | null;
+    const socket = this.child.stdio[3] as Duplex | null | undefined;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
@@ -301,7 +301,7 @@ function awaitWarmFrame(socket: Duplex): Promise<void> {
         frames = decoder.push(chunk);
       } catch (err) {
         cleanup();
-        reject(err as Error);
+        reject(err);
         return;
       }
       if (frames.length === 0) return;

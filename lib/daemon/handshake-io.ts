@@ -134,7 +134,7 @@ export class HandshakeReader {
     const taken = this.tryTake();
     if (taken === undefined) return;
     this.waiter = undefined;
-    taken.then(waiter.resolve, waiter.reject);
+    taken.then((m) => waiter.resolve(m), (e: unknown) => waiter.reject(e as BulkheadError));
   }
 
   /** A settled promise when a whole message (or a failure) is ready; undefined while more bytes are needed. */

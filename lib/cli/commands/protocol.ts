@@ -29,21 +29,24 @@ Examples:
   $ bulkhead protocol show bulkhead.control           # the daemon's control protocol
   $ bulkhead protocol show bulkhead.control --hash    # what a control client's hello carries
   $ bulkhead protocol show protocols/com.example.echo.json`)
-    .action((name: string, options: { dir: string; hash?: boolean }) => run(async () => {
-      const file = name.endsWith('.json') || name.includes('/') ? name : join(options.dir, `${name}.json`);
-      if (!existsSync(file)) {
-        process.stderr.write(`${file}: /: No such protocol file; check the name or pass --dir. (ENOENT)\n`);
-        return EXIT_CODES.invalid;
-      }
-      let hash: string;
-      try {
-        hash = loadProtocolFile(file).hash;
-      } catch (err) {
-        process.stderr.write(`${formatProblem(problemFromError(err, file))}\n`);
-        return EXIT_CODES.invalid;
-      }
-      process.stdout.write(options.hash === true ? `${hash}\n` : `${readFileSync(file, 'utf8').trimEnd()}\n`);
-      if (options.hash !== true) process.stderr.write(`schema hash ${hash}\n`);
-      return EXIT_CODES.ok;
-    }));
+    .action((name: string, options: { dir: string; hash?: boolean }) => run(() => Promise.resolve(show(name, options))));
+}
+
+/** Prints one protocol file (or its hash); returns the exit code. */
+function show(name: string, options: { dir: string; hash?: boolean }): ExitCode {
+  const file = name.endsWith('.json') || name.includes('/') ? name : join(options.dir, `${name}.json`);
+  if (!existsSync(file)) {
+    process.stderr.write(`${file}: /: No such protocol file; check the name or pass --dir. (ENOENT)\n`);
+    return EXIT_CODES.invalid;
+  }
+  let hash: string;
+  try {
+    hash = loadProtocolFile(file).hash;
+  } catch (err) {
+    process.stderr.write(`${formatProblem(problemFromError(err, file))}\n`);
+    return EXIT_CODES.invalid;
+  }
+  process.stdout.write(options.hash === true ? `${hash}\n` : `${readFileSync(file, 'utf8').trimEnd()}\n`);
+  if (options.hash !== true) process.stderr.write(`schema hash ${hash}\n`);
+  return EXIT_CODES.ok;
 }
