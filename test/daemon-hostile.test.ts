@@ -31,10 +31,21 @@ writeFileSync(config, JSON.stringify({
   ],
 }));
 const logged: Array<Record<string, unknown>> = [];
+const logWaiters: Array<{ match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }> = [];
+/** Resolves with the next log entry that matches (an event to wait on, not a sleep). */
+const nextLog = (match: (e: Record<string, unknown>) => boolean) => new Promise<Record<string, unknown>>((resolve) => logWaiters.push({ match, resolve }));
 const daemon = await Daemon.start({
   config,
   settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state'), handshakeTimeoutMs: TIMEOUT_MS, maxUnauthenticated: 1000, maxUnauthenticatedPerUid: 1000 },
-  log: (e) => logged.push(e),
+  log: (e) => {
+    logged.push(e);
+    for (const w of [...logWaiters]) {
+      if (w.match(e)) {
+        logWaiters.splice(logWaiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    }
+  },
 });
 t.teardown(() => daemon.close());
 const appA = daemon.ca.issue('app-a');
@@ -197,4 +208,9 @@ t.test('clients may name kernel uids and gids; the helper sees them in ctx.peer'
   t.match(mine, { name: 'app-a', uid, gid, pid: process.pid, alive: true }, 'status lists the client with its kernel credentials; the pidfd says the pid is still it');
   t.equal(status.id, daemon.ca.fingerprint, 'the daemon id is its CA\'s fingerprint');
   t.match(logged.filter((e) => e['event'] === 'connect' && e['service'] === 'by-uid').at(-1), { client: 'app-a', uid, gid, peerPid: process.pid });
+  const before = daemon.connectionStatus().disconnects['clean'] ?? 0;
+  const disconnected = nextLog((e) => e['event'] === 'disconnect' && e['service'] === 'by-uid');
+  await client.close();
+  t.match(await disconnected, { client: 'app-a', code: null, uid, gid, peerPid: process.pid }, 'the disconnect is logged with the peer\'s credentials');
+  t.ok((daemon.connectionStatus().disconnects['clean'] ?? 0) > before, 'and counted');
 });

@@ -11,12 +11,17 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PACKAGE_ROOT } from '../../broker/package-paths.js';
 import { loadProtocolFile } from '../../protocol/registry.js';
-import { EXIT_CODES, type ExitCode } from '../exit-codes.js';
+import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
 import { formatProblem, problemFromError } from '../problems.js';
 
 /** Registers `protocol show` on the program. `run` receives each invocation's exit code. */
 export function registerProtocol(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
-  const protocol = program.command('protocol').summary('inspect protocol files');
+  const protocol = program.command('protocol').summary('inspect protocol files')
+    .addHelpText('after', `
+Examples:
+  $ bulkhead protocol show bulkhead.control           # the daemon's control protocol and its hash
+
+${EXIT_CODES_HELP}`);
   protocol
     .command('show')
     .summary('print a protocol document and its schema hash')
@@ -28,7 +33,9 @@ export function registerProtocol(program: Command, run: (work: () => Promise<Exi
 Examples:
   $ bulkhead protocol show bulkhead.control           # the daemon's control protocol
   $ bulkhead protocol show bulkhead.control --hash    # what a control client's hello carries
-  $ bulkhead protocol show protocols/com.example.echo.json`)
+  $ bulkhead protocol show protocols/com.example.echo.json
+
+${EXIT_CODES_HELP}`)
     .action((name: string, options: { dir: string; hash?: boolean }) => run(() => Promise.resolve(show(name, options))));
 }
 
