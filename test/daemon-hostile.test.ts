@@ -214,3 +214,24 @@ t.test('clients may name kernel uids and gids; the helper sees them in ctx.peer'
   t.match(await disconnected, { client: 'app-a', code: null, uid, gid, peerPid: process.pid }, 'the disconnect is logged with the peer\'s credentials');
   t.ok((daemon.connectionStatus().disconnects['clean'] ?? 0) > before, 'and counted');
 });
+
+t.test('the daemon id is its CA fingerprint, the same after a restart, and a client may pin it', async (t) => {
+  const stateDir = join(work, 'state-pin');
+  const first = await Daemon.start({ config, settings: { socketPath: join(work, 'pin.sock'), stateDir }, log: () => {} });
+  const id = first.id;
+  await first.close();
+  const again = await Daemon.start({ config, settings: { socketPath: join(work, 'pin.sock'), stateDir }, log: () => {} });
+  t.teardown(() => again.close());
+  t.equal(again.id, id, 'same CA, same id across restarts');
+  t.equal(id, again.ca.fingerprint);
+  const identity = again.ca.issue('app-a');
+  const pinned = new RemoteBroker(again.socketPath, identity, { protocolsDir: join(FIXTURES, 'protocols'), daemonId: id });
+  t.teardown(() => pinned.close());
+  t.equal((await pinned.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'pinned' })).text, 'pinned', 'the right id connects');
+  const wrong = new RemoteBroker(again.socketPath, identity, { protocolsDir: join(FIXTURES, 'protocols'), daemonId: daemon.id });
+  t.teardown(() => wrong.close());
+  const err = await rejection(wrong.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'x' }));
+  t.equal(err.code, 'ERR_AUTH_FAILED', 'another daemon\'s id is refused by the client');
+  t.equal(err.data['reason'], 'daemon-mismatch');
+  t.throws(() => new RemoteBroker(again.socketPath, identity, { daemonId: 'abc' }), { code: 'ERR_INVALID_OPTION' });
+});
