@@ -27,7 +27,7 @@ export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, t
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
-export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxProfile, type ProfileProblem, type NetworkRule } from './sandbox/index.js';
+export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule } from './sandbox/index.js';
 export type { Disposable } from './util/emitter.js';
 export { RemoteBroker, connectTo, type RemoteBrokerOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';
