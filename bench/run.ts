@@ -18,6 +18,7 @@ import { runLaunch } from './scenarios/launch.js';
 import { runMemory } from './scenarios/memory.js';
 import { runPayloads } from './scenarios/payloads.js';
 import { runSmallCalls } from './scenarios/small-calls.js';
+import { runStreams } from './scenarios/streams.js';
 
 const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   'small-calls': runSmallCalls,
@@ -27,6 +28,7 @@ const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   daemon: runDaemon,
   'daemon-abuse': runDaemonAbuse,
   memory: runMemory,
+  streams: runStreams,
 };
 
 const wanted = process.argv.slice(2);
