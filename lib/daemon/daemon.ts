@@ -25,6 +25,7 @@ import { writeHandshake } from './handshake-io.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession } from './routed-session.js';
+import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
@@ -53,6 +54,14 @@ export interface DaemonOptions {
    * @default JSON lines on stderr
    */
   log?: (entry: Record<string, unknown>) => void;
+  /**
+   * A listening Unix socket passed by systemd (socket activation, see
+   * lib/daemon/systemd-activation.ts): listen on this fd instead of creating
+   * the socket; it must be bound to the settings' socketPath, and it is not
+   * unlinked on close (systemd owns it).
+   * @default none: the daemon creates its own socket
+   */
+  listenFd?: number;
 }
 
 /** What {@link Daemon.connectionStatus} reports. */
@@ -88,6 +97,8 @@ export class Daemon {
   private readonly connections = new Set<ClientRecord>();
   private readonly gatekeeper: Gatekeeper;
   private closing: Promise<void> | undefined;
+  /** True when systemd passed the listening socket (it then owns the path). */
+  socketActivated = false;
 
   private constructor(
     readonly configPath: string,
@@ -100,7 +111,7 @@ export class Daemon {
     readonly logs: LogStore,
   ) {
     this.id = ca.fingerprint;
-    this.gatekeeper = new Gatekeeper(settings, log);
+    this.gatekeeper = new Gatekeeper(settings, log, (code) => broker.metricsRecorder.refused(code));
   }
 
   /** Absolute socket path. */
@@ -150,16 +161,21 @@ export class Daemon {
     });
     broker.on('denied', ({ client, service, code }) => log({ event: 'denied', code, client, service }));
     broker.on('job', (service, run) => log({ event: 'job', service, result: run.result, trigger: run.trigger, durationMs: run.durationMs, ...(run.error === undefined ? {} : { error: run.error.code }) }));
+    broker.metricsRecorder.forDaemon();
     const server = createServer();
     const daemon = new Daemon(file, settings, broker, ca, server, log, logs);
     server.on('connection', (socket) => daemon.accept(socket));
     try {
-      await listenOwnerOnly(server, settings);
+      if (options.listenFd === undefined) await listenOwnerOnly(server, settings);
+      else {
+        await listenOnPassedFd(server, options.listenFd, settings.socketPath);
+        daemon.socketActivated = true;
+      }
     } catch (err) {
       await broker.close();
       throw err;
     }
-    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames() });
+    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames(), ...(daemon.socketActivated ? { activated: true } : {}) });
     return daemon;
   }
 
@@ -174,7 +190,7 @@ export class Daemon {
       await this.broker.close();
       this.logs.close();
       try {
-        unlinkSync(this.settings.socketPath);
+        if (!this.socketActivated) unlinkSync(this.settings.socketPath);
       } catch {
         // Already gone.
       }
@@ -305,6 +321,7 @@ export class Daemon {
         this.sessions.delete(session);
         this.connections.delete(record);
         this.gatekeeper.disconnected(credentials, { client: identity.name, service }, error);
+        this.broker.metricsRecorder.disconnected();
       });
     } catch (err) {
       throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
@@ -315,6 +332,7 @@ export class Daemon {
     this.connections.add(record);
     // Written before anything the session sends: channel writes wait for the next tick.
     writeHandshake(socket, { t: 'ok', peer, range: session.range });
+    this.broker.metricsRecorder.connected();
     this.log({ event: 'connect', service, client: identity.name, range: session.range, ...peerFields(credentials) });
   }
 
@@ -359,12 +377,14 @@ export class Daemon {
     const record: ClientRecord = { service: CONTROL_SERVICE, peer, credentials, since: Date.now() };
     this.sessions.add(session);
     this.connections.add(record);
+    this.broker.metricsRecorder.connected();
     this.log({ event: 'connect', service: CONTROL_SERVICE, client: peer.name, range: 0, ...peerFields(credentials) });
     new RpcServer(channel, protocol, handlers, {
       goodbye: () => channel.end('bye'),
       closed: (error) => {
         this.sessions.delete(session);
         this.connections.delete(record);
+        this.broker.metricsRecorder.disconnected();
         this.gatekeeper.disconnected(credentials, { client: peer.name, service: CONTROL_SERVICE }, error);
       },
     });

@@ -74,6 +74,8 @@ export class Gatekeeper {
   constructor(
     readonly limits: GatekeeperLimits,
     private readonly log: (entry: Record<string, unknown> & { event: string }) => void,
+    /** Also told of each refusal's code (the broker's metrics count them). */
+    private readonly onRefused: (code: string) => void = () => {},
   ) {
     this.gate = new AdmissionGate({ perUid: limits.maxUnauthenticatedPerUid, total: limits.maxUnauthenticated });
   }
@@ -131,6 +133,7 @@ export class Gatekeeper {
     const reason = typeof error.data['reason'] === 'string' ? error.data['reason'] : undefined;
     const key = reason === undefined ? error.code : `${error.code}:${reason}`;
     this.refusals[key] = (this.refusals[key] ?? 0) + 1;
+    this.onRefused(error.code);
     if (credentials !== undefined && !NOT_A_STRIKE.has(reason ?? '')) this.strike(credentials.uid);
     this.log({
       event: 'refused', code: error.code, reason: reason ?? null, client: who.client ?? null, service: who.service ?? null,
