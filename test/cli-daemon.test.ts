@@ -235,6 +235,19 @@ t.test('refusals exit 1 with the daemon\'s code; no daemon exits 3', async (t) =
   t.match(nobody.stderr, 'nobody.sock');
 });
 
+t.test('ps --clients lists connected clients with their kernel uid/gid/pid, and refusals per reason', async (t) => {
+  // ps itself is a connected client (admin, on bulkhead.control) while it asks: its own row shows.
+  const text = await bulkhead('ps', '--clients');
+  t.equal(text.code, 0, text.stderr);
+  const row = new RegExp(`^admin\\s+bulkhead\\.control\\s+${process.getuid!()}\\s+${process.getgid!()}\\s+(\\d+)\\s`, 'm').exec(text.stdout);
+  t.ok(row !== null, 'a row for the ps process: identity, service, and the uid/gid the kernel reported');
+  t.not(Number(row?.[1]), process.pid, 'its pid is the ps child\'s, not ours');
+  t.match(text.stdout, /refused: .*ERR_NOT_PERMITTED:not-in-clients \d+/, 'the earlier refusal of "guest" is counted under its code and reason');
+  t.match(text.stdout, /daemon id [0-9a-f]{64}/, 'the daemon id is a SHA-256 fingerprint');
+  const logs = await bulkhead('logs', '--events', '-n', '200');
+  t.match(logs.stdout, new RegExp(`refused guest \\(uid ${process.getuid!()}, gid ${process.getgid!()}, pid \\d+\\) to bulkhead\\.control: ERR_NOT_PERMITTED \\(not-in-clients\\)`), 'logs show the refusal with the peer\'s kernel credentials');
+});
+
 t.test('sign writes a signature with an issued identity', async (t) => {
   const dir = join(work, 'svc');
   mkdirSync(dir);

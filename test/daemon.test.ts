@@ -55,7 +55,8 @@ t.test('an authorised client calls through the daemon; the handler sees its veri
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   t.same((await echo.call('echo', { text: 'via daemon' })).text, 'via daemon');
-  t.same((await echo.call('whoami', {})).peer, { name: 'app-a' }, 'ctx.peer comes from the certificate, not the caller');
+  // This test is the client: the kernel reports its own uid, gid and pid.
+  t.same((await echo.call('whoami', {})).peer, { name: 'app-a', uid: process.getuid!(), gid: process.getgid!(), pid: process.pid }, 'ctx.peer: the name from the certificate, uid/gid/pid from the kernel, nothing from the caller');
   t.equal((await rejection(echo.call('echo', { text: 1 }))).code, 'ERR_INVALID_PARAMS', 'helper errors keep their code');
   t.equal((await rejection(echo.call('sleep', { ms: 60_000 }, { timeoutMs: 30 }))).code, 'ERR_DEADLINE');
   const ticks: number[] = [];

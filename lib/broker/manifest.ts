@@ -11,6 +11,12 @@ import { explainAjvError } from '../protocol/explain.js';
 import { NAME_PATTERN } from '../protocol/document.js';
 import type { ScheduleSpec } from './schedule.js';
 
+/**
+ * Pattern of one `clients` entry: an identity name or "*", optionally
+ * "@uid:N" / "@gid:N"; or "uid:N" / "gid:N" alone (lib/daemon/client-policy.ts applies them).
+ */
+export const CLIENT_ENTRY_PATTERN = '^(?:(?:\\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?:uid|gid):[0-9]{1,10})?|(?:uid|gid):[0-9]{1,10})$';
+
 /** launchd's KeepAlive sub-keys: which unrequested exits trigger a relaunch. */
 export interface KeepAliveConditions {
   /** Relaunch after a crash: a non-zero exit code or a signal. */
@@ -132,8 +138,10 @@ export interface ServiceManifest {
   /** Relaunch and stop tunables. */
   launch?: LaunchPolicy;
   /**
-   * Daemon mode: identity names (certificate CNs) allowed to connect; "*" allows
-   * any identity the daemon's CA issued. Omitted: no daemon client may connect.
+   * Daemon mode: who may connect. Identity names (certificate CNs); "*" for
+   * any identity the daemon's CA issued; "uid:N" / "gid:N" for any identity
+   * from a process the kernel says runs as that uid / gid; "NAME@uid:N" for
+   * both. Omitted: no daemon client may connect.
    */
   clients?: string[];
   /** Services this service's helper may call through the broker. */
@@ -166,7 +174,7 @@ export const SERVICE_MANIFEST_SCHEMA = {
     timeoutMs: positiveInt,
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     maxQueued: { type: 'integer', minimum: 0, maximum: 10_000_000 },
-    clients: { type: 'array', items: { type: 'string', pattern: '^(\\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$' } },
+    clients: { type: 'array', items: { type: 'string', pattern: CLIENT_ENTRY_PATTERN } },
     connects: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
     requirement: { type: 'object', additionalProperties: false, required: ['signedBy'], properties: { signedBy: { type: 'string', pattern: NAME_PATTERN } } },
     launch: {

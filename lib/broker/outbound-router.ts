@@ -86,7 +86,7 @@ class OutboundRoute implements RouteTarget {
     const frame = encodeEnvelope(envelope);
     const frameBody = frame.subarray(FRAME_HEADER_BYTES);
     if (frameBody.length > this.channel.maxFrameBytes) {
-      return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { size: frameBody.length, limit: this.channel.maxFrameBytes }));
+      return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { declared: frameBody.length, limit: this.channel.maxFrameBytes }));
     }
     // Shortest-form re-encoding can shrink a body below what its object count needs (docs/wire.md).
     const problem = checkItem(frameBody);

@@ -39,6 +39,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
     readonly protocol: CompiledProtocol,
     private readonly socketPath: string,
     private readonly identity: ClientIdentity,
+    /** The daemon id to insist on (its CA fingerprint); undefined: whatever the challenge names. */
+    private readonly pinnedDaemonId?: string,
   ) {}
 
   /** @inheritdoc */
@@ -80,6 +82,9 @@ export class RemoteEndpoint implements ServiceEndpoint {
       const daemonId = challenge['daemon'];
       if (challenge['t'] !== 'challenge' || !(nonce instanceof Uint8Array) || typeof daemonId !== 'string') {
         throw bulkheadError('ERR_BAD_FRAME', 'The daemon did not send a challenge; is this a bulkhead daemon socket?');
+      }
+      if (this.pinnedDaemonId !== undefined && daemonId !== this.pinnedDaemonId) {
+        throw bulkheadError('ERR_AUTH_FAILED', `The daemon at ${this.socketPath} is not the one pinned: its id (CA fingerprint) is ${daemonId.slice(0, 64)}, expected ${this.pinnedDaemonId}. Nothing was signed for it.`, { reason: 'daemon-mismatch' });
       }
       const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId, clientName: this.identity.name });
       writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload) });
