@@ -117,7 +117,8 @@ export class LaunchAutomation {
   private onExit(info: ExitInfo): void {
     this.cancelIdleTimer();
     if (this.stopped || info.requested || this.supervisor.currentState === 'failed') return;
-    if (this.shouldKeepAlive(info)) this.launchInBackground();
+    // relaunch() waits for a launch still reporting this exit (a start failure), then tries again under the backoff.
+    if (this.shouldKeepAlive(info)) this.supervisor.relaunch();
   }
 
   private shouldKeepAlive(info: ExitInfo): boolean {

@@ -1,0 +1,86 @@
+/**
+ * The routes of one service: daemon clients and calling services, each with
+ * an id range on the helper's channel. Answers from the helper go to the
+ * route that owns their id; broadcasts go to every route.
+ * @module
+ */
+import { bulkheadError, type BulkheadError } from '../errors.js';
+import { ID_RANGE_SIZE, type Envelope } from '../wire/envelope.js';
+import type { RouteTarget } from './route.js';
+
+/** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
+const MAX_ROUTES = 2 ** 32 / ID_RANGE_SIZE;
+
+/** Routes by id range. */
+export class RouteTable {
+  private readonly routes = new Map<number, RouteTarget>();
+
+  constructor(private readonly service: string) {}
+
+  /**
+   * Adds a route; returns its id range.
+   * @throws BulkheadError ERR_BACKPRESSURE when every range is taken
+   */
+  open(target: RouteTarget): number {
+    for (let range = 1; range < MAX_ROUTES; range++) {
+      if (this.routes.has(range)) continue;
+      this.routes.set(range, target);
+      return range;
+    }
+    throw bulkheadError('ERR_BACKPRESSURE', `${this.service} already has ${MAX_ROUTES - 1} routed clients; close some connections.`);
+  }
+
+  /** Removes a route; false when it was not open. */
+  delete(range: number): boolean {
+    return this.routes.delete(range);
+  }
+
+  /** The route of a range, if open. */
+  get(range: number): RouteTarget | undefined {
+    return this.routes.get(range);
+  }
+
+  /** True while a range is open. */
+  has(range: number): boolean {
+    return this.routes.has(range);
+  }
+
+  /** Calls of every route sent to the helper and not yet answered. */
+  get pendingCount(): number {
+    let n = 0;
+    for (const route of this.routes.values()) n += route.pendingCount;
+    return n;
+  }
+
+  /**
+   * Sends a frame from the helper to the route that owns it.
+   * @returns false when it is the broker's own (range 0, a broadcast, or another kind)
+   */
+  deliver(envelope: Envelope, body: Buffer): boolean {
+    if (this.routes.size === 0) return false;
+    let id: number;
+    if (envelope.kind === 'reply' || envelope.kind === 'error') id = envelope.id;
+    else if (envelope.kind === 'event') {
+      if (envelope.callId === 0) {
+        for (const target of this.routes.values()) target.broadcast(body);
+        return false; // the broker's own connections hear broadcasts too
+      }
+      id = envelope.callId;
+    } else return false;
+    const range = Math.floor(id / ID_RANGE_SIZE);
+    if (range === 0) return false;
+    this.routes.get(range)?.deliver(envelope, body);
+    return true;
+  }
+
+  /** The helper stopped: every route's calls in flight fail with `error`. */
+  interruptAll(error: BulkheadError): void {
+    for (const target of this.routes.values()) target.interrupted(error);
+  }
+
+  /** The service can never be reached: every route hears it. `clear` also forgets them. */
+  invalidateAll(error: BulkheadError, clear = false): void {
+    for (const target of [...this.routes.values()]) target.invalidated(error);
+    if (clear) this.routes.clear();
+  }
+}
