@@ -88,6 +88,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     });
   }
 
+  /** The resolved service it runs (its manifest, entry, protocol, profile). */
+  get resolvedService(): ResolvedService {
+    return this.resolved;
+  }
+
   /** Absolute path of the service's protocol file. */
   get protocolFile(): string {
     return this.resolved.protocolFile;
@@ -299,7 +304,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       return;
     }
     this.checkSignature();
-    const launched = await this.startHelper();
+    // A replacement that cannot start leaves the old helper serving: not a failure of the service.
+    const launched = await this.startHelper(false);
     const { helper } = launched;
     try {
       await this.whenReady(helper);
@@ -338,8 +344,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     }
   }
 
-  /** The spare, activated, or a fresh helper. */
-  private async startHelper(): Promise<LaunchedHelper> {
+  /** The spare, activated, or a fresh helper; a spawn that cannot be made marks the service failed when `failOnError`. */
+  private async startHelper(failOnError = true): Promise<LaunchedHelper> {
     const spare = this.spares.take();
     if (spare !== undefined) {
       spare.helper.activate();
@@ -350,7 +356,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     } catch (err) {
       // A profile this host cannot enforce will not get better by retrying: fail closed now.
       const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot launch: ${(err as Error).message}`, {}, err);
-      if (error.code !== 'ERR_CLOSED') this.fail(error);
+      if (failOnError && error.code !== 'ERR_CLOSED') this.fail(error);
       throw error;
     }
   }
