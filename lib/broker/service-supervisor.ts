@@ -54,8 +54,12 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private crashes = 0;
   private breaker: CrashLoopBreaker;
   private backoff: Backoff;
-  /** Wait before the next launch, counted from the last one (throttleMs, or the backoff's delay after a crash). */
-  private nextDelayMs: number;
+  /**
+   * Earliest time of the next launch (performance.now()): throttleMs after the
+   * last launch (launchd's ThrottleInterval), or, in a crash loop, the
+   * backoff's growing delay after the last exit.
+   */
+  private notBefore = -Infinity;
   private lastLaunchAt = -Infinity;
   private nextAttemptAt: number | null = null;
   private lastExit: ExitInfo | null = null;
@@ -78,7 +82,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.state = new ServiceStateMachine(this.service, (to, from) => ctx.stateChanged(this.service, to, from));
     this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
     this.backoff = this.makeBackoff();
-    this.nextDelayMs = this.policy.throttleMs;
     this.routes = new RouteTable(this.service);
     this.validators = new ValidatorCache(resolved.protocol);
     this.spares = new SparePool({
@@ -122,7 +125,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
     this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
     this.backoff = this.makeBackoff();
-    this.nextDelayMs = this.policy.throttleMs;
     this.validators = new ValidatorCache(resolved.protocol);
     // A spare runs the old code: replace it.
     void this.spares.close();
@@ -212,7 +214,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   reset(): void {
     this.breaker.reset();
     this.backoff.reset();
-    this.nextDelayMs = this.policy.throttleMs;
+    this.notBefore = -Infinity;
     this.failure = undefined;
     this.state.transition(['failed'], 'idle');
   }
@@ -277,7 +279,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (this.helper !== undefined) await this.helper.exited; // stopping: let it go first
     if (this.closed) throw this.closedError();
     if (this.state.is('failed')) throw this.failure!;
-    const wait = this.lastLaunchAt + this.nextDelayMs - performance.now();
+    const wait = this.notBefore - performance.now();
     if (wait > 0) await this.throttle(wait);
     this.state.transition(['idle', 'throttled'], 'launching');
     this.checkSignature();
@@ -366,6 +368,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.report = plan.report;
     this.launches++;
     this.lastLaunchAt = performance.now();
+    this.notBefore = this.lastLaunchAt + this.policy.throttleMs;
     this.helper = helper;
     if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
   }
@@ -481,8 +484,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   }
 
   private throttle(ms: number): Promise<void> {
-    this.state.transition(['idle'], 'throttled');
     this.nextAttemptAt = Date.now() + ms;
+    this.state.transition(['idle'], 'throttled');
     return new Promise((resolve, reject) => {
       // Someone awaits this launch (a call, keepAlive): the timer holds the process open meanwhile.
       const timer = setTimeout(() => {
@@ -519,12 +522,14 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     const jobDone = this.exitIsExpected && info.code === 0;
     if (info.requested || jobDone) {
       this.backoff.reset();
-      this.nextDelayMs = this.policy.throttleMs;
     } else {
       this.crashes++;
-      // A run that lasted stableRunMs starts the backoff over; a crash loop lengthens it.
+      // A run that lasted stableRunMs starts the backoff over: the first crash costs only
+      // throttleMs since the last launch; each further crash in a row waits longer after its exit.
       if (info.uptimeMs >= this.policy.stableRunMs) this.backoff.reset();
-      this.nextDelayMs = Math.max(this.policy.throttleMs, this.backoff.nextDelay());
+      const first = this.backoff.attempts === 0;
+      const delay = this.backoff.nextDelay();
+      if (!first) this.notBefore = performance.now() + Math.max(this.policy.throttleMs, delay);
       if (this.breaker.record()) {
         this.fail(bulkheadError(
           'ERR_INVALIDATED',
