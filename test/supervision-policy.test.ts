@@ -8,6 +8,8 @@ import { isBulkheadError, type ServiceManifest } from 'bulkhead';
 import { ManualClock, startBroker } from 'bulkhead/testing';
 import { Backoff } from '../lib/broker/backoff.js';
 import { thrownHeadline } from '../lib/broker/exit-report.js';
+import type { ServiceStatus } from '../lib/broker/service-supervisor.js';
+import { formatState } from '../lib/cli/format.js';
 import { FIXTURES, recordUncaught, rejection } from './helpers.js';
 
 const uncaught = recordUncaught();
@@ -158,6 +160,13 @@ t.test('prewarm: kill/relaunch cycles right after each relaunch never fail a lau
   t.same(failures, [], `${cycles} cycles, zero failed launches`);
   t.equal(kit.broker.status('warm').crashes, cycles, 'exactly one crash per kill: no launch failure counted');
   t.comment(`${cycles} kill/relaunch cycles: ${failures.length} launch failures`);
+});
+
+t.test('bulkhead ps (in memory): the state cell shows an unresponsive loop and the next attempt', async (t) => {
+  const base = { state: 'running', unresponsiveMs: 0, nextAttemptAt: null } as unknown as ServiceStatus;
+  t.equal(formatState(base, 0), 'running');
+  t.equal(formatState({ ...base, unresponsiveMs: 3200 }, 0), 'running, unresponsive 3s');
+  t.equal(formatState({ ...base, state: 'throttled', unresponsiveMs: null, nextAttemptAt: 1600 }, 0), 'throttled, retry in 1s');
 });
 
 t.test('no uncaught exception', async (t) => {
