@@ -53,7 +53,7 @@ t.test('broker.restart under steady load: a new pid, zero calls lost', async (t)
   const load = steadyLoad(kit, 'svc');
   await load.after(200);
   const before = kit.broker.status('svc').pid;
-  const oldExit = kit.nextExit('svc').catch(() => null);
+  const oldExit = kit.nextExit('svc');
   await kit.broker.restart('svc');
   const after = kit.broker.status('svc').pid;
   await load.after(200);
@@ -65,7 +65,9 @@ t.test('broker.restart under steady load: a new pid, zero calls lost', async (t)
   t.comment(`restart under load: ${load.stats.ok} calls ok, ${load.stats.failed} lost`);
   // The old helper was stopped on request; it is not a crash.
   t.equal(kit.broker.status('svc').crashes, 0, 'no crash counted');
-  void oldExit;
+  const exit = await oldExit;
+  t.equal(exit.reason, 'restarted', 'the old helper\'s exit is reported, as requested');
+  t.equal(exit.requested, true);
 });
 
 t.test('restart of a helper whose replacement cannot start: the old one keeps serving', async (t) => {

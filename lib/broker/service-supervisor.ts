@@ -68,6 +68,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private closed = false;
   private throttleTimer: { cancel(err: BulkheadError): void } | undefined;
   private readonly cleanups = new Set<Promise<void>>();
+  /** Helpers a restart replaced, draining until they exit. */
+  private readonly retired = new Set<HelperProcess>();
   private readonly routes: RouteTable;
   private readonly spares: SparePool;
   private validators: ValidatorCache;
@@ -322,11 +324,18 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       return;
     }
     // From here on new calls go to the new helper; the old one drains.
+    this.retired.add(old);
     this.adopt(launched);
     this.emit('ready');
     this.afterLaunch();
-    await Promise.race([old.whenIdle(), new Promise((resolve) => setTimeout(resolve, this.policy.exitTimeoutMs).unref())]);
-    await old.stop(this.policy.exitTimeoutMs, reason);
+    // The old helper drains in the background (close() waits for it): its calls in flight
+    // finish within exitTimeoutMs, then goodbye → SIGTERM → SIGKILL as for any stop.
+    const exitTimeoutMs = this.policy.exitTimeoutMs;
+    const drain = Promise.race([old.whenIdle(), new Promise((resolve) => setTimeout(resolve, exitTimeoutMs).unref())])
+      .then(() => old.stop(exitTimeoutMs, reason))
+      .then(() => undefined, () => undefined)
+      .finally(() => this.cleanups.delete(drain));
+    this.cleanups.add(drain);
   }
 
   /** The checked code signature, when the manifest requires one; a failure marks the service failed. */
@@ -508,7 +517,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
     const job = cleanup().catch(() => undefined).finally(() => this.cleanups.delete(job));
     this.cleanups.add(job);
-    if (this.helper !== helper) return; // a spare, or a helper a restart retired
+    if (this.helper !== helper) {
+      // A spare, or a helper a restart retired: the latter's end is still news (logs, exit events).
+      if (this.retired.delete(helper)) this.ctx.exited(this.service, info);
+      return;
+    }
     const wasRunning = this.state.is('running', 'stopping');
     this.helper = undefined;
     this.lastExit = info;
