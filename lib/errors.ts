@@ -99,7 +99,7 @@ export const ERROR_CODES = {
   },
   ERR_AUTH_REQUIRED: {
     meaning: 'A daemon client connected without presenting a certificate and a proof of its key.',
-    remedy: 'Issue an identity with `bulkhead identity issue NAME` and pass it to Broker.connectTo().',
+    remedy: 'Issue an identity with `bulkhead identity issue NAME` and pass it to connectTo().',
   },
   ERR_AUTH_FAILED: {
     meaning: 'A daemon client\'s proof of possession did not verify: wrong key, a replayed or tampered handshake, or a malformed certificate.',

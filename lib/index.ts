@@ -29,5 +29,5 @@ export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
 export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxProfile, type ProfileProblem, type NetworkRule } from './sandbox/index.js';
 export type { Disposable } from './util/emitter.js';
-export { RemoteBroker, type RemoteBrokerOptions } from './daemon/remote-broker.js';
+export { RemoteBroker, connectTo, type RemoteBrokerOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';

@@ -208,7 +208,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   /** Events emitted in a spare before activation, sent once it serves. */
   const early: Array<[string, unknown]> = [];
   const start = (socket: Socket): void => {
-    server = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options);
+    server = startServer(socket, compiled, handlers, options);
     for (const [name, payload] of early.splice(0)) server.broadcast(name, payload);
   };
   if (waitForHandover) startServing = start;

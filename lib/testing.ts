@@ -69,6 +69,7 @@ export interface TestBroker {
 export const TEST_WAIT_TIMEOUT_MS = 10_000;
 
 /** Starts a broker for a test. */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad option rejects the promise rather than throwing
 export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
   const { services = [], files = {}, ...brokerOptions } = options;
   const ownRoot = brokerOptions.root === undefined;
@@ -112,8 +113,8 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
     },
     waitFor(name, state, timeoutMs = TEST_WAIT_TIMEOUT_MS) {
       if (broker.status(name).state === state) return Promise.resolve();
-      return waitForEvent<void>(name, `state "${state}"`, timeoutMs, (done) => broker.on('state', (service, now) => {
-        if (service === name && now === state) done();
+      return waitForEvent<undefined>(name, `state "${state}"`, timeoutMs, (done) => broker.on('state', (service, now) => {
+        if (service === name && now === state) done(undefined);
       }));
     },
     nextExit,

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Broker, isBulkheadError } from 'bulkhead';
+import { connectTo, isBulkheadError } from 'bulkhead';
 
 const [name, identityDir, socketPath] = process.argv.slice(2);
 if (socketPath === undefined) {
@@ -22,7 +22,7 @@ const identity = {
   keyPem: readFileSync(join(identityDir, `${name}.key.pem`), 'utf8'),
 };
 // The app keeps its own copies of the protocols: results are validated against them.
-const daemon = Broker.connectTo(socketPath, identity, { protocolsDir: fileURLToPath(new URL('./protocols/', import.meta.url)) });
+const daemon = connectTo(socketPath, identity, { protocolsDir: fileURLToPath(new URL('./protocols/', import.meta.url)) });
 
 /** A call's result, or the code it was refused with. */
 async function attempt(call) {

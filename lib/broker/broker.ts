@@ -11,8 +11,6 @@ import { Connection, type ConnectionOptions } from '../connection/connection.js'
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { parseProfile } from '../sandbox/index.js';
-import { RemoteBroker, type RemoteBrokerOptions } from '../daemon/remote-broker.js';
-import type { ClientIdentity } from '../daemon/remote-endpoint.js';
 import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
@@ -23,6 +21,8 @@ import { ScheduleStore } from './schedule-store.js';
 import { checkManifest, type ServiceManifest } from './manifest.js';
 import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
 import { planReload, type PreparedService } from './reload-plan.js';
+import { availableProfiles } from './profile-names.js';
+import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
 
 /** Options of a {@link Broker}. */
@@ -153,7 +153,7 @@ export class Broker extends Emitter<BrokerEvents> {
 
   constructor(options: BrokerOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
+    if (typeof options !== 'object' || (options as BrokerOptions | null) === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
     this.root = resolve(checkDir(options.root ?? process.cwd(), 'root'));
     this.protocolsDir = resolve(this.root, options.protocolsDir ?? 'protocols');
     this.profilesDir = resolve(this.root, options.profilesDir ?? 'sandbox-profiles');
@@ -193,15 +193,6 @@ export class Broker extends Emitter<BrokerEvents> {
   }
 
   /**
-   * Connects to a `bulkhead daemon` as `identity` (a certificate its CA issued
-   * and the matching key). Each `connect()` on the result gives the same
-   * Connection API as an embedded broker.
-   */
-  static connectTo(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}): RemoteBroker {
-    return new RemoteBroker(socketPath, identity, options);
-  }
-
-  /**
    * Registers a service. Nothing is launched until the first call.
    * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
    */
@@ -219,7 +210,7 @@ export class Broker extends Emitter<BrokerEvents> {
     const supervisor = this.supervisor(name);
     const timeoutMs = options.timeoutMs ?? supervisor.defaultTimeoutMs;
     const connection = new Connection<P>(supervisor, timeoutMs === undefined ? {} : { timeoutMs });
-    supervisor.attach(connection as unknown as Connection<ProtocolShape>);
+    supervisor.attach(connection);
     return connection;
   }
 
@@ -494,7 +485,8 @@ export class Broker extends Emitter<BrokerEvents> {
       parseProfile(name, document); // a bad profile fails register(), not the first launch
       return { name, document };
     }
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.`, { source, pointer: '/sandbox' });
+    const available = availableProfiles([this.profilesDir, SHIPPED_PROFILES_DIR]);
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.${didYouMean(name, available)} Available profiles: ${available.join(', ')}.`, { source, pointer: '/sandbox', available });
   }
 
   private supervisor(name: string): ServiceSupervisor {
@@ -527,9 +519,10 @@ export function readBrokerConfig(path: string): { file: string; root: string; co
   if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
     throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
   }
+  const knownKeys = ['root', 'maxFrameBytes', 'services', 'daemon', '$schema'];
   for (const key of Object.keys(config)) {
-    if (!['root', 'maxFrameBytes', 'services', 'daemon', '$schema'].includes(key)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).`, { source: file, pointer: `/${key}` });
+    if (!knownKeys.includes(key)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).${didYouMean(key, knownKeys)}`, { source: file, pointer: `/${key}` });
     }
   }
   const root = (config as BrokerConfig).root;

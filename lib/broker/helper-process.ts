@@ -118,7 +118,7 @@ export class HelperProcess {
     this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
     this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
 
-    const socket = this.child.stdio[3] as Duplex | null;
+    const socket = this.child.stdio[3] as Duplex | null | undefined;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const activity = (busy: boolean): void => {

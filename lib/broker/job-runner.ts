@@ -119,7 +119,9 @@ export class JobRunner {
     this.running = true;
     this.runs++;
     const startedAt = clock.now();
-    this.options.run().then(
+    // Both outcomes are handled; only a throwing onResult (the broker's, which emits 'job') could
+    // reject the chain, and it should surface as loudly as a throwing listener would.
+    void this.options.run().then(
       (): JobRunResult => ({ dueAt, startedAt, durationMs: clock.now() - startedAt, result: 'ok', trigger }),
       (err: unknown): JobRunResult => ({
         dueAt, startedAt, durationMs: clock.now() - startedAt, result: 'error', trigger,

@@ -14,6 +14,14 @@ import type { LogEntry } from '../daemon/log-store.js';
 /** picocolors' colour functions. */
 export type Colors = ReturnType<typeof pc.createColors>;
 
+/**
+ * Whether `stream` is a terminal. `isTTY` is declared boolean by @types/node but is undefined on a
+ * pipe or file, hence the optional type and the strict comparison.
+ */
+export function isTerminal(stream: { isTTY?: boolean }): boolean {
+  return stream.isTTY === true;
+}
+
 /** Colours when `enabled` (default: what picocolors detected for this process), else identity functions. */
 export function colors(enabled: boolean = pc.isColorSupported): Colors {
   return pc.createColors(enabled);
@@ -44,7 +52,7 @@ export function formatBytes(bytes: number | null): string {
 export function formatExit(exit: ExitInfo | null, maxReason = 48): string {
   if (exit === null) return '-';
   const how = exit.signal !== null ? exit.signal : exit.code !== null ? `exit ${exit.code}` : 'no start';
-  if (exit.reason === undefined || exit.reason === null) return how;
+  if (typeof exit.reason !== 'string') return how; // also null, after a trip through the control protocol
   const reason = exit.reason.length > maxReason ? `${exit.reason.slice(0, maxReason - 1)}…` : exit.reason;
   return `${how} (${reason})`;
 }
@@ -125,7 +133,7 @@ export function statusTable(services: readonly ServiceStatus[], options: { now?:
   for (const s of services) {
     const row = statusRow(s, now);
     row[1] = stateColor(s.state, c)(row[1]!);
-    if (s.lastExit !== null && !s.lastExit.requested) row[6] = c.red(row[6]!);
+    if (s.lastExit !== null && !s.lastExit.requested) row[6] = c.red(row[6]);
     table.push(row);
   }
   // cli-table3 pads every line to the table's width; trailing blanks help nobody.

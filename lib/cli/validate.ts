@@ -52,6 +52,7 @@ const PROFILE_KEYS = Object.keys(PROFILE_SCHEMA.properties);
  * Checks every protocol, config and profile file under `paths`.
  * @param paths - files and directories (see `collectJsonFiles`)
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so that any failure rejects the promise rather than throwing
 export async function validatePaths(paths: readonly string[], options: ValidateOptions = {}): Promise<ValidateReport> {
   const { files, missing } = collectJsonFiles(paths);
   const problems = new ProblemList();

@@ -115,7 +115,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       try {
         checkTimeout(options.timeoutMs, 'options.timeoutMs');
       } catch (err) {
-        return Promise.reject(err as BulkheadError);
+        return Promise.reject(err);
       }
     }
     this.inFlightCount++;
@@ -124,7 +124,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta: this.endpoint.callMeta })
       : this.callAfterLaunch(method, params, timeoutMs, options.signal);
     result.then(this.settled, this.settled);
-    return result as Promise<ResultOf<P, M>>;
+    return result;
   }
 
   /**
@@ -196,7 +196,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     const wasInvalidated = this.state === 'invalidated';
     if (!wasInvalidated) this.state = 'closed';
     this.endError ??= bulkheadError('ERR_CLOSED', `Connection to ${this.service} is closed; open a new one with broker.connect().`);
-    this.endpoint.detach(this as unknown as Connection<ProtocolShape>);
+    this.endpoint.detach(this);
     this.removeAllListeners();
   }
 

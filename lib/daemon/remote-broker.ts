@@ -1,6 +1,6 @@
 /**
- * What an app holds to use a daemon's services: `Broker.connectTo(socket,
- * identity)` returns one. Each `connect()` gives the same Connection API as
+ * What an app holds to use a daemon's services: `connectTo(socket, identity)`
+ * returns one. Each `connect()` gives the same Connection API as
  * embedded mode, over its own authenticated socket.
  * @module
  */
@@ -48,7 +48,7 @@ export class RemoteBroker {
       : loadProtocol(this.protocolsDir, protocolName);
     const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
-    endpoint.connection = connection as unknown as Connection<ProtocolShape>;
+    endpoint.connection = connection;
     this.endpoints.add(endpoint);
     return connection;
   }
@@ -61,7 +61,17 @@ export class RemoteBroker {
   /** Closes every connection made through this handle. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.endpoints].map((e) => e.connection?.close()));
+    await Promise.all([...this.endpoints].flatMap((e) => (e.connection === undefined ? [] : [e.connection.close()])));
     for (const endpoint of this.endpoints) endpoint.detach();
   }
+}
+
+/**
+ * Connects to a `bulkhead daemon` as `identity` (a certificate its CA issued
+ * and the matching key). Each `connect()` on the result gives the same
+ * Connection API as an embedded broker. (A function of its own, not a static
+ * of `Broker`: the embedded broker never imports the daemon client.)
+ */
+export function connectTo(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}): RemoteBroker {
+  return new RemoteBroker(socketPath, identity, options);
 }

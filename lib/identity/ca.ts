@@ -12,7 +12,7 @@
  *   `bulkhead identity revoke` in another process reaches a running daemon.
  * @module
  */
-import { createPublicKey, generateKeyPair as nodeGenerateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -206,7 +206,7 @@ export class CertificateAuthority {
     const certPem = readFileSync(certPath, 'utf8');
     const parsed = tryParseCertificatePem(certPem);
     if (parsed === undefined) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a PEM certificate; restore it from a backup.`, { option: 'dir', file: certPath });
-    const bc = parsed.cert.getExtension('basicConstraints') as { cA?: boolean } | undefined;
+    const bc: { cA?: boolean } | undefined = parsed.cert.getExtension('basicConstraints');
     if (bc?.cA !== true) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { option: 'dir', file: certPath });
     const certSpki = publicKeyOf(parsed.cert).export({ type: 'spki', format: 'der' });
     const keySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
@@ -318,13 +318,13 @@ export class CertificateAuthority {
     try {
       forge.pki.verifyCertificateChain(this.#store, [cert], { validityCheckDate: null });
     } catch (err) {
-      const message = typeof (err as { message?: unknown })?.message === 'string' ? (err as { message: string }).message : String(err);
+      const message = typeof (err as { message?: unknown } | null)?.message === 'string' ? (err as { message: string }).message : String(err);
       untrusted(`not issued by this CA (${message})`);
     }
     if (cert.signatureOid !== SHA256_WITH_RSA_OID) untrusted('its signature algorithm is not sha256WithRSAEncryption');
-    const bc = cert.getExtension('basicConstraints') as { cA?: boolean } | undefined;
+    const bc: { cA?: boolean } | undefined = cert.getExtension('basicConstraints');
     if (bc?.cA === true || cert.isIssuer(cert)) untrusted('it is a CA certificate, not a client certificate');
-    let opensslAgrees = false;
+    let opensslAgrees: boolean;
     try {
       opensslAgrees = new X509Certificate(der).verify(this.#caPublicKey);
     } catch {
@@ -396,7 +396,7 @@ async function createCa(dir: string, commonName: string, validDays: number): Pro
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const keys = await new Promise<forge.pki.rsa.KeyPair>((resolve, reject) => {
-    forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 }, (err, pair) => (err ? reject(err) : resolve(pair)));
+    forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 }, (err: Error | null, pair) => (err ? reject(err) : resolve(pair)));
   });
   const keyPem = forge.pki.privateKeyToPem(keys.privateKey);
   const notBefore = wholeSeconds(new Date(Date.now() - NOT_BEFORE_SKEW_MS));

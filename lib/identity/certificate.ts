@@ -34,7 +34,7 @@ export interface ParsedCertificate {
 }
 
 /** node-forge exports this in JavaScript but @types/node-forge does not declare it. */
-const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
+const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(this: void, cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
 
 /**
  * Parses exactly one `CERTIFICATE` PEM block, strictly (all DER bytes consumed).

@@ -105,7 +105,7 @@ type Entry = { ok: true; path: string } | { ok: false; why: string };
  */
 export function signServiceDir(dir: string, signer: IdentityFiles, options: SignOptions = {}): SignedManifest {
   const include = checkInclude(options.include ?? [], (why) => bulkheadError('ERR_INVALID_OPTION', `include ${why}.`, { option: 'include' }));
-  const parsed = tryParseCertificatePem(signer?.certPem);
+  const parsed = tryParseCertificatePem((signer as IdentityFiles | undefined)?.certPem); // JS callers may pass nothing
   if (parsed === undefined) throw bulkheadError('ERR_INVALID_OPTION', 'signer.certPem is not a PEM certificate.', { option: 'signer.certPem' });
   const key = parsePrivateKeyPem(signer.keyPem, 'signer.keyPem');
   if (!publicKeyOf(parsed.cert).export({ type: 'spki', format: 'der' }).equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) {
@@ -142,7 +142,7 @@ export function signServiceDir(dir: string, signer: IdentityFiles, options: Sign
  * @param now - the time to check the signer's certificate at
  */
 export function verifyServiceDir(dir: string, requirement: CodeRequirement, ca: CertificateAuthority, now: Date = new Date()): VerifiedServiceDir {
-  const signedBy = requirement?.signedBy;
+  const signedBy = (requirement as CodeRequirement | undefined)?.signedBy; // JS callers may pass nothing
   if (typeof signedBy !== 'string' || !IDENTITY_NAME_PATTERN.test(signedBy)) {
     throw bulkheadError('ERR_INVALID_OPTION', 'requirement.signedBy must be an identity name.', { option: 'requirement.signedBy' });
   }

@@ -63,7 +63,7 @@ export function readIdentity(dir: string, name: string): IdentityFiles;
 export function readIdentity(files: IdentityPaths): IdentityFiles;
 export function readIdentity(source: string | IdentityPaths, name?: string): IdentityFiles {
   const paths = typeof source === 'string' ? identityPaths(source, name as string) : source;
-  if (typeof paths?.certPath !== 'string' || typeof paths.keyPath !== 'string') {
+  if (typeof (paths as IdentityPaths | undefined)?.certPath !== 'string' || typeof paths.keyPath !== 'string') { // JS callers may pass anything
     throw bulkheadError('ERR_INVALID_OPTION', 'readIdentity takes (dir, name) or { certPath, keyPath }.', { option: 'files' });
   }
   let mode: number;

@@ -80,7 +80,7 @@ export function proofPayload(nonce: Uint8Array, context: ProofContext): Buffer {
   if (!(nonce instanceof Uint8Array) || nonce.byteLength !== NONCE_BYTES) {
     throw bulkheadError('ERR_INVALID_OPTION', `nonce must be ${NONCE_BYTES} bytes (from createChallenge()).`, { option: 'nonce' });
   }
-  if (typeof context !== 'object' || context === null) throw bulkheadError('ERR_INVALID_OPTION', 'context must be { socketPath, daemonId, clientName }.', { option: 'context' });
+  if (typeof context !== 'object' || (context as ProofContext | null) === null) throw bulkheadError('ERR_INVALID_OPTION', 'context must be { socketPath, daemonId, clientName }.', { option: 'context' });
   const parts: Buffer[] = [DOMAIN_BYTES, Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength)];
   for (const field of ['socketPath', 'daemonId', 'clientName'] as const) {
     const value: unknown = context[field];
@@ -166,7 +166,7 @@ export function answerChallenge(identity: IdentityFiles, nonce: Uint8Array, conn
  */
 export function authenticateClient(
   ca: CertificateAuthority,
-  answer: { certPem?: unknown; signature?: unknown },
+  answer: { certPem?: unknown; signature?: unknown } | undefined,
   challenge: { nonce: Uint8Array; socketPath: string; daemonId: string },
   now: Date = new Date(),
 ): VerifiedClient {

@@ -9,10 +9,10 @@ import type { ErrorObject } from 'ajv';
 /** Pointer of the field at fault, `/` for the document itself. */
 export function fieldPointer(error: ErrorObject | undefined): string {
   if (error === undefined) return '/';
-  const params = error.params as { missingProperty?: unknown; additionalProperty?: unknown };
+  const params = error.params as { missingProperty?: string; additionalProperty?: string };
   const field = error.keyword === 'required' ? params.missingProperty : error.keyword === 'additionalProperties' ? params.additionalProperty : undefined;
   const base = error.instancePath;
-  const pointer = field === undefined ? base : `${base}/${escapePointer(String(field))}`;
+  const pointer = field === undefined ? base : `${base}/${escapePointer(field)}`;
   return pointer === '' ? '/' : pointer;
 }
 

@@ -49,7 +49,7 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   const ajv = createAjv({ code: { source: true } });
   const keys: Record<string, string> = {};
   protocol.schemas().forEach(({ key, schema }, i) => {
-    ajv.addSchema(schema as object, `v${i}`);
+    ajv.addSchema(schema, `v${i}`);
     keys[key] = `v${i}`;
   });
   const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;

@@ -13,9 +13,9 @@ export interface ProtocolShape {
 
 /** A shape that allows every method and event with untyped data. */
 export interface AnyProtocol extends ProtocolShape {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the untyped escape hatch: params and results need no cast, as with an untyped JSON API
   methods: Record<string, { params: any; result: any }>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above, for event payloads
   events: Record<string, any>;
 }
 

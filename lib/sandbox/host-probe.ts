@@ -88,7 +88,7 @@ function findBinary(name: string): string | null {
 function run(file: string, args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { timeout: 10_000, env: { PATH: SYSTEM_BIN_DIRS.join(':') } }, (err, stdout, stderr) => {
-      resolve({ ok: err === null, stdout: String(stdout), stderr: String(stderr).trim() });
+      resolve({ ok: err === null, stdout, stderr: stderr.trim() });
     });
   });
 }

@@ -25,7 +25,7 @@ export function disposable(fn: () => void): Disposable {
 /** Event name → listener argument tuple. */
 export type EventMap = { [event: string]: unknown[] };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one store for listeners of every event: `(name: string) => void` is not assignable to `(...args: unknown[]) => void`
 type AnyListener = (...args: any[]) => void;
 
 /** Minimal typed event emitter. */

@@ -271,6 +271,7 @@ export class FramedChannel {
         return;
       }
       this.handler!.envelope(envelope, body);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the handler may have closed the channel
       if (this.closedReported) return;
     }
     // An oversize header that followed these frames in the same chunk.

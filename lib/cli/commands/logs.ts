@@ -15,7 +15,7 @@ import { Option, type Command } from 'commander';
 import type { LogEntry, LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
-import { colors, formatLogEntry } from '../format.js';
+import { colors, formatLogEntry, isTerminal } from '../format.js';
 
 /** How long one follow request waits for news on the daemon, in ms. */
 export const FOLLOW_WAIT_MS = 20_000;
@@ -63,7 +63,7 @@ ${EXIT_CODES_HELP}`)
 async function logs(service: string | undefined, options: LogsOptions): Promise<ExitCode> {
   const lines = Number(options.lines);
   if (!Number.isInteger(lines) || lines < 0 || lines > 5000) throw new CliExit(EXIT_CODES.invalid, `--lines must be an integer from 0 to 5000, got ${JSON.stringify(options.lines)}.`);
-  const c = colors(options.color !== false && process.stdout.isTTY === true ? undefined : false);
+  const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
   const print = (entry: LogEntry) => process.stdout.write(`${options.json === true ? JSON.stringify(entry) : formatLogEntry(entry, c)}\n`);
   const filter = { ...(service === undefined ? {} : { service }), ...(options.events === true ? { events: true } : {}) };
   let stop = false;
@@ -87,6 +87,7 @@ async function logs(service: string | undefined, options: LogsOptions): Promise<
         try {
           next = (await control.call('logs', { ...filter, after: cursor, waitMs: FOLLOW_WAIT_MS, limit: 1000 }, { timeoutMs: FOLLOW_WAIT_MS + 10_000, signal: controller.signal })) as LogQueryResult;
         } catch (err) {
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- onSignal sets it while we await
           if (stop) break; // Ctrl-C while waiting
           throw err;
         }

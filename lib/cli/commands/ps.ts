@@ -9,7 +9,7 @@ import type { ServiceStatus } from '../../broker/service-supervisor.js';
 import type { LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
-import { colors, formatDuration, formatLogEntry, statusTable, type Colors } from '../format.js';
+import { colors, formatDuration, formatLogEntry, formatTime, isTerminal, statusTable, type Colors } from '../format.js';
 
 interface PsOptions extends DaemonClientOptions {
   json?: boolean;
@@ -44,7 +44,7 @@ Columns:
 
 /** Registers `ps` and `top` on the program. */
 export function registerPs(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
-  const ps = addClientOptions(program
+  addClientOptions(program
     .command('ps')
     .summary('list services: state, pid, uptime, crashes, last exit, CPU, memory, calls, sandbox')
     .description('Show every service of a running daemon: one row each. With --watch (or as `bulkhead top`), refresh in place.')
@@ -63,7 +63,6 @@ Examples:
 
 ${EXIT_CODES_HELP}`)
     .action((options: PsOptions) => run(() => options.watch === true ? watch(options) : once(options)));
-  void ps;
 
   addClientOptions(program
     .command('top')
@@ -89,7 +88,7 @@ async function once(options: PsOptions): Promise<ExitCode> {
     if (options.json === true) {
       process.stdout.write(`${JSON.stringify(list.services, null, 2)}\n`);
     } else {
-      const c = colors(options.color !== false && process.stdout.isTTY === true ? undefined : false);
+      const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
       process.stdout.write(`${statusTable(list.services, { colors: c })}\n`);
     }
     return EXIT_CODES.ok;
@@ -108,7 +107,7 @@ function positiveInt(text: string | undefined, option: string, fallback: number)
 async function watch(options: PsOptions): Promise<ExitCode> {
   const interval = Math.max(100, positiveInt(options.interval, '--interval', 2000));
   const count = options.count === undefined ? Infinity : positiveInt(options.count, '--count', 1);
-  const tty = process.stdout.isTTY === true;
+  const tty = isTerminal(process.stdout);
   const c = colors(options.color !== false && tty ? undefined : false);
   let stop = false;
   let wake: (() => void) | undefined;
@@ -124,6 +123,7 @@ async function watch(options: PsOptions): Promise<ExitCode> {
         const text = await renderFrame(control, client.socketPath, c);
         // On a terminal: home the cursor and clear, so the table refreshes in place.
         process.stdout.write(tty ? `\x1b[H\x1b[2J${text}\n` : `${frame > 1 ? '\n' : ''}${text}\n`);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- onSignal sets it while we await
         if (frame === count || stop) break;
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -139,19 +139,26 @@ async function watch(options: PsOptions): Promise<ExitCode> {
 }
 
 /** One frame of `top`: a header line, the table, the last few daemon events. */
+/** Client connections come and go all the time (top's own among them); what a watcher wants is launches, exits, throttling, denials. */
+const ROUTINE_EVENTS = new Set(['connect', 'disconnect']);
+
+/** The events `top` shows: the last few that are not routine connection traffic. */
+export function latestEvents<E extends { data?: Record<string, unknown> | undefined }>(entries: readonly E[]): E[] {
+  return entries.filter((e) => !ROUTINE_EVENTS.has(String(e.data?.['event']))).slice(-LATEST_EVENTS);
+}
+
 async function renderFrame(control: Connection, socketPath: string, c: Colors): Promise<string> {
   const [list, events] = await Promise.all([
     control.call('list', {}) as Promise<ListResult>,
-    control.call('logs', { limit: 50, events: true }) as Promise<LogQueryResult>,
+    control.call('logs', { limit: 200, events: true }) as Promise<LogQueryResult>,
   ]);
   const now = Date.now();
   const counts = new Map<string, number>();
   for (const s of list.services) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
   const summary = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
-  const header = `${c.bold('bulkhead top')}  ${new Date(now).toLocaleTimeString()}  daemon pid ${list.daemon.pid} on ${socketPath}, up ${formatDuration(now - list.daemon.startedAt)}  ${list.services.length} services${summary === '' ? '' : `: ${summary}`}`;
+  const header = `${c.bold('bulkhead top')}  ${formatTime(now)}  daemon pid ${list.daemon.pid} on ${socketPath}, up ${formatDuration(now - list.daemon.startedAt)}  ${list.services.length} services${summary === '' ? '' : `: ${summary}`}`;
   const lines = [header, '', statusTable(list.services, { now, colors: c })];
-  // Client connections are routine; what a watcher wants is launches, exits, throttling, denials.
-  const latest = events.entries.filter((e) => e.data?.['event'] !== 'connect').slice(-LATEST_EVENTS);
+  const latest = latestEvents(events.entries);
   if (latest.length > 0) {
     lines.push('', c.bold('Latest events'));
     for (const entry of latest) lines.push(`  ${formatLogEntry(entry, c)}`);

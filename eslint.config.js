@@ -1,0 +1,121 @@
+// ESLint flat config. `npm run lint` runs it (and `npm test` runs lint after tap, as grpc-js
+// runs gts after its tests). Three kinds of rules:
+//   1. typescript-eslint's strict type-checked set: floating and misused promises, unsafe any, ...
+//   2. import-x/no-cycle: no module imports itself back through others.
+//   3. import-x/no-restricted-paths: DESIGN.md's layer arrows, so a wrong import fails CI.
+import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
+import tseslint from 'typescript-eslint';
+import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+
+// DESIGN.md, "Layers" (arrows point at what a layer may import):
+//
+//   cli ─► daemon ─► broker ─► connection ─► protocol ─► wire
+//                      │            ▲
+//                      ├─► sandbox  └── service (the helper's runtime: lib/service.ts, lib/prewarm.ts)
+//                      └─► identity
+//
+// lib/errors.ts and lib/util/ are the floor every layer may use. lib/index.ts and lib/testing.ts are
+// the public entry points: they gather the layers and nothing in lib/ imports them.
+// Each zone says: files in `target` must not import files in `from`.
+const L = {
+  errors: './lib/errors.ts',
+  util: './lib/util',
+  wire: './lib/wire',
+  protocol: './lib/protocol',
+  connection: './lib/connection',
+  service: ['./lib/service.ts', './lib/prewarm.ts'],
+  sandbox: './lib/sandbox',
+  identity: './lib/identity',
+  broker: './lib/broker',
+  daemon: './lib/daemon',
+  cli: './lib/cli',
+  entry: ['./lib/index.ts', './lib/testing.ts'],
+};
+/** Every layer but the floor: what the floor (and the layers named in `except`) must not import. */
+const above = (...except) =>
+  ['wire', 'protocol', 'connection', 'service', 'sandbox', 'identity', 'broker', 'daemon', 'cli', 'entry']
+    .filter((name) => !except.includes(name))
+    .flatMap((name) => L[name]);
+const zone = (target, from, message) => ({ target: L[target], from, message });
+
+const layerZones = [
+  zone('errors', above(), 'lib/errors.ts is the floor: it imports no layer.'),
+  zone('util', above(), 'lib/util is the floor: it imports no layer.'),
+  zone('wire', above('wire'), 'wire knows nothing of services: it imports only errors, util and itself (DESIGN.md layers).'),
+  zone('protocol', above('wire', 'protocol'), 'protocol imports only wire (DESIGN.md layers); never connection or broker code.'),
+  zone('connection', above('wire', 'protocol', 'connection'), 'connection imports only protocol and wire (DESIGN.md layers).'),
+  zone(
+    'service',
+    above('wire', 'protocol', 'connection', 'service'),
+    'The helper runtime (lib/service.ts and what it imports) never pulls in broker, sandbox, identity, daemon or cli: it starts fast and small (DESIGN.md).',
+  ),
+  zone('sandbox', above('wire', 'protocol', 'sandbox'), 'sandbox may use protocol/wire helpers, never connection, broker, identity, daemon or cli.'),
+  zone('identity', above('identity'), 'identity imports only errors, node built-ins and node-forge.'),
+  zone('broker', above('wire', 'protocol', 'connection', 'sandbox', 'identity', 'broker'), 'broker never imports daemon, cli, the helper runtime or the entry points (DESIGN.md layers).'),
+  zone('daemon', [L.cli, L.entry, L.service].flat(), 'daemon never imports cli, the helper runtime or the entry points.'),
+  zone('cli', [L.entry, L.service].flat(), 'cli imports the layers, not the public entry points or the helper runtime.'),
+].map((z) => ({ ...z, from: [z.from].flat() }));
+
+export default defineConfig(
+  {
+    ignores: ['dist/**', 'node_modules/**', 'docs/api/**', 'coverage/**', '.tap/**', 'fuzz/**', '**/*.js', '**/*.cjs', '**/*.mjs'],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    linterOptions: {
+      reportUnusedDisableDirectives: 'error',
+    },
+    rules: {
+      // Numbers and booleans read fine in messages (`exit ${code}`); objects, null, undefined and any
+      // stay refused, because they print as "[object Object]" or "undefined".
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      // `(err) => reject(err)` and `() => void doThing()` are the idiom for callbacks; a void
+      // expression in a statement or a non-arrow return is still refused.
+      // `return this.fail(...)` inside a function that itself returns void is an early exit, not a value.
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true, ignoreVoidOperator: true, ignoreVoidReturningFunctions: true }],
+      // tsconfig has noUncheckedIndexedAccess: `items[i]!` after a bounds check (and `map.get(k)!` after
+      // `has(k)`) is how a checked index is written; the hot decoders (wire/codec.ts) rely on it. tsc's
+      // strict mode still checks every other use of the value.
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      // `this: void` is how a method type says it may be called unbound (what unbound-method asks for).
+      '@typescript-eslint/no-invalid-void-type': ['error', { allowAsThisParameter: true }],
+      // Passing on what a catch caught (typed unknown) is not inventing a non-Error rejection.
+      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
+    },
+  },
+  {
+    files: ['lib/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      // So no-cycle parses the .ts files it follows (its default is .js only, which finds no cycle at all).
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-self-import': 'error',
+    },
+  },
+  {
+    // Engineer #14 is splitting this file (issue #14); its three findings (ctx.lookup/ctx.denied
+    // passed unbound to the OutboundRouter) are theirs to fix in the split. Remove this block then.
+    files: ['lib/broker/service-supervisor.ts'],
+    rules: { '@typescript-eslint/unbound-method': 'off' },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones }],
+    },
+  },
+);
