@@ -334,7 +334,9 @@ export class Broker extends Emitter<BrokerEvents> {
       services = read.config.services;
       label = read.file;
     } else {
-      if (typeof config !== 'object' || config === null || !Array.isArray(config.services)) {
+      // JavaScript callers may pass anything.
+      const given: unknown = config;
+      if (typeof given !== 'object' || given === null || !Array.isArray((given as { services?: unknown }).services)) {
         throw bulkheadError('ERR_INVALID_MANIFEST', 'reload(config): /services must be an array of service manifests.', { source: 'reload()', pointer: '/services' });
       }
       services = config.services;

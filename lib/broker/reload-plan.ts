@@ -50,6 +50,6 @@ export function planReload(
     else if (JSON.stringify(next.resolved.manifest) !== JSON.stringify(manifest)) plan.replaced.push(name);
   }
   for (const name of wanted.keys()) if (!current.has(name)) plan.added.push(name);
-  for (const list of Object.values(plan)) list.sort();
+  for (const list of [plan.removed, plan.added, plan.replaced, plan.reregistered]) list.sort();
   return plan;
 }

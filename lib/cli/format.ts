@@ -91,7 +91,7 @@ function stateColor(state: string, c: Colors): (text: string) => string {
 export function formatState(s: ServiceStatus, now: number): string {
   const unresponsive = s.unresponsiveMs ?? 0;
   if (unresponsive > 0) return `${s.state}, unresponsive ${formatDuration(unresponsive)}`;
-  if (s.state === 'throttled' && s.nextAttemptAt !== null && s.nextAttemptAt !== undefined) return `throttled, retry in ${formatDuration(Math.max(0, s.nextAttemptAt - now))}`;
+  if (s.state === 'throttled' && s.nextAttemptAt !== null) return `throttled, retry in ${formatDuration(Math.max(0, s.nextAttemptAt - now))}`;
   return s.state;
 }
 
