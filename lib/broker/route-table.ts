@@ -6,6 +6,7 @@
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import { ID_RANGE_SIZE, type Envelope } from '../wire/envelope.js';
+import type { HelperProcess } from './helper-process.js';
 import type { RouteTarget } from './route.js';
 
 /** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
@@ -28,6 +29,37 @@ export class RouteTable {
       return range;
     }
     throw bulkheadError('ERR_BACKPRESSURE', `${this.service} already has ${MAX_ROUTES - 1} routed clients; close some connections.`);
+  }
+
+  /**
+   * Closes a route: its calls still in `helper` are cancelled and the peer
+   * binding removed there.
+   */
+  close(range: number, pendingIds: Iterable<number>, helper: HelperProcess | undefined): void {
+    if (!this.routes.delete(range)) return;
+    if (helper === undefined || !helper.boundRoutes.has(range)) return;
+    for (const id of pendingIds) helper.channel.send({ kind: 'cancel', id, reason: 'cancelled' });
+    helper.channel.send({ kind: 'peer', range, peer: null });
+    helper.boundRoutes.delete(range);
+  }
+
+  /**
+   * Sends a route's call or cancel frame body to `helper` byte for byte,
+   * binding the route's peer there first.
+   * @throws BulkheadError ERR_BACKPRESSURE when more than `maxQueuedBytes` already wait for the helper to read them
+   */
+  send(range: number, body: Buffer, helper: HelperProcess, maxQueuedBytes: number): void {
+    const target = this.routes.get(range);
+    if (target === undefined) return;
+    const waiting = helper.channel.writableLength;
+    if (waiting > maxQueuedBytes) {
+      throw bulkheadError('ERR_BACKPRESSURE', `${this.service}: ${waiting} bytes are already waiting for the service to read them (limit ${maxQueuedBytes}); it is slow or stuck. Retry later.`, { buffered: waiting, maxQueuedBytes });
+    }
+    if (!helper.boundRoutes.has(range)) {
+      helper.channel.send({ kind: 'peer', range, peer: target.peer });
+      helper.boundRoutes.add(range);
+    }
+    helper.channel.sendRaw(body);
   }
 
   /** Removes a route; false when it was not open. */

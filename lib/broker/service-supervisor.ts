@@ -17,12 +17,11 @@ import type { CallMeta } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { Emitter } from '../util/emitter.js';
-import { Backoff } from './backoff.js';
-import { systemClock } from './clock.js';
 import { CrashLoopBreaker } from './crash-breaker.js';
 import { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { HelperProcess } from './helper-process.js';
+import { LaunchPacer } from './launch-pacer.js';
 import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
@@ -53,20 +52,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private launches = 0;
   private crashes = 0;
   private breaker: CrashLoopBreaker;
-  private backoff: Backoff;
-  /**
-   * Earliest time of the next launch (performance.now()): throttleMs after the
-   * last launch (launchd's ThrottleInterval), or, in a crash loop, the
-   * backoff's growing delay after the last exit.
-   */
-  private notBefore = -Infinity;
-  private lastLaunchAt = -Infinity;
-  private nextAttemptAt: number | null = null;
+  private pacer: LaunchPacer;
   private lastExit: ExitInfo | null = null;
   private failure: BulkheadError | undefined;
   private report: EnforcementReport | null = null;
   private closed = false;
-  private throttleTimer: { cancel(err: BulkheadError): void } | undefined;
   private readonly cleanups = new Set<Promise<void>>();
   /** Helpers a restart replaced, draining until they exit. */
   private readonly retired = new Set<HelperProcess>();
@@ -83,7 +73,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
     this.state = new ServiceStateMachine(this.service, (to, from) => ctx.stateChanged(this.service, to, from));
     this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
-    this.backoff = this.makeBackoff();
+    this.pacer = new LaunchPacer(this.policy);
     this.routes = new RouteTable(this.service);
     this.validators = new ValidatorCache(resolved.protocol);
     this.spares = new SparePool({
@@ -126,7 +116,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.resolved = resolved;
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
     this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
-    this.backoff = this.makeBackoff();
+    this.pacer = new LaunchPacer(this.policy);
     this.validators = new ValidatorCache(resolved.protocol);
     // A spare runs the old code: replace it.
     void this.spares.close();
@@ -215,8 +205,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** Clears a failed state (the crash window and the backoff) so the next call launches again. */
   reset(): void {
     this.breaker.reset();
-    this.backoff.reset();
-    this.notBefore = -Infinity;
+    this.pacer.reset();
     this.failure = undefined;
     this.state.transition(['failed'], 'idle');
   }
@@ -225,7 +214,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.throttleTimer?.cancel(this.closedError());
+    if (this.pacer.cancel(this.closedError())) this.state.transition(['throttled'], 'idle');
     await this.launching?.catch(() => undefined);
     await this.restarting?.catch(() => undefined);
     const spare = this.spares.close();
@@ -263,7 +252,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       cpuPercent: usage?.cpuPercent ?? null,
       callsServed: helper?.callsAnswered ?? 0,
       unresponsiveMs: helper !== undefined && helper.rpc.usable ? helper.unresponsiveMs : null,
-      nextAttemptAt: this.state.is('throttled') ? this.nextAttemptAt : null,
+      nextAttemptAt: this.state.is('throttled') ? this.pacer.nextAttemptAt : null,
     };
   }
 
@@ -281,8 +270,13 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (this.helper !== undefined) await this.helper.exited; // stopping: let it go first
     if (this.closed) throw this.closedError();
     if (this.state.is('failed')) throw this.failure!;
-    const wait = this.notBefore - performance.now();
-    if (wait > 0) await this.throttle(wait);
+    const wait = this.pacer.remainingMs;
+    if (wait > 0) {
+      const waited = this.pacer.wait(wait);
+      // After the wait is armed, so a listener of the throttled state sees when it ends.
+      this.state.transition(['idle'], 'throttled');
+      await waited;
+    }
     this.state.transition(['idle', 'throttled'], 'launching');
     this.checkSignature();
     const launched = await this.startHelper();
@@ -376,8 +370,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private adopt({ helper, plan }: LaunchedHelper): void {
     this.report = plan.report;
     this.launches++;
-    this.lastLaunchAt = performance.now();
-    this.notBefore = this.lastLaunchAt + this.policy.throttleMs;
+    this.pacer.launched();
     this.helper = helper;
     if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
   }
@@ -413,33 +406,19 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
 
   /** @inheritdoc */
   closeRoute(range: number, pendingIds: Iterable<number>): void {
-    if (!this.routes.delete(range)) return;
-    const helper = this.helper;
-    if (helper === undefined || !helper.boundRoutes.has(range)) return;
-    for (const id of pendingIds) helper.channel.send({ kind: 'cancel', id, reason: 'cancelled' });
-    helper.channel.send({ kind: 'peer', range, peer: null });
-    helper.boundRoutes.delete(range);
+    this.routes.close(range, pendingIds, this.helper);
   }
 
   /** @inheritdoc */
   async forward(range: number, body: Buffer): Promise<void> {
     // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
     const gone = (): BulkheadError => (this.closed ? this.closedError() : bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`));
-    const target = this.routes.get(range);
-    if (target === undefined) throw gone();
+    if (!this.routes.has(range)) throw gone();
     await this.acquire();
     const helper = this.helper;
     if (!this.routes.has(range)) throw gone();
     if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.service} exited before the call could be sent; call again.`);
-    const waiting = helper.channel.writableLength;
-    if (waiting > this.maxQueuedBytes) {
-      throw bulkheadError('ERR_BACKPRESSURE', `${this.service}: ${waiting} bytes are already waiting for the service to read them (limit ${this.maxQueuedBytes}); it is slow or stuck. Retry later.`, { buffered: waiting, maxQueuedBytes: this.maxQueuedBytes });
-    }
-    if (!helper.boundRoutes.has(range)) {
-      helper.channel.send({ kind: 'peer', range, peer: target.peer });
-      helper.boundRoutes.add(range);
-    }
-    helper.channel.sendRaw(body);
+    this.routes.send(range, body, helper, this.maxQueuedBytes);
   }
 
   /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
@@ -492,28 +471,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return { helper, plan };
   }
 
-  private throttle(ms: number): Promise<void> {
-    this.nextAttemptAt = Date.now() + ms;
-    this.state.transition(['idle'], 'throttled');
-    return new Promise((resolve, reject) => {
-      // Someone awaits this launch (a call, keepAlive): the timer holds the process open meanwhile.
-      const timer = setTimeout(() => {
-        this.throttleTimer = undefined;
-        this.nextAttemptAt = null;
-        resolve();
-      }, ms);
-      this.throttleTimer = {
-        cancel: (err) => {
-          clearTimeout(timer);
-          this.throttleTimer = undefined;
-          this.nextAttemptAt = null;
-          this.state.transition(['throttled'], 'idle');
-          reject(err);
-        },
-      };
-    });
-  }
-
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
     const job = cleanup().catch(() => undefined).finally(() => this.cleanups.delete(job));
     this.cleanups.add(job);
@@ -533,16 +490,10 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     }
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
     const jobDone = this.exitIsExpected && info.code === 0;
-    if (info.requested || jobDone) {
-      this.backoff.reset();
-    } else {
+    const crashed = !info.requested && !jobDone;
+    this.pacer.exited(crashed, info.uptimeMs);
+    if (crashed) {
       this.crashes++;
-      // A run that lasted stableRunMs starts the backoff over: the first crash costs only
-      // throttleMs since the last launch; each further crash in a row waits longer after its exit.
-      if (info.uptimeMs >= this.policy.stableRunMs) this.backoff.reset();
-      const first = this.backoff.attempts === 0;
-      const delay = this.backoff.nextDelay();
-      if (!first) this.notBefore = performance.now() + Math.max(this.policy.throttleMs, delay);
       if (this.breaker.record()) {
         this.fail(bulkheadError(
           'ERR_INVALIDATED',
@@ -567,10 +518,6 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.state.transition(['idle', 'throttled', 'launching', 'running', 'stopping'], 'failed');
     for (const connection of this.connections) connection.notifyInvalidated(error);
     this.routes.invalidateAll(error);
-  }
-
-  private makeBackoff(): Backoff {
-    return new Backoff(systemClock, { initialMs: this.policy.throttleMs, multiplier: this.policy.backoffMultiplier, maxMs: this.policy.backoffMaxMs });
   }
 
   private closedError(): BulkheadError {
