@@ -61,6 +61,7 @@ t.test('thrownHeadline (in memory): the header before the first stack frame', as
   t.equal(thrownHeadline(printed), 'Error: API_KEY is not set');
   t.equal(thrownHeadline(['TypeError [ERR_X]: bad thing', '    at x (y.js:1:1)']), 'TypeError [ERR_X]: bad thing');
   t.equal(thrownHeadline(['plain output', 'no frames']), null, 'no stack frame, no headline');
+  t.equal(thrownHeadline(['', '#', '# Fatal process out of memory: Failed to reserve virtual memory for CodeRange', '#', '----- Native stack trace -----', ' 1: 0xe1 node::DumpNativeBacktrace(_IO_FILE*) [node]']), 'Fatal process out of memory: Failed to reserve virtual memory for CodeRange', 'a fatal V8 error: its line, not the native frames');
 });
 
 t.test('keepAlive retries an entry that throws at start, under the backoff, until the breaker marks it failed', async (t) => {

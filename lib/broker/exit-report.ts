@@ -24,7 +24,8 @@ export interface ExitInfo {
   stderrTail: string[];
   /**
    * What the helper threw, when it died of an uncaught exception: the header
-   * node printed (e.g. `Error: API_KEY is not set`), or null.
+   * node printed (e.g. `Error: API_KEY is not set`), or V8's fatal error line
+   * (`Fatal process out of memory: ...`); null when stderr has neither.
    */
   thrown?: string | null;
   /** Milliseconds since the Unix epoch. */
@@ -46,16 +47,22 @@ export function innerExit(code: number | null, signal: NodeJS.Signals | null, wr
 
 /** A stack frame line (`    at fn (file:1:2)`). */
 const FRAME = /^\s+at\s/;
+/** The line node or V8 prints for a fatal error (`# Fatal process out of memory: ...`, `FATAL ERROR: ...`). */
+const FATAL = /^(#\s*)?(Fatal (error|process)|FATAL ERROR:)/;
 /** Node's closing line of a fatal report. */
 const NODE_VERSION = /^Node\.js v\d+/;
 
 /**
- * The header of the uncaught exception node printed on stderr: the lines just
+ * V8's fatal error line when there is one, else the header of the uncaught
+ * exception node printed on stderr: the lines just
  * before the first stack frame, back to the blank line after the source
  * excerpt and its caret (`Error: API_KEY is not set`, with its code and
  * cause lines when node printed them). Null when the tail has no stack frame.
  */
 export function thrownHeadline(lines: readonly string[]): string | null {
+  // A fatal V8/node error (out of memory, a failed CHECK) prints native frames, not JS ones.
+  const fatal = lines.find((line) => FATAL.test(line));
+  if (fatal !== undefined) return fatal.replace(/^#\s*/, '').trim().slice(0, 500);
   const first = lines.findIndex((line) => FRAME.test(line));
   if (first <= 0) return null;
   const header: string[] = [];
@@ -79,7 +86,7 @@ export function describeExit(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>)
  * threw, else its last meaningful stderr lines (without node's version line).
  */
 export function tailText(info: Pick<ExitInfo, 'stderrTail'> & { thrown?: string | null }): string {
-  if (info.thrown !== undefined && info.thrown !== null) return `it threw ${info.thrown}`;
+  if (info.thrown !== undefined && info.thrown !== null) return FATAL.test(info.thrown) ? `it died: ${info.thrown}` : `it threw ${info.thrown}`;
   const lines = info.stderrTail.filter((line) => line.trim() !== '' && !NODE_VERSION.test(line));
   const tail = lines.slice(-5).join(' | ').slice(-800);
   return tail === '' ? 'stderr: (empty)' : `stderr: ${tail}`;

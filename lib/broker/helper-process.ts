@@ -307,7 +307,7 @@ export class HelperProcess {
       const watchdog = this.killReason === 'watchdog' ? `: its event loop sent nothing for over ${this.options.watchdogMs} ms (launch.watchdogMs), so the broker killed it` : '';
       this.rpc.interrupt(wasUsable
         ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)}${watchdog} while the call was in flight; the next call relaunches it.`, exitData(info))
-        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}. Its entry must call serve("${this.options.protocol.name}").`, exitData(info)));
+        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}.${info.thrown === null || info.thrown === undefined ? ` Its entry must call serve("${this.options.protocol.name}").` : ''}`, exitData(info)));
       resolve(info);
     };
     // Wait briefly for stdio to close so the stderr tail is complete; never long.
