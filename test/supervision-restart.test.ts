@@ -134,6 +134,43 @@ t.test('reload under steady load: a changed service restarts with zero calls los
   t.equal(kit.broker.status('svc').pid, after, 'an unchanged service is not touched');
 });
 
+t.test('restart with routed calls (a calling service) in the old helper: short ones finish, one past exitTimeoutMs fails ERR_INTERRUPTED rather than hanging', async (t) => {
+  const kit = await startBroker({
+    root: FIXTURES,
+    services: [
+      manifest('svc', { launch: { throttleMs: 0, exitTimeoutMs: 300 } }),
+      { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['svc'] },
+    ],
+  });
+  t.teardown(() => kit.close());
+  const caller = kit.broker.connect('caller');
+  const before = (await caller.call('relay', { service: 'svc', method: 'echo', params: { text: 'a' } }) as { result: { pid: number } }).result.pid;
+  // Both routed calls are in the old helper when the restart starts.
+  const short = caller.call('relay', { service: 'svc', method: 'slow', params: { ms: 150 } });
+  const long = caller.call('relay', { service: 'svc', method: 'slow', params: { ms: 4000 } });
+  await until(() => kit.broker.status('svc').inFlight === 2);
+  const started = performance.now();
+  await kit.broker.restart('svc');
+  t.not(kit.broker.status('svc').pid, before, 'a new helper serves');
+  const shortResult = await short as { ok: boolean; result?: { pid: number } };
+  t.same(shortResult, { ok: true, result: { pid: before } }, 'the short routed call finished in the old helper');
+  const longResult = await long as { ok: boolean; code?: string };
+  const took = performance.now() - started;
+  t.equal(longResult.code, 'ERR_INTERRUPTED', 'the long one fails ERR_INTERRUPTED when the old helper is stopped (not the caller\'s 5 s deadline)');
+  t.ok(took < 4000, `within ${Math.round(took)} ms`);
+});
+
+/** Resolves once `check()` is true (checked every 10 ms). */
+function until(check: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (!check()) return;
+      clearInterval(timer);
+      resolve();
+    }, 10);
+  });
+}
+
 t.test('no uncaught exception', async (t) => {
   t.same(uncaught, []);
 });

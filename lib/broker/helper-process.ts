@@ -95,6 +95,8 @@ export class HelperProcess {
   private outboundChannel: FramedChannel | undefined;
   /** Route ranges whose peer binding this helper has received. */
   readonly boundRoutes = new Set<number>();
+  /** Ids of routed calls (daemon clients, calling services) sent to this helper and not answered yet. */
+  readonly routedCalls = new Set<number>();
   /** When the last frame from the helper arrived (performance.now()), or undefined before it was ready. */
   private lastHeard: number | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
@@ -122,7 +124,7 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const activity = (busy: boolean): void => {
-      if (!busy) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      if (!busy) this.checkIdle();
       hooks.activity?.(busy);
     };
     this.rpc = new RpcClient(this.channel, options.protocol, { ...hooks, activity }, {
@@ -134,7 +136,10 @@ export class HelperProcess {
         // Any frame proves the helper's event loop ran; an idle helper sends its heartbeat.
         if (this.lastHeard !== undefined) this.lastHeard = performance.now();
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
-        if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) this.callsAnswered++;
+        if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
+          this.callsAnswered++;
+          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) this.checkIdle();
+        }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
       },
       closed: (error) => {
@@ -226,13 +231,18 @@ export class HelperProcess {
     return Math.max(0, Math.round(performance.now() - this.lastHeard - this.options.heartbeatMs));
   }
 
-  /** Resolves once no call of the broker's own is in flight or queued and no transaction is open (or it exited). */
+  /** Resolves once no call (the broker's own or a routed one) is in flight or queued and no transaction is open, or it exited. */
   whenIdle(): Promise<void> {
-    if (!this.rpc.isBusy || this.hasExited) return Promise.resolve();
+    if ((!this.rpc.isBusy && this.routedCalls.size === 0) || this.hasExited) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       void this.exited.then(() => resolve());
     });
+  }
+
+  private checkIdle(): void {
+    if (this.rpc.isBusy || this.routedCalls.size > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /** Kills the helper with SIGKILL and records why (the exit's reason). */

@@ -5,7 +5,8 @@
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import { ID_RANGE_SIZE, type Envelope } from '../wire/envelope.js';
+import { encodeEnvelope, ID_RANGE_SIZE, KIND, type Envelope } from '../wire/envelope.js';
+import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { HelperProcess } from './helper-process.js';
 import type { RouteTarget } from './route.js';
 
@@ -59,7 +60,23 @@ export class RouteTable {
       helper.channel.send({ kind: 'peer', range, peer: target.peer });
       helper.boundRoutes.add(range);
     }
+    // Which calls this helper holds: if a restart retires it and it is killed before it answers, they still fail.
+    const head = peekKindAndId(body);
+    if (head?.kind === KIND.call) helper.routedCalls.add(head.id);
+    else if (head?.kind === KIND.cancel) helper.routedCalls.delete(head.id);
     helper.channel.sendRaw(body);
+  }
+
+  /**
+   * A helper a restart retired exited: the routed calls it never answered
+   * fail with `error` (calls of its successor are not touched).
+   */
+  failCallsOf(helper: HelperProcess, error: BulkheadError): void {
+    for (const id of helper.routedCalls) {
+      const envelope: Envelope = { kind: 'error', id, error: error.toJSON() };
+      this.routes.get(Math.floor(id / ID_RANGE_SIZE))?.deliver(envelope, encodeEnvelope(envelope).subarray(FRAME_HEADER_BYTES));
+    }
+    helper.routedCalls.clear();
   }
 
   /** Removes a route; false when it was not open. */
@@ -115,4 +132,27 @@ export class RouteTable {
     for (const target of [...this.routes.values()]) target.invalidated(error);
     if (clear) this.routes.clear();
   }
+}
+
+/**
+ * The kind and id of an envelope's frame body (`[kind, id, ...]`, a definite
+ * CBOR array as docs/wire.md specifies), read without decoding the rest;
+ * undefined for any other shape.
+ */
+function peekKindAndId(body: Buffer): { kind: number; id: number } | undefined {
+  const head = body[0];
+  let pos: number;
+  if (head !== undefined && head >= 0x82 && head <= 0x97) pos = 1;
+  else if (head === 0x98) pos = 2;
+  else return undefined;
+  const kind = body[pos];
+  if (kind === undefined || kind > 0x17) return undefined;
+  pos++;
+  const first = body[pos];
+  if (first === undefined) return undefined;
+  if (first <= 0x17) return { kind, id: first };
+  if (first === 0x18 && body.length >= pos + 2) return { kind, id: body.readUInt8(pos + 1) };
+  if (first === 0x19 && body.length >= pos + 3) return { kind, id: body.readUInt16BE(pos + 1) };
+  if (first === 0x1a && body.length >= pos + 5) return { kind, id: body.readUInt32BE(pos + 1) };
+  return undefined;
 }

@@ -476,7 +476,10 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.cleanups.add(job);
     if (this.helper !== helper) {
       // A spare, or a helper a restart retired: the latter's end is still news (logs, exit events).
-      if (this.retired.delete(helper)) this.ctx.exited(this.service, info);
+      if (this.retired.delete(helper)) {
+        this.ctx.exited(this.service, info);
+        this.routes.failCallsOf(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}, replaced by a restart) ${describeExit(info)} before it answered; call again.`, exitData(info)));
+      }
       return;
     }
     const wasRunning = this.state.is('running', 'stopping');
