@@ -257,8 +257,13 @@ export class HelperProcess {
     const limit = this.options.watchdogMs;
     if (limit === undefined) return;
     // Checked four times per period: a hung helper is killed within 1.25 × watchdogMs of its last sign of life.
+    const silent = (): boolean => this.lastHeard !== undefined && performance.now() - this.lastHeard > limit;
     this.watchdogTimer = setInterval(() => {
-      if (this.lastHeard !== undefined && performance.now() - this.lastHeard > limit) this.killFor('watchdog');
+      // Timers run before the poll phase: after a stall of the broker's own loop, heartbeats may be
+      // waiting unread on the socket. Decide after this iteration's reads (setImmediate), not before.
+      if (silent()) setImmediate(() => {
+        if (silent()) this.killFor('watchdog');
+      });
     }, Math.max(5, Math.floor(limit / 4)));
     this.watchdogTimer.unref();
   }

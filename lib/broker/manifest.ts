@@ -88,7 +88,9 @@ export interface LaunchPolicy {
    * WatchdogSec): its runtime sends a heartbeat from its own event loop, so a
    * handler that spins or blocks stops it. The kill is an unrequested exit
    * (`lastExit.reason` "watchdog"): pending calls fail with ERR_INTERRUPTED and
-   * the service is relaunched under the backoff and the breaker.
+   * the service is relaunched under the backoff and the breaker. Choose seconds:
+   * above the longest synchronous stretch of a handler and the longest time a
+   * loaded host may leave the helper without CPU (at least 100).
    * @default undefined (no watchdog; status still shows `unresponsiveMs`)
    */
   watchdogMs?: number;
@@ -214,7 +216,7 @@ export const SERVICE_MANIFEST_SCHEMA = {
         restartWindowMs: positiveInt,
         exitTimeoutMs: positiveInt,
         launchTimeoutMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
-        watchdogMs: { type: 'integer', minimum: 20, maximum: 2 ** 31 - 1 },
+        watchdogMs: { type: 'integer', minimum: 100, maximum: 2 ** 31 - 1 },
         backoffMultiplier: { type: 'number', minimum: 1, maximum: 100 },
         backoffMaxMs: positiveInt,
         stableRunMs: positiveInt,
