@@ -125,6 +125,10 @@ export const ERROR_CODES = {
     meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',
     remedy: 'Re-sign the service with `bulkhead sign` after a deliberate change; otherwise treat it as tampering.',
   },
+  ERR_SOCKET_ACTIVATION: {
+    meaning: 'systemd passed the daemon a socket it cannot use: more than one, not a listening Unix stream socket, or bound to another path than the daemon\'s socketPath.',
+    remedy: 'Give the .socket unit one ListenStream= equal to the daemon\'s socketPath; `bulkhead unit` writes matching units.',
+  },
 } as const satisfies Record<string, { meaning: string; remedy: string }>;
 
 /** Every stable error code as a string literal union. */

@@ -24,6 +24,12 @@ export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.j
 export interface HelperHooks extends RpcClientHooks {
   /** One line of the helper's stdout or stderr. */
   log(stream: 'stdout' | 'stderr', line: string, pid: number): void;
+  /**
+   * A call to this helper was answered (code null: a reply; else the error's
+   * code), or failed with ERR_INTERRUPTED because the helper exited. Direct
+   * and routed calls alike. Optional (metrics).
+   */
+  callSettled?(method: string, seconds: number, code: string | null): void;
 }
 
 /** Options of {@link HelperProcess.spawn}. */
@@ -82,6 +88,8 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
+  /** Calls sent and not answered yet: id → method and start (performance.now()), for callSettled. */
+  private readonly callStarts = new Map<number, { method: string; at: number }>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -123,11 +131,16 @@ export class HelperProcess {
     const socket = this.child.stdio[3] as Duplex | null | undefined;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
-    const activity = (busy: boolean): void => {
-      if (!busy) this.checkIdle();
-      hooks.activity?.(busy);
+    const rpcHooks: RpcClientHooks = {
+      broadcast: (name, payload) => hooks.broadcast(name, payload),
+      eventError: (error) => hooks.eventError(error),
+      activity: (busy: boolean) => {
+        if (!busy) this.checkIdle();
+        hooks.activity?.(busy);
+      },
+      sent: (id, method) => this.trackCall(id, method),
     };
-    this.rpc = new RpcClient(this.channel, options.protocol, { ...hooks, activity }, {
+    this.rpc = new RpcClient(this.channel, options.protocol, rpcHooks, {
       maxInFlight: options.maxInFlight, maxQueued: options.maxQueued,
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
     });
@@ -139,6 +152,7 @@ export class HelperProcess {
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
           if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) this.checkIdle();
+          this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
       },
@@ -298,10 +312,25 @@ export class HelperProcess {
     return this.stopping;
   }
 
+  /** Notes a call sent to this helper (by the broker's own client, or routed by supervisor.forward). */
+  trackCall(id: number, method: string): void {
+    if (this.options.hooks.callSettled === undefined) return;
+    this.callStarts.set(id, { method, at: performance.now() });
+  }
+
+  private settleCall(id: number, code: string | null): void {
+    const started = this.callStarts.get(id);
+    if (started === undefined) return;
+    this.callStarts.delete(id);
+    this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
+  }
+
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {
     if (this.hasExited) return;
     this.hasExited = true;
     clearInterval(this.watchdogTimer);
+    // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
+    for (const id of [...this.callStarts.keys()]) this.settleCall(id, 'ERR_INTERRUPTED');
     const finish = () => {
       this.stderr.end();
       this.stdout.end();

@@ -43,6 +43,9 @@ export interface RoutableService {
   openRoute(target: RouteTarget): number;
   /** Closes a route: its calls still in the helper are cancelled. */
   closeRoute(range: number, pendingIds: Iterable<number>): void;
-  /** Forwards a call or cancel frame body of a route to the helper, launching it on demand. */
-  forward(range: number, body: Buffer): Promise<void>;
+  /**
+   * Forwards a call or cancel frame body of a route to the helper, launching it on demand;
+   * `call` (id and method of a call) lets the helper time it for metrics.
+   */
+  forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void>;
 }

@@ -410,7 +410,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   }
 
   /** @inheritdoc */
-  async forward(range: number, body: Buffer): Promise<void> {
+  async forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void> {
     // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
     const gone = (): BulkheadError => (this.closed ? this.closedError() : bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`));
     if (!this.routes.has(range)) throw gone();
@@ -419,6 +419,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     if (!this.routes.has(range)) throw gone();
     if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.service} exited before the call could be sent; call again.`);
     this.routes.send(range, body, helper, this.maxQueuedBytes);
+    if (call !== undefined) helper.trackCall(call.id, call.method);
   }
 
   /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
@@ -457,6 +458,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         activity: (busy) => {
           if (this.helper === helper) this.emit('activity', busy);
         },
+        ...(this.ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => this.ctx.callSettled?.(this.service, method, seconds, code) }),
+        ...(this.ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => this.ctx.callSettled?.(this.service, method, seconds, code) }),
       },
       route: (envelope, body) => this.routes.deliver(envelope, body),
       // Before the helper's pending calls reject: their .catch sees this exit in status().

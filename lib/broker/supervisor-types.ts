@@ -87,6 +87,8 @@ export interface SupervisorContext {
   lookup(service: string): RoutableService | undefined;
   /** A helper was refused a call to another service. */
   denied(caller: string, target: string): void;
+  /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
+  callSettled?(name: string, method: string, seconds: number, code: string | null): void;
 }
 
 /** A registered service after its manifest was resolved. */
