@@ -140,6 +140,7 @@ export class Daemon {
     const ca = await CertificateAuthority.loadOrCreate(join(settings.stateDir, 'ca'));
     ensureAdminIdentity(ca, settings.stateDir, log);
     const broker = Broker.fromConfig(file, {
+      mode: 'daemon',
       stateDir: join(settings.stateDir, 'schedules'),
       verifyCode: (dir, requirement) => {
         verifyServiceDir(dir, requirement, ca);
@@ -220,31 +221,21 @@ export class Daemon {
     };
   }
 
-  /** Re-reads the config: adds new services, removes deleted ones, replaces changed ones. */
+  /**
+   * Re-reads the config atomically (Broker.reload): checks every service first,
+   * then adds new ones, removes deleted ones and restarts changed ones without
+   * downtime. A bad config changes nothing; the failure is logged with its reason.
+   */
   async reload(): Promise<{ added: string[]; removed: string[]; replaced: string[] }> {
-    const { file, config } = readBrokerConfig(this.configPath);
-    const wanted = new Map(config.services.map((m, i) => [m.name, { manifest: m, index: i }]));
-    const added: string[] = [];
-    const removed: string[] = [];
-    const replaced: string[] = [];
-    for (const name of this.broker.serviceNames()) {
-      const next = wanted.get(name);
-      if (next === undefined) {
-        await this.broker.unregister(name);
-        removed.push(name);
-      } else if (JSON.stringify(next.manifest) !== JSON.stringify(this.broker.manifest(name))) {
-        await this.broker.unregister(name);
-        this.broker.registerFrom(next.manifest, `${file} /services/${next.index}`);
-        replaced.push(name);
-      }
+    try {
+      const result = await this.broker.reload(this.configPath);
+      this.log({ event: 'reload', ...result });
+      return result;
+    } catch (err) {
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_INVALID_MANIFEST', `Cannot reload ${this.configPath}: ${(err as Error).message}`, {}, err);
+      this.log({ event: 'reload-failed', code: error.code, message: error.message });
+      throw error;
     }
-    for (const [name, { manifest, index }] of wanted) {
-      if (this.broker.serviceNames().includes(name)) continue;
-      this.broker.registerFrom(manifest, `${file} /services/${index}`);
-      added.push(name);
-    }
-    this.log({ event: 'reload', added, removed, replaced });
-    return { added, removed, replaced };
   }
 
   private accept(socket: Socket): void {
@@ -364,6 +355,12 @@ export class Daemon {
         return { stopped: wasRunning };
       },
       reload: () => this.reload(),
+      restart: async ({ name }: { name: string }) => {
+        broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
+        this.log({ event: 'restart', service: name, by: peer.name });
+        await broker.restart(name);
+        return { pid: broker.status(name).pid };
+      },
       logs: async ({ service, after, limit, waitMs, events }: { service?: string; after?: number; limit?: number; waitMs?: number; events?: boolean }, ctx) => {
         // ERR_UNKNOWN_SERVICE for a typo rather than silence (a removed service's lines are still kept).
         if (service !== undefined && !this.logs.knows(service)) broker.status(service);

@@ -229,7 +229,7 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       return `${how}${reason}${entry['requested'] === false ? ', unrequested' : ''}`;
     }
     case 'throttled':
-      return 'throttled: relaunching too soon after the last launch, waiting out launch.throttleMs';
+      return 'throttled: waiting out the relaunch backoff (launch.throttleMs, growing after each crash in a row)';
     case 'failed':
       return `failed: ${typeof entry['message'] === 'string' ? entry['message'] : 'crash-loop breaker tripped'}`;
     case 'denied':
@@ -240,6 +240,10 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       return `stop by ${str(entry['by'])}`;
     case 'reload':
       return `reload: added [${(entry['added'] as string[] | undefined)?.join(', ') ?? ''}], removed [${(entry['removed'] as string[] | undefined)?.join(', ') ?? ''}], replaced [${(entry['replaced'] as string[] | undefined)?.join(', ') ?? ''}]`;
+    case 'reload-failed':
+      return `reload refused, nothing changed: ${str(entry['code'])} ${str(entry['message'])}`;
+    case 'restart':
+      return `restart (zero downtime) by ${str(entry['by'])}`;
     case 'connect':
       return `client ${str(entry['client'])} connected${peerText(entry)} (id range ${str(entry['range'])})`;
     case 'disconnect':

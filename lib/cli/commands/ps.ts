@@ -33,6 +33,8 @@ interface ListResult {
 const COLUMNS_HELP = `
 Columns:
   NAME, STATE    service and its state: idle, launching, running, stopping, throttled, failed
+                 (+ "unresponsive 3s": its event loop has sent no heartbeat for that long past due;
+                 "retry in 2s": when a throttled service's next launch attempt is due)
   PID, UPTIME    the running helper (outermost process when sandboxed) and how long it has run
   LAUNCHES       launch attempts since the daemon started; CRASHES: exits nobody asked for
   LAST EXIT      how the last helper ended: exit code or signal, and why when known (e.g. memory limit)
