@@ -121,6 +121,10 @@ export const ERROR_CODES = {
     meaning: 'The caller is not authorised to reach that service or method.',
     remedy: 'Add the caller\'s identity to the service manifest\'s clients (or connects) list if it should be allowed.',
   },
+  ERR_TOO_MANY_CONNECTIONS: {
+    meaning: 'A daemon connection that had not authenticated yet was closed because too many were pending (per uid or in all).',
+    remedy: 'Authenticate promptly after connecting; if many honest clients connect at once, raise daemon.maxUnauthenticated / maxUnauthenticatedPerUid.',
+  },
   ERR_CODE_SIGNATURE: {
     meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',
     remedy: 'Re-sign the service with `bulkhead sign` after a deliberate change; otherwise treat it as tampering.',

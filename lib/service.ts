@@ -42,6 +42,8 @@ export const HELPER_ENV = {
   maxFrameBytes: 'BULKHEAD_MAX_FRAME_BYTES',
   /** "1" to include handler stacks in errors. */
   debug: 'BULKHEAD_DEBUG',
+  /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */
+  heartbeatMs: 'BULKHEAD_HEARTBEAT_MS',
 } as const;
 
 /**
@@ -146,7 +148,7 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
   let rpc = targets.get(service);
   if (rpc === undefined) {
     // One id range per target on the shared channel, so answers find their client.
-    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
+    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
     targets.set(service, rpc);
   }
   const client = rpc;
@@ -280,5 +282,14 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
       if (!exiting) process.exit(0);
     },
   }, { exposeStacks: process.env[HELPER_ENV.debug] === '1' });
+  // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
+  const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
+  if (Number.isInteger(heartbeatMs) && heartbeatMs > 0) {
+    const heartbeat = setInterval(() => {
+      if (channel.open) server.heartbeat();
+    }, heartbeatMs);
+    heartbeat.unref();
+    socket.once('close', () => clearInterval(heartbeat));
+  }
   return server;
 }

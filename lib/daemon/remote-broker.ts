@@ -21,11 +21,21 @@ export interface RemoteBrokerOptions {
    * @default `<cwd>/protocols`
    */
   protocolsDir?: string;
+  /**
+   * The daemon id to insist on: the SHA-256 fingerprint of the daemon's CA
+   * certificate (64 hex digits, printed by `bulkhead identity issue`). A daemon
+   * whose challenge names another id is refused before anything is signed
+   * (`ERR_AUTH_FAILED`, `data.reason: "daemon-mismatch"`), so an impostor
+   * reached under the real socket path cannot obtain a proof.
+   * @default any id the challenge names
+   */
+  daemonId?: string;
 }
 
 /** A client's handle to a bulkhead daemon. */
 export class RemoteBroker {
   private readonly protocolsDir: string;
+  private readonly daemonId: string | undefined;
   private readonly endpoints = new Set<RemoteEndpoint>();
   private closed = false;
   /** Absolute socket path: the handshake's proof signs it, and the daemon knows its own path as absolute. */
@@ -34,6 +44,10 @@ export class RemoteBroker {
   constructor(socketPath: string, private readonly identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
     this.socketPath = resolve(socketPath);
     this.protocolsDir = resolve(options.protocolsDir ?? 'protocols');
+    if (options.daemonId !== undefined && !/^[0-9a-f]{64}$/.test(options.daemonId)) {
+      throw bulkheadError('ERR_INVALID_OPTION', 'options.daemonId must be the daemon CA\'s SHA-256 fingerprint: 64 lowercase hex digits (`bulkhead identity issue` prints it).', { option: 'daemonId' });
+    }
+    this.daemonId = options.daemonId;
   }
 
   /**
@@ -46,7 +60,7 @@ export class RemoteBroker {
     const protocol = protocolName === CONTROL_SERVICE
       ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
       : loadProtocol(this.protocolsDir, protocolName);
-    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity);
+    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;
     this.endpoints.add(endpoint);
