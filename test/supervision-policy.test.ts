@@ -124,7 +124,8 @@ t.test('sandboxed: SIGKILL of the node inside the sandbox is reported as SIGKILL
   const conn = kit.broker.connect('boxed');
   await conn.call('echo', { text: 'a' });
   const outer = kit.broker.status('boxed').pid!;
-  const inner = descendants(outer).filter((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node').pop();
+  // By argv[0], not comm: Node 24 names its main thread "MainThread", Node 26 "node-MainThread".
+  const inner = descendants(outer).filter((pid) => /(^|\/)node$/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '')).pop();
   t.ok(inner !== undefined && inner !== outer, `positive control: a node runs inside the wrappers (outer ${outer}, inner ${inner})`);
   const exit = kit.nextExit('boxed');
   let seen: { code: number | null; signal: string | null } | undefined;
