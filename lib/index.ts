@@ -19,7 +19,7 @@ export { systemClock, type Clock, type ClockTimer } from './broker/clock.js';
 export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js';
 export type { ExitInfo } from './broker/helper-process.js';
 export { Connection, type AnyEventOf, type CallOptions, type ConnectionOptions, type ConnectionEvents, type StreamOptions } from './connection/connection.js';
-export { typedServices, type ServiceConnector, type ServiceHandle, type ServiceTypes, type TypedServices } from './broker/typed-services.js';
+export { typedServices, type ServiceConnector, type RegisteredService, type ServiceTypes, type TypedServices } from './broker/typed-services.js';
 export { StreamCall } from './connection/stream-call.js';
 export { STREAM_WINDOW } from './connection/stream-flow.js';
 export { EVENT_BACKLOG } from './connection/event-pressure.js';

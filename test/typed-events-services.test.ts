@@ -6,7 +6,7 @@
  * deliver, through a real helper.
  */
 import t from 'tap';
-import { Broker, typedServices, type BulkheadError, type Connection, type ServiceHandle } from 'bulkhead';
+import { Broker, typedServices, type RemoteBroker, type BulkheadError, type Connection, type RegisteredService } from 'bulkhead';
 import { FIXTURES } from './helpers.js';
 
 /** The echo fixture's events and the methods used here, as `bulkhead types` would generate them. */
@@ -64,8 +64,8 @@ export function untypedEvents(broker: Broker): void {
 
 /** A name tied to its protocol: `register<P>()` returns a typed handle; `typedServices<S>()` infers from the name. */
 export function services(broker: Broker): void {
-  const echo: ServiceHandle<EchoProtocol> = broker.register<EchoProtocol>({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
-  assertType<Equal<typeof echo, ServiceHandle<EchoProtocol>>>();
+  const echo: RegisteredService<EchoProtocol> = broker.register<EchoProtocol>({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  assertType<Equal<typeof echo, RegisteredService<EchoProtocol>>>();
   assertType<Equal<ReturnType<typeof echo.connect>, Connection<EchoProtocol>>>();
   // @ts-expect-error the handle's connection speaks EchoProtocol, not CrunchProtocol
   const wrongHandle: Connection<CrunchProtocol> = echo.connect();
@@ -82,6 +82,10 @@ export function services(broker: Broker): void {
   // @ts-expect-error a name paired with the wrong protocol
   const wrong: Connection<CrunchProtocol> = app.connect('echo');
   void wrong;
+
+  // A daemon client's RemoteBroker is wrapped the same way.
+  const remote = typedServices<{ echo: EchoProtocol }>(undefined as unknown as RemoteBroker);
+  assertType<Equal<ReturnType<typeof remote.connect<'echo'>>, Connection<EchoProtocol>>>();
 
   // An interface map works as well as a type literal.
   interface AppServices {

@@ -25,7 +25,7 @@ import { availableProfiles } from './profile-names.js';
 import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
 import { observeBroker, type CallRecord } from './diagnostics.js';
-import { serviceHandle, type ServiceHandle } from './typed-services.js';
+import { registeredService, type RegisteredService } from './typed-services.js';
 import { BrokerMetrics } from './metrics.js';
 
 /** Options of a {@link Broker}. */
@@ -222,12 +222,12 @@ export class Broker extends Emitter<BrokerEvents> {
    * Registers a service. Nothing is launched until the first call.
    * Pass the protocol's generated type as `P` to get a handle whose
    * `connect()` is typed by it, tying the name to its protocol once.
-   * @returns a {@link ServiceHandle} to connect with
+   * @returns a {@link RegisteredService} to connect with
    * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
    */
-  register<P extends ProtocolShape = AnyProtocol>(manifest: ServiceManifest): ServiceHandle<P> {
+  register<P extends ProtocolShape = AnyProtocol>(manifest: ServiceManifest): RegisteredService<P> {
     this.registerChecked(manifest, 'register()');
-    return serviceHandle<P>(this, manifest.name);
+    return registeredService<P>(this, manifest.name);
   }
 
   /**

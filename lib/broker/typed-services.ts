@@ -1,7 +1,7 @@
 /**
  * Ties service names to their protocol types, so the compiler refuses a
  * connection typed with another service's protocol. Two forms:
- * `broker.register<P>(manifest)` returns a {@link ServiceHandle} whose
+ * `broker.register<P>(manifest)` returns a {@link RegisteredService} whose
  * `connect()` is typed by `P`, and {@link typedServices} gives a view whose
  * `connect(name)` infers the protocol from a name → protocol map (and refuses
  * a name that is not in it).
@@ -16,7 +16,7 @@ export interface ServiceConnector {
 }
 
 /** A registered service, bound to its protocol type `P`. Returned by `broker.register<P>(manifest)`. */
-export interface ServiceHandle<P extends ProtocolShape> {
+export interface RegisteredService<P extends ProtocolShape> {
   /** The service name from the manifest. */
   readonly name: string;
   /**
@@ -43,7 +43,7 @@ export interface TypedServices<S extends ServiceTypes<S>> {
 }
 
 /** @internal Builds the handle `register()` returns. */
-export function serviceHandle<P extends ProtocolShape>(connector: ServiceConnector, name: string): ServiceHandle<P> {
+export function registeredService<P extends ProtocolShape>(connector: ServiceConnector, name: string): RegisteredService<P> {
   return { name, connect: (options) => connector.connect<P>(name, options) };
 }
 
