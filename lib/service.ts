@@ -148,7 +148,7 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
   let rpc = targets.get(service);
   if (rpc === undefined) {
     // One id range per target on the shared channel, so answers find their client.
-    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
+    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
     targets.set(service, rpc);
   }
   const client = rpc;

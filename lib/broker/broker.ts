@@ -213,6 +213,28 @@ export class Broker extends Emitter<BrokerEvents> {
     return broker;
   }
 
+  /**
+   * Checks a config file exactly as {@link Broker.fromConfig} would (manifests,
+   * entries, protocols, profiles, schedules), registering and launching nothing:
+   * the daemon runs it before it creates any key material.
+   * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_INVALID_PROTOCOL`, `ERR_INVALID_PROFILE`, ... naming the file and field
+   */
+  static checkConfig(path: string): void {
+    const { file, root, config } = readBrokerConfig(path);
+    const broker = new Broker({ root, ...(config.maxFrameBytes === undefined ? {} : { maxFrameBytes: config.maxFrameBytes }) });
+    try {
+      const names = new Set<string>();
+      config.services.forEach((manifest, index) => {
+        const source = `${file} /services/${index}`;
+        const { name } = broker.prepare(manifest, source).resolved.manifest;
+        if (names.has(name)) throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${name}" is declared twice (${source}); names must be unique.`, { source, pointer: '/name' });
+        names.add(name);
+      });
+    } finally {
+      void broker.close();
+    }
+  }
+
   /** @internal Registers with a source label for messages (config file and pointer). */
   registerFrom(input: ServiceManifest, source: string): void {
     this.registerChecked(input, source);

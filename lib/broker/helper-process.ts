@@ -144,6 +144,7 @@ export class HelperProcess {
       sent: (id, method) => this.trackCall(id, method),
     };
     this.rpc = new RpcClient(this.channel, options.protocol, rpcHooks, {
+      service: options.service,
       maxInFlight: options.maxInFlight, maxQueued: options.maxQueued,
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
     });
@@ -353,8 +354,8 @@ export class HelperProcess {
       this.options.exiting?.(info);
       const watchdog = this.killReason === 'watchdog' ? `: its event loop sent nothing for over ${this.options.watchdogMs} ms (launch.watchdogMs), so the broker killed it` : '';
       this.rpc.interrupt(wasUsable
-        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)}${watchdog} while the call was in flight; the next call relaunches it.`, exitData(info))
-        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}.${info.thrown === null || info.thrown === undefined ? ` Its entry must call serve("${this.options.protocol.name}").` : ''}`, exitData(info)));
+        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)}${watchdog} while the call was in flight; the next call relaunches it.`, { service: this.options.service, ...exitData(info) })
+        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}.${info.thrown === null || info.thrown === undefined ? ` Its entry must call serve("${this.options.protocol.name}").` : ''}`, { service: this.options.service, ...exitData(info) }));
       resolve(info);
     };
     // Wait briefly for stdio to close so the stderr tail is complete; never long.

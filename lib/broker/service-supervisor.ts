@@ -481,7 +481,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       // A spare, or a helper a restart retired: the latter's end is still news (logs, exit events).
       if (this.retired.delete(helper)) {
         this.ctx.exited(this.service, info);
-        this.routes.failCallsOf(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}, replaced by a restart) ${describeExit(info)} before it answered; call again.`, exitData(info)));
+        this.routes.failCallsOf(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}, replaced by a restart) ${describeExit(info)} before it answered; call again.`, { service: this.service, ...exitData(info) }));
       }
       return;
     }
@@ -489,7 +489,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.helper = undefined;
     this.lastExit = info;
     this.ctx.exited(this.service, info);
-    const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info));
+    const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, { service: this.service, ...exitData(info) });
     this.routes.interruptAll(interruption);
     if (wasRunning && !info.requested) {
       for (const connection of this.connections) connection.notifyInterrupted(interruption);
@@ -504,7 +504,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         this.fail(bulkheadError(
           'ERR_INVALIDATED',
           `${this.service} stopped unexpectedly ${this.breaker.recent} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}; ${tailText(info)}. Fix the helper, then ${this.remedy()}.`,
-          { ...exitData(info), crashes: this.breaker.recent },
+          { service: this.service, ...exitData(info), crashes: this.breaker.recent },
         ));
         this.emit('exit', info);
         return;

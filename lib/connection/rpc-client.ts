@@ -57,6 +57,12 @@ export interface RpcClientOptions {
    */
   maxQueuedBytes?: number;
   /**
+   * The service's name, for `data.service` of the errors its calls reject with
+   * (a service is registered under a name; its protocol has another).
+   * @default the protocol's name
+   */
+  service?: string;
+  /**
    * The call-id range this client uses (ids `range * ID_RANGE_SIZE` up to the
    * next range); a daemon assigns one per routed client.
    * @default 0 (the broker's own range)
@@ -156,6 +162,8 @@ export class RpcClient {
   private peerEvolved = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
+  /** The service's name, for `data.service` of the errors calls reject with. */
+  private readonly service: string;
 
   constructor(
     readonly channel: FramedChannel,
@@ -167,6 +175,7 @@ export class RpcClient {
     this.maxQueued = options.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued;
     this.maxQueuedBytes = options.maxQueuedBytes;
     this.trustPeerCodes = options.trustPeerCodes ?? false;
+    this.service = options.service ?? protocol.name;
     const range = options.idRange ?? 0;
     this.firstId = Math.max(1, range * ID_RANGE_SIZE);
     this.lastId = (range + 1) * ID_RANGE_SIZE - 1;
@@ -312,7 +321,7 @@ export class RpcClient {
         this.pending.get(envelope.id)?.gate?.grant(envelope.items);
         return;
       case 'error': {
-        const error = fromWireError(envelope.error, this.protocol.name, this.trustPeerCodes);
+        const error = fromWireError(envelope.error, this.service, this.trustPeerCodes);
         if (envelope.id === 0) {
           this.peerError = error;
           if (!this.isReady) this.settleReady.reject(error);

@@ -136,6 +136,8 @@ export class Daemon {
       write(entry);
     };
     loadPeerCredentials(); // fail at start, not at the first client, when the kernel's word cannot be read
+    // The whole config first: a typo must not leave a fresh CA and admin key behind.
+    Broker.checkConfig(file);
     mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
     const ca = await CertificateAuthority.loadOrCreate(join(settings.stateDir, 'ca'));
     ensureAdminIdentity(ca, settings.stateDir, log);

@@ -101,7 +101,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
     const rpc = new RpcClient(channel, this.protocol, {
       broadcast: (name, payload) => this.connection?.deliverEvent(name, payload),
       eventError: (error) => this.connection?.deliverError(error),
-    }, { idRange: range, trustPeerCodes: true });
+    }, { service: this.service, idRange: range, trustPeerCodes: true });
     channel.attach({
       envelope: (e) => {
         rpc.receive(e);
