@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-export { Broker, type BrokerOptions, type BrokerEvents, type BrokerConfig, type LogLine } from './broker/broker.js';
+export { Broker, type BrokerOptions, type BrokerEvents, type BrokerConfig, type LogLine, type ReloadResult } from './broker/broker.js';
 export { LAUNCH_DEFAULTS, SERVICE_MANIFEST_SCHEMA, checkManifest, type ServiceManifest, type LaunchPolicy, type LaunchTunables, type KeepAliveConditions } from './broker/manifest.js';
 export type { ScheduleSpec } from './broker/schedule.js';
 export type { JobRunResult, JobStatus } from './broker/job-runner.js';
@@ -31,7 +31,7 @@ export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, t
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
-export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule } from './sandbox/index.js';
+export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule, type UidRange } from './sandbox/index.js';
 export type { Disposable } from './util/emitter.js';
 export { RemoteBroker, connectTo, type RemoteBrokerOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';
