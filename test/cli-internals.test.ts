@@ -11,7 +11,8 @@ import { Command } from 'commander';
 import type { ServiceStatus } from '../lib/broker/service-supervisor.js';
 import { descendants, parseProc, ProcessSampler, readProc } from '../lib/broker/process-stats.js';
 import { describeLogEvent, LogStore } from '../lib/daemon/log-store.js';
-import { formatBytes, formatDuration, formatExit, formatLogEntry, formatSandbox, statusTable } from '../lib/cli/format.js';
+import { formatBytes, formatDuration, formatExit, formatLogEntry, formatSandbox, formatTime, statusTable } from '../lib/cli/format.js';
+import { latestEvents } from '../lib/cli/commands/ps.js';
 import { createProgram } from '../lib/cli/program.js';
 
 t.test('log store: per-service rings, cursors, missed entries', async (t) => {
@@ -167,4 +168,12 @@ t.test('every command has --help with examples and the exit codes', async (t) =>
     t.match(text, /Examples:\n\s+\$ bulkhead /, `${command.name()} --help has examples`);
     t.match(text, /Exit codes/, `${command.name()} --help documents exit codes`);
   }
+});
+
+t.test('top: connection traffic does not push launches and exits out of the event lines', async (t) => {
+  const entry = (event: string, i: number) => ({ time: i, data: { event } });
+  const entries = [entry('launch', 0), entry('exit', 1), ...Array.from({ length: 20 }, (_, i) => entry(i % 2 === 0 ? 'connect' : 'disconnect', i + 2))];
+  const shown = latestEvents(entries);
+  t.same(shown.map((e) => e.data.event), ['launch', 'exit'], 'connect and disconnect are both filtered');
+  t.match(formatTime(Date.UTC(2026, 11, 5, 15, 4, 5)), /^\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/, 'one 24-hour format with a date, for the header and the events');
 });

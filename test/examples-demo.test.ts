@@ -1,11 +1,12 @@
 // Runs the demo app (what `npm start` runs) as a child process and checks what
-// really happened, from its final `DEMO-RESULT {json}` line and from /proc:
+// really happened, from the JSON it writes to $BULKHEAD_DEMO_RESULT and from /proc:
 // it exits 0, the crashed helper's pid differs from the relaunched one, the
 // in-flight call failed with ERR_INTERRUPTED, a bad call failed with
 // ERR_INVALID_PARAMS, and no helper process is left behind.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, alive } from './helpers.js';
 
@@ -44,7 +45,9 @@ interface DemoRun {
 function runDemo(args: string[]): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = mkdtempSync(join(tmpdir(), 'bulkhead-demo-result-'));
+    const resultFile = join(dir, 'result.json');
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BULKHEAD_DEMO_RESULT: resultFile } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -53,8 +56,8 @@ function runDemo(args: string[]): Promise<DemoRun> {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('DEMO-RESULT '));
-      const result = line === undefined ? undefined : (JSON.parse(line.slice('DEMO-RESULT '.length)) as DemoResult);
+      const result = existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as DemoResult) : undefined;
+      rmSync(dir, { recursive: true, force: true });
       resolve({ code, signal, stdout, stderr, wallMs: performance.now() - started, result });
     });
   });
@@ -82,13 +85,14 @@ for (const variant of [{ args: [], sandbox: 'pure-compute' }, { args: ['--no-san
     t.equal(run.code, 0, 'exits 0');
     t.equal(run.stderr, '', 'nothing on stderr');
     if (r === undefined) {
-      t.fail(`no DEMO-RESULT line; stdout:\n${run.stdout}`);
+      t.fail(`the demo wrote no result file; stdout:\n${run.stdout}`);
       return;
     }
     if (!r.ok) t.comment(run.stdout);
     t.equal(r.ok, true, 'the demo judged its own run a success');
     t.equal(r.sandbox, variant.sandbox);
     t.ok(run.wallMs < 30_000, `finished in ${Math.round(run.wallMs)} ms`);
+    t.notMatch(run.stdout, /DEMO-RESULT|^\{"ok"/m, "no machine-readable dump in a person's terminal");
 
     // Registration launches nothing; the first calls do, one helper each.
     t.equal(r.idleAfterRegister, true, 'nothing ran before the first call');

@@ -6,12 +6,13 @@
 // The main app (this file) owns the broker and never parses or compresses anything
 // itself. It runs the sample documents in data/ through both helpers, crashes one
 // helper in the middle of a job, shows the relaunch, shows a refused bad call, and
-// closes everything. The last line is `DEMO-RESULT {json}` for the test suite.
+// closes everything. With BULKHEAD_DEMO_RESULT=<file> set, it also writes what happened
+// as JSON to that file, for the test suite.
 //
 //   node examples/demo/main.js               # helpers in the pure-compute sandbox
 //   node examples/demo/main.js --no-sandbox  # same, without a sandbox profile
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Broker, isBulkheadError } from 'bulkhead';
@@ -77,7 +78,8 @@ try {
   }
   result.elapsedMs = ms(started);
   say(`\n${result.ok ? 'Done' : 'FAILED'} in ${(result.elapsedMs / 1000).toFixed(1)} s.`);
-  say(`DEMO-RESULT ${JSON.stringify(result)}`);
+  const resultFile = process.env.BULKHEAD_DEMO_RESULT;
+  if (resultFile) writeFileSync(resultFile, JSON.stringify(result));
   process.exitCode = result.ok ? 0 : 1;
 }
 

@@ -20,6 +20,8 @@ import { LaunchAutomation } from './launch-automation.js';
 import { ScheduleStore } from './schedule-store.js';
 import { checkManifest, type ServiceManifest } from './manifest.js';
 import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
+import { availableProfiles } from './profile-names.js';
+import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
 
 /** Options of a {@link Broker}. */
@@ -342,7 +344,8 @@ export class Broker extends Emitter<BrokerEvents> {
       parseProfile(name, document); // a bad profile fails register(), not the first launch
       return { name, document };
     }
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.`, { source, pointer: '/sandbox' });
+    const available = availableProfiles([this.profilesDir, SHIPPED_PROFILES_DIR]);
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.${didYouMean(name, available)} Available profiles: ${available.join(', ')}.`, { source, pointer: '/sandbox', available });
   }
 
   private supervisor(name: string): ServiceSupervisor {
@@ -375,9 +378,10 @@ export function readBrokerConfig(path: string): { file: string; root: string; co
   if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
     throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
   }
+  const knownKeys = ['root', 'maxFrameBytes', 'services', 'daemon', '$schema'];
   for (const key of Object.keys(config)) {
-    if (!['root', 'maxFrameBytes', 'services', 'daemon', '$schema'].includes(key)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).`, { source: file, pointer: `/${key}` });
+    if (!knownKeys.includes(key)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).${didYouMean(key, knownKeys)}`, { source: file, pointer: `/${key}` });
     }
   }
   const root = (config as BrokerConfig).root;

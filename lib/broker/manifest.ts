@@ -7,7 +7,7 @@
  */
 import { bulkheadError } from '../errors.js';
 import { sharedAjv } from '../protocol/ajv.js';
-import { fieldPointer } from '../protocol/ajv-pointer.js';
+import { explainAjvError } from '../protocol/explain.js';
 import { NAME_PATTERN } from '../protocol/document.js';
 import type { ScheduleSpec } from './schedule.js';
 
@@ -218,13 +218,9 @@ let validateManifest: ReturnType<ReturnType<typeof sharedAjv>['compile']> | unde
 export function checkManifest(value: unknown, source = 'register()'): ServiceManifest {
   validateManifest ??= sharedAjv().compile(SERVICE_MANIFEST_SCHEMA);
   if (!validateManifest(value)) {
-    const first = validateManifest.errors?.[0];
-    const pointer = fieldPointer(first);
-    let detail = first?.message ?? 'is invalid';
-    if (first?.keyword === 'additionalProperties') detail = 'is not a known field';
-    if (first?.keyword === 'required') detail = 'is required but missing';
+    const { pointer, detail } = explainAjvError(validateManifest.errors?.[0], SERVICE_MANIFEST_SCHEMA, value);
     const name = typeof (value as { name?: unknown } | null)?.name === 'string' ? ` for service "${(value as { name: string }).name}"` : '';
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest${name} (${source}): ${pointer} ${detail}.`, { source, pointer, errors: validateManifest.errors ?? [] });
+    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest${name} (${source}): ${pointer} ${detail}`, { source, pointer, errors: validateManifest.errors ?? [] });
   }
   return value as ServiceManifest;
 }

@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bulkheadError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
 
 /** The `daemon` section of a config file. */
 export interface DaemonSettings {
@@ -62,7 +63,7 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
   const s = { ...(section as DaemonSettings | undefined), ...overrides };
   const known = ['socketPath', 'socketMode', 'socketGroup', 'stateDir', 'controlClients'];
   for (const key of Object.keys(s)) {
-    if (!known.includes(key)) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} is not a known field (${known.join(', ')}).`, { source, pointer: `/daemon/${key}` });
+    if (!known.includes(key)) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} is not a known field (${known.join(', ')}).${didYouMean(key, known)}`, { source, pointer: `/daemon/${key}` });
   }
   const str = (key: 'socketPath' | 'stateDir' | 'socketMode') => {
     const v = s[key];

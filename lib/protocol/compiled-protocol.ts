@@ -8,6 +8,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
+import { explainSchemaCompileError } from './explain.js';
 import { schemaHash } from './hash.js';
 
 /** Options of {@link CompiledProtocol.from}. */
@@ -133,8 +134,9 @@ export class CompiledProtocol {
       try {
         this.validator(part, name);
       } catch (err) {
-        const pointer = part === 'event' ? `/events/${name}/payload` : `/methods/${name}/${part}`;
-        throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: schema at ${pointer} does not compile: ${(err as Error).message}`, { source, pointer }, err);
+        const base = part === 'event' ? `/events/${name}/payload` : `/methods/${name}/${part}`;
+        const { pointer, detail } = explainSchemaCompileError(err, this.schemaOf(part, name), base);
+        throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer}: ${detail}`, { source, pointer }, err);
       }
     }
   }

@@ -5,8 +5,8 @@
  * @module
  */
 import { bulkheadError } from '../errors.js';
-import { fieldPointer } from './ajv-pointer.js';
 import { sharedAjv } from './ajv.js';
+import { explainAjvError } from './explain.js';
 
 /** Names of protocols, services and methods: no path separators, no dot-dot tricks. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
@@ -46,7 +46,7 @@ export const PROTOCOL_DOCUMENT_SCHEMA = {
   properties: {
     $schema: { type: 'string' },
     name: { type: 'string', pattern: NAME_PATTERN },
-    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+].*)?$' },
+    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+].*)?$', examples: ['1.0.0'] },
     description: { type: 'string' },
     methods: {
       type: 'object',
@@ -86,12 +86,8 @@ let validateDocument: ReturnType<ReturnType<typeof sharedAjv>['compile']> | unde
 export function checkProtocolDocument(value: unknown, source: string): ProtocolDocument {
   validateDocument ??= sharedAjv().compile(PROTOCOL_DOCUMENT_SCHEMA);
   if (!validateDocument(value)) {
-    const first = validateDocument.errors?.[0];
-    const pointer = fieldPointer(first);
-    const detail = first?.keyword === 'additionalProperties' ? 'is not a known property'
-      : first?.keyword === 'required' ? 'is required but missing'
-        : first?.message ?? 'is invalid';
-    throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail}. See docs/protocols.md for the format.`, {
+    const { pointer, detail } = explainAjvError(validateDocument.errors?.[0], PROTOCOL_DOCUMENT_SCHEMA, value);
+    throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail} See docs/protocols.md for the format.`, {
       source,
       pointer,
       errors: validateDocument.errors ?? [],

@@ -6,6 +6,7 @@
 import { escapePointer } from '../protocol/ajv-pointer.js';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { bulkheadError } from '../errors.js';
+import { closestName } from '../util/suggest.js';
 import { PROFILE_SCHEMA } from './profile-schema.js';
 
 /** Network rule: no interface at all, the sandbox's own private loopback only, or the host's network. */
@@ -58,7 +59,9 @@ function problemOf(error: ErrorObject): ProfileProblem {
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'additionalProperties') {
     const name = String(params['additionalProperty']);
-    return { pointer: `${error.instancePath}/${escapePointer(name)}`, message: `unknown field "${name}" (allowed: ${allowedFields(error.schemaPath)})` };
+    const allowed = allowedFields(error.schemaPath);
+    const near = closestName(name, allowed);
+    return { pointer: `${error.instancePath}/${escapePointer(name)}`, message: `unknown field "${name}" (allowed: ${allowed.join(', ')})${near === undefined ? '' : ` - did you mean "${near}"?`}` };
   }
   if (error.keyword === 'required') {
     return { pointer: `${error.instancePath}/${escapePointer(String(params['missingProperty']))}`, message: 'is required' };
@@ -72,14 +75,14 @@ function problemOf(error: ErrorObject): ProfileProblem {
   return { pointer: error.instancePath || '/', message: error.message ?? error.keyword };
 }
 
-function allowedFields(schemaPath: string): string {
+function allowedFields(schemaPath: string): string[] {
   // schemaPath looks like "#/properties/limits/additionalProperties".
   let node: unknown = PROFILE_SCHEMA;
   for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
     node = (node as Record<string, unknown>)[part];
   }
   const properties = (node as { properties?: Record<string, unknown> }).properties ?? {};
-  return Object.keys(properties).filter((k) => k !== '$schema').join(', ');
+  return Object.keys(properties).filter((k) => k !== '$schema');
 }
 
 

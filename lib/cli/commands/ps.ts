@@ -9,7 +9,7 @@ import type { ServiceStatus } from '../../broker/service-supervisor.js';
 import type { LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
-import { colors, formatDuration, formatLogEntry, isTerminal, statusTable, type Colors } from '../format.js';
+import { colors, formatDuration, formatLogEntry, formatTime, isTerminal, statusTable, type Colors } from '../format.js';
 
 interface PsOptions extends DaemonClientOptions {
   json?: boolean;
@@ -137,19 +137,26 @@ async function watch(options: PsOptions): Promise<ExitCode> {
 }
 
 /** One frame of `top`: a header line, the table, the last few daemon events. */
+/** Client connections come and go all the time (top's own among them); what a watcher wants is launches, exits, throttling, denials. */
+const ROUTINE_EVENTS = new Set(['connect', 'disconnect']);
+
+/** The events `top` shows: the last few that are not routine connection traffic. */
+export function latestEvents<E extends { data?: Record<string, unknown> | undefined }>(entries: readonly E[]): E[] {
+  return entries.filter((e) => !ROUTINE_EVENTS.has(String(e.data?.['event']))).slice(-LATEST_EVENTS);
+}
+
 async function renderFrame(control: Connection, socketPath: string, c: Colors): Promise<string> {
   const [list, events] = await Promise.all([
     control.call('list', {}) as Promise<ListResult>,
-    control.call('logs', { limit: 50, events: true }) as Promise<LogQueryResult>,
+    control.call('logs', { limit: 200, events: true }) as Promise<LogQueryResult>,
   ]);
   const now = Date.now();
   const counts = new Map<string, number>();
   for (const s of list.services) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
   const summary = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
-  const header = `${c.bold('bulkhead top')}  ${new Date(now).toLocaleTimeString()}  daemon pid ${list.daemon.pid} on ${socketPath}, up ${formatDuration(now - list.daemon.startedAt)}  ${list.services.length} services${summary === '' ? '' : `: ${summary}`}`;
+  const header = `${c.bold('bulkhead top')}  ${formatTime(now)}  daemon pid ${list.daemon.pid} on ${socketPath}, up ${formatDuration(now - list.daemon.startedAt)}  ${list.services.length} services${summary === '' ? '' : `: ${summary}`}`;
   const lines = [header, '', statusTable(list.services, { now, colors: c })];
-  // Client connections are routine; what a watcher wants is launches, exits, throttling, denials.
-  const latest = events.entries.filter((e) => e.data?.['event'] !== 'connect').slice(-LATEST_EVENTS);
+  const latest = latestEvents(events.entries);
   if (latest.length > 0) {
     lines.push('', c.bold('Latest events'));
     for (const entry of latest) lines.push(`  ${formatLogEntry(entry, c)}`);
