@@ -74,8 +74,8 @@ export const ERROR_CODES = {
     remedy: 'Fix the field named in the message (error.data.pointer); the message says what is expected.',
   },
   ERR_INVALID_OPTION: {
-    meaning: 'An options object passed to a bulkhead API has a bad value.',
-    remedy: 'Fix the option named in the message.',
+    meaning: 'An argument or option passed to a bulkhead API has a bad value or an unknown name (error.data.option names it).',
+    remedy: 'Fix the option named in the message; for a typo, the message suggests the closest known name.',
   },
   ERR_LAUNCH_FAILED: {
     meaning: 'The helper could not be started, or exited before it completed the hello handshake.',
@@ -120,6 +120,18 @@ export const ERROR_CODES = {
   ERR_NOT_PERMITTED: {
     meaning: 'The caller is not authorised to reach that service or method.',
     remedy: 'Add the caller\'s identity to the service manifest\'s clients (or connects) list if it should be allowed.',
+  },
+  ERR_UNSAFE_PERMISSIONS: {
+    meaning: 'A key file or state directory bulkhead relies on can be read or written by group or others, so it refused to use it.',
+    remedy: 'Run the chmod the message names (600 for keys, 700 for directories); if others could read a key, treat it as compromised and reissue.',
+  },
+  ERR_CORRUPT_STATE: {
+    meaning: 'A file bulkhead keeps (the CA certificate and key, revoked.json) is missing, unreadable, malformed, or does not match its pair; bulkhead fails closed.',
+    remedy: 'Restore the file named in error.data.file from a backup (an empty revocation list is {"version":1,"revoked":[]}), or open the CA again after a concurrent creation.',
+  },
+  ERR_DAEMON_FAULT: {
+    meaning: 'The daemon could not serve the request because of a fault on its side (its state or configuration); the details are in the daemon\'s log, never sent to clients.',
+    remedy: 'Nothing is wrong with the client: ask the daemon\'s administrator to check `bulkhead logs` and fix the daemon, then retry.',
   },
   ERR_CODE_SIGNATURE: {
     meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',

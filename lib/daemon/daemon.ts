@@ -175,7 +175,9 @@ export class Daemon {
   private accept(socket: Socket): void {
     socket.on('error', () => socket.destroy());
     void this.handshake(socket).catch((err: unknown) => {
-      const error = isBulkheadError(err) ? err : bulkheadError('ERR_AUTH_FAILED', `Handshake failed: ${(err as Error).message}`);
+      // A throw that is not a coded refusal is a daemon bug: its message stays in the daemon's log.
+      if (!isBulkheadError(err)) this.log({ event: 'denied', code: 'ERR_DAEMON_FAULT', client: null, service: null, message: err instanceof Error ? err.message : String(err) });
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_DAEMON_FAULT', 'The handshake failed because of a fault in the daemon; its administrator will find the cause in `bulkhead logs`.');
       if (!socket.destroyed) {
         writeHandshake(socket, { t: 'error', error: error.toJSON() });
         socket.end();
@@ -204,7 +206,7 @@ export class Daemon {
     try {
       identity = this.ca.verifyClient(cert);
     } catch (err) {
-      throw this.deny(isBulkheadError(err) ? err.code : 'ERR_AUTH_FAILED', isBulkheadError(err) ? err.message : String(err), { name, service });
+      throw this.denyVerification(err, { name, service });
     }
     const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId: this.id, clientName: identity.name });
     if (identity.name !== name || !verifyProof(cert, payload, sig)) {
@@ -287,6 +289,17 @@ export class Daemon {
       goodbye: () => channel.end('bye'),
       closed: () => this.sessions.delete(session),
     });
+  }
+
+  /**
+   * A failed certificate check: what the client caused (ERR_AUTH_*, ERR_CERT_*) goes back to it;
+   * anything else is the daemon's own fault (e.g. a corrupt revoked.json), logged in full here
+   * and reported to the client as ERR_DAEMON_FAULT, without the daemon's paths or details.
+   */
+  private denyVerification(err: unknown, who: { name: string | undefined; service: string | undefined }): BulkheadError {
+    if (isBulkheadError(err) && (err.code.startsWith('ERR_AUTH_') || err.code.startsWith('ERR_CERT_'))) return this.deny(err.code, err.message, who);
+    this.log({ event: 'denied', code: isBulkheadError(err) ? err.code : 'ERR_DAEMON_FAULT', client: who.name ?? null, service: who.service ?? null, message: err instanceof Error ? err.message : String(err) });
+    return bulkheadError('ERR_DAEMON_FAULT', 'The daemon could not verify your identity because of a fault on its side; its administrator will find the cause in `bulkhead logs`.', { client: who.name ?? null, service: who.service ?? null });
   }
 
   private deny(code: string, message: string, who: { name: string | undefined; service: string | undefined }): BulkheadError {

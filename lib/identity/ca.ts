@@ -14,7 +14,7 @@
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import forge from 'node-forge';
 import { bulkheadError } from '../errors.js';
 import { writeFileAtomic, writeFileExclusive } from './atomic-file.js';
@@ -165,10 +165,11 @@ export class CertificateAuthority {
    * `0644`) and an empty revocation list (`revoked.json`). Later calls load those
    * files; `options` then have no effect.
    *
-   * Refuses (`ERR_INVALID_OPTION`) a key file readable by group or others, a CA
-   * directory writable by group or others, a key that does not match the
-   * certificate, a certificate without a key, and an unreadable revocation list:
-   * the CA fails closed.
+   * Refuses (`ERR_UNSAFE_PERMISSIONS`) a key file readable by group or others and
+   * a CA directory writable by group or others, and (`ERR_CORRUPT_STATE`) a key
+   * that does not match the certificate, a certificate without a key, and an
+   * unreadable revocation list: the CA fails closed.
+   * @throws BulkheadError `ERR_INVALID_OPTION` for a bad argument, `ERR_UNSAFE_PERMISSIONS`, `ERR_CORRUPT_STATE`
    * @param dir - the CA directory
    * @param options - used only when the CA is created
    */
@@ -184,7 +185,7 @@ export class CertificateAuthority {
     const certPath = join(dir, CA_FILES.cert);
     if (!existsSync(keyPath)) {
       if (existsSync(certPath)) {
-        throw bulkheadError('ERR_INVALID_OPTION', `${certPath} exists but ${keyPath} does not: another process is creating this CA, or an earlier creation was interrupted. Wait, or remove ${certPath} and retry.`, { option: 'dir', dir });
+        throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} exists but ${keyPath} does not: another process is creating this CA, or an earlier creation was interrupted. Wait, or remove ${certPath} and retry.`, { dir, file: certPath });
       }
       await createCa(dir, commonName, validDays);
     }
@@ -196,22 +197,22 @@ export class CertificateAuthority {
     const certPath = join(dir, CA_FILES.cert);
     const dirMode = statSync(dir).mode & 0o777;
     if ((dirMode & 0o022) !== 0) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The CA directory ${dir} is writable by group or others (mode ${dirMode.toString(8)}); run \`chmod 700 ${dir}\`.`, { option: 'dir', dir, mode: dirMode });
+      throw bulkheadError('ERR_UNSAFE_PERMISSIONS', `The CA directory ${dir} is writable by group or others (mode ${dirMode.toString(8)}); run \`chmod 700 ${dir}\`.`, { file: dir, mode: dirMode });
     }
     const keyMode = statSync(keyPath).mode & 0o777;
     if ((keyMode & 0o077) !== 0) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The CA key ${keyPath} is readable by group or others (mode ${keyMode.toString(8)}); run \`chmod 600 ${keyPath}\` and consider the CA compromised if others could read it.`, { option: 'dir', file: keyPath, mode: keyMode });
+      throw bulkheadError('ERR_UNSAFE_PERMISSIONS', `The CA key ${keyPath} is readable by group or others (mode ${keyMode.toString(8)}); run \`chmod 600 ${keyPath}\` and consider the CA compromised if others could read it.`, { file: keyPath, mode: keyMode });
     }
     const key = parsePrivateKeyPem(readFileSync(keyPath, 'utf8'), keyPath);
     const certPem = readFileSync(certPath, 'utf8');
     const parsed = tryParseCertificatePem(certPem);
-    if (parsed === undefined) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a PEM certificate; restore it from a backup.`, { option: 'dir', file: certPath });
+    if (parsed === undefined) throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} is not a PEM certificate; restore it from a backup.`, { dir, file: certPath });
     const bc: { cA?: boolean } | undefined = parsed.cert.getExtension('basicConstraints');
-    if (bc?.cA !== true) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { option: 'dir', file: certPath });
+    if (bc?.cA !== true) throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { dir, file: certPath });
     const certSpki = publicKeyOf(parsed.cert).export({ type: 'spki', format: 'der' });
     const keySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
     if (!certSpki.equals(keySpki)) {
-      throw bulkheadError('ERR_INVALID_OPTION', `${keyPath} does not belong to ${certPath}; restore the matching pair.`, { option: 'dir', dir });
+      throw bulkheadError('ERR_CORRUPT_STATE', `${keyPath} does not belong to ${certPath}; restore the matching pair.`, { dir, file: keyPath });
     }
     const fingerprint = new X509Certificate(parsed.der).fingerprint256.replaceAll(':', '').toLowerCase();
     const ca = new CertificateAuthority(dir, certPem, parsed.cert, fingerprint, key);
@@ -358,7 +359,7 @@ export class CertificateAuthority {
       const st = statSync(path);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (err) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} cannot be read (${(err as Error).message}); restore it (an empty list is {"version":1,"revoked":[]}). The CA refuses to run without it.`, { option: 'dir', file: path }, err);
+      throw bulkheadError('ERR_CORRUPT_STATE', `The revocation list ${path} cannot be read (${(err as Error).message}); restore it (an empty list is {"version":1,"revoked":[]}). The CA refuses to run without it.`, { dir: this.dir, file: path }, err);
     }
     if (stamp === this.#revokedStamp) return;
     this.#revoked = readRevocations(path);
@@ -366,10 +367,10 @@ export class CertificateAuthority {
   }
 }
 
-/** Reads and validates revoked.json; throws `ERR_INVALID_OPTION` (fail closed) if it is bad. */
+/** Reads and validates revoked.json; throws `ERR_CORRUPT_STATE` (fail closed) if it is bad. */
 function readRevocations(path: string): Map<string, RevocationEntry> {
   const bad = (why: string, cause?: unknown): never => {
-    throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} is invalid (${why}); fix or restore it. The CA refuses to run without it.`, { option: 'dir', file: path }, cause);
+    throw bulkheadError('ERR_CORRUPT_STATE', `The revocation list ${path} is invalid (${why}); fix or restore it. The CA refuses to run without it.`, { dir: dirname(path), file: path }, cause);
   };
   let doc: unknown;
   try {
@@ -421,13 +422,13 @@ async function createCa(dir: string, commonName: string, validDays: number): Pro
   publishExclusive(join(dir, CA_FILES.key), keyPem, 0o600, dir);
 }
 
-/** Writes `path` atomically, failing (`ERR_INVALID_OPTION`) if it already exists. */
+/** Writes `path` atomically, failing (`ERR_CORRUPT_STATE`: a concurrent creation) if it already exists. */
 function publishExclusive(path: string, data: string, mode: number, dir: string): void {
   try {
     writeFileExclusive(path, data, mode);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw bulkheadError('ERR_INVALID_OPTION', `Another process created ${path} while this one was creating the CA in ${dir}; open the CA again.`, { option: 'dir', dir }, err);
+      throw bulkheadError('ERR_CORRUPT_STATE', `Another process created ${path} while this one was creating the CA in ${dir}; open the CA again.`, { dir, file: path }, err);
     }
     throw err;
   }
