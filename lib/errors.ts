@@ -142,6 +142,100 @@ export const ERROR_CODES = {
 /** Every stable error code as a string literal union. */
 export type BulkheadErrorCode = keyof typeof ERROR_CODES;
 
+/** The plain form of one ajv error that travels in `error.data.errors`. */
+export interface ValidationIssue {
+  instancePath: string;
+  schemaPath: string;
+  keyword: string;
+  message: string;
+  params: Record<string, unknown>;
+}
+
+/** How a helper ended, as interruption and invalidation errors carry it. (Types, not interfaces, so they fit `data`'s open index.) */
+export type ExitData = {
+  /** Exit code, or null when a signal ended it. */
+  exitCode?: number | null;
+  signal?: string | null;
+  /** Why the broker stopped it (idle, watchdog, ...), or null for a crash. */
+  reason?: string | null;
+  /** The last lines the helper wrote on stderr. */
+  stderrTail?: string[];
+};
+
+/** Where a bad field is: the file (or the file and `/services/<n>`) and its JSON pointer. */
+export type SourceData = {
+  source?: string;
+  pointer: string;
+};
+
+/** Who a daemon refused: the identity it claimed or proved, and the service it asked for. */
+export type RefusalData = {
+  client?: string | null;
+  service?: string | null;
+  name?: string;
+  reason?: string;
+  serial?: string;
+};
+
+/**
+ * What `error.data` holds, per code. Fields marked optional may be missing: some
+ * throw sites have less to say, and an error rebuilt from the wire carries what
+ * the peer sent (a service may send only the codes of a service runtime; treat
+ * their data as that service's word). `service` is added to errors rebuilt from
+ * the wire: which service (or daemon route) the error came from.
+ */
+export interface ErrorDataMap {
+  ERR_FRAME_TOO_LARGE: { limit?: number; size?: number; declared?: number };
+  ERR_BAD_FRAME: { reason?: string };
+  ERR_UNKNOWN_METHOD: { method?: string };
+  ERR_INVALID_PARAMS: { method?: string; part?: 'params'; errors?: ValidationIssue[] };
+  ERR_INVALID_RESULT: { method?: string; event?: string; part?: 'result' | 'event'; errors?: ValidationIssue[] };
+  ERR_PROTOCOL_MISMATCH: {
+    expected?: string | { protocol: string; version: string; schemaHash: string };
+    actual?: string | { protocol: string; version: string; schemaHash: string; role: string };
+  };
+  ERR_DEADLINE: { method?: string; timeoutMs?: number };
+  ERR_CANCELLED: { method?: string };
+  ERR_SERVICE_ERROR: ExitData & {
+    /** The handler's own error code, when it had one. */
+    remoteCode?: string;
+    /** The handler's error data, as plain data (or '[unserializable]'). */
+    remoteData?: unknown;
+    /** The handler's stack, only when the helper runs with BULKHEAD_DEBUG=1. */
+    stack?: string;
+    data?: unknown;
+  };
+  ERR_INTERRUPTED: ExitData & { errno?: string | null; cause?: string; launchTimeoutMs?: number };
+  ERR_INVALIDATED: ExitData & { cause?: string; crashes?: number };
+  ERR_UNKNOWN_SERVICE: { service?: string };
+  ERR_UNKNOWN_PROTOCOL: { protocol?: string; file?: string };
+  ERR_INVALID_PROTOCOL: { source?: string; pointer?: string; file?: string; /** ajv's errors about the protocol document itself. */ errors?: unknown[] };
+  ERR_INVALID_MANIFEST: SourceData & { service?: string; key?: string; name?: string; placeholder?: string; profile?: string; available?: string[]; errors?: unknown[]; index?: number };
+  ERR_INVALID_OPTION: { option?: string; file?: string; dir?: string; detail?: string; field?: string; key?: string };
+  ERR_LAUNCH_FAILED: ExitData & { launchTimeoutMs?: number };
+  ERR_CLOSED: Record<string, never>;
+  ERR_BACKPRESSURE: { limit?: number; buffered?: number; maxInFlight?: number; maxQueued?: number };
+  ERR_SANDBOX_UNENFORCEABLE: { profile?: string; service?: string; rule?: string; missing?: string | null; rules?: Array<{ rule: string; missing: string | null }> };
+  ERR_INVALID_PROFILE: SourceData & { profile?: string; problems?: unknown[] };
+  ERR_AUTH_REQUIRED: RefusalData;
+  ERR_AUTH_FAILED: RefusalData;
+  ERR_CERT_EXPIRED: RefusalData & { notBefore?: string; notAfter?: string; now?: string; which?: string; state?: string };
+  ERR_CERT_UNTRUSTED: RefusalData & { subject?: string };
+  ERR_CERT_REVOKED: RefusalData;
+  ERR_NOT_PERMITTED: RefusalData & { caller?: string; target?: string };
+  ERR_UNSAFE_PERMISSIONS: { file: string; mode: number };
+  ERR_CORRUPT_STATE: { file: string; dir?: string };
+  ERR_DAEMON_FAULT: RefusalData;
+  ERR_CODE_SIGNATURE: { reason?: string; file?: string; dir?: string; extra?: unknown };
+}
+
+/**
+ * The `data` of an error of code `C`: the fields {@link ErrorDataMap} gives that code, typed,
+ * plus the wire's `service`; any other key reads as `unknown` (data is open: a peer, or a
+ * newer bulkhead, may send more).
+ */
+export type ErrorData<C extends BulkheadErrorCode> = ErrorDataMap[C] & { service?: string | null } & Record<string, unknown>;
+
 /** The plain form an error takes on the wire and in logs. */
 export interface SerializedError {
   /** Stable code; for errors raised by user handlers, whatever code they carried. */
@@ -159,8 +253,8 @@ export interface SerializedError {
 export class BulkheadError<C extends BulkheadErrorCode = BulkheadErrorCode> extends Error {
   /** Stable machine-readable code. */
   readonly code: C;
-  /** Structured details. Plain data only, so it survives a trip over the wire. */
-  readonly data: Record<string, unknown>;
+  /** Structured details, typed per code ({@link ErrorDataMap}). Plain data only, so it survives a trip over the wire. */
+  readonly data: ErrorData<C>;
 
   /**
    * @param code - one of {@link ERROR_CODES}
@@ -168,11 +262,11 @@ export class BulkheadError<C extends BulkheadErrorCode = BulkheadErrorCode> exte
    * @param data - plain structured details
    * @param options - standard `cause`
    */
-  constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, data?: ErrorData<C>, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'BulkheadError';
     this.code = code;
-    this.data = data;
+    this.data = data ?? ({} as ErrorData<C>);
   }
 
   /** The wire form `{ code, message, data }`. */
@@ -197,6 +291,6 @@ export function isBulkheadError<C extends BulkheadErrorCode>(err: unknown, code?
 }
 
 /** Shorthand used inside the framework. */
-export function bulkheadError<C extends BulkheadErrorCode>(code: C, message: string, data?: Record<string, unknown>, cause?: unknown): BulkheadError<C> {
+export function bulkheadError<C extends BulkheadErrorCode>(code: C, message: string, data?: ErrorData<C>, cause?: unknown): BulkheadError<C> {
   return new BulkheadError(code, message, data, cause === undefined ? undefined : { cause });
 }

@@ -20,7 +20,7 @@ export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js
 export type { ExitInfo } from './broker/helper-process.js';
 export { Connection, type CallOptions, type ConnectionOptions, type ConnectionEvents } from './connection/connection.js';
 export type { CallOwner } from './connection/rpc-client.js';
-export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from './errors.js';
+export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError, type ErrorDataMap, type ErrorData, type ExitData } from './errors.js';
 export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, EventName, EventPayload } from './protocol/types.js';
 export { CompiledProtocol, type CompileOptions, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
 export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';

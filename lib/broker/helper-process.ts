@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { bulkheadError } from '../errors.js';
+import { bulkheadError, type ExitData } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
@@ -273,7 +273,7 @@ export function tailText(info: ExitInfo): string {
 }
 
 /** Plain data describing an exit, for error.data. */
-export function exitData(info: ExitInfo): Record<string, unknown> {
+export function exitData(info: ExitInfo): ExitData {
   return { exitCode: info.code, signal: info.signal, reason: info.reason ?? null, stderrTail: info.stderrTail };
 }
 

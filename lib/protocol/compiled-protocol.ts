@@ -5,7 +5,7 @@
  * @module
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { bulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError, type ValidationIssue } from '../errors.js';
 import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
 import { explainSchemaCompileError } from './explain.js';
@@ -24,14 +24,7 @@ export interface CompileOptions {
 /** Which part of a message a validation concerns. */
 export type ValidationPart = 'params' | 'result' | 'event';
 
-/** The plain form of one ajv error that travels in `error.data.errors`. */
-export interface ValidationIssue {
-  instancePath: string;
-  schemaPath: string;
-  keyword: string;
-  message: string;
-  params: Record<string, unknown>;
-}
+export type { ValidationIssue } from '../errors.js';
 
 /** A compiled protocol. Create with {@link CompiledProtocol.from}. */
 export class CompiledProtocol {
