@@ -17,6 +17,7 @@ import { runLaunch } from './scenarios/launch.js';
 import { runMemory } from './scenarios/memory.js';
 import { runPayloads } from './scenarios/payloads.js';
 import { runSmallCalls } from './scenarios/small-calls.js';
+import { runStreams } from './scenarios/streams.js';
 
 const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   'small-calls': runSmallCalls,
@@ -25,6 +26,7 @@ const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   launch: runLaunch,
   daemon: runDaemon,
   memory: runMemory,
+  streams: runStreams,
 };
 
 const wanted = process.argv.slice(2);

@@ -188,8 +188,10 @@ export interface ErrorDataMap {
   ERR_FRAME_TOO_LARGE: { limit?: number; size?: number; declared?: number };
   ERR_BAD_FRAME: { reason?: string };
   ERR_UNKNOWN_METHOD: { method?: string };
-  ERR_INVALID_PARAMS: { method?: string; part?: 'params'; errors?: ValidationIssue[] };
-  ERR_INVALID_RESULT: { method?: string; event?: string; part?: 'result' | 'event'; errors?: ValidationIssue[] };
+  /** `accepts`: an item a client streamed to the service; `index` is its position in the stream. */
+  ERR_INVALID_PARAMS: { method?: string; part?: 'params' | 'accepts'; index?: number; errors?: ValidationIssue[] };
+  /** `yields`: an item the service streamed; `index` is its position in the stream. */
+  ERR_INVALID_RESULT: { method?: string; event?: string; part?: 'result' | 'event' | 'yields'; index?: number; errors?: ValidationIssue[] };
   ERR_PROTOCOL_MISMATCH: {
     expected?: string | { protocol: string; version: string; schemaHash: string };
     actual?: string | { protocol: string; version: string; schemaHash: string; role: string };

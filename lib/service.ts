@@ -21,7 +21,7 @@ import { loadPrecompiledValidators } from './protocol/precompiled.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
-import type { AnyProtocol, ProtocolShape } from './protocol/types.js';
+import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
 import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
@@ -37,14 +37,21 @@ export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors
 
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
 
-/** Handlers for every method of protocol shape `P`. */
+/**
+ * Handlers for every method of protocol shape `P`. A method that declares
+ * `yields` is an `async function*`: each `yield` sends one item (when the
+ * caller has credit for it), and its return value is the result.
+ */
 export type Handlers<P extends ProtocolShape = AnyProtocol> = {
-  [M in keyof P['methods']]: (params: P['methods'][M]['params'], ctx: TypedHandlerContext<P>) => P['methods'][M]['result'] | Promise<P['methods'][M]['result']>;
+  [M in keyof P['methods'] & string]: P['methods'][M] extends { yields: infer Y }
+    ? (params: P['methods'][M]['params'], ctx: TypedHandlerContext<P, M>) => AsyncIterable<Y> | AsyncGenerator<Y, P['methods'][M]['result'], undefined>
+    : (params: P['methods'][M]['params'], ctx: TypedHandlerContext<P, M>) => P['methods'][M]['result'] | Promise<P['methods'][M]['result']>;
 };
 
-/** {@link HandlerContext} with `emit` typed by the protocol's events. */
-export interface TypedHandlerContext<P extends ProtocolShape = AnyProtocol> extends HandlerContext {
-  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): void;
+/** {@link HandlerContext} with `emit` typed by the protocol's events and `input` by the method's `accepts`. */
+export interface TypedHandlerContext<P extends ProtocolShape = AnyProtocol, M extends keyof P['methods'] & string = keyof P['methods'] & string> extends HandlerContext {
+  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): Promise<void>;
+  readonly input: AsyncIterable<AcceptsOf<P, M>>;
 }
 
 /** Options of {@link serve}. */
@@ -60,10 +67,16 @@ export interface ServeOptions {
 export interface ServiceHandle<P extends ProtocolShape = AnyProtocol> {
   /** Protocol name. */
   readonly protocol: string;
-  /** Sends an event to every client of this service. */
-  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): void;
+  /**
+   * Sends an event to every client of this service. Resolves once the backlog
+   * is small again (await it to go at the readers' pace; see ctx.emit()).
+   * @throws BulkheadError `ERR_BACKPRESSURE` past the hard bound (emits not awaited)
+   */
+  emit<E extends keyof P['events'] & string>(name: E, payload: P['events'][E]): Promise<void>;
   /** Handlers running right now. */
   readonly inFlight: number;
+  /** Calls with a stream (items in either direction) open right now. */
+  readonly openStreams: number;
   /** Opens a transaction that keeps the helper from idle exit; call the returned function to release it. */
   keepAlive(): () => void;
 }
@@ -153,7 +166,7 @@ function openOutbound(): NonNullable<typeof outbound> {
   const targets = new Map<string, RpcClient>();
   channel.attach({
     envelope: (e) => {
-      const id = e.kind === 'reply' || e.kind === 'error' ? e.id : e.kind === 'event' ? e.callId : 0;
+      const id = e.kind === 'reply' || e.kind === 'error' || e.kind === 'item' || e.kind === 'credit' ? e.id : e.kind === 'event' ? e.callId : 0;
       const range = Math.floor(id / ID_RANGE_SIZE);
       [...targets.values()][range - 1]?.receive(e);
     },
@@ -199,8 +212,8 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   /** Events emitted in a spare before activation, sent once it serves. */
   const early: Array<[string, unknown]> = [];
   const start = (socket: Socket): void => {
-    server = startServer(socket, compiled, handlers, options);
-    for (const [name, payload] of early.splice(0)) server.broadcast(name, payload);
+    server = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options);
+    for (const [name, payload] of early.splice(0)) void server.broadcast(name, payload);
   };
   if (waitForHandover) startServing = start;
   else {
@@ -215,12 +228,16 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   return {
     protocol,
     emit: (name, payload) => {
-      if (server !== undefined) server.broadcast(name, payload);
-      else if (early.length < MAX_EARLY_EVENTS) early.push([name, payload]);
+      if (server !== undefined) return server.broadcast(name, payload);
+      if (early.length < MAX_EARLY_EVENTS) early.push([name, payload]);
       else process.stderr.write(`bulkhead: event "${name}" dropped: ${MAX_EARLY_EVENTS} events are already waiting for this prewarmed helper's activation.\n`);
+      return Promise.resolve();
     },
     get inFlight() {
       return server?.inFlight ?? 0;
+    },
+    get openStreams() {
+      return server?.openStreams ?? 0;
     },
     keepAlive: () => {
       if (server === undefined) throw bulkheadError('ERR_INVALID_OPTION', 'keepAlive() before this prewarmed helper was activated; call it from a handler or after the first call.');

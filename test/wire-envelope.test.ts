@@ -29,7 +29,7 @@ function trip(e: Envelope): Envelope {
 const HASH = '3871dd89276cabe6ed806aad5b1c9963c33bc7b4171a8d90a2356190cac1c934';
 
 t.test('kind numbers and the id bound are fixed', async (t) => {
-  t.same(KIND, { hello: 0, call: 1, reply: 2, error: 3, event: 4, cancel: 5, goodbye: 6, activity: 7, peer: 8 });
+  t.same(KIND, { hello: 0, call: 1, reply: 2, error: 3, event: 4, cancel: 5, goodbye: 6, activity: 7, peer: 8, item: 9, credit: 10, end: 11 });
   t.equal(MAX_CALL_ID, 0xffffffff);
 });
 
@@ -58,6 +58,11 @@ t.test('every kind round-trips', async (t) => {
     { kind: 'cancel', id: 2, reason: 'deadline' },
     { kind: 'cancel', id: 3, reason: 'cancelled' },
     { kind: 'goodbye', reason: 'idle' },
+    { kind: 'item', id: 7, value: { i: 1 } },
+    { kind: 'item', id: MAX_CALL_ID, value: Buffer.from('chunk') },
+    { kind: 'credit', id: 7, items: 256 },
+    { kind: 'credit', id: 7, items: 65536 },
+    { kind: 'end', id: 7 },
     { kind: 'goodbye', reason: '' },
   ];
   for (const e of envelopes) t.same(trip(e), e, `${e.kind} ${JSON.stringify(e, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
@@ -99,7 +104,13 @@ t.test('malformed shapes are ERR_BAD_FRAME', async (t) => {
     'not an array: null': null,
     'not an array: bytes': Buffer.from([1]),
     'empty array': [],
-    'unknown kind 9': [9],
+    'unknown kind 12': [12],
+    'item without a value': [9, 1],
+    'item with id 0': [9, 0, 1],
+    'credit of 0 items': [10, 1, 0],
+    'credit over the maximum': [10, 1, 65537],
+    'credit of a fraction': [10, 1, 1.5],
+    'end with a value': [11, 1, null],
     'peer range 0 (the broker\'s own)': [8, 0, null],
     'peer with a non-map peer': [8, 1, 'cli'],
     'activity without a count': [7],
@@ -202,6 +213,9 @@ t.test('docs/wire.md: example frames match the encoder, and every error code is 
     { kind: 'goodbye', reason: 'idle' },
     { kind: 'activity', transactions: 1 },
     { kind: 'peer', range: 1, peer: { name: 'cli', uid: 1000 } },
+    { kind: 'item', id: 3, value: { i: 0 } },
+    { kind: 'credit', id: 3, items: 256 },
+    { kind: 'end', id: 3 },
   ];
   for (const e of examples) {
     const frame = encodeEnvelope(e);

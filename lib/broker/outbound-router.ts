@@ -65,6 +65,9 @@ class OutboundRoute implements RouteTarget {
     if (envelope.kind === 'reply' || envelope.kind === 'error') {
       const callerId = this.forget(envelope.id);
       if (callerId !== undefined) this.sendToCaller({ ...envelope, id: callerId }, callerId);
+    } else if (envelope.kind === 'item' || envelope.kind === 'credit') {
+      const callerId = this.toCaller.get(envelope.id);
+      if (callerId !== undefined) this.sendToCaller({ ...envelope, id: callerId }, callerId);
     } else if (envelope.kind === 'event') {
       const callerId = this.toCaller.get(envelope.callId);
       if (callerId !== undefined && !this.sendToCaller({ ...envelope, callId: callerId }, callerId)) this.forget(envelope.callId);
@@ -133,7 +136,13 @@ export class OutboundRouter {
 
   private receive(envelope: Envelope): void {
     if (envelope.kind === 'call') this.call(envelope);
-    else if (envelope.kind === 'cancel') {
+    else if (envelope.kind === 'item' || envelope.kind === 'credit' || envelope.kind === 'end') {
+      // Stream traffic of a call in flight: into the call's route, with the route's id.
+      for (const route of this.routes.values()) {
+        const routeId = route.toRoute.get(envelope.id);
+        if (routeId !== undefined) route.supervisor.forward(route.range, body({ ...envelope, id: routeId })).catch(() => undefined);
+      }
+    } else if (envelope.kind === 'cancel') {
       for (const route of this.routes.values()) {
         const routeId = route.toRoute.get(envelope.id);
         if (routeId === undefined) continue;

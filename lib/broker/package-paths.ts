@@ -1,11 +1,12 @@
 /**
- * Where bulkhead itself lives on disk: helpers must be able to read its code
- * and its runtime dependencies even inside a sandbox that allows nothing else.
+ * Where bulkhead itself lives on disk, and which of its files a helper needs:
+ * the helper runtime, file by file, never the package directory (which, in a
+ * checkout, holds the dev dependencies and the tests).
  * @module
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageClosure } from '../sandbox/module-graph.js';
 
 /** bulkhead's package root (holds package.json, dist/, protocols/, sandbox-profiles/). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -13,21 +14,21 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 /** Profiles shipped with bulkhead. */
 export const SHIPPED_PROFILES_DIR = join(PACKAGE_ROOT, 'sandbox-profiles');
 
-/** Packages the helper runtime imports. */
-const RUNTIME_DEPENDENCIES = ['cbor-x', 'ajv', 'ajv-formats'];
+/** The helper runtime's own files: `bulkhead/service` (one bundle, cbor-x inside) and the prewarm entry. */
+const RUNTIME_FILES = ['package.json', 'dist/lib/service.bundle.js', 'dist/lib/prewarm.js'];
 
-/** Directories a helper needs to read to load `bulkhead/service`. */
+/**
+ * Packages the bundle loads at run time with `require` rather than bundling them: ajv's
+ * runtime helpers (required by precompiled validators) and ajv + ajv-formats (when a helper
+ * compiles its schemas itself).
+ */
+const RUNTIME_PACKAGES = ['ajv', 'ajv-formats'];
+
+/**
+ * What every sandboxed helper may read of bulkhead: its runtime files and the
+ * directories of the packages they load at run time (with their dependencies).
+ */
 export function runtimeReadPaths(): string[] {
-  const require = createRequire(import.meta.url);
-  // Only what loading bulkhead/service needs: not the package's tests, .git or benches.
-  const paths = new Set<string>(['package.json', 'dist/lib', 'protocols'].map((p) => join(PACKAGE_ROOT, p)));
-  for (const name of RUNTIME_DEPENDENCIES) {
-    try {
-      // <node_modules>/<name>/package.json → <node_modules>
-      paths.add(dirname(dirname(require.resolve(`${name}/package.json`))));
-    } catch {
-      // Not resolvable from here (unusual layout); the package root still covers a local install.
-    }
-  }
-  return [...paths];
+  const bundleDir = join(PACKAGE_ROOT, 'dist', 'lib');
+  return [...RUNTIME_FILES.map((file) => join(PACKAGE_ROOT, file)), ...packageClosure(RUNTIME_PACKAGES, bundleDir)];
 }

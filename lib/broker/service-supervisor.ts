@@ -413,7 +413,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private routeFromHelper(envelope: Envelope, body: Buffer): boolean {
     if (this.routes.size === 0) return false;
     let id: number;
-    if (envelope.kind === 'reply' || envelope.kind === 'error') id = envelope.id;
+    if (envelope.kind === 'reply' || envelope.kind === 'error' || envelope.kind === 'item' || envelope.kind === 'credit') id = envelope.id;
     else if (envelope.kind === 'event') {
       if (envelope.callId === 0) {
         for (const target of this.routes.values()) target.broadcast(body);

@@ -13,6 +13,7 @@ import { registerControl } from './commands/control.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerLogs } from './commands/logs.js';
+import { registerProtocol } from './commands/protocol.js';
 import { registerPs } from './commands/ps.js';
 import { registerTypes } from './commands/types.js';
 import { registerValidate } from './commands/validate.js';
@@ -29,6 +30,7 @@ export function createProgram(): Command {
 Examples:
   $ bulkhead validate                                  # check ./protocols, ./sandbox-profiles, ./*.json
   $ bulkhead types protocols/ -o src/generated         # TypeScript types for every protocol
+  $ bulkhead protocol diff old.json protocols/x.json   # compatible or breaking? (exit 0/1/2)
   $ bulkhead daemon --config bulkhead.json &           # run the services under a daemon
   $ bulkhead ps                                        # what runs: state, pid, CPU, memory, last exit
   $ bulkhead logs echo -f                              # what a helper prints, and what the daemon did
@@ -40,6 +42,7 @@ the defaults find a per-user daemon started with the same user's defaults.
 ${EXIT_CODES_HELP}`);
   registerValidate(program, run);
   registerTypes(program, run);
+  registerProtocol(program, run);
   registerDaemon(program, run);
   registerPs(program, run);
   registerLogs(program, run);

@@ -40,8 +40,8 @@ export interface ProtocolTypeNames {
   protocol: string;
   /** Union of the protocol's declared error codes, e.g. `ComExampleEchoErrorCode` (only emitted when it declares `errors`). */
   errorCode: string;
-  /** Per method: its params and result type names. */
-  methods: Record<string, { params: string; result: string }>;
+  /** Per method: its params and result type names, and its stream items' (`yields`, `accepts`) when it declares them. */
+  methods: Record<string, { params: string; result: string; yields?: string; accepts?: string }>;
   /** Per event: its payload type name. */
   events: Record<string, string>;
 }
@@ -91,7 +91,13 @@ export function protocolTypeNames(document: ProtocolDocument): ProtocolTypeNames
   // fromEntries defines own properties, so a method named "__proto__" stays a method.
   const methods = Object.fromEntries(Object.keys(document.methods).map((method) => {
     const base = typeNameOf(method);
-    return [method, { params: claim(`${base}Params`), result: claim(`${base}Result`) }];
+    const spec = document.methods[method]!;
+    return [method, {
+      params: claim(`${base}Params`),
+      result: claim(`${base}Result`),
+      ...(spec.yields === undefined ? {} : { yields: claim(`${base}Item`) }),
+      ...(spec.accepts === undefined ? {} : { accepts: claim(`${base}Input`) }),
+    }];
   }));
   const events = Object.fromEntries(Object.keys(document.events ?? {}).map((event) => [event, claim(`${typeNameOf(event)}Event`)]));
   return { protocol, errorCode, methods, events };
@@ -113,20 +119,23 @@ export async function generateProtocolTypes(document: unknown, options: TypegenO
   const compiled = CompiledProtocol.from(document, options.source ?? describeSource(document));
   const doc = compiled.document;
   const names = protocolTypeNames(doc);
-  const reserved = new Set<string>([names.protocol, names.errorCode, ...Object.values(names.methods).flatMap((m) => [m.params, m.result]), ...Object.values(names.events)]);
+  const reserved = new Set<string>([names.protocol, names.errorCode, ...Object.values(names.methods).flatMap((m) => [m.params, m.result, ...(m.yields === undefined ? [] : [m.yields]), ...(m.accepts === undefined ? [] : [m.accepts])]), ...Object.values(names.events)]);
   const loose = options.looseObjects === true;
 
   // Object.fromEntries throughout: protocol names become own properties, never prototype setters.
   const methods = Object.fromEntries(Object.entries(doc.methods).map(([method, spec]) => {
     const at = `/properties/methods/properties/${method}/properties`;
     const typeNames = names.methods[method]!;
+    const streamParts = (['yields', 'accepts'] as const).filter((part) => spec[part] !== undefined);
     return [method, withDescription({
       type: 'object',
       additionalProperties: false,
-      required: ['params', 'result'],
+      required: ['params', 'result', ...streamParts],
       properties: {
         params: rootSchema(spec.params, typeNames.params, `${at}/params`, reserved, loose),
-        result: rootSchema(spec.result, typeNames.result, `${at}/result`, reserved, loose),
+        // A stream method without a result ends with null.
+        result: rootSchema(spec.result ?? { type: 'null' }, typeNames.result, `${at}/result`, reserved, loose),
+        ...Object.fromEntries(streamParts.map((part) => [part, rootSchema(spec[part]!, typeNames[part]!, `${at}/${part}`, reserved, loose)])),
       },
     }, spec.description)];
   }));

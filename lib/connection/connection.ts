@@ -7,11 +7,12 @@
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
-import type { AnyProtocol, EventName, EventPayload, MethodName, ParamsOf, ProtocolShape, ResultOf } from '../protocol/types.js';
+import type { AcceptsOf, AnyProtocol, EventName, EventPayload, MethodName, ParamsOf, ProtocolShape, ResultOf, YieldsOf } from '../protocol/types.js';
 import { Emitter, type Disposable } from '../util/emitter.js';
 import { describeNonPlain } from '../wire/codec.js';
 import type { CallMeta } from '../wire/envelope.js';
-import { abortError, type CallOwner, type RpcClient } from './rpc-client.js';
+import { abortError, type CallOwner, type RpcClient, type RpcStream } from './rpc-client.js';
+import { StreamCall } from './stream-call.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -24,6 +25,17 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting it fails the call with ERR_CANCELLED and aborts the handler's `ctx.signal`. */
   signal?: AbortSignal;
+}
+
+/** Options of one stream call: {@link CallOptions} plus the caller's items. */
+export interface StreamOptions<I = unknown> extends CallOptions {
+  /**
+   * Items to send to the service, for a method that declares `accepts`. They
+   * are pulled only as the service's credit allows (a slow service holds the
+   * iterable back); when it ends, the service's `ctx.input` ends.
+   * @default none (the input is empty)
+   */
+  input?: AsyncIterable<I> | Iterable<I>;
 }
 
 /** What a connection needs from whoever supplies helpers (the broker). */
@@ -106,6 +118,9 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     if (!protocol.hasMethod(method)) {
       return Promise.reject(bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method }));
     }
+    if (protocol.isStream(method)) {
+      return Promise.reject(bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is a stream method (it declares "yields" or "accepts"); call it with stream().`, { method }));
+    }
     const problem = describeNonPlain(params);
     if (problem !== undefined) {
       return Promise.reject(bulkheadError('ERR_INVALID_PARAMS', `${protocol.name}.${method}: params hold ${problem}; send JSON-like data or byte strings.`, { method, part: 'params' }));
@@ -125,6 +140,56 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       : this.callAfterLaunch(method, params, timeoutMs, options.signal);
     result.then(this.settled, this.settled);
     return result;
+  }
+
+  /**
+   * Calls a stream method (one that declares `yields` and/or `accepts`).
+   * Returns at once; iterate it for the items the service yields, each
+   * validated on receipt, and read `.result` for the final value. The service
+   * is held back by flow control while the items are not read. A failure ends
+   * the iteration with a {@link BulkheadError} (the same codes as call(), and
+   * ERR_INVALID_RESULT for an item that fails its schema, with `data.index`);
+   * `break` cancels the call.
+   * @example
+   * ```ts
+   * const lines = conn.stream('tail', { file }, { timeoutMs: 60_000 });
+   * for await (const line of lines) console.log(line);
+   * const uploaded = conn.stream('upload', { name }, { input: chunks() });
+   * console.log(await uploaded.result);
+   * ```
+   */
+  stream<M extends MethodName<P>>(method: M, params: ParamsOf<P, M>, options: StreamOptions<AcceptsOf<P, M>> = {}): StreamCall<YieldsOf<P, M>, ResultOf<P, M>> {
+    const started = this.startStream(method, params, options);
+    const stream = new StreamCall<YieldsOf<P, M>, ResultOf<P, M>>(started);
+    this.inFlightCount++;
+    stream.result.then(this.settled, this.settled);
+    return stream;
+  }
+
+  private async startStream(method: string, params: unknown, options: StreamOptions): Promise<RpcStream> {
+    if (this.state !== 'open') throw this.unusableError();
+    const protocol = this.endpoint.protocol;
+    if (!protocol.hasMethod(method)) {
+      throw bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method });
+    }
+    if (!protocol.isStream(method)) {
+      throw bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is not a stream method (it declares neither "yields" nor "accepts"); use call().`, { method });
+    }
+    const problem = describeNonPlain(params);
+    if (problem !== undefined) {
+      throw bulkheadError('ERR_INVALID_PARAMS', `${protocol.name}.${method}: params hold ${problem}; send JSON-like data or byte strings.`, { method, part: 'params' });
+    }
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'options.timeoutMs');
+    const rpcOptions = { signal: options.signal, owner: this, meta: this.endpoint.callMeta, input: options.input };
+    const current = this.endpoint.current();
+    if (current !== undefined) return current.stream(method, params, { ...rpcOptions, timeoutMs });
+    const begun = performance.now();
+    const rpc = await waitWithin(this.endpoint.acquire(), timeoutMs, options.signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
+    // The connection may have been destroyed or invalidated during the launch.
+    if (!this.takesWork()) throw this.unusableError();
+    const remaining = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - begun));
+    return rpc.stream(method, params, { ...rpcOptions, timeoutMs: remaining });
   }
 
   /**
@@ -198,6 +263,11 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     this.endError ??= bulkheadError('ERR_CLOSED', `Connection to ${this.service} is closed; open a new one with broker.connect().`);
     this.endpoint.detach(this);
     this.removeAllListeners();
+  }
+
+  /** True while calls already started may still go out (open, or closing with calls in flight). */
+  private takesWork(): boolean {
+    return this.state === 'open' || this.state === 'closing';
   }
 
   private unusableError(): BulkheadError {

@@ -11,6 +11,9 @@ import type { CallMeta, Envelope, HelloEnvelope } from '../wire/envelope.js';
 import { ID_RANGE_SIZE } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { fromWireError } from './remote-error.js';
+import { judgePeerHello } from '../protocol/hello-compat.js';
+import { CreditGate, ItemInbox } from './stream-flow.js';
+import { describeNonPlain } from '../wire/codec.js';
 
 /** Who receives the events a service emits while handling a call. */
 export interface CallOwner {
@@ -85,14 +88,38 @@ interface PendingCall {
   method: string;
   params: unknown;
   meta: CallMeta | undefined;
-  resolve(value: unknown): void;
-  reject(error: BulkheadError): void;
+  resolve: (value: unknown) => void;
+  reject: (error: BulkheadError) => void;
   owner: CallOwner | undefined;
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   /** False while waiting in the queue. */
   sent: boolean;
+  /** Items the service yields (a `yields` method). */
+  inbox: ItemInbox | undefined;
+  /** Credit for the caller's input items (an `accepts` method). */
+  gate: CreditGate | undefined;
+  /** The caller's input items, pumped once the call is sent. */
+  input: AsyncIterable<unknown> | undefined;
+}
+
+/** Per-stream options for {@link RpcClient.stream}. */
+export interface RpcStreamOptions extends RpcCallOptions {
+  /** Items to send to the service (an `accepts` method). */
+  input?: AsyncIterable<unknown> | Iterable<unknown> | undefined;
+}
+
+/** A stream in progress, as {@link RpcClient.stream} returns it. */
+export interface RpcStream {
+  /** Settles with the method's final value (`null` when it declares no result), or the stream's error. */
+  readonly result: Promise<unknown>;
+  /** The next item the service yielded (done after the last); throws the stream's error. */
+  next(): Promise<IteratorResult<unknown>>;
+  /** The caller stops reading: the call is cancelled (the handler's ctx.signal aborts), unless already settled. */
+  cancel(): void;
+  /** Items received and not yet read. */
+  readonly buffered: number;
 }
 
 /** Calling side of one channel. */
@@ -113,6 +140,8 @@ export class RpcClient {
   private isReady = false;
   private transactions = 0;
   private busy = false;
+  /** The service speaks another, compatible version of the protocol (its hello said so). */
+  private peerEvolved = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
 
@@ -162,29 +191,94 @@ export class RpcClient {
    * interruption error when the channel goes away.
    */
   call(method: string, params: unknown, options: RpcCallOptions = {}): Promise<unknown> {
-    if (this.interruption !== undefined) return Promise.reject(this.interruption);
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(abortError(signal, method, this.protocol.name));
-    if (this.inFlightCount >= this.maxInFlight && this.queue.length >= this.maxQueued) {
-      return Promise.reject(bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued }));
-    }
+    const refused = this.refusal(method, options.signal);
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
       const call: PendingCall = {
         id: 0, method, params, meta: options.meta, resolve, reject,
-        owner: options.owner, timer: undefined, signal, onAbort: undefined, sent: false,
+        owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
+        inbox: undefined, gate: undefined, input: undefined,
       };
-      if (options.timeoutMs !== undefined) {
-        const timeoutMs = options.timeoutMs;
-        call.timer = setTimeout(() => this.abandon(call, 'deadline', bulkheadError('ERR_DEADLINE', `${this.protocol.name}.${method} did not answer within ${timeoutMs} ms; raise timeoutMs or make the handler faster.`, { method, timeoutMs })), timeoutMs);
-      }
-      if (signal !== undefined) {
-        call.onAbort = () => this.abandon(call, 'cancelled', abortError(signal, method, this.protocol.name));
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
-      if (this.inFlightCount < this.maxInFlight) this.send(call);
-      else this.queue.push(call);
-      if (!this.busy) this.updateActivity();
+      this.start(call, options);
     });
+  }
+
+  /**
+   * Starts a stream call (a method that `yields` and/or `accepts` items).
+   * Items are validated on receipt; an invalid one ends the stream with
+   * ERR_INVALID_RESULT naming its index. Ends like {@link RpcClient.call}.
+   */
+  stream(method: string, params: unknown, options: RpcStreamOptions = {}): RpcStream {
+    const kind = this.protocol.streamOf(method);
+    let call: PendingCall | undefined;
+    const result = new Promise<unknown>((resolve, reject) => {
+      call = {
+        id: 0, method, params, meta: options.meta, resolve, reject,
+        owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
+        inbox: undefined, gate: undefined, input: undefined,
+      };
+    });
+    // The items' consumer sees the error; an unread result must not become an unhandled rejection.
+    result.catch(() => {});
+    const c = call!;
+    if (kind.yields) c.inbox = new ItemInbox((n) => this.channel.send({ kind: 'credit', id: c.id, items: n }));
+    let failed: BulkheadError | undefined;
+    if (kind.accepts) {
+      c.gate = new CreditGate();
+      try {
+        c.input = toAsyncIterable(options.input ?? []);
+      } catch (err) {
+        failed = err as BulkheadError;
+      }
+    }
+    failed ??= this.refusal(method, options.signal);
+    if (failed !== undefined) this.finishStream(c, failed);
+    else this.start(c, options);
+    return {
+      result,
+      get buffered() {
+        return c.inbox?.size ?? 0;
+      },
+      next: () => c.inbox !== undefined ? c.inbox.next() : result.then(() => ({ value: undefined, done: true })),
+      cancel: () => {
+        c.inbox?.discard();
+        this.abandon(c, 'cancelled', bulkheadError('ERR_CANCELLED', `${this.protocol.name}.${method}: the caller stopped reading the stream.`, { method }));
+      },
+    };
+  }
+
+  /** Why a new call cannot start now, if it cannot. */
+  private refusal(method: string, signal: AbortSignal | undefined): BulkheadError | undefined {
+    if (this.interruption !== undefined) return this.interruption;
+    if (signal?.aborted) return abortError(signal, method, this.protocol.name);
+    if (this.inFlightCount >= this.maxInFlight && this.queue.length >= this.maxQueued) {
+      return bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued });
+    }
+    return undefined;
+  }
+
+  /** Settles a stream call that never went out. */
+  private finishStream(call: PendingCall, error: BulkheadError): void {
+    call.inbox?.finish(error);
+    call.gate?.close();
+    call.reject(error);
+  }
+
+  /** Arms the call's deadline and signal, then sends it or queues it. */
+  private start(call: PendingCall, options: RpcCallOptions): void {
+    const { method } = call;
+    const signal = options.signal;
+    if (options.timeoutMs !== undefined) {
+      const timeoutMs = options.timeoutMs;
+      call.timer = setTimeout(() => this.abandon(call, 'deadline', bulkheadError('ERR_DEADLINE', `${this.protocol.name}.${method} did not answer within ${timeoutMs} ms; raise timeoutMs or make the handler faster.`, { method, timeoutMs })), timeoutMs);
+    }
+    if (signal !== undefined) {
+      call.onAbort = () => this.abandon(call, 'cancelled', abortError(signal, method, this.protocol.name));
+      signal.addEventListener('abort', call.onAbort, { once: true });
+    }
+    if (this.inFlightCount < this.maxInFlight) this.send(call);
+    else this.queue.push(call);
+    if (!this.busy) this.updateActivity();
   }
 
   /** Handles one envelope from the channel. */
@@ -198,6 +292,12 @@ export class RpcClient {
         else this.settle(call).reject(invalid);
         return;
       }
+      case 'item':
+        this.receiveItem(envelope.id, envelope.value);
+        return;
+      case 'credit':
+        this.pending.get(envelope.id)?.gate?.grant(envelope.items);
+        return;
       case 'error': {
         const error = fromWireError(envelope.error, this.protocol.name, this.trustPeerCodes);
         if (envelope.id === 0) {
@@ -224,6 +324,7 @@ export class RpcClient {
       case 'call':
       case 'cancel':
       case 'peer':
+      case 'end':
         // A service never calls its client; treat it as a broken peer.
         this.channel.fail(bulkheadError('ERR_BAD_FRAME', `${this.protocol.name}: a service sent a "${envelope.kind}" message, which only clients may send.`));
         return;
@@ -244,6 +345,8 @@ export class RpcClient {
     this.inFlightCount = 0;
     for (const call of calls) {
       this.clearCall(call);
+      call.inbox?.finish(error);
+      call.gate?.close();
       call.reject(error);
     }
   }
@@ -257,24 +360,79 @@ export class RpcClient {
 
   private receiveHello(hello: HelloEnvelope): void {
     if (this.isReady) return;
-    const p = this.protocol;
-    if (hello.role !== 'service' || hello.protocol !== p.name || hello.version !== p.version || hello.schemaHash !== p.hash) {
-      const error = bulkheadError(
-        'ERR_PROTOCOL_MISMATCH',
-        `Helper speaks ${hello.protocol}@${hello.version} (schema ${hello.schemaHash.slice(0, 12)}) but ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) was expected; make the helper serve() the protocol its manifest names, from the same protocols/ file.`,
-        { expected: { protocol: p.name, version: p.version, schemaHash: p.hash }, actual: { protocol: hello.protocol, version: hello.version, schemaHash: hello.schemaHash, role: hello.role } },
-      );
-      this.settleReady.reject(error);
-      this.channel.fail(error);
+    const verdict = judgePeerHello(this.protocol, 'client', hello, 'Make the helper serve() the protocol its manifest names, or evolve the protocol compatibly (docs/protocols.md, "Versioning").');
+    if (!verdict.ok) {
+      this.settleReady.reject(verdict.error);
+      this.channel.fail(verdict.error);
       return;
     }
+    this.peerEvolved = verdict.evolved;
     this.isReady = true;
     this.settleReady.resolve(hello);
+  }
+
+  private receiveItem(id: number, value: unknown): void {
+    const call = this.pending.get(id);
+    if (call === undefined) return; // its call already settled or was cancelled
+    const inbox = call.inbox;
+    if (inbox === undefined) {
+      this.abandon(call, 'cancelled', bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}.${call.method} sent a stream item, but the method does not declare "yields".`, { part: 'yields', method: call.method }));
+      return;
+    }
+    const index = inbox.received;
+    const invalid = this.protocol.check('yields', call.method, value);
+    if (invalid !== undefined) {
+      const error = bulkheadError('ERR_INVALID_RESULT', invalid.message.replace('an item of', `item ${index} of`), { ...invalid.data, index });
+      // The items before it were valid: the consumer gets them, then this error.
+      inbox.finish(error);
+      this.abandon(call, 'cancelled', error);
+      return;
+    }
+    if (!inbox.push(value)) {
+      this.channel.fail(bulkheadError('ERR_BAD_FRAME', `${this.protocol.name}.${call.method}: the service sent a stream item without credit; it ignores flow control (docs/wire.md).`));
+    }
+  }
+
+  /** Sends the caller's input items as credit allows, then `end`. */
+  private async pumpInput(call: PendingCall): Promise<void> {
+    const gate = call.gate!;
+    const id = call.id;
+    const live = () => this.pending.get(id) === call;
+    const iterator = call.input![Symbol.asyncIterator]();
+    let finished = false;
+    let index = 0;
+    try {
+      for (;;) {
+        if (!gate.canSend) await gate.ready();
+        if (!live()) return;
+        const next = await iterator.next();
+        if (!live()) return;
+        if (next.done === true) {
+          finished = true;
+          this.channel.send({ kind: 'end', id });
+          return;
+        }
+        const problem = describeNonPlain(next.value);
+        if (problem !== undefined) {
+          this.abandon(call, 'cancelled', bulkheadError('ERR_INVALID_PARAMS', `${this.protocol.name}.${call.method}: input item ${index} holds ${problem}; send JSON-like data or byte strings.`, { method: call.method, part: 'accepts', index }));
+          return;
+        }
+        gate.sent(this.channel.sendSized({ kind: 'item', id, value: next.value }));
+        index++;
+      }
+    } catch (err) {
+      const error = isCoded(err) ? err : bulkheadError('ERR_CANCELLED', `${this.protocol.name}.${call.method}: the input iterable threw (${err instanceof Error ? err.message : String(err)}); the call was cancelled.`, { method: call.method, index }, err);
+      this.abandon(call, 'cancelled', error);
+    } finally {
+      if (!finished) void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    }
   }
 
   private receiveEvent(callId: number, name: string, payload: unknown): void {
     const owner = callId === 0 ? undefined : this.pending.get(callId)?.owner;
     if (callId !== 0 && owner === undefined) return; // its call already settled or was cancelled
+    // A newer, compatible service may emit events this client's version does not know: not an error.
+    if (this.peerEvolved && !this.protocol.hasEvent(name)) return;
     const error = this.protocol.hasEvent(name)
       ? this.protocol.check('event', name, payload)
       : bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}: the service emitted event "${name}", which its protocol does not declare.`, { part: 'event', event: name });
@@ -298,7 +456,10 @@ export class RpcClient {
     } catch (err) {
       // Too large to send: only this call fails; the connection is untouched.
       this.settle(call).reject(err as BulkheadError);
+      return;
     }
+    call.inbox?.open();
+    if (call.input !== undefined) void this.pumpInput(call);
   }
 
   /** Removes a call from the tables, frees its slot, and returns it for settling. */
@@ -314,6 +475,7 @@ export class RpcClient {
     }
     this.clearCall(call);
     if (this.inFlightCount === 0) this.updateActivity();
+    if (call.inbox !== undefined || call.gate !== undefined) return endStreamOnSettle(call);
     return call;
   }
 
@@ -348,6 +510,50 @@ export class RpcClient {
     call.timer = undefined;
     call.onAbort = undefined;
   }
+}
+
+/**
+ * Wraps a stream call's resolve/reject so that settling also ends its items:
+ * the iterator finishes after the queued items (or throws the error), and the
+ * input pump stops.
+ */
+function endStreamOnSettle(call: PendingCall): PendingCall {
+  const { resolve, reject } = call;
+  return {
+    ...call,
+    resolve: (value) => {
+      call.inbox?.finish();
+      call.gate?.close();
+      resolve(value ?? null);
+    },
+    reject: (error) => {
+      call.inbox?.finish(error);
+      call.gate?.close();
+      reject(error);
+    },
+  };
+}
+
+function isCoded(err: unknown): err is BulkheadError {
+  return typeof err === 'object' && err !== null && (err as Error).name === 'BulkheadError' && typeof (err as { code?: unknown }).code === 'string';
+}
+
+/** An iterable (sync or async) as an async iterable. */
+function toAsyncIterable(input: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterable<unknown> {
+  if (typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return input as AsyncIterable<unknown>;
+  if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    const iterable = input as Iterable<unknown>;
+    return {
+      [Symbol.asyncIterator]: () => {
+        const iterator = iterable[Symbol.iterator]();
+        return {
+          next: () => Promise.resolve(iterator.next()),
+          return: () => Promise.resolve(iterator.return?.() ?? { value: undefined, done: true }),
+        };
+      },
+    };
+  }
+  throw bulkheadError('ERR_INVALID_OPTION', 'options.input must be an iterable or async iterable of items.', { option: 'input' });
 }
 
 /** The error for an aborted signal: its reason when that is already a BulkheadError, else ERR_CANCELLED. */

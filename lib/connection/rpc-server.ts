@@ -10,6 +10,9 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import { CreditGate, ItemInbox } from './stream-flow.js';
+import { EventPressure } from './event-pressure.js';
+import { judgePeerHello } from '../protocol/hello-compat.js';
 
 /** The peer a call is attributed to when the broker did not name one: the embedding app. */
 export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
@@ -22,8 +25,22 @@ export interface HandlerContext {
   readonly peer: PeerInfo;
   /** The caller's timeout in ms, when it set one. */
   readonly timeoutMs: number | undefined;
-  /** Sends an event to the caller of this call (validated by the receiver against the protocol). */
-  emit(name: string, payload: unknown): void;
+  /**
+   * Sends an event to the caller of this call (validated by the receiver
+   * against the protocol). Resolves at once while little is waiting to be
+   * written, later once the channel drained (await it to be slowed to the
+   * reader's pace); never rejects.
+   * @throws BulkheadError `ERR_BACKPRESSURE` when more than
+   *   `EVENT_BACKLOG.maxBytes` (32 MiB) are already waiting (events were emitted
+   *   without awaiting emit()), `ERR_CLOSED` after the call settled
+   */
+  emit(name: string, payload: unknown): Promise<void>;
+  /**
+   * The caller's input items (a method that declares `accepts`), validated,
+   * under flow control: the caller sends more only as this is read. Empty for
+   * other methods. Read it once.
+   */
+  readonly input: AsyncIterable<unknown>;
   /**
    * Opens a transaction (XPC's os_transaction): while any is open the broker
    * will not stop this helper for being idle, even after the call returns.
@@ -59,6 +76,7 @@ export class RpcServer {
   private transactions = 0;
   /** Peers bound to call-id ranges by the broker (daemon mode). */
   private readonly peers = new Map<number, PeerInfo>();
+  private readonly pressure: EventPressure;
 
   constructor(
     readonly channel: FramedChannel,
@@ -68,6 +86,7 @@ export class RpcServer {
     options: RpcServerOptions = {},
   ) {
     this.exposeStacks = options.exposeStacks ?? false;
+    this.pressure = new EventPressure(channel);
     channel.attach({ envelope: (e) => this.receive(e), closed: (err) => this.onClosed(err) });
     const p = protocol;
     channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { pid: process.pid } });
@@ -78,9 +97,9 @@ export class RpcServer {
     return this.running.size;
   }
 
-  /** Sends an event to every client of this service. */
-  broadcast(name: string, payload: unknown): void {
-    this.sendEvent(0, name, payload);
+  /** Sends an event to every client of this service; paced like ctx.emit() (see {@link EventPressure}). */
+  broadcast(name: string, payload: unknown): Promise<void> {
+    return this.sendEvent(0, name, payload);
   }
 
   /**
@@ -121,9 +140,9 @@ export class RpcServer {
         return;
       }
       case 'hello': {
-        const p = this.protocol;
-        if (envelope.role !== 'client' || envelope.protocol !== p.name || envelope.version !== p.version || envelope.schemaHash !== p.hash) {
-          this.channel.fail(bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper serves ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}) but the broker expects ${envelope.protocol}@${envelope.version} (schema ${envelope.schemaHash.slice(0, 12)}). Make the manifest's protocol and the helper's serve() agree.`, { expected: envelope.protocol, actual: p.name }));
+        const verdict = judgePeerHello(this.protocol, 'service', envelope, 'Make the manifest\'s protocol and the helper\'s serve() agree.');
+        if (!verdict.ok) {
+          this.channel.fail(verdict.error);
           return;
         }
         this.helloSeen = true;
@@ -138,6 +157,15 @@ export class RpcServer {
       case 'peer':
         if (envelope.peer === null) this.peers.delete(envelope.range);
         else this.peers.set(envelope.range, Object.freeze({ ...envelope.peer }));
+        return;
+      case 'item':
+        this.receiveItem(envelope.id, envelope.value);
+        return;
+      case 'credit':
+        this.running.get(envelope.id)?.gate?.grant(envelope.items);
+        return;
+      case 'end':
+        this.running.get(envelope.id)?.inbox?.finish();
         return;
       case 'reply':
       case 'event':
@@ -166,13 +194,24 @@ export class RpcServer {
     const invalid = this.protocol.check('params', method, call.params);
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
 
-    const running = new RunningCall(this, id, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs);
+    const running = new RunningCall(this, id, method, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs);
     this.running.set(id, running);
+    const stream = this.protocol.isStream(method) ? this.protocol.streamOf(method) : undefined;
+    if (stream?.accepts === true) {
+      const inbox = new ItemInbox((n) => this.channel.send({ kind: 'credit', id, items: n }));
+      running.inbox = inbox;
+      inbox.open();
+    }
+    if (stream?.yields === true) running.gate = new CreditGate();
     let result: unknown;
     try {
       result = (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, running);
     } catch (err) {
       this.finish(running, undefined, err);
+      return;
+    }
+    if (running.gate !== undefined) {
+      void this.pumpItems(running, result);
       return;
     }
     if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
@@ -186,11 +225,90 @@ export class RpcServer {
   }
 
   /** @internal ctx.emit of a running call. */
-  emitFor(running: RunningCall, name: string, payload: unknown): void {
+  emitFor(running: RunningCall, name: string, payload: unknown): Promise<void> {
     if (this.running.get(running.id) !== running) {
       throw bulkheadError('ERR_CLOSED', `ctx.emit("${name}") after the call settled; use the service's broadcast emit instead.`);
     }
-    this.sendEvent(running.id, name, payload);
+    return this.sendEvent(running.id, name, payload);
+  }
+
+  /** Streams of calls running now (for leak checks). */
+  get openStreams(): number {
+    let n = 0;
+    for (const running of this.running.values()) if (running.gate !== undefined || running.inbox !== undefined) n++;
+    return n;
+  }
+
+  /** An input item from the caller: validated, then queued for ctx.input. */
+  private receiveItem(id: number, value: unknown): void {
+    const running = this.running.get(id);
+    if (running === undefined) return; // the call settled; late items are dropped
+    const inbox = running.inbox;
+    if (inbox === undefined) return this.protocolViolation(`call id ${id} was sent a stream item, but its method does not declare "accepts"`);
+    const index = inbox.received;
+    const invalid = this.protocol.check('accepts', running.method, value);
+    if (invalid !== undefined) {
+      const error = bulkheadError('ERR_INVALID_PARAMS', invalid.message.replace(/: /, `: input item ${index}: `), { ...invalid.data, index });
+      this.failCall(running, error);
+      return;
+    }
+    if (!inbox.push(value)) this.protocolViolation(`call id ${id} was sent a stream item without credit`);
+  }
+
+  /**
+   * Runs a `yields` handler's generator: one item per credit, so the
+   * generator is not advanced while the caller has not asked for more.
+   */
+  private async pumpItems(running: RunningCall, produced: unknown): Promise<void> {
+    const gate = running.gate!;
+    const iterable = produced as Partial<AsyncIterable<unknown>> | null | undefined;
+    const open = iterable?.[Symbol.asyncIterator];
+    if (typeof open !== 'function') {
+      this.finish(running, undefined, new Error('A method that declares "yields" needs an async generator handler (async function*), or one that returns an async iterable.'));
+      return;
+    }
+    const iterator = open.call(iterable);
+    const live = () => this.running.get(running.id) === running && !running.aborted;
+    let index = 0;
+    try {
+      for (;;) {
+        if (!gate.canSend) await gate.ready();
+        if (!live()) break;
+        const next = await iterator.next();
+        if (!live()) break;
+        if (next.done === true) {
+          this.finish(running, next.value ?? null, undefined);
+          return;
+        }
+        const problem = describeNonPlain(next.value);
+        if (problem !== undefined) {
+          this.failCall(running, { code: 'ERR_SERVICE_ERROR', message: `Item ${index} yielded by the handler holds ${problem}; items must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT', index } });
+          break;
+        }
+        gate.sent(this.channel.sendSized({ kind: 'item', id: running.id, value: next.value }));
+        index++;
+      }
+    } catch (err) {
+      // The generator threw (or an item was too large for a frame): that ends the stream with the error.
+      this.finish(running, undefined, err ?? new Error('handler threw with no reason'));
+      return;
+    }
+    // Stopped early (cancel, deadline, a bad item): run the generator's finally blocks.
+    try {
+      await iterator.return?.(undefined);
+    } catch {
+      // A generator that throws from its finally while being stopped: nobody is left to tell.
+    }
+    this.finish(running, undefined, running.abortReason ?? new Error('stream stopped'));
+  }
+
+  /** Fails a running call now with `error` (sent as is) and aborts its handler. */
+  private failCall(running: RunningCall, error: SerializedError | BulkheadError): void {
+    if (this.running.get(running.id) !== running) return;
+    const serialized = 'toJSON' in error && typeof error.toJSON === 'function' ? error.toJSON() : error as SerializedError;
+    if (!running.aborted) this.sendError(running.id, serialized);
+    running.abort(bulkheadError('ERR_CANCELLED', `The call failed: ${serialized.message}`));
+    this.finish(running, undefined, undefined);
   }
 
   private finish(running: RunningCall, value: unknown, error: unknown): void {
@@ -233,10 +351,12 @@ export class RpcServer {
     return { code: 'ERR_SERVICE_ERROR', message: err.message, data };
   }
 
-  private sendEvent(callId: number, name: string, payload: unknown): void {
+  private sendEvent(callId: number, name: string, payload: unknown): Promise<void> {
     const problem = describeNonPlain(payload);
     if (problem !== undefined) throw bulkheadError('ERR_INVALID_RESULT', `Event "${name}" holds ${problem}; event payloads must be JSON-like data or byte strings.`, { part: 'event', event: name });
+    this.pressure.check(name);
     this.channel.send({ kind: 'event', callId, name, payload });
+    return this.pressure.room();
   }
 
   private sendReply(id: number, result: unknown): void {
@@ -255,9 +375,12 @@ export class RpcServer {
   private onClosed(error: BulkheadError | undefined): void {
     const reason = bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.');
     for (const running of this.running.values()) running.abort(reason);
+    this.pressure.close();
     this.hooks.closed(error);
   }
 }
+
+const EMPTY_INPUT: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }) };
 
 /**
  * One running handler and its context. The AbortController is created only
@@ -266,30 +389,51 @@ export class RpcServer {
  */
 class RunningCall implements HandlerContext {
   private controller: AbortController | undefined;
-  private abortReason: BulkheadError | undefined;
+  private reason: BulkheadError | undefined;
 
-  constructor(private readonly server: RpcServer, readonly id: number, readonly peer: PeerInfo, readonly timeoutMs: number | undefined) {}
+  /** Input items of an `accepts` method. */
+  inbox: ItemInbox | undefined;
+  /** Credit for the items of a `yields` method. */
+  gate: CreditGate | undefined;
+
+  constructor(private readonly server: RpcServer, readonly id: number, readonly method: string, readonly peer: PeerInfo, readonly timeoutMs: number | undefined) {}
+
+  get input(): AsyncIterable<unknown> {
+    const inbox = this.inbox;
+    if (inbox === undefined) return EMPTY_INPUT;
+    return { [Symbol.asyncIterator]: () => ({ next: () => inbox.next(), return: () => {
+      inbox.discard();
+      return Promise.resolve({ value: undefined, done: true });
+    } }) };
+  }
+
+  /** Why the call was aborted, once it was. */
+  get abortReason(): BulkheadError | undefined {
+    return this.reason;
+  }
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
-      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+      if (this.reason !== undefined) this.controller.abort(this.reason);
     }
     return this.controller.signal;
   }
 
   get aborted(): boolean {
-    return this.abortReason !== undefined;
+    return this.reason !== undefined;
   }
 
   abort(reason: BulkheadError): void {
-    if (this.abortReason !== undefined) return;
-    this.abortReason = reason;
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.inbox?.finish(reason);
+    this.gate?.close();
     this.controller?.abort(reason);
   }
 
-  emit(name: string, payload: unknown): void {
-    this.server.emitFor(this, name, payload);
+  emit(name: string, payload: unknown): Promise<void> {
+    return this.server.emitFor(this, name, payload);
   }
 
   keepAlive(): () => void {

@@ -115,7 +115,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
         this.rpc = undefined;
       },
     });
-    rpc.sendHello({ client: this.identity.name });
+    // Our copy of the protocol goes along, so a daemon serving another compatible version can judge it.
+    rpc.sendHello({ client: this.identity.name, document: this.protocol.document });
     this.rpc = rpc;
     await rpc.ready;
     return rpc;

@@ -10,6 +10,7 @@ import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js
 import type { ServiceSupervisor } from '../broker/service-supervisor.js';
 import type { RouteTarget } from '../broker/route.js';
 import { fromWireError, isServiceCode } from '../connection/remote-error.js';
+import { judgePeerHello } from '../protocol/hello-compat.js';
 import { ID_RANGE_SIZE, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 
@@ -91,13 +92,17 @@ export class RoutedSession implements RouteTarget {
     switch (envelope.kind) {
       case 'hello': {
         const p = this.supervisor.protocol;
-        if (envelope.role !== 'client' || envelope.protocol !== p.name || envelope.version !== p.version || envelope.schemaHash !== p.hash) {
-          this.channel.fail(bulkheadError('ERR_PROTOCOL_MISMATCH', `The daemon's ${this.supervisor.service} serves ${p.name}@${p.version} (schema ${p.hash.slice(0, 12)}), not ${envelope.protocol}@${envelope.version} (schema ${envelope.schemaHash.slice(0, 12)}); use the same protocols/ file as the daemon.`, { expected: { protocol: p.name, version: p.version, schemaHash: p.hash } }));
+        // The client may hold an older (or newer) copy of the protocol: compatible differences are fine.
+        const verdict = judgePeerHello(p, 'service', envelope, `The daemon's ${this.supervisor.service} serves that protocol; evolve it compatibly (docs/protocols.md, "Versioning") or use the daemon's protocols/ file.`);
+        if (!verdict.ok) {
+          this.channel.fail(verdict.error);
           this.close();
           return;
         }
         this.helloSeen = true;
-        this.channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { service: this.supervisor.service, range: this.range } });
+        // A client on another version judges compatibility too: it needs our document.
+        const info = { service: this.supervisor.service, range: this.range, ...(verdict.evolved ? { document: p.document } : {}) };
+        this.channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info });
         return;
       }
       case 'call': {
@@ -123,6 +128,13 @@ export class RoutedSession implements RouteTarget {
       }
       case 'cancel':
         if (this.inFlight.delete(envelope.id)) this.supervisor.forward(this.range, body).catch(() => undefined);
+        return;
+      case 'item':
+      case 'credit':
+      case 'end':
+        // Stream traffic of a call in flight passes untouched; the helper enforces the credit.
+        if (!this.helloSeen) return this.violation(`a ${envelope.kind} arrived before hello`);
+        if (this.inFlight.has(envelope.id)) this.supervisor.forward(this.range, body).catch(() => undefined);
         return;
       case 'goodbye':
         this.close();

@@ -21,8 +21,14 @@ export interface CompileOptions {
   validators?: Record<string, ValidateFunction>;
 }
 
-/** Which part of a message a validation concerns. */
-export type ValidationPart = 'params' | 'result' | 'event';
+/** Which part of a message a validation concerns: `yields`/`accepts` are stream items. */
+export type ValidationPart = 'params' | 'result' | 'event' | 'yields' | 'accepts';
+
+/** The result schema of a stream method that declares none: the final value is null. */
+const NULL_RESULT = { type: 'null' } as const;
+
+/** Parts validated per method, in the order validator keys are listed. */
+const METHOD_PARTS = ['params', 'result', 'yields', 'accepts'] as const;
 
 export type { ValidationIssue } from '../errors.js';
 
@@ -58,10 +64,7 @@ export class CompiledProtocol {
   /** Every validator key (`params:<method>`, `result:<method>`, `event:<name>`) with its schema. */
   schemas(): Array<{ key: string; schema: object | boolean }> {
     return [
-      ...this.methodNames().flatMap((m) => [
-        { key: `params:${m}`, schema: this.document.methods[m]!.params },
-        { key: `result:${m}`, schema: this.document.methods[m]!.result },
-      ]),
+      ...this.methodNames().flatMap((m) => this.partsOf(m).map((part) => ({ key: `${part}:${m}`, schema: this.schemaOf(part, m) }))),
       ...Object.entries(this.document.events ?? {}).map(([e, d]) => ({ key: `event:${e}`, schema: d.payload })),
     ];
   }
@@ -69,6 +72,24 @@ export class CompiledProtocol {
   /** True when the protocol declares `method`. */
   hasMethod(method: string): boolean {
     return Object.hasOwn(this.document.methods, method);
+  }
+
+  /** What a method streams: items it yields to the caller, items it accepts from the caller. */
+  streamOf(method: string): { yields: boolean; accepts: boolean } {
+    const m = this.document.methods[method]!;
+    return { yields: m.yields !== undefined, accepts: m.accepts !== undefined };
+  }
+
+  /** True when `method` declares `yields` or `accepts` (it is called with stream(), not call()). */
+  isStream(method: string): boolean {
+    const m = this.document.methods[method]!;
+    return m.yields !== undefined || m.accepts !== undefined;
+  }
+
+  /** The validated parts a method has. */
+  private partsOf(method: string): ValidationPart[] {
+    const m = this.document.methods[method]!;
+    return METHOD_PARTS.filter((part) => part === 'params' || part === 'result' || m[part] !== undefined);
   }
 
   /** True when the protocol declares event `name`. */
@@ -87,6 +108,9 @@ export class CompiledProtocol {
    * `ERR_INVALID_PARAMS` for params, `ERR_INVALID_RESULT` for results and events.
    * The caller must check the method/event exists first.
    */
+  check(part: 'params' | 'accepts', name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS'> | undefined;
+  check(part: 'result' | 'event' | 'yields', name: string, value: unknown): BulkheadError<'ERR_INVALID_RESULT'> | undefined;
+  check(part: ValidationPart, name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS' | 'ERR_INVALID_RESULT'> | undefined;
   check(part: ValidationPart, name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS' | 'ERR_INVALID_RESULT'> | undefined {
     const validate = this.validator(part, name);
     if (validate(value)) return undefined;
@@ -94,11 +118,12 @@ export class CompiledProtocol {
     const first = issues[0];
     const where = first === undefined || first.instancePath === '' ? part : `${part}${first.instancePath}`;
     const what = first?.message ?? 'is invalid';
-    if (part === 'params') {
-      return bulkheadError('ERR_INVALID_PARAMS', `${this.name}.${name}: ${where} ${what}. Fix the call's params to match the protocol.`, { part, method: name, errors: issues });
+    if (part === 'params' || part === 'accepts') {
+      const fix = part === 'params' ? 'Fix the call\'s params' : 'Fix the input items';
+      return bulkheadError('ERR_INVALID_PARAMS', `${this.name}.${name}: ${where} ${what}. ${fix} to match the protocol.`, { part, method: name, errors: issues });
     }
-    const subject = part === 'result' ? `result of ${name}` : `event ${name}`;
-    return bulkheadError('ERR_INVALID_RESULT', `${this.name}: ${subject} failed its schema: ${where} ${what}. The service sent data its protocol does not allow.`, { part, [part === 'result' ? 'method' : 'event']: name, errors: issues });
+    const subject = part === 'result' ? `result of ${name}` : part === 'yields' ? `an item of ${name}` : `event ${name}`;
+    return bulkheadError('ERR_INVALID_RESULT', `${this.name}: ${subject} failed its schema: ${where} ${what}. The service sent data its protocol does not allow.`, part === 'event' ? { part, event: name, errors: issues } : { part, method: name, errors: issues });
   }
 
   private validator(part: ValidationPart, name: string): ValidateFunction {
@@ -114,13 +139,14 @@ export class CompiledProtocol {
   private schemaOf(part: ValidationPart, name: string): object | boolean {
     if (part === 'event') return this.document.events![name]!.payload;
     const method = this.document.methods[name]!;
-    return part === 'params' ? method.params : method.result;
+    if (part === 'result') return method.result ?? NULL_RESULT;
+    return method[part] ?? true;
   }
 
   /** Compiles every schema now, so a bad schema fails at load, not at the first call. */
   private compileAll(source: string): void {
     const parts: Array<[ValidationPart, string]> = [
-      ...this.methodNames().flatMap((m): Array<[ValidationPart, string]> => [['params', m], ['result', m]]),
+      ...this.methodNames().flatMap((m): Array<[ValidationPart, string]> => this.partsOf(m).map((part) => [part, m])),
       ...Object.keys(this.document.events ?? {}).map((e): [ValidationPart, string] => ['event', e]),
     ];
     for (const [part, name] of parts) {

@@ -11,11 +11,18 @@ import { explainAjvError } from './explain.js';
 /** Names of protocols, services and methods: no path separators, no dot-dot tricks. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 
-/** One method: JSON Schemas for its params and result. */
+/**
+ * One method: JSON Schemas for its params and result, and for a stream
+ * method the items it `yields` (service → caller) and/or `accepts`
+ * (caller → service). `result` may be left out only by a stream method
+ * (its final value is then `null`).
+ */
 export interface MethodDocument {
   description?: string;
   params: object | boolean;
-  result: object | boolean;
+  result?: object | boolean;
+  yields?: object | boolean;
+  accepts?: object | boolean;
 }
 
 /** One event the service may emit: JSON Schema of its payload. */
@@ -53,9 +60,9 @@ export const PROTOCOL_DOCUMENT_SCHEMA = {
       propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
       additionalProperties: {
         type: 'object',
-        required: ['params', 'result'],
+        required: ['params'],
         additionalProperties: false,
-        properties: { description: { type: 'string' }, params: schemaOrBool, result: schemaOrBool },
+        properties: { description: { type: 'string' }, params: schemaOrBool, result: schemaOrBool, yields: schemaOrBool, accepts: schemaOrBool },
       },
     },
     events: {
@@ -93,5 +100,12 @@ export function checkProtocolDocument(value: unknown, source: string): ProtocolD
       errors: validateDocument.errors ?? [],
     });
   }
-  return value as ProtocolDocument;
+  const document = value as ProtocolDocument;
+  for (const [name, method] of Object.entries(document.methods)) {
+    if (method.result === undefined && method.yields === undefined && method.accepts === undefined) {
+      const pointer = `/methods/${name}/result`;
+      throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} is required but missing (only a stream method, with "yields" or "accepts", may leave it out). See docs/protocols.md for the format.`, { source, pointer, errors: [] });
+    }
+  }
+  return document;
 }

@@ -5,9 +5,12 @@
  * @module
  */
 
-/** The TypeScript shape of a protocol: params/result per method, payload per event. */
+/**
+ * The TypeScript shape of a protocol: params/result per method (plus the
+ * item types of a stream method: `yields`, `accepts`), payload per event.
+ */
 export interface ProtocolShape {
-  methods: Record<string, { params: unknown; result: unknown }>;
+  methods: Record<string, { params: unknown; result: unknown; yields?: unknown; accepts?: unknown }>;
   events: Record<string, unknown>;
 }
 
@@ -25,6 +28,10 @@ export type MethodName<P extends ProtocolShape> = keyof P['methods'] & string;
 export type ParamsOf<P extends ProtocolShape, M extends MethodName<P>> = P['methods'][M]['params'];
 /** Result type of a method. */
 export type ResultOf<P extends ProtocolShape, M extends MethodName<P>> = P['methods'][M]['result'];
+/** Type of the items a stream method yields (service → caller); `unknown` when it declares none. */
+export type YieldsOf<P extends ProtocolShape, M extends MethodName<P>> = P['methods'][M] extends { yields: infer Y } ? Y : unknown;
+/** Type of the items a stream method accepts (caller → service); `unknown` when it declares none. */
+export type AcceptsOf<P extends ProtocolShape, M extends MethodName<P>> = P['methods'][M] extends { accepts: infer A } ? A : unknown;
 /** Event names of a protocol shape. */
 export type EventName<P extends ProtocolShape> = keyof P['events'] & string;
 /** Payload type of an event. */

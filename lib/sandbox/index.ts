@@ -16,16 +16,21 @@ import { compileProfile } from './compile.js';
 import { sandboxEnv, unsandboxedEnv } from './env.js';
 import { explainExit } from './exit-reason.js';
 import { probeHost } from './host-probe.js';
+import { moduleReadSet } from './module-graph.js';
 import { expandPath } from './paths.js';
 import { parseProfile } from './profile.js';
 import { createScratch } from './scratch.js';
 import { bulkheadError } from '../errors.js';
 
+export { moduleReadSet, type ModuleReadSet } from './module-graph.js';
 export { PROFILE_SCHEMA, MIN_MEMORY_MIB, MIN_OPEN_FILES } from './profile-schema.js';
 export { parseProfile, checkProfile, DEFAULT_SANDBOX_USER, type SandboxProfile, type NetworkRule, type ProfileProblem } from './profile.js';
 export { probeHost, setHostProbeOverride, type HostProbe, type HostProbeOverride, type NodePermissionSupport } from './host-probe.js';
 export { BUILTIN_PLACEHOLDERS } from './paths.js';
 export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
+
+/** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
+const PREWARM_ENTRY_ENV = 'BULKHEAD_ENTRY';
 
 /** What the broker knows about the helper it is about to launch. */
 export interface SandboxLaunchInput {
@@ -33,15 +38,23 @@ export interface SandboxLaunchInput {
   service: string;
   /** Absolute path of the helper's entry module. */
   entry: string;
-  /** Absolute directory holding the helper's code (readable implicitly). */
+  /**
+   * Absolute directory holding the helper's entry: the `${serviceDir}` placeholder and the
+   * unsandboxed cwd. Not readable by itself: a sandboxed helper reads its module graph.
+   */
   serviceDir: string;
-  /** Absolute paths the helper must be able to read besides its code (e.g. its protocol file, bulkhead's own package). */
+  /** Absolute paths the helper must be able to read besides its code (its protocol file, bulkhead's helper runtime). */
   implicitReads: string[];
+
   /** Absolute path of the node binary to run. */
   nodePath: string;
   /** Extra node flags from the manifest (placed before the entry). */
   nodeArgs: string[];
-  /** bulkhead's own variables for the helper (always passed, never filtered). */
+  /**
+   * bulkhead's own variables for the helper (always passed, never filtered). A prewarmed
+   * spare's `BULKHEAD_ENTRY` (the service module it imports by a computed path) has its module
+   * graph granted like `entry`'s.
+   */
   env: Record<string, string>;
   /** The resolved profile, or undefined when the manifest names none. */
   profile: SandboxProfileRef | undefined;
@@ -75,12 +88,28 @@ export interface RuleEnforcement {
   missing?: string;
 }
 
+/** What a sandboxed helper was granted, by origin: absolute host paths, as listed before symlinks are resolved. */
+export interface SandboxGrants {
+  /** Its code: the module graph's files, the package.json files Node reads to load them, and the directories of the packages it imports. */
+  code: string[];
+  /** bulkhead's helper runtime and what the broker hands it (protocol files, precompiled validators). */
+  runtime: string[];
+  /** The profile's `fs.read`, expanded. */
+  read: string[];
+  /** The scratch dir and the profile's `fs.write`, expanded. */
+  write: string[];
+  /** Specifiers in its code that name no file (Node fails on them too, unless the code guards them). */
+  unresolved: string[];
+}
+
 /** Per-launch enforcement report, shown by broker.status(). */
 export interface EnforcementReport {
   /** Profile name, or "none". */
   profile: string;
   enforcement: 'strict' | 'best-effort' | 'none';
   rules: RuleEnforcement[];
+  /** What the helper may read and write; absent when it runs unsandboxed. */
+  grants?: SandboxGrants;
 }
 
 /** What the broker runs. */
@@ -131,8 +160,13 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   const scratch = await createScratch(input.service, runAs);
   try {
     vars['scratch'] = scratch.path;
-    const reads = [input.entry, input.serviceDir, ...input.implicitReads, ...profile.fs.read.map((p) => expandPath(p, vars, context))];
+    const spareOf = input.env[PREWARM_ENTRY_ENV];
+    const code = await moduleReadSet([input.entry, ...(spareOf !== undefined && spareOf !== '' ? [spareOf] : [])], input.implicitReads);
+    const codeReads = [...code.files, ...code.manifests, ...code.packages];
+    const profileReads = profile.fs.read.map((p) => expandPath(p, vars, context));
+    const reads = [...codeReads, ...input.implicitReads, ...profileReads];
     const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
+    const grants: SandboxGrants = { code: codeReads, runtime: [...input.implicitReads], read: profileReads, write: [scratch.path, ...writes], unresolved: code.unresolved };
     const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
@@ -151,7 +185,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       args: compiled.args,
       env,
       cwd: scratch.path,
-      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })) },
+      report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), grants },
       cleanup: () => scratch.remove(),
       explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail),
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),

@@ -20,6 +20,9 @@ export const KIND = {
   goodbye: 6,
   activity: 7,
   peer: 8,
+  item: 9,
+  credit: 10,
+  end: 11,
 } as const;
 
 /**
@@ -132,6 +135,33 @@ export interface PeerEnvelope {
   peer: PeerInfo | null;
 }
 
+/**
+ * One item of the stream of call `id`: from the service, an item it yields
+ * (`yields`); from the caller, an item of its input (`accepts`). The sender
+ * may send one only while it holds a credit for it (see {@link CreditEnvelope}).
+ */
+export interface ItemEnvelope {
+  kind: 'item';
+  id: number;
+  value: unknown;
+}
+
+/**
+ * The receiver of call `id`'s items grants `items` more to the sender (the
+ * first credit opens the window; later ones acknowledge items consumed).
+ */
+export interface CreditEnvelope {
+  kind: 'credit';
+  id: number;
+  items: number;
+}
+
+/** Caller → service: the caller's input items for call `id` are complete. */
+export interface EndEnvelope {
+  kind: 'end';
+  id: number;
+}
+
 /** Every message that crosses a bulkhead connection. */
 export type Envelope =
   | HelloEnvelope
@@ -142,7 +172,10 @@ export type Envelope =
   | CancelEnvelope
   | GoodbyeEnvelope
   | ActivityEnvelope
-  | PeerEnvelope;
+  | PeerEnvelope
+  | ItemEnvelope
+  | CreditEnvelope
+  | EndEnvelope;
 
 /** Encodes an envelope to a complete frame (length prefix included). */
 export function encodeEnvelope(envelope: Envelope): Buffer {
@@ -173,6 +206,9 @@ function toWire(e: Envelope): unknown[] {
     case 'goodbye': return [KIND.goodbye, e.reason];
     case 'activity': return [KIND.activity, e.transactions];
     case 'peer': return [KIND.peer, e.range, e.peer];
+    case 'item': return [KIND.item, e.id, e.value];
+    case 'credit': return [KIND.credit, e.id, e.items];
+    case 'end': return [KIND.end, e.id];
   }
 }
 
@@ -232,11 +268,26 @@ export function decodeEnvelope(body: Uint8Array): Envelope {
       if (typeof range !== 'number' || !Number.isInteger(range) || range < 1 || range >= 2 ** 32 / ID_RANGE_SIZE) throw bad('peer range must be an integer from 1 to 4095');
       return { kind: 'peer', range, peer: a[2] === null ? null : peerInfo(a[2]) };
     }
+    case KIND.item:
+      expectLength(a, 3, 'item');
+      return { kind: 'item', id: id(a[1]), value: a[2] };
+    case KIND.credit: {
+      expectLength(a, 3, 'credit');
+      const n = a[2];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CREDIT) throw bad(`credit items must be an integer from 1 to ${MAX_CREDIT}`);
+      return { kind: 'credit', id: id(a[1]), items: n };
+    }
+    case KIND.end:
+      expectLength(a, 2, 'end');
+      return { kind: 'end', id: id(a[1]) };
     default:
       // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
       throw bad(`unknown message kind ${typeof a[0] === 'number' ? String(a[0]) : `of type ${describeType(a[0])}`}`);
   }
 }
+
+/** Largest number of items one credit message may grant. */
+export const MAX_CREDIT = 65536;
 
 /** Largest call id; ids wrap back to 1 after it. */
 export const MAX_CALL_ID = 0xffffffff;

@@ -113,14 +113,28 @@ export class FramedChannel {
    *   only this message fails, not the connection.
    */
   send(envelope: Envelope): boolean {
-    if (!this.open) return false;
+    return this.write(envelope) > 0;
+  }
+
+  /**
+   * Like {@link FramedChannel.send}, but returns the frame body's length in
+   * bytes (what stream flow control counts), 0 when the channel is closed.
+   * @throws BulkheadError `ERR_FRAME_TOO_LARGE` as send() does
+   */
+  sendSized(envelope: Envelope): number {
+    return Math.abs(this.write(envelope));
+  }
+
+  /** Body length when written and under the high-water mark, its negative when over, 0 when closed. */
+  private write(envelope: Envelope): number {
+    if (!this.open) return 0;
     const { chunks, bodyLength } = encodeEnvelopeChunks(envelope);
     if (bodyLength > this.maxFrameBytes) {
       throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: bodyLength, limit: this.maxFrameBytes });
     }
     let ok = true;
     for (const chunk of chunks) ok = this.enqueue(chunk);
-    return ok;
+    return ok ? bodyLength : -bodyLength;
   }
 
   /**

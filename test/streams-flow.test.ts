@@ -1,0 +1,167 @@
+// Stream flow control in memory (issue 16): the credit logic on its own, then a real
+// RpcClient and RpcServer over an in-memory duplex pair — the producer is not advanced
+// without credit, and a peer that ignores credit is cut off.
+import t from 'tap';
+import { Duplex } from 'node:stream';
+import { CreditGate, ItemInbox, STREAM_WINDOW } from '../lib/connection/stream-flow.js';
+import { RpcClient } from '../lib/connection/rpc-client.js';
+import { RpcServer, type Handler } from '../lib/connection/rpc-server.js';
+import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
+import { bulkheadError, type BulkheadError } from '../lib/errors.js';
+import { FramedChannel } from '../lib/wire/framed-channel.js';
+
+t.test('ItemInbox: opens a window, gives credit back in batches or when it runs dry, refuses items beyond credit', async (t) => {
+  const grants: number[] = [];
+  const inbox = new ItemInbox((n) => grants.push(n), 8);
+  inbox.open();
+  t.same(grants, [8], 'the first credit is the window');
+  for (let i = 0; i < 8; i++) t.ok(inbox.push(i), `item ${i} within credit`);
+  t.notOk(inbox.push(8), 'a ninth item without credit is refused');
+  for (let i = 0; i < 3; i++) t.same(await inbox.next(), { value: i, done: false });
+  t.same(grants, [8], 'no credit back before half a window is consumed');
+  await inbox.next();
+  t.same(grants, [8, 4], 'half a window consumed: 4 credits back');
+  for (let i = 0; i < 4; i++) await inbox.next();
+  t.same(grants, [8, 4, 4], 'ran dry: the rest given back at once');
+  t.equal(inbox.size, 0);
+  const waiting = inbox.next();
+  t.ok(inbox.push('late'), 'an item for a waiting consumer');
+  t.same(await waiting, { value: 'late', done: false });
+  t.same(grants.slice(3), [1], 'taken at once, so credited at once');
+  inbox.push('queued');
+  inbox.finish(bulkheadError('ERR_INTERRUPTED', 'gone'));
+  t.same(await inbox.next(), { value: 'queued', done: false }, 'queued items come before the error');
+  const err = await inbox.next().then(() => undefined, (e: BulkheadError) => e);
+  t.equal(err?.code, 'ERR_INTERRUPTED');
+  t.same(grants.slice(4), [], 'no credit after the end');
+});
+
+t.test('CreditGate: credit and the byte cap both hold the producer; acknowledgements free bytes oldest first', async (t) => {
+  const gate = new CreditGate(100);
+  t.notOk(gate.canSend, 'no credit before the first grant');
+  let woke = false;
+  const ready = gate.ready().then(() => { woke = true; });
+  gate.grant(3);
+  await ready;
+  t.ok(woke, 'a grant wakes the producer');
+  gate.sent(60);
+  t.ok(gate.canSend, '60 of 100 bytes, 2 credits left');
+  gate.sent(60);
+  t.notOk(gate.canSend, 'over the byte cap (one item may overshoot it)');
+  gate.grant(1);
+  t.ok(gate.canSend, 'the first item acknowledged: 60 bytes outstanding');
+  t.equal(gate.unacknowledged, 1);
+  gate.sent(10);
+  gate.sent(10);
+  t.notOk(gate.canSend, 'out of credit');
+  gate.close();
+  t.ok(gate.canSend, 'closed: the producer is woken to see the end');
+});
+
+/** Two in-memory duplex ends, each writing into the other. */
+function duplexPair(): [Duplex, Duplex] {
+  const make = (peer: () => Duplex) => new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      peer().push(chunk);
+      callback();
+    },
+    final(callback) {
+      peer().push(null);
+      callback();
+    },
+  });
+  const a: Duplex = make(() => b);
+  const b: Duplex = make(() => a);
+  return [a, b];
+}
+
+const PROTOCOL = CompiledProtocol.from({
+  name: 'mem.streams',
+  version: '1.0.0',
+  methods: {
+    numbers: { params: { type: 'object' }, yields: { type: 'integer' }, result: { type: 'integer' } },
+    total: { params: { type: 'object' }, accepts: { type: 'integer' }, result: { type: 'integer' } },
+  },
+}, 'in-memory protocol');
+
+function connectPair(handlers: Record<string, Handler>) {
+  const [clientEnd, serviceEnd] = duplexPair();
+  const server = new RpcServer(new FramedChannel(serviceEnd), PROTOCOL, handlers, { goodbye: () => {}, closed: () => {} });
+  const channel = new FramedChannel(clientEnd);
+  const rpc = new RpcClient(channel, PROTOCOL, { broadcast: () => {}, eventError: () => {} });
+  channel.attach({ envelope: (e) => rpc.receive(e), closed: (err) => rpc.interrupt(err ?? bulkheadError('ERR_INTERRUPTED', 'closed')) });
+  rpc.sendHello({});
+  t.teardown(() => { clientEnd.destroy(); serviceEnd.destroy(); });
+  return { rpc, server, channel, serviceEnd };
+}
+
+t.test('a generator is not advanced past the window while nobody reads; reading drains it all', async (t) => {
+  let pulled = 0;
+  const { rpc, server } = connectPair({
+    numbers: (async function* () {
+      for (let i = 0; i < 2000; i++) {
+        pulled++;
+        yield i;
+      }
+      return 2000;
+    }) as unknown as Handler,
+  });
+  await rpc.ready;
+  const stream = rpc.stream('numbers', {});
+  // Let the two ends exchange everything they can without the consumer.
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.ok(pulled <= STREAM_WINDOW.items + 1, `the producer stopped at the window: ${pulled} pulled (window ${STREAM_WINDOW.items})`);
+  t.equal(server.openStreams, 1);
+  let n = 0;
+  for (let r = await stream.next(); r.done !== true; r = await stream.next()) n++;
+  t.equal(n, 2000, 'every item once read');
+  t.equal(await stream.result, 2000);
+  t.equal(server.openStreams, 0, 'the server forgot the stream');
+  t.equal(rpc.inFlight, 0, 'the client forgot the call');
+});
+
+t.test('caller input is pulled only as the service reads it', async (t) => {
+  let pulled = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const { rpc } = connectPair({
+    total: (async (_params: unknown, ctx: { input: AsyncIterable<number> }) => {
+      await gate;
+      let sum = 0;
+      for await (const x of ctx.input) sum += x;
+      return sum;
+    }) as unknown as Handler,
+  });
+  await rpc.ready;
+  function* input() {
+    for (let i = 1; i <= 1000; i++) {
+      pulled++;
+      yield i;
+    }
+  }
+  const stream = rpc.stream('total', {}, { input: input() });
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.ok(pulled <= STREAM_WINDOW.items + 1, `input pulled only up to the window while the service does not read: ${pulled}`);
+  release();
+  t.equal(await stream.result, 500_500);
+  t.equal(pulled, 1000);
+});
+
+t.test('a service that sends items without credit is cut off with ERR_BAD_FRAME', async (t) => {
+  const { rpc, serviceEnd } = connectPair({
+    numbers: (async function* () {
+      yield 1;
+      await new Promise(() => {}); // never finishes by itself
+    }) as unknown as Handler,
+  });
+  await rpc.ready;
+  const stream = rpc.stream('numbers', {});
+  t.same(await stream.next(), { value: 1, done: false });
+  // A hostile service floods items for the call, far beyond the window it was granted.
+  const hostile = new FramedChannel(serviceEnd);
+  for (let i = 0; i < STREAM_WINDOW.items * 2; i++) hostile.send({ kind: 'item', id: 1, value: i });
+  const err = await stream.result.then(() => undefined, (e: BulkheadError) => e);
+  t.equal(err?.code, 'ERR_BAD_FRAME', 'the stream fails with the reason the channel closed');
+  t.equal(rpc.channel.open, false, 'the channel was closed');
+});
