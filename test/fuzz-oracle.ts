@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import type { BulkheadError } from '../lib/errors.js';
 import { decodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../lib/wire/frame-decoder.js';
-import { FIXTURES } from './helpers.js';
+import { fileURLToPath } from 'node:url';
 
 /** One generated case. */
 export interface FuzzCase { family: string; name: string; bytes: Buffer }
@@ -21,6 +21,9 @@ export interface FuzzGen {
   rng(seed: number): { int(n: number): number; range(lo: number, hi: number): number };
   foreign(value: unknown): string | undefined;
 }
+
+/** test/fixtures (not from helpers.ts, which loads tap: fuzz/run.js imports this module). */
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
 /** The generator module. */
 export const gen = (await import(pathToFileURL(join(FIXTURES, 'hardening', 'fuzz-gen.js')).href)) as FuzzGen;

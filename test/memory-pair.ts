@@ -19,7 +19,10 @@ import { loadProtocol } from '../lib/protocol/registry.js';
 import { decodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { FrameDecoder } from '../lib/wire/frame-decoder.js';
 import { FramedChannel, type FramedChannelOptions } from '../lib/wire/framed-channel.js';
-import { FIXTURES } from './helpers.js';
+import { fileURLToPath } from 'node:url';
+
+/** test/fixtures (this module avoids helpers.ts, which loads tap: fuzz/run.js imports it too). */
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
 /** One end of an in-memory duplex pair. */
 export class MemoryEnd extends Duplex {
