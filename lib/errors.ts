@@ -10,7 +10,9 @@
 
 /**
  * Every stable error code, with a one-line meaning and the remedy a user should try.
- * The keys are the public contract: never rename one, only add.
+ * The keys are the public contract: never rename one, only add. A new code also needs
+ * its data shape in {@link ErrorDataMap} (tsc says "Type 'C' cannot be used to index
+ * type 'ErrorDataMap'" until it has one) and a section in docs/errors.md.
  */
 export const ERROR_CODES = {
   ERR_FRAME_TOO_LARGE: {
@@ -137,6 +139,10 @@ export const ERROR_CODES = {
     meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',
     remedy: 'Re-sign the service with `bulkhead sign` after a deliberate change; otherwise treat it as tampering.',
   },
+  ERR_SOCKET_ACTIVATION: {
+    meaning: 'systemd passed the daemon a socket it cannot use: more than one, not a listening Unix stream socket, or bound to another path than the daemon\'s socketPath.',
+    remedy: 'Give the .socket unit one ListenStream= equal to the daemon\'s socketPath; `bulkhead unit` writes matching units.',
+  },
 } as const satisfies Record<string, { meaning: string; remedy: string }>;
 
 /** Every stable error code as a string literal union. */
@@ -229,6 +235,7 @@ export interface ErrorDataMap {
   ERR_CORRUPT_STATE: { file: string; dir?: string };
   ERR_DAEMON_FAULT: RefusalData;
   ERR_CODE_SIGNATURE: { reason?: string; file?: string; dir?: string; extra?: unknown };
+  ERR_SOCKET_ACTIVATION: { fds?: number; socketPath?: string };
 }
 
 /**

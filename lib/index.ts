@@ -34,3 +34,5 @@ export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, typ
 export type { Disposable } from './util/emitter.js';
 export { RemoteBroker, connectTo, type RemoteBrokerOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';
+export { BrokerMetrics, CALL_DURATION_BUCKETS, METRICS_CONTENT_TYPE, type MetricsSource } from './broker/metrics.js';
+export { DIAGNOSTICS_CHANNELS, type CallRecord } from './broker/diagnostics.js';

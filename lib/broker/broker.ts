@@ -23,6 +23,8 @@ import { availableProfiles } from './profile-names.js';
 import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
 import { readBrokerConfig, resolveBrokerOptions, type BrokerOptions } from './broker-options.js';
+import { observeBroker, type CallRecord } from './diagnostics.js';
+import { BrokerMetrics } from './metrics.js';
 
 export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 
@@ -52,6 +54,8 @@ export interface BrokerEvents {
   watch: [service: string, path: string, event: string];
   /** A caller was refused (a helper calling a service outside its `connects`). */
   denied: [denial: { client: string; service: string; code: string }];
+  /** A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts). */
+  call: [service: string, call: CallRecord];
   [key: string]: unknown[];
 }
 
@@ -88,6 +92,20 @@ export class Broker extends Emitter<BrokerEvents> {
     this.clock = o.clock;
     this.verifyCode = o.verifyCode;
     this.store = new ScheduleStore(o.stateDir);
+    this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
+    observeBroker(this, this.metricsRecorder);
+  }
+
+  /** What {@link Broker.metrics} renders; the daemon records its connections here too. */
+  readonly metricsRecorder: BrokerMetrics;
+
+  /**
+   * Prometheus metrics of every service (calls, errors by code, durations,
+   * launches, restarts, crashes by reason, memory, CPU) in the text format
+   * 0.0.4 ({@link METRICS_CONTENT_TYPE}); see lib/broker/metrics.ts.
+   */
+  metrics(): Promise<string> {
+    return this.metricsRecorder.render();
   }
 
   /**
@@ -245,6 +263,7 @@ export class Broker extends Emitter<BrokerEvents> {
         verifyCode: this.verifyCode,
         lookup: (name) => this.services.get(name),
         denied: (caller, target) => this.emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
+        callSettled: (name, method, seconds, code) => this.emit('call', name, { method, seconds, code }),
       },
     );
     const automation = new LaunchAutomation({

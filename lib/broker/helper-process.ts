@@ -39,6 +39,12 @@ export interface ExitInfo {
 export interface HelperHooks extends RpcClientHooks {
   /** One line of the helper's stdout or stderr. */
   log(stream: 'stdout' | 'stderr', line: string, pid: number): void;
+  /**
+   * A call to this helper was answered (code null: a reply; else the error's
+   * code), or failed with ERR_INTERRUPTED because the helper exited. Direct
+   * and routed calls alike. Optional (metrics).
+   */
+  callSettled?(method: string, seconds: number, code: string | null): void;
 }
 
 /** Options of {@link HelperProcess.spawn}. */
@@ -80,6 +86,8 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
+  /** Calls sent and not answered yet: id → method and start (performance.now()), for callSettled. */
+  private readonly callStarts = new Map<number, { method: string; at: number }>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -113,11 +121,20 @@ export class HelperProcess {
     const socket = this.child.stdio[3] as Duplex | null | undefined;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
-    this.rpc = new RpcClient(this.channel, options.protocol, hooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
+    const rpcHooks: RpcClientHooks = {
+      broadcast: (name, payload) => hooks.broadcast(name, payload),
+      eventError: (error) => hooks.eventError(error),
+      ...(hooks.activity === undefined ? {} : { activity: (busy: boolean) => hooks.activity?.(busy) }),
+      sent: (id, method) => this.trackCall(id, method),
+    };
+    this.rpc = new RpcClient(this.channel, options.protocol, rpcHooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
     const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
-        if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) this.callsAnswered++;
+        if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
+          this.callsAnswered++;
+          this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
+        }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
       },
       closed: (error) => {
@@ -228,9 +245,24 @@ export class HelperProcess {
     return this.stopping;
   }
 
+  /** Notes a call sent to this helper (by the broker's own client, or routed by supervisor.forward). */
+  trackCall(id: number, method: string): void {
+    if (this.options.hooks.callSettled === undefined) return;
+    this.callStarts.set(id, { method, at: performance.now() });
+  }
+
+  private settleCall(id: number, code: string | null): void {
+    const started = this.callStarts.get(id);
+    if (started === undefined) return;
+    this.callStarts.delete(id);
+    this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
+  }
+
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {
     if (this.hasExited) return;
     this.hasExited = true;
+    // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
+    for (const id of [...this.callStarts.keys()]) this.settleCall(id, 'ERR_INTERRUPTED');
     const finish = () => {
       this.stderr.end();
       this.stdout.end();

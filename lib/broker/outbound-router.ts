@@ -181,9 +181,13 @@ export class OutboundRouter {
       this.routes.set(target, route);
     }
     const routeId = route.map(envelope.id);
-    const meta = envelope.meta?.timeoutMs === undefined ? null : { timeoutMs: envelope.meta.timeoutMs };
+    // The deadline and the trace travel on to the target; the routing field stays here.
+    const meta = envelope.meta?.timeoutMs === undefined && envelope.meta?.traceparent === undefined ? null : {
+      ...(envelope.meta.timeoutMs === undefined ? {} : { timeoutMs: envelope.meta.timeoutMs }),
+      ...(envelope.meta.traceparent === undefined ? {} : { traceparent: envelope.meta.traceparent }),
+    };
     const chosen = route;
-    chosen.supervisor.forward(chosen.range, body({ kind: 'call', id: routeId, method: envelope.method, params: envelope.params, meta })).catch((err: unknown) => {
+    chosen.supervisor.forward(chosen.range, body({ kind: 'call', id: routeId, method: envelope.method, params: envelope.params, meta }), { id: routeId, method: envelope.method }).catch((err: unknown) => {
       if (chosen.forget(routeId) !== undefined) fail(err as BulkheadError);
     });
   }

@@ -107,6 +107,8 @@ export interface SupervisorContext {
   lookup(service: string): ServiceSupervisor | undefined;
   /** A helper was refused a call to another service. */
   denied(caller: string, target: string): void;
+  /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
+  callSettled?(name: string, method: string, seconds: number, code: string | null): void;
 }
 
 /** A registered service after its manifest was resolved. */
@@ -393,7 +395,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
    * Forwards a client's call (or cancel) frame to the helper, launching it on
    * demand and binding the route's peer first.
    */
-  async forward(range: number, body: Buffer): Promise<void> {
+  async forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void> {
     // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
     const gone = (): BulkheadError => (this.closed ? this.closedError() : bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`));
     const target = this.routes.get(range);
@@ -406,6 +408,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       helper.channel.send({ kind: 'peer', range, peer: target.peer });
       helper.boundRoutes.add(range);
     }
+    if (call !== undefined) helper.trackCall(call.id, call.method);
     helper.channel.sendRaw(body);
   }
 
@@ -544,6 +547,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         activity: (busy) => {
           if (this.helper === helper) this.emit('activity', busy);
         },
+        ...(this.ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => this.ctx.callSettled?.(this.service, method, seconds, code) }),
       },
       route: (envelope, body) => this.routeFromHelper(envelope, body),
       ...(connects.length === 0 ? {} : {

@@ -26,6 +26,8 @@ export interface DaemonLogOptions {
   size?: string | undefined;
   /** Rolled files kept besides the current one. @default 5 */
   keep?: number | undefined;
+  /** Write the lines to stdout instead of stderr (under systemd, where stdout is the journal). @default false */
+  stdout?: boolean | undefined;
 }
 
 /** A daemon logger: `write(entry)` for every daemon log entry, `flush()` before exit. */
@@ -55,7 +57,7 @@ export function levelOf(entry: Record<string, unknown>): 'info' | 'warn' | 'erro
 
 /** Creates the logger (opens the rolled file first, so a bad path fails before the daemon starts). */
 export async function createDaemonLogger(options: DaemonLogOptions = {}): Promise<DaemonLogger> {
-  const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: 2, sync: false }) }];
+  const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: options.stdout === true ? 1 : 2, sync: false }) }];
   let file: string | undefined;
   if (options.file !== undefined) {
     const { default: roll } = await import('pino-roll');

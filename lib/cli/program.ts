@@ -11,11 +11,13 @@ import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { isBulkheadError } from '../errors.js';
 import { registerControl } from './commands/control.js';
 import { registerDaemon } from './commands/daemon.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerLogs } from './commands/logs.js';
 import { registerProtocol } from './commands/protocol.js';
 import { registerPs } from './commands/ps.js';
 import { registerTypes } from './commands/types.js';
+import { registerUnit } from './commands/unit.js';
 import { registerValidate } from './commands/validate.js';
 import { CliExit } from './daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
@@ -48,6 +50,8 @@ ${EXIT_CODES_HELP}`);
   registerLogs(program, run);
   registerControl(program, run);
   registerIdentity(program, run);
+  registerUnit(program, run);
+  registerDashboard(program, run);
   return program;
 }
 

@@ -11,6 +11,7 @@ import type { AcceptsOf, AnyProtocol, EventName, EventPayload, MethodName, Param
 import { Emitter, type Disposable } from '../util/emitter.js';
 import { describeNonPlain } from '../wire/codec.js';
 import type { CallMeta } from '../wire/envelope.js';
+import { currentTraceparent, startClientSpan } from './trace-context.js';
 import { abortError, type CallOwner, type RpcClient, type RpcStream } from './rpc-client.js';
 import { StreamCall } from './stream-call.js';
 
@@ -25,6 +26,11 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting it fails the call with ERR_CANCELLED and aborts the handler's `ctx.signal`. */
   signal?: AbortSignal;
+  /**
+   * W3C `traceparent` the call carries to the service (`ctx.traceparent`).
+   * @default the running handler's trace, else the active OpenTelemetry span's (lib/connection/trace-context.ts)
+   */
+  traceparent?: string;
 }
 
 /** Options of one stream call: {@link CallOptions} plus the caller's items. */
@@ -134,11 +140,19 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       }
     }
     this.inFlightCount++;
+    const span = startClientSpan(`${protocol.name}/${method}`, currentTraceparent(options.traceparent), { 'rpc.system': 'bulkhead', 'rpc.service': this.service, 'rpc.method': method });
+    const meta = span.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
     const rpc = this.endpoint.current();
     const result = rpc !== undefined
-      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta: this.endpoint.callMeta })
-      : this.callAfterLaunch(method, params, timeoutMs, options.signal);
-    result.then(this.settled, this.settled);
+      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta })
+      : this.callAfterLaunch(method, params, timeoutMs, options.signal, meta);
+    result.then(() => {
+      span.end();
+      this.settled();
+    }, (err: unknown) => {
+      span.end((err as { code?: string }).code ?? 'ERR_SERVICE_ERROR');
+      this.settled();
+    });
     return result;
   }
 
@@ -275,12 +289,12 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   }
 
   /** Slow path: wait for an on-demand launch, counting it against the deadline and the signal. */
-  private async callAfterLaunch(method: string, params: unknown, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+  private async callAfterLaunch(method: string, params: unknown, timeoutMs: number | undefined, signal: AbortSignal | undefined, meta: CallMeta | undefined): Promise<unknown> {
     const started = performance.now();
     const rpc = await waitWithin(this.endpoint.acquire(), timeoutMs, signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
     if (this.state !== 'open' && this.state !== 'closing') throw this.unusableError();
     const remaining = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - started));
-    return rpc.call(method, params, { timeoutMs: remaining, signal, owner: this, meta: this.endpoint.callMeta });
+    return rpc.call(method, params, { timeoutMs: remaining, signal, owner: this, meta });
   }
 }
 

@@ -81,6 +81,8 @@ export interface RpcClientHooks {
    * flight or queued, or a transaction (ctx.keepAlive) is open. Optional.
    */
   activity?(busy: boolean): void;
+  /** A call went out to the peer with this id (for call metrics). Optional. */
+  sent?(id: number, method: string): void;
 }
 
 interface PendingCall {
@@ -452,6 +454,7 @@ export class RpcClient {
     this.pending.set(id, call);
     this.inFlightCount++;
     try {
+      this.hooks.sent?.(id, call.method);
       this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null });
     } catch (err) {
       // Too large to send: only this call fails; the connection is untouched.

@@ -5,6 +5,7 @@
  * errors, and honours cancel. Results are validated by the receiver.
  * @module
  */
+import { isTraceparent, runInTrace, tracing, type CallSpan } from './trace-context.js';
 import { bulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
@@ -25,6 +26,11 @@ export interface HandlerContext {
   readonly peer: PeerInfo;
   /** The caller's timeout in ms, when it set one. */
   readonly timeoutMs: number | undefined;
+  /**
+   * The caller's W3C trace context (`00-<trace id>-<span id>-<flags>`), when it
+   * sent one; calls this handler makes carry it on (lib/connection/trace-context.ts).
+   */
+  readonly traceparent: string | undefined;
   /**
    * Sends an event to the caller of this call (validated by the receiver
    * against the protocol). Resolves at once while little is waiting to be
@@ -194,7 +200,8 @@ export class RpcServer {
     const invalid = this.protocol.check('params', method, call.params);
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
 
-    const running = new RunningCall(this, id, method, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs);
+    const traceparent = isTraceparent(call.meta?.traceparent) ? call.meta.traceparent : undefined;
+    const running = new RunningCall(this, id, method, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
     this.running.set(id, running);
     const stream = this.protocol.isStream(method) ? this.protocol.streamOf(method) : undefined;
     if (stream?.accepts === true) {
@@ -205,7 +212,14 @@ export class RpcServer {
     if (stream?.yields === true) running.gate = new CreditGate();
     let result: unknown;
     try {
-      result = (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, running);
+      const invoke = () => (handler as (p: unknown, c: HandlerContext) => unknown)(call.params, running);
+      // Only when there is a trace to carry on (or OpenTelemetry to report to): the plain path stays plain.
+      result = tracing(traceparent)
+        ? runInTrace(`${this.protocol.name}/${method}`, traceparent, { 'rpc.system': 'bulkhead', 'rpc.method': method }, (span) => {
+          running.span = span;
+          return invoke();
+        })
+        : invoke();
     } catch (err) {
       this.finish(running, undefined, err);
       return;
@@ -315,6 +329,7 @@ export class RpcServer {
     const id = running.id;
     if (this.running.get(id) !== running) return;
     this.running.delete(id);
+    running.span?.end(error === undefined ? undefined : typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR_SERVICE_ERROR');
     // The caller has given up (cancel or deadline): it ignores answers, so send none.
     if (!running.aborted) {
       if (error !== undefined) this.sendError(id, this.handlerError(error));
@@ -391,12 +406,14 @@ class RunningCall implements HandlerContext {
   private controller: AbortController | undefined;
   private reason: BulkheadError | undefined;
 
+  /** The handler's SERVER span, when tracing. */
+  span: CallSpan | undefined;
   /** Input items of an `accepts` method. */
   inbox: ItemInbox | undefined;
   /** Credit for the items of a `yields` method. */
   gate: CreditGate | undefined;
 
-  constructor(private readonly server: RpcServer, readonly id: number, readonly method: string, readonly peer: PeerInfo, readonly timeoutMs: number | undefined) {}
+  constructor(private readonly server: RpcServer, readonly id: number, readonly method: string, readonly peer: PeerInfo, readonly timeoutMs: number | undefined, readonly traceparent: string | undefined) {}
 
   get input(): AsyncIterable<unknown> {
     const inbox = this.inbox;

@@ -23,6 +23,7 @@ import { resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession } from './routed-session.js';
+import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
@@ -43,6 +44,14 @@ export interface DaemonOptions {
    * @default JSON lines on stderr
    */
   log?: (entry: Record<string, unknown>) => void;
+  /**
+   * A listening Unix socket passed by systemd (socket activation, see
+   * lib/daemon/systemd-activation.ts): listen on this fd instead of creating
+   * the socket; it must be bound to the settings' socketPath, and it is not
+   * unlinked on close (systemd owns it).
+   * @default none: the daemon creates its own socket
+   */
+  listenFd?: number;
 }
 
 /** One structured log entry. */
@@ -55,6 +64,8 @@ export class Daemon {
   readonly startedAt = Date.now();
   private readonly sessions = new Set<{ close(): void }>();
   private closing: Promise<void> | undefined;
+  /** True when systemd passed the listening socket (it then owns the path). */
+  socketActivated = false;
 
   private constructor(
     readonly configPath: string,
@@ -113,16 +124,21 @@ export class Daemon {
     });
     broker.on('denied', ({ client, service, code }) => log({ event: 'denied', code, client, service }));
     broker.on('job', (service, run) => log({ event: 'job', service, result: run.result, trigger: run.trigger, durationMs: run.durationMs, ...(run.error === undefined ? {} : { error: run.error.code }) }));
+    broker.metricsRecorder.forDaemon();
     const server = createServer();
     const daemon = new Daemon(file, settings, broker, ca, server, log, logs);
     server.on('connection', (socket) => daemon.accept(socket));
     try {
-      await listenOwnerOnly(server, settings);
+      if (options.listenFd === undefined) await listenOwnerOnly(server, settings);
+      else {
+        await listenOnPassedFd(server, options.listenFd, settings.socketPath);
+        daemon.socketActivated = true;
+      }
     } catch (err) {
       await broker.close();
       throw err;
     }
-    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames() });
+    log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames(), ...(daemon.socketActivated ? { activated: true } : {}) });
     return daemon;
   }
 
@@ -136,7 +152,7 @@ export class Daemon {
       await this.broker.close();
       this.logs.close();
       try {
-        unlinkSync(this.settings.socketPath);
+        if (!this.socketActivated) unlinkSync(this.settings.socketPath);
       } catch {
         // Already gone.
       }
@@ -235,6 +251,7 @@ export class Daemon {
     try {
       session = new RoutedSession(channel, this.broker.supervisorOf(service), peer, (error) => {
         this.sessions.delete(session);
+        this.broker.metricsRecorder.disconnected();
         this.log({ event: 'disconnect', service, client: identity.name, code: error?.code ?? null, ...(error === undefined ? {} : { message: error.message }) });
       });
     } catch (err) {
@@ -243,6 +260,7 @@ export class Daemon {
     this.sessions.add(session);
     // Written before anything the session sends: channel writes wait for the next tick.
     writeHandshake(socket, { t: 'ok', peer, range: session.range });
+    this.broker.metricsRecorder.connected();
     this.log({ event: 'connect', service, client: identity.name, range: session.range });
   }
 
@@ -285,9 +303,13 @@ export class Daemon {
       close: () => channel.destroy(),
     };
     this.sessions.add(session);
+    this.broker.metricsRecorder.connected();
     new RpcServer(channel, protocol, handlers, {
       goodbye: () => channel.end('bye'),
-      closed: () => this.sessions.delete(session),
+      closed: () => {
+        this.sessions.delete(session);
+        this.broker.metricsRecorder.disconnected();
+      },
     });
   }
 
@@ -303,6 +325,7 @@ export class Daemon {
   }
 
   private deny(code: string, message: string, who: { name: string | undefined; service: string | undefined }): BulkheadError {
+    this.broker.metricsRecorder.refused(code);
     this.log({ event: 'denied', code, client: who.name ?? null, service: who.service ?? null, message });
     return bulkheadError(isErrorCodeOr(code), message, { client: who.name ?? null, service: who.service ?? null });
   }

@@ -119,7 +119,7 @@ export class RoutedSession implements RouteTarget {
           return;
         }
         this.inFlight.add(id);
-        this.supervisor.forward(this.range, body).catch((err: unknown) => {
+        this.supervisor.forward(this.range, body, { id, method }).catch((err: unknown) => {
           if (!this.inFlight.delete(id)) return;
           const error = err as BulkheadError;
           this.channel.send({ kind: 'error', id, error: typeof error.toJSON === 'function' ? error.toJSON() : { code: 'ERR_LAUNCH_FAILED', message: String(err) } });

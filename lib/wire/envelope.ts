@@ -64,6 +64,12 @@ export interface CallMeta {
    * the broker should route this call to, if the helper's manifest `connects` to it.
    */
   service?: string;
+  /**
+   * W3C trace context of the caller (`00-<trace id>-<parent id>-<flags>`);
+   * the broker passes it on untouched, the service's handler sees it as
+   * `ctx.traceparent`. A malformed one is dropped, as the W3C spec asks.
+   */
+  traceparent?: string;
 }
 
 /** A request. `id` is unique among the sender's calls in flight on this connection. */
@@ -332,6 +338,9 @@ function callMeta(v: unknown): CallMeta {
   }
   const service = m['service'];
   if (service !== undefined) meta.service = str(service, 'call meta service');
+  const traceparent = m['traceparent'];
+  // version-traceid-parentid-flags in lower-case hex (the receiver checks the ids further, if it traces).
+  if (typeof traceparent === 'string' && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(traceparent)) meta.traceparent = traceparent;
   return meta;
 }
 

@@ -11,6 +11,7 @@
  * follower caught up, a notice says lines were missed.
  * @module
  */
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { LogEntry, LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
@@ -26,6 +27,8 @@ interface LogsOptions extends DaemonClientOptions {
   json?: boolean;
   events?: boolean;
   color?: boolean;
+  fromFiles?: boolean;
+  stdin?: boolean;
 }
 
 /** Registers `logs` on the program. */
@@ -36,13 +39,18 @@ export function registerLogs(program: Command, run: (work: () => Promise<ExitCod
     .description(
       'Print what helpers wrote on stdout and stderr, one line each, tagged with service and pid, and the daemon\'s ' +
       'own events (launch, exit with its reason, throttled, failed, denied, kickstart, stop, reload), in order. ' +
-      'The daemon keeps the last 1000 entries per service in memory; start it with --log-file to keep them on disk too.',
+      'The daemon keeps the last 1000 entries per service in memory and, unless it runs under systemd, in ' +
+      '<state-dir>/logs/daemon.N.log. When no daemon answers, the entries are read from those files instead ' +
+      '(--from-files reads them even when one does); under systemd, `journalctl [--user] -u bulkhead -o cat | bulkhead logs --stdin` ' +
+      'formats the journal\'s lines the same way.',
     )
     .argument('[service]', 'only this service\'s lines and events')
     .option('-f, --follow', 'keep printing new entries as they arrive (Ctrl-C to stop)')
     .addOption(new Option('-n, --lines <n>', 'how many of the latest entries to print first').default('100'))
     .option('--events', 'only the daemon\'s events, no helper output')
     .option('--json', 'one JSON object per line: { seq, time, service, pid, stream, text, data? }')
+    .option('--from-files', 'read <state-dir>/logs/ instead of asking the daemon (what a stopped daemon left)')
+    .option('--stdin', 'read daemon log lines (JSON) from standard input, e.g. from journalctl -o cat')
     .option('--no-color', 'no colours, even on a terminal'))
     .addHelpText('after', `
 Output:
@@ -72,6 +80,11 @@ async function logs(service: string | undefined, options: LogsOptions): Promise<
     stop = true;
     controller.abort();
   };
+  if (options.stdin === true || options.fromFiles === true) {
+    if (options.follow === true) throw new CliExit(EXIT_CODES.invalid, '--follow needs the daemon; it cannot be combined with --from-files or --stdin.');
+    (await readPersisted(options, { ...filter, limit: lines })).forEach(print);
+    return EXIT_CODES.ok;
+  }
   if (options.follow === true) {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -97,8 +110,35 @@ async function logs(service: string | undefined, options: LogsOptions): Promise<
       }
       return EXIT_CODES.ok;
     });
+  } catch (err) {
+    // No daemon: what it left on disk, if anything.
+    if (!(err instanceof CliExit) || err.exitCode !== EXIT_CODES.unreachable || options.follow === true) throw err;
+    const { resolveClient } = await import('../daemon-client.js');
+    const dir = join((await resolveClient(options)).stateDir, 'logs');
+    const { rolledLogFiles } = await import('../log-files.js');
+    if (rolledLogFiles(dir).length === 0) throw err;
+    process.stderr.write(`bulkhead: ${err.message}\nbulkhead: showing what it logged in ${dir}\n`);
+    (await readPersisted(options, { ...filter, limit: lines })).forEach(print);
+    return EXIT_CODES.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Entries from <state-dir>/logs or standard input. */
+async function readPersisted(options: LogsOptions, filter: { service?: string; events?: boolean; limit: number }): Promise<LogEntry[]> {
+  const { entryFromLogLine, readLogFiles } = await import('../log-files.js');
+  if (options.stdin !== true) {
+    const { resolveClient } = await import('../daemon-client.js');
+    return readLogFiles(join((await resolveClient(options)).stateDir, 'logs'), filter);
+  }
+  const { createInterface } = await import('node:readline');
+  const entries: LogEntry[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    const entry = entryFromLogLine(line, entries.length + 1);
+    if (entry === undefined || (filter.service !== undefined && entry.service !== filter.service) || (filter.events === true && entry.stream !== 'event')) continue;
+    entries.push(entry);
+  }
+  return entries.slice(-filter.limit);
 }

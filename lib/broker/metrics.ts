@@ -1,0 +1,259 @@
+/**
+ * Prometheus metrics of a broker (and of the daemon around it), rendered by
+ * prom-client in the text exposition format 0.0.4.
+ *
+ * Recording is plain counting in maps, always on and cheap; prom-client
+ * (≈ 250 ms to import on a loaded 2-core machine, as it brings its own
+ * dependencies) is loaded only on the first {@link BrokerMetrics.render}, so a
+ * broker nobody scrapes never pays for it. The series are handed to
+ * prom-client's registry as collectors whose `get()` reads the maps, so
+ * nothing recorded before the first scrape is lost.
+ *
+ * Every series is labelled by `service`:
+ * - `bulkhead_calls_total`: calls a helper answered (direct and routed), or
+ *   that failed because it exited (ERR_INTERRUPTED);
+ * - `bulkhead_call_errors_total{code}`: of those, the ones that failed, by
+ *   the code the caller got;
+ * - `bulkhead_call_duration_seconds`: histogram of their durations, from the
+ *   broker sending the call to the answer arriving;
+ * - `bulkhead_calls_in_flight`, `bulkhead_launches_total`,
+ *   `bulkhead_restarts_total` (launches after the service's first one),
+ *   `bulkhead_crashes_total{reason}` (unrequested exits),
+ *   `bulkhead_resident_memory_bytes`, `bulkhead_cpu_seconds_total` (helper
+ *   process trees, sampled at each scrape and at exit), `bulkhead_up` (1 when
+ *   running), `bulkhead_watchdog_misses_total` (0: no watchdog yet).
+ * The daemon adds `bulkhead_daemon_connections_total`,
+ * `bulkhead_daemon_connections_open` and `bulkhead_daemon_refusals_total{reason}`.
+ * @module
+ */
+import type { ExitInfo } from './helper-process.js';
+import { ProcessSampler } from './process-stats.js';
+import type { ServiceStatus } from './service-supervisor.js';
+
+/** Upper bounds (seconds) of the call duration histogram's buckets. */
+export const CALL_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+/** The Content-Type of {@link BrokerMetrics.render}'s text. */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** What the recorder needs from a broker. */
+export interface MetricsSource {
+  status(): ServiceStatus[];
+}
+
+interface Histogram {
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/** One series as prom-client's registry reads it. */
+interface Sample {
+  metricName?: string;
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+/** A prom-client collector over our maps (prom-client formats, escapes and orders). */
+interface Collector {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  aggregator: 'sum';
+  get(): { name: string; help: string; type: string; aggregator: 'sum'; values: Sample[] };
+  reset(): void;
+}
+
+/** A short, bounded label for why a helper exited (the sandbox's reason without its numbers, the signal, or the exit code). */
+export function crashReason(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>): string {
+  if (info.reason !== undefined) {
+    const words = info.reason.replace(/\(.*$/, '').replace(/[0-9]+/g, '').trim().toLowerCase();
+    if (words !== '') return words.slice(0, 48);
+  }
+  if (info.signal !== null) return `signal ${info.signal}`;
+  return `exit code ${String(info.code)}`;
+}
+
+/** Counts what a broker does, and renders it for Prometheus. */
+export class BrokerMetrics {
+  private readonly calls = new Map<string, number>();
+  private readonly errors = new Map<string, Map<string, number>>();
+  private readonly durations = new Map<string, Histogram>();
+  private readonly launches = new Map<string, number>();
+  private readonly restarts = new Map<string, number>();
+  private readonly crashes = new Map<string, Map<string, number>>();
+  /** CPU ms of exited helpers, and the last sample of the running one. */
+  private readonly cpu = new Map<string, { closedMs: number; pid: number | null; lastMs: number }>();
+  private connectionsTotal = 0;
+  private connectionsOpen = 0;
+  private readonly refusals = new Map<string, number>();
+  private daemonMetrics = false;
+  private registry: Promise<{ metrics(): Promise<string> }> | undefined;
+  /** Its own sampler: sampling here must not shift the CPU % window `ps` sees. */
+  private readonly sampler = new ProcessSampler();
+  /** The services' status, read once per render. */
+  private snapshot: ServiceStatus[] = [];
+
+  constructor(private readonly source: MetricsSource) {}
+
+  /** A helper of `service` was launched. */
+  launched(service: string, pid: number): void {
+    const before = this.launches.get(service) ?? 0;
+    this.launches.set(service, before + 1);
+    if (before > 0) this.restarts.set(service, (this.restarts.get(service) ?? 0) + 1);
+    const cpu = this.cpuOf(service);
+    cpu.pid = pid;
+    cpu.lastMs = 0;
+  }
+
+  /** A helper of `service` exited. */
+  exited(service: string, info: ExitInfo): void {
+    const cpu = this.cpuOf(service);
+    cpu.closedMs += cpu.lastMs;
+    cpu.pid = null;
+    cpu.lastMs = 0;
+    if (info.requested) return;
+    const reasons = this.crashes.get(service) ?? new Map<string, number>();
+    const reason = crashReason(info);
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    this.crashes.set(service, reasons);
+  }
+
+  /** A call settled (code null: success). */
+  call(service: string, seconds: number, code: string | null): void {
+    this.calls.set(service, (this.calls.get(service) ?? 0) + 1);
+    if (code !== null) {
+      const codes = this.errors.get(service) ?? new Map<string, number>();
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+      this.errors.set(service, codes);
+    }
+    let h = this.durations.get(service);
+    if (h === undefined) {
+      h = { buckets: CALL_DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      this.durations.set(service, h);
+    }
+    // Buckets are cumulative when rendered; here each observation lands in its first bucket.
+    const i = CALL_DURATION_BUCKETS.findIndex((le) => seconds <= le);
+    if (i >= 0) h.buckets[i]!++;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  /** The daemon accepted a client connection (it is open until {@link BrokerMetrics.disconnected}). */
+  connected(): void {
+    this.daemonMetrics = true;
+    this.connectionsTotal++;
+    this.connectionsOpen++;
+  }
+
+  /** A client connection the daemon accepted closed. */
+  disconnected(): void {
+    this.connectionsOpen = Math.max(0, this.connectionsOpen - 1);
+  }
+
+  /** The daemon refused a client (reason: the error code it got). */
+  refused(reason: string): void {
+    this.daemonMetrics = true;
+    this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
+  }
+
+  /** Marks this as a daemon's broker: the daemon series are rendered even while they are 0. */
+  forDaemon(): void {
+    this.daemonMetrics = true;
+  }
+
+  /** The Prometheus text (format 0.0.4), one `# HELP` and `# TYPE` per metric. */
+  async render(): Promise<string> {
+    this.registry ??= this.createRegistry();
+    const registry = await this.registry;
+    this.snapshot = this.source.status();
+    return registry.metrics();
+  }
+
+  private cpuOf(service: string) {
+    let cpu = this.cpu.get(service);
+    if (cpu === undefined) {
+      cpu = { closedMs: 0, pid: null, lastMs: 0 };
+      this.cpu.set(service, cpu);
+    }
+    return cpu;
+  }
+
+  private async createRegistry(): Promise<{ metrics(): Promise<string> }> {
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    for (const collector of this.collectors()) registry.registerMetric(collector as never);
+    return registry;
+  }
+
+  private collectors(): Collector[] {
+    const perService = (name: string, help: string, type: 'counter' | 'gauge', read: (s: ServiceStatus) => number | null): Collector =>
+      collector(name, help, type, () => this.snapshot.flatMap((s) => {
+        const value = read(s);
+        return value === null ? [] : [{ labels: { service: s.name }, value }];
+      }));
+    const fromMap = (name: string, help: string, map: Map<string, number>): Collector =>
+      collector(name, help, 'counter', () => this.snapshot.map((s) => ({ labels: { service: s.name }, value: map.get(s.name) ?? 0 })));
+    const byLabel = (name: string, help: string, label: string, map: Map<string, Map<string, number>>): Collector =>
+      collector(name, help, 'counter', () => [...map].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
+    const list: Collector[] = [
+      fromMap('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', this.calls),
+      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got.', 'code', this.errors),
+      collector('bulkhead_call_duration_seconds', 'Call duration from the broker sending the call to the answer arriving.', 'histogram', () => this.histogramSamples()),
+      perService('bulkhead_calls_in_flight', 'Calls in flight to the running helper (the broker\'s own and routed ones).', 'gauge', (s) => s.inFlight),
+      fromMap('bulkhead_launches_total', 'Helper processes launched.', this.launches),
+      fromMap('bulkhead_restarts_total', 'Launches after the service\'s first one (relaunches after an exit, a crash or a restart).', this.restarts),
+      byLabel('bulkhead_crashes_total', 'Helper exits the broker did not ask for, by reason.', 'reason', this.crashes),
+      perService('bulkhead_resident_memory_bytes', 'Resident memory of the running helper\'s process tree.', 'gauge', (s) => s.rssBytes ?? 0),
+      collector('bulkhead_cpu_seconds_total', 'CPU time (user + system) of the service\'s helper process trees, sampled at each scrape.', 'counter', () => this.cpuSamples()),
+      perService('bulkhead_up', '1 when a helper of the service is running, else 0.', 'gauge', (s) => (s.state === 'running' ? 1 : 0)),
+      perService('bulkhead_watchdog_misses_total', 'Helpers the watchdog found hung (no watchdog in this version: always 0).', 'counter', () => 0),
+    ];
+    if (this.daemonMetrics) {
+      list.push(
+        collector('bulkhead_daemon_connections_total', 'Client connections the daemon accepted (authenticated and authorised).', 'counter', () => [{ labels: {}, value: this.connectionsTotal }]),
+        collector('bulkhead_daemon_connections_open', 'Client connections open now.', 'gauge', () => [{ labels: {}, value: this.connectionsOpen }]),
+        collector('bulkhead_daemon_refusals_total', 'Clients the daemon refused, by the error code they got.', 'counter', () => [...this.refusals].map(([reason, value]) => ({ labels: { reason }, value }))),
+      );
+    }
+    return list;
+  }
+
+  private histogramSamples(): Sample[] {
+    const samples: Sample[] = [];
+    for (const [service, h] of this.durations) {
+      let cumulative = 0;
+      CALL_DURATION_BUCKETS.forEach((le, i) => {
+        cumulative += h.buckets[i]!;
+        samples.push({ metricName: 'bulkhead_call_duration_seconds_bucket', labels: { service, le }, value: cumulative });
+      });
+      samples.push({ metricName: 'bulkhead_call_duration_seconds_bucket', labels: { service, le: '+Inf' }, value: h.count });
+      samples.push({ metricName: 'bulkhead_call_duration_seconds_sum', labels: { service }, value: h.sum });
+      samples.push({ metricName: 'bulkhead_call_duration_seconds_count', labels: { service }, value: h.count });
+    }
+    return samples;
+  }
+
+  private cpuSamples(): Sample[] {
+    return this.snapshot.map((s) => {
+      const cpu = this.cpuOf(s.name);
+      if (cpu.pid !== null) {
+        const stats = this.sampler.sample(cpu.pid);
+        // A tree's CPU only grows; a smaller reading is a process of it that exited (keep the larger).
+        if (stats !== undefined) cpu.lastMs = Math.max(cpu.lastMs, stats.cpuMs);
+      }
+      return { labels: { service: s.name }, value: (cpu.closedMs + cpu.lastMs) / 1000 };
+    });
+  }
+}
+
+function collector(name: string, help: string, type: Collector['type'], values: () => Sample[]): Collector {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    reset: () => undefined,
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * W3C trace context (`traceparent`, https://www.w3.org/TR/trace-context/)
+ * across bulkhead calls. A call carries the caller's `traceparent` in its
+ * metadata; the service's handler sees it as `ctx.traceparent`, and every call
+ * the handler makes (to services it `connects` to, or anything else through a
+ * bulkhead Connection) carries it on, so one trace follows a request from the
+ * app through every helper.
+ *
+ * Where the caller's trace comes from: `CallOptions.traceparent`, else the
+ * handler the call is made from (an AsyncLocalStorage set around each
+ * handler), else the active OpenTelemetry span when the app has
+ * `@opentelemetry/api` installed (an optional peer dependency). With the API
+ * present, calls also become spans: a CLIENT span around each call on the
+ * caller's side and a SERVER span around each handler, named
+ * `<protocol>/<method>`; without an SDK registered, the API's no-op tracer
+ * makes that free.
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
+
+/** `version-traceid-parentid-flags`, lower-case hex; all-zero ids are invalid. */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** True for a well-formed `traceparent` (version ff and all-zero ids are not). */
+export function isTraceparent(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  const m = TRACEPARENT.exec(value);
+  return m !== null && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!);
+}
+
+/** The trace of the handler running now (set by RpcServer around each handler). */
+export const handlerTrace = new AsyncLocalStorage<string | undefined>();
+
+/** The parts of @opentelemetry/api used here. */
+interface OtelApi {
+  trace: {
+    getTracer(name: string): OtelTracer;
+    getActiveSpan(): OtelSpan | undefined;
+    setSpan(context: unknown, span: OtelSpan): unknown;
+    wrapSpanContext(spanContext: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean }): OtelSpan;
+  };
+  context: { active(): unknown; with<T>(context: unknown, fn: () => T): T };
+  ROOT_CONTEXT: unknown;
+  SpanKind: { CLIENT: number; SERVER: number };
+  SpanStatusCode: { ERROR: number };
+}
+interface OtelTracer {
+  startSpan(name: string, options: { kind: number; attributes?: Record<string, string> }, context?: unknown): OtelSpan;
+}
+interface OtelSpan {
+  spanContext(): { traceId: string; spanId: string; traceFlags: number };
+  setStatus(status: { code: number; message?: string }): void;
+  setAttribute(key: string, value: string): void;
+  end(): void;
+}
+
+let otel: OtelApi | null | undefined;
+
+/** @opentelemetry/api when installed (looked up once), else null. */
+function otelApi(): OtelApi | null {
+  if (otel !== undefined) return otel;
+  try {
+    otel = createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
+  } catch {
+    otel = null;
+  }
+  return otel;
+}
+
+function format(span: { traceId: string; spanId: string; traceFlags: number }): string {
+  return `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/** The traceparent a call made now should carry: explicit, the running handler's, or the active OpenTelemetry span's. */
+export function currentTraceparent(explicit?: string): string | undefined {
+  if (isTraceparent(explicit)) return explicit;
+  const inHandler = handlerTrace.getStore();
+  if (inHandler !== undefined) return inHandler;
+  const span = otelApi()?.trace.getActiveSpan();
+  if (span === undefined) return undefined;
+  const traceparent = format(span.spanContext());
+  return isTraceparent(traceparent) ? traceparent : undefined;
+}
+
+/** A span around one call or handler; `end` with the error code, if any. */
+export interface CallSpan {
+  /** The traceparent to send (the span's own), or the parent's when no tracer runs. */
+  readonly traceparent: string | undefined;
+  end(errorCode?: string): void;
+}
+
+/**
+ * Starts the CLIENT span of an outgoing call (when @opentelemetry/api is
+ * installed) under `parent`; its context is what the call carries.
+ */
+export function startClientSpan(name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
+  return startSpan('client', name, parent, attributes);
+}
+
+/**
+ * Runs a handler with `traceparent` as the trace of everything it calls, in a
+ * SERVER span when @opentelemetry/api is installed. `settle` receives the
+ * span's end function.
+ */
+export function runInTrace<T>(name: string, traceparent: string | undefined, attributes: Record<string, string>, fn: (span: CallSpan) => T): T {
+  const api = otelApi();
+  if (api === null) return handlerTrace.run(traceparent, () => fn({ traceparent, end: () => undefined }));
+  const span = startSpan('server', name, traceparent, attributes);
+  const ctx = api.trace.setSpan(api.context.active(), spans.get(span)!);
+  return api.context.with(ctx, () => handlerTrace.run(span.traceparent, () => fn(span)));
+}
+
+/** True when a handler needs {@link runInTrace}: it has a trace, or OpenTelemetry is installed. */
+export function tracing(traceparent: string | undefined): boolean {
+  return traceparent !== undefined || otelApi() !== null;
+}
+
+const spans = new WeakMap<CallSpan, OtelSpan>();
+
+function startSpan(kind: 'client' | 'server', name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
+  const api = otelApi();
+  if (api === null) return { traceparent: parent, end: () => undefined };
+  const m = parent === undefined ? null : TRACEPARENT.exec(parent);
+  const parentContext = m === null
+    ? api.context.active()
+    : api.trace.setSpan(api.ROOT_CONTEXT, api.trace.wrapSpanContext({ traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16), isRemote: kind === 'server' }));
+  const span = api.trace.getTracer('bulkhead').startSpan(name, { kind: kind === 'client' ? api.SpanKind.CLIENT : api.SpanKind.SERVER, attributes }, parentContext);
+  const own = format(span.spanContext());
+  // The no-op tracer (no SDK registered) gives an invalid context: keep the parent's trace then.
+  const result: CallSpan = {
+    traceparent: isTraceparent(own) ? own : parent,
+    end: (errorCode) => {
+      if (errorCode !== undefined) {
+        span.setAttribute('bulkhead.error_code', errorCode);
+        span.setStatus({ code: api.SpanStatusCode.ERROR, message: errorCode });
+      }
+      span.end();
+    },
+  };
+  spans.set(result, span);
+  return result;
+}
