@@ -3,13 +3,13 @@
  * tiny helper (test/fixtures/sandbox/first-byte.js), median of N launches per
  * variant, variants interleaved round by round so drift hits all alike.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/sandbox-launch.js [launches=15]
+ *   npx tsc -p tsconfig.json && node dist/bench/sandbox-launch.js [launches=15] [variant-regex]
  * @module
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { planLaunch, probeHost } from '../lib/sandbox/index.js';
+import { planLaunch, probeHost, setHostProbeOverride, type HostProbeOverride } from '../lib/sandbox/index.js';
 import { readFileSync } from 'node:fs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -18,15 +18,16 @@ const HELPER_DIR = dirname(HELPER);
 const NODE = process.execPath;
 const launches = Number(process.argv[2] ?? 15);
 
-interface Variant { name: string; make(): Promise<{ command: string; args: string[]; env: Record<string, string>; cwd: string; cleanup?: () => Promise<void> }> }
+interface Launch { command: string; args: string[]; env: Record<string, string>; cwd: string; cleanup?: () => Promise<void>; inheritFds?: number[] }
+interface Variant { name: string; make(): Promise<Launch> }
 
 const baseEnv = { PATH: '/usr/bin:/bin' };
 const fixed = (name: string, argv: string[]): Variant => ({ name, make: async () => ({ command: argv[0]!, args: argv.slice(1), env: baseEnv, cwd: HELPER_DIR }) });
 
-function once(command: string, args: string[], env: Record<string, string>, cwd: string): Promise<number> {
+function once({ command, args, env, cwd, inheritFds = [] }: Launch): Promise<number> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'ignore', ...inheritFds] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += String(d)));
     const fd3 = child.stdio[3] as import("node:net").Socket;
@@ -65,13 +66,33 @@ async function main(): Promise<void> {
       make: async () => planLaunch({ service: 'bench', entry: HELPER, serviceDir: HELPER_DIR, implicitReads: [], nodePath: NODE, nodeArgs: [], env: {}, profile: { name, document }, paths: { data: HELPER_DIR } }),
     });
   }
+  // The kernel layers (#13), each measured by switching it off on the same profile (best-effort, so the plan still launches).
+  const without = (name: string, label: string, override: HostProbeOverride): void => {
+    const document = { ...(JSON.parse(readFileSync(`${ROOT}sandbox-profiles/${name}.json`, 'utf8')) as object), enforcement: 'best-effort' };
+    variants.push({
+      name: `profile ${name} ${label}`,
+      make: async () => {
+        setHostProbeOverride(override);
+        try {
+          return await planLaunch({ service: 'bench', entry: HELPER, serviceDir: HELPER_DIR, implicitReads: [], nodePath: NODE, nodeArgs: [], env: {}, profile: { name, document }, paths: { data: HELPER_DIR } });
+        } finally {
+          setHostProbeOverride(undefined);
+        }
+      },
+    });
+  };
+  without('pure-compute', 'without seccomp', (p) => ({ ...p, kernel: { ...p.kernel, seccompProblem: 'bench' } }));
+  without('network-client', 'without Landlock (pre-exec step)', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0 } }));
+  without('network-client', 'without seccomp and Landlock', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0, seccompProblem: 'bench' } }));
 
+  const only = process.argv[3] === undefined ? undefined : new RegExp(process.argv[3]);
+  if (only !== undefined) variants.splice(0, variants.length, ...variants.filter((v) => v.name === 'bare node' || only.test(v.name)));
   const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  for (const v of variants) { const p = await v.make(); await once(p.command, p.args, p.env, p.cwd); await p.cleanup?.(); } // warm-up
+  for (const v of variants) { const p = await v.make(); await once(p); await p.cleanup?.(); } // warm-up
   for (let round = 0; round < launches; round++) {
     for (const v of variants) {
       const p = await v.make();
-      times.get(v.name)!.push(await once(p.command, p.args, p.env, p.cwd));
+      times.get(v.name)!.push(await once(p));
       await p.cleanup?.();
     }
   }

@@ -31,10 +31,12 @@ t.test('strict profile on a host without bubblewrap: the launch fails closed, na
   t.teardown(() => kit.close());
   const err = await rejection(kit.broker.connect('strict').call('info', {}));
   t.equal(err.code, 'ERR_SANDBOX_UNENFORCEABLE');
-  t.equal(err.data['rule'], 'fs.read', 'the first rule no layer enforces');
+  // Landlock takes over the filesystem rules; the pid namespace and the seccomp filter (bubblewrap loads it) have no stand-in.
+  t.equal(err.data['rule'], 'isolation', 'the first rule no layer enforces');
   t.match(String(err.data['missing']), /^bubblewrap \(bubblewrap \(bwrap\) is not installed; apt-get install -y bubblewrap\)$/);
-  t.match(err.message, /rule "fs\.read": missing layer bubblewrap/);
-  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['fs.read', 'fs.write', 'isolation']);
+  t.match(err.message, /rule "isolation": missing layer bubblewrap/);
+  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['isolation', 'syscalls.namespaces', 'syscalls.keyring', 'syscalls.ptrace', 'syscalls.kernel', 'syscalls.mount', 'syscalls.ioUring', 'syscalls.sockets']);
+  t.match(String((err.data['rules'] as { rule: string; missing: string }[])[1]!.missing), /^bubblewrap \(it loads the seccomp filter/);
   t.equal(kit.status('strict').launches, 0, 'nothing was spawned');
 });
 
@@ -47,8 +49,9 @@ t.test('best-effort profile without bubblewrap: launches, reports what is unenfo
   t.same(await call('tryRead', { path: '/etc/shadow' }), { ok: false, code: 'ERR_ACCESS_DENIED' }, 'Node\'s permission model still refuses');
   const rules = kit.broker.status('weak').sandbox!.rules;
   const byName = Object.fromEntries(rules.map((r) => [r.rule, r]));
-  t.same(byName['fs.read']?.layers, ['node:permission']);
-  t.equal(byName['fs.read']?.unenforced, true);
+  t.same(byName['fs.read']?.layers, ['node:permission', 'landlock:fs'], 'Landlock stands in for the mount namespace');
+  t.equal(byName['fs.read']?.unenforced, false);
+  t.equal(byName['syscalls.keyring']?.unenforced, true, 'no bubblewrap, no seccomp filter');
   t.equal(byName['isolation']?.unenforced, true);
   t.same(byName['network']?.layers, ['unshare:netns']);
   t.equal(kit.broker.status('weak').sandbox!.enforcement, 'best-effort');
@@ -67,8 +70,9 @@ t.test('with Node\'s permission model off, the OS layers alone refuse the escape
   t.equal(procs.ok, true);
   t.ok((procs.value as number[]).every((pid) => pid < 10), `only the sandbox's own pids are visible (${String(procs.value)})`);
   t.same(await call('signalPid', { pid: process.pid }), { ok: false, code: 'ESRCH' }, 'the broker is not in its pid namespace');
-  t.same(await call('tryConnect', { host: '127.0.0.1', port: 9 }), { ok: false, code: 'ENETUNREACH' });
+  t.same(await call('tryConnect', { host: '127.0.0.1', port: 9 }), { ok: false, code: 'EPERM' }, 'no AF_INET socket under network "none" (seccomp)');
   t.same(await call('openMany', { max: 1000 }), { ok: false, code: 'EMFILE' });
   const rules = kit.broker.status('os').sandbox!.rules;
-  t.same(rules.filter((r) => r.unenforced).map((r) => r.rule), ['processes.children', 'processes.workers', 'addons'], 'only Node can refuse these');
+  t.same(rules.filter((r) => r.unenforced).map((r) => r.rule), ['processes.workers', 'addons'], 'only Node can refuse these; seccomp refuses children');
+  t.same(await call('trySpawn'), { ok: false, code: 'EPERM' }, 'fork refused by the filter, not by Node');
 });

@@ -42,7 +42,7 @@ t.test('defaults are the most restrictive choice', async (t) => {
   const p = parseProfile('empty', {});
   t.same(p, {
     name: 'empty', description: '', network: 'none', fs: { read: [], write: [] }, processes: { children: false, workers: false },
-    addons: false, limits: {}, user: { uid: 65534, gid: 65534 }, env: [], enforcement: 'strict',
+    addons: false, syscalls: { ioUring: false, onViolation: 'error' }, limits: {}, user: { uid: 65534, gid: 65534 }, env: [], enforcement: 'strict',
   });
 });
 
@@ -60,7 +60,7 @@ t.test('every bad field is named by its JSON pointer', async (t) => {
   t.same(problems.map((p) => p.pointer).sort(), ['/env/0', '/extra', '/fs/exec', '/fs/read/0', '/fs/read/2', '/limits/cpuSeconds', '/limits/memoryMiB', '/network', '/user/gid', '/user/uid'].sort());
   t.same(problems.find((p) => p.pointer === '/network'), { pointer: '/network', message: 'must be one of "none", "loopback", "full"' });
   t.same(problems.find((p) => p.pointer === '/limits/memoryMiB'), { pointer: '/limits/memoryMiB', message: 'must be >= 128' });
-  t.match(problems.find((p) => p.pointer === '/extra')?.message, /^unknown field "extra" \(allowed: description, network, fs, processes, addons, limits, user, env, enforcement\)$/);
+  t.match(problems.find((p) => p.pointer === '/extra')?.message, /^unknown field "extra" \(allowed: description, network, fs, processes, addons, syscalls, limits, user, env, enforcement\)$/);
   t.match(err.message, /^Sandbox profile "bad" is not valid: /);
   t.equal(thrown(() => parseProfile('x', 'not an object')).data['pointer'], '/');
 });

@@ -12,6 +12,7 @@ import { didYouMean } from '../util/suggest.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { systemClock, type Clock } from './clock.js';
 import type { ServiceManifest } from './manifest.js';
+import type { UidRange } from '../sandbox/index.js';
 
 /** Options of a `Broker`. */
 export interface BrokerOptions {
@@ -35,6 +36,12 @@ export interface BrokerOptions {
    * @default 16 MiB ({@link DEFAULT_MAX_FRAME_BYTES})
    */
   maxFrameBytes?: number;
+  /**
+   * uids (and gids) a root broker gives sandboxed services whose profile names no `user`: one per service.
+   * Process-wide: the last broker constructed with this option sets it.
+   * @default { first: 0x5A000000, count: 65536 }
+   */
+  uidRange?: UidRange;
   /**
    * The node binary that runs helpers.
    * @default process.execPath
@@ -70,7 +77,7 @@ export interface BrokerConfig {
 }
 
 /** The option names a `Broker` accepts. */
-export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'nodePath', 'clock', 'verifyCode', 'stateDir'] as const satisfies readonly (keyof BrokerOptions)[];
+export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'uidRange', 'nodePath', 'clock', 'verifyCode', 'stateDir'] as const satisfies readonly (keyof BrokerOptions)[];
 
 /** {@link BrokerOptions} with every default applied and every path absolute. */
 export interface ResolvedBrokerOptions {
@@ -78,6 +85,8 @@ export interface ResolvedBrokerOptions {
   protocolsDir: string;
   profilesDir: string;
   maxFrameBytes: number;
+  /** Checked by the sandbox's uid pool when the broker applies it. */
+  uidRange: UidRange | undefined;
   nodePath: string;
   clock: Clock;
   verifyCode: BrokerOptions['verifyCode'];
@@ -106,6 +115,7 @@ export function resolveBrokerOptions(input: BrokerOptions | undefined): Resolved
     protocolsDir: resolve(root, checkStringOption(options.protocolsDir, 'protocolsDir', WHERE, 'a directory path') ?? 'protocols'),
     profilesDir: resolve(root, checkStringOption(options.profilesDir, 'profilesDir', WHERE, 'a directory path') ?? 'sandbox-profiles'),
     maxFrameBytes,
+    uidRange: options.uidRange,
     nodePath: checkStringOption(options.nodePath, 'nodePath', WHERE, 'the path of a node binary') ?? process.execPath,
     clock,
     verifyCode: checkFunctionOption(options.verifyCode, 'verifyCode', WHERE),

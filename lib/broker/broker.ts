@@ -10,7 +10,7 @@ import { bulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { parseProfile } from '../sandbox/index.js';
+import { configureUidPool, parseProfile } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import type { Clock } from './clock.js';
 import type { ExitInfo } from './helper-process.js';
@@ -88,6 +88,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.protocolsDir = o.protocolsDir;
     this.profilesDir = o.profilesDir;
     this.maxFrameBytes = o.maxFrameBytes;
+    if (o.uidRange !== undefined) configureUidPool(o.uidRange);
     this.nodePath = o.nodePath;
     this.clock = o.clock;
     this.verifyCode = o.verifyCode;

@@ -108,7 +108,10 @@ export class HelperProcess {
       env: plan.env,
       cwd: plan.cwd,
       // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
-      stdio: options.outbound === undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program).
+      stdio: plan.inheritFds !== undefined && plan.inheritFds.length > 0
+        ? ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds]
+        : options.outbound === undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       // Own process group: a stop or kill reaches wrappers and the node they exec.
       detached: true,
     });

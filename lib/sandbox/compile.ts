@@ -13,6 +13,7 @@
  */
 import { bulkheadError } from '../errors.js';
 import type { HostProbe } from './host-probe.js';
+import { mergeKernelRules, planKernelLayers } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -60,6 +61,8 @@ export interface CompiledLaunch {
   rules: CompiledRule[];
   /** uid/gid the helper runs as, when the broker drops privileges. */
   runAs: { uid: number; gid: number } | undefined;
+  /** The seccomp BPF program bubblewrap reads from child fd 5 (`--seccomp 5`), when the launch has one. */
+  seccompProgram: Buffer | undefined;
 }
 
 /** Variables removed at exec time, whoever added them. */
@@ -97,7 +100,8 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     if (bwrap !== null) add({ rule: 'network', layers: ['bubblewrap:netns'], unenforced: false, detail: 'loopback: a private network namespace with only its own loopback; 127.0.0.1 reaches the sandbox itself, never the host' });
     else add({ rule: 'network', layers: [], unenforced: true, missing: bwrapMissing, detail: 'loopback needs a network namespace with its loopback up, which bubblewrap sets up' });
   } else if (bwrap !== null) {
-    innerUnshareNet = canUnshareNet;
+    // Not root, the inner unshare needs a user namespace, which the seccomp filter refuses: bwrap's netns alone then.
+    innerUnshareNet = canUnshareNet && (probe.isRoot || probe.kernel.seccompProblem !== null);
     add({
       rule: 'network',
       layers: innerUnshareNet ? ['bubblewrap:netns', 'unshare:netns'] : ['bubblewrap:netns'],
@@ -199,9 +203,12 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (heapMiB !== undefined) nodeFlags.push(`--max-old-space-size=${heapMiB}`);
   const nodeCommand = [input.nodePath, ...nodeFlags, ...input.nodeArgs, input.entry];
+  const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
+  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path) });
+  mergeKernelRules(rules, kernel.rules);
 
   // ---- wrappers, innermost first
-  let chain = nodeCommand;
+  let chain = [...kernel.preExec, ...nodeCommand];
   let runAs: { uid: number; gid: number } | undefined;
   if (probe.setpriv !== null) {
     if (dropUser) {
@@ -213,14 +220,14 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (innerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (bwrap !== null) {
-    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes }), '--', ...chain];
+    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads }), '--', ...chain];
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, seccompProgram: kernel.seccompProgram };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {
@@ -228,11 +235,12 @@ function unshareNetArgs(probe: HostProbe): string[] {
   return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
 }
 
-function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined }): string[] {
+function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined; kernelArgs: string[]; kernelReads: string[] }): string[] {
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
   if (opts.capDrop) args.push('--cap-drop', 'ALL');
+  args.push(...opts.kernelArgs);
   const roots = probe.runtimeRoots;
   for (const root of roots) {
     if (root.symlink !== null) args.push('--symlink', root.symlink, root.path);
@@ -240,7 +248,7 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
   }
   const covered = (path: string): boolean => roots.some((r) => r.symlink === null && isWithin(path, r.path));
   // The node binary and the wrappers must exist inside; outside /usr (nvm, /opt) bind them too.
-  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare].filter((p): p is string => p !== null && !covered(p));
+  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare, ...opts.kernelReads].filter((p): p is string => p !== null && !covered(p));
   const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
   args.push('--proc', '/proc', '--dev', '/dev');
 

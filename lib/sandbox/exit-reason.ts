@@ -40,6 +40,8 @@ export function explainExit(limits: ExitLimits, code: number | null, signal: Nod
   const tail = stderrTail === undefined ? '' : typeof stderrTail === 'string' ? stderrTail : stderrTail.join('\n');
   if (sig === 'SIGXCPU' && limits.cpuSeconds !== undefined) return `CPU time limit (${limits.cpuSeconds} s)`;
   if (sig === 'SIGXFSZ' && limits.fileSizeMiB !== undefined) return `file size limit (${limits.fileSizeMiB} MiB)`;
+  // Only the seccomp filter of a profile with "syscalls": { "onViolation": "kill" } sends SIGSYS.
+  if (sig === 'SIGSYS') return 'refused system call (seccomp, onViolation "kill")';
   if (limits.memoryMiB !== undefined) {
     // V8 aborts (SIGABRT) when the heap limit or RLIMIT_DATA is hit; the kernel's OOM killer sends SIGKILL.
     if (OOM_PATTERN.test(tail)) return `memory limit (${limits.memoryMiB} MiB)`;

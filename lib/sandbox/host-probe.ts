@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { probeKernel, type KernelProbe } from './kernel-layers.js';
 
 /** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
 export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;
@@ -42,6 +43,10 @@ export interface HostProbe {
   bwrap: string | null;
   /** This bubblewrap has `--size`, which caps a tmpfs (the scratch dir under `limits.scratchMiB`). */
   bwrapTmpfsSize: boolean;
+  /** This bubblewrap has `--disable-userns` (0.8 or later). */
+  bwrapDisableUserns: boolean;
+  /** libseccomp and Landlock, as the broker can reach them (lib/sandbox/kernel-layers.ts). */
+  kernel: KernelProbe;
   /** Why bubblewrap is not usable (not installed, or the test run failed). */
   bwrapProblem: string | null;
   /** Unprivileged user namespaces work (needed by bubblewrap and unshare when not root). */
@@ -134,6 +139,8 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     uid,
     bwrap: bwrapPath !== null && bwrapResult.ok ? bwrapPath : null,
     bwrapTmpfsSize: help.stdout.includes('--size'),
+    bwrapDisableUserns: help.stdout.includes('--disable-userns'),
+    kernel: probeKernel(),
     bwrapProblem: bwrapPath === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
     userNamespaces,
     unshare,

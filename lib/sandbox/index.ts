@@ -6,7 +6,8 @@
  * CONTRACT with lib/broker (keep these signatures stable):
  * - the broker calls `planLaunch(input)` before every launch and then runs
  *   `spawn(plan.command, plan.args, { env: plan.env, cwd: plan.cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })`;
- *   fd 3 is the broker's socketpair and must reach the node process.
+ *   fd 3 is the broker's socketpair and must reach the node process; `plan.inheritFds` (when present) go to
+ *   child fds 5, 6, ... (fd 4 stays the outbound channel or 'ignore').
  * - after the process has exited (and before any relaunch) the broker awaits `plan.cleanup()`.
  * - `plan.explainExit(code, signal)` may turn an exit into a reason such as
  *   "memory limit (256 MiB)"; the broker shows it in status and in ERR_INTERRUPTED.
@@ -20,6 +21,9 @@ import { moduleReadSet } from './module-graph.js';
 import { expandPath } from './paths.js';
 import { parseProfile } from './profile.js';
 import { createScratch } from './scratch.js';
+import { programFd } from './seccomp.js';
+import { uidFor } from './uid-pool.js';
+import { closeSync } from 'node:fs';
 import { bulkheadError } from '../errors.js';
 
 export { moduleReadSet, type ModuleReadSet } from './module-graph.js';
@@ -28,6 +32,8 @@ export { parseProfile, checkProfile, DEFAULT_SANDBOX_USER, type SandboxProfile, 
 export { probeHost, setHostProbeOverride, type HostProbe, type HostProbeOverride, type NodePermissionSupport } from './host-probe.js';
 export { BUILTIN_PLACEHOLDERS } from './paths.js';
 export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
+export { configureUidPool, DEFAULT_UID_RANGE, type UidRange } from './uid-pool.js';
+export { SECCOMP_CHILD_FD, type KernelProbe } from './kernel-layers.js';
 
 /** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
 const PREWARM_ENTRY_ENV = 'BULKHEAD_ENTRY';
@@ -128,6 +134,11 @@ export interface SandboxLaunchPlan {
   explainExit(code: number | null, signal: NodeJS.Signals | null, stderrTail?: string | readonly string[]): string | undefined;
   /** uid/gid the helper runs as when a root broker dropped it to another user. */
   runAs?: { uid: number; gid: number };
+  /**
+   * Broker-side fds the child must inherit at fds 5, 6, ... (the seccomp program bubblewrap reads from fd 5).
+   * The broker passes them in spawn's stdio; `cleanup()` closes them.
+   */
+  inheritFds?: number[];
 }
 
 /**
@@ -149,8 +160,11 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       explainExit: () => undefined,
     };
   }
-  const profile = parseProfile(input.profile.name, input.profile.document);
+  const parsed = parseProfile(input.profile.name, input.profile.document);
   const probe = await probeHost(input.nodePath);
+  // A profile that names no user gives each service a uid of its own (a root broker only).
+  const namesUser = typeof input.profile.document === 'object' && input.profile.document !== null && 'user' in input.profile.document;
+  const profile = probe.isRoot && !namesUser ? { ...parsed, user: uidFor(`${input.paths?.['root'] ?? ''}\0${input.service}`) } : parsed;
   const context = { service: input.service, profile: profile.name };
   // Expand before creating anything, so a bad placeholder leaves nothing behind.
   const vars: Record<string, string> = { ...input.paths, serviceDir: input.serviceDir, scratch: '/scratch' };
@@ -180,13 +194,22 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     }
     const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own: input.env, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
+    let seccompFd: number | undefined = compiled.seccompProgram === undefined ? undefined : programFd(compiled.seccompProgram);
+    const closeFds = (): void => {
+      if (seccompFd !== undefined) closeSync(seccompFd);
+      seccompFd = undefined;
+    };
     return {
       command: compiled.command,
       args: compiled.args,
       env,
       cwd: scratch.path,
       report: { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), grants },
-      cleanup: () => scratch.remove(),
+      cleanup: () => {
+        closeFds();
+        return scratch.remove();
+      },
+      ...(seccompFd !== undefined ? { inheritFds: [seccompFd] } : {}),
       explainExit: (code, signal, stderrTail) => explainExit(limits, code, signal, stderrTail),
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
     };

@@ -50,6 +50,14 @@ export const PROFILE_SCHEMA = {
       },
     },
     addons: { type: 'boolean' },
+    syscalls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ioUring: { type: 'boolean' },
+        onViolation: { enum: ['error', 'kill'] },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,

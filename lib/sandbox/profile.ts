@@ -26,6 +26,12 @@ export interface SandboxProfile {
   processes: { children: boolean; workers: boolean };
   /** May the helper load native addons (`process.dlopen`)? @default false */
   addons: boolean;
+  /**
+   * The seccomp filter's choices: allow io_uring (refused by default: its requests bypass the filter),
+   * and whether a refused call fails with EPERM ("error") or kills the helper with SIGSYS ("kill").
+   * @default { ioUring: false, onViolation: "error" }
+   */
+  syscalls: { ioUring: boolean; onViolation: 'error' | 'kill' };
   /** Resource limits; absent means unlimited. */
   limits: { memoryMiB?: number; cpuSeconds?: number; openFiles?: number; processes?: number; fileSizeMiB?: number; scratchMiB?: number };
   /** Identity to run as when the broker is root. @default { uid: 65534, gid: 65534 } (nobody) */
@@ -109,7 +115,7 @@ export function parseProfile(name: string, document: unknown): SandboxProfile {
     const list = problems.map((p) => `${p.pointer} ${p.message}`).join('; ');
     throw bulkheadError('ERR_INVALID_PROFILE', `Sandbox profile "${name}" is not valid: ${list}. Fix the field(s) in sandbox-profiles/${name}.json (see docs/sandbox.md).`, { profile: name, pointer: problems[0]!.pointer, problems });
   }
-  const doc = document as Partial<Omit<SandboxProfile, 'name'>> & { fs?: { read?: string[]; write?: string[] }; processes?: { children?: boolean; workers?: boolean } };
+  const doc = document as Partial<Omit<SandboxProfile, 'name' | 'syscalls'>> & { syscalls?: Partial<SandboxProfile['syscalls']> } & { fs?: { read?: string[]; write?: string[] }; processes?: { children?: boolean; workers?: boolean } };
   return {
     name,
     description: doc.description ?? '',
@@ -117,6 +123,7 @@ export function parseProfile(name: string, document: unknown): SandboxProfile {
     fs: { read: [...(doc.fs?.read ?? [])], write: [...(doc.fs?.write ?? [])] },
     processes: { children: doc.processes?.children ?? false, workers: doc.processes?.workers ?? false },
     addons: doc.addons ?? false,
+    syscalls: { ioUring: doc.syscalls?.ioUring ?? false, onViolation: doc.syscalls?.onViolation ?? 'error' },
     limits: { ...doc.limits },
     user: doc.user === undefined ? { ...DEFAULT_SANDBOX_USER } : { uid: doc.user.uid, gid: doc.user.gid },
     env: [...(doc.env ?? [])],

@@ -1,0 +1,101 @@
+/**
+ * The broker's one door to C: libseccomp and a few libc calls through koffi
+ * (an FFI whose npm package ships prebuilt binaries, so nothing compiles at
+ * install). Loaded lazily, only by the broker (never by a helper's runtime),
+ * and only when a sandboxed launch needs it. A host without koffi's binary or
+ * without libseccomp gets `null` plus a reason, which the sandbox reports as a
+ * missing layer.
+ * @module
+ */
+import { createRequire } from 'node:module';
+
+/** `struct scmp_arg_cmp` as libseccomp takes it. */
+export interface ScmpArgCmp {
+  arg: number;
+  op: number;
+  datum_a: bigint | number;
+  datum_b: bigint | number;
+}
+
+/** The libseccomp functions bulkhead uses. */
+export interface Libseccomp {
+  init(defaultAction: number): unknown;
+  release(ctx: unknown): void;
+  resolveName(name: string): number;
+  ruleAdd(ctx: unknown, action: number, syscall: number, cmps: ScmpArgCmp[]): number;
+  exportBpf(ctx: unknown, fd: number): number;
+  version: string;
+}
+
+/** The libc calls bulkhead uses (x86-64 / arm64 Linux). */
+export interface Libc {
+  memfdCreate(name: string, flags: number): number;
+  /** The Landlock ABI version the kernel offers (0 when it has none). */
+  landlockAbi(): number;
+  errno(): number;
+}
+
+/** The loaded FFI, or why it could not be loaded. */
+export type Ffi = { ok: true; seccomp: Libseccomp | null; seccompProblem: string | null; libc: Libc } | { ok: false; problem: string };
+
+let loaded: Ffi | undefined;
+
+/** landlock_create_ruleset's number; the same on every Linux architecture (the unified syscall table). */
+const LANDLOCK_CREATE_RULESET = 444;
+
+/**
+ * Loads koffi, libc and libseccomp once per process.
+ * @returns the bindings, or `{ ok: false, problem }` saying what is missing
+ */
+export function loadFfi(): Ffi {
+  if (loaded !== undefined) return loaded;
+  let koffi: typeof import('koffi');
+  try {
+    // createRequire: koffi is CommonJS, and a synchronous load keeps the probe simple.
+    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  } catch (err) {
+    return (loaded = { ok: false, problem: `koffi (npm) cannot be loaded: ${(err as Error).message}` });
+  }
+  let libc: Libc;
+  try {
+    const c = koffi.load('libc.so.6');
+    const memfd = c.func('int memfd_create(const char *name, unsigned int flags)');
+    const sys = c.func('long syscall(long nr, void *a, unsigned long b, unsigned int c)');
+    libc = {
+      memfdCreate: (name, flags) => memfd(name, flags) as number,
+      // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version, or -1 (ENOSYS/EOPNOTSUPP).
+      landlockAbi: () => Math.max(0, Number(sys(LANDLOCK_CREATE_RULESET, null, 0, 1))),
+      errno: () => koffi.errno(),
+    };
+  } catch (err) {
+    return (loaded = { ok: false, problem: `libc cannot be loaded through koffi: ${(err as Error).message}` });
+  }
+  let seccomp: Libseccomp | null = null;
+  let seccompProblem: string | null = null;
+  try {
+    const s = koffi.load('libseccomp.so.2');
+    koffi.struct('scmp_arg_cmp', { arg: 'uint', op: 'int', datum_a: 'uint64_t', datum_b: 'uint64_t' });
+    koffi.struct('scmp_version', { major: 'uint', minor: 'uint', micro: 'uint' });
+    const init = s.func('void *seccomp_init(uint32_t def_action)');
+    const release = s.func('void seccomp_release(void *ctx)');
+    const resolve = s.func('int seccomp_syscall_resolve_name(const char *name)');
+    const add = s.func('int seccomp_rule_add_array(void *ctx, uint32_t action, int syscall, unsigned int arg_cnt, scmp_arg_cmp *arg_array)');
+    const exp = s.func('int seccomp_export_bpf(void *ctx, int fd)');
+    const ver = s.func('const scmp_version *seccomp_version()');
+    const vp = ver() as unknown;
+    const v = vp === null ? null : (koffi.decode(vp, 'scmp_version') as { major: number; minor: number; micro: number });
+    seccomp = {
+      init: (a): unknown => init(a) as unknown,
+      release: (ctx) => {
+        release(ctx);
+      },
+      resolveName: (name) => resolve(name) as number,
+      ruleAdd: (ctx, action, syscall, cmps) => add(ctx, action, syscall, cmps.length, cmps.length === 0 ? null : cmps) as number,
+      exportBpf: (ctx, fd) => exp(ctx, fd) as number,
+      version: v === null ? 'unknown' : `${v.major}.${v.minor}.${v.micro}`,
+    };
+  } catch (err) {
+    seccompProblem = `libseccomp (apt-get install -y libseccomp2) cannot be loaded: ${(err as Error).message}`;
+  }
+  return (loaded = { ok: true, seccomp, seccompProblem, libc });
+}

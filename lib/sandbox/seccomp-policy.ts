@@ -1,0 +1,138 @@
+/**
+ * Which system calls a profile refuses, as plain data: groups of rules, each
+ * group one line of the enforcement report. Pure (no FFI), so the policy is
+ * testable in memory; {@link ./seccomp.ts} compiles it with libseccomp.
+ *
+ * The filter allows by default and refuses named calls (the Flatpak/Docker
+ * model): an allow-list would have to track every call Node, libuv and glibc
+ * make on every Node line. Calls newer than the host's libseccomp knows stay
+ * allowed; the report names any listed call the library could not resolve.
+ * @module
+ */
+import type { SandboxProfile } from './profile.js';
+
+/** Linux errno values used by the filter. */
+export const EPERM = 1;
+export const ENOSYS = 38;
+
+/** libseccomp comparison operators (`enum scmp_compare`). */
+export const SCMP_CMP = { NE: 1, EQ: 4, MASKED_EQ: 7 } as const;
+
+/** Compare only the low 32 bits of an `int` argument: the kernel ignores the high ones, so a filter must too. */
+const INT = 0xffffffff;
+
+const CLONE_THREAD = 0x00010000;
+const CLONE_NEWUSER = 0x10000000;
+const SOCK_TYPE_MASK = 0xf;
+const SOCK_RAW = 3;
+const SOCK_PACKET = 10;
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_NETLINK = 16;
+/** Address families Linux knows (AF_MAX in linux/socket.h, 6.x). */
+const AF_MAX = 46;
+
+/** One argument comparison: `(args[arg] & mask) == value`, or `args[arg] != value` for `ne`. */
+export interface ArgCheck {
+  arg: number;
+  op: 'masked-eq' | 'ne';
+  mask?: number;
+  value: number;
+}
+
+/** One filter rule: a call, optional argument checks (all must hold), and the errno it returns. */
+export interface SyscallRule {
+  name: string;
+  args?: ArgCheck[];
+  /** Returned instead of running the call. `kill` profiles still return this for `clone3` (glibc needs ENOSYS to fall back to `clone`). */
+  errno: number;
+  /** Never turned into a kill, whatever the profile's `onViolation`. */
+  alwaysErrno?: boolean;
+}
+
+/** A group of rules reported as one rule of the enforcement report. */
+export interface SyscallGroup {
+  /** Report name, e.g. "syscalls.keyring". */
+  rule: string;
+  /** What a helper can no longer do, for the report. */
+  detail: string;
+  rules: SyscallRule[];
+}
+
+/** What a profile says about system calls (`profile.syscalls`). */
+export interface SyscallOptions {
+  /** Allow io_uring. @default false */
+  ioUring: boolean;
+  /** What a refused call does: fail with an errno (EPERM), or kill the helper (SIGSYS). @default "error" */
+  onViolation: 'error' | 'kill';
+}
+
+const eperm = (...names: string[]): SyscallRule[] => names.map((name) => ({ name, errno: EPERM }));
+const low32 = (arg: number, value: number, mask = INT): ArgCheck => ({ arg, op: 'masked-eq', mask, value });
+
+/**
+ * The groups of calls a profile refuses. Every profile gets the fixed groups;
+ * io_uring, process creation and socket families follow the profile.
+ */
+export function syscallGroups(profile: Pick<SandboxProfile, 'network' | 'processes'>, options: SyscallOptions): SyscallGroup[] {
+  const groups: SyscallGroup[] = [
+    {
+      rule: 'syscalls.namespaces',
+      detail: 'no new user namespace (unshare/clone with CLONE_NEWUSER), no setns; clone3 answers ENOSYS so glibc falls back to clone, whose flags the filter can see',
+      rules: [
+        { name: 'unshare', args: [low32(0, CLONE_NEWUSER, CLONE_NEWUSER)], errno: EPERM },
+        { name: 'clone', args: [low32(0, CLONE_NEWUSER, CLONE_NEWUSER)], errno: EPERM },
+        { name: 'clone3', errno: ENOSYS, alwaysErrno: true },
+        ...eperm('setns'),
+      ],
+    },
+    { rule: 'syscalls.keyring', detail: 'no kernel keyring (add_key, keyctl, request_key): no keys shared with, or left for, other services', rules: eperm('add_key', 'keyctl', 'request_key') },
+    { rule: 'syscalls.ptrace', detail: 'no ptrace, process_vm_readv/writev, pidfd_getfd or kcmp: no reach into another process\'s memory or fds', rules: eperm('ptrace', 'process_vm_readv', 'process_vm_writev', 'pidfd_getfd', 'kcmp') },
+    {
+      rule: 'syscalls.kernel',
+      detail: 'no bpf, perf_event_open, userfaultfd, kexec, kernel modules, open_by_handle_at, swap, reboot, acct, syslog, quotactl',
+      rules: eperm('bpf', 'perf_event_open', 'userfaultfd', 'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'open_by_handle_at', 'name_to_handle_at', 'swapon', 'swapoff', 'reboot', 'acct', 'syslog', 'quotactl', 'lookup_dcookie', 'iopl', 'ioperm'),
+    },
+    { rule: 'syscalls.mount', detail: 'no mount, umount2, pivot_root, chroot or the new mount API (fsopen, fsconfig, fsmount, fspick, move_mount, open_tree, mount_setattr)', rules: eperm('mount', 'umount2', 'pivot_root', 'chroot', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree', 'mount_setattr') },
+  ];
+  if (!options.ioUring) {
+    groups.push({ rule: 'syscalls.ioUring', detail: 'no io_uring (its requests bypass this filter); libuv falls back to its thread pool', rules: eperm('io_uring_setup', 'io_uring_enter', 'io_uring_register') });
+  }
+  if (!profile.processes.children) {
+    groups.push({
+      rule: 'processes.children',
+      detail: 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike',
+      rules: [...eperm('fork', 'vfork'), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
+    });
+  }
+  groups.push(socketGroup(profile.network));
+  return groups;
+}
+
+function socketGroup(network: SandboxProfile['network']): SyscallGroup {
+  const inet = network !== 'none';
+  const allowed = new Set([AF_UNIX, AF_NETLINK, ...(inet ? [AF_INET, AF_INET6] : [])]);
+  const rules: SyscallRule[] = [];
+  for (let family = 0; family < AF_MAX; family++) {
+    if (!allowed.has(family)) rules.push({ name: 'socket', args: [low32(0, family)], errno: EPERM });
+  }
+  if (inet) {
+    for (const family of [AF_INET, AF_INET6]) {
+      for (const type of [SOCK_RAW, SOCK_PACKET]) rules.push({ name: 'socket', args: [low32(0, family), low32(1, type, SOCK_TYPE_MASK)], errno: EPERM });
+    }
+  }
+  // glibc's getifaddrs (os.networkInterfaces) reads interfaces over NETLINK_ROUTE (0); every other netlink protocol
+  // (sock_diag, audit, uevent, netfilter...) is refused.
+  rules.push({ name: 'socket', args: [low32(0, AF_NETLINK), { arg: 2, op: 'ne', value: 0 }], errno: EPERM });
+  return {
+    rule: 'syscalls.sockets',
+    detail: `socket families: AF_UNIX${inet ? ', AF_INET, AF_INET6 (no SOCK_RAW/SOCK_PACKET)' : ''} and NETLINK_ROUTE only; every other family (AF_PACKET, AF_NETLINK's other protocols, AF_VSOCK, AF_ALG...${inet ? '' : ', AF_INET, AF_INET6'}) fails with EPERM`,
+    rules,
+  };
+}
+
+/** A stable key for the filter a profile compiles to (the compiled program is cached under it). */
+export function policyKey(profile: Pick<SandboxProfile, 'network' | 'processes'>, options: SyscallOptions): string {
+  return JSON.stringify([profile.network, profile.processes.children, options.ioUring, options.onViolation]);
+}

@@ -1,0 +1,109 @@
+// Fast tier for the kernel layers: the seccomp policy as data, the uid pool,
+// how kernel rules merge into the report, and the plan compile.ts gets for
+// hosts with and without each layer. No process is spawned here; the real
+// attempts are in sandbox-kernel.test.ts.
+import t from 'tap';
+import { parseProfile, probeHost, type HostProbe } from '../lib/sandbox/index.js';
+import { syscallGroups, policyKey, EPERM, ENOSYS } from '../lib/sandbox/seccomp-policy.js';
+import { configureUidPool, uidFor, DEFAULT_UID_RANGE } from '../lib/sandbox/uid-pool.js';
+import { mergeKernelRules, planKernelLayers, type KernelRule } from '../lib/sandbox/kernel-layers.js';
+import { compileFilter } from '../lib/sandbox/seccomp.js';
+import { explainExit } from '../lib/sandbox/exit-reason.js';
+import { expectCode } from './helpers.js';
+
+const profile = (doc: object) => parseProfile('p', doc);
+const names = (groups: ReturnType<typeof syscallGroups>) => groups.map((g) => g.rule);
+const defaults = { ioUring: false, onViolation: 'error' as const };
+
+t.test('the policy follows the profile: children, io_uring and the network rule', async (t) => {
+  t.same(names(syscallGroups(profile({}), defaults)), ['syscalls.namespaces', 'syscalls.keyring', 'syscalls.ptrace', 'syscalls.kernel', 'syscalls.mount', 'syscalls.ioUring', 'processes.children', 'syscalls.sockets']);
+  t.notOk(names(syscallGroups(profile({ processes: { children: true } }), defaults)).includes('processes.children'), 'children allowed: no process rule');
+  t.notOk(names(syscallGroups(profile({}), { ...defaults, ioUring: true })).includes('syscalls.ioUring'), 'io_uring granted');
+  const sockets = (network: string) => syscallGroups(profile({ network }), defaults).find((g) => g.rule === 'syscalls.sockets')!.rules;
+  const refusesFamily = (rules: ReturnType<typeof sockets>, family: number) => rules.some((r) => r.args?.length === 1 && r.args[0]!.value === family);
+  t.ok(refusesFamily(sockets('none'), 2) && refusesFamily(sockets('none'), 10), 'none: AF_INET and AF_INET6 refused');
+  t.notOk(refusesFamily(sockets('full'), 2), 'full: AF_INET allowed');
+  t.ok(refusesFamily(sockets('full'), 17), 'full: AF_PACKET refused');
+  t.notOk(refusesFamily(sockets('none'), 1), 'AF_UNIX always allowed');
+  for (const group of syscallGroups(profile({}), defaults)) {
+    for (const rule of group.rules) t.ok(rule.errno === EPERM || (rule.name === 'clone3' && rule.errno === ENOSYS), `${rule.name} → errno ${rule.errno}`);
+  }
+  t.not(policyKey(profile({}), defaults), policyKey(profile({ network: 'full' }), defaults));
+  t.equal(policyKey(profile({ fs: { read: ['/a'] }, limits: { memoryMiB: 256 } }), defaults), policyKey(profile({}), defaults), 'paths and limits do not change the filter');
+});
+
+t.test('compiled filters are cached per policy and differ between policies', async (t) => {
+  const a = compileFilter(profile({}), defaults);
+  t.equal(compileFilter(profile({ addons: true }), defaults), a, 'same policy: the cached program');
+  t.notOk(compileFilter(profile({ network: 'full' }), defaults).bpf.equals(a.bpf));
+  t.notOk(compileFilter(profile({}), { ...defaults, onViolation: 'kill' }).bpf.equals(a.bpf));
+  t.equal(a.bpf.length % 8, 0, 'whole struct sock_filter instructions');
+  t.same(a.unresolved, [], 'this libseccomp knows every listed call');
+});
+
+t.test('uid pool: one uid per service, stable, never nobody; bad ranges are refused', async (t) => {
+  const a = uidFor('/app\0parser');
+  const b = uidFor('/app\0fetcher');
+  t.not(a.uid, b.uid);
+  t.equal(a.gid, a.uid);
+  t.same(uidFor('/app\0parser'), a, 'stable');
+  t.ok(a.uid >= DEFAULT_UID_RANGE.first && a.uid < DEFAULT_UID_RANGE.first + DEFAULT_UID_RANGE.count);
+  expectCode(t, () => configureUidPool({ first: 0, count: 10 }), 'ERR_INVALID_OPTION', 'uid 0');
+  expectCode(t, () => configureUidPool({ first: 4_294_967_290, count: 10 }), 'ERR_INVALID_OPTION', 'past 2^32-2');
+  configureUidPool({ first: 70000, count: 2 });
+  t.teardown(() => configureUidPool(DEFAULT_UID_RANGE));
+  const c = uidFor('x\0one');
+  const d = uidFor('x\0two');
+  t.same([c.uid, d.uid].sort(), [70000, 70001]);
+  expectCode(t, () => uidFor('x\0three'), 'ERR_INVALID_OPTION', 'range exhausted');
+});
+
+t.test('kernel rules merge into compile.ts\'s: layers appended, enforcement only raised, layersOnly never flips it', async (t) => {
+  const rules: KernelRule[] = [
+    { rule: 'processes.children', layers: ['node:permission'], unenforced: false },
+    { rule: 'fs.read', layers: ['node:permission'], unenforced: true, missing: 'bubblewrap' },
+    { rule: 'isolation', layers: [], unenforced: true, missing: 'bubblewrap' },
+  ];
+  mergeKernelRules(rules, [
+    { rule: 'processes.children', layers: ['seccomp'], unenforced: false },
+    { rule: 'fs.read', layers: ['landlock:fs'], unenforced: false },
+    { rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: false, layersOnly: true },
+    { rule: 'syscalls.keyring', layers: [], unenforced: true, missing: 'libseccomp' },
+  ]);
+  t.same(rules, [
+    { rule: 'processes.children', layers: ['node:permission', 'seccomp'], unenforced: false },
+    { rule: 'fs.read', layers: ['node:permission', 'landlock:fs'], unenforced: false },
+    { rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: true, missing: 'bubblewrap' },
+    { rule: 'syscalls.keyring', layers: [], unenforced: true, missing: 'libseccomp' },
+  ]);
+});
+
+t.test('plans: seccomp through bubblewrap, Landlock only where no cheaper layer enforces', async (t) => {
+  const real = await probeHost();
+  const input = { nodePath: process.execPath, reads: ['/srv/app'], writes: ['/tmp/s'], etc: [], runtimeRoots: ['/usr'] };
+  const on = (p: Partial<HostProbe>): HostProbe => ({ ...real, bwrap: '/usr/bin/bwrap', kernel: { seccompProblem: null, libseccomp: '2.5.4', landlockAbi: 7 }, ...p });
+  const pure = planKernelLayers(profile({}), on({}), input);
+  t.same(pure.bwrapArgs.slice(0, 2), ['--seccomp', '5']);
+  t.ok(pure.seccompProgram !== undefined);
+  t.same(pure.preExec, [], 'none: bubblewrap already enforces fs and abstract sockets');
+  const full = planKernelLayers(profile({ network: 'full' }), on({}), input);
+  t.equal(full.preExec[1]?.endsWith('landlock-exec.js'), true, 'full: the Landlock step');
+  const spec = JSON.parse(full.preExec[2]!) as { scope: object; fs: { exec: string[] } };
+  t.same(spec.scope, { abstractUnix: true, signal: true });
+  t.same(full.rules.find((r) => r.rule === 'network.abstractUnix')?.layers, ['landlock:scope']);
+  const oldKernel = planKernelLayers(profile({ network: 'full' }), on({ kernel: { seccompProblem: null, libseccomp: '2.5.4', landlockAbi: 5 } }), input);
+  t.match(oldKernel.rules.find((r) => r.rule === 'network.abstractUnix'), { unenforced: true, missing: /^Landlock ABI 6/ });
+  const noBwrap = planKernelLayers(profile({}), on({ bwrap: null, bwrapProblem: 'simulated' }), input);
+  t.equal(noBwrap.seccompProgram, undefined, 'no bubblewrap, nothing loads the filter');
+  t.match(noBwrap.rules.find((r) => r.rule === 'syscalls.keyring'), { unenforced: true, missing: /^bubblewrap/ });
+  t.equal(noBwrap.preExec.length > 0, true, 'Landlock takes over the filesystem rules');
+  const unprivileged = planKernelLayers(profile({}), on({ isRoot: false, bwrapDisableUserns: true }), input);
+  t.ok(unprivileged.bwrapArgs.includes('--disable-userns'));
+  t.same(unprivileged.rules.find((r) => r.rule === 'syscalls.namespaces')?.layers, ['seccomp', 'bubblewrap:disable-userns']);
+});
+
+t.test('a SIGSYS death is named as the filter\'s doing, as a signal or as 128 + 31 from bubblewrap', async (t) => {
+  t.equal(explainExit({}, null, 'SIGSYS'), 'refused system call (seccomp, onViolation "kill")');
+  t.equal(explainExit({}, 159, null), 'refused system call (seccomp, onViolation "kill")');
+  t.equal(explainExit({}, 1, null), undefined);
+});
