@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { CONFIG } from './common/config.js';
 import { RESULTS_DIR, machine, printTable, type ScenarioResult, type TargetRow } from './common/report.js';
 import { runDaemon } from './scenarios/daemon.js';
+import { runDaemonAbuse } from './scenarios/daemon-abuse.js';
 import { runEvents } from './scenarios/events.js';
 import { runLaunch } from './scenarios/launch.js';
 import { runMemory } from './scenarios/memory.js';
@@ -25,6 +26,7 @@ const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   events: runEvents,
   launch: runLaunch,
   daemon: runDaemon,
+  'daemon-abuse': runDaemonAbuse,
   memory: runMemory,
   streams: runStreams,
 };

@@ -135,6 +135,10 @@ export const ERROR_CODES = {
     meaning: 'The daemon could not serve the request because of a fault on its side (its state or configuration); the details are in the daemon\'s log, never sent to clients.',
     remedy: 'Nothing is wrong with the client: ask the daemon\'s administrator to check `bulkhead logs` and fix the daemon, then retry.',
   },
+  ERR_TOO_MANY_CONNECTIONS: {
+    meaning: 'A daemon connection that had not authenticated yet was closed because too many were pending (per uid or in all).',
+    remedy: 'Authenticate promptly after connecting; if many honest clients connect at once, raise daemon.maxUnauthenticated / maxUnauthenticatedPerUid.',
+  },
   ERR_CODE_SIGNATURE: {
     meaning: 'The helper\'s files do not match their signed manifest, so the broker refused to launch it.',
     remedy: 'Re-sign the service with `bulkhead sign` after a deliberate change; otherwise treat it as tampering.',
@@ -171,7 +175,7 @@ export type ExitData = {
 /** Where a bad field is: the file (or the file and `/services/<n>`) and its JSON pointer. */
 export type SourceData = {
   source?: string;
-  pointer: string;
+  pointer?: string;
 };
 
 /** Who a daemon refused: the identity it claimed or proved, and the service it asked for. */
@@ -221,7 +225,7 @@ export interface ErrorDataMap {
   ERR_INVALID_MANIFEST: SourceData & { service?: string; key?: string; name?: string; placeholder?: string; profile?: string; available?: string[]; errors?: unknown[]; index?: number };
   ERR_INVALID_OPTION: { option?: string; file?: string; dir?: string; detail?: string; field?: string; key?: string };
   ERR_LAUNCH_FAILED: ExitData & { launchTimeoutMs?: number };
-  ERR_CLOSED: Record<string, never>;
+  ERR_CLOSED: { reason?: string };
   ERR_BACKPRESSURE: { limit?: number; buffered?: number; maxInFlight?: number; maxQueued?: number };
   ERR_SANDBOX_UNENFORCEABLE: { profile?: string; service?: string; rule?: string; missing?: string | null; rules?: Array<{ rule: string; missing: string | null }> };
   ERR_INVALID_PROFILE: SourceData & { profile?: string; problems?: unknown[] };
@@ -236,6 +240,7 @@ export interface ErrorDataMap {
   ERR_DAEMON_FAULT: RefusalData;
   ERR_CODE_SIGNATURE: { reason?: string; file?: string; dir?: string; extra?: unknown };
   ERR_SOCKET_ACTIVATION: { fds?: number; socketPath?: string };
+  ERR_TOO_MANY_CONNECTIONS: RefusalData & { limit?: number };
 }
 
 /**

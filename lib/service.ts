@@ -139,7 +139,7 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
   let rpc = targets.get(service);
   if (rpc === undefined) {
     // One id range per target on the shared channel, so answers find their client.
-    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
+    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
     targets.set(service, rpc);
   }
   const client = rpc;
@@ -273,5 +273,14 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
       if (!exiting) process.exit(0);
     },
   }, { exposeStacks: process.env[HELPER_ENV.debug] === '1' });
+  // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
+  const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
+  if (Number.isInteger(heartbeatMs) && heartbeatMs > 0) {
+    const heartbeat = setInterval(() => {
+      if (channel.open) server.heartbeat();
+    }, heartbeatMs);
+    heartbeat.unref();
+    socket.once('close', () => clearInterval(heartbeat));
+  }
   return server;
 }

@@ -218,6 +218,31 @@ t.test('reload picks up a new service', async (t) => {
   t.ok((await psJson()).some((s) => s.name === 'extra'));
 });
 
+t.test('a bad reload changes nothing and is logged; restart swaps the helper for a new one', async (t) => {
+  const good = { root: LIVE, services: [...services, { name: 'extra', entry: './chatty-service.js', protocol: 'com.test.cli.chatty' }] };
+  const kick = await bulkhead('kickstart', 'extra', '--json');
+  t.equal(kick.code, 0, kick.stderr);
+  const { pid } = JSON.parse(kick.stdout) as { pid: number };
+  const before = (await psJson()).map((s) => s.name).sort();
+  // The issue's case: every other service dropped, and extra's new entry missing.
+  writeFileSync(config, JSON.stringify({ root: LIVE, services: [{ name: 'extra', entry: './missing.js', protocol: 'com.test.cli.chatty' }] }));
+  const bad = await bulkhead('reload');
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, 'ERR_INVALID_MANIFEST');
+  t.match(bad.stderr, '/entry', 'the field is named');
+  const after = await psJson();
+  t.same(after.map((s) => s.name).sort(), before, 'no service removed');
+  t.equal(byName(after, 'extra').pid, pid, 'the running helper untouched');
+  await daemonLog.waitFor((line) => line.includes('"event":"reload-failed"'));
+  t.pass('the refused reload is logged with its reason');
+  writeFileSync(config, JSON.stringify(good));
+  const restart = await bulkhead('restart', 'extra', '--json');
+  t.equal(restart.code, 0, restart.stderr);
+  const restarted = (JSON.parse(restart.stdout) as { pid: number }).pid;
+  t.not(restarted, pid, 'a new helper');
+  t.equal(byName(await psJson(), 'extra').state, 'running');
+});
+
 t.test('refusals exit 1 with the daemon\'s code; no daemon exits 3', async (t) => {
   const guest = await bulkhead('identity', 'issue', 'guest', '--json');
   t.equal(guest.code, 0, guest.stderr);
@@ -233,6 +258,19 @@ t.test('refusals exit 1 with the daemon\'s code; no daemon exits 3', async (t) =
   const nobody = await bulkhead('ps', '--socket', join(work, 'run', 'nobody.sock'));
   t.equal(nobody.code, 3);
   t.match(nobody.stderr, 'nobody.sock');
+});
+
+t.test('ps --clients lists connected clients with their kernel uid/gid/pid, and refusals per reason', async (t) => {
+  // ps itself is a connected client (admin, on bulkhead.control) while it asks: its own row shows.
+  const text = await bulkhead('ps', '--clients');
+  t.equal(text.code, 0, text.stderr);
+  const row = new RegExp(`^admin\\s+bulkhead\\.control\\s+${process.getuid!()}\\s+${process.getgid!()}\\s+(\\d+)\\s`, 'm').exec(text.stdout);
+  t.ok(row !== null, 'a row for the ps process: identity, service, and the uid/gid the kernel reported');
+  t.not(Number(row?.[1]), process.pid, 'its pid is the ps child\'s, not ours');
+  t.match(text.stdout, /refused: .*ERR_NOT_PERMITTED:not-in-clients \d+/, 'the earlier refusal of "guest" is counted under its code and reason');
+  t.match(text.stdout, /daemon id [0-9a-f]{64}/, 'the daemon id is a SHA-256 fingerprint');
+  const logs = await bulkhead('logs', '--events', '-n', '200');
+  t.match(logs.stdout, new RegExp(`refused guest \\(uid ${process.getuid!()}, gid ${process.getgid!()}, pid \\d+\\) to bulkhead\\.control: ERR_NOT_PERMITTED \\(not-in-clients\\)`), 'logs show the refusal with the peer\'s kernel credentials');
 });
 
 t.test('sign writes a signature with an issued identity', async (t) => {

@@ -64,6 +64,7 @@ t.test('a throwing handler gives ERR_SERVICE_ERROR with its message and code, no
   t.equal(err.message, 'disk is full');
   t.equal(err.data['remoteCode'], 'E_FULL');
   t.equal(err.data['stack'], undefined);
+  t.equal(err.data['service'], 'echo', 'data.service is the service name, not its protocol\'s (com.test.echo)');
   const plain = await rejection(broker.connect('echo').call('fail', {}));
   t.equal(plain.data['remoteCode'], undefined);
 });

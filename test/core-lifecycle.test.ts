@@ -29,6 +29,7 @@ t.test('kill -9 during 100 in-flight calls: all 100 reject ERR_INTERRUPTED, then
   t.same([...codes], ['ERR_INTERRUPTED'], 'every call rejected with ERR_INTERRUPTED');
   const sample = (results[0] as PromiseRejectedResult).reason as BulkheadError;
   t.equal(sample.data['signal'], 'SIGKILL', 'the error carries the signal');
+  t.equal(sample.data['service'], 'echo', 'and the service name (not the protocol name)');
   t.equal((await interrupted).code, 'ERR_INTERRUPTED', 'the connection emitted interrupted');
   t.equal(kit.status('echo').state, 'idle');
 

@@ -2,7 +2,7 @@
 // real helpers. Every refusal has its own code and routes nothing.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -55,7 +55,8 @@ t.test('an authorised client calls through the daemon; the handler sees its veri
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   t.same((await echo.call('echo', { text: 'via daemon' })).text, 'via daemon');
-  t.same((await echo.call('whoami', {})).peer, { name: 'app-a' }, 'ctx.peer comes from the certificate, not the caller');
+  // This test is the client: the kernel reports its own uid, gid and pid.
+  t.same((await echo.call('whoami', {})).peer, { name: 'app-a', uid: process.getuid!(), gid: process.getgid!(), pid: process.pid }, 'ctx.peer: the name from the certificate, uid/gid/pid from the kernel, nothing from the caller');
   t.equal((await rejection(echo.call('echo', { text: 1 }))).code, 'ERR_INVALID_PARAMS', 'helper errors keep their code');
   t.equal((await rejection(echo.call('sleep', { ms: 60_000 }, { timeoutMs: 30 }))).code, 'ERR_DEADLINE');
   const ticks: number[] = [];
@@ -236,3 +237,18 @@ t.test('SIGKILL of the daemon: helpers exit, clients see invalidated, a restart 
 function readAdmin(): { certPem: string; keyPem: string } {
   return readIdentity(join(work, 'state-a', 'identities'), 'admin');
 }
+
+t.test('a config with a typo is refused before any key material exists', async (t) => {
+  const stateDir = join(work, 'state-typo');
+  const bad = writeConfig(join(work, 'typo.json'), [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', sandbox: 'pure-compte' }]);
+  const err = await rejection(Daemon.start({ config: bad, settings: { socketPath: join(work, 'run', 'typo.sock'), stateDir }, log: () => {} }));
+  t.equal(err.code, 'ERR_INVALID_MANIFEST');
+  t.match(err.message, /Did you mean "pure-compute"\?/);
+  t.notOk(existsSync(join(stateDir, 'ca')), 'no CA was created');
+  t.notOk(existsSync(stateDir), 'the state dir was not even made');
+  // Positive control: the same state dir with a good config gets its CA.
+  const good = writeConfig(join(work, 'good.json'), [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' }]);
+  const started = await Daemon.start({ config: good, settings: { socketPath: join(work, 'run', 'typo.sock'), stateDir }, log: () => {} });
+  t.teardown(() => started.close());
+  t.ok(existsSync(join(stateDir, 'ca')), 'a good config creates the CA');
+});

@@ -63,3 +63,15 @@ t.test('lib/identity imports only errors, itself, node built-ins and node-forge'
     }
   }
 });
+
+t.test('koffi (the daemon\'s SO_PEERCRED FFI) stays out of the helper runtime and of an app that imports bulkhead', async (t) => {
+  const graph = reachable('lib/service.ts');
+  t.same([...graph].filter((m) => m.startsWith('lib/daemon/')), [], 'the helper runtime reaches no lib/daemon module');
+  t.notOk(readFileSync(join(REPO_ROOT, 'dist/lib/service.bundle.js'), 'utf8').includes('koffi'), 'the helper bundle has no koffi in it');
+  // At run time: importing bulkhead (embedded broker, connectTo) loads no koffi; starting a daemon does.
+  const { execFileSync } = await import('node:child_process');
+  const probe = (code: string) => execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  const loaded = "import { createRequire } from 'node:module'; const cache = createRequire(import.meta.url).cache; const has = () => Object.keys(cache).some((k) => k.includes('/koffi/'));";
+  t.equal(probe(`${loaded} await import('bulkhead'); console.log(has());`), 'false', 'import("bulkhead") loads no koffi');
+  t.equal(probe(`${loaded} const m = await import('./dist/lib/daemon/peer-credentials.js'); m.loadPeerCredentials(); console.log(has());`), 'true', 'positive control: the daemon\'s loader does load it, and the probe sees it');
+});

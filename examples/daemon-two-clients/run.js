@@ -89,8 +89,9 @@ try {
   if (ps.code !== 0) throw new Error(`ps exited ${ps.code}: ${ps.stderr}`);
   result.launches = Object.fromEntries(JSON.parse(ps.stdout).map((s) => [s.name, s.launches]));
   console.log(`4. bulkhead ps --json: launches ${JSON.stringify(result.launches)} (the refused call launched nothing) [${ms()}]`);
-  result.denied = log.filter((e) => e.event === 'denied').map((e) => ({ code: e.code, client: e.client, service: e.service }));
-  for (const d of result.denied) console.log(`   daemon log: denied ${d.client} -> ${d.service} (${d.code})`);
+  // A handshake refusal is logged as "refused", with its reason and the client's kernel uid/pid.
+  result.denied = log.filter((e) => e.event === 'refused').map((e) => ({ code: e.code, client: e.client, service: e.service }));
+  for (const e of log.filter((x) => x.event === 'refused')) console.log(`   daemon log: refused ${e.client} -> ${e.service} (${e.code}, ${e.reason}; uid ${e.uid}, pid ${e.peerPid})`);
 
   daemon.kill('SIGTERM');
   result.daemonExit = await exited;

@@ -64,6 +64,12 @@ export interface BrokerOptions {
    * @default `<root>/.bulkhead`
    */
   stateDir?: string;
+  /**
+   * @internal Where this broker runs, for remedy texts (`broker.reset()` vs
+   * `bulkhead kickstart`). `bulkhead daemon` sets 'daemon'.
+   * @default 'embedded'
+   */
+  mode?: 'embedded' | 'daemon';
 }
 
 /** Shape of a config file read by `Broker.fromConfig`. */
@@ -77,7 +83,7 @@ export interface BrokerConfig {
 }
 
 /** The option names a `Broker` accepts. */
-export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'uidRange', 'nodePath', 'clock', 'verifyCode', 'stateDir'] as const satisfies readonly (keyof BrokerOptions)[];
+export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'uidRange', 'nodePath', 'clock', 'verifyCode', 'stateDir', 'mode'] as const satisfies readonly (keyof BrokerOptions)[];
 
 /** {@link BrokerOptions} with every default applied and every path absolute. */
 export interface ResolvedBrokerOptions {
@@ -91,6 +97,7 @@ export interface ResolvedBrokerOptions {
   clock: Clock;
   verifyCode: BrokerOptions['verifyCode'];
   stateDir: string;
+  mode: 'embedded' | 'daemon';
 }
 
 const WHERE = 'new Broker(options)';
@@ -120,6 +127,7 @@ export function resolveBrokerOptions(input: BrokerOptions | undefined): Resolved
     clock,
     verifyCode: checkFunctionOption(options.verifyCode, 'verifyCode', WHERE),
     stateDir: resolve(root, checkStringOption(options.stateDir, 'stateDir', WHERE, 'a directory path') ?? '.bulkhead'),
+    mode: options.mode === 'daemon' ? 'daemon' : 'embedded',
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { bulkheadError } from '../errors.js';
+import { bulkheadError, isBulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
@@ -19,14 +19,25 @@ import { LaunchAutomation } from './launch-automation.js';
 import { ScheduleStore } from './schedule-store.js';
 import { checkManifest, type ServiceManifest } from './manifest.js';
 import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
+import { planReload, type PreparedService } from './reload-plan.js';
 import { availableProfiles } from './profile-names.js';
 import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
-import { readBrokerConfig, resolveBrokerOptions, type BrokerOptions } from './broker-options.js';
+import { readBrokerConfig, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 import { observeBroker, type CallRecord } from './diagnostics.js';
 import { BrokerMetrics } from './metrics.js';
 
 export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
+
+/** What {@link Broker.reload} changed. */
+export interface ReloadResult {
+  /** Services registered anew. */
+  added: string[];
+  /** Services stopped and unregistered. */
+  removed: string[];
+  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
+  replaced: string[];
+}
 
 /** One line a helper printed. */
 export interface LogLine {
@@ -75,10 +86,13 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly services = new Map<string, ServiceSupervisor>();
   private readonly automations = new Map<string, LaunchAutomation>();
   private readonly manifests = new Map<string, ServiceManifest>();
+  /** Where each manifest came from (config file and pointer), for messages. */
+  private readonly sources = new Map<string, string>();
   private readonly clock: Clock;
   private readonly verifyCode: BrokerOptions['verifyCode'];
   private readonly store: ScheduleStore;
   private readonly implicitReads = runtimeReadPaths();
+  private readonly mode: 'embedded' | 'daemon';
   private closing: Promise<void> | undefined;
 
   constructor(options: BrokerOptions = {}) {
@@ -93,6 +107,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.clock = o.clock;
     this.verifyCode = o.verifyCode;
     this.store = new ScheduleStore(o.stateDir);
+    this.mode = o.mode;
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
     observeBroker(this, this.metricsRecorder);
   }
@@ -125,6 +140,28 @@ export class Broker extends Emitter<BrokerEvents> {
       throw err;
     }
     return broker;
+  }
+
+  /**
+   * Checks a config file exactly as {@link Broker.fromConfig} would (manifests,
+   * entries, protocols, profiles, schedules), registering and launching nothing:
+   * the daemon runs it before it creates any key material.
+   * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_INVALID_PROTOCOL`, `ERR_INVALID_PROFILE`, ... naming the file and field
+   */
+  static checkConfig(path: string): void {
+    const { file, root, config } = readBrokerConfig(path);
+    const broker = new Broker({ root, ...(config.maxFrameBytes === undefined ? {} : { maxFrameBytes: config.maxFrameBytes }) });
+    try {
+      const names = new Set<string>();
+      config.services.forEach((manifest, index) => {
+        const source = `${file} /services/${index}`;
+        const { name } = broker.prepare(manifest, source).resolved.manifest;
+        if (names.has(name)) throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${name}" is declared twice (${source}); names must be unique.`, { source, pointer: '/name' });
+        names.add(name);
+      });
+    } finally {
+      void broker.close();
+    }
   }
 
   /** @internal Registers with a source label for messages (config file and pointer). */
@@ -199,6 +236,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.automations.delete(name);
     this.services.delete(name);
     this.manifests.delete(name);
+    this.sources.delete(name);
     await supervisor.close();
   }
 
@@ -237,22 +275,153 @@ export class Broker extends Emitter<BrokerEvents> {
 
   private registerChecked(input: ServiceManifest, source: string): void {
     this.checkOpen();
-    const manifest = checkManifest(input, source);
-    if (this.services.has(manifest.name)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${manifest.name}" is already registered (${source}); names must be unique.`, { source, pointer: '/name' });
+    const prepared = this.prepare(input, source);
+    if (this.services.has(prepared.resolved.manifest.name)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${prepared.resolved.manifest.name}" is already registered (${source}); names must be unique.`, { source, pointer: '/name' });
     }
+    this.install(prepared);
+  }
+
+  /**
+   * Restarts a service without downtime: a new helper is launched while the
+   * old one serves; new calls go to the new one once it is ready; the old one
+   * finishes its calls in flight (within exitTimeoutMs) and is stopped. A
+   * service that is not running is just launched; a failed one is reset first.
+   * @throws BulkheadError `ERR_UNKNOWN_SERVICE`, or the new helper's launch failure (the old one keeps serving)
+   */
+  async restart(name: string): Promise<void> {
+    await this.supervisor(name).restart();
+  }
+
+  /**
+   * Applies a new config atomically: every manifest is checked first (schema,
+   * entry, protocol, profile, schedule, watched paths); if any is bad nothing
+   * changes and the error says which. Then removed services are stopped,
+   * new ones registered, and changed ones restarted without downtime (a
+   * changed protocol re-registers the service: its connections are invalidated).
+   * @param config - a config file path or its parsed contents (`services` is what counts)
+   * @throws BulkheadError `ERR_INVALID_MANIFEST` and the other registration errors, before anything changed
+   */
+  async reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
+    this.checkOpen();
+    let services: ServiceManifest[];
+    let label: string;
+    if (typeof config === 'string') {
+      const read = readBrokerConfig(config);
+      services = read.config.services;
+      label = read.file;
+    } else {
+      // JavaScript callers may pass anything.
+      const given: unknown = config;
+      if (typeof given !== 'object' || given === null || !Array.isArray((given as { services?: unknown }).services)) {
+        throw bulkheadError('ERR_INVALID_MANIFEST', 'reload(config): /services must be an array of service manifests.', { source: 'reload()', pointer: '/services' });
+      }
+      services = config.services;
+      label = 'reload()';
+    }
+    const wanted = new Map<string, PreparedService>();
+    services.forEach((manifest, index) => {
+      const source = `${label} /services/${index}`;
+      const prepared = this.prepare(manifest, source);
+      const name = prepared.resolved.manifest.name;
+      if (wanted.has(name)) throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${name}" appears twice (${source}); names must be unique.`, { source, pointer: '/name' });
+      wanted.set(name, prepared);
+    });
+    const plan = planReload(this.manifests, this.services, wanted);
+    // Restarts first: they are the only step that can still fail (the new helper does not start).
+    const restarted: string[] = [];
+    for (const name of plan.replaced) {
+      try {
+        await this.replaceInPlace(wanted.get(name)!);
+      } catch (err) {
+        const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', String(err), {}, err);
+        error.message = `Reload stopped: ${name}'s new helper did not start, so ${name} keeps its old manifest and helper${restarted.length > 0 ? ` (already restarted with their new manifests: ${restarted.join(', ')})` : ''}; no service was added or removed. ${error.message}`;
+        throw error;
+      }
+      restarted.push(name);
+    }
+    for (const name of plan.removed) await this.unregister(name);
+    for (const name of plan.reregistered) {
+      await this.unregister(name);
+      this.install(wanted.get(name)!);
+    }
+    for (const name of plan.added) this.install(wanted.get(name)!);
+    return { added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.reregistered].sort() };
+  }
+
+  /** A changed manifest of the same protocol: new policy and code, helper restarted without downtime if it runs. */
+  private async replaceInPlace(prepared: PreparedService): Promise<void> {
+    const name = prepared.resolved.manifest.name;
+    const supervisor = this.services.get(name)!;
+    const previous: PreparedService = { resolved: supervisor.resolvedService, source: this.sources.get(name) ?? 'register()' };
+    const apply = (next: PreparedService): void => {
+      this.automations.get(name)?.stop();
+      supervisor.update(next.resolved);
+      this.manifests.set(name, next.resolved.manifest);
+      this.sources.set(name, next.source);
+      const automation = this.automate(supervisor, next);
+      this.automations.set(name, automation);
+      automation.start();
+    };
+    apply(prepared);
+    if (supervisor.process === undefined) return;
+    try {
+      await supervisor.restart('reloaded');
+    } catch (err) {
+      apply(previous);
+      throw err;
+    }
+  }
+
+  /**
+   * Checks one manifest and resolves all a launch needs (entry, protocol,
+   * profile, launch policy), changing nothing.
+   */
+  private prepare(input: ServiceManifest, source: string): PreparedService {
+    const manifest = checkManifest(input, source);
     const entry = isAbsolute(manifest.entry) ? manifest.entry : resolve(this.root, manifest.entry);
     if (!existsSync(entry) || !statSync(entry).isFile()) {
       throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${manifest.name}" (${source}): /entry ${entry} is not a file. Entries are relative to the broker root ${this.root}.`, { source, pointer: '/entry' });
     }
     const protocol = loadProtocol(this.protocolsDir, manifest.protocol);
     const profile = manifest.sandbox === undefined ? undefined : this.loadProfile(manifest.sandbox, manifest.name, source);
-    const supervisor = new ServiceSupervisor(
-      {
+    LaunchAutomation.check(manifest.launch ?? {}, protocol, this.clock, source);
+    (manifest.launch?.watchPaths ?? []).forEach((path, index) => {
+      if (!existsSync(resolve(this.root, path))) {
+        throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /launch/watchPaths/${index} ${resolve(this.root, path)} does not exist; it must exist to be watched.`, { source, pointer: `/launch/watchPaths/${index}` });
+      }
+    });
+    return {
+      source,
+      resolved: {
         manifest, entry, serviceDir: dirname(entry), protocol, protocolFile: protocolPath(this.protocolsDir, manifest.protocol), profile,
         sandboxPaths: { root: this.root, ...Object.fromEntries(Object.entries(manifest.sandboxPaths ?? {}).map(([k, v]) => [k, resolve(this.root, v)])) },
       },
+    };
+  }
+
+  private automate(supervisor: ServiceSupervisor, { resolved, source }: PreparedService): LaunchAutomation {
+    return new LaunchAutomation({
+      supervisor,
+      policy: resolved.manifest.launch ?? {},
+      clock: this.clock,
+      store: resolved.manifest.launch?.schedule === undefined ? undefined : this.store,
+      root: this.root,
+      source,
+      hooks: {
+        jobResult: (service, result) => this.emit('job', service, result),
+        pathChanged: (service, path, event) => this.emit('watch', service, path, event),
+      },
+    });
+  }
+
+  /** Registers a prepared service and starts its launch policies. */
+  private install(prepared: PreparedService): void {
+    const { manifest } = prepared.resolved;
+    const supervisor = new ServiceSupervisor(
+      prepared.resolved,
       {
+        mode: this.mode,
         nodePath: this.nodePath,
         maxFrameBytes: this.maxFrameBytes,
         implicitReads: this.implicitReads,
@@ -267,21 +436,11 @@ export class Broker extends Emitter<BrokerEvents> {
         callSettled: (name, method, seconds, code) => this.emit('call', name, { method, seconds, code }),
       },
     );
-    const automation = new LaunchAutomation({
-      supervisor,
-      policy: manifest.launch ?? {},
-      clock: this.clock,
-      store: manifest.launch?.schedule === undefined ? undefined : this.store,
-      root: this.root,
-      source,
-      hooks: {
-        jobResult: (service, result) => this.emit('job', service, result),
-        pathChanged: (service, path, event) => this.emit('watch', service, path, event),
-      },
-    });
+    const automation = this.automate(supervisor, prepared);
     this.services.set(manifest.name, supervisor);
     this.automations.set(manifest.name, automation);
     this.manifests.set(manifest.name, manifest);
+    this.sources.set(manifest.name, prepared.source);
     try {
       automation.start();
     } catch (err) {

@@ -7,33 +7,18 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { bulkheadError, type ExitData } from '../errors.js';
+import { bulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
 import { decodeItem, encodeItem } from '../wire/codec.js';
+import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
-import { FrameDecoder } from '../wire/frame-decoder.js';
+import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 
-/** How a helper's process ended. */
-export interface ExitInfo {
-  /** Exit code, or null when killed by a signal. */
-  code: number | null;
-  /** Signal name, or null. */
-  signal: NodeJS.Signals | null;
-  /** Why, when known: a sandbox limit, "stopped by broker", "spawn failed: ...". */
-  reason: string | undefined;
-  /** True when the broker asked it to stop. */
-  requested: boolean;
-  /** Last lines of its stderr. */
-  stderrTail: string[];
-  /** Milliseconds since the Unix epoch. */
-  at: number;
-  /** How long it ran, in ms. */
-  uptimeMs: number;
-}
+export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 
 /** Callbacks from a helper process to its supervisor. */
 export interface HelperHooks extends RpcClientHooks {
@@ -55,6 +40,8 @@ export interface HelperSpawnOptions {
   maxFrameBytes: number;
   maxInFlight: number;
   maxQueued: number;
+  /** Bytes that may wait for the helper to read them before a call fails with ERR_BACKPRESSURE. */
+  maxQueuedBytes?: number;
   hooks: HelperHooks;
   /**
    * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
@@ -65,6 +52,21 @@ export interface HelperSpawnOptions {
   outbound?: (channel: FramedChannel, pid: number | undefined) => void;
   /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
   route?: (envelope: Envelope, body: Buffer) => boolean;
+  /**
+   * How often the helper's runtime sends its heartbeat (BULKHEAD_HEARTBEAT_MS),
+   * in ms: the measure of {@link HelperProcess.unresponsiveMs}.
+   */
+  heartbeatMs: number;
+  /**
+   * Kill the helper (reason "watchdog") when nothing came from its event loop
+   * for this long after it was ready (launch.watchdogMs). Undefined: no watchdog.
+   */
+  watchdogMs?: number | undefined;
+  /**
+   * Told of the exit synchronously, before the helper's pending calls are
+   * rejected: a `.catch` of an interrupted call sees the supervisor's new state.
+   */
+  exiting?: (info: ExitInfo) => void;
 }
 
 /** How long a helper may keep running after its channel closed before it is killed. */
@@ -101,6 +103,14 @@ export class HelperProcess {
   private outboundChannel: FramedChannel | undefined;
   /** Route ranges whose peer binding this helper has received. */
   readonly boundRoutes = new Set<number>();
+  /** Ids of routed calls (daemon clients, calling services) sent to this helper and not answered yet. */
+  readonly routedCalls = new Set<number>();
+  /** When the last frame from the helper arrived (performance.now()), or undefined before it was ready. */
+  private lastHeard: number | undefined;
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private readonly idleWaiters: Array<() => void> = [];
+  /** Why the broker killed it (e.g. "watchdog"), reported as the exit's reason. */
+  private killReason: string | undefined;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
@@ -127,15 +137,25 @@ export class HelperProcess {
     const rpcHooks: RpcClientHooks = {
       broadcast: (name, payload) => hooks.broadcast(name, payload),
       eventError: (error) => hooks.eventError(error),
-      ...(hooks.activity === undefined ? {} : { activity: (busy: boolean) => hooks.activity?.(busy) }),
+      activity: (busy: boolean) => {
+        if (!busy) this.checkIdle();
+        hooks.activity?.(busy);
+      },
       sent: (id, method) => this.trackCall(id, method),
     };
-    this.rpc = new RpcClient(this.channel, options.protocol, rpcHooks, { maxInFlight: options.maxInFlight, maxQueued: options.maxQueued });
+    this.rpc = new RpcClient(this.channel, options.protocol, rpcHooks, {
+      service: options.service,
+      maxInFlight: options.maxInFlight, maxQueued: options.maxQueued,
+      ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
+    });
     const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
+        // Any frame proves the helper's event loop ran; an idle helper sends its heartbeat.
+        if (this.lastHeard !== undefined) this.lastHeard = performance.now();
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
+          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) this.checkIdle();
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
@@ -173,6 +193,7 @@ export class HelperProcess {
       this.outboundChannel = channel;
       options.outbound(channel, this.child.pid);
     }
+    this.rpc.ready.then(() => this.startWatchdog(), () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         // spawn failures (ENOENT, EACCES) arrive here, with no 'exit' after them.
@@ -216,6 +237,53 @@ export class HelperProcess {
   /** Last stderr lines. */
   stderrTail(count?: number): string[] {
     return this.stderr.tail(count);
+  }
+
+  /**
+   * How long the helper's event loop has been silent past its heartbeat, in ms:
+   * 0 for a helper that answers, growing while a handler blocks it; 0 before it
+   * is ready and after it exited.
+   */
+  get unresponsiveMs(): number {
+    if (this.lastHeard === undefined || this.hasExited) return 0;
+    return Math.max(0, Math.round(performance.now() - this.lastHeard - this.options.heartbeatMs));
+  }
+
+  /** Resolves once no call (the broker's own or a routed one) is in flight or queued and no transaction is open, or it exited. */
+  whenIdle(): Promise<void> {
+    if ((!this.rpc.isBusy && this.routedCalls.size === 0) || this.hasExited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      void this.exited.then(() => resolve());
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.rpc.isBusy || this.routedCalls.size > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Kills the helper with SIGKILL and records why (the exit's reason). */
+  killFor(reason: string): void {
+    this.killReason ??= reason;
+    this.kill('SIGKILL');
+  }
+
+  private startWatchdog(): void {
+    if (this.hasExited) return;
+    this.lastHeard = performance.now();
+    const limit = this.options.watchdogMs;
+    if (limit === undefined) return;
+    // Checked four times per period: a hung helper is killed within 1.25 × watchdogMs of its last sign of life.
+    const silent = (): boolean => this.lastHeard !== undefined && performance.now() - this.lastHeard > limit;
+    this.watchdogTimer = setInterval(() => {
+      // Timers run before the poll phase: after a stall of the broker's own loop, heartbeats may be
+      // waiting unread on the socket. Decide after this iteration's reads (setImmediate), not before.
+      if (silent()) setImmediate(() => {
+        if (silent()) this.killFor('watchdog');
+      });
+    }, Math.max(5, Math.floor(limit / 4)));
+    this.watchdogTimer.unref();
   }
 
   /** Sends a signal to the helper's whole process group. */
@@ -264,21 +332,30 @@ export class HelperProcess {
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {
     if (this.hasExited) return;
     this.hasExited = true;
+    clearInterval(this.watchdogTimer);
     // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
     for (const id of [...this.callStarts.keys()]) this.settleCall(id, 'ERR_INTERRUPTED');
     const finish = () => {
       this.stderr.end();
       this.stdout.end();
+      // A wrapper (bubblewrap) relays its child's death by signal N as exit code 128+N.
+      const inner = innerExit(code, signal, this.options.plan.report.profile !== 'none');
       const reason = this.spawnError !== undefined
         ? `spawn failed: ${this.spawnError.message}`
-        : this.options.plan.explainExit(code, signal, this.stderr.tail(20)) ?? (this.requested ? this.stopReason : undefined);
-      const info: ExitInfo = { code, signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20), at: Date.now(), uptimeMs: Date.now() - this.startedAt };
+        : this.killReason ?? this.options.plan.explainExit(code, signal, this.stderr.tail(20)) ?? (this.requested ? this.stopReason : undefined);
+      const info: ExitInfo = {
+        code: inner.code, signal: inner.signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20),
+        thrown: thrownHeadline(this.stderr.tail()), at: Date.now(), uptimeMs: Date.now() - this.startedAt,
+      };
       const wasUsable = this.rpc.usable;
       this.channel.destroy();
       this.outboundChannel?.destroy();
+      // The supervisor's state first, so a .catch of an interrupted call sees the exit.
+      this.options.exiting?.(info);
+      const watchdog = this.killReason === 'watchdog' ? `: its event loop sent nothing for over ${this.options.watchdogMs} ms (launch.watchdogMs), so the broker killed it` : '';
       this.rpc.interrupt(wasUsable
-        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info))
-        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready; its entry must call serve("${this.options.protocol.name}"). stderr: ${tailText(info)}`, exitData(info)));
+        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)}${watchdog} while the call was in flight; the next call relaunches it.`, { service: this.options.service, ...exitData(info) })
+        : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}.${info.thrown === null || info.thrown === undefined ? ` Its entry must call serve("${this.options.protocol.name}").` : ''}`, { service: this.options.service, ...exitData(info) }));
       resolve(info);
     };
     // Wait briefly for stdio to close so the stderr tail is complete; never long.
@@ -295,32 +372,20 @@ export class HelperProcess {
   }
 }
 
-/** "exited with code 1", "was killed by SIGKILL (memory limit)". */
-export function describeExit(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>): string {
-  const how = info.signal !== null ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : 'could not start';
-  return info.reason === undefined ? how : `${how} (${info.reason})`;
-}
-
-/** The last stderr lines of an exit, on one line, for messages. */
-export function tailText(info: ExitInfo): string {
-  const tail = info.stderrTail.slice(-5).join(' | ').slice(-800);
-  return tail === '' ? '(empty)' : tail;
-}
-
-/** Plain data describing an exit, for error.data. */
-export function exitData(info: ExitInfo): ExitData {
-  return { exitCode: info.code, signal: info.signal, reason: info.reason ?? null, stderrTail: info.stderrTail };
-}
-
 /** What a prewarmed spare writes on fd 3 once node, its sandbox and its service module are loaded (lib/prewarm.ts). */
 const WARM_MESSAGE = { t: 'warm' } as const;
 
+/** Largest body a warm frame may have. */
+const MAX_WARM_FRAME_BYTES = 64;
+
 /**
  * Reads a spare's "warm" frame straight off its socket, then pauses it for the
- * FramedChannel. The spare sends nothing else until the broker's "go".
+ * FramedChannel. Bytes that arrived with it (the service's hello follows at
+ * once when the spare was activated before it was warm) are put back on the
+ * socket for the channel: a chunk may hold any number of frames.
  */
 function awaitWarmFrame(socket: Duplex): Promise<void> {
-  const decoder = new FrameDecoder(64);
+  let buffered: Buffer = Buffer.alloc(0);
   return new Promise((resolve, reject) => {
     const cleanup = (): void => {
       socket.off('data', onData);
@@ -331,25 +396,30 @@ function awaitWarmFrame(socket: Duplex): Promise<void> {
       reject(new Error('the spare closed fd 3 before it was warm'));
     };
     const onData = (chunk: Buffer): void => {
-      let frames: Buffer[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      if (buffered.length < FRAME_HEADER_BYTES) return;
+      const length = buffered.readUInt32BE(0);
+      if (length > MAX_WARM_FRAME_BYTES) {
         cleanup();
-        reject(err);
+        reject(new Error('the spare sent something other than its warm frame'));
         return;
       }
-      if (frames.length === 0) return;
+      const end = FRAME_HEADER_BYTES + length;
+      if (buffered.length < end) return;
       cleanup();
       socket.pause();
       let message: { t?: unknown } | null = null;
       try {
-        if (frames.length === 1 && decoder.pendingBytes === 0 && decoder.error === undefined) message = decodeItem(frames[0]!) as { t?: unknown } | null;
+        message = decodeItem(buffered.subarray(FRAME_HEADER_BYTES, end)) as { t?: unknown } | null;
       } catch {
         // not CBOR: refused below
       }
-      if (message?.t === WARM_MESSAGE.t) resolve();
-      else reject(new Error('the spare sent something other than its warm frame'));
+      if (message?.t !== WARM_MESSAGE.t) {
+        reject(new Error('the spare sent something other than its warm frame'));
+        return;
+      }
+      if (buffered.length > end) socket.unshift(buffered.subarray(end));
+      resolve();
     };
     socket.on('data', onData);
     socket.once('close', onClose);

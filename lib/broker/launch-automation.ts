@@ -14,6 +14,8 @@ import type { ExitInfo } from './helper-process.js';
 import { JobRunner, type JobRunResult, type JobStatus } from './job-runner.js';
 import type { LaunchPolicy } from './manifest.js';
 import type { ScheduleStore } from './schedule-store.js';
+import { DueTimes } from './schedule.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ServiceSupervisor } from './service-supervisor.js';
 
 /** Settling time for bursts of file-system events on one watched path, in ms. */
@@ -50,14 +52,30 @@ export class LaunchAutomation {
   private stopped = false;
   private readonly subscriptions: Array<{ dispose(): void }> = [];
 
+  /**
+   * Checks a launch policy against its protocol without side effects (a
+   * reload checks every service before it changes any).
+   * @throws BulkheadError `ERR_INVALID_MANIFEST` naming the field
+   */
+  static check(policy: LaunchPolicy, protocol: CompiledProtocol, clock: Clock, source: string): void {
+    const schedule = policy.schedule;
+    if (schedule !== undefined) {
+      if (schedule.method !== undefined && !protocol.hasMethod(schedule.method)) {
+        throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /launch/schedule/method "${schedule.method}" is not a method of protocol ${protocol.name}.`, { source, pointer: '/launch/schedule/method' });
+      }
+      new DueTimes(schedule, clock.now(), source);
+    }
+    if (policy.watchMethod !== undefined && !protocol.hasMethod(policy.watchMethod)) {
+      throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /launch/watchMethod "${policy.watchMethod}" is not a method of protocol ${protocol.name}.`, { source, pointer: '/launch/watchMethod' });
+    }
+  }
+
   constructor(private readonly options: LaunchAutomationOptions) {
     this.supervisor = options.supervisor;
     this.policy = options.policy;
+    LaunchAutomation.check(this.policy, this.supervisor.protocol, options.clock, options.source);
     const schedule = this.policy.schedule;
     if (schedule !== undefined) {
-      if (schedule.method !== undefined && !this.supervisor.protocol.hasMethod(schedule.method)) {
-        throw bulkheadError('ERR_INVALID_MANIFEST', `${options.source}: /launch/schedule/method "${schedule.method}" is not a method of protocol ${this.supervisor.protocol.name}.`, { source: options.source, pointer: '/launch/schedule/method' });
-      }
       this.supervisor.exitIsExpected = schedule.method === undefined;
       this.job = new JobRunner({
         service: this.supervisor.service,
@@ -68,9 +86,6 @@ export class LaunchAutomation {
         run: () => this.runJob(),
         onResult: (result) => options.hooks.jobResult(this.supervisor.service, result),
       });
-    }
-    if (this.policy.watchMethod !== undefined && !this.supervisor.protocol.hasMethod(this.policy.watchMethod)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `${options.source}: /launch/watchMethod "${this.policy.watchMethod}" is not a method of protocol ${this.supervisor.protocol.name}.`, { source: options.source, pointer: '/launch/watchMethod' });
     }
   }
 
@@ -117,7 +132,8 @@ export class LaunchAutomation {
   private onExit(info: ExitInfo): void {
     this.cancelIdleTimer();
     if (this.stopped || info.requested || this.supervisor.currentState === 'failed') return;
-    if (this.shouldKeepAlive(info)) this.launchInBackground();
+    // relaunch() waits for a launch still reporting this exit (a start failure), then tries again under the backoff.
+    if (this.shouldKeepAlive(info)) this.supervisor.relaunch();
   }
 
   private shouldKeepAlive(info: ExitInfo): boolean {

@@ -11,6 +11,12 @@ import { explainAjvError } from '../protocol/explain.js';
 import { NAME_PATTERN } from '../protocol/document.js';
 import type { ScheduleSpec } from './schedule.js';
 
+/**
+ * Pattern of one `clients` entry: an identity name or "*", optionally
+ * "@uid:N" / "@gid:N"; or "uid:N" / "gid:N" alone (lib/daemon/client-policy.ts applies them).
+ */
+export const CLIENT_ENTRY_PATTERN = '^(?:(?:\\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?:uid|gid):[0-9]{1,10})?|(?:uid|gid):[0-9]{1,10})$';
+
 /** launchd's KeepAlive sub-keys: which unrequested exits trigger a relaunch. */
 export interface KeepAliveConditions {
   /** Relaunch after a crash: a non-zero exit code or a signal. */
@@ -83,10 +89,37 @@ export interface LaunchPolicy {
    * @default 10000
    */
   launchTimeoutMs?: number;
+  /**
+   * Kill the helper when its event loop sends nothing for this long (systemd's
+   * WatchdogSec): its runtime sends a heartbeat from its own event loop, so a
+   * handler that spins or blocks stops it. The kill is an unrequested exit
+   * (`lastExit.reason` "watchdog"): pending calls fail with ERR_INTERRUPTED and
+   * the service is relaunched under the backoff and the breaker. Choose seconds:
+   * above the longest synchronous stretch of a handler and the longest time a
+   * loaded host may leave the helper without CPU (at least 100).
+   * @default undefined (no watchdog; status still shows `unresponsiveMs`)
+   */
+  watchdogMs?: number;
+  /**
+   * Factor by which the wait before a relaunch grows after each crash in a row
+   * (from throttleMs, ±20% jitter).
+   * @default 1.6
+   */
+  backoffMultiplier?: number;
+  /**
+   * Longest wait before a relaunch, in ms (before jitter).
+   * @default 60000
+   */
+  backoffMaxMs?: number;
+  /**
+   * A helper that ran this long before it crashed starts the backoff over at throttleMs.
+   * @default 10000
+   */
+  stableRunMs?: number;
 }
 
 /** The tunables that have defaults. */
-export type LaunchTunables = Required<Pick<LaunchPolicy, 'throttleMs' | 'maxRestarts' | 'restartWindowMs' | 'exitTimeoutMs' | 'launchTimeoutMs'>>;
+export type LaunchTunables = Required<Pick<LaunchPolicy, 'throttleMs' | 'maxRestarts' | 'restartWindowMs' | 'exitTimeoutMs' | 'launchTimeoutMs' | 'backoffMultiplier' | 'backoffMaxMs' | 'stableRunMs'>>;
 
 /** Defaults of {@link LaunchPolicy}. */
 export const LAUNCH_DEFAULTS: LaunchTunables = {
@@ -95,6 +128,9 @@ export const LAUNCH_DEFAULTS: LaunchTunables = {
   restartWindowMs: 60_000,
   exitTimeoutMs: 5000,
   launchTimeoutMs: 10_000,
+  backoffMultiplier: 1.6,
+  backoffMaxMs: 60_000,
+  stableRunMs: 10_000,
 };
 
 /** Declares one service. */
@@ -129,11 +165,20 @@ export interface ServiceManifest {
    * @default 65536
    */
   maxQueued?: number;
+  /**
+   * Bytes that may wait in the broker for the helper to read them (calls to a
+   * slow or hung helper); past it a call fails at once with ERR_BACKPRESSURE.
+   * The broker holds at most this plus one frame per helper.
+   * @default 2 × maxFrameBytes + 1 MiB (33 MiB with the default frame limit)
+   */
+  maxQueuedBytes?: number;
   /** Relaunch and stop tunables. */
   launch?: LaunchPolicy;
   /**
-   * Daemon mode: identity names (certificate CNs) allowed to connect; "*" allows
-   * any identity the daemon's CA issued. Omitted: no daemon client may connect.
+   * Daemon mode: who may connect. Identity names (certificate CNs); "*" for
+   * any identity the daemon's CA issued; "uid:N" / "gid:N" for any identity
+   * from a process the kernel says runs as that uid / gid; "NAME@uid:N" for
+   * both. Omitted: no daemon client may connect.
    */
   clients?: string[];
   /** Services this service's helper may call through the broker. */
@@ -166,7 +211,8 @@ export const SERVICE_MANIFEST_SCHEMA = {
     timeoutMs: positiveInt,
     maxInFlight: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     maxQueued: { type: 'integer', minimum: 0, maximum: 10_000_000 },
-    clients: { type: 'array', items: { type: 'string', pattern: '^(\\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$' } },
+    maxQueuedBytes: { type: 'integer', minimum: 0, maximum: 2 ** 40 },
+    clients: { type: 'array', items: { type: 'string', pattern: CLIENT_ENTRY_PATTERN } },
     connects: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
     requirement: { type: 'object', additionalProperties: false, required: ['signedBy'], properties: { signedBy: { type: 'string', pattern: NAME_PATTERN } } },
     launch: {
@@ -178,6 +224,10 @@ export const SERVICE_MANIFEST_SCHEMA = {
         restartWindowMs: positiveInt,
         exitTimeoutMs: positiveInt,
         launchTimeoutMs: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 },
+        watchdogMs: { type: 'integer', minimum: 100, maximum: 2 ** 31 - 1 },
+        backoffMultiplier: { type: 'number', minimum: 1, maximum: 100 },
+        backoffMaxMs: positiveInt,
+        stableRunMs: positiveInt,
         runAtLoad: { type: 'boolean' },
         prewarm: { type: 'boolean' },
         keepAlive: {

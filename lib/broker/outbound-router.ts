@@ -12,8 +12,7 @@ import { checkItem } from '../wire/codec.js';
 import { encodeEnvelope, ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
-import type { RouteTarget } from './route.js';
-import type { ServiceSupervisor } from './service-supervisor.js';
+import type { RoutableService, RouteTarget } from './route.js';
 
 /** Who is calling out. */
 export interface OutboundCaller {
@@ -24,7 +23,7 @@ export interface OutboundCaller {
 
 /** What the router needs from the broker. */
 export interface OutboundContext {
-  lookup(service: string): ServiceSupervisor | undefined;
+  lookup(service: string): RoutableService | undefined;
   denied(caller: string, target: string): void;
 }
 
@@ -37,7 +36,7 @@ class OutboundRoute implements RouteTarget {
   readonly toRoute = new Map<number, number>();
   private seq = 0;
 
-  constructor(readonly supervisor: ServiceSupervisor, readonly peer: PeerInfo, private readonly channel: FramedChannel) {
+  constructor(readonly supervisor: RoutableService, readonly peer: PeerInfo, private readonly channel: FramedChannel) {
     this.range = supervisor.openRoute(this);
   }
 
@@ -86,7 +85,7 @@ class OutboundRoute implements RouteTarget {
     const frame = encodeEnvelope(envelope);
     const frameBody = frame.subarray(FRAME_HEADER_BYTES);
     if (frameBody.length > this.channel.maxFrameBytes) {
-      return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { size: frameBody.length, limit: this.channel.maxFrameBytes }));
+      return refuse(bulkheadError('ERR_FRAME_TOO_LARGE', `${this.supervisor.service}'s answer cannot be passed on: re-encoded it is ${frameBody.length} bytes; the frame limit is ${this.channel.maxFrameBytes}.`, { declared: frameBody.length, limit: this.channel.maxFrameBytes }));
     }
     // Shortest-form re-encoding can shrink a body below what its object count needs (docs/wire.md).
     const problem = checkItem(frameBody);

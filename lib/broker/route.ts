@@ -6,6 +6,7 @@
  * @module
  */
 import type { BulkheadError } from '../errors.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { Envelope, PeerInfo } from '../wire/envelope.js';
 
 /** The client side of a route, as the supervisor sees it. */
@@ -22,4 +23,29 @@ export interface RouteTarget {
   invalidated(error: BulkheadError): void;
   /** Calls of this route sent to the helper and not yet answered. */
   readonly pendingCount: number;
+}
+
+/**
+ * A service as routes see it: what a daemon session or a helper's outbound
+ * router needs to open a route and forward frames (the supervisor implements it).
+ */
+export interface RoutableService {
+  /** Service name. */
+  readonly service: string;
+  /** The protocol it serves. */
+  readonly protocol: CompiledProtocol;
+  /** Absolute path of its protocol file. */
+  readonly protocolFile: string;
+  /**
+   * Opens a route for `target`; returns its id range.
+   * @throws BulkheadError the failure when the service is failed, ERR_BACKPRESSURE when all ranges are taken
+   */
+  openRoute(target: RouteTarget): number;
+  /** Closes a route: its calls still in the helper are cancelled. */
+  closeRoute(range: number, pendingIds: Iterable<number>): void;
+  /**
+   * Forwards a call or cancel frame body of a route to the helper, launching it on demand;
+   * `call` (id and method of a call) lets the helper time it for metrics.
+   */
+  forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void>;
 }

@@ -1,169 +1,91 @@
 /**
  * Supervision of one registered service (launchd's job record): on-demand
- * launch, throttled relaunch, the crash-loop breaker, orderly stop, and the
- * connections that use it. States move only through {@link ServiceSupervisor.transition},
- * which checks the move is allowed (grpc-js's compare-and-set style).
+ * launch paced by an exponential backoff, the crash-loop breaker, the
+ * watchdog, zero-downtime restart, orderly stop, and the connections and
+ * routes that use it. States move only through compare-and-set transitions
+ * ({@link ServiceStateMachine}). The spare, the routes, the helper's
+ * environment and the exit texts live in their own files.
  * @module
  */
-import { bulkheadError, isBulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
+import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import type { Connection, ServiceEndpoint } from '../connection/connection.js';
 import { RPC_CLIENT_DEFAULTS, type RpcClient } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
-import { planLaunch, type EnforcementReport, type SandboxLaunchInput, type SandboxLaunchPlan, type SandboxProfileRef } from '../sandbox/index.js';
-import { ID_RANGE_SIZE, type CallMeta, type Envelope } from '../wire/envelope.js';
-import type { RouteTarget } from './route.js';
-import { OutboundRouter } from './outbound-router.js';
-import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
+import { planLaunch, type EnforcementReport } from '../sandbox/index.js';
+import type { CallMeta } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
-import { describeExit, exitData, HelperProcess, tailText, type ExitInfo } from './helper-process.js';
-import { fileURLToPath } from 'node:url';
+import { untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { Emitter } from '../util/emitter.js';
-import type { JobStatus } from './job-runner.js';
-import { LAUNCH_DEFAULTS, type LaunchTunables, type ServiceManifest } from './manifest.js';
+import { CrashLoopBreaker } from './crash-breaker.js';
+import { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
+import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
+import { HelperProcess } from './helper-process.js';
+import { LaunchPacer } from './launch-pacer.js';
+import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
+import { OutboundRouter } from './outbound-router.js';
+import { withParentDeathSignal } from './parent-death.js';
 import { processStats } from './process-stats.js';
+import type { RoutableService, RouteTarget } from './route.js';
+import { RouteTable } from './route-table.js';
+import { ServiceStateMachine, type ServiceState } from './service-state.js';
+import { SparePool, type LaunchedHelper } from './spare-pool.js';
+import type { ResolvedService, ServiceStatus, SupervisorContext, SupervisorEvents } from './supervisor-types.js';
 
-/** Life-cycle state of a service. */
-export type ServiceState = 'idle' | 'launching' | 'running' | 'stopping' | 'throttled' | 'failed';
+export type { ServiceState } from './service-state.js';
+export type { ResolvedService, ServiceStatus, SupervisorContext, SupervisorEvents } from './supervisor-types.js';
 
-/** The entry a prewarmed spare runs until it is activated. */
-const PREWARM_ENTRY = fileURLToPath(new URL('../prewarm.js', import.meta.url));
-
-/** A spare that dies before use this many times is not replaced. */
-const MAX_SPARE_FAILURES = 3;
 /** How long after a launch the next spare is started. */
 const SPARE_RESPAWN_DELAY_MS = 50;
 
-/** Id ranges per helper channel: range 0 is the broker's own, the rest are for routed clients. */
-const MAX_ROUTES = 2 ** 32 / ID_RANGE_SIZE;
-
-const ALLOWED: Record<ServiceState, readonly ServiceState[]> = {
-  idle: ['launching', 'throttled', 'failed'],
-  throttled: ['launching', 'idle', 'failed'],
-  launching: ['running', 'idle', 'failed'],
-  running: ['stopping', 'idle', 'failed'],
-  stopping: ['idle', 'failed'],
-  failed: ['idle'],
-};
-
-/** A snapshot of one service, as `broker.status(name)` returns it. */
-export interface ServiceStatus {
-  name: string;
-  protocol: string;
-  state: ServiceState;
-  /** pid of the running helper (outermost process when sandboxed), or null. */
-  pid: number | null;
-  /** Launch attempts since registration. */
-  launches: number;
-  /** Exits the broker did not ask for. */
-  crashes: number;
-  /** Unrequested exits inside the current restart window (the breaker trips at maxRestarts). */
-  recentCrashes: number;
-  /** How the last helper ended, or null. */
-  lastExit: ExitInfo | null;
-  /** When the running helper started (ms since epoch), or null. */
-  startedAt: number | null;
-  /** Calls in flight to the running helper: the broker's own plus routed ones (daemon clients, other services). */
-  inFlight: number;
-  /** Open connections. */
-  connections: number;
-  /** pid of the prewarmed spare waiting to take over (launch.prewarm), or null. */
-  sparePid: number | null;
-  /** Sandbox enforcement of the last launch, or null before the first one. */
-  sandbox: EnforcementReport | null;
-  /** Why the service is failed, when it is. */
-  failure: SerializedError | null;
-  /** Next and last scheduled run, or null when the service has no schedule. */
-  schedule: JobStatus | null;
-  /** When idle exit will stop the helper (ms since epoch, broker clock), or null. */
-  idleExitAt: number | null;
-  /** Resident memory of the running helper's process tree (wrappers included), in bytes, from /proc; null when none runs or /proc cannot tell. */
-  rssBytes: number | null;
-  /** CPU use of the running helper's process tree in percent of one core, since the previous status (or over its life on the first); null when none runs. */
-  cpuPercent: number | null;
-  /** Calls the running helper has answered (replies and errors) since it launched; 0 when none runs. */
-  callsServed: number;
-}
-
-/** What a supervisor needs from its broker. */
-export interface SupervisorContext {
-  nodePath: string;
-  maxFrameBytes: number;
-  /** Paths every helper may read (bulkhead's package). */
-  implicitReads: string[];
-  /** Broker-wide events. */
-  stateChanged(name: string, state: ServiceState, previous: ServiceState): void;
-  launched(name: string, pid: number): void;
-  /** A prewarmed spare is ready and waiting. */
-  prewarmed(name: string, pid: number): void;
-  exited(name: string, info: ExitInfo): void;
-  log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
-  /**
-   * Checks a service's code-signing requirement before a launch; throws
-   * ERR_CODE_SIGNATURE. Undefined when the broker has no CA.
-   */
-  verifyCode?: ((serviceDir: string, requirement: { signedBy: string }) => void) | undefined;
-  /** Another registered service, for calls this one makes (`connects`). */
-  lookup(service: string): ServiceSupervisor | undefined;
-  /** A helper was refused a call to another service. */
-  denied(caller: string, target: string): void;
-  /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
-  callSettled?(name: string, method: string, seconds: number, code: string | null): void;
-}
-
-/** A registered service after its manifest was resolved. */
-export interface ResolvedService {
-  manifest: ServiceManifest;
-  entry: string;
-  serviceDir: string;
-  protocol: CompiledProtocol;
-  protocolFile: string;
-  profile: SandboxProfileRef | undefined;
-  /** Absolute directories for `${name}` placeholders in the profile (root, plus the manifest's sandboxPaths). */
-  sandboxPaths: Record<string, string>;
-}
-
-/** Events a supervisor reports to the launch automation. */
-export interface SupervisorEvents {
-  /** The helper said hello and is serving. */
-  ready: [];
-  /** The helper became busy or idle (calls in flight, open transactions). */
-  activity: [busy: boolean];
-  /** The helper exited; state is already updated. */
-  exit: [info: ExitInfo];
-  [key: string]: unknown[];
-}
-
 /** Supervises one service. */
-export class ServiceSupervisor extends Emitter<SupervisorEvents> implements ServiceEndpoint {
+export class ServiceSupervisor extends Emitter<SupervisorEvents> implements ServiceEndpoint, RoutableService {
   readonly service: string;
   readonly protocol: CompiledProtocol;
   readonly callMeta: CallMeta | undefined = undefined;
-  private readonly policy: LaunchTunables;
+  private policy: LaunchTunables;
   private readonly connections = new Set<Connection<ProtocolShape>>();
-  private state: ServiceState = 'idle';
+  private readonly state: ServiceStateMachine;
   private helper: HelperProcess | undefined;
   private launching: Promise<RpcClient> | undefined;
+  private restarting: Promise<void> | undefined;
   private launches = 0;
   private crashes = 0;
-  private recentExits: number[] = [];
-  private lastLaunchAt = -Infinity;
+  private breaker: CrashLoopBreaker;
+  private pacer: LaunchPacer;
   private lastExit: ExitInfo | null = null;
   private failure: BulkheadError | undefined;
   private report: EnforcementReport | null = null;
   private closed = false;
-  private throttleTimer: { timer: NodeJS.Timeout; cancel(err: BulkheadError): void } | undefined;
   private readonly cleanups = new Set<Promise<void>>();
-  /** Daemon clients routed to this service, by id range. */
-  private readonly routes = new Map<number, RouteTarget>();
+  /** Helpers a restart replaced, draining until they exit. */
+  private readonly retired = new Set<HelperProcess>();
+  private readonly routes: RouteTable;
+  private readonly spares: SparePool;
+  private validators: ValidatorCache;
   /** Set when the helper runs as a whole-process scheduled job: a clean exit is its normal end. */
   exitIsExpected = false;
 
-  constructor(private readonly resolved: ResolvedService, private readonly ctx: SupervisorContext) {
+  constructor(private resolved: ResolvedService, private readonly ctx: SupervisorContext) {
     super();
     this.service = resolved.manifest.name;
     this.protocol = resolved.protocol;
     this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
+    this.state = new ServiceStateMachine(this.service, (to, from) => ctx.stateChanged(this.service, to, from));
+    this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
+    this.pacer = new LaunchPacer(this.policy);
+    this.routes = new RouteTable(this.service);
+    this.validators = new ValidatorCache(resolved.protocol);
+    this.spares = new SparePool({
+      spawn: () => this.spawnHelper(true),
+      wanted: () => !this.closed && !this.state.is('failed'),
+      warm: (pid) => ctx.prewarmed(this.service, pid),
+    });
+  }
+
+  /** The resolved service it runs (its manifest, entry, protocol, profile). */
+  get resolvedService(): ResolvedService {
+    return this.resolved;
   }
 
   /** Absolute path of the service's protocol file. */
@@ -178,7 +100,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
 
   /** Current state. */
   get currentState(): ServiceState {
-    return this.state;
+    return this.state.current;
   }
 
   /** The running helper, if any. */
@@ -186,10 +108,24 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return this.helper;
   }
 
+  /**
+   * Takes a changed manifest of the same protocol (a reload): the next launch
+   * and the next restart use it; the running helper is untouched.
+   */
+  update(resolved: ResolvedService): void {
+    this.resolved = resolved;
+    this.policy = { ...LAUNCH_DEFAULTS, ...resolved.manifest.launch };
+    this.breaker = new CrashLoopBreaker(this.policy.maxRestarts, this.policy.restartWindowMs);
+    this.pacer = new LaunchPacer(this.policy);
+    this.validators = new ValidatorCache(resolved.protocol);
+    // A spare runs the old code: replace it.
+    void this.spares.close();
+  }
+
   /** Adds a connection that should hear interruptions and invalidation. */
   attach(connection: Connection<ProtocolShape>): void {
     this.connections.add(connection);
-    if (this.state === 'failed' && this.failure !== undefined) connection.notifyInvalidated(this.failure);
+    if (this.state.is('failed') && this.failure !== undefined) connection.notifyInvalidated(this.failure);
   }
 
   /** @inheritdoc */
@@ -200,13 +136,13 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** @inheritdoc */
   current(): RpcClient | undefined {
     const rpc = this.helper?.rpc;
-    return rpc !== undefined && rpc.usable && this.state === 'running' ? rpc : undefined;
+    return rpc !== undefined && rpc.usable && this.state.is('running') ? rpc : undefined;
   }
 
   /** @inheritdoc */
   acquire(): Promise<RpcClient> {
     if (this.closed) return Promise.reject(this.closedError());
-    if (this.state === 'failed') return Promise.reject(this.failure!);
+    if (this.state.is('failed')) return Promise.reject(this.failure!);
     const rpc = this.current();
     if (rpc !== undefined) return Promise.resolve(rpc);
     this.launching ??= this.launch().finally(() => {
@@ -215,11 +151,41 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return this.launching;
   }
 
+  /**
+   * Launches again after an exit (keepAlive), once the launch that may still
+   * be reporting that exit has settled: a start failure is retried too, each
+   * attempt paced by the backoff, until the breaker marks the service failed.
+   */
+  relaunch(): void {
+    const again = (): void => {
+      if (this.closed || this.state.is('failed') || this.helper !== undefined) return;
+      // Failures are visible in status() and the broker's events; nobody awaits this launch.
+      this.acquire().catch(() => undefined);
+    };
+    if (this.launching === undefined) again();
+    else void this.launching.catch(() => undefined).then(again);
+  }
+
+  /**
+   * Restarts without downtime: a new helper (the spare, or a fresh one) is
+   * launched while the old one serves; once it is ready new calls go to it,
+   * and the old one finishes its calls in flight (up to exitTimeoutMs) and is
+   * stopped. With nothing running it just launches.
+   */
+  restart(reason = 'restarted'): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    if (this.state.is('failed')) this.reset();
+    this.restarting ??= this.replaceHelper(reason).finally(() => {
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
   /** Stops the running helper gracefully (goodbye → SIGTERM → SIGKILL). Resolves once it exited. */
   async stop(reason?: string): Promise<ExitInfo | undefined> {
     const helper = this.helper;
     if (helper === undefined) return undefined;
-    if (this.state === 'running') this.transition('stopping');
+    this.state.transition(['running'], 'stopping');
     return helper.stop(this.policy.exitTimeoutMs, reason);
   }
 
@@ -236,49 +202,48 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return helper.pid;
   }
 
-  /** Clears a failed state (and the crash window) so the next call launches again. */
+  /** Clears a failed state (the crash window and the backoff) so the next call launches again. */
   reset(): void {
-    this.recentExits = [];
+    this.breaker.reset();
+    this.pacer.reset();
     this.failure = undefined;
-    if (this.state === 'failed') this.transition('idle');
+    this.state.transition(['failed'], 'idle');
   }
 
   /** Stops the helper, fails waiting calls with ERR_CLOSED and invalidates connections. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.throttleTimer?.cancel(this.closedError());
+    if (this.pacer.cancel(this.closedError())) this.state.transition(['throttled'], 'idle');
     await this.launching?.catch(() => undefined);
-    const spare = this.takeSpare();
-    spare?.helper.kill('SIGKILL');
+    await this.restarting?.catch(() => undefined);
+    const spare = this.spares.close();
     await this.stop();
-    await spare?.helper.exited;
+    await spare;
     const error = this.closedError();
     for (const connection of [...this.connections]) connection.notifyInvalidated(error);
     this.connections.clear();
-    for (const target of [...this.routes.values()]) target.invalidated(error);
-    this.routes.clear();
+    this.routes.invalidateAll(error, true);
     await Promise.all([...this.cleanups]);
   }
 
   /** A snapshot for status(). */
   status(): ServiceStatus {
-    this.pruneWindow();
     const helper = this.helper;
     const usage = helper?.pid === undefined || helper.isExited ? undefined : processStats(helper.pid);
     return {
       name: this.service,
       protocol: this.protocol.name,
-      state: this.state,
+      state: this.state.current,
       pid: helper?.pid ?? null,
       launches: this.launches,
       crashes: this.crashes,
-      recentCrashes: this.recentExits.length,
+      recentCrashes: this.breaker.recent,
       lastExit: this.lastExit,
       startedAt: helper?.startedAt ?? null,
-      inFlight: (helper?.rpc.inFlight ?? 0) + [...this.routes.values()].reduce((n, r) => n + r.pendingCount, 0),
+      inFlight: (helper?.rpc.inFlight ?? 0) + this.routes.pendingCount,
       connections: this.connections.size,
-      sparePid: this.sparePid,
+      sparePid: this.spares.warmPid,
       sandbox: this.report,
       failure: this.failure?.toJSON() ?? null,
       schedule: null,
@@ -286,61 +251,131 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       rssBytes: usage?.rssBytes ?? null,
       cpuPercent: usage?.cpuPercent ?? null,
       callsServed: helper?.callsAnswered ?? 0,
+      unresponsiveMs: helper !== undefined && helper.rpc.usable ? helper.unresponsiveMs : null,
+      nextAttemptAt: this.state.is('throttled') ? this.pacer.nextAttemptAt : null,
     };
   }
 
-  private transition(to: ServiceState): void {
-    const from = this.state;
-    if (from === to) return;
-    if (!ALLOWED[from].includes(to)) throw new Error(`bulkhead internal error: ${this.service} cannot go from ${from} to ${to}`);
-    this.state = to;
-    this.ctx.stateChanged(this.service, to, from);
+  /** Starts a prewarmed spare if the service wants one and none is ready. */
+  ensureSpare(): void {
+    this.spares.ensure();
+  }
+
+  /** pid of the prewarmed spare, once it is warm and waiting. */
+  get sparePid(): number | null {
+    return this.spares.warmPid;
   }
 
   private async launch(): Promise<RpcClient> {
     if (this.helper !== undefined) await this.helper.exited; // stopping: let it go first
     if (this.closed) throw this.closedError();
-    if (this.state === 'failed') throw this.failure!;
-    const wait = this.lastLaunchAt + this.policy.throttleMs - performance.now();
-    if (wait > 0) await this.throttle(wait);
-    this.transition('launching');
+    if (this.state.is('failed')) throw this.failure!;
+    const wait = this.pacer.remainingMs;
+    if (wait > 0) {
+      const waited = this.pacer.wait(wait);
+      // After the wait is armed, so a listener of the throttled state sees when it ends.
+      this.state.transition(['idle'], 'throttled');
+      await waited;
+    }
+    this.state.transition(['idle', 'throttled'], 'launching');
+    this.checkSignature();
+    const launched = await this.startHelper();
+    this.adopt(launched);
+    const { helper } = launched;
+    try {
+      await this.whenReady(helper);
+    } catch (err) {
+      helper.kill('SIGKILL');
+      await helper.exited;
+      throw err;
+    }
+    this.state.transition(['launching'], 'running');
+    this.emit('ready');
+    this.afterLaunch();
+    return helper.rpc;
+  }
 
+  private async replaceHelper(reason: string): Promise<void> {
+    const old = this.helper;
+    if (old === undefined || !this.state.is('running')) {
+      await this.acquire();
+      return;
+    }
+    this.checkSignature();
+    // A replacement that cannot start leaves the old helper serving: not a failure of the service.
+    const launched = await this.startHelper(false);
+    const { helper } = launched;
+    try {
+      await this.whenReady(helper);
+    } catch (err) {
+      // The old helper keeps serving; the failed one is not a crash of the service.
+      helper.kill('SIGKILL');
+      throw err;
+    }
+    if (this.closed || this.helper !== old) {
+      void helper.stop(this.policy.exitTimeoutMs, reason);
+      if (this.closed) throw this.closedError();
+      return;
+    }
+    // From here on new calls go to the new helper; the old one drains.
+    this.retired.add(old);
+    this.adopt(launched);
+    this.emit('ready');
+    this.afterLaunch();
+    // The old helper drains in the background (close() waits for it): its calls in flight
+    // finish within exitTimeoutMs, then goodbye → SIGTERM → SIGKILL as for any stop.
+    const exitTimeoutMs = this.policy.exitTimeoutMs;
+    const drain = Promise.race([old.whenIdle(), new Promise((resolve) => setTimeout(resolve, exitTimeoutMs).unref())])
+      .then(() => old.stop(exitTimeoutMs, reason))
+      .then(() => undefined, () => undefined)
+      .finally(() => this.cleanups.delete(drain));
+    this.cleanups.add(drain);
+  }
+
+  /** The checked code signature, when the manifest requires one; a failure marks the service failed. */
+  private checkSignature(): void {
     const { manifest } = this.resolved;
-    if (manifest.requirement !== undefined) {
-      try {
-        if (this.ctx.verifyCode === undefined) {
-          throw bulkheadError('ERR_CODE_SIGNATURE', `${this.service} has a code-signing requirement (signedBy ${manifest.requirement.signedBy}) but this broker has no way to check it; pass the verifyCode option to the Broker (see verifyServiceDir) or run it under \`bulkhead daemon\`.`, { reason: 'no-ca' });
-        }
-        this.ctx.verifyCode(this.resolved.serviceDir, manifest.requirement);
-      } catch (err) {
-        // Code that fails its signature must not run now, nor on the next call.
-        const error = isBulkheadError(err) ? err : bulkheadError('ERR_CODE_SIGNATURE', `${this.service}: ${(err as Error).message}`, {}, err);
-        this.fail(error);
-        throw error;
+    if (manifest.requirement === undefined) return;
+    try {
+      if (this.ctx.verifyCode === undefined) {
+        throw bulkheadError('ERR_CODE_SIGNATURE', `${this.service} has a code-signing requirement (signedBy ${manifest.requirement.signedBy}) but this broker has no way to check it; pass the verifyCode option to the Broker (see verifyServiceDir) or run it under \`bulkhead daemon\`.`, { reason: 'no-ca' });
       }
+      this.ctx.verifyCode(this.resolved.serviceDir, manifest.requirement);
+    } catch (err) {
+      // Code that fails its signature must not run now, nor on the next call.
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_CODE_SIGNATURE', `${this.service}: ${(err as Error).message}`, {}, err);
+      this.fail(error);
+      throw error;
     }
-    let launched: { helper: HelperProcess; plan: SandboxLaunchPlan };
-    const spare = this.takeSpare();
+  }
+
+  /** The spare, activated, or a fresh helper; a spawn that cannot be made marks the service failed when `failOnError`. */
+  private async startHelper(failOnError = true): Promise<LaunchedHelper> {
+    const spare = this.spares.take();
     if (spare !== undefined) {
-      launched = spare;
       spare.helper.activate();
-    } else {
-      try {
-        launched = await this.spawnHelper(false);
-      } catch (err) {
-        // A profile this host cannot enforce will not get better by retrying: fail closed now.
-        const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot launch: ${(err as Error).message}`, {}, err);
-        if (error.code !== 'ERR_CLOSED') this.fail(error);
-        throw error;
-      }
+      return spare;
     }
-    const { helper, plan } = launched;
+    try {
+      return await this.spawnHelper(false);
+    } catch (err) {
+      // A profile this host cannot enforce will not get better by retrying: fail closed now.
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', `${this.service}: cannot launch: ${(err as Error).message}`, {}, err);
+      if (failOnError && error.code !== 'ERR_CLOSED') this.fail(error);
+      throw error;
+    }
+  }
+
+  /** Makes a launched helper the service's current one. */
+  private adopt({ helper, plan }: LaunchedHelper): void {
     this.report = plan.report;
     this.launches++;
-    this.lastLaunchAt = performance.now();
+    this.pacer.launched();
     this.helper = helper;
     if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+  }
 
+  private async whenReady(helper: HelperProcess): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -349,180 +384,53 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
           timer = setTimeout(() => reject(bulkheadError('ERR_LAUNCH_FAILED', `${this.service} did not call serve() within ${this.policy.launchTimeoutMs} ms of launch; it was killed. Raise launch.launchTimeoutMs if it needs longer to start.`, { launchTimeoutMs: this.policy.launchTimeoutMs })), this.policy.launchTimeoutMs);
         }),
       ]);
-    } catch (err) {
-      helper.kill('SIGKILL');
-      await helper.exited;
-      throw err;
     } finally {
       clearTimeout(timer);
     }
-    if (this.state === 'launching') this.transition('running');
-    this.emit('ready');
+  }
+
+  private afterLaunch(): void {
     if (this.resolved.manifest.launch?.prewarm === true) {
       // Spawning blocks the event loop for a few ms and the new node competes for the CPU:
       // let the calls waiting for this launch go first.
-      setTimeout(() => this.ensureSpare(), SPARE_RESPAWN_DELAY_MS).unref();
+      setTimeout(() => this.spares.ensure(), SPARE_RESPAWN_DELAY_MS).unref();
     }
-    return helper.rpc;
   }
 
-  /**
-   * Opens a route for a daemon client; returns its id range.
-   * @throws BulkheadError the failure when the service is failed, ERR_BACKPRESSURE when all ranges are taken
-   */
+  /** @inheritdoc */
   openRoute(target: RouteTarget): number {
     if (this.closed) throw this.closedError();
-    if (this.state === 'failed') throw this.failure!;
-    for (let range = 1; range < MAX_ROUTES; range++) {
-      if (this.routes.has(range)) continue;
-      this.routes.set(range, target);
-      return range;
-    }
-    throw bulkheadError('ERR_BACKPRESSURE', `${this.service} already has ${MAX_ROUTES - 1} routed clients; close some connections.`);
+    if (this.state.is('failed')) throw this.failure!;
+    return this.routes.open(target);
   }
 
-  /** Closes a route: its calls still in the helper are cancelled and the peer binding removed. */
+  /** @inheritdoc */
   closeRoute(range: number, pendingIds: Iterable<number>): void {
-    if (!this.routes.delete(range)) return;
-    const helper = this.helper;
-    if (helper === undefined || !helper.boundRoutes.has(range)) return;
-    for (const id of pendingIds) helper.channel.send({ kind: 'cancel', id, reason: 'cancelled' });
-    helper.channel.send({ kind: 'peer', range, peer: null });
-    helper.boundRoutes.delete(range);
+    this.routes.close(range, pendingIds, this.helper);
   }
 
-  /**
-   * Forwards a client's call (or cancel) frame to the helper, launching it on
-   * demand and binding the route's peer first.
-   */
+  /** @inheritdoc */
   async forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void> {
     // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
     const gone = (): BulkheadError => (this.closed ? this.closedError() : bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`));
-    const target = this.routes.get(range);
-    if (target === undefined) throw gone();
+    if (!this.routes.has(range)) throw gone();
     await this.acquire();
     const helper = this.helper;
     if (!this.routes.has(range)) throw gone();
     if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.service} exited before the call could be sent; call again.`);
-    if (!helper.boundRoutes.has(range)) {
-      helper.channel.send({ kind: 'peer', range, peer: target.peer });
-      helper.boundRoutes.add(range);
-    }
+    this.routes.send(range, body, helper, this.maxQueuedBytes);
     if (call !== undefined) helper.trackCall(call.id, call.method);
-    helper.channel.sendRaw(body);
   }
 
-  /** Sends a frame from the helper to the routed client that owns it; false when it is the broker's own. */
-  private routeFromHelper(envelope: Envelope, body: Buffer): boolean {
-    if (this.routes.size === 0) return false;
-    let id: number;
-    if (envelope.kind === 'reply' || envelope.kind === 'error' || envelope.kind === 'item' || envelope.kind === 'credit') id = envelope.id;
-    else if (envelope.kind === 'event') {
-      if (envelope.callId === 0) {
-        for (const target of this.routes.values()) target.broadcast(body);
-        return false; // the broker's own connections hear broadcasts too
-      }
-      id = envelope.callId;
-    } else return false;
-    const range = Math.floor(id / ID_RANGE_SIZE);
-    if (range === 0) return false;
-    this.routes.get(range)?.deliver(envelope, body);
-    return true;
-  }
-
-  /** A prewarmed helper waiting to become the service (launch.prewarm). */
-  private spare: { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined;
-  private spareStarting = false;
-  private spareFailures = 0;
-
-  /**
-   * Starts a prewarmed spare if the service wants one and none is ready:
-   * node, the sandbox and bulkhead's runtime are up before the next launch
-   * needs them. A spare that dies before use is not replaced after three tries.
-   */
-  ensureSpare(): void {
-    if (this.spare !== undefined || this.spareStarting || this.closed || this.state === 'failed' || this.spareFailures >= MAX_SPARE_FAILURES) return;
-    this.spareStarting = true;
-    this.spawnHelper(true).then((spare) => {
-      this.spareStarting = false;
-      if (this.closed) {
-        spare.helper.kill('SIGKILL');
-        return;
-      }
-      // Taken by a launch even before it is warm (it is ahead of a fresh spawn); reported once warm.
-      this.spare = spare;
-      spare.helper.warm.then(() => {
-        if (this.spare === spare && spare.helper.pid !== undefined) this.ctx.prewarmed(this.service, spare.helper.pid);
-      }, () => undefined);
-      void spare.helper.exited.then(() => {
-        // Died while waiting (it was never activated): forget it, try again later.
-        if (this.spare === spare) {
-          this.spare = undefined;
-          this.spareFailures++;
-          this.ensureSpare();
-        }
-      });
-    }, () => {
-      this.spareStarting = false;
-      this.spareFailures++;
-    });
-  }
-
-  /** pid of the prewarmed spare, once it is warm and waiting. */
-  get sparePid(): number | null {
-    return this.spare?.helper.isWarm === true ? (this.spare.helper.pid ?? null) : null;
-  }
-
-  private takeSpare(): { helper: HelperProcess; plan: SandboxLaunchPlan } | undefined {
-    const spare = this.spare;
-    this.spare = undefined;
-    return spare !== undefined && !spare.helper.isExited ? spare : undefined;
-  }
-
-  /** What the sandbox layer needs to plan one launch (a spare runs the prewarm entry instead). */
-  private launchInput(spare: boolean): SandboxLaunchInput {
-    const { manifest } = this.resolved;
-    const input: SandboxLaunchInput = {
-      service: this.service,
-      entry: spare ? PREWARM_ENTRY : this.resolved.entry,
-      serviceDir: this.resolved.serviceDir,
-      implicitReads: [...this.ctx.implicitReads, this.resolved.protocolFile],
-      nodePath: this.ctx.nodePath,
-      nodeArgs: manifest.nodeArgs ?? [],
-      env: {
-        ...manifest.env,
-        BULKHEAD_PROTOCOL_FILE: this.resolved.protocolFile,
-        BULKHEAD_MAX_FRAME_BYTES: String(this.ctx.maxFrameBytes),
-        ...(spare ? { BULKHEAD_ENTRY: this.resolved.entry } : {}),
-        ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
-      },
-      profile: this.resolved.profile,
-      paths: this.resolved.sandboxPaths,
-    };
-    const validators = this.validatorsFile();
-    if (validators !== undefined) {
-      input.env[VALIDATORS_ENV] = validators;
-      input.implicitReads.push(validators);
-    }
-    const connects = manifest.connects ?? [];
-    if (connects.length > 0) {
-      // The helper's copies of its targets' protocols: it validates their results itself.
-      const targets: Record<string, string> = {};
-      for (const target of connects) {
-        const file = this.ctx.lookup(target)?.protocolFile;
-        if (file === undefined) continue;
-        targets[target] = file;
-        input.implicitReads.push(file);
-      }
-      input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
-    }
-    return input;
+  /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
+  private get maxQueuedBytes(): number {
+    return this.resolved.manifest.maxQueuedBytes ?? untrustedPeerBacklog(this.ctx.maxFrameBytes);
   }
 
   /** Plans and spawns one helper process (a spare waits for activate()). */
-  private async spawnHelper(spare: boolean): Promise<{ helper: HelperProcess; plan: SandboxLaunchPlan }> {
+  private async spawnHelper(spare: boolean): Promise<LaunchedHelper> {
     const { manifest } = this.resolved;
-    const plan = await planLaunch(this.launchInput(spare));
+    const plan = await planLaunch(helperLaunchInput(this.resolved, this.ctx, this.validators, spare));
     if (this.closed) {
       await plan.cleanup();
       throw this.closedError();
@@ -530,12 +438,15 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     const connects = manifest.connects ?? [];
     const helper: HelperProcess = HelperProcess.spawn({
       service: this.service,
-      plan,
+      plan: withParentDeathSignal(plan),
       protocol: this.protocol,
       spare,
       maxFrameBytes: this.ctx.maxFrameBytes,
       maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
       maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
+      maxQueuedBytes: this.maxQueuedBytes,
+      heartbeatMs: heartbeatInterval(manifest.launch?.watchdogMs),
+      watchdogMs: manifest.launch?.watchdogMs,
       hooks: {
         log: (stream, line, pid) => this.ctx.log(this.service, stream, line, pid),
         broadcast: (name, payload) => {
@@ -548,8 +459,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
           if (this.helper === helper) this.emit('activity', busy);
         },
         ...(this.ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => this.ctx.callSettled?.(this.service, method, seconds, code) }),
+        ...(this.ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => this.ctx.callSettled?.(this.service, method, seconds, code) }),
       },
-      route: (envelope, body) => this.routeFromHelper(envelope, body),
+      route: (envelope, body) => this.routes.deliver(envelope, body),
+      // Before the helper's pending calls reject: their .catch sees this exit in status().
+      exiting: (info) => this.onExit(helper, info, plan.cleanup),
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
@@ -557,88 +471,59 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         },
       }),
     });
-    // Registered before anyone else awaits `exited`, so state is current when they run.
-    void helper.exited.then((info) => this.onExit(helper, info, plan.cleanup));
     return { helper, plan };
-  }
-
-  private precompiled: string | null | undefined;
-
-  /** The precompiled validators module for this protocol (made once), or undefined. */
-  private validatorsFile(): string | undefined {
-    if (this.precompiled === undefined) {
-      try {
-        this.precompiled = precompileValidators(this.protocol) ?? null;
-      } catch {
-        // No cache (read-only tmp, odd schema): the helper compiles its schemas itself.
-        this.precompiled = null;
-      }
-    }
-    return this.precompiled ?? undefined;
-  }
-
-  private throttle(ms: number): Promise<void> {
-    this.transition('throttled');
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.throttleTimer = undefined;
-        resolve();
-      }, ms);
-      this.throttleTimer = {
-        timer,
-        cancel: (err) => {
-          clearTimeout(timer);
-          this.throttleTimer = undefined;
-          if (this.state === 'throttled') this.transition('idle');
-          reject(err);
-        },
-      };
-    });
   }
 
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
     const job = cleanup().catch(() => undefined).finally(() => this.cleanups.delete(job));
     this.cleanups.add(job);
-    if (this.helper !== helper) return;
-    const wasRunning = this.state === 'running' || this.state === 'stopping';
+    if (this.helper !== helper) {
+      // A spare, or a helper a restart retired: the latter's end is still news (logs, exit events).
+      if (this.retired.delete(helper)) {
+        this.ctx.exited(this.service, info);
+        this.routes.failCallsOf(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}, replaced by a restart) ${describeExit(info)} before it answered; call again.`, { service: this.service, ...exitData(info) }));
+      }
+      return;
+    }
+    const wasRunning = this.state.is('running', 'stopping');
     this.helper = undefined;
     this.lastExit = info;
     this.ctx.exited(this.service, info);
-    const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, exitData(info));
-    for (const target of this.routes.values()) target.interrupted(interruption);
+    const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, { service: this.service, ...exitData(info) });
+    this.routes.interruptAll(interruption);
     if (wasRunning && !info.requested) {
       for (const connection of this.connections) connection.notifyInterrupted(interruption);
     }
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
     const jobDone = this.exitIsExpected && info.code === 0;
-    if (!info.requested && !jobDone) {
+    const crashed = !info.requested && !jobDone;
+    this.pacer.exited(crashed, info.uptimeMs);
+    if (crashed) {
       this.crashes++;
-      this.recentExits.push(performance.now());
-      this.pruneWindow();
-      if (this.recentExits.length >= this.policy.maxRestarts) {
+      if (this.breaker.record()) {
         this.fail(bulkheadError(
           'ERR_INVALIDATED',
-          `${this.service} stopped unexpectedly ${this.recentExits.length} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}. stderr: ${tailText(info)} Fix the helper, then call broker.reset("${this.service}").`,
-          { ...exitData(info), crashes: this.recentExits.length },
+          `${this.service} stopped unexpectedly ${this.breaker.recent} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}; ${tailText(info)}. Fix the helper, then ${this.remedy()}.`,
+          { service: this.service, ...exitData(info), crashes: this.breaker.recent },
         ));
         this.emit('exit', info);
         return;
       }
     }
-    if (this.state !== 'failed' && this.state !== 'idle') this.transition('idle');
+    this.state.transition(['launching', 'running', 'stopping'], 'idle');
     this.emit('exit', info);
+  }
+
+  /** What clears a failed service, in this broker's mode. */
+  private remedy(): string {
+    return this.ctx.mode === 'daemon' ? `run \`bulkhead kickstart ${this.service}\`` : `call broker.reset("${this.service}")`;
   }
 
   private fail(error: BulkheadError): void {
     this.failure = error;
-    if (this.state !== 'failed') this.transition('failed');
+    this.state.transition(['idle', 'throttled', 'launching', 'running', 'stopping'], 'failed');
     for (const connection of this.connections) connection.notifyInvalidated(error);
-    for (const target of [...this.routes.values()]) target.invalidated(error);
-  }
-
-  private pruneWindow(): void {
-    const horizon = performance.now() - this.policy.restartWindowMs;
-    while (this.recentExits.length > 0 && this.recentExits[0]! < horizon) this.recentExits.shift();
+    this.routes.invalidateAll(error);
   }
 
   private closedError(): BulkheadError {

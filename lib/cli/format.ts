@@ -83,6 +83,18 @@ function stateColor(state: string, c: Colors): (text: string) => string {
   }
 }
 
+/**
+ * The state, with what an operator must see at once: how long a running
+ * helper's event loop has been silent ("running, unresponsive 3.2s"; the
+ * watchdog kills it past launch.watchdogMs) and when a throttled one retries.
+ */
+export function formatState(s: ServiceStatus, now: number): string {
+  const unresponsive = s.unresponsiveMs ?? 0;
+  if (unresponsive > 0) return `${s.state}, unresponsive ${formatDuration(unresponsive)}`;
+  if (s.state === 'throttled' && s.nextAttemptAt !== null) return `throttled, retry in ${formatDuration(Math.max(0, s.nextAttemptAt - now))}`;
+  return s.state;
+}
+
 /** Column headers of the status table, in order. */
 export const PS_COLUMNS = ['NAME', 'STATE', 'PID', 'UPTIME', 'LAUNCHES', 'CRASHES', 'LAST EXIT', 'CPU%', 'RSS', 'CALLS', 'INFLIGHT', 'NEXT RUN', 'SANDBOX'] as const;
 
@@ -90,7 +102,7 @@ export const PS_COLUMNS = ['NAME', 'STATE', 'PID', 'UPTIME', 'LAUNCHES', 'CRASHE
 export function statusRow(s: ServiceStatus, now: number): string[] {
   return [
     s.name,
-    s.state,
+    formatState(s, now),
     s.pid === null ? '-' : String(s.pid),
     s.startedAt === null || s.pid === null ? '-' : formatDuration(now - s.startedAt),
     String(s.launches),

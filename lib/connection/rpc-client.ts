@@ -48,6 +48,21 @@ export interface RpcClientOptions {
    */
   maxQueued?: number;
   /**
+   * Bytes that may wait to be written to the peer (our outbox plus the
+   * socket's buffer) when a call is sent; past it the call fails at once with
+   * ERR_BACKPRESSURE. Bounds the memory held for a peer that stopped reading
+   * (a hung helper), whatever happens to the calls' deadlines: at most this
+   * plus one frame.
+   * @default unbounded
+   */
+  maxQueuedBytes?: number;
+  /**
+   * The service's name, for `data.service` of the errors its calls reject with
+   * (a service is registered under a name; its protocol has another).
+   * @default the protocol's name
+   */
+  service?: string;
+  /**
    * The call-id range this client uses (ids `range * ID_RANGE_SIZE` up to the
    * next range); a daemon assigns one per routed client.
    * @default 0 (the broker's own range)
@@ -132,6 +147,7 @@ export class RpcClient {
   private readonly queue: PendingCall[] = [];
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
+  private readonly maxQueuedBytes: number | undefined;
   private nextId: number;
   private readonly firstId: number;
   private readonly trustPeerCodes: boolean;
@@ -146,6 +162,8 @@ export class RpcClient {
   private peerEvolved = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
+  /** The service's name, for `data.service` of the errors calls reject with. */
+  private readonly service: string;
 
   constructor(
     readonly channel: FramedChannel,
@@ -155,7 +173,9 @@ export class RpcClient {
   ) {
     this.maxInFlight = options.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight;
     this.maxQueued = options.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued;
+    this.maxQueuedBytes = options.maxQueuedBytes;
     this.trustPeerCodes = options.trustPeerCodes ?? false;
+    this.service = options.service ?? protocol.name;
     const range = options.idRange ?? 0;
     this.firstId = Math.max(1, range * ID_RANGE_SIZE);
     this.lastId = (range + 1) * ID_RANGE_SIZE - 1;
@@ -256,7 +276,7 @@ export class RpcClient {
     if (this.inFlightCount >= this.maxInFlight && this.queue.length >= this.maxQueued) {
       return bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued });
     }
-    return undefined;
+    return this.unreadBacklog();
   }
 
   /** Settles a stream call that never went out. */
@@ -301,7 +321,7 @@ export class RpcClient {
         this.pending.get(envelope.id)?.gate?.grant(envelope.items);
         return;
       case 'error': {
-        const error = fromWireError(envelope.error, this.protocol.name, this.trustPeerCodes);
+        const error = fromWireError(envelope.error, this.service, this.trustPeerCodes);
         if (envelope.id === 0) {
           this.peerError = error;
           if (!this.isReady) this.settleReady.reject(error);
@@ -445,7 +465,22 @@ export class RpcClient {
     else this.hooks.eventError(error);
   }
 
+  /** ERR_BACKPRESSURE when more than maxQueuedBytes wait for the peer to read them, else undefined. */
+  private unreadBacklog(): BulkheadError | undefined {
+    if (this.maxQueuedBytes === undefined) return undefined;
+    const waiting = this.channel.writableLength;
+    if (waiting <= this.maxQueuedBytes) return undefined;
+    return bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${waiting} bytes are already waiting for the service to read them (limit ${this.maxQueuedBytes}); it is slow or stuck. Retry later, or raise maxQueuedBytes.`, { buffered: waiting, maxQueuedBytes: this.maxQueuedBytes });
+  }
+
   private send(call: PendingCall): void {
+    const unread = this.unreadBacklog();
+    if (unread !== undefined) {
+      // Not sent: the slot stays free and the next queued call meets the same check.
+      this.clearCall(call);
+      call.reject(unread);
+      return;
+    }
     let id = this.nextId;
     while (this.pending.has(id)) id = id >= this.lastId ? this.firstId : id + 1;
     this.nextId = id >= this.lastId ? this.firstId : id + 1;
@@ -470,8 +505,11 @@ export class RpcClient {
     if (call.sent) {
       this.pending.delete(call.id);
       this.inFlightCount--;
-      const next = this.queue.shift();
-      if (next !== undefined) this.send(next);
+      while (this.inFlightCount < this.maxInFlight) {
+        const next = this.queue.shift();
+        if (next === undefined) break;
+        this.send(next);
+      }
     } else {
       const index = this.queue.indexOf(call);
       if (index >= 0) this.queue.splice(index, 1);

@@ -122,6 +122,14 @@ export class RpcServer {
     };
   }
 
+  /**
+   * Re-sends the open transaction count: the helper runtime's heartbeat, the
+   * proof for the broker's watchdog that this event loop still runs.
+   */
+  heartbeat(): void {
+    this.channel.send({ kind: 'activity', transactions: this.transactions });
+  }
+
   private setTransactions(count: number): void {
     this.transactions = count;
     this.channel.send({ kind: 'activity', transactions: count });

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
+import { CLIENT_ENTRY_PATTERN } from './client-policy.js';
 
 /** The `daemon` section of a config file. */
 export interface DaemonSettings {
@@ -18,9 +19,18 @@ export interface DaemonSettings {
   socketGroup?: number;
   /** CA, identities and schedule state. @default per-user: `$XDG_STATE_HOME/bulkhead`; root: `/var/lib/bulkhead` */
   stateDir?: string;
-  /** Identities allowed to use the control protocol (bulkhead.control). @default ["admin"] */
+  /** Who may use the control protocol (bulkhead.control): entries as in a service's `clients`. @default ["admin"] */
   controlClients?: string[];
+  /** From accept to the end of a client's handshake, in ms; a slower client is refused (ERR_AUTH_FAILED, reason "timeout"). @default 5000 */
+  handshakeTimeoutMs?: number;
+  /** Connections that have not authenticated yet, in all; past it the oldest pending one of the uid holding the most is closed (ERR_TOO_MANY_CONNECTIONS). @default 128 */
+  maxUnauthenticated?: number;
+  /** Connections that have not authenticated yet, per peer uid; past it that uid's oldest pending one is closed. @default 32 */
+  maxUnauthenticatedPerUid?: number;
 }
+
+/** Defaults of the handshake limits in {@link DaemonSettings}. */
+export const DAEMON_LIMIT_DEFAULTS = { handshakeTimeoutMs: 5000, maxUnauthenticated: 128, maxUnauthenticatedPerUid: 32 } as const;
 
 /** Settings with every default applied. */
 export interface ResolvedDaemonSettings {
@@ -29,6 +39,9 @@ export interface ResolvedDaemonSettings {
   socketGroup: number | undefined;
   stateDir: string;
   controlClients: string[];
+  handshakeTimeoutMs: number;
+  maxUnauthenticated: number;
+  maxUnauthenticatedPerUid: number;
 }
 
 /** True when this process runs as root: it is then a system daemon. */
@@ -61,7 +74,7 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
     throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon must be an object.`, { source, pointer: '/daemon' });
   }
   const s = { ...(section as DaemonSettings | undefined), ...overrides };
-  const known = ['socketPath', 'socketMode', 'socketGroup', 'stateDir', 'controlClients'];
+  const known = ['socketPath', 'socketMode', 'socketGroup', 'stateDir', 'controlClients', 'handshakeTimeoutMs', 'maxUnauthenticated', 'maxUnauthenticatedPerUid'];
   for (const key of Object.keys(s)) {
     if (!known.includes(key)) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} is not a known field (${known.join(', ')}).${didYouMean(key, known)}`, { source, pointer: `/daemon/${key}` });
   }
@@ -76,12 +89,21 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
   if ((socketMode & 0o007) !== 0) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/socketMode ${modeText} gives others access; use 0600 or 0660 with socketGroup.`, { source, pointer: '/daemon/socketMode' });
   if (s.socketGroup !== undefined && !Number.isInteger(s.socketGroup)) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/socketGroup must be a numeric gid.`, { source, pointer: '/daemon/socketGroup' });
   const clients = s.controlClients ?? ['admin'];
-  if (!Array.isArray(clients) || clients.some((c) => typeof c !== 'string')) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/controlClients must be an array of identity names.`, { source, pointer: '/daemon/controlClients' });
+  const entry = new RegExp(CLIENT_ENTRY_PATTERN);
+  if (!Array.isArray(clients) || clients.some((c) => typeof c !== 'string' || !entry.test(c))) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/controlClients must be an array of client entries (identity names, "*", "uid:N", "gid:N", "NAME@uid:N").`, { source, pointer: '/daemon/controlClients' });
+  const count = (key: keyof typeof DAEMON_LIMIT_DEFAULTS, max: number): number => {
+    const v = s[key] ?? DAEMON_LIMIT_DEFAULTS[key];
+    if (!Number.isInteger(v) || v < 1 || v > max) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} must be an integer from 1 to ${max}.`, { source, pointer: `/daemon/${key}` });
+    return v;
+  };
   return {
     socketPath: resolve(base, str('socketPath') ?? defaultSocketPath()),
     socketMode,
     socketGroup: s.socketGroup,
     stateDir: resolve(base, str('stateDir') ?? defaultStateDir()),
     controlClients: clients,
+    handshakeTimeoutMs: count('handshakeTimeoutMs', 600_000),
+    maxUnauthenticated: count('maxUnauthenticated', 1_000_000),
+    maxUnauthenticatedPerUid: count('maxUnauthenticatedPerUid', 1_000_000),
   };
 }

@@ -6,29 +6,39 @@
  * to the helper unchanged. `bulkhead.control` is served by the daemon itself.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Broker, readBrokerConfig } from '../broker/broker.js';
 import { RpcServer, type Handler } from '../connection/rpc-server.js';
-import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, isBulkheadError, type BulkheadError, type BulkheadErrorCode } from '../errors.js';
 import { CertificateAuthority, createChallenge, proofPayload, verifyProof, verifyServiceDir, writeIdentity } from '../identity/index.js';
 import { loadProtocol } from '../protocol/registry.js';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { CONTROL_SERVICE } from './control.js';
-import { resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings } from './daemon-settings.js';
-import { HandshakeReader, writeHandshake } from './handshake-io.js';
+import { DAEMON_LIMIT_DEFAULTS, resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings } from './daemon-settings.js';
+import { admits } from './client-policy.js';
+import { Gatekeeper, peerFields, type PendingConnection } from './gatekeeper.js';
+import { writeHandshake } from './handshake-io.js';
+import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession } from './routed-session.js';
 import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
-/** How long a client has to authenticate, in ms. */
-export const HANDSHAKE_TIMEOUT_MS = 5000;
+/** How long a client has to authenticate, in ms, unless `daemon.handshakeTimeoutMs` says otherwise. */
+export const HANDSHAKE_TIMEOUT_MS = DAEMON_LIMIT_DEFAULTS.handshakeTimeoutMs;
+
+/** One authenticated client connection, as `bulkhead ps --clients` shows it. */
+interface ClientRecord {
+  service: string;
+  peer: PeerInfo;
+  credentials: PeerCredentials;
+  since: number;
+}
 
 /** Options of {@link Daemon.start}. */
 export interface DaemonOptions {
@@ -54,15 +64,38 @@ export interface DaemonOptions {
   listenFd?: number;
 }
 
+/** What {@link Daemon.connectionStatus} reports. */
+export interface DaemonConnectionStatus {
+  /** The daemon id clients sign over (its CA's SHA-256 fingerprint). */
+  id: string;
+  /** Connections accepted and not yet authenticated. */
+  pendingHandshakes: number;
+  /** Connections held (accepted, not read for a while) since start, because their uid kept being refused. */
+  held: number;
+  /** Refused connections per `CODE` or `CODE:reason` since start. */
+  refusals: Record<string, number>;
+  /** Ended authenticated connections per code (`"clean"` for an orderly end) since start. */
+  disconnects: Record<string, number>;
+  /** Authenticated connections now. */
+  clients: Array<{ service: string; name: string; uid: number; gid: number; pid: number; since: number; alive: boolean | null }>;
+}
+
 /** One structured log entry. */
 export type DaemonLogEntry = Record<string, unknown> & { event: string };
 
 /** A running daemon. */
 export class Daemon {
-  /** A random id for this run, bound into every client's proof. */
-  readonly id = randomBytes(8).toString('hex');
+  /**
+   * The daemon's id, bound into every client's proof: the SHA-256 fingerprint
+   * of its CA certificate (64 lowercase hex digits), the same across restarts,
+   * so a client can pin it (`bulkhead identity issue` prints it).
+   */
+  readonly id: string;
   readonly startedAt = Date.now();
   private readonly sessions = new Set<{ close(): void }>();
+  /** Authenticated client connections. */
+  private readonly connections = new Set<ClientRecord>();
+  private readonly gatekeeper: Gatekeeper;
   private closing: Promise<void> | undefined;
   /** True when systemd passed the listening socket (it then owns the path). */
   socketActivated = false;
@@ -76,7 +109,10 @@ export class Daemon {
     private readonly log: (entry: DaemonLogEntry) => void,
     /** Helpers' output and the daemon's events, bounded per service: what `bulkhead logs` reads. */
     readonly logs: LogStore,
-  ) {}
+  ) {
+    this.id = ca.fingerprint;
+    this.gatekeeper = new Gatekeeper(settings, log, (code) => broker.metricsRecorder.refused(code));
+  }
 
   /** Absolute socket path. */
   get socketPath(): string {
@@ -99,10 +135,14 @@ export class Daemon {
       logs.event(service, pid, describeLogEvent(entry), entry);
       write(entry);
     };
+    loadPeerCredentials(); // fail at start, not at the first client, when the kernel's word cannot be read
+    // The whole config first: a typo must not leave a fresh CA and admin key behind.
+    Broker.checkConfig(file);
     mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
     const ca = await CertificateAuthority.loadOrCreate(join(settings.stateDir, 'ca'));
     ensureAdminIdentity(ca, settings.stateDir, log);
     const broker = Broker.fromConfig(file, {
+      mode: 'daemon',
       stateDir: join(settings.stateDir, 'schedules'),
       verifyCode: (dir, requirement) => {
         verifyServiceDir(dir, requirement, ca);
@@ -148,6 +188,7 @@ export class Daemon {
       // server.close() waits for open connections, so end the sessions before awaiting it.
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const session of [...this.sessions]) session.close();
+      this.gatekeeper.closeAll();
       await stopped;
       await this.broker.close();
       this.logs.close();
@@ -161,89 +202,111 @@ export class Daemon {
     return this.closing;
   }
 
-  /** Re-reads the config: adds new services, removes deleted ones, replaces changed ones. */
+  /**
+   * The daemon's side of `bulkhead ps`: its id, the connections still
+   * authenticating, refusals and disconnects counted per code (and reason),
+   * and every authenticated client with the uid/gid/pid the kernel reported.
+   * `alive` is false once that pid no longer names the client's process
+   * (checked through its pidfd where the kernel gives one; null where it does not).
+   */
+  connectionStatus(): DaemonConnectionStatus {
+    return {
+      id: this.id,
+      pendingHandshakes: this.gatekeeper.pending,
+      held: this.gatekeeper.held,
+      refusals: { ...this.gatekeeper.refusals },
+      disconnects: { ...this.gatekeeper.disconnects },
+      clients: [...this.connections].map(({ service, peer, credentials, since }) => ({
+        service, name: peer.name, uid: credentials.uid, gid: credentials.gid, pid: credentials.pid, since,
+        alive: credentials.pidfd === undefined ? null : peerAlive(credentials.pidfd, credentials.pid),
+      })),
+    };
+  }
+
+  /**
+   * Re-reads the config atomically (Broker.reload): checks every service first,
+   * then adds new ones, removes deleted ones and restarts changed ones without
+   * downtime. A bad config changes nothing; the failure is logged with its reason.
+   */
   async reload(): Promise<{ added: string[]; removed: string[]; replaced: string[] }> {
-    const { file, config } = readBrokerConfig(this.configPath);
-    const wanted = new Map(config.services.map((m, i) => [m.name, { manifest: m, index: i }]));
-    const added: string[] = [];
-    const removed: string[] = [];
-    const replaced: string[] = [];
-    for (const name of this.broker.serviceNames()) {
-      const next = wanted.get(name);
-      if (next === undefined) {
-        await this.broker.unregister(name);
-        removed.push(name);
-      } else if (JSON.stringify(next.manifest) !== JSON.stringify(this.broker.manifest(name))) {
-        await this.broker.unregister(name);
-        this.broker.registerFrom(next.manifest, `${file} /services/${next.index}`);
-        replaced.push(name);
-      }
+    try {
+      const result = await this.broker.reload(this.configPath);
+      this.log({ event: 'reload', ...result });
+      return result;
+    } catch (err) {
+      const error = isBulkheadError(err) ? err : bulkheadError('ERR_INVALID_MANIFEST', `Cannot reload ${this.configPath}: ${(err as Error).message}`, {}, err);
+      this.log({ event: 'reload-failed', code: error.code, message: error.message });
+      throw error;
     }
-    for (const [name, { manifest, index }] of wanted) {
-      if (this.broker.serviceNames().includes(name)) continue;
-      this.broker.registerFrom(manifest, `${file} /services/${index}`);
-      added.push(name);
-    }
-    this.log({ event: 'reload', added, removed, replaced });
-    return { added, removed, replaced };
   }
 
   private accept(socket: Socket): void {
-    socket.on('error', () => socket.destroy());
-    void this.handshake(socket).catch((err: unknown) => {
-      // A throw that is not a coded refusal is a daemon bug: its message stays in the daemon's log.
-      if (!isBulkheadError(err)) this.log({ event: 'denied', code: 'ERR_DAEMON_FAULT', client: null, service: null, message: err instanceof Error ? err.message : String(err) });
-      const error = isBulkheadError(err) ? err : bulkheadError('ERR_DAEMON_FAULT', 'The handshake failed because of a fault in the daemon; its administrator will find the cause in `bulkhead logs`.');
-      if (!socket.destroyed) {
-        writeHandshake(socket, { t: 'error', error: error.toJSON() });
-        socket.end();
-        setTimeout(() => socket.destroy(), 1000).unref();
-      }
-    });
+    const conn = this.gatekeeper.open(socket);
+    if (conn === undefined) return;
+    const who: { client?: string | null; service?: string | null } = {};
+    void this.handshake(conn, who).then(
+      () => conn.admitted(),
+      (err: unknown) => conn.refuse(isBulkheadError(err) ? err : this.daemonFault(err, who), who),
+    );
   }
 
-  /** Challenge → auth → ok, then hands the socket to a session. */
-  private async handshake(socket: Socket): Promise<void> {
-    const reader = new HandshakeReader(socket);
+  /** Challenge → auth → ok, then hands the socket to a session. Throws the refusal; `who` learns the names as they are known. */
+  private async handshake(conn: PendingConnection, who: { client?: string | null; service?: string | null }): Promise<void> {
+    await conn.ready;
+    if (conn.settled) return; // refused while held (evicted, timed out, gone)
+    const { socket, reader, credentials } = conn;
     const { nonce } = createChallenge();
     writeHandshake(socket, { t: 'challenge', v: 1, nonce, daemon: this.id });
-    const auth = await reader.next(HANDSHAKE_TIMEOUT_MS);
+    const auth = await reader.next(this.settings.handshakeTimeoutMs);
     const service = typeof auth['service'] === 'string' ? auth['service'] : undefined;
     const name = typeof auth['name'] === 'string' ? auth['name'] : undefined;
+    who.client = name ?? null;
+    who.service = service ?? null;
     const cert = auth['cert'];
     const sig = auth['sig'];
     if (auth['t'] !== 'auth' || service === undefined) {
-      throw this.deny('ERR_AUTH_FAILED', 'The first message must be { t: "auth", service, name, cert, sig }.', { name, service });
+      throw refusal('ERR_AUTH_FAILED', 'The first message must be { t: "auth", service, name, cert, sig } (see the handshake section of docs/wire.md).', { reason: 'bad-message', name, service });
     }
     if (typeof cert !== 'string' || cert === '' || !(sig instanceof Uint8Array) || name === undefined) {
-      throw this.deny('ERR_AUTH_REQUIRED', `Connecting to ${service} needs a certificate and a signature over the challenge; issue an identity with \`bulkhead identity issue NAME\`.`, { name, service });
+      throw refusal('ERR_AUTH_REQUIRED', `Connecting to ${service} needs a certificate (text "cert"), the identity name ("name") and a signature over the challenge (byte string "sig"); issue an identity with \`bulkhead identity issue NAME\`.`, { reason: 'no-credentials', name, service });
     }
-    let identity: { name: string };
+    let identity: { name: string; serial: string };
     try {
       identity = this.ca.verifyClient(cert);
     } catch (err) {
-      throw this.denyVerification(err, { name, service });
+      if (!isBulkheadError(err)) throw err;
+      // Not the client's doing (e.g. a corrupt revoked.json): the client learns only that the daemon failed.
+      if (!err.code.startsWith('ERR_AUTH_') && !err.code.startsWith('ERR_CERT_')) throw this.daemonFault(err, { client: name, service });
+      // The CA's own data (reason, subject, serial, which, dates) travels with the refusal.
+      const reason = err.data['reason'] ?? (err.code === 'ERR_CERT_REVOKED' ? 'revoked' : 'validity');
+      throw refusal(err.code, err.message, { ...err.data, reason, name: typeof err.data['name'] === 'string' ? err.data['name'] : name, service });
+    }
+    who.client = identity.name;
+    if (identity.name !== name) {
+      throw refusal('ERR_AUTH_FAILED', `"name" must be the certificate's common name ("${identity.name}"), and the proof is signed over it.`, { reason: 'name-mismatch', name: identity.name, serial: identity.serial, service });
     }
     const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId: this.id, clientName: identity.name });
-    if (identity.name !== name || !verifyProof(cert, payload, sig)) {
-      throw this.deny('ERR_AUTH_FAILED', 'The signature does not prove possession of the certificate\'s key for this connection (wrong key, or a replayed handshake).', { name: identity.name, service });
+    if (!verifyProof(cert, payload, sig)) {
+      throw refusal('ERR_AUTH_FAILED', 'The signature does not prove possession of the certificate\'s key for this connection (wrong key, another socket path or daemon id, or a replayed handshake).', { reason: 'bad-proof', name: identity.name, serial: identity.serial, service });
     }
-    const peer: PeerInfo = { name: identity.name };
+    const peer: PeerInfo = { name: identity.name, uid: credentials.uid, gid: credentials.gid, pid: credentials.pid };
+    const verified = { name: identity.name, uid: credentials.uid, gid: credentials.gid };
     if (service === CONTROL_SERVICE) {
-      if (!this.settings.controlClients.includes(identity.name) && !this.settings.controlClients.includes('*')) {
-        throw this.deny('ERR_NOT_PERMITTED', `Identity "${identity.name}" may not use the control protocol; add it to daemon.controlClients.`, { name: identity.name, service });
+      if (!admits(this.settings.controlClients, verified)) {
+        throw refusal('ERR_NOT_PERMITTED', `Identity "${identity.name}" (uid ${credentials.uid}) may not use the control protocol; add it to daemon.controlClients.`, { reason: 'not-in-clients', name: identity.name, service });
       }
       reader.release();
+      conn.admitted();
       writeHandshake(socket, { t: 'ok', peer, range: 0 });
-      this.serveControl(socket, peer);
+      this.serveControl(socket, peer, credentials);
       return;
     }
     if (!this.broker.serviceNames().includes(service)) {
-      throw this.deny('ERR_UNKNOWN_SERVICE', `This daemon has no service named "${service}".`, { name: identity.name, service });
+      throw refusal('ERR_UNKNOWN_SERVICE', `This daemon has no service named "${service}".`, { reason: 'unknown-service', name: identity.name, service });
     }
     const clients = this.broker.manifest(service).clients ?? [];
-    if (!clients.includes(identity.name) && !clients.includes('*')) {
-      throw this.deny('ERR_NOT_PERMITTED', `Identity "${identity.name}" may not connect to ${service}; add it to the service's clients.`, { name: identity.name, service });
+    if (!admits(clients, verified)) {
+      throw refusal('ERR_NOT_PERMITTED', `Identity "${identity.name}" (uid ${credentials.uid}, gid ${credentials.gid}) may not connect to ${service}; add it to the service's clients.`, { reason: 'not-in-clients', name: identity.name, service });
     }
     reader.release();
     const channel = new FramedChannel(socket, this.clientChannelOptions());
@@ -251,17 +314,21 @@ export class Daemon {
     try {
       session = new RoutedSession(channel, this.broker.supervisorOf(service), peer, (error) => {
         this.sessions.delete(session);
+        this.connections.delete(record);
+        this.gatekeeper.disconnected(credentials, { client: identity.name, service }, error);
         this.broker.metricsRecorder.disconnected();
-        this.log({ event: 'disconnect', service, client: identity.name, code: error?.code ?? null, ...(error === undefined ? {} : { message: error.message }) });
       });
     } catch (err) {
-      throw this.deny(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { name: identity.name, service });
+      throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
     }
+    conn.admitted();
+    const record: ClientRecord = { service, peer, credentials, since: Date.now() };
     this.sessions.add(session);
+    this.connections.add(record);
     // Written before anything the session sends: channel writes wait for the next tick.
     writeHandshake(socket, { t: 'ok', peer, range: session.range });
     this.broker.metricsRecorder.connected();
-    this.log({ event: 'connect', service, client: identity.name, range: session.range });
+    this.log({ event: 'connect', service, client: identity.name, range: session.range, ...peerFields(credentials) });
   }
 
   /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
@@ -269,12 +336,12 @@ export class Daemon {
     return { maxFrameBytes: this.broker.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(this.broker.maxFrameBytes) };
   }
 
-  private serveControl(socket: Socket, peer: PeerInfo): void {
+  private serveControl(socket: Socket, peer: PeerInfo, credentials: PeerCredentials): void {
     const protocol = loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE);
     const channel = new FramedChannel(socket, this.clientChannelOptions());
     const broker = this.broker;
     const handlers: Record<string, Handler> = {
-      list: () => ({ services: broker.status(), daemon: { pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt } }),
+      list: () => ({ services: broker.status(), daemon: { pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt, ...this.connectionStatus() } }),
       status: ({ name }: { name: string }) => broker.status(name),
       kickstart: async ({ name, restart }: { name: string; restart?: boolean }) => {
         const before = broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
@@ -292,6 +359,12 @@ export class Daemon {
         return { stopped: wasRunning };
       },
       reload: () => this.reload(),
+      restart: async ({ name }: { name: string }) => {
+        broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
+        this.log({ event: 'restart', service: name, by: peer.name });
+        await broker.restart(name);
+        return { pid: broker.status(name).pid };
+      },
       logs: async ({ service, after, limit, waitMs, events }: { service?: string; after?: number; limit?: number; waitMs?: number; events?: boolean }, ctx) => {
         // ERR_UNKNOWN_SERVICE for a typo rather than silence (a removed service's lines are still kept).
         if (service !== undefined && !this.logs.knows(service)) broker.status(service);
@@ -302,37 +375,36 @@ export class Daemon {
     const session = {
       close: () => channel.destroy(),
     };
+    const record: ClientRecord = { service: CONTROL_SERVICE, peer, credentials, since: Date.now() };
     this.sessions.add(session);
+    this.connections.add(record);
     this.broker.metricsRecorder.connected();
+    this.log({ event: 'connect', service: CONTROL_SERVICE, client: peer.name, range: 0, ...peerFields(credentials) });
     new RpcServer(channel, protocol, handlers, {
       goodbye: () => channel.end('bye'),
-      closed: () => {
+      closed: (error) => {
         this.sessions.delete(session);
+        this.connections.delete(record);
         this.broker.metricsRecorder.disconnected();
+        this.gatekeeper.disconnected(credentials, { client: peer.name, service: CONTROL_SERVICE }, error);
       },
     });
   }
 
   /**
-   * A failed certificate check: what the client caused (ERR_AUTH_*, ERR_CERT_*) goes back to it;
-   * anything else is the daemon's own fault (e.g. a corrupt revoked.json), logged in full here
-   * and reported to the client as ERR_DAEMON_FAULT, without the daemon's paths or details.
+   * A fault on the daemon's side during a handshake (a corrupt revoked.json, a bug): the details,
+   * paths included, go to the daemon's log; the client gets ERR_DAEMON_FAULT saying only that.
    */
-  private denyVerification(err: unknown, who: { name: string | undefined; service: string | undefined }): BulkheadError {
-    if (isBulkheadError(err) && (err.code.startsWith('ERR_AUTH_') || err.code.startsWith('ERR_CERT_'))) return this.deny(err.code, err.message, who);
-    this.log({ event: 'denied', code: isBulkheadError(err) ? err.code : 'ERR_DAEMON_FAULT', client: who.name ?? null, service: who.service ?? null, message: err instanceof Error ? err.message : String(err) });
-    return bulkheadError('ERR_DAEMON_FAULT', 'The daemon could not verify your identity because of a fault on its side; its administrator will find the cause in `bulkhead logs`.', { client: who.name ?? null, service: who.service ?? null });
-  }
-
-  private deny(code: string, message: string, who: { name: string | undefined; service: string | undefined }): BulkheadError {
-    this.broker.metricsRecorder.refused(code);
-    this.log({ event: 'denied', code, client: who.name ?? null, service: who.service ?? null, message });
-    return bulkheadError(isErrorCodeOr(code), message, { client: who.name ?? null, service: who.service ?? null });
+  private daemonFault(err: unknown, who: { client?: string | null; service?: string | null }): BulkheadError {
+    this.log({ event: 'denied', code: isBulkheadError(err) ? err.code : 'ERR_DAEMON_FAULT', client: who.client ?? null, service: who.service ?? null, message: err instanceof Error ? err.message : String(err) });
+    return bulkheadError('ERR_DAEMON_FAULT', 'The daemon could not complete the handshake because of a fault on its side; its administrator will find the cause in `bulkhead logs`.', { reason: 'daemon-fault', client: who.client ?? null, service: who.service ?? null });
   }
 }
 
-function isErrorCodeOr(code: string) {
-  return (code.startsWith('ERR_') ? code : 'ERR_AUTH_FAILED') as Parameters<typeof bulkheadError>[0];
+/** A handshake refusal: its code, message, and `data` as docs/errors.md promises (`reason` always; names when known). */
+function refusal(code: BulkheadErrorCode, message: string, data: Record<string, unknown> & { reason: unknown; name: string | undefined; service: string | undefined }): BulkheadError {
+  const { name, service, ...rest } = data;
+  return bulkheadError(code, message, { ...rest, name: name ?? null, service: service ?? null });
 }
 
 /** Creates `<stateDir>/identities/admin.*` on first start, for the local `bulkhead` CLI. */

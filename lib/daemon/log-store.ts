@@ -208,6 +208,11 @@ function str(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+/** " (uid 1000, gid 1000, pid 4242)" from a connection entry's kernel credentials, or "" when it has none. */
+function peerText(entry: Record<string, unknown>): string {
+  return typeof entry['uid'] === 'number' ? ` (uid ${entry['uid']}, gid ${str(entry['gid'])}, pid ${str(entry['peerPid'])})` : '';
+}
+
 /**
  * A one-line description of a daemon log entry, for `bulkhead logs`:
  * "launched pid 4242", "exited with code 3 (memory limit (128 MiB))",
@@ -224,7 +229,7 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       return `${how}${reason}${entry['requested'] === false ? ', unrequested' : ''}`;
     }
     case 'throttled':
-      return 'throttled: relaunching too soon after the last launch, waiting out launch.throttleMs';
+      return 'throttled: waiting out the relaunch backoff (launch.throttleMs, growing after each crash in a row)';
     case 'failed':
       return `failed: ${typeof entry['message'] === 'string' ? entry['message'] : 'crash-loop breaker tripped'}`;
     case 'denied':
@@ -235,10 +240,16 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       return `stop by ${str(entry['by'])}`;
     case 'reload':
       return `reload: added [${(entry['added'] as string[] | undefined)?.join(', ') ?? ''}], removed [${(entry['removed'] as string[] | undefined)?.join(', ') ?? ''}], replaced [${(entry['replaced'] as string[] | undefined)?.join(', ') ?? ''}]`;
+    case 'reload-failed':
+      return `reload refused, nothing changed: ${str(entry['code'])} ${str(entry['message'])}`;
+    case 'restart':
+      return `restart (zero downtime) by ${str(entry['by'])}`;
     case 'connect':
-      return `client ${str(entry['client'])} connected (id range ${str(entry['range'])})`;
+      return `client ${str(entry['client'])} connected${peerText(entry)} (id range ${str(entry['range'])})`;
     case 'disconnect':
-      return entry['code'] === null ? `client ${str(entry['client'])} disconnected` : `client ${str(entry['client'])} cut off: ${str(entry['code'])} ${str(entry['message'])}`;
+      return entry['code'] === null ? `client ${str(entry['client'])}${peerText(entry)} disconnected` : `client ${str(entry['client'])}${peerText(entry)} cut off: ${str(entry['code'])} ${str(entry['message'])}`;
+    case 'refused':
+      return `refused ${entry['client'] === null || entry['client'] === undefined ? 'a connection' : str(entry['client'])}${peerText(entry)}${entry['service'] === null || entry['service'] === undefined ? '' : ` to ${str(entry['service'])}`}: ${str(entry['code'])}${typeof entry['reason'] === 'string' ? ` (${entry['reason']})` : ''} ${str(entry['message'])}`;
     case 'job':
       return `scheduled run (${str(entry['trigger'])}): ${str(entry['result'])}${entry['error'] === undefined ? '' : ` ${str(entry['error'])}`}, ${str(entry['durationMs'])} ms`;
     case 'listening':

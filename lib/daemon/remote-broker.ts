@@ -22,6 +22,15 @@ export interface RemoteBrokerOptions {
    * @default `<cwd>/protocols`
    */
   protocolsDir?: string;
+  /**
+   * The daemon id to insist on: the SHA-256 fingerprint of the daemon's CA
+   * certificate (64 hex digits, printed by `bulkhead identity issue`). A daemon
+   * whose challenge names another id is refused before anything is signed
+   * (`ERR_AUTH_FAILED`, `data.reason: "daemon-mismatch"`), so an impostor
+   * reached under the real socket path cannot obtain a proof.
+   * @default any id the challenge names
+   */
+  daemonId?: string;
 }
 
 const WHERE = 'connectTo(socketPath, identity, options)';
@@ -29,6 +38,7 @@ const WHERE = 'connectTo(socketPath, identity, options)';
 /** A client's handle to a bulkhead daemon. */
 export class RemoteBroker {
   private readonly protocolsDir: string;
+  private readonly daemonId: string | undefined;
   /** Endpoints of the connections still open; a closed connection leaves the set. */
   private readonly endpoints = new Set<RemoteEndpoint>();
   private closing: Promise<void> | undefined;
@@ -42,10 +52,14 @@ export class RemoteBroker {
    * @throws BulkheadError `ERR_INVALID_OPTION` naming the argument or option that is wrong
    */
   constructor(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
-    const o = checkOptionsObject(options, ['protocolsDir'], WHERE);
+    const o = checkOptionsObject(options, ['protocolsDir', 'daemonId'], WHERE);
     this.socketPath = resolve(checkStringOption(socketPath, 'socketPath', WHERE, 'the path of the daemon\'s socket') ?? '');
     this.identity = checkIdentity(identity);
     this.protocolsDir = resolve(checkStringOption(o.protocolsDir, 'protocolsDir', WHERE, 'a directory path') ?? 'protocols');
+    if (o.daemonId !== undefined && !/^[0-9a-f]{64}$/.test(o.daemonId)) {
+      throw bulkheadError('ERR_INVALID_OPTION', 'options.daemonId must be the daemon CA\'s SHA-256 fingerprint: 64 lowercase hex digits (`bulkhead identity issue` prints it).', { option: 'daemonId' });
+    }
+    this.daemonId = o.daemonId;
   }
 
   /**
@@ -59,7 +73,7 @@ export class RemoteBroker {
     const protocol = protocolName === CONTROL_SERVICE
       ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
       : loadProtocol(this.protocolsDir, protocolName);
-    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity);
+    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;
     endpoint.onDetached = () => this.endpoints.delete(endpoint);

@@ -41,6 +41,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
     readonly protocol: CompiledProtocol,
     private readonly socketPath: string,
     private readonly identity: ClientIdentity,
+    /** The daemon id to insist on (its CA fingerprint); undefined: whatever the challenge names. */
+    private readonly pinnedDaemonId?: string,
   ) {}
 
   /** @inheritdoc */
@@ -85,6 +87,9 @@ export class RemoteEndpoint implements ServiceEndpoint {
       if (challenge['t'] !== 'challenge' || !(nonce instanceof Uint8Array) || typeof daemonId !== 'string') {
         throw bulkheadError('ERR_BAD_FRAME', 'The daemon did not send a challenge; is this a bulkhead daemon socket?');
       }
+      if (this.pinnedDaemonId !== undefined && daemonId !== this.pinnedDaemonId) {
+        throw bulkheadError('ERR_AUTH_FAILED', `The daemon at ${this.socketPath} is not the one pinned: its id (CA fingerprint) is ${daemonId.slice(0, 64)}, expected ${this.pinnedDaemonId}. Nothing was signed for it.`, { reason: 'daemon-mismatch' });
+      }
       const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId, clientName: this.identity.name });
       writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload) });
       const answer = await reader.next(CLIENT_HANDSHAKE_TIMEOUT_MS);
@@ -100,7 +105,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
     const rpc = new RpcClient(channel, this.protocol, {
       broadcast: (name, payload) => this.connection?.deliverEvent(name, payload),
       eventError: (error) => this.connection?.deliverError(error),
-    }, { idRange: range, trustPeerCodes: true });
+    }, { service: this.service, idRange: range, trustPeerCodes: true });
     channel.attach({
       envelope: (e) => {
         rpc.receive(e);

@@ -13,7 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
 import type { HostProbe } from './host-probe.js';
@@ -94,11 +94,19 @@ function koffiNative(): string | null {
 }
 
 function koffiDir(): string | null {
+  let dir: string;
   try {
-    return dirname(createRequire(import.meta.url).resolve('koffi/package.json'));
+    // koffi 3 exports no ./package.json: resolve its main file and walk up to the package root.
+    dir = dirname(createRequire(import.meta.url).resolve('koffi'));
   } catch {
     return null;
   }
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+  return dir;
 }
 
 function real(path: string): string {

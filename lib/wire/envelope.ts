@@ -51,7 +51,9 @@ export interface HelloEnvelope {
 export interface PeerInfo {
   /** Identity name; `"main-app"` for the embedding process in embedded mode. */
   name: string;
+  /** Daemon clients: the connecting process's uid, gid and pid, from the kernel (SO_PEERCRED). */
   uid?: number;
+  gid?: number;
   pid?: number;
 }
 
@@ -348,6 +350,7 @@ function peerInfo(v: unknown): PeerInfo {
   const p = obj(v, 'peer');
   const peer: PeerInfo = { name: str(p['name'], 'peer name') };
   if (typeof p['uid'] === 'number') peer.uid = p['uid'];
+  if (typeof p['gid'] === 'number') peer.gid = p['gid'];
   if (typeof p['pid'] === 'number') peer.pid = p['pid'];
   return peer;
 }

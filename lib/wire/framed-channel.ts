@@ -130,7 +130,7 @@ export class FramedChannel {
     if (!this.open) return 0;
     const { chunks, bodyLength } = encodeEnvelopeChunks(envelope);
     if (bodyLength > this.maxFrameBytes) {
-      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { size: bodyLength, limit: this.maxFrameBytes });
+      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { declared: bodyLength, limit: this.maxFrameBytes });
     }
     let ok = true;
     for (const chunk of chunks) ok = this.enqueue(chunk);

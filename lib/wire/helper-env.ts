@@ -20,6 +20,8 @@ export const HELPER_ENV = {
   validators: 'BULKHEAD_VALIDATORS',
   /** JSON object: service name → protocol file, for each service in the manifest's `connects`. */
   connects: 'BULKHEAD_CONNECTS',
+  /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */
+  heartbeatMs: 'BULKHEAD_HEARTBEAT_MS',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
 } as const;

@@ -1,6 +1,6 @@
 /**
- * `bulkhead kickstart SERVICE [--restart]`, `bulkhead stop SERVICE` and
- * `bulkhead reload`: steer a running daemon through its control protocol.
+ * `bulkhead kickstart SERVICE [--restart]`, `bulkhead restart SERVICE`,
+ * `bulkhead stop SERVICE` and `bulkhead reload`: steer a running daemon through its control protocol.
  * @module
  */
 import type { Command } from 'commander';
@@ -19,7 +19,7 @@ interface JsonOption extends DaemonClientOptions {
 /** Long enough for a helper to launch (its launchTimeoutMs defaults to 10 s) or to stop (goodbye, SIGTERM, SIGKILL). */
 const STEER_TIMEOUT_MS = 60_000;
 
-/** Registers `kickstart`, `stop` and `reload` on the program. */
+/** Registers `kickstart`, `restart`, `stop` and `reload` on the program. */
 export function registerControl(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
   addClientOptions(program
     .command('kickstart')
@@ -58,9 +58,26 @@ ${EXIT_CODES_HELP}`)
     })));
 
   addClientOptions(program
+    .command('restart')
+    .summary('restart a service without downtime')
+    .description('Restart SERVICE without downtime: a new helper is launched (or the prewarmed spare taken) while the old one serves; once it is ready new calls go to it, and the old one finishes its calls in flight (within exitTimeoutMs) and is stopped. A service that is not running is launched. Prints the new pid. If the new helper fails to start, the old one keeps serving and the command fails.')
+    .argument('<service>', 'service name, as in `bulkhead ps`')
+    .option('--json', 'print { pid } as JSON'))
+    .addHelpText('after', `
+Examples:
+  $ bulkhead restart echo                # pick up new code, no call lost
+
+${EXIT_CODES_HELP}`)
+    .action((service: string, options: JsonOption) => run(() => withControl(options, async (control) => {
+      const result = (await control.call('restart', { name: service }, { timeoutMs: STEER_TIMEOUT_MS })) as { pid: number | null };
+      process.stdout.write(options.json === true ? `${JSON.stringify(result)}\n` : `${service}: restarted, pid ${result.pid ?? '-'}\n`);
+      return EXIT_CODES.ok;
+    })));
+
+  addClientOptions(program
     .command('reload')
     .summary('re-read the daemon\'s config file')
-    .description('Make the daemon re-read its config file: services that are new are registered, removed ones are stopped and unregistered, changed ones are stopped and registered again. Running, unchanged services are not touched. An error in the config is reported with its file and JSON pointer (exit 1); check with `bulkhead validate` first.')
+    .description('Make the daemon re-read its config file, atomically: every service is checked first (manifest, entry, protocol, sandbox profile, schedule); an error is reported with its file and JSON pointer (exit 1) and changes nothing. Then new services are registered, removed ones stopped and unregistered, and changed ones restarted without downtime (a changed protocol re-registers the service: its clients must connect again). Running, unchanged services are not touched.')
     .option('--json', 'print { added, removed, replaced } as JSON'))
     .addHelpText('after', `
 Examples:

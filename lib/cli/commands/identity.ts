@@ -61,7 +61,7 @@ ${EXIT_CODES_HELP}`);
     .option('-o, --out <dir>', 'write the files here [default: <state-dir>/identities]')
     .addOption(new Option('--days <n>', 'validity in days').default('365'))
     .option('--force', 'replace existing files for NAME')
-    .option('--json', 'print { name, serial, notAfter, certPath, keyPath } as JSON'))
+    .option('--json', 'print { name, serial, notAfter, certPath, keyPath, daemonId } as JSON'))
     .addHelpText('after', `
 Examples:
   $ bulkhead identity issue app
@@ -80,10 +80,12 @@ ${EXIT_CODES_HELP}`)
       }
       const issued = ca.issue(name, { validDays: days });
       writeIdentity(dir, issued);
-      const result = { name, serial: issued.serial, notAfter: issued.notAfter.toISOString(), certPath: paths.certPath, keyPath: paths.keyPath };
+      // The daemon id a client signs over (and may pin): the CA certificate's SHA-256 fingerprint.
+      const result = { name, serial: issued.serial, notAfter: issued.notAfter.toISOString(), certPath: paths.certPath, keyPath: paths.keyPath, daemonId: ca.fingerprint };
       process.stdout.write(options.json === true ? `${JSON.stringify(result)}\n` : `issued ${name}: serial ${issued.serial}, valid until ${result.notAfter}
   certificate: ${paths.certPath}
   key:         ${paths.keyPath} (keep it private)
+  daemon id:   ${ca.fingerprint} (the daemon's CA fingerprint: pin it in clients)
 List "${name}" in a service's "clients" (or daemon.controlClients) to let it connect.
 `);
       return EXIT_CODES.ok;

@@ -13,6 +13,7 @@ import { isBulkheadError } from '../../errors.js';
 import { checkProtocolDocument, type ProtocolDocument } from '../../protocol/document.js';
 import { diffProtocols } from '../../protocol/protocol-diff.js';
 import type { ExitCode } from '../exit-codes.js';
+import { registerProtocolShow } from './protocol-show.js';
 
 /** Exit codes of `bulkhead protocol diff` (diff(1)'s convention, fixed by issue 16). */
 export const PROTOCOL_DIFF_EXIT = { compatible: 0, breaking: 1, usage: 2 } as const;
@@ -21,7 +22,14 @@ export const PROTOCOL_DIFF_EXIT = { compatible: 0, breaking: 1, usage: 2 } as co
 export function registerProtocol(program: Command, run: (work: () => Promise<ExitCode>) => Promise<void>): void {
   const protocol = program
     .command('protocol')
-    .summary('work with protocol versions');
+    .summary('work with protocol files: show one, diff two versions')
+    .addHelpText('after', `
+Examples:
+  $ bulkhead protocol show bulkhead.control
+  $ bulkhead protocol diff v1/com.example.store.json protocols/com.example.store.json
+
+Exit codes: see each subcommand's --help (diff follows diff(1): 0 compatible, 1 breaking, 2 usage error).`);
+  registerProtocolShow(protocol, run);
   protocol
     .command('diff')
     .summary('compare two versions of a protocol: compatible or breaking')

@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import type { Connection } from '../../connection/connection.js';
 import type { ServiceStatus } from '../../broker/service-supervisor.js';
+import type { DaemonConnectionStatus } from '../../daemon/daemon.js';
 import type { LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
@@ -17,6 +18,7 @@ interface PsOptions extends DaemonClientOptions {
   interval: string;
   count?: string;
   color?: boolean;
+  clients?: boolean;
 }
 
 /** Daemon events shown under the table by `top`. */
@@ -25,12 +27,14 @@ const LATEST_EVENTS = 6;
 /** What the `list` control method answers. */
 interface ListResult {
   services: ServiceStatus[];
-  daemon: { pid: number; socketPath: string; startedAt: number };
+  daemon: { pid: number; socketPath: string; startedAt: number } & Partial<DaemonConnectionStatus>;
 }
 
 const COLUMNS_HELP = `
 Columns:
   NAME, STATE    service and its state: idle, launching, running, stopping, throttled, failed
+                 (+ "unresponsive 3s": its event loop has sent no heartbeat for that long past due;
+                 "retry in 2s": when a throttled service's next launch attempt is due)
   PID, UPTIME    the running helper (outermost process when sandboxed) and how long it has run
   LAUNCHES       launch attempts since the daemon started; CRASHES: exits nobody asked for
   LAST EXIT      how the last helper ended: exit code or signal, and why when known (e.g. memory limit)
@@ -47,6 +51,7 @@ export function registerPs(program: Command, run: (work: () => Promise<ExitCode>
     .summary('list services: state, pid, uptime, crashes, last exit, CPU, memory, calls, sandbox')
     .description('Show every service of a running daemon: one row each. With --watch (or as `bulkhead top`), refresh in place.')
     .option('--json', 'print the status objects as JSON (the same objects as broker.status() in an embedded broker)')
+    .option('--clients', 'list the connected clients instead (identity, service, and the uid/gid/pid the kernel reported), then refusals and disconnects per reason')
     .option('-w, --watch', 'refresh every --interval until interrupted (same as `bulkhead top`)')
     .addOption(new Option('-i, --interval <ms>', 'refresh interval for --watch, in ms').default('2000'))
     .addOption(new Option('-n, --count <frames>', 'with --watch: stop after this many frames'))
@@ -83,7 +88,9 @@ ${EXIT_CODES_HELP}`)
 async function once(options: PsOptions): Promise<ExitCode> {
   return withControl(options, async (control) => {
     const list = (await control.call('list', {})) as ListResult;
-    if (options.json === true) {
+    if (options.clients === true) {
+      process.stdout.write(options.json === true ? `${JSON.stringify(list.daemon, null, 2)}\n` : clientsTable(list.daemon));
+    } else if (options.json === true) {
       process.stdout.write(`${JSON.stringify(list.services, null, 2)}\n`);
     } else {
       const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
@@ -91,6 +98,18 @@ async function once(options: PsOptions): Promise<ExitCode> {
     }
     return EXIT_CODES.ok;
   });
+}
+
+/** `ps --clients`: one row per authenticated connection, then the refusal and disconnect counters. */
+function clientsTable(d: ListResult['daemon']): string {
+  const rows = [['CLIENT', 'SERVICE', 'UID', 'GID', 'PID', 'SINCE'], ...(d.clients ?? []).map((c) => [
+    c.name, c.service, String(c.uid), String(c.gid), c.alive === false ? `${c.pid} (exited)` : String(c.pid), new Date(c.since).toISOString(),
+  ])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  const counts = (title: string, m: Record<string, number> | undefined) => `${title}: ${Object.entries(m ?? {}).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`;
+  lines.push('', `daemon id ${d.id ?? '?'}; ${d.pendingHandshakes ?? 0} authenticating now, ${d.held ?? 0} held since start`, counts('refused', d.refusals), counts('disconnected', d.disconnects));
+  return `${lines.join('\n')}\n`;
 }
 
 function positiveInt(text: string | undefined, option: string, fallback: number): number {

@@ -1,0 +1,88 @@
+/**
+ * What one helper launch is given: its entry (the service's, or the prewarm
+ * entry for a spare), the variables its runtime reads (protocol file, frame
+ * limit, heartbeat, precompiled validators, the protocols of services it may
+ * call) and the paths its sandbox must let it read.
+ * @module
+ */
+import { fileURLToPath } from 'node:url';
+import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { SandboxLaunchInput } from '../sandbox/index.js';
+import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
+
+/** The entry a prewarmed spare runs until it is activated. */
+const PREWARM_ENTRY = fileURLToPath(new URL('../prewarm.js', import.meta.url));
+
+/**
+ * Heartbeat interval of a helper without a watchdog, in ms: enough to show in
+ * status how long a busy loop has held it (one tiny frame a second).
+ */
+export const DEFAULT_HEARTBEAT_MS = 1000;
+
+/** The helper's heartbeat interval for a watchdog of `watchdogMs` (four beats per period, at most one a second). */
+export function heartbeatInterval(watchdogMs: number | undefined): number {
+  if (watchdogMs === undefined) return DEFAULT_HEARTBEAT_MS;
+  return Math.max(5, Math.min(DEFAULT_HEARTBEAT_MS, Math.floor(watchdogMs / 4)));
+}
+
+/** The precompiled validators module of a protocol, made once per supervisor. */
+export class ValidatorCache {
+  private file: string | null | undefined;
+
+  constructor(private readonly protocol: CompiledProtocol) {}
+
+  /** Its path, or undefined when it cannot be made (the helper then compiles its schemas itself). */
+  get(): string | undefined {
+    if (this.file === undefined) {
+      try {
+        this.file = precompileValidators(this.protocol) ?? null;
+      } catch {
+        // No cache (read-only tmp, odd schema): the helper compiles its schemas itself.
+        this.file = null;
+      }
+    }
+    return this.file ?? undefined;
+  }
+}
+
+/** What the sandbox layer needs to plan one launch (a spare runs the prewarm entry instead). */
+export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorContext, validators: ValidatorCache, spare: boolean): SandboxLaunchInput {
+  const { manifest } = resolved;
+  const input: SandboxLaunchInput = {
+    service: manifest.name,
+    entry: spare ? PREWARM_ENTRY : resolved.entry,
+    serviceDir: resolved.serviceDir,
+    implicitReads: [...ctx.implicitReads, resolved.protocolFile],
+    nodePath: ctx.nodePath,
+    nodeArgs: manifest.nodeArgs ?? [],
+    env: {
+      ...manifest.env,
+      BULKHEAD_PROTOCOL_FILE: resolved.protocolFile,
+      BULKHEAD_MAX_FRAME_BYTES: String(ctx.maxFrameBytes),
+      BULKHEAD_HEARTBEAT_MS: String(heartbeatInterval(manifest.launch?.watchdogMs)),
+      ...(spare ? { BULKHEAD_ENTRY: resolved.entry } : {}),
+      ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
+    },
+    profile: resolved.profile,
+    paths: resolved.sandboxPaths,
+  };
+  const file = validators.get();
+  if (file !== undefined) {
+    input.env[VALIDATORS_ENV] = file;
+    input.implicitReads.push(file);
+  }
+  const connects = manifest.connects ?? [];
+  if (connects.length > 0) {
+    // The helper's copies of its targets' protocols: it validates their results itself.
+    const targets: Record<string, string> = {};
+    for (const target of connects) {
+      const protocolFile = ctx.lookup(target)?.protocolFile;
+      if (protocolFile === undefined) continue;
+      targets[target] = protocolFile;
+      input.implicitReads.push(protocolFile);
+    }
+    input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
+  }
+  return input;
+}
