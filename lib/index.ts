@@ -24,7 +24,7 @@ export { StreamCall } from './connection/stream-call.js';
 export { STREAM_WINDOW } from './connection/stream-flow.js';
 export { EVENT_BACKLOG } from './connection/event-pressure.js';
 export type { CallOwner } from './connection/rpc-client.js';
-export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError } from './errors.js';
+export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError, type ErrorDataMap, type ErrorData, type ExitData } from './errors.js';
 export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, YieldsOf, AcceptsOf, EventName, EventPayload } from './protocol/types.js';
 export { CompiledProtocol, type CompileOptions, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
 export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';
