@@ -185,7 +185,12 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
       exec,
     };
     const native = koffiNative();
-    if (native !== null) spec.koffi = native;
+    if (native !== null) {
+      spec.koffi = native;
+      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
+      spec.fs.read.push(native);
+      extraReads.push(native);
+    }
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
     extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), PACKAGE_JSON);
