@@ -107,8 +107,10 @@ export default defineConfig(
     },
   },
   {
-    // Engineer #14 is splitting this file (issue #14); its three findings (ctx.lookup/ctx.denied
-    // passed unbound to the OutboundRouter) are theirs to fix in the split. Remove this block then.
+    // This file belongs to the supervisor work (issue #14), left untouched here. Its findings:
+    // ctx.lookup / ctx.denied passed unbound to the OutboundRouter (harmless today, the broker's
+    // ctx holds arrow functions). Fix: arrow wrappers there, or declare them as function-typed
+    // properties in the context interface; then remove this block.
     files: ['lib/broker/service-supervisor.ts'],
     rules: { '@typescript-eslint/unbound-method': 'off' },
   },

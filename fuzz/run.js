@@ -20,6 +20,9 @@
 //
 // --channel runs each case through a real FramedChannel over a Unix socket instead
 // (what test/hardening-fuzz.test.ts does for 50k cases); slower, same checks.
+// --rpc runs each case through the in-memory tier (test/fuzz-memory.ts, as
+// test/hardening-fuzz-memory.test.ts does): against an RpcClient with a call pending and
+// against an RpcServer, checking the predicted close, no hung call, nothing foreign.
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,12 +59,13 @@ const { values: args } = parseArgs({
     'max-heap-growth-mib': { type: 'string', default: '64' },
     'no-roundtrip': { type: 'boolean', default: false },
     channel: { type: 'boolean', default: false },
+    rpc: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '32' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('node fuzz/run.js [--cases N] [--seed S] [--start I] [--family random|valid|mutated|adversarial|stream] [--name <adversarial name>] [--max-bulk BYTES] [--channel] [--no-roundtrip]');
+  console.log('node fuzz/run.js [--cases N] [--seed S] [--start I] [--family random|valid|mutated|adversarial|stream] [--name <adversarial name>] [--max-bulk BYTES] [--channel | --rpc] [--no-roundtrip]');
   process.exit(0);
 }
 const CASES = Number(args.cases);
@@ -118,6 +122,23 @@ function streamOracle(bytes) {
     pos += 4 + length;
   }
   return { kinds, code: undefined };
+}
+
+/** The envelopes the stream-order reading accepts, in order (for the --rpc predictions). */
+function envelopesOf(bytes) {
+  const out = [];
+  let pos = 0;
+  while (bytes.length - pos >= 4) {
+    const length = bytes.readUInt32BE(pos);
+    if (length > MAX || bytes.length - pos - 4 < length) break;
+    try {
+      out.push(wire.decodeEnvelope(bytes.subarray(pos + 4, pos + 4 + length)));
+    } catch {
+      break;
+    }
+    pos += 4 + length;
+  }
+  return out;
 }
 
 /** What FramedChannel.onData does with these chunks; also checks each accepted envelope. */
@@ -179,7 +200,7 @@ const started = performance.now();
 function report(index, problems, c) {
   failures++;
   console.error(`FAIL seed ${SEED} index ${index} (${c.family}: ${c.name}): ${problems.join('; ')}`);
-  console.error(`  replay: node fuzz/run.js --seed ${SEED} --start ${index} --cases 1${args.channel ? ' --channel' : ''}`);
+  console.error(`  replay: node fuzz/run.js --seed ${SEED} --start ${index} --cases 1${args.channel ? ' --channel' : args.rpc ? ' --rpc' : ''}`);
   console.error(`  bytes (first 256): ${c.bytes.subarray(0, 256).toString('hex')}`);
 }
 
@@ -205,7 +226,42 @@ function progress(done, final = false) {
   console.log(`${final ? 'done' : 'progress'}: ${done} cases in ${seconds.toFixed(1)} s (${Math.round(done / seconds)}/s), ${failures} failures, heapUsed ${(heap / 2 ** 20).toFixed(1)} MiB (start ${(startHeap / 2 ** 20).toFixed(1)}), slowest ${slowest.ms.toFixed(1)} ms (index ${slowest.index}: ${slowest.name})`);
 }
 
-if (!args.channel) {
+if (args.rpc) {
+  // The in-memory tier (test/memory-pair.ts): each case against an RpcClient with a call
+  // pending (a hostile service) and against an RpcServer (a hostile client).
+  let memory;
+  try {
+    memory = await import(new URL('../dist/test/fuzz-memory.js', here).href);
+  } catch (err) {
+    console.error(`fuzz/run.js --rpc needs the compiled tests: run \`npm run build\` first (${err.message}).`);
+    process.exit(2);
+  }
+  for (let k = 0; k < CASES; k++) {
+    const index = START + k;
+    const c = gen.generateCase(SEED, index, options);
+    const stream = streamOracle(c.bytes);
+    const envelopes = envelopesOf(c.bytes);
+    const problems = [];
+    const t0 = performance.now();
+    for (const [side, run, predict] of [['client', memory.againstClient, memory.clientPrediction], ['server', memory.againstServer, memory.serverPrediction]]) {
+      const out = await run(index, c.bytes);
+      const expected = predict(envelopes, stream.code);
+      if (out.closes !== 1) problems.push(`${side}: closed ${out.closes} times`);
+      if (out.code !== expected) problems.push(`${side}: closed with ${out.code ?? 'a clean end'}, predicted ${expected ?? 'a clean end'}`);
+      if (out.call === 'hung' || out.call.startsWith('uncoded')) problems.push(`${side}: the pending call ${out.call}`);
+      if (out.foreign !== undefined) problems.push(`${side}: handed the app ${out.foreign}`);
+      if (out.handlerRuns !== 0) problems.push(`${side}: a handler ran without a matching hello`);
+      const key = `${side}: ${c.family} → ${out.code ?? 'clean end'}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+    }
+    const ms = performance.now() - t0;
+    if (ms > slowest.ms) slowest = { ms, index, name: c.name };
+    if (ms > SLOW_MS) problems.push(`took ${ms.toFixed(0)} ms`);
+    if (polluted()) problems.push('Object.prototype was polluted');
+    if (problems.length > 0) report(index, problems, c);
+    if ((k + 1) % REPORT_EVERY === 0) progress(k + 1);
+  }
+} else if (!args.channel) {
   for (let k = 0; k < CASES; k++) {
     const index = START + k;
     const c = gen.generateCase(SEED, index, options);

@@ -10,7 +10,9 @@
 
 /**
  * Every stable error code, with a one-line meaning and the remedy a user should try.
- * The keys are the public contract: never rename one, only add.
+ * The keys are the public contract: never rename one, only add. A new code also needs
+ * its data shape in {@link ErrorDataMap} (tsc says "Type 'C' cannot be used to index
+ * type 'ErrorDataMap'" until it has one) and a section in docs/errors.md.
  */
 export const ERROR_CODES = {
   ERR_FRAME_TOO_LARGE: {
@@ -74,8 +76,8 @@ export const ERROR_CODES = {
     remedy: 'Fix the field named in the message (error.data.pointer); the message says what is expected.',
   },
   ERR_INVALID_OPTION: {
-    meaning: 'An options object passed to a bulkhead API has a bad value.',
-    remedy: 'Fix the option named in the message.',
+    meaning: 'An argument or option passed to a bulkhead API has a bad value or an unknown name (error.data.option names it).',
+    remedy: 'Fix the option named in the message; for a typo, the message suggests the closest known name.',
   },
   ERR_LAUNCH_FAILED: {
     meaning: 'The helper could not be started, or exited before it completed the hello handshake.',
@@ -121,6 +123,18 @@ export const ERROR_CODES = {
     meaning: 'The caller is not authorised to reach that service or method.',
     remedy: 'Add the caller\'s identity to the service manifest\'s clients (or connects) list if it should be allowed.',
   },
+  ERR_UNSAFE_PERMISSIONS: {
+    meaning: 'A key file or state directory bulkhead relies on can be read or written by group or others, so it refused to use it.',
+    remedy: 'Run the chmod the message names (600 for keys, 700 for directories); if others could read a key, treat it as compromised and reissue.',
+  },
+  ERR_CORRUPT_STATE: {
+    meaning: 'A file bulkhead keeps (the CA certificate and key, revoked.json) is missing, unreadable, malformed, or does not match its pair; bulkhead fails closed.',
+    remedy: 'Restore the file named in error.data.file from a backup (an empty revocation list is {"version":1,"revoked":[]}), or open the CA again after a concurrent creation.',
+  },
+  ERR_DAEMON_FAULT: {
+    meaning: 'The daemon could not serve the request because of a fault on its side (its state or configuration); the details are in the daemon\'s log, never sent to clients.',
+    remedy: 'Nothing is wrong with the client: ask the daemon\'s administrator to check `bulkhead logs` and fix the daemon, then retry.',
+  },
   ERR_TOO_MANY_CONNECTIONS: {
     meaning: 'A daemon connection that had not authenticated yet was closed because too many were pending (per uid or in all).',
     remedy: 'Authenticate promptly after connecting; if many honest clients connect at once, raise daemon.maxUnauthenticated / maxUnauthenticatedPerUid.',
@@ -137,6 +151,104 @@ export const ERROR_CODES = {
 
 /** Every stable error code as a string literal union. */
 export type BulkheadErrorCode = keyof typeof ERROR_CODES;
+
+/** The plain form of one ajv error that travels in `error.data.errors`. */
+export interface ValidationIssue {
+  instancePath: string;
+  schemaPath: string;
+  keyword: string;
+  message: string;
+  params: Record<string, unknown>;
+}
+
+/** How a helper ended, as interruption and invalidation errors carry it. (Types, not interfaces, so they fit `data`'s open index.) */
+export type ExitData = {
+  /** Exit code, or null when a signal ended it. */
+  exitCode?: number | null;
+  signal?: string | null;
+  /** Why the broker stopped it (idle, watchdog, ...), or null for a crash. */
+  reason?: string | null;
+  /** The last lines the helper wrote on stderr. */
+  stderrTail?: string[];
+};
+
+/** Where a bad field is: the file (or the file and `/services/<n>`) and its JSON pointer. */
+export type SourceData = {
+  source?: string;
+  pointer?: string;
+};
+
+/** Who a daemon refused: the identity it claimed or proved, and the service it asked for. */
+export type RefusalData = {
+  client?: string | null;
+  service?: string | null;
+  name?: string;
+  reason?: string;
+  serial?: string;
+};
+
+/**
+ * What `error.data` holds, per code. Fields marked optional may be missing: some
+ * throw sites have less to say, and an error rebuilt from the wire carries what
+ * the peer sent (a service may send only the codes of a service runtime; treat
+ * their data as that service's word). `service` is added to errors rebuilt from
+ * the wire: which service (or daemon route) the error came from.
+ */
+export interface ErrorDataMap {
+  ERR_FRAME_TOO_LARGE: { limit?: number; size?: number; declared?: number };
+  ERR_BAD_FRAME: { reason?: string };
+  ERR_UNKNOWN_METHOD: { method?: string };
+  /** `accepts`: an item a client streamed to the service; `index` is its position in the stream. */
+  ERR_INVALID_PARAMS: { method?: string; part?: 'params' | 'accepts'; index?: number; errors?: ValidationIssue[] };
+  /** `yields`: an item the service streamed; `index` is its position in the stream. */
+  ERR_INVALID_RESULT: { method?: string; event?: string; part?: 'result' | 'event' | 'yields'; index?: number; errors?: ValidationIssue[] };
+  ERR_PROTOCOL_MISMATCH: {
+    expected?: string | { protocol: string; version: string; schemaHash: string };
+    actual?: string | { protocol: string; version: string; schemaHash: string; role: string };
+  };
+  ERR_DEADLINE: { method?: string; timeoutMs?: number };
+  ERR_CANCELLED: { method?: string };
+  ERR_SERVICE_ERROR: ExitData & {
+    /** The handler's own error code, when it had one. */
+    remoteCode?: string;
+    /** The handler's error data, as plain data (or '[unserializable]'). */
+    remoteData?: unknown;
+    /** The handler's stack, only when the helper runs with BULKHEAD_DEBUG=1. */
+    stack?: string;
+    data?: unknown;
+  };
+  ERR_INTERRUPTED: ExitData & { errno?: string | null; cause?: string; launchTimeoutMs?: number };
+  ERR_INVALIDATED: ExitData & { cause?: string; crashes?: number };
+  ERR_UNKNOWN_SERVICE: { service?: string };
+  ERR_UNKNOWN_PROTOCOL: { protocol?: string; file?: string };
+  ERR_INVALID_PROTOCOL: { source?: string; pointer?: string; file?: string; /** ajv's errors about the protocol document itself. */ errors?: unknown[] };
+  ERR_INVALID_MANIFEST: SourceData & { service?: string; key?: string; name?: string; placeholder?: string; profile?: string; available?: string[]; errors?: unknown[]; index?: number };
+  ERR_INVALID_OPTION: { option?: string; file?: string; dir?: string; detail?: string; field?: string; key?: string };
+  ERR_LAUNCH_FAILED: ExitData & { launchTimeoutMs?: number };
+  ERR_CLOSED: { reason?: string };
+  ERR_BACKPRESSURE: { limit?: number; buffered?: number; maxInFlight?: number; maxQueued?: number };
+  ERR_SANDBOX_UNENFORCEABLE: { profile?: string; service?: string; rule?: string; missing?: string | null; rules?: Array<{ rule: string; missing: string | null }> };
+  ERR_INVALID_PROFILE: SourceData & { profile?: string; problems?: unknown[] };
+  ERR_AUTH_REQUIRED: RefusalData;
+  ERR_AUTH_FAILED: RefusalData;
+  ERR_CERT_EXPIRED: RefusalData & { notBefore?: string; notAfter?: string; now?: string; which?: string; state?: string };
+  ERR_CERT_UNTRUSTED: RefusalData & { subject?: string };
+  ERR_CERT_REVOKED: RefusalData;
+  ERR_NOT_PERMITTED: RefusalData & { caller?: string; target?: string };
+  ERR_UNSAFE_PERMISSIONS: { file: string; mode: number };
+  ERR_CORRUPT_STATE: { file: string; dir?: string };
+  ERR_DAEMON_FAULT: RefusalData;
+  ERR_CODE_SIGNATURE: { reason?: string; file?: string; dir?: string; extra?: unknown };
+  ERR_SOCKET_ACTIVATION: { fds?: number; socketPath?: string };
+  ERR_TOO_MANY_CONNECTIONS: RefusalData & { limit?: number };
+}
+
+/**
+ * The `data` of an error of code `C`: the fields {@link ErrorDataMap} gives that code, typed,
+ * plus the wire's `service`; any other key reads as `unknown` (data is open: a peer, or a
+ * newer bulkhead, may send more).
+ */
+export type ErrorData<C extends BulkheadErrorCode> = ErrorDataMap[C] & { service?: string | null } & Record<string, unknown>;
 
 /** The plain form an error takes on the wire and in logs. */
 export interface SerializedError {
@@ -155,8 +267,8 @@ export interface SerializedError {
 export class BulkheadError<C extends BulkheadErrorCode = BulkheadErrorCode> extends Error {
   /** Stable machine-readable code. */
   readonly code: C;
-  /** Structured details. Plain data only, so it survives a trip over the wire. */
-  readonly data: Record<string, unknown>;
+  /** Structured details, typed per code ({@link ErrorDataMap}). Plain data only, so it survives a trip over the wire. */
+  readonly data: ErrorData<C>;
 
   /**
    * @param code - one of {@link ERROR_CODES}
@@ -164,11 +276,11 @@ export class BulkheadError<C extends BulkheadErrorCode = BulkheadErrorCode> exte
    * @param data - plain structured details
    * @param options - standard `cause`
    */
-  constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, data?: ErrorData<C>, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'BulkheadError';
     this.code = code;
-    this.data = data;
+    this.data = data ?? ({} as ErrorData<C>);
   }
 
   /** The wire form `{ code, message, data }`. */
@@ -193,6 +305,6 @@ export function isBulkheadError<C extends BulkheadErrorCode>(err: unknown, code?
 }
 
 /** Shorthand used inside the framework. */
-export function bulkheadError<C extends BulkheadErrorCode>(code: C, message: string, data?: Record<string, unknown>, cause?: unknown): BulkheadError<C> {
+export function bulkheadError<C extends BulkheadErrorCode>(code: C, message: string, data?: ErrorData<C>, cause?: unknown): BulkheadError<C> {
   return new BulkheadError(code, message, data, cause === undefined ? undefined : { cause });
 }

@@ -11,13 +11,13 @@
 import { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 // Through the package's own export, so this is the very module instance the service's entry imports.
-import { deferServeUntilHandover, handOverBrokerSocket, spareWire } from 'bulkhead/service';
+import { deferServeUntilHandover, handOverBrokerSocket, HELPER_ENV, spareWire } from 'bulkhead/service';
 
 const { decodeItem, encodeItem, encodeFrame, FrameDecoder } = spareWire;
 
-const entry = process.env['BULKHEAD_ENTRY'];
+const entry = process.env[HELPER_ENV.entry];
 if (entry === undefined || entry === '') {
-  process.stderr.write('bulkhead prewarm: BULKHEAD_ENTRY is not set; this module is started by a broker only.\n');
+  process.stderr.write(`bulkhead prewarm: ${HELPER_ENV.entry} is not set; this module is started by a broker only.\n`);
   process.exit(70);
 }
 

@@ -17,7 +17,8 @@ import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
-import { loadPrecompiledValidators, VALIDATORS_ENV } from './protocol/precompiled.js';
+import { loadPrecompiledValidators } from './protocol/precompiled.js';
+import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
@@ -34,17 +35,7 @@ export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 
-/** Environment variables the broker sets for its helpers. */
-export const HELPER_ENV = {
-  /** Absolute path of the protocol file the helper must serve. */
-  protocolFile: 'BULKHEAD_PROTOCOL_FILE',
-  /** Largest frame body in bytes. */
-  maxFrameBytes: 'BULKHEAD_MAX_FRAME_BYTES',
-  /** "1" to include handler stacks in errors. */
-  debug: 'BULKHEAD_DEBUG',
-  /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */
-  heartbeatMs: 'BULKHEAD_HEARTBEAT_MS',
-} as const;
+export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
 
 /**
  * Handlers for every method of protocol shape `P`. A method that declares
@@ -164,7 +155,7 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
 }
 
 function openOutbound(): NonNullable<typeof outbound> {
-  const files = JSON.parse(process.env['BULKHEAD_CONNECTS'] ?? '{}') as Record<string, string>;
+  const files = JSON.parse(process.env[HELPER_ENV.connects] ?? '{}') as Record<string, string>;
   let socket: Socket;
   try {
     socket = new Socket({ fd: 4, readable: true, writable: true });
@@ -201,7 +192,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     throw bulkheadError('ERR_LAUNCH_FAILED', `serve("${protocol}") must run in a helper launched by a bulkhead broker (${HELPER_ENV.protocolFile} is not set); register the service with a Broker instead of running it directly.`);
   }
   // Validators precompiled by the broker spare this helper loading ajv at all.
-  const validatorsFile = process.env[VALIDATORS_ENV];
+  const validatorsFile = process.env[HELPER_ENV.validators];
   const compiled = validatorsFile !== undefined && validatorsFile !== ''
     ? loadProtocolFile(file, undefined, { eager: false, trusted: true, validators: loadPrecompiledValidators(validatorsFile) })
     : loadProtocolFile(file, undefined, { eager: false });

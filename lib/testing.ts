@@ -29,11 +29,12 @@ export type { ServiceState } from './broker/service-supervisor.js';
 
 /** Options of {@link startBroker}. */
 export interface StartBrokerOptions extends BrokerOptions {
-  /** Services to register right away. */
+  /** Services to register right away. @default [] */
   services?: ServiceManifest[];
   /**
    * Files to write under the root before starting (path relative to root → contents).
    * With no `root`, a fresh temp dir is created (and removed by close()).
+   * @default {}
    */
   files?: Record<string, string | object>;
 }

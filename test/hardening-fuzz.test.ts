@@ -14,14 +14,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES, rejection } from './helpers.js';
+import { gen, polluted, streamOracle, type FuzzCase, type Verdict } from './fuzz-oracle.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
-import { decodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../lib/wire/frame-decoder.js';
 
 // ------------------------------------------------------------------ set-up
@@ -41,16 +40,6 @@ function heap(): { heapUsed: number; rss: number } {
   return { heapUsed: m.heapUsed, rss: m.rss };
 }
 
-interface FuzzCase { family: string; name: string; bytes: Buffer }
-interface FuzzGen {
-  generateCase(seed: number, index: number, options?: Record<string, unknown>): FuzzCase;
-  ADVERSARIAL_NAMES: string[];
-  DEFAULT_OPTIONS: { idBase: number; declaredEvent: string };
-  rng(seed: number): { int(n: number): number; range(lo: number, hi: number): number };
-  foreign(value: unknown): string | undefined;
-}
-const gen = (await import(pathToFileURL(join(FIXTURES, 'hardening', 'fuzz-gen.js')).href)) as FuzzGen;
-
 const SEED = Number(process.env['BULKHEAD_FUZZ_SEED'] ?? 20240607);
 const FUZZ_CASES = Number(process.env['BULKHEAD_FUZZ_CASES'] ?? 50_000);
 /** Small bulk cases keep part 1 fast; fuzz/run.js uses the generator's defaults. */
@@ -58,44 +47,6 @@ const GEN_OPTIONS = { maxBulkBytes: 16 * 1024 };
 const ID_BASE = gen.DEFAULT_OPTIONS.idBase;
 const CONCURRENCY = Number(process.env['BULKHEAD_FUZZ_CONCURRENCY'] ?? 32);
 
-
-// ------------------------------------------------------------------ oracles
-
-interface Verdict {
-  /** Kinds of the envelopes delivered, in order. */
-  kinds: string[];
-  /** Code of the error that closed the stream, or undefined for a clean end. */
-  code: string | undefined;
-}
-
-/**
- * An independent reading of the stream, frame by frame in stream order, that
- * does not depend on how reads split it (nor may the channel's verdict).
- */
-function streamOracle(bytes: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Verdict & { envelopes: Envelope[]; pending: number } {
-  const kinds: string[] = [];
-  const envelopes: Envelope[] = [];
-  let pos = 0;
-  while (bytes.length - pos >= 4) {
-    const length = bytes.readUInt32BE(pos);
-    if (length > maxFrameBytes) return { kinds, envelopes, code: 'ERR_FRAME_TOO_LARGE', pending: 0 };
-    if (bytes.length - pos - 4 < length) break;
-    try {
-      const e = decodeEnvelope(bytes.subarray(pos + 4, pos + 4 + length));
-      kinds.push(e.kind);
-      envelopes.push(e);
-    } catch (err) {
-      return { kinds, envelopes, code: (err as BulkheadError).code, pending: 0 };
-    }
-    pos += 4 + length;
-  }
-  return { kinds, envelopes, code: undefined, pending: bytes.length - pos };
-}
-
-
-function polluted(): boolean {
-  return Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted') || ({} as { polluted?: unknown }).polluted !== undefined || ([] as unknown as { polluted?: unknown }).polluted !== undefined;
-}
 
 // ------------------------------------------------------------------ part 1: FramedChannel over a Unix socket
 

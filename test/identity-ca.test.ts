@@ -184,7 +184,7 @@ t.test('writeIdentity / readIdentity: <name>.cert.pem and <name>.key.pem (0600) 
   t.same(readIdentity(dir, 'alice'), { certPem: alice.certPem, keyPem: alice.keyPem });
   t.same(readIdentity(paths), { certPem: alice.certPem, keyPem: alice.keyPem });
   chmodSync(paths.keyPath, 0o644);
-  expectCode(t, () => readIdentity(dir, 'alice'), 'ERR_INVALID_OPTION', 'a key readable by others is refused');
+  expectCode(t, () => readIdentity(dir, 'alice'), 'ERR_UNSAFE_PERMISSIONS', 'a key readable by others is refused');
   expectCode(t, () => readIdentity(dir, 'nobody'), 'ERR_INVALID_OPTION', 'missing files');
   expectCode(t, () => writeIdentity(dir, { ...alice, name: '../escape' } as IssuedIdentity), 'ERR_INVALID_OPTION', 'the name cannot leave the directory');
 });
@@ -195,31 +195,31 @@ t.test('the CA fails closed on bad state', async (t) => {
   t.equal(new X509Certificate(fragile.certPem).subject, 'CN=fragile');
 
   chmodSync(join(dir, CA_FILES.key), 0o640);
-  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_INVALID_OPTION' }, 'group-readable key');
+  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_UNSAFE_PERMISSIONS' }, 'group-readable key');
   chmodSync(join(dir, CA_FILES.key), 0o600);
 
   chmodSync(dir, 0o770);
-  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_INVALID_OPTION' }, 'group-writable directory');
+  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_UNSAFE_PERMISSIONS' }, 'group-writable directory');
   chmodSync(dir, 0o700);
 
   const revoked = join(dir, CA_FILES.revoked);
   const client = fragile.issue('client');
   t.equal(fragile.verifyClient(client.certPem).name, 'client');
   writeFileSync(revoked, '{ not json');
-  expectCode(t, () => fragile.verifyClient(client.certPem), 'ERR_INVALID_OPTION', 'a corrupt revocation list stops verification');
-  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_INVALID_OPTION' }, 'and loading');
+  expectCode(t, () => fragile.verifyClient(client.certPem), 'ERR_CORRUPT_STATE', 'a corrupt revocation list stops verification');
+  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_CORRUPT_STATE' }, 'and loading');
   rmSync(revoked);
-  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_INVALID_OPTION' }, 'a missing revocation list too');
+  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_CORRUPT_STATE' }, 'a missing revocation list too');
   writeFileSync(revoked, '{"version":1,"revoked":[]}');
   t.ok(await CertificateAuthority.loadOrCreate(dir), 'restored');
 
   writeFileSync(join(dir, CA_FILES.cert), otherCa.certPem);
-  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_INVALID_OPTION' }, 'key and certificate do not match');
+  await t.rejects(CertificateAuthority.loadOrCreate(dir), { code: 'ERR_CORRUPT_STATE' }, 'key and certificate do not match');
 
   const half = join(root, 'half-ca');
   mkdirSync(half, { mode: 0o700 });
   writeFileSync(join(half, CA_FILES.cert), ca.certPem); // as if creation stopped before the key was written
-  await t.rejects(CertificateAuthority.loadOrCreate(half), { code: 'ERR_INVALID_OPTION' }, 'a certificate without its key is not silently replaced');
+  await t.rejects(CertificateAuthority.loadOrCreate(half), { code: 'ERR_CORRUPT_STATE' }, 'a certificate without its key is not silently replaced');
 
   await t.rejects(CertificateAuthority.loadOrCreate(join(root, 'x'), { validDays: -1 }), { code: 'ERR_INVALID_OPTION' });
   await t.rejects(CertificateAuthority.loadOrCreate(join(root, 'y'), { commonName: '' }), { code: 'ERR_INVALID_OPTION' });

@@ -18,12 +18,13 @@ function onShelf(sku: string): number {
 
 const handlers: Handlers<ComExampleInventoryProtocol> = {
   stock: ({ sku }) => ({ sku, available: onShelf(sku) }),
-  reserve: ({ sku, quantity }, ctx) => {
+  reserve: async ({ sku, quantity }, ctx) => {
     const available = onShelf(sku);
     if (quantity > available) fail('OUT_OF_STOCK', `Only ${available} ${sku} left; ${quantity} were asked for.`);
     const remaining = available - quantity;
     shelves.set(sku, remaining);
-    if (remaining < REORDER_LEVEL) ctx.emit('lowStock', { sku, remaining });
+    // emit() resolves once the reader keeps up: awaiting it paces a chatty helper (docs/protocols.md).
+    if (remaining < REORDER_LEVEL) await ctx.emit('lowStock', { sku, remaining });
     return { reservationId: `r-${++reservations}`, remaining };
   },
 };

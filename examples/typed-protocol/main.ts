@@ -14,9 +14,13 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const entry = fileURLToPath(new URL('./inventory-service.js', import.meta.url));
 
 const broker = new Broker({ root });
-broker.register({ name: 'inventory', entry, protocol: 'com.example.inventory' });
-const inventory = broker.connect<ComExampleInventoryProtocol>('inventory');
+// register<P>() ties the name to its protocol type once; the handle's connect() is typed by it.
+const inventoryService = broker.register<ComExampleInventoryProtocol>({ name: 'inventory', entry, protocol: 'com.example.inventory' });
+const inventory = inventoryService.connect(); // Connection<ComExampleInventoryProtocol>
 
+// Protocol events: onEvent(name) types the payload; conn.on() takes only the
+// lifecycle names (interrupted, invalidated, error, event), so a typo such as
+// inventory.on('lowStock', ...) does not compile.
 const lowStock: LowStockEvent[] = [];
 inventory.onEvent('lowStock', (event) => {
   lowStock.push(event); // event: LowStockEvent

@@ -10,10 +10,9 @@ import { bulkheadError, isBulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { configureUidPool, parseProfile, reapStaleSandboxState, type UidRange } from '../sandbox/index.js';
+import { configureUidPool, parseProfile, reapStaleSandboxState } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
-import { systemClock, type Clock } from './clock.js';
+import type { Clock } from './clock.js';
 import type { ExitInfo } from './helper-process.js';
 import type { JobRunResult } from './job-runner.js';
 import { LaunchAutomation } from './launch-automation.js';
@@ -24,66 +23,12 @@ import { planReload, type PreparedService } from './reload-plan.js';
 import { availableProfiles } from './profile-names.js';
 import { didYouMean } from '../util/suggest.js';
 import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
+import { readBrokerConfig, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 import { observeBroker, type CallRecord } from './diagnostics.js';
+import { registeredService, type RegisteredService } from './typed-services.js';
 import { BrokerMetrics } from './metrics.js';
 
-/** Options of a {@link Broker}. */
-export interface BrokerOptions {
-  /**
-   * The app's directory: entries are relative to it, protocols and profiles live under it.
-   * @default process.cwd()
-   */
-  root?: string;
-  /**
-   * Where protocol files are.
-   * @default `<root>/protocols`
-   */
-  protocolsDir?: string;
-  /**
-   * Where sandbox profiles are; bulkhead's shipped profiles are used when a name is not found here.
-   * @default `<root>/sandbox-profiles`
-   */
-  profilesDir?: string;
-  /**
-   * Largest frame body accepted from a helper (and told to helpers), in bytes.
-   * @default 16 MiB
-   */
-  maxFrameBytes?: number;
-  /**
-   * uids (and gids) a root broker gives sandboxed services whose profile names no `user`: one per service.
-   * Process-wide: the last broker constructed with this option sets it.
-   * @default { first: 0x5A000000, count: 65536 }
-   */
-  uidRange?: UidRange;
-  /**
-   * The node binary that runs helpers.
-   * @default process.execPath
-   */
-  nodePath?: string;
-  /**
-   * Time source of schedules and idle exit; tests pass a `ManualClock` from bulkhead/testing.
-   * @default the system clock
-   */
-  clock?: Clock;
-  /**
-   * Checks code-signing requirements (`manifest.requirement`) before each
-   * launch; throws ERR_CODE_SIGNATURE. The daemon sets it from its CA.
-   * @default none: a service with a requirement is refused
-   */
-  verifyCode?: (serviceDir: string, requirement: { signedBy: string }) => void;
-  /**
-   * Where schedule state (last run times, for missed-run accounting) is kept.
-   * Created only when a service has a schedule.
-   * @default `<root>/.bulkhead`
-   */
-  stateDir?: string;
-  /**
-   * @internal Where this broker runs, for remedy texts (`broker.reset()` vs
-   * `bulkhead kickstart`). `bulkhead daemon` sets 'daemon'.
-   * @default 'embedded'
-   */
-  mode?: 'embedded' | 'daemon';
-}
+export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 
 /** What {@link Broker.reload} changed. */
 export interface ReloadResult {
@@ -128,16 +73,6 @@ export interface BrokerEvents {
   [key: string]: unknown[];
 }
 
-/** Shape of a config file read by {@link Broker.fromConfig}. */
-export interface BrokerConfig {
-  /** Root, relative to the config file's directory. @default the config file's directory */
-  root?: string;
-  maxFrameBytes?: number;
-  services: ServiceManifest[];
-  /** Daemon settings, read by `bulkhead daemon` (ignored by an embedded broker). */
-  daemon?: Record<string, unknown>;
-}
-
 /**
  * Owns a set of helper services: launches them on demand, relaunches them
  * after a crash (throttled, with a crash-loop breaker), and stops them all on
@@ -165,21 +100,17 @@ export class Broker extends Emitter<BrokerEvents> {
 
   constructor(options: BrokerOptions = {}) {
     super();
-    if (typeof options !== 'object' || (options as BrokerOptions | null) === null) throw bulkheadError('ERR_INVALID_OPTION', 'new Broker(options): options must be an object.');
-    this.root = resolve(checkDir(options.root ?? process.cwd(), 'root'));
-    this.protocolsDir = resolve(this.root, options.protocolsDir ?? 'protocols');
-    this.profilesDir = resolve(this.root, options.profilesDir ?? 'sandbox-profiles');
-    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 64 || maxFrameBytes > 0xffffffff) {
-      throw bulkheadError('ERR_INVALID_OPTION', `maxFrameBytes must be an integer from 64 to 2^32-1, got ${String(options.maxFrameBytes)}.`, { option: 'maxFrameBytes' });
-    }
-    this.maxFrameBytes = maxFrameBytes;
-    if (options.uidRange !== undefined) configureUidPool(options.uidRange);
-    this.nodePath = options.nodePath ?? process.execPath;
-    this.clock = options.clock ?? systemClock;
-    this.verifyCode = options.verifyCode;
-    this.mode = options.mode ?? 'embedded';
-    this.store = new ScheduleStore(resolve(this.root, options.stateDir ?? '.bulkhead'));
+    const o = resolveBrokerOptions(options);
+    this.root = o.root;
+    this.protocolsDir = o.protocolsDir;
+    this.profilesDir = o.profilesDir;
+    this.maxFrameBytes = o.maxFrameBytes;
+    if (o.uidRange !== undefined) configureUidPool(o.uidRange);
+    this.nodePath = o.nodePath;
+    this.clock = o.clock;
+    this.verifyCode = o.verifyCode;
+    this.store = new ScheduleStore(o.stateDir);
+    this.mode = o.mode;
     // Scratch dirs and cgroups of a broker that died without cleaning up (SIGKILL); every launch awaits this too.
     void reapStaleSandboxState().catch(() => undefined);
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
@@ -245,10 +176,14 @@ export class Broker extends Emitter<BrokerEvents> {
 
   /**
    * Registers a service. Nothing is launched until the first call.
+   * Pass the protocol's generated type as `P` to get a handle whose
+   * `connect()` is typed by it, tying the name to its protocol once.
+   * @returns a {@link RegisteredService} to connect with
    * @throws BulkheadError `ERR_INVALID_MANIFEST`, `ERR_UNKNOWN_PROTOCOL`, `ERR_INVALID_PROTOCOL`, `ERR_CLOSED`
    */
-  register(manifest: ServiceManifest): void {
+  register<P extends ProtocolShape = AnyProtocol>(manifest: ServiceManifest): RegisteredService<P> {
     this.registerChecked(manifest, 'register()');
+    return registeredService<P>(this, manifest.name);
   }
 
   /**
@@ -559,39 +494,4 @@ export class Broker extends Emitter<BrokerEvents> {
   private checkOpen(): void {
     if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This broker is closed; create a new Broker.');
   }
-}
-
-/**
- * Reads and checks a config file's outer shape (each manifest is checked at registration).
- * @returns the absolute file, the absolute root, and the parsed config
- * @throws BulkheadError `ERR_INVALID_MANIFEST`
- */
-export function readBrokerConfig(path: string): { file: string; root: string; config: BrokerConfig } {
-  const file = resolve(path);
-  let config: unknown;
-  try {
-    config = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Cannot read config ${file}: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
-  }
-  if (typeof config !== 'object' || config === null || !Array.isArray((config as BrokerConfig).services)) {
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /services must be an array of service manifests.`, { source: file, pointer: '/services' });
-  }
-  const knownKeys = ['root', 'maxFrameBytes', 'services', 'daemon', '$schema'];
-  for (const key of Object.keys(config)) {
-    if (!knownKeys.includes(key)) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /${key} is not a known field (root, maxFrameBytes, services, daemon).${didYouMean(key, knownKeys)}`, { source: file, pointer: `/${key}` });
-    }
-  }
-  const root = (config as BrokerConfig).root;
-  if (root !== undefined && typeof root !== 'string') {
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Config ${file}: /root must be a directory path.`, { source: file, pointer: '/root' });
-  }
-  return { file, root: resolve(dirname(file), root ?? '.'), config: config as BrokerConfig };
-}
-
-function checkDir(dir: unknown, option: string): string {
-  if (typeof dir !== 'string' || dir === '') throw bulkheadError('ERR_INVALID_OPTION', `${option} must be a directory path.`, { option });
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw bulkheadError('ERR_INVALID_OPTION', `${option} ${dir} is not a directory.`, { option });
-  return dir;
 }

@@ -60,17 +60,26 @@ export interface ServiceEndpoint {
   detach(connection: Connection<ProtocolShape>): void;
 }
 
-/** Events of a {@link Connection}. */
-export interface ConnectionEvents {
+/**
+ * `[name, payload]` of any event of protocol `P`, as a union over its event
+ * names, so checking `name` narrows `payload`.
+ */
+export type AnyEventOf<P extends ProtocolShape> = { [E in EventName<P>]: [name: E, payload: EventPayload<P, E>] }[EventName<P>];
+
+/**
+ * Lifecycle events of a {@link Connection}, for `conn.on(name, listener)`.
+ * A protocol's own events are not among them: listen with `conn.onEvent(name, ...)`
+ * (typed by the protocol) or to `event` (every event); any other name does not compile.
+ */
+export interface ConnectionEvents<P extends ProtocolShape = AnyProtocol> {
   /** The service emitted an event (already validated against the protocol). */
-  event: [name: string, payload: unknown];
+  event: AnyEventOf<P>;
   /** The helper died or stopped; calls in flight failed with this ERR_INTERRUPTED error. The next call relaunches it. */
   interrupted: [error: BulkheadError];
   /** The service can never be reached through this connection again. */
   invalidated: [error: BulkheadError];
   /** An event from the service failed validation (ERR_INVALID_RESULT) and was dropped. */
   error: [error: BulkheadError];
-  [key: string]: unknown[];
 }
 
 /** Connection options. */
@@ -83,7 +92,7 @@ export interface ConnectionOptions {
 }
 
 /** A client's handle to one service. Create with `broker.connect(name)`. */
-export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<ConnectionEvents> implements CallOwner {
+export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<ConnectionEvents<P>> implements CallOwner {
   private state: 'open' | 'closing' | 'closed' | 'invalidated' = 'open';
   private endError: BulkheadError | undefined;
   private inFlightCount = 0;
@@ -211,7 +220,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
    * @returns a Disposable that removes the listener
    */
   onEvent<E extends EventName<P>>(name: E, listener: (payload: EventPayload<P, E>) => void): Disposable {
-    return this.on('event', (eventName, payload) => {
+    return this.on('event', (...[eventName, payload]: AnyEventOf<P>) => {
       if (eventName === name) listener(payload as EventPayload<P, E>);
     });
   }
@@ -253,7 +262,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
 
   /** @internal A broadcast event of the service. */
   deliverEvent(name: string, payload: unknown): void {
-    if (this.state === 'open' || this.state === 'closing') this.emit('event', name, payload);
+    if (this.state === 'open' || this.state === 'closing') this.emit('event', ...([name, payload] as AnyEventOf<P>));
   }
 
   /** @internal An event failed validation. */

@@ -246,7 +246,7 @@ export class Daemon {
     const who: { client?: string | null; service?: string | null } = {};
     void this.handshake(conn, who).then(
       () => conn.admitted(),
-      (err: unknown) => conn.refuse(isBulkheadError(err) ? err : bulkheadError('ERR_AUTH_FAILED', `Handshake failed: ${(err as Error).message}`, { reason: 'internal' }), who),
+      (err: unknown) => conn.refuse(isBulkheadError(err) ? err : this.daemonFault(err, who), who),
     );
   }
 
@@ -275,6 +275,8 @@ export class Daemon {
       identity = this.ca.verifyClient(cert);
     } catch (err) {
       if (!isBulkheadError(err)) throw err;
+      // Not the client's doing (e.g. a corrupt revoked.json): the client learns only that the daemon failed.
+      if (!err.code.startsWith('ERR_AUTH_') && !err.code.startsWith('ERR_CERT_')) throw this.daemonFault(err, { client: name, service });
       // The CA's own data (reason, subject, serial, which, dates) travels with the refusal.
       const reason = err.data['reason'] ?? (err.code === 'ERR_CERT_REVOKED' ? 'revoked' : 'validity');
       throw refusal(err.code, err.message, { ...err.data, reason, name: typeof err.data['name'] === 'string' ? err.data['name'] : name, service });
@@ -387,6 +389,15 @@ export class Daemon {
         this.gatekeeper.disconnected(credentials, { client: peer.name, service: CONTROL_SERVICE }, error);
       },
     });
+  }
+
+  /**
+   * A fault on the daemon's side during a handshake (a corrupt revoked.json, a bug): the details,
+   * paths included, go to the daemon's log; the client gets ERR_DAEMON_FAULT saying only that.
+   */
+  private daemonFault(err: unknown, who: { client?: string | null; service?: string | null }): BulkheadError {
+    this.log({ event: 'denied', code: isBulkheadError(err) ? err.code : 'ERR_DAEMON_FAULT', client: who.client ?? null, service: who.service ?? null, message: err instanceof Error ? err.message : String(err) });
+    return bulkheadError('ERR_DAEMON_FAULT', 'The daemon could not complete the handshake because of a fault on its side; its administrator will find the cause in `bulkhead logs`.', { reason: 'daemon-fault', client: who.client ?? null, service: who.service ?? null });
   }
 }
 

@@ -7,6 +7,7 @@
 import { join, resolve } from 'node:path';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
 import { bulkheadError } from '../errors.js';
+import { checkOptionsObject, checkStringOption } from '../util/options.js';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { loadProtocol } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
@@ -32,30 +33,42 @@ export interface RemoteBrokerOptions {
   daemonId?: string;
 }
 
+const WHERE = 'connectTo(socketPath, identity, options)';
+
 /** A client's handle to a bulkhead daemon. */
 export class RemoteBroker {
   private readonly protocolsDir: string;
   private readonly daemonId: string | undefined;
+  /** Endpoints of the connections still open; a closed connection leaves the set. */
   private readonly endpoints = new Set<RemoteEndpoint>();
-  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly identity: ClientIdentity;
   /** Absolute socket path: the handshake's proof signs it, and the daemon knows its own path as absolute. */
   readonly socketPath: string;
 
-  constructor(socketPath: string, private readonly identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
-    this.socketPath = resolve(socketPath);
-    this.protocolsDir = resolve(options.protocolsDir ?? 'protocols');
-    if (options.daemonId !== undefined && !/^[0-9a-f]{64}$/.test(options.daemonId)) {
+  /**
+   * @param socketPath - the daemon's socket (relative paths resolve against the working directory)
+   * @param identity - a certificate the daemon's CA issued, and its key
+   * @throws BulkheadError `ERR_INVALID_OPTION` naming the argument or option that is wrong
+   */
+  constructor(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
+    const o = checkOptionsObject(options, ['protocolsDir', 'daemonId'], WHERE);
+    this.socketPath = resolve(checkStringOption(socketPath, 'socketPath', WHERE, 'the path of the daemon\'s socket') ?? '');
+    this.identity = checkIdentity(identity);
+    this.protocolsDir = resolve(checkStringOption(o.protocolsDir, 'protocolsDir', WHERE, 'a directory path') ?? 'protocols');
+    if (o.daemonId !== undefined && !/^[0-9a-f]{64}$/.test(o.daemonId)) {
       throw bulkheadError('ERR_INVALID_OPTION', 'options.daemonId must be the daemon CA\'s SHA-256 fingerprint: 64 lowercase hex digits (`bulkhead identity issue` prints it).', { option: 'daemonId' });
     }
-    this.daemonId = options.daemonId;
+    this.daemonId = o.daemonId;
   }
 
   /**
    * Opens a connection to one of the daemon's services; nothing is sent until the first call.
    * Pass `options.protocol` when the protocol's name differs from the service's.
+   * @throws BulkheadError `ERR_CLOSED` once {@link RemoteBroker.close} was called
    */
   connect<P extends ProtocolShape = AnyProtocol>(service: string, options: ConnectionOptions & { protocol?: string } = {}): Connection<P> {
-    if (this.closed) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed.');
+    if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed; call connectTo() again.');
     const protocolName = options.protocol ?? service;
     const protocol = protocolName === CONTROL_SERVICE
       ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
@@ -63,6 +76,7 @@ export class RemoteBroker {
     const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;
+    endpoint.onDetached = () => this.endpoints.delete(endpoint);
     this.endpoints.add(endpoint);
     return connection;
   }
@@ -72,12 +86,44 @@ export class RemoteBroker {
     return this.connect(CONTROL_SERVICE);
   }
 
-  /** Closes every connection made through this handle. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([...this.endpoints].flatMap((e) => (e.connection === undefined ? [] : [e.connection.close()])));
-    for (const endpoint of this.endpoints) endpoint.detach();
+  /** Connections open through this handle (closed ones are not kept). */
+  get openConnections(): number {
+    return this.endpoints.size;
   }
+
+  /**
+   * Closes every connection made through this handle (each waits for its calls
+   * to settle). Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const open = [...this.endpoints];
+      await Promise.all(open.flatMap((e) => (e.connection === undefined ? [] : [e.connection.close()])));
+      for (const endpoint of open) endpoint.detach();
+      this.endpoints.clear();
+    })();
+    return this.closing;
+  }
+
+  /** `await using daemon = connectTo(...)` closes it at scope end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** The identity argument, checked: three strings. */
+function checkIdentity(identity: ClientIdentity): ClientIdentity {
+  const value: unknown = identity; // JS callers may pass anything
+  if (typeof value !== 'object' || value === null) {
+    throw bulkheadError('ERR_INVALID_OPTION', `${WHERE}: identity must be { name, certPem, keyPem } (readIdentity() or \`bulkhead identity issue\` gives one).`, { option: 'identity' });
+  }
+  // Strings, checked here; whether they prove anything is the daemon's to say (an empty
+  // certificate is its ERR_AUTH_REQUIRED, not a type error).
+  for (const key of ['name', 'certPem', 'keyPem'] as const) {
+    const field: unknown = (identity as Partial<ClientIdentity>)[key];
+    if (typeof field !== 'string') throw bulkheadError('ERR_INVALID_OPTION', `${WHERE}: identity.${key} must be a string (the PEM text \`bulkhead identity issue\` wrote).`, { option: `identity.${key}` });
+  }
+  return { name: identity.name, certPem: identity.certPem, keyPem: identity.keyPem };
 }
 
 /**

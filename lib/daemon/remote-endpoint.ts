@@ -29,6 +29,8 @@ const CLIENT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export class RemoteEndpoint implements ServiceEndpoint {
   readonly callMeta = undefined;
   connection: Connection<ProtocolShape> | undefined;
+  /** Called once when the endpoint detaches (its connection closed); the RemoteBroker forgets it. */
+  onDetached: (() => void) | undefined;
   private rpc: RpcClient | undefined;
   private connecting: Promise<RpcClient> | undefined;
   private socket: Socket | undefined;
@@ -62,6 +64,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
   /** @inheritdoc */
   detach(): void {
     this.ended = true;
+    this.onDetached?.();
+    this.onDetached = undefined;
     if (this.rpc !== undefined && this.rpc.channel.open) this.rpc.channel.end('client closing');
     else this.socket?.destroy();
   }

@@ -13,11 +13,13 @@
  * @module
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { bulkheadError } from '../errors.js';
-import { writeFileAtomic, writeFileExclusive } from './atomic-file.js';
+import { CA_FILES, DAY_MS, NOT_BEFORE_SKEW_MS, RSA_BITS, UTF8_STRING, createCaFiles, readRevocations, wholeSeconds, writeRevocations, type RevocationEntry } from './ca-directory.js';
+
+export { CA_FILES, NOT_BEFORE_SKEW_MS, RSA_BITS } from './ca-directory.js';
 import {
   IDENTITY_NAME_PATTERN,
   SHA256_WITH_RSA_OID,
@@ -30,16 +32,6 @@ import {
   signCertificate,
   tryParseCertificatePem,
 } from './certificate.js';
-
-/** File names inside a CA directory. */
-export const CA_FILES = {
-  /** The CA private key, mode `0600`. */
-  key: 'ca.key.pem',
-  /** The CA certificate, mode `0644`. */
-  cert: 'ca.cert.pem',
-  /** The revocation list, mode `0644`. */
-  revoked: 'revoked.json',
-} as const;
 
 /** Defaults of {@link CertificateAuthorityOptions}. */
 export const CA_DEFAULTS = {
@@ -55,15 +47,6 @@ export const ISSUE_DEFAULTS = {
   validDays: 365,
 } as const;
 
-/** RSA modulus size of every key the CA generates. */
-export const RSA_BITS = 2048;
-
-/** How far `notBefore` is back-dated by default, to absorb small clock differences. */
-export const NOT_BEFORE_SKEW_MS = 60_000;
-
-const DAY_MS = 86_400_000;
-/** forge takes the ASN.1 string type here; @types/node-forge types the field as a tag class. */
-const UTF8_STRING = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
 const MAX_VALID_DAYS = 36_500;
 
 /** Options of {@link CertificateAuthority.loadOrCreate}; used only when the CA is created. */
@@ -125,11 +108,6 @@ export interface VerifiedClient {
   notAfter: Date;
 }
 
-interface RevocationEntry {
-  serial: string;
-  revokedAt: string;
-}
-
 /**
  * A certificate authority kept in a directory. Create or open one with
  * {@link CertificateAuthority.loadOrCreate}.
@@ -165,10 +143,11 @@ export class CertificateAuthority {
    * `0644`) and an empty revocation list (`revoked.json`). Later calls load those
    * files; `options` then have no effect.
    *
-   * Refuses (`ERR_INVALID_OPTION`) a key file readable by group or others, a CA
-   * directory writable by group or others, a key that does not match the
-   * certificate, a certificate without a key, and an unreadable revocation list:
-   * the CA fails closed.
+   * Refuses (`ERR_UNSAFE_PERMISSIONS`) a key file readable by group or others and
+   * a CA directory writable by group or others, and (`ERR_CORRUPT_STATE`) a key
+   * that does not match the certificate, a certificate without a key, and an
+   * unreadable revocation list: the CA fails closed.
+   * @throws BulkheadError `ERR_INVALID_OPTION` for a bad argument, `ERR_UNSAFE_PERMISSIONS`, `ERR_CORRUPT_STATE`
    * @param dir - the CA directory
    * @param options - used only when the CA is created
    */
@@ -184,9 +163,9 @@ export class CertificateAuthority {
     const certPath = join(dir, CA_FILES.cert);
     if (!existsSync(keyPath)) {
       if (existsSync(certPath)) {
-        throw bulkheadError('ERR_INVALID_OPTION', `${certPath} exists but ${keyPath} does not: another process is creating this CA, or an earlier creation was interrupted. Wait, or remove ${certPath} and retry.`, { option: 'dir', dir });
+        throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} exists but ${keyPath} does not: another process is creating this CA, or an earlier creation was interrupted. Wait, or remove ${certPath} and retry.`, { dir, file: certPath });
       }
-      await createCa(dir, commonName, validDays);
+      await createCaFiles(dir, commonName, validDays);
     }
     return CertificateAuthority.#load(dir);
   }
@@ -196,22 +175,22 @@ export class CertificateAuthority {
     const certPath = join(dir, CA_FILES.cert);
     const dirMode = statSync(dir).mode & 0o777;
     if ((dirMode & 0o022) !== 0) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The CA directory ${dir} is writable by group or others (mode ${dirMode.toString(8)}); run \`chmod 700 ${dir}\`.`, { option: 'dir', dir, mode: dirMode });
+      throw bulkheadError('ERR_UNSAFE_PERMISSIONS', `The CA directory ${dir} is writable by group or others (mode ${dirMode.toString(8)}); run \`chmod 700 ${dir}\`.`, { file: dir, mode: dirMode });
     }
     const keyMode = statSync(keyPath).mode & 0o777;
     if ((keyMode & 0o077) !== 0) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The CA key ${keyPath} is readable by group or others (mode ${keyMode.toString(8)}); run \`chmod 600 ${keyPath}\` and consider the CA compromised if others could read it.`, { option: 'dir', file: keyPath, mode: keyMode });
+      throw bulkheadError('ERR_UNSAFE_PERMISSIONS', `The CA key ${keyPath} is readable by group or others (mode ${keyMode.toString(8)}); run \`chmod 600 ${keyPath}\` and consider the CA compromised if others could read it.`, { file: keyPath, mode: keyMode });
     }
     const key = parsePrivateKeyPem(readFileSync(keyPath, 'utf8'), keyPath);
     const certPem = readFileSync(certPath, 'utf8');
     const parsed = tryParseCertificatePem(certPem);
-    if (parsed === undefined) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a PEM certificate; restore it from a backup.`, { option: 'dir', file: certPath });
+    if (parsed === undefined) throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} is not a PEM certificate; restore it from a backup.`, { dir, file: certPath });
     const bc: { cA?: boolean } | undefined = parsed.cert.getExtension('basicConstraints');
-    if (bc?.cA !== true) throw bulkheadError('ERR_INVALID_OPTION', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { option: 'dir', file: certPath });
+    if (bc?.cA !== true) throw bulkheadError('ERR_CORRUPT_STATE', `${certPath} is not a CA certificate (basicConstraints cA is not set).`, { dir, file: certPath });
     const certSpki = publicKeyOf(parsed.cert).export({ type: 'spki', format: 'der' });
     const keySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
     if (!certSpki.equals(keySpki)) {
-      throw bulkheadError('ERR_INVALID_OPTION', `${keyPath} does not belong to ${certPath}; restore the matching pair.`, { option: 'dir', dir });
+      throw bulkheadError('ERR_CORRUPT_STATE', `${keyPath} does not belong to ${certPath}; restore the matching pair.`, { dir, file: keyPath });
     }
     const fingerprint = new X509Certificate(parsed.der).fingerprint256.replaceAll(':', '').toLowerCase();
     const ca = new CertificateAuthority(dir, certPem, parsed.cert, fingerprint, key);
@@ -277,8 +256,7 @@ export class CertificateAuthority {
     this.#refreshRevocations();
     if (this.#revoked.has(normalized)) return;
     const entries = [...this.#revoked.values(), { serial: normalized, revokedAt: new Date().toISOString() }];
-    const path = join(this.dir, CA_FILES.revoked);
-    writeFileAtomic(path, `${JSON.stringify({ version: 1, revoked: entries }, null, 2)}\n`, 0o644);
+    writeRevocations(join(this.dir, CA_FILES.revoked), entries);
     this.#refreshRevocations();
   }
 
@@ -358,78 +336,11 @@ export class CertificateAuthority {
       const st = statSync(path);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (err) {
-      throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} cannot be read (${(err as Error).message}); restore it (an empty list is {"version":1,"revoked":[]}). The CA refuses to run without it.`, { option: 'dir', file: path }, err);
+      throw bulkheadError('ERR_CORRUPT_STATE', `The revocation list ${path} cannot be read (${(err as Error).message}); restore it (an empty list is {"version":1,"revoked":[]}). The CA refuses to run without it.`, { dir: this.dir, file: path }, err);
     }
     if (stamp === this.#revokedStamp) return;
     this.#revoked = readRevocations(path);
     this.#revokedStamp = stamp;
-  }
-}
-
-/** Reads and validates revoked.json; throws `ERR_INVALID_OPTION` (fail closed) if it is bad. */
-function readRevocations(path: string): Map<string, RevocationEntry> {
-  const bad = (why: string, cause?: unknown): never => {
-    throw bulkheadError('ERR_INVALID_OPTION', `The revocation list ${path} is invalid (${why}); fix or restore it. The CA refuses to run without it.`, { option: 'dir', file: path }, cause);
-  };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    return bad('not JSON', err);
-  }
-  if (typeof doc !== 'object' || doc === null || (doc as { version?: unknown }).version !== 1 || !Array.isArray((doc as { revoked?: unknown }).revoked)) {
-    return bad('expected {"version":1,"revoked":[...]}');
-  }
-  const out = new Map<string, RevocationEntry>();
-  for (const entry of (doc as { revoked: unknown[] }).revoked) {
-    const serial = normalizeSerial((entry as { serial?: unknown } | null)?.serial);
-    const revokedAt = (entry as { revokedAt?: unknown } | null)?.revokedAt;
-    if (serial === undefined) return bad('an entry has no hex "serial"');
-    out.set(serial, { serial, revokedAt: typeof revokedAt === 'string' ? revokedAt : '' });
-  }
-  return out;
-}
-
-/** Creates the CA files. The certificate is published first with an exclusive link, so
- * two processes creating the same CA cannot end up with a mismatched pair. */
-async function createCa(dir: string, commonName: string, validDays: number): Promise<void> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const keys = await new Promise<forge.pki.rsa.KeyPair>((resolve, reject) => {
-    forge.pki.rsa.generateKeyPair({ bits: RSA_BITS, e: 0x10001 }, (err: Error | null, pair) => (err ? reject(err) : resolve(pair)));
-  });
-  const keyPem = forge.pki.privateKeyToPem(keys.privateKey);
-  const notBefore = wholeSeconds(new Date(Date.now() - NOT_BEFORE_SKEW_MS));
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = randomSerial();
-  cert.validity.notBefore = notBefore;
-  cert.validity.notAfter = new Date(notBefore.getTime() + validDays * DAY_MS);
-  const attrs = [{ name: 'commonName', value: commonName, valueTagClass: UTF8_STRING }];
-  cert.setSubject(attrs);
-  cert.setIssuer(attrs);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  signCertificate(cert, parsePrivateKeyPem(keyPem, 'generated CA key'));
-
-  const revokedPath = join(dir, CA_FILES.revoked);
-  if (!existsSync(revokedPath)) writeFileAtomic(revokedPath, `${JSON.stringify({ version: 1, revoked: [] }, null, 2)}\n`, 0o644);
-  publishExclusive(join(dir, CA_FILES.cert), forge.pki.certificateToPem(cert), 0o644, dir);
-  publishExclusive(join(dir, CA_FILES.key), keyPem, 0o600, dir);
-}
-
-/** Writes `path` atomically, failing (`ERR_INVALID_OPTION`) if it already exists. */
-function publishExclusive(path: string, data: string, mode: number, dir: string): void {
-  try {
-    writeFileExclusive(path, data, mode);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw bulkheadError('ERR_INVALID_OPTION', `Another process created ${path} while this one was creating the CA in ${dir}; open the CA again.`, { option: 'dir', dir }, err);
-    }
-    throw err;
   }
 }
 
@@ -447,7 +358,3 @@ function checkDate(value: unknown, option: string): Date | undefined {
   return value;
 }
 
-/** X.509 times have whole seconds; keep what we report equal to what is stored. */
-function wholeSeconds(date: Date): Date {
-  return new Date(Math.floor(date.getTime() / 1000) * 1000);
-}

@@ -56,7 +56,7 @@ export function writeIdentity(dir: string, identity: IdentityFiles & { name: str
 /**
  * Reads an identity: `readIdentity(dir, name)` reads `<name>.cert.pem` and
  * `<name>.key.pem` from `dir`; `readIdentity({ certPath, keyPath })` reads the two
- * files named. Refuses (`ERR_INVALID_OPTION`) a key file readable by group or
+ * files named. Refuses (`ERR_UNSAFE_PERMISSIONS`) a key file readable by group or
  * others, as ssh does.
  */
 export function readIdentity(dir: string, name: string): IdentityFiles;
@@ -73,7 +73,7 @@ export function readIdentity(source: string | IdentityPaths, name?: string): Ide
     throw bulkheadError('ERR_INVALID_OPTION', `Cannot read ${paths.keyPath}: ${(err as Error).message}.`, { option: 'keyPath', file: paths.keyPath }, err);
   }
   if ((mode & 0o077) !== 0) {
-    throw bulkheadError('ERR_INVALID_OPTION', `The key file ${paths.keyPath} is readable by group or others (mode ${mode.toString(8)}); run \`chmod 600 ${paths.keyPath}\`.`, { option: 'keyPath', file: paths.keyPath, mode });
+    throw bulkheadError('ERR_UNSAFE_PERMISSIONS', `The key file ${paths.keyPath} is readable by group or others (mode ${mode.toString(8)}); run \`chmod 600 ${paths.keyPath}\`.`, { file: paths.keyPath, mode });
   }
   return { certPem: readBounded(paths.certPath, MAX_CERT_PEM_CHARS, 'certPath'), keyPem: readBounded(paths.keyPath, MAX_KEY_PEM_CHARS, 'keyPath') };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { bulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError, type ValidationIssue } from '../errors.js';
 import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
 import { explainSchemaCompileError } from './explain.js';
@@ -30,14 +30,7 @@ const NULL_RESULT = { type: 'null' } as const;
 /** Parts validated per method, in the order validator keys are listed. */
 const METHOD_PARTS = ['params', 'result', 'yields', 'accepts'] as const;
 
-/** The plain form of one ajv error that travels in `error.data.errors`. */
-export interface ValidationIssue {
-  instancePath: string;
-  schemaPath: string;
-  keyword: string;
-  message: string;
-  params: Record<string, unknown>;
-}
+export type { ValidationIssue } from '../errors.js';
 
 /** A compiled protocol. Create with {@link CompiledProtocol.from}. */
 export class CompiledProtocol {
@@ -115,6 +108,9 @@ export class CompiledProtocol {
    * `ERR_INVALID_PARAMS` for params, `ERR_INVALID_RESULT` for results and events.
    * The caller must check the method/event exists first.
    */
+  check(part: 'params' | 'accepts', name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS'> | undefined;
+  check(part: 'result' | 'event' | 'yields', name: string, value: unknown): BulkheadError<'ERR_INVALID_RESULT'> | undefined;
+  check(part: ValidationPart, name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS' | 'ERR_INVALID_RESULT'> | undefined;
   check(part: ValidationPart, name: string, value: unknown): BulkheadError<'ERR_INVALID_PARAMS' | 'ERR_INVALID_RESULT'> | undefined {
     const validate = this.validator(part, name);
     if (validate(value)) return undefined;
@@ -127,7 +123,7 @@ export class CompiledProtocol {
       return bulkheadError('ERR_INVALID_PARAMS', `${this.name}.${name}: ${where} ${what}. ${fix} to match the protocol.`, { part, method: name, errors: issues });
     }
     const subject = part === 'result' ? `result of ${name}` : part === 'yields' ? `an item of ${name}` : `event ${name}`;
-    return bulkheadError('ERR_INVALID_RESULT', `${this.name}: ${subject} failed its schema: ${where} ${what}. The service sent data its protocol does not allow.`, { part, [part === 'event' ? 'event' : 'method']: name, errors: issues });
+    return bulkheadError('ERR_INVALID_RESULT', `${this.name}: ${subject} failed its schema: ${where} ${what}. The service sent data its protocol does not allow.`, part === 'event' ? { part, event: name, errors: issues } : { part, method: name, errors: issues });
   }
 
   private validator(part: ValidationPart, name: string): ValidateFunction {

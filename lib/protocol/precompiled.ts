@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { CompiledProtocol } from './compiled-protocol.js';
 import { createAjv } from './ajv.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 
 const require = createRequire(import.meta.url);
 
-/** Where a helper's precompiled validators come from (environment variable). */
-export const VALIDATORS_ENV = 'BULKHEAD_VALIDATORS';
+/** Where a helper's precompiled validators come from (environment variable; see HELPER_ENV). */
+export const VALIDATORS_ENV = HELPER_ENV.validators;
 
 /**
  * Per-user cache directory. Only its owner may write it (the code in it runs

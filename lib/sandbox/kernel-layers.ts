@@ -185,14 +185,15 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
       exec,
     };
     const native = koffiNative();
-    if (native !== null) spec.koffi = native;
-    // koffi 3 may load its binary from a platform package beside it (@koromix/koffi-linux-x64, what
-    // npm installs when koffi's install script is not approved): the step must be able to read it.
-    const nativeOutside = native !== null && !native.startsWith(`${koffi}/`) ? [native] : [];
-    spec.fs.read.push(...nativeOutside);
+    if (native !== null) {
+      spec.koffi = native;
+      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
+      spec.fs.read.push(native);
+      extraReads.push(native);
+    }
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
-    extraReads.push(koffi, ...nativeOutside, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), PACKAGE_JSON);
+    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), PACKAGE_JSON);
   }
   const landlockOn = preExec.length > 0;
 

@@ -22,14 +22,18 @@ export function disposable(fn: () => void): Disposable {
   return { dispose, [Symbol.dispose]: dispose };
 }
 
-/** Event name → listener argument tuple. */
-export type EventMap = { [event: string]: unknown[] };
+/**
+ * Event name → listener argument tuple. Written as a mapped constraint (not an
+ * index signature) so an interface of known names satisfies it and an unknown
+ * name does not compile.
+ */
+export type EventMap<E> = { [K in keyof E]: unknown[] };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one store for listeners of every event: `(name: string) => void` is not assignable to `(...args: unknown[]) => void`
 type AnyListener = (...args: any[]) => void;
 
 /** Minimal typed event emitter. */
-export class Emitter<E extends EventMap> {
+export class Emitter<E extends EventMap<E>> {
   private listeners = new Map<keyof E, Array<AnyListener>>();
 
   /** Adds a listener; dispose the result to remove it. */

@@ -1,0 +1,30 @@
+/**
+ * The helper environment contract: the variables a broker sets for each helper
+ * it launches, next to fd 3 (the channel) and fd 4 (outbound calls, only for a
+ * service with `connects`). One table, read by the broker that writes them, the
+ * helper runtime (bulkhead/service) and the prewarm entry that read them. The
+ * rest of a helper's environment is the manifest's `env` and the sandbox's
+ * scrubbed allowlist; none of these names may come from there.
+ * @module
+ */
+
+/** Name of each variable of the contract, by meaning. */
+export const HELPER_ENV = {
+  /** Absolute path of the protocol file the helper must serve (serve() refuses to run without it). */
+  protocolFile: 'BULKHEAD_PROTOCOL_FILE',
+  /** Largest frame body in bytes, as a decimal integer: the broker's maxFrameBytes. */
+  maxFrameBytes: 'BULKHEAD_MAX_FRAME_BYTES',
+  /** "1" to include handler stacks in errors sent to callers; set when the broker runs with BULKHEAD_DEBUG=1. */
+  debug: 'BULKHEAD_DEBUG',
+  /** Path of the broker's precompiled validators for the protocol, when it has them (the helper then loads no ajv). */
+  validators: 'BULKHEAD_VALIDATORS',
+  /** JSON object: service name → protocol file, for each service in the manifest's `connects`. */
+  connects: 'BULKHEAD_CONNECTS',
+  /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */
+  heartbeatMs: 'BULKHEAD_HEARTBEAT_MS',
+  /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
+  entry: 'BULKHEAD_ENTRY',
+} as const;
+
+/** One variable name of the helper environment contract. */
+export type HelperEnvName = (typeof HELPER_ENV)[keyof typeof HELPER_ENV];

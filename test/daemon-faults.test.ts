@@ -1,0 +1,42 @@
+/**
+ * A fault on the daemon's side is not the client's business: a corrupt revoked.json
+ * makes the daemon refuse every client (it fails closed), but the client learns only
+ * ERR_DAEMON_FAULT, never the daemon's paths or the underlying message; those go to
+ * the daemon's log as ERR_CORRUPT_STATE. Positive control: the same client is served
+ * before the file is damaged and again after it is restored.
+ */
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Daemon } from '../lib/daemon/daemon.js';
+import { connectTo } from '../lib/daemon/remote-broker.js';
+import { FIXTURES, rejection } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'bulkhead-daemon-faults-'));
+t.teardown(() => rmSync(work, { recursive: true, force: true }));
+const config = join(work, 'bulkhead.json');
+writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['app'] }] }));
+const stateDir = join(work, 'state');
+const log: Array<Record<string, unknown>> = [];
+const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'run', 'd.sock'), stateDir }, log: (entry) => log.push(entry) });
+t.teardown(() => daemon.close());
+const client = connectTo(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols') });
+t.teardown(() => client.close());
+const revokedFile = join(stateDir, 'ca', 'revoked.json');
+
+t.test('a corrupt revocation list: the client gets ERR_DAEMON_FAULT without the daemon\'s paths; the log has the cause', async (t) => {
+  t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'before' })).text, 'before', 'positive control: served while the list is sound');
+  const sound = readFileSync(revokedFile, 'utf8');
+  writeFileSync(revokedFile, '{ not json');
+  const err = await rejection(client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'during' }));
+  t.equal(err.code, 'ERR_DAEMON_FAULT');
+  t.notMatch(err.message, stateDir, 'the message does not name the daemon\'s state directory');
+  t.notMatch(JSON.stringify(err.data), stateDir, 'nor does its data');
+  t.notMatch(err.message, /revoked\.json/, 'nor the file');
+  const cause = log.find((e) => e['event'] === 'denied' && e['code'] === 'ERR_CORRUPT_STATE');
+  t.ok(cause, 'the daemon logged the real cause');
+  t.match(String(cause?.['message']), revokedFile, 'with the path, for its administrator');
+  writeFileSync(revokedFile, sound);
+  t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'after' })).text, 'after', 'served again once the list is restored');
+});
