@@ -13,11 +13,12 @@ const FLOOD = 1_000_000;
 
 const kit = await startBroker({
   root: FIXTURES,
-  services: [{ name: 'streams', entry: './streams-service.js', protocol: 'com.test.streams', launch: { throttleMs: 0, exitTimeoutMs: 500 } }],
+  // --expose-gc: the flood samples its live heap after a full collection (what is really held).
+  services: [{ name: 'streams', entry: './streams-service.js', protocol: 'com.test.streams', nodeArgs: ['--expose-gc'], launch: { throttleMs: 0, exitTimeoutMs: 500 } }],
 });
 t.teardown(() => kit.close());
 
-interface Flood { sent: number; peakRss: number; peakHeap: number; waits: number; error?: string }
+interface Flood { sent: number; peakRss: number; peakHeap: number; peakLive: number; waits: number; error?: string }
 
 t.test(`a million events while the client stops reading: the helper is slowed, its memory bounded, nothing lost`, async (t) => {
   const conn = kit.broker.connect('streams');
@@ -44,10 +45,12 @@ t.test(`a million events while the client stops reading: the helper is slowed, i
   t.ok(result.waits > 0, `emit() made the helper wait ${result.waits} times`);
   const growth = result.peakHeap - baseline.peakHeap;
   const rssGrowth = result.peakRss - baseline.peakRss;
-  // What can wait in the helper is the high-water mark plus one event, plus garbage not yet collected.
-  t.ok(growth < 32 * MiB, `helper heap peak +${(growth / MiB).toFixed(1)} MiB over its baseline (high-water mark ${EVENT_BACKLOG.highWaterBytes / MiB} MiB)`);
-  t.ok(rssGrowth < 96 * MiB, `helper rss peak +${(rssGrowth / MiB).toFixed(1)} MiB`);
-  t.comment(`${FLOOD} events in ${seconds.toFixed(1)} s (${Math.round(FLOOD / seconds)} events/s) with a 1.5 s stall; helper heap +${(growth / MiB).toFixed(1)} MiB, rss +${(rssGrowth / MiB).toFixed(1)} MiB, ${result.waits} waits`);
+  const live = result.peakLive - baseline.peakLive;
+  // What can wait in the helper is the high-water mark plus one event. Unbounded, the million events
+  // (~100 bytes each on the heap) would hold ~100 MiB. The heap and RSS peaks also count garbage a GC
+  // has not collected yet (Node 24+ collects later than 20), so they are reported, not asserted.
+  t.ok(live < 32 * MiB, `helper live heap after GC +${(live / MiB).toFixed(1)} MiB over its baseline (high-water mark ${EVENT_BACKLOG.highWaterBytes / MiB} MiB)`);
+  t.comment(`${FLOOD} events in ${seconds.toFixed(1)} s (${Math.round(FLOOD / seconds)} events/s) with a 1.5 s stall; helper live heap +${(live / MiB).toFixed(1)} MiB, heap peak +${(growth / MiB).toFixed(1)} MiB, rss +${(rssGrowth / MiB).toFixed(1)} MiB, ${result.waits} waits`);
   await conn.close();
 });
 

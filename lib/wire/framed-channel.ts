@@ -210,8 +210,30 @@ export class FramedChannel {
       // Small frames: one copy is cheaper than a writev over many tiny buffers.
       this.stream.write(Buffer.concat(frames, bytes));
     } else {
+      // Big frames (the large-bytes path) go out as they are; runs of small ones are joined into
+      // buffers of about COALESCE_COPY_LIMIT. One write per frame would hand the kernel a writev of
+      // as many buffers as there are frames: after a stalled reader that can be a million, which
+      // Node 24+ fails with EINVAL.
       this.stream.cork();
-      for (const frame of frames) this.stream.write(frame);
+      let run: Buffer[] = [];
+      let runBytes = 0;
+      const writeRun = (): void => {
+        if (run.length === 1) this.stream.write(run[0]);
+        else if (run.length > 1) this.stream.write(Buffer.concat(run, runBytes));
+        run = [];
+        runBytes = 0;
+      };
+      for (const frame of frames) {
+        if (frame.length >= COALESCE_COPY_LIMIT) {
+          writeRun();
+          this.stream.write(frame);
+          continue;
+        }
+        run.push(frame);
+        runBytes += frame.length;
+        if (runBytes >= COALESCE_COPY_LIMIT) writeRun();
+      }
+      writeRun();
       this.stream.uncork();
     }
   };
