@@ -7,7 +7,7 @@
  * since a manifest with `launch.runAtLoad` would start its helper.
  * @module
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { checkManifest } from '../broker/manifest.js';
 import { SHIPPED_PROFILES_DIR } from '../broker/package-paths.js';
@@ -17,6 +17,7 @@ import { loadProtocol, loadProtocolFile } from '../protocol/registry.js';
 import { PROFILE_SCHEMA, checkProfile } from '../sandbox/index.js';
 import { collectJsonFiles, type FileKind, type FoundFile } from './files.js';
 import { problemFromError, type Problem } from './problems.js';
+import { isDirectory, isFile } from '../util/fs-kind.js';
 
 /** Options of {@link validatePaths}. */
 export interface ValidateOptions {
@@ -205,21 +206,5 @@ function readJson(file: string): { ok: true; value: unknown } | { ok: false; err
     return { ok: true, value: JSON.parse(readFileSync(file, 'utf8')) as unknown };
   } catch (err) {
     return { ok: false, error: (err as Error).message };
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }

@@ -28,6 +28,7 @@ import { dirname, extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { init, parse } from 'es-module-lexer';
 import { isWithin } from './paths.js';
+import { isDirectory, isFile } from '../util/fs-kind.js';
 
 /** What a helper's code needs to be read. */
 export interface ModuleReadSet {
@@ -88,21 +89,7 @@ function realPath(path: string): string {
   }
 }
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
 
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The read set of one or more entry modules (cached; a changed or removed file
