@@ -29,7 +29,8 @@ import { controlHandlers } from './control-handlers.js';
 import { listenOwnerOnly } from './socket-listen.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
-import { RoutedSession } from './routed-session.js';
+import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
+import { CLIENT_STALL_MS, clientHighWaterBytes } from './session-flow.js';
 import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
@@ -292,7 +293,7 @@ export class Daemon {
         this.connections.delete(record);
         this.gatekeeper.disconnected(credentials, { client: identity.name, service }, error);
         this.broker.metricsRecorder.disconnected();
-      });
+      }, this.sessionFlowLimits());
     } catch (err) {
       throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
     }
@@ -307,6 +308,10 @@ export class Daemon {
   }
 
   /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
+  private sessionFlowLimits(): SessionFlowLimits {
+    return { highWaterBytes: clientHighWaterBytes(untrustedPeerBacklog(this.broker.maxFrameBytes)), stallMs: CLIENT_STALL_MS };
+  }
+
   private clientChannelOptions(): FramedChannelOptions {
     return { maxFrameBytes: this.broker.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(this.broker.maxFrameBytes) };
   }
