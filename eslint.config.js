@@ -112,14 +112,6 @@ export default defineConfig(
     },
   },
   {
-    // This file belongs to the supervisor work (issue #14), left untouched here. Its findings:
-    // ctx.lookup / ctx.denied passed unbound to the OutboundRouter (harmless today, the broker's
-    // ctx holds arrow functions). Fix: arrow wrappers there, or declare them as function-typed
-    // properties in the context interface; then remove this block.
-    files: ['lib/broker/service-supervisor.ts'],
-    rules: { '@typescript-eslint/unbound-method': 'off' },
-  },
-  {
     files: ['lib/**/*.ts'],
     rules: {
       'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones }],
