@@ -245,10 +245,17 @@ t.test('slow consumer, fast producer of 1 MiB items: the producer\'s lead stays 
 
 t.test('slow service reading a fast uploader: the uploader is held back, helper memory bounded', async (t) => {
   const conn = kit.broker.connect('streams');
+  const probe = kit.broker.connect('streams');
   let pulled = 0;
+  const lead: number[] = [];
   async function* upload() {
     for (let c = 0; c < 24; c++) {
       pulled++;
+      if (c >= 8) {
+        // Pulled as soon as flow control allows: how far ahead of the slow handler are we?
+        const { uploaded } = await probe.call('produced', {}) as { uploaded: number };
+        lead.push(pulled - uploaded);
+      }
       yield chunk(c, MiB);
     }
   }
@@ -256,6 +263,10 @@ t.test('slow service reading a fast uploader: the uploader is held back, helper 
   t.equal(result.chunks, 24);
   t.ok(result.ok);
   t.equal(pulled, 24);
+  const bound = Math.ceil(STREAM_WINDOW.bytes / MiB) + 1;
+  t.ok(Math.max(...lead) <= bound, `uploader's lead ≤ ${bound} items (4 MiB window + one item + the one being pulled): max ${Math.max(...lead)} (${lead.join(', ')})`);
+  t.ok(Math.max(...lead) >= 2, 'and it does run ahead: the window is used');
+  await probe.close();
   t.comment(`helper peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`);
   await conn.close();
 });
