@@ -3,7 +3,7 @@
 // without credit, and a peer that ignores credit is cut off.
 import t from 'tap';
 import { Duplex } from 'node:stream';
-import { CreditGate, ItemInbox, STREAM_WINDOW } from '../lib/connection/stream-flow.js';
+import { CreditGate, ItemInbox, RECEIVER_BYTES_FACTOR, STREAM_WINDOW } from '../lib/connection/stream-flow.js';
 import { RpcClient } from '../lib/connection/rpc-client.js';
 import { RpcServer, type Handler } from '../lib/connection/rpc-server.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
@@ -41,14 +41,15 @@ t.test('ItemInbox: enforces the byte window itself and credits large items as so
   const grants: number[] = [];
   const inbox = new ItemInbox((n) => grants.push(n), 8, 100);
   inbox.open();
-  t.equal(inbox.push('a', 60), undefined, '60 of 100 bytes');
-  t.equal(inbox.push('b', 60), undefined, 'one item may overshoot the cap (the sender checks before it sends)');
-  t.equal(inbox.bytesHeld, 120);
-  t.equal(inbox.push('c', 1), 'bytes', 'an item sent while 100 bytes or more were unacknowledged is refused, credit or not');
+  // The receiver allows RECEIVER_BYTES_FACTOR × 100 bytes (re-encoding hops may grow items).
+  t.equal(inbox.push('a', 60), undefined, '60 bytes');
+  t.equal(inbox.push('b', 340), undefined, 'one item may overshoot the limit (the sender checks before it sends)');
+  t.equal(inbox.bytesHeld, 400);
+  t.equal(inbox.push('c', 1), 'bytes', 'an item sent while 4 × 100 bytes or more were unacknowledged is refused, credit or not');
   t.same(await inbox.next(), { value: 'a', done: false });
   t.same(grants, [8, 1], 'a quarter of the byte window taken: credited at once, though "b" is still queued');
-  t.equal(inbox.bytesHeld, 60, 'the credited item no longer counts');
-  t.equal(inbox.push('c', 30), undefined, '90 bytes held: the sender may send again');
+  t.equal(inbox.bytesHeld, 340, 'the credited item no longer counts');
+  t.equal(inbox.push('c', 30), undefined, '340 bytes held: the sender may send again');
   t.same(await inbox.next(), { value: 'b', done: false });
   t.same(grants, [8, 1, 1]);
   t.same(await inbox.next(), { value: 'c', done: false });
@@ -204,15 +205,16 @@ t.test('a service that sends more than the byte window, within its item credit, 
   await rpc.ready;
   const stream = rpc.stream('blobs', {});
   t.same(await stream.next(), { value: 1, done: false });
-  // 5 × 1 MiB with 255 credits in hand: a bulkhead sender stops at 4 MiB unacknowledged; this one does not.
+  // 1 MiB items with 255 credits in hand: a bulkhead sender stops at 4 MiB unacknowledged; this one does not.
   const hostile = new FramedChannel(serviceEnd);
   const chunk = Buffer.alloc(1024 * 1024, 1);
-  for (let i = 0; i < 6; i++) hostile.send({ kind: 'item', id: 1, value: chunk });
+  const limit = RECEIVER_BYTES_FACTOR * STREAM_WINDOW.bytes / chunk.length;
+  for (let i = 0; i < limit + 2; i++) hostile.send({ kind: 'item', id: 1, value: chunk });
   const err = await stream.result.then(() => undefined, (e: BulkheadError) => e);
   t.equal(err?.code, 'ERR_BAD_FRAME', 'the stream fails with the reason the channel closed');
   t.match(err?.message, /byte window/, 'the message names the byte window');
   t.equal(rpc.channel.open, false, 'the channel was closed');
-  t.ok(stream.buffered <= 5, `at most the window plus one item was held: ${stream.buffered} items`);
+  t.ok(stream.buffered <= limit + 1, `at most ${RECEIVER_BYTES_FACTOR} windows plus one item were held: ${stream.buffered} items`);
 });
 
 t.test('a caller that sends more than the byte window is cut off by the service', async (t) => {
@@ -230,7 +232,7 @@ t.test('a caller that sends more than the byte window is cut off by the service'
   // Wait for the service's first credit: the window is open.
   while (server.openStreams === 0) await new Promise((resolve) => setImmediate(resolve));
   const chunk = Buffer.alloc(1024 * 1024, 2);
-  for (let i = 0; i < 6; i++) channel.send({ kind: 'item', id: 1, value: chunk });
+  for (let i = 0; i < RECEIVER_BYTES_FACTOR * STREAM_WINDOW.bytes / chunk.length + 2; i++) channel.send({ kind: 'item', id: 1, value: chunk });
   const err = await stream.result.then(() => undefined, (e: BulkheadError) => e);
   t.equal(err?.code, 'ERR_INTERRUPTED', 'the service hung up on the caller');
   const reason = await serviceClosed;

@@ -19,10 +19,20 @@ export const STREAM_WINDOW = {
   items: 256,
   /**
    * Bytes (frame bodies) the sender keeps unacknowledged at most, plus one
-   * item. A wire constant: receivers cut off a sender that goes past it.
+   * item. A wire constant: receivers cut off a sender that goes past
+   * {@link RECEIVER_BYTES_FACTOR} times it.
    */
   bytes: 4 * 1024 * 1024,
 } as const;
+
+/**
+ * A receiver refuses an item only once the items it received and has not
+ * credited back hold this many times the byte window. The slack is for hops
+ * that re-encode frames (the broker's routes between helpers give items the
+ * route's call id, and a half-precision float comes out as a double, up to
+ * 3× the bytes), so a sender that keeps the window is never refused.
+ */
+export const RECEIVER_BYTES_FACTOR = 4;
 
 /** Why {@link ItemInbox.push} refused an item: the peer ignored flow control. */
 export type ItemRefusal = 'credit' | 'bytes';
@@ -31,7 +41,7 @@ export type ItemRefusal = 'credit' | 'bytes';
 export function refusalText(refusal: ItemRefusal): string {
   return refusal === 'credit'
     ? 'without credit'
-    : `while the items it sent and that were not credited back already held ${STREAM_WINDOW.bytes} bytes (the stream byte window)`;
+    : `while the items it sent and that were not credited back already held ${RECEIVER_BYTES_FACTOR} × ${STREAM_WINDOW.bytes} bytes (${RECEIVER_BYTES_FACTOR} times the stream byte window)`;
 }
 
 /**
@@ -51,7 +61,7 @@ export class ItemInbox {
   private consumedBytes = 0;
   /** Credits the peer holds: granted and not yet used by an item. */
   private outstanding = 0;
-  /** Frame body bytes of the items received and not yet credited back (what the sender counts, or more). */
+  /** Frame body bytes of the items received and not yet credited back (as they arrived here). */
   private unacknowledgedBytes = 0;
   /** Items received so far (the next item's index). */
   received = 0;
@@ -59,7 +69,7 @@ export class ItemInbox {
   /**
    * @param grant - sends a credit message for `n` items
    * @param window - the first credit, in items
-   * @param maxBytes - the sender's byte cap this end enforces
+   * @param maxBytes - the sender's byte cap (this end refuses items past {@link RECEIVER_BYTES_FACTOR} times it)
    */
   constructor(
     private readonly grant: (n: number) => void,
@@ -78,7 +88,7 @@ export class ItemInbox {
     return this.queue.length;
   }
 
-  /** Frame body bytes received and not yet credited back (at most `maxBytes` plus one item). */
+  /** Frame body bytes received and not yet credited back (under `RECEIVER_BYTES_FACTOR × maxBytes` plus one item). */
   get bytesHeld(): number {
     return this.unacknowledgedBytes;
   }
@@ -92,14 +102,14 @@ export class ItemInbox {
    * One item from the peer, whose frame body was `size` bytes. Returns why it
    * is refused when the peer ignored flow control — sent it without a credit,
    * or while the items it sent and that were not credited back already held
-   * `maxBytes` — and undefined when it is taken. The owner fails the stream
-   * on a refusal.
+   * {@link RECEIVER_BYTES_FACTOR} × `maxBytes` — and undefined when it is
+   * taken. The owner fails the stream on a refusal.
    */
   push(value: unknown, size = 0): ItemRefusal | undefined {
     if (this.done) return undefined; // late item after the end: dropped
     if (this.outstanding <= 0) return 'credit';
-    // The sender's own count of these bytes is never lower than ours (our credits reach it later).
-    if (this.unacknowledgedBytes >= this.maxBytes) return 'bytes';
+    // Our credits reach the sender later, so its count is never below ours but for re-encoding hops (the factor).
+    if (this.unacknowledgedBytes >= this.maxBytes * RECEIVER_BYTES_FACTOR) return 'bytes';
     this.outstanding--;
     this.received++;
     this.unacknowledgedBytes += size;
