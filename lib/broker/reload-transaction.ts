@@ -12,18 +12,9 @@
  * @module
  */
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
+import type { ReloadResult } from './broker-events.js';
 import type { PreparedService, ReloadPlan } from './reload-plan.js';
 import { launchSpec, type ServiceSupervisor, type StagedHelper } from './service-supervisor.js';
-
-/** What a reload changed. */
-export interface ReloadResult {
-  /** Services registered anew. */
-  added: string[];
-  /** Services stopped and unregistered. */
-  removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
-  replaced: string[];
-}
 
 /** What a reload needs from its broker. */
 export interface ReloadHost {
