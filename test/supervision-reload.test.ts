@@ -182,6 +182,29 @@ t.test('a new helper killed before it was ready rolls the reload back too', asyn
   t.same(await kit.broker.connect('a').call('echo', { text: 'old' }), { text: 'old', pid: pids[0] }, 'a still runs its old code');
 });
 
+t.test('a helper relaunched with the old code while the new one was starting is replaced as well', async (t) => {
+  const launch = { throttleMs: 0, exitTimeoutMs: 2000, keepAlive: true };
+  const kit = await startBroker({ root: FIXTURES, services: [manifest('a', { launch })] });
+  t.teardown(() => kit.close());
+  await kit.waitFor('a', 'running');
+  const reload = kit.broker.reload({ services: [manifest('a', { entry: NEW, env: { SERVE_AFTER_MS: '1500' }, launch })] });
+  // While the new helper starts, the old one crashes and keepAlive relaunches the old code.
+  while (processesRunning(join(FIXTURES, NEW.slice(2))).length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  const relaunched = new Promise<number>((resolve) => kit.broker.on('launch', (service, pid) => service === 'a' && resolve(pid)));
+  await kit.crash('a');
+  const oldCode = await relaunched;
+  t.same(await reload, { added: [], removed: [], replaced: ['a'] });
+  t.equal(kit.broker.manifest('a').entry, NEW, 'the new manifest is recorded');
+  const oldCodeExit = kit.nextExit('a', 20_000);
+  const conn = kit.broker.connect('a');
+  let answer = await conn.call('echo', { text: 'x' }) as { text: string; pid: number };
+  const giveUpAt = performance.now() + 20_000;
+  while (answer.text !== 'v2:x' && performance.now() < giveUpAt) answer = await conn.call('echo', { text: 'x' }) as { text: string; pid: number };
+  t.equal(answer.text, 'v2:x', 'the new code answers');
+  t.not(answer.pid, oldCode, 'the service was switched to the new code');
+  t.equal((await oldCodeExit).reason, 'reloaded', 'and the relaunched old helper stopped on request');
+});
+
 t.test('a service whose protocol changed is re-registered only once its new helper started: a throwing one rolls back and its connections live on', async (t) => {
   const kit = await startBroker({ root: FIXTURES, services: [manifest('a'), manifest('b')] });
   t.teardown(() => kit.close());
