@@ -230,6 +230,17 @@ t.test('a changed service that does not run is not started by a reload; a later 
   t.same(await kit.broker.connect('idle').call('echo', { text: 'x' }), { text: 'v2:x', pid: kit.broker.status('idle').pid });
 });
 
+t.test('reloads run one at a time: the second is planned against what the first left', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [manifest('a')] });
+  t.teardown(() => kit.close());
+  await kit.broker.kickstart('a');
+  const first = kit.broker.reload({ services: [manifest('a', { entry: NEW })] });
+  const second = kit.broker.reload({ services: [manifest('a', { entry: NEW }), manifest('x')] });
+  t.same(await first, { added: [], removed: [], replaced: ['a'] });
+  t.same(await second, { added: ['x'], removed: [], replaced: [] }, 'a was already reloaded: only x is new');
+  t.same(await kit.broker.connect('a').call('echo', { text: 'y' }), { text: 'v2:y', pid: kit.broker.status('a').pid });
+});
+
 t.test('no uncaught exception', async (t) => {
   t.same(uncaught, []);
 });

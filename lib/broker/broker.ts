@@ -53,6 +53,7 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly implicitReads = runtimeReadPaths();
   private readonly mode: 'embedded' | 'daemon';
   private closing: Promise<void> | undefined;
+  private reloading: Promise<unknown> = Promise.resolve();
   /** Every supervisor's reports, as this broker's events. */
   private readonly eventHooks = supervisorEventHooks((event, ...args) => this.emit(event, ...args));
 
@@ -262,7 +263,14 @@ export class Broker extends Emitter<BrokerEvents> {
    * @param config - a config file path or its parsed contents (`services` is what counts)
    * @throws BulkheadError `ERR_INVALID_MANIFEST` and the other registration errors, or `ERR_RELOAD_FAILED`; in every case nothing changed
    */
-  async reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
+  reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
+    // One reload at a time: each is checked and planned against what the previous one left.
+    const run = this.reloading.then(() => this.reloadNow(config));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
     this.checkOpen();
     const { services, label } = reloadServices(config);
     const wanted = prepareServices(services, label, this.where);
