@@ -105,6 +105,23 @@ async function kernelEscapes(t: Test, service: string, network: 'none' | 'full')
   }
 }
 
+t.test('children: false: execveat refused; execve reaches the kernel, and what it starts stays inside the filter', async (t) => {
+  t.same(await sys('kpure', 'execveatMissing'), refused, 'execveat (fexecve of a memfd) under children: false');
+  t.same(await sys('kkids', 'execveatMissing'), { ok: false, code: 'ENOENT' }, 'control: under children: true it reaches the kernel');
+  t.same(await sys('kpure', 'execveMissing'), { ok: false, code: 'ENOENT' }, 'execve is not refused (bubblewrap execs the helper under this very filter)');
+  // The gap, tried: native code replaces the helper with `unshare -Ur`; the program runs, but still under the filter.
+  const k = await startBroker({ root: FIXTURES, services: [manifest('exec', 'kernel-pure'), manifest('execOpen', 'kernel-nofilter')] });
+  t.teardown(() => k.close());
+  const after = await rejection(call(k, 'exec', 'syscall', { name: 'execve', file: '/usr/bin/unshare', args: ['-Ur', '/bin/true'] }));
+  // (Node marks fds 0-3 close-on-exec, so the exec'd program has no stderr to explain itself: its exit code tells.)
+  t.equal(after.code, 'ERR_INTERRUPTED', 'the helper was replaced');
+  t.equal(after.data['exitCode'], 1, 'unshare -Ur failed: the exec\'d program is refused by the same filter');
+  setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, seccompProblem: 'simulated: no libseccomp' } }));
+  const open = await rejection(call(k, 'execOpen', 'syscall', { name: 'execve', file: '/usr/bin/unshare', args: ['-Ur', '/bin/true'] }));
+  t.equal(open.code, 'ERR_INTERRUPTED');
+  t.equal(open.data['exitCode'], 0, 'control: without the filter the same exec\'d unshare -Ur succeeds');
+});
+
 t.test('pure-compute / fs-reader policy: raw system calls refused with EPERM', (t) => kernelEscapes(t, 'kpure', 'none'));
 t.test('no-network policy (children allowed): raw system calls refused with EPERM', (t) => kernelEscapes(t, 'kkids', 'none'));
 t.test('network-client policy: raw system calls refused with EPERM', (t) => kernelEscapes(t, 'kfull', 'full'));
