@@ -32,6 +32,8 @@ export interface Libc {
   memfdCreate(name: string, flags: number): number;
   /** pipe2(2): `[readFd, writeFd]`, or null (then see {@link Libc.errno}). */
   pipe2(flags: number): [number, number] | null;
+  /** ioctl(2) without an argument (e.g. NS_GET_USERNS): its result, -1 on error. */
+  ioctl(fd: number, request: number): number;
   /** The Landlock ABI version the kernel offers (0 when it has none). */
   landlockAbi(): number;
   errno(): number;
@@ -64,12 +66,14 @@ export function loadFfi(): Ffi {
     const memfd = c.func('int memfd_create(const char *name, unsigned int flags)');
     const sys = c.func('long syscall(long nr, void *a, unsigned long b, unsigned int c)');
     const pipe2 = c.func('int pipe2(void *fds, int flags)');
+    const ioctl = c.func('int ioctl(int fd, unsigned long request)');
     libc = {
       memfdCreate: (name, flags) => memfd(name, flags) as number,
       pipe2: (flags) => {
         const fds = Buffer.alloc(8); // int[2]
         return (pipe2(fds, flags) as number) === 0 ? [fds.readInt32LE(0), fds.readInt32LE(4)] : null;
       },
+      ioctl: (fd, request) => ioctl(fd, request) as number,
       // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version, or -1 (ENOSYS/EOPNOTSUPP).
       landlockAbi: () => Math.max(0, Number(sys(LANDLOCK_CREATE_RULESET, null, 0, 1))),
       errno: () => koffi.errno(),

@@ -22,9 +22,9 @@
  * - A root broker runs pasta as root (`--runas 0:0`): passt 2023.03 drops to
  *   "nobody" otherwise and can then neither open a root-owned namespace nor
  *   join it. pasta confines itself either way (its own seccomp filter, an
- *   empty mount namespace, no_new_privs). An unprivileged broker gives pasta
- *   the bubblewrap child's pid: pasta joins that process's user namespace,
- *   which the broker's uid owns.
+ *   empty mount namespace, no_new_privs). An unprivileged broker hands pasta
+ *   the namespace and the user namespace that owns it (NS_GET_USERNS; the
+ *   broker's uid owns it): bubblewrap's child itself sits in a nested one.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,6 +33,8 @@ import { Socket } from 'node:net';
 import { loadFfi } from './ffi.js';
 
 const O_CLOEXEC = 0o2000000;
+/** ioctl on a namespace fd: an fd of the user namespace that owns it (linux/nsfs.h). */
+const NS_GET_USERNS = 0xb701;
 
 /** How long pasta may take to attach before the launch is failed. */
 export const PASTA_ATTACH_TIMEOUT_MS = 15_000;
@@ -156,33 +158,38 @@ export class PastaAttachment {
       this.fail('pipe2 failed for pasta\'s readiness pipe');
       return;
     }
-    let nsFd: number | undefined;
     const base = ['--config-net', '--quiet', '--foreground', ...PASTA_FORWARDING, '--pid', '/proc/self/fd/3'];
-    let args: string[];
-    if (isRoot) {
-      try {
-        // Opened by the broker: pasta drops CAP_SYS_PTRACE early and could not open it by pid.
-        nsFd = openSync(`/proc/${pid}/ns/net`, 'r');
-      } catch (err) {
-        ready.forEach((fd) => closeSync(fd));
-        this.fail(`cannot open the helper's network namespace: ${(err as Error).message}`);
-        return;
+    // The broker opens the namespaces and hands pasta fds (4: net, 5: its owning user ns). pasta drops
+    // CAP_SYS_PTRACE early, so it could not open a root sandbox's /proc/PID/ns/* itself; and unprivileged,
+    // /proc/PID/ns/user is bubblewrap's nested user namespace, not the one that owns the network namespace.
+    const nsFds: number[] = [];
+    const closeAll = (): void => {
+      for (const fd of [...ready, ...nsFds]) closeSync(fd);
+    };
+    try {
+      nsFds.push(openSync(`/proc/${pid}/ns/net`, 'r'));
+      if (!isRoot) {
+        const owner = ffi.ok ? ffi.libc.ioctl(nsFds[0]!, NS_GET_USERNS) : -1;
+        if (owner < 0) throw new Error(`NS_GET_USERNS failed (errno ${ffi.ok ? ffi.libc.errno() : '?'})`);
+        nsFds.push(owner);
       }
-      args = [...base, '--runas', '0:0', '--netns', '/proc/self/fd/4'];
-    } else {
-      args = [...base, String(pid)];
+    } catch (err) {
+      closeAll();
+      this.fail(`cannot open the helper's network namespace: ${(err as Error).message}`);
+      return;
     }
+    // A root broker runs pasta as root: passt 2023.03 drops to "nobody" otherwise, which cannot join a root-owned namespace.
+    const args = isRoot ? [...base, '--runas', '0:0', '--netns', '/proc/self/fd/4'] : [...base, '--userns', '/proc/self/fd/5', '--netns', '/proc/self/fd/4'];
     const command = setpriv !== null ? setpriv : pasta;
     const argv = setpriv !== null ? ['--pdeathsig', 'KILL', '--', pasta, ...args] : args;
     let child: ChildProcess | undefined;
     let spawnError: Error | undefined;
     try {
-      child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe', ready[1], ...(nsFd !== undefined ? [nsFd] : [])], env: {} });
+      child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe', ready[1], ...nsFds], env: {} });
     } catch (err) {
       spawnError = err as Error;
     }
-    if (nsFd !== undefined) closeSync(nsFd);
-    closeSync(ready[1]);
+    for (const fd of [ready[1], ...nsFds]) closeSync(fd);
     const readyStream = new Socket({ fd: ready[0], readable: true, writable: false });
     readyStream.unref();
     readyStream.on('error', () => undefined);
