@@ -7,8 +7,9 @@
  * Where Landlock runs, by measurement (docs/sandbox.md): it costs one extra
  * short-lived node process per launch, so it runs only where it enforces
  * something no cheaper layer does: abstract-socket scoping for `network:
- * "full"` (the helper shares the host's network namespace there), and the
- * filesystem rules on hosts without bubblewrap.
+ * "full"` on a host without pasta (the helper shares the host's network
+ * namespace there; with pasta it has its own, see {@link ./pasta.ts}), and
+ * the filesystem rules on hosts without bubblewrap.
  * @module
  */
 import { createRequire } from 'node:module';
