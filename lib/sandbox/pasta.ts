@@ -130,7 +130,9 @@ export class PastaAttachment {
       try {
         line = readFileSync(`/proc/${pid}/syscall`, 'utf8');
       } catch (err) {
-        this.fail(`cannot watch bubblewrap's child ${pid}: ${(err as Error).message}`);
+        // Gone before its gate: bubblewrap failed on its own, and its exit (with its stderr) says why.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') this.stop();
+        else this.fail(`cannot watch bubblewrap's child ${pid}: ${(err as Error).message}`);
         return;
       }
       const [nr, fd] = line.split(' ');
