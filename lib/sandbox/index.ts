@@ -227,10 +227,10 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     let seccompFd: number | undefined = compiled.seccompProgram === undefined ? undefined : programFd(compiled.seccompProgram);
     // Started now, it waits for bubblewrap to report its child: the helper's code runs once pasta is up.
     const pasta: PastaLaunch | undefined = compiled.pasta === undefined ? undefined : openPastaPipes(probe, compiled.pasta);
-    const closeFds = (): void => {
+    const closeFds = (): Promise<void> => {
       if (seccompFd !== undefined) closeSync(seccompFd);
       seccompFd = undefined;
-      pasta?.stop();
+      return pasta?.stop() ?? Promise.resolve();
     };
     const inheritFds = [...(seccompFd !== undefined ? [seccompFd] : []), ...(pasta?.childFds ?? [])];
     return {
@@ -240,8 +240,8 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       cwd: scratch.path,
       report,
       cleanup: () => {
-        closeFds();
-        return (cleanup ??= removeAll([scratch.remove(), ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])]));
+        const pastaGone = closeFds();
+        return (cleanup ??= removeAll([scratch.remove(), pastaGone, ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])]));
       },
       ...(inheritFds.length > 0 ? { inheritFds } : {}),
       // Read before cleanup removes the cgroup: the broker explains an exit before it cleans up.

@@ -18,8 +18,8 @@ export interface PastaLaunch {
   /** Child-side fds, in the order of bubblewrap's `--info-fd` and `--block-fd`: the info pipe's write end, the block pipe's read end. */
   childFds: [number, number];
   attachment: PastaAttachment;
-  /** Stops pasta and closes every fd of the wiring. Idempotent. */
-  stop(): void;
+  /** Stops pasta and closes every fd of the wiring. Idempotent; settles once pasta has exited. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -43,11 +43,13 @@ export function openPastaPipes(probe: HostProbe, fds: PastaFds): PastaLaunch {
     childFds: [info[1], block[0]],
     attachment,
     stop: () => {
-      attachment.stop();
-      if (!open) return;
-      open = false;
-      closeSync(info[1]);
-      closeSync(block[0]);
+      const exited = attachment.stop();
+      if (open) {
+        open = false;
+        closeSync(info[1]);
+        closeSync(block[0]);
+      }
+      return exited;
     },
   };
 }

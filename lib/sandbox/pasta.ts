@@ -83,6 +83,8 @@ export class PastaAttachment {
   private timer: NodeJS.Timeout | undefined;
   /** When pasta said it was ready, in ms after bubblewrap reported its child (performance figures). */
   attachMs: number | undefined;
+  /** Settles when the pasta process has exited, or at once while none was started. */
+  private exited: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: PastaAttachmentOptions) {
     this.blockFd = options.blockFd;
@@ -131,7 +133,7 @@ export class PastaAttachment {
         line = readFileSync(`/proc/${pid}/syscall`, 'utf8');
       } catch (err) {
         // Gone before its gate: bubblewrap failed on its own, and its exit (with its stderr) says why.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') this.stop();
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') void this.stop();
         else this.fail(`cannot watch bubblewrap's child ${pid}: ${(err as Error).message}`);
         return;
       }
@@ -201,6 +203,11 @@ export class PastaAttachment {
       return;
     }
     this.child = child;
+    const running = child;
+    this.exited = new Promise((resolve) => {
+      if (running.exitCode !== null || running.signalCode !== null) resolve();
+      else running.once('close', () => resolve());
+    });
     child.unref();
     let pidText = '';
     let stderr = '';
@@ -257,11 +264,15 @@ export class PastaAttachment {
     this.release();
   }
 
-  /** Ends pasta and closes the pipes (the helper exited, or its launch was abandoned). Idempotent. */
-  stop(): void {
+  /**
+   * Ends pasta and closes the pipes (the helper exited, or its launch was abandoned). Idempotent.
+   * @returns settles once pasta has exited (at once when it never ran)
+   */
+  stop(): Promise<void> {
     if (this.stateValue !== 'failed') this.stateValue = 'stopped';
     clearTimeout(this.timer);
     this.release();
+    return this.exited;
   }
 
   private release(): void {
