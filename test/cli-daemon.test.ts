@@ -132,25 +132,6 @@ t.test('a sandboxed helper: RSS counts its whole tree, and the enforcement summa
   t.match(text.stdout.split('\n').find((line) => line.startsWith('boxed '))!, `pure-compute ${enforced}/${s.sandbox!.rules.length}`);
 });
 
-t.test('ps --layers: each sandbox rule of a service and the layers that enforce it, as in --json', async (t) => {
-  if (byName(await psJson(), 'boxed').sandbox === null) t.equal((await bulkhead('kickstart', 'boxed')).code, 0);
-  const [json, text] = await Promise.all([psJson(), bulkhead('ps', '--layers', 'boxed')]);
-  t.equal(text.code, 0, text.stderr);
-  const report = byName(json, 'boxed').sandbox!;
-  const lines = text.stdout.trimEnd().split('\n');
-  t.match(lines[0], /^boxed {2}pure-compute \d+\/\d+$/);
-  t.match(lines[1], /^ {2}RULE +LAYERS$/);
-  t.equal(lines.length, 2 + report.rules.length, 'one line per rule, only boxed\'s');
-  for (const rule of report.rules) {
-    const line = lines.find((l) => l.slice(2).startsWith(`${rule.rule} `));
-    t.ok(line?.endsWith(rule.unenforced ? `(unenforced; missing ${rule.missing})` : rule.layers.join(', ') || '-'), `${rule.rule}: ${rule.layers.join(', ')}`);
-    t.equal(line?.startsWith('! '), rule.unenforced);
-  }
-  const unknown = await bulkhead('ps', '--layers', 'no-such-service');
-  t.equal(unknown.code, 1);
-  t.match(unknown.stderr, /No service named "no-such-service"/);
-});
-
 t.test('logs shows what a helper printed, tagged with service and pid; -f follows', async (t) => {
   const follower = spawn(process.execPath, [CLI, 'logs', 'chatty', '-f', '-n', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => follower.kill('SIGKILL'));
