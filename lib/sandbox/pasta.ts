@@ -206,7 +206,7 @@ export class PastaAttachment {
     const running = child;
     this.exited = new Promise((resolve) => {
       if (running.exitCode !== null || running.signalCode !== null) resolve();
-      else running.once('close', () => resolve());
+      else running.once('exit', () => resolve());
     });
     child.unref();
     let pidText = '';
@@ -284,7 +284,10 @@ export class PastaAttachment {
     }
     const child = this.child;
     this.child = undefined;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      child.ref(); // until its exit is seen: stop() promises it
+      child.kill('SIGKILL');
+    }
   }
 }
 
