@@ -151,7 +151,9 @@ function bind(): FdPassing {
       };
       const n = Number(recvmsg(socketFd, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
       if (n < 0) return { bytes: -errno(), fd: undefined, truncated: false };
-      return { bytes: n, fd: firstFd(control, Number(msg.msg_controllen)), truncated: (msg.msg_flags & 0x8 /* MSG_CTRUNC */) !== 0 };
+      // koffi wrote the kernel's lengths back into `msg` (size_t may come back as a BigInt).
+      const written = msg as Record<string, unknown>;
+      return { bytes: n, fd: firstFd(control, Number(written['msg_controllen'])), truncated: (Number(written['msg_flags']) & 0x8 /* MSG_CTRUNC */) !== 0 };
     },
     waitReadable(fd, timeoutMs) {
       // struct pollfd { int fd; short events; short revents; }
@@ -160,7 +162,7 @@ function bind(): FdPassing {
       pollfd.writeInt16LE(POLLIN, 4);
       return new Promise((resolve, reject) => {
         poll.async(pollfd, 1, Math.max(0, Math.floor(timeoutMs)), (err: unknown, result: unknown) => {
-          if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+          if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error('poll(2) failed on the thread pool'));
           else resolve(Number(result) > 0);
         });
       });

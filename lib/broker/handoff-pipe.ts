@@ -20,7 +20,8 @@
 import { Socket } from 'node:net';
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { PeerInfo } from '../wire/envelope.js';
-import { requireFdPassing, type FdPassing } from './fd-passing.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
+import { loadFdPassing, requireFdPassing, type FdPassing } from './fd-passing.js';
 
 /** Longest line read from a helper's hand-off pipe; a longer one is skipped whole. */
 export const MAX_HANDOFF_LINE_BYTES = 4096;
@@ -180,6 +181,35 @@ export class HandoffPipe {
     for (const item of this.queue.splice(0)) item.settle?.(error);
     this.socket.destroy(); // closes the fd
   }
+}
+
+/** A hand-off pipe made for a helper about to be spawned. */
+export interface PreparedHandoff {
+  /** The child's end: pass it in the spawn's stdio at index `env[HANDOFF_FD]`, then call {@link PreparedHandoff.spawned}. */
+  childFd: number;
+  /** The helper's environment plus the variable naming that fd. */
+  env: Record<string, string>;
+  /** After spawn (whether or not it succeeded): closes the broker's copy of the child's end, returns the pipe. */
+  spawned(hooks: HandoffPipeHooks): HandoffPipe;
+}
+
+/**
+ * Makes a hand-off pipe for a helper whose spawn stdio already has `stdioLength`
+ * entries (its end goes next). Undefined where fd passing is unavailable.
+ */
+export function prepareHandoff(service: string, env: Record<string, string>, stdioLength: number): PreparedHandoff | undefined {
+  const fds = loadFdPassing();
+  if ('problem' in fds) return undefined;
+  const [brokerEnd, childFd] = fds.socketPair();
+  return {
+    childFd,
+    env: { ...env, [HELPER_ENV.handoffFd]: String(stdioLength) },
+    spawned: (hooks) => {
+      // The child has its copy now (or none: spawn threw); ours would keep the pipe open after it exits.
+      fds.close(childFd);
+      return new HandoffPipe(brokerEnd, service, hooks);
+    },
+  };
 }
 
 function isCount(v: unknown): v is number {
