@@ -11,7 +11,7 @@ import type { BulkheadError } from 'bulkhead';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { HandshakeReader, writeHandshake } from '../lib/daemon/handshake-io.js';
-import { holdReads, receiveHandoffAnswer } from '../lib/daemon/handoff-receive.js';
+import { holdReads, receiveHandoffAnswer, resumeReads } from '../lib/daemon/handoff-receive.js';
 import { proofPayload, signProof, type IssuedIdentity } from '../lib/identity/index.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
 import type { Envelope } from '../lib/wire/envelope.js';
@@ -191,22 +191,25 @@ async function rawHandoff(identity: IssuedIdentity, service: string): Promise<{ 
   return { channel: new FramedChannel(new Socket({ fd: answer.fd, readable: true, writable: true })), lifeline: socket };
 }
 
-t.test('a forged peer claim on a direct channel is ignored or refused', async (t) => {
-  const identity = daemon.ca.issue('app-a');
-  const { channel, lifeline } = await rawHandoff(identity, 'echo');
-  t.teardown(() => {
-    channel.destroy();
-    lifeline.destroy();
-  });
+/** Collects what arrives on a raw channel; `next(kind)` takes the first of that kind. */
+function collect(channel: FramedChannel): { received: Envelope[]; next(kind: Envelope['kind']): Promise<Envelope>; closed: Promise<void> } {
   const received: Envelope[] = [];
-  let waiter: (() => void) | undefined;
+  const waiters: Array<() => void> = [];
+  const wake = (): void => {
+    for (const resolve of waiters.splice(0)) resolve();
+  };
   const closed = new Promise<void>((resolve) => channel.attach({
     envelope: (e) => {
       received.push(e);
-      waiter?.();
+      wake();
     },
-    closed: () => resolve(),
+    closed: () => {
+      resolve();
+      wake();
+    },
   }));
+  let isClosed = false;
+  void closed.then(() => (isClosed = true));
   const next = async (kind: Envelope['kind']): Promise<Envelope> => {
     for (;;) {
       const found = received.find((e) => e.kind === kind);
@@ -214,11 +217,25 @@ t.test('a forged peer claim on a direct channel is ignored or refused', async (t
         received.splice(received.indexOf(found), 1);
         return found;
       }
-      await new Promise<void>((resolve) => (waiter = resolve));
+      if (isClosed) throw new Error(`channel closed before a ${kind}`);
+      await new Promise<void>((resolve) => waiters.push(resolve));
     }
   };
+  return { received, next, closed };
+}
+
+const hello = (): Envelope => ({ kind: 'hello', role: 'client', protocol: 'com.test.echo', version: '1.0.0', schemaHash: daemon.broker.supervisorOf('echo').protocol.hash, info: {} });
+
+t.test('a forged peer claim on a direct channel is ignored or refused', async (t) => {
+  const identity = daemon.ca.issue('app-a');
+  const { channel, lifeline } = await rawHandoff(identity, 'echo');
+  t.teardown(() => {
+    channel.destroy();
+    lifeline.destroy();
+  });
+  const { received, next, closed } = collect(channel);
   // The hello claims to be someone else; it is a hello, not an identity.
-  channel.send({ kind: 'hello', role: 'client', protocol: 'com.test.echo', version: '1.0.0', schemaHash: daemon.broker.supervisorOf('echo').protocol.hash, info: { client: 'admin', name: 'admin', uid: 0 } });
+  channel.send({ ...hello(), info: { client: 'admin', name: 'admin', uid: 0 } } as Envelope);
   t.equal((await next('hello')).kind, 'hello');
   channel.send({ kind: 'call', id: 7, method: 'whoami', params: {}, meta: null });
   const reply = await next('reply');
@@ -248,3 +265,41 @@ for (const [service, expected] of [['boxed', ['bubblewrap', 'seccomp']], ['netbo
     t.ok(expected.every((layer) => layers.has(layer)), `the helper ran under ${expected.join(' and ')} (layers: ${[...layers].join(', ')})`);
   });
 }
+
+t.test('a direct client is bounded like a routed one: at most 1024 calls in flight', async (t) => {
+  const identity = daemon.ca.issue('app-a');
+  const a = await rawHandoff(identity, 'echo');
+  t.teardown(() => {
+    a.channel.destroy();
+    a.lifeline.destroy();
+  });
+  const calls = collect(a.channel);
+  a.channel.send(hello());
+  await calls.next('hello');
+  for (let id = 1; id <= 1030; id++) a.channel.send({ kind: 'call', id, method: 'sleep', params: { ms: 60_000 }, meta: null });
+  const refused = await Promise.all(Array.from({ length: 6 }, () => calls.next('error')));
+  t.same(refused.map((e) => (e.kind === 'error' ? e.error.code : e.kind)), Array(6).fill('ERR_BACKPRESSURE'), 'the 1025th call on and later are refused');
+  t.same(refused.map((e) => (e.kind === 'error' ? e.id : 0)), [1025, 1026, 1027, 1028, 1029, 1030]);
+});
+
+t.test('a direct client that stops reading is hung up on; the helper serves the others', async (t) => {
+  const identity = daemon.ca.issue('app-a');
+  const b = await rawHandoff(identity, 'echo');
+  t.teardown(() => {
+    b.channel.destroy();
+    b.lifeline.destroy();
+  });
+  const stalled = collect(b.channel);
+  b.channel.send(hello());
+  await stalled.next('hello');
+  (b.channel.stream as Socket).pause(); // never read again
+  const lifelineEnd = new Promise<void>((resolve) => b.lifeline.once('close', () => resolve()));
+  resumeReads(b.lifeline); // held since the hand-off (libuv would have eaten the descriptor)
+  b.lifeline.resume();
+  for (let id = 1; id <= 48; id++) b.channel.send({ kind: 'call', id, method: 'bytes', params: { size: 1 << 20 }, meta: null });
+  await lifelineEnd;
+  t.pass('the helper hung up on the client that stopped reading, and the daemon ended its channel');
+  const client = remote(daemon.ca.issue('app-a'));
+  t.teardown(() => client.close());
+  t.equal((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'alive' })).text, 'alive', 'positive control: the helper serves the others');
+});

@@ -21,6 +21,7 @@ import { bulkheadError } from '../errors.js';
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
+const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_NOSIGNAL = 0x4000;
@@ -51,7 +52,12 @@ export interface Received {
 
 /** The socket calls of this module, once loaded. */
 export interface FdPassing {
-  /** A connected pair of Unix stream sockets, both close-on-exec. */
+  /**
+   * A connected pair of Unix stream sockets, both close-on-exec and
+   * non-blocking. Non-blocking matters: libuv does not change the flags of a
+   * descriptor Node receives over IPC, and a blocking one would stall the
+   * helper's event loop on a client that stops reading.
+   */
   socketPair(): [number, number];
   /**
    * Sends `data` (and `fd`, if given) in one `sendmsg`. Returns the bytes sent,
@@ -122,7 +128,7 @@ function bind(): FdPassing {
   return {
     socketPair() {
       const sv = [-1, -1];
-      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) !== 0) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) !== 0) {
         throw bulkheadError('ERR_LAUNCH_FAILED', `socketpair(2) failed (errno ${errno()}); the process may be out of descriptors.`, { reason: 'no-socketpair', errno: errno() });
       }
       return [sv[0]!, sv[1]!];

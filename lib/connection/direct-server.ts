@@ -14,11 +14,15 @@
 import * as childProcess from 'node:child_process';
 import { Socket } from 'node:net';
 import type { PeerInfo } from '../wire/envelope.js';
-import { FramedChannel, type FramedChannelOptions } from '../wire/framed-channel.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
+import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
 
 /** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
 export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
+
+/** Calls one direct client may have running at once (the daemon's bound for a routed client). */
+export const MAX_DIRECT_IN_FLIGHT = 1024;
 
 /** How often, at most, the helper sends its counts to the broker, in ms. */
 export const TALLY_INTERVAL_MS = 50;
@@ -117,7 +121,10 @@ export class DirectChannels {
 
   private accept(id: number, socket: Socket, peer: PeerInfo): void {
     socket.unref();
-    const channel = new FramedChannel(socket, this.channelOptions);
+    // The client is untrusted and nobody stands between it and the helper: its unread backlog is
+    // bounded (past it the channel closes with ERR_BACKPRESSURE), and so are its calls in flight.
+    const maxFrameBytes = this.channelOptions.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const channel = new FramedChannel(socket, { ...this.channelOptions, maxBufferedBytes: untrustedPeerBacklog(maxFrameBytes) });
     const server = this.makeServer(channel, {
       // A client's goodbye ends its channel only; the helper keeps serving the others.
       goodbye: () => void server.drained().then(() => channel.end('bye')),
@@ -134,7 +141,7 @@ export class DirectChannels {
         if (counts !== undefined) counts.answered++;
         this.scheduleTally();
       },
-    }, { ...this.serverOptions, peer });
+    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT });
     this.servers.set(id, server);
     this.unreported.set(id, { answered: 0, inFlight: 0 });
     if (this.retiring !== undefined) sayGoodbye(server);

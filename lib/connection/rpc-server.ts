@@ -55,6 +55,12 @@ export interface RpcServerOptions {
   openTransaction?: () => () => void;
   /** Extra fields of this server's hello `info` (next to `pid`). @default none */
   helloInfo?: Record<string, unknown>;
+  /**
+   * Calls the peer may have running at once; one more fails at once with
+   * ERR_BACKPRESSURE (a direct channel's client is not bounded by the broker).
+   * @default unbounded (the broker bounds its own channel)
+   */
+  maxInFlight?: number;
 }
 
 /** Answering side of one channel. */
@@ -70,6 +76,7 @@ export class RpcServer {
   private readonly pressure: EventPressure;
   private readonly fixedPeer: PeerInfo | undefined;
   private readonly sharedTransaction: (() => () => void) | undefined;
+  private readonly maxInFlight: number;
 
   constructor(
     readonly channel: FramedChannel,
@@ -81,6 +88,7 @@ export class RpcServer {
     this.exposeStacks = options.exposeStacks ?? false;
     this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
     this.sharedTransaction = options.openTransaction;
+    this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.pressure = new EventPressure(channel);
     channel.attach({ envelope: (e) => this.receive(e), closed: (err) => this.onClosed(err) });
     const p = protocol;
@@ -187,6 +195,9 @@ export class RpcServer {
     const { id, method } = call;
     if (this.running.has(id)) return this.protocolViolation(`call id ${id} is already in flight`);
     this.hooks.callStarted?.();
+    if (this.running.size >= this.maxInFlight) {
+      return this.sendError(id, bulkheadError('ERR_BACKPRESSURE', `More than ${this.maxInFlight} calls in flight on this channel; await earlier calls.`, { limit: this.maxInFlight }).toJSON());
+    }
     if (this.draining) {
       return this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `${this.protocol.name} is shutting down; retry the call.`, data: { remoteCode: 'ERR_CLOSED' } });
     }
