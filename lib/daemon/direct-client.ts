@@ -65,8 +65,8 @@ export class DirectClient {
       },
     }, { service });
     channel.attach({
-      envelope: (e) => {
-        this.rpc.receive(e);
+      envelope: (e, body) => {
+        this.rpc.receive(e, body.length);
         if (e.kind === 'goodbye') this.retire();
       },
       closed: (error) => {
