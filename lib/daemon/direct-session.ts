@@ -26,6 +26,7 @@ import type { PeerInfo } from '../wire/envelope.js';
 import { encodeItem } from '../wire/codec.js';
 import { encodeFrame } from '../wire/frame-decoder.js';
 import { writeHandshake } from './handshake-io.js';
+import { forDaemonClient } from './client-facing-error.js';
 
 /** The helper a channel is handed to, as the session needs it. */
 export interface HandoffHelper {
@@ -115,7 +116,8 @@ export class DirectSession implements RouteTarget {
     if (this.ended) return;
     this.ended = true;
     const error = reason?.code === 'ERR_INTERRUPTED' && this.announced !== undefined ? this.announced : reason;
-    if (error !== undefined && this.socket.writable) writeHandshake(this.socket, { t: 'end', error: error.toJSON() });
+    // The helper's stderr (and the server's paths in it) stays on the daemon's host.
+    if (error !== undefined && this.socket.writable) writeHandshake(this.socket, { t: 'end', error: forDaemonClient(error, this.host.service).toJSON() });
     this.socket.end();
     if (this.helperEnd !== undefined) {
       this.fds.shutdown(this.helperEnd);
@@ -144,7 +146,8 @@ export class DirectSession implements RouteTarget {
 
   /** @inheritdoc */
   interrupted(error: BulkheadError): void {
-    this.end(error);
+    // Before the channel is bound, a failed launch reaches bind() with its own code; after, the helper's exit does.
+    if (this.pipe !== undefined) this.end(error);
   }
 
   /** @inheritdoc */

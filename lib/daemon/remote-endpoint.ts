@@ -24,6 +24,9 @@ export interface ClientIdentity {
   keyPem: string;
 }
 
+/** Why a daemon ends a direct channel for good (docs/wire.md 9.4); other codes leave the connection usable. */
+const WITHDRAWN: ReadonlySet<string> = new Set(['ERR_INVALIDATED', 'ERR_CERT_REVOKED', 'ERR_NOT_PERMITTED', 'ERR_BAD_FRAME', 'ERR_CLOSED']);
+
 /** How long the client waits for each handshake step, in ms. */
 const CLIENT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -174,7 +177,9 @@ export class RemoteEndpoint implements ServiceEndpoint {
         if (error === undefined || this.ended) return;
         // The helper went away: like an embedded interruption, and the next call re-brokers.
         if (error.code === 'ERR_INTERRUPTED') this.connection?.notifyInterrupted(error);
-        else this.connection?.notifyInvalidated(error.code === 'ERR_INVALIDATED' ? error : bulkheadError('ERR_INVALIDATED', error.message, { ...error.data, cause: error.code }));
+        // The daemon withdrew the client's right to the service (or is gone): the connection is over.
+        else if (WITHDRAWN.has(error.code)) this.connection?.notifyInvalidated(error.code === 'ERR_INVALIDATED' ? error : bulkheadError('ERR_INVALIDATED', error.message, { ...error.data, cause: error.code }));
+        // Anything else (the helper could not start, ...) failed the calls in flight; the next call tries again.
       },
     });
     this.direct = direct;
