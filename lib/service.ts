@@ -28,6 +28,7 @@ import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
 import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
+import { DirectChannels } from './connection/direct-server.js';
 import { ID_RANGE_SIZE } from './wire/envelope.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
@@ -209,11 +210,17 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   }
   served = true;
   let server: RpcServer | undefined;
+  /** Clients the broker handed to this helper directly (daemon mode), if it may. */
+  let direct: DirectChannels | undefined;
+  const broadcast = (name: string, payload: unknown): Promise<void> => {
+    const sent = [server!.broadcast(name, payload), ...(direct?.broadcast(name, payload) ?? [])];
+    return sent.length === 1 ? sent[0]! : Promise.all(sent).then(() => undefined);
+  };
   /** Events emitted in a spare before activation, sent once it serves. */
   const early: Array<[string, unknown]> = [];
   const start = (socket: Socket): void => {
-    server = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options);
-    for (const [name, payload] of early.splice(0)) void server.broadcast(name, payload);
+    ({ server, direct } = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options));
+    for (const [name, payload] of early.splice(0)) void broadcast(name, payload);
   };
   if (waitForHandover) startServing = start;
   else {
@@ -228,16 +235,16 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   return {
     protocol,
     emit: (name, payload) => {
-      if (server !== undefined) return server.broadcast(name, payload);
+      if (server !== undefined) return broadcast(name, payload);
       if (early.length < MAX_EARLY_EVENTS) early.push([name, payload]);
       else process.stderr.write(`bulkhead: event "${name}" dropped: ${MAX_EARLY_EVENTS} events are already waiting for this prewarmed helper's activation.\n`);
       return Promise.resolve();
     },
     get inFlight() {
-      return server?.inFlight ?? 0;
+      return (server?.inFlight ?? 0) + (direct?.inFlight ?? 0);
     },
     get openStreams() {
-      return server?.openStreams ?? 0;
+      return (server?.openStreams ?? 0) + (direct?.openStreams ?? 0);
     },
     keepAlive: () => {
       if (server === undefined) throw bulkheadError('ERR_INVALID_OPTION', 'keepAlive() before this prewarmed helper was activated; call it from a handler or after the first call.');
@@ -249,16 +256,30 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
 /** Events a spare keeps from before its activation (beyond that, they are dropped). */
 const MAX_EARLY_EVENTS = 1024;
 
-/** Answers calls on the broker's socket: what serve() does once it has fd 3. */
-function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions): RpcServer {
+/**
+ * Answers calls on the broker's socket: what serve() does once it has fd 3;
+ * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
+ */
+function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions): { server: RpcServer; direct: DirectChannels | undefined } {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
-  const channel = new FramedChannel(socket, maxFrameBytes === undefined ? {} : { maxFrameBytes });
+  const channelOptions = maxFrameBytes === undefined ? {} : { maxFrameBytes };
+  const channel = new FramedChannel(socket, channelOptions);
+  const exposeStacks = process.env[HELPER_ENV.debug] === '1';
+  const handoffFd = Number(process.env[HELPER_ENV.handoffFd] ?? '');
+  const direct = Number.isInteger(handoffFd) && handoffFd > 2
+    ? DirectChannels.open(handoffFd, (ch, hooks, serverOptions) => new RpcServer(ch, compiled, handlers, hooks, serverOptions), channelOptions, {
+      exposeStacks,
+      // ctx.keepAlive() on a direct channel holds the helper like any other: through the broker channel.
+      openTransaction: () => server.openTransaction(),
+    })
+    : undefined;
   let exiting = false;
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;
       exiting = true;
-      void server.drained()
+      // Calls on direct channels finish too before the helper goes.
+      void Promise.all([server.drained(), direct?.retire()])
         .then(() => options.onShutdown?.())
         .finally(() => {
           // Exit once our last replies are flushed to the kernel, not before.
@@ -272,7 +293,7 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
     closed: () => {
       if (!exiting) process.exit(0);
     },
-  }, { exposeStacks: process.env[HELPER_ENV.debug] === '1' });
+  }, { exposeStacks, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
   // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
   const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
   if (Number.isInteger(heartbeatMs) && heartbeatMs > 0) {
@@ -282,5 +303,5 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
     heartbeat.unref();
     socket.once('close', () => clearInterval(heartbeat));
   }
-  return server;
+  return { server, direct };
 }

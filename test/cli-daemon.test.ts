@@ -285,7 +285,7 @@ t.test('ps --clients lists connected clients with their kernel uid/gid/pid, and 
   // ps itself is a connected client (admin, on bulkhead.control) while it asks: its own row shows.
   const text = await bulkhead('ps', '--clients');
   t.equal(text.code, 0, text.stderr);
-  const row = new RegExp(`^admin\\s+bulkhead\\.control\\s+${process.getuid!()}\\s+${process.getgid!()}\\s+(\\d+)\\s`, 'm').exec(text.stdout);
+  const row = new RegExp(`^admin\\s+bulkhead\\.control\\s+routed\\s+${process.getuid!()}\\s+${process.getgid!()}\\s+(\\d+)\\s`, 'm').exec(text.stdout);
   t.ok(row !== null, 'a row for the ps process: identity, service, and the uid/gid the kernel reported');
   t.not(Number(row?.[1]), process.pid, 'its pid is the ps child\'s, not ours');
   t.match(text.stdout, /refused: .*ERR_NOT_PERMITTED:not-in-clients \d+/, 'the earlier refusal of "guest" is counted under its code and reason');

@@ -1,18 +1,23 @@
 /**
- * Daemon-routed vs embedded: the same echo helper and message, once through
- * an embedded broker (helper is this process's child) and once through a
- * daemon in another process (client → daemon → helper, frames forwarded
- * without re-encoding). Sequential p50/p99 and pipelined calls/s with CPU per
- * call of the client, the daemon and the helper; interleaved rounds.
+ * Daemon paths vs embedded: the same echo helper and message, through an
+ * embedded broker (helper is this process's child), through a daemon in
+ * another process that routes every frame (client → daemon → helper, frames
+ * forwarded without re-encoding: `direct: false`), and over a channel the
+ * daemon handed off (client → helper, the daemon out of the path; issue 17).
+ * Sequential p50/p99 and pipelined calls/s with CPU per call of the client,
+ * the daemon and the helper; interleaved rounds. Then the cost of one
+ * connection (handshake, hand-off or route, first call) per path, with the
+ * daemon's CPU for it.
  * @module
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ClientIdentity } from 'bulkhead';
 import { RemoteBroker } from '../../lib/daemon/remote-broker.js';
+import { requireFdPassing } from '../../lib/broker/fd-passing.js';
 import { CONFIG } from '../common/config.js';
 import { latency, pipelined } from '../common/measure.js';
-import { nodePidOf, processTree } from '../common/proc.js';
+import { cpuMicrosOf, nodePidOf, processTree } from '../common/proc.js';
 import { FIXTURES, fmt, heading, kilo, machine, printTable, ratio, writeResult, type ScenarioResult } from '../common/report.js';
 import { median, spread, type Spread } from '../common/stats.js';
 import { MESSAGE, bulkheadTransport, type Transport } from '../common/transports.js';
@@ -20,10 +25,57 @@ import { MESSAGE, bulkheadTransport, type Transport } from '../common/transports
 const NAME = 'daemon';
 const CHILD = fileURLToPath(new URL('./daemon-process.js', import.meta.url));
 
+/** Connections opened and closed one after another to measure what one costs. */
+const CONNECTIONS = CONFIG.quick ? 20 : 50;
+
+/**
+ * What one connection costs on a path: `connect()` to the first call's answer
+ * (Unix connect, challenge, auth with its signature, the daemon's checks, then
+ * the hand-off or the route, the hello, one echo), and the daemon's CPU for it.
+ */
+async function connectionCost(remote: RemoteBroker, daemonPid: number): Promise<{ ms: Spread; daemonCpuUs: number }> {
+  const times: number[] = [];
+  const cpuBefore = cpuMicrosOf(daemonPid);
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const t0 = performance.now();
+    const conn = remote.connect('echo', { protocol: 'com.bench.echo' });
+    await conn.call('echo', MESSAGE);
+    times.push(performance.now() - t0);
+    await conn.close();
+  }
+  return { ms: spread(times), daemonCpuUs: (cpuMicrosOf(daemonPid) - cpuBefore) / CONNECTIONS };
+}
+
+/**
+ * The hand-off's own system calls, in-process: a socketpair, one sendmsg with
+ * SCM_RIGHTS, the recvmsg that takes the descriptor, and the closes (the
+ * daemon sends twice per connection: to the client and to the helper). µs each.
+ */
+function handoffSyscallsUs(rounds = 2000): Spread {
+  const fds = requireFdPassing();
+  const [a, b] = fds.socketPair();
+  const byte = Buffer.alloc(1);
+  const into = Buffer.alloc(16);
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    const [x, y] = fds.socketPair();
+    fds.send(a, byte, y);
+    const got = fds.receive(b, into);
+    fds.close(x);
+    fds.close(y);
+    if (got.fd !== undefined) fds.close(got.fd);
+    times.push((performance.now() - t0) * 1000);
+  }
+  fds.close(a);
+  fds.close(b);
+  return spread(times);
+}
+
 /** Runs the scenario. */
 export async function runDaemon(): Promise<ScenarioResult> {
   const start = machine();
-  heading(`daemon-routed vs embedded: ${CONFIG.rounds} interleaved rounds of ${CONFIG.daemonCalls} sequential and ${CONFIG.pipelined} pipelined calls`);
+  heading(`daemon (routed, handed-off) vs embedded: ${CONFIG.rounds} interleaved rounds of ${CONFIG.daemonCalls} sequential and ${CONFIG.pipelined} pipelined calls`);
   const daemonProcess = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const closers: Array<() => Promise<void>> = [];
   try {
@@ -33,32 +85,37 @@ export async function runDaemon(): Promise<ScenarioResult> {
       daemonProcess.once('exit', (code) => reject(new Error(`daemon process exited ${code}`)));
     });
     const daemonStartMs = performance.now() - setupStart;
-    const remote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
-    closers.push(() => remote.close());
-    const conn = remote.connect('echo', { protocol: 'com.bench.echo' });
-    let events = 0;
-    conn.on('event', () => events++);
-    await conn.call('echo', MESSAGE);
+    const routedRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: false });
+    const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
+    closers.push(() => routedRemote.close(), () => directRemote.close());
     const daemonPid = daemonProcess.pid!;
-    const helperPid = nodePidOf(processTree(daemonPid).find((p) => p !== daemonPid) ?? daemonPid);
-    const routed: Transport = { name: 'daemon-routed', call: (m, p) => conn.call(m, p), get events() { return events; }, peerPid: helperPid, close: async () => {} };
+    const remoteTransport = async (name: string, remote: RemoteBroker): Promise<Transport> => {
+      const conn = remote.connect('echo', { protocol: 'com.bench.echo' });
+      let events = 0;
+      conn.on('event', () => events++);
+      await conn.call('echo', MESSAGE);
+      const helperPid = nodePidOf(processTree(daemonPid).find((p) => p !== daemonPid) ?? daemonPid);
+      return { name, call: (m, p) => conn.call(m, p), get events() { return events; }, peerPid: helperPid, close: async () => {} };
+    };
+    const routed = await remoteTransport('daemon-routed', routedRemote);
+    const direct = await remoteTransport('daemon-direct', directRemote);
     const embedded = await bulkheadTransport('embedded');
     closers.push(() => embedded.close());
-    const both = [embedded, routed];
+    const both = [embedded, routed, direct];
     for (const t of both) {
       await latency(t, CONFIG.warmup);
       await pipelined(t, CONFIG.window * 8);
     }
     const r = new Map<Transport, { p50: number[]; p99: number[]; rate: number[]; cpuClient: number[]; cpuDaemon: number[]; cpuHelper: number[] }>(both.map((t) => [t, { p50: [], p99: [], rate: [], cpuClient: [], cpuDaemon: [], cpuHelper: [] }]));
     for (let round = 0; round < CONFIG.rounds; round++) {
-      const order = round % 2 === 0 ? both : [...both].reverse();
+      const order = [...both.slice(round % both.length), ...both.slice(0, round % both.length)];
       for (const t of order) {
         const l = await latency(t, CONFIG.daemonCalls);
         r.get(t)!.p50.push(l.p50);
         r.get(t)!.p99.push(l.p99);
       }
       for (const t of order) {
-        const p = await pipelined(t, CONFIG.pipelined, t === routed ? { daemon: daemonPid } : {});
+        const p = await pipelined(t, CONFIG.pipelined, t === embedded ? {} : { daemon: daemonPid });
         const x = r.get(t)!;
         x.rate.push(p.rate);
         x.cpuClient.push(p.cpuSelf);
@@ -69,24 +126,42 @@ export async function runDaemon(): Promise<ScenarioResult> {
     const summary: Record<string, Record<string, Spread>> = {};
     for (const [t, x] of r) summary[t.name] = { p50us: spread(x.p50), p99us: spread(x.p99), callsPerSec: spread(x.rate), cpuUsPerCallClient: spread(x.cpuClient), cpuUsPerCallDaemon: spread(x.cpuDaemon), cpuUsPerCallHelper: spread(x.cpuHelper) };
     const e = r.get(embedded)!;
-    const d = r.get(routed)!;
-    const p50Ratio = spread(d.p50.map((v, i) => v / e.p50[i]!));
-    const rateRatio = spread(d.rate.map((v, i) => v / e.rate[i]!));
+    const vsEmbedded = (t: Transport) => {
+      const d = r.get(t)!;
+      return { p50: spread(d.p50.map((v, i) => v / e.p50[i]!)), throughput: spread(d.rate.map((v, i) => v / e.rate[i]!)), extraUs: median(d.p50) - median(e.p50) };
+    };
+    const ratios = { routed: vsEmbedded(routed), direct: vsEmbedded(direct) };
     printTable(['path', 'p50 µs [min–max]', 'p99 µs', 'calls/s', 'CPU µs/call client', 'daemon', 'helper'], both.map((t) => {
       const s = summary[t.name]!;
-      return [t.name, `${fmt(s['p50us']!.median)} [${fmt(s['p50us']!.min)}–${fmt(s['p50us']!.max)}]`, fmt(s['p99us']!.median), kilo(s['callsPerSec']!.median), fmt(s['cpuUsPerCallClient']!.median, 2), t === routed ? fmt(s['cpuUsPerCallDaemon']!.median, 2) : '(in client)', fmt(s['cpuUsPerCallHelper']!.median, 2)];
+      return [t.name, `${fmt(s['p50us']!.median)} [${fmt(s['p50us']!.min)}–${fmt(s['p50us']!.max)}]`, fmt(s['p99us']!.median), kilo(s['callsPerSec']!.median), fmt(s['cpuUsPerCallClient']!.median, 2), t === embedded ? '(in client)' : fmt(s['cpuUsPerCallDaemon']!.median, 2), fmt(s['cpuUsPerCallHelper']!.median, 2)];
     }));
-    const extra = median(d.p50) - median(e.p50);
-    console.log(`  daemon-routed/embedded: p50 ${ratio(p50Ratio.median)} (+${fmt(extra)} µs), throughput ${ratio(rateRatio.median)}; daemon start-up (CA, socket) ${fmt(daemonStartMs, 0)} ms`);
-    writeResult(NAME, start, { daemonStartMs, summary, ratios: { p50: p50Ratio, throughput: rateRatio } });
+    for (const [name, x] of Object.entries(ratios)) {
+      console.log(`  daemon-${name}/embedded: p50 ${ratio(x.p50.median)} (${x.extraUs >= 0 ? '+' : ''}${fmt(x.extraUs)} µs), throughput ${ratio(x.throughput.median)}`);
+    }
+    const connections = { routed: await connectionCost(routedRemote, daemonPid), direct: await connectionCost(directRemote, daemonPid) };
+    for (const [name, c] of Object.entries(connections)) {
+      console.log(`  one ${name} connection (connect, handshake, ${name === 'direct' ? 'hand-off' : 'route'}, first call): ${fmt(c.ms.median, 2)} ms median [${fmt(c.ms.min, 2)}–${fmt(c.ms.max, 2)}], daemon CPU ${fmt(c.daemonCpuUs, 0)} µs`);
+    }
+    const syscalls = handoffSyscallsUs();
+    console.log(`  the hand-off's system calls (socketpair, sendmsg + recvmsg with SCM_RIGHTS, closes): ${fmt(syscalls.median, 1)} µs median`);
+    console.log(`  daemon start-up (CA, socket) ${fmt(daemonStartMs, 0)} ms`);
+    writeResult(NAME, start, { daemonStartMs, summary, ratios, connections, handoffSyscallsUs: syscalls });
+    const d = r.get(direct)!;
+    const x = ratios.direct;
+    const daemonCpu = median(d.cpuDaemon);
     return {
       name: NAME,
-      data: { summary },
+      data: { summary, connections },
       targets: [{
         scenario: NAME,
         target: 'daemon-routed vs embedded call (no target)',
-        measured: `p50 +${fmt(extra)} µs (${ratio(p50Ratio.median)}: ${fmt(median(d.p50))} vs ${fmt(median(e.p50))} µs); throughput ${ratio(rateRatio.median)} (${kilo(median(d.rate))} vs ${kilo(median(e.rate))}/s)`,
+        measured: `p50 +${fmt(ratios.routed.extraUs)} µs (${ratio(ratios.routed.p50.median)}: ${fmt(median(r.get(routed)!.p50))} vs ${fmt(median(e.p50))} µs); throughput ${ratio(ratios.routed.throughput.median)} (${kilo(median(r.get(routed)!.rate))} vs ${kilo(median(e.rate))}/s)`,
         met: null,
+      }, {
+        scenario: NAME,
+        target: 'handed-off daemon call ≤ 1.1× embedded p50, ≥ 0.9× its throughput, daemon CPU per call near zero (issue 17)',
+        measured: `p50 ${ratio(x.p50.median)} (${fmt(median(d.p50))} vs ${fmt(median(e.p50))} µs); throughput ${ratio(x.throughput.median)} (${kilo(median(d.rate))} vs ${kilo(median(e.rate))}/s); daemon ${fmt(daemonCpu, 2)} µs CPU/call; hand-off ${fmt(connections.direct.ms.median, 2)} ms per connection`,
+        met: x.p50.median <= 1.1 && x.throughput.median >= 0.9 && daemonCpu < 0.5,
       }],
     };
   } finally {

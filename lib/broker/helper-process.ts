@@ -13,6 +13,7 @@ import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import { LineRing } from '../util/line-ring.js';
 import { encodeItem } from '../wire/codec.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
+import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { awaitWarmFrame } from './warm-frame.js';
@@ -62,20 +63,28 @@ export class HelperProcess {
   private readonly idleWaiters: Array<() => void> = [];
   /** Why the broker killed it (e.g. "watchdog"), reported as the exit's reason. */
   private killReason: string | undefined;
+  /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
+  private handoffPipe: HandoffPipe | undefined;
+  private takesHandoff = false;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
-    this.child = spawn(plan.command, plan.args, {
-      env: plan.env,
-      cwd: plan.cwd,
-      // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
-      // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program).
-      stdio: plan.inheritFds !== undefined && plan.inheritFds.length > 0
-        ? ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds]
-        : options.outbound === undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-      // Own process group: a stop or kill reaches wrappers and the node they exec.
-      detached: true,
-    });
+    // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
+    // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program); then the hand-off pipe.
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds ?? []];
+    const handoff = options.handoff === true ? prepareHandoff(options.service, plan.env, stdio.length) : undefined;
+    if (handoff !== undefined) stdio.push(handoff.childFd);
+    try {
+      this.child = spawn(plan.command, plan.args, {
+        env: handoff?.env ?? plan.env,
+        cwd: plan.cwd,
+        stdio: stdio.length === 5 && options.outbound === undefined ? stdio.slice(0, 4) : stdio,
+        // Own process group: a stop or kill reaches wrappers and the node they exec.
+        detached: true,
+      });
+    } finally {
+      this.handoffPipe = handoff?.spawned({ answered: (calls) => void (this.callsAnswered += calls) });
+    }
     const pid = this.child.pid ?? -1;
     this.stderr = new LineRing(50, 4096, (line) => hooks.log('stderr', line, pid));
     this.stdout = new LineRing(20, 4096, (line) => hooks.log('stdout', line, pid));
@@ -144,7 +153,10 @@ export class HelperProcess {
       this.outboundChannel = channel;
       options.outbound(channel, this.child.pid);
     }
-    this.rpc.ready.then(() => this.startWatchdog(), () => undefined);
+    this.rpc.ready.then((hello) => {
+      this.takesHandoff = hello.info['handoff'] === true;
+      this.startWatchdog();
+    }, () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         // spawn failures (ENOENT, EACCES) arrive here, with no 'exit' after them.
@@ -173,6 +185,11 @@ export class HelperProcess {
   /** OS process id (of the outermost wrapper when sandboxed). */
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** The pipe to pass this helper direct channels on, once its hello said it takes them; else undefined. */
+  get handoff(): HandoffPipe | undefined {
+    return this.takesHandoff && !this.hasExited ? this.handoffPipe : undefined;
   }
 
   /** True once {@link HelperProcess.warm} has resolved (always for a plain helper). */
@@ -301,6 +318,7 @@ export class HelperProcess {
       const wasUsable = this.rpc.usable;
       this.channel.destroy();
       this.outboundChannel?.destroy();
+      this.handoffPipe?.destroy();
       // The supervisor's state first, so a .catch of an interrupted call sees the exit.
       this.options.exiting?.(info);
       const watchdog = this.killReason === 'watchdog' ? `: its event loop sent nothing for over ${this.options.watchdogMs} ms (launch.watchdogMs), so the broker killed it` : '';

@@ -40,6 +40,12 @@ export interface HelperSpawnOptions {
    * waits; `HelperProcess.activate` makes it load the service.
    */
   spare?: boolean;
+  /**
+   * Give the helper a hand-off pipe (daemon mode), so the broker can pass it
+   * direct channels (docs/wire.md, "Hand-off"). Ignored where fd passing is unavailable.
+   * @default false
+   */
+  handoff?: boolean;
   /** Given the helper's outbound channel (fd 4) when it may call other services. */
   outbound?: (channel: FramedChannel, pid: number | undefined) => void;
   /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */

@@ -155,6 +155,8 @@ export class HelperSpawner {
       plan: withParentDeathSignal(plan),
       protocol: this.protocol,
       spare,
+      // Daemon clients get channels of their own to the helper (lib/daemon/direct-session.ts).
+      handoff: ctx.mode === 'daemon',
       maxFrameBytes: ctx.maxFrameBytes,
       maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
       maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,

@@ -30,12 +30,37 @@ export interface RpcServerHooks {
   goodbye(): void;
   /** The channel closed. */
   closed(error: BulkheadError | undefined): void;
+  /** A call arrived (direct channels report their counts to the broker). */
+  callStarted?(): void;
+  /** A call was answered (reply or error). */
+  callSettled?(): void;
 }
 
 /** Options of an {@link RpcServer}. */
 export interface RpcServerOptions {
   /** Include handler stack traces in errors sent to callers (never in production). @default false */
   exposeStacks?: boolean;
+  /**
+   * A direct channel's one peer, as the broker verified it at hand-off: every
+   * call is attributed to it, and a `peer` message on the channel is a
+   * protocol violation (a client cannot name itself).
+   * @default none: peers come from the broker's `peer` messages, else the embedding app
+   */
+  peer?: PeerInfo;
+  /**
+   * Opens a transaction on the helper's broker channel (ctx.keepAlive() of a
+   * direct channel's calls); when given, this server sends no `activity` itself.
+   * @default transactions of this channel
+   */
+  openTransaction?: () => () => void;
+  /** Extra fields of this server's hello `info` (next to `pid`). @default none */
+  helloInfo?: Record<string, unknown>;
+  /**
+   * Calls the peer may have running at once; one more fails at once with
+   * ERR_BACKPRESSURE (a direct channel's client is not bounded by the broker).
+   * @default unbounded (the broker bounds its own channel)
+   */
+  maxInFlight?: number;
 }
 
 /** Answering side of one channel. */
@@ -49,6 +74,9 @@ export class RpcServer {
   /** Peers bound to call-id ranges by the broker (daemon mode). */
   private readonly peers = new Map<number, PeerInfo>();
   private readonly pressure: EventPressure;
+  private readonly fixedPeer: PeerInfo | undefined;
+  private readonly sharedTransaction: (() => () => void) | undefined;
+  private readonly maxInFlight: number;
 
   constructor(
     readonly channel: FramedChannel,
@@ -58,10 +86,13 @@ export class RpcServer {
     options: RpcServerOptions = {},
   ) {
     this.exposeStacks = options.exposeStacks ?? false;
+    this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
+    this.sharedTransaction = options.openTransaction;
+    this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.pressure = new EventPressure(channel);
     channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
     const p = protocol;
-    channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { pid: process.pid } });
+    channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { ...options.helloInfo, pid: process.pid } });
   }
 
   /** Handlers currently running. */
@@ -79,6 +110,7 @@ export class RpcServer {
    * open. Returns the (idempotent) release function.
    */
   openTransaction(): () => void {
+    if (this.sharedTransaction !== undefined) return this.sharedTransaction();
     this.setTransactions(this.transactions + 1);
     let released = false;
     return () => {
@@ -135,6 +167,7 @@ export class RpcServer {
       case 'error':
         return; // a connection-level error from the broker; the close follows
       case 'peer':
+        if (this.fixedPeer !== undefined) return this.protocolViolation('a client sent a "peer" message; on a direct channel the broker named the peer at hand-off');
         if (envelope.peer === null) this.peers.delete(envelope.range);
         else this.peers.set(envelope.range, Object.freeze({ ...envelope.peer }));
         return;
@@ -161,6 +194,10 @@ export class RpcServer {
   private startCall(call: CallEnvelope): void {
     const { id, method } = call;
     if (this.running.has(id)) return this.protocolViolation(`call id ${id} is already in flight`);
+    this.hooks.callStarted?.();
+    if (this.running.size >= this.maxInFlight) {
+      return this.sendError(id, bulkheadError('ERR_BACKPRESSURE', `More than ${this.maxInFlight} calls in flight on this channel; await earlier calls.`, { limit: this.maxInFlight }).toJSON());
+    }
     if (this.draining) {
       return this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `${this.protocol.name} is shutting down; retry the call.`, data: { remoteCode: 'ERR_CLOSED' } });
     }
@@ -175,7 +212,7 @@ export class RpcServer {
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
 
     const traceparent = isTraceparent(call.meta?.traceparent) ? call.meta.traceparent : undefined;
-    const running = new RunningCall(this, id, method, this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
+    const running = new RunningCall(this, id, method, this.fixedPeer ?? this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
     this.running.set(id, running);
     const stream = this.protocol.isStream(method) ? this.protocol.streamOf(method) : undefined;
     if (stream?.accepts === true) {
@@ -332,6 +369,7 @@ export class RpcServer {
   private sendReply(id: number, result: unknown): void {
     try {
       this.channel.send({ kind: 'reply', id, result });
+      this.hooks.callSettled?.();
     } catch (err) {
       // The result is too large for one frame: tell the caller instead of dropping the call.
       this.sendError(id, (err as BulkheadError).toJSON());
@@ -340,6 +378,7 @@ export class RpcServer {
 
   private sendError(id: number, error: SerializedError): void {
     this.channel.send({ kind: 'error', id, error });
+    this.hooks.callSettled?.();
   }
 
   private onClosed(error: BulkheadError | undefined): void {

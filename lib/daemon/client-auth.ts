@@ -34,6 +34,8 @@ export interface AuthContext {
 export interface AuthenticatedClient {
   service: string;
   identity: { name: string; serial: string };
+  /** The client can take a descriptor and asks for a channel of its own (`direct: true` in its auth). */
+  direct: boolean;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function authenticateClient(conn: PendingConnection, who: Handshake
   if (!verifyProof(cert, payload, sig)) {
     throw refusal('ERR_AUTH_FAILED', 'The signature does not prove possession of the certificate\'s key for this connection (wrong key, another socket path or daemon id, or a replayed handshake).', { reason: 'bad-proof', name: identity.name, serial: identity.serial, service });
   }
-  return { service, identity };
+  return { service, identity, direct: auth['direct'] === true };
 }
 
 /** A handshake refusal: its code, message, and `data` as docs/errors.md promises (`reason` always; names when known). */

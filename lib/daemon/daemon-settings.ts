@@ -27,6 +27,12 @@ export interface DaemonSettings {
   maxUnauthenticated?: number;
   /** Connections that have not authenticated yet, per peer uid; past it that uid's oldest pending one is closed. @default 32 */
   maxUnauthenticatedPerUid?: number;
+  /**
+   * Hand each client that can take a descriptor a channel of its own to the
+   * helper (docs/wire.md, "Hand-off"); false routes every call through the daemon.
+   * @default true
+   */
+  direct?: boolean;
 }
 
 /** Defaults of the handshake limits in {@link DaemonSettings}. */
@@ -42,6 +48,7 @@ export interface ResolvedDaemonSettings {
   handshakeTimeoutMs: number;
   maxUnauthenticated: number;
   maxUnauthenticatedPerUid: number;
+  direct: boolean;
 }
 
 /** True when this process runs as root: it is then a system daemon. */
@@ -74,7 +81,7 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
     throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon must be an object.`, { source, pointer: '/daemon' });
   }
   const s = { ...(section as DaemonSettings | undefined), ...overrides };
-  const known = ['socketPath', 'socketMode', 'socketGroup', 'stateDir', 'controlClients', 'handshakeTimeoutMs', 'maxUnauthenticated', 'maxUnauthenticatedPerUid'];
+  const known = ['socketPath', 'socketMode', 'socketGroup', 'stateDir', 'controlClients', 'handshakeTimeoutMs', 'maxUnauthenticated', 'maxUnauthenticatedPerUid', 'direct'];
   for (const key of Object.keys(s)) {
     if (!known.includes(key)) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} is not a known field (${known.join(', ')}).${didYouMean(key, known)}`, { source, pointer: `/daemon/${key}` });
   }
@@ -91,6 +98,7 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
   const clients = s.controlClients ?? ['admin'];
   const entry = new RegExp(CLIENT_ENTRY_PATTERN);
   if (!Array.isArray(clients) || clients.some((c) => typeof c !== 'string' || !entry.test(c))) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/controlClients must be an array of client entries (identity names, "*", "uid:N", "gid:N", "NAME@uid:N").`, { source, pointer: '/daemon/controlClients' });
+  if (s.direct !== undefined && typeof s.direct !== 'boolean') throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/direct must be true or false.`, { source, pointer: '/daemon/direct' });
   const count = (key: keyof typeof DAEMON_LIMIT_DEFAULTS, max: number): number => {
     const v = s[key] ?? DAEMON_LIMIT_DEFAULTS[key];
     if (!Number.isInteger(v) || v < 1 || v > max) throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /daemon/${key} must be an integer from 1 to ${max}.`, { source, pointer: `/daemon/${key}` });
@@ -105,5 +113,6 @@ export function resolveDaemonSettings(section: unknown, base: string, overrides:
     handshakeTimeoutMs: count('handshakeTimeoutMs', 600_000),
     maxUnauthenticated: count('maxUnauthenticated', 1_000_000),
     maxUnauthenticatedPerUid: count('maxUnauthenticatedPerUid', 1_000_000),
+    direct: s.direct ?? true,
   };
 }

@@ -32,19 +32,14 @@ import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
 import { CLIENT_STALL_MS, clientHighWaterBytes } from './session-flow.js';
 import { listenOnPassedFd } from './systemd-activation.js';
+import { announceWithdrawals, clientsInConfig, recheckClients, watchRevocations, type ClientRecord } from './client-authority.js';
+import { admitDirect, mayHandOff, type DirectAdmissionContext } from './direct-admission.js';
+import { CA_FILES } from '../identity/ca-directory.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
 /** How long a client has to authenticate, in ms, unless `daemon.handshakeTimeoutMs` says otherwise. */
 export const HANDSHAKE_TIMEOUT_MS = DAEMON_LIMIT_DEFAULTS.handshakeTimeoutMs;
-
-/** One authenticated client connection, as `bulkhead ps --clients` shows it. */
-interface ClientRecord {
-  service: string;
-  peer: PeerInfo;
-  credentials: PeerCredentials;
-  since: number;
-}
 
 /** Options of {@link Daemon.start}. */
 export interface DaemonOptions {
@@ -83,7 +78,7 @@ export interface DaemonConnectionStatus {
   /** Ended authenticated connections per code (`"clean"` for an orderly end) since start. */
   disconnects: Record<string, number>;
   /** Authenticated connections now. */
-  clients: Array<{ service: string; name: string; uid: number; gid: number; pid: number; since: number; alive: boolean | null }>;
+  clients: Array<{ service: string; name: string; uid: number; gid: number; pid: number; since: number; alive: boolean | null; path: 'direct' | 'routed' }>;
 }
 
 /** One structured log entry. */
@@ -101,6 +96,9 @@ export class Daemon {
   private readonly sessions = new Set<{ close(): void }>();
   /** Authenticated client connections. */
   private readonly connections = new Set<ClientRecord>();
+  /** What a hand-off joins (direct-admission.ts). */
+  private readonly direct: DirectAdmissionContext;
+  private stopWatchingRevocations: () => void = () => undefined;
   private readonly gatekeeper: Gatekeeper;
   private closing: Promise<void> | undefined;
   /** True when systemd passed the listening socket (it then owns the path). */
@@ -118,6 +116,7 @@ export class Daemon {
   ) {
     this.id = ca.fingerprint;
     this.gatekeeper = new Gatekeeper(settings, log, (code) => broker.metricsRecorder.refused(code));
+    this.direct = { broker, gatekeeper: this.gatekeeper, sessions: this.sessions, connections: this.connections, routedOnly: new Set(), enabled: settings.direct, log };
   }
 
   /** Absolute socket path. */
@@ -184,6 +183,7 @@ export class Daemon {
       await broker.close();
       throw err;
     }
+    daemon.stopWatchingRevocations = watchRevocations(ca.dir, CA_FILES.revoked, () => daemon.recheckClients());
     log({ event: 'listening', socketPath: settings.socketPath, pid: process.pid, services: broker.serviceNames(), ...(daemon.socketActivated ? { activated: true } : {}) });
     return daemon;
   }
@@ -193,6 +193,7 @@ export class Daemon {
     this.closing ??= (async () => {
       // server.close() waits for open connections, so end the sessions before awaiting it.
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.stopWatchingRevocations();
       for (const session of [...this.sessions]) session.close();
       this.gatekeeper.closeAll();
       await stopped;
@@ -222,8 +223,8 @@ export class Daemon {
       held: this.gatekeeper.held,
       refusals: { ...this.gatekeeper.refusals },
       disconnects: { ...this.gatekeeper.disconnects },
-      clients: [...this.connections].map(({ service, peer, credentials, since }) => ({
-        service, name: peer.name, uid: credentials.uid, gid: credentials.gid, pid: credentials.pid, since,
+      clients: [...this.connections].map(({ service, peer, credentials, since, path }) => ({
+        service, name: peer.name, uid: credentials.uid, gid: credentials.gid, pid: credentials.pid, since, path,
         alive: credentials.pidfd === undefined ? null : peerAlive(credentials.pidfd, credentials.pid),
       })),
     };
@@ -235,14 +236,36 @@ export class Daemon {
    * downtime. A bad config changes nothing; the failure is logged with its reason.
    */
   async reload(): Promise<{ added: string[]; removed: string[]; replaced: string[] }> {
+    let announced: ClientRecord[] = [];
     try {
+      // A changed manifest restarts its helper: direct clients the new config drops learn that reason, not the restart.
+      announced = announceWithdrawals(this.connections, this.ca, clientsInConfig(readBrokerConfig(this.configPath).config.services));
       const result = await this.broker.reload(this.configPath);
       this.log({ event: 'reload', ...result });
+      this.recheckClients();
       return result;
     } catch (err) {
+      for (const record of announced) record.announce?.(undefined);
       const error = isBulkheadError(err) ? err : bulkheadError('ERR_INVALID_MANIFEST', `Cannot reload ${this.configPath}: ${(err as Error).message}`, {}, err);
       this.log({ event: 'reload-failed', code: error.code, message: error.message });
       throw error;
+    }
+  }
+
+  /**
+   * Re-checks every admitted connection against the revocation list and the
+   * services' `clients` (after a reload, or when revoked.json changed): a
+   * client that would now be refused loses its connection at once.
+   */
+  recheckClients(): void {
+    const clientsOf = (service: string): readonly string[] | undefined => (this.broker.serviceNames().includes(service) ? this.broker.manifest(service).clients ?? [] : undefined);
+    try {
+      for (const { record, error } of recheckClients([...this.connections], CONTROL_SERVICE, this.ca, clientsOf)) {
+        this.log({ event: 'withdrawn', code: error.code, service: record.service, client: record.peer.name, path: record.path });
+      }
+    } catch (err) {
+      // An unreadable revocation list: the next handshake reports it; live connections are not guessed at.
+      this.log({ event: 'recheck-failed', message: (err as Error).message });
     }
   }
 
@@ -261,7 +284,7 @@ export class Daemon {
     await conn.ready;
     if (conn.settled) return; // refused while held (evicted, timed out, gone)
     const { socket, reader, credentials } = conn;
-    const { service, identity } = await authenticateClient(conn, who, {
+    const { service, identity, direct } = await authenticateClient(conn, who, {
       ca: this.ca, daemonId: this.id, socketPath: this.socketPath, handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       fault: (err, names) => this.daemonFault(err, names),
     });
@@ -285,6 +308,8 @@ export class Daemon {
       throw refusal('ERR_NOT_PERMITTED', `Identity "${identity.name}" (uid ${credentials.uid}, gid ${credentials.gid}) may not connect to ${service}; add it to the service's clients.`, { reason: 'not-in-clients', name: identity.name, service });
     }
     reader.release();
+    // A client that can take a descriptor gets a channel of its own to the helper (docs/wire.md, "Hand-off").
+    if (direct && mayHandOff(this.direct, service) && admitDirect(this.direct, conn, service, peer, identity.serial)) return;
     const channel = new FramedChannel(socket, this.clientChannelOptions());
     let session: RoutedSession;
     try {
@@ -298,13 +323,13 @@ export class Daemon {
       throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
     }
     conn.admitted();
-    const record: ClientRecord = { service, peer, credentials, since: Date.now() };
+    const record: ClientRecord = { service, peer, credentials, since: Date.now(), path: 'routed', serial: identity.serial, withdraw: (error) => session.invalidated(error) };
     this.sessions.add(session);
     this.connections.add(record);
     // Written before anything the session sends: channel writes wait for the next tick.
     writeHandshake(socket, { t: 'ok', peer, range: session.range });
     this.broker.metricsRecorder.connected();
-    this.log({ event: 'connect', service, client: identity.name, range: session.range, ...peerFields(credentials) });
+    this.log({ event: 'connect', service, client: identity.name, range: session.range, path: 'routed', ...peerFields(credentials) });
   }
 
   /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
@@ -326,7 +351,7 @@ export class Daemon {
     const session = {
       close: () => channel.destroy(),
     };
-    const record: ClientRecord = { service: CONTROL_SERVICE, peer, credentials, since: Date.now() };
+    const record: ClientRecord = { service: CONTROL_SERVICE, peer, credentials, since: Date.now(), path: 'routed', serial: '', withdraw: () => session.close() };
     this.sessions.add(session);
     this.connections.add(record);
     this.broker.metricsRecorder.connected();

@@ -31,6 +31,14 @@ export interface RemoteBrokerOptions {
    * @default any id the challenge names
    */
   daemonId?: string;
+  /**
+   * Ask the daemon for a channel of our own to each service (hand-off,
+   * docs/wire.md): calls then go straight to the helper, the daemon keeps only
+   * lifecycle authority. Falls back to routing when this process cannot take a
+   * descriptor (koffi missing) or the daemon routes the service.
+   * @default true
+   */
+  direct?: boolean;
 }
 
 /** Options of {@link RemoteBroker.connect}. */
@@ -49,6 +57,7 @@ const WHERE = 'connectTo(socketPath, identity, options)';
 export class RemoteBroker {
   private readonly protocolsDir: string;
   private readonly daemonId: string | undefined;
+  private readonly direct: boolean;
   /** Endpoints of the connections still open; a closed connection leaves the set. */
   private readonly endpoints = new Set<RemoteEndpoint>();
   private closing: Promise<void> | undefined;
@@ -62,7 +71,7 @@ export class RemoteBroker {
    * @throws BulkheadError `ERR_INVALID_OPTION` naming the argument or option that is wrong
    */
   constructor(socketPath: string, identity: ClientIdentity, options: RemoteBrokerOptions = {}) {
-    const o = checkOptionsObject(options, ['protocolsDir', 'daemonId'], WHERE);
+    const o = checkOptionsObject(options, ['protocolsDir', 'daemonId', 'direct'], WHERE);
     this.socketPath = resolve(checkStringOption(socketPath, 'socketPath', WHERE, 'the path of the daemon\'s socket') ?? '');
     this.identity = checkIdentity(identity);
     this.protocolsDir = resolve(checkStringOption(o.protocolsDir, 'protocolsDir', WHERE, 'a directory path') ?? 'protocols');
@@ -70,6 +79,8 @@ export class RemoteBroker {
       throw bulkheadError('ERR_INVALID_OPTION', 'options.daemonId must be the daemon CA\'s SHA-256 fingerprint: 64 lowercase hex digits (`bulkhead identity issue` prints it).', { option: 'daemonId' });
     }
     this.daemonId = o.daemonId;
+    if (o.direct !== undefined && typeof o.direct !== 'boolean') throw bulkheadError('ERR_INVALID_OPTION', 'options.direct must be true or false.', { option: 'direct' });
+    this.direct = o.direct ?? true;
   }
 
   /**
@@ -85,7 +96,7 @@ export class RemoteBroker {
     const protocol = protocolName === CONTROL_SERVICE
       ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
       : loadProtocol(this.protocolsDir, protocolName);
-    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId);
+    const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId, this.direct);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;
     endpoint.onDetached = () => this.endpoints.delete(endpoint);

@@ -13,6 +13,8 @@ import type { ProtocolShape } from '../protocol/types.js';
 import { FramedChannel } from '../wire/framed-channel.js';
 import { proofPayload, signProof } from '../identity/proof.js';
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
+import { canReceiveHandoff, holdReads, receiveHandoffAnswer, resumeReads } from './handoff-receive.js';
+import { DirectClient } from './direct-client.js';
 
 /** An identity a client presents: its certificate, and the key that proves it owns it. */
 export interface ClientIdentity {
@@ -21,6 +23,9 @@ export interface ClientIdentity {
   certPem: string;
   keyPem: string;
 }
+
+/** Why a daemon ends a direct channel for good (docs/wire.md 9.4); other codes leave the connection usable. */
+const WITHDRAWN: ReadonlySet<string> = new Set(['ERR_INVALIDATED', 'ERR_CERT_REVOKED', 'ERR_NOT_PERMITTED', 'ERR_BAD_FRAME', 'ERR_CLOSED']);
 
 /** How long the client waits for each handshake step, in ms. */
 const CLIENT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -34,6 +39,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
   private rpc: RpcClient | undefined;
   private connecting: Promise<RpcClient> | undefined;
   private socket: Socket | undefined;
+  private direct: DirectClient | undefined;
   private ended = false;
 
   constructor(
@@ -43,7 +49,15 @@ export class RemoteEndpoint implements ServiceEndpoint {
     private readonly identity: ClientIdentity,
     /** The daemon id to insist on (its CA fingerprint); undefined: whatever the challenge names. */
     private readonly pinnedDaemonId?: string,
+    /** Ask for a direct channel (hand-off) when this process can take a descriptor. */
+    private readonly wantDirect = true,
   ) {}
+
+  /** `"direct"` while a handed-off channel is open, `"routed"` while a daemon-routed one is, else null. */
+  get path(): 'direct' | 'routed' | null {
+    if (this.current() === undefined) return null;
+    return this.direct !== undefined ? 'direct' : 'routed';
+  }
 
   /** @inheritdoc */
   current(): RpcClient | undefined {
@@ -66,7 +80,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
     this.ended = true;
     this.onDetached?.();
     this.onDetached = undefined;
-    if (this.rpc !== undefined && this.rpc.channel.open) this.rpc.channel.end('client closing');
+    if (this.direct !== undefined) this.direct.close();
+    else if (this.rpc !== undefined && this.rpc.channel.open) this.rpc.channel.end('client closing');
     else this.socket?.destroy();
   }
 
@@ -80,6 +95,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
     await connected;
     const reader = new HandshakeReader(socket);
     let range: number;
+    let handedOff: number | undefined;
     try {
       const challenge = await reader.next(CLIENT_HANDSHAKE_TIMEOUT_MS);
       const nonce = challenge['nonce'];
@@ -91,15 +107,29 @@ export class RemoteEndpoint implements ServiceEndpoint {
         throw bulkheadError('ERR_AUTH_FAILED', `The daemon at ${this.socketPath} is not the one pinned: its id (CA fingerprint) is ${daemonId.slice(0, 64)}, expected ${this.pinnedDaemonId}. Nothing was signed for it.`, { reason: 'daemon-mismatch' });
       }
       const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId, clientName: this.identity.name });
-      writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload) });
-      const answer = await reader.next(CLIENT_HANDSHAKE_TIMEOUT_MS);
+      // A client that can take a descriptor says so; the daemon then answers with a channel of our own.
+      const direct = this.wantDirect && canReceiveHandoff(socket);
+      if (direct) reader.release(); // the answer is read with recvmsg, not by libuv
+      writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload), ...(direct ? { direct: true } : {}) });
+      let answer: Record<string, unknown>;
+      if (direct) {
+        holdReads(socket); // before the event loop runs again: libuv must not read the answer
+        const received = await receiveHandoffAnswer(socket, CLIENT_HANDSHAKE_TIMEOUT_MS);
+        answer = received.message;
+        handedOff = received.fd;
+      } else {
+        answer = await reader.next(CLIENT_HANDSHAKE_TIMEOUT_MS);
+      }
       if (answer['t'] === 'error') throw daemonError(answer['error']);
       if (answer['t'] !== 'ok' || typeof answer['range'] !== 'number') throw bulkheadError('ERR_BAD_FRAME', 'Unexpected handshake answer from the daemon.');
+      if (answer['direct'] === true && handedOff === undefined) throw bulkheadError('ERR_BAD_FRAME', 'The daemon announced a direct channel but passed no descriptor.');
       range = answer['range'];
+      if (direct && handedOff === undefined) resumeReads(socket); // routed after all: libuv reads from here on
     } catch (err) {
       socket.destroy();
       throw err;
     }
+    if (handedOff !== undefined) return this.openDirect(socket, handedOff);
     reader.release();
     const channel = new FramedChannel(socket);
     const rpc = new RpcClient(channel, this.protocol, {
@@ -125,6 +155,38 @@ export class RemoteEndpoint implements ServiceEndpoint {
     this.rpc = rpc;
     await rpc.ready;
     return rpc;
+  }
+
+  /** The hand-off path: calls go to the helper on the channel the daemon passed (docs/wire.md, "Hand-off"). */
+  private async openDirect(lifeline: Socket, fd: number): Promise<RpcClient> {
+    const direct: DirectClient = new DirectClient(lifeline, fd, this.protocol, this.service, {
+      broadcast: (name, payload) => this.connection?.deliverEvent(name, payload),
+      eventError: (error) => this.connection?.deliverError(error),
+      retiring: () => {
+        // New calls re-broker (to the helper that replaces this one); this channel finishes its calls.
+        if (this.direct === direct) {
+          this.direct = undefined;
+          this.rpc = undefined;
+        }
+      },
+      ended: (error) => {
+        if (this.direct === direct) {
+          this.direct = undefined;
+          this.rpc = undefined;
+        }
+        if (error === undefined || this.ended) return;
+        // The helper went away: like an embedded interruption, and the next call re-brokers.
+        if (error.code === 'ERR_INTERRUPTED') this.connection?.notifyInterrupted(error);
+        // The daemon withdrew the client's right to the service (or is gone): the connection is over.
+        else if (WITHDRAWN.has(error.code)) this.connection?.notifyInvalidated(error.code === 'ERR_INVALIDATED' ? error : bulkheadError('ERR_INVALIDATED', error.message, { ...error.data, cause: error.code }));
+        // Anything else (the helper could not start, ...) failed the calls in flight; the next call tries again.
+      },
+    });
+    this.direct = direct;
+    this.rpc = direct.rpc;
+    direct.rpc.sendHello({ client: this.identity.name, document: this.protocol.document });
+    await direct.rpc.ready;
+    return direct.rpc;
   }
 }
 

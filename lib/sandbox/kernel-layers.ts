@@ -212,7 +212,8 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     }
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
-    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), PACKAGE_JSON);
+    // (helper-env.js: the step keeps the fd the hand-off variable names open across its exec.)
+    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), join(dirname(LANDLOCK_EXEC), '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
   }
   const landlockOn = preExec.length > 0;
 

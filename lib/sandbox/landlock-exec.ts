@@ -13,6 +13,7 @@
 import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { FS, handledFs, type LandlockSpec } from './landlock-spec.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 
 const SYS_CREATE = 444;
 const SYS_ADD_RULE = 445;
@@ -87,9 +88,11 @@ function main(argv: string[]): void {
     for (const path of spec.fs.write) allow(path, handled & ~FS.EXECUTE);
   }
   if (Number(sys(SYS_RESTRICT_SELF, 'int', ruleset, 'unsigned int', 0)) < 0) fail(121, `landlock_restrict_self failed (errno ${koffi.errno()})`);
-  // Node marks the fds it inherited close-on-exec; the helper needs stdio, its channel (fd 3) and, when present, the outbound channel (fd 4).
+  // Node marks the fds it inherited close-on-exec; the helper needs stdio, its channel (fd 3), when present
+  // the outbound channel (fd 4) and the hand-off pipe (daemon mode, the fd its variable names).
   const fcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
-  for (const fd of [0, 1, 2, 3, 4]) {
+  const handoffFd = Number(process.env[HELPER_ENV.handoffFd] ?? '');
+  for (const fd of [0, 1, 2, 3, 4, ...(Number.isInteger(handoffFd) && handoffFd > 4 && isSocket(handoffFd) ? [handoffFd] : [])]) {
     if (fd === 4 && !isSocket(fd)) continue; // no outbound channel: fd 4 is node's own
     fcntl(fd, F_SETFD, 0);
   }

@@ -22,6 +22,11 @@ export const HELPER_ENV = {
   connects: 'BULKHEAD_CONNECTS',
   /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */
   heartbeatMs: 'BULKHEAD_HEARTBEAT_MS',
+  /**
+   * The fd of the helper's hand-off pipe (daemon mode): the broker passes direct
+   * channels to the helper over it (docs/wire.md, "Hand-off"). Unset: none.
+   */
+  handoffFd: 'BULKHEAD_HANDOFF_FD',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
 } as const;

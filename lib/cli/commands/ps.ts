@@ -113,8 +113,8 @@ async function once(options: PsOptions, only: string[] = []): Promise<ExitCode> 
 
 /** `ps --clients`: one row per authenticated connection, then the refusal and disconnect counters. */
 function clientsTable(d: ListResult['daemon']): string {
-  const rows = [['CLIENT', 'SERVICE', 'UID', 'GID', 'PID', 'SINCE'], ...(d.clients ?? []).map((c) => [
-    c.name, c.service, String(c.uid), String(c.gid), c.alive === false ? `${c.pid} (exited)` : String(c.pid), new Date(c.since).toISOString(),
+  const rows = [['CLIENT', 'SERVICE', 'PATH', 'UID', 'GID', 'PID', 'SINCE'], ...(d.clients ?? []).map((c) => [
+    c.name, c.service, (c as { path?: string }).path ?? '-', String(c.uid), String(c.gid), c.alive === false ? `${c.pid} (exited)` : String(c.pid), new Date(c.since).toISOString(),
   ])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());

@@ -1,0 +1,198 @@
+/**
+ * The helper's side of direct channels (docs/wire.md, "Hand-off"): the
+ * broker passes the helper one end of a connected socket per client over the
+ * hand-off pipe, with the peer it verified; the helper answers that client on
+ * it with an ordinary {@link RpcServer} whose every call is attributed to that
+ * peer (a `peer` message on the channel is a protocol violation: the client
+ * cannot name itself). The helper reports its counts back on the same pipe,
+ * so `bulkhead ps` still shows calls and calls in flight.
+ *
+ * The pipe is Node's own IPC channel (`child_process` framing, opened on the
+ * fd the broker names), so a helper needs no FFI to receive descriptors.
+ * @module
+ */
+import * as childProcess from 'node:child_process';
+import { Socket } from 'node:net';
+import type { PeerInfo } from '../wire/envelope.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
+import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
+import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
+
+/** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
+export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
+
+/** Calls one direct client may have running at once (the daemon's bound for a routed client). */
+export const MAX_DIRECT_IN_FLIGHT = 1024;
+
+/** How often, at most, the helper sends its counts to the broker, in ms. */
+export const TALLY_INTERVAL_MS = 50;
+
+/** Longest peer name accepted from the pipe (the broker's own certificate names are far shorter). */
+const MAX_PEER_NAME = 1024;
+
+/** The direct channels a helper serves. */
+export class DirectChannels {
+  private readonly servers = new Map<number, RpcServer>();
+  /** Per channel: calls answered since its last report, and the in-flight count last reported. */
+  private readonly unreported = new Map<number, { answered: number; inFlight: number }>();
+  private tallyTimer: NodeJS.Timeout | undefined;
+  /** Set once the helper is leaving: resolves {@link DirectChannels.retire} when the last channel closed. */
+  private retiring: Array<() => void> | undefined;
+
+  private constructor(
+    private readonly makeServer: DirectServerFactory,
+    private readonly channelOptions: FramedChannelOptions,
+    private readonly serverOptions: RpcServerOptions,
+  ) {
+    process.on('message', (message: unknown, handle: unknown) => this.receive(message, handle));
+    // The broker channel (fd 3) decides how long the helper lives, not this pipe.
+    (process.channel as { unref?: () => void } | undefined)?.unref?.();
+  }
+
+  /**
+   * Opens the hand-off pipe on `fd` and starts taking channels from it.
+   * @returns undefined when this Node cannot open an IPC pipe (the broker then routes this helper's clients)
+   */
+  static open(fd: number, makeServer: DirectServerFactory, channelOptions: FramedChannelOptions, serverOptions: RpcServerOptions): DirectChannels | undefined {
+    // The same call Node makes at start-up for NODE_CHANNEL_FD; made here so no wrapper process
+    // between the broker and this node (bubblewrap, the Landlock step) can take the pipe first.
+    const forkChild = (childProcess as unknown as { _forkChild?: (fd: number, mode: string) => void })._forkChild;
+    if (typeof forkChild !== 'function' || process.channel !== undefined) return undefined;
+    forkChild(fd, 'json');
+    return new DirectChannels(makeServer, channelOptions, serverOptions);
+  }
+
+  /** Calls running on direct channels now. */
+  get inFlight(): number {
+    let n = 0;
+    for (const server of this.servers.values()) n += server.inFlight;
+    return n;
+  }
+
+  /** Streams open on direct channels now. */
+  get openStreams(): number {
+    let n = 0;
+    for (const server of this.servers.values()) n += server.openStreams;
+    return n;
+  }
+
+  /** Direct channels open now. */
+  get size(): number {
+    return this.servers.size;
+  }
+
+  /** Sends a service-wide event to every direct client (each paced by its own channel). */
+  broadcast(name: string, payload: unknown): Array<Promise<void>> {
+    return [...this.servers.values()].map((server) => server.broadcast(name, payload));
+  }
+
+  /**
+   * The helper is leaving (the broker said goodbye): tells every direct client
+   * to send no new calls here (a `goodbye` on its channel; the client connects
+   * again for new calls and closes this channel once its calls in flight are
+   * answered). Resolves once every direct channel closed; the broker's stop
+   * timeout bounds a client that never closes.
+   */
+  retire(): Promise<void> {
+    this.retiring ??= [];
+    for (const server of this.servers.values()) sayGoodbye(server);
+    if (this.servers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.retiring!.push(resolve));
+  }
+
+  private receive(message: unknown, handle: unknown): void {
+    if (typeof message !== 'object' || message === null) return;
+    const m = message as Record<string, unknown>;
+    const id = m['id'];
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return;
+    if (m['bulkhead'] === 'channel' && handle instanceof Socket) {
+      const peer = peerOf(m['peer']);
+      if (peer === undefined || this.servers.has(id)) {
+        handle.destroy();
+        return;
+      }
+      this.accept(id, handle, peer);
+    } else if (m['bulkhead'] === 'close') {
+      this.servers.get(id)?.channel.destroy();
+    } else if (handle instanceof Socket) {
+      handle.destroy();
+    }
+  }
+
+  private accept(id: number, socket: Socket, peer: PeerInfo): void {
+    socket.unref();
+    // The client is untrusted and nobody stands between it and the helper: its unread backlog is
+    // bounded (past it the channel closes with ERR_BACKPRESSURE), and so are its calls in flight.
+    const maxFrameBytes = this.channelOptions.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const channel = new FramedChannel(socket, { ...this.channelOptions, maxBufferedBytes: untrustedPeerBacklog(maxFrameBytes) });
+    const server = this.makeServer(channel, {
+      // A client's goodbye ends its channel only; the helper keeps serving the others.
+      goodbye: () => void server.drained().then(() => channel.end('bye')),
+      closed: () => {
+        if (this.servers.get(id) !== server) return;
+        this.servers.delete(id);
+        this.flushTally(); // its last answers count too
+        this.send({ bulkhead: 'closed', id });
+        if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
+      },
+      callStarted: () => this.scheduleTally(),
+      callSettled: () => {
+        const counts = this.unreported.get(id);
+        if (counts !== undefined) counts.answered++;
+        this.scheduleTally();
+      },
+    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT });
+    this.servers.set(id, server);
+    this.unreported.set(id, { answered: 0, inFlight: 0 });
+    if (this.retiring !== undefined) sayGoodbye(server);
+  }
+
+  /** Counts go at most every TALLY_INTERVAL_MS, one line per channel that changed. */
+  private scheduleTally(): void {
+    if (this.tallyTimer !== undefined) return;
+    this.tallyTimer = setTimeout(() => this.flushTally(), TALLY_INTERVAL_MS);
+    this.tallyTimer.unref();
+  }
+
+  private flushTally(): void {
+    clearTimeout(this.tallyTimer);
+    this.tallyTimer = undefined;
+    for (const [id, counts] of this.unreported) {
+      const server = this.servers.get(id);
+      const inFlight = server?.inFlight ?? 0;
+      if (counts.answered > 0 || inFlight !== counts.inFlight) this.send({ bulkhead: 'tally', id, calls: counts.answered, inFlight });
+      counts.answered = 0;
+      counts.inFlight = inFlight;
+      if (server === undefined) this.unreported.delete(id);
+    }
+  }
+
+  private send(message: Record<string, unknown>): void {
+    // The broker may be gone (then fd 3 closes and the helper exits); a lost report is harmless.
+    try {
+      process.send?.(message, undefined, {}, () => undefined); // a callback takes the error instead of an 'error' event
+    } catch {
+      // The pipe is closed.
+    }
+  }
+}
+
+function sayGoodbye(server: RpcServer): void {
+  if (server.channel.open) server.channel.send({ kind: 'goodbye', reason: 'the service is stopping; new calls go to a new channel' });
+}
+
+/** The peer the broker named, checked for shape (the pipe is the broker's, but the check is cheap). */
+function peerOf(value: unknown): PeerInfo | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const name = v['name'];
+  if (typeof name !== 'string' || name === '' || name.length > MAX_PEER_NAME) return undefined;
+  const peer: PeerInfo = { name };
+  for (const key of ['uid', 'gid', 'pid'] as const) {
+    const n = v[key];
+    if (n === undefined) continue;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return undefined;
+    peer[key] = n;
+  }
+  return Object.freeze(peer);
+}
