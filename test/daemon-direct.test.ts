@@ -23,14 +23,14 @@ const configPath = join(work, 'bulkhead.json');
 const services = (echoClients: string[]) => [
   { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: echoClients, launch: { throttleMs: 0, exitTimeoutMs: 500 } },
   { name: 'boxed', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['*'], sandbox: 'pure-compute', launch: { throttleMs: 0 } },
-  // network "full": Landlock's pre-exec step runs between bubblewrap and node, and must pass the hand-off pipe on.
+  // network "full": a network namespace of its own, attached to pasta while bubblewrap's child waits at its gate.
   { name: 'netboxed', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['*'], sandbox: 'network-client', launch: { throttleMs: 0 } },
 ];
 writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-a', 'app-b', 'app-c']) }));
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
-const remote = (identity: IssuedIdentity, direct?: boolean) => new RemoteBroker(daemon.socketPath, identity, { protocolsDir, ...(direct === undefined ? {} : { direct }) });
+const remote = (identity: IssuedIdentity, direct?: boolean) => new RemoteBroker(daemon.socketPath, identity, { protocolsDir, direct: direct ?? true });
 const me = { uid: process.getuid!(), gid: process.getgid!(), pid: process.pid };
 
 /** The daemon's record of this process's connections to `service`. */
@@ -254,7 +254,7 @@ t.test('a forged peer claim on a direct channel is ignored or refused', async (t
   t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('whoami', {})).peer, { name: 'app-a', ...me });
 });
 
-for (const [service, expected] of [['boxed', ['bubblewrap', 'seccomp']], ['netboxed', ['seccomp', 'landlock']]] as const) {
+for (const [service, expected] of [['boxed', ['bubblewrap', 'seccomp']], ['netboxed', ['seccomp', 'pasta']]] as const) {
   t.test(`a sandboxed helper (${expected.join(', ')}) takes its direct channel`, async (t) => {
     const client = remote(daemon.ca.issue('app-a'));
     t.teardown(() => client.close());

@@ -86,7 +86,7 @@ export async function runDaemon(): Promise<ScenarioResult> {
     });
     const daemonStartMs = performance.now() - setupStart;
     const routedRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: false });
-    const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
+    const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: true });
     closers.push(() => routedRemote.close(), () => directRemote.close());
     const daemonPid = daemonProcess.pid!;
     const remoteTransport = async (name: string, remote: RemoteBroker): Promise<Transport> => {

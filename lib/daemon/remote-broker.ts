@@ -35,8 +35,9 @@ export interface RemoteBrokerOptions {
    * Ask the daemon for a channel of our own to each service (hand-off,
    * docs/wire.md): calls then go straight to the helper, the daemon keeps only
    * lifecycle authority. Falls back to routing when this process cannot take a
-   * descriptor (koffi missing) or the daemon routes the service.
-   * @default true
+   * descriptor (koffi missing) or the daemon routes the service. Not yet the
+   * default: see docs/daemon.md, "Direct channels", for what still differs.
+   * @default false
    */
   direct?: boolean;
 }
@@ -80,7 +81,7 @@ export class RemoteBroker {
     }
     this.daemonId = o.daemonId;
     if (o.direct !== undefined && typeof o.direct !== 'boolean') throw bulkheadError('ERR_INVALID_OPTION', 'options.direct must be true or false.', { option: 'direct' });
-    this.direct = o.direct ?? true;
+    this.direct = o.direct ?? false;
   }
 
   /**
