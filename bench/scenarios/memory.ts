@@ -42,6 +42,11 @@ export async function runMemory(): Promise<ScenarioResult> {
     data: { steps: table },
     targets: [{
       scenario: NAME,
+      target: 'broker heap ≤ 10 KiB per idle registered service',
+      measured: `${fmt(perService.heapKiB)} KiB heap per service (${fmt(perService.rssKiB)} KiB RSS), ${n} services registered, not launched`,
+      met: perService.heapKiB <= 10,
+    }, {
+      scenario: NAME,
       target: `broker memory, ${n} idle services + ${m} connections (no target)`,
       measured: `+${fmt(broker.rssMiB)} MiB RSS, +${fmt(broker.heapMiB)} MiB heap over an empty node (${fmt(table[3]!.rssMiB)} MiB RSS in all); ${fmt(perService.heapKiB)} KiB heap per service, ${fmt(perConnection.heapKiB, 2)} KiB per connection`,
       met: null,
