@@ -19,6 +19,7 @@ import { untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { Emitter } from '../util/emitter.js';
 import { CrashLoopBreaker } from './crash-breaker.js';
 import { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
+import { warmPlannedCompileCache } from './compile-cache.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { HelperProcess } from './helper-process.js';
 import { LaunchPacer } from './launch-pacer.js';
@@ -430,7 +431,9 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** Plans and spawns one helper process (a spare waits for activate()). */
   private async spawnHelper(spare: boolean): Promise<LaunchedHelper> {
     const { manifest } = this.resolved;
-    const plan = await planLaunch(helperLaunchInput(this.resolved, this.ctx, this.validators, spare));
+    const input = helperLaunchInput(this.resolved, this.ctx, this.validators, spare);
+    const plan = await planLaunch(input);
+    warmPlannedCompileCache(plan, input);
     if (this.closed) {
       await plan.cleanup();
       throw this.closedError();
