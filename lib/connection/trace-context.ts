@@ -59,6 +59,18 @@ interface OtelSpan {
 
 let otel: OtelApi | null | undefined;
 
+/**
+ * Where @opentelemetry/api 1.x keeps what an app registered (tracer provider, context manager).
+ * Read without loading the API: a process that registered nothing (every helper that does not
+ * trace) never pays for loading it.
+ */
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
+
+function otelRegistered(kind: 'trace' | 'context'): boolean {
+  const registry = (globalThis as Record<symbol, Partial<Record<'trace' | 'context', unknown>> | undefined>)[OTEL_GLOBAL];
+  return registry?.[kind] !== undefined;
+}
+
 /** @opentelemetry/api when installed (looked up once), else null. */
 function otelApi(): OtelApi | null {
   if (otel !== undefined) return otel;
@@ -77,6 +89,7 @@ function otelApi(): OtelApi | null {
  * call (a global lookup), since an app may register its SDK after bulkhead loaded.
  */
 function sdkRegistered(api: OtelApi): boolean {
+  if (!otelRegistered('trace')) return false;
   const provider = api.trace.getTracerProvider();
   return !(provider instanceof api.ProxyTracerProvider) || provider.getDelegateTracer('bulkhead') !== undefined;
 }
@@ -97,6 +110,8 @@ export function currentTraceparent(explicit?: string): string | undefined {
   if (isTraceparent(explicit)) return explicit;
   const inHandler = handlerTrace.getStore();
   if (inHandler !== undefined) return inHandler;
+  // No context manager registered: the API's no-op one never has an active span.
+  if (!otelRegistered('context')) return undefined;
   const span = otelApi()?.trace.getActiveSpan();
   if (span === undefined) return undefined;
   const traceparent = format(span.spanContext());
@@ -124,7 +139,7 @@ export function startClientSpan(name: string, parent: string | undefined, attrib
  * span's end function.
  */
 export function runInTrace<T>(name: string, traceparent: string | undefined, attributes: Record<string, string>, fn: (span: CallSpan) => T): T {
-  const api = otelApi();
+  const api = otelRegistered('trace') ? otelApi() : null;
   if (api === null || !sdkRegistered(api)) return handlerTrace.run(traceparent, () => fn(noSpan(traceparent)));
   const span = startSpan('server', name, traceparent, attributes);
   const ctx = api.trace.setSpan(api.context.active(), spans.get(span)!);
@@ -134,6 +149,7 @@ export function runInTrace<T>(name: string, traceparent: string | undefined, att
 /** True when a handler needs {@link runInTrace}: it has a trace, or an OpenTelemetry SDK is registered. */
 export function tracing(traceparent: string | undefined): boolean {
   if (traceparent !== undefined) return true;
+  if (!otelRegistered('trace')) return false;
   const api = otelApi();
   return api !== null && sdkRegistered(api);
 }
@@ -141,7 +157,7 @@ export function tracing(traceparent: string | undefined): boolean {
 const spans = new WeakMap<CallSpan, OtelSpan>();
 
 function startSpan(kind: 'client' | 'server', name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
-  const api = otelApi();
+  const api = otelRegistered('trace') ? otelApi() : null;
   if (api === null || !sdkRegistered(api)) return noSpan(parent);
   const m = parent === undefined ? null : TRACEPARENT.exec(parent);
   const parentContext = m === null
