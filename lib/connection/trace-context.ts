@@ -126,11 +126,18 @@ export interface CallSpan {
 }
 
 /**
- * Starts the CLIENT span of an outgoing call (when @opentelemetry/api is
- * installed) under `parent`; its context is what the call carries.
+ * Starts the CLIENT span of an outgoing call (when an OpenTelemetry SDK is
+ * registered) under `parent`; its context is what the call carries. Its name
+ * and attributes are built only then: most calls start no span.
  */
-export function startClientSpan(name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
-  return startSpan('client', name, parent, attributes);
+export function startClientSpan(parent: string | undefined, call: { protocol: string; service: string; method: string }): CallSpan {
+  if (!otelRegistered('trace')) return noSpan(parent);
+  return startSpan('client', `${call.protocol}/${call.method}`, parent, { 'rpc.system': 'bulkhead', 'rpc.service': call.service, 'rpc.method': call.method });
+}
+
+/** True when `span` is one that nothing records (ending it does nothing). */
+export function isInertSpan(span: CallSpan): boolean {
+  return span.end === noop;
 }
 
 /**
