@@ -69,6 +69,21 @@ t.test('a throwing handler gives ERR_SERVICE_ERROR with its message and code, no
   t.equal(plain.data['remoteCode'], undefined);
 });
 
+t.test('a broker run with BULKHEAD_DEBUG=1 passes it on (HELPER_ENV.debug): the helper then sends handler stacks', async (t) => {
+  const saved = process.env['BULKHEAD_DEBUG'];
+  process.env['BULKHEAD_DEBUG'] = '1';
+  t.teardown(() => {
+    if (saved === undefined) delete process.env['BULKHEAD_DEBUG'];
+    else process.env['BULKHEAD_DEBUG'] = saved;
+  });
+  const debugBroker = new Broker({ root: FIXTURES });
+  t.teardown(() => debugBroker.close());
+  debugBroker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  const err = await rejection(debugBroker.connect('echo').call('fail', { message: 'disk is full', code: 'E_FULL' }));
+  t.equal(err.code, 'ERR_SERVICE_ERROR');
+  t.match(err.data['stack'], /disk is full/, 'the stack of the handler\'s throw came across (the test above, without the variable, gets none)');
+});
+
 t.test('a deadline fails the call with ERR_DEADLINE and aborts the handler', async (t) => {
   const echo = broker.connect('echo');
   const err = await rejection(echo.call('sleep', { ms: 60_000 }, { timeoutMs: 50 }));

@@ -3,7 +3,7 @@
 // nothing; calls beyond maxInFlight + maxQueued fail with ERR_BACKPRESSURE, exactly
 // the overflow and nothing else. A daemon client that stops reading is cut off with
 // ERR_BACKPRESSURE once its backlog passes a bound.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
+import { CLIENT_STALL_MS } from '../lib/daemon/session-flow.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -149,25 +150,48 @@ t.test('the in-flight limits are per helper: every connection shares them', asyn
   t.same(await Promise.all(fromA), Array.from({ length: accepted }, (_, i) => `ok:a${i}`));
 });
 
-t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; the daemon stays bounded and serves others', async (t) => {
+/** A daemon serving the flood service with a 64 KiB frame limit; `disconnects` collects its disconnect log entries. */
+async function floodDaemon(t: Test) {
   const work = mkdtempSync(join(tmpdir(), 'bulkhead-stall-'));
   t.teardown(() => rmSync(work, { recursive: true, force: true }));
   const maxFrameBytes = 64 * 1024;
   const config = join(work, 'bulkhead.json');
   writeFileSync(config, JSON.stringify({ root: FIXTURES, maxFrameBytes, services: [{ name: 'flood', entry: './hardening/flood-service.js', protocol: 'com.test.hardening-flood', clients: ['*'], launch: { throttleMs: 0 } }] }));
+  const disconnects: Record<string, unknown>[] = [];
   let cutOff!: (entry: Record<string, unknown>) => void;
-  const disconnected = new Promise<Record<string, unknown>>((resolve) => (cutOff = resolve));
-  const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: (e) => e['event'] === 'disconnect' && cutOff(e) });
+  const firstDisconnect = new Promise<Record<string, unknown>>((resolve) => (cutOff = resolve));
+  const daemon = await Daemon.start({
+    config,
+    settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') },
+    log: (e) => {
+      if (e['event'] !== 'disconnect') return;
+      disconnects.push(e);
+      cutOff(e);
+    },
+  });
   t.teardown(() => daemon.close());
-  const identityFile = join(work, 'stalled.json');
+  const identityFile = join(work, 'client.json');
   writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
-  const limit = untrustedPeerBacklog(maxFrameBytes);
-  const { value: entry, heapPeak, baseline: { heapUsed: baselineHeap } } = await measured(async () => {
-    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), String(FLOOD)], { stdio: 'ignore' });
+  /** Runs the stalled client fixture; with `stallMs` it reads on after that long. */
+  const client = (stallMs?: number) => {
+    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)])], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => child.kill('SIGKILL'));
-    return disconnected;
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const exited = new Promise<string>((resolve) => child.once('close', () => resolve(out)));
+    return { child, exited };
+  };
+  return { daemon, disconnects, firstDisconnect, client, limit: untrustedPeerBacklog(maxFrameBytes) };
+}
+
+t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; the daemon stays bounded and serves others', async (t) => {
+  const { daemon, firstDisconnect, client, limit } = await floodDaemon(t);
+  const { value: entry, heapPeak, baseline: { heapUsed: baselineHeap } } = await measured(async () => {
+    client();
+    return firstDisconnect;
   });
   t.equal(entry['code'], 'ERR_BACKPRESSURE', `cut off: ${String(entry['message'])}`);
+  t.match(String(entry['message']), `for ${CLIENT_STALL_MS} ms`, 'after it held its helper back for the stall time');
   t.equal(entry['client'], 'stalled');
   // The peak includes garbage not yet collected (and the helper's launch), so its bound is loose;
   // what stays after GC is the bound that matters.
@@ -178,6 +202,19 @@ t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; th
   const other = new RemoteBroker(daemon.socketPath, daemon.ca.issue('other'), { protocolsDir: join(FIXTURES, 'protocols') });
   t.teardown(() => other.close());
   t.same(await other.connect('flood', { protocol: 'com.test.hardening-flood' }).call('hold', { token: 'still here', ms: 0 }), { token: 'still here' }, 'another client is served');
+});
+
+t.test('daemon: a client that reads more slowly than its helper writes is not cut off; the helper waits for it', async (t) => {
+  const { disconnects, client, limit } = await floodDaemon(t);
+  // Blocks for half the stall time while the flood runs: far more than the daemon's backlog
+  // bound is emitted meanwhile (that alone cut such a client off before the helper was held back).
+  const out = await client(CLIENT_STALL_MS / 2).exited;
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; result?: { sent: number; bufferGrowth: number }; error?: string };
+  t.equal(report.error, undefined, 'the flood call succeeded');
+  t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);
+  t.equal(report.result?.sent, FLOOD);
+  t.ok((report.result?.bufferGrowth ?? 0) > limit, `the helper held the backlog meanwhile: its buffers grew +${((report.result?.bufferGrowth ?? 0) / MiB).toFixed(2)} MiB, more than the daemon's ${(limit / MiB).toFixed(2)} MiB bound`);
+  t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
 });
 
 t.test('no uncaught exception', async (t) => {

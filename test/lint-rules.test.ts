@@ -60,3 +60,23 @@ t.test('type-checked rules run: a floating and a misused promise are refused', a
   // Positive control: the same file, written right, is clean.
   t.same(await rulesFor('lib/util/line-ring.ts', 'function work(): Promise<void> {\n  return Promise.resolve();\n}\nexport async function go(): Promise<void> {\n  await work();\n}\n'), []);
 });
+
+t.test('max-lines: a file in lib/ may have 400 lines, not 401 (blank lines and comments count)', async (t) => {
+  // Lines of a comment and blank lines, as a long file would have them: skipComments/skipBlankLines are off.
+  const file = (lines: number) => ['export const x = 1;', ...Array.from({ length: lines - 1 }, (_, i) => (i % 2 === 0 ? '// a comment line' : ''))].join('\n') + '\n';
+  t.same(await rulesFor('lib/util/line-ring.ts', file(400)), [], '400 lines (wc -l) pass');
+  t.same(await rulesFor('lib/util/line-ring.ts', file(401)), ['max-lines'], '401 lines fail');
+  t.same(await rulesFor('test/helpers.ts', file(401)), [], 'only lib/ is held to it');
+});
+
+t.test('BULKHEAD_* names come from their one module: a literal name or plain key elsewhere in lib/ is refused', async (t) => {
+  const RULE = 'no-restricted-syntax';
+  t.same(await rulesFor('lib/broker/helper-environment.ts', "export const env = process.env['BULKHEAD_DEBUG'];\n"), [RULE], 'a string literal');
+  t.same(await rulesFor('lib/broker/helper-environment.ts', "export const env = { BULKHEAD_ENTRY: '/x' };\n"), [RULE], 'a plain object key');
+  t.same(await rulesFor('lib/cli/commands/daemon.ts', "export const name = 'BULKHEAD_SOCKET';\n"), [RULE], 'a CLI setting outside cli-env.ts');
+  // Positive controls: through the module, and the modules themselves.
+  t.same(await rulesFor('lib/broker/helper-environment.ts', "import { HELPER_ENV } from '../wire/helper-env.js';\nexport const env = { [HELPER_ENV.entry]: '/x' };\n"), [], 'a computed key from HELPER_ENV');
+  t.same(await rulesFor('lib/wire/helper-env.ts', "export const HELPER_ENV = { entry: 'BULKHEAD_ENTRY' } as const;\n"), [], 'the contract module itself');
+  t.same(await rulesFor('lib/cli/cli-env.ts', "export const CLI_ENV = { socket: 'BULKHEAD_SOCKET' } as const;\n"), [], 'the CLI module itself');
+  t.same(await rulesFor('lib/broker/helper-environment.ts', "export const text = 'set BULKHEAD_DEBUG=1 to see stacks';\n"), [], 'a sentence that mentions a name');
+});

@@ -165,3 +165,21 @@ export function readBrokerConfig(path: string): { file: string; root: string; co
   }
   return { file, root: resolve(dirname(file), root ?? '.'), config: config as BrokerConfig };
 }
+
+/**
+ * The services a reload asks for: read from a config file, or taken from a
+ * parsed config (JavaScript callers may pass anything, so its shape is checked).
+ * `label` names where they came from, for messages.
+ * @throws BulkheadError `ERR_INVALID_MANIFEST` when `services` is not an array, or the file's errors
+ */
+export function reloadServices(config: string | Pick<BrokerConfig, 'services'>): { services: ServiceManifest[]; label: string } {
+  if (typeof config === 'string') {
+    const read = readBrokerConfig(config);
+    return { services: read.config.services, label: read.file };
+  }
+  const given: unknown = config;
+  if (typeof given !== 'object' || given === null || !Array.isArray((given as { services?: unknown }).services)) {
+    throw bulkheadError('ERR_INVALID_MANIFEST', 'reload(config): /services must be an array of service manifests.', { source: 'reload()', pointer: '/services' });
+  }
+  return { services: config.services, label: 'reload()' };
+}

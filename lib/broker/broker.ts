@@ -1,77 +1,32 @@
 /**
  * The broker facade (launchd's role for one app): register services, hand out
  * connections, report status, stop everything on close. The engine lives in
- * {@link ServiceSupervisor}; this file only resolves manifests and routes.
+ * {@link ServiceSupervisor}; this file only registers, routes and reloads.
+ * Manifests are resolved in service-preparation.ts; the events it emits are
+ * declared in broker-events.ts.
  * @module
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { bulkheadError, isBulkheadError } from '../errors.js';
 import { Connection, type ConnectionOptions } from '../connection/connection.js';
-import { loadProtocol, protocolPath } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { configureUidPool, parseProfile, reapStaleSandboxState } from '../sandbox/index.js';
+import { configureUidPool, reapStaleSandboxState } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import type { Clock } from './clock.js';
-import type { ExitInfo } from './helper-process.js';
-import type { JobRunResult } from './job-runner.js';
 import { LaunchAutomation } from './launch-automation.js';
 import { ScheduleStore } from './schedule-store.js';
-import { checkManifest, type ServiceManifest } from './manifest.js';
-import { runtimeReadPaths, SHIPPED_PROFILES_DIR } from './package-paths.js';
+import type { ServiceManifest } from './manifest.js';
+import { runtimeReadPaths } from './package-paths.js';
 import { planReload, type PreparedService } from './reload-plan.js';
-import { availableProfiles } from './profile-names.js';
-import { didYouMean } from '../util/suggest.js';
-import { ServiceSupervisor, type ServiceState, type ServiceStatus } from './service-supervisor.js';
-import { readBrokerConfig, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
-import { observeBroker, type CallRecord } from './diagnostics.js';
+import { ServiceSupervisor, type ServiceStatus } from './service-supervisor.js';
+import { readBrokerConfig, reloadServices, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
+import { observeBroker } from './diagnostics.js';
 import { registeredService, type RegisteredService } from './typed-services.js';
 import { BrokerMetrics } from './metrics.js';
+import { supervisorEventHooks, type BrokerEvents, type ReloadResult } from './broker-events.js';
+import { prepareService, prepareServices, type PrepareContext } from './service-preparation.js';
 
 export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
-
-/** What {@link Broker.reload} changed. */
-export interface ReloadResult {
-  /** Services registered anew. */
-  added: string[];
-  /** Services stopped and unregistered. */
-  removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
-  replaced: string[];
-}
-
-/** One line a helper printed. */
-export interface LogLine {
-  service: string;
-  pid: number;
-  stream: 'stdout' | 'stderr';
-  line: string;
-}
-
-/** Events of a {@link Broker}. */
-export interface BrokerEvents {
-  /** A service changed state. */
-  state: [service: string, state: ServiceState, previous: ServiceState];
-  /** A helper was spawned. */
-  launch: [service: string, pid: number];
-  /** A prewarmed spare helper is waiting to take over the service (launch.prewarm). */
-  prewarmed: [service: string, pid: number];
-  /** A helper exited. */
-  exit: [service: string, info: ExitInfo];
-  /** A helper printed a line on stdout or stderr. */
-  log: [line: LogLine];
-  /** A scheduled run finished or was skipped. */
-  job: [service: string, result: JobRunResult];
-  /** A watched path of a service changed. */
-  watch: [service: string, path: string, event: string];
-  /** A caller was refused (a helper calling a service outside its `connects`). */
-  denied: [denial: { client: string; service: string; code: string }];
-  /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
-  cleanupFailed: [service: string, pid: number, message: string];
-  /** A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts). */
-  call: [service: string, call: CallRecord];
-  [key: string]: unknown[];
-}
+export type { BrokerEvents, LogLine, ReloadResult } from './broker-events.js';
 
 /**
  * Owns a set of helper services: launches them on demand, relaunches them
@@ -97,6 +52,8 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly implicitReads = runtimeReadPaths();
   private readonly mode: 'embedded' | 'daemon';
   private closing: Promise<void> | undefined;
+  /** Every supervisor's reports, as this broker's events. */
+  private readonly eventHooks = supervisorEventHooks((event, ...args) => this.emit(event, ...args));
 
   constructor(options: BrokerOptions = {}) {
     super();
@@ -155,18 +112,8 @@ export class Broker extends Emitter<BrokerEvents> {
    */
   static checkConfig(path: string): void {
     const { file, root, config } = readBrokerConfig(path);
-    const broker = new Broker({ root, ...(config.maxFrameBytes === undefined ? {} : { maxFrameBytes: config.maxFrameBytes }) });
-    try {
-      const names = new Set<string>();
-      config.services.forEach((manifest, index) => {
-        const source = `${file} /services/${index}`;
-        const { name } = broker.prepare(manifest, source).resolved.manifest;
-        if (names.has(name)) throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${name}" is declared twice (${source}); names must be unique.`, { source, pointer: '/name' });
-        names.add(name);
-      });
-    } finally {
-      void broker.close();
-    }
+    const o = resolveBrokerOptions({ root, ...(config.maxFrameBytes === undefined ? {} : { maxFrameBytes: config.maxFrameBytes }) });
+    prepareServices(config.services, file, { root: o.root, protocolsDir: o.protocolsDir, profilesDir: o.profilesDir, clock: o.clock });
   }
 
   /** @internal Registers with a source label for messages (config file and pointer). */
@@ -284,7 +231,7 @@ export class Broker extends Emitter<BrokerEvents> {
 
   private registerChecked(input: ServiceManifest, source: string): void {
     this.checkOpen();
-    const prepared = this.prepare(input, source);
+    const prepared = prepareService(input, source, this.where);
     if (this.services.has(prepared.resolved.manifest.name)) {
       throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${prepared.resolved.manifest.name}" is already registered (${source}); names must be unique.`, { source, pointer: '/name' });
     }
@@ -313,29 +260,8 @@ export class Broker extends Emitter<BrokerEvents> {
    */
   async reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
     this.checkOpen();
-    let services: ServiceManifest[];
-    let label: string;
-    if (typeof config === 'string') {
-      const read = readBrokerConfig(config);
-      services = read.config.services;
-      label = read.file;
-    } else {
-      // JavaScript callers may pass anything.
-      const given: unknown = config;
-      if (typeof given !== 'object' || given === null || !Array.isArray((given as { services?: unknown }).services)) {
-        throw bulkheadError('ERR_INVALID_MANIFEST', 'reload(config): /services must be an array of service manifests.', { source: 'reload()', pointer: '/services' });
-      }
-      services = config.services;
-      label = 'reload()';
-    }
-    const wanted = new Map<string, PreparedService>();
-    services.forEach((manifest, index) => {
-      const source = `${label} /services/${index}`;
-      const prepared = this.prepare(manifest, source);
-      const name = prepared.resolved.manifest.name;
-      if (wanted.has(name)) throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${name}" appears twice (${source}); names must be unique.`, { source, pointer: '/name' });
-      wanted.set(name, prepared);
-    });
+    const { services, label } = reloadServices(config);
+    const wanted = prepareServices(services, label, this.where);
     const plan = planReload(this.manifests, this.services, wanted);
     // Restarts first: they are the only step that can still fail (the new helper does not start).
     const restarted: string[] = [];
@@ -382,31 +308,9 @@ export class Broker extends Emitter<BrokerEvents> {
     }
   }
 
-  /**
-   * Checks one manifest and resolves all a launch needs (entry, protocol,
-   * profile, launch policy), changing nothing.
-   */
-  private prepare(input: ServiceManifest, source: string): PreparedService {
-    const manifest = checkManifest(input, source);
-    const entry = isAbsolute(manifest.entry) ? manifest.entry : resolve(this.root, manifest.entry);
-    if (!existsSync(entry) || !statSync(entry).isFile()) {
-      throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${manifest.name}" (${source}): /entry ${entry} is not a file. Entries are relative to the broker root ${this.root}.`, { source, pointer: '/entry' });
-    }
-    const protocol = loadProtocol(this.protocolsDir, manifest.protocol);
-    const profile = manifest.sandbox === undefined ? undefined : this.loadProfile(manifest.sandbox, manifest.name, source);
-    LaunchAutomation.check(manifest.launch ?? {}, protocol, this.clock, source);
-    (manifest.launch?.watchPaths ?? []).forEach((path, index) => {
-      if (!existsSync(resolve(this.root, path))) {
-        throw bulkheadError('ERR_INVALID_MANIFEST', `${source}: /launch/watchPaths/${index} ${resolve(this.root, path)} does not exist; it must exist to be watched.`, { source, pointer: `/launch/watchPaths/${index}` });
-      }
-    });
-    return {
-      source,
-      resolved: {
-        manifest, entry, serviceDir: dirname(entry), protocol, protocolFile: protocolPath(this.protocolsDir, manifest.protocol), profile,
-        sandboxPaths: { root: this.root, ...Object.fromEntries(Object.entries(manifest.sandboxPaths ?? {}).map(([k, v]) => [k, resolve(this.root, v)])) },
-      },
-    };
+  /** Where manifests' names are looked up (service-preparation.ts). */
+  private get where(): PrepareContext {
+    return { root: this.root, protocolsDir: this.protocolsDir, profilesDir: this.profilesDir, clock: this.clock };
   }
 
   private automate(supervisor: ServiceSupervisor, { resolved, source }: PreparedService): LaunchAutomation {
@@ -427,28 +331,10 @@ export class Broker extends Emitter<BrokerEvents> {
   /** Registers a prepared service and starts its launch policies. */
   private install(prepared: PreparedService): void {
     const { manifest } = prepared.resolved;
-    const supervisor = new ServiceSupervisor(
-      prepared.resolved,
-      {
-        mode: this.mode,
-        nodePath: this.nodePath,
-        maxFrameBytes: this.maxFrameBytes,
-        implicitReads: this.implicitReads,
-        stateChanged: (name, state, previous) => this.emit('state', name, state, previous),
-        launched: (name, pid) => this.emit('launch', name, pid),
-        prewarmed: (name, pid) => this.emit('prewarmed', name, pid),
-        exited: (name, info) => this.emit('exit', name, info),
-        log: (service, stream, line, pid) => this.emit('log', { service, pid, stream, line }),
-        cleanupFailed: (service, pid, message) => {
-          this.emit('cleanupFailed', service, pid, message);
-          this.emit('log', { service, pid, stream: 'stderr', line: `bulkhead: cleanup after exit failed: ${message}` });
-        },
-        verifyCode: this.verifyCode,
-        lookup: (name) => this.services.get(name),
-        denied: (caller, target) => this.emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
-        callSettled: (name, method, seconds, code) => this.emit('call', name, { method, seconds, code }),
-      },
-    );
+    const supervisor = new ServiceSupervisor(prepared.resolved, {
+      mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
+      ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
+    });
     const automation = this.automate(supervisor, prepared);
     this.services.set(manifest.name, supervisor);
     this.automations.set(manifest.name, automation);
@@ -463,23 +349,6 @@ export class Broker extends Emitter<BrokerEvents> {
       this.manifests.delete(manifest.name);
       throw err;
     }
-  }
-
-  private loadProfile(name: string, service: string, source: string): { name: string; document: unknown } {
-    for (const dir of [this.profilesDir, SHIPPED_PROFILES_DIR]) {
-      const file = join(dir, `${name}.json`);
-      if (!existsSync(file)) continue;
-      let document: unknown;
-      try {
-        document = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (err) {
-        throw bulkheadError('ERR_INVALID_PROFILE', `Sandbox profile ${file} is not valid JSON: ${(err as Error).message}`, { source: file, pointer: '/' }, err);
-      }
-      parseProfile(name, document); // a bad profile fails register(), not the first launch
-      return { name, document };
-    }
-    const available = availableProfiles([this.profilesDir, SHIPPED_PROFILES_DIR]);
-    throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${service}" (${source}): /sandbox names profile "${name}", which is neither in ${this.profilesDir} nor shipped with bulkhead.${didYouMean(name, available)} Available profiles: ${available.join(', ')}.`, { source, pointer: '/sandbox', available });
   }
 
   private supervisor(name: string): ServiceSupervisor {

@@ -31,8 +31,8 @@ import { PACKAGE_ROOT } from './package-paths.js';
 /** The variable that turns the compile cache on in a helper (read by node itself). */
 export const COMPILE_CACHE_ENV = 'NODE_COMPILE_CACHE';
 
-/** Set to `0` in the broker's environment to launch helpers without the compile cache. */
-export const COMPILE_CACHE_SWITCH = 'BULKHEAD_COMPILE_CACHE';
+/** Node's own switch: set to `1` in the broker's environment, helpers launch without the compile cache. */
+export const COMPILE_CACHE_OFF_ENV = 'NODE_DISABLE_COMPILE_CACHE';
 
 /** What the cache writer imports: the helper runtime, which every helper loads. */
 const BUNDLE = join(PACKAGE_ROOT, 'dist', 'lib', 'service.bundle.js');
@@ -49,7 +49,7 @@ let root: string | null | undefined;
  * helper may run as another uid).
  */
 export function compileCacheDir(): string | undefined {
-  if (process.env[COMPILE_CACHE_SWITCH] === '0') return undefined;
+  if (process.env[COMPILE_CACHE_OFF_ENV] === '1') return undefined;
   if (root !== undefined) return root ?? undefined;
   root = null;
   try {

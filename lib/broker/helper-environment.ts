@@ -2,13 +2,15 @@
  * What one helper launch is given: its entry (the service's, or the prewarm
  * entry for a spare), the variables its runtime reads (protocol file, frame
  * limit, heartbeat, precompiled validators, the protocols of services it may
- * call) and the paths its sandbox must let it read.
+ * call) and the paths its sandbox must let it read. The variables' names
+ * and meanings are the contract in lib/wire/helper-env.ts.
  * @module
  */
 import { fileURLToPath } from 'node:url';
 import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchInput } from '../sandbox/index.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 import { COMPILE_CACHE_ENV, compileCacheDir } from './compile-cache.js';
 
@@ -59,11 +61,12 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     nodeArgs: manifest.nodeArgs ?? [],
     env: {
       ...manifest.env,
-      BULKHEAD_PROTOCOL_FILE: resolved.protocolFile,
-      BULKHEAD_MAX_FRAME_BYTES: String(ctx.maxFrameBytes),
-      BULKHEAD_HEARTBEAT_MS: String(heartbeatInterval(manifest.launch?.watchdogMs)),
-      ...(spare ? { BULKHEAD_ENTRY: resolved.entry } : {}),
-      ...(process.env['BULKHEAD_DEBUG'] === '1' ? { BULKHEAD_DEBUG: '1' } : {}),
+      [HELPER_ENV.protocolFile]: resolved.protocolFile,
+      [HELPER_ENV.maxFrameBytes]: String(ctx.maxFrameBytes),
+      [HELPER_ENV.heartbeatMs]: String(heartbeatInterval(manifest.launch?.watchdogMs)),
+      ...(spare ? { [HELPER_ENV.entry]: resolved.entry } : {}),
+      // The broker's own BULKHEAD_DEBUG=1 is passed on: the same name, read on both sides.
+      ...(process.env[HELPER_ENV.debug] === '1' ? { [HELPER_ENV.debug]: '1' } : {}),
     },
     profile: resolved.profile,
     paths: resolved.sandboxPaths,
@@ -90,7 +93,7 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
       targets[target] = protocolFile;
       input.implicitReads.push(protocolFile);
     }
-    input.env['BULKHEAD_CONNECTS'] = JSON.stringify(targets);
+    input.env[HELPER_ENV.connects] = JSON.stringify(targets);
   }
   return input;
 }

@@ -2,72 +2,23 @@
  * One launch of one helper: the child process (in its own process group, so
  * sandbox wrappers and the node inside die together), its fd-3 channel and
  * RpcClient, a bounded stderr/stdout tail, and an orderly stop:
- * goodbye → wait → SIGTERM → wait → SIGKILL.
+ * goodbye → wait → SIGTERM → wait → SIGKILL. Its options and hooks are in
+ * helper-spawn-options.ts; a prewarmed spare's first frame is read by warm-frame.ts.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { bulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
-import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
-import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import { LineRing } from '../util/line-ring.js';
-import { decodeItem, encodeItem } from '../wire/codec.js';
-import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
-import type { Envelope } from '../wire/envelope.js';
+import { encodeItem } from '../wire/codec.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
+import type { HelperSpawnOptions } from './helper-spawn-options.js';
+import { awaitWarmFrame } from './warm-frame.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
-
-/** Callbacks from a helper process to its supervisor. */
-export interface HelperHooks extends RpcClientHooks {
-  /** One line of the helper's stdout or stderr. */
-  log(stream: 'stdout' | 'stderr', line: string, pid: number): void;
-  /**
-   * A call to this helper was answered (code null: a reply; else the error's
-   * code), or failed with ERR_INTERRUPTED because the helper exited. Direct
-   * and routed calls alike. Optional (metrics).
-   */
-  callSettled?(method: string, seconds: number, code: string | null): void;
-}
-
-/** Options of {@link HelperProcess.spawn}. */
-export interface HelperSpawnOptions {
-  service: string;
-  plan: SandboxLaunchPlan;
-  protocol: CompiledProtocol;
-  maxFrameBytes: number;
-  maxInFlight: number;
-  maxQueued: number;
-  /** Bytes that may wait for the helper to read them before a call fails with ERR_BACKPRESSURE. */
-  maxQueuedBytes?: number;
-  hooks: HelperHooks;
-  /**
-   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
-   * waits; {@link HelperProcess.activate} makes it load the service.
-   */
-  spare?: boolean;
-  /** Given the helper's outbound channel (fd 4) when it may call other services. */
-  outbound?: (channel: FramedChannel, pid: number | undefined) => void;
-  /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
-  route?: (envelope: Envelope, body: Buffer) => boolean;
-  /**
-   * How often the helper's runtime sends its heartbeat (BULKHEAD_HEARTBEAT_MS),
-   * in ms: the measure of {@link HelperProcess.unresponsiveMs}.
-   */
-  heartbeatMs: number;
-  /**
-   * Kill the helper (reason "watchdog") when nothing came from its event loop
-   * for this long after it was ready (launch.watchdogMs). Undefined: no watchdog.
-   */
-  watchdogMs?: number | undefined;
-  /**
-   * Told of the exit synchronously, before the helper's pending calls are
-   * rejected: a `.catch` of an interrupted call sees the supervisor's new state.
-   */
-  exiting?: (info: ExitInfo) => void;
-}
+export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
 
 /** How long a helper may keep running after its channel closed before it is killed. */
 const CHANNEL_LOST_GRACE_MS = 2000;
@@ -370,58 +321,4 @@ export class HelperProcess {
     this.child.once('close', once);
     if (this.child.stdout === null || (this.child.stdout.readableEnded && this.child.stderr?.readableEnded)) once();
   }
-}
-
-/** What a prewarmed spare writes on fd 3 once node, its sandbox and its service module are loaded (lib/prewarm.ts). */
-const WARM_MESSAGE = { t: 'warm' } as const;
-
-/** Largest body a warm frame may have. */
-const MAX_WARM_FRAME_BYTES = 64;
-
-/**
- * Reads a spare's "warm" frame straight off its socket, then pauses it for the
- * FramedChannel. Bytes that arrived with it (the service's hello follows at
- * once when the spare was activated before it was warm) are put back on the
- * socket for the channel: a chunk may hold any number of frames.
- */
-function awaitWarmFrame(socket: Duplex): Promise<void> {
-  let buffered: Buffer = Buffer.alloc(0);
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      socket.off('data', onData);
-      socket.off('close', onClose);
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new Error('the spare closed fd 3 before it was warm'));
-    };
-    const onData = (chunk: Buffer): void => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (buffered.length < FRAME_HEADER_BYTES) return;
-      const length = buffered.readUInt32BE(0);
-      if (length > MAX_WARM_FRAME_BYTES) {
-        cleanup();
-        reject(new Error('the spare sent something other than its warm frame'));
-        return;
-      }
-      const end = FRAME_HEADER_BYTES + length;
-      if (buffered.length < end) return;
-      cleanup();
-      socket.pause();
-      let message: { t?: unknown } | null = null;
-      try {
-        message = decodeItem(buffered.subarray(FRAME_HEADER_BYTES, end)) as { t?: unknown } | null;
-      } catch {
-        // not CBOR: refused below
-      }
-      if (message?.t !== WARM_MESSAGE.t) {
-        reject(new Error('the spare sent something other than its warm frame'));
-        return;
-      }
-      if (buffered.length > end) socket.unshift(buffered.subarray(end));
-      resolve();
-    };
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
 }

@@ -15,6 +15,7 @@ import { Option, type Command } from 'commander';
 import type { Connection } from '../connection/connection.js';
 import { BulkheadError, isBulkheadError, isErrorCode } from '../errors.js';
 import { EXIT_CODES, type ExitCode } from './exit-codes.js';
+import { CLI_ENV } from './cli-env.js';
 
 /** Options shared by every command that talks to a daemon. */
 export interface DaemonClientOptions {
@@ -44,14 +45,14 @@ export class CliExit extends Error {
 /** Adds `--state-dir` and `--config` (for commands that only need the state directory). */
 export function addStateDirOptions(command: Command): Command {
   return command
-    .addOption(new Option('--state-dir <dir>', 'the daemon\'s state directory (CA, identities) [default: per-user $XDG_STATE_HOME/bulkhead, root /var/lib/bulkhead]').env('BULKHEAD_STATE_DIR'))
+    .addOption(new Option('--state-dir <dir>', 'the daemon\'s state directory (CA, identities) [default: per-user $XDG_STATE_HOME/bulkhead, root /var/lib/bulkhead]').env(CLI_ENV.stateDir))
     .addOption(new Option('--config <file>', 'take socket and state directory from this config file\'s "daemon" section'));
 }
 
 /** Adds the options of every command that connects to a daemon. */
 export function addClientOptions(command: Command): Command {
   return addStateDirOptions(command
-    .addOption(new Option('--socket <path>', 'the daemon\'s socket [default: per-user $XDG_RUNTIME_DIR/bulkhead/bulkhead.sock, root /run/bulkhead/bulkhead.sock]').env('BULKHEAD_SOCKET')))
+    .addOption(new Option('--socket <path>', 'the daemon\'s socket [default: per-user $XDG_RUNTIME_DIR/bulkhead/bulkhead.sock, root /run/bulkhead/bulkhead.sock]').env(CLI_ENV.socket)))
     .addOption(new Option('--identity <name>', 'identity to present (needs to be in daemon.controlClients)').default('admin'))
     .addOption(new Option('--identity-dir <dir>', 'directory holding <name>.cert.pem and <name>.key.pem [default: <state-dir>/identities]'));
 }

@@ -3,141 +3,24 @@
  * deadlines, cancellation, a bounded number of calls in flight (the rest
  * queue, up to a bound), result and event validation on receipt, and the
  * hello check. One RpcClient lives exactly as long as one helper process.
+ * Its options and hooks are in rpc-client-options.ts, one call's record in
+ * pending-call.ts, the stream items' side in client-streams.ts.
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
-import type { CallMeta, Envelope, HelloEnvelope } from '../wire/envelope.js';
+import type { Envelope, HelloEnvelope } from '../wire/envelope.js';
 import { ID_RANGE_SIZE } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { fromWireError } from './remote-error.js';
-import { judgePeerHello } from '../protocol/hello-compat.js';
+import { ClientHello } from './client-hello.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
-import { describeNonPlain } from '../wire/codec.js';
+import { RPC_CLIENT_DEFAULTS, type CallOwner, type RpcCallOptions, type RpcClientHooks, type RpcClientOptions, type RpcStream, type RpcStreamOptions } from './rpc-client-options.js';
+import { abortError, disarm, endStreamOnSettle, newPendingCall, toAsyncIterable, type PendingCall } from './pending-call.js';
+import { pumpStreamInput, receiveStreamItem, type StreamPort } from './client-streams.js';
 
-/** Who receives the events a service emits while handling a call. */
-export interface CallOwner {
-  /** A validated event tied to one of this owner's calls. */
-  deliverEvent(name: string, payload: unknown): void;
-  /** An event tied to one of this owner's calls failed validation. */
-  deliverError(error: BulkheadError): void;
-}
-
-/** Per-call options for {@link RpcClient.call}. */
-export interface RpcCallOptions {
-  /** Milliseconds until the call fails with ERR_DEADLINE. */
-  timeoutMs?: number | undefined;
-  /** Aborting it fails the call with ERR_CANCELLED (or the signal's BulkheadError reason). */
-  signal?: AbortSignal | undefined;
-  /** Receives events the service emits for this call. */
-  owner?: CallOwner | undefined;
-  /** Extra metadata (e.g. verified peer) sent with the call. */
-  meta?: CallMeta | undefined;
-}
-
-/** Limits of an {@link RpcClient}. */
-export interface RpcClientOptions {
-  /**
-   * Calls sent and not yet answered; further calls wait in a queue.
-   * @default 1024
-   */
-  maxInFlight?: number;
-  /**
-   * Calls waiting for an in-flight slot; one more fails with ERR_BACKPRESSURE.
-   * @default 65536
-   */
-  maxQueued?: number;
-  /**
-   * Bytes that may wait to be written to the peer (our outbox plus the
-   * socket's buffer) when a call is sent; past it the call fails at once with
-   * ERR_BACKPRESSURE. Bounds the memory held for a peer that stopped reading
-   * (a hung helper), whatever happens to the calls' deadlines: at most this
-   * plus one frame.
-   * @default unbounded
-   */
-  maxQueuedBytes?: number;
-  /**
-   * The service's name, for `data.service` of the errors its calls reject with
-   * (a service is registered under a name; its protocol has another).
-   * @default the protocol's name
-   */
-  service?: string;
-  /**
-   * The call-id range this client uses (ids `range * ID_RANGE_SIZE` up to the
-   * next range); a daemon assigns one per routed client.
-   * @default 0 (the broker's own range)
-   */
-  idRange?: number;
-  /**
-   * The peer is a broker (daemon), trusted to send any bulkhead error code;
-   * otherwise a service's non-service codes become ERR_SERVICE_ERROR.
-   * @default false
-   */
-  trustPeerCodes?: boolean;
-  /**
-   * Treat the channel as ready without a hello (a helper's outbound channel,
-   * where the broker checks each call's target instead).
-   * @default false
-   */
-  skipHello?: boolean;
-}
-
-/** Defaults of {@link RpcClientOptions}. */
-export const RPC_CLIENT_DEFAULTS = { maxInFlight: 1024, maxQueued: 65536 } as const;
-
-/** Events of the RpcClient that are not tied to a call. */
-export interface RpcClientHooks {
-  /** A validated event for every client of the service (callId 0). */
-  broadcast(name: string, payload: unknown): void;
-  /** An event that failed validation, or an event for no known call. */
-  eventError(error: BulkheadError): void;
-  /**
-   * The helper went from idle to busy or back: busy while a call is in
-   * flight or queued, or a transaction (ctx.keepAlive) is open. Optional.
-   */
-  activity?(busy: boolean): void;
-  /** A call went out to the peer with this id (for call metrics). Optional. */
-  sent?(id: number, method: string): void;
-}
-
-interface PendingCall {
-  id: number;
-  method: string;
-  params: unknown;
-  meta: CallMeta | undefined;
-  resolve: (value: unknown) => void;
-  reject: (error: BulkheadError) => void;
-  owner: CallOwner | undefined;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** False while waiting in the queue. */
-  sent: boolean;
-  /** Items the service yields (a `yields` method). */
-  inbox: ItemInbox | undefined;
-  /** Credit for the caller's input items (an `accepts` method). */
-  gate: CreditGate | undefined;
-  /** The caller's input items, pumped once the call is sent. */
-  input: AsyncIterable<unknown> | undefined;
-}
-
-/** Per-stream options for {@link RpcClient.stream}. */
-export interface RpcStreamOptions extends RpcCallOptions {
-  /** Items to send to the service (an `accepts` method). */
-  input?: AsyncIterable<unknown> | Iterable<unknown> | undefined;
-}
-
-/** A stream in progress, as {@link RpcClient.stream} returns it. */
-export interface RpcStream {
-  /** Settles with the method's final value (`null` when it declares no result), or the stream's error. */
-  readonly result: Promise<unknown>;
-  /** The next item the service yielded (done after the last); throws the stream's error. */
-  next(): Promise<IteratorResult<unknown>>;
-  /** The caller stops reading: the call is cancelled (the handler's ctx.signal aborts), unless already settled. */
-  cancel(): void;
-  /** Items received and not yet read. */
-  readonly buffered: number;
-}
+export { RPC_CLIENT_DEFAULTS, abortError };
+export type { CallOwner, RpcCallOptions, RpcClientHooks, RpcClientOptions, RpcStream, RpcStreamOptions };
 
 /** Calling side of one channel. */
 export class RpcClient {
@@ -154,16 +37,15 @@ export class RpcClient {
   private readonly lastId: number;
   private inFlightCount = 0;
   private interruption: BulkheadError | undefined;
-  private settleReady!: { resolve(hello: HelloEnvelope): void; reject(err: BulkheadError): void };
-  private isReady = false;
+  private readonly hello: ClientHello;
   private transactions = 0;
   private busy = false;
-  /** The service speaks another, compatible version of the protocol (its hello said so). */
-  private peerEvolved = false;
   /** Last connection-level error the service sent (id 0), e.g. before it closed. */
   peerError: BulkheadError | undefined;
   /** The service's name, for `data.service` of the errors calls reject with. */
   private readonly service: string;
+  /** What the stream functions (client-streams.ts) may do to this client. */
+  private readonly streamPort: StreamPort;
 
   constructor(
     readonly channel: FramedChannel,
@@ -180,15 +62,15 @@ export class RpcClient {
     this.firstId = Math.max(1, range * ID_RANGE_SIZE);
     this.lastId = (range + 1) * ID_RANGE_SIZE - 1;
     this.nextId = this.firstId;
-    this.ready = new Promise((resolve, reject) => {
-      this.settleReady = { resolve, reject };
-    });
-    // Nobody may be waiting yet; the rejection is observed through acquire().
-    this.ready.catch(() => {});
-    if (options.skipHello === true) {
-      this.isReady = true;
-      this.settleReady.resolve({ kind: 'hello', role: 'service', protocol: this.protocol.name, version: this.protocol.version, schemaHash: this.protocol.hash, info: {} });
-    }
+    this.hello = new ClientHello(protocol);
+    this.ready = this.hello.promise;
+    if (options.skipHello === true) this.hello.assume();
+    this.streamPort = {
+      channel,
+      protocol,
+      isLive: (call) => this.pending.get(call.id) === call,
+      cancel: (call, error) => this.abandon(call, 'cancelled', error),
+    };
   }
 
   /** Sends our hello. Call once, right after attaching the channel. */
@@ -204,7 +86,7 @@ export class RpcClient {
 
   /** True once the service's hello matched and until the client is interrupted. */
   get usable(): boolean {
-    return this.isReady && this.interruption === undefined;
+    return this.hello.done && this.interruption === undefined;
   }
 
   /**
@@ -216,12 +98,7 @@ export class RpcClient {
     const refused = this.refusal(method, options.signal);
     if (refused !== undefined) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
-      const call: PendingCall = {
-        id: 0, method, params, meta: options.meta, resolve, reject,
-        owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
-        inbox: undefined, gate: undefined, input: undefined,
-      };
-      this.start(call, options);
+      this.start(newPendingCall(method, params, options, resolve, reject), options);
     });
   }
 
@@ -234,11 +111,7 @@ export class RpcClient {
     const kind = this.protocol.streamOf(method);
     let call: PendingCall | undefined;
     const result = new Promise<unknown>((resolve, reject) => {
-      call = {
-        id: 0, method, params, meta: options.meta, resolve, reject,
-        owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
-        inbox: undefined, gate: undefined, input: undefined,
-      };
+      call = newPendingCall(method, params, options, resolve, reject);
     });
     // The items' consumer sees the error; an unread result must not become an unhandled rejection.
     result.catch(() => {});
@@ -324,7 +197,7 @@ export class RpcClient {
         const error = fromWireError(envelope.error, this.service, this.trustPeerCodes);
         if (envelope.id === 0) {
           this.peerError = error;
-          if (!this.isReady) this.settleReady.reject(error);
+          this.hello.fail(error);
           return;
         }
         const call = this.pending.get(envelope.id);
@@ -335,7 +208,7 @@ export class RpcClient {
         this.receiveEvent(envelope.callId, envelope.name, envelope.payload);
         return;
       case 'hello':
-        this.receiveHello(envelope);
+        this.hello.receive(envelope, this.channel);
         return;
       case 'goodbye':
         return; // the close that follows does the work
@@ -360,13 +233,13 @@ export class RpcClient {
   interrupt(error: BulkheadError): void {
     if (this.interruption !== undefined) return;
     this.interruption = error;
-    if (!this.isReady) this.settleReady.reject(error);
+    this.hello.fail(error);
     const calls = [...this.pending.values(), ...this.queue];
     this.pending.clear();
     this.queue.length = 0;
     this.inFlightCount = 0;
     for (const call of calls) {
-      this.clearCall(call);
+      disarm(call);
       call.inbox?.finish(error);
       call.gate?.close();
       call.reject(error);
@@ -380,81 +253,17 @@ export class RpcClient {
     }
   }
 
-  private receiveHello(hello: HelloEnvelope): void {
-    if (this.isReady) return;
-    const verdict = judgePeerHello(this.protocol, 'client', hello, 'Make the helper serve() the protocol its manifest names, or evolve the protocol compatibly (docs/protocols.md, "Versioning").');
-    if (!verdict.ok) {
-      this.settleReady.reject(verdict.error);
-      this.channel.fail(verdict.error);
-      return;
-    }
-    this.peerEvolved = verdict.evolved;
-    this.isReady = true;
-    this.settleReady.resolve(hello);
-  }
-
   private receiveItem(id: number, value: unknown): void {
     const call = this.pending.get(id);
     if (call === undefined) return; // its call already settled or was cancelled
-    const inbox = call.inbox;
-    if (inbox === undefined) {
-      this.abandon(call, 'cancelled', bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}.${call.method} sent a stream item, but the method does not declare "yields".`, { part: 'yields', method: call.method }));
-      return;
-    }
-    const index = inbox.received;
-    const invalid = this.protocol.check('yields', call.method, value);
-    if (invalid !== undefined) {
-      const error = bulkheadError('ERR_INVALID_RESULT', invalid.message.replace('an item of', `item ${index} of`), { ...invalid.data, index });
-      // The items before it were valid: the consumer gets them, then this error.
-      inbox.finish(error);
-      this.abandon(call, 'cancelled', error);
-      return;
-    }
-    if (!inbox.push(value)) {
-      this.channel.fail(bulkheadError('ERR_BAD_FRAME', `${this.protocol.name}.${call.method}: the service sent a stream item without credit; it ignores flow control (docs/wire.md).`));
-    }
-  }
-
-  /** Sends the caller's input items as credit allows, then `end`. */
-  private async pumpInput(call: PendingCall): Promise<void> {
-    const gate = call.gate!;
-    const id = call.id;
-    const live = () => this.pending.get(id) === call;
-    const iterator = call.input![Symbol.asyncIterator]();
-    let finished = false;
-    let index = 0;
-    try {
-      for (;;) {
-        if (!gate.canSend) await gate.ready();
-        if (!live()) return;
-        const next = await iterator.next();
-        if (!live()) return;
-        if (next.done === true) {
-          finished = true;
-          this.channel.send({ kind: 'end', id });
-          return;
-        }
-        const problem = describeNonPlain(next.value);
-        if (problem !== undefined) {
-          this.abandon(call, 'cancelled', bulkheadError('ERR_INVALID_PARAMS', `${this.protocol.name}.${call.method}: input item ${index} holds ${problem}; send JSON-like data or byte strings.`, { method: call.method, part: 'accepts', index }));
-          return;
-        }
-        gate.sent(this.channel.sendSized({ kind: 'item', id, value: next.value }));
-        index++;
-      }
-    } catch (err) {
-      const error = isCoded(err) ? err : bulkheadError('ERR_CANCELLED', `${this.protocol.name}.${call.method}: the input iterable threw (${err instanceof Error ? err.message : String(err)}); the call was cancelled.`, { method: call.method, index }, err);
-      this.abandon(call, 'cancelled', error);
-    } finally {
-      if (!finished) void Promise.resolve(iterator.return?.()).catch(() => undefined);
-    }
+    receiveStreamItem(this.streamPort, call, value);
   }
 
   private receiveEvent(callId: number, name: string, payload: unknown): void {
     const owner = callId === 0 ? undefined : this.pending.get(callId)?.owner;
     if (callId !== 0 && owner === undefined) return; // its call already settled or was cancelled
     // A newer, compatible service may emit events this client's version does not know: not an error.
-    if (this.peerEvolved && !this.protocol.hasEvent(name)) return;
+    if (this.hello.evolved && !this.protocol.hasEvent(name)) return;
     const error = this.protocol.hasEvent(name)
       ? this.protocol.check('event', name, payload)
       : bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}: the service emitted event "${name}", which its protocol does not declare.`, { part: 'event', event: name });
@@ -477,7 +286,7 @@ export class RpcClient {
     const unread = this.unreadBacklog();
     if (unread !== undefined) {
       // Not sent: the slot stays free and the next queued call meets the same check.
-      this.clearCall(call);
+      disarm(call);
       call.reject(unread);
       return;
     }
@@ -497,7 +306,7 @@ export class RpcClient {
       return;
     }
     call.inbox?.open();
-    if (call.input !== undefined) void this.pumpInput(call);
+    if (call.input !== undefined) void pumpStreamInput(this.streamPort, call);
   }
 
   /** Removes a call from the tables, frees its slot, and returns it for settling. */
@@ -514,7 +323,7 @@ export class RpcClient {
       const index = this.queue.indexOf(call);
       if (index >= 0) this.queue.splice(index, 1);
     }
-    this.clearCall(call);
+    disarm(call);
     if (this.inFlightCount === 0) this.updateActivity();
     if (call.inbox !== undefined || call.gate !== undefined) return endStreamOnSettle(call);
     return call;
@@ -545,63 +354,4 @@ export class RpcClient {
     if (wasSent) this.channel.send({ kind: 'cancel', id: call.id, reason });
   }
 
-  private clearCall(call: PendingCall): void {
-    if (call.timer !== undefined) clearTimeout(call.timer);
-    if (call.onAbort !== undefined) call.signal!.removeEventListener('abort', call.onAbort);
-    call.timer = undefined;
-    call.onAbort = undefined;
-  }
-}
-
-/**
- * Wraps a stream call's resolve/reject so that settling also ends its items:
- * the iterator finishes after the queued items (or throws the error), and the
- * input pump stops.
- */
-function endStreamOnSettle(call: PendingCall): PendingCall {
-  const { resolve, reject } = call;
-  return {
-    ...call,
-    resolve: (value) => {
-      call.inbox?.finish();
-      call.gate?.close();
-      resolve(value ?? null);
-    },
-    reject: (error) => {
-      call.inbox?.finish(error);
-      call.gate?.close();
-      reject(error);
-    },
-  };
-}
-
-function isCoded(err: unknown): err is BulkheadError {
-  return typeof err === 'object' && err !== null && (err as Error).name === 'BulkheadError' && typeof (err as { code?: unknown }).code === 'string';
-}
-
-/** An iterable (sync or async) as an async iterable. */
-function toAsyncIterable(input: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterable<unknown> {
-  if (typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return input as AsyncIterable<unknown>;
-  if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    const iterable = input as Iterable<unknown>;
-    return {
-      [Symbol.asyncIterator]: () => {
-        const iterator = iterable[Symbol.iterator]();
-        return {
-          next: () => Promise.resolve(iterator.next()),
-          return: () => Promise.resolve(iterator.return?.() ?? { value: undefined, done: true }),
-        };
-      },
-    };
-  }
-  throw bulkheadError('ERR_INVALID_OPTION', 'options.input must be an iterable or async iterable of items.', { option: 'input' });
-}
-
-/** The error for an aborted signal: its reason when that is already a BulkheadError, else ERR_CANCELLED. */
-export function abortError(signal: AbortSignal, method: string, service: string): BulkheadError {
-  const reason: unknown = signal.reason;
-  if (typeof reason === 'object' && reason !== null && typeof (reason as { code?: unknown }).code === 'string' && (reason as Error).name === 'BulkheadError') {
-    return reason as BulkheadError;
-  }
-  return bulkheadError('ERR_CANCELLED', `${service}.${method} was cancelled by the caller's AbortSignal.`, { method });
 }

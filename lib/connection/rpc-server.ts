@@ -3,9 +3,11 @@
  * client's hello, validates params before a handler runs, gives each handler
  * a context (verified peer, AbortSignal, emit), turns throws into coded
  * errors, and honours cancel. Results are validated by the receiver.
+ * What a handler sees of its call is in handler-context.ts; how its throw is
+ * serialized, in handler-error.ts.
  * @module
  */
-import { isTraceparent, runInTrace, tracing, type CallSpan } from './trace-context.js';
+import { isTraceparent, runInTrace, tracing } from './trace-context.js';
 import { bulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
@@ -14,49 +16,13 @@ import type { FramedChannel } from '../wire/framed-channel.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
+import { RunningCall, type Handler, type HandlerContext } from './handler-context.js';
+import { serializeHandlerError } from './handler-error.js';
+
+export type { Handler, HandlerContext };
 
 /** The peer a call is attributed to when the broker did not name one: the embedding app. */
 export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
-
-/** What a handler receives besides its params. */
-export interface HandlerContext {
-  /** Aborts when the caller cancels, its deadline passes, or the helper is stopping. */
-  readonly signal: AbortSignal;
-  /** Who called, as verified by the broker. */
-  readonly peer: PeerInfo;
-  /** The caller's timeout in ms, when it set one. */
-  readonly timeoutMs: number | undefined;
-  /**
-   * The caller's W3C trace context (`00-<trace id>-<span id>-<flags>`), when it
-   * sent one; calls this handler makes carry it on (lib/connection/trace-context.ts).
-   */
-  readonly traceparent: string | undefined;
-  /**
-   * Sends an event to the caller of this call (validated by the receiver
-   * against the protocol). Resolves at once while little is waiting to be
-   * written, later once the channel drained (await it to be slowed to the
-   * reader's pace); never rejects.
-   * @throws BulkheadError `ERR_BACKPRESSURE` when more than
-   *   `EVENT_BACKLOG.maxBytes` (32 MiB) are already waiting (events were emitted
-   *   without awaiting emit()), `ERR_CLOSED` after the call settled
-   */
-  emit(name: string, payload: unknown): Promise<void>;
-  /**
-   * The caller's input items (a method that declares `accepts`), validated,
-   * under flow control: the caller sends more only as this is read. Empty for
-   * other methods. Read it once.
-   */
-  readonly input: AsyncIterable<unknown>;
-  /**
-   * Opens a transaction (XPC's os_transaction): while any is open the broker
-   * will not stop this helper for being idle, even after the call returns.
-   * Call the returned function once the background work is done.
-   */
-  keepAlive(): () => void;
-}
-
-/** A handler: params in, result (or a promise of it) out. */
-export type Handler = (params: never, ctx: HandlerContext) => unknown;
 
 /** Hooks the runtime gives the server. */
 export interface RpcServerHooks {
@@ -340,7 +306,7 @@ export class RpcServer {
     running.span?.end(error === undefined ? undefined : typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR_SERVICE_ERROR');
     // The caller has given up (cancel or deadline): it ignores answers, so send none.
     if (!running.aborted) {
-      if (error !== undefined) this.sendError(id, this.handlerError(error));
+      if (error !== undefined) this.sendError(id, serializeHandlerError(error, this.exposeStacks));
       else {
         const problem = describeNonPlain(value);
         if (problem === undefined) this.sendReply(id, value);
@@ -352,26 +318,6 @@ export class RpcServer {
       this.drainWaiters = [];
       for (const resolve of waiters) resolve();
     }
-  }
-
-  private handlerError(error: unknown): SerializedError {
-    const err = error instanceof Error ? error : new Error(String(error));
-    const data: Record<string, unknown> = {};
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string') data['remoteCode'] = code;
-    const remoteData = (err as { data?: unknown }).data;
-    if (remoteData !== undefined) {
-      try {
-        // A JSON round trip keeps only plain data, so the frame stays decodable.
-        const plain = JSON.parse(JSON.stringify(remoteData)) as unknown;
-        // Too deep (or otherwise unsendable) data would make the peer drop the whole connection.
-        data['remoteData'] = describeNonPlain(plain) === undefined ? plain : '[unserializable]';
-      } catch {
-        data['remoteData'] = '[unserializable]';
-      }
-    }
-    if (this.exposeStacks && err.stack !== undefined) data['stack'] = err.stack;
-    return { code: 'ERR_SERVICE_ERROR', message: err.message, data };
   }
 
   private sendEvent(callId: number, name: string, payload: unknown): Promise<void> {
@@ -400,68 +346,5 @@ export class RpcServer {
     for (const running of this.running.values()) running.abort(reason);
     this.pressure.close();
     this.hooks.closed(error);
-  }
-}
-
-const EMPTY_INPUT: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }) };
-
-/**
- * One running handler and its context. The AbortController is created only
- * when the handler reads `ctx.signal`: most handlers never do, and creating
- * one costs more than the rest of the dispatch.
- */
-class RunningCall implements HandlerContext {
-  private controller: AbortController | undefined;
-  private reason: BulkheadError | undefined;
-
-  /** The handler's SERVER span, when tracing. */
-  span: CallSpan | undefined;
-  /** Input items of an `accepts` method. */
-  inbox: ItemInbox | undefined;
-  /** Credit for the items of a `yields` method. */
-  gate: CreditGate | undefined;
-
-  constructor(private readonly server: RpcServer, readonly id: number, readonly method: string, readonly peer: PeerInfo, readonly timeoutMs: number | undefined, readonly traceparent: string | undefined) {}
-
-  get input(): AsyncIterable<unknown> {
-    const inbox = this.inbox;
-    if (inbox === undefined) return EMPTY_INPUT;
-    return { [Symbol.asyncIterator]: () => ({ next: () => inbox.next(), return: () => {
-      inbox.discard();
-      return Promise.resolve({ value: undefined, done: true });
-    } }) };
-  }
-
-  /** Why the call was aborted, once it was. */
-  get abortReason(): BulkheadError | undefined {
-    return this.reason;
-  }
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.reason !== undefined) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  get aborted(): boolean {
-    return this.reason !== undefined;
-  }
-
-  abort(reason: BulkheadError): void {
-    if (this.reason !== undefined) return;
-    this.reason = reason;
-    this.inbox?.finish(reason);
-    this.gate?.close();
-    this.controller?.abort(reason);
-  }
-
-  emit(name: string, payload: unknown): Promise<void> {
-    return this.server.emitFor(this, name, payload);
-  }
-
-  keepAlive(): () => void {
-    return this.server.openTransaction();
   }
 }

@@ -4,15 +4,17 @@
  * client with a certificate from its CA and a signature over a fresh nonce,
  * authorises it against the service's `clients`, and then routes its frames
  * to the helper unchanged. `bulkhead.control` is served by the daemon itself.
+ * Its parts: client-auth.ts (who the client is), control-handlers.ts (the
+ * control protocol), socket-listen.ts (the owner-only socket).
  * @module
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Broker, readBrokerConfig } from '../broker/broker.js';
-import { RpcServer, type Handler } from '../connection/rpc-server.js';
-import { bulkheadError, isBulkheadError, type BulkheadError, type BulkheadErrorCode } from '../errors.js';
-import { CertificateAuthority, createChallenge, proofPayload, verifyProof, verifyServiceDir, writeIdentity } from '../identity/index.js';
+import { RpcServer } from '../connection/rpc-server.js';
+import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
+import { CertificateAuthority, verifyServiceDir, writeIdentity } from '../identity/index.js';
 import { loadProtocol } from '../protocol/registry.js';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import type { PeerInfo } from '../wire/envelope.js';
@@ -22,9 +24,13 @@ import { DAEMON_LIMIT_DEFAULTS, resolveDaemonSettings, type DaemonSettings, type
 import { admits } from './client-policy.js';
 import { Gatekeeper, peerFields, type PendingConnection } from './gatekeeper.js';
 import { writeHandshake } from './handshake-io.js';
+import { authenticateClient, refusal, type HandshakeNames } from './client-auth.js';
+import { controlHandlers } from './control-handlers.js';
+import { listenOwnerOnly } from './socket-listen.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
-import { RoutedSession } from './routed-session.js';
+import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
+import { CLIENT_STALL_MS, clientHighWaterBytes } from './session-flow.js';
 import { listenOnPassedFd } from './systemd-activation.js';
 
 export { CONTROL_SERVICE } from './control.js';
@@ -243,52 +249,22 @@ export class Daemon {
   private accept(socket: Socket): void {
     const conn = this.gatekeeper.open(socket);
     if (conn === undefined) return;
-    const who: { client?: string | null; service?: string | null } = {};
+    const who: HandshakeNames = {};
     void this.handshake(conn, who).then(
       () => conn.admitted(),
       (err: unknown) => conn.refuse(isBulkheadError(err) ? err : this.daemonFault(err, who), who),
     );
   }
 
-  /** Challenge → auth → ok, then hands the socket to a session. Throws the refusal; `who` learns the names as they are known. */
-  private async handshake(conn: PendingConnection, who: { client?: string | null; service?: string | null }): Promise<void> {
+  /** Challenge → auth (client-auth.ts) → ok, then hands the socket to a session. Throws the refusal; `who` learns the names as they are known. */
+  private async handshake(conn: PendingConnection, who: HandshakeNames): Promise<void> {
     await conn.ready;
     if (conn.settled) return; // refused while held (evicted, timed out, gone)
     const { socket, reader, credentials } = conn;
-    const { nonce } = createChallenge();
-    writeHandshake(socket, { t: 'challenge', v: 1, nonce, daemon: this.id });
-    const auth = await reader.next(this.settings.handshakeTimeoutMs);
-    const service = typeof auth['service'] === 'string' ? auth['service'] : undefined;
-    const name = typeof auth['name'] === 'string' ? auth['name'] : undefined;
-    who.client = name ?? null;
-    who.service = service ?? null;
-    const cert = auth['cert'];
-    const sig = auth['sig'];
-    if (auth['t'] !== 'auth' || service === undefined) {
-      throw refusal('ERR_AUTH_FAILED', 'The first message must be { t: "auth", service, name, cert, sig } (see the handshake section of docs/wire.md).', { reason: 'bad-message', name, service });
-    }
-    if (typeof cert !== 'string' || cert === '' || !(sig instanceof Uint8Array) || name === undefined) {
-      throw refusal('ERR_AUTH_REQUIRED', `Connecting to ${service} needs a certificate (text "cert"), the identity name ("name") and a signature over the challenge (byte string "sig"); issue an identity with \`bulkhead identity issue NAME\`.`, { reason: 'no-credentials', name, service });
-    }
-    let identity: { name: string; serial: string };
-    try {
-      identity = this.ca.verifyClient(cert);
-    } catch (err) {
-      if (!isBulkheadError(err)) throw err;
-      // Not the client's doing (e.g. a corrupt revoked.json): the client learns only that the daemon failed.
-      if (!err.code.startsWith('ERR_AUTH_') && !err.code.startsWith('ERR_CERT_')) throw this.daemonFault(err, { client: name, service });
-      // The CA's own data (reason, subject, serial, which, dates) travels with the refusal.
-      const reason = err.data['reason'] ?? (err.code === 'ERR_CERT_REVOKED' ? 'revoked' : 'validity');
-      throw refusal(err.code, err.message, { ...err.data, reason, name: typeof err.data['name'] === 'string' ? err.data['name'] : name, service });
-    }
-    who.client = identity.name;
-    if (identity.name !== name) {
-      throw refusal('ERR_AUTH_FAILED', `"name" must be the certificate's common name ("${identity.name}"), and the proof is signed over it.`, { reason: 'name-mismatch', name: identity.name, serial: identity.serial, service });
-    }
-    const payload = proofPayload(nonce, { socketPath: this.socketPath, daemonId: this.id, clientName: identity.name });
-    if (!verifyProof(cert, payload, sig)) {
-      throw refusal('ERR_AUTH_FAILED', 'The signature does not prove possession of the certificate\'s key for this connection (wrong key, another socket path or daemon id, or a replayed handshake).', { reason: 'bad-proof', name: identity.name, serial: identity.serial, service });
-    }
+    const { service, identity } = await authenticateClient(conn, who, {
+      ca: this.ca, daemonId: this.id, socketPath: this.socketPath, handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
+      fault: (err, names) => this.daemonFault(err, names),
+    });
     const peer: PeerInfo = { name: identity.name, uid: credentials.uid, gid: credentials.gid, pid: credentials.pid };
     const verified = { name: identity.name, uid: credentials.uid, gid: credentials.gid };
     if (service === CONTROL_SERVICE) {
@@ -317,7 +293,7 @@ export class Daemon {
         this.connections.delete(record);
         this.gatekeeper.disconnected(credentials, { client: identity.name, service }, error);
         this.broker.metricsRecorder.disconnected();
-      });
+      }, this.sessionFlowLimits());
     } catch (err) {
       throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
     }
@@ -332,6 +308,10 @@ export class Daemon {
   }
 
   /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
+  private sessionFlowLimits(): SessionFlowLimits {
+    return { highWaterBytes: clientHighWaterBytes(untrustedPeerBacklog(this.broker.maxFrameBytes)), stallMs: CLIENT_STALL_MS };
+  }
+
   private clientChannelOptions(): FramedChannelOptions {
     return { maxFrameBytes: this.broker.maxFrameBytes, maxBufferedBytes: untrustedPeerBacklog(this.broker.maxFrameBytes) };
   }
@@ -339,39 +319,10 @@ export class Daemon {
   private serveControl(socket: Socket, peer: PeerInfo, credentials: PeerCredentials): void {
     const protocol = loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE);
     const channel = new FramedChannel(socket, this.clientChannelOptions());
-    const broker = this.broker;
-    const handlers: Record<string, Handler> = {
-      list: () => ({ services: broker.status(), daemon: { pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt, ...this.connectionStatus() } }),
-      status: ({ name }: { name: string }) => broker.status(name),
-      kickstart: async ({ name, restart }: { name: string; restart?: boolean }) => {
-        const before = broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
-        this.log({ event: 'kickstart', service: name, by: peer.name, restart: restart === true });
-        // "Start it now" includes a service whose crash-loop breaker tripped (launchctl kickstart does the same).
-        if (before.state === 'failed') broker.reset(name);
-        if (restart === true) await broker.stop(name);
-        await broker.kickstart(name);
-        return { pid: broker.status(name).pid };
-      },
-      stop: async ({ name }: { name: string }) => {
-        const wasRunning = broker.status(name).pid !== null;
-        this.log({ event: 'stop', service: name, by: peer.name });
-        await broker.stop(name);
-        return { stopped: wasRunning };
-      },
-      reload: () => this.reload(),
-      restart: async ({ name }: { name: string }) => {
-        broker.status(name); // ERR_UNKNOWN_SERVICE before anything is logged
-        this.log({ event: 'restart', service: name, by: peer.name });
-        await broker.restart(name);
-        return { pid: broker.status(name).pid };
-      },
-      logs: async ({ service, after, limit, waitMs, events }: { service?: string; after?: number; limit?: number; waitMs?: number; events?: boolean }, ctx) => {
-        // ERR_UNKNOWN_SERVICE for a typo rather than silence (a removed service's lines are still kept).
-        if (service !== undefined && !this.logs.knows(service)) broker.status(service);
-        if (after !== undefined && waitMs !== undefined) await this.logs.wait(after, waitMs, service, ctx.signal);
-        return this.logs.query({ service, after, limit, events });
-      },
-    };
+    const handlers = controlHandlers({
+      broker: this.broker, logs: this.logs, log: this.log, reload: () => this.reload(),
+      describe: () => ({ pid: process.pid, socketPath: this.socketPath, startedAt: this.startedAt, ...this.connectionStatus() }),
+    }, peer);
     const session = {
       close: () => channel.destroy(),
     };
@@ -395,16 +346,10 @@ export class Daemon {
    * A fault on the daemon's side during a handshake (a corrupt revoked.json, a bug): the details,
    * paths included, go to the daemon's log; the client gets ERR_DAEMON_FAULT saying only that.
    */
-  private daemonFault(err: unknown, who: { client?: string | null; service?: string | null }): BulkheadError {
+  private daemonFault(err: unknown, who: HandshakeNames): BulkheadError {
     this.log({ event: 'denied', code: isBulkheadError(err) ? err.code : 'ERR_DAEMON_FAULT', client: who.client ?? null, service: who.service ?? null, message: err instanceof Error ? err.message : String(err) });
     return bulkheadError('ERR_DAEMON_FAULT', 'The daemon could not complete the handshake because of a fault on its side; its administrator will find the cause in `bulkhead logs`.', { reason: 'daemon-fault', client: who.client ?? null, service: who.service ?? null });
   }
-}
-
-/** A handshake refusal: its code, message, and `data` as docs/errors.md promises (`reason` always; names when known). */
-function refusal(code: BulkheadErrorCode, message: string, data: Record<string, unknown> & { reason: unknown; name: string | undefined; service: string | undefined }): BulkheadError {
-  const { name, service, ...rest } = data;
-  return bulkheadError(code, message, { ...rest, name: name ?? null, service: service ?? null });
 }
 
 /** Creates `<stateDir>/identities/admin.*` on first start, for the local `bulkhead` CLI. */
@@ -414,41 +359,4 @@ function ensureAdminIdentity(ca: CertificateAuthority, stateDir: string, log: (e
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeIdentity(dir, ca.issue('admin', { validDays: 3650 }));
   log({ event: 'identity-issued', name: 'admin', dir });
-}
-
-/**
- * Listens on a Unix socket that nobody but the owner (or the configured
- * group) can open. A stale socket from a dead daemon is removed; a live one
- * is an error.
- */
-async function listenOwnerOnly(server: Server, settings: ResolvedDaemonSettings): Promise<void> {
-  const path = settings.socketPath;
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  if (existsSync(path)) {
-    const alive = await new Promise<boolean>((resolve) => {
-      const probe = createConnection(path);
-      probe.once('connect', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (alive) throw bulkheadError('ERR_INVALID_OPTION', `Another daemon is already listening on ${path}; stop it or choose another socketPath.`, { option: 'socketPath' });
-    unlinkSync(path); // stale: its daemon died without cleaning up
-  }
-  // The socket file is created with the umask's mode: make it owner-only from the first instant.
-  const previous = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(previous);
-  }
-  if (settings.socketGroup !== undefined) chownSync(path, -1, settings.socketGroup);
-  chmodSync(path, settings.socketMode);
 }

@@ -13,6 +13,15 @@ import { fromWireError, isServiceCode } from '../connection/remote-error.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
 import { ID_RANGE_SIZE, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import { SessionFlow } from './session-flow.js';
+
+/** How a session holds back its helper while its client reads slowly (see session-flow.ts). */
+export interface SessionFlowLimits {
+  /** Backlog in bytes above which the helper is held back. */
+  highWaterBytes: number;
+  /** How long the backlog may stay above it before the client is cut off. */
+  stallMs: number;
+}
 
 /** Calls one client may have in flight through the daemon. */
 export const MAX_ROUTED_IN_FLIGHT = 1024;
@@ -23,14 +32,24 @@ export class RoutedSession implements RouteTarget {
   private readonly inFlight = new Set<number>();
   private helloSeen = false;
   private closed = false;
+  private readonly flow: SessionFlow;
 
   constructor(
     private readonly channel: FramedChannel,
     private readonly supervisor: ServiceSupervisor,
     readonly peer: PeerInfo,
     private readonly onClose: (error: BulkheadError | undefined) => void,
+    limits: SessionFlowLimits,
   ) {
     this.range = supervisor.openRoute(this);
+    this.flow = new SessionFlow({
+      channel,
+      source: () => supervisor.process?.channel.stream,
+      ...limits,
+      stalled: (waiting, stallMs) => {
+        channel.fail(bulkheadError('ERR_BACKPRESSURE', `The client stopped reading: ${waiting} bytes have waited for it for ${stallMs} ms, so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: limits.highWaterBytes }));
+      },
+    });
     channel.attach({ envelope: (e, body) => this.fromClient(e, body), closed: (error) => this.close(error) });
   }
 
@@ -50,9 +69,11 @@ export class RoutedSession implements RouteTarget {
         // Re-encoded, the helper's error outgrew the frame limit: pass on its code and the reason, not its data.
         this.channel.send({ kind: 'error', id: envelope.id, error: bulkheadError(relabelled.code, `${this.supervisor.service}'s error was too large to pass on (${err.message})`).toJSON() });
       }
+      this.flow.sent();
       return;
     }
     this.channel.sendRaw(body);
+    this.flow.sent();
   }
 
   /** @inheritdoc */
@@ -63,6 +84,7 @@ export class RoutedSession implements RouteTarget {
   /** @inheritdoc */
   broadcast(body: Buffer): void {
     this.channel.sendRaw(body);
+    this.flow.sent();
   }
 
   /** @inheritdoc */
@@ -82,6 +104,7 @@ export class RoutedSession implements RouteTarget {
   close(error?: BulkheadError): void {
     if (this.closed) return;
     this.closed = true;
+    this.flow.dispose();
     this.supervisor.closeRoute(this.range, this.inFlight);
     this.inFlight.clear();
     this.channel.destroy();

@@ -283,7 +283,11 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (innerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (bwrap !== null) {
-    chain = [bwrap, ...bwrapArgs(profile, probe, input, readList, writeList, nodeCommand[0]!, { capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads }), '--', ...chain];
+    const args = bwrapArgs({
+      profile, probe, reads: readList, writes: writeList, nodePath: nodeCommand[0]!, scratch: input.scratch, scratchTmp: input.scratchTmp,
+      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads,
+    });
+    chain = [bwrap, ...args, '--', ...chain];
   }
   if (outerUnshareNet) chain = [probe.unshare!, ...unshareNetArgs(probe), '--', ...chain];
   if (probe.prlimit !== null) chain = [probe.prlimit, ...prlimitArgs, '--', ...chain];
@@ -303,12 +307,40 @@ function unshareNetArgs(probe: HostProbe): string[] {
   return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
 }
 
-function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInput, reads: string[], writes: string[], nodePath: string, opts: { capDrop: boolean; scratchBytes: number | undefined; kernelArgs: string[]; kernelReads: string[] }): string[] {
+/** What {@link bwrapArgs} builds bubblewrap's arguments from. */
+export interface BwrapArgsOptions {
+  /** The profile: its network rule decides `--unshare-net` and which /etc files are bound. */
+  profile: SandboxProfile;
+  /** The host: root or not (`--unshare-user`), its runtime roots, and the setpriv/unshare binaries to bind. */
+  probe: HostProbe;
+  /** Paths bound read-only; those under a runtime root or a write path are left to that bind. */
+  reads: readonly string[];
+  /** Paths bound read-write (the scratch dir among them). */
+  writes: readonly string[];
+  /** The node binary the helper runs, bound (with its real path) when outside the runtime roots. */
+  nodePath: string;
+  /** The per-launch scratch dir: the helper's cwd, and a capped tmpfs when `scratchBytes` is set. */
+  scratch: string;
+  /** The scratch dir's `tmp/` (the helper's TMPDIR), recreated on that tmpfs. */
+  scratchTmp: string;
+  /** Drop every capability (`--cap-drop ALL`): root without setpriv to drop them. */
+  capDrop: boolean;
+  /** Size of the scratch tmpfs in bytes (`limits.scratchMiB`); undefined: scratch stays a plain bind. */
+  scratchBytes: number | undefined;
+  /** The kernel layers' bubblewrap arguments (`--seccomp 5`, `--disable-userns`), placed after the unshares. */
+  kernelArgs: readonly string[];
+  /** Files the kernel layers need inside the sandbox (the Landlock pre-exec wrapper). */
+  kernelReads: readonly string[];
+}
+
+/** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
+export function bwrapArgs(options: BwrapArgsOptions): string[] {
+  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads } = options;
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
-  if (opts.capDrop) args.push('--cap-drop', 'ALL');
-  args.push(...opts.kernelArgs);
+  if (capDrop) args.push('--cap-drop', 'ALL');
+  args.push(...kernelArgs);
   const roots = probe.runtimeRoots;
   for (const root of roots) {
     if (root.symlink !== null) args.push('--symlink', root.symlink, root.path);
@@ -316,7 +348,7 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
   }
   const covered = (path: string): boolean => roots.some((r) => r.symlink === null && isWithin(path, r.path));
   // The node binary and the wrappers must exist inside; outside /usr (nvm, /opt) bind them too.
-  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare, ...opts.kernelReads].filter((p): p is string => p !== null && !covered(p));
+  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare, ...kernelReads].filter((p): p is string => p !== null && !covered(p));
   const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
   args.push('--proc', '/proc', '--dev', '/dev');
 
@@ -336,13 +368,13 @@ function bwrapArgs(profile: SandboxProfile, probe: HostProbe, input: CompileInpu
     const flag = bind.mode === 'rw' ? '--bind-try' : '--ro-bind-try';
     args.push(flag, bind.path, bind.path);
   }
-  if (opts.scratchBytes !== undefined) {
+  if (scratchBytes !== undefined) {
     // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
     // 1777: the helper may run as a dropped uid that does not own the mount.
-    args.push('--perms', '1777', '--size', String(opts.scratchBytes), '--tmpfs', input.scratch);
-    args.push('--perms', '1777', '--dir', input.scratchTmp);
+    args.push('--perms', '1777', '--size', String(scratchBytes), '--tmpfs', scratch);
+    args.push('--perms', '1777', '--dir', scratchTmp);
   }
   // The root is a tmpfs bwrap built; freeze it so the only writable places are the binds above.
-  args.push('--remount-ro', '/', '--chdir', input.scratch);
+  args.push('--remount-ro', '/', '--chdir', scratch);
   return args;
 }

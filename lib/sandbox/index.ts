@@ -26,6 +26,7 @@ import { programFd } from './seccomp.js';
 import { uidFor } from './uid-pool.js';
 import { closeSync } from 'node:fs';
 import { bulkheadError } from '../errors.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 
 export { moduleReadSet, type ModuleReadSet } from './module-graph.js';
 export { PROFILE_SCHEMA, MIN_MEMORY_MIB, MIN_OPEN_FILES } from './profile-schema.js';
@@ -38,7 +39,7 @@ export { configureUidPool, DEFAULT_UID_RANGE, type UidRange } from './uid-pool.j
 export { SECCOMP_CHILD_FD, type KernelProbe } from './kernel-layers.js';
 
 /** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
-const PREWARM_ENTRY_ENV = 'BULKHEAD_ENTRY';
+const PREWARM_ENTRY_ENV = HELPER_ENV.entry;
 
 /** What the broker knows about the helper it is about to launch. */
 export interface SandboxLaunchInput {

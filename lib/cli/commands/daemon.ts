@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { CliExit } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
+import { CLI_ENV } from '../cli-env.js';
 
 interface DaemonCommandOptions {
   config: string;
@@ -36,11 +37,11 @@ export function registerDaemon(program: Command, run: (work: () => Promise<ExitC
       'SIGTERM or SIGINT stops every helper gracefully and exits 0.',
     )
     .requiredOption('-c, --config <file>', 'config file { root?, services: [...], daemon?: { socketPath, stateDir, controlClients, ... } }')
-    .addOption(new Option('--socket <path>', 'listen here instead of daemon.socketPath / the default').env('BULKHEAD_SOCKET'))
-    .addOption(new Option('--state-dir <dir>', 'CA, identities and schedule state [default: daemon.stateDir, per-user $XDG_STATE_HOME/bulkhead, root /var/lib/bulkhead]').env('BULKHEAD_STATE_DIR'))
+    .addOption(new Option('--socket <path>', 'listen here instead of daemon.socketPath / the default').env(CLI_ENV.socket))
+    .addOption(new Option('--state-dir <dir>', 'CA, identities and schedule state [default: daemon.stateDir, per-user $XDG_STATE_HOME/bulkhead, root /var/lib/bulkhead]').env(CLI_ENV.stateDir))
     .option('--log-file <path>', 'also append the log to files rolled by size: <path minus .log>.1.log, .2.log, ... with a current.log symlink [default: <state-dir>/logs/daemon.log; under systemd, none]')
     .option('--no-log-file', 'keep no log file (stderr and the in-memory ring only)')
-    .addOption(new Option('--http <[host:]port>', 'serve GET /metrics (Prometheus) and the Activity Monitor at / on this address [host: 127.0.0.1; port 0: any free one]; `bulkhead dashboard` prints the URL').env('BULKHEAD_HTTP'))
+    .addOption(new Option('--http <[host:]port>', 'serve GET /metrics (Prometheus) and the Activity Monitor at / on this address [host: 127.0.0.1; port 0: any free one]; `bulkhead dashboard` prints the URL').env(CLI_ENV.http))
     .addOption(new Option('--log-size <size>', 'roll the log file at this size (e.g. 512k, 10m, 1g)').default('10m'))
     .addOption(new Option('--log-keep <n>', 'rolled log files kept besides the current one').default('5'))
     .addHelpText('after', `

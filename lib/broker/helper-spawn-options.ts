@@ -1,0 +1,62 @@
+/**
+ * What the supervisor hands `HelperProcess.spawn`: the launch plan,
+ * limits, and the hooks a helper reports through (its output lines, settled
+ * calls, its exit before pending calls reject). Split from helper-process.ts
+ * so the contract between supervisor and helper reads on one page.
+ * @module
+ */
+import type { RpcClientHooks } from '../connection/rpc-client.js';
+import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { SandboxLaunchPlan } from '../sandbox/index.js';
+import type { Envelope } from '../wire/envelope.js';
+import type { FramedChannel } from '../wire/framed-channel.js';
+import type { ExitInfo } from './exit-report.js';
+
+/** Callbacks from a helper process to its supervisor. */
+export interface HelperHooks extends RpcClientHooks {
+  /** One line of the helper's stdout or stderr. */
+  log(stream: 'stdout' | 'stderr', line: string, pid: number): void;
+  /**
+   * A call to this helper was answered (code null: a reply; else the error's
+   * code), or failed with ERR_INTERRUPTED because the helper exited. Direct
+   * and routed calls alike. Optional (metrics).
+   */
+  callSettled?(method: string, seconds: number, code: string | null): void;
+}
+
+/** Options of `HelperProcess.spawn`. */
+export interface HelperSpawnOptions {
+  service: string;
+  plan: SandboxLaunchPlan;
+  protocol: CompiledProtocol;
+  maxFrameBytes: number;
+  maxInFlight: number;
+  maxQueued: number;
+  /** Bytes that may wait for the helper to read them before a call fails with ERR_BACKPRESSURE. */
+  maxQueuedBytes?: number;
+  hooks: HelperHooks;
+  /**
+   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
+   * waits; `HelperProcess.activate` makes it load the service.
+   */
+  spare?: boolean;
+  /** Given the helper's outbound channel (fd 4) when it may call other services. */
+  outbound?: (channel: FramedChannel, pid: number | undefined) => void;
+  /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */
+  route?: (envelope: Envelope, body: Buffer) => boolean;
+  /**
+   * How often the helper's runtime sends its heartbeat (BULKHEAD_HEARTBEAT_MS),
+   * in ms: the measure of `HelperProcess.unresponsiveMs`.
+   */
+  heartbeatMs: number;
+  /**
+   * Kill the helper (reason "watchdog") when nothing came from its event loop
+   * for this long after it was ready (launch.watchdogMs). Undefined: no watchdog.
+   */
+  watchdogMs?: number | undefined;
+  /**
+   * Told of the exit synchronously, before the helper's pending calls are
+   * rejected: a `.catch` of an interrupted call sees the supervisor's new state.
+   */
+  exiting?: (info: ExitInfo) => void;
+}

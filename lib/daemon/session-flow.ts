@@ -1,0 +1,119 @@
+/**
+ * Backpressure from a daemon client back to its service's helper.
+ *
+ * The daemon reads a helper as fast as the helper writes and fans replies and
+ * events out to its clients. Without this, a client that reads more slowly
+ * than the helper writes (a burst of events, a busy client) piles up a backlog
+ * in the daemon until the hard bound cuts it off, although it is reading. So,
+ * while one client's socket holds more than a high-water mark of unread
+ * frames, the daemon stops reading that helper: the helper's writes wait, its
+ * `emit()` promise waits, and the burst goes at the client's pace. Once the
+ * client's backlog falls below half the mark, the helper is read again.
+ *
+ * A client that stays above the mark for `stallMs` has stopped reading: it is
+ * cut off with ERR_BACKPRESSURE and the helper is read again, so a stalled
+ * client delays the service's other clients by at most `stallMs`. The
+ * channel's own hard bound (`maxBufferedBytes`) still holds meanwhile: what the
+ * daemon had already read from the helper when it paused is at most one read
+ * chunk plus one frame.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import type { FramedChannel } from '../wire/framed-channel.js';
+
+/** How long a client may keep its backlog above the high-water mark before it is cut off. */
+export const CLIENT_STALL_MS = 2000;
+
+/** The backlog above which a client holds back its helper: half the hard bound, at most 512 KiB. */
+export function clientHighWaterBytes(maxBufferedBytes: number): number {
+  return Math.min(512 * 1024, Math.floor(maxBufferedBytes / 2));
+}
+
+/** How many clients hold each helper stream paused; the stream resumes when the last lets go. */
+const holders = new WeakMap<Duplex, number>();
+
+function hold(source: Duplex): void {
+  const count = holders.get(source) ?? 0;
+  holders.set(source, count + 1);
+  if (count === 0) source.pause();
+}
+
+function release(source: Duplex): void {
+  const count = holders.get(source) ?? 0;
+  if (count > 1) {
+    holders.set(source, count - 1);
+    return;
+  }
+  holders.delete(source);
+  if (!source.destroyed) source.resume();
+}
+
+/** What a {@link SessionFlow} needs. */
+export interface SessionFlowOptions {
+  /** The client's channel. */
+  channel: FramedChannel;
+  /** The helper stream the client's frames come from now (it changes when the helper is relaunched). */
+  source: () => Duplex | undefined;
+  /** Backlog in bytes above which the helper is held back. */
+  highWaterBytes: number;
+  /** How long the backlog may stay above the mark. */
+  stallMs: number;
+  /** The client stopped reading: cut it off. `waiting` is its backlog in bytes. */
+  stalled: (waiting: number, stallMs: number) => void;
+}
+
+/** Holds back one client's helper while the client's backlog is high. */
+export class SessionFlow {
+  private held: Duplex | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private checkScheduled = false;
+
+  constructor(private readonly options: SessionFlowOptions) {}
+
+  /** Call after each frame sent to the client. */
+  sent(): void {
+    const { channel, highWaterBytes } = this.options;
+    if (this.held !== undefined || channel.writableLength <= highWaterBytes) return;
+    const source = this.options.source();
+    if (source === undefined || source.destroyed) return;
+    this.held = source;
+    hold(source);
+    this.stallTimer = setTimeout(() => {
+      const waiting = this.options.channel.writableLength;
+      this.dispose();
+      this.options.stalled(waiting, this.options.stallMs);
+    }, this.options.stallMs);
+    this.scheduleCheck();
+  }
+
+  /** Lets go of the helper (the session ended). Idempotent. */
+  dispose(): void {
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    const source = this.held;
+    this.held = undefined;
+    if (source !== undefined) release(source);
+  }
+
+  private scheduleCheck(): void {
+    if (this.checkScheduled) return;
+    this.checkScheduled = true;
+    const { stream } = this.options.channel;
+    // The socket says when it drained; a backlog still in the channel's outbox (flushed on the
+    // next tick) is looked at again after the tick.
+    if (stream.writableNeedDrain) stream.once('drain', this.check);
+    else setImmediate(this.check);
+  }
+
+  private readonly check = (): void => {
+    this.checkScheduled = false;
+    if (this.held === undefined) return;
+    const { channel, highWaterBytes } = this.options;
+    if (!channel.open) {
+      this.dispose();
+      return;
+    }
+    if (channel.writableLength <= highWaterBytes / 2) this.dispose();
+    else this.scheduleCheck();
+  };
+}

@@ -1,0 +1,76 @@
+// bwrapArgs, bubblewrap's part of a launch, called with its options object (no process spawned):
+// each named field changes exactly the arguments its TSDoc says, so a swapped or dropped field shows.
+import t from 'tap';
+import { bwrapArgs, type BwrapArgsOptions } from '../lib/sandbox/compile.js';
+import { isolateReserveMiB, type HostProbe } from '../lib/sandbox/host-probe.js';
+import { parseProfile } from '../lib/sandbox/index.js';
+
+const probe = (isRoot: boolean): HostProbe => ({
+  isRoot, uid: isRoot ? 0 : 1000, bwrap: '/usr/bin/bwrap', bwrapTmpfsSize: true, bwrapDisableUserns: true, bwrapProblem: null, userNamespaces: true,
+  kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0 },
+  unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', env: '/usr/bin/env', sh: '/bin/sh',
+  node: { flag: '--permission', allowAddons: true, disableWarning: true, allowNet: false, major: 24, isolateReserveMiB: isolateReserveMiB(24) },
+  runtimeRoots: [{ path: '/usr', symlink: null }, { path: '/lib', symlink: 'usr/lib' }],
+  cgroup: null,
+});
+
+const base: BwrapArgsOptions = {
+  profile: parseProfile('p', {}),
+  probe: probe(true),
+  reads: ['/app/service.js', '/app/data', '/usr/lib/node_modules/x'],
+  writes: ['/tmp/scr', '/app/data/out'],
+  nodePath: '/usr/bin/node',
+  scratch: '/tmp/scr',
+  scratchTmp: '/tmp/scr/tmp',
+  capDrop: false,
+  scratchBytes: undefined,
+  kernelArgs: [],
+  kernelReads: [],
+};
+const args = (over: Partial<BwrapArgsOptions> = {}) => bwrapArgs({ ...base, ...over });
+/** Index of the pair `flag path` (e.g. `--ro-bind-try /app/data`), or -1. */
+const pair = (argv: string[], flag: string, value: string) => argv.findIndex((a, i) => a === flag && argv[i + 1] === value);
+
+t.test('namespaces: profile.network and probe.isRoot decide --unshare-net and --unshare-user', async (t) => {
+  t.ok(args().includes('--unshare-net'), 'network "none" unshares the network');
+  t.notOk(args({ profile: parseProfile('p', { network: 'full' }) }).includes('--unshare-net'), 'network "full" keeps the host network');
+  t.notOk(args().includes('--unshare-user'), 'root needs no user namespace');
+  t.ok(args({ probe: probe(false) }).includes('--unshare-user'), 'not root: a user namespace');
+});
+
+t.test('capDrop and kernelArgs: placed after the unshares, before any bind', async (t) => {
+  t.equal(pair(args(), '--cap-drop', 'ALL'), -1, 'capDrop false: capabilities untouched');
+  const argv = args({ capDrop: true, kernelArgs: ['--seccomp', '5'] });
+  const cap = pair(argv, '--cap-drop', 'ALL');
+  const seccomp = pair(argv, '--seccomp', '5');
+  t.ok(cap > argv.indexOf('--unshare-net'), 'cap-drop after the unshares');
+  t.ok(seccomp > cap && seccomp < argv.indexOf('--ro-bind'), 'kernel args after cap-drop, before the first bind');
+});
+
+t.test('reads and writes: read-only and writable binds, parents first, runtime roots not bound twice', async (t) => {
+  const argv = args();
+  const data = pair(argv, '--ro-bind-try', '/app/data');
+  const out = pair(argv, '--bind-try', '/app/data/out');
+  t.ok(data > 0 && out > data, 'a writable dir inside a read-only one is bound after it');
+  t.ok(pair(argv, '--ro-bind-try', '/app/service.js') > 0, 'a read file is bound read-only');
+  t.ok(pair(argv, '--bind-try', '/tmp/scr') > 0, 'scratch is writable');
+  t.equal(pair(argv, '--ro-bind-try', '/usr/lib/node_modules/x'), -1, 'a read under a runtime root is covered by it');
+  t.ok(pair(argv, '--ro-bind', '/usr') > 0, 'the runtime root is bound');
+  t.ok(argv.join(' ').includes('--symlink usr/lib /lib'), 'a symlinked runtime root stays a symlink');
+});
+
+t.test('nodePath and kernelReads: bound only when outside the runtime roots', async (t) => {
+  t.equal(pair(args(), '--ro-bind-try', '/usr/bin/node'), -1, 'node under /usr needs no bind');
+  const argv = args({ nodePath: '/opt/node/bin/node', kernelReads: ['/opt/bulkhead/landlock-exec'] });
+  t.ok(pair(argv, '--ro-bind-try', '/opt/node/bin/node') > 0, 'node outside /usr is bound');
+  t.ok(pair(argv, '--ro-bind-try', '/opt/bulkhead/landlock-exec') > 0, 'what the kernel layers need is bound');
+});
+
+t.test('scratchBytes, scratch and scratchTmp: a capped tmpfs, its tmp/, and the cwd', async (t) => {
+  t.notOk(args().includes('--tmpfs'), 'no size: scratch stays a plain bind');
+  const argv = args({ scratchBytes: 64 * 1024 * 1024 });
+  const size = argv.indexOf('--size');
+  t.same(argv.slice(size, size + 4), ['--size', String(64 * 1024 * 1024), '--tmpfs', '/tmp/scr']);
+  t.ok(pair(argv, '--dir', '/tmp/scr/tmp') > size, 'tmp/ recreated on the tmpfs');
+  t.same(argv.slice(-4), ['--remount-ro', '/', '--chdir', '/tmp/scr'], 'the root is frozen and the helper starts in scratch');
+});
