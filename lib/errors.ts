@@ -147,6 +147,10 @@ export const ERROR_CODES = {
     meaning: 'systemd passed the daemon a socket it cannot use: more than one, not a listening Unix stream socket, or bound to another path than the daemon\'s socketPath.',
     remedy: 'Give the .socket unit one ListenStream= equal to the daemon\'s socketPath; `bulkhead unit` writes matching units.',
   },
+  ERR_DAEMON_RUNNING: {
+    meaning: 'Another bulkhead daemon already listens on this socket path, so a second one did not start.',
+    remedy: 'Use the running daemon (`bulkhead ps`), stop it first, or give this one another socketPath.',
+  },
 } as const satisfies Record<string, { meaning: string; remedy: string }>;
 
 /** Every stable error code as a string literal union. */
@@ -240,6 +244,7 @@ export interface ErrorDataMap {
   ERR_DAEMON_FAULT: RefusalData;
   ERR_CODE_SIGNATURE: { reason?: string; file?: string; dir?: string; extra?: unknown };
   ERR_SOCKET_ACTIVATION: { fds?: number; socketPath?: string };
+  ERR_DAEMON_RUNNING: { socketPath: string };
   ERR_TOO_MANY_CONNECTIONS: RefusalData & { limit?: number };
 }
 

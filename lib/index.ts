@@ -34,7 +34,7 @@ export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
 export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule, type UidRange } from './sandbox/index.js';
 export type { CgroupMemoryEvents } from './sandbox/cgroup.js';
 export type { Disposable } from './util/emitter.js';
-export { RemoteBroker, connectTo, type RemoteBrokerOptions } from './daemon/remote-broker.js';
+export { RemoteBroker, connectTo, type RemoteBrokerOptions, type RemoteConnectOptions } from './daemon/remote-broker.js';
 export type { ClientIdentity } from './daemon/remote-endpoint.js';
 export { BrokerMetrics, CALL_DURATION_BUCKETS, METRICS_CONTENT_TYPE, type MetricsSource } from './broker/metrics.js';
 export { DIAGNOSTICS_CHANNELS, type CallRecord } from './broker/diagnostics.js';

@@ -40,3 +40,10 @@ t.test('a corrupt revocation list: the client gets ERR_DAEMON_FAULT without the 
   writeFileSync(revokedFile, sound);
   t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'after' })).text, 'after', 'served again once the list is restored');
 });
+
+t.test('a second daemon on the same socket is refused with ERR_DAEMON_RUNNING; the first keeps serving', async (t) => {
+  const err = await rejection(Daemon.start({ config, settings: { socketPath: daemon.socketPath, stateDir }, log: () => undefined }));
+  t.equal(err.code, 'ERR_DAEMON_RUNNING');
+  t.equal(err.data['socketPath'], daemon.socketPath, 'data.socketPath names the socket');
+  t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'still here' })).text, 'still here', 'the running daemon was not disturbed');
+});

@@ -93,3 +93,20 @@ t.test('RemoteBroker: closed connections are forgotten; close() is memoised; awa
   t.equal(scoped?.openConnections, 0, 'closed at scope end');
   expectCode(t, () => scoped?.connect('echo', { protocol: 'com.test.echo' }), 'ERR_CLOSED');
 });
+
+t.test('connect() options: an unknown key (a typo such as `timeout`) or a bad protocol name is refused, naming it', async (t) => {
+  const broker = new Broker({ root: FIXTURES });
+  t.teardown(() => broker.close());
+  broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  const typo = expectCode(t, () => broker.connect('echo', { timeout: 5000 } as object), 'ERR_INVALID_OPTION', 'Broker.connect');
+  t.equal(typo?.data['option'], 'timeout');
+  t.match(typo?.message, /connect\("echo", options\): unknown option "timeout"\. Did you mean "timeoutMs"\?/);
+  const remote = connectTo('/tmp/bulkhead-no-daemon.sock', identity, { protocolsDir });
+  t.teardown(() => remote.close());
+  t.equal(expectCode(t, () => remote.connect('echo', { protocl: 'com.test.echo' } as object), 'ERR_INVALID_OPTION', 'RemoteBroker.connect')?.data['option'], 'protocl');
+  t.equal(expectCode(t, () => remote.connect('echo', { protocol: 7 as unknown as string }), 'ERR_INVALID_OPTION', 'protocol not a string')?.data['option'], 'protocol');
+  // Positive controls: the documented options are accepted, and nothing was opened by the refusals.
+  t.equal(broker.connect('echo', { timeoutMs: 5000 }).service, 'echo');
+  t.equal(remote.openConnections, 0, 'a refused connect() left nothing behind');
+  t.equal(remote.connect('echo', { protocol: 'com.test.echo', timeoutMs: 5000 }).service, 'echo');
+});

@@ -76,9 +76,10 @@ export interface BrokerOptions {
 export interface BrokerConfig {
   /** Root, relative to the config file's directory. @default the config file's directory */
   root?: string;
+  /** The broker's frame limit ({@link BrokerOptions.maxFrameBytes}). @default 16 MiB */
   maxFrameBytes?: number;
   services: ServiceManifest[];
-  /** Daemon settings, read by `bulkhead daemon` (ignored by an embedded broker). */
+  /** Daemon settings, read by `bulkhead daemon` (ignored by an embedded broker). @default {} (every setting at its default) */
   daemon?: Record<string, unknown>;
 }
 

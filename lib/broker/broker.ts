@@ -7,7 +7,7 @@
  * @module
  */
 import { bulkheadError, isBulkheadError } from '../errors.js';
-import { Connection, type ConnectionOptions } from '../connection/connection.js';
+import { Connection, CONNECT_OPTION_NAMES, type ConnectionOptions } from '../connection/connection.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { configureUidPool, reapStaleSandboxState } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
@@ -24,6 +24,7 @@ import { registeredService, type RegisteredService } from './typed-services.js';
 import { BrokerMetrics } from './metrics.js';
 import { supervisorEventHooks, type BrokerEvents, type ReloadResult } from './broker-events.js';
 import { prepareService, prepareServices, type PrepareContext } from './service-preparation.js';
+import { checkOptionsObject } from '../util/options.js';
 
 export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 export type { BrokerEvents, LogLine, ReloadResult } from './broker-events.js';
@@ -136,10 +137,11 @@ export class Broker extends Emitter<BrokerEvents> {
   /**
    * Opens a connection to a registered service. Nothing is launched until the first call.
    * Pass the protocol's generated type as `P` for typed calls.
-   * @throws BulkheadError `ERR_UNKNOWN_SERVICE`, `ERR_CLOSED`
+   * @throws BulkheadError `ERR_UNKNOWN_SERVICE`, `ERR_CLOSED`, `ERR_INVALID_OPTION` (an unknown option key included)
    */
   connect<P extends ProtocolShape = AnyProtocol>(name: string, options: ConnectionOptions = {}): Connection<P> {
     this.checkOpen();
+    checkOptionsObject(options, CONNECT_OPTION_NAMES, `connect("${name}", options)`);
     const supervisor = this.supervisor(name);
     const timeoutMs = options.timeoutMs ?? supervisor.defaultTimeoutMs;
     const connection = new Connection<P>(supervisor, timeoutMs === undefined ? {} : { timeoutMs });

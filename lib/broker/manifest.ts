@@ -55,11 +55,11 @@ export interface LaunchPolicy {
    * @default false
    */
   prewarm?: boolean;
-  /** Run a method, or the whole helper, on a timer or calendar (launchd StartInterval / StartCalendarInterval, systemd timers). */
+  /** Run a method, or the whole helper, on a timer or calendar (launchd StartInterval / StartCalendarInterval, systemd timers). @default none: no timed runs */
   schedule?: ScheduleSpec;
-  /** Paths (relative to the root) whose changes launch the helper, or call watchMethod (launchd WatchPaths). */
+  /** Paths (relative to the root) whose changes launch the helper, or call watchMethod (launchd WatchPaths). @default [] (nothing watched) */
   watchPaths?: string[];
-  /** Method called with `{ path, event }` when a watched path changes. Omit to just launch the helper. */
+  /** Method called with `{ path, event }` when a watched path changes. @default none: a change just launches the helper */
   watchMethod?: string;
   /**
    * Least time between two launches of the helper (launchd's ThrottleInterval).

@@ -24,7 +24,7 @@ export interface CallOptions {
    * @default the connection's `timeoutMs` (none unless set)
    */
   timeoutMs?: number;
-  /** Aborting it fails the call with ERR_CANCELLED and aborts the handler's `ctx.signal`. */
+  /** Aborting it fails the call with ERR_CANCELLED and aborts the handler's `ctx.signal`. @default none: only the deadline or close ends the call early */
   signal?: AbortSignal;
   /**
    * W3C `traceparent` the call carries to the service (`ctx.traceparent`).
@@ -90,6 +90,9 @@ export interface ConnectionOptions {
    */
   timeoutMs?: number;
 }
+
+/** The keys of {@link ConnectionOptions}: `connect()` refuses any other (a typo such as `timeout`). */
+export const CONNECT_OPTION_NAMES = ['timeoutMs'] as const satisfies readonly (keyof ConnectionOptions)[];
 
 /** A client's handle to one service. Create with `broker.connect(name)`. */
 export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<ConnectionEvents<P>> implements CallOwner {

@@ -15,7 +15,7 @@ export interface DaemonSettings {
   socketPath?: string;
   /** Socket permissions as an octal string. @default "0600" (owner only) */
   socketMode?: string;
-  /** Group id that owns the socket (with socketMode "0660"). */
+  /** Group id that owns the socket (with socketMode "0660"). @default none: the daemon's own group */
   socketGroup?: number;
   /** CA, identities and schedule state. @default per-user: `$XDG_STATE_HOME/bulkhead`; root: `/var/lib/bulkhead` */
   stateDir?: string;

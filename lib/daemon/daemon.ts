@@ -50,7 +50,7 @@ interface ClientRecord {
 export interface DaemonOptions {
   /** Path of the config file (`{ root?, services, daemon? }`). */
   config: string;
-  /** Overrides of the config's `daemon` section (e.g. from the command line). */
+  /** Overrides of the config's `daemon` section (e.g. from the command line). @default none: the config's section as written */
   settings?: Partial<DaemonSettings>;
   /**
    * Receives structured log lines: one object per event (`launch`, `exit`,
@@ -128,7 +128,7 @@ export class Daemon {
   /**
    * Loads the config, the CA (created on first start), registers every
    * service and starts listening.
-   * @throws BulkheadError for a bad config, or ERR_INVALID_OPTION when another daemon already listens on the socket
+   * @throws BulkheadError for a bad config, or ERR_DAEMON_RUNNING when another daemon already listens on the socket
    */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { file, config } = readBrokerConfig(options.config);

@@ -5,7 +5,7 @@
  * @module
  */
 import { join, resolve } from 'node:path';
-import { Connection, type ConnectionOptions } from '../connection/connection.js';
+import { Connection, CONNECT_OPTION_NAMES, type ConnectionOptions } from '../connection/connection.js';
 import { bulkheadError } from '../errors.js';
 import { checkOptionsObject, checkStringOption } from '../util/options.js';
 import { PACKAGE_ROOT } from '../broker/package-paths.js';
@@ -31,6 +31,16 @@ export interface RemoteBrokerOptions {
    * @default any id the challenge names
    */
   daemonId?: string;
+}
+
+/** Options of {@link RemoteBroker.connect}. */
+export interface RemoteConnectOptions extends ConnectionOptions {
+  /**
+   * The protocol the service speaks, when its name differs from the service's
+   * (the client's copy is read from `protocolsDir`).
+   * @default the service's name
+   */
+  protocol?: string;
 }
 
 const WHERE = 'connectTo(socketPath, identity, options)';
@@ -65,11 +75,13 @@ export class RemoteBroker {
   /**
    * Opens a connection to one of the daemon's services; nothing is sent until the first call.
    * Pass `options.protocol` when the protocol's name differs from the service's.
-   * @throws BulkheadError `ERR_CLOSED` once {@link RemoteBroker.close} was called
+   * @throws BulkheadError `ERR_CLOSED` once {@link RemoteBroker.close} was called, `ERR_INVALID_OPTION` naming a bad or unknown option
    */
-  connect<P extends ProtocolShape = AnyProtocol>(service: string, options: ConnectionOptions & { protocol?: string } = {}): Connection<P> {
+  connect<P extends ProtocolShape = AnyProtocol>(service: string, options: RemoteConnectOptions = {}): Connection<P> {
     if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed; call connectTo() again.');
-    const protocolName = options.protocol ?? service;
+    const where = `connect("${service}", options)`;
+    checkOptionsObject(options, [...CONNECT_OPTION_NAMES, 'protocol'], where);
+    const protocolName = checkStringOption(options.protocol, 'protocol', where, 'a protocol name') ?? service;
     const protocol = protocolName === CONTROL_SERVICE
       ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
       : loadProtocol(this.protocolsDir, protocolName);

@@ -14,7 +14,7 @@ import type { ResolvedDaemonSettings } from './daemon-settings.js';
 
 /**
  * Listens on `settings.socketPath` with `settings.socketMode` (and group).
- * @throws BulkheadError ERR_INVALID_OPTION (`option: "socketPath"`) when another daemon already listens there
+ * @throws BulkheadError ERR_DAEMON_RUNNING (`data.socketPath`) when another daemon already listens there
  */
 export async function listenOwnerOnly(server: Server, settings: ResolvedDaemonSettings): Promise<void> {
   const path = settings.socketPath;
@@ -28,7 +28,7 @@ export async function listenOwnerOnly(server: Server, settings: ResolvedDaemonSe
       });
       probe.once('error', () => resolve(false));
     });
-    if (alive) throw bulkheadError('ERR_INVALID_OPTION', `Another daemon is already listening on ${path}; stop it or choose another socketPath.`, { option: 'socketPath' });
+    if (alive) throw bulkheadError('ERR_DAEMON_RUNNING', `Another daemon is already listening on ${path}; use it (\`bulkhead ps\`), stop it, or choose another socketPath.`, { socketPath: path });
     unlinkSync(path); // stale: its daemon died without cleaning up
   }
   // The socket file is created with the umask's mode: make it owner-only from the first instant.

@@ -13,11 +13,11 @@ import { schemaHash } from './hash.js';
 
 /** Options of {@link CompiledProtocol.from}. */
 export interface CompileOptions {
-  /** Compile every schema now (default true), so a bad schema fails at load; a helper passes false to start faster. */
+  /** Compile every schema now, so a bad schema fails at load; a helper passes false to start faster. @default true */
   eager?: boolean;
-  /** Skip the protocol-document check (the broker already did it; the hello compares hashes). */
+  /** Skip the protocol-document check (the broker already did it; the hello compares hashes). @default false */
   trusted?: boolean;
-  /** Precompiled validators by key (`params:<method>`, ...): used instead of compiling with ajv. */
+  /** Precompiled validators by key (`params:<method>`, ...): used instead of compiling with ajv. @default none: compiled with ajv */
   validators?: Record<string, ValidateFunction>;
 }
 
