@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { compileCacheDir, compileCacheWrites, plannedNodeFlags } from '../lib/broker/compile-cache.js';
+import { compileCacheDir, compileCacheWrites, plannedNodeFlags, writerFlags } from '../lib/broker/compile-cache.js';
 import { FIXTURES } from './helpers.js';
 
 interface Probe { dir: string | null; entries: number; readBytes: number; overwrite: string | null; plant: string | null }
@@ -24,6 +24,10 @@ t.test('plannedNodeFlags: what stands between node and the entry, wrappers exclu
 });
 
 const NO_CACHE = major < 22 ? 'no compile cache before Node 22' : false;
+
+t.test('writerFlags: the cache writer (unsandboxed) gets V8 flags only, never one that loads code or reads a file', async (t) => {
+  t.same(writerFlags(['--permission', '--allow-fs-read=/x', '--max-old-space-size=64', '--import', './x.js', '--require=/a.js', '-r', 'b.js', '--env-file=.env', '--stack-size=900', '--cpu-prof', '--expose-gc', '--loader=./l.js', '--max-old-space-size=../x']), ['--max-old-space-size=64', '--stack-size=900', '--expose-gc']);
+});
 
 t.test('a changed file is never served from its old cache entry, even at the same length', { skip: NO_CACHE }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-cc-stale-'));

@@ -37,8 +37,18 @@ export const COMPILE_CACHE_OFF_ENV = 'NODE_DISABLE_COMPILE_CACHE';
 /** What the cache writer imports: the helper runtime, which every helper loads. */
 const BUNDLE = join(PACKAGE_ROOT, 'dist', 'lib', 'service.bundle.js');
 
-/** Flags that change nothing V8 compiles (the permission model's): left out of the writer's command. */
-const PERMISSION_FLAG = /^--(permission|experimental-permission|allow-|disable-warning)/;
+/**
+ * The helper's flags the writer passes on: V8 flags, which change the cache's subdirectory (its
+ * flag hash), and nothing else. Never a flag that loads or runs code or reads a file
+ * (`--import`, `--require`, `--env-file`, ...): the writer runs unsandboxed, as the broker. A
+ * helper with a V8 flag not listed here just finds no cache for its flags and starts uncached.
+ */
+const WRITER_FLAG = /^--(max-old-space-size|max-semi-space-size|max-heap-size|stack-size|stack-trace-limit)=\d+$|^--(jitless|expose-gc|predictable|single-threaded|single-threaded-gc|no-opt|no-sparkplug|no-maglev|no-turbofan|harmony(-[a-z0-9-]+)?|js-[a-z0-9-]+)$/;
+
+/** The flags of a helper's node command that its cache writer runs with (see WRITER_FLAG). */
+export function writerFlags(flags: readonly string[]): string[] {
+  return flags.filter((f) => WRITER_FLAG.test(f));
+}
 
 let root: string | null | undefined;
 
@@ -87,7 +97,7 @@ export function plannedNodeFlags(command: readonly string[], nodePath: string, e
 export function warmCompileCache(nodePath: string, flags: readonly string[], uid?: number): Promise<void> {
   const dir = compileCacheDir();
   if (dir === undefined) return Promise.resolve();
-  const v8Flags = flags.filter((f) => !PERMISSION_FLAG.test(f));
+  const v8Flags = writerFlags(flags);
   const key = JSON.stringify([nodePath, v8Flags]);
   let run = warmed.get(key);
   if (run === undefined) {
