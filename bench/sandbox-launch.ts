@@ -120,8 +120,10 @@ async function main(): Promise<void> {
     });
   };
   without('pure-compute', 'without seccomp', (p) => ({ ...p, kernel: { ...p.kernel, seccompProblem: 'bench' } }));
-  without('network-client', 'without Landlock (pre-exec step)', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0 } }));
-  without('network-client', 'without seccomp and Landlock', (p) => ({ ...p, kernel: { ...p.kernel, landlockAbi: 0, seccompProblem: 'bench' } }));
+  // network "full": pasta (its own netns) is the default; without it, the Landlock scope pre-exec step; without both, the host's netns.
+  without('network-client', 'without pasta (Landlock scope pre-exec step instead)', (p) => ({ ...p, pasta: null }));
+  without('network-client', 'without pasta and Landlock (host netns)', (p) => ({ ...p, pasta: null, kernel: { ...p.kernel, landlockAbi: 0 } }));
+  without('network-client', 'without pasta, seccomp and Landlock', (p) => ({ ...p, pasta: null, kernel: { ...p.kernel, landlockAbi: 0, seccompProblem: 'bench' } }));
 
   const only = process.argv[3] === undefined ? undefined : new RegExp(process.argv[3]);
   if (only !== undefined) variants.splice(0, variants.length, ...variants.filter((v) => v.name === 'bare node' || only.test(v.name)));

@@ -83,6 +83,10 @@ export const ERROR_CODES = {
     meaning: 'The helper could not be started, or exited before it completed the hello handshake.',
     remedy: 'Check the entry path, that the helper calls serve(), and its stderr tail in the message.',
   },
+  ERR_RELOAD_FAILED: {
+    meaning: 'A reload was rolled back: the new helper of a changed service (error.data.service) did not start, so nothing changed; every service keeps its old manifest and helper.',
+    remedy: 'Fix that service (error.data.thrown and error.data.cause say why its new helper failed), then reload again.',
+  },
   ERR_CLOSED: {
     meaning: 'The broker or connection was closed; no new calls are accepted.',
     remedy: 'Create a new broker or connection.',
@@ -229,6 +233,8 @@ export interface ErrorDataMap {
   ERR_INVALID_MANIFEST: SourceData & { service?: string; key?: string; name?: string; placeholder?: string; profile?: string; available?: string[]; errors?: unknown[]; index?: number };
   ERR_INVALID_OPTION: { option?: string; file?: string; dir?: string; detail?: string; field?: string; key?: string };
   ERR_LAUNCH_FAILED: ExitData & { launchTimeoutMs?: number };
+  /** `service`: the first service whose new helper failed; `failed`: every such service; `cause`: that helper's error code. */
+  ERR_RELOAD_FAILED: ExitData & { cause?: string; failed?: string[]; thrown?: string | null };
   ERR_CLOSED: { reason?: string };
   ERR_BACKPRESSURE: { limit?: number; buffered?: number; maxInFlight?: number; maxQueued?: number };
   ERR_SANDBOX_UNENFORCEABLE: { profile?: string; service?: string; rule?: string; missing?: string | null; rules?: Array<{ rule: string; missing: string | null }> };

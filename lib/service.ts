@@ -166,10 +166,10 @@ function openOutbound(): NonNullable<typeof outbound> {
   const channel = new FramedChannel(socket);
   const targets = new Map<string, RpcClient>();
   channel.attach({
-    envelope: (e) => {
+    envelope: (e, body) => {
       const id = e.kind === 'reply' || e.kind === 'error' || e.kind === 'item' || e.kind === 'credit' ? e.id : e.kind === 'event' ? e.callId : 0;
       const range = Math.floor(id / ID_RANGE_SIZE);
-      [...targets.values()][range - 1]?.receive(e);
+      [...targets.values()][range - 1]?.receive(e, body.length);
     },
     closed: () => {
       for (const rpc of targets.values()) rpc.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));

@@ -243,6 +243,27 @@ t.test('a bad reload changes nothing and is logged; restart swaps the helper for
   t.equal(byName(await psJson(), 'extra').state, 'running');
 });
 
+t.test('a reload whose new helper throws at import is rolled back: exit 1, ERR_RELOAD_FAILED logged, the running helper and manifest untouched', async (t) => {
+  const good = { root: LIVE, services: [...services, { name: 'extra', entry: './chatty-service.js', protocol: 'com.test.cli.chatty' }] };
+  const kick = await bulkhead('kickstart', 'extra', '--json');
+  t.equal(kick.code, 0, kick.stderr);
+  const { pid } = JSON.parse(kick.stdout) as { pid: number };
+  // The entry exists (the config checks pass) but throws before serve(), as a missing setting makes a real service do.
+  const throwing = join(FIXTURES, 'supervision', 'throws-at-start.js');
+  writeFileSync(config, JSON.stringify({ root: LIVE, services: [...services, { name: 'extra', entry: throwing, protocol: 'com.test.cli.chatty' }, { name: 'more', entry: './chatty-service.js', protocol: 'com.test.cli.chatty' }] }));
+  const bad = await bulkhead('reload');
+  t.equal(bad.code, 1, bad.stdout);
+  t.match(bad.stderr, 'ERR_RELOAD_FAILED');
+  t.match(bad.stderr, 'API_KEY is not set', 'the thrown line reaches the operator');
+  const after = await psJson();
+  t.equal(byName(after, 'extra').pid, pid, 'the running helper untouched');
+  t.equal(byName(after, 'extra').state, 'running');
+  t.notOk(after.some((s) => s.name === 'more'), 'the service the config adds was not added');
+  await daemonLog.waitFor((line) => line.includes('"event":"reload-failed"') && line.includes('ERR_RELOAD_FAILED'));
+  t.pass('the rolled-back reload is logged with its code and reason');
+  writeFileSync(config, JSON.stringify(good));
+});
+
 t.test('refusals exit 1 with the daemon\'s code; no daemon exits 3', async (t) => {
   const guest = await bulkhead('identity', 'issue', 'guest', '--json');
   t.equal(guest.code, 0, guest.stderr);

@@ -16,7 +16,10 @@ import { FIXTURES, rejection } from './helpers.js';
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-daemon-faults-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 const config = join(work, 'bulkhead.json');
-writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['app'] }] }));
+writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [
+  { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['app'] },
+  { name: 'broken', entry: './supervision/throws-at-start.js', protocol: 'com.test.supervision', clients: ['app'], launch: { throttleMs: 0 } },
+] }));
 const stateDir = join(work, 'state');
 const log: Array<Record<string, unknown>> = [];
 const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'run', 'd.sock'), stateDir }, log: (entry) => log.push(entry) });
@@ -46,4 +49,19 @@ t.test('a second daemon on the same socket is refused with ERR_DAEMON_RUNNING; t
   t.equal(err.code, 'ERR_DAEMON_RUNNING');
   t.equal(err.data['socketPath'], daemon.socketPath, 'data.socketPath names the socket');
   t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'still here' })).text, 'still here', 'the running daemon was not disturbed');
+});
+
+t.test('a helper that fails at start: the daemon client gets ERR_LAUNCH_FAILED without its stderr or the server\'s paths; `bulkhead logs` has them', async (t) => {
+  const err = await rejection(client.connect('broken', { protocol: 'com.test.supervision' }).call('echo', { text: 'x' }));
+  t.equal(err.code, 'ERR_LAUNCH_FAILED', err.message);
+  t.equal(err.data['exitCode'], 1, 'the exit code is passed on');
+  t.notOk('stderrTail' in err.data, 'no stderr lines in data');
+  t.notOk('thrown' in err.data, 'nor the thrown line');
+  t.notMatch(JSON.stringify(err.data), /API_KEY/, 'nowhere in data');
+  t.notMatch(err.message, /API_KEY/, 'nor the thrown line in the message');
+  t.notMatch(JSON.stringify(err), FIXTURES, 'no server path anywhere in the error');
+  t.match(err.message, /bulkhead logs broken/, 'the message says where the administrator finds the cause');
+  // Positive control: the helper really printed it, and the daemon kept it for its administrator.
+  const lines = daemon.logs.query({ service: 'broken' }).entries.map((e) => e.text).join('\n');
+  t.match(lines, /Error: API_KEY is not set/, 'the daemon\'s log store has the thrown line');
 });

@@ -76,7 +76,7 @@ export async function againstClient(i: number, bytes: Buffer): Promise<Outcome> 
   let closes = 0;
   const closed = deferred<BulkheadError | undefined>();
   channel.attach({
-    envelope: (e) => client.receive(e),
+    envelope: (e, body) => client.receive(e, body.length),
     closed: (error) => {
       closes++;
       client.interrupt(error ?? client.peerError ?? bulkheadError('ERR_INTERRUPTED', 'The hostile service closed the channel.'));

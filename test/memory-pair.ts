@@ -146,7 +146,7 @@ export function rpcPair(options: RpcPairOptions): RpcPair {
   let settleClient!: (error: BulkheadError | undefined) => void;
   const clientClosed = new Promise<BulkheadError | undefined>((resolve) => (settleClient = resolve));
   clientChannel.attach({
-    envelope: (e) => client.receive(e),
+    envelope: (e, body) => client.receive(e, body.length),
     closed: (error) => {
       client.interrupt(error ?? client.peerError ?? bulkheadError('ERR_INTERRUPTED', 'The in-memory peer closed the channel.'));
       settleClient(error);

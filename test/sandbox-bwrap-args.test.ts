@@ -8,7 +8,7 @@ import { parseProfile } from '../lib/sandbox/index.js';
 const probe = (isRoot: boolean): HostProbe => ({
   isRoot, uid: isRoot ? 0 : 1000, bwrap: '/usr/bin/bwrap', bwrapTmpfsSize: true, bwrapDisableUserns: true, bwrapProblem: null, userNamespaces: true,
   kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0 },
-  unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', env: '/usr/bin/env', sh: '/bin/sh',
+  unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', pasta: null, env: '/usr/bin/env', sh: '/bin/sh',
   node: { flag: '--permission', allowAddons: true, disableWarning: true, allowNet: false, major: 24, isolateReserveMiB: isolateReserveMiB(24) },
   runtimeRoots: [{ path: '/usr', symlink: null }, { path: '/lib', symlink: 'usr/lib' }],
   cgroup: null,

@@ -15,7 +15,7 @@ const probe = (over: { major?: number; cgroup?: boolean; allowNet?: boolean } = 
   return {
     isRoot: true, uid: 0, bwrap: '/usr/bin/bwrap', bwrapTmpfsSize: true, bwrapDisableUserns: true, bwrapProblem: null, userNamespaces: true,
     kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0 },
-    unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', env: '/usr/bin/env', sh: '/bin/sh',
+    unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', pasta: null, env: '/usr/bin/env', sh: '/bin/sh',
     node: { flag: major >= 22 ? '--permission' : '--experimental-permission', allowAddons: true, disableWarning: true, allowNet: over.allowNet ?? major >= 25, major, isolateReserveMiB: isolateReserveMiB(major) },
     runtimeRoots: [{ path: '/usr', symlink: null }],
     cgroup: over.cgroup === false ? null : { version: 1, parents: { memory: '/sys/fs/cgroup/memory/x/bulkhead', pids: '/sys/fs/cgroup/pids/bulkhead', cpu: '/sys/fs/cgroup/cpu/bulkhead' }, problem: null },

@@ -245,10 +245,17 @@ t.test('slow consumer, fast producer of 1 MiB items: the producer\'s lead stays 
 
 t.test('slow service reading a fast uploader: the uploader is held back, helper memory bounded', async (t) => {
   const conn = kit.broker.connect('streams');
+  const probe = kit.broker.connect('streams');
   let pulled = 0;
+  const lead: number[] = [];
   async function* upload() {
     for (let c = 0; c < 24; c++) {
       pulled++;
+      if (c >= 8) {
+        // Pulled as soon as flow control allows: how far ahead of the slow handler are we?
+        const { uploaded } = await probe.call('produced', {}) as { uploaded: number };
+        lead.push(pulled - uploaded);
+      }
       yield chunk(c, MiB);
     }
   }
@@ -256,6 +263,10 @@ t.test('slow service reading a fast uploader: the uploader is held back, helper 
   t.equal(result.chunks, 24);
   t.ok(result.ok);
   t.equal(pulled, 24);
+  const bound = Math.ceil(STREAM_WINDOW.bytes / MiB) + 1;
+  t.ok(Math.max(...lead) <= bound, `uploader's lead ≤ ${bound} items (4 MiB window + one item + the one being pulled): max ${Math.max(...lead)} (${lead.join(', ')})`);
+  t.ok(Math.max(...lead) >= 2, 'and it does run ahead: the window is used');
+  await probe.close();
   t.comment(`helper peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`);
   await conn.close();
 });
@@ -274,6 +285,10 @@ t.test('a helper streams from another service through the broker (connects), bot
   t.same(await caller.call('relayStream', { service: 'streams', method: 'count', params: { n: 1000 } }), { ok: true, items: 1000, last: { i: 999 }, result: { count: 1000 } }, 'yields: 1000 items, in order, and the result');
   const input = Array.from({ length: 700 }, (_, i) => i);
   t.same(await caller.call('relayStream', { service: 'streams', method: 'echoItems', input }), { ok: true, items: 700, last: 1398, result: null }, 'accepts and yields: 700 items each way, past the first window');
+  // 1 MiB chunks through the broker's route, which re-encodes each item with the route's call id:
+  // the receiver's byte check must not refuse a sender that keeps the window.
+  const big = await caller.call('relayStream', { service: 'streams', method: 'chunks', params: { count: 24, size: MiB } }) as { ok: boolean; items: number; code?: string };
+  t.same([big.ok, big.items, big.code], [true, 24, undefined], '24 MiB of chunks, through a re-encoding hop');
   const bad = await caller.call('relayStream', { service: 'streams', method: 'count', params: { n: 100, badAt: 5 } }) as { ok: boolean; code: string };
   t.same([bad.ok, bad.code], [false, 'ERR_INVALID_RESULT'], 'an invalid item ends the stream with its code');
   const state = await waitForAbort(kit.broker.connect('streams'));

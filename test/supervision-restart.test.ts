@@ -78,7 +78,7 @@ t.test('restart of a helper whose replacement cannot start: the old one keeps se
   // A reload to a throwing entry would be refused by the check only if the entry were missing; this one exists and throws.
   await kit.broker.reload({ services: [manifest('svc', { entry: './supervision/throws-at-start.js' })] }).then(
     () => t.fail('the reload should report the failed start'),
-    (err: unknown) => t.ok(isBulkheadError(err) && err.code === 'ERR_LAUNCH_FAILED', `the failed start is reported (${isBulkheadError(err) ? err.code : String(err)})`),
+    (err: unknown) => t.ok(isBulkheadError(err) && err.code === 'ERR_RELOAD_FAILED' && err.data['cause'] === 'ERR_LAUNCH_FAILED', `the failed start is reported (${isBulkheadError(err) ? `${err.code}, cause ${String(err.data['cause'])}` : String(err)})`),
   );
   const again = await conn.call('echo', { text: 'b' }) as { pid: number };
   t.equal(again.pid, pid, 'the old helper still answers');

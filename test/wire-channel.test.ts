@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tap from 'tap';
@@ -100,4 +101,45 @@ t.test('an oversize header: error id 0 ERR_FRAME_TOO_LARGE, then the connection 
   t.equal(e.id, 0);
   t.equal(e.error.code, 'ERR_FRAME_TOO_LARGE');
   t.same(e.error.data, { declared: 1025, limit: 1024 });
+});
+
+t.test('a stalled peer: small frames are joined while they wait, a large byte string is neither copied nor reordered', async (t) => {
+  const written: Buffer[] = [];
+  let release: (() => void) | undefined;
+  // A peer that takes the first write and then stalls until released.
+  const stream = new Duplex({
+    highWaterMark: 1024,
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      written.push(chunk);
+      if (written.length === 1) release = () => callback();
+      else callback();
+    },
+  });
+  const channel = new FramedChannel(stream);
+  channel.attach({ envelope: () => {}, closed: () => {} });
+  const big = Buffer.alloc(256 * 1024, 1);
+  channel.send({ kind: 'event', callId: 0, name: 'first', payload: 0 });
+  await new Promise((resolve) => setImmediate(resolve));
+  t.ok(release !== undefined, 'the first write is pending: the peer stalls');
+  for (let i = 0; i < 300; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload: i });
+  channel.send({ kind: 'item', id: 7, value: big });
+  for (let i = 300; i < 600; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload: i });
+  await new Promise((resolve) => setImmediate(resolve));
+  // Written from the caller's Buffer: a change made before the bytes leave is what the peer reads.
+  big.fill(9);
+  release!();
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  const decoder = new FrameDecoder();
+  const got = written.flatMap((chunk) => decoder.push(chunk)).map((frame) => decodeEnvelope(frame));
+  t.equal(got.length, 602, 'every frame arrived');
+  const ticks = got.filter((e) => e.kind === 'event' && e.name === 'tick').map((e) => (e as { payload: number }).payload);
+  t.same(ticks, Array.from({ length: 600 }, (_, i) => i), 'small frames in order');
+  const at = got.findIndex((e) => e.kind === 'item');
+  t.equal(at, 301, 'the item between the two runs');
+  const value = (got[at] as { value: Uint8Array }).value;
+  t.equal(value.length, big.length);
+  t.ok(value.every((b) => b === 9), 'the item\'s bytes are the caller\'s Buffer as it is at write time: never copied while waiting');
+  t.ok(written.length < 40, `600 small frames left in a few joined writes: ${written.length} writes`);
 });

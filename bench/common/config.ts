@@ -37,6 +37,8 @@ export const CONFIG = {
   warmup: count('WARMUP', 3_000, 1_000),
   /** Payload bytes echoed per round, size and transport (at least 3 echoes). */
   payloadBytes: count('PAYLOAD_BYTES', 48 * 1024 * 1024, 16 * 1024 * 1024),
+  /** Bytes moved per round and variant by the streams scenario's 1 MiB chunks (and its 16 MiB echo). */
+  streamBytes: count('STREAM_BYTES', 256 * 1024 * 1024, 64 * 1024 * 1024),
   /** Events per burst, per round and transport. */
   events: count('EVENTS', 50_000, 10_000),
   /** Launches per variant for cold launch and relaunch (the issue asks for ≥ 10). */

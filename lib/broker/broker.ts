@@ -6,7 +6,7 @@
  * declared in broker-events.ts.
  * @module
  */
-import { bulkheadError, isBulkheadError } from '../errors.js';
+import { bulkheadError } from '../errors.js';
 import { Connection, CONNECT_OPTION_NAMES, type ConnectionOptions } from '../connection/connection.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { configureUidPool, reapStaleSandboxState } from '../sandbox/index.js';
@@ -17,6 +17,7 @@ import { ScheduleStore } from './schedule-store.js';
 import type { ServiceManifest } from './manifest.js';
 import { runtimeReadPaths } from './package-paths.js';
 import { planReload, type PreparedService } from './reload-plan.js';
+import { applyReload } from './reload-transaction.js';
 import { ServiceSupervisor, type ServiceStatus } from './service-supervisor.js';
 import { readBrokerConfig, reloadServices, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 import { observeBroker } from './diagnostics.js';
@@ -53,6 +54,7 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly implicitReads = runtimeReadPaths();
   private readonly mode: 'embedded' | 'daemon';
   private closing: Promise<void> | undefined;
+  private reloading: Promise<unknown> = Promise.resolve();
   /** Every supervisor's reports, as this broker's events. */
   private readonly eventHooks = supervisorEventHooks((event, ...args) => this.emit(event, ...args));
 
@@ -254,60 +256,44 @@ export class Broker extends Emitter<BrokerEvents> {
   /**
    * Applies a new config atomically: every manifest is checked first (schema,
    * entry, protocol, profile, schedule, watched paths); if any is bad nothing
-   * changes and the error says which. Then removed services are stopped,
-   * new ones registered, and changed ones restarted without downtime (a
-   * changed protocol re-registers the service: its connections are invalidated).
+   * changes and the error says which. Then the new helpers of changed services
+   * that run are started beside the old ones; if one does not start, the
+   * others are killed and nothing changed (ERR_RELOAD_FAILED). Otherwise all
+   * switch at once: changed services restart without downtime (a changed
+   * protocol re-registers the service: its connections are invalidated),
+   * removed ones are stopped, new ones registered (see reload-transaction.ts).
    * @param config - a config file path or its parsed contents (`services` is what counts)
-   * @throws BulkheadError `ERR_INVALID_MANIFEST` and the other registration errors, before anything changed
+   * @throws BulkheadError `ERR_INVALID_MANIFEST` and the other registration errors, or `ERR_RELOAD_FAILED`; in every case nothing changed
    */
-  async reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
+  reload(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
+    // One reload at a time: each is checked and planned against what the previous one left.
+    const run = this.reloading.then(() => this.reloadNow(config));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(config: string | Pick<BrokerConfig, 'services'>): Promise<ReloadResult> {
     this.checkOpen();
     const { services, label } = reloadServices(config);
     const wanted = prepareServices(services, label, this.where);
     const plan = planReload(this.manifests, this.services, wanted);
-    // Restarts first: they are the only step that can still fail (the new helper does not start).
-    const restarted: string[] = [];
-    for (const name of plan.replaced) {
-      try {
-        await this.replaceInPlace(wanted.get(name)!);
-      } catch (err) {
-        const error = isBulkheadError(err) ? err : bulkheadError('ERR_LAUNCH_FAILED', String(err), {}, err);
-        error.message = `Reload stopped: ${name}'s new helper did not start, so ${name} keeps its old manifest and helper${restarted.length > 0 ? ` (already restarted with their new manifests: ${restarted.join(', ')})` : ''}; no service was added or removed. ${error.message}`;
-        throw error;
-      }
-      restarted.push(name);
-    }
-    for (const name of plan.removed) await this.unregister(name);
-    for (const name of plan.reregistered) {
-      await this.unregister(name);
-      this.install(wanted.get(name)!);
-    }
-    for (const name of plan.added) this.install(wanted.get(name)!);
-    return { added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.reregistered].sort() };
-  }
-
-  /** A changed manifest of the same protocol: new policy and code, helper restarted without downtime if it runs. */
-  private async replaceInPlace(prepared: PreparedService): Promise<void> {
-    const name = prepared.resolved.manifest.name;
-    const supervisor = this.services.get(name)!;
-    const previous: PreparedService = { resolved: supervisor.resolvedService, source: this.sources.get(name) ?? 'register()' };
-    const apply = (next: PreparedService): void => {
-      this.automations.get(name)?.stop();
-      supervisor.update(next.resolved);
-      this.manifests.set(name, next.resolved.manifest);
-      this.sources.set(name, next.source);
-      const automation = this.automate(supervisor, next);
-      this.automations.set(name, automation);
-      automation.start();
-    };
-    apply(prepared);
-    if (supervisor.process === undefined) return;
-    try {
-      await supervisor.restart('reloaded');
-    } catch (err) {
-      apply(previous);
-      throw err;
-    }
+    return applyReload(plan, wanted, {
+      supervisor: (name) => this.supervisor(name),
+      create: (prepared) => this.createSupervisor(prepared),
+      install: (prepared, supervisor) => this.install(prepared, supervisor),
+      recordManifest: (prepared) => {
+        const name = prepared.resolved.manifest.name;
+        this.automations.get(name)?.stop();
+        this.manifests.set(name, prepared.resolved.manifest);
+        this.sources.set(name, prepared.source);
+        const automation = this.automate(this.supervisor(name), prepared);
+        this.automations.set(name, automation);
+        automation.start();
+      },
+      unregister: (name) => this.unregister(name),
+      closedError: () => (this.closing === undefined ? undefined : bulkheadError('ERR_CLOSED', 'This broker was closed during the reload; create a new Broker.')),
+      log: (service, line) => this.emit('log', { service, pid: this.services.get(service)?.process?.pid ?? -1, stream: 'stderr', line }),
+    });
   }
 
   /** Where manifests' names are looked up (service-preparation.ts). */
@@ -330,13 +316,9 @@ export class Broker extends Emitter<BrokerEvents> {
     });
   }
 
-  /** Registers a prepared service and starts its launch policies. */
-  private install(prepared: PreparedService): void {
+  /** Registers a prepared service (with a supervisor made for it, or a new one) and starts its launch policies. */
+  private install(prepared: PreparedService, supervisor = this.createSupervisor(prepared)): void {
     const { manifest } = prepared.resolved;
-    const supervisor = new ServiceSupervisor(prepared.resolved, {
-      mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
-      ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
-    });
     const automation = this.automate(supervisor, prepared);
     this.services.set(manifest.name, supervisor);
     this.automations.set(manifest.name, automation);
@@ -351,6 +333,14 @@ export class Broker extends Emitter<BrokerEvents> {
       this.manifests.delete(manifest.name);
       throw err;
     }
+  }
+
+  /** A supervisor for a prepared service, wired to this broker's events; not registered. */
+  private createSupervisor(prepared: PreparedService): ServiceSupervisor {
+    return new ServiceSupervisor(prepared.resolved, {
+      mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
+      ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
+    });
   }
 
   private supervisor(name: string): ServiceSupervisor {

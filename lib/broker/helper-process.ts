@@ -109,7 +109,7 @@ export class HelperProcess {
           if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) this.checkIdle();
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
-        if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e);
+        if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e, body.length);
       },
       closed: (error) => {
         // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".

@@ -239,6 +239,8 @@ export class ServiceLifecycle {
     if (this.helper !== old || !this.state.is('running')) {
       // The old helper went meanwhile (it exited, or is stopping): the next launch runs the new code.
       void helper.stop(this.policy.exitTimeoutMs, reason);
+      // A relaunch (keepAlive, a call) got in first with the old code: replace it as well.
+      if (this.helper !== undefined && this.helper !== old) this.restart(reason).catch(() => undefined);
       return;
     }
     // From here on new calls go to the new helper; the old one drains (settled() waits for it).

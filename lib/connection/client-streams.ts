@@ -11,6 +11,7 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { isCoded, type PendingCall } from './pending-call.js';
+import { refusalText } from './stream-flow.js';
 
 /** What the stream functions may do to the client that owns the call. */
 export interface StreamPort {
@@ -22,8 +23,8 @@ export interface StreamPort {
   cancel(call: PendingCall, error: BulkheadError): void;
 }
 
-/** One item the service yielded for `call`: validated, then queued for the caller. */
-export function receiveStreamItem(port: StreamPort, call: PendingCall, value: unknown): void {
+/** One item the service yielded for `call` in a frame body of `bodyBytes`: validated, then queued for the caller. */
+export function receiveStreamItem(port: StreamPort, call: PendingCall, value: unknown, bodyBytes: number): void {
   const { protocol } = port;
   const inbox = call.inbox;
   if (inbox === undefined) {
@@ -39,8 +40,9 @@ export function receiveStreamItem(port: StreamPort, call: PendingCall, value: un
     port.cancel(call, error);
     return;
   }
-  if (!inbox.push(value)) {
-    port.channel.fail(bulkheadError('ERR_BAD_FRAME', `${protocol.name}.${call.method}: the service sent a stream item without credit; it ignores flow control (docs/wire.md).`));
+  const refused = inbox.push(value, bodyBytes);
+  if (refused !== undefined) {
+    port.channel.fail(bulkheadError('ERR_BAD_FRAME', `${protocol.name}.${call.method}: the service sent a stream item ${refusalText(refused)}; it ignores flow control (docs/wire.md, "Streams").`));
   }
 }
 

@@ -176,8 +176,11 @@ export class RpcClient {
     if (!this.busy) this.updateActivity();
   }
 
-  /** Handles one envelope from the channel. */
-  receive(envelope: Envelope): void {
+  /**
+   * Handles one envelope from the channel; `bodyBytes` is the length of the
+   * frame body it came in (stream flow control counts it).
+   */
+  receive(envelope: Envelope, bodyBytes: number): void {
     switch (envelope.kind) {
       case 'reply': {
         const call = this.pending.get(envelope.id);
@@ -188,7 +191,7 @@ export class RpcClient {
         return;
       }
       case 'item':
-        this.receiveItem(envelope.id, envelope.value);
+        this.receiveItem(envelope.id, envelope.value, bodyBytes);
         return;
       case 'credit':
         this.pending.get(envelope.id)?.gate?.grant(envelope.items);
@@ -253,10 +256,10 @@ export class RpcClient {
     }
   }
 
-  private receiveItem(id: number, value: unknown): void {
+  private receiveItem(id: number, value: unknown, bodyBytes: number): void {
     const call = this.pending.get(id);
     if (call === undefined) return; // its call already settled or was cancelled
-    receiveStreamItem(this.streamPort, call, value);
+    receiveStreamItem(this.streamPort, call, value, bodyBytes);
   }
 
   private receiveEvent(callId: number, name: string, payload: unknown): void {

@@ -13,7 +13,7 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
-import { CreditGate, ItemInbox } from './stream-flow.js';
+import { CreditGate, ItemInbox, refusalText } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
 import { RunningCall, type Handler, type HandlerContext } from './handler-context.js';
@@ -59,7 +59,7 @@ export class RpcServer {
   ) {
     this.exposeStacks = options.exposeStacks ?? false;
     this.pressure = new EventPressure(channel);
-    channel.attach({ envelope: (e) => this.receive(e), closed: (err) => this.onClosed(err) });
+    channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
     const p = protocol;
     channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { pid: process.pid } });
   }
@@ -107,7 +107,7 @@ export class RpcServer {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  private receive(envelope: Envelope): void {
+  private receive(envelope: Envelope, bodyBytes: number): void {
     switch (envelope.kind) {
       case 'call':
         if (!this.helloSeen) return this.protocolViolation('a call arrived before hello');
@@ -139,7 +139,7 @@ export class RpcServer {
         else this.peers.set(envelope.range, Object.freeze({ ...envelope.peer }));
         return;
       case 'item':
-        this.receiveItem(envelope.id, envelope.value);
+        this.receiveItem(envelope.id, envelope.value, bodyBytes);
         return;
       case 'credit':
         this.running.get(envelope.id)?.gate?.grant(envelope.items);
@@ -227,8 +227,8 @@ export class RpcServer {
     return n;
   }
 
-  /** An input item from the caller: validated, then queued for ctx.input. */
-  private receiveItem(id: number, value: unknown): void {
+  /** An input item from the caller, in a frame body of `bodyBytes`: validated, then queued for ctx.input. */
+  private receiveItem(id: number, value: unknown, bodyBytes: number): void {
     const running = this.running.get(id);
     if (running === undefined) return; // the call settled; late items are dropped
     const inbox = running.inbox;
@@ -240,7 +240,8 @@ export class RpcServer {
       this.failCall(running, error);
       return;
     }
-    if (!inbox.push(value)) this.protocolViolation(`call id ${id} was sent a stream item without credit`);
+    const refused = inbox.push(value, bodyBytes);
+    if (refused !== undefined) this.protocolViolation(`call id ${id} was sent a stream item ${refusalText(refused)}`);
   }
 
   /**

@@ -5,10 +5,10 @@
  * credits and, as its consumer takes items, gives them back in `credit`
  * messages. The sending end holds a {@link CreditGate}: it advances its
  * producer only while it holds a credit and has less than
- * {@link STREAM_WINDOW}.bytes unacknowledged. So, whatever the speed
- * difference, one direction of one stream never has more than
+ * {@link STREAM_WINDOW}.bytes unacknowledged. The receiver enforces both
+ * (docs/wire.md, "Streams"): one direction of one stream never has more than
  * `items` items, nor more than `bytes` plus one item, between producer and
- * consumer.
+ * consumer, whatever the speed difference and whatever the peer does.
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
@@ -17,9 +17,32 @@ import { bulkheadError, type BulkheadError } from '../errors.js';
 export const STREAM_WINDOW = {
   /** Items the receiver lets the sender have outstanding (its first credit). */
   items: 256,
-  /** Bytes (frame bodies) the sender keeps unacknowledged at most, plus one item. */
+  /**
+   * Bytes (frame bodies) the sender keeps unacknowledged at most, plus one
+   * item. A wire constant: receivers cut off a sender that goes past
+   * {@link RECEIVER_BYTES_FACTOR} times it.
+   */
   bytes: 4 * 1024 * 1024,
 } as const;
+
+/**
+ * A receiver refuses an item only once the items it received and has not
+ * credited back hold this many times the byte window. The slack is for hops
+ * that re-encode frames (the broker's routes between helpers give items the
+ * route's call id, and a half-precision float comes out as a double, up to
+ * 3× the bytes), so a sender that keeps the window is never refused.
+ */
+export const RECEIVER_BYTES_FACTOR = 4;
+
+/** Why {@link ItemInbox.push} refused an item: the peer ignored flow control. */
+export type ItemRefusal = 'credit' | 'bytes';
+
+/** What a refusal means, for the error that cuts the peer off. */
+export function refusalText(refusal: ItemRefusal): string {
+  return refusal === 'credit'
+    ? 'without credit'
+    : `while the items it sent and that were not credited back already held ${RECEIVER_BYTES_FACTOR} × ${STREAM_WINDOW.bytes} bytes (${RECEIVER_BYTES_FACTOR} times the stream byte window)`;
+}
 
 /**
  * Receiving side of one direction of a stream: a queue of items the peer
@@ -27,18 +50,32 @@ export const STREAM_WINDOW = {
  */
 export class ItemInbox {
   private readonly queue: unknown[] = [];
+  /** Frame body sizes of the queued items, in queue order. */
+  private readonly queuedSizes: number[] = [];
   private waiter: { resolve(r: IteratorResult<unknown>): void; reject(e: BulkheadError): void } | undefined;
   private done = false;
   private error: BulkheadError | undefined;
   /** Items taken by the consumer and not yet given back as credit. */
   private consumed = 0;
+  /** Their frame body bytes. */
+  private consumedBytes = 0;
   /** Credits the peer holds: granted and not yet used by an item. */
   private outstanding = 0;
+  /** Frame body bytes of the items received and not yet credited back (as they arrived here). */
+  private unacknowledgedBytes = 0;
   /** Items received so far (the next item's index). */
   received = 0;
 
-  /** @param grant - sends a credit message for `n` items */
-  constructor(private readonly grant: (n: number) => void, private readonly window: number = STREAM_WINDOW.items) {}
+  /**
+   * @param grant - sends a credit message for `n` items
+   * @param window - the first credit, in items
+   * @param maxBytes - the sender's byte cap (this end refuses items past {@link RECEIVER_BYTES_FACTOR} times it)
+   */
+  constructor(
+    private readonly grant: (n: number) => void,
+    private readonly window: number = STREAM_WINDOW.items,
+    private readonly maxBytes: number = STREAM_WINDOW.bytes,
+  ) {}
 
   /** Opens the window: the peer may send `window` items. */
   open(): void {
@@ -51,27 +88,41 @@ export class ItemInbox {
     return this.queue.length;
   }
 
+  /** Frame body bytes received and not yet credited back (under `RECEIVER_BYTES_FACTOR × maxBytes` plus one item). */
+  get bytesHeld(): number {
+    return this.unacknowledgedBytes;
+  }
+
   /** True once the stream ended (cleanly or not) and the queue is empty. */
   get closed(): boolean {
     return this.done && this.queue.length === 0;
   }
 
   /**
-   * One item from the peer. Returns false when the peer sent it without a
-   * credit (a peer that ignores flow control; the owner fails the stream).
+   * One item from the peer, whose frame body was `size` bytes. Returns why it
+   * is refused when the peer ignored flow control — sent it without a credit,
+   * or while the items it sent and that were not credited back already held
+   * {@link RECEIVER_BYTES_FACTOR} × `maxBytes` — and undefined when it is
+   * taken. The owner fails the stream on a refusal.
    */
-  push(value: unknown): boolean {
-    if (this.done) return true; // late item after the end: dropped
-    if (this.outstanding <= 0) return false;
+  push(value: unknown, size = 0): ItemRefusal | undefined {
+    if (this.done) return undefined; // late item after the end: dropped
+    if (this.outstanding <= 0) return 'credit';
+    // Our credits reach the sender later, so its count is never below ours but for re-encoding hops (the factor).
+    if (this.unacknowledgedBytes >= this.maxBytes * RECEIVER_BYTES_FACTOR) return 'bytes';
     this.outstanding--;
     this.received++;
+    this.unacknowledgedBytes += size;
     const waiter = this.waiter;
     if (waiter !== undefined) {
       this.waiter = undefined;
-      this.took();
+      this.took(size);
       waiter.resolve({ value, done: false });
-    } else this.queue.push(value);
-    return true;
+    } else {
+      this.queue.push(value);
+      this.queuedSizes.push(size);
+    }
+    return undefined;
   }
 
   /**
@@ -92,6 +143,7 @@ export class ItemInbox {
   /** Drops what is queued (the consumer went away) and ends. */
   discard(error?: BulkheadError): void {
     this.queue.length = 0;
+    this.queuedSizes.length = 0;
     this.finish(error);
   }
 
@@ -99,7 +151,7 @@ export class ItemInbox {
   next(): Promise<IteratorResult<unknown>> {
     if (this.queue.length > 0) {
       const value = this.queue.shift();
-      this.took();
+      this.took(this.queuedSizes.shift() ?? 0);
       return Promise.resolve({ value, done: false });
     }
     if (this.done) return this.error !== undefined ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
@@ -110,16 +162,21 @@ export class ItemInbox {
   }
 
   /**
-   * The consumer took one item. Credit goes back in batches of half a window,
-   * or at once when the queue ran dry (the consumer is about to wait, and the
-   * sender may be held by its byte cap rather than by items).
+   * The consumer took one item of `size` bytes. Credit goes back in batches
+   * of half a window of items, as soon as a quarter of the byte cap was taken
+   * (large items: the sender refills while the consumer still has some queued,
+   * as HTTP/2's window updates do), or at once when the queue ran dry (the
+   * consumer is about to wait).
    */
-  private took(): void {
+  private took(size: number): void {
     this.consumed++;
+    this.consumedBytes += size;
     if (this.done) return;
-    if (this.consumed >= this.window / 2 || this.queue.length === 0) {
+    if (this.consumed >= this.window / 2 || this.consumedBytes >= this.maxBytes / 4 || this.queue.length === 0) {
       const n = this.consumed;
+      this.unacknowledgedBytes -= this.consumedBytes;
       this.consumed = 0;
+      this.consumedBytes = 0;
       this.outstanding += n;
       this.grant(n);
     }

@@ -107,8 +107,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
       eventError: (error) => this.connection?.deliverError(error),
     }, { service: this.service, idRange: range, trustPeerCodes: true });
     channel.attach({
-      envelope: (e) => {
-        rpc.receive(e);
+      envelope: (e, body) => {
+        rpc.receive(e, body.length);
         // The daemon reports a helper's death per call; surface it like an embedded interruption.
         if (e.kind === 'error' && e.error.code === 'ERR_INTERRUPTED') this.connection?.notifyInterrupted(new BulkheadError('ERR_INTERRUPTED', e.error.message, e.error.data ?? {}));
       },

@@ -14,6 +14,7 @@ import { judgePeerHello } from '../protocol/hello-compat.js';
 import { ID_RANGE_SIZE, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { SessionFlow } from './session-flow.js';
+import { forDaemonClient } from './client-facing-error.js';
 
 /** How a session holds back its helper while its client reads slowly (see session-flow.ts). */
 export interface SessionFlowLimits {
@@ -30,6 +31,8 @@ export const MAX_ROUTED_IN_FLIGHT = 1024;
 export class RoutedSession implements RouteTarget {
   readonly range: number;
   private readonly inFlight = new Set<number>();
+  /** Calls not yet handed to a helper (it is launching): a failed launch answers them, not the exit. */
+  private readonly awaitingHelper = new Set<number>();
   private helloSeen = false;
   private closed = false;
   private readonly flow: SessionFlow;
@@ -89,14 +92,24 @@ export class RoutedSession implements RouteTarget {
 
   /** @inheritdoc */
   interrupted(error: BulkheadError): void {
-    for (const id of this.inFlight) this.channel.send({ kind: 'error', id, error: error.toJSON() });
-    this.inFlight.clear();
+    this.answerInFlight(error, false);
+  }
+
+  /** Fails the calls in flight with `error`; those still waiting for a helper only when `all`. */
+  private answerInFlight(error: BulkheadError, all: boolean): void {
+    const wire = forDaemonClient(error, this.supervisor.service).toJSON();
+    for (const id of this.inFlight) {
+      if (!all && this.awaitingHelper.has(id)) continue;
+      this.channel.send({ kind: 'error', id, error: wire });
+      this.inFlight.delete(id);
+    }
   }
 
   /** @inheritdoc */
   invalidated(error: BulkheadError): void {
-    this.interrupted(error);
-    this.channel.fail(error);
+    // The service can never be reached again: calls waiting for a helper get this reason too.
+    this.answerInFlight(error, true);
+    this.channel.fail(forDaemonClient(error, this.supervisor.service));
     this.close();
   }
 
@@ -142,10 +155,12 @@ export class RoutedSession implements RouteTarget {
           return;
         }
         this.inFlight.add(id);
-        this.supervisor.forward(this.range, body, { id, method }).catch((err: unknown) => {
+        this.awaitingHelper.add(id);
+        this.supervisor.forward(this.range, body, { id, method }).then(() => this.awaitingHelper.delete(id), (err: unknown) => {
+          this.awaitingHelper.delete(id);
           if (!this.inFlight.delete(id)) return;
-          const error = err as BulkheadError;
-          this.channel.send({ kind: 'error', id, error: typeof error.toJSON === 'function' ? error.toJSON() : { code: 'ERR_LAUNCH_FAILED', message: String(err) } });
+          const error = isBulkheadError(err) ? forDaemonClient(err, this.supervisor.service) : bulkheadError('ERR_LAUNCH_FAILED', `${this.supervisor.service} could not take the call because of a fault on the daemon's side; its administrator finds the cause in \`bulkhead logs\`.`);
+          this.channel.send({ kind: 'error', id, error: error.toJSON() });
         });
         return;
       }

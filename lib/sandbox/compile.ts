@@ -14,7 +14,7 @@
 import { bulkheadError } from '../errors.js';
 import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
-import { mergeKernelRules, planKernelLayers } from './kernel-layers.js';
+import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -73,6 +73,8 @@ export interface CompiledLaunch {
   cgroupLimits: CgroupLimits | undefined;
   /** The seccomp BPF program bubblewrap reads from child fd 5 (`--seccomp 5`), when the launch has one. */
   seccompProgram: Buffer | undefined;
+  /** The child fds of bubblewrap's info and block pipes, when pasta networks a `full` helper (lib/sandbox/pasta.ts). */
+  pasta: PastaFds | undefined;
 }
 
 /** Joins each cgroup.procs given (count first), then execs the rest: the helper is in its cgroup before any of its code runs. */
@@ -299,7 +301,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {

@@ -30,6 +30,10 @@ export interface Libseccomp {
 /** The libc calls bulkhead uses (x86-64 / arm64 Linux). */
 export interface Libc {
   memfdCreate(name: string, flags: number): number;
+  /** pipe2(2): `[readFd, writeFd]`, or null (then see {@link Libc.errno}). */
+  pipe2(flags: number): [number, number] | null;
+  /** ioctl(2) without an argument (e.g. NS_GET_USERNS): its result, -1 on error. */
+  ioctl(fd: number, request: number): number;
   /** The Landlock ABI version the kernel offers (0 when it has none). */
   landlockAbi(): number;
   errno(): number;
@@ -61,8 +65,15 @@ export function loadFfi(): Ffi {
     const c = koffi.load('libc.so.6');
     const memfd = c.func('int memfd_create(const char *name, unsigned int flags)');
     const sys = c.func('long syscall(long nr, void *a, unsigned long b, unsigned int c)');
+    const pipe2 = c.func('int pipe2(void *fds, int flags)');
+    const ioctl = c.func('int ioctl(int fd, unsigned long request)');
     libc = {
       memfdCreate: (name, flags) => memfd(name, flags) as number,
+      pipe2: (flags) => {
+        const fds = Buffer.alloc(8); // int[2]
+        return (pipe2(fds, flags) as number) === 0 ? [fds.readInt32LE(0), fds.readInt32LE(4)] : null;
+      },
+      ioctl: (fd, request) => ioctl(fd, request) as number,
       // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version, or -1 (ENOSYS/EOPNOTSUPP).
       landlockAbi: () => Math.max(0, Number(sys(LANDLOCK_CREATE_RULESET, null, 0, 1))),
       errno: () => koffi.errno(),

@@ -80,6 +80,8 @@ export interface HostProbe {
   unshare: string | null;
   setpriv: string | null;
   prlimit: string | null;
+  /** passt's `pasta` (user-mode networking for a helper's own network namespace under `network: "full"`), or null. */
+  pasta: string | null;
   /** coreutils `env`, to strip variables a spawn hook adds after planning. */
   env: string | null;
   /** Node's permission model in the helper's node binary. */
@@ -178,6 +180,7 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     unshare,
     setpriv,
     prlimit,
+    pasta: findBinary('pasta'),
     env: findBinary('env'),
     node,
     runtimeRoots: runtimeRoots(),

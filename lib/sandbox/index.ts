@@ -23,6 +23,7 @@ import { parseProfile } from './profile.js';
 import { HelperCgroup, probeCgroups, reapStaleCgroups, type CgroupLimits, type CgroupMemoryEvents } from './cgroup.js';
 import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
 import { programFd } from './seccomp.js';
+import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
 import { closeSync } from 'node:fs';
 import { bulkheadError } from '../errors.js';
@@ -231,10 +232,14 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     let cleanup: Promise<void> | undefined;
     const report: EnforcementReport = { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), grants, ...(helperCgroup !== undefined ? { cgroup: { version: helperCgroup.version, paths: helperCgroup.paths } } : {}) };
     let seccompFd: number | undefined = compiled.seccompProgram === undefined ? undefined : programFd(compiled.seccompProgram);
-    const closeFds = (): void => {
+    // Started now, it waits for bubblewrap to report its child: the helper's code runs once pasta is up.
+    const pasta: PastaLaunch | undefined = compiled.pasta === undefined ? undefined : openPastaPipes(probe, compiled.pasta);
+    const closeFds = (): Promise<void> => {
       if (seccompFd !== undefined) closeSync(seccompFd);
       seccompFd = undefined;
+      return pasta?.stop() ?? Promise.resolve();
     };
+    const inheritFds = [...(seccompFd !== undefined ? [seccompFd] : []), ...(pasta?.childFds ?? [])];
     return {
       command: compiled.command,
       args: compiled.args,
@@ -242,15 +247,15 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       cwd: scratch.path,
       report,
       cleanup: () => {
-        closeFds();
-        return (cleanup ??= removeAll([scratch.remove(), ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])]));
+        const pastaGone = closeFds();
+        return (cleanup ??= removeAll([scratch.remove(), pastaGone, ...(helperCgroup !== undefined ? [helperCgroup.remove()] : [])]));
       },
-      ...(seccompFd !== undefined ? { inheritFds: [seccompFd] } : {}),
+      ...(inheritFds.length > 0 ? { inheritFds } : {}),
       // Read before cleanup removes the cgroup: the broker explains an exit before it cleans up.
       explainExit: (code, signal, stderrTail) => {
         const memory = helperCgroup?.memoryEvents();
         if (memory !== undefined && report.cgroup !== undefined) report.cgroup.memory = memory;
-        return explainExit(limits, code, signal, stderrTail, memory);
+        return pasta?.attachment.failure ?? explainExit(limits, code, signal, stderrTail, memory);
       },
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
     };

@@ -7,8 +7,9 @@
  * Where Landlock runs, by measurement (docs/sandbox.md): it costs one extra
  * short-lived node process per launch, so it runs only where it enforces
  * something no cheaper layer does: abstract-socket scoping for `network:
- * "full"` (the helper shares the host's network namespace there), and the
- * filesystem rules on hosts without bubblewrap.
+ * "full"` on a host without pasta (the helper shares the host's network
+ * namespace there; with pasta it has its own, see {@link ./pasta.ts}), and
+ * the filesystem rules on hosts without bubblewrap.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -54,6 +55,16 @@ export interface KernelRule {
   missing?: string;
   /** When merged into an existing rule: add the layers, never change whether it counts as enforced. */
   layersOnly?: boolean;
+  /** When merged into an existing rule: this detail replaces the existing one instead of being appended. */
+  replacesDetail?: boolean;
+}
+
+/** The child fds bubblewrap reports its child on and waits on, when pasta gives a `full` helper its network (lib/sandbox/pasta.ts). */
+export interface PastaFds {
+  /** bubblewrap's `--info-fd`: the child fd it writes `{"child-pid": N, ...}` to. */
+  info: number;
+  /** bubblewrap's `--block-fd`: the child fd it reads one byte from before it execs the helper. */
+  block: number;
 }
 
 /** What the kernel layers add to a launch. */
@@ -68,6 +79,8 @@ export interface KernelPlan {
   preExec: string[];
   /** Paths the pre-exec step must read inside bubblewrap (koffi), not given to the helper's Node flags. */
   extraReads: string[];
+  /** Set when a `full` helper gets a network namespace of its own with pasta: the fds the broker wires. */
+  pasta: PastaFds | undefined;
 }
 
 /** Paths the Landlock fs ruleset is built from. */
@@ -166,9 +179,15 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     }
   }
 
+  // ---- network "full": a namespace of its own, which pasta connects to the host's network
+  const netns = planFullNetns(profile, probe, seccompProgram !== undefined);
+  bwrapArgs.push(...netns.bwrapArgs);
+  rules.push(...netns.rules);
+
   // ---- Landlock: only where it enforces something no cheaper layer does
   const scopeAvailable = kernel.landlockAbi >= LANDLOCK_SCOPE_ABI;
-  const wantScope = profile.network === 'full' && scopeAvailable;
+  // With pasta the helper's abstract namespace is its own: scoping would add a node start and nothing else.
+  const wantScope = profile.network === 'full' && scopeAvailable && netns.pasta === undefined;
   const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
   const koffi = koffiDir();
   let preExec: string[] = [];
@@ -198,12 +217,16 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   const landlockOn = preExec.length > 0;
 
   // ---- abstract Unix sockets: per network namespace, so only "full" shares the host's
+  const privateNs = 'a private network namespace has its own abstract Unix socket names: the host\'s are unreachable and cannot be squatted';
   if (profile.network !== 'full') {
-    rules.push({ rule: 'network.abstractUnix', layers: probe.bwrap !== null ? ['bubblewrap:netns'] : ['unshare:netns'], unenforced: false, detail: 'a private network namespace has its own abstract Unix socket names: the host\'s are unreachable and cannot be squatted' });
+    rules.push({ rule: 'network.abstractUnix', layers: probe.bwrap !== null ? ['bubblewrap:netns'] : ['unshare:netns'], unenforced: false, detail: privateNs });
+  } else if (netns.pasta !== undefined) {
+    rules.push({ rule: 'network.abstractUnix', layers: ['bubblewrap:netns'], unenforced: false, detail: `${privateNs} (pasta relays only TCP, UDP and ICMP)` });
   } else if (landlockOn && scopeAvailable) {
-    rules.push({ rule: 'network.abstractUnix', layers: ['landlock:scope'], unenforced: false, detail: 'connecting or sending to an abstract Unix socket bound outside the sandbox fails with EPERM (Landlock scope); the helper still shares the host\'s abstract namespace, so a name it binds is visible to host processes' });
+    // Connect is covered, bind is not: a strict profile fails closed, a best-effort one runs with the gap reported.
+    rules.push({ rule: 'network.abstractUnix', layers: ['landlock:scope'], unenforced: true, missing: netns.missing, detail: 'connecting or sending to an abstract Unix socket bound outside the sandbox fails with EPERM (Landlock scope); binding is not covered: the helper shares the host\'s abstract namespace, so a name it binds (squats) is one host processes dial' });
   } else {
-    rules.push({ rule: 'network.abstractUnix', layers: [], unenforced: true, missing: `Landlock ABI ${LANDLOCK_SCOPE_ABI} (Linux ≥ 6.12; this kernel has ABI ${kernel.landlockAbi})${koffi === null ? ' and koffi (npm)' : ''}`, detail: 'network "full" shares the host\'s network namespace and its abstract Unix sockets (CVE-2020-15257 class)' });
+    rules.push({ rule: 'network.abstractUnix', layers: [], unenforced: true, missing: `${netns.missing}, or at least Landlock ABI ${LANDLOCK_SCOPE_ABI} (Linux ≥ 6.12; this kernel has ABI ${kernel.landlockAbi})${koffi === null ? ' and koffi (npm)' : ''} for connect`, detail: 'network "full" shares the host\'s network namespace and its abstract Unix sockets (CVE-2020-15257 class)' });
   }
   if (landlockOn) {
     rules.push({ rule: 'fs.read', layers: ['landlock:fs'], unenforced: false });
@@ -211,7 +234,33 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // Adds a layer but does not make "isolation" enforced on its own: without a pid namespace /proc still lists every process.
     if (scopeAvailable) rules.push({ rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: false, layersOnly: true });
   }
-  return { rules, bwrapArgs, seccompProgram, preExec, extraReads };
+  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta };
+}
+
+/**
+ * Network "full" in a namespace of the helper's own, connected by pasta: needs bubblewrap (it
+ * creates the namespace and holds the helper until pasta is up), pasta, and koffi (the pipes).
+ */
+function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: boolean): { bwrapArgs: string[]; rules: KernelRule[]; pasta: PastaFds | undefined; missing: string } {
+  const missing = probe.bwrap === null
+    ? `bubblewrap and pasta (a network namespace of its own; ${probe.bwrapProblem ?? 'bubblewrap unavailable'})`
+    : probe.pasta === null ? 'pasta (apt-get install -y passt), for a network namespace of its own' : 'koffi (npm), which makes the pipes bubblewrap and pasta meet on';
+  if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing };
+  // Child fds right after the seccomp program's (or in its place): the broker passes them in this order.
+  const info = SECCOMP_CHILD_FD + (hasSeccomp ? 1 : 0);
+  const pasta = { info, block: info + 1 };
+  return {
+    bwrapArgs: ['--unshare-net', '--info-fd', String(info), '--block-fd', String(pasta.block)],
+    rules: [{
+      rule: 'network',
+      layers: ['bubblewrap:netns', 'pasta'],
+      unenforced: false,
+      replacesDetail: true,
+      detail: 'full: TCP, UDP and ICMP to anywhere, relayed by pasta from a network namespace of the helper\'s own (its abstract Unix sockets, netlink and interfaces are its own); the host\'s loopback services answer at 127.0.0.1; nothing on the host is forwarded in, so ports it listens on stay private',
+    }],
+    pasta,
+    missing,
+  };
 }
 
 /**
@@ -224,6 +273,7 @@ export function mergeKernelRules(rules: KernelRule[], extra: readonly KernelRule
     if (existing === undefined) {
       const plain = { ...rule };
       delete plain.layersOnly;
+      delete plain.replacesDetail;
       rules.push(plain);
       continue;
     }
@@ -232,6 +282,6 @@ export function mergeKernelRules(rules: KernelRule[], extra: readonly KernelRule
       existing.unenforced = false;
       delete existing.missing;
     }
-    if (rule.detail !== undefined) existing.detail = existing.detail === undefined ? rule.detail : `${existing.detail}; ${rule.detail}`;
+    if (rule.detail !== undefined) existing.detail = existing.detail === undefined || rule.replacesDetail === true ? rule.detail : `${existing.detail}; ${rule.detail}`;
   }
 }

@@ -102,8 +102,11 @@ export function syscallGroups(profile: Pick<SandboxProfile, 'network' | 'process
   if (!profile.processes.children) {
     groups.push({
       rule: 'processes.children',
-      detail: 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike',
-      rules: [...eperm('fork', 'vfork'), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
+      // execve itself stays allowed: bubblewrap loads this filter right before its own final execve (of the
+      // helper's first wrapper), so refusing it would refuse the launch. execveat (fexecve of a memfd: a
+      // program that exists in no file) is never part of the launch chain: refused.
+      detail: 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike; so does execveat (fileless exec). execve stays allowed (see docs/sandbox.md#exec-after-start): native code could replace the helper with another program, which stays inside this filter and every other layer',
+      rules: [...eperm('fork', 'vfork', 'execveat'), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
     });
   }
   groups.push(socketGroup(profile.network));

@@ -238,19 +238,37 @@ export class FramedChannel {
     }
   };
 
-  /** Joins the small frames queued since the last compaction into one buffer, once there are many. */
+  /**
+   * Joins runs of the small frames queued since the last compaction into
+   * buffers of about {@link COALESCE_COPY_LIMIT}, once there are many. Frames
+   * of that size or more (the large-bytes path: a stream's 1 MiB chunks) are
+   * never copied; they stay as they are between the joined runs.
+   */
   private compactOutbox(): void {
     const fresh = this.outbox.length - this.compactedFrames;
     if (fresh < COMPACT_AFTER_FRAMES) return;
-    const tail = this.outbox.slice(this.compactedFrames);
-    const tailBytes = tail.reduce((sum, frame) => sum + frame.length, 0);
-    if (tailBytes > COALESCE_COPY_LIMIT * 16) {
-      this.compactedFrames = this.outbox.length; // big frames: copying them buys nothing
-      return;
+    const tail = this.outbox.splice(this.compactedFrames);
+    const kept = this.outbox;
+    let run: Buffer[] = [];
+    let runBytes = 0;
+    const closeRun = (): void => {
+      if (run.length === 1) kept.push(run[0]!);
+      else if (run.length > 1) kept.push(Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+    };
+    for (const frame of tail) {
+      if (frame.length >= COALESCE_COPY_LIMIT) {
+        closeRun();
+        kept.push(frame);
+        continue;
+      }
+      run.push(frame);
+      runBytes += frame.length;
+      if (runBytes >= COALESCE_COPY_LIMIT) closeRun();
     }
-    this.outbox.length = this.compactedFrames;
-    this.outbox.push(Buffer.concat(tail, tailBytes));
-    this.compactedFrames = this.outbox.length;
+    closeRun();
+    this.compactedFrames = kept.length;
   }
 
   /**

@@ -10,6 +10,7 @@ import type { DaemonConnectionStatus } from '../../daemon/daemon.js';
 import type { LogQueryResult } from '../../daemon/log-store.js';
 import { addClientOptions, CliExit, withControl, type DaemonClientOptions } from '../daemon-client.js';
 import { EXIT_CODES, EXIT_CODES_HELP, type ExitCode } from '../exit-codes.js';
+import { layersTable } from '../layers-table.js';
 import { colors, formatDuration, formatLogEntry, formatTime, isTerminal, statusTable, type Colors } from '../format.js';
 
 interface PsOptions extends DaemonClientOptions {
@@ -19,6 +20,7 @@ interface PsOptions extends DaemonClientOptions {
   count?: string;
   color?: boolean;
   clients?: boolean;
+  layers?: boolean;
 }
 
 /** Daemon events shown under the table by `top`. */
@@ -52,6 +54,8 @@ export function registerPs(program: Command, run: (work: () => Promise<ExitCode>
     .description('Show every service of a running daemon: one row each. With --watch (or as `bulkhead top`), refresh in place.')
     .option('--json', 'print the status objects as JSON (the same objects as broker.status() in an embedded broker)')
     .option('--clients', 'list the connected clients instead (identity, service, and the uid/gid/pid the kernel reported), then refusals and disconnects per reason')
+    .option('--layers', 'per service, each sandbox rule and the layers that enforce it on this host; "!" marks a rule nothing enforces, with what is missing')
+    .argument('[services...]', 'show only these services (the table, --json or --layers)')
     .option('-w, --watch', 'refresh every --interval until interrupted (same as `bulkhead top`)')
     .addOption(new Option('-i, --interval <ms>', 'refresh interval for --watch, in ms').default('2000'))
     .addOption(new Option('-n, --count <frames>', 'with --watch: stop after this many frames'))
@@ -61,11 +65,12 @@ export function registerPs(program: Command, run: (work: () => Promise<ExitCode>
 Examples:
   $ bulkhead ps                                    # the daemon at the default socket, as admin
   $ bulkhead ps --json | jq '.[] | {name, state, rssBytes}'
+  $ bulkhead ps --layers fetcher                   # which layer enforces each of fetcher's sandbox rules
   $ bulkhead ps --socket /run/bulkhead/bulkhead.sock --identity ops --identity-dir ~/.bulkhead
   $ bulkhead ps --config bulkhead.json             # socket and state dir from the config's "daemon" section
 
 ${EXIT_CODES_HELP}`)
-    .action((options: PsOptions) => run(() => options.watch === true ? watch(options) : once(options)));
+    .action((only: string[], options: PsOptions) => run(() => options.watch === true ? watch(options) : once(options, only)));
 
   addClientOptions(program
     .command('top')
@@ -85,16 +90,22 @@ ${EXIT_CODES_HELP}`)
     .action((options: PsOptions) => run(() => watch(options)));
 }
 
-async function once(options: PsOptions): Promise<ExitCode> {
+async function once(options: PsOptions, only: string[] = []): Promise<ExitCode> {
   return withControl(options, async (control) => {
     const list = (await control.call('list', {})) as ListResult;
-    if (options.clients === true) {
+    const unknown = only.filter((name) => !list.services.some((s) => s.name === name));
+    if (unknown.length > 0) throw new CliExit(EXIT_CODES.invalid, `No service named ${unknown.map((n) => JSON.stringify(n)).join(', ')}; \`bulkhead ps\` lists them.`);
+    const services = only.length === 0 ? list.services : list.services.filter((s) => only.includes(s.name));
+    if (options.layers === true && options.json !== true) {
+      const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
+      process.stdout.write(`${layersTable(services, { colors: c })}\n`);
+    } else if (options.clients === true) {
       process.stdout.write(options.json === true ? `${JSON.stringify(list.daemon, null, 2)}\n` : clientsTable(list.daemon));
     } else if (options.json === true) {
-      process.stdout.write(`${JSON.stringify(list.services, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(services, null, 2)}\n`);
     } else {
       const c = colors(options.color !== false && isTerminal(process.stdout) ? undefined : false);
-      process.stdout.write(`${statusTable(list.services, { colors: c })}\n`);
+      process.stdout.write(`${statusTable(services, { colors: c })}\n`);
     }
     return EXIT_CODES.ok;
   });
