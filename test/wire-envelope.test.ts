@@ -235,3 +235,15 @@ t.test('docs/wire.md: the schema-hash example is what lib/protocol/hash.ts compu
   t.equal(schemaHash(echo), HASH);
   t.ok(doc.includes(HASH), 'the hash is shown');
 });
+
+t.test('schemaHash (JavaScript SHA-256, kept off node:crypto for helper start-up) equals node:crypto\'s SHA-256', async (t) => {
+  const { createHash } = await import('node:crypto');
+  const docs: unknown[] = [{}, [], 'x', { b: 1, a: [true, null, 'é€😀'] }, { long: 'a'.repeat(100_000) }];
+  // Lengths around SHA-256's 64-byte blocks and its 55/56-byte padding boundary.
+  for (let n = 0; n < 200; n++) docs.push({ s: 'q'.repeat(n) });
+  for (const doc of docs) {
+    const expected = createHash('sha256').update(canonicalJson(doc)).digest('hex');
+    if (schemaHash(doc) !== expected) t.fail(`differs for ${canonicalJson(doc).slice(0, 40)}`);
+  }
+  t.pass(`${docs.length} documents hash alike`);
+});

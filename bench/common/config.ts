@@ -24,7 +24,7 @@ export const CONFIG = {
   /** Interleaved rounds of the message scenarios (small calls, payloads, events, daemon). */
   rounds: count('ROUNDS', 5, 3),
   /** Sequential calls per round and transport for the latency percentiles. */
-  sequential: count('SEQUENTIAL', 10_000, 2_000),
+  sequential: count('SEQUENTIAL', 6_000, 2_000),
   /** Sequential calls per round for gRPC (≈8× slower per call). */
   grpcSequential: count('GRPC_SEQUENTIAL', 2_000, 500),
   /** Pipelined calls per round and transport. */

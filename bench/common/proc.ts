@@ -70,12 +70,16 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** The node process of a helper: the deepest process named node in its tree (the pid itself when unsandboxed). */
+/**
+ * The node process of a helper: the deepest process in its tree whose command is a node binary (the pid
+ * itself when unsandboxed). By argv[0], not by name: Node 24+ names its main thread "MainThread".
+ */
 export function nodePidOf(pid: number): number {
   const tree = processTree(pid);
   for (let i = tree.length - 1; i >= 0; i--) {
     try {
-      if (readFileSync(`/proc/${tree[i]}/comm`, 'utf8').trim().startsWith('node')) return tree[i]!;
+      const argv0 = readFileSync(`/proc/${tree[i]}/cmdline`, 'utf8').split('\0')[0] ?? '';
+      if (argv0 === 'node' || argv0.endsWith('/node')) return tree[i]!;
     } catch {
       // gone
     }

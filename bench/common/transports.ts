@@ -15,7 +15,17 @@ import { Worker } from 'node:worker_threads';
 import { Decoder, Encoder } from 'cbor-x';
 import * as grpc from '@grpc/grpc-js';
 import { Broker, type Connection, type ServiceManifest } from 'bulkhead';
+import { unsandboxedEnv } from '../../lib/sandbox/env.js';
 import { FIXTURES } from './report.js';
+
+/**
+ * The environment of every baseline child: what the broker gives an unsandboxed
+ * helper (an allowlist of the bench's env), so that nothing in this shell's env
+ * (NODE_EXTRA_CA_CERTS costs ~37 ms per Node 20 start) favours one side.
+ */
+export function baselineEnv(own: Record<string, string> = {}): Record<string, string> {
+  return unsandboxedEnv(own);
+}
 
 /** Methods of the bench protocol (bench/fixtures/protocols/com.bench.echo.json). */
 export type Method = 'echo' | 'bytes' | 'burst';
@@ -104,7 +114,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Node's child_process IPC, `serialization: 'json'` (the default) or `'advanced'` (v8.serialize). */
 export async function forkTransport(serialization: 'json' | 'advanced'): Promise<Transport> {
-  const child = fork(`${FIXTURES}ipc-echo-child.js`, { serialization, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(`${FIXTURES}ipc-echo-child.js`, { serialization, env: baselineEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const c = correlate((msg) => child.send(msg));
   child.on('message', (msg) => c.receive(msg as { id: number }));
   const t: Transport = {
@@ -172,7 +182,7 @@ export class FrameReader {
 }
 
 function spawnFd3(script: string, env: Record<string, string> = {}): { child: ChildProcess; socket: Socket } {
-  const child = spawn(process.execPath, [`${FIXTURES}${script}`], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [`${FIXTURES}${script}`], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: baselineEnv(env) });
   return { child, socket: child.stdio[3] as Socket };
 }
 
@@ -269,7 +279,7 @@ export async function workerTransport(): Promise<Transport> {
 export async function grpcTransport(): Promise<Transport> {
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-bench-grpc-'));
   const path = join(dir, 'echo.sock');
-  const child = fork(`${FIXTURES}grpc-echo-child.js`, [path], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(`${FIXTURES}grpc-echo-child.js`, [path], { env: baselineEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`grpc child exited ${code}`)));

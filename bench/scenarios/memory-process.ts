@@ -21,10 +21,13 @@ const empty = snapshot();
 const { Broker } = await import('bulkhead');
 const imported = snapshot();
 const broker = new Broker({ root: FIXTURES });
+// The first registration also loads and compiles the protocol (once per protocol, not per service).
+broker.register({ name: 'echo-first', entry: './echo-service.js', protocol: 'com.bench.echo' });
+const first = snapshot();
 for (let i = 0; i < services; i++) broker.register({ name: `echo-${i}`, entry: './echo-service.js', protocol: 'com.bench.echo' });
 const registered = snapshot();
 const held = [];
 for (let i = 0; i < connections; i++) held.push(broker.connect(`echo-${i % services}`));
 const connected = snapshot();
-process.stdout.write(`${JSON.stringify({ empty, imported, registered, connected, held: held.length })}\n`);
+process.stdout.write(`${JSON.stringify({ empty, imported, first, registered, connected, held: held.length })}\n`);
 await broker.close();

@@ -17,6 +17,7 @@ import type { Envelope } from '../wire/envelope.js';
 import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel.js';
 import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
+import { warmPlannedCompileCache } from './compile-cache.js';
 import { HelperProcess } from './helper-process.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
@@ -142,7 +143,9 @@ export class HelperSpawner {
   private async spawn(spec: LaunchSpec, spare: boolean): Promise<LaunchedHelper> {
     const { resolved } = spec;
     const { manifest } = resolved;
-    const plan = await planLaunch(helperLaunchInput(resolved, this.ctx, spec.validators, spare));
+    const input = helperLaunchInput(resolved, this.ctx, spec.validators, spare);
+    const plan = await planLaunch(input);
+    warmPlannedCompileCache(plan, input);
     const closed = this.hooks.closedError();
     if (closed !== undefined) {
       await plan.cleanup();

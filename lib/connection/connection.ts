@@ -11,7 +11,7 @@ import type { AcceptsOf, AnyProtocol, EventName, EventPayload, MethodName, Param
 import { Emitter, type Disposable } from '../util/emitter.js';
 import { describeNonPlain } from '../wire/codec.js';
 import type { CallMeta } from '../wire/envelope.js';
-import { currentTraceparent, startClientSpan } from './trace-context.js';
+import { currentTraceparent, isInertSpan, startClientSpan } from './trace-context.js';
 import { abortError, type CallOwner, type RpcClient, type RpcStream } from './rpc-client.js';
 import { StreamCall } from './stream-call.js';
 
@@ -152,12 +152,17 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       }
     }
     this.inFlightCount++;
-    const span = startClientSpan(`${protocol.name}/${method}`, currentTraceparent(options.traceparent), { 'rpc.system': 'bulkhead', 'rpc.service': this.service, 'rpc.method': method });
+    const span = startClientSpan(currentTraceparent(options.traceparent), { protocol: protocol.name, service: this.service, method });
     const meta = span.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
     const rpc = this.endpoint.current();
     const result = rpc !== undefined
       ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta })
       : this.callAfterLaunch(method, params, timeoutMs, options.signal, meta);
+    if (isInertSpan(span)) {
+      // No span to end: no closures per call.
+      result.then(this.settled, this.settled);
+      return result;
+    }
     result.then(() => {
       span.end();
       this.settled();

@@ -12,8 +12,8 @@
  * `@opentelemetry/api` installed (an optional peer dependency). With the API
  * present, calls also become spans: a CLIENT span around each call on the
  * caller's side and a SERVER span around each handler, named
- * `<protocol>/<method>`; without an SDK registered, the API's no-op tracer
- * makes that free.
+ * `<protocol>/<method>`; without an SDK registered no span is started (the
+ * API's no-op tracer would only hand the parent's context back).
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -37,11 +37,13 @@ interface OtelApi {
   trace: {
     getTracer(name: string): OtelTracer;
     getActiveSpan(): OtelSpan | undefined;
+    getTracerProvider(): unknown;
     setSpan(context: unknown, span: OtelSpan): unknown;
     wrapSpanContext(spanContext: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean }): OtelSpan;
   };
   context: { active(): unknown; with<T>(context: unknown, fn: () => T): T };
   ROOT_CONTEXT: unknown;
+  ProxyTracerProvider: abstract new (...args: never[]) => { getDelegateTracer(name: string): unknown };
   SpanKind: { CLIENT: number; SERVER: number };
   SpanStatusCode: { ERROR: number };
 }
@@ -57,6 +59,18 @@ interface OtelSpan {
 
 let otel: OtelApi | null | undefined;
 
+/**
+ * Where @opentelemetry/api 1.x keeps what an app registered (tracer provider, context manager).
+ * Read without loading the API: a process that registered nothing (every helper that does not
+ * trace) never pays for loading it.
+ */
+const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
+
+function otelRegistered(kind: 'trace' | 'context'): boolean {
+  const registry = (globalThis as Record<symbol, Partial<Record<'trace' | 'context', unknown>> | undefined>)[OTEL_GLOBAL];
+  return registry?.[kind] !== undefined;
+}
+
 /** @opentelemetry/api when installed (looked up once), else null. */
 function otelApi(): OtelApi | null {
   if (otel !== undefined) return otel;
@@ -68,6 +82,25 @@ function otelApi(): OtelApi | null {
   return otel;
 }
 
+/**
+ * True when an OpenTelemetry SDK registered a tracer provider. Without one the API's
+ * tracer is a no-op whose span context is the parent's: starting a span would cost
+ * ~1 µs per call on each side and change nothing, so bulkhead skips it. Asked on every
+ * call (a global lookup), since an app may register its SDK after bulkhead loaded.
+ */
+function sdkRegistered(api: OtelApi): boolean {
+  if (!otelRegistered('trace')) return false;
+  const provider = api.trace.getTracerProvider();
+  return !(provider instanceof api.ProxyTracerProvider) || provider.getDelegateTracer('bulkhead') !== undefined;
+}
+
+/** What a call carries when no span is started: the parent's trace, nothing to end. */
+function noSpan(parent: string | undefined): CallSpan {
+  return parent === undefined ? NO_SPAN : { traceparent: parent, end: noop };
+}
+const noop = (): void => undefined;
+const NO_SPAN: CallSpan = Object.freeze({ traceparent: undefined, end: noop });
+
 function format(span: { traceId: string; spanId: string; traceFlags: number }): string {
   return `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
 }
@@ -77,6 +110,8 @@ export function currentTraceparent(explicit?: string): string | undefined {
   if (isTraceparent(explicit)) return explicit;
   const inHandler = handlerTrace.getStore();
   if (inHandler !== undefined) return inHandler;
+  // No context manager registered: the API's no-op one never has an active span.
+  if (!otelRegistered('context')) return undefined;
   const span = otelApi()?.trace.getActiveSpan();
   if (span === undefined) return undefined;
   const traceparent = format(span.spanContext());
@@ -91,11 +126,18 @@ export interface CallSpan {
 }
 
 /**
- * Starts the CLIENT span of an outgoing call (when @opentelemetry/api is
- * installed) under `parent`; its context is what the call carries.
+ * Starts the CLIENT span of an outgoing call (when an OpenTelemetry SDK is
+ * registered) under `parent`; its context is what the call carries. Its name
+ * and attributes are built only then: most calls start no span.
  */
-export function startClientSpan(name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
-  return startSpan('client', name, parent, attributes);
+export function startClientSpan(parent: string | undefined, call: { protocol: string; service: string; method: string }): CallSpan {
+  if (!otelRegistered('trace')) return noSpan(parent);
+  return startSpan('client', `${call.protocol}/${call.method}`, parent, { 'rpc.system': 'bulkhead', 'rpc.service': call.service, 'rpc.method': call.method });
+}
+
+/** True when `span` is one that nothing records (ending it does nothing). */
+export function isInertSpan(span: CallSpan): boolean {
+  return span.end === noop;
 }
 
 /**
@@ -104,23 +146,26 @@ export function startClientSpan(name: string, parent: string | undefined, attrib
  * span's end function.
  */
 export function runInTrace<T>(name: string, traceparent: string | undefined, attributes: Record<string, string>, fn: (span: CallSpan) => T): T {
-  const api = otelApi();
-  if (api === null) return handlerTrace.run(traceparent, () => fn({ traceparent, end: () => undefined }));
+  const api = otelRegistered('trace') ? otelApi() : null;
+  if (api === null || !sdkRegistered(api)) return handlerTrace.run(traceparent, () => fn(noSpan(traceparent)));
   const span = startSpan('server', name, traceparent, attributes);
   const ctx = api.trace.setSpan(api.context.active(), spans.get(span)!);
   return api.context.with(ctx, () => handlerTrace.run(span.traceparent, () => fn(span)));
 }
 
-/** True when a handler needs {@link runInTrace}: it has a trace, or OpenTelemetry is installed. */
+/** True when a handler needs {@link runInTrace}: it has a trace, or an OpenTelemetry SDK is registered. */
 export function tracing(traceparent: string | undefined): boolean {
-  return traceparent !== undefined || otelApi() !== null;
+  if (traceparent !== undefined) return true;
+  if (!otelRegistered('trace')) return false;
+  const api = otelApi();
+  return api !== null && sdkRegistered(api);
 }
 
 const spans = new WeakMap<CallSpan, OtelSpan>();
 
 function startSpan(kind: 'client' | 'server', name: string, parent: string | undefined, attributes: Record<string, string>): CallSpan {
-  const api = otelApi();
-  if (api === null) return { traceparent: parent, end: () => undefined };
+  const api = otelRegistered('trace') ? otelApi() : null;
+  if (api === null || !sdkRegistered(api)) return noSpan(parent);
   const m = parent === undefined ? null : TRACEPARENT.exec(parent);
   const parentContext = m === null
     ? api.context.active()

@@ -3,7 +3,8 @@
  * caching each compiled protocol for the life of the process.
  * @module
  */
-import { readFileSync } from 'node:fs';
+// Not an ESM import: that builds node:fs's facade, whose lazy getters cost a helper ~3.6 ms of start-up (Node 24).
+const { readFileSync } = process.getBuiltinModule('node:fs');
 import { join } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import { CompiledProtocol, type CompileOptions } from './compiled-protocol.js';

@@ -51,6 +51,8 @@ export interface CompileInput {
   writes: readonly string[];
   /** The per-launch scratch directory (cwd). */
   scratch: string;
+  /** V8's compile cache directory, among `reads` (see SandboxLaunchInput.compileCache). */
+  compileCache?: string;
   /** Its `tmp/` (the helper's TMPDIR), recreated inside a capped scratch tmpfs. */
   scratchTmp: string;
   /**
@@ -254,6 +256,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     if (probe.node.disableWarning) nodeFlags.push('--disable-warning=ExperimentalWarning');
     for (const path of pruneNested([...readList, ...writeList])) nodeFlags.push(`--allow-fs-read=${path}`);
     for (const path of writeList) nodeFlags.push(`--allow-fs-write=${path}`);
+    // Node reads its compile cache only with write permission on it. Granted only where the OS keeps it
+    // read-only anyway (a read-only bind, or a uid other than the broker's, which owns it): the broker alone writes it.
+    if (input.compileCache !== undefined && (bwrap !== null || dropUser)) nodeFlags.push(`--allow-fs-write=${input.compileCache}`);
     if (profile.processes.children) nodeFlags.push('--allow-child-process');
     if (profile.processes.workers) nodeFlags.push('--allow-worker');
     if (profile.addons && probe.node.allowAddons) nodeFlags.push('--allow-addons');

@@ -56,6 +56,13 @@ export interface SandboxLaunchInput {
   /** Absolute paths the helper must be able to read besides its code (its protocol file, bulkhead's helper runtime). */
   implicitReads: string[];
 
+  /**
+   * A directory with V8's compile cache (NODE_COMPILE_CACHE) that only the broker writes; it
+   * must also be in `implicitReads`. Node's permission model gets a write grant on it (which
+   * Node requires before it reads the cache) only where an OS layer keeps it read-only.
+   */
+  compileCache?: string;
+
   /** Absolute path of the node binary to run. */
   nodePath: string;
   /** Extra node flags from the manifest (placed before the entry). */
@@ -200,7 +207,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       cgroup = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
       return cgroup.procsFiles;
     };
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor });
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}) });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;

@@ -264,6 +264,11 @@ export function checkItem(body: Uint8Array): string | undefined {
   return scanItem(body);
 }
 
+/** scanItem's container stack, shared by every call (it never re-enters). Float64: counts up to the frame length. */
+const STACK_LEFT = new Float64Array(MAX_FRAME_DEPTH + 1);
+const STACK_SEEN = new Float64Array(MAX_FRAME_DEPTH + 1);
+const STACK_IS_MAP = new Uint8Array(MAX_FRAME_DEPTH + 1);
+
 /**
  * Walks one CBOR item in `body` without recursion or allocation beyond a
  * stack of at most {@link MAX_FRAME_DEPTH} entries, and returns what makes it
@@ -277,10 +282,12 @@ function scanItem(body: Uint8Array): string | undefined {
   const end = body.length;
   const maxObjects = maxFrameObjects(end);
   let objects = 0;
-  // Per open container: items still expected (-1: indefinite) and items seen.
-  const left: number[] = [];
-  const seen: number[] = [];
-  const isMap: boolean[] = [];
+  // Per open container (a stack of `depth` entries, reused across calls: no allocation per frame):
+  // items still expected (-1: indefinite), items seen, and whether it is a map.
+  const left = STACK_LEFT;
+  const seen = STACK_SEEN;
+  const isMap = STACK_IS_MAP;
+  let depth = 0;
   let pos = 0;
   let bignumAt = -1; // offset of a bignum tag whose byte string comes next
   let done = false;
@@ -290,17 +297,15 @@ function scanItem(body: Uint8Array): string | undefined {
     const initial = body[pos++]!;
     const major = initial >> 5;
     const info = initial & 0x1f;
-    const depth = left.length;
     const top = depth - 1;
-    const keyExpected = depth > 0 && isMap[top]! && seen[top]! % 2 === 0;
+    const keyExpected = depth > 0 && isMap[top] === 1 && seen[top]! % 2 === 0;
     if (bignumAt >= 0 && (major !== 2 || info === 31)) return `tag at byte ${bignumAt} does not wrap a definite byte string`;
     if (initial === 0xff) {
       if (depth === 0 || left[top] !== -1) return `break code outside an indefinite-length array or map at byte ${start}`;
-      if (!keyExpected && isMap[top]) return `map key without a value at byte ${start}`;
-      left.pop();
-      seen.pop();
-      isMap.pop();
-      done = itemDone(left, seen, isMap);
+      if (!keyExpected && isMap[top] === 1) return `map key without a value at byte ${start}`;
+      depth--;
+      depth = itemDone(depth);
+      done = depth < 0;
       continue;
     }
     if (keyExpected && major !== 3) return `map key of major type ${major} at byte ${start}; keys must be text strings`;
@@ -336,9 +341,10 @@ function scanItem(body: Uint8Array): string | undefined {
         // Every item takes at least one byte, so no honest length exceeds what is left.
         if (items > end - pos) return `${major === 4 ? 'array' : 'map'} of ${arg} entries at byte ${start} runs past the end of the frame`;
         if (items === 0) break;
-        left.push(items);
-        seen.push(0);
-        isMap.push(major === 5);
+        left[depth] = items;
+        seen[depth] = 0;
+        isMap[depth] = major === 5 ? 1 : 0;
+        depth++;
         continue;
       }
       case 6:
@@ -348,21 +354,25 @@ function scanItem(body: Uint8Array): string | undefined {
       default: // 7
         if (info < 20 || info === 24) return `simple value ${info === 24 ? arg : info} at byte ${start}`;
     }
-    done = itemDone(left, seen, isMap);
+    depth = itemDone(depth);
+    done = depth < 0;
   }
   if (pos !== end) return `${end - pos} bytes after the item`;
   return undefined;
 }
 
-/** Counts one finished item in the open containers; true when the root item is finished. */
-function itemDone(left: number[], seen: number[], isMap: boolean[]): boolean {
+/**
+ * Counts one finished item in the `depth` open containers; returns the depth
+ * after closing the ones it completed, or -1 when the root item is finished.
+ */
+function itemDone(depth: number): number {
+  const left = STACK_LEFT;
+  const seen = STACK_SEEN;
   for (;;) {
-    const top = left.length - 1;
-    if (top < 0) return true;
+    const top = depth - 1;
+    if (top < 0) return -1;
     seen[top]!++;
-    if (left[top] === -1 || --left[top]! > 0) return false;
-    left.pop();
-    seen.pop();
-    isMap.pop();
+    if (left[top] === -1 || --left[top]! > 0) return depth;
+    depth--;
   }
 }

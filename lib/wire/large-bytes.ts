@@ -8,7 +8,6 @@
  * wire are exactly what encoding the original value would give.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { encodeItem } from './codec.js';
 import { FRAME_HEADER_BYTES } from './frame-decoder.js';
 
@@ -19,7 +18,15 @@ export const LARGE_BYTES_THRESHOLD = 64 * 1024;
 const MARKER_HEAD = 0x50;
 const MARKER_BYTES = 16;
 /** Random per process: the odds that user data contains a marker are 2^-96 per position. */
-const MARKER_PREFIX = randomBytes(12);
+let markerPrefix: Buffer | undefined;
+
+/**
+ * Made at the first large byte string, not at import: node:crypto costs a helper ~6–7 ms of
+ * start-up on Node 24 (measured), and most helpers never send 64 KiB at once.
+ */
+function prefix(): Buffer {
+  return (markerPrefix ??= process.getBuiltinModule('node:crypto').randomBytes(12));
+}
 
 /** A frame as chunks, with its total length (header included). */
 export interface FrameChunks {
@@ -64,7 +71,7 @@ export function encodeWithLargeBytes(wire: unknown[]): FrameChunks | undefined {
 function markerBytes(i: number): Buffer {
   const m = Buffer.allocUnsafe(1 + MARKER_BYTES);
   m[0] = MARKER_HEAD;
-  MARKER_PREFIX.copy(m, 1);
+  prefix().copy(m, 1);
   m.writeUInt32BE(i, 1 + 12);
   return m;
 }
