@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { isBulkheadError, type ServiceManifest } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { alive, FIXTURES, recordUncaught } from './helpers.js';
+import { steadyLoad as load } from './steady-load.js';
 
 const uncaught = recordUncaught();
 
@@ -21,43 +22,8 @@ const manifest = (name: string, extra: Partial<ServiceManifest> = {}): ServiceMa
   name, entry: OLD, protocol: 'com.test.supervision', launch: { throttleMs: 0, exitTimeoutMs: 2000 }, ...extra,
 });
 
-/**
- * Keeps `perService` callers per service busy with echo calls until stopped;
- * counts outcomes, the pids that answered and the texts (old code echoes the
- * text as is, the new one prefixes "v2:").
- */
-function steadyLoad(kit: TestBroker, names: string[], perService = 3) {
-  const stats = { ok: 0, failed: 0, errors: [] as string[], pids: new Set<number>(), texts: new Set<string>() };
-  let running = true;
-  const loops = names.flatMap((name) => {
-    const conn = kit.broker.connect(name);
-    return Array.from({ length: perService }, async () => {
-      while (running) {
-        try {
-          const { pid, text } = await conn.call('echo', { text: name }) as { pid: number; text: string };
-          stats.ok++;
-          stats.pids.add(pid);
-          stats.texts.add(text);
-        } catch (err) {
-          stats.failed++;
-          if (stats.errors.length < 5) stats.errors.push(isBulkheadError(err) ? `${err.code}: ${err.message}` : String(err));
-        }
-      }
-    });
-  });
-  return {
-    stats,
-    /** Resolves once `n` more calls succeeded. */
-    async after(n: number): Promise<void> {
-      const target = stats.ok + n;
-      while (stats.ok < target && running) await new Promise((resolve) => setImmediate(resolve));
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
+/** Callers per service busy with echo calls (old code echoes the text as is, the new one prefixes "v2:"). */
+const steadyLoad = (kit: TestBroker, names: string[], perService = 3) => load(kit, names, perService);
 
 /** Pids of the processes whose command line names `file` (read from /proc). */
 function processesRunning(file: string): number[] {

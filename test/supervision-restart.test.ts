@@ -6,6 +6,7 @@ import t from 'tap';
 import { isBulkheadError, type ServiceManifest } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { FIXTURES, recordUncaught } from './helpers.js';
+import { steadyLoad as load } from './steady-load.js';
 
 const uncaught = recordUncaught();
 
@@ -13,39 +14,8 @@ const manifest = (name: string, extra: Partial<ServiceManifest> = {}): ServiceMa
   name, entry: './supervision/spin-service.js', protocol: 'com.test.supervision', launch: { throttleMs: 0, exitTimeoutMs: 2000 }, ...extra,
 });
 
-/**
- * Keeps `workers` callers busy with short calls (each answered after 5 ms)
- * until stopped; counts outcomes and the pids that answered.
- */
-function steadyLoad(kit: TestBroker, name: string, workers = 8) {
-  const conn = kit.broker.connect(name);
-  const stats = { ok: 0, failed: 0, errors: [] as string[], pids: new Set<number>() };
-  let running = true;
-  const loops = Array.from({ length: workers }, async () => {
-    while (running) {
-      try {
-        const { pid } = await conn.call('slow', { ms: 5 }) as { pid: number };
-        stats.ok++;
-        stats.pids.add(pid);
-      } catch (err) {
-        stats.failed++;
-        if (stats.errors.length < 5) stats.errors.push(isBulkheadError(err) ? `${err.code}: ${err.message}` : String(err));
-      }
-    }
-  });
-  return {
-    stats,
-    /** Resolves once `n` more calls succeeded. */
-    async after(n: number): Promise<void> {
-      const target = stats.ok + n;
-      while (stats.ok < target && running) await new Promise((resolve) => setImmediate(resolve));
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
+/** `workers` callers busy with short calls (each answered after 5 ms). */
+const steadyLoad = (kit: TestBroker, name: string, workers = 8) => load(kit, [name], workers, async (conn) => await conn.call('slow', { ms: 5 }) as { pid: number });
 
 t.test('broker.restart under steady load: a new pid, zero calls lost', async (t) => {
   const kit = await startBroker({ root: FIXTURES, services: [manifest('svc')] });
