@@ -47,8 +47,8 @@ const config = join(work, 'bulkhead.json');
 writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [{ name: 'streams', entry: './streams-service.js', protocol: NAME, clients: ['*'], launch: { throttleMs: 0 } }] }));
 const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
-const client = (protocolsDir: string) => {
-  const remote = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir });
+const client = (protocolsDir: string, direct = false) => {
+  const remote = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir, direct });
   t.teardown(() => remote.close());
   return remote.connect('streams', { protocol: NAME });
 };
@@ -62,12 +62,14 @@ t.test('protocol diff: the older copy is a compatible predecessor of the service
   t.notMatch(run.stdout, /breaking /);
 });
 
-t.test('a daemon client with an older compatible protocol calls the newer service: calls and streams both ways', async (t) => {
-  const conn = client(writeProtocols(join(work, 'old'), olderCompatible()));
+for (const direct of [false, true]) {
+t.test(`a daemon client with an older compatible protocol calls the newer service${direct ? ' over a direct channel (the helper judges the hello)' : ''}: calls and streams both ways`, async (t) => {
+  const conn = client(writeProtocols(join(work, direct ? 'old-direct' : 'old'), olderCompatible()), direct);
   const items: unknown[] = [];
   const stream = conn.stream('count', { n: 2000 });
   for await (const item of stream) items.push(item);
   t.equal(items.length, 2000, 'a stream of 2000 items through the daemon');
+  t.same(daemon.connectionStatus().clients.filter((c) => c.service === 'streams' && c.pid === process.pid).map((c) => c.path), [direct ? 'direct' : 'routed'], `the connection is ${direct ? 'direct' : 'routed'}`);
   t.same(items[1999], { i: 1999 });
   t.same(await stream.result, { count: 2000 });
   t.same(await conn.stream('sum', {}, { input: [1, 2, 3, 4] }).result, { sum: 10, count: 4 }, 'caller → service items through the daemon');
@@ -85,6 +87,7 @@ t.test('a daemon client with an older compatible protocol calls the newer servic
   t.equal(produced.openStreams, 0, 'no stream left open in the helper');
   await conn.close();
 });
+}
 
 t.test('through the daemon: SIGKILL of the helper mid-stream ends the stream with ERR_INTERRUPTED promptly', async (t) => {
   const conn = client(writeProtocols(join(work, 'old-kill'), olderCompatible()));
@@ -109,15 +112,17 @@ t.test('through the daemon: SIGKILL of the helper mid-stream ends the stream wit
   await conn.close();
 });
 
-t.test('a daemon client whose copy has a method the service lacks is refused, naming it', async (t) => {
+for (const direct of [false, true]) {
+t.test(`a daemon client whose copy has a method the service lacks is refused, naming it${direct ? ' (direct channel)' : ''}`, async (t) => {
   const doc = copy();
   doc.methods['rewind'] = { params: { type: 'object' }, result: { type: 'null' } };
-  const conn = client(writeProtocols(join(work, 'extra-method'), doc));
+  const conn = client(writeProtocols(join(work, direct ? 'extra-method-direct' : 'extra-method'), doc), direct);
   const err = await rejection(conn.call('produced', {}));
   t.equal(err.code, 'ERR_PROTOCOL_MISMATCH');
   t.equal(err.data['pointer'], '/methods/rewind', err.message);
   t.match(err.message, /method "rewind" removed/);
 });
+}
 
 t.test('a daemon client whose result schema is narrower than what the service sends is refused', async (t) => {
   const doc = copy();

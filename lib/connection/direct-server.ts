@@ -141,7 +141,7 @@ export class DirectChannels {
         if (counts !== undefined) counts.answered++;
         this.scheduleTally();
       },
-    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT });
+    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT, answerHello: true });
     this.servers.set(id, server);
     this.unreported.set(id, { answered: 0, inFlight: 0 });
     if (this.retiring !== undefined) sayGoodbye(server);

@@ -55,11 +55,9 @@ export interface RpcServerOptions {
   openTransaction?: () => () => void;
   /** Extra fields of this server's hello `info` (next to `pid`). @default none */
   helloInfo?: Record<string, unknown>;
-  /**
-   * Calls the peer may have running at once; one more fails at once with
-   * ERR_BACKPRESSURE (a direct channel's client is not bounded by the broker).
-   * @default unbounded (the broker bounds its own channel)
-   */
+  /** Hello only in answer to the client's, with our document if it speaks another compatible version (direct channels). @default false */
+  answerHello?: boolean;
+  /** Calls the peer may run at once; one more fails with ERR_BACKPRESSURE (direct channels). @default unbounded */
   maxInFlight?: number;
 }
 
@@ -67,6 +65,8 @@ export interface RpcServerOptions {
 export class RpcServer {
   private readonly running = new Map<number, RunningCall>();
   private helloSeen = false;
+  private readonly helloInfo: Record<string, unknown>;
+  private readonly answerHello: boolean;
   private draining = false;
   private drainWaiters: Array<() => void> = [];
   private readonly exposeStacks: boolean;
@@ -91,8 +91,14 @@ export class RpcServer {
     this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.pressure = new EventPressure(channel);
     channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
-    const p = protocol;
-    channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: { ...options.helloInfo, pid: process.pid } });
+    this.helloInfo = { ...options.helloInfo, pid: process.pid };
+    this.answerHello = options.answerHello ?? false;
+    if (!this.answerHello) this.sendHello(false);
+  }
+
+  private sendHello(withDocument: boolean): void {
+    const p = this.protocol;
+    this.channel.send({ kind: 'hello', role: 'service', protocol: p.name, version: p.version, schemaHash: p.hash, info: withDocument ? { ...this.helloInfo, document: p.document } : this.helloInfo });
   }
 
   /** Handlers currently running. */
@@ -158,6 +164,7 @@ export class RpcServer {
           return;
         }
         this.helloSeen = true;
+        if (this.answerHello) this.sendHello(verdict.evolved);
         return;
       }
       case 'goodbye':
