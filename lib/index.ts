@@ -21,7 +21,7 @@ export type { ExitInfo } from './broker/helper-process.js';
 export { Connection, type AnyEventOf, type CallOptions, type ConnectionOptions, type ConnectionEvents, type StreamOptions } from './connection/connection.js';
 export { typedServices, type ServiceConnector, type RegisteredService, type ServiceTypes, type TypedServices } from './broker/typed-services.js';
 export { StreamCall } from './connection/stream-call.js';
-export { STREAM_WINDOW } from './connection/stream-flow.js';
+export { RECEIVER_BYTES_FACTOR, STREAM_WINDOW } from './connection/stream-flow.js';
 export { EVENT_BACKLOG } from './connection/event-pressure.js';
 export type { CallOwner } from './connection/rpc-client.js';
 export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError, type ErrorDataMap, type ErrorData, type ExitData, type SourceData, type RefusalData } from './errors.js';
