@@ -1,7 +1,6 @@
 // The daemon's pure pieces, in memory: the pending-connection caps, the
 // clients policy with uid/gid entries, and the handshake reader's bounds.
 import t from 'tap';
-import { createServer, createConnection, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { AdmissionGate } from '../lib/daemon/admission.js';
 import { admits } from '../lib/daemon/client-policy.js';
 import { HandshakeReader, MAX_HANDSHAKE_PENDING_BYTES } from '../lib/daemon/handshake-io.js';
 import { resolveDaemonSettings } from '../lib/daemon/daemon-settings.js';
-import { expectCode, rejection } from './helpers.js';
+import { acceptedPair, expectCode, rejection } from './helpers.js';
 
 t.test('AdmissionGate: the newcomer is admitted, the oldest of the uid at fault evicted', async (t) => {
   const gate = new AdmissionGate<string>({ perUid: 2, total: 3 });
@@ -45,14 +44,7 @@ t.test('clients entries: names, "*", uid:N, gid:N and NAME@uid:N', async (t) => 
 t.test('HandshakeReader: more bytes than any handshake needs fail it, and it stops reading', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-reader-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(join(dir, 's.sock'), resolve));
-  t.teardown(() => server.close());
-  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-  const client = createConnection(join(dir, 's.sock'));
-  client.on('error', () => {});
-  t.teardown(() => client.destroy());
-  const peer = await accepted;
+  const { client, peer } = await acceptedPair(t, join(dir, 's.sock'));
   const reader = new HandshakeReader(peer);
   // Nobody asks for a message (as while the daemon verifies one): bytes pile up until the bound.
   let seen = 0;

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon, HANDSHAKE_TIMEOUT_MS } from '../lib/daemon/daemon.js';
@@ -17,7 +17,7 @@ import { PSS_SALT_BYTES } from '../lib/identity/signature.js';
 import { decodeItem, encodeItem } from '../lib/wire/codec.js';
 import { encodeFrame } from '../lib/wire/frame-decoder.js';
 import { loadProtocolFile } from '../lib/protocol/registry.js';
-import { FIXTURES, REPO_ROOT, rejection, runCli } from './helpers.js';
+import { acceptedPair, FIXTURES, REPO_ROOT, rejection, runCli } from './helpers.js';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs/wire.md'), 'utf8');
 const section8 = doc.slice(doc.indexOf('## 8. Daemon handshake'));
@@ -158,14 +158,7 @@ t.test('each refusal sends exactly the data keys the table lists', async (t) => 
 
 t.test('too-many-bytes carries the keys its row lists', async (t) => {
   const row = rows.find((r) => r.reason === 'too-many-bytes')!;
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(join(work, 'raw.sock'), resolve));
-  t.teardown(() => server.close());
-  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-  const client = createConnection(join(work, 'raw.sock'));
-  client.on('error', () => {});
-  t.teardown(() => client.destroy());
-  const peer = await accepted;
+  const { client, peer } = await acceptedPair(t, join(work, 'raw.sock'));
   const reader = new HandshakeReader(peer);
   let seen = 0;
   const over = new Promise<void>((resolve) => peer.on('data', (c: Buffer) => {

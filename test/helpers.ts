@@ -4,6 +4,7 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -116,4 +117,20 @@ export async function gone(pid: number, withinMs: number): Promise<boolean> {
     if (performance.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * A connected Unix socket pair through a real listening socket at `path`: the
+ * test's `client` end and the `peer` the server accepted. Both, and the server,
+ * go at teardown; client errors (the peer hanging up) are ignored.
+ */
+export async function acceptedPair(test: { teardown(fn: () => void): void }, path: string): Promise<{ client: Socket; peer: Socket }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  test.teardown(() => server.close());
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = createConnection(path);
+  client.on('error', () => {});
+  test.teardown(() => client.destroy());
+  return { client, peer: await accepted };
 }
