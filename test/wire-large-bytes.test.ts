@@ -3,6 +3,7 @@
 import t from 'tap';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
 import { LARGE_BYTES_THRESHOLD } from '../lib/wire/large-bytes.js';
+import { describeNonPlain, newPlainTally } from '../lib/wire/codec.js';
 
 const big = (n: number, fill: number) => Buffer.alloc(n, fill);
 
@@ -37,4 +38,24 @@ t.test('the large Buffer itself is a chunk (no copy) and the caller\'s value is 
 t.test('small messages take the single-buffer path', async (t) => {
   const { chunks } = encodeEnvelopeChunks({ kind: 'reply', id: 1, result: { data: big(LARGE_BYTES_THRESHOLD - 1, 1) } });
   t.equal(chunks.length, 1);
+});
+
+t.test('one send-side walk: describeNonPlain counts the large byte strings, and a sender told "none" skips the search', async (t) => {
+  const n = LARGE_BYTES_THRESHOLD;
+  const count = (value: unknown) => {
+    const tally = newPlainTally();
+    t.equal(describeNonPlain(value, tally), undefined);
+    return tally.large;
+  };
+  t.equal(count({ a: big(n - 1, 1), b: [big(10, 2)], s: 'x'.repeat(n) }), 0, 'short byte strings and long text are not large');
+  t.equal(count({ a: big(n, 1), b: [big(n * 2, 2), { c: new Uint8Array(n) }] }), 3, 'each byte string of the threshold or more, at any depth');
+  const small: Envelope = { kind: 'reply', id: 3, result: { data: big(n - 1, 1), name: 'x' } };
+  const skipped = encodeEnvelopeChunks(small, true);
+  t.equal(skipped.chunks.length, 1);
+  t.ok(Buffer.concat(skipped.chunks).equals(encodeEnvelope(small)), 'same bytes as ordinary encoding');
+  // A wrong hint costs a copy, never the bytes on the wire: the large Buffer is encoded inline.
+  const large: Envelope = { kind: 'reply', id: 4, result: { data: big(n * 2, 9) } };
+  const wrong = encodeEnvelopeChunks(large, true);
+  t.equal(wrong.chunks.length, 1, 'copied into one buffer');
+  t.ok(Buffer.concat(wrong.chunks).equals(Buffer.concat(encodeEnvelopeChunks(large).chunks)), 'same bytes as the no-copy path');
 });

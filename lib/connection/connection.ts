@@ -9,7 +9,7 @@ import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, EventName, EventPayload, MethodName, ParamsOf, ProtocolShape, ResultOf, YieldsOf } from '../protocol/types.js';
 import { Emitter, type Disposable } from '../util/emitter.js';
-import { describeNonPlain } from '../wire/codec.js';
+import { describeNonPlain, newPlainTally } from '../wire/codec.js';
 import type { CallMeta } from '../wire/envelope.js';
 import { currentTraceparent, isInertSpan, startClientSpan } from './trace-context.js';
 import { abortError, type CallOwner, type RpcClient, type RpcStream } from './rpc-client.js';
@@ -139,7 +139,8 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     if (protocol.isStream(method)) {
       return Promise.reject(bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is a stream method (it declares "yields" or "accepts"); call it with stream().`, { method }));
     }
-    const problem = describeNonPlain(params);
+    const tally = newPlainTally();
+    const problem = describeNonPlain(params, tally);
     if (problem !== undefined) {
       return Promise.reject(bulkheadError('ERR_INVALID_PARAMS', `${protocol.name}.${method}: params hold ${problem}; send JSON-like data or byte strings.`, { method, part: 'params' }));
     }
@@ -156,7 +157,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     const meta = span.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
     const rpc = this.endpoint.current();
     const result = rpc !== undefined
-      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta })
+      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta, noLargeBytes: tally.large === 0 })
       : this.callAfterLaunch(method, params, timeoutMs, options.signal, meta);
     if (isInertSpan(span)) {
       // No span to end: no closures per call.

@@ -16,6 +16,8 @@ export interface PendingCall {
   method: string;
   params: unknown;
   meta: CallMeta | undefined;
+  /** The params hold no large byte string (see RpcCallOptions.noLargeBytes). */
+  noLargeBytes: boolean;
   resolve: (value: unknown) => void;
   reject: (error: BulkheadError) => void;
   owner: CallOwner | undefined;
@@ -41,7 +43,7 @@ export function newPendingCall(
   reject: (error: BulkheadError) => void,
 ): PendingCall {
   return {
-    id: 0, method, params, meta: options.meta, resolve, reject,
+    id: 0, method, params, meta: options.meta, noLargeBytes: options.noLargeBytes === true, resolve, reject,
     owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
     inbox: undefined, gate: undefined, input: undefined,
   };

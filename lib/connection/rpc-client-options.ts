@@ -26,6 +26,11 @@ export interface RpcCallOptions {
   owner?: CallOwner | undefined;
   /** Extra metadata (e.g. verified peer) sent with the call. */
   meta?: CallMeta | undefined;
+  /**
+   * The caller's describeNonPlain walk of the params found no byte string of
+   * LARGE_BYTES_THRESHOLD or more, so encoding skips the search for one.
+   */
+  noLargeBytes?: boolean | undefined;
 }
 
 /** Limits of an {@link RpcClient}. */

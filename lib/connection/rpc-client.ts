@@ -302,7 +302,7 @@ export class RpcClient {
     this.inFlightCount++;
     try {
       this.hooks.sent?.(id, call.method);
-      this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null });
+      this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null }, call.noLargeBytes);
     } catch (err) {
       // Too large to send: only this call fails; the connection is untouched.
       this.settle(call).reject(err as BulkheadError);

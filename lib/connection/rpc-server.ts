@@ -10,7 +10,7 @@
 import { isTraceparent, runInTrace, tracing } from './trace-context.js';
 import { bulkheadError, type BulkheadError, type SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
-import { describeNonPlain } from '../wire/codec.js';
+import { describeNonPlain, newPlainTally } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { CreditGate, ItemInbox, refusalText } from './stream-flow.js';
@@ -313,12 +313,13 @@ export class RpcServer {
           this.finish(running, next.value ?? null, undefined);
           return;
         }
-        const problem = describeNonPlain(next.value);
+        const tally = newPlainTally();
+        const problem = describeNonPlain(next.value, tally);
         if (problem !== undefined) {
           this.failCall(running, { code: 'ERR_SERVICE_ERROR', message: `Item ${index} yielded by the handler holds ${problem}; items must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT', index } });
           break;
         }
-        gate.sent(this.channel.sendSized({ kind: 'item', id: running.id, value: next.value }));
+        gate.sent(this.channel.sendSized({ kind: 'item', id: running.id, value: next.value }, tally.large === 0));
         index++;
       }
     } catch (err) {
@@ -353,8 +354,9 @@ export class RpcServer {
     if (!running.aborted) {
       if (error !== undefined) this.sendError(id, serializeHandlerError(error, this.exposeStacks));
       else {
-        const problem = describeNonPlain(value);
-        if (problem === undefined) this.sendReply(id, value);
+        const tally = newPlainTally();
+        const problem = describeNonPlain(value, tally);
+        if (problem === undefined) this.sendReply(id, value, tally.large === 0);
         else this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `The handler returned ${problem}; results must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT' } });
       }
     }
@@ -366,16 +368,17 @@ export class RpcServer {
   }
 
   private sendEvent(callId: number, name: string, payload: unknown): Promise<void> {
-    const problem = describeNonPlain(payload);
+    const tally = newPlainTally();
+    const problem = describeNonPlain(payload, tally);
     if (problem !== undefined) throw bulkheadError('ERR_INVALID_RESULT', `Event "${name}" holds ${problem}; event payloads must be JSON-like data or byte strings.`, { part: 'event', event: name });
     this.pressure.check(name);
-    this.channel.send({ kind: 'event', callId, name, payload });
+    this.channel.send({ kind: 'event', callId, name, payload }, tally.large === 0);
     return this.pressure.room();
   }
 
-  private sendReply(id: number, result: unknown): void {
+  private sendReply(id: number, result: unknown, noLargeBytes: boolean): void {
     try {
-      this.channel.send({ kind: 'reply', id, result });
+      this.channel.send({ kind: 'reply', id, result }, noLargeBytes);
       this.hooks.callSettled?.();
     } catch (err) {
       // The result is too large for one frame: tell the caller instead of dropping the call.

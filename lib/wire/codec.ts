@@ -78,6 +78,13 @@ export function maxFrameObjects(bodyLength: number): number {
 }
 
 /**
+ * Byte strings at least this long are sent from the caller's Buffer, not
+ * copied (lib/wire/large-bytes.ts). {@link describeNonPlain} counts them, so a
+ * sender whose value holds none skips that path's search for them.
+ */
+export const LARGE_BYTES_THRESHOLD = 64 * 1024;
+
+/**
  * Arrays/maps the envelope may add around a value checked by
  * {@link describeNonPlain}: an error envelope's array, its body map and its
  * data map.
@@ -148,8 +155,7 @@ export function decodeItem(body: Uint8Array): unknown {
  * byte per UTF-16 unit): a value it accepts never makes a frame the peer
  * rejects for that rule; one just under the limit may be refused.
  */
-export function describeNonPlain(value: unknown): string | undefined {
-  const tally: Tally = { objects: 0, bytes: 0 };
+export function describeNonPlain(value: unknown, tally: PlainTally = newPlainTally()): string | undefined {
   const problem = findNonPlain(value, 0, MAX_DEPTH, tally);
   if (problem !== undefined) return problem;
   const objects = tally.objects + ENVELOPE_OBJECTS;
@@ -160,13 +166,24 @@ export function describeNonPlain(value: unknown): string | undefined {
 }
 
 /**
- * What {@link describeNonPlain} counts: arrays, objects and byte strings, and
- * a lower bound of the bytes cbor-x (as configured here) encodes the value to.
+ * What {@link describeNonPlain} counts: arrays, objects and byte strings, a
+ * lower bound of the bytes cbor-x (as configured here) encodes the value to,
+ * and the byte strings of at least {@link LARGE_BYTES_THRESHOLD} bytes. A
+ * sender passes one in to learn `large`: when it is 0 the value can be encoded
+ * without the large-bytes search (one walk of the value instead of two).
  */
-interface Tally {
+export interface PlainTally {
   objects: number;
   bytes: number;
+  large: number;
 }
+
+/** A zeroed {@link PlainTally}. */
+export function newPlainTally(): PlainTally {
+  return { objects: 0, bytes: 0, large: 0 };
+}
+
+type Tally = PlainTally;
 
 /** Size of the shortest CBOR head for argument `arg` (< 2^32). */
 function headBytes(arg: number): number {
@@ -217,8 +234,10 @@ function findNonPlain(value: unknown, depth: number, limit: number, tally?: Tall
       // A byte string is a leaf, like a string: it adds no nesting level.
       if (proto === Buffer.prototype || proto === Uint8Array.prototype) {
         if (tally !== undefined) {
+          const length = (value as Uint8Array).length;
           tally.objects++;
-          tally.bytes += headBytes((value as Uint8Array).length) + (value as Uint8Array).length;
+          tally.bytes += headBytes(length) + length;
+          if (length >= LARGE_BYTES_THRESHOLD) tally.large++;
         }
         return undefined;
       }

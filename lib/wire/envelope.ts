@@ -193,11 +193,14 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
 /**
  * Encodes an envelope as frame chunks (length prefix first). Large byte
  * strings in it are not copied: their chunks are the caller's own Buffers,
- * which must not change until the frame is written.
+ * which must not change until the frame is written. `noLargeBytes`: the
+ * caller's `describeNonPlain` walk (lib/wire/codec.ts) found no byte string of
+ * LARGE_BYTES_THRESHOLD or more in the envelope, so the search for them is
+ * skipped (were one there after all, it would be copied: same bytes on the wire).
  */
-export function encodeEnvelopeChunks(envelope: Envelope): FrameChunks {
+export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): FrameChunks {
   const wire = toWire(envelope);
-  const large = encodeWithLargeBytes(wire);
+  const large = noLargeBytes ? undefined : encodeWithLargeBytes(wire);
   if (large !== undefined) return large;
   const frame = encodeFrame(encodeItem(wire));
   return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };

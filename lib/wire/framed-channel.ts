@@ -107,13 +107,15 @@ export class FramedChannel {
   /**
    * Sends one envelope. Returns false when the stream's buffer is over its
    * high-water mark (the caller should wait for 'drain' before sending more);
-   * silently does nothing once the channel is closed.
+   * silently does nothing once the channel is closed. `noLargeBytes`: the
+   * caller's describeNonPlain tally found no large byte string in the
+   * envelope (see encodeEnvelopeChunks), so encoding skips the search for one.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when the encoded message exceeds
    *   maxFrameBytes (both ends use the same limit); nothing is written, so
    *   only this message fails, not the connection.
    */
-  send(envelope: Envelope): boolean {
-    return this.write(envelope) > 0;
+  send(envelope: Envelope, noLargeBytes = false): boolean {
+    return this.write(envelope, noLargeBytes) > 0;
   }
 
   /**
@@ -121,14 +123,14 @@ export class FramedChannel {
    * bytes (what stream flow control counts), 0 when the channel is closed.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` as send() does
    */
-  sendSized(envelope: Envelope): number {
-    return Math.abs(this.write(envelope));
+  sendSized(envelope: Envelope, noLargeBytes = false): number {
+    return Math.abs(this.write(envelope, noLargeBytes));
   }
 
   /** Body length when written and under the high-water mark, its negative when over, 0 when closed. */
-  private write(envelope: Envelope): number {
+  private write(envelope: Envelope, noLargeBytes: boolean): number {
     if (!this.open) return 0;
-    const { chunks, bodyLength } = encodeEnvelopeChunks(envelope);
+    const { chunks, bodyLength } = encodeEnvelopeChunks(envelope, noLargeBytes);
     if (bodyLength > this.maxFrameBytes) {
       throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { declared: bodyLength, limit: this.maxFrameBytes });
     }

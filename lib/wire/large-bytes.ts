@@ -8,11 +8,10 @@
  * wire are exactly what encoding the original value would give.
  * @module
  */
-import { encodeItem } from './codec.js';
+import { encodeItem, LARGE_BYTES_THRESHOLD } from './codec.js';
 import { FRAME_HEADER_BYTES } from './frame-decoder.js';
 
-/** Byte strings at least this long are sent from the caller's Buffer, not copied. */
-export const LARGE_BYTES_THRESHOLD = 64 * 1024;
+export { LARGE_BYTES_THRESHOLD };
 
 /** CBOR head of a 16-byte byte string (major type 2, length 16). */
 const MARKER_HEAD = 0x50;
