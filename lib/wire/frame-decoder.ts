@@ -60,11 +60,13 @@ export class FrameDecoder {
   /**
    * Feeds bytes; returns every frame body completed by them (possibly none),
    * in order, up to the first header that declares more than `maxFrameBytes`.
+   * With `reuse`, the caller will overwrite `chunk` afterwards (a read buffer
+   * of its own): bodies inside it are copied out instead of returned as views.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when such a header comes before
    *   any frame completed by this chunk, and on every call after the decoder
    *   hit one (see {@link error}); the decoder must then be discarded.
    */
-  push(chunk: Buffer): Buffer[] {
+  push(chunk: Buffer, reuse = false): Buffer[] {
     if (this.failure !== undefined) throw this.failure;
     const frames: Buffer[] = [];
     const end = chunk.length;
@@ -97,7 +99,7 @@ export class FrameDecoder {
       }
       if (this.body === undefined) {
         if (end - pos >= this.expected) {
-          frames.push(chunk.subarray(pos, pos + this.expected));
+          frames.push(reuse ? Buffer.from(chunk.subarray(pos, pos + this.expected)) : chunk.subarray(pos, pos + this.expected));
           pos += this.expected;
           this.expected = -1;
           continue;
@@ -118,6 +120,33 @@ export class FrameDecoder {
       this.expected = -1;
     }
     return frames;
+  }
+
+  /**
+   * Where the rest of the body being collected may be read to directly (the
+   * kernel copies into it, nothing else does): the unfilled end of that body,
+   * when at least `minBytes` of it remain; else undefined. Fill it only
+   * through {@link FrameDecoder.filled}.
+   */
+  bodyRemainder(minBytes: number): Buffer | undefined {
+    const body = this.body;
+    if (body === undefined || this.expected - this.bodyFilled < minBytes) return undefined;
+    return body.subarray(this.bodyFilled, this.expected);
+  }
+
+  /**
+   * `n` bytes were read into the last {@link FrameDecoder.bodyRemainder};
+   * returns the body when that completed it.
+   */
+  filled(n: number): Buffer | undefined {
+    const body = this.body;
+    if (body === undefined || n > this.expected - this.bodyFilled) throw new Error('FrameDecoder.filled: more bytes than the body has room for');
+    this.bodyFilled += n;
+    if (this.bodyFilled < this.expected) return undefined;
+    this.body = undefined;
+    this.bodyFilled = 0;
+    this.expected = -1;
+    return body;
   }
 }
 

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
+import { readIntoOwnBuffers } from './socket-reads.js';
 
 /** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
 const COALESCE_COPY_LIMIT = 64 * 1024;
@@ -15,6 +16,10 @@ const COALESCE_COPY_LIMIT = 64 * 1024;
 const COMPACT_AFTER_FRAMES = 256;
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
+/** Size of the reused read buffer of a socket read with {@link readIntoOwnBuffers} (Node's own read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** A frame body with at least this much still to come is read straight into the body. */
+const DIRECT_READ_MIN_BYTES = 16 * 1024;
 
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
@@ -66,6 +71,9 @@ export class FramedChannel {
   private drainWaiting = false;
   /** Outbox entries already compacted (see compactOutbox). */
   private compactedFrames = 0;
+  private ownBuffers = false;
+  /** The reused read buffer (made at the first read into our own buffers). */
+  private readBuffer: Buffer | undefined;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -81,7 +89,14 @@ export class FramedChannel {
     if (this.handler !== undefined) throw new Error('FramedChannel.attach called twice');
     this.handler = handler;
     const stream = this.stream;
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
+    this.ownBuffers = readIntoOwnBuffers(stream, this.nextReadBuffer, this.onRead);
+    if (this.ownBuffers) {
+      // What a handshake or a warm-up left in the stream's buffer comes first.
+      for (let chunk = stream.read() as Buffer | null; chunk !== null && !this.closedReported; chunk = stream.read() as Buffer | null) this.onData(chunk);
+    } else {
+      stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    }
     // A stream handed over after a handshake was paused explicitly; 'data' alone would not resume it.
     stream.resume();
     stream.on('error', (err: NodeJS.ErrnoException) => {
@@ -92,6 +107,11 @@ export class FramedChannel {
     // The peer closed its side; we have nothing more to say either.
     stream.on('end', () => stream.end());
     if (stream.destroyed) this.reportClosed(undefined);
+  }
+
+  /** True when the stream is a socket that reads into this channel's buffers (socket-reads.ts), false when it emits 'data'. */
+  get readsIntoOwnBuffers(): boolean {
+    return this.ownBuffers;
   }
 
   /** True until the stream is closed or ending. */
@@ -309,15 +329,40 @@ export class FramedChannel {
     this.reportClosed(undefined);
   }
 
-  private onData(chunk: Buffer): void {
+  /** Where the socket reads next: the rest of a large body being collected, else the read buffer. */
+  private readonly nextReadBuffer = (): Buffer => this.decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (this.readBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+
+  /** `n` bytes were read into `buffer`, which {@link nextReadBuffer} gave. */
+  private readonly onRead = (n: number, buffer: Buffer): void => {
+    if (buffer === this.readBuffer) {
+      this.onData(buffer.subarray(0, n), true);
+      return;
+    }
     if (this.closedReported) return;
-    let bodies: Buffer[];
+    let body: Buffer | undefined;
     try {
-      bodies = this.decoder.push(chunk);
+      body = this.decoder.filled(n);
     } catch (err) {
       this.fail(asFrameError(err));
       return;
     }
+    if (body !== undefined) this.deliver([body]);
+  };
+
+  /** Bytes arrived; `reuse`: `chunk` is our read buffer, so bodies in it are copied. */
+  private onData(chunk: Buffer, reuse = false): void {
+    if (this.closedReported) return;
+    let bodies: Buffer[];
+    try {
+      bodies = this.decoder.push(chunk, reuse);
+    } catch (err) {
+      this.fail(asFrameError(err));
+      return;
+    }
+    this.deliver(bodies);
+  }
+
+  private deliver(bodies: Buffer[]): void {
     for (const body of bodies) {
       let envelope: Envelope;
       try {
@@ -327,7 +372,7 @@ export class FramedChannel {
         return;
       }
       this.handler!.envelope(envelope, body);
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the handler may have closed the channel
+      // The handler may have closed the channel.
       if (this.closedReported) return;
     }
     // An oversize header that followed these frames in the same chunk.

@@ -1,0 +1,65 @@
+/**
+ * Reading a socket into buffers the reader chooses: Node's `onread` option of
+ * `net.Socket`, switched on for a socket that already exists.
+ *
+ * By default Node allocates a fresh 64 KiB buffer for every read, copies what
+ * arrived into one of the exact size, and hands that to 'data' listeners. A
+ * frame spread over reads is then copied once more into its body. Every read
+ * costs an allocation of external memory, which drives V8's major GCs: a
+ * 64 KiB echo spent most of the broker's CPU in mark-compact (measured,
+ * bench/README.md). With `onread` the kernel copies into a buffer we give it:
+ * one reused read buffer for small frames, and the body itself for the rest of
+ * a large frame, so a large frame is copied once (by the kernel) and a read
+ * allocates nothing.
+ *
+ * `onread` can only be given when a socket is created, and the broker's end of
+ * a helper's channel is `child.stdio[3]`, which Node creates. So this sets the
+ * same three fields the constructor would (found by their symbols'
+ * descriptions, `kBuffer`, `kBufferCb`, `kBufferGen`, unchanged from Node 12 to
+ * 26) and tells the handle to read into the buffer, exactly what
+ * `initSocketHandle` does for a socket made with `onread`. Node's own
+ * pause()/resume() of such a socket stop and restart reading as documented.
+ * Where anything of that is missing (another Node, a stream that is not a
+ * socket, e.g. the in-memory pair of the tests), it returns false and the
+ * caller reads with 'data' events as before.
+ * @module
+ */
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** The handle method Node's `onread` path uses (StreamBase::UseUserBuffer). */
+interface UserBufferHandle {
+  useUserBuffer(buffer: Uint8Array): void;
+}
+
+/**
+ * Makes `stream` read into the buffers `next` returns (called before the first
+ * read and after each one) and report each read as `received(n, buffer)`: the
+ * first `n` bytes of `buffer` arrived. Returns false, changing nothing, when
+ * `stream` is not a socket whose reads can be redirected.
+ *
+ * Bytes the stream buffered before the switch are not read by this: the
+ * caller drains them first (stream.read()).
+ */
+export function readIntoOwnBuffers(stream: Duplex, next: () => Buffer, received: (n: number, buffer: Buffer) => void): boolean {
+  if (!(stream instanceof Socket)) return false;
+  const handle = (stream as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
+  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
+  const symbols = Object.getOwnPropertySymbols(stream);
+  const kBuffer = symbols.find((s) => s.description === 'kBuffer');
+  const kBufferCb = symbols.find((s) => s.description === 'kBufferCb');
+  const kBufferGen = symbols.find((s) => s.description === 'kBufferGen');
+  if (kBuffer === undefined || kBufferCb === undefined || kBufferGen === undefined) return false;
+  const fields = stream as unknown as Record<symbol, unknown>;
+  // Already reading into a caller's buffer (a socket made with onread): leave it alone.
+  if (fields[kBuffer] !== null && fields[kBuffer] !== undefined) return false;
+  const first = next();
+  fields[kBuffer] = first;
+  fields[kBufferGen] = next;
+  fields[kBufferCb] = (n: number, buffer: Buffer): boolean => {
+    received(n, buffer);
+    return true;
+  };
+  (handle as UserBufferHandle).useUserBuffer(first);
+  return true;
+}

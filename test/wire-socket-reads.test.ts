@@ -1,0 +1,124 @@
+/**
+ * A channel on a real socket reads into its own buffers (Node's onread, switched on by
+ * lib/wire/socket-reads.ts): small frames from one reused read buffer, the rest of a large
+ * frame straight into its body. What the handler got must never change afterwards (a view
+ * into the reused buffer would), whatever sizes the frames have and however writes split them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import t from 'tap';
+import type { BulkheadError } from '../lib/errors.js';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
+import { FrameDecoder } from '../lib/wire/frame-decoder.js';
+import { FramedChannel } from '../lib/wire/framed-channel.js';
+import { acceptedPair, prng } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bulkhead-reads-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A byte string of `n` bytes whose content depends on `seed`, so a clobbered one shows. */
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+t.test('frames of every size arrive intact and stay intact, however the writes split them', async (t) => {
+  const { client, peer } = await acceptedPair(t, join(dir, 'a.sock'));
+  const channel = new FramedChannel(peer, { maxFrameBytes: 4 * 1024 * 1024 });
+  const received: Envelope[] = [];
+  let closedWith: BulkheadError | undefined;
+  const sizes = [0, 1, 10, 100, 4095, 4096, 20_000, 65_535, 65_536, 65_537, 200_000, 1024 * 1024, 3];
+  const sent: Envelope[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const [i, n] of sizes.entries()) sent.push({ kind: 'reply', id: round * 100 + i + 1, result: { i, data: bytes(n, round * 7 + i), text: `frame ${i}` } });
+  }
+  const all = new Promise<void>((resolve) => channel.attach({
+    envelope: (e) => {
+      received.push(e);
+      if (received.length === sent.length) resolve();
+    },
+    closed: (error) => (closedWith = error),
+  }));
+  t.equal(channel.readsIntoOwnBuffers, true, 'a socket reads into the channel\'s own buffers');
+  // The frames as one byte stream, written in pieces of random sizes (1 byte to 300 KiB).
+  const wire = Buffer.concat(sent.map((e) => encodeEnvelope(e)));
+  const random = prng(19);
+  for (let at = 0; at < wire.length;) {
+    const n = Math.min(wire.length - at, 1 + Math.floor(random() * random() * 300_000));
+    const piece = wire.subarray(at, at + n);
+    at += n;
+    if (!client.write(piece)) await new Promise((resolve) => client.once('drain', resolve));
+  }
+  await all;
+  t.equal(closedWith, undefined);
+  t.equal(received.length, sent.length);
+  // Checked only now, after every later read: a body that was a view into the reused read buffer would have changed.
+  t.same(received, sent, 'every envelope equals what was sent, after all the reads');
+});
+
+t.test('a frame error on the own-buffer path still closes with the coded error', async (t) => {
+  const { client, peer } = await acceptedPair(t, join(dir, 'b.sock'));
+  const channel = new FramedChannel(peer, { maxFrameBytes: 1024 });
+  const closed = new Promise<BulkheadError | undefined>((resolve) => channel.attach({ envelope: () => t.fail('no envelope expected'), closed: resolve }));
+  t.equal(channel.readsIntoOwnBuffers, true);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(1025);
+  client.write(header);
+  t.equal((await closed)?.code, 'ERR_FRAME_TOO_LARGE');
+});
+
+t.test('bytes a handshake left in the stream come first', async (t) => {
+  const { client, peer } = await acceptedPair(t, join(dir, 'c.sock'));
+  const first: Envelope = { kind: 'goodbye', reason: 'left over' };
+  const second: Envelope = { kind: 'reply', id: 2, result: bytes(100_000, 3) };
+  // The handshake read the first frame and half of the second, then put them back.
+  const wire = Buffer.concat([encodeEnvelope(first), encodeEnvelope(second)]);
+  const cut = encodeEnvelope(first).length + 50_000;
+  client.write(wire.subarray(0, cut));
+  const leftover = await new Promise<Buffer>((resolve) => peer.once('data', resolve));
+  peer.pause();
+  peer.unshift(leftover);
+  const channel = new FramedChannel(peer);
+  const received: Envelope[] = [];
+  const both = new Promise<void>((resolve) => channel.attach({ envelope: (e) => { received.push(e); if (received.length === 2) resolve(); }, closed: () => undefined }));
+  t.equal(channel.readsIntoOwnBuffers, true);
+  client.write(wire.subarray(cut));
+  await both;
+  t.same(received, [first, second]);
+});
+
+t.test('a stream that is not a socket is read with data events, as before', async (t) => {
+  const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+  const channel = new FramedChannel(stream);
+  const got = new Promise<Envelope>((resolve) => channel.attach({ envelope: resolve, closed: () => undefined }));
+  t.equal(channel.readsIntoOwnBuffers, false);
+  stream.push(encodeEnvelope({ kind: 'end', id: 5 }));
+  t.same(await got, { kind: 'end', id: 5 });
+});
+
+t.test('FrameDecoder: reuse copies bodies out of the chunk; bodyRemainder/filled take the rest of a body', async (t) => {
+  const decoder = new FrameDecoder(1024 * 1024);
+  const frame = encodeEnvelope({ kind: 'reply', id: 1, result: 'x' });
+  const chunk = Buffer.concat([frame, frame]);
+  const [a, b] = decoder.push(chunk, true);
+  chunk.fill(0);
+  t.same(decodeEnvelope(a!), { kind: 'reply', id: 1, result: 'x' }, 'a copied body does not change with the chunk');
+  t.same(decodeEnvelope(b!), { kind: 'reply', id: 1, result: 'x' });
+  const big = encodeEnvelope({ kind: 'reply', id: 2, result: bytes(100_000, 1) });
+  t.same(decoder.push(big.subarray(0, 1000), true), []);
+  t.equal(decoder.bodyRemainder(200_000), undefined, 'less left than asked for');
+  const rest = decoder.bodyRemainder(16 * 1024)!;
+  t.equal(rest.length, big.length - 1000);
+  t.equal(decoder.filled(0), undefined);
+  big.copy(rest, 0, 1000, 50_000);
+  t.equal(decoder.filled(49_000), undefined, 'not complete yet');
+  const tail = decoder.bodyRemainder(1)!;
+  big.copy(tail, 0, 50_000);
+  const body = decoder.filled(big.length - 50_000);
+  t.ok(body !== undefined && body.equals(big.subarray(4)), 'the whole body');
+  t.equal(decoder.pendingBytes, 0);
+  t.throws(() => decoder.filled(1), 'no body to fill');
+});
