@@ -21,6 +21,8 @@
  * `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
+// The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
+import { Buffer } from 'node:buffer';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 
@@ -77,11 +79,7 @@ export function maxFrameObjects(bodyLength: number): number {
   return FRAME_OBJECT_ALLOWANCE + Math.floor(bodyLength / BYTES_PER_OBJECT);
 }
 
-/**
- * Byte strings at least this long are sent from the caller's Buffer, not
- * copied (lib/wire/large-bytes.ts). {@link describeNonPlain} counts them, so a
- * sender whose value holds none skips that path's search for them.
- */
+/** Byte strings at least this long are sent from the caller's Buffer, not copied (large-bytes.ts); {@link describeNonPlain} counts them. */
 export const LARGE_BYTES_THRESHOLD = 64 * 1024;
 
 /**
@@ -183,8 +181,6 @@ export function newPlainTally(): PlainTally {
   return { objects: 0, bytes: 0, large: 0 };
 }
 
-type Tally = PlainTally;
-
 /** Size of the shortest CBOR head for argument `arg` (< 2^32). */
 function headBytes(arg: number): number {
   return arg < 24 ? 1 : arg < 0x100 ? 2 : arg < 0x10000 ? 3 : 5;
@@ -201,7 +197,13 @@ function textBytes(s: string): number {
   return headBytes(s.length) + s.length;
 }
 
-function findNonPlain(value: unknown, depth: number, limit: number, tally?: Tally): string | undefined {
+// Looked up once (findNonPlain runs per object of every message sent or received).
+const BUFFER_PROTOTYPE = Buffer.prototype as object;
+const UINT8ARRAY_PROTOTYPE = Uint8Array.prototype as object;
+const OBJECT_PROTOTYPE = Object.prototype as object;
+const getPrototypeOf = Object.getPrototypeOf;
+
+function findNonPlain(value: unknown, depth: number, limit: number, tally?: PlainTally): string | undefined {
   switch (typeof value) {
     case 'string':
       if (tally !== undefined) tally.bytes += textBytes(value);
@@ -230,9 +232,9 @@ function findNonPlain(value: unknown, depth: number, limit: number, tally?: Tall
         if (tally !== undefined) tally.bytes += 1;
         return undefined;
       }
-      const proto = Object.getPrototypeOf(value) as unknown;
+      const proto = getPrototypeOf(value) as unknown;
       // A byte string is a leaf, like a string: it adds no nesting level.
-      if (proto === Buffer.prototype || proto === Uint8Array.prototype) {
+      if (proto === BUFFER_PROTOTYPE || proto === UINT8ARRAY_PROTOTYPE) {
         if (tally !== undefined) {
           const length = (value as Uint8Array).length;
           tally.objects++;
@@ -253,7 +255,7 @@ function findNonPlain(value: unknown, depth: number, limit: number, tally?: Tall
         }
         return undefined;
       }
-      if (proto !== Object.prototype) {
+      if (proto !== OBJECT_PROTOTYPE) {
         const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
         return `a ${typeof name === 'string' ? name : 'non-plain'} object`;
       }
@@ -283,9 +285,9 @@ export function checkItem(body: Uint8Array): string | undefined {
   return scanItem(body);
 }
 
-/** scanItem's container stack, shared by every call (it never re-enters). Float64: counts up to the frame length. */
+/** scanItem's container stack, shared by every call (it never re-enters); counts go up to the frame length (< 2^32). */
 const STACK_LEFT = new Float64Array(MAX_FRAME_DEPTH + 1);
-const STACK_SEEN = new Float64Array(MAX_FRAME_DEPTH + 1);
+const STACK_SEEN = new Uint32Array(MAX_FRAME_DEPTH + 1);
 const STACK_IS_MAP = new Uint8Array(MAX_FRAME_DEPTH + 1);
 
 /**
@@ -317,7 +319,8 @@ function scanItem(body: Uint8Array): string | undefined {
     const major = initial >> 5;
     const info = initial & 0x1f;
     const top = depth - 1;
-    const keyExpected = depth > 0 && isMap[top] === 1 && seen[top]! % 2 === 0;
+    // `& 1` on a Uint32Array, not `% 2` on a float: V8 compiles that to a call of fmod.
+    const keyExpected = depth > 0 && isMap[top] === 1 && (seen[top]! & 1) === 0;
     if (bignumAt >= 0 && (major !== 2 || info === 31)) return `tag at byte ${bignumAt} does not wrap a definite byte string`;
     if (initial === 0xff) {
       if (depth === 0 || left[top] !== -1) return `break code outside an indefinite-length array or map at byte ${start}`;

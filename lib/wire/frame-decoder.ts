@@ -6,6 +6,7 @@
  * the same; VS Code's trusts any length).
  * @module
  */
+import { Buffer } from 'node:buffer';
 import { bulkheadError, type BulkheadError } from '../errors.js';
 
 /** Size of the big-endian length prefix in bytes. */

@@ -4,6 +4,7 @@
  * makes it send a best-effort `error` (id 0) to the peer and destroy the stream.
  * @module
  */
+import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';

@@ -8,6 +8,7 @@
  * wire are exactly what encoding the original value would give.
  * @module
  */
+import { Buffer } from 'node:buffer';
 import { encodeItem, LARGE_BYTES_THRESHOLD } from './codec.js';
 import { FRAME_HEADER_BYTES } from './frame-decoder.js';
 
