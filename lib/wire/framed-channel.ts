@@ -17,8 +17,10 @@ const COALESCE_COPY_LIMIT = 64 * 1024;
 const COMPACT_AFTER_FRAMES = 256;
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
-/** Size of the reused read buffer of a socket read with {@link readIntoOwnBuffers} (Node's own read size). */
+/** Size of the read buffer of sockets read with {@link readIntoOwnBuffers} (Node's own read size). */
 const READ_BUFFER_BYTES = 64 * 1024;
+/** One read buffer for all channels: each read is consumed (copied out) before libuv reads again, so idle channels hold none. */
+let sharedReadBuffer: Buffer | undefined;
 /** A frame body with at least this much still to come is read straight into the body. */
 const DIRECT_READ_MIN_BYTES = 16 * 1024;
 
@@ -73,8 +75,6 @@ export class FramedChannel {
   /** Outbox entries already compacted (see compactOutbox). */
   private compactedFrames = 0;
   private ownBuffers = false;
-  /** The reused read buffer (made at the first read into our own buffers). */
-  private readBuffer: Buffer | undefined;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -331,11 +331,11 @@ export class FramedChannel {
   }
 
   /** Where the socket reads next: the rest of a large body being collected, else the read buffer. */
-  private readonly nextReadBuffer = (): Buffer => this.decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (this.readBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  private readonly nextReadBuffer = (): Buffer => this.decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
 
   /** `n` bytes were read into `buffer`, which {@link nextReadBuffer} gave. */
   private readonly onRead = (n: number, buffer: Buffer): void => {
-    if (buffer === this.readBuffer) {
+    if (buffer === sharedReadBuffer) {
       this.onData(buffer.subarray(0, n), true);
       return;
     }
@@ -350,7 +350,7 @@ export class FramedChannel {
     if (body !== undefined) this.deliver([body]);
   };
 
-  /** Bytes arrived; `reuse`: `chunk` is our read buffer, so bodies in it are copied. */
+  /** Bytes arrived; `reuse`: `chunk` is the shared read buffer, so bodies in it are copied. */
   private onData(chunk: Buffer, reuse = false): void {
     if (this.closedReported) return;
     let bodies: Buffer[];
