@@ -20,7 +20,8 @@ import { loadFfi } from './ffi.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
-import { syscallGroups, type SyscallOptions } from './seccomp-policy.js';
+import { execGuardProblem, execGuardProgram } from './exec-guard.js';
+import { execGuardGroup, syscallGroups, type SyscallOptions } from './seccomp-policy.js';
 import type { SandboxProfile } from './profile.js';
 
 /** The child fd bubblewrap reads the seccomp program from (fds 0–2 stdio, 3 the channel, 4 the outbound channel). */
@@ -37,13 +38,15 @@ export interface KernelProbe {
   libseccomp: string | null;
   /** Landlock ABI version (0: none). */
   landlockAbi: number;
+  /** Why the exec guard cannot run (no libseccomp, or a kernel without TSYNC_ESRCH), or null. */
+  execGuardProblem: string | null;
 }
 
 /** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall). */
 export function probeKernel(): KernelProbe {
   const ffi = loadFfi();
-  if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0 };
-  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi() };
+  if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0, execGuardProblem: ffi.problem };
+  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem() };
 }
 
 /** One line of the report (same shape as compile.ts's CompiledRule). */
@@ -142,13 +145,17 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   const rules: KernelRule[] = [];
   const bwrapArgs: string[] = [];
   const kernel = probe.kernel;
-  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation };
-
-  // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
-  let seccompProgram: Buffer | undefined;
+  const koffi = koffiDir();
   const missingSeccomp = probe.bwrap === null
     ? `bubblewrap (it loads the seccomp filter; ${probe.bwrapProblem ?? 'unavailable'})`
     : kernel.seccompProblem !== null ? kernel.seccompProblem : null;
+  // The exec guard (children: false): a filter of its own, loaded by the pre-exec stage, lets only that stage's exec through.
+  const guardMissing = missingSeccomp ?? kernel.execGuardProblem ?? (koffi === null ? 'koffi (npm), which the pre-exec stage loads the guard with' : null);
+  const guardOn = !profile.processes.children && guardMissing === null;
+  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn };
+
+  // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
+  let seccompProgram: Buffer | undefined;
   const groups = syscallGroups(profile, options);
   let unresolved: string[] = [];
   if (missingSeccomp === null) {
@@ -169,6 +176,15 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     });
   }
   if (profile.syscalls.ioUring) rules.push({ rule: 'syscalls.ioUring', layers: [], unenforced: false, detail: 'allowed by the profile' });
+  if (profile.processes.children) {
+    rules.push({ rule: 'processes.exec', layers: [], unenforced: false, detail: 'allowed: a profile that allows children allows exec (a child is a fork and an exec); what it runs stays inside the filter and every other layer' });
+  } else {
+    const guard = execGuardGroup();
+    const violation = options.onViolation === 'kill' ? '; with onViolation "kill" an execve kills the helper' : '';
+    rules.push(guardOn
+      ? { rule: guard.rule, layers: ['seccomp:exec-guard'], unenforced: false, detail: `${guard.detail}${violation}` }
+      : { rule: guard.rule, layers: [], unenforced: true, missing: guardMissing ?? 'the exec guard', detail: 'execve after start cannot be refused: native code could replace the helper with another program, which stays inside the other layers but not Node\'s permission model' });
+  }
   // An unprivileged bubblewrap runs in its own user namespace: it can also forbid nested ones (user.max_user_namespaces = 1).
   if (probe.bwrap !== null && !probe.isRoot && probe.bwrapDisableUserns) {
     bwrapArgs.push('--disable-userns');
@@ -189,33 +205,36 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   // With pasta the helper's abstract namespace is its own: scoping would add a node start and nothing else.
   const wantScope = profile.network === 'full' && scopeAvailable && netns.pasta === undefined;
   const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
-  const koffi = koffiDir();
   let preExec: string[] = [];
   const extraReads: string[] = [];
-  const landlockReady = koffi !== null && kernel.landlockAbi > 0;
-  if ((wantScope || wantFs) && landlockReady) {
-    const spec: LandlockSpec = { scope: { abstractUnix: scopeAvailable, signal: scopeAvailable } };
-    const exec = profile.processes.children ? [...input.runtimeRoots, real(input.nodePath)] : [real(input.nodePath), ...LD_SO.map(real)];
-    spec.fs = {
-      abi: kernel.landlockAbi,
-      // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
-      read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi],
-      write: [...input.writes, '/dev/null'],
-      exec,
-    };
+  const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
+  if ((landlockOn || guardOn) && koffi !== null) {
+    const spec: LandlockSpec = {};
     const native = koffiNative();
+    if (landlockOn) {
+      spec.scope = { abstractUnix: scopeAvailable, signal: scopeAvailable };
+      const exec = profile.processes.children ? [...input.runtimeRoots, real(input.nodePath)] : [real(input.nodePath), ...LD_SO.map(real)];
+      spec.fs = {
+        abi: kernel.landlockAbi,
+        // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
+        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi],
+        write: [...input.writes, '/dev/null'],
+        exec,
+      };
+      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
+      if (native !== null) spec.fs.read.push(native);
+    }
+    if (guardOn) spec.execGuard = execGuardProgram(options.onViolation).toString('base64');
     if (native !== null) {
       spec.koffi = native;
-      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
-      spec.fs.read.push(native);
       extraReads.push(native);
     }
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
     // (helper-env.js: the step keeps the fd the hand-off variable names open across its exec.)
-    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), join(dirname(LANDLOCK_EXEC), '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
+    const here = dirname(LANDLOCK_EXEC);
+    extraReads.push(koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
   }
-  const landlockOn = preExec.length > 0;
 
   // ---- abstract Unix sockets: per network namespace, so only "full" shares the host's
   const privateNs = 'a private network namespace has its own abstract Unix socket names: the host\'s are unreachable and cannot be squatted';
