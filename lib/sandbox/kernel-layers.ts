@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
+import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
@@ -84,6 +85,8 @@ export interface KernelPlan {
   extraReads: string[];
   /** Set when a `full` helper gets a network namespace of its own with pasta: the fds the broker wires. */
   pasta: PastaFds | undefined;
+  /** Files bound read-only over paths of /etc instead of the host's (the helper's resolv.conf behind pasta). */
+  etcOverrides: ReadonlyMap<string, string>;
 }
 
 /** Paths the Landlock fs ruleset is built from. */
@@ -254,18 +257,23 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // Adds a layer but does not make "isolation" enforced on its own: without a pid namespace /proc still lists every process.
     if (scopeAvailable) rules.push({ rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: false, layersOnly: true });
   }
-  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta };
+  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta, etcOverrides: netns.etcOverrides };
 }
 
 /**
  * Network "full" in a namespace of the helper's own, connected by pasta: needs bubblewrap (it
  * creates the namespace and holds the helper until pasta is up), pasta, and koffi (the pipes).
  */
-function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: boolean): { bwrapArgs: string[]; rules: KernelRule[]; pasta: PastaFds | undefined; missing: string } {
+function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: boolean): { bwrapArgs: string[]; rules: KernelRule[]; pasta: PastaFds | undefined; missing: string; etcOverrides: Map<string, string> } {
   const missing = probe.bwrap === null
     ? `bubblewrap and pasta (a network namespace of its own; ${probe.bwrapProblem ?? 'bubblewrap unavailable'})`
     : probe.pasta === null ? 'pasta (apt-get install -y passt), for a network namespace of its own' : 'koffi (npm), which makes the pipes bubblewrap and pasta meet on';
-  if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing };
+  const etcOverrides = new Map<string, string>();
+  if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing, etcOverrides };
+  // The host's resolver may be on its loopback, which is not the helper's (lib/sandbox/pasta-dns.ts).
+  const resolv = helperResolvConf();
+  if (resolv !== null) etcOverrides.set('/etc/resolv.conf', resolv.path);
+  const dns = resolv?.plan == null ? '' : `; DNS: its /etc/resolv.conf is rewritten for the host's loopback resolver (${[...resolv.plan.changes, ...resolv.plan.unreachable.map((a) => `${a} left out: unreachable from the namespace`)].join('; ')})`;
   // Child fds right after the seccomp program's (or in its place): the broker passes them in this order.
   const info = SECCOMP_CHILD_FD + (hasSeccomp ? 1 : 0);
   const pasta = { info, block: info + 1 };
@@ -276,10 +284,11 @@ function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: bo
       layers: ['bubblewrap:netns', 'pasta'],
       unenforced: false,
       replacesDetail: true,
-      detail: 'full: TCP, UDP and ICMP to anywhere, relayed by pasta from a network namespace of the helper\'s own (its abstract Unix sockets, netlink and interfaces are its own); the host\'s loopback services answer at 127.0.0.1; nothing on the host is forwarded in, so ports it listens on stay private',
+      detail: `full: TCP, UDP and ICMP to anywhere, relayed by pasta from a network namespace of the helper's own (its abstract Unix sockets, netlink and interfaces are its own); the host's loopback services answer at 127.0.0.1; nothing on the host is forwarded in, so ports it listens on stay private${dns}`,
     }],
     pasta,
     missing,
+    etcOverrides,
   };
 }
 
