@@ -100,6 +100,7 @@ export interface KernelPlanInput {
 
 const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-exec.js');
 const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
+const EXEC_GUARD_WORKER = join(dirname(LANDLOCK_EXEC), 'exec-guard-worker.js');
 
 /**
  * The koffi binary the broker itself loaded (koffi's index.js picks the right one of its prebuilt
@@ -220,7 +221,8 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
       spec.fs = {
         abi: kernel.landlockAbi,
         // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
-        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi],
+        // (The exec guard's worker is loaded after the ruleset applies: its file and the package.json that makes it ESM.)
+        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi, EXEC_GUARD_WORKER, PACKAGE_JSON],
         write: [...input.writes, '/dev/null'],
         exec,
       };
@@ -236,7 +238,7 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
     // (helper-env.js: the step keeps the fd the hand-off variable names open across its exec.)
     const here = dirname(LANDLOCK_EXEC);
-    extraReads.push(koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
+    extraReads.push(koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), EXEC_GUARD_WORKER, join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
   }
 
   // ---- abstract Unix sockets: per network namespace, so only "full" shares the host's

@@ -69,12 +69,12 @@ function main(argv: string[]): void {
   if (spec.scope !== undefined || spec.fs !== undefined) restrict(koffi, sys, spec);
   keepChannelFds(libc);
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
-  const argTable = cStrings(koffi, command);
-  const envp = cStrings(koffi, env);
   if (spec.execGuard !== undefined) {
-    guardedExec({ koffi, bpf: Buffer.from(spec.execGuard, 'base64'), path: command[0]!, argv: argTable.table, envp: envp.table, fail: (message) => fail(123, message) });
+    guardedExec({ koffi, koffiPath: spec.koffi ?? 'koffi', bpf: Buffer.from(spec.execGuard, 'base64'), path: command[0]!, argv: command, env, fail: (message) => fail(123, message) });
     return; // the exec is under way on another thread
   }
+  const argTable = cStrings(koffi, command);
+  const envp = cStrings(koffi, env);
   const execve = libc.func('int execve(const char *path, void *argv, void *envp)');
   execve(command[0]!, argTable.table, envp.table);
   fail(122, `execve(${command[0]!}) failed (errno ${koffi.errno()})`);
