@@ -6,6 +6,7 @@
 // exec replaces the helper when the guard is switched off (so the attempt is
 // real), and a profile that allows children still starts one.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { setHostProbeOverride } from '../lib/sandbox/index.js';
@@ -19,6 +20,8 @@ const manifest = (name: string, sandbox: string) => ({
 });
 const call = (k: TestBroker, service: string, method: string, params: object = {}): Promise<Attempt> => k.broker.connect(service).call(method, params) as Promise<Attempt>;
 const TRUE = { file: '/bin/true', args: [] };
+/** Whether `npm run build` built the native stage here (it needs a C compiler); the node stage is tested below either way. */
+const NATIVE = existsSync(join(REPO_ROOT, 'dist', 'native', 'exec-guard'));
 
 if (process.arch !== 'x64') {
   t.plan(0, 'the raw system-call numbers in the fixture are x86-64');
@@ -43,6 +46,7 @@ t.test('children: false: execve and execveat fail after start, from the main thr
     t.equal(k.broker.status(service).launches, 1, `${service}: never relaunched`);
     const rule = k.broker.status(service).sandbox!.rules.find((r) => r.rule === 'processes.exec');
     t.same([rule?.layers, rule?.unenforced], [['seccomp:exec-guard'], false], `${service}: the report names the guard`);
+    if (NATIVE) t.match(rule?.detail, /native stage/, `${service}: loaded by the native stage`);
     t.notOk(k.broker.status(service).sandbox!.rules.find((r) => r.rule === 'processes.children')?.detail?.includes('execveat'), 'execveat is left to the guard');
   }
   t.same(await call(k, 'kworkers', 'workerExec', TRUE), { ok: false, code: 'EPERM' }, 'from a worker thread: execve refused');
@@ -50,6 +54,16 @@ t.test('children: false: execve and execveat fail after start, from the main thr
   t.same(await call(k, 'kids', 'run', TRUE), { ok: true, code: null, value: '' }, 'control: children allowed, a child starts');
   t.same(await call(k, 'kids', 'syscall', { name: 'execveatMissing' }), { ok: false, code: 'ENOENT' }, 'control: children allowed, execveat reaches the kernel');
   t.same(k.broker.status('kids').sandbox!.rules.find((r) => r.rule === 'processes.exec')?.layers, [], 'no guard where children are allowed');
+});
+
+t.test('the node stage (no native stage built, or Landlock too) guards the same way', async (t) => {
+  setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, execGuardNative: null } }));
+  const k = await startBroker({ root: FIXTURES, services: [manifest('kpure', 'kernel-pure'), manifest('kworkers', 'kernel-workers-addons')] });
+  t.teardown(() => k.close());
+  t.same(await call(k, 'kpure', 'syscall', { name: 'execve', ...TRUE }), { ok: false, code: 'EPERM' }, 'execve refused');
+  t.same(await call(k, 'kpure', 'syscall', { name: 'execveatMissing' }), { ok: false, code: 'ENOSYS' }, 'execveat answered ENOSYS');
+  t.same(await call(k, 'kworkers', 'workerExec', TRUE), { ok: false, code: 'EPERM' }, 'from a worker thread: execve refused');
+  t.match(k.broker.status('kpure').sandbox!.rules.find((r) => r.rule === 'processes.exec')?.detail, /node pre-exec stage/, 'the report names the stage');
 });
 
 t.test('control: with the guard off, the same execve replaces the helper; what it runs stays inside the profile\'s filter', async (t) => {

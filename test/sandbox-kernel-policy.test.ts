@@ -89,6 +89,12 @@ t.test('plans: seccomp through bubblewrap, Landlock only where no cheaper layer 
   t.match(stage(pure), { execGuard: /^[A-Za-z0-9+/]+=*$/ }, 'children: false: the pre-exec stage runs for the exec guard');
   t.equal(stage(pure)?.scope ?? stage(pure)?.fs, undefined, 'none: bubblewrap already enforces fs and abstract sockets, so no Landlock in it');
   t.match(pure.rules.find((r) => r.rule === 'processes.exec'), { layers: ['seccomp:exec-guard'], unenforced: false });
+  const native = planKernelLayers(profile({}), on({ kernel: { seccompProblem: null, libseccomp: '2.5.4', landlockAbi: 7, execGuardProblem: null, execGuardNative: '/opt/bulkhead/exec-guard' } }), input);
+  t.same([native.preExec[0], native.preExec[2], native.preExec.length], ['/opt/bulkhead/exec-guard', '--', 3], 'the native stage when it was built');
+  t.match(native.preExec[1], /^([0-9a-f]{16})+$/, 'its program as whole instructions in hex');
+  t.ok(native.extraReads.includes('/opt/bulkhead/exec-guard'), 'bound into the sandbox');
+  const nativeButLandlock = planKernelLayers(profile({ network: 'full' }), on({ pasta: null, kernel: { seccompProblem: null, libseccomp: '2.5.4', landlockAbi: 7, execGuardProblem: null, execGuardNative: '/opt/bulkhead/exec-guard' } }), input);
+  t.match(stage(nativeButLandlock), { scope: { abstractUnix: true }, execGuard: /./ }, 'with Landlock too, the node stage does both');
   const kids = planKernelLayers(profile({ processes: { children: true } }), on({}), input);
   t.same(kids.preExec, [], 'children allowed: no stage at all');
   t.match(kids.rules.find((r) => r.rule === 'processes.exec'), { layers: [], unenforced: false, detail: /^allowed/ });

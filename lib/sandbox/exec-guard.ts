@@ -10,6 +10,8 @@
  * compiles that filter with libseccomp and says whether the host can run it.
  * @module
  */
+import { accessSync, constants } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
 import { EXEC_GUARD_FLAGS } from './exec-guard-stage.js';
 import { compileGroups } from './seccomp.js';
@@ -41,4 +43,17 @@ export function execGuardProgram(onViolation: SyscallOptions['onViolation']): Bu
     programs.set(onViolation, bpf);
   }
   return bpf;
+}
+
+/** The native stage, built by `npm run build` where a C compiler exists (scripts/build-exec-guard.mjs). */
+const NATIVE_STAGE = fileURLToPath(new URL('../../native/exec-guard', import.meta.url));
+
+/** The native stage's path when it was built (and is executable), else null: the node stage serves. */
+export function nativeExecGuard(): string | null {
+  try {
+    accessSync(NATIVE_STAGE, constants.X_OK);
+    return NATIVE_STAGE;
+  } catch {
+    return null;
+  }
 }

@@ -21,7 +21,7 @@ import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
-import { execGuardProblem, execGuardProgram } from './exec-guard.js';
+import { execGuardProblem, execGuardProgram, nativeExecGuard } from './exec-guard.js';
 import { execGuardGroup, syscallGroups, type SyscallOptions } from './seccomp-policy.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -41,13 +41,15 @@ export interface KernelProbe {
   landlockAbi: number;
   /** Why the exec guard cannot run (no libseccomp, or a kernel without TSYNC_ESRCH), or null. */
   execGuardProblem: string | null;
+  /** The exec guard's native stage (dist/native/exec-guard), when built; absent or null: the node stage. */
+  execGuardNative?: string | null;
 }
 
 /** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall). */
 export function probeKernel(): KernelProbe {
   const ffi = loadFfi();
   if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0, execGuardProblem: ffi.problem };
-  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem() };
+  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem(), execGuardNative: nativeExecGuard() };
 }
 
 /** One line of the report (same shape as compile.ts's CompiledRule). */
@@ -186,7 +188,7 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     const guard = execGuardGroup();
     const violation = options.onViolation === 'kill' ? '; with onViolation "kill" an execve kills the helper' : '';
     rules.push(guardOn
-      ? { rule: guard.rule, layers: ['seccomp:exec-guard'], unenforced: false, detail: `${guard.detail}${violation}` }
+      ? { rule: guard.rule, layers: ['seccomp:exec-guard'], unenforced: false, detail: `${guard.detail}${violation}; loaded by the ${kernel.execGuardNative != null ? 'native stage (dist/native/exec-guard), or the node stage when Landlock runs too' : 'node pre-exec stage'}` }
       : { rule: guard.rule, layers: [], unenforced: true, missing: guardMissing ?? 'the exec guard', detail: 'execve after start cannot be refused: native code could replace the helper with another program, which stays inside the other layers but not Node\'s permission model' });
   }
   // An unprivileged bubblewrap runs in its own user namespace: it can also forbid nested ones (user.max_user_namespaces = 1).
@@ -212,7 +214,12 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   let preExec: string[] = [];
   const extraReads: string[] = [];
   const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
-  if ((landlockOn || guardOn) && koffi !== null) {
+  const nativeGuard = kernel.execGuardNative ?? null;
+  if (guardOn && !landlockOn && nativeGuard !== null) {
+    // The guard alone: the native stage (a few ms), not a node start.
+    preExec = [nativeGuard, execGuardProgram(options.onViolation).toString('hex'), '--'];
+    extraReads.push(nativeGuard);
+  } else if ((landlockOn || guardOn) && koffi !== null) {
     const spec: LandlockSpec = {};
     const native = koffiNative();
     if (landlockOn) {
