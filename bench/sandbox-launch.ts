@@ -25,15 +25,7 @@ interface Variant { name: string; make(): Promise<Launch> }
 const baseEnv = { PATH: '/usr/bin:/bin' };
 const fixed = (name: string, argv: string[]): Variant => ({ name, make: async () => ({ command: argv[0]!, args: argv.slice(1), env: baseEnv, cwd: HELPER_DIR }) });
 
-/** CPU time (user + system, ms) of this process's reaped children so far: cutime + cstime of /proc/self/stat, in clock ticks of 10 ms. */
-function childrenCpuMs(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
-const cpu = new Map<string, number[]>();
-
-function once({ command, args, env, cwd, inheritFds = [] }: Launch, variant?: string): Promise<number> {
-  const cpuBefore = childrenCpuMs();
+function once({ command, args, env, cwd, inheritFds = [] }: Launch): Promise<number> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'ignore', ...inheritFds] });
@@ -46,12 +38,7 @@ function once({ command, args, env, cwd, inheritFds = [] }: Launch, variant?: st
       fd3.end();
     });
     fd3.on('error', () => {});
-    child.once('exit', (code) => {
-      // The whole tree's CPU: each wrapper reaps the next, so it all reaches this process's children counters.
-      if (variant !== undefined) cpu.set(variant, [...(cpu.get(variant) ?? []), childrenCpuMs() - cpuBefore]);
-      if (elapsed !== undefined) resolve(elapsed);
-      else reject(new Error(`${command} exited ${code} before the first byte: ${stderr.slice(0, 500)}`));
-    });
+    child.once('exit', (code) => (elapsed !== undefined ? resolve(elapsed) : reject(new Error(`${command} exited ${code} before the first byte: ${stderr.slice(0, 500)}`))));
   });
 }
 
@@ -135,6 +122,7 @@ async function main(): Promise<void> {
   without('pure-compute', 'without seccomp', (p) => ({ ...p, kernel: { ...p.kernel, seccompProblem: 'bench' } }));
   // The exec guard: a node pre-exec stage (lib/sandbox/exec-guard*.ts) for every profile with children off.
   without('pure-compute', 'without the exec guard', (p) => ({ ...p, kernel: { ...p.kernel, execGuardProblem: 'bench' } }));
+  without('pure-compute', 'with the exec guard\'s node stage', (p) => ({ ...p, kernel: { ...p.kernel, execGuardNative: null } }));
   without('network-client', 'without the exec guard', (p) => ({ ...p, kernel: { ...p.kernel, execGuardProblem: 'bench' } }));
   // network "full": pasta (its own netns) is the default; without it, the Landlock scope pre-exec step; without both, the host's netns.
   without('network-client', 'without pasta (Landlock scope pre-exec step instead)', (p) => ({ ...p, pasta: null }));
@@ -148,20 +136,18 @@ async function main(): Promise<void> {
   for (let round = 0; round < launches; round++) {
     for (const v of variants) {
       const p = await v.make();
-      times.get(v.name)!.push(await once(p, v.name));
+      times.get(v.name)!.push(await once(p));
       await p.cleanup?.();
     }
   }
   const bare = median(times.get('bare node')!);
   console.log(`spawn → first byte on fd 3, median of ${launches} launches (node ${process.version}, ${probe.isRoot ? 'root' : 'not root'})`);
-  console.log('| variant | median ms | min ms | vs bare node | CPU ms per launch (mean, whole tree) |');
-  console.log('| --- | --- | --- | --- | --- |');
+  console.log('| variant | median ms | min ms | vs bare node |');
+  console.log('| --- | --- | --- | --- |');
   for (const v of variants) {
     const xs = times.get(v.name)!;
     const m = median(xs);
-    const cpuMs = cpu.get(v.name) ?? [];
-    const cpuMean = cpuMs.reduce((a, b) => a + b, 0) / Math.max(1, cpuMs.length);
-    console.log(`| ${v.name} | ${m.toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${m - bare >= 0 ? '+' : ''}${(m - bare).toFixed(1)} ms (${(m / bare).toFixed(2)}×) | ${cpuMean.toFixed(0)} |`);
+    console.log(`| ${v.name} | ${m.toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${m - bare >= 0 ? '+' : ''}${(m - bare).toFixed(1)} ms (${(m / bare).toFixed(2)}×) |`);
   }
   if (cgroupCosts.create.length > 0) {
     console.log(`cgroup directories + limits, made in the broker before spawn: median ${median(cgroupCosts.create).toFixed(2)} ms; killed and removed after exit: median ${median(cgroupCosts.remove).toFixed(2)} ms`);
