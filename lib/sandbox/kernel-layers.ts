@@ -1,15 +1,18 @@
 /**
  * The kernel layers of a launch: the seccomp filter (handed to bubblewrap),
- * Landlock (a pre-exec step right before the helper's node) and what they
- * add to the enforcement report. {@link ./compile.ts} calls
- * {@link planKernelLayers} once and splices the result into its command line.
+ * the pre-exec stage right before the helper's node (the exec guard, and
+ * Landlock where it runs) and what they add to the enforcement report.
+ * {@link ./compile.ts} calls {@link planKernelLayers} once and splices the
+ * result into its command line.
  *
- * Where Landlock runs, by measurement (docs/sandbox.md): it costs one extra
- * short-lived node process per launch, so it runs only where it enforces
- * something no cheaper layer does: abstract-socket scoping for `network:
- * "full"` on a host without pasta (the helper shares the host's network
- * namespace there; with pasta it has its own, see {@link ./pasta.ts}), and
- * the filesystem rules on hosts without bubblewrap.
+ * Where Landlock runs, by measurement (docs/sandbox.md): it needs the node
+ * stage, one extra short-lived node process per launch, so it runs only where
+ * it enforces something no cheaper layer does: abstract-socket scoping for
+ * `network: "full"` on a host without pasta (the helper shares the host's
+ * network namespace there; with pasta it has its own, see {@link ./pasta.ts}),
+ * and the filesystem rules on hosts without bubblewrap. The exec guard
+ * ({@link ./exec-guard.ts}) runs for every profile with children off, in the
+ * native stage where it was built (a few ms), else in the node stage.
  * @module
  */
 import { createRequire } from 'node:module';
