@@ -104,14 +104,18 @@ class OutboundRoute implements RouteTarget {
     // Broadcast events are for the service's clients, not for services calling it.
   }
 
-  interrupted(error: BulkheadError): void {
-    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
-    this.toCaller.clear();
-    this.toRoute.clear();
+  interrupted(error: BulkheadError, ids: readonly number[]): void {
+    for (const routeId of ids) {
+      const callerId = this.forget(routeId);
+      if (callerId !== undefined) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    }
   }
 
   invalidated(error: BulkheadError): void {
-    this.interrupted(error);
+    // The service can never be reached again: calls waiting for a launch hear it too.
+    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    this.toCaller.clear();
+    this.toRoute.clear();
   }
 
   close(): void {

@@ -46,11 +46,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.life = new ServiceLifecycle(this.service, this.protocol, resolved, ctx, {
       connections: () => this.connections,
       route: (envelope, body) => this.routes.deliver(envelope, body),
-      interrupted: (error, unexpected) => {
-        this.routes.interruptAll(error);
+      interrupted: (helper, error, unexpected) => {
+        this.routes.interruptCallsOf(helper, error, true);
         if (unexpected) for (const connection of this.connections) connection.notifyInterrupted(error);
       },
-      retiredExited: (helper, error) => this.routes.failCallsOf(helper, error),
+      retiredExited: (helper, error) => this.routes.interruptCallsOf(helper, error, false),
       failed: (error) => {
         for (const connection of this.connections) connection.notifyInvalidated(error);
         this.routes.invalidateAll(error);
