@@ -55,6 +55,8 @@ export class HelperProcess {
   private outboundChannel: FramedChannel | undefined;
   /** Route ranges whose peer binding this helper has received. */
   readonly boundRoutes = new Set<number>();
+  /** Services this helper's calls went to through the broker (its outbound routes), for status. */
+  readonly routedTargets = new Set<string>();
   /** Ids of routed calls (daemon clients, calling services) sent to this helper and not answered yet. */
   readonly routedCalls = new Set<number>();
   /** When the last frame from the helper arrived (performance.now()), or undefined before it was ready. */
@@ -83,7 +85,10 @@ export class HelperProcess {
         detached: true,
       });
     } finally {
-      this.handoffPipe = handoff?.spawned({ answered: (calls) => void (this.callsAnswered += calls) });
+      this.handoffPipe = handoff?.spawned({
+        answered: (calls) => void (this.callsAnswered += calls),
+        open: (req, service) => options.peerOpen?.(this, req, service),
+      });
     }
     const pid = this.child.pid ?? -1;
     this.stderr = new LineRing(50, 4096, (line) => hooks.log('stderr', line, pid));

@@ -158,8 +158,15 @@ export class HelperSpawner {
       plan: withParentDeathSignal(plan),
       protocol: this.protocol,
       spare,
-      // Daemon clients get channels of their own to the helper (lib/daemon/direct-session.ts).
-      handoff: ctx.mode === 'daemon',
+      // Daemon clients get channels of their own to the helper (lib/daemon/direct-session.ts),
+      // and so do helpers calling it or called by it (peer-links.ts).
+      handoff: ctx.mode === 'daemon' || ctx.peers?.wantsPipe(service, connects, ctx.serviceNames?.() ?? []) === true,
+      ...(ctx.peers === undefined ? {} : {
+        peerOpen: (caller: HelperProcess, req: number, target: string) => {
+          const pipe = caller.handoff;
+          if (pipe !== undefined) ctx.peers?.open({ service, helper: caller, pipe }, req, target);
+        },
+      }),
       maxFrameBytes: ctx.maxFrameBytes,
       maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
       maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
@@ -183,7 +190,7 @@ export class HelperSpawner {
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
-          new OutboundRouter(channel, { service, pid, connects }, { lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target) });
+          new OutboundRouter(channel, { service, pid, connects }, { lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target), routing: (target) => helper.routedTargets.add(target) });
         },
       }),
     });

@@ -25,6 +25,8 @@ export interface OutboundCaller {
 export interface OutboundContext {
   lookup(service: string): RoutableService | undefined;
   denied(caller: string, target: string): void;
+  /** A route to `target` was opened (status shows the path). Optional. */
+  routing?(target: string): void;
 }
 
 /** One target service's route for this caller. */
@@ -182,6 +184,7 @@ export class OutboundRouter {
         return fail(err as BulkheadError);
       }
       this.routes.set(target, route);
+      this.ctx.routing?.(target);
     }
     const routeId = route.map(envelope.id);
     // The deadline and the trace travel on to the target; the routing field stays here.

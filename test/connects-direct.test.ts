@@ -1,0 +1,157 @@
+// Helper-to-helper calls over direct channels (`connects`): the broker checks
+// the caller's right once, hands each helper one end of a socketpair, and is
+// then out of the message path. Real broker, real helpers.
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { Broker } from 'bulkhead';
+import { FIXTURES } from './helpers.js';
+
+interface Probe { ok: boolean; code?: string; path?: string; codes?: Record<string, number>; [key: string]: unknown }
+
+function makeBroker(directConnects: boolean): Broker {
+  const broker = new Broker({ root: FIXTURES, directConnects });
+  t.teardown(() => broker.close());
+  broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  broker.register({ name: 'other', entry: './echo-service.js', protocol: 'com.test.echo' });
+  broker.register({ name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['echo'] });
+  return broker;
+}
+
+const direct = makeBroker(true);
+const routed = makeBroker(false);
+const denials: Array<{ client: string; service: string; code: string }> = [];
+direct.on('denied', (d) => denials.push(d));
+
+/** Read system calls this process (the broker) made so far: frames through the broker cost at least one each. */
+function readSyscalls(): number {
+  return Number(/syscr:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? NaN);
+}
+
+/** Calls the broker routed to `service` and timed itself (bulkhead_calls_total), from its metrics. */
+async function routedCalls(broker: Broker, service: string): Promise<number> {
+  let n = 0;
+  for (const line of (await broker.metrics()).split('\n')) {
+    if (line.startsWith('bulkhead_calls_total{') && line.includes(`service="${service}"`)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
+/** Resolves once `check` holds, checked each turn of the event loop (no event says "the helper reported its count"), bounded. */
+function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 20_000;
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve();
+      else if (performance.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(poll, 5);
+    };
+    poll();
+  });
+}
+
+t.test('calls go over the direct channel: the broker reads none of their frames (the routed path, same calls, does)', async (t) => {
+  const N = 1000;
+  const run = async (broker: Broker) => {
+    const caller = broker.connect('caller');
+    const before = broker.status('echo').callsServed;
+    t.same(await caller.call('probe', { scenario: 'sequential', service: 'echo', n: 1 }), { ok: true, calls: 1 }, 'warm: both helpers run');
+    await until(() => broker.status('echo').callsServed > before, 'the warm-up call\'s count');
+    const served = broker.status('echo').callsServed;
+    const metered = await routedCalls(broker, 'echo');
+    const reads = readSyscalls();
+    t.same(await caller.call('probe', { scenario: 'sequential', service: 'echo', n: N }), { ok: true, calls: N });
+    const readsDuring = readSyscalls() - reads;
+    // The helper's tally reaches the broker every 50 ms: wait for the last one.
+    await until(() => broker.status('echo').callsServed >= served + N, 'the callee\'s count');
+    return { readsDuring, timedByBroker: (await routedCalls(broker, 'echo')) - metered, served: broker.status('echo').callsServed - served, status: broker.status('caller') };
+  };
+  const d = await run(direct);
+  const r = await run(routed);
+  t.equal(d.served, N, 'direct: status still counts every call the callee answered');
+  t.equal(r.served, N, 'routed: the same count');
+  t.equal(d.timedByBroker, 0, 'direct: no call went through the broker\'s routing (bulkhead_calls_total unchanged)');
+  t.equal(r.timedByBroker, N, 'positive control: routed, the broker routed and timed every call');
+  t.ok(d.readsDuring < N / 10, `direct: the broker made ${d.readsDuring} reads during ${N} calls (tallies, not frames)`);
+  t.ok(r.readsDuring >= N, `positive control: routed, the broker made ${r.readsDuring} reads during ${N} calls`);
+  t.same(d.status.outbound, { echo: 'direct' }, 'status says which path the caller uses');
+  t.same(r.status.outbound, { echo: 'routed' }, 'and the routed one');
+});
+
+t.test('the callee sees the calling service as ctx.peer, from the broker; it still validates every call', async (t) => {
+  const caller = direct.connect('caller');
+  const who = await caller.call('relay', { service: 'echo', method: 'whoami' }) as Probe & { result: { peer: unknown } };
+  t.same(who.result.peer, { name: 'caller', pid: direct.status('caller').pid });
+  const invalid = await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 5 } });
+  t.same([invalid.ok, (invalid as Probe).code], [false, 'ERR_INVALID_PARAMS']);
+});
+
+t.test('connects is enforced: a request for a service outside it gets ERR_NOT_PERMITTED and no channel', async (t) => {
+  const caller = direct.connect('caller');
+  const launched = direct.status('other').launches;
+  // connect() itself refuses (the helper knows its targets) ...
+  const r = await caller.call('relay', { service: 'other', method: 'echo', params: { text: 'x' } }) as Probe;
+  t.same([r.ok, r.code], [false, 'ERR_NOT_PERMITTED']);
+  // ... and the broker refuses a raw request on the hand-off pipe, as from a compromised helper.
+  denials.length = 0;
+  t.same(await caller.call('probe', { scenario: 'rawOpen', service: 'other' }), { ok: false, code: 'ERR_NOT_PERMITTED' });
+  t.same(denials, [{ client: 'caller', service: 'other', code: 'ERR_NOT_PERMITTED' }], 'the denial is reported');
+  t.equal(direct.status('other').launches, launched, 'no channel: the target was not even launched');
+  t.same(await caller.call('probe', { scenario: 'rawOpen', service: 'nosuch' }), { ok: false, code: 'ERR_NOT_PERMITTED' });
+  t.same(await caller.call('probe', { scenario: 'rawOpen', service: 'echo' }), { ok: true, path: 'direct' }, 'positive control: an allowed target gets a channel');
+});
+
+t.test('a forged peer claim on the direct channel is ignored, and a peer binding ends the channel', async (t) => {
+  const r = await direct.connect('caller').call('probe', { scenario: 'forgedPeer', service: 'echo' }) as Probe;
+  t.equal(r.hello, 'hello', 'the callee answered the hello that claimed to be admin');
+  t.same(r.firstPeer, { name: 'caller', pid: direct.status('caller').pid }, 'the handler saw the verified caller, not the claim');
+  t.same(r.refusal, { id: 0, code: 'ERR_BAD_FRAME' }, 'a peer message from the caller is a protocol violation');
+  t.equal(r.answeredAfter, false, 'the call after it was never answered');
+  const after = await direct.connect('caller').call('relay', { service: 'echo', method: 'whoami' }) as Probe;
+  t.equal(after.ok, true, 'positive control: the next call gets a new channel');
+});
+
+t.test('kill -9 of the callee under load: every call settles, the next call re-brokers a channel to the relaunched callee', async (t) => {
+  const caller = direct.connect('caller');
+  await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'warm' } });
+  const oldPid = direct.status('echo').pid;
+  const load = caller.call('probe', { scenario: 'load', service: 'echo', n: 20, loops: 4 }) as Promise<Probe>;
+  await until(() => direct.status('echo').inFlight >= 20, 'the sleeping calls to reach the callee');
+  direct.kill('echo');
+  const r = await load;
+  t.equal(r.codes?.['ERR_INTERRUPTED'], 24, `the 20 waiting calls and each loop's call in flight failed with ERR_INTERRUPTED (${JSON.stringify(r.codes)})`);
+  t.same(Object.keys(r.codes ?? {}).filter((c) => c !== 'ok' && c !== 'ERR_INTERRUPTED'), [], 'and nothing else');
+  const next = await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'again' } }) as Probe & { result: { pid: number } };
+  t.equal(next.ok, true);
+  t.not(next.result.pid, oldPid, 'answered by the relaunched callee');
+  t.same(direct.status('caller').outbound, { echo: 'direct' }, 'over a new direct channel');
+});
+
+t.test('the caller dying closes the callee\'s end', async (t) => {
+  const caller = direct.connect('caller');
+  await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'hi' } });
+  const pending = caller.call('relay', { service: 'echo', method: 'sleep', params: { ms: 60_000 } }).catch((err: { code: string }) => err.code);
+  await until(() => direct.status('echo').inFlight >= 1, 'the call to reach the callee');
+  direct.kill('caller');
+  t.equal(await pending, 'ERR_INTERRUPTED');
+  await until(() => direct.status('echo').inFlight === 0, 'the callee to drop the dead caller\'s call');
+  t.pass('the callee saw its end close and cancelled the call');
+});
+
+t.test('a reload that removes the target from connects closes the channel at once', async (t) => {
+  const broker = new Broker({ root: FIXTURES });
+  t.teardown(() => broker.close());
+  const services = (connects: string[]) => ({ services: [
+    { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' },
+    { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects },
+  ] });
+  await broker.reload(services(['echo']));
+  const caller = broker.connect('caller');
+  t.equal((await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'hi' } }) as Probe).ok, true);
+  t.same(broker.status('caller').outbound, { echo: 'direct' });
+  const pending = caller.call('relay', { service: 'echo', method: 'sleep', params: { ms: 60_000 } }) as Promise<Probe>;
+  await until(() => broker.status('echo').inFlight >= 1, 'the call to reach the callee');
+  await broker.reload(services([]));
+  t.same(broker.status('caller').outbound, {}, 'no channel left once reload() resolved');
+  const r = await pending;
+  t.same([r.ok, r.code], [false, 'ERR_INTERRUPTED'], 'the call in flight on the withdrawn channel was interrupted (the old caller is draining)');
+});
