@@ -99,7 +99,7 @@ export class PeerChannel implements RouteTarget {
           },
           closed: () => this.end(),
         });
-        if (this.ended) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited while the channel was handed to it; call again.`, { service: this.target });
+        if (!this.live) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited while the channel was handed to it; call again.`, { service: this.target });
         await pipe.giveOutbound(req, this.id, this.target, callerEnd, { inFlight: () => undefined, closed: () => this.end() });
       } finally {
         this.fds.close(callerEnd); // the caller has its copy now (or never will)
