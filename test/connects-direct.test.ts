@@ -155,3 +155,25 @@ t.test('a reload that removes the target from connects closes the channel at onc
   const r = await pending;
   t.same([r.ok, r.code], [false, 'ERR_INTERRUPTED'], 'the call in flight on the withdrawn channel was interrupted (the old caller is draining)');
 });
+
+t.test('a caller that stops reading is cut off by the callee at its bound; the broker holds none of it, the callee goes on', async (t) => {
+  // maxFrameBytes 1 MiB: the callee holds at most 2 × 1 MiB + 1 MiB unread for one channel (untrustedPeerBacklog).
+  const broker = new Broker({ root: FIXTURES, maxFrameBytes: 1024 * 1024 });
+  t.teardown(() => broker.close());
+  broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  broker.register({ name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['echo'] });
+  const caller = broker.connect('caller');
+  const echoPid = (await broker.connect('echo').call('echo', { text: 'up' })).pid;
+  const brokerHeap = process.memoryUsage().heapUsed;
+  t.same(await caller.call('probe', { scenario: 'slowReader', service: 'echo', n: 64 }), { ok: true, sent: 64 }, '16 MiB of answers asked for, none read');
+  t.same(broker.status('caller').outbound, { echo: 'direct' });
+  // The callee reports the channel closed once it cut it off; the broker then forgets it.
+  await until(() => broker.status('caller').outbound['echo'] === undefined, 'the callee to cut the stalled channel');
+  const r = await caller.call('probe', { scenario: 'slowReaderResult', service: 'echo' }) as Probe & { replies: number; errors: string[] };
+  t.ok(r.replies < 64, `only ${r.replies} of 64 answers were delivered before the cut`);
+  t.same(r.errors, ['0:ERR_BACKPRESSURE'], 'the callee said why: ERR_BACKPRESSURE on the channel');
+  t.ok(process.memoryUsage().heapUsed - brokerHeap < 8 * 1024 * 1024, 'the broker\'s heap did not take the backlog');
+  const again = await broker.connect('echo').call('echo', { text: 'still here' });
+  t.equal(again.pid, echoPid, 'the callee kept running and serving');
+  t.equal((await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'x' } }) as Probe).ok, true, 'and the caller gets a new channel on its next call');
+});
