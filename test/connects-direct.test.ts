@@ -1,9 +1,13 @@
 // Helper-to-helper calls over direct channels (`connects`): the broker checks
 // the caller's right once, hands each helper one end of a socketpair, and is
 // then out of the message path. Real broker, real helpers.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { Broker } from 'bulkhead';
+import { Daemon } from '../lib/daemon/daemon.js';
+import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { FIXTURES } from './helpers.js';
 
 interface Probe { ok: boolean; code?: string; path?: string; codes?: Record<string, number>; [key: string]: unknown }
@@ -176,4 +180,26 @@ t.test('a caller that stops reading is cut off by the callee at its bound; the b
   const again = await broker.connect('echo').call('echo', { text: 'still here' });
   t.equal(again.pid, echoPid, 'the callee kept running and serving');
   t.equal((await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'x' } }) as Probe).ok, true, 'and the caller gets a new channel on its next call');
+});
+
+t.test('under the daemon, with both helpers sandboxed (pure-compute): the same direct channel', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'bulkhead-h2h-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const config = join(work, 'bulkhead.json');
+  writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [
+    { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', sandbox: 'pure-compute' },
+    { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', clients: ['app'], connects: ['echo'], sandbox: 'pure-compute' },
+  ] }));
+  const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
+  t.teardown(() => daemon.close());
+  const client = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols') });
+  t.teardown(() => client.close());
+  const caller = client.connect('caller', { protocol: 'com.test.caller' });
+  const who = await caller.call('relay', { service: 'echo', method: 'whoami' }) as Probe & { result: { peer: { name: string } } };
+  t.equal(who.result.peer.name, 'caller', 'the callee sees the calling service, from the daemon');
+  t.same(daemon.broker.status('caller').outbound, { echo: 'direct' }, 'over a direct channel');
+  const metered = await routedCalls(daemon.broker, 'echo');
+  t.same(await caller.call('probe', { scenario: 'sequential', service: 'echo', n: 200 }), { ok: true, calls: 200 });
+  t.equal(await routedCalls(daemon.broker, 'echo'), metered, 'none of the 200 calls went through the daemon\'s routing');
+  t.same(await caller.call('probe', { scenario: 'rawOpen', service: 'caller' }), { ok: false, code: 'ERR_NOT_PERMITTED' }, 'connects is enforced by the daemon too');
 });
