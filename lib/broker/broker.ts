@@ -206,6 +206,8 @@ export class Broker extends Emitter<BrokerEvents> {
     this.services.delete(name);
     this.manifests.delete(name);
     this.sources.delete(name);
+    // Direct channels to (and from) it end now, not once its helper finished stopping.
+    this.peers.recheck();
     await supervisor.close();
   }
 

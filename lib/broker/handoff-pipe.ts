@@ -94,8 +94,9 @@ export class HandoffPipe {
    * it; the caller keeps its own copy of `fd` (it may close or shut it down).
    * @throws BulkheadError `ERR_INTERRUPTED` when the helper is gone or lost the descriptor
    */
-  handOff(id: number, fd: number, peer: PeerInfo, listener: DirectChannelListener): Promise<void> {
-    return this.pass({ bulkhead: 'channel', id, peer }, id, fd, listener);
+  handOff(id: number, fd: number, peer: PeerInfo, listener: DirectChannelListener, options: { events?: boolean } = {}): Promise<void> {
+    // `events: false` (a helper calling this one): service-wide events are for clients, not for calling services.
+    return this.pass({ bulkhead: 'channel', id, peer, ...(options.events === false ? { events: false } : {}) }, id, fd, listener);
   }
 
   /**

@@ -87,7 +87,10 @@ export class HelperProcess {
     } finally {
       this.handoffPipe = handoff?.spawned({
         answered: (calls) => void (this.callsAnswered += calls),
-        open: (req, service) => options.peerOpen?.(this, req, service),
+        // The request itself shows the runtime took the pipe, even before its hello says so.
+        open: (req, service) => {
+          if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
+        },
       });
     }
     const pid = this.child.pid ?? -1;

@@ -19,6 +19,7 @@ import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { warmPlannedCompileCache } from './compile-cache.js';
 import { HelperProcess } from './helper-process.js';
+import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
 import { SparePool, type LaunchedHelper } from './spare-pool.js';
@@ -162,9 +163,8 @@ export class HelperSpawner {
       // and so do helpers calling it or called by it (peer-links.ts).
       handoff: ctx.mode === 'daemon' || ctx.peers?.wantsPipe(service, connects, ctx.serviceNames?.() ?? []) === true,
       ...(ctx.peers === undefined ? {} : {
-        peerOpen: (caller: HelperProcess, req: number, target: string) => {
-          const pipe = caller.handoff;
-          if (pipe !== undefined) ctx.peers?.open({ service, helper: caller, pipe }, req, target);
+        peerOpen: (caller: HelperProcess, pipe: HandoffPipe, req: number, target: string) => {
+          ctx.peers?.open({ service, helper: caller, pipe }, req, target);
         },
       }),
       maxFrameBytes: ctx.maxFrameBytes,

@@ -98,7 +98,7 @@ export class PeerChannel implements RouteTarget {
             this.inFlight = count;
           },
           closed: () => this.end(),
-        });
+        }, { events: false });
         if (!this.live) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited while the channel was handed to it; call again.`, { service: this.target });
         await pipe.giveOutbound(req, this.id, this.target, callerEnd, { inFlight: () => undefined, closed: () => this.end() });
       } finally {

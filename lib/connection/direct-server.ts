@@ -33,6 +33,8 @@ const MAX_PEER_NAME = 1024;
 /** The direct channels a helper serves. */
 export class DirectChannels {
   private readonly servers = new Map<number, RpcServer>();
+  /** Channels from other helpers (`connects`): they get no service-wide events, as on the routed path. */
+  private readonly noEvents = new Set<number>();
   /** Per channel: calls answered since its last report, and the in-flight count last reported. */
   private readonly unreported = new Map<number, { answered: number; inFlight: number }>();
   private tallyTimer: NodeJS.Timeout | undefined;
@@ -76,9 +78,11 @@ export class DirectChannels {
     return this.servers.size;
   }
 
-  /** Sends a service-wide event to every direct client (each paced by its own channel). */
+  /** Sends a service-wide event to every direct client (each paced by its own channel); not to calling services. */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
-    return [...this.servers.values()].map((server) => server.broadcast(name, payload));
+    const sent: Array<Promise<void>> = [];
+    for (const [id, server] of this.servers) if (!this.noEvents.has(id)) sent.push(server.broadcast(name, payload));
+    return sent;
   }
 
   /**
@@ -103,6 +107,7 @@ export class DirectChannels {
       const peer = peerOf(m['peer']);
       if (peer === undefined || this.servers.has(id)) return false;
       this.accept(id, handle, peer);
+      if (m['events'] === false) this.noEvents.add(id);
       return true;
     }
     if (m['bulkhead'] === 'close') this.servers.get(id)?.channel.destroy();
@@ -121,6 +126,7 @@ export class DirectChannels {
       closed: () => {
         if (this.servers.get(id) !== server) return;
         this.servers.delete(id);
+        this.noEvents.delete(id);
         this.flushTally(); // its last answers count too
         this.send({ bulkhead: 'closed', id });
         if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
