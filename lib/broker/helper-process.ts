@@ -195,6 +195,11 @@ export class HelperProcess {
     return this.child.pid;
   }
 
+  /** True when the helper has a hand-off pipe and its hello said it takes channels on it (even after it exited). */
+  get takesChannels(): boolean {
+    return this.takesHandoff && this.handoffPipe !== undefined;
+  }
+
   /** The pipe to pass this helper direct channels on, once its hello said it takes them; else undefined. */
   get handoff(): HandoffPipe | undefined {
     return this.takesHandoff && !this.hasExited ? this.handoffPipe : undefined;

@@ -24,8 +24,10 @@ import type { RoutableService, RouteTarget } from './route.js';
 /** A helper as a peer channel needs it. */
 export interface PeerHelper {
   readonly pid: number | undefined;
-  /** Its hand-off pipe; undefined when it cannot take channels. */
+  /** Its hand-off pipe; undefined when it cannot take channels (or exited). */
   readonly handoff: HandoffPipe | undefined;
+  /** Whether its runtime takes channels at all (false: the broker routes to it). */
+  readonly takesChannels: boolean;
   readonly exited: Promise<ExitInfo>;
 }
 
@@ -81,19 +83,21 @@ export class PeerChannel implements RouteTarget {
       const helper = this.host.process;
       if (this.ended) throw bulkheadError('ERR_INTERRUPTED', `The channel to ${this.target} was closed while it was being made; call again.`, { service: this.target });
       if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
-      if (helper.handoff === undefined) {
+      if (!helper.takesChannels) {
         // The target's runtime takes no channels: the broker routes this caller's calls to it.
         this.end();
         pipe.routed(req, this.target);
         return { kind: 'routed' };
       }
+      const hostPipe = helper.handoff;
+      if (hostPipe === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
       const [hostEnd, callerEnd] = this.fds.socketPair();
       this.hostEnd = hostEnd;
-      this.hostPipe = helper.handoff;
+      this.hostPipe = hostPipe;
       void helper.exited.then(() => this.end());
       void this.caller.helper.exited.then(() => this.end());
       try {
-        await helper.handoff.handOff(this.id, hostEnd, this.peer, {
+        await hostPipe.handOff(this.id, hostEnd, this.peer, {
           inFlight: (count) => {
             this.inFlight = count;
           },
