@@ -237,3 +237,19 @@ t.test('a target whose runtime cannot take descriptors is routed, and status say
   t.equal((await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'x' } }) as Probe).ok, true);
   t.same(broker.status('caller').outbound, { plain: 'routed', echo: 'direct' }, 'status: routed to the one, direct to the other');
 });
+
+t.test('stop: the target says goodbye, its channel is gone once stop() resolved; the next call gets a new channel to a new helper', async (t) => {
+  const broker = new Broker({ root: FIXTURES });
+  t.teardown(() => broker.close());
+  broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
+  broker.register({ name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['echo'] });
+  const caller = broker.connect('caller');
+  const first = await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'a' } }) as Probe & { result: { pid: number } };
+  t.same(broker.status('caller').outbound, { echo: 'direct' });
+  await broker.stop('echo');
+  t.same(broker.status('caller').outbound, {}, 'the channel ended with the helper');
+  const next = await caller.call('relay', { service: 'echo', method: 'echo', params: { text: 'b' } }) as Probe & { result: { pid: number } };
+  t.equal(next.ok, true);
+  t.not(next.result.pid, first.result.pid, 'a new helper answered');
+  t.same(broker.status('caller').outbound, { echo: 'direct' }, 'over a new direct channel');
+});
