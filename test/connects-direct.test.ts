@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import t from 'tap';
 import { Broker } from 'bulkhead';
 import { Daemon } from '../lib/daemon/daemon.js';
@@ -57,15 +58,12 @@ t.test('calls go over the direct channel: none of their frames reaches the broke
     await until(() => broker.status('echo').callsServed > before, 'the warm-up call\'s count');
     const served = broker.status('echo').callsServed;
     const metered = await routedCalls(broker, 'echo');
-    // What the broker reads from the callee's fd 3 meanwhile (a second 'data' listener sees the same chunks).
-    const calleeSocket = broker.supervisorOf('echo').process!.channel.stream;
-    let bytesFromCallee = 0;
-    const count = (chunk: Buffer): void => {
-      bytesFromCallee += chunk.length;
-    };
-    calleeSocket.on('data', count);
+    // What the broker reads from the callee's fd 3 meanwhile (the socket's own count: the channel reads
+    // into its own buffers, so there are no 'data' events to listen to).
+    const calleeSocket = broker.supervisorOf('echo').process!.channel.stream as Socket;
+    const readBefore = calleeSocket.bytesRead;
     t.same(await caller.call('probe', { scenario: 'sequential', service: 'echo', n: N }), { ok: true, calls: N });
-    calleeSocket.off('data', count);
+    const bytesFromCallee = calleeSocket.bytesRead - readBefore;
     // The helper's tally reaches the broker every 50 ms: wait for the last one.
     await until(() => broker.status('echo').callsServed >= served + N, 'the callee\'s count');
     return { bytesFromCallee, timedByBroker: (await routedCalls(broker, 'echo')) - metered, served: broker.status('echo').callsServed - served, status: broker.status('caller') };
