@@ -179,9 +179,9 @@ async function floodDaemon(t: Test, path: ClientPath) {
   t.teardown(() => daemon.close());
   const identityFile = join(work, 'client.json');
   writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
-  /** Runs the stalled client fixture; with `stallMs` it reads on after that long. */
-  const client = (stallMs?: number) => {
-    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  /** Runs the stalled client fixture; with `stallMs` it reads on after that long; `paced`: the helper awaits each emit(). */
+  const client = (stallMs?: number, paced = false) => {
+    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)]), ...(paced ? ['paced'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => child.kill('SIGKILL'));
     let out = '';
     let flooding!: () => void;
@@ -237,6 +237,19 @@ t.test(`daemon, ${path}: a client that reads more slowly than its helper writes 
   t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);
   t.equal(report.result?.sent, FLOOD);
   t.ok((report.result?.bufferGrowth ?? 0) > limit, `the helper held the backlog meanwhile: its buffers grew +${((report.result?.bufferGrowth ?? 0) / MiB).toFixed(2)} MiB, more than the ${(limit / MiB).toFixed(2)} MiB bound that cut such a client off at once`);
+  t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
+});
+
+t.test(`daemon, ${path}: a helper that awaits emit() waits while its client is blocked, then goes on`, async (t) => {
+  const { disconnects, client } = await floodDaemon(t, path);
+  const blockMs = CLIENT_STALL_MS / 2;
+  const out = await client(blockMs, true).exited;
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; result?: { sent: number; longestWaitMs: number }; error?: string };
+  t.equal(report.error, undefined, 'the flood call succeeded');
+  t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);
+  // Without backpressure every emit() resolves within a tick; here one waited for the blocked client.
+  const waited = report.result?.longestWaitMs ?? 0;
+  t.ok(waited > blockMs / 4, `the helper's emit() waited ${waited.toFixed(0)} ms at once while its client was blocked for ${blockMs} ms`);
   t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
 });
 }
