@@ -179,9 +179,9 @@ async function floodDaemon(t: Test, path: ClientPath) {
   t.teardown(() => daemon.close());
   const identityFile = join(work, 'client.json');
   writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
-  /** Runs the stalled client fixture; with `stallMs` it reads on after that long; `paced`: the helper awaits each emit(). */
-  const client = (stallMs?: number, paced = false) => {
-    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)]), ...(paced ? ['paced'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  /** Runs the stalled client fixture; with `stallMs` it reads on after that long (`mode`: see the fixture). */
+  const client = (stallMs?: number, mode?: 'paced' | 'trickle') => {
+    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)]), ...(mode === undefined ? [] : [mode])], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => child.kill('SIGKILL'));
     let out = '';
     let flooding!: () => void;
@@ -240,10 +240,24 @@ t.test(`daemon, ${path}: a client that reads more slowly than its helper writes 
   t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
 });
 
+t.test(`daemon, ${path}: a client that reads slowly but steadily for longer than the stall time is not cut off`, async (t) => {
+  const { disconnects, client } = await floodDaemon(t, path);
+  // Blocked for half the stall time, then 25 ms of work per 2000 events: ~2.5 s of slow reading
+  // through a backlog that stays above the mark for longer than CLIENT_STALL_MS.
+  const started = performance.now();
+  const out = await client(CLIENT_STALL_MS / 2, 'trickle').exited;
+  const ms = performance.now() - started;
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; error?: string };
+  t.equal(report.error, undefined, 'the flood call succeeded');
+  t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order, in ${ms.toFixed(0)} ms`);
+  t.ok(ms > CLIENT_STALL_MS, 'it read for longer than the stall time');
+  t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
+});
+
 t.test(`daemon, ${path}: a helper that awaits emit() waits while its client is blocked, then goes on`, async (t) => {
   const { disconnects, client } = await floodDaemon(t, path);
   const blockMs = CLIENT_STALL_MS / 2;
-  const out = await client(blockMs, true).exited;
+  const out = await client(blockMs, 'paced').exited;
   const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; result?: { sent: number; longestWaitMs: number }; error?: string };
   t.equal(report.error, undefined, 'the flood call succeeded');
   t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);

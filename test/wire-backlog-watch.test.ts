@@ -91,6 +91,29 @@ t.test('a reader that stays above the mark for stallMs: released, then stalled w
   watch.dispose();
 });
 
+t.test('a reader that reads slowly but steadily through a backlog deeper than stallMs allows is not stalled', async (t) => {
+  const { watch, seen, send, channel, readerEnd } = watched(50);
+  send(800); // ~800 KiB: at 16 KiB per 10 ms it takes ~500 ms, ten stall windows, to drain
+  t.equal(watch.held, true);
+  const room = watch.room();
+  const started = performance.now();
+  const reader = setInterval(() => {
+    let taken = 0;
+    while (taken < 16 * 1024) {
+      const chunk = (readerEnd.read(1024) ?? readerEnd.read()) as Buffer | null;
+      if (chunk === null) break;
+      taken += chunk.length;
+    }
+  }, 10);
+  await room;
+  clearInterval(reader);
+  const ms = performance.now() - started;
+  t.same(seen.stalls, [], `released after ${ms.toFixed(0)} ms of slow reading, not cut off`);
+  t.ok(ms > 50, 'the backlog stayed above half the mark for more than one stall window');
+  t.ok(channel.writableLength <= MARK / 2);
+  watch.dispose();
+});
+
 t.test('the channel closes while held: waiters resolve, no stall is reported', async (t) => {
   const { watch, seen, send, channel } = watched(60_000);
   send(200);

@@ -9,8 +9,9 @@
  * channel is *held*: the owner holds back what feeds it ({@link BacklogWatchOptions.hold},
  * e.g. stops reading the helper) and promise-level producers wait
  * ({@link BacklogWatch.room}, which `emit()` awaits). Once the backlog falls
- * below half the mark, it is released. A backlog that stays above the mark
- * for `stallMs` means the peer stopped reading: the watch calls
+ * below half the mark, it is released. A peer that, while held, reads less
+ * than half the mark in `stallMs` has stopped reading (a peer that reads
+ * slowly but steadily through a deep backlog has not): the watch calls
  * {@link BacklogWatchOptions.stalled}, which cuts it off with ERR_BACKPRESSURE
  * ({@link stalledReaderError}), so a stalled peer delays its writer by at most `stallMs`.
  * The channel's hard bound (`maxBufferedBytes`) still holds meanwhile.
@@ -45,11 +46,21 @@ export interface BacklogWatchOptions {
   hold?(): void;
   /** The backlog fell below half the mark, the channel closed, or the peer stalled: let go again. Called once per hold. */
   release?(): void;
-  /** The peer kept `waiting` bytes above the mark for `stallMs`: cut it off. Called after release. */
+  /** The peer read less than half the mark in `stallMs` while `waiting` bytes waited: cut it off. Called after release. */
   stalled(waiting: number, stallMs: number): void;
 }
 
 const RESOLVED = Promise.resolve();
+
+/** How often per stall window a held channel's progress is sampled. */
+const SAMPLES_PER_WINDOW = 8;
+
+/** Bytes libuv still has to write to the kernel for the channel's socket; undefined for other streams. */
+function kernelQueue(channel: FramedChannel): number | undefined {
+  const handle = (channel.stream as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+  const size = handle?.writeQueueSize;
+  return typeof size === 'number' ? size : undefined;
+}
 
 /** Holds one channel's writer back while its peer's backlog is high; see the module docs. */
 export class BacklogWatch implements BacklogObserver {
@@ -59,6 +70,11 @@ export class BacklogWatch implements BacklogObserver {
   private stallTimer: NodeJS.Timeout | undefined;
   private checkScheduled = false;
   private waiters: Array<() => void> = [];
+  /** Bytes the peer read in the current stall window (a lower bound, see {@link BacklogWatch.sample}). */
+  private progress = 0;
+  private lastTaken = 0;
+  private lastQueued = 0;
+  private sampler: NodeJS.Timeout | undefined;
 
   /** Starts watching `channel` (it tells the watch when its backlog passes the mark). */
   constructor(private readonly channel: FramedChannel, private readonly options: BacklogWatchOptions) {
@@ -83,13 +99,47 @@ export class BacklogWatch implements BacklogObserver {
     this.holding = true;
     this.options.hold?.();
     this.channel.stream.once('close', this.closed);
-    this.stallTimer = setTimeout(() => {
-      const waiting = this.channel.writableLength;
-      this.letGo();
-      this.options.stalled(waiting, this.options.stallMs);
-    }, this.options.stallMs);
+    this.startWindow();
     this.scheduleCheck();
   }
+
+  /** Gives the peer `stallMs` to read half the mark. */
+  private startWindow(): void {
+    this.progress = 0;
+    this.lastTaken = this.channel.bytesTaken;
+    this.lastQueued = kernelQueue(this.channel) ?? 0;
+    this.stallTimer = setTimeout(this.judge, this.options.stallMs);
+    this.sampler ??= setInterval(this.sample, Math.max(1, Math.floor(this.options.stallMs / SAMPLES_PER_WINDOW)));
+  }
+
+  /**
+   * Adds what the peer read since the last sample. A stream write is only
+   * acknowledged once all of it went to the kernel (a burst flushed after
+   * 'drain' can be megabytes in one write), so for a socket the write in
+   * flight is followed through libuv's queue: it shrinks as the peer reads.
+   * Node runs one write at a time, so a write that completed since the last
+   * sample finished what was queued then.
+   */
+  private readonly sample = (): void => {
+    const taken = this.channel.bytesTaken;
+    const queued = kernelQueue(this.channel);
+    if (queued === undefined) this.progress += Math.max(0, taken - this.lastTaken);
+    else if (taken > this.lastTaken) this.progress += this.lastQueued;
+    else this.progress += Math.max(0, this.lastQueued - queued);
+    this.lastTaken = taken;
+    this.lastQueued = queued ?? 0;
+  };
+
+  private readonly judge = (): void => {
+    this.stallTimer = undefined;
+    if (!this.holding) return;
+    this.sample();
+    // Still reading, however deep its backlog: another window.
+    if (this.progress >= this.highWaterBytes / 2) return this.startWindow();
+    const waiting = this.channel.writableLength;
+    this.letGo();
+    this.options.stalled(waiting, this.options.stallMs);
+  };
 
   /** Lets go and stops watching (the session ended). Idempotent. */
   dispose(): void {
@@ -101,6 +151,8 @@ export class BacklogWatch implements BacklogObserver {
   private letGo(): void {
     if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
+    if (this.sampler !== undefined) clearInterval(this.sampler);
+    this.sampler = undefined;
     if (!this.holding) return;
     this.holding = false;
     this.channel.stream.off('close', this.closed);

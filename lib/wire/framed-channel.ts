@@ -76,6 +76,8 @@ export class FramedChannel {
   private compactedFrames = 0;
   /** Paces a slow peer (backlog-watch.ts), if the owner set one. */
   private backlogObserver: BacklogObserver | undefined;
+  /** Bytes of every frame queued since the channel opened (what the peer took is this minus writableLength). */
+  private queuedTotal = 0;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -115,6 +117,11 @@ export class FramedChannel {
    */
   observeBacklog(observer: BacklogObserver | undefined): void {
     this.backlogObserver = observer;
+  }
+
+  /** Bytes the stream took from this channel so far (handed on towards the peer): a slow reader's progress. */
+  get bytesTaken(): number {
+    return this.queuedTotal - this.writableLength;
   }
 
   /** Bytes queued for writing, in our outbox and the stream's buffer (backpressure signal). */
@@ -176,6 +183,7 @@ export class FramedChannel {
   private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
+    this.queuedTotal += frame.length;
     const waiting = this.writableLength;
     if (this.maxBufferedBytes !== undefined && waiting > this.maxBufferedBytes) {
       // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
