@@ -8,9 +8,9 @@
  *   the channel is held: the helper's `emit()` promises (per call and
  *   service-wide) wait, and resume once the backlog fell below half of it.
  *   Replies and events sent meanwhile queue in the helper.
- * - A client that stays above the mark for {@link CLIENT_STALL_MS} has stopped
- *   reading: the helper cuts it off with ERR_BACKPRESSURE and goes on serving
- *   its other clients.
+ * - A client that, while above the mark, reads less than half of it in
+ *   {@link CLIENT_STALL_MS} has stopped reading: the helper cuts it off with
+ *   ERR_BACKPRESSURE and goes on serving its other clients.
  * - The helper never holds more than {@link directClientBacklog} bytes for one
  *   client: past it the client is cut off at once, as before.
  * @module

@@ -10,8 +10,9 @@
  * `emit()` promise waits, and the burst goes at the client's pace. Once the
  * client's backlog falls below half the mark, the helper is read again.
  *
- * A client that stays above the mark for `stallMs` has stopped reading: it is
- * cut off with ERR_BACKPRESSURE and the helper is read again, so a stalled
+ * A client that, while above the mark, reads less than half of it in
+ * `stallMs` has stopped reading: it is cut off with ERR_BACKPRESSURE and the
+ * helper is read again, so a stalled
  * client delays the service's other clients by at most `stallMs`. The
  * channel's own hard bound (`maxBufferedBytes`) still holds meanwhile: what the
  * daemon had already read from the helper when it paused is at most one read
