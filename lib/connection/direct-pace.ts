@@ -17,7 +17,9 @@
  */
 import { BacklogWatch, CLIENT_STALL_MS, clientHighWaterBytes, stalledReaderError } from '../wire/backlog-watch.js';
 import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel.js';
+import { bulkheadError, isBulkheadError } from '../errors.js';
 import { EVENT_BACKLOG } from './event-pressure.js';
+import type { RpcServer } from './rpc-server.js';
 
 /**
  * The most a helper holds for one direct client, in bytes: the daemon's bound
@@ -43,6 +45,23 @@ export function paceDirectClient(channel: FramedChannel, maxFrameBytes: number):
     stallMs: CLIENT_STALL_MS,
     stalled: (waiting, stallMs) => channel.fail(stalledReaderError(waiting, stallMs, highWaterBytes)),
   });
+}
+
+/**
+ * Sends a service-wide event to one direct client. A client so far behind
+ * that its events alone pass their bound (`EVENT_BACKLOG.maxBytes`) is cut
+ * off, rather than the emit throwing for every client: the others still get
+ * the event.
+ */
+export function broadcastTo(server: RpcServer, name: string, payload: unknown): Promise<void> {
+  try {
+    return server.broadcast(name, payload);
+  } catch (err) {
+    if (!isBulkheadError(err) || err.code !== 'ERR_BACKPRESSURE') throw err;
+    const waiting = server.channel.writableLength;
+    server.channel.fail(bulkheadError('ERR_BACKPRESSURE', `The client stopped reading: ${waiting} bytes of events were waiting for it (limit ${EVENT_BACKLOG.maxBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: EVENT_BACKLOG.maxBytes }));
+    return Promise.resolve();
+  }
 }
 
 export { CLIENT_STALL_MS };

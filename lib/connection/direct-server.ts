@@ -17,7 +17,7 @@ import type { PeerInfo } from '../wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { FramedChannel, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
-import { closeReport, directClientBacklog, paceDirectClient } from './direct-pace.js';
+import { broadcastTo, closeReport, directClientBacklog, paceDirectClient } from './direct-pace.js';
 
 /** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
 export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
@@ -84,7 +84,7 @@ export class DirectChannels {
 
   /** Sends a service-wide event to every direct client (each paced by its own channel). */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
-    return [...this.servers.values()].map((server) => server.broadcast(name, payload));
+    return [...this.servers.values()].map((server) => broadcastTo(server, name, payload));
   }
 
   /**

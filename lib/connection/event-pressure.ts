@@ -51,6 +51,9 @@ export class EventPressure {
         resolve = r;
       });
       this.waiting = { promise, resolve };
+      // The backlog may be in the channel's outbox, and a stream that takes it whole on the next
+      // tick never needs a 'drain': look again once it was flushed.
+      setImmediate(this.recheck);
     }
     if (!this.listening) {
       this.listening = true;
