@@ -2,15 +2,38 @@
 // paths use: the routed one holds its helper back with it, a direct channel's helper its own
 // emit(). A channel over an in-memory pair whose reader we start and stop at will.
 import t from 'tap';
-import { BacklogWatch, stalledReaderError } from '../lib/wire/backlog-watch.js';
+import { BacklogWatch, stalledReaderError, type WatchTimers } from '../lib/wire/backlog-watch.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
 import { duplexPair } from './memory-pair.js';
 
 const MARK = 64 * 1024;
 const payload = 'x'.repeat(1000);
 
+/** Timers the test runs by hand: a stall window ends when the test says so. */
+function manualTimers() {
+  let window: (() => void) | undefined;
+  let sampler: (() => void) | undefined;
+  const timers: WatchTimers = {
+    setTimeout: (fn) => (window = fn),
+    clearTimeout: () => (window = undefined),
+    setInterval: (fn) => (sampler = fn),
+    clearInterval: () => (sampler = undefined),
+  };
+  return {
+    timers,
+    /** Ends the stall window now (one progress sample first, as the interval would). */
+    endWindow() {
+      sampler?.();
+      const fn = window;
+      window = undefined;
+      fn?.();
+    },
+    pending: () => window !== undefined || sampler !== undefined,
+  };
+}
+
 /** A channel whose peer does not read until told, watched with `stallMs`; counts what the watch did. */
-function watched(stallMs: number) {
+function watched(stallMs: number, timers?: WatchTimers) {
   const [writerEnd, readerEnd] = duplexPair(4 * 1024);
   const channel = new FramedChannel(writerEnd);
   channel.attach({ envelope: () => {}, closed: () => {} });
@@ -22,6 +45,7 @@ function watched(stallMs: number) {
     stallMs,
     hold: () => seen.holds++,
     release: () => seen.releases++,
+    ...(timers === undefined ? {} : { timers }),
     stalled: (waiting, ms) => {
       seen.stalls.push({ waiting, stallMs: ms });
       stalled();
@@ -74,16 +98,19 @@ t.test('over the mark: held until the reader brings the backlog below half, then
   watch.dispose();
 });
 
-t.test('a reader that stays above the mark for stallMs: released, then stalled with its backlog', async (t) => {
-  const { watch, seen, send, stalledOnce, channel } = watched(50);
+t.test('a reader that reads nothing in a stall window: released, then stalled with its backlog', async (t) => {
+  const clock = manualTimers();
+  const { watch, seen, send, channel } = watched(50, clock.timers);
   send(200);
   const room = watch.room();
-  await stalledOnce;
+  t.equal(clock.pending(), true, 'a stall window runs while held');
+  clock.endWindow();
   await room;
   t.equal(seen.stalls.length, 1);
   t.equal(seen.stalls[0]!.stallMs, 50);
   t.ok(seen.stalls[0]!.waiting > MARK, `stalled with ${seen.stalls[0]!.waiting} bytes waiting`);
   t.same({ holds: seen.holds, releases: seen.releases }, { holds: 1, releases: 1 }, 'let go before the stall was reported');
+  t.equal(clock.pending(), false, 'no timer left');
   const error = stalledReaderError(seen.stalls[0]!.waiting, 50, MARK);
   t.equal(error.code, 'ERR_BACKPRESSURE');
   t.match(error.message, 'for 50 ms');
@@ -91,26 +118,27 @@ t.test('a reader that stays above the mark for stallMs: released, then stalled w
   watch.dispose();
 });
 
-t.test('a reader that reads slowly but steadily through a backlog deeper than stallMs allows is not stalled', async (t) => {
-  const { watch, seen, send, channel, readerEnd } = watched(50);
-  send(800); // ~800 KiB: at 16 KiB per 10 ms it takes ~500 ms, ten stall windows, to drain
-  t.equal(watch.held, true);
-  const room = watch.room();
-  const started = performance.now();
-  const reader = setInterval(() => {
-    let taken = 0;
-    while (taken < 16 * 1024) {
+t.test('a reader that reads slowly but steadily through a deep backlog is not stalled; once it stops, it is', async (t) => {
+  const clock = manualTimers();
+  const { watch, seen, send, channel, readerEnd } = watched(50, clock.timers);
+  send(800); // ~800 KiB
+  /** The reader takes about `bytes`, then the writer gets a turn to hand it more. */
+  const read = async (bytes: number) => {
+    for (let taken = 0; taken < bytes;) {
       const chunk = (readerEnd.read(1024) ?? readerEnd.read()) as Buffer | null;
-      if (chunk === null) break;
-      taken += chunk.length;
+      if (chunk === null) await new Promise((resolve) => setImmediate(resolve));
+      else taken += chunk.length;
     }
-  }, 10);
-  await room;
-  clearInterval(reader);
-  const ms = performance.now() - started;
-  t.same(seen.stalls, [], `released after ${ms.toFixed(0)} ms of slow reading, not cut off`);
-  t.ok(ms > 50, 'the backlog stayed above half the mark for more than one stall window');
-  t.ok(channel.writableLength <= MARK / 2);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  for (let window = 0; window < 4; window++) {
+    await read(96 * 1024); // more than half the mark per window, far less than the backlog
+    clock.endWindow();
+    t.same(seen.stalls, [], `window ${window + 1}: it read, so it is not stalled (${channel.writableLength} bytes still wait)`);
+    t.equal(watch.held, true, 'still held: the backlog is still above half the mark');
+  }
+  clock.endWindow(); // a window in which it read nothing
+  t.equal(seen.stalls.length, 1, 'stalled once it stopped reading');
   watch.dispose();
 });
 

@@ -48,7 +48,28 @@ export interface BacklogWatchOptions {
   release?(): void;
   /** The peer read less than half the mark in `stallMs` while `waiting` bytes waited: cut it off. Called after release. */
   stalled(waiting: number, stallMs: number): void;
+  /** The timers the stall windows run on (tests pass their own). @default Node's */
+  timers?: WatchTimers;
 }
+
+/** The timer functions a {@link BacklogWatch} uses. */
+export interface WatchTimers {
+  /** Calls `fn` once after `ms`: the end of a stall window. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels what setTimeout returned. */
+  clearTimeout(handle: unknown): void;
+  /** Calls `fn` every `ms`: a progress sample. */
+  setInterval(fn: () => void, ms: number): unknown;
+  /** Cancels what setInterval returned. */
+  clearInterval(handle: unknown): void;
+}
+
+const NODE_TIMERS: WatchTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
 
 const RESOLVED = Promise.resolve();
 
@@ -67,18 +88,20 @@ export class BacklogWatch implements BacklogObserver {
   readonly highWaterBytes: number;
   private holding = false;
   private disposed = false;
-  private stallTimer: NodeJS.Timeout | undefined;
+  private stallTimer: unknown;
   private checkScheduled = false;
   private waiters: Array<() => void> = [];
   /** Bytes the peer read in the current stall window (a lower bound, see {@link BacklogWatch.sample}). */
   private progress = 0;
   private lastTaken = 0;
   private lastQueued = 0;
-  private sampler: NodeJS.Timeout | undefined;
+  private sampler: unknown;
+  private readonly timers: WatchTimers;
 
   /** Starts watching `channel` (it tells the watch when its backlog passes the mark). */
   constructor(private readonly channel: FramedChannel, private readonly options: BacklogWatchOptions) {
     this.highWaterBytes = options.highWaterBytes;
+    this.timers = options.timers ?? NODE_TIMERS;
     channel.observeBacklog(this);
   }
 
@@ -108,8 +131,8 @@ export class BacklogWatch implements BacklogObserver {
     this.progress = 0;
     this.lastTaken = this.channel.bytesTaken;
     this.lastQueued = kernelQueue(this.channel) ?? 0;
-    this.stallTimer = setTimeout(this.judge, this.options.stallMs);
-    this.sampler ??= setInterval(this.sample, Math.max(1, Math.floor(this.options.stallMs / SAMPLES_PER_WINDOW)));
+    this.stallTimer = this.timers.setTimeout(this.judge, this.options.stallMs);
+    this.sampler ??= this.timers.setInterval(this.sample, Math.max(1, Math.floor(this.options.stallMs / SAMPLES_PER_WINDOW)));
   }
 
   /**
@@ -149,9 +172,9 @@ export class BacklogWatch implements BacklogObserver {
   }
 
   private letGo(): void {
-    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
+    if (this.stallTimer !== undefined) this.timers.clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
-    if (this.sampler !== undefined) clearInterval(this.sampler);
+    if (this.sampler !== undefined) this.timers.clearInterval(this.sampler);
     this.sampler = undefined;
     if (!this.holding) return;
     this.holding = false;
