@@ -30,6 +30,8 @@ import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
+import { openHelperPipe } from './connection/helper-pipe.js';
+import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
 import { ID_RANGE_SIZE } from './wire/envelope.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
@@ -116,13 +118,15 @@ export function handOverBrokerSocket(socket: Socket): void {
 }
 
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
-let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string> } | undefined;
+let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; links: Map<string, PeerLink> } | undefined;
 
 /**
- * Opens a connection from this helper to another service, through the broker.
- * The helper's manifest must list the service in `connects`; the broker
- * refuses anything else with ERR_NOT_PERMITTED, and the target's handlers see
- * this service as `ctx.peer`.
+ * Opens a connection from this helper to another service. The helper's
+ * manifest must list the service in `connects`; the broker refuses anything
+ * else with ERR_NOT_PERMITTED, and the target's handlers see this service as
+ * `ctx.peer`. Calls go over a direct channel the broker hands both helpers
+ * (docs/wire.md, "Helper-to-helper hand-off"), or through the broker where it
+ * cannot (no hand-off pipe, or the target's runtime takes no channels).
  * @example
  * ```ts
  * const store = connect<StoreProtocol>('com.example.store');
@@ -133,7 +137,7 @@ let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: 
  */
 export function connect<P extends ProtocolShape = AnyProtocol>(service: string): Connection<P> {
   outbound ??= openOutbound();
-  const { channel, targets, files } = outbound;
+  const { channel, targets, files, links } = outbound;
   const file = files[service];
   if (file === undefined) {
     throw bulkheadError('ERR_NOT_PERMITTED', `This helper may not call ${service}: add "${service}" to its manifest's connects (targets: ${Object.keys(files).join(', ') || 'none'}).`, { target: service });
@@ -145,15 +149,32 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
     targets.set(service, rpc);
   }
   const client = rpc;
+  let link = links.get(service);
+  if (link === undefined && openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) {
+    link = new PeerLink(service, client.protocol, () => client);
+    links.set(service, link);
+  }
+  const direct = link;
   const endpoint: ServiceEndpoint = {
     service,
     protocol: client.protocol,
+    // The routed path needs the target's name; a direct channel's helper ignores it.
     callMeta: { service },
-    current: () => client,
-    acquire: () => Promise.resolve(client),
+    current: () => (direct === undefined ? client : direct.current()),
+    acquire: () => (direct === undefined ? Promise.resolve(client) : direct.acquire()),
     detach: () => {},
   };
   return new Connection<P>(endpoint);
+}
+
+/**
+ * @internal For tests of the broker's checks: asks the broker for a raw
+ * direct channel to `service`, as connect() does on first use (the broker
+ * authorizes it the same way); `"routed"` where there is no hand-off.
+ */
+export function openPeerSocket(service: string): Promise<{ id: number; socket: Socket } | 'routed'> {
+  if (!openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) return Promise.resolve('routed');
+  return requestPeerChannel(service);
 }
 
 function openOutbound(): NonNullable<typeof outbound> {
@@ -178,7 +199,7 @@ function openOutbound(): NonNullable<typeof outbound> {
   });
   // The broker never closes this channel by itself; it must not keep the helper alive.
   socket.unref();
-  return { channel, targets, files };
+  return { channel, targets, files, links: new Map() };
 }
 
 /**

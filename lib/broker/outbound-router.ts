@@ -25,6 +25,8 @@ export interface OutboundCaller {
 export interface OutboundContext {
   lookup(service: string): RoutableService | undefined;
   denied(caller: string, target: string): void;
+  /** A route to `target` was opened (status shows the path). Optional. */
+  routing?(target: string): void;
 }
 
 /** One target service's route for this caller. */
@@ -104,14 +106,18 @@ class OutboundRoute implements RouteTarget {
     // Broadcast events are for the service's clients, not for services calling it.
   }
 
-  interrupted(error: BulkheadError): void {
-    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
-    this.toCaller.clear();
-    this.toRoute.clear();
+  interrupted(error: BulkheadError, ids: readonly number[]): void {
+    for (const routeId of ids) {
+      const callerId = this.forget(routeId);
+      if (callerId !== undefined) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    }
   }
 
   invalidated(error: BulkheadError): void {
-    this.interrupted(error);
+    // The service can never be reached again: calls waiting for a launch hear it too.
+    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    this.toCaller.clear();
+    this.toRoute.clear();
   }
 
   close(): void {
@@ -178,6 +184,7 @@ export class OutboundRouter {
         return fail(err as BulkheadError);
       }
       this.routes.set(target, route);
+      this.ctx.routing?.(target);
     }
     const routeId = route.map(envelope.id);
     // The deadline and the trace travel on to the target; the routing field stays here.
