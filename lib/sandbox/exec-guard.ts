@@ -10,6 +10,7 @@
  * compiles that filter with libseccomp and says whether the host can run it.
  * @module
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
@@ -48,12 +49,21 @@ export function execGuardProgram(onViolation: SyscallOptions['onViolation']): Bu
 /** The native stage, built by `npm run build` where a C compiler exists (scripts/build-exec-guard.mjs). */
 const NATIVE_STAGE = fileURLToPath(new URL('../../native/exec-guard', import.meta.url));
 
-/** The native stage's path when it was built (and is executable), else null: the node stage serves. */
+/** What the native stage exits with when called without a command (its usage line). */
+const NATIVE_USAGE_EXIT = 120;
+
+/**
+ * The native stage's path when it was built and runs on this host, else null:
+ * the node stage serves. Run once without arguments, it must answer with its
+ * usage exit: a binary packed on another machine (other architecture or libc)
+ * that cannot start here is not used, instead of failing every launch.
+ */
 export function nativeExecGuard(): string | null {
   try {
     accessSync(NATIVE_STAGE, constants.X_OK);
-    return NATIVE_STAGE;
   } catch {
     return null;
   }
+  const probe = spawnSync(NATIVE_STAGE, [], { stdio: 'ignore', timeout: 5000 });
+  return probe.status === NATIVE_USAGE_EXIT ? NATIVE_STAGE : null;
 }

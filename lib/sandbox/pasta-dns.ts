@@ -19,7 +19,7 @@
  * them at a resolver they run, without touching the machine's own.
  * @module
  */
-import { chmodSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +117,12 @@ export function helperResolvConf(): { path: string; plan: ResolvPlan | null } | 
   const plan = planResolv(hostText, readOrNull(process.env[RESOLV_UPSTREAM_ENV] ?? SYSTEMD_RESOLVED_UPSTREAM));
   // Nothing to change: the host's file serves as is (the named one, when the variable names one).
   if (plan === null) return override === undefined ? null : { path: override, plan: null };
-  dir ??= mkdtempSync(join(tmpdir(), 'bulkhead-dns-'));
+  if (dir === undefined) {
+    const made = mkdtempSync(join(tmpdir(), 'bulkhead-dns-'));
+    dir = made;
+    // The files are bind-mounted at launch, so removing them at exit harms no running helper.
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+  }
   const path = join(dir, `resolv-${createHash('sha256').update(plan.content).digest('hex').slice(0, 16)}.conf`);
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, plan.content);
