@@ -13,6 +13,7 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import type { BacklogWatch } from '../wire/backlog-watch.js';
 import { CreditGate, ItemInbox, refusalText } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
@@ -59,6 +60,8 @@ export interface RpcServerOptions {
   answerHello?: boolean;
   /** Calls the peer may run at once; one more fails with ERR_BACKPRESSURE (direct channels). @default unbounded */
   maxInFlight?: number;
+  /** Paces a slow peer (direct channels): while it holds the channel, emit() waits. @default none */
+  backlog?: BacklogWatch;
 }
 
 /** Answering side of one channel. */
@@ -89,7 +92,7 @@ export class RpcServer {
     this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
     this.sharedTransaction = options.openTransaction;
     this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
-    this.pressure = new EventPressure(channel);
+    this.pressure = new EventPressure(channel, options.backlog);
     channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
     this.helloInfo = { ...options.helloInfo, pid: process.pid };
     this.answerHello = options.answerHello ?? false;

@@ -34,10 +34,12 @@ export interface RemoteBrokerOptions {
   /**
    * Ask the daemon for a channel of our own to each service (hand-off,
    * docs/wire.md): calls then go straight to the helper, the daemon keeps only
-   * lifecycle authority. Falls back to routing when this process cannot take a
-   * descriptor (koffi missing) or the daemon routes the service. Not yet the
-   * default: see docs/daemon.md, "Direct channels", for what still differs.
-   * @default false
+   * lifecycle authority. Falls back to routing on its own when this process
+   * cannot take a descriptor (koffi missing) or the daemon routes the service
+   * (`daemon.direct: false`, a helper that cannot take channels). `false`
+   * forces the routed path. Both paths pace a slow reader and cut off a
+   * stalled one the same way (docs/daemon.md, "Direct channels").
+   * @default true
    */
   direct?: boolean;
 }
@@ -81,7 +83,7 @@ export class RemoteBroker {
     }
     this.daemonId = o.daemonId;
     if (o.direct !== undefined && typeof o.direct !== 'boolean') throw bulkheadError('ERR_INVALID_OPTION', 'options.direct must be true or false.', { option: 'direct' });
-    this.direct = o.direct ?? false;
+    this.direct = o.direct ?? true;
   }
 
   /**

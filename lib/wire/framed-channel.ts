@@ -41,6 +41,14 @@ export function untrustedPeerBacklog(maxFrameBytes: number): number {
   return 2 * maxFrameBytes + 1024 * 1024;
 }
 
+/** Told when a frame leaves more than `highWaterBytes` waiting for the peer (a `BacklogWatch`, backlog-watch.ts). */
+export interface BacklogObserver {
+  /** Backlog in bytes above which {@link BacklogObserver.over} is called. */
+  readonly highWaterBytes: number;
+  /** A frame was queued with more than the mark waiting. */
+  over(): void;
+}
+
 /** Receives what arrives on a channel. Set once by the channel's owner. */
 export interface ChannelHandler {
   /** One decoded envelope, with the frame body it came from (for forwarding without re-encoding). */
@@ -66,6 +74,10 @@ export class FramedChannel {
   private drainWaiting = false;
   /** Outbox entries already compacted (see compactOutbox). */
   private compactedFrames = 0;
+  /** Paces a slow peer (backlog-watch.ts), if the owner set one. */
+  private backlogObserver: BacklogObserver | undefined;
+  /** Bytes of every frame queued since the channel opened (what the peer took is this minus writableLength). */
+  private queuedTotal = 0;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -97,6 +109,19 @@ export class FramedChannel {
   /** True until the stream is closed or ending. */
   get open(): boolean {
     return !this.closedReported && !this.ended && !this.stream.destroyed;
+  }
+
+  /**
+   * Tells `observer` whenever a frame is queued with more than its mark
+   * waiting (undefined: nobody). Used by `BacklogWatch` (backlog-watch.ts).
+   */
+  observeBacklog(observer: BacklogObserver | undefined): void {
+    this.backlogObserver = observer;
+  }
+
+  /** Bytes the stream took from this channel so far (handed on towards the peer): a slow reader's progress. */
+  get bytesTaken(): number {
+    return this.queuedTotal - this.writableLength;
   }
 
   /** Bytes queued for writing, in our outbox and the stream's buffer (backpressure signal). */
@@ -158,6 +183,7 @@ export class FramedChannel {
   private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
+    this.queuedTotal += frame.length;
     const waiting = this.writableLength;
     if (this.maxBufferedBytes !== undefined && waiting > this.maxBufferedBytes) {
       // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
@@ -167,6 +193,7 @@ export class FramedChannel {
       this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
       return false;
     }
+    if (this.backlogObserver !== undefined && waiting > this.backlogObserver.highWaterBytes) this.backlogObserver.over();
     if (this.outbox.length >= EAGER_FLUSH_FRAMES && !this.drainWaiting) {
       // A long burst: hand the peer what we have now, so it works while we produce the rest.
       this.flush();
