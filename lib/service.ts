@@ -30,11 +30,14 @@ import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
-import { ID_RANGE_SIZE } from './wire/envelope.js';
+import { ID_RANGE_SIZE, type PeerInfo } from './wire/envelope.js';
+import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
+import { isEndpoint, type Endpoint } from './protocol/endpoint-keyword.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
+export type { Endpoint } from './protocol/endpoint-keyword.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
@@ -116,7 +119,7 @@ export function handOverBrokerSocket(socket: Socket): void {
 }
 
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
-let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string> } | undefined;
+let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; broker: BrokerRequests } | undefined;
 
 /**
  * Opens a connection from this helper to another service, through the broker.
@@ -166,19 +169,68 @@ function openOutbound(): NonNullable<typeof outbound> {
   }
   const channel = new FramedChannel(socket);
   const targets = new Map<string, RpcClient>();
+  const broker = new BrokerRequests(channel);
   channel.attach({
     envelope: (e, body) => {
       const id = e.kind === 'reply' || e.kind === 'error' || e.kind === 'item' || e.kind === 'credit' ? e.id : e.kind === 'event' ? e.callId : 0;
       const range = Math.floor(id / ID_RANGE_SIZE);
-      [...targets.values()][range - 1]?.receive(e, body.length);
+      if (range === BROKER_REQUEST_RANGE) broker.receive(e);
+      else [...targets.values()][range - 1]?.receive(e, body.length);
     },
     closed: () => {
       for (const rpc of targets.values()) rpc.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
+      broker.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
     },
   });
   // The broker never closes this channel by itself; it must not keep the helper alive.
   socket.unref();
-  return { channel, targets, files };
+  return { channel, targets, files, broker };
+}
+
+/**
+ * Who an endpoint is for: the peer a handler is answering (`ctx.peer`, as the
+ * broker verified it), another service (`{ service }`), or a daemon client
+ * identity (`{ client, uid? }`).
+ */
+export type EndpointReceiver = PeerInfo | { service: string } | { client: string; uid?: number };
+
+/** Options of {@link mintEndpoint}. */
+export interface MintEndpointOptions {
+  /**
+   * How long the endpoint may wait to be opened, in ms (at most 1 h); once
+   * opened it lives as long as its service.
+   * @default 300000
+   */
+  ttlMs?: number;
+}
+
+/**
+ * Asks the broker for an endpoint to `service` bound to `receiver`, to return
+ * or send in a field the protocol types `{ "x-bulkhead-endpoint": service }`.
+ * The receiver opens a connection from it (`broker.connectEndpoint(ep)`, or
+ * `daemon.connectEndpoint(ep)`); nobody else can. An endpoint passes on a
+ * right this helper holds, so its manifest must `connects` to `service`.
+ * @example
+ * ```ts
+ * serve('com.example.directory', {
+ *   open: async (_params, ctx) => ({ store: await mintEndpoint('com.example.store', ctx.peer) }),
+ * });
+ * ```
+ * @throws BulkheadError `ERR_NOT_PERMITTED` (not in connects), `ERR_UNKNOWN_SERVICE`, `ERR_BACKPRESSURE` (too many live endpoints), `ERR_INVALID_OPTION`
+ */
+export async function mintEndpoint<S extends string>(service: S, receiver: EndpointReceiver, options: MintEndpointOptions = {}): Promise<Endpoint<S>> {
+  outbound ??= openOutbound();
+  const result = await outbound.broker.request('mintEndpoint', { service, receiver: receiverOnWire(receiver), ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }) });
+  if (!isEndpoint(result, service)) throw bulkheadError('ERR_BAD_FRAME', `The broker answered mintEndpoint for ${service} with something that is not an endpoint.`);
+  return result as Endpoint<S>;
+}
+
+/** The wire form of a receiver (docs/wire.md, "Endpoints"): a peer with a uid is a daemon client, "main-app" the embedding app, any other peer a service. */
+function receiverOnWire(receiver: EndpointReceiver): Record<string, unknown> {
+  if ('client' in receiver) return { kind: 'client', name: receiver.client, ...(receiver.uid === undefined ? {} : { uid: receiver.uid }) };
+  if ('service' in receiver) return { kind: 'service', name: receiver.service };
+  if (receiver.uid !== undefined) return { kind: 'client', name: receiver.name, uid: receiver.uid };
+  return receiver.name === 'main-app' ? { kind: 'app' } : { kind: 'service', name: receiver.name };
 }
 
 /**

@@ -183,7 +183,10 @@ export class HelperSpawner {
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
-          new OutboundRouter(channel, { service, pid, connects }, { lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target) });
+          new OutboundRouter(channel, { service, pid, connects }, {
+            lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target),
+            ...(ctx.brokerRequest === undefined ? {} : { brokerRequest: ctx.brokerRequest.bind(ctx) }),
+          });
         },
       }),
     });

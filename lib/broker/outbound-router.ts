@@ -12,6 +12,7 @@ import { checkItem } from '../wire/codec.js';
 import { encodeEnvelope, ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import { BROKER_TARGET } from '../protocol/endpoint-keyword.js';
 import type { RoutableService, RouteTarget } from './route.js';
 
 /** Who is calling out. */
@@ -25,6 +26,8 @@ export interface OutboundCaller {
 export interface OutboundContext {
   lookup(service: string): RoutableService | undefined;
   denied(caller: string, target: string): void;
+  /** A request to the broker itself (`meta.service` = BROKER_TARGET, broker-endpoints.ts); throws a BulkheadError to refuse. */
+  brokerRequest?(issuer: string, connects: readonly string[], method: string, params: unknown): unknown;
 }
 
 /** One target service's route for this caller. */
@@ -158,6 +161,14 @@ export class OutboundRouter {
       this.channel.send({ kind: 'error', id: envelope.id, error: error.toJSON() });
     };
     if (target === undefined) return fail(bulkheadError('ERR_BAD_FRAME', 'An outbound call must name its target service in meta.service.'));
+    if (target === BROKER_TARGET && this.ctx.brokerRequest !== undefined) {
+      try {
+        this.channel.send({ kind: 'reply', id: envelope.id, result: this.ctx.brokerRequest(this.caller.service, this.caller.connects, envelope.method, envelope.params) });
+      } catch (err) {
+        fail(err as BulkheadError);
+      }
+      return;
+    }
     if (!this.caller.connects.includes(target)) {
       this.ctx.denied(this.caller.service, target);
       return fail(bulkheadError('ERR_NOT_PERMITTED', `Service ${this.caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: this.caller.service, target }));

@@ -89,6 +89,8 @@ export interface SupervisorContext {
   lookup(service: string): RoutableService | undefined;
   /** A helper was refused a call to another service. */
   denied(caller: string, target: string): void;
+  /** A helper's request to the broker itself (BROKER_TARGET: minting an endpoint); returns the result or throws a BulkheadError. */
+  brokerRequest?(issuer: string, connects: readonly string[], method: string, params: unknown): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;
 }
