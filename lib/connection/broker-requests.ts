@@ -54,9 +54,9 @@ export class BrokerRequests {
 
   /** The channel closed: every request fails with `error`. */
   interrupt(error: BulkheadError): void {
-    for (const { reject, timer } of this.pending.values()) {
-      clearTimeout(timer);
-      reject(error);
+    for (const waiter of this.pending.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
     }
     this.pending.clear();
   }
