@@ -21,7 +21,7 @@ import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-s
 import { loadPrecompiledValidators } from './protocol/precompiled.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
-import type { CompiledProtocol } from './protocol/compiled-protocol.js';
+import { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
@@ -147,8 +147,12 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
     rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
     targets.set(service, rpc);
   }
-  const client = rpc;
-  const endpoint: ServiceEndpoint = {
+  return new Connection<P>(outboundEndpoint(service, rpc));
+}
+
+/** The Connection side of a target service's client on the outbound channel. */
+function outboundEndpoint(service: string, client: RpcClient): ServiceEndpoint {
+  return {
     service,
     protocol: client.protocol,
     callMeta: { service },
@@ -156,7 +160,31 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
     acquire: () => Promise.resolve(client),
     detach: () => {},
   };
-  return new Connection<P>(endpoint);
+}
+
+/**
+ * Opens a connection from an endpoint minted for this service (a field typed
+ * `Endpoint<'S'>` in a result, params or event it received): the broker checks
+ * that this service is the receiver and that S lives, then routes this
+ * helper's calls to S as if its manifest `connects` to it, until S's endpoints
+ * die (then calls fail with ERR_ENDPOINT_DEAD). Needs the outbound channel,
+ * which a helper has when its manifest lists any `connects`.
+ * @throws BulkheadError `ERR_ENDPOINT_INVALID`, `ERR_ENDPOINT_NOT_YOURS`, `ERR_ENDPOINT_DEAD`, `ERR_NOT_PERMITTED` (no outbound channel)
+ */
+export async function connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint): Promise<Connection<P>> {
+  if (!isEndpoint(endpoint)) throw bulkheadError('ERR_ENDPOINT_INVALID', 'Not an endpoint: expected { service, token } exactly as the issuing service passed it on.', { reason: 'malformed' });
+  outbound ??= openOutbound();
+  const { channel, targets, broker } = outbound;
+  const service = endpoint.service;
+  const answer = await broker.request('openEndpoint', { endpoint: { service, token: endpoint.token } }) as { document?: unknown };
+  let rpc = targets.get(service);
+  if (rpc === undefined) {
+    // The broker's copy of the service's protocol: this helper validates the service's answers against it.
+    const protocol = CompiledProtocol.from(answer.document, `protocol of ${service} (from the broker)`, { eager: false });
+    rpc = new RpcClient(channel, protocol, { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
+    targets.set(service, rpc);
+  }
+  return new Connection<P>(outboundEndpoint(service, rpc));
 }
 
 function openOutbound(): NonNullable<typeof outbound> {

@@ -10,6 +10,9 @@ t.teardown(() => broker.close());
 broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
 broker.register({ name: 'other', entry: './echo-service.js', protocol: 'com.test.echo' });
 broker.register({ name: 'issuer', entry: './issuer-service.js', protocol: 'com.test.issuer', connects: ['echo'] });
+// Receivers among helpers: connects (to anything) gives them the outbound channel endpoints are opened on.
+broker.register({ name: 'holder', entry: './holder-service.js', protocol: 'com.test.holder', connects: ['issuer'] });
+broker.register({ name: 'stranger', entry: './holder-service.js', protocol: 'com.test.holder', connects: ['issuer'] });
 const issuer = broker.connect('issuer');
 
 async function issue(params: Record<string, unknown> = { service: 'echo' }): Promise<Endpoint<'echo'>> {
@@ -132,4 +135,25 @@ t.test('an endpoint expires unopened', async (t) => {
   while (Date.now() <= minted + 1) await new Promise((resolve) => setImmediate(resolve));
   t.equal(openCode(endpoint), 'ERR_ENDPOINT_INVALID:expired');
   t.same(await issuer.call('issue', { service: 'echo', ttlMs: 0 }), { ok: false, code: 'ERR_INVALID_OPTION' }, 'a ttl outside 1 ms .. 1 h is refused');
+});
+
+t.test('a helper opens an endpoint minted for it (passed in params); another helper cannot', async (t) => {
+  const endpoint = await issue({ service: 'echo', receiver: { service: 'holder' } });
+  const holder = broker.connect('holder');
+  const stranger = broker.connect('stranger');
+  t.same(await stranger.call('use', { endpoint, method: 'echo', params: { text: 'x' } }), { ok: false, code: 'ERR_ENDPOINT_NOT_YOURS' }, 'another helper is refused');
+  t.equal(openCode(endpoint), 'ERR_ENDPOINT_NOT_YOURS:not-the-receiver', 'and so is the app');
+  const r = await holder.call('use', { endpoint, method: 'whoami' }) as { ok: boolean; result: { peer: { name: string; pid: number } } };
+  t.equal(r.ok, true, 'positive control: the receiver opens the very same token');
+  t.same(r.result.peer, { name: 'holder', pid: broker.status('holder').pid }, 'echo sees the helper that opened it');
+  t.same(await stranger.call('use', { endpoint: { service: 'echo', token: 'x'.repeat(43) }, method: 'echo', params: { text: 'x' } }), { ok: false, code: 'ERR_ENDPOINT_INVALID' }, 'a forged token');
+  t.same(await holder.call('use', { endpoint, method: 'echo', params: { text: 5 } }), { ok: false, code: 'ERR_INVALID_PARAMS' }, 'echo validates the helper\'s params');
+
+  const pending = holder.call('use', { endpoint, method: 'sleep', params: { ms: 60_000 } });
+  await inFlight('echo');
+  await broker.stop('echo');
+  t.same(await pending, { ok: false, code: 'ERR_ENDPOINT_DEAD' }, 'the call in flight on the open connection failed when echo was stopped');
+  t.same(await holder.call('use', { endpoint, method: 'echo', params: { text: 'again' } }), { ok: false, code: 'ERR_ENDPOINT_DEAD' }, 'the open connection takes no new calls');
+  const fresh = await issue({ service: 'echo', receiver: { service: 'holder' } });
+  t.same(await holder.call('use', { endpoint: fresh, method: 'echo', params: { text: 'new' } }), { ok: true, result: { text: 'new', pid: broker.status('echo').pid } }, 'a new endpoint works again');
 });

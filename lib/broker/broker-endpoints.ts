@@ -12,6 +12,7 @@ import type { ProtocolShape } from '../protocol/types.js';
 import type { ServiceManifest } from './manifest.js';
 import { EndpointTable, parseReceiver, type EndpointDeath, type EndpointOpener } from './endpoint-table.js';
 import type { ServiceSupervisor } from './service-supervisor.js';
+import type { EndpointGrants } from './endpoint-grants.js';
 
 
 /** What {@link BrokerEndpoints} needs of its broker. */
@@ -30,13 +31,23 @@ export class BrokerEndpoints {
   }
 
   /**
-   * A request a helper sent to {@link BROKER_TARGET}: `mintEndpoint` is the
-   * only method. The issuer's launch-time `connects` must name the service.
-   * @throws BulkheadError ERR_UNKNOWN_METHOD, ERR_INVALID_PARAMS, ERR_NOT_PERMITTED, ERR_UNKNOWN_SERVICE, ERR_BACKPRESSURE
+   * A request a helper sent to {@link BROKER_TARGET}:
+   * - `mintEndpoint` `{ service, receiver, ttlMs? }`: the caller's launch-time `connects` must name the service;
+   * - `openEndpoint` `{ endpoint }`: the caller must be the endpoint's receiver; its router then
+   *   routes calls to the service (`grants`) until the endpoint dies. Answers `{ service, document }`
+   *   (the service's protocol document, for the helper to validate its answers).
+   * @throws BulkheadError ERR_UNKNOWN_METHOD, ERR_INVALID_PARAMS, ERR_NOT_PERMITTED, ERR_UNKNOWN_SERVICE, ERR_BACKPRESSURE, ERR_ENDPOINT_*
    */
-  request(issuer: string, connects: readonly string[], method: string, params: unknown): Endpoint {
-    if (method !== 'mintEndpoint') throw bulkheadError('ERR_UNKNOWN_METHOD', `The broker answers only "mintEndpoint" on ${BROKER_TARGET}, not "${method}".`, { method });
+  request(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown {
     const p = (typeof params === 'object' && params !== null && !Array.isArray(params) ? params : {}) as Record<string, unknown>;
+    if (method === 'openEndpoint') {
+      const { service, token } = this.check(p['endpoint'], { kind: 'service', name: caller });
+      const supervisor = this.ctx.supervisor(service);
+      if (supervisor === undefined) throw bulkheadError('ERR_ENDPOINT_DEAD', `${service} is no longer registered.`, { reason: 'removed', service });
+      grants.add(service, (close) => this.table.track(token, close));
+      return { service, document: supervisor.protocol.document };
+    }
+    if (method !== 'mintEndpoint') throw bulkheadError('ERR_UNKNOWN_METHOD', `The broker answers only "mintEndpoint" and "openEndpoint" on ${BROKER_TARGET}, not "${method}".`, { method });
     const service = p['service'];
     const ttlMs = p['ttlMs'];
     if (typeof service !== 'string' || (ttlMs !== undefined && ttlMs !== null && typeof ttlMs !== 'number')) {
@@ -44,10 +55,10 @@ export class BrokerEndpoints {
     }
     const receiver = parseReceiver(p['receiver']);
     if (!connects.includes(service)) {
-      throw bulkheadError('ERR_NOT_PERMITTED', `Service ${issuer} may not mint an endpoint for ${service}: an endpoint passes on a right its issuer holds; add "${service}" to ${issuer}'s connects.`, { reason: 'not-in-connects', caller: issuer, target: service });
+      throw bulkheadError('ERR_NOT_PERMITTED', `Service ${caller} may not mint an endpoint for ${service}: an endpoint passes on a right its issuer holds; add "${service}" to ${caller}'s connects.`, { reason: 'not-in-connects', caller, target: service });
     }
     if (this.ctx.supervisor(service) === undefined) throw bulkheadError('ERR_UNKNOWN_SERVICE', `No service named "${service}" is registered.`, { service });
-    return this.table.mint(issuer, service, receiver, typeof ttlMs === 'number' ? ttlMs : undefined);
+    return this.table.mint(caller, service, receiver, typeof ttlMs === 'number' ? ttlMs : undefined);
   }
 
   /**

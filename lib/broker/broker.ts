@@ -366,7 +366,7 @@ export class Broker extends Emitter<BrokerEvents> {
     return new ServiceSupervisor(prepared.resolved, {
       mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
       ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
-      brokerRequest: (issuer, connects, method, params) => this.endpoints.request(issuer, connects, method, params),
+      brokerRequest: (caller, connects, method, params, grants) => this.endpoints.request(caller, connects, method, params, grants),
     });
   }
 

@@ -3,6 +3,7 @@
  * the broker context it is given, the resolved service it runs, its events.
  * @module
  */
+import type { EndpointGrants } from './endpoint-grants.js';
 import type { SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { EnforcementReport, SandboxProfileRef } from '../sandbox/index.js';
@@ -90,7 +91,7 @@ export interface SupervisorContext {
   /** A helper was refused a call to another service. */
   denied(caller: string, target: string): void;
   /** A helper's request to the broker itself (BROKER_TARGET: minting an endpoint); returns the result or throws a BulkheadError. */
-  brokerRequest?(issuer: string, connects: readonly string[], method: string, params: unknown): unknown;
+  brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;
 }
