@@ -46,6 +46,14 @@ t.test('a service returns an endpoint for a service it connects to; the app open
   await again.close();
 });
 
+t.test('a service sends an endpoint in an event; the app opens it', async (t) => {
+  const granted = new Promise<Endpoint<'echo'>>((resolve) => issuer.onEvent('granted', (p) => resolve((p as { endpoint: Endpoint<'echo'> }).endpoint)));
+  await issuer.call('announce', {});
+  const echo = broker.connectEndpoint(await granted);
+  t.equal((await echo.call('echo', { text: 'from an event' }) as { text: string }).text, 'from an event');
+  await echo.close();
+});
+
 t.test('minting for a service outside connects is refused with ERR_NOT_PERMITTED', async (t) => {
   const launches = broker.status('other').launches;
   t.same(await issuer.call('issue', { service: 'other' }), { ok: false, code: 'ERR_NOT_PERMITTED' });
