@@ -12,6 +12,11 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import type { IssuedIdentity } from '../lib/identity/index.js';
 import { FIXTURES, rejection } from './helpers.js';
+import { createConnection } from 'node:net';
+import { HandshakeReader } from '../lib/daemon/handshake-io.js';
+import { proofPayload, signProof } from '../lib/identity/index.js';
+import { encodeItem } from '../lib/wire/codec.js';
+import { encodeFrame } from '../lib/wire/frame-decoder.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-endpoints-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -120,4 +125,18 @@ t.test('a reload that removes the service kills its endpoints', async (t) => {
   writeFileSync(configPath, JSON.stringify(config(true)));
   await daemon.reload();
   t.match(await rejection(a.connectEndpoint(endpoint, { protocol: 'com.test.echo' }).call('echo', { text: 'x' })), { code: 'ERR_ENDPOINT_DEAD', data: { reason: 'removed' } });
+});
+
+t.test('a handshake whose service is not the endpoint\'s is refused (wire.md 10.3, wrong-service)', async (t) => {
+  const a = client(t, appA, false);
+  const endpoint = await issue(a);
+  const socket = createConnection(daemon.socketPath);
+  socket.on('error', () => {});
+  t.teardown(() => socket.destroy());
+  const reader = new HandshakeReader(socket);
+  const challenge = await reader.next(10_000);
+  const sig = signProof(appA.keyPem, proofPayload(challenge['nonce'] as Uint8Array, { socketPath: daemon.socketPath, daemonId: challenge['daemon'] as string, clientName: 'app-a' }));
+  socket.write(encodeFrame(encodeItem({ t: 'auth', service: 'issuer', name: 'app-a', cert: appA.certPem, sig, endpoint: { service: endpoint.service, token: endpoint.token } })));
+  const answer = await reader.next(10_000);
+  t.match(answer, { t: 'error', error: { code: 'ERR_ENDPOINT_INVALID', data: { reason: 'wrong-service', name: 'app-a', service: 'issuer' } } });
 });

@@ -19,16 +19,18 @@ import type { VerifiedPeer } from './client-policy.js';
  * @throws BulkheadError the refusal: ERR_ENDPOINT_INVALID (also when it names another service than the handshake), ERR_ENDPOINT_NOT_YOURS, ERR_ENDPOINT_DEAD
  */
 export function admitEndpoint(broker: Broker, endpoint: unknown, service: string, peer: VerifiedPeer): string {
+  let granted: { service: string; token: string };
   try {
-    const granted = broker.endpoints.check(endpoint, { kind: 'client', name: peer.name, uid: peer.uid });
-    if (granted.service !== service) {
-      throw refusal('ERR_ENDPOINT_INVALID', `The endpoint opens ${granted.service}, but the handshake asks for ${service}; name the endpoint's service.`, { reason: 'wrong-service', name: peer.name, service });
-    }
-    return granted.token;
+    granted = broker.endpoints.check(endpoint, { kind: 'client', name: peer.name, uid: peer.uid });
   } catch (err) {
-    if (!isBulkheadError(err) || 'name' in err.data) throw err;
+    if (!isBulkheadError(err)) throw err;
+    // The table's own data (reason, opener, issuer) travels with the refusal, as 8.5's do.
     throw refusal(err.code, err.message, { ...err.data, reason: err.data['reason'] ?? 'endpoint', name: peer.name, service });
   }
+  if (granted.service !== service) {
+    throw refusal('ERR_ENDPOINT_INVALID', `The endpoint opens ${granted.service}, but the handshake asks for ${service}; name the endpoint's service.`, { reason: 'wrong-service', name: peer.name, service });
+  }
+  return granted.token;
 }
 
 /**
