@@ -165,3 +165,27 @@ t.test('a helper opens an endpoint minted for it (passed in params); another hel
   const fresh = await issue({ service: 'echo', receiver: { service: 'holder' } });
   t.same(await holder.call('use', { endpoint: fresh, method: 'echo', params: { text: 'new' } }), { ok: true, result: { text: 'new', pid: broker.status('echo').pid } }, 'a new endpoint works again');
 });
+
+t.test('the crash-loop breaker tripping kills the endpoints of the service', async (t) => {
+  const other = new Broker({ root: FIXTURES });
+  t.teardown(() => other.close());
+  other.register({ name: 'echo', entry: './crash-at-start.js', protocol: 'com.test.echo', launch: { throttleMs: 5, maxRestarts: 2, restartWindowMs: 60_000 } });
+  other.register({ name: 'issuer', entry: './issuer-service.js', protocol: 'com.test.issuer', connects: ['echo'] });
+  const r = await other.connect('issuer').call('issue', { service: 'echo' }) as { endpoint: Endpoint<'echo'> };
+  t.equal(other.status('echo').launches, 0, 'minting launched nothing');
+  const doomed = other.connectEndpoint(r.endpoint);
+  const invalidated = new Promise<{ code: string }>((resolve) => doomed.once('invalidated', resolve));
+  const codes: string[] = [];
+  for (let i = 0; i < 2; i++) codes.push(await doomed.call('echo', { text: 'x' }).then(() => 'ok', (err: { code: string }) => err.code));
+  t.same(codes, ['ERR_LAUNCH_FAILED', 'ERR_LAUNCH_FAILED']);
+  t.equal(other.status('echo').state, 'failed');
+  t.match(await invalidated, { code: /^ERR_(ENDPOINT_DEAD|INVALIDATED)$/ }, 'the connection opened from it was invalidated');
+  try {
+    other.connectEndpoint(r.endpoint);
+    t.fail('opened');
+  } catch (err) {
+    t.match(err, { code: 'ERR_ENDPOINT_DEAD', data: { reason: 'failed' } }, 'the endpoint died with the failed service');
+  }
+  other.reset('echo');
+  t.throws(() => other.connectEndpoint(r.endpoint), { code: 'ERR_ENDPOINT_DEAD' }, 'and stays dead after a reset');
+});
