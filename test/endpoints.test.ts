@@ -166,6 +166,11 @@ t.test('a helper opens an endpoint minted for it (passed in params); another hel
   t.same(await holder.call('use', { endpoint: fresh, method: 'echo', params: { text: 'new' } }), { ok: true, result: { text: 'new', pid: broker.status('echo').pid } }, 'a new endpoint works again');
 });
 
+t.test('a service returns an endpoint to a helper calling it, bound by ctx.peer to that helper', async (t) => {
+  const r = await broker.connect('holder').call('fetchAndUse', { text: 'helper to helper' });
+  t.same(r, { ok: true, result: { text: 'helper to helper', pid: broker.status('echo').pid } });
+});
+
 t.test('the crash-loop breaker tripping kills the endpoints of the service', async (t) => {
   const other = new Broker({ root: FIXTURES });
   t.teardown(() => other.close());
