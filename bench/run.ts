@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseNodeOption, resolveNode } from './common/node-line.js';
 import { CONFIG } from './common/config.js';
 import { RESULTS_DIR, machine, printTable, type ScenarioResult, type TargetRow } from './common/report.js';
+import { runConnects } from './scenarios/connects.js';
 import { runDaemon } from './scenarios/daemon.js';
 import { runDaemonAbuse } from './scenarios/daemon-abuse.js';
 import { runEvents } from './scenarios/events.js';
@@ -33,6 +34,7 @@ const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
   launch: runLaunch,
   daemon: runDaemon,
   'daemon-abuse': runDaemonAbuse,
+  connects: runConnects,
   memory: runMemory,
   streams: runStreams,
 };

@@ -30,6 +30,8 @@ import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
+import { openHelperPipe } from './connection/helper-pipe.js';
+import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
 import { ID_RANGE_SIZE, type PeerInfo } from './wire/envelope.js';
 import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
 import { isEndpoint, type Endpoint } from './protocol/endpoint-keyword.js';
@@ -119,13 +121,15 @@ export function handOverBrokerSocket(socket: Socket): void {
 }
 
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
-let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; broker: BrokerRequests } | undefined;
+let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; links: Map<string, PeerLink>; broker: BrokerRequests } | undefined;
 
 /**
- * Opens a connection from this helper to another service, through the broker.
- * The helper's manifest must list the service in `connects`; the broker
- * refuses anything else with ERR_NOT_PERMITTED, and the target's handlers see
- * this service as `ctx.peer`.
+ * Opens a connection from this helper to another service. The helper's
+ * manifest must list the service in `connects`; the broker refuses anything
+ * else with ERR_NOT_PERMITTED, and the target's handlers see this service as
+ * `ctx.peer`. Calls go over a direct channel the broker hands both helpers
+ * (docs/wire.md, "Helper-to-helper hand-off"), or through the broker where it
+ * cannot (no hand-off pipe, or the target's runtime takes no channels).
  * @example
  * ```ts
  * const store = connect<StoreProtocol>('com.example.store');
@@ -136,7 +140,7 @@ let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: 
  */
 export function connect<P extends ProtocolShape = AnyProtocol>(service: string): Connection<P> {
   outbound ??= openOutbound();
-  const { channel, targets, files } = outbound;
+  const { channel, targets, files, links } = outbound;
   const file = files[service];
   if (file === undefined) {
     throw bulkheadError('ERR_NOT_PERMITTED', `This helper may not call ${service}: add "${service}" to its manifest's connects (targets: ${Object.keys(files).join(', ') || 'none'}).`, { target: service });
@@ -147,10 +151,30 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
     rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
     targets.set(service, rpc);
   }
-  return new Connection<P>(outboundEndpoint(service, rpc));
+  const client = rpc;
+  let link = links.get(service);
+  if (link === undefined && openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) {
+    link = new PeerLink(service, client.protocol, () => client);
+    links.set(service, link);
+  }
+  const direct = link;
+  const endpoint: ServiceEndpoint = {
+    service,
+    protocol: client.protocol,
+    // The routed path needs the target's name; a direct channel's helper ignores it.
+    callMeta: { service },
+    current: () => (direct === undefined ? client : direct.current()),
+    acquire: () => (direct === undefined ? Promise.resolve(client) : direct.acquire()),
+    detach: () => {},
+  };
+  return new Connection<P>(endpoint);
 }
 
-/** The Connection side of a target service's client on the outbound channel. */
+/**
+ * The Connection side of a target service's client on the outbound channel,
+ * routed by the broker (endpoint connections: the broker's router checks
+ * the grant on every call, so they never take a direct channel).
+ */
 function outboundEndpoint(service: string, client: RpcClient): ServiceEndpoint {
   return {
     service,
@@ -187,6 +211,16 @@ export async function connectEndpoint<P extends ProtocolShape = AnyProtocol>(end
   return new Connection<P>(outboundEndpoint(service, rpc));
 }
 
+/**
+ * @internal For tests of the broker's checks: asks the broker for a raw
+ * direct channel to `service`, as connect() does on first use (the broker
+ * authorizes it the same way); `"routed"` where there is no hand-off.
+ */
+export function openPeerSocket(service: string): Promise<{ id: number; socket: Socket } | 'routed'> {
+  if (!openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) return Promise.resolve('routed');
+  return requestPeerChannel(service);
+}
+
 function openOutbound(): NonNullable<typeof outbound> {
   const files = JSON.parse(process.env[HELPER_ENV.connects] ?? '{}') as Record<string, string>;
   let socket: Socket;
@@ -212,7 +246,7 @@ function openOutbound(): NonNullable<typeof outbound> {
   });
   // The broker never closes this channel by itself; it must not keep the helper alive.
   socket.unref();
-  return { channel, targets, files, broker };
+  return { channel, targets, files, links: new Map(), broker };
 }
 
 /**

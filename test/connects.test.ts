@@ -12,6 +12,8 @@ broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.
 broker.register({ name: 'other', entry: './echo-service.js', protocol: 'com.test.echo' });
 broker.register({ name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['echo'] });
 broker.register({ name: 'loner', entry: './caller-service.js', protocol: 'com.test.caller' });
+broker.register({ name: 'broken', entry: './crash-at-start.js', protocol: 'com.test.echo' });
+broker.register({ name: 'dialer', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['broken'] });
 broker.register({ name: 'rogue', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['echo'] });
 
 t.test('an allowed call goes through, and the callee sees the calling service as its peer', async (t) => {
@@ -59,6 +61,13 @@ t.test('the callee crashing mid-call gives the caller ERR_INTERRUPTED', async (t
   broker.kill('echo');
   const r = await pending;
   t.same([r.ok, r.code], [false, 'ERR_INTERRUPTED']);
+});
+
+t.test('a call to a service whose launch fails gets ERR_LAUNCH_FAILED, not ERR_INTERRUPTED', async (t) => {
+  // The call waits for the launch; the helper dies before serve(). Only calls handed to a helper are "interrupted".
+  const r = await broker.connect('dialer').call('relay', { service: 'broken', method: 'echo', params: { text: 'x' } });
+  t.same([r.ok, r.code], [false, 'ERR_LAUNCH_FAILED'], r.message);
+  t.ok(broker.status('broken').launches >= 1, 'a launch was attempted (positive control: the call reached the supervisor)');
 });
 
 t.test('a callee registered anew (as a daemon reload does): the caller\'s next call reaches the new one', async (t) => {

@@ -75,7 +75,7 @@ for (const direct of [false, true]) {
     const stolen = b.connectEndpoint(endpoint, { protocol: 'com.test.echo' });
     const refused = await rejection(stolen.call('echo', { text: 'x' }));
     t.match(refused, { code: 'ERR_ENDPOINT_NOT_YOURS', data: { reason: 'not-the-receiver', name: 'app-b', service: 'echo' } });
-    t.same(Object.keys(refused.data).sort(), ['name', 'opener', 'reason', 'service'], 'the data keys docs/wire.md 10.3 lists');
+    t.same(Object.keys(refused.data).sort(), ['name', 'opener', 'reason', 'service'], 'the data keys docs/wire.md 11.3 lists');
     const launches = daemon.broker.status('echo').launches;
     const mine = a.connectEndpoint(endpoint, { protocol: 'com.test.echo' });
     t.equal((await mine.call('echo', { text: 'mine' }) as { text: string }).text, 'mine', 'positive control: the bound receiver opens the very same token');
@@ -90,7 +90,7 @@ for (const direct of [false, true]) {
     const forged = { service: 'echo', token: `${endpoint.token.slice(0, 42)}${endpoint.token.endsWith('A') ? 'B' : 'A'}` } as unknown as Endpoint;
     const refused = await rejection(a.connectEndpoint(forged, { protocol: 'com.test.echo' }).call('echo', { text: 'x' }));
     t.match(refused, { code: 'ERR_ENDPOINT_INVALID', data: { reason: 'unknown' } });
-    t.same(Object.keys(refused.data).sort(), ['name', 'reason', 'service'], 'the data keys docs/wire.md 10.3 lists');
+    t.same(Object.keys(refused.data).sort(), ['name', 'reason', 'service'], 'the data keys docs/wire.md 11.3 lists');
     const relabelled = { service: 'issuer', token: endpoint.token } as unknown as Endpoint;
     t.match(await rejection(a.connectEndpoint(relabelled, { protocol: 'com.test.issuer' }).call('issue', { service: 'echo' })), { code: 'ERR_ENDPOINT_INVALID', data: { reason: 'tampered' } });
     t.throws(() => a.connectEndpoint({ service: 'echo' } as unknown as Endpoint), { code: 'ERR_ENDPOINT_INVALID' }, 'a value without a token is refused at once');
@@ -107,7 +107,7 @@ for (const direct of [false, true]) {
     t.match(await rejection(echo.call('echo', { text: 'after' })), { code: 'ERR_ENDPOINT_DEAD' });
     const refused = await rejection(a.connectEndpoint(endpoint, { protocol: 'com.test.echo' }).call('echo', { text: 'again' }));
     t.match(refused, { code: 'ERR_ENDPOINT_DEAD', data: { reason: 'stopped' } }, 'opening it again fails: it died with the service');
-    t.same(Object.keys(refused.data).sort(), ['issuer', 'name', 'reason', 'service'], 'the data keys docs/wire.md 10.3 lists');
+    t.same(Object.keys(refused.data).sort(), ['issuer', 'name', 'reason', 'service'], 'the data keys docs/wire.md 11.3 lists');
     const fresh = await issue(a);
     t.equal((await a.connectEndpoint(fresh, { protocol: 'com.test.echo' }).call('echo', { text: 'fresh' }) as { text: string }).text, 'fresh', 'positive control: a new endpoint relaunches the service');
   });
@@ -127,7 +127,7 @@ t.test('a reload that removes the service kills its endpoints', async (t) => {
   t.match(await rejection(a.connectEndpoint(endpoint, { protocol: 'com.test.echo' }).call('echo', { text: 'x' })), { code: 'ERR_ENDPOINT_DEAD', data: { reason: 'removed' } });
 });
 
-t.test('a handshake whose service is not the endpoint\'s is refused (wire.md 10.3, wrong-service)', async (t) => {
+t.test('a handshake whose service is not the endpoint\'s is refused (wire.md 11.3, wrong-service)', async (t) => {
   const a = client(t, appA, false);
   const endpoint = await issue(a);
   const socket = createConnection(daemon.socketPath);

@@ -420,10 +420,12 @@ t.test('the densest frames the object limit accepts: heap per wire byte stays ne
   t.same(uncaught, []);
 });
 
-t.test('an answer that outgrows the frame limit when the broker re-encodes it (for a helper\'s outbound call) fails that call only', async (t) => {
+t.test('an answer that outgrows the frame limit when the broker re-encodes it (for a helper\'s routed outbound call) fails that call only', async (t) => {
   const kit = await startBroker({
     root: FIXTURES,
     maxFrameBytes: 256 * 1024,
+    // The routed path (fd 4) is the one that re-encodes; a direct channel passes no frame through the broker.
+    directConnects: false,
     services: [
       { name: 'fuzz', entry: './hardening/fuzz-service.js', protocol: 'com.test.hardening-fuzz', launch: { throttleMs: 0 } },
       { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['fuzz'] },

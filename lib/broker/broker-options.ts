@@ -70,6 +70,13 @@ export interface BrokerOptions {
    * @default 'embedded'
    */
   mode?: 'embedded' | 'daemon';
+  /**
+   * Helper-to-helper calls (`connects`) go over a direct channel the broker
+   * hands both helpers (docs/wire.md, "Helper-to-helper hand-off"); false
+   * routes every such call through the broker, as before.
+   * @default true
+   */
+  directConnects?: boolean;
 }
 
 /** Shape of a config file read by `Broker.fromConfig`. */
@@ -84,7 +91,7 @@ export interface BrokerConfig {
 }
 
 /** The option names a `Broker` accepts. */
-export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'uidRange', 'nodePath', 'clock', 'verifyCode', 'stateDir', 'mode'] as const satisfies readonly (keyof BrokerOptions)[];
+export const BROKER_OPTION_NAMES = ['root', 'protocolsDir', 'profilesDir', 'maxFrameBytes', 'uidRange', 'nodePath', 'clock', 'verifyCode', 'stateDir', 'mode', 'directConnects'] as const satisfies readonly (keyof BrokerOptions)[];
 
 /** {@link BrokerOptions} with every default applied and every path absolute. */
 export interface ResolvedBrokerOptions {
@@ -99,6 +106,7 @@ export interface ResolvedBrokerOptions {
   verifyCode: BrokerOptions['verifyCode'];
   stateDir: string;
   mode: 'embedded' | 'daemon';
+  directConnects: boolean;
 }
 
 const WHERE = 'new Broker(options)';
@@ -129,7 +137,13 @@ export function resolveBrokerOptions(input: BrokerOptions | undefined): Resolved
     verifyCode: checkFunctionOption(options.verifyCode, 'verifyCode', WHERE),
     stateDir: resolve(root, checkStringOption(options.stateDir, 'stateDir', WHERE, 'a directory path') ?? '.bulkhead'),
     mode: options.mode === 'daemon' ? 'daemon' : 'embedded',
+    directConnects: checkBooleanOption(options.directConnects, 'directConnects') ?? true,
   };
+}
+
+function checkBooleanOption(value: unknown, option: string): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  throw bulkheadError('ERR_INVALID_OPTION', `${WHERE}: ${option} must be true or false, got ${typeof value}.`, { option });
 }
 
 function checkDir(dir: unknown, option: string): string {

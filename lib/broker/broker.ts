@@ -17,6 +17,7 @@ import { ScheduleStore } from './schedule-store.js';
 import type { ServiceManifest } from './manifest.js';
 import { runtimeReadPaths } from './package-paths.js';
 import { planReload, type PreparedService } from './reload-plan.js';
+import { PeerLinks } from './peer-links.js';
 import { applyReload } from './reload-transaction.js';
 import { ServiceSupervisor, type ServiceStatus } from './service-supervisor.js';
 import { readBrokerConfig, reloadServices, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
@@ -55,6 +56,8 @@ export class Broker extends Emitter<BrokerEvents> {
   private readonly store: ScheduleStore;
   private readonly implicitReads = runtimeReadPaths();
   private readonly mode: 'embedded' | 'daemon';
+  /** Direct helper-to-helper channels (`connects`). */
+  private readonly peers: PeerLinks;
   private closing: Promise<void> | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
   /** Every supervisor's reports, as this broker's events. */
@@ -73,6 +76,12 @@ export class Broker extends Emitter<BrokerEvents> {
     this.verifyCode = o.verifyCode;
     this.store = new ScheduleStore(o.stateDir);
     this.mode = o.mode;
+    this.peers = new PeerLinks({
+      lookup: (name) => this.services.get(name),
+      connectsOf: (name) => this.manifests.get(name)?.connects ?? (this.manifests.has(name) ? [] : undefined),
+      denied: (caller, target) => this.eventHooks.denied(caller, target),
+      direct: o.directConnects,
+    });
     // Scratch dirs and cgroups of a broker that died without cleaning up (SIGKILL); every launch awaits this too.
     void reapStaleSandboxState().catch(() => undefined);
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
@@ -223,6 +232,8 @@ export class Broker extends Emitter<BrokerEvents> {
     this.manifests.delete(name);
     this.sources.delete(name);
     this.endpoints.died(name, 'removed');
+    // Direct channels to (and from) it end now, not once its helper finished stopping.
+    this.peers.recheck();
     await supervisor.close();
   }
 
@@ -303,6 +314,11 @@ export class Broker extends Emitter<BrokerEvents> {
     const { services, label } = reloadServices(config);
     const wanted = prepareServices(services, label, this.where);
     const plan = planReload(this.manifests, this.services, wanted);
+    // A channel the new config withdraws ends at once (its caller's next call is refused or re-brokered).
+    const recheck = <T>(result: T): T => {
+      this.peers.recheck();
+      return result;
+    };
     return applyReload(plan, wanted, {
       supervisor: (name) => this.supervisor(name),
       create: (prepared) => this.createSupervisor(prepared),
@@ -319,7 +335,7 @@ export class Broker extends Emitter<BrokerEvents> {
       unregister: (name) => this.unregister(name),
       closedError: () => (this.closing === undefined ? undefined : bulkheadError('ERR_CLOSED', 'This broker was closed during the reload; create a new Broker.')),
       log: (service, line) => this.emit('log', { service, pid: this.services.get(service)?.process?.pid ?? -1, stream: 'stderr', line }),
-    });
+    }).then(recheck);
   }
 
   /** Where manifests' names are looked up (service-preparation.ts). */
@@ -366,6 +382,7 @@ export class Broker extends Emitter<BrokerEvents> {
     return new ServiceSupervisor(prepared.resolved, {
       mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
       ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
+      peers: this.peers, serviceNames: () => this.services.keys(),
       brokerRequest: (caller, connects, method, params, grants) => this.endpoints.request(caller, connects, method, params, grants),
     });
   }

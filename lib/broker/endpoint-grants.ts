@@ -1,6 +1,6 @@
 /**
  * What one helper may call beyond its manifest's `connects`: the services of
- * the endpoints it opened (docs/wire.md 10.3). A grant lasts until the helper
+ * the endpoints it opened (docs/wire.md 11.3). A grant lasts until the helper
  * exits or the service's endpoints die; then calls to the service fail with
  * the death's ERR_ENDPOINT_DEAD (not ERR_NOT_PERMITTED), and the calls in
  * flight on it are failed by the router.

@@ -30,6 +30,21 @@ export const MAX_HANDOFF_LINE_BYTES = 4096;
 export interface HandoffPipeHooks {
   /** The helper answered `calls` more calls on its direct channels. */
   answered(calls: number): void;
+  /**
+   * The helper asks for a direct channel to `service` (one it `connects` to);
+   * answer with {@link HandoffPipe.giveOutbound}, `routed` or `refuse`, echoing `req`.
+   */
+  open?(req: number, service: string): void;
+}
+
+/** Longest service name taken from an `open` request (manifest names are far shorter). */
+const MAX_SERVICE_NAME = 256;
+
+let nextChannel = 1;
+
+/** A channel id unique in this broker: a helper may serve daemon clients and other helpers at once. */
+export function nextChannelId(): number {
+  return nextChannel++;
 }
 
 /** What the helper reports about one direct channel. */
@@ -79,9 +94,32 @@ export class HandoffPipe {
    * it; the caller keeps its own copy of `fd` (it may close or shut it down).
    * @throws BulkheadError `ERR_INTERRUPTED` when the helper is gone or lost the descriptor
    */
-  handOff(id: number, fd: number, peer: PeerInfo, listener: DirectChannelListener): Promise<void> {
+  handOff(id: number, fd: number, peer: PeerInfo, listener: DirectChannelListener, options: { events?: boolean } = {}): Promise<void> {
+    // `events: false` (a helper calling this one): service-wide events are for clients, not for calling services.
+    return this.pass({ bulkhead: 'channel', id, peer, ...(options.events === false ? { events: false } : {}) }, id, fd, listener);
+  }
+
+  /**
+   * Gives the helper `fd`, its end of direct channel `id` to `service`, in
+   * answer to its `open` request `req`. Resolves like {@link HandoffPipe.handOff}.
+   */
+  giveOutbound(req: number, id: number, service: string, fd: number, listener: DirectChannelListener): Promise<void> {
+    return this.pass({ bulkhead: 'outbound', req, id, service }, id, fd, listener);
+  }
+
+  /** Answers `open` request `req`: call `service` through the broker (no direct channel). */
+  routed(req: number, service: string): void {
+    this.enqueue({ line: Buffer.from(`${JSON.stringify({ bulkhead: 'routed', req, service })}\n`), fd: undefined });
+  }
+
+  /** Answers `open` request `req` with the reason there is no channel. */
+  refuse(req: number, service: string, error: BulkheadError): void {
+    this.enqueue({ line: Buffer.from(`${JSON.stringify({ bulkhead: 'refused', req, service, error: error.toJSON() })}\n`), fd: undefined });
+  }
+
+  private pass(msg: Record<string, unknown>, id: number, fd: number, listener: DirectChannelListener): Promise<void> {
     this.listeners.set(id, listener);
-    const line = Buffer.from(`${JSON.stringify({ cmd: 'NODE_HANDLE', type: 'net.Socket', msg: { bulkhead: 'channel', id, peer } })}\n`);
+    const line = Buffer.from(`${JSON.stringify({ cmd: 'NODE_HANDLE', type: 'net.Socket', msg })}\n`);
     return new Promise((resolve, reject) => {
       this.enqueue({ line, fd, settle: (error) => (error === undefined ? resolve() : reject(error)) });
     });
@@ -160,6 +198,11 @@ export class HandoffPipe {
       return;
     }
     // The helper runtime's reports travel as Node IPC messages too: {"bulkhead":"tally",...}.
+    if (m['bulkhead'] === 'open') {
+      const service = m['service'];
+      if (isCount(m['req']) && typeof service === 'string' && service.length <= MAX_SERVICE_NAME) this.hooks.open?.(m['req'], service);
+      return;
+    }
     const id = m['id'];
     if (!isCount(id)) return;
     if (m['bulkhead'] === 'tally' && isCount(m['calls']) && isCount(m['inFlight'])) {

@@ -55,6 +55,8 @@ export class HelperProcess {
   private outboundChannel: FramedChannel | undefined;
   /** Route ranges whose peer binding this helper has received. */
   readonly boundRoutes = new Set<number>();
+  /** Services this helper's calls went to through the broker (its outbound routes), for status. */
+  readonly routedTargets = new Set<string>();
   /** Ids of routed calls (daemon clients, calling services) sent to this helper and not answered yet. */
   readonly routedCalls = new Set<number>();
   /** When the last frame from the helper arrived (performance.now()), or undefined before it was ready. */
@@ -83,7 +85,13 @@ export class HelperProcess {
         detached: true,
       });
     } finally {
-      this.handoffPipe = handoff?.spawned({ answered: (calls) => void (this.callsAnswered += calls) });
+      this.handoffPipe = handoff?.spawned({
+        answered: (calls) => void (this.callsAnswered += calls),
+        // The request itself shows the runtime took the pipe, even before its hello says so.
+        open: (req, service) => {
+          if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
+        },
+      });
     }
     const pid = this.child.pid ?? -1;
     this.stderr = new LineRing(50, 4096, (line) => hooks.log('stderr', line, pid));
@@ -185,6 +193,11 @@ export class HelperProcess {
   /** OS process id (of the outermost wrapper when sandboxed). */
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** True when the helper has a hand-off pipe and its hello said it takes channels on it (even after it exited). */
+  get takesChannels(): boolean {
+    return this.takesHandoff && this.handoffPipe !== undefined;
   }
 
   /** The pipe to pass this helper direct channels on, once its hello said it takes them; else undefined. */

@@ -5,6 +5,8 @@
  * so the contract between supervisor and helper reads on one page.
  * @module
  */
+import type { HandoffPipe } from './handoff-pipe.js';
+import type { HelperProcess } from './helper-process.js';
 import type { RpcClientHooks } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
@@ -46,6 +48,11 @@ export interface HelperSpawnOptions {
    * @default false
    */
   handoff?: boolean;
+  /**
+   * With a hand-off pipe: the helper asked on it for a direct channel to
+   * `service` (request `req`); answer on `pipe`.
+   */
+  peerOpen?: (helper: HelperProcess, pipe: HandoffPipe, req: number, service: string) => void;
   /** Given the helper's outbound channel (fd 4) when it may call other services. */
   outbound?: (channel: FramedChannel, pid: number | undefined) => void;
   /** Takes frames that belong to routed daemon clients; returns false for the broker's own. */

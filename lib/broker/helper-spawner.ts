@@ -19,6 +19,7 @@ import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { warmPlannedCompileCache } from './compile-cache.js';
 import { HelperProcess } from './helper-process.js';
+import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
 import { SparePool, type LaunchedHelper } from './spare-pool.js';
@@ -158,8 +159,14 @@ export class HelperSpawner {
       plan: withParentDeathSignal(plan),
       protocol: this.protocol,
       spare,
-      // Daemon clients get channels of their own to the helper (lib/daemon/direct-session.ts).
-      handoff: ctx.mode === 'daemon',
+      // Daemon clients get channels of their own to the helper (lib/daemon/direct-session.ts),
+      // and so do helpers calling it or called by it (peer-links.ts).
+      handoff: ctx.mode === 'daemon' || ctx.peers?.wantsPipe(service, connects, ctx.serviceNames?.() ?? []) === true,
+      ...(ctx.peers === undefined ? {} : {
+        peerOpen: (caller: HelperProcess, pipe: HandoffPipe, req: number, target: string) => {
+          ctx.peers?.open({ service, helper: caller, pipe }, req, target);
+        },
+      }),
       maxFrameBytes: ctx.maxFrameBytes,
       maxInFlight: manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight,
       maxQueued: manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued,
@@ -184,7 +191,7 @@ export class HelperSpawner {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
           new OutboundRouter(channel, { service, pid, connects }, {
-            lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target),
+            lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target), routing: (target) => helper.routedTargets.add(target),
             ...(ctx.brokerRequest === undefined ? {} : { brokerRequest: ctx.brokerRequest.bind(ctx) }),
           });
         },

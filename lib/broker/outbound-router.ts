@@ -27,6 +27,8 @@ export interface OutboundCaller {
 export interface OutboundContext {
   lookup(service: string): RoutableService | undefined;
   denied(caller: string, target: string): void;
+  /** A route to `target` was opened (status shows the path). Optional. */
+  routing?(target: string): void;
   /** A request to the broker itself (`meta.service` = BROKER_TARGET, broker-endpoints.ts); throws a BulkheadError to refuse. */
   brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
 }
@@ -108,14 +110,18 @@ class OutboundRoute implements RouteTarget {
     // Broadcast events are for the service's clients, not for services calling it.
   }
 
-  interrupted(error: BulkheadError): void {
-    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
-    this.toCaller.clear();
-    this.toRoute.clear();
+  interrupted(error: BulkheadError, ids: readonly number[]): void {
+    for (const routeId of ids) {
+      const callerId = this.forget(routeId);
+      if (callerId !== undefined) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    }
   }
 
   invalidated(error: BulkheadError): void {
-    this.interrupted(error);
+    // The service can never be reached again: calls waiting for a launch hear it too.
+    for (const callerId of this.toCaller.values()) this.channel.send({ kind: 'error', id: callerId, error: error.toJSON() });
+    this.toCaller.clear();
+    this.toRoute.clear();
   }
 
   close(): void {
@@ -147,7 +153,7 @@ export class OutboundRouter {
     if (route === undefined) return;
     this.routes.delete(service);
     route.close(); // cancels the calls in the target helper first
-    route.interrupted(error);
+    route.invalidated(error);
   }
 
   private receive(envelope: Envelope): void {
@@ -205,6 +211,7 @@ export class OutboundRouter {
         return fail(err as BulkheadError);
       }
       this.routes.set(target, route);
+      this.ctx.routing?.(target);
     }
     const routeId = route.map(envelope.id);
     // The deadline and the trace travel on to the target; the routing field stays here.

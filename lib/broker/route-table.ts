@@ -5,8 +5,7 @@
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import { encodeEnvelope, ID_RANGE_SIZE, KIND, type Envelope } from '../wire/envelope.js';
-import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
+import { ID_RANGE_SIZE, KIND, type Envelope } from '../wire/envelope.js';
 import type { HelperProcess } from './helper-process.js';
 import type { RouteTarget } from './route.js';
 
@@ -68,15 +67,25 @@ export class RouteTable {
   }
 
   /**
-   * A helper a restart retired exited: the routed calls it never answered
-   * fail with `error` (calls of its successor are not touched).
+   * `helper` exited: each route hears which of its calls that helper held and
+   * never answered (they fail with `error`). Calls still waiting for a launch
+   * are not among them: their forward() settles them with the launch's outcome.
+   * `everyRoute`: routes without such calls hear it too (the service's current
+   * helper went; a retired one's exit concerns only the calls it still held).
    */
-  failCallsOf(helper: HelperProcess, error: BulkheadError): void {
+  interruptCallsOf(helper: HelperProcess, error: BulkheadError, everyRoute: boolean): void {
+    const held = new Map<number, number[]>();
     for (const id of helper.routedCalls) {
-      const envelope: Envelope = { kind: 'error', id, error: error.toJSON() };
-      this.routes.get(Math.floor(id / ID_RANGE_SIZE))?.deliver(envelope, encodeEnvelope(envelope).subarray(FRAME_HEADER_BYTES));
+      const range = Math.floor(id / ID_RANGE_SIZE);
+      const ids = held.get(range);
+      if (ids === undefined) held.set(range, [id]);
+      else ids.push(id);
     }
     helper.routedCalls.clear();
+    for (const [range, target] of [...this.routes]) {
+      const ids = held.get(range);
+      if (ids !== undefined || everyRoute) target.interrupted(error, ids ?? []);
+    }
   }
 
   /** Removes a route; false when it was not open. */
@@ -120,11 +129,6 @@ export class RouteTable {
     if (range === 0) return false;
     this.routes.get(range)?.deliver(envelope, body);
     return true;
-  }
-
-  /** The helper stopped: every route's calls in flight fail with `error`. */
-  interruptAll(error: BulkheadError): void {
-    for (const target of this.routes.values()) target.interrupted(error);
   }
 
   /** The service can never be reached: every route hears it. `clear` also forgets them. */

@@ -17,8 +17,12 @@ export interface RouteTarget {
   deliver(envelope: Envelope, body: Buffer): void;
   /** An event the service sent to every client. */
   broadcast(body: Buffer): void;
-  /** The helper stopped: the route's calls in flight failed with `error`. */
-  interrupted(error: BulkheadError): void;
+  /**
+   * A helper of the service exited: `ids` are this route's calls it held
+   * (handed to it, not answered); they fail with `error`. Calls still waiting
+   * for a launch are not among them (the launch's outcome answers them).
+   */
+  interrupted(error: BulkheadError, ids: readonly number[]): void;
   /** The service can never be reached again. */
   invalidated(error: BulkheadError): void;
   /** Calls of this route sent to the helper and not yet answered. */

@@ -26,8 +26,8 @@ const tunables = (spec: LaunchSpec): LaunchTunables => ({ ...LAUNCH_DEFAULTS, ..
 
 /** Who hears of a service's life: its connections, routes and launch automation (the supervisor). */
 export interface LifecycleAudience extends Pick<SpawnerHooks, 'connections' | 'route'> {
-  /** The current helper exited: calls in flight fail with `error`; `unexpected`: connections hear of it too. */
-  interrupted(error: BulkheadError, unexpected: boolean): void;
+  /** The current helper `helper` exited: the calls it held fail with `error`; `unexpected`: connections hear of it too. */
+  interrupted(helper: HelperProcess, error: BulkheadError, unexpected: boolean): void;
   /** A helper a restart retired exited: its calls still in flight fail with `error`. */
   retiredExited(helper: HelperProcess, error: BulkheadError): void;
   /** The service was marked failed. */
@@ -330,7 +330,7 @@ export class ServiceLifecycle {
     this.exits.lastExit = info;
     this.ctx.exited(this.service, info);
     const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, { service: this.service, ...exitData(info) });
-    this.audience.interrupted(interruption, wasRunning && !info.requested);
+    this.audience.interrupted(helper, interruption, wasRunning && !info.requested);
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
     const tripped = this.exits.exited(info, this.exitIsExpected && info.code === 0);
     if (tripped !== undefined) this.fail(tripped);

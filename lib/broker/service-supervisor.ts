@@ -46,11 +46,11 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     this.life = new ServiceLifecycle(this.service, this.protocol, resolved, ctx, {
       connections: () => this.connections,
       route: (envelope, body) => this.routes.deliver(envelope, body),
-      interrupted: (error, unexpected) => {
-        this.routes.interruptAll(error);
+      interrupted: (helper, error, unexpected) => {
+        this.routes.interruptCallsOf(helper, error, true);
         if (unexpected) for (const connection of this.connections) connection.notifyInterrupted(error);
       },
-      retiredExited: (helper, error) => this.routes.failCallsOf(helper, error),
+      retiredExited: (helper, error) => this.routes.interruptCallsOf(helper, error, false),
       failed: (error) => {
         for (const connection of this.connections) connection.notifyInvalidated(error);
         this.routes.invalidateAll(error);
@@ -223,6 +223,7 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
       rssBytes: usage?.rssBytes ?? null,
       cpuPercent: usage?.cpuPercent ?? null,
       callsServed: helper?.callsAnswered ?? 0,
+      outbound: helper === undefined ? {} : outboundPaths(helper.routedTargets, this.ctx.peers?.targetsOf(helper) ?? []),
       unresponsiveMs: helper !== undefined && helper.rpc.usable ? helper.unresponsiveMs : null,
       nextAttemptAt: life.nextAttemptAt,
     };
@@ -266,4 +267,12 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private closedError(): BulkheadError {
     return bulkheadError('ERR_CLOSED', `The broker is closed; ${this.service} can no longer be reached. Create a new Broker.`);
   }
+}
+
+/** Each target a helper calls, and its path (a live direct channel wins over an old route). */
+function outboundPaths(routed: Iterable<string>, direct: Iterable<string>): Record<string, 'direct' | 'routed'> {
+  const paths: Record<string, 'direct' | 'routed'> = {};
+  for (const target of routed) paths[target] = 'routed';
+  for (const target of direct) paths[target] = 'direct';
+  return paths;
 }

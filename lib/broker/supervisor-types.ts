@@ -4,6 +4,7 @@
  * @module
  */
 import type { EndpointGrants } from './endpoint-grants.js';
+import type { PeerLinks } from './peer-links.js';
 import type { SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { EnforcementReport, SandboxProfileRef } from '../sandbox/index.js';
@@ -51,6 +52,12 @@ export interface ServiceStatus {
   /** Calls the running helper has answered (replies and errors) since it launched; 0 when none runs. */
   callsServed: number;
   /**
+   * The services the running helper calls (`connects`) and the path each
+   * takes: `direct` (a channel of its own, see docs/wire.md "Helper-to-helper
+   * hand-off") or `routed` (through the broker). Empty until its first call.
+   */
+  outbound: Record<string, 'direct' | 'routed'>;
+  /**
    * How long the running helper's event loop has been silent past its
    * heartbeat, in ms (0: it answers; growing: a handler blocks it; launch.watchdogMs
    * kills it past that). Null when no helper is ready.
@@ -90,7 +97,11 @@ export interface SupervisorContext {
   lookup(service: string): RoutableService | undefined;
   /** A helper was refused a call to another service. */
   denied(caller: string, target: string): void;
-  /** A helper's request to the broker itself (BROKER_TARGET: minting an endpoint); returns the result or throws a BulkheadError. */
+  /** The broker's direct helper-to-helper channels (peer-links.ts); undefined: `connects` are routed. */
+  peers?: PeerLinks | undefined;
+  /** Names of the registered services (who may call whom decides which helpers get a hand-off pipe). */
+  serviceNames?(): Iterable<string>;
+  /** A helper's request to the broker itself (BROKER_TARGET: minting or opening an endpoint); returns the result or throws a BulkheadError. */
   brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;

@@ -7,16 +7,16 @@
  * cannot name itself). The helper reports its counts back on the same pipe,
  * so `bulkhead ps` still shows calls and calls in flight.
  *
- * The pipe is Node's own IPC channel (`child_process` framing, opened on the
- * fd the broker names), so a helper needs no FFI to receive descriptors.
+ * The pipe (helper-pipe.ts) is Node's own IPC channel, so a helper needs no
+ * FFI to receive descriptors.
  * @module
  */
-import * as childProcess from 'node:child_process';
 import { Socket } from 'node:net';
 import type { PeerInfo } from '../wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
+import { onPipeMessage, openHelperPipe, sendOnPipe } from './helper-pipe.js';
 
 /** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
 export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
@@ -33,6 +33,8 @@ const MAX_PEER_NAME = 1024;
 /** The direct channels a helper serves. */
 export class DirectChannels {
   private readonly servers = new Map<number, RpcServer>();
+  /** Channels from other helpers (`connects`): they get no service-wide events, as on the routed path. */
+  private readonly noEvents = new Set<number>();
   /** Per channel: calls answered since its last report, and the in-flight count last reported. */
   private readonly unreported = new Map<number, { answered: number; inFlight: number }>();
   private tallyTimer: NodeJS.Timeout | undefined;
@@ -44,9 +46,8 @@ export class DirectChannels {
     private readonly channelOptions: FramedChannelOptions,
     private readonly serverOptions: RpcServerOptions,
   ) {
-    process.on('message', (message: unknown, handle: unknown) => this.receive(message, handle));
-    // The broker channel (fd 3) decides how long the helper lives, not this pipe.
-    (process.channel as { unref?: () => void } | undefined)?.unref?.();
+    onPipeMessage('channel', (message, handle) => this.receive(message, handle));
+    onPipeMessage('close', (message) => this.receive(message, undefined));
   }
 
   /**
@@ -54,11 +55,7 @@ export class DirectChannels {
    * @returns undefined when this Node cannot open an IPC pipe (the broker then routes this helper's clients)
    */
   static open(fd: number, makeServer: DirectServerFactory, channelOptions: FramedChannelOptions, serverOptions: RpcServerOptions): DirectChannels | undefined {
-    // The same call Node makes at start-up for NODE_CHANNEL_FD; made here so no wrapper process
-    // between the broker and this node (bubblewrap, the Landlock step) can take the pipe first.
-    const forkChild = (childProcess as unknown as { _forkChild?: (fd: number, mode: string) => void })._forkChild;
-    if (typeof forkChild !== 'function' || process.channel !== undefined) return undefined;
-    forkChild(fd, 'json');
+    if (!openHelperPipe(fd)) return undefined;
     return new DirectChannels(makeServer, channelOptions, serverOptions);
   }
 
@@ -81,9 +78,11 @@ export class DirectChannels {
     return this.servers.size;
   }
 
-  /** Sends a service-wide event to every direct client (each paced by its own channel). */
+  /** Sends a service-wide event to every direct client (each paced by its own channel); not to calling services. */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
-    return [...this.servers.values()].map((server) => server.broadcast(name, payload));
+    const sent: Array<Promise<void>> = [];
+    for (const [id, server] of this.servers) if (!this.noEvents.has(id)) sent.push(server.broadcast(name, payload));
+    return sent;
   }
 
   /**
@@ -100,23 +99,19 @@ export class DirectChannels {
     return new Promise((resolve) => this.retiring!.push(resolve));
   }
 
-  private receive(message: unknown, handle: unknown): void {
-    if (typeof message !== 'object' || message === null) return;
-    const m = message as Record<string, unknown>;
+  /** A `channel` (with its socket) or a `close` from the pipe; returns whether the handle was taken. */
+  private receive(m: Record<string, unknown>, handle: unknown): boolean {
     const id = m['id'];
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return false;
     if (m['bulkhead'] === 'channel' && handle instanceof Socket) {
       const peer = peerOf(m['peer']);
-      if (peer === undefined || this.servers.has(id)) {
-        handle.destroy();
-        return;
-      }
+      if (peer === undefined || this.servers.has(id)) return false;
       this.accept(id, handle, peer);
-    } else if (m['bulkhead'] === 'close') {
-      this.servers.get(id)?.channel.destroy();
-    } else if (handle instanceof Socket) {
-      handle.destroy();
+      if (m['events'] === false) this.noEvents.add(id);
+      return true;
     }
+    if (m['bulkhead'] === 'close') this.servers.get(id)?.channel.destroy();
+    return false;
   }
 
   private accept(id: number, socket: Socket, peer: PeerInfo): void {
@@ -131,6 +126,7 @@ export class DirectChannels {
       closed: () => {
         if (this.servers.get(id) !== server) return;
         this.servers.delete(id);
+        this.noEvents.delete(id);
         this.flushTally(); // its last answers count too
         this.send({ bulkhead: 'closed', id });
         if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
@@ -169,11 +165,7 @@ export class DirectChannels {
 
   private send(message: Record<string, unknown>): void {
     // The broker may be gone (then fd 3 closes and the helper exits); a lost report is harmless.
-    try {
-      process.send?.(message, undefined, {}, () => undefined); // a callback takes the error instead of an 'error' event
-    } catch {
-      // The pipe is closed.
-    }
+    sendOnPipe(message);
   }
 }
 

@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { describeExit, exitData, type ExitInfo } from '../broker/exit-report.js';
 import { requireFdPassing, socketDescriptor, type FdPassing } from '../broker/fd-passing.js';
-import type { HandoffPipe } from '../broker/handoff-pipe.js';
+import { nextChannelId, type HandoffPipe } from '../broker/handoff-pipe.js';
 import type { RoutableService, RouteTarget } from '../broker/route.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import { encodeItem } from '../wire/codec.js';
@@ -47,12 +47,10 @@ export interface DirectHost extends RoutableService {
 /** How a {@link DirectSession.start} went. */
 export type HandoffStart = 'direct' | 'not-sent' | 'broken';
 
-let nextChannelId = 1;
-
 /** A client's direct channel to one service, daemon side. */
 export class DirectSession implements RouteTarget {
   readonly range: number;
-  readonly id = nextChannelId++;
+  readonly id = nextChannelId();
   private readonly fds: FdPassing;
   /** The daemon's copy of the helper's end: its authority over the channel. */
   private helperEnd: number | undefined;

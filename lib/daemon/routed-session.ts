@@ -31,8 +31,6 @@ export const MAX_ROUTED_IN_FLIGHT = 1024;
 export class RoutedSession implements RouteTarget {
   readonly range: number;
   private readonly inFlight = new Set<number>();
-  /** Calls not yet handed to a helper (it is launching): a failed launch answers them, not the exit. */
-  private readonly awaitingHelper = new Set<number>();
   private helloSeen = false;
   private closed = false;
   private readonly flow: SessionFlow;
@@ -91,24 +89,23 @@ export class RoutedSession implements RouteTarget {
   }
 
   /** @inheritdoc */
-  interrupted(error: BulkheadError): void {
-    this.answerInFlight(error, false);
+  interrupted(error: BulkheadError, ids: readonly number[]): void {
+    this.answer(error, ids);
   }
 
-  /** Fails the calls in flight with `error`; those still waiting for a helper only when `all`. */
-  private answerInFlight(error: BulkheadError, all: boolean): void {
+  /** Fails those of `ids` still in flight with `error`. */
+  private answer(error: BulkheadError, ids: Iterable<number>): void {
     const wire = forDaemonClient(error, this.supervisor.service).toJSON();
-    for (const id of this.inFlight) {
-      if (!all && this.awaitingHelper.has(id)) continue;
+    for (const id of [...ids]) {
+      if (!this.inFlight.delete(id)) continue;
       this.channel.send({ kind: 'error', id, error: wire });
-      this.inFlight.delete(id);
     }
   }
 
   /** @inheritdoc */
   invalidated(error: BulkheadError): void {
     // The service can never be reached again: calls waiting for a helper get this reason too.
-    this.answerInFlight(error, true);
+    this.answer(error, this.inFlight);
     this.channel.fail(forDaemonClient(error, this.supervisor.service));
     this.close();
   }
@@ -155,9 +152,7 @@ export class RoutedSession implements RouteTarget {
           return;
         }
         this.inFlight.add(id);
-        this.awaitingHelper.add(id);
-        this.supervisor.forward(this.range, body, { id, method }).then(() => this.awaitingHelper.delete(id), (err: unknown) => {
-          this.awaitingHelper.delete(id);
+        this.supervisor.forward(this.range, body, { id, method }).catch((err: unknown) => {
           if (!this.inFlight.delete(id)) return;
           const error = isBulkheadError(err) ? forDaemonClient(err, this.supervisor.service) : bulkheadError('ERR_LAUNCH_FAILED', `${this.supervisor.service} could not take the call because of a fault on the daemon's side; its administrator finds the cause in \`bulkhead logs\`.`);
           this.channel.send({ kind: 'error', id, error: error.toJSON() });
