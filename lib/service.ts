@@ -21,7 +21,7 @@ import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-s
 import { loadPrecompiledValidators } from './protocol/precompiled.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
-import { CompiledProtocol } from './protocol/compiled-protocol.js';
+import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
@@ -32,14 +32,16 @@ import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
 import { openHelperPipe } from './connection/helper-pipe.js';
 import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
-import { ID_RANGE_SIZE, type PeerInfo } from './wire/envelope.js';
+import { ID_RANGE_SIZE } from './wire/envelope.js';
 import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
-import { isEndpoint, type Endpoint } from './protocol/endpoint-keyword.js';
+import type { Endpoint } from './protocol/endpoint-keyword.js';
+import { openEndpoint, requestMint, type EndpointReceiver, type MintEndpointOptions } from './connection/endpoint-client.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
 export type { Endpoint } from './protocol/endpoint-keyword.js';
+export type { EndpointReceiver, MintEndpointOptions } from './connection/endpoint-client.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
@@ -171,22 +173,6 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
 }
 
 /**
- * The Connection side of a target service's client on the outbound channel,
- * routed by the broker (endpoint connections: the broker's router checks
- * the grant on every call, so they never take a direct channel).
- */
-function outboundEndpoint(service: string, client: RpcClient): ServiceEndpoint {
-  return {
-    service,
-    protocol: client.protocol,
-    callMeta: { service },
-    current: () => client,
-    acquire: () => Promise.resolve(client),
-    detach: () => {},
-  };
-}
-
-/**
  * Opens a connection from an endpoint minted for this service (a field typed
  * `Endpoint<'S'>` in a result, params or event it received): the broker checks
  * that this service is the receiver and that S lives, then routes this
@@ -196,19 +182,8 @@ function outboundEndpoint(service: string, client: RpcClient): ServiceEndpoint {
  * @throws BulkheadError `ERR_ENDPOINT_INVALID`, `ERR_ENDPOINT_NOT_YOURS`, `ERR_ENDPOINT_DEAD`, `ERR_NOT_PERMITTED` (no outbound channel)
  */
 export async function connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint): Promise<Connection<P>> {
-  if (!isEndpoint(endpoint)) throw bulkheadError('ERR_ENDPOINT_INVALID', 'Not an endpoint: expected { service, token } exactly as the issuing service passed it on.', { reason: 'malformed' });
   outbound ??= openOutbound();
-  const { channel, targets, broker } = outbound;
-  const service = endpoint.service;
-  const answer = await broker.request('openEndpoint', { endpoint: { service, token: endpoint.token } }) as { document?: unknown };
-  let rpc = targets.get(service);
-  if (rpc === undefined) {
-    // The broker's copy of the service's protocol: this helper validates the service's answers against it.
-    const protocol = CompiledProtocol.from(answer.document, `protocol of ${service} (from the broker)`, { eager: false });
-    rpc = new RpcClient(channel, protocol, { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
-    targets.set(service, rpc);
-  }
-  return new Connection<P>(outboundEndpoint(service, rpc));
+  return new Connection<P>(await openEndpoint(outbound, endpoint));
 }
 
 /**
@@ -250,23 +225,6 @@ function openOutbound(): NonNullable<typeof outbound> {
 }
 
 /**
- * Who an endpoint is for: the peer a handler is answering (`ctx.peer`, as the
- * broker verified it), another service (`{ service }`), or a daemon client
- * identity (`{ client, uid? }`).
- */
-export type EndpointReceiver = PeerInfo | { service: string } | { client: string; uid?: number };
-
-/** Options of {@link mintEndpoint}. */
-export interface MintEndpointOptions {
-  /**
-   * How long the endpoint may wait to be opened, in ms (at most 1 h); once
-   * opened it lives as long as its service.
-   * @default 300000
-   */
-  ttlMs?: number;
-}
-
-/**
  * Asks the broker for an endpoint to `service` bound to `receiver`, to return
  * or send in a field the protocol types `{ "x-bulkhead-endpoint": service }`.
  * The receiver opens a connection from it (`broker.connectEndpoint(ep)`, or
@@ -282,17 +240,7 @@ export interface MintEndpointOptions {
  */
 export async function mintEndpoint<S extends string>(service: S, receiver: EndpointReceiver, options: MintEndpointOptions = {}): Promise<Endpoint<S>> {
   outbound ??= openOutbound();
-  const result = await outbound.broker.request('mintEndpoint', { service, receiver: receiverOnWire(receiver), ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }) });
-  if (!isEndpoint(result, service)) throw bulkheadError('ERR_BAD_FRAME', `The broker answered mintEndpoint for ${service} with something that is not an endpoint.`);
-  return result as Endpoint<S>;
-}
-
-/** The wire form of a receiver (docs/wire.md, "Endpoints"): a peer with a uid is a daemon client, "main-app" the embedding app, any other peer a service. */
-function receiverOnWire(receiver: EndpointReceiver): Record<string, unknown> {
-  if ('client' in receiver) return { kind: 'client', name: receiver.client, ...(receiver.uid === undefined ? {} : { uid: receiver.uid }) };
-  if ('service' in receiver) return { kind: 'service', name: receiver.service };
-  if (receiver.uid !== undefined) return { kind: 'client', name: receiver.name, uid: receiver.uid };
-  return receiver.name === 'main-app' ? { kind: 'app' } : { kind: 'service', name: receiver.name };
+  return await requestMint(outbound.broker, service, receiver, options);
 }
 
 /**

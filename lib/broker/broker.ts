@@ -97,10 +97,8 @@ export class Broker extends Emitter<BrokerEvents> {
   readonly endpoints: BrokerEndpoints;
 
   /**
-   * Opens a connection from an endpoint a service minted for the embedding
-   * app (a field typed `Endpoint<'S'>` in its result or event). It works like
-   * `connect(S)` until S is stopped, removed or fails; then it is closed with
-   * ERR_ENDPOINT_DEAD.
+   * Opens a connection from an endpoint a service minted for the embedding app (a field typed
+   * `Endpoint<'S'>`): like `connect(S)` until S is stopped, removed or fails (then ERR_ENDPOINT_DEAD).
    * @throws BulkheadError `ERR_ENDPOINT_INVALID` (malformed, forged, expired), `ERR_ENDPOINT_NOT_YOURS` (bound to another receiver), `ERR_ENDPOINT_DEAD`, `ERR_CLOSED`, `ERR_INVALID_OPTION`
    */
   connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint, options: ConnectionOptions = {}): Connection<P> {
