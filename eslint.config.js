@@ -124,10 +124,11 @@ export default defineConfig(
   {
     // Every environment variable name has one home: what a broker sets for its helpers is HELPER_ENV
     // (lib/wire/helper-env.ts, the helper environment contract), a `bulkhead` CLI setting is CLI_ENV
-    // (lib/cli/cli-env.ts), the cgroup delegation setting is CGROUP_ENV (lib/sandbox/cgroup-probe.ts).
+    // (lib/cli/cli-env.ts), the cgroup delegation setting is CGROUP_ENV (lib/sandbox/cgroup-probe.ts), the
+    // resolv.conf files a `full` helper's DNS is planned from are RESOLV_*_ENV (lib/sandbox/pasta-dns.ts).
     // Elsewhere a BULKHEAD_* name written as a string or a plain object key is refused.
     files: ['lib/**/*.ts'],
-    ignores: ['lib/wire/helper-env.ts', 'lib/cli/cli-env.ts', 'lib/sandbox/cgroup-probe.ts'],
+    ignores: ['lib/wire/helper-env.ts', 'lib/cli/cli-env.ts', 'lib/sandbox/cgroup-probe.ts', 'lib/sandbox/pasta-dns.ts'],
     rules: {
       'no-restricted-syntax': [
         'error',

@@ -120,6 +120,10 @@ async function main(): Promise<void> {
     });
   };
   without('pure-compute', 'without seccomp', (p) => ({ ...p, kernel: { ...p.kernel, seccompProblem: 'bench' } }));
+  // The exec guard: a node pre-exec stage (lib/sandbox/exec-guard*.ts) for every profile with children off.
+  without('pure-compute', 'without the exec guard', (p) => ({ ...p, kernel: { ...p.kernel, execGuardProblem: 'bench' } }));
+  without('pure-compute', 'with the exec guard\'s node stage', (p) => ({ ...p, kernel: { ...p.kernel, execGuardNative: null } }));
+  without('network-client', 'without the exec guard', (p) => ({ ...p, kernel: { ...p.kernel, execGuardProblem: 'bench' } }));
   // network "full": pasta (its own netns) is the default; without it, the Landlock scope pre-exec step; without both, the host's netns.
   without('network-client', 'without pasta (Landlock scope pre-exec step instead)', (p) => ({ ...p, pasta: null }));
   without('network-client', 'without pasta and Landlock (host netns)', (p) => ({ ...p, pasta: null, kernel: { ...p.kernel, landlockAbi: 0 } }));

@@ -7,7 +7,7 @@ import { parseProfile } from '../lib/sandbox/index.js';
 
 const probe = (isRoot: boolean): HostProbe => ({
   isRoot, uid: isRoot ? 0 : 1000, bwrap: '/usr/bin/bwrap', bwrapTmpfsSize: true, bwrapDisableUserns: true, bwrapProblem: null, userNamespaces: true,
-  kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0 },
+  kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0, execGuardProblem: 'not needed by these tests' },
   unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', pasta: null, env: '/usr/bin/env', sh: '/bin/sh',
   node: { flag: '--permission', allowAddons: true, disableWarning: true, allowNet: false, major: 24, isolateReserveMiB: isolateReserveMiB(24) },
   runtimeRoots: [{ path: '/usr', symlink: null }, { path: '/lib', symlink: 'usr/lib' }],

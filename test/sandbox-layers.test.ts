@@ -35,7 +35,7 @@ t.test('strict profile on a host without bubblewrap: the launch fails closed, na
   t.equal(err.data['rule'], 'isolation', 'the first rule no layer enforces');
   t.match(String(err.data['missing']), /^bubblewrap \(bubblewrap \(bwrap\) is not installed; apt-get install -y bubblewrap\)$/);
   t.match(err.message, /rule "isolation": missing layer bubblewrap/);
-  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['isolation', 'limits.scratchMiB', 'syscalls.namespaces', 'syscalls.keyring', 'syscalls.ptrace', 'syscalls.kernel', 'syscalls.mount', 'syscalls.ioUring', 'syscalls.sockets']);
+  t.same((err.data['rules'] as { rule: string }[]).map((r) => r.rule), ['isolation', 'limits.scratchMiB', 'syscalls.namespaces', 'syscalls.keyring', 'syscalls.ptrace', 'syscalls.kernel', 'syscalls.mount', 'syscalls.ioUring', 'syscalls.sockets', 'processes.exec']);
   t.match(String((err.data['rules'] as { rule: string; missing: string }[])[2]!.missing), /^bubblewrap \(it loads the seccomp filter/);
   t.equal(kit.status('strict').launches, 0, 'nothing was spawned');
 });

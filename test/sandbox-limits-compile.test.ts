@@ -14,7 +14,7 @@ const probe = (over: { major?: number; cgroup?: boolean; allowNet?: boolean } = 
   const major = over.major ?? 24;
   return {
     isRoot: true, uid: 0, bwrap: '/usr/bin/bwrap', bwrapTmpfsSize: true, bwrapDisableUserns: true, bwrapProblem: null, userNamespaces: true,
-    kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0 },
+    kernel: { seccompProblem: 'not needed by these tests', libseccomp: null, landlockAbi: 0, execGuardProblem: 'not needed by these tests' },
     unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', prlimit: '/usr/bin/prlimit', pasta: null, env: '/usr/bin/env', sh: '/bin/sh',
     node: { flag: major >= 22 ? '--permission' : '--experimental-permission', allowAddons: true, disableWarning: true, allowNet: over.allowNet ?? major >= 25, major, isolateReserveMiB: isolateReserveMiB(major) },
     runtimeRoots: [{ path: '/usr', symlink: null }],

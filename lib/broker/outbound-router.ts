@@ -1,5 +1,8 @@
 /**
- * A helper calling other services (its manifest's `connects`): calls arrive on
+ * A helper calling other services (its manifest's `connects`) through the
+ * broker: the fallback where no direct channel can be handed over (see
+ * peer-links.ts; the caller or the target takes no channels, or the broker
+ * runs with `directConnects: false`). Calls arrive on
  * the helper's outbound channel (fd 4) naming their target in `meta.service`.
  * The broker checks the target is allowed, then routes the call like a daemon
  * client's, on a route of its own (so the target's handler sees the calling

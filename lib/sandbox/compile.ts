@@ -287,7 +287,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   if (bwrap !== null) {
     const args = bwrapArgs({
       profile, probe, reads: readList, writes: writeList, nodePath: nodeCommand[0]!, scratch: input.scratch, scratchTmp: input.scratchTmp,
-      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads,
+      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides,
     });
     chain = [bwrap, ...args, '--', ...chain];
   }
@@ -333,6 +333,8 @@ export interface BwrapArgsOptions {
   kernelArgs: readonly string[];
   /** Files the kernel layers need inside the sandbox (the Landlock pre-exec wrapper). */
   kernelReads: readonly string[];
+  /** Files bound over paths of /etc instead of the host's (destination → source); e.g. the helper's resolv.conf behind pasta. */
+  etcOverrides?: ReadonlyMap<string, string>;
 }
 
 /** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
@@ -354,10 +356,13 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
   const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
   args.push('--proc', '/proc', '--dev', '/dev');
 
-  type Bind = { path: string; mode: 'ro' | 'rw' | 'ro-try' };
+  type Bind = { path: string; mode: 'ro' | 'rw' | 'ro-try'; source?: string };
   const binds: Bind[] = [
     ...pruneNested([...reads, ...extraReads]).filter((p) => !covered(p) && !writes.some((w) => isWithin(p, w))).map((path): Bind => ({ path, mode: 'ro' })),
-    ...etc.map((path): Bind => ({ path, mode: 'ro-try' })),
+    ...etc.map((path): Bind => {
+      const source = options.etcOverrides?.get(path);
+      return source === undefined ? { path, mode: 'ro-try' } : { path, mode: 'ro', source };
+    }),
     ...writes.map((path): Bind => ({ path, mode: 'rw' })),
   ];
   // bwrap creates missing mount points as 0700 dirs, which a dropped uid cannot traverse: create them 0755 first.
@@ -367,8 +372,8 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
   // Parents before children, so a writable dir inside a read-only one stays writable.
   binds.sort((a, b) => a.path.length - b.path.length);
   for (const bind of binds) {
-    const flag = bind.mode === 'rw' ? '--bind-try' : '--ro-bind-try';
-    args.push(flag, bind.path, bind.path);
+    const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined ? '--ro-bind' : '--ro-bind-try';
+    args.push(flag, bind.source ?? bind.path, bind.path);
   }
   if (scratchBytes !== undefined) {
     // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).

@@ -36,6 +36,11 @@ export interface Libc {
   ioctl(fd: number, request: number): number;
   /** The Landlock ABI version the kernel offers (0 when it has none). */
   landlockAbi(): number;
+  /**
+   * Whether seccomp(SECCOMP_SET_MODE_FILTER) accepts these filter flags, asked without installing
+   * anything (a NULL program: EFAULT once the flags pass, EINVAL when the kernel does not know them).
+   */
+  seccompFlagsAccepted(flags: number): boolean;
   errno(): number;
 }
 
@@ -43,6 +48,11 @@ export interface Libc {
 export type Ffi = { ok: true; seccomp: Libseccomp | null; seccompProblem: string | null; libc: Libc } | { ok: false; problem: string };
 
 let loaded: Ffi | undefined;
+
+/** seccomp(2)'s number per architecture. */
+export const SYS_SECCOMP: Partial<Record<string, number>> = { x64: 317, arm64: 277 };
+const SECCOMP_SET_MODE_FILTER = 1;
+const EFAULT = 14;
 
 /** landlock_create_ruleset's number; the same on every Linux architecture (the unified syscall table). */
 const LANDLOCK_CREATE_RULESET = 444;
@@ -67,6 +77,7 @@ export function loadFfi(): Ffi {
     const sys = c.func('long syscall(long nr, void *a, unsigned long b, unsigned int c)');
     const pipe2 = c.func('int pipe2(void *fds, int flags)');
     const ioctl = c.func('int ioctl(int fd, unsigned long request)');
+    const seccompCall = c.func('long syscall(long nr, unsigned int op, unsigned int flags, void *args)');
     libc = {
       memfdCreate: (name, flags) => memfd(name, flags) as number,
       pipe2: (flags) => {
@@ -76,6 +87,11 @@ export function loadFfi(): Ffi {
       ioctl: (fd, request) => ioctl(fd, request) as number,
       // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version, or -1 (ENOSYS/EOPNOTSUPP).
       landlockAbi: () => Math.max(0, Number(sys(LANDLOCK_CREATE_RULESET, null, 0, 1))),
+      seccompFlagsAccepted: (flags) => {
+        const nr = SYS_SECCOMP[process.arch];
+        if (nr === undefined) return false;
+        return Number(seccompCall(nr, SECCOMP_SET_MODE_FILTER, flags, null)) < 0 && koffi.errno() === EFAULT;
+      },
       errno: () => koffi.errno(),
     };
   } catch (err) {

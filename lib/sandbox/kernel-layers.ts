@@ -1,15 +1,18 @@
 /**
  * The kernel layers of a launch: the seccomp filter (handed to bubblewrap),
- * Landlock (a pre-exec step right before the helper's node) and what they
- * add to the enforcement report. {@link ./compile.ts} calls
- * {@link planKernelLayers} once and splices the result into its command line.
+ * the pre-exec stage right before the helper's node (the exec guard, and
+ * Landlock where it runs) and what they add to the enforcement report.
+ * {@link ./compile.ts} calls {@link planKernelLayers} once and splices the
+ * result into its command line.
  *
- * Where Landlock runs, by measurement (docs/sandbox.md): it costs one extra
- * short-lived node process per launch, so it runs only where it enforces
- * something no cheaper layer does: abstract-socket scoping for `network:
- * "full"` on a host without pasta (the helper shares the host's network
- * namespace there; with pasta it has its own, see {@link ./pasta.ts}), and
- * the filesystem rules on hosts without bubblewrap.
+ * Where Landlock runs, by measurement (docs/sandbox.md): it needs the node
+ * stage, one extra short-lived node process per launch, so it runs only where
+ * it enforces something no cheaper layer does: abstract-socket scoping for
+ * `network: "full"` on a host without pasta (the helper shares the host's
+ * network namespace there; with pasta it has its own, see {@link ./pasta.ts}),
+ * and the filesystem rules on hosts without bubblewrap. The exec guard
+ * ({@link ./exec-guard.ts}) runs for every profile with children off, in the
+ * native stage where it was built (a few ms), else in the node stage.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -17,10 +20,12 @@ import { dirname, join } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
+import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
-import { syscallGroups, type SyscallOptions } from './seccomp-policy.js';
+import { execGuardProblem, execGuardProgram, nativeExecGuard } from './exec-guard.js';
+import { execGuardGroup, syscallGroups, type SyscallOptions } from './seccomp-policy.js';
 import type { SandboxProfile } from './profile.js';
 
 /** The child fd bubblewrap reads the seccomp program from (fds 0–2 stdio, 3 the channel, 4 the outbound channel). */
@@ -37,13 +42,17 @@ export interface KernelProbe {
   libseccomp: string | null;
   /** Landlock ABI version (0: none). */
   landlockAbi: number;
+  /** Why the exec guard cannot run (no libseccomp, or a kernel without TSYNC_ESRCH), or null. */
+  execGuardProblem: string | null;
+  /** The exec guard's native stage (dist/native/exec-guard), when built; absent or null: the node stage. */
+  execGuardNative?: string | null;
 }
 
 /** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall). */
 export function probeKernel(): KernelProbe {
   const ffi = loadFfi();
-  if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0 };
-  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi() };
+  if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0, execGuardProblem: ffi.problem };
+  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem(), execGuardNative: nativeExecGuard() };
 }
 
 /** One line of the report (same shape as compile.ts's CompiledRule). */
@@ -81,6 +90,8 @@ export interface KernelPlan {
   extraReads: string[];
   /** Set when a `full` helper gets a network namespace of its own with pasta: the fds the broker wires. */
   pasta: PastaFds | undefined;
+  /** Files bound read-only over paths of /etc instead of the host's (the helper's resolv.conf behind pasta). */
+  etcOverrides: ReadonlyMap<string, string>;
 }
 
 /** Paths the Landlock fs ruleset is built from. */
@@ -94,6 +105,7 @@ export interface KernelPlanInput {
 
 const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-exec.js');
 const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
+const EXEC_GUARD_WORKER = join(dirname(LANDLOCK_EXEC), 'exec-guard-worker.js');
 
 /**
  * The koffi binary the broker itself loaded (koffi's index.js picks the right one of its prebuilt
@@ -142,13 +154,17 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   const rules: KernelRule[] = [];
   const bwrapArgs: string[] = [];
   const kernel = probe.kernel;
-  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation };
-
-  // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
-  let seccompProgram: Buffer | undefined;
+  const koffi = koffiDir();
   const missingSeccomp = probe.bwrap === null
     ? `bubblewrap (it loads the seccomp filter; ${probe.bwrapProblem ?? 'unavailable'})`
     : kernel.seccompProblem !== null ? kernel.seccompProblem : null;
+  // The exec guard (children: false): a filter of its own, loaded by the pre-exec stage, lets only that stage's exec through.
+  const guardMissing = missingSeccomp ?? kernel.execGuardProblem ?? (koffi === null ? 'koffi (npm), which the pre-exec stage loads the guard with' : null);
+  const guardOn = !profile.processes.children && guardMissing === null;
+  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn };
+
+  // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
+  let seccompProgram: Buffer | undefined;
   const groups = syscallGroups(profile, options);
   let unresolved: string[] = [];
   if (missingSeccomp === null) {
@@ -169,6 +185,15 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     });
   }
   if (profile.syscalls.ioUring) rules.push({ rule: 'syscalls.ioUring', layers: [], unenforced: false, detail: 'allowed by the profile' });
+  if (profile.processes.children) {
+    rules.push({ rule: 'processes.exec', layers: [], unenforced: false, detail: 'allowed: a profile that allows children allows exec (a child is a fork and an exec); what it runs stays inside the filter and every other layer' });
+  } else {
+    const guard = execGuardGroup();
+    const violation = options.onViolation === 'kill' ? '; with onViolation "kill" an execve kills the helper' : '';
+    rules.push(guardOn
+      ? { rule: guard.rule, layers: ['seccomp:exec-guard'], unenforced: false, detail: `${guard.detail}${violation}; loaded by the ${kernel.execGuardNative != null ? 'native stage (dist/native/exec-guard), or the node stage when Landlock runs too' : 'node pre-exec stage'}` }
+      : { rule: guard.rule, layers: [], unenforced: true, missing: guardMissing ?? 'the exec guard', detail: 'execve after start cannot be refused: native code could replace the helper with another program, which stays inside the other layers but not Node\'s permission model' });
+  }
   // An unprivileged bubblewrap runs in its own user namespace: it can also forbid nested ones (user.max_user_namespaces = 1).
   if (probe.bwrap !== null && !probe.isRoot && probe.bwrapDisableUserns) {
     bwrapArgs.push('--disable-userns');
@@ -189,33 +214,42 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   // With pasta the helper's abstract namespace is its own: scoping would add a node start and nothing else.
   const wantScope = profile.network === 'full' && scopeAvailable && netns.pasta === undefined;
   const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
-  const koffi = koffiDir();
   let preExec: string[] = [];
   const extraReads: string[] = [];
-  const landlockReady = koffi !== null && kernel.landlockAbi > 0;
-  if ((wantScope || wantFs) && landlockReady) {
-    const spec: LandlockSpec = { scope: { abstractUnix: scopeAvailable, signal: scopeAvailable } };
-    const exec = profile.processes.children ? [...input.runtimeRoots, real(input.nodePath)] : [real(input.nodePath), ...LD_SO.map(real)];
-    spec.fs = {
-      abi: kernel.landlockAbi,
-      // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
-      read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi],
-      write: [...input.writes, '/dev/null'],
-      exec,
-    };
+  const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
+  const nativeGuard = kernel.execGuardNative ?? null;
+  if (guardOn && !landlockOn && nativeGuard !== null) {
+    // The guard alone: the native stage (a few ms), not a node start.
+    preExec = [nativeGuard, execGuardProgram(options.onViolation).toString('hex'), '--'];
+    extraReads.push(nativeGuard);
+  } else if ((landlockOn || guardOn) && koffi !== null) {
+    const spec: LandlockSpec = {};
     const native = koffiNative();
+    if (landlockOn) {
+      spec.scope = { abstractUnix: scopeAvailable, signal: scopeAvailable };
+      const exec = profile.processes.children ? [...input.runtimeRoots, real(input.nodePath)] : [real(input.nodePath), ...LD_SO.map(real)];
+      spec.fs = {
+        abi: kernel.landlockAbi,
+        // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
+        // (The exec guard's worker is loaded after the ruleset applies: its file and the package.json that makes it ESM.)
+        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi, EXEC_GUARD_WORKER, PACKAGE_JSON],
+        write: [...input.writes, '/dev/null'],
+        exec,
+      };
+      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
+      if (native !== null) spec.fs.read.push(native);
+    }
+    if (guardOn) spec.execGuard = execGuardProgram(options.onViolation).toString('base64');
     if (native !== null) {
       spec.koffi = native;
-      // koffi 3 ships its binary in a package of its own (@koromix/koffi-<platform>), outside koffi's dir.
-      spec.fs.read.push(native);
       extraReads.push(native);
     }
     preExec = [input.nodePath, LANDLOCK_EXEC, JSON.stringify(spec), '--'];
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
     // (helper-env.js: the step keeps the fd the hand-off variable names open across its exec.)
-    extraReads.push(koffi, LANDLOCK_EXEC, join(dirname(LANDLOCK_EXEC), 'landlock-spec.js'), join(dirname(LANDLOCK_EXEC), '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
+    const here = dirname(LANDLOCK_EXEC);
+    extraReads.push(koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), EXEC_GUARD_WORKER, join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
   }
-  const landlockOn = preExec.length > 0;
 
   // ---- abstract Unix sockets: per network namespace, so only "full" shares the host's
   const privateNs = 'a private network namespace has its own abstract Unix socket names: the host\'s are unreachable and cannot be squatted';
@@ -235,18 +269,23 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // Adds a layer but does not make "isolation" enforced on its own: without a pid namespace /proc still lists every process.
     if (scopeAvailable) rules.push({ rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: false, layersOnly: true });
   }
-  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta };
+  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta, etcOverrides: netns.etcOverrides };
 }
 
 /**
  * Network "full" in a namespace of the helper's own, connected by pasta: needs bubblewrap (it
  * creates the namespace and holds the helper until pasta is up), pasta, and koffi (the pipes).
  */
-function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: boolean): { bwrapArgs: string[]; rules: KernelRule[]; pasta: PastaFds | undefined; missing: string } {
+function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: boolean): { bwrapArgs: string[]; rules: KernelRule[]; pasta: PastaFds | undefined; missing: string; etcOverrides: Map<string, string> } {
   const missing = probe.bwrap === null
     ? `bubblewrap and pasta (a network namespace of its own; ${probe.bwrapProblem ?? 'bubblewrap unavailable'})`
     : probe.pasta === null ? 'pasta (apt-get install -y passt), for a network namespace of its own' : 'koffi (npm), which makes the pipes bubblewrap and pasta meet on';
-  if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing };
+  const etcOverrides = new Map<string, string>();
+  if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing, etcOverrides };
+  // The host's resolver may be on its loopback, which is not the helper's (lib/sandbox/pasta-dns.ts).
+  const resolv = helperResolvConf();
+  if (resolv !== null) etcOverrides.set('/etc/resolv.conf', resolv.path);
+  const dns = resolv?.plan == null ? '' : `; DNS: its /etc/resolv.conf is rewritten for the host's loopback resolver (${[...resolv.plan.changes, ...resolv.plan.unreachable.map((a) => `${a} left out: unreachable from the namespace`)].join('; ')})`;
   // Child fds right after the seccomp program's (or in its place): the broker passes them in this order.
   const info = SECCOMP_CHILD_FD + (hasSeccomp ? 1 : 0);
   const pasta = { info, block: info + 1 };
@@ -257,10 +296,11 @@ function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: bo
       layers: ['bubblewrap:netns', 'pasta'],
       unenforced: false,
       replacesDetail: true,
-      detail: 'full: TCP, UDP and ICMP to anywhere, relayed by pasta from a network namespace of the helper\'s own (its abstract Unix sockets, netlink and interfaces are its own); the host\'s loopback services answer at 127.0.0.1; nothing on the host is forwarded in, so ports it listens on stay private',
+      detail: `full: TCP, UDP and ICMP to anywhere, relayed by pasta from a network namespace of the helper's own (its abstract Unix sockets, netlink and interfaces are its own); the host's loopback services answer at 127.0.0.1; nothing on the host is forwarded in, so ports it listens on stay private${dns}`,
     }],
     pasta,
     missing,
+    etcOverrides,
   };
 }
 

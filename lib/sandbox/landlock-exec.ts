@@ -1,19 +1,28 @@
 /**
- * The pre-exec step that applies Landlock before a helper's code runs:
- * `node landlock-exec.js '<spec json>' -- <command> <args...>` creates a
- * ruleset, restricts itself (Landlock binds the calling thread and every
- * program it later execs), then `execve`s the command in place, so the
- * helper's node starts already inside the domain, on every thread it will
- * ever have. Runs inside the sandbox (after bubblewrap, seccomp and setpriv),
- * as its own tiny process image; it imports nothing but koffi.
+ * The pre-exec stage, right before a helper's node:
+ * `node landlock-exec.js '<spec json>' -- <command> <args...>`.
+ * - Landlock (when the spec has `scope` or `fs`): creates a ruleset and
+ *   restricts itself (Landlock binds the calling thread and every program it
+ *   later execs), so the helper's node starts already inside the domain, on
+ *   every thread it will ever have.
+ * - The exec guard (when the spec has `execGuard`, `processes.children: false`):
+ *   loads a seccomp filter that refuses every exec but this stage's own one
+ *   ({@link ./exec-guard-stage.ts}).
+ * Then it execs the command in place. Runs inside the sandbox (after
+ * bubblewrap, seccomp and setpriv), as its own tiny process image; it imports
+ * nothing but koffi.
  *
- * Exit codes: 120 bad arguments, 121 a Landlock call failed, 122 execve failed.
+ * Exit codes: 120 bad arguments, 121 a Landlock call failed, 122 execve failed, 123 the exec guard failed.
  * @module
  */
 import { closeSync, openSync, readlinkSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { FS, handledFs, type LandlockSpec } from './landlock-spec.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
+import { guardedExec } from './exec-guard-stage.js';
+
+type Koffi = typeof import('koffi');
+type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
 const SYS_CREATE = 444;
 const SYS_ADD_RULE = 445;
@@ -36,7 +45,7 @@ function isSocket(fd: number): boolean {
 }
 
 /** A NULL-terminated `char *[]` for execve; `strings` keeps the C strings alive while `table` is in use. */
-function cStrings(koffi: typeof import('koffi'), values: string[]): { table: Buffer; strings: Buffer[] } {
+function cStrings(koffi: Koffi, values: string[]): { table: Buffer; strings: Buffer[] } {
   const strings = values.map((v) => Buffer.from(`${v}\0`));
   const table = Buffer.alloc(8 * (strings.length + 1));
   strings.forEach((b, i) => table.writeBigUInt64LE(koffi.address(b), 8 * i));
@@ -56,12 +65,27 @@ function main(argv: string[]): void {
   const koffi = createRequire(import.meta.url)(spec.koffi ?? 'koffi') as typeof import('koffi');
   const libc = koffi.load('libc.so.6');
   const sys = libc.func('long syscall(long nr, ...)');
-  const execve = libc.func('int execve(const char *path, void *argv, void *envp)');
 
+  if (spec.scope !== undefined || spec.fs !== undefined) restrict(koffi, sys, spec);
+  keepChannelFds(libc);
+  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+  if (spec.execGuard !== undefined) {
+    guardedExec({ koffi, koffiPath: spec.koffi ?? 'koffi', bpf: Buffer.from(spec.execGuard, 'base64'), path: command[0]!, argv: command, env, fail: (message) => fail(123, message) });
+    return; // the exec is under way on another thread
+  }
+  const argTable = cStrings(koffi, command);
+  const envp = cStrings(koffi, env);
+  const execve = libc.func('int execve(const char *path, void *argv, void *envp)');
+  execve(command[0]!, argTable.table, envp.table);
+  fail(122, `execve(${command[0]!}) failed (errno ${koffi.errno()})`);
+}
+
+/** Creates the Landlock ruleset the spec describes and restricts this process (and all it execs) to it. */
+function restrict(koffi: Koffi, sys: KoffiFunction, spec: LandlockSpec): void {
   const attr = Buffer.alloc(24); // struct landlock_ruleset_attr { u64 handled_access_fs, handled_access_net, scoped }
   const handled = spec.fs === undefined ? 0 : handledFs(spec.fs.abi);
   attr.writeBigUInt64LE(BigInt(handled), 0);
-  attr.writeBigUInt64LE(BigInt((spec.scope.abstractUnix ? 1 : 0) | (spec.scope.signal ? 2 : 0)), 16);
+  attr.writeBigUInt64LE(BigInt((spec.scope?.abstractUnix === true ? 1 : 0) | (spec.scope?.signal === true ? 2 : 0)), 16);
   const ruleset = Number(sys(SYS_CREATE, 'void *', attr, 'unsigned long', 24, 'unsigned int', 0));
   if (ruleset < 0) fail(121, `landlock_create_ruleset failed (errno ${koffi.errno()})`);
   if (spec.fs !== undefined) {
@@ -88,6 +112,9 @@ function main(argv: string[]): void {
     for (const path of spec.fs.write) allow(path, handled & ~FS.EXECUTE);
   }
   if (Number(sys(SYS_RESTRICT_SELF, 'int', ruleset, 'unsigned int', 0)) < 0) fail(121, `landlock_restrict_self failed (errno ${koffi.errno()})`);
+}
+
+function keepChannelFds(libc: ReturnType<Koffi['load']>): void {
   // Node marks the fds it inherited close-on-exec; the helper needs stdio, its channel (fd 3), when present
   // the outbound channel (fd 4) and the hand-off pipe (daemon mode, the fd its variable names).
   const fcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
@@ -96,11 +123,6 @@ function main(argv: string[]): void {
     if (fd === 4 && !isSocket(fd)) continue; // no outbound channel: fd 4 is node's own
     fcntl(fd, F_SETFD, 0);
   }
-  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
-  const argTable = cStrings(koffi, command);
-  const envp = cStrings(koffi, env);
-  execve(command[0]!, argTable.table, envp.table);
-  fail(122, `execve(${command[0]!}) failed (errno ${koffi.errno()})`);
 }
 
 main(process.argv.slice(2));

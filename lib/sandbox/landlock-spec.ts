@@ -7,10 +7,12 @@
 
 /** What to restrict: the spec the broker passes as the first argument. */
 export interface LandlockSpec {
-  /** Scopes (ABI 6): refuse abstract Unix sockets and signals that leave the domain. */
-  scope: { abstractUnix: boolean; signal: boolean };
+  /** Scopes (ABI 6): refuse abstract Unix sockets and signals that leave the domain; omitted (with `fs`): no Landlock at all. */
+  scope?: { abstractUnix: boolean; signal: boolean };
   /** Filesystem rules; omitted: the filesystem is not restricted by Landlock. */
   fs?: { abi: number; read: string[]; write: string[]; exec: string[] };
+  /** The exec guard's seccomp program, base64 (lib/sandbox/exec-guard-stage.ts); omitted: a plain execve. */
+  execGuard?: string;
   /** koffi's native binary, loaded directly (faster than koffi's index.js); omitted: require('koffi'). */
   koffi?: string;
 }

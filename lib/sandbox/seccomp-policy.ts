@@ -49,6 +49,8 @@ export interface SyscallRule {
   errno: number;
   /** Never turned into a kill, whatever the profile's `onViolation`. */
   alwaysErrno?: boolean;
+  /** Not refused but handed to the filter's listener (SECCOMP_RET_USER_NOTIF); `errno` is what a call gets once no listener is left (ENOSYS, the kernel's choice). */
+  notify?: boolean;
 }
 
 /** A group of rules reported as one rule of the enforcement report. */
@@ -66,6 +68,11 @@ export interface SyscallOptions {
   ioUring: boolean;
   /** What a refused call does: fail with an errno (EPERM), or kill the helper (SIGSYS). @default "error" */
   onViolation: 'error' | 'kill';
+  /**
+   * The exec guard runs ({@link ./exec-guard.ts}): its own filter refuses execve and lets exactly one
+   * execveat (its exec of node) through, so this filter must leave execveat to it. @default false
+   */
+  execGuard?: boolean;
 }
 
 const eperm = (...names: string[]): SyscallRule[] => names.map((name) => ({ name, errno: EPERM }));
@@ -100,13 +107,17 @@ export function syscallGroups(profile: Pick<SandboxProfile, 'network' | 'process
     groups.push({ rule: 'syscalls.ioUring', detail: 'no io_uring (its requests bypass this filter); libuv falls back to its thread pool', rules: eperm('io_uring_setup', 'io_uring_enter', 'io_uring_register') });
   }
   if (!profile.processes.children) {
+    const guard = options.execGuard === true;
     groups.push({
       rule: 'processes.children',
-      // execve itself stays allowed: bubblewrap loads this filter right before its own final execve (of the
-      // helper's first wrapper), so refusing it would refuse the launch. execveat (fexecve of a memfd: a
-      // program that exists in no file) is never part of the launch chain: refused.
-      detail: 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike; so does execveat (fileless exec). execve stays allowed (see docs/sandbox.md#exec-after-start): native code could replace the helper with another program, which stays inside this filter and every other layer',
-      rules: [...eperm('fork', 'vfork', 'execveat'), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
+      // execve itself stays allowed here: bubblewrap loads this filter right before its own final execve (of the
+      // helper's first wrapper), so refusing it would refuse the launch. The exec guard's filter, loaded by the
+      // last stage before node, refuses it (rule processes.exec). Without the guard, execveat (fexecve of a memfd)
+      // is never part of the launch chain: refused here. With it, the guard's exec of node is an execveat.
+      detail: guard
+        ? 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike'
+        : 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike; so does execveat (fileless exec)',
+      rules: [...eperm('fork', 'vfork', ...(guard ? [] : ['execveat'])), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
     });
   }
   groups.push(socketGroup(profile.network));
@@ -137,5 +148,26 @@ function socketGroup(network: SandboxProfile['network']): SyscallGroup {
 
 /** A stable key for the filter a profile compiles to (the compiled program is cached under it). */
 export function policyKey(profile: Pick<SandboxProfile, 'network' | 'processes'>, options: SyscallOptions): string {
-  return JSON.stringify([profile.network, profile.processes.children, options.ioUring, options.onViolation]);
+  return JSON.stringify([profile.network, profile.processes.children, options.ioUring, options.onViolation, options.execGuard === true]);
+}
+
+const PR_SET_SECCOMP = 22;
+
+/**
+ * The exec guard's own filter ({@link ./exec-guard-stage.ts} loads it right before it execs the
+ * helper's node): execve refused; execveat handed to a listener, which the stage answers exactly once
+ * (its own exec of node) and which dies with that exec, so every later execveat gets ENOSYS; and no
+ * new seccomp filter, since a newer filter's listener would be asked first and could let an exec through.
+ */
+export function execGuardGroup(): SyscallGroup {
+  return {
+    rule: 'processes.exec',
+    detail: 'execve fails with EPERM and execveat with ENOSYS, from every thread, native code included: the guard\'s filter lets through exactly one exec, its own of node, then its listener is gone; loading another seccomp filter (seccomp(), prctl PR_SET_SECCOMP) fails with EPERM',
+    rules: [
+      { name: 'execve', errno: EPERM },
+      { name: 'execveat', errno: ENOSYS, notify: true, alwaysErrno: true },
+      { name: 'seccomp', errno: EPERM },
+      { name: 'prctl', args: [low32(0, PR_SET_SECCOMP)], errno: EPERM },
+    ],
+  };
 }

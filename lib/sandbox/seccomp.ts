@@ -16,6 +16,8 @@ import type { SandboxProfile } from './profile.js';
 
 const SCMP_ACT_ALLOW = 0x7fff0000;
 const SCMP_ACT_KILL_PROCESS = 0x80000000;
+/** SECCOMP_RET_USER_NOTIF: the call waits for the filter's listener; with no listener left the kernel answers ENOSYS. */
+const SCMP_ACT_NOTIFY = 0x7fc00000;
 const scmpActErrno = (errno: number): number => (0x00050000 | (errno & 0xffff)) >>> 0;
 const MFD_CLOEXEC = 1;
 
@@ -47,11 +49,21 @@ export function compileFilter(profile: Pick<SandboxProfile, 'network' | 'process
   const key = policyKey(profile, options);
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
+  const compiled = compileGroups(syscallGroups(profile, options), options.onViolation);
+  cache.set(key, compiled);
+  return compiled;
+}
+
+/**
+ * Compiles groups of rules to one program with libseccomp (allow by default; each rule's errno, a
+ * kill in `kill` mode, or a user notification for a `notify` rule).
+ * @throws Error when libseccomp is missing or rejects a rule
+ */
+export function compileGroups(groups: SyscallGroup[], onViolation: SyscallOptions['onViolation']): CompiledFilter {
   const ffi = loadFfi();
   if (!ffi.ok) throw new Error(ffi.problem);
   if (ffi.seccomp === null) throw new Error(ffi.seccompProblem ?? 'libseccomp unavailable');
   const lib = ffi.seccomp;
-  const groups = syscallGroups(profile, options);
   const ctx = lib.init(SCMP_ACT_ALLOW);
   if (ctx === null) throw new Error('seccomp_init failed');
   const unresolved: string[] = [];
@@ -63,7 +75,7 @@ export function compileFilter(profile: Pick<SandboxProfile, 'network' | 'process
           if (!unresolved.includes(rule.name)) unresolved.push(rule.name);
           continue;
         }
-        const action = options.onViolation === 'kill' && !rule.alwaysErrno ? SCMP_ACT_KILL_PROCESS : scmpActErrno(rule.errno);
+        const action = rule.notify === true ? SCMP_ACT_NOTIFY : onViolation === 'kill' && !rule.alwaysErrno ? SCMP_ACT_KILL_PROCESS : scmpActErrno(rule.errno);
         const cmps: ScmpArgCmp[] = (rule.args ?? []).map((a) => a.op === 'ne'
           ? { arg: a.arg, op: SCMP_CMP.NE, datum_a: a.value, datum_b: 0 }
           : { arg: a.arg, op: SCMP_CMP.MASKED_EQ, datum_a: a.mask ?? 0xffffffff, datum_b: a.value });
@@ -78,9 +90,7 @@ export function compileFilter(profile: Pick<SandboxProfile, 'network' | 'process
       if (rc !== 0) throw new Error(`seccomp_export_bpf failed: errno ${-rc}`);
       const bpf = Buffer.alloc(fstatSync(fd).size);
       readSync(fd, bpf, 0, bpf.length, 0);
-      const compiled = { bpf, groups, unresolved, libseccomp: lib.version };
-      cache.set(key, compiled);
-      return compiled;
+      return { bpf, groups, unresolved, libseccomp: lib.version };
     } finally {
       closeSync(fd);
     }
