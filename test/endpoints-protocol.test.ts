@@ -2,15 +2,14 @@
 // at load time with its pointer; the receiver's validators (ajv, and the
 // precompiled standalone ones helpers use) check an endpoint's exact shape;
 // `bulkhead types` emits a branded Endpoint<'S'> that tsc holds code to.
-import t, { type Test } from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompiledProtocol, isBulkheadError } from 'bulkhead';
 import { loadPrecompiledValidators, precompileValidators } from '../lib/protocol/precompiled.js';
-import { CLI, FIXTURES, REPO_ROOT } from './helpers.js';
+import { CLI, FIXTURES } from './helpers.js';
+import { repoTempDir, runNode, typeCheck, type BadProgram } from './type-check.js';
 
-const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const ISSUER_PROTOCOL = join(FIXTURES, 'protocols', 'com.test.issuer.json');
 const TOKEN = 'A'.repeat(43);
 
@@ -61,23 +60,6 @@ t.test('the receiver validates an endpoint field exactly: ajv and the precompile
   }
 });
 
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [file, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-    });
-  });
-}
-
-/** A temp dir inside the repo, so `'bulkhead'` resolves through the package's self-reference. */
-function repoTempDir(t: Test): string {
-  const parent = join(REPO_ROOT, 'dist', 'test-tmp');
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(join(parent, 'endpoint-types-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 const PRELUDE = `import { Broker, type Endpoint } from 'bulkhead';
 import type { ComTestIssuerProtocol, IssueResult } from './com.test.issuer.js';
 import type { ComTestEchoProtocol } from './com.test.echo.js';
@@ -99,16 +81,16 @@ export const handlers: Pick<Handlers<ComTestIssuerProtocol>, 'issue'> = {
 };
 `;
 
-const BAD: Array<{ name: string; code: string; body: string }> = [
+const BAD: BadProgram[] = [
   { name: 'plain-object', code: 'TS2741', body: `export const r: IssueResult = { ok: true, endpoint: { service: 'echo', token: 'x' } };` },
   { name: 'other-service', code: 'TS2322', body: `export const r: IssueResult = { ok: true, endpoint: forOther };` },
   { name: 'open-a-string', code: 'TS2345', body: `export const c = broker.connectEndpoint('echo');` },
 ];
 
 t.test('bulkhead types emits a branded Endpoint<S> for an endpoint field; tsc enforces it', async (t) => {
-  const dir = repoTempDir(t);
+  const dir = repoTempDir(t, 'endpoint-types-');
   for (const protocol of [ISSUER_PROTOCOL, join(FIXTURES, 'protocols', 'com.test.echo.json')]) {
-    const generated = await run(CLI, ['types', protocol, '-o', dir]);
+    const generated = await runNode(CLI, ['types', protocol, '-o', dir]);
     t.equal(generated.code, 0, `bulkhead types exits 0 (stderr: ${generated.stderr})`);
   }
   const source = readFileSync(join(dir, 'com.test.issuer.ts'), 'utf8');
@@ -116,17 +98,7 @@ t.test('bulkhead types emits a branded Endpoint<S> for an endpoint field; tsc en
   t.match(source, /endpoint\?: BulkheadEndpoint<"echo">;/, 'the field is Endpoint<"echo">');
   t.match(source, /export interface GrantedEvent \{[^}]*endpoint\?: BulkheadEndpoint<"echo">/s, 'in event payloads too');
   t.notMatch(readFileSync(join(dir, 'com.test.echo.ts'), 'utf8'), /BulkheadEndpoint/, 'a protocol without endpoints imports nothing');
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', lib: ['ES2023', 'ESNext.Disposable'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-    include: ['*.ts'],
-  }));
-  writeFileSync(join(dir, 'good.ts'), GOOD);
-  for (const bad of BAD) writeFileSync(join(dir, `bad-${bad.name}.ts`), `${PRELUDE}${bad.body}\n`);
-  const tsc = await run(TSC, ['-p', join(dir, 'tsconfig.json'), '--pretty', 'false']);
-  const errors = new Map<string, string[]>();
-  for (const match of tsc.stdout.matchAll(/^(?:.*[\\/])?([^\\/(]+\.ts)\(\d+,\d+\): error (TS\d+):/gm)) {
-    errors.set(match[1]!, [...(errors.get(match[1]!) ?? []), match[2]!]);
-  }
+  const { errors } = await typeCheck(dir, { good: GOOD, prelude: PRELUDE, bad: BAD });
   t.same(errors.get('good.ts') ?? [], [], 'the correct program compiles');
   t.same(errors.get('com.test.issuer.ts') ?? [], [], 'the generated file compiles');
   for (const bad of BAD) t.same(errors.get(`bad-${bad.name}.ts`), [bad.code], `${bad.name} fails with ${bad.code}`);
