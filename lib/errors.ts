@@ -155,6 +155,18 @@ export const ERROR_CODES = {
     meaning: 'Another bulkhead daemon already listens on this socket path, so a second one did not start.',
     remedy: 'Use the running daemon (`bulkhead ps`), stop it first, or give this one another socketPath.',
   },
+  ERR_ENDPOINT_INVALID: {
+    meaning: 'An endpoint is not one this broker issued: malformed, forged, altered (its service does not match its token), or expired unopened.',
+    remedy: 'Pass endpoints on exactly as received, and open them before they expire; ask the issuing service for a new one.',
+  },
+  ERR_ENDPOINT_NOT_YOURS: {
+    meaning: 'An endpoint was opened by someone other than the receiver it was issued to (another identity, uid, service or the app).',
+    remedy: 'Only the receiver named when the endpoint was minted may open it; ask the issuing service for an endpoint bound to you.',
+  },
+  ERR_ENDPOINT_DEAD: {
+    meaning: 'The service an endpoint names was stopped, removed, re-registered or failed since it was minted (or its issuer may no longer reach it); connections opened from it were closed.',
+    remedy: 'Ask the issuing service for a new endpoint; it dies with the service incarnation it named.',
+  },
 } as const satisfies Record<string, { meaning: string; remedy: string }>;
 
 /** Every stable error code as a string literal union. */
@@ -252,6 +264,10 @@ export interface ErrorDataMap {
   ERR_SOCKET_ACTIVATION: { fds?: number; socketPath?: string };
   ERR_DAEMON_RUNNING: { socketPath: string };
   ERR_TOO_MANY_CONNECTIONS: RefusalData & { limit?: number };
+  /** `reason`: why (e.g. `malformed`, `unknown`, `tampered`, `expired`, `stopped`, `removed`, `failed`, `not-in-connects`). */
+  ERR_ENDPOINT_INVALID: { reason?: string; service?: string | null };
+  ERR_ENDPOINT_NOT_YOURS: { reason?: string; service?: string | null; opener?: string };
+  ERR_ENDPOINT_DEAD: { reason?: string; service?: string | null; issuer?: string };
 }
 
 /**

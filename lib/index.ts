@@ -29,6 +29,8 @@ export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, Yields
 export { CompiledProtocol, type CompileOptions, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
 export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
+export { ENDPOINT_KEYWORD, isEndpoint, type Endpoint } from './protocol/endpoint-keyword.js';
+export { ENDPOINT_TTL_MS, ENDPOINT_MAX_TTL_MS, ENDPOINT_MAX_PER_ISSUER } from './broker/endpoint-table.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
 export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule, type UidRange } from './sandbox/index.js';

@@ -33,10 +33,15 @@ import { DirectChannels } from './connection/direct-server.js';
 import { openHelperPipe } from './connection/helper-pipe.js';
 import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
 import { ID_RANGE_SIZE } from './wire/envelope.js';
+import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
+import type { Endpoint } from './protocol/endpoint-keyword.js';
+import { openEndpoint, requestMint, type EndpointReceiver, type MintEndpointOptions } from './connection/endpoint-client.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
+export type { Endpoint } from './protocol/endpoint-keyword.js';
+export type { EndpointReceiver, MintEndpointOptions } from './connection/endpoint-client.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
@@ -118,7 +123,7 @@ export function handOverBrokerSocket(socket: Socket): void {
 }
 
 /** Outbound channel (fd 4) and one client per target service, made on first use. */
-let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; links: Map<string, PeerLink> } | undefined;
+let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; links: Map<string, PeerLink>; broker: BrokerRequests } | undefined;
 
 /**
  * Opens a connection from this helper to another service. The helper's
@@ -168,6 +173,20 @@ export function connect<P extends ProtocolShape = AnyProtocol>(service: string):
 }
 
 /**
+ * Opens a connection from an endpoint minted for this service (a field typed
+ * `Endpoint<'S'>` in a result, params or event it received): the broker checks
+ * that this service is the receiver and that S lives, then routes this
+ * helper's calls to S as if its manifest `connects` to it, until S's endpoints
+ * die (then calls fail with ERR_ENDPOINT_DEAD). Needs the outbound channel,
+ * which a helper has when its manifest lists any `connects`.
+ * @throws BulkheadError `ERR_ENDPOINT_INVALID`, `ERR_ENDPOINT_NOT_YOURS`, `ERR_ENDPOINT_DEAD`, `ERR_NOT_PERMITTED` (no outbound channel)
+ */
+export async function connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint): Promise<Connection<P>> {
+  outbound ??= openOutbound();
+  return new Connection<P>(await openEndpoint(outbound, endpoint));
+}
+
+/**
  * @internal For tests of the broker's checks: asks the broker for a raw
  * direct channel to `service`, as connect() does on first use (the broker
  * authorizes it the same way); `"routed"` where there is no hand-off.
@@ -187,19 +206,41 @@ function openOutbound(): NonNullable<typeof outbound> {
   }
   const channel = new FramedChannel(socket);
   const targets = new Map<string, RpcClient>();
+  const broker = new BrokerRequests(channel);
   channel.attach({
     envelope: (e, body) => {
       const id = e.kind === 'reply' || e.kind === 'error' || e.kind === 'item' || e.kind === 'credit' ? e.id : e.kind === 'event' ? e.callId : 0;
       const range = Math.floor(id / ID_RANGE_SIZE);
-      [...targets.values()][range - 1]?.receive(e, body.length);
+      if (range === BROKER_REQUEST_RANGE) broker.receive(e);
+      else [...targets.values()][range - 1]?.receive(e, body.length);
     },
     closed: () => {
       for (const rpc of targets.values()) rpc.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
+      broker.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
     },
   });
   // The broker never closes this channel by itself; it must not keep the helper alive.
   socket.unref();
-  return { channel, targets, files, links: new Map() };
+  return { channel, targets, files, links: new Map(), broker };
+}
+
+/**
+ * Asks the broker for an endpoint to `service` bound to `receiver`, to return
+ * or send in a field the protocol types `{ "x-bulkhead-endpoint": service }`.
+ * The receiver opens a connection from it (`broker.connectEndpoint(ep)`, or
+ * `daemon.connectEndpoint(ep)`); nobody else can. An endpoint passes on a
+ * right this helper holds, so its manifest must `connects` to `service`.
+ * @example
+ * ```ts
+ * serve('com.example.directory', {
+ *   open: async (_params, ctx) => ({ store: await mintEndpoint('com.example.store', ctx.peer) }),
+ * });
+ * ```
+ * @throws BulkheadError `ERR_NOT_PERMITTED` (not in connects), `ERR_UNKNOWN_SERVICE`, `ERR_BACKPRESSURE` (too many live endpoints), `ERR_INVALID_OPTION`
+ */
+export async function mintEndpoint<S extends string>(service: S, receiver: EndpointReceiver, options: MintEndpointOptions = {}): Promise<Endpoint<S>> {
+  outbound ??= openOutbound();
+  return await requestMint(outbound.broker, service, receiver, options);
 }
 
 /**

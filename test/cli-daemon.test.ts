@@ -281,10 +281,18 @@ t.test('refusals exit 1 with the daemon\'s code; no daemon exits 3', async (t) =
   t.match(nobody.stderr, 'nobody.sock');
 });
 
-t.test('ps --clients lists connected clients with their kernel uid/gid/pid, and refusals per reason', async (t) => {
+t.test('ps --clients lists connected clients with their kernel uid/gid/pid and path, and refusals per reason', async (t) => {
+  // An app connection with the default options is handed off; one with direct: false is routed.
+  const routedClient = new RemoteBroker(socket, app, { protocolsDir: PROTOCOLS, direct: false });
+  t.teardown(() => routedClient.close());
+  await client.connect('chatty', { protocol: 'com.test.cli.chatty' }).call('say', { text: 'direct' });
+  await routedClient.connect('chatty', { protocol: 'com.test.cli.chatty' }).call('say', { text: 'routed' });
   // ps itself is a connected client (admin, on bulkhead.control) while it asks: its own row shows.
   const text = await bulkhead('ps', '--clients');
   t.equal(text.code, 0, text.stderr);
+  const appPaths = [...text.stdout.matchAll(new RegExp(`^app\\s+chatty\\s+(\\S+)\\s+\\d+\\s+\\d+\\s+${process.pid}\\s`, 'gm'))].map((m) => m[1]).sort();
+  // (Earlier tests' connections of `client` are still open, direct too.)
+  t.same({ paths: [...new Set(appPaths)], routed: appPaths.filter((p) => p === 'routed').length }, { paths: ['direct', 'routed'], routed: 1 }, `this process's chatty connections: the default ones direct, the direct: false one routed (${appPaths.join(', ')})`);
   const row = new RegExp(`^admin\\s+bulkhead\\.control\\s+routed\\s+${process.getuid!()}\\s+${process.getgid!()}\\s+(\\d+)\\s`, 'm').exec(text.stdout);
   t.ok(row !== null, 'a row for the ps process: identity, service, and the uid/gid the kernel reported');
   t.not(Number(row?.[1]), process.pid, 'its pid is the ps child\'s, not ours');

@@ -80,7 +80,9 @@ t.test('GET /metrics: Prometheus text with calls, errors by code, durations and 
   const { readIdentity } = await import('../lib/identity/index.js');
   const issued = await cli('identity', 'issue', 'app', '--config', config);
   t.equal(issued.code, 0, issued.stderr);
-  const client = new RemoteBroker(join(work, 'run', 'bh.sock'), { name: 'app', ...readIdentity(join(work, 'state', 'identities'), 'app') }, { protocolsDir: join(LIVE, 'protocols') });
+  // Routed: per-call errors and durations are measured where the calls pass, and only routed
+  // calls pass through the daemon (a direct channel's calls are counted from the helper's reports).
+  const client = new RemoteBroker(join(work, 'run', 'bh.sock'), { name: 'app', ...readIdentity(join(work, 'state', 'identities'), 'app') }, { protocolsDir: join(LIVE, 'protocols'), direct: false });
   t.teardown(() => client.close());
   const chatty = client.connect('chatty', { protocol: 'com.test.cli.chatty' });
   await chatty.call('say', { text: 'one' });

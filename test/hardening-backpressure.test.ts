@@ -150,8 +150,15 @@ t.test('the in-flight limits are per helper: every connection shares them', asyn
   t.same(await Promise.all(fromA), Array.from({ length: accepted }, (_, i) => `ok:a${i}`));
 });
 
-/** A daemon serving the flood service with a 64 KiB frame limit; `disconnects` collects its disconnect log entries. */
-async function floodDaemon(t: Test) {
+/** A daemon connection's two paths: handed off to the helper (the default), or routed through the daemon. */
+type ClientPath = 'direct' | 'routed';
+const PATHS: ClientPath[] = ['direct', 'routed'];
+
+/**
+ * A daemon serving the flood service with a 64 KiB frame limit; `disconnects` collects its disconnect log entries.
+ * Its clients take `path`: on a direct channel the helper paces them, on a routed one the daemon does.
+ */
+async function floodDaemon(t: Test, path: ClientPath) {
   const work = mkdtempSync(join(tmpdir(), 'bulkhead-stall-'));
   t.teardown(() => rmSync(work, { recursive: true, force: true }));
   const maxFrameBytes = 64 * 1024;
@@ -172,24 +179,37 @@ async function floodDaemon(t: Test) {
   t.teardown(() => daemon.close());
   const identityFile = join(work, 'client.json');
   writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
-  /** Runs the stalled client fixture; with `stallMs` it reads on after that long. */
-  const client = (stallMs?: number) => {
-    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  /** Runs the stalled client fixture; with `stallMs` it reads on after that long (`mode`: see the fixture). */
+  const client = (stallMs?: number, mode?: 'paced' | 'trickle') => {
+    const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)]), ...(mode === undefined ? [] : [mode])], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => child.kill('SIGKILL'));
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    let flooding!: () => void;
+    /** The flood call was sent: the client's connection is up. */
+    const stalling = new Promise<void>((resolve) => (flooding = resolve));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('stalling\n')) flooding();
+    });
     const exited = new Promise<string>((resolve) => child.once('close', () => resolve(out)));
-    return { child, exited };
+    return { child, exited, stalling };
   };
-  return { daemon, disconnects, firstDisconnect, client, limit: untrustedPeerBacklog(maxFrameBytes) };
+  /** The path of the stalled client's connection, as the daemon's status reports it. */
+  const pathOf = () => daemon.connectionStatus().clients.filter((c) => c.name === 'stalled').map((c) => c.path);
+  return { daemon, disconnects, firstDisconnect, client, pathOf, limit: untrustedPeerBacklog(maxFrameBytes) };
 }
 
-t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; the daemon stays bounded and serves others', async (t) => {
-  const { daemon, firstDisconnect, client, limit } = await floodDaemon(t);
+for (const path of PATHS) {
+t.test(`daemon, ${path}: a client that stops reading is cut off with ERR_BACKPRESSURE; the daemon stays bounded and serves others`, async (t) => {
+  const { daemon, firstDisconnect, client, pathOf, limit } = await floodDaemon(t, path);
+  let seenPath: ClientPath[] = [];
   const { value: entry, heapPeak, baseline: { heapUsed: baselineHeap } } = await measured(async () => {
-    client();
+    const { stalling } = client();
+    await stalling;
+    seenPath = pathOf();
     return firstDisconnect;
   });
+  t.same(seenPath, [path], `the client's connection is ${path}`);
   t.equal(entry['code'], 'ERR_BACKPRESSURE', `cut off: ${String(entry['message'])}`);
   t.match(String(entry['message']), `for ${CLIENT_STALL_MS} ms`, 'after it held its helper back for the stall time');
   t.equal(entry['client'], 'stalled');
@@ -204,18 +224,49 @@ t.test('daemon: a client that stops reading is cut off with ERR_BACKPRESSURE; th
   t.same(await other.connect('flood', { protocol: 'com.test.hardening-flood' }).call('hold', { token: 'still here', ms: 0 }), { token: 'still here' }, 'another client is served');
 });
 
-t.test('daemon: a client that reads more slowly than its helper writes is not cut off; the helper waits for it', async (t) => {
-  const { disconnects, client, limit } = await floodDaemon(t);
-  // Blocks for half the stall time while the flood runs: far more than the daemon's backlog
-  // bound is emitted meanwhile (that alone cut such a client off before the helper was held back).
-  const out = await client(CLIENT_STALL_MS / 2).exited;
+t.test(`daemon, ${path}: a client that reads more slowly than its helper writes is not cut off; the helper waits for it`, async (t) => {
+  const { disconnects, client, pathOf, limit } = await floodDaemon(t, path);
+  // Blocks for half the stall time while the flood runs: far more than the backlog bound is
+  // emitted meanwhile (that alone cut such a client off before the helper was held back).
+  const { stalling, exited } = client(CLIENT_STALL_MS / 2);
+  await stalling;
+  t.same(pathOf(), [path], `the client's connection is ${path}`);
+  const out = await exited;
   const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; result?: { sent: number; bufferGrowth: number }; error?: string };
   t.equal(report.error, undefined, 'the flood call succeeded');
   t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);
   t.equal(report.result?.sent, FLOOD);
-  t.ok((report.result?.bufferGrowth ?? 0) > limit, `the helper held the backlog meanwhile: its buffers grew +${((report.result?.bufferGrowth ?? 0) / MiB).toFixed(2)} MiB, more than the daemon's ${(limit / MiB).toFixed(2)} MiB bound`);
+  t.ok((report.result?.bufferGrowth ?? 0) > limit, `the helper held the backlog meanwhile: its buffers grew +${((report.result?.bufferGrowth ?? 0) / MiB).toFixed(2)} MiB, more than the ${(limit / MiB).toFixed(2)} MiB bound that cut such a client off at once`);
   t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
 });
+
+t.test(`daemon, ${path}: a client that reads slowly but steadily for longer than the stall time is not cut off`, async (t) => {
+  const { disconnects, client } = await floodDaemon(t, path);
+  // Blocked for half the stall time, then 25 ms of work per 2000 events: ~2.5 s of slow reading
+  // through a backlog that stays above the mark for longer than CLIENT_STALL_MS.
+  const started = performance.now();
+  const out = await client(CLIENT_STALL_MS / 2, 'trickle').exited;
+  const ms = performance.now() - started;
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; error?: string };
+  t.equal(report.error, undefined, 'the flood call succeeded');
+  t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order, in ${ms.toFixed(0)} ms`);
+  t.ok(ms > CLIENT_STALL_MS, 'it read for longer than the stall time');
+  t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
+});
+
+t.test(`daemon, ${path}: a helper that awaits emit() waits while its client is blocked, then goes on`, async (t) => {
+  const { disconnects, client } = await floodDaemon(t, path);
+  const blockMs = CLIENT_STALL_MS / 2;
+  const out = await client(blockMs, 'paced').exited;
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { count: number; outOfOrder: number; result?: { sent: number; longestWaitMs: number }; error?: string };
+  t.equal(report.error, undefined, 'the flood call succeeded');
+  t.same({ count: report.count, outOfOrder: report.outOfOrder }, { count: FLOOD, outOfOrder: 0 }, `the client received all ${FLOOD} ticks in order`);
+  // Without backpressure every emit() resolves within a tick; here one waited for the blocked client.
+  const waited = report.result?.longestWaitMs ?? 0;
+  t.ok(waited > blockMs / 4, `the helper's emit() waited ${waited.toFixed(0)} ms at once while its client was blocked for ${blockMs} ms`);
+  t.same(disconnects.filter((e) => e['code'] !== null), [], 'no connection was cut off');
+});
+}
 
 t.test('no uncaught exception', async (t) => {
   t.same(uncaught, []);

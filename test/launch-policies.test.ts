@@ -109,6 +109,42 @@ t.test('idleExitMs stops an idle helper gracefully; a transaction holds it; the 
   t.equal((await second).reason, 'idle exit');
 });
 
+/** Resolves once `check()` holds; it reads state the broker learns from a helper's report, which raises no event. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+t.test('idle exit counts calls on a direct helper-to-helper channel: none stops a helper mid-call, the last one restarts the count', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const kit = await startBroker({ root: FIXTURES, clock, services: [
+    jobs({ idleExitMs: 30_000 }),
+    { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', connects: ['jobs'] },
+  ] });
+  t.teardown(() => kit.close());
+  await kit.broker.connect('jobs').call('ping', {}); // the broker's own call arms the idle timer
+  const caller = kit.broker.connect('caller');
+  const blocked = caller.call('relay', { service: 'jobs', method: 'block' });
+  await until(() => kit.broker.status('jobs').inFlight === 1, 'the helper to report the direct call in flight');
+  t.equal(kit.broker.status('caller').outbound?.['jobs'], 'direct', 'the call went over a direct channel');
+  await clock.advance(60_000);
+  t.equal(kit.status('jobs').state, 'running', 'a helper with a direct call in flight is not idle');
+
+  const served = kit.broker.status('jobs').callsServed;
+  t.same(await caller.call('relay', { service: 'jobs', method: 'unblock' }), { ok: true, result: null });
+  t.same(await blocked, { ok: true, result: { count: 1 } });
+  await until(() => kit.broker.status('jobs').callsServed >= served + 2 && kit.broker.status('jobs').inFlight === 0, 'the helper to report both calls answered');
+  t.equal(kit.broker.status('jobs').idleExitAt, clock.now() + 30_000, 'the last direct call restarted the count');
+  await clock.advance(29_999);
+  t.equal(kit.status('jobs').state, 'running');
+  const exit = kit.nextExit('jobs');
+  await clock.advance(1);
+  t.equal((await exit).reason, 'idle exit');
+});
+
 t.test('an interval job runs once per interval with an injected clock', async (t) => {
   const start = Date.UTC(2026, 0, 1, 12);
   const clock = new ManualClock(start);

@@ -4,41 +4,13 @@
  * The correct program must compile cleanly; each wrong use must fail with the
  * expected TypeScript error code (and only that one).
  */
-import t, { type Test } from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import t from 'tap';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, FIXTURES, REPO_ROOT } from './helpers.js';
+import { CLI, FIXTURES } from './helpers.js';
+import { repoTempDir, runNode, typeCheck, type BadProgram } from './type-check.js';
 
-const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const ECHO_PROTOCOL = join(FIXTURES, 'protocols', 'com.test.echo.json');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [file, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/**
- * A temp dir inside the repo, so `import ... from 'bulkhead'` in the programs
- * resolves through the package's self-reference to the built dist/ (no paths mapping).
- */
-function repoTempDir(t: Test): string {
-  const parent = join(REPO_ROOT, 'dist', 'test-tmp');
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(join(parent, 'types-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const PRELUDE = `import { Broker } from 'bulkhead';
 import type { Handlers } from 'bulkhead/service';
@@ -79,7 +51,7 @@ export const handlers: Pick<Handlers<ComTestEchoProtocol>, 'echo' | 'count' | 'l
 `;
 
 /** Wrong uses, one per file, with the one error code each must produce. */
-const BAD: Array<{ name: string; code: string; body: string }> = [
+const BAD: BadProgram[] = [
   { name: 'param-type', code: 'TS2322', body: `export const p = echo.call('echo', { text: 42 });` },
   { name: 'unknown-method', code: 'TS2345', body: `export const p = echo.call('nope', {});` },
   { name: 'missing-param', code: 'TS2345', body: `export const p = echo.call('echo', {});` },
@@ -93,8 +65,8 @@ const BAD: Array<{ name: string; code: string; body: string }> = [
 ];
 
 t.test('bulkhead types output type-checks an app, and rejects wrong calls', async (t) => {
-  const dir = repoTempDir(t);
-  const generated = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir]);
+  const dir = repoTempDir(t, 'types-');
+  const generated = await runNode(CLI, ['types', ECHO_PROTOCOL, '-o', dir]);
   t.equal(generated.code, 0, `bulkhead types exits 0 (stderr: ${generated.stderr})`);
   t.match(generated.stdout, 'ComTestEchoProtocol');
   const source = readFileSync(join(dir, 'com.test.echo.ts'), 'utf8');
@@ -102,51 +74,30 @@ t.test('bulkhead types output type-checks an app, and rejects wrong calls', asyn
   t.match(source, /export interface EchoParams \{/);
   t.match(source, /export interface TickEvent \{/);
 
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022',
-      lib: ['ES2023', 'ESNext.Disposable'],
-      module: 'NodeNext',
-      moduleResolution: 'NodeNext',
-      strict: true,
-      noEmit: true,
-      skipLibCheck: true,
-      types: ['node'],
-    },
-    include: ['*.ts'],
-  }));
-  writeFileSync(join(dir, 'good.ts'), GOOD);
-  for (const bad of BAD) writeFileSync(join(dir, `bad-${bad.name}.ts`), `${PRELUDE}${bad.body}\n`);
-
-  // One tsc run for every program: each file's errors are told apart by file name.
-  const tsc = await run(TSC, ['-p', join(dir, 'tsconfig.json'), '--pretty', 'false']);
-  const errors = new Map<string, string[]>();
-  for (const match of tsc.stdout.matchAll(/^(?:.*[\\/])?([^\\/(]+\.ts)\(\d+,\d+\): error (TS\d+):/gm)) {
-    errors.set(match[1]!, [...(errors.get(match[1]!) ?? []), match[2]!]);
-  }
+  const { code, errors } = await typeCheck(dir, { good: GOOD, prelude: PRELUDE, bad: BAD });
   t.same(errors.get('good.ts') ?? [], [], 'the correct program compiles with 0 errors');
   t.same(errors.get('com.test.echo.ts') ?? [], [], 'the generated file itself compiles');
   for (const bad of BAD) t.same(errors.get(`bad-${bad.name}.ts`), [bad.code], `${bad.name} fails with ${bad.code}`);
-  t.equal(tsc.code, 2, 'tsc exits 2 (errors found) because of the bad programs only');
+  t.equal(code, 2, 'tsc exits 2 (errors found) because of the bad programs only');
 });
 
 t.test('bulkhead types --check reports stale output', async (t) => {
-  const dir = repoTempDir(t);
-  const missing = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
+  const dir = repoTempDir(t, 'types-');
+  const missing = await runNode(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
   t.equal(missing.code, 1, 'missing output is stale');
   t.match(missing.stdout, 'missing');
-  t.equal((await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir])).code, 0);
-  t.equal((await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check'])).code, 0, 'fresh output passes');
+  t.equal((await runNode(CLI, ['types', ECHO_PROTOCOL, '-o', dir])).code, 0);
+  t.equal((await runNode(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check'])).code, 0, 'fresh output passes');
   writeFileSync(join(dir, 'com.test.echo.ts'), '// edited by hand\n');
-  const stale = await run(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
+  const stale = await runNode(CLI, ['types', ECHO_PROTOCOL, '-o', dir, '--check']);
   t.equal(stale.code, 1);
   t.match(stale.stdout, 'out of date');
 });
 
 t.test('bulkhead types refuses an invalid protocol with its pointer', async (t) => {
-  const dir = repoTempDir(t);
+  const dir = repoTempDir(t, 'types-');
   const bad = join(FIXTURES, 'cli', 'bad', 'protocols', 'com.bad.schema.json');
-  const result = await run(CLI, ['types', bad, '-o', dir]);
+  const result = await runNode(CLI, ['types', bad, '-o', dir]);
   t.equal(result.code, 1);
   t.match(result.stderr, `${bad}: /methods/echo/params:`);
   t.match(result.stderr, '(ERR_INVALID_PROTOCOL)');

@@ -5,21 +5,12 @@
  * handlers and ctx.input, against them. Each wrong use fails with one error.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, FIXTURES, REPO_ROOT } from './helpers.js';
+import { CLI, FIXTURES } from './helpers.js';
+import { repoTempDir, runNode, typeCheck, type BadProgram } from './type-check.js';
 
-const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const PROTOCOL = join(FIXTURES, 'protocols', 'com.test.streams.json');
-
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [file, ...args], { cwd: REPO_ROOT }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-    });
-  });
-}
 
 const PRELUDE = `import { Broker } from 'bulkhead';
 import type { Handlers } from 'bulkhead/service';
@@ -63,7 +54,7 @@ export const handlers: Pick<Handlers<ComTestStreamsProtocol>, 'count' | 'sum' | 
 };
 `;
 
-const BAD: Array<{ name: string; code: string; body: string }> = [
+const BAD: BadProgram[] = [
   { name: 'item-field', code: 'TS2339', body: `export async function f() { for await (const item of conn.stream('count', { n: 1 })) item.nope; }` },
   { name: 'item-type', code: 'TS2322', body: `export async function f() { for await (const item of conn.stream('count', { n: 1 })) { const s: string = item.i; void s; } }` },
   { name: 'input-type', code: 'TS2322', body: `export const s = conn.stream('sum', {}, { input: ['one'] });` },
@@ -74,28 +65,15 @@ const BAD: Array<{ name: string; code: string; body: string }> = [
 ];
 
 t.test('bulkhead types: stream item types check an app and a helper; wrong uses fail', async (t) => {
-  const parent = join(REPO_ROOT, 'dist', 'test-tmp');
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(join(parent, 'types-streams-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const generated = await run(CLI, ['types', PROTOCOL, '-o', dir]);
+  const dir = repoTempDir(t, 'types-streams-');
+  const generated = await runNode(CLI, ['types', PROTOCOL, '-o', dir]);
   t.equal(generated.code, 0, `bulkhead types exits 0 (stderr: ${generated.stderr})`);
   const source = readFileSync(join(dir, 'com.test.streams.ts'), 'utf8');
   t.match(source, /count: \{\s*params: CountParams;\s*result: CountResult;\s*yields: CountItem;/, 'count: params, result, yields');
   t.match(source, /sum: \{\s*params: SumParams;\s*result: SumResult;\s*accepts: SumInput;/, 'sum: params, result, accepts');
   t.match(source, /export type EchoItemsResult = null;/, 'a stream without a result ends with null');
 
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', lib: ['ES2023', 'ESNext.Disposable', 'ESNext.AsyncIterable'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-    include: ['*.ts'],
-  }));
-  writeFileSync(join(dir, 'good.ts'), GOOD);
-  for (const bad of BAD) writeFileSync(join(dir, `bad-${bad.name}.ts`), `${PRELUDE}${bad.body}\n`);
-  const tsc = await run(TSC, ['-p', join(dir, 'tsconfig.json'), '--pretty', 'false']);
-  const errors = new Map<string, string[]>();
-  for (const match of tsc.stdout.matchAll(/^(?:.*[\\/])?([^\\/(]+\.ts)\(\d+,\d+\): error (TS\d+):/gm)) {
-    errors.set(match[1]!, [...(errors.get(match[1]!) ?? []), match[2]!]);
-  }
+  const { errors } = await typeCheck(dir, { good: GOOD, prelude: PRELUDE, bad: BAD, lib: ['ES2023', 'ESNext.Disposable', 'ESNext.AsyncIterable'] });
   t.same(errors.get('good.ts') ?? [], [], 'the correct program compiles with 0 errors');
   t.same(errors.get('com.test.streams.ts') ?? [], [], 'the generated file itself compiles');
   for (const bad of BAD) t.same(errors.get(`bad-${bad.name}.ts`), [bad.code], `${bad.name} fails with ${bad.code}`);

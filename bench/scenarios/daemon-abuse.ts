@@ -54,7 +54,9 @@ export async function runDaemonAbuse(): Promise<ScenarioResult> {
       daemonProcess.once('message', (m) => resolve(m as { socketPath: string; identity: ClientIdentity }));
       daemonProcess.once('exit', (code) => reject(new Error(`daemon process exited ${code}`)));
     });
-    remote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
+    // Routed: the figure is the daemon's own fairness while it carries every frame (a direct
+    // client's calls do not pass through the abused daemon at all).
+    remote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: false });
     const conn = remote.connect('echo', { protocol: 'com.bench.echo' });
     const client: Transport = { name: 'client', call: (m, p) => conn.call(m, p), events: 0, peerPid: undefined, close: async () => {} };
     await latency(client, CONFIG.warmup);

@@ -86,7 +86,8 @@ export async function runDaemon(): Promise<ScenarioResult> {
     });
     const daemonStartMs = performance.now() - setupStart;
     const routedRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: false });
-    const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols`, direct: true });
+    // The default: a connection is handed off where fd passing works (it does here).
+    const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
     closers.push(() => routedRemote.close(), () => directRemote.close());
     const daemonPid = daemonProcess.pid!;
     const remoteTransport = async (name: string, remote: RemoteBroker): Promise<Transport> => {

@@ -27,6 +27,8 @@ import { BrokerMetrics } from './metrics.js';
 import { supervisorEventHooks, type BrokerEvents, type ReloadResult } from './broker-events.js';
 import { prepareService, prepareServices, type PrepareContext } from './service-preparation.js';
 import { checkOptionsObject } from '../util/options.js';
+import { BrokerEndpoints } from './broker-endpoints.js';
+import type { Endpoint } from '../protocol/endpoint-keyword.js';
 
 export { readBrokerConfig, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 export type { BrokerEvents, LogLine, ReloadResult } from './broker-events.js';
@@ -84,6 +86,25 @@ export class Broker extends Emitter<BrokerEvents> {
     void reapStaleSandboxState().catch(() => undefined);
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
     observeBroker(this, this.metricsRecorder);
+    this.endpoints = new BrokerEndpoints({ manifest: (n) => this.manifests.get(n), supervisor: (n) => this.services.get(n), now: () => this.clock.now() });
+    // A tripped crash-loop breaker kills the service's endpoints (a crash and its relaunch do not).
+    this.on('state', (name, state) => {
+      if (state === 'failed') this.endpoints.died(name, 'failed');
+    });
+  }
+
+  /** @internal The endpoint table and its checks (broker-endpoints.ts); the daemon admits endpoint holders through it. */
+  readonly endpoints: BrokerEndpoints;
+
+  /**
+   * Opens a connection from an endpoint a service minted for the embedding app (a field typed
+   * `Endpoint<'S'>`): like `connect(S)` until S is stopped, removed or fails (then ERR_ENDPOINT_DEAD).
+   * @throws BulkheadError `ERR_ENDPOINT_INVALID` (malformed, forged, expired), `ERR_ENDPOINT_NOT_YOURS` (bound to another receiver), `ERR_ENDPOINT_DEAD`, `ERR_CLOSED`, `ERR_INVALID_OPTION`
+   */
+  connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint, options: ConnectionOptions = {}): Connection<P> {
+    this.checkOpen();
+    checkOptionsObject(options, CONNECT_OPTION_NAMES, 'connectEndpoint(endpoint, options)');
+    return this.endpoints.connect<P>(endpoint, options);
   }
 
   /** What {@link Broker.metrics} renders; the daemon records its connections here too. */
@@ -186,7 +207,9 @@ export class Broker extends Emitter<BrokerEvents> {
 
   /** Stops a service's helper gracefully; the next call launches it again. */
   async stop(name: string): Promise<void> {
-    await this.supervisor(name).stop();
+    const supervisor = this.supervisor(name);
+    this.endpoints.died(name, 'stopped');
+    await supervisor.stop();
   }
 
   /** Sends a signal to a service's helper; returns the pid signalled, or undefined when none was running. */
@@ -206,6 +229,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.services.delete(name);
     this.manifests.delete(name);
     this.sources.delete(name);
+    this.endpoints.died(name, 'removed');
     // Direct channels to (and from) it end now, not once its helper finished stopping.
     this.peers.recheck();
     await supervisor.close();
@@ -357,6 +381,7 @@ export class Broker extends Emitter<BrokerEvents> {
       mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
       ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
       peers: this.peers, serviceNames: () => this.services.keys(),
+      brokerRequest: (caller, connects, method, params, grants) => this.endpoints.request(caller, connects, method, params, grants),
     });
   }
 

@@ -22,6 +22,7 @@ import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import { loadFdPassing, requireFdPassing, type FdPassing } from './fd-passing.js';
+import { DIRECT_CLOSE_CODES, MAX_CLOSE_MESSAGE } from '../connection/direct-pace.js';
 
 /** Longest line read from a helper's hand-off pipe; a longer one is skipped whole. */
 export const MAX_HANDOFF_LINE_BYTES = 4096;
@@ -51,8 +52,12 @@ export function nextChannelId(): number {
 export interface DirectChannelListener {
   /** Calls on this channel the helper has not answered yet (its latest report). */
   inFlight(count: number): void;
-  /** The helper closed the channel on its own (the client said goodbye, or broke the protocol). */
-  closed(): void;
+  /**
+   * The helper closed the channel on its own (the client said goodbye, broke
+   * the protocol, or stopped reading); `error` is the helper's reason, one of
+   * {@link DIRECT_CLOSE_CODES}, when it gave one.
+   */
+  closed(error?: BulkheadError): void;
 }
 
 interface Pending {
@@ -212,7 +217,7 @@ export class HandoffPipe {
     } else if (m['bulkhead'] === 'closed') {
       const listener = this.listeners.get(id);
       this.listeners.delete(id);
-      listener?.closed();
+      listener?.closed(reportedClose(m['code'], m['message']));
     }
   }
 
@@ -257,4 +262,11 @@ export function prepareHandoff(service: string, env: Record<string, string>, std
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** The reason a helper gave for closing a channel, if it is one a helper may give (the log keeps it). */
+function reportedClose(code: unknown, message: unknown): BulkheadError | undefined {
+  if (typeof code !== 'string' || !(DIRECT_CLOSE_CODES as readonly string[]).includes(code)) return undefined;
+  const text = typeof message === 'string' ? message.slice(0, MAX_CLOSE_MESSAGE) : 'The helper closed the direct channel.';
+  return bulkheadError(code as (typeof DIRECT_CLOSE_CODES)[number], text);
 }

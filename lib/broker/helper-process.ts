@@ -86,7 +86,11 @@ export class HelperProcess {
       });
     } finally {
       this.handoffPipe = handoff?.spawned({
-        answered: (calls) => void (this.callsAnswered += calls),
+        answered: (calls) => {
+          this.callsAnswered += calls;
+          // Direct channels' calls are activity too: idle exit counts from the last one.
+          if (calls > 0) hooks.activity?.(false);
+        },
         // The request itself shows the runtime took the pipe, even before its hello says so.
         open: (req, service) => {
           if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
@@ -123,7 +127,10 @@ export class HelperProcess {
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
-          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) this.checkIdle();
+          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) {
+            this.checkIdle();
+            hooks.activity?.(false); // the last routed call settled: idle exit counts from now
+          }
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e, body.length);

@@ -190,7 +190,10 @@ export class HelperSpawner {
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
-          new OutboundRouter(channel, { service, pid, connects }, { lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target), routing: (target) => helper.routedTargets.add(target) });
+          new OutboundRouter(channel, { service, pid, connects }, {
+            lookup: (name) => ctx.lookup(name), denied: (caller, target) => ctx.denied(caller, target), routing: (target) => helper.routedTargets.add(target),
+            ...(ctx.brokerRequest === undefined ? {} : { brokerRequest: ctx.brokerRequest.bind(ctx) }),
+          });
         },
       }),
     });

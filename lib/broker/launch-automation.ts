@@ -147,11 +147,10 @@ export class LaunchAutomation {
   private onActivity(busy: boolean): void {
     const idleExitMs = this.policy.idleExitMs;
     if (idleExitMs === undefined || this.stopped) return;
-    if (busy) {
-      this.cancelIdleTimer();
-      return;
-    }
-    if (this.idleTimer !== undefined || this.supervisor.currentState !== 'running') return;
+    // Every report of activity restarts the count: idle exit comes idleExitMs after the last call
+    // (a timer that finds the helper busy stops nothing: the call's end re-arms it).
+    this.cancelIdleTimer();
+    if (busy || this.supervisor.currentState !== 'running') return;
     const clock = this.options.clock;
     this.idleExitAt = clock.now() + idleExitMs;
     this.idleTimer = clock.setTimer(() => {

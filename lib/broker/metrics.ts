@@ -16,6 +16,9 @@
  *   the code the caller got;
  * - `bulkhead_call_duration_seconds`: histogram of their durations, from the
  *   broker sending the call to the answer arriving;
+ *   (these two see the calls that pass through the broker: its own and routed
+ *   ones; a direct channel's calls only count in `bulkhead_calls_total`, from
+ *   the helper's reports)
  * - `bulkhead_calls_in_flight`, `bulkhead_launches_total`,
  *   `bulkhead_restarts_total` (launches after the service's first one),
  *   `bulkhead_crashes_total{reason}` (unrequested exits),
@@ -198,8 +201,8 @@ export class BrokerMetrics {
       collector(name, help, 'counter', () => [...map].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
     const list: Collector[] = [
       fromMap('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', this.calls),
-      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got.', 'code', this.errors),
-      collector('bulkhead_call_duration_seconds', 'Call duration from the broker sending the call to the answer arriving.', 'histogram', () => this.histogramSamples()),
+      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (calls through the broker: its own and routed ones).', 'code', this.errors),
+      collector('bulkhead_call_duration_seconds', 'Call duration from the broker sending the call to the answer arriving (its own and routed calls).', 'histogram', () => this.histogramSamples()),
       perService('bulkhead_calls_in_flight', 'Calls in flight to the running helper (the broker\'s own and routed ones).', 'gauge', (s) => s.inFlight),
       fromMap('bulkhead_launches_total', 'Helper processes launched.', this.launches),
       fromMap('bulkhead_restarts_total', 'Launches after the service\'s first one (relaunches after an exit, a crash or a restart).', this.restarts),

@@ -1,5 +1,8 @@
 /**
- * A helper calling other services (its manifest's `connects`): calls arrive on
+ * A helper calling other services (its manifest's `connects`) through the
+ * broker: the fallback where no direct channel can be handed over (see
+ * peer-links.ts; the caller or the target takes no channels, or the broker
+ * runs with `directConnects: false`). Calls arrive on
  * the helper's outbound channel (fd 4) naming their target in `meta.service`.
  * The broker checks the target is allowed, then routes the call like a daemon
  * client's, on a route of its own (so the target's handler sees the calling
@@ -12,6 +15,8 @@ import { checkItem } from '../wire/codec.js';
 import { encodeEnvelope, ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import { BROKER_TARGET } from '../protocol/endpoint-keyword.js';
+import { EndpointGrants } from './endpoint-grants.js';
 import type { RoutableService, RouteTarget } from './route.js';
 
 /** Who is calling out. */
@@ -27,6 +32,8 @@ export interface OutboundContext {
   denied(caller: string, target: string): void;
   /** A route to `target` was opened (status shows the path). Optional. */
   routing?(target: string): void;
+  /** A request to the broker itself (`meta.service` = BROKER_TARGET, broker-endpoints.ts); throws a BulkheadError to refuse. */
+  brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
 }
 
 /** One target service's route for this caller. */
@@ -128,6 +135,8 @@ class OutboundRoute implements RouteTarget {
 /** Routes one helper's outbound calls. */
 export class OutboundRouter {
   private readonly routes = new Map<string, OutboundRoute>();
+  /** Services reachable through endpoints this helper opened (beyond its connects). */
+  private readonly grants = new EndpointGrants((service, error) => this.revoke(service, error));
 
   constructor(private readonly channel: FramedChannel, private readonly caller: OutboundCaller, private readonly ctx: OutboundContext) {
     channel.attach({ envelope: (e) => this.receive(e), closed: () => this.close() });
@@ -137,6 +146,17 @@ export class OutboundRouter {
   close(): void {
     for (const route of this.routes.values()) route.close();
     this.routes.clear();
+    this.grants.close();
+  }
+
+  /** An endpoint grant died: calls in flight to a service outside connects fail with its error. */
+  private revoke(service: string, error: BulkheadError): void {
+    if (this.caller.connects.includes(service)) return;
+    const route = this.routes.get(service);
+    if (route === undefined) return;
+    this.routes.delete(service);
+    route.close(); // cancels the calls in the target helper first
+    route.invalidated(error);
   }
 
   private receive(envelope: Envelope): void {
@@ -164,7 +184,17 @@ export class OutboundRouter {
       this.channel.send({ kind: 'error', id: envelope.id, error: error.toJSON() });
     };
     if (target === undefined) return fail(bulkheadError('ERR_BAD_FRAME', 'An outbound call must name its target service in meta.service.'));
-    if (!this.caller.connects.includes(target)) {
+    if (target === BROKER_TARGET && this.ctx.brokerRequest !== undefined) {
+      try {
+        this.channel.send({ kind: 'reply', id: envelope.id, result: this.ctx.brokerRequest(this.caller.service, this.caller.connects, envelope.method, envelope.params, this.grants) });
+      } catch (err) {
+        fail(err as BulkheadError);
+      }
+      return;
+    }
+    if (!this.caller.connects.includes(target) && !this.grants.allows(target)) {
+      const dead = this.grants.refusal(target);
+      if (dead !== undefined) return fail(dead);
       this.ctx.denied(this.caller.service, target);
       return fail(bulkheadError('ERR_NOT_PERMITTED', `Service ${this.caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: this.caller.service, target }));
     }

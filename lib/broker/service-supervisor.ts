@@ -169,9 +169,15 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return this.life.stop(reason);
   }
 
-  /** True while a call is in flight or queued, or the helper holds a transaction open. */
+  /**
+   * True while a call is in flight or queued (the broker's own, a routed one,
+   * or one the helper reports on a direct channel), or the helper holds a
+   * transaction open.
+   */
   get busy(): boolean {
-    return this.life.process?.rpc.isBusy ?? false;
+    const helper = this.life.process;
+    if (helper === undefined) return false;
+    return helper.rpc.isBusy || helper.routedCalls.size > 0 || this.routes.pendingCount > 0;
   }
 
   /** Sends a signal to the running helper (SIGKILL simulates a crash). Returns its pid, or undefined if none runs. */

@@ -3,6 +3,7 @@
  * the broker context it is given, the resolved service it runs, its events.
  * @module
  */
+import type { EndpointGrants } from './endpoint-grants.js';
 import type { PeerLinks } from './peer-links.js';
 import type { SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
@@ -100,6 +101,8 @@ export interface SupervisorContext {
   peers?: PeerLinks | undefined;
   /** Names of the registered services (who may call whom decides which helpers get a hand-off pipe). */
   serviceNames?(): Iterable<string>;
+  /** A helper's request to the broker itself (BROKER_TARGET: minting or opening an endpoint); returns the result or throws a BulkheadError. */
+  brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;
 }

@@ -14,9 +14,10 @@
 import { Socket } from 'node:net';
 import type { PeerInfo } from '../wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
-import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
+import { FramedChannel, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
 import { onPipeMessage, openHelperPipe, sendOnPipe } from './helper-pipe.js';
+import { broadcastTo, closeReport, directClientBacklog, paceDirectClient } from './direct-pace.js';
 
 /** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
 export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
@@ -81,7 +82,7 @@ export class DirectChannels {
   /** Sends a service-wide event to every direct client (each paced by its own channel); not to calling services. */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
     const sent: Array<Promise<void>> = [];
-    for (const [id, server] of this.servers) if (!this.noEvents.has(id)) sent.push(server.broadcast(name, payload));
+    for (const [id, server] of this.servers) if (!this.noEvents.has(id)) sent.push(broadcastTo(server, name, payload));
     return sent;
   }
 
@@ -116,19 +117,23 @@ export class DirectChannels {
 
   private accept(id: number, socket: Socket, peer: PeerInfo): void {
     socket.unref();
-    // The client is untrusted and nobody stands between it and the helper: its unread backlog is
-    // bounded (past it the channel closes with ERR_BACKPRESSURE), and so are its calls in flight.
+    // The client is untrusted and nobody stands between it and the helper: a slow one is paced and
+    // a stalled one cut off as the daemon does for a routed client (direct-pace.ts), its unread
+    // backlog is bounded (past it the channel closes with ERR_BACKPRESSURE), and so are its calls in flight.
     const maxFrameBytes = this.channelOptions.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    const channel = new FramedChannel(socket, { ...this.channelOptions, maxBufferedBytes: untrustedPeerBacklog(maxFrameBytes) });
+    const channel = new FramedChannel(socket, { ...this.channelOptions, maxBufferedBytes: directClientBacklog(maxFrameBytes) });
+    const backlog = paceDirectClient(channel, maxFrameBytes);
     const server = this.makeServer(channel, {
       // A client's goodbye ends its channel only; the helper keeps serving the others.
       goodbye: () => void server.drained().then(() => channel.end('bye')),
-      closed: () => {
+      closed: (error) => {
+        backlog.dispose();
         if (this.servers.get(id) !== server) return;
         this.servers.delete(id);
         this.noEvents.delete(id);
         this.flushTally(); // its last answers count too
-        this.send({ bulkhead: 'closed', id });
+        // Why the helper cut the client off (a stall, a protocol violation), for the daemon's log.
+        this.send({ bulkhead: 'closed', id, ...closeReport(error) });
         if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
       },
       callStarted: () => this.scheduleTally(),
@@ -137,7 +142,7 @@ export class DirectChannels {
         if (counts !== undefined) counts.answered++;
         this.scheduleTally();
       },
-    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT, answerHello: true });
+    }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT, answerHello: true, backlog });
     this.servers.set(id, server);
     this.unreported.set(id, { answered: 0, inFlight: 0 });
     if (this.retiring !== undefined) sayGoodbye(server);

@@ -9,6 +9,7 @@
  * @module
  */
 import { bulkheadError } from '../errors.js';
+import type { BacklogWatch } from '../wire/backlog-watch.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 
 /** How much an emitting service may leave waiting for its reader. */
@@ -26,7 +27,8 @@ export class EventPressure {
   private waiting: { promise: Promise<void>; resolve(): void } | undefined;
   private listening = false;
 
-  constructor(private readonly channel: FramedChannel) {}
+  /** `watch`: a direct client's pacing (backlog-watch.ts); while it holds the channel, emit() waits for it. */
+  constructor(private readonly channel: FramedChannel, private readonly watch?: BacklogWatch) {}
 
   /**
    * Call before sending an event.
@@ -41,6 +43,7 @@ export class EventPressure {
 
   /** After sending: resolves now when the backlog is small, else once it shrank below the high-water mark. */
   room(): Promise<void> {
+    if (this.watch?.held === true) return this.watch.room();
     if (this.channel.writableLength < EVENT_BACKLOG.highWaterBytes || !this.channel.open) return RESOLVED;
     if (this.waiting === undefined) {
       let resolve!: () => void;
@@ -48,6 +51,9 @@ export class EventPressure {
         resolve = r;
       });
       this.waiting = { promise, resolve };
+      // The backlog may be in the channel's outbox, and a stream that takes it whole on the next
+      // tick never needs a 'drain': look again once it was flushed.
+      setImmediate(this.recheck);
     }
     if (!this.listening) {
       this.listening = true;

@@ -13,6 +13,7 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain, newPlainTally } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import type { BacklogWatch } from '../wire/backlog-watch.js';
 import { CreditGate, ItemInbox, refusalText } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
@@ -59,6 +60,8 @@ export interface RpcServerOptions {
   answerHello?: boolean;
   /** Calls the peer may run at once; one more fails with ERR_BACKPRESSURE (direct channels). @default unbounded */
   maxInFlight?: number;
+  /** Paces a slow peer (direct channels): while it holds the channel, emit() waits. @default none */
+  backlog?: BacklogWatch;
 }
 
 /** Answering side of one channel. */
@@ -89,7 +92,7 @@ export class RpcServer {
     this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
     this.sharedTransaction = options.openTransaction;
     this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
-    this.pressure = new EventPressure(channel);
+    this.pressure = new EventPressure(channel, options.backlog);
     channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
     this.helloInfo = { ...options.helloInfo, pid: process.pid };
     this.answerHello = options.answerHello ?? false;
@@ -313,8 +316,7 @@ export class RpcServer {
           this.finish(running, next.value ?? null, undefined);
           return;
         }
-        const tally = newPlainTally();
-        const problem = describeNonPlain(next.value, tally);
+        const tally = newPlainTally(), problem = describeNonPlain(next.value, tally);
         if (problem !== undefined) {
           this.failCall(running, { code: 'ERR_SERVICE_ERROR', message: `Item ${index} yielded by the handler holds ${problem}; items must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT', index } });
           break;
@@ -354,8 +356,7 @@ export class RpcServer {
     if (!running.aborted) {
       if (error !== undefined) this.sendError(id, serializeHandlerError(error, this.exposeStacks));
       else {
-        const tally = newPlainTally();
-        const problem = describeNonPlain(value, tally);
+        const tally = newPlainTally(), problem = describeNonPlain(value, tally);
         if (problem === undefined) this.sendReply(id, value, tally.large === 0);
         else this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `The handler returned ${problem}; results must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT' } });
       }
@@ -368,8 +369,7 @@ export class RpcServer {
   }
 
   private sendEvent(callId: number, name: string, payload: unknown): Promise<void> {
-    const tally = newPlainTally();
-    const problem = describeNonPlain(payload, tally);
+    const tally = newPlainTally(), problem = describeNonPlain(payload, tally);
     if (problem !== undefined) throw bulkheadError('ERR_INVALID_RESULT', `Event "${name}" holds ${problem}; event payloads must be JSON-like data or byte strings.`, { part: 'event', event: name });
     this.pressure.check(name);
     this.channel.send({ kind: 'event', callId, name, payload }, tally.large === 0);

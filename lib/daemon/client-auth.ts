@@ -36,6 +36,8 @@ export interface AuthenticatedClient {
   identity: { name: string; serial: string };
   /** The client can take a descriptor and asks for a channel of its own (`direct: true` in its auth). */
   direct: boolean;
+  /** The endpoint it opens (`endpoint` in its auth; endpoint-admission.ts checks it), if any. */
+  endpoint: unknown;
 }
 
 /**
@@ -79,7 +81,7 @@ export async function authenticateClient(conn: PendingConnection, who: Handshake
   if (!verifyProof(cert, payload, sig)) {
     throw refusal('ERR_AUTH_FAILED', 'The signature does not prove possession of the certificate\'s key for this connection (wrong key, another socket path or daemon id, or a replayed handshake).', { reason: 'bad-proof', name: identity.name, serial: identity.serial, service });
   }
-  return { service, identity, direct: auth['direct'] === true };
+  return { service, identity, direct: auth['direct'] === true, endpoint: auth['endpoint'] };
 }
 
 /** A handshake refusal: its code, message, and `data` as docs/errors.md promises (`reason` always; names when known). */

@@ -23,6 +23,8 @@ export interface ClientRecord {
   path: 'direct' | 'routed';
   /** Serial of the certificate it proved (revocation is checked against it while it stays connected); '' for control. */
   serial: string;
+  /** Token of the endpoint it was admitted on (then `clients` does not apply to it; endpoint-admission.ts). */
+  endpoint?: string;
   /** Ends the connection now, telling the client `error`. */
   withdraw(error: BulkheadError): void;
   /** Direct channels: the reason it will end for if its helper goes first (undefined: withdrawn no more). */
@@ -37,6 +39,8 @@ export interface AdmittedClient {
   gid: number;
   /** Serial of the certificate it proved. */
   serial: string;
+  /** Admitted on an endpoint, not on the service's `clients`: only revocation (and the endpoint's death) withdraws it. */
+  endpoint?: boolean;
 }
 
 /**
@@ -48,7 +52,7 @@ export function withdrawal(client: AdmittedClient, ca: CertificateAuthority, cli
     return bulkheadError('ERR_CERT_REVOKED', `The certificate for "${client.name}" (serial ${client.serial}) was revoked; the daemon closed its connection to ${client.service}.`, { name: client.name, serial: client.serial, service: client.service });
   }
   const clients = clientsOf(client.service);
-  if (clients !== undefined && !admits(clients, client)) {
+  if (clients !== undefined && client.endpoint !== true && !admits(clients, client)) {
     return bulkheadError('ERR_NOT_PERMITTED', `Identity "${client.name}" (uid ${client.uid}, gid ${client.gid}) is no longer among ${client.service}'s clients after a reload; the daemon closed its connection.`, { reason: 'not-in-clients', name: client.name, service: client.service });
   }
   return undefined;
@@ -56,7 +60,7 @@ export function withdrawal(client: AdmittedClient, ca: CertificateAuthority, cli
 
 /** What a record's withdrawal check needs. */
 function admitted(record: ClientRecord): AdmittedClient {
-  return { service: record.service, name: record.peer.name, uid: record.credentials.uid, gid: record.credentials.gid, serial: record.serial };
+  return { service: record.service, name: record.peer.name, uid: record.credentials.uid, gid: record.credentials.gid, serial: record.serial, endpoint: record.endpoint !== undefined };
 }
 
 /**

@@ -35,6 +35,7 @@ import { listenOnPassedFd } from './systemd-activation.js';
 import { announceWithdrawals, clientsInConfig, recheckClients, watchRevocations, type ClientRecord } from './client-authority.js';
 import { admitDirect, mayHandOff, type DirectAdmissionContext } from './direct-admission.js';
 import { CA_FILES } from '../identity/ca-directory.js';
+import { admitEndpoint, ClientRecords } from './endpoint-admission.js';
 
 export { CONTROL_SERVICE } from './control.js';
 
@@ -95,7 +96,7 @@ export class Daemon {
   readonly startedAt = Date.now();
   private readonly sessions = new Set<{ close(): void }>();
   /** Authenticated client connections. */
-  private readonly connections = new Set<ClientRecord>();
+  private readonly connections: ClientRecords;
   /** What a hand-off joins (direct-admission.ts). */
   private readonly direct: DirectAdmissionContext;
   private stopWatchingRevocations: () => void = () => undefined;
@@ -115,6 +116,7 @@ export class Daemon {
     readonly logs: LogStore,
   ) {
     this.id = ca.fingerprint;
+    this.connections = new ClientRecords(broker);
     this.gatekeeper = new Gatekeeper(settings, log, (code) => broker.metricsRecorder.refused(code));
     this.direct = { broker, gatekeeper: this.gatekeeper, sessions: this.sessions, connections: this.connections, routedOnly: new Set(), enabled: settings.direct, log };
   }
@@ -284,7 +286,7 @@ export class Daemon {
     await conn.ready;
     if (conn.settled) return; // refused while held (evicted, timed out, gone)
     const { socket, reader, credentials } = conn;
-    const { service, identity, direct } = await authenticateClient(conn, who, {
+    const { service, identity, direct, endpoint } = await authenticateClient(conn, who, {
       ca: this.ca, daemonId: this.id, socketPath: this.socketPath, handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       fault: (err, names) => this.daemonFault(err, names),
     });
@@ -303,13 +305,15 @@ export class Daemon {
     if (!this.broker.serviceNames().includes(service)) {
       throw refusal('ERR_UNKNOWN_SERVICE', `This daemon has no service named "${service}".`, { reason: 'unknown-service', name: identity.name, service });
     }
+    // An endpoint a service minted for this client admits it instead of the service's clients.
+    const token = endpoint === undefined ? undefined : admitEndpoint(this.broker, endpoint, service, verified);
     const clients = this.broker.manifest(service).clients ?? [];
-    if (!admits(clients, verified)) {
+    if (token === undefined && !admits(clients, verified)) {
       throw refusal('ERR_NOT_PERMITTED', `Identity "${identity.name}" (uid ${credentials.uid}, gid ${credentials.gid}) may not connect to ${service}; add it to the service's clients.`, { reason: 'not-in-clients', name: identity.name, service });
     }
     reader.release();
     // A client that can take a descriptor gets a channel of its own to the helper (docs/wire.md, "Hand-off").
-    if (direct && mayHandOff(this.direct, service) && admitDirect(this.direct, conn, service, peer, identity.serial)) return;
+    if (direct && mayHandOff(this.direct, service) && admitDirect(this.direct, conn, service, peer, identity.serial, token)) return;
     const channel = new FramedChannel(socket, this.clientChannelOptions());
     let session: RoutedSession;
     try {
@@ -323,7 +327,7 @@ export class Daemon {
       throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: identity.name, service });
     }
     conn.admitted();
-    const record: ClientRecord = { service, peer, credentials, since: Date.now(), path: 'routed', serial: identity.serial, withdraw: (error) => session.invalidated(error) };
+    const record: ClientRecord = { service, peer, credentials, since: Date.now(), path: 'routed', serial: identity.serial, ...(token === undefined ? {} : { endpoint: token }), withdraw: (error) => session.invalidated(error) };
     this.sessions.add(session);
     this.connections.add(record);
     // Written before anything the session sends: channel writes wait for the next tick.

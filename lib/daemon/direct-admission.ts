@@ -33,10 +33,10 @@ export function mayHandOff(ctx: DirectAdmissionContext, service: string): boolea
 
 /**
  * Hands the authenticated, authorised client a channel of its own to the
- * service's helper. Returns false when nothing reached the client (it is then routed).
+ * service's helper (`endpoint`: the token it was admitted on, if any). Returns false when nothing reached the client (it is then routed).
  * @throws BulkheadError the refusal when the service cannot take a route (failed, closed)
  */
-export function admitDirect(ctx: DirectAdmissionContext, conn: PendingConnection, service: string, peer: PeerInfo, serial: string): boolean {
+export function admitDirect(ctx: DirectAdmissionContext, conn: PendingConnection, service: string, peer: PeerInfo, serial: string, endpoint?: string): boolean {
   const { socket, credentials } = conn;
   const who = { client: peer.name, service };
   let session: DirectSession;
@@ -52,7 +52,7 @@ export function admitDirect(ctx: DirectAdmissionContext, conn: PendingConnection
     throw refusal(isBulkheadError(err) ? err.code : 'ERR_INVALIDATED', (err as Error).message, { reason: 'no-route', name: peer.name, service });
   }
   const record: ClientRecord = {
-    service, peer, credentials, since: Date.now(), path: 'direct', serial,
+    service, peer, credentials, since: Date.now(), path: 'direct', serial, ...(endpoint === undefined ? {} : { endpoint }),
     withdraw: (error) => session.end(error),
     announce: (reason) => session.announce(reason),
   };

@@ -175,7 +175,8 @@ export class DirectSession implements RouteTarget {
         inFlight: (count) => {
           this.inFlight = count;
         },
-        closed: () => this.end(),
+        // The helper's reason (a client that stopped reading) goes to the log and the client's lifeline.
+        closed: (error) => this.end(error),
       });
     } catch (err) {
       this.end(isBulkheadError(err) ? err : bulkheadError('ERR_INTERRUPTED', `${this.host.service}: the channel could not be handed over (${(err as Error).message}); call again.`));

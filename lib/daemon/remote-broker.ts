@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { loadProtocol } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { CONTROL_SERVICE } from './control.js';
+import { isEndpoint, type Endpoint } from '../protocol/endpoint-keyword.js';
 import { RemoteEndpoint, type ClientIdentity } from './remote-endpoint.js';
 
 /** Options of {@link RemoteBroker}. */
@@ -34,10 +35,12 @@ export interface RemoteBrokerOptions {
   /**
    * Ask the daemon for a channel of our own to each service (hand-off,
    * docs/wire.md): calls then go straight to the helper, the daemon keeps only
-   * lifecycle authority. Falls back to routing when this process cannot take a
-   * descriptor (koffi missing) or the daemon routes the service. Not yet the
-   * default: see docs/daemon.md, "Direct channels", for what still differs.
-   * @default false
+   * lifecycle authority. Falls back to routing on its own when this process
+   * cannot take a descriptor (koffi missing) or the daemon routes the service
+   * (`daemon.direct: false`, a helper that cannot take channels). `false`
+   * forces the routed path. Both paths pace a slow reader and cut off a
+   * stalled one the same way (docs/daemon.md, "Direct channels").
+   * @default true
    */
   direct?: boolean;
 }
@@ -81,7 +84,7 @@ export class RemoteBroker {
     }
     this.daemonId = o.daemonId;
     if (o.direct !== undefined && typeof o.direct !== 'boolean') throw bulkheadError('ERR_INVALID_OPTION', 'options.direct must be true or false.', { option: 'direct' });
-    this.direct = o.direct ?? false;
+    this.direct = o.direct ?? true;
   }
 
   /**
@@ -90,6 +93,10 @@ export class RemoteBroker {
    * @throws BulkheadError `ERR_CLOSED` once {@link RemoteBroker.close} was called, `ERR_INVALID_OPTION` naming a bad or unknown option
    */
   connect<P extends ProtocolShape = AnyProtocol>(service: string, options: RemoteConnectOptions = {}): Connection<P> {
+    return this.open<P>(service, options, undefined);
+  }
+
+  private open<P extends ProtocolShape>(service: string, options: RemoteConnectOptions, grant: Endpoint | undefined): Connection<P> {
     if (this.closing !== undefined) throw bulkheadError('ERR_CLOSED', 'This RemoteBroker is closed; call connectTo() again.');
     const where = `connect("${service}", options)`;
     checkOptionsObject(options, [...CONNECT_OPTION_NAMES, 'protocol'], where);
@@ -100,9 +107,25 @@ export class RemoteBroker {
     const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId, this.direct);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;
+    endpoint.grant = grant;
     endpoint.onDetached = () => this.endpoints.delete(endpoint);
     this.endpoints.add(endpoint);
     return connection;
+  }
+
+  /**
+   * Opens a connection from an endpoint a service minted for this client's
+   * identity (a field typed `Endpoint<'S'>` in a result or event). The daemon
+   * admits it on the endpoint, not on the service's `clients`; it lives until
+   * the service is stopped, removed or fails (then `invalidated` carries
+   * ERR_ENDPOINT_DEAD). Refusals reject the first call: ERR_ENDPOINT_INVALID,
+   * ERR_ENDPOINT_NOT_YOURS, ERR_ENDPOINT_DEAD. Pass `options.protocol` when the
+   * service's protocol name differs from its name.
+   * @throws BulkheadError `ERR_ENDPOINT_INVALID` when `endpoint` does not even have an endpoint's shape, `ERR_CLOSED`, `ERR_INVALID_OPTION`
+   */
+  connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint, options: RemoteConnectOptions = {}): Connection<P> {
+    if (!isEndpoint(endpoint)) throw bulkheadError('ERR_ENDPOINT_INVALID', 'Not an endpoint: expected { service, token } exactly as the issuing service passed it on.', { reason: 'malformed' });
+    return this.open<P>(endpoint.service, options, endpoint);
   }
 
   /** The daemon's control API (list, status, kickstart, stop, reload). */

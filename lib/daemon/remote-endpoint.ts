@@ -15,6 +15,7 @@ import { proofPayload, signProof } from '../identity/proof.js';
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
 import { canReceiveHandoff, holdReads, receiveHandoffAnswer, resumeReads } from './handoff-receive.js';
 import { DirectClient } from './direct-client.js';
+import type { Endpoint } from '../protocol/endpoint-keyword.js';
 
 /** An identity a client presents: its certificate, and the key that proves it owns it. */
 export interface ClientIdentity {
@@ -25,7 +26,10 @@ export interface ClientIdentity {
 }
 
 /** Why a daemon ends a direct channel for good (docs/wire.md 9.4); other codes leave the connection usable. */
-const WITHDRAWN: ReadonlySet<string> = new Set(['ERR_INVALIDATED', 'ERR_CERT_REVOKED', 'ERR_NOT_PERMITTED', 'ERR_BAD_FRAME', 'ERR_CLOSED']);
+const WITHDRAWN: ReadonlySet<string> = new Set(['ERR_INVALIDATED', 'ERR_CERT_REVOKED', 'ERR_NOT_PERMITTED', 'ERR_BAD_FRAME', 'ERR_CLOSED', 'ERR_ENDPOINT_DEAD']);
+
+/** Codes a connection's `invalidated` event carries as they are (any other is wrapped in ERR_INVALIDATED with `data.cause`). */
+const OWN_INVALIDATION: ReadonlySet<string> = new Set(['ERR_INVALIDATED', 'ERR_ENDPOINT_DEAD']);
 
 /** How long the client waits for each handshake step, in ms. */
 const CLIENT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -36,6 +40,8 @@ export class RemoteEndpoint implements ServiceEndpoint {
   connection: Connection<ProtocolShape> | undefined;
   /** Called once when the endpoint detaches (its connection closed); the RemoteBroker forgets it. */
   onDetached: (() => void) | undefined;
+  /** The endpoint (a service minted for this client) each handshake presents instead of relying on `clients`. */
+  grant: Endpoint | undefined;
   private rpc: RpcClient | undefined;
   private connecting: Promise<RpcClient> | undefined;
   private socket: Socket | undefined;
@@ -110,7 +116,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
       // A client that can take a descriptor says so; the daemon then answers with a channel of our own.
       const direct = this.wantDirect && canReceiveHandoff(socket);
       if (direct) reader.release(); // the answer is read with recvmsg, not by libuv
-      writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload), ...(direct ? { direct: true } : {}) });
+      writeHandshake(socket, { t: 'auth', service: this.service, name: this.identity.name, cert: this.identity.certPem, sig: signProof(this.identity.keyPem, payload), ...(direct ? { direct: true } : {}), ...(this.grant === undefined ? {} : { endpoint: { service: this.grant.service, token: this.grant.token } }) });
       let answer: Record<string, unknown>;
       if (direct) {
         holdReads(socket); // before the event loop runs again: libuv must not read the answer
@@ -146,7 +152,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
         const cause = error ?? rpc.peerError;
         const lost = cause ?? bulkheadError('ERR_INVALIDATED', `The daemon at ${this.socketPath} closed the connection to ${this.service}; open a new connection.`);
         rpc.interrupt(bulkheadError('ERR_INTERRUPTED', `Connection to the daemon lost while the call was in flight (${lost.code}).`, { cause: lost.code }));
-        if (!this.ended) this.connection?.notifyInvalidated(lost.code === 'ERR_INVALIDATED' ? lost : bulkheadError('ERR_INVALIDATED', lost.message, { cause: lost.code }));
+        if (!this.ended) this.connection?.notifyInvalidated(OWN_INVALIDATION.has(lost.code) ? lost : bulkheadError('ERR_INVALIDATED', lost.message, { cause: lost.code }));
         this.rpc = undefined;
       },
     });
@@ -178,7 +184,7 @@ export class RemoteEndpoint implements ServiceEndpoint {
         // The helper went away: like an embedded interruption, and the next call re-brokers.
         if (error.code === 'ERR_INTERRUPTED') this.connection?.notifyInterrupted(error);
         // The daemon withdrew the client's right to the service (or is gone): the connection is over.
-        else if (WITHDRAWN.has(error.code)) this.connection?.notifyInvalidated(error.code === 'ERR_INVALIDATED' ? error : bulkheadError('ERR_INVALIDATED', error.message, { ...error.data, cause: error.code }));
+        else if (WITHDRAWN.has(error.code)) this.connection?.notifyInvalidated(OWN_INVALIDATION.has(error.code) ? error : bulkheadError('ERR_INVALIDATED', error.message, { ...error.data, cause: error.code }));
         // Anything else (the helper could not start, ...) failed the calls in flight; the next call tries again.
       },
     });

@@ -13,6 +13,7 @@ import { fromWireError, isServiceCode } from '../connection/remote-error.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
 import { ID_RANGE_SIZE, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
+import { stalledReaderError } from '../wire/backlog-watch.js';
 import { SessionFlow } from './session-flow.js';
 import { forDaemonClient } from './client-facing-error.js';
 
@@ -47,9 +48,7 @@ export class RoutedSession implements RouteTarget {
       channel,
       source: () => supervisor.process?.channel.stream,
       ...limits,
-      stalled: (waiting, stallMs) => {
-        channel.fail(bulkheadError('ERR_BACKPRESSURE', `The client stopped reading: ${waiting} bytes have waited for it for ${stallMs} ms, so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: limits.highWaterBytes }));
-      },
+      stalled: (waiting, stallMs) => channel.fail(stalledReaderError(waiting, stallMs, limits.highWaterBytes)),
     });
     channel.attach({ envelope: (e, body) => this.fromClient(e, body), closed: (error) => this.close(error) });
   }
@@ -70,11 +69,9 @@ export class RoutedSession implements RouteTarget {
         // Re-encoded, the helper's error outgrew the frame limit: pass on its code and the reason, not its data.
         this.channel.send({ kind: 'error', id: envelope.id, error: bulkheadError(relabelled.code, `${this.supervisor.service}'s error was too large to pass on (${err.message})`).toJSON() });
       }
-      this.flow.sent();
       return;
     }
     this.channel.sendRaw(body);
-    this.flow.sent();
   }
 
   /** @inheritdoc */
@@ -85,7 +82,6 @@ export class RoutedSession implements RouteTarget {
   /** @inheritdoc */
   broadcast(body: Buffer): void {
     this.channel.sendRaw(body);
-    this.flow.sent();
   }
 
   /** @inheritdoc */

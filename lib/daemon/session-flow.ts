@@ -10,24 +10,25 @@
  * `emit()` promise waits, and the burst goes at the client's pace. Once the
  * client's backlog falls below half the mark, the helper is read again.
  *
- * A client that stays above the mark for `stallMs` has stopped reading: it is
- * cut off with ERR_BACKPRESSURE and the helper is read again, so a stalled
+ * A client that, while above the mark, reads less than half of it in
+ * `stallMs` has stopped reading: it is cut off with ERR_BACKPRESSURE and the
+ * helper is read again, so a stalled
  * client delays the service's other clients by at most `stallMs`. The
  * channel's own hard bound (`maxBufferedBytes`) still holds meanwhile: what the
  * daemon had already read from the helper when it paused is at most one read
  * chunk plus one frame.
+ *
+ * The mark, the stall and the release are the generic {@link BacklogWatch}
+ * (a direct channel's helper paces its client with the same one); this file
+ * adds what holding back means here: pausing the helper's stream, which
+ * several clients may hold at once.
  * @module
  */
 import type { Duplex } from 'node:stream';
+import { BacklogWatch } from '../wire/backlog-watch.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 
-/** How long a client may keep its backlog above the high-water mark before it is cut off. */
-export const CLIENT_STALL_MS = 2000;
-
-/** The backlog above which a client holds back its helper: half the hard bound, at most 512 KiB. */
-export function clientHighWaterBytes(maxBufferedBytes: number): number {
-  return Math.min(512 * 1024, Math.floor(maxBufferedBytes / 2));
-}
+export { CLIENT_STALL_MS, clientHighWaterBytes } from '../wire/backlog-watch.js';
 
 /** How many clients hold each helper stream paused; the stream resumes when the last lets go. */
 const holders = new WeakMap<Duplex, number>();
@@ -62,58 +63,32 @@ export interface SessionFlowOptions {
   stalled: (waiting: number, stallMs: number) => void;
 }
 
-/** Holds back one client's helper while the client's backlog is high. */
+/** Holds back one client's helper while the client's backlog is high (the channel tells it after each frame). */
 export class SessionFlow {
   private held: Duplex | undefined;
-  private stallTimer: NodeJS.Timeout | undefined;
-  private checkScheduled = false;
+  private readonly watch: BacklogWatch;
 
-  constructor(private readonly options: SessionFlowOptions) {}
-
-  /** Call after each frame sent to the client. */
-  sent(): void {
-    const { channel, highWaterBytes } = this.options;
-    if (this.held !== undefined || channel.writableLength <= highWaterBytes) return;
-    const source = this.options.source();
-    if (source === undefined || source.destroyed) return;
-    this.held = source;
-    hold(source);
-    this.stallTimer = setTimeout(() => {
-      const waiting = this.options.channel.writableLength;
-      this.dispose();
-      this.options.stalled(waiting, this.options.stallMs);
-    }, this.options.stallMs);
-    this.scheduleCheck();
+  constructor(options: SessionFlowOptions) {
+    this.watch = new BacklogWatch(options.channel, {
+      highWaterBytes: options.highWaterBytes,
+      stallMs: options.stallMs,
+      hold: () => {
+        const source = options.source();
+        if (source === undefined || source.destroyed) return;
+        this.held = source;
+        hold(source);
+      },
+      release: () => {
+        const source = this.held;
+        this.held = undefined;
+        if (source !== undefined) release(source);
+      },
+      stalled: options.stalled,
+    });
   }
 
   /** Lets go of the helper (the session ended). Idempotent. */
   dispose(): void {
-    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-    const source = this.held;
-    this.held = undefined;
-    if (source !== undefined) release(source);
+    this.watch.dispose();
   }
-
-  private scheduleCheck(): void {
-    if (this.checkScheduled) return;
-    this.checkScheduled = true;
-    const { stream } = this.options.channel;
-    // The socket says when it drained; a backlog still in the channel's outbox (flushed on the
-    // next tick) is looked at again after the tick.
-    if (stream.writableNeedDrain) stream.once('drain', this.check);
-    else setImmediate(this.check);
-  }
-
-  private readonly check = (): void => {
-    this.checkScheduled = false;
-    if (this.held === undefined) return;
-    const { channel, highWaterBytes } = this.options;
-    if (!channel.open) {
-      this.dispose();
-      return;
-    }
-    if (channel.writableLength <= highWaterBytes / 2) this.dispose();
-    else this.scheduleCheck();
-  };
 }

@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { addEndpointKeyword } from './endpoint-keyword.js';
 
 const require = createRequire(import.meta.url);
 
@@ -18,12 +19,14 @@ export const AJV_OPTIONS = { strict: true, allowUnionTypes: true, allErrors: fal
 
 let shared: Ajv2020 | undefined;
 
-/** Creates an ajv instance with bulkhead's options and formats (plus `extra` options). */
+/** Creates an ajv instance with bulkhead's options, formats and endpoint keyword (plus `extra` options). */
 export function createAjv(extra: Record<string, unknown> = {}): Ajv2020 {
   const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
   // ajv-formats is CommonJS: its export is the function itself.
   const addFormats = require('ajv-formats') as (ajv: Ajv2020) => Ajv2020;
-  return addFormats(new AjvClass({ ...AJV_OPTIONS, ...extra }));
+  const ajv = addFormats(new AjvClass({ ...AJV_OPTIONS, ...extra }));
+  addEndpointKeyword(ajv); // endpoint-typed fields (x-bulkhead-endpoint)
+  return ajv;
 }
 
 /** Returns the process-wide ajv instance, creating it on first use. */

@@ -7,6 +7,7 @@
 import { bulkheadError } from '../errors.js';
 import { sharedAjv } from './ajv.js';
 import { explainAjvError } from './explain.js';
+import { checkEndpointDeclarations } from './endpoint-keyword.js';
 
 /** Names of protocols, services and methods: no path separators, no dot-dot tricks. */
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
@@ -107,5 +108,6 @@ export function checkProtocolDocument(value: unknown, source: string): ProtocolD
       throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} is required but missing (only a stream method, with "yields" or "accepts", may leave it out). See docs/protocols.md for the format.`, { source, pointer, errors: [] });
     }
   }
+  checkEndpointDeclarations(document as unknown as Parameters<typeof checkEndpointDeclarations>[0], source);
   return document;
 }

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
-import { readIntoOwnBuffers } from './socket-reads.js';
+import { readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
 const COALESCE_COPY_LIMIT = 64 * 1024;
@@ -17,12 +17,6 @@ const COALESCE_COPY_LIMIT = 64 * 1024;
 const COMPACT_AFTER_FRAMES = 256;
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
-/** Size of the read buffer of sockets read with {@link readIntoOwnBuffers} (Node's own read size). */
-const READ_BUFFER_BYTES = 64 * 1024;
-/** One read buffer for all channels: each read is consumed (copied out) before libuv reads again, so idle channels hold none. */
-let sharedReadBuffer: Buffer | undefined;
-/** A frame body with at least this much still to come is read straight into the body. */
-const DIRECT_READ_MIN_BYTES = 16 * 1024;
 
 /** Options of a {@link FramedChannel}. */
 export interface FramedChannelOptions {
@@ -47,6 +41,14 @@ export interface FramedChannelOptions {
  */
 export function untrustedPeerBacklog(maxFrameBytes: number): number {
   return 2 * maxFrameBytes + 1024 * 1024;
+}
+
+/** Told when a frame leaves more than `highWaterBytes` waiting for the peer (a `BacklogWatch`, backlog-watch.ts). */
+export interface BacklogObserver {
+  /** Backlog in bytes above which {@link BacklogObserver.over} is called. */
+  readonly highWaterBytes: number;
+  /** A frame was queued with more than the mark waiting. */
+  over(): void;
 }
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
@@ -75,6 +77,10 @@ export class FramedChannel {
   /** Outbox entries already compacted (see compactOutbox). */
   private compactedFrames = 0;
   private ownBuffers = false;
+  /** Paces a slow peer (backlog-watch.ts), if the owner set one. */
+  private backlogObserver: BacklogObserver | undefined;
+  /** Bytes of every frame queued since the channel opened (what the peer took is this minus writableLength). */
+  private queuedTotal = 0;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -91,7 +97,8 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    this.ownBuffers = readIntoOwnBuffers(stream, this.nextReadBuffer, this.onRead);
+    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliver([body]), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
       for (let chunk = stream.read() as Buffer | null; chunk !== null && !this.closedReported; chunk = stream.read() as Buffer | null) this.onData(chunk);
@@ -111,13 +118,24 @@ export class FramedChannel {
   }
 
   /** True when the stream is a socket that reads into this channel's buffers (socket-reads.ts), false when it emits 'data'. */
-  get readsIntoOwnBuffers(): boolean {
-    return this.ownBuffers;
-  }
+  get readsIntoOwnBuffers(): boolean { return this.ownBuffers; }
 
   /** True until the stream is closed or ending. */
   get open(): boolean {
     return !this.closedReported && !this.ended && !this.stream.destroyed;
+  }
+
+  /**
+   * Tells `observer` whenever a frame is queued with more than its mark
+   * waiting (undefined: nobody). Used by `BacklogWatch` (backlog-watch.ts).
+   */
+  observeBacklog(observer: BacklogObserver | undefined): void {
+    this.backlogObserver = observer;
+  }
+
+  /** Bytes the stream took from this channel so far (handed on towards the peer): a slow reader's progress. */
+  get bytesTaken(): number {
+    return this.queuedTotal - this.writableLength;
   }
 
   /** Bytes queued for writing, in our outbox and the stream's buffer (backpressure signal). */
@@ -181,6 +199,7 @@ export class FramedChannel {
   private enqueue(frame: Buffer): boolean {
     this.outbox.push(frame);
     this.outboxBytes += frame.length;
+    this.queuedTotal += frame.length;
     const waiting = this.writableLength;
     if (this.maxBufferedBytes !== undefined && waiting > this.maxBufferedBytes) {
       // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
@@ -190,6 +209,7 @@ export class FramedChannel {
       this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
       return false;
     }
+    if (this.backlogObserver !== undefined && waiting > this.backlogObserver.highWaterBytes) this.backlogObserver.over();
     if (this.outbox.length >= EAGER_FLUSH_FRAMES && !this.drainWaiting) {
       // A long burst: hand the peer what we have now, so it works while we produce the rest.
       this.flush();
@@ -329,26 +349,6 @@ export class FramedChannel {
     this.stream.destroy();
     this.reportClosed(undefined);
   }
-
-  /** Where the socket reads next: the rest of a large body being collected, else the read buffer. */
-  private readonly nextReadBuffer = (): Buffer => this.decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
-
-  /** `n` bytes were read into `buffer`, which {@link nextReadBuffer} gave. */
-  private readonly onRead = (n: number, buffer: Buffer): void => {
-    if (buffer === sharedReadBuffer) {
-      this.onData(buffer.subarray(0, n), true);
-      return;
-    }
-    if (this.closedReported) return;
-    let body: Buffer | undefined;
-    try {
-      body = this.decoder.filled(n);
-    } catch (err) {
-      this.fail(asFrameError(err));
-      return;
-    }
-    if (body !== undefined) this.deliver([body]);
-  };
 
   /** Bytes arrived; `reuse`: `chunk` is the shared read buffer, so bodies in it are copied. */
   private onData(chunk: Buffer, reuse = false): void {

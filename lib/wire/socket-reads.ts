@@ -24,8 +24,50 @@
  * caller reads with 'data' events as before.
  * @module
  */
+import { Buffer } from 'node:buffer';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { FrameDecoder } from './frame-decoder.js';
+
+/** Size of the shared read buffer (Node's own read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** One read buffer for all channels: each read is consumed (copied out) before libuv reads again, so idle channels hold none. */
+let sharedReadBuffer: Buffer | undefined;
+/** A frame body with at least this much still to come is read straight into the body. */
+const DIRECT_READ_MIN_BYTES = 16 * 1024;
+
+/** Where {@link readFramesIntoOwnBuffers} hands what it read. */
+export interface FrameReads {
+  /** Bytes read into the shared buffer: feed them to the decoder with `reuse` (copy bodies out) before returning. */
+  chunk(bytes: Buffer): void;
+  /** A body the kernel finished filling. */
+  body(body: Buffer): void;
+  /** The decoder refused what was read. */
+  failed(error: unknown): void;
+}
+
+/**
+ * Reads `stream` for `decoder` (see {@link readIntoOwnBuffers}): into the shared read buffer,
+ * or straight into the rest of a body being collected when at least 16 KiB of it are to come.
+ * Returns false, changing nothing, when `stream` cannot be read that way.
+ */
+export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, to: FrameReads): boolean {
+  const next = (): Buffer => decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  return readIntoOwnBuffers(stream, next, (n, buffer) => {
+    if (buffer === sharedReadBuffer) {
+      to.chunk(buffer.subarray(0, n));
+      return;
+    }
+    let body: Buffer | undefined;
+    try {
+      body = decoder.filled(n);
+    } catch (err) {
+      to.failed(err);
+      return;
+    }
+    if (body !== undefined) to.body(body);
+  });
+}
 
 /** The handle method Node's `onread` path uses (StreamBase::UseUserBuffer). */
 interface UserBufferHandle {
