@@ -2,10 +2,13 @@
 // exactly those of ordinary encoding.
 import t from 'tap';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
-import { LARGE_BYTES_THRESHOLD } from '../lib/wire/large-bytes.js';
+import { encodeFrame } from '../lib/wire/frame-decoder.js';
+import { LARGE_BYTES_THRESHOLD, type FrameChunks } from '../lib/wire/large-bytes.js';
 import { describeNonPlain, newPlainTally } from '../lib/wire/codec.js';
 
 const big = (n: number, fill: number) => Buffer.alloc(n, fill);
+/** The frame's bytes: chunks without large byte strings are the body alone (`headerless`), the channel adds the prefix. */
+const frameOf = (c: FrameChunks): Buffer => (c.headerless === true ? encodeFrame(Buffer.concat(c.chunks)) : Buffer.concat(c.chunks));
 
 t.test('chunked encoding equals ordinary encoding, byte for byte', async (t) => {
   const n = LARGE_BYTES_THRESHOLD;
@@ -52,10 +55,11 @@ t.test('one send-side walk: describeNonPlain counts the large byte strings, and 
   const small: Envelope = { kind: 'reply', id: 3, result: { data: big(n - 1, 1), name: 'x' } };
   const skipped = encodeEnvelopeChunks(small, true);
   t.equal(skipped.chunks.length, 1);
-  t.ok(Buffer.concat(skipped.chunks).equals(encodeEnvelope(small)), 'same bytes as ordinary encoding');
+  t.equal(skipped.headerless, true, 'the body alone: the channel writes the length prefix');
+  t.ok(frameOf(skipped).equals(encodeEnvelope(small)), 'same bytes as ordinary encoding');
   // A wrong hint costs a copy, never the bytes on the wire: the large Buffer is encoded inline.
   const large: Envelope = { kind: 'reply', id: 4, result: { data: big(n * 2, 9) } };
   const wrong = encodeEnvelopeChunks(large, true);
   t.equal(wrong.chunks.length, 1, 'copied into one buffer');
-  t.ok(Buffer.concat(wrong.chunks).equals(Buffer.concat(encodeEnvelopeChunks(large).chunks)), 'same bytes as the no-copy path');
+  t.ok(frameOf(wrong).equals(frameOf(encodeEnvelopeChunks(large))), 'same bytes as the no-copy path');
 });

@@ -6,7 +6,7 @@
  */
 import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
-import { encodeFrame, FRAME_HEADER_BYTES } from './frame-decoder.js';
+import { encodeFrame } from './frame-decoder.js';
 import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
@@ -197,13 +197,16 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
  * caller's `describeNonPlain` walk (lib/wire/codec.ts) found no byte string of
  * LARGE_BYTES_THRESHOLD or more in the envelope, so the search for them is
  * skipped (were one there after all, it would be copied: same bytes on the wire).
+ * Without large byte strings the result is `headerless`: one chunk, cbor-x's
+ * output itself, and the caller writes the 4-byte length prefix (FramedChannel
+ * writes it straight into its outgoing buffer: one copy less per frame).
  */
 export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): FrameChunks {
   const wire = toWire(envelope);
   const large = noLargeBytes ? undefined : encodeWithLargeBytes(wire);
   if (large !== undefined) return large;
-  const frame = encodeFrame(encodeItem(wire));
-  return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };
+  const body = encodeItem(wire);
+  return { chunks: [body], bodyLength: body.length, headerless: true };
 }
 
 function toWire(e: Envelope): unknown[] {

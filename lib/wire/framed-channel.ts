@@ -8,13 +8,10 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './frame-decoder.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
+import { Outbox } from './outbox.js';
 import { readFramesIntoOwnBuffers } from './socket-reads.js';
 
-/** Bursts up to this many bytes are copied into one buffer; larger ones go out with writev. */
-const COALESCE_COPY_LIMIT = 64 * 1024;
-/** Small frames waiting for 'drain' are joined into one buffer per this many. */
-const COMPACT_AFTER_FRAMES = 256;
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
 
@@ -68,14 +65,11 @@ export class FramedChannel {
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
-  /** Frames sent this tick, written together by {@link FramedChannel.flush}. */
-  private outbox: Buffer[] = [];
-  private outboxBytes = 0;
+  /** Frames sent this tick, written together by {@link FramedChannel.flush} (outbox.ts: headers written in place, one copy per small frame). */
+  private readonly outbox = new Outbox();
   private flushScheduled = false;
   /** A 'drain' listener will flush the outbox. */
   private drainWaiting = false;
-  /** Outbox entries already compacted (see compactOutbox). */
-  private compactedFrames = 0;
   private ownBuffers = false;
   /** Paces a slow peer (backlog-watch.ts), if the owner set one. */
   private backlogObserver: BacklogObserver | undefined;
@@ -140,7 +134,7 @@ export class FramedChannel {
 
   /** Bytes queued for writing, in our outbox and the stream's buffer (backpressure signal). */
   get writableLength(): number {
-    return this.stream.writableLength + this.outboxBytes;
+    return this.stream.writableLength + this.outbox.bytes;
   }
 
   /**
@@ -169,12 +163,13 @@ export class FramedChannel {
   /** Body length when written and under the high-water mark, its negative when over, 0 when closed. */
   private write(envelope: Envelope, noLargeBytes: boolean): number {
     if (!this.open) return 0;
-    const { chunks, bodyLength } = encodeEnvelopeChunks(envelope, noLargeBytes);
+    const { chunks, bodyLength, headerless } = encodeEnvelopeChunks(envelope, noLargeBytes);
     if (bodyLength > this.maxFrameBytes) {
       throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { declared: bodyLength, limit: this.maxFrameBytes });
     }
     let ok = true;
-    for (const chunk of chunks) ok = this.enqueue(chunk);
+    if (headerless === true) ok = this.enqueue(this.outbox.pushBody(chunks[0]!));
+    else for (const chunk of chunks) ok = this.enqueue(this.outbox.pushRaw(chunk));
     return ok ? bodyLength : -bodyLength;
   }
 
@@ -184,7 +179,7 @@ export class FramedChannel {
    */
   sendRaw(body: Buffer): boolean {
     if (!this.open) return false;
-    return this.enqueue(encodeFrame(body));
+    return this.enqueue(this.outbox.pushBody(body));
   }
 
   /**
@@ -193,24 +188,21 @@ export class FramedChannel {
    */
   sendFrame(frame: Buffer): boolean {
     if (!this.open) return false;
-    return this.enqueue(frame);
+    return this.enqueue(this.outbox.pushRaw(frame));
   }
 
-  private enqueue(frame: Buffer): boolean {
-    this.outbox.push(frame);
-    this.outboxBytes += frame.length;
-    this.queuedTotal += frame.length;
+  /** Accounts for `bytes` just queued in the outbox and schedules their write. */
+  private enqueue(bytes: number): boolean {
+    this.queuedTotal += bytes;
     const waiting = this.writableLength;
     if (this.maxBufferedBytes !== undefined && waiting > this.maxBufferedBytes) {
       // A peer that stopped reading: tell it why and hang up rather than hold its backlog.
-      this.outbox = [];
-      this.outboxBytes = 0;
-      this.compactedFrames = 0;
+      this.outbox.clear();
       this.fail(bulkheadError('ERR_BACKPRESSURE', `The peer stopped reading: ${waiting} bytes were waiting for it (limit ${this.maxBufferedBytes}), so the connection was closed. Read replies and events as they come.`, { buffered: waiting, limit: this.maxBufferedBytes }));
       return false;
     }
     if (this.backlogObserver !== undefined && waiting > this.backlogObserver.highWaterBytes) this.backlogObserver.over();
-    if (this.outbox.length >= EAGER_FLUSH_FRAMES && !this.drainWaiting) {
+    if (this.outbox.count >= EAGER_FLUSH_FRAMES && !this.drainWaiting) {
       // A long burst: hand the peer what we have now, so it works while we produce the rest.
       this.flush();
     } else if (!this.flushScheduled) {
@@ -230,10 +222,9 @@ export class FramedChannel {
    */
   private readonly flush = (force = false): void => {
     this.flushScheduled = false;
-    const frames = this.outbox;
-    if (frames.length === 0 || this.stream.destroyed) return;
+    if (this.outbox.count === 0 || this.stream.destroyed) return;
     if (!force && this.stream.writableNeedDrain) {
-      this.compactOutbox();
+      this.outbox.compact();
       if (!this.drainWaiting) {
         this.drainWaiting = true;
         this.stream.once('drain', () => {
@@ -243,76 +234,16 @@ export class FramedChannel {
       }
       return;
     }
-    const bytes = this.outboxBytes;
-    this.outbox = [];
-    this.outboxBytes = 0;
-    this.compactedFrames = 0;
-    if (frames.length === 1) {
-      this.stream.write(frames[0]);
-    } else if (bytes <= COALESCE_COPY_LIMIT) {
-      // Small frames: one copy is cheaper than a writev over many tiny buffers.
-      this.stream.write(Buffer.concat(frames, bytes));
-    } else {
-      // Big frames (the large-bytes path) go out as they are; runs of small ones are joined into
-      // buffers of about COALESCE_COPY_LIMIT. One write per frame would hand the kernel a writev of
-      // as many buffers as there are frames: after a stalled reader that can be a million, which
-      // Node 24+ fails with EINVAL.
-      this.stream.cork();
-      let run: Buffer[] = [];
-      let runBytes = 0;
-      const writeRun = (): void => {
-        if (run.length === 1) this.stream.write(run[0]);
-        else if (run.length > 1) this.stream.write(Buffer.concat(run, runBytes));
-        run = [];
-        runBytes = 0;
-      };
-      for (const frame of frames) {
-        if (frame.length >= COALESCE_COPY_LIMIT) {
-          writeRun();
-          this.stream.write(frame);
-          continue;
-        }
-        run.push(frame);
-        runBytes += frame.length;
-        if (runBytes >= COALESCE_COPY_LIMIT) writeRun();
-      }
-      writeRun();
-      this.stream.uncork();
+    const buffers = this.outbox.take();
+    if (buffers.length === 1) {
+      this.stream.write(buffers[0]);
+      return;
     }
+    // Joined runs and big buffers (outbox.ts): one writev.
+    this.stream.cork();
+    for (const buffer of buffers) this.stream.write(buffer);
+    this.stream.uncork();
   };
-
-  /**
-   * Joins runs of the small frames queued since the last compaction into
-   * buffers of about {@link COALESCE_COPY_LIMIT}, once there are many. Frames
-   * of that size or more (the large-bytes path: a stream's 1 MiB chunks) are
-   * never copied; they stay as they are between the joined runs.
-   */
-  private compactOutbox(): void {
-    const fresh = this.outbox.length - this.compactedFrames;
-    if (fresh < COMPACT_AFTER_FRAMES) return;
-    const tail = this.outbox.splice(this.compactedFrames);
-    const kept = this.outbox;
-    let run: Buffer[] = [];
-    let runBytes = 0;
-    const closeRun = (): void => {
-      if (run.length === 1) kept.push(run[0]!);
-      else if (run.length > 1) kept.push(Buffer.concat(run, runBytes));
-      run = [];
-      runBytes = 0;
-    };
-    for (const frame of tail) {
-      if (frame.length >= COALESCE_COPY_LIMIT) {
-        closeRun();
-        kept.push(frame);
-        continue;
-      }
-      run.push(frame);
-      runBytes += frame.length;
-      if (runBytes >= COALESCE_COPY_LIMIT) closeRun();
-    }
-    closeRun();
-    this.compactedFrames = kept.length;
-  }
 
   /**
    * Sends goodbye but keeps both directions open: the peer finishes its work,

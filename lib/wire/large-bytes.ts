@@ -28,11 +28,14 @@ function prefix(): Buffer {
   return (markerPrefix ??= process.getBuiltinModule('node:crypto').randomBytes(12));
 }
 
-/** A frame as chunks, with its total length (header included). */
+/** A frame as chunks, with its body length. */
 export interface FrameChunks {
+  /** The frame's bytes in order: the 4-byte length prefix first, unless {@link FrameChunks.headerless}. */
   chunks: Buffer[];
   /** Body length (without the 4-byte header). */
   bodyLength: number;
+  /** True when `chunks` is the body alone and the writer adds the length prefix. */
+  headerless?: boolean;
 }
 
 /**

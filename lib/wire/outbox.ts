@@ -1,0 +1,131 @@
+/**
+ * What a channel has queued for its stream, and how it is handed over.
+ *
+ * A frame is a 4-byte big-endian length and a body. Encoding gives the body
+ * (cbor-x's output); copying it behind a header and then joining the frames
+ * of a burst copied every small frame twice. Here a body is queued as it is,
+ * its header as a number (the body length), and both are written straight
+ * into the one buffer a burst is joined into: one copy per small frame. Big
+ * buffers (≥ {@link COALESCE_COPY_LIMIT}: the large-bytes path's payloads, a
+ * large forwarded body) are never copied; they go out with writev between the
+ * joined runs, their header in the run before them.
+ * @module
+ */
+import { Buffer } from 'node:buffer';
+import { FRAME_HEADER_BYTES } from './frame-decoder.js';
+
+/** Runs of small pieces are joined into buffers of about this size; pieces this big or more are written as they are. */
+export const COALESCE_COPY_LIMIT = 64 * 1024;
+/** A backlog waiting for 'drain' is compacted once this many entries arrived since the last compaction. */
+const COMPACT_AFTER_ENTRIES = 512;
+
+/** Bytes to write, or (a number) the length prefix of the body that follows: written when joined. */
+type Entry = Buffer | number;
+
+/** The queue of a FramedChannel: frames and raw chunks, in order. */
+export class Outbox {
+  private entries: Entry[] = [];
+  /** Entries before this index are compacted already. */
+  private compacted = 0;
+  /** Bytes queued, length prefixes included. */
+  bytes = 0;
+  /** Frames and raw chunks queued (a body and its prefix count once). */
+  count = 0;
+
+  /** Queues a frame: `body` behind its 4-byte length prefix. `body` must not change until written. */
+  pushBody(body: Buffer): number {
+    this.entries.push(body.length, body);
+    this.count++;
+    const size = FRAME_HEADER_BYTES + body.length;
+    this.bytes += size;
+    return size;
+  }
+
+  /** Queues bytes as they are (a prefix included by the caller). */
+  pushRaw(bytes: Buffer): number {
+    this.entries.push(bytes);
+    this.count++;
+    this.bytes += bytes.length;
+    return bytes.length;
+  }
+
+  /** Drops everything queued. */
+  clear(): void {
+    this.entries = [];
+    this.compacted = 0;
+    this.bytes = 0;
+    this.count = 0;
+  }
+
+  /**
+   * Takes everything queued as the buffers to write, in order: one joined
+   * buffer when it all fits {@link COALESCE_COPY_LIMIT}, else joined runs of
+   * small pieces with the big buffers between them, uncopied. (One buffer per
+   * frame would hand the kernel a writev of as many buffers as there are
+   * frames: after a stalled reader that can be a million, which Node 24+
+   * fails with EINVAL.)
+   */
+  take(): Buffer[] {
+    const { entries, bytes } = this;
+    this.clear();
+    if (bytes <= COALESCE_COPY_LIMIT) return entries.length === 0 ? [] : [join(entries, 0, entries.length, bytes)];
+    const out: Buffer[] = [];
+    coalesce(entries, 0, out);
+    return out;
+  }
+
+  /**
+   * Joins runs of the small pieces queued since the last compaction, once
+   * there are many: a backlog of small frames then costs its bytes, not two
+   * heap entries per frame. Big buffers stay as they are.
+   */
+  compact(): void {
+    if (this.entries.length - this.compacted < COMPACT_AFTER_ENTRIES) return;
+    const kept = this.entries.slice(0, this.compacted) as Buffer[];
+    coalesce(this.entries, this.compacted, kept);
+    this.entries = kept;
+    this.compacted = kept.length;
+  }
+}
+
+/** Appends `entries[from..]` to `out` as joined runs of about COALESCE_COPY_LIMIT bytes and uncopied big buffers. */
+function coalesce(entries: Entry[], from: number, out: Buffer[]): void {
+  let runStart = from;
+  let runBytes = 0;
+  for (let i = from; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (typeof entry !== 'number' && entry.length >= COALESCE_COPY_LIMIT) {
+      if (i > runStart) out.push(join(entries, runStart, i, runBytes));
+      out.push(entry);
+      runStart = i + 1;
+      runBytes = 0;
+      continue;
+    }
+    runBytes += typeof entry === 'number' ? FRAME_HEADER_BYTES : entry.length;
+    if (runBytes >= COALESCE_COPY_LIMIT) {
+      out.push(join(entries, runStart, i + 1, runBytes));
+      runStart = i + 1;
+      runBytes = 0;
+    }
+  }
+  if (runStart < entries.length) out.push(join(entries, runStart, entries.length, runBytes));
+}
+
+/** `entries[from..to)` as one buffer of `bytes` bytes, prefixes written in place; a lone buffer is returned as it is. */
+function join(entries: Entry[], from: number, to: number, bytes: number): Buffer {
+  const first = entries[from]!;
+  if (to - from === 1 && typeof first !== 'number') return first;
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let i = from; i < to; i++) {
+    const entry = entries[i]!;
+    if (typeof entry === 'number') {
+      out.writeUInt32BE(entry, at);
+      at += FRAME_HEADER_BYTES;
+    } else {
+      out.set(entry, at);
+      at += entry.length;
+    }
+  }
+  return out;
+}
