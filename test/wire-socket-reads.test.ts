@@ -13,6 +13,7 @@ import type { BulkheadError } from '../lib/errors.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { FrameDecoder } from '../lib/wire/frame-decoder.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
+import { readFramesIntoOwnBuffers } from '../lib/wire/socket-reads.js';
 import { acceptedPair, prng } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulkhead-reads-'));
@@ -126,4 +127,42 @@ t.test('FrameDecoder: reuse copies bodies out of the chunk; bodyRemainder/filled
   t.ok(body !== undefined && body.equals(big.subarray(4)), 'the whole body');
   t.equal(decoder.pendingBytes, 0);
   t.throws(() => decoder.filled(1), 'no body to fill');
+});
+
+t.test('after a large frame the next header is read small, so large bodies are read by the kernel, not copied', async (t) => {
+  const { client, peer } = await acceptedPair(t, join(dir, 'probe.sock'));
+  const decoder = new FrameDecoder(1024 * 1024);
+  const frames = 10;
+  const size = 200 * 1024;
+  let copied = 0;
+  let direct = 0;
+  let bodies = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    const got = (body: Buffer) => {
+      if (body.length !== size || body[0] !== bodies % 251) reject(new Error(`frame ${bodies} arrived wrong`));
+      if (++bodies === frames) resolve();
+    };
+    t.ok(readFramesIntoOwnBuffers(peer, decoder, {
+      chunk: (bytes) => {
+        copied += bytes.length;
+        for (const body of decoder.push(bytes, true)) got(body);
+      },
+      body: (body) => {
+        direct += body.length;
+        got(body);
+      },
+      failed: reject,
+    }), 'the socket reads into our buffers');
+  });
+  peer.resume();
+  for (let i = 0; i < frames; i++) {
+    const frame = Buffer.alloc(4 + size, i % 251);
+    frame.writeUInt32BE(size, 0);
+    if (!client.write(frame)) await new Promise((resolve) => client.once('drain', resolve));
+  }
+  await done;
+  const total = frames * (4 + size);
+  // Without the small header read, each frame's first 64 KiB (a third of it) lands in the shared buffer and is copied.
+  t.ok(copied < total / 4, `${copied} of ${total} bytes copied out of the shared read buffers`);
+  t.ok(direct >= (frames - 1) * size, 'the bodies after the first were filled by the kernel');
 });

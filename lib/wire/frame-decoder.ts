@@ -35,12 +35,18 @@ export class FrameDecoder {
   private body: Buffer | undefined;
   private bodyFilled = 0;
   private failure: BulkheadError<'ERR_FRAME_TOO_LARGE'> | undefined;
+  private lastDeclared = 0;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1 || maxFrameBytes > 0xffffffff) {
       throw bulkheadError('ERR_INVALID_OPTION', `maxFrameBytes must be an integer between 1 and 2^32-1, got ${String(maxFrameBytes)}`);
     }
     this.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Body length declared by the most recent complete header (0 before the first): how large the frames are running. */
+  get lastDeclaredLength(): number {
+    return this.lastDeclared;
   }
 
   /** Bytes received but not yet returned as a frame (a partial header and/or body). */
@@ -97,6 +103,7 @@ export class FrameDecoder {
           return frames;
         }
         this.expected = length;
+        this.lastDeclared = length;
       }
       if (this.body === undefined) {
         if (end - pos >= this.expected) {

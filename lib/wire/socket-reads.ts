@@ -35,6 +35,16 @@ const READ_BUFFER_BYTES = 64 * 1024;
 let sharedReadBuffer: Buffer | undefined;
 /** A frame body with at least this much still to come is read straight into the body. */
 const DIRECT_READ_MIN_BYTES = 16 * 1024;
+/**
+ * Size of the read at a frame boundary after a large frame. A 64 KiB read that starts a large frame
+ * fills the shared buffer with its body, all of which is then copied into the body: for a 64 KiB
+ * echo that copy was 12% of the helper's CPU (perf, bench/README.md "Round four"). After a large
+ * frame the next one is likely large too, so the next header is read with this small buffer and the
+ * rest of the body straight into it by the kernel. One small read first when small frames follow.
+ */
+const PROBE_READ_BYTES = 4 * 1024;
+/** Shared like the read buffer: each read is consumed before libuv reads again. */
+let sharedProbeBuffer: Buffer | undefined;
 
 /** Where {@link readFramesIntoOwnBuffers} hands what it read. */
 export interface FrameReads {
@@ -52,10 +62,20 @@ export interface FrameReads {
  * Returns false, changing nothing, when `stream` cannot be read that way.
  */
 export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, to: FrameReads): boolean {
-  const next = (): Buffer => decoder.bodyRemainder(DIRECT_READ_MIN_BYTES) ?? (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  /** This channel's last frame had a large body: read the next header with the small probe buffer. */
+  let largeFrames = false;
+  const next = (): Buffer => {
+    const rest = decoder.bodyRemainder(DIRECT_READ_MIN_BYTES);
+    if (rest !== undefined) return rest;
+    // At a frame boundary after a large frame; in the tail of a body, the big buffer takes it and what follows.
+    if (largeFrames && decoder.bodyRemainder(1) === undefined) return (sharedProbeBuffer ??= Buffer.allocUnsafeSlow(PROBE_READ_BYTES));
+    return (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  };
   return readIntoOwnBuffers(stream, next, (n, buffer) => {
-    if (buffer === sharedReadBuffer) {
+    if (buffer === sharedReadBuffer || buffer === sharedProbeBuffer) {
       to.chunk(buffer.subarray(0, n));
+      // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
+      largeFrames = decoder.lastDeclaredLength >= DIRECT_READ_MIN_BYTES;
       return;
     }
     let body: Buffer | undefined;
