@@ -176,6 +176,8 @@ export class FramedChannel {
   /**
    * Forwards a frame body that was received elsewhere, byte for byte: the
    * broker routes payloads this way without decoding and re-encoding them.
+   * `body` is queued as it is (not copied), so it must not change until
+   * written: received bodies never do.
    */
   sendRaw(body: Buffer): boolean {
     if (!this.open) return false;
