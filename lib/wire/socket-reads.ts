@@ -37,12 +37,19 @@ let sharedReadBuffer: Buffer | undefined;
 const DIRECT_READ_MIN_BYTES = 16 * 1024;
 /**
  * Size of the read at a frame boundary after a large frame. A 64 KiB read that starts a large frame
- * fills the shared buffer with its body, all of which is then copied into the body: for a 64 KiB
- * echo that copy was 12% of the helper's CPU (perf, bench/README.md "Round four"). After a large
+ * fills the shared buffer with its body, all of which is then copied into the body. After a large
  * frame the next one is likely large too, so the next header is read with this small buffer and the
  * rest of the body straight into it by the kernel. One small read first when small frames follow.
  */
 const PROBE_READ_BYTES = 4 * 1024;
+/**
+ * Frames from this size on make the next boundary read small: the 64 KiB read would leave at least
+ * DIRECT_READ_MIN_BYTES to read straight into the body, so the read count is the same (the direct
+ * read fills the body exactly and libuv reads once more) and only the copy goes. For a frame that a
+ * 64 KiB read nearly holds (a 64 KiB echo), the small read would cost one read syscall more, which
+ * measured about what the copy costs (bench/README.md, "Round four").
+ */
+const PROBE_AFTER_BYTES = READ_BUFFER_BYTES + DIRECT_READ_MIN_BYTES;
 /** Shared like the read buffer: each read is consumed before libuv reads again. */
 let sharedProbeBuffer: Buffer | undefined;
 
@@ -75,7 +82,7 @@ export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, 
     if (buffer === sharedReadBuffer || buffer === sharedProbeBuffer) {
       to.chunk(buffer.subarray(0, n));
       // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
-      largeFrames = decoder.lastDeclaredLength >= DIRECT_READ_MIN_BYTES;
+      largeFrames = decoder.lastDeclaredLength >= PROBE_AFTER_BYTES;
       return;
     }
     let body: Buffer | undefined;
