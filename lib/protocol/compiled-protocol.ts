@@ -17,6 +17,11 @@ export interface CompileOptions {
   eager?: boolean;
   /** Skip the protocol-document check (the broker already did it; the hello compares hashes). @default false */
   trusted?: boolean;
+  /**
+   * The document's schema hash, as a trusted source computed it (the broker's precompiled module), so it is not
+   * computed again; used only with `trusted`. @default computed from the document
+   */
+  hash?: string;
   /** Precompiled validators by key (`params:<method>`, ...): used instead of compiling with ajv. @default none: compiled with ajv */
   validators?: Record<string, ValidateFunction>;
 }
@@ -40,11 +45,11 @@ export class CompiledProtocol {
   readonly document: ProtocolDocument;
   private readonly validators = new Map<string, ValidateFunction>();
 
-  private constructor(document: ProtocolDocument) {
+  private constructor(document: ProtocolDocument, hash?: string) {
     this.document = document;
     this.name = document.name;
     this.version = document.version;
-    this.hash = schemaHash(document);
+    this.hash = hash ?? schemaHash(document);
   }
 
   /**
@@ -53,7 +58,7 @@ export class CompiledProtocol {
    */
   static from(value: unknown, source: string, options: CompileOptions = {}): CompiledProtocol {
     // A trusted document (its broker checked it, and the hello compares hashes) skips the meta-check, which needs ajv.
-    const protocol = new CompiledProtocol(options.trusted === true ? value as ProtocolDocument : checkProtocolDocument(value, source));
+    const protocol = options.trusted === true ? new CompiledProtocol(value as ProtocolDocument, options.hash) : new CompiledProtocol(checkProtocolDocument(value, source));
     if (options.validators !== undefined) {
       for (const [key, validate] of Object.entries(options.validators)) protocol.validators.set(key, validate);
     }
