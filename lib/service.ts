@@ -19,7 +19,7 @@ import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
 import { loadPrecompiled } from './protocol/precompiled.js';
-import { CompiledProtocol } from './protocol/compiled-protocol.js';
+import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
@@ -313,16 +313,14 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
 }
 
 /**
- * The protocol this helper serves. Validators precompiled by the broker spare it loading ajv at all, and the
- * module's copy of the document and its hash spare it reading, parsing and hashing the protocol file.
+ * The protocol this helper serves, from its file. Validators precompiled by the broker spare it loading ajv
+ * at all, and their module's canonical JSON and hash of the document spare it hashing an unchanged file.
  */
 function helperProtocol(file: string): CompiledProtocol {
   const validatorsFile = process.env[HELPER_ENV.validators];
   if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
-  const { validators, document, hash } = loadPrecompiled(validatorsFile);
-  return document !== undefined && hash !== undefined
-    ? CompiledProtocol.from(document, file, { eager: false, trusted: true, validators, hash })
-    : loadProtocolFile(file, undefined, { eager: false, trusted: true, validators });
+  const { validators, known } = loadPrecompiled(validatorsFile);
+  return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 
 /** Events a spare keeps from before its activation (beyond that, they are dropped). */

@@ -1,15 +1,16 @@
 // What a helper does at start, made cheaper (issue 19, round four): the broker's precompiled validators
-// module carries the protocol document and its schema hash, so a helper neither reads, parses nor hashes
-// its protocol file; the schema hash (now node:crypto, loaded on first use) is the same as before.
+// module carries the canonical JSON and schema hash of the protocol document, so a helper whose protocol
+// file is unchanged does not hash it (nor load node:crypto); a changed file is still hashed, and refused
+// by the broker's hello check (core-lifecycle.test.ts). The schema hash itself is the same as before.
 import t from 'tap';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker } from 'bulkhead/testing';
 import { loadProtocol } from '../lib/protocol/registry.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
 import { loadPrecompiled, loadPrecompiledValidators, precompileValidators } from '../lib/protocol/precompiled.js';
-import { schemaHash } from '../lib/protocol/hash.js';
+import { canonicalJson, schemaHash } from '../lib/protocol/hash.js';
 import { FIXTURES } from './helpers.js';
 
 t.test('schemaHash: the same hex SHA-256 of the canonical JSON as every earlier release (golden value)', async (t) => {
@@ -19,55 +20,52 @@ t.test('schemaHash: the same hex SHA-256 of the canonical JSON as every earlier 
   t.equal(schemaHash({ b: 1, a: [true, null, 'x'] }), schemaHash({ a: [true, null, 'x'], b: 1 }), 'key order does not matter');
 });
 
-t.test('the precompiled module carries the document and hash the broker checked; an old-format module still loads', async (t) => {
+t.test('the precompiled module carries the canonical JSON and hash the broker computed; an old-format module still loads', async (t) => {
   const protocol = loadProtocol(join(FIXTURES, 'protocols'), 'com.test.echo');
   const file = precompileValidators(protocol);
   if (file === undefined) return t.fail('no validators cache directory');
-  t.match(file, /-d\.cjs$/, 'a file name of its own, so a module of the old format is never taken for one with the document');
+  t.match(file, /-c\.cjs$/, 'a file name of its own, so a module of an older format is never taken for this one');
   const loaded = loadPrecompiled(file);
-  t.equal(loaded.hash, protocol.hash);
-  t.same(loaded.document, protocol.document);
+  t.equal(loaded.known?.hash, protocol.hash);
+  t.equal(loaded.known?.canonical, canonicalJson(protocol.document));
   t.ok(typeof loaded.validators['params:echo'] === 'function');
-  const trusted = CompiledProtocol.from(loaded.document, file, { eager: false, trusted: true, validators: loaded.validators, hash: loaded.hash! });
-  t.equal(trusted.hash, protocol.hash);
-  t.equal(trusted.check('params', 'echo', { text: 'hi' }), undefined);
-  t.equal(trusted.check('params', 'echo', { text: 1 })?.code, 'ERR_INVALID_PARAMS', 'validation still runs');
+  const same = CompiledProtocol.from(JSON.parse(JSON.stringify(protocol.document)), file, { eager: false, trusted: true, validators: loaded.validators, known: loaded.known! });
+  t.equal(same.hash, protocol.hash);
+  t.equal(same.check('params', 'echo', { text: 'hi' }), undefined);
+  t.equal(same.check('params', 'echo', { text: 1 })?.code, 'ERR_INVALID_PARAMS', 'validation still runs');
+  // A changed document is hashed, never given the known hash: the broker's hello check then sees the difference.
+  const changed = { ...protocol.document, version: '9.9.9' };
+  const other = CompiledProtocol.from(changed, file, { eager: false, trusted: true, validators: loaded.validators, known: loaded.known! });
+  t.not(other.hash, protocol.hash);
+  t.equal(other.hash, schemaHash(changed));
+  // A hash claimed for another document is not taken either.
+  t.equal(CompiledProtocol.from(changed, file, { eager: false, trusted: true, known: { canonical: 'x', hash: 'f'.repeat(64) } }).hash, schemaHash(changed));
 
   // A module written before this format: validators only, so the helper reads its protocol file as before.
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-precompiled-old-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const old = join(dir, 'old.cjs');
-  writeFileSync(old, readFileSync(file, 'utf8').replace(/\nmodule\.exports\.__hash = [^\n]*\nmodule\.exports\.__document = [^\n]*\n$/, '\n'));
+  const current = readFileSync(file, 'utf8');
+  const stripped = current.replace(/\nmodule\.exports\.__hash = [^\n]*\nmodule\.exports\.__canonical = [^\n]*\n$/, '\n');
+  t.not(stripped, current, 'the old format is the current one without its last two lines');
+  writeFileSync(old, stripped);
   const oldLoaded = loadPrecompiled(old);
-  t.equal(oldLoaded.document, undefined);
-  t.equal(oldLoaded.hash, undefined);
+  t.equal(oldLoaded.known, undefined);
   t.same(Object.keys(oldLoaded.validators).sort(), Object.keys(loadPrecompiledValidators(file)).sort());
 });
 
-// The protocol file is overwritten with something no parser accepts once the broker has loaded it:
-// a helper that still read it would fail at start (ERR_INVALID_PROTOCOL, so the call gets ERR_LAUNCH_FAILED).
-// Positive control: the first launch, before the overwrite, answers too, so the helper did run.
-for (const sandbox of [undefined, 'pure-compute'] as const) {
-  t.test(`a helper serves the broker's document without reading its protocol file (${sandbox ?? 'unsandboxed'})`, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'bulkhead-launch-doc-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    copyFileSync(join(FIXTURES, 'protocols', 'com.test.echo.json'), join(dir, 'com.test.echo.json'));
+// node:crypto is what a helper hashes with (lib/protocol/hash.ts): not loaded means it did not hash its protocol.
+// Positive control: the same helper reports crypto once it has loaded it itself. Sandboxed only: tap instruments
+// the unsandboxed children of a test (NODE_OPTIONS=--import its processinfo), and that loads node:crypto itself.
+for (const sandbox of ['pure-compute', 'no-network'] as const) {
+  t.test(`a helper with an unchanged protocol file does not hash it at start (${sandbox})`, async (t) => {
     const kit = await startBroker({
       root: FIXTURES,
-      protocolsDir: dir,
-      services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', launch: { throttleMs: 0 }, ...(sandbox === undefined ? {} : { sandbox }) }],
+      services: [{ name: 'launch', entry: './launch-service.js', protocol: 'com.test.launch', launch: { throttleMs: 0 }, sandbox }],
     });
     t.teardown(() => kit.close());
-    const echo = kit.broker.connect('echo');
-    const first = await echo.call('echo', { text: 'before' }) as { text: string };
-    t.equal(first.text, 'before', 'positive control: the helper ran');
-    const launches = kit.broker.status('echo').launches;
-    writeFileSync(join(dir, 'com.test.echo.json'), '{ not json');
-    await kit.broker.stop('echo');
-    const second = await echo.call('echo', { text: 'after' }) as { text: string };
-    t.equal(second.text, 'after');
-    t.equal(kit.broker.status('echo').launches, launches + 1, 'a new helper answered');
-    const err = await echo.call('echo', { text: 7 }).then(() => undefined, (e: unknown) => e as { code?: string });
-    t.equal(err?.code, 'ERR_INVALID_PARAMS', 'and it still validates params');
+    const launch = kit.broker.connect('launch');
+    t.same(await launch.call('loaded', { hash: false }), { crypto: false }, 'no node:crypto in the helper');
+    t.same(await launch.call('loaded', { hash: true }), { crypto: true }, 'positive control: the check sees it once loaded');
   });
 }

@@ -1,5 +1,5 @@
 // node launch-worker.mjs DIST N PROFILE: N cold launches of the bench echo helper from the build in DIST (a dist/ directory),
-// each interleaved with a bare-node probe (first-byte.js, unsandboxed only). Prints one JSON line: per launch, wall ms of
+// each interleaved with a bare-node probe (first-byte.js, always unsandboxed: for a profile, compare builds, not the probe). Prints one JSON line: per launch, wall ms of
 // connection.call() on a stopped service, the helper's CPU ms up to its first reply (all threads, /proc/<pid>/task/*/schedstat),
 // the broker's CPU ms over the call, and the probe's wall and CPU ms.
 import { spawn } from 'node:child_process';
@@ -15,10 +15,10 @@ const cpuMs = (pid) => {
   return ns / 1e6;
 };
 const nodeChild = (pid) => {
-  // Sandboxed: the node process is the deepest descendant whose comm is node.
+  // Sandboxed: node is the deepest process under the wrappers (bubblewrap, its init, the exec guard's stage).
   const kids = (p) => { try { return readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
-  let found = pid; const q = [pid];
-  while (q.length) { const p = q.shift(); try { if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith('node')) found = p; } catch {} q.push(...kids(p)); }
+  let found = pid;
+  for (let k = kids(found); k.length > 0; k = kids(found)) found = k[k.length - 1];
   return found;
 };
 const broker = new Broker({ root: fixtures, maxFrameBytes: 32 * 1024 * 1024 });
