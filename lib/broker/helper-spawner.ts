@@ -183,6 +183,8 @@ export class HelperSpawner {
         },
         activity: (busy) => hooks.activity(helper, busy),
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
+        ...(ctx.callTally === undefined ? {} : { callTally: ctx.callTally(service) }),
+        ...(ctx.callsObserved === undefined ? {} : { callsObserved: ctx.callsObserved }),
       },
       route: (envelope, body) => hooks.route(envelope, body),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
