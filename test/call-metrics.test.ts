@@ -6,7 +6,9 @@
  */
 import t from 'tap';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { Broker, DIAGNOSTICS_CHANNELS } from 'bulkhead';
+import { Broker, BrokerMetrics, DIAGNOSTICS_CHANNELS } from 'bulkhead';
+import { countCall } from '../lib/broker/call-tally.js';
+import type { ServiceStatus } from '../lib/broker/service-supervisor.js';
 import { FIXTURES } from './helpers.js';
 
 /** The value of one series line of a Prometheus text, or undefined when it is absent. */
@@ -14,6 +16,38 @@ function series(text: string, line: string): number | undefined {
   const found = text.split('\n').find((l) => l.startsWith(`${line} `));
   return found === undefined ? undefined : Number(found.slice(line.length + 1));
 }
+
+t.test('in memory: the tallies are read at render time; calls are timed from the first render on', async (t) => {
+  const metrics = new BrokerMetrics({ status: () => [{ name: 'a' }, { name: 'b' }] as ServiceStatus[] });
+  const { callTally, callsObserved } = metrics.callHooks;
+  const a = callTally('a');
+  t.equal(callTally('a'), a, 'one tally per service, shared by its helpers');
+  t.equal(callsObserved(), false, 'nobody observes calls before the first render');
+  for (let i = 0; i < 3; i++) countCall(a, null);
+  countCall(a, 'ERR_HANDLER');
+  countCall(callTally('b'), 'ERR_INTERRUPTED');
+  const text = await metrics.render();
+  t.equal(series(text, 'bulkhead_calls_total{service="a"}'), 4);
+  t.equal(series(text, 'bulkhead_calls_total{service="b"}'), 1);
+  t.equal(series(text, 'bulkhead_call_errors_total{service="a",code="ERR_HANDLER"}'), 1);
+  t.equal(series(text, 'bulkhead_call_errors_total{service="b",code="ERR_INTERRUPTED"}'), 1);
+  t.equal(series(text, 'bulkhead_call_duration_seconds_count{service="a"}'), undefined, 'nothing timed yet');
+  t.equal(callsObserved(), true, 'after the first render calls are timed');
+  countCall(a, null);
+  metrics.timed('a', 0.002);
+  metrics.call('b', 0.02, null);
+  const after = await metrics.render();
+  t.equal(series(after, 'bulkhead_calls_total{service="a"}'), 5, 'the tally bumped after a render shows at the next one');
+  t.equal(series(after, 'bulkhead_calls_total{service="b"}'), 2, 'call() counts and times');
+  t.equal(series(after, 'bulkhead_call_duration_seconds_bucket{service="a",le="0.0025"}'), 1);
+  t.equal(series(after, 'bulkhead_call_duration_seconds_count{service="b"}'), 1);
+  const watched = new BrokerMetrics({ status: () => [] });
+  let listening = false;
+  watched.timeCallsWhile(() => listening);
+  t.equal(watched.callHooks.callsObserved(), false);
+  listening = true;
+  t.equal(watched.callHooks.callsObserved(), true, 'a listener makes calls timed before any render');
+});
 
 t.test('before the first scrape: every call and error counted exactly, none timed; after it, timed too', async (t) => {
   const broker = new Broker({ root: FIXTURES });
