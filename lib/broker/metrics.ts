@@ -132,7 +132,7 @@ export class BrokerMetrics {
   }
 
   /**
-   * The counts of `service`'s calls, for its helpers to bump as calls settle
+   * @internal The counts of `service`'s calls, for its helpers to bump as calls settle
    * (the same object for every helper of the service, read at each render).
    */
   tallyOf(service: string): CallTally {
@@ -145,7 +145,7 @@ export class BrokerMetrics {
   }
 
   /**
-   * What a broker's supervisors count and time calls with: each service's
+   * @internal What a broker's supervisors count and time calls with: each service's
    * {@link CallTally}, and whether a call sent now must be timed and reported
    * (from the first {@link BrokerMetrics.render} on, for the duration
    * histogram, or while `observed` of {@link BrokerMetrics.timeCallsWhile} says so).
@@ -155,7 +155,7 @@ export class BrokerMetrics {
     callsObserved: () => this.rendered || this.othersObserve(),
   };
 
-  /** Calls are also timed while `observed()` is true (a `call` listener, a diagnostics channel subscriber). */
+  /** @internal Calls are also timed while `observed()` is true (a `call` listener, a diagnostics channel subscriber). */
   timeCallsWhile(observed: () => boolean): void {
     this.othersObserve = observed;
   }
@@ -166,7 +166,7 @@ export class BrokerMetrics {
     this.timed(service, seconds);
   }
 
-  /** A call already counted in its service's {@link CallTally} took `seconds`: the duration histogram only. */
+  /** @internal A call already counted in its service's {@link CallTally} took `seconds`: the duration histogram only. */
   timed(service: string, seconds: number): void {
     let h = this.durations.get(service);
     if (h === undefined) {
