@@ -1,3 +1,4 @@
+// copy + decodeEnvelope CPU per small frame (a fresh body per frame, as the channel hands them over), build A vs build B: node bench/ab/decbench.mjs DIST_A DIST_B
 const [distA, distB] = process.argv.slice(2);
 const A = await import(`${distA}/lib/wire/envelope.js`);
 const B = await import(`${distB}/lib/wire/envelope.js`);
