@@ -16,6 +16,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { Emitter } from '../util/emitter.js';
 import type { ExitInfo } from './helper-process.js';
 import type { BrokerMetrics } from './metrics.js';
+import type { CallBatch } from '../connection/call-meter.js';
 
 /** The channels' names. */
 export const DIAGNOSTICS_CHANNELS = {
@@ -42,6 +43,7 @@ interface ObservedEvents {
   launch: [service: string, pid: number];
   exit: [service: string, info: ExitInfo];
   call: [service: string, call: CallRecord];
+  calls: [service: string, batch: CallBatch];
   [key: string]: unknown[];
 }
 
@@ -61,4 +63,5 @@ export function observeBroker(broker: Emitter<ObservedEvents>, metrics: BrokerMe
     metrics.call(service, call.seconds, call.code);
     if (callChannel.hasSubscribers) callChannel.publish({ service, ...call });
   });
+  broker.on('calls', (service, batch) => metrics.callBatch(service, batch));
 }
