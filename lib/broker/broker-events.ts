@@ -20,7 +20,7 @@ export interface ReloadResult {
   added: string[];
   /** Services stopped and unregistered. */
   removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
+  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed; or, when only `clients` changed, updated with their helper kept running). */
   replaced: string[];
 }
 
