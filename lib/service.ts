@@ -18,10 +18,10 @@ const { writeSync } = process.getBuiltinModule('node:fs');
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
-import { loadPrecompiledValidators } from './protocol/precompiled.js';
+import { loadPrecompiled } from './protocol/precompiled.js';
+import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
-import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { decodeItem, encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
@@ -256,11 +256,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   if (file === undefined || file === '') {
     throw bulkheadError('ERR_LAUNCH_FAILED', `serve("${protocol}") must run in a helper launched by a bulkhead broker (${HELPER_ENV.protocolFile} is not set); register the service with a Broker instead of running it directly.`);
   }
-  // Validators precompiled by the broker spare this helper loading ajv at all.
-  const validatorsFile = process.env[HELPER_ENV.validators];
-  const compiled = validatorsFile !== undefined && validatorsFile !== ''
-    ? loadProtocolFile(file, undefined, { eager: false, trusted: true, validators: loadPrecompiledValidators(validatorsFile) })
-    : loadProtocolFile(file, undefined, { eager: false });
+  const compiled = helperProtocol(file);
   if (compiled.name !== protocol) {
     const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
     // Tell the broker why before going: it reports this code instead of a bare launch failure.
@@ -315,6 +311,17 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
       return server.openTransaction();
     },
   };
+}
+
+/**
+ * The protocol this helper serves, from its file. Validators precompiled by the broker spare it loading ajv
+ * at all, and their module's canonical JSON and hash of the document spare it hashing an unchanged file.
+ */
+function helperProtocol(file: string): CompiledProtocol {
+  const validatorsFile = process.env[HELPER_ENV.validators];
+  if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
+  const { validators, known } = loadPrecompiled(validatorsFile);
+  return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 
 /** Events a spare keeps from before its activation (beyond that, they are dropped). */
