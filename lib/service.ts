@@ -30,6 +30,7 @@ import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
+import { CallGate } from './connection/call-gate.js';
 import { openHelperPipe } from './connection/helper-pipe.js';
 import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
 import { ID_RANGE_SIZE } from './wire/envelope.js';
@@ -336,9 +337,13 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
   const channel = new FramedChannel(socket, channelOptions);
   const exposeStacks = process.env[HELPER_ENV.debug] === '1';
   const handoffFd = Number(process.env[HELPER_ENV.handoffFd] ?? '');
+  // One bound on running handlers for every channel, routed and direct (the manifest's maxInFlight / maxQueued).
+  const gate = CallGate.fromEnvironment(process.env[HELPER_ENV.maxInFlight], process.env[HELPER_ENV.maxQueued], compiled.name);
+  const gated = gate === undefined ? {} : { gate };
   const direct = Number.isInteger(handoffFd) && handoffFd > 2
     ? DirectChannels.open(handoffFd, (ch, hooks, serverOptions) => new RpcServer(ch, compiled, handlers, hooks, serverOptions), channelOptions, {
       exposeStacks,
+      ...gated,
       // ctx.keepAlive() on a direct channel holds the helper like any other: through the broker channel.
       openTransaction: () => server.openTransaction(),
     })
@@ -363,7 +368,7 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
     closed: () => {
       if (!exiting) process.exit(0);
     },
-  }, { exposeStacks, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
+  }, { exposeStacks, ...gated, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
   // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
   const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
   if (Number.isInteger(heartbeatMs) && heartbeatMs > 0) {

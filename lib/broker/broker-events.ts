@@ -11,6 +11,7 @@ import type { ExitInfo } from './exit-report.js';
 import type { JobRunResult } from './job-runner.js';
 import type { ServiceState } from './service-state.js';
 import type { CallRecord } from './diagnostics.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import type { SupervisorContext } from './supervisor-types.js';
 
 /** What `Broker.reload` changed. */
@@ -19,7 +20,7 @@ export interface ReloadResult {
   added: string[];
   /** Services stopped and unregistered. */
   removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
+  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed; or, when only `clients` changed, updated with their helper kept running). */
   replaced: string[];
 }
 
@@ -51,8 +52,14 @@ export interface BrokerEvents {
   denied: [denial: { client: string; service: string; code: string }];
   /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
   cleanupFailed: [service: string, pid: number, message: string];
-  /** A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts). */
+  /**
+   * A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts).
+   * Reported for calls sent while the broker had a `call` listener (or a `bulkhead:call`
+   * subscriber, or after its metrics' first render): untimed calls are only counted.
+   */
   call: [service: string, call: CallRecord];
+  /** Calls a helper answered on its direct channels (which the broker never sees), as its batched report. */
+  calls: [service: string, batch: CallBatch];
   [key: string]: unknown[];
 }
 
@@ -60,7 +67,7 @@ export interface BrokerEvents {
 export type BrokerEmit = <K extends keyof BrokerEvents & string>(event: K, ...args: BrokerEvents[K]) => void;
 
 /** The broker-wide half of a SupervisorContext: what a supervisor reports, as broker events. */
-export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled'>;
+export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
 
 /** Turns every supervisor's reports into the broker's events (a failed cleanup is also a stderr `log` line). */
 export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
@@ -76,5 +83,6 @@ export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
     },
     denied: (caller, target) => emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
     callSettled: (name, method, seconds, code) => emit('call', name, { method, seconds, code }),
+    callBatch: (name, batch) => emit('calls', name, batch),
   };
 }

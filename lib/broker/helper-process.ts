@@ -14,8 +14,10 @@ import { LineRing } from '../util/line-ring.js';
 import { encodeItem } from '../wire/codec.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
+import { countCall } from './call-tally.js';
 import { awaitWarmFrame } from './warm-frame.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
@@ -40,8 +42,12 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
-  /** Calls sent and not answered yet: id → method and start (performance.now()), for callSettled. */
-  private readonly callStarts = new Map<number, { method: string; at: number }>();
+  /**
+   * Calls sent and not answered yet: id → method and start (performance.now())
+   * when timed for callSettled, or 0 when only counted (nobody observed calls
+   * when it was sent: no clock reads, no record, no event).
+   */
+  private readonly callStarts = new Map<number, { method: string; at: number } | 0>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -91,6 +97,7 @@ export class HelperProcess {
           // Direct channels' calls are activity too: idle exit counts from the last one.
           if (calls > 0) hooks.activity?.(false);
         },
+        ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch) }),
         // The request itself shows the runtime took the pipe, even before its hello says so.
         open: (req, service) => {
           if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
@@ -306,15 +313,19 @@ export class HelperProcess {
 
   /** Notes a call sent to this helper (by the broker's own client, or routed by supervisor.forward). */
   trackCall(id: number, method: string): void {
-    if (this.options.hooks.callSettled === undefined) return;
-    this.callStarts.set(id, { method, at: performance.now() });
+    const hooks = this.options.hooks;
+    if (hooks.callSettled === undefined && hooks.callTally === undefined) return;
+    const timed = hooks.callSettled !== undefined && (hooks.callsObserved === undefined || hooks.callsObserved());
+    this.callStarts.set(id, timed ? { method, at: performance.now() } : 0);
   }
 
   private settleCall(id: number, code: string | null): void {
     const started = this.callStarts.get(id);
     if (started === undefined) return;
     this.callStarts.delete(id);
-    this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
+    const { callTally } = this.options.hooks;
+    if (callTally !== undefined) countCall(callTally, code);
+    if (started !== 0) this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {

@@ -5,6 +5,7 @@
  * so the contract between supervisor and helper reads on one page.
  * @module
  */
+import type { CallTally } from './call-tally.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import type { HelperProcess } from './helper-process.js';
 import type { RpcClientHooks } from '../connection/rpc-client.js';
@@ -13,6 +14,7 @@ import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import type { Envelope } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import type { ExitInfo } from './exit-report.js';
+import type { CallBatch } from '../connection/call-meter.js';
 
 /** Callbacks from a helper process to its supervisor. */
 export interface HelperHooks extends RpcClientHooks {
@@ -24,6 +26,16 @@ export interface HelperHooks extends RpcClientHooks {
    * and routed calls alike. Optional (metrics).
    */
   callSettled?(method: string, seconds: number, code: string | null): void;
+  /** Where this helper counts each call it settles (callSettled's calls, timed or not). Optional (metrics). */
+  callTally?: CallTally;
+  /**
+   * Whether a call sent now must be timed and reported through callSettled
+   * (someone observes calls); otherwise it is only counted in callTally.
+   * Absent: always.
+   */
+  callsObserved?: () => boolean;
+  /** Calls the helper answered on its direct channels, reported in a batch (durations, codes). Optional (metrics). */
+  callBatch?(batch: CallBatch): void;
 }
 
 /** Options of `HelperProcess.spawn`. */

@@ -3,10 +3,12 @@
  * the broker context it is given, the resolved service it runs, its events.
  * @module
  */
+import type { CallTally } from './call-tally.js';
 import type { EndpointGrants } from './endpoint-grants.js';
 import type { PeerLinks } from './peer-links.js';
 import type { SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import type { EnforcementReport, SandboxProfileRef } from '../sandbox/index.js';
 import type { ExitInfo } from './exit-report.js';
 import type { JobStatus } from './job-runner.js';
@@ -105,6 +107,12 @@ export interface SupervisorContext {
   brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;
+  /** Where the helpers of service `name` count their settled calls (see HelperHooks.callTally). Optional (metrics). */
+  callTally?(name: string): CallTally;
+  /** Whether settled calls must be timed and reported through callSettled now (see HelperHooks.callsObserved). */
+  callsObserved?: () => boolean;
+  /** Calls one of this service's helpers answered on direct channels, as it reported them (see HelperHooks.callBatch). Optional (metrics). */
+  callBatch?(name: string, batch: CallBatch): void;
 }
 
 /** A registered service after its manifest was resolved. */
