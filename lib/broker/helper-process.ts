@@ -11,8 +11,8 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import { LineRing } from '../util/line-ring.js';
-import { encodeItem } from '../wire/codec.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
+import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
@@ -68,6 +68,9 @@ export class HelperProcess {
   /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
   private handoffPipe: HandoffPipe | undefined;
   private takesHandoff = false;
+  /** False for a prewarmed spare until {@link HelperProcess.activate}: it may send its hello and nothing else. */
+  private activated = true;
+  private refusedBecause: string | undefined;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
@@ -122,6 +125,11 @@ export class HelperProcess {
     });
     const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
+        // A spare says hello and nothing else until the broker's hello activates it.
+        if (!this.activated && e.kind !== 'hello') {
+          this.refuseSpare(`it sent a "${e.kind}" message before it was activated`);
+          return;
+        }
         // Any frame proves the helper's event loop ran; an idle helper sends its heartbeat.
         if (this.lastHeard !== undefined) this.lastHeard = performance.now();
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
@@ -146,12 +154,19 @@ export class HelperProcess {
       },
     });
     if (options.spare === true) {
-      // The channel starts after the spare's one "warm" frame, which is not an envelope.
+      this.activated = false;
+      // The channel starts after the spare's one "warm" frame, which is not an envelope. Its hello
+      // follows: checked here as a fresh helper's is, so a spare is warm only with a matching hello.
       this.warm = awaitWarmFrame(socket).then(() => {
         attach();
+        return this.rpc.ready;
+      }).then(() => {
         this.warmed = true;
+        // A cancel of a call that is not in flight, which the spare ignores: its first frame runs the
+        // spare's socket read and dispatch code once now, not while the first call waits (~0.3 ms).
+        if (!this.activated) this.channel.send({ kind: 'cancel', id: MAX_CALL_ID, reason: 'cancelled' });
       }, (err: unknown) => {
-        this.kill('SIGKILL');
+        this.refuseSpare((err as Error).message);
         throw err;
       });
       this.warm.catch(() => undefined);
@@ -170,7 +185,8 @@ export class HelperProcess {
     }
     this.rpc.ready.then((hello) => {
       this.takesHandoff = hello.info['handoff'] === true;
-      this.startWatchdog();
+      // A spare sends heartbeats only once activated: its watchdog starts then.
+      if (this.activated) this.startWatchdog();
     }, () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
@@ -183,13 +199,32 @@ export class HelperProcess {
   }
 
   /**
-   * Turns a prewarmed spare into the service: "go" makes it import the service
-   * entry; the broker's hello follows the service's (nothing may reach the
-   * spare's fd 3 before its serve() owns it).
+   * Turns a prewarmed spare into the service: the broker's hello activates it.
+   * Sent at once when the spare's hello was already checked (the usual case),
+   * so it leaves in the same write as the first call; else once it arrives.
    */
   activate(): void {
-    this.channel.sendRaw(encodeItem({ t: 'go' }));
-    this.rpc.ready.then(() => this.rpc.sendHello({ broker: process.pid }), () => undefined);
+    if (this.activated) return;
+    this.activated = true;
+    const activateNow = (): void => {
+      this.rpc.sendHello({ broker: process.pid });
+      this.startWatchdog();
+    };
+    if (this.rpc.usable) activateNow();
+    else this.rpc.ready.then(activateNow, () => undefined);
+  }
+
+  /** Kills a spare that broke the spare's rules (its hello did not match, it spoke before activation); it is never used. */
+  private refuseSpare(why: string): void {
+    if (this.refusedBecause !== undefined || this.hasExited) return;
+    this.refusedBecause = why;
+    this.options.hooks.spareRefused?.(why);
+    this.killFor(`prewarmed spare refused: ${why}`);
+  }
+
+  /** Why this spare was refused (it is being killed), or undefined. */
+  get refused(): string | undefined {
+    return this.refusedBecause;
   }
 
   /** Spawns a helper according to a sandbox launch plan. */

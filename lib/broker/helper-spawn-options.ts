@@ -24,6 +24,8 @@ export interface HelperHooks extends RpcClientHooks {
    * and routed calls alike. Optional (metrics).
    */
   callSettled?(method: string, seconds: number, code: string | null): void;
+  /** A prewarmed spare broke the spare's rules (why) and is being killed; it is never used. */
+  spareRefused?(why: string): void;
 }
 
 /** Options of `HelperProcess.spawn`. */
@@ -38,8 +40,9 @@ export interface HelperSpawnOptions {
   maxQueuedBytes?: number;
   hooks: HelperHooks;
   /**
-   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
-   * waits; `HelperProcess.activate` makes it load the service.
+   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry,
+   * loads the service module and says hello; `HelperProcess.activate` (the
+   * broker's hello) makes it serve.
    */
   spare?: boolean;
   /**

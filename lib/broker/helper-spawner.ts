@@ -182,6 +182,7 @@ export class HelperSpawner {
           for (const connection of hooks.connections()) connection.deliverError(error);
         },
         activity: (busy) => hooks.activity(helper, busy),
+        spareRefused: (why) => ctx.spareRefused?.(service, helper.pid ?? -1, why),
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
       },
       route: (envelope, body) => hooks.route(envelope, body),

@@ -63,11 +63,11 @@ export class SparePool {
     });
   }
 
-  /** Hands over the spare (alive), or undefined. */
+  /** Hands over the spare (alive and not refused), or undefined. */
   take(): LaunchedHelper | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare !== undefined && !spare.helper.isExited ? spare : undefined;
+    return spare !== undefined && !spare.helper.isExited && spare.helper.refused === undefined ? spare : undefined;
   }
 
   /** pid of the spare once it is warm and waiting, else null. */

@@ -35,6 +35,8 @@ export interface RpcServerHooks {
   callStarted?(): void;
   /** A call was answered (reply or error). */
   callSettled?(): void;
+  /** The client's hello matched (a prewarmed spare is activated by the broker's hello). */
+  helloSeen?(): void;
 }
 
 /** Options of an {@link RpcServer}. */
@@ -162,12 +164,10 @@ export class RpcServer {
       }
       case 'hello': {
         const verdict = judgePeerHello(this.protocol, 'service', envelope, 'Make the manifest\'s protocol and the helper\'s serve() agree.');
-        if (!verdict.ok) {
-          this.channel.fail(verdict.error);
-          return;
-        }
+        if (!verdict.ok) return this.channel.fail(verdict.error);
         this.helloSeen = true;
         if (this.answerHello) this.sendHello(verdict.evolved);
+        this.hooks.helloSeen?.();
         return;
       }
       case 'goodbye':
