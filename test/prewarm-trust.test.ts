@@ -32,6 +32,12 @@ function nextSpare(kit: TestBroker, name: string): Promise<number> {
   });
 }
 
+/** The warm spare waiting now, or the next one (after a launch took the last). */
+function warmSpare(kit: TestBroker, name: string): Promise<number> {
+  const pid = kit.broker.status(name).sparePid;
+  return pid === null ? nextSpare(kit, name) : Promise.resolve(pid);
+}
+
 const manifest = (name: string, tamper: string) => ({
   name, entry: './prewarm-tampered.js', protocol: 'com.test.echo', env: { TAMPER: tamper }, launch: { prewarm: true, throttleMs: 0 },
 });
@@ -86,9 +92,9 @@ t.test('relaunch from the spare after SIGKILL with calls in flight: every call s
   const kit = await startBroker({ root: FIXTURES, services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', launch: { prewarm: true, throttleMs: 0 } }] });
   t.teardown(() => kit.close());
   const echo = kit.broker.connect('echo');
-  const second = nextSpare(kit, 'echo');
   const first = await echo.call('whoami', {});
-  const spare = await second;
+  const spare = await warmSpare(kit, 'echo');
+  t.not(spare, first.pid);
 
   // 300 calls in flight when the helper dies; the next 300 are made as soon as the first call fails.
   const inFlight = Array.from({ length: 300 }, (_, i) => echo.call('echo', { text: `a${i}` }));
@@ -113,4 +119,22 @@ t.test('relaunch from the spare after SIGKILL with calls in flight: every call s
   t.ok(results.every((r, i) => r.status === 'fulfilled' && r.value.text === `b${i}` && r.value.pid === spare), 'answered by the spare, in order');
   t.equal(kit.status('echo').crashes, 1);
   t.equal(kit.status('echo').launches, 2, 'one relaunch, from the spare');
+});
+
+t.test('a spare activated early when the helper dies: its load-time event reaches clients only after the old helper\'s exit', async (t) => {
+  const kit = await startBroker({ root: FIXTURES, services: [{ name: 'loaded', entry: './prewarm-loaded.js', protocol: 'com.test.echo', launch: { prewarm: true, throttleMs: 0 } }] });
+  t.teardown(() => kit.close());
+  const conn = kit.broker.connect('loaded');
+  const order: string[] = [];
+  conn.on('event', (name) => name === 'news' && order.push('news'));
+  kit.broker.on('exit', (service) => service === 'loaded' && order.push('exit'));
+  const first = await conn.call('echo', { text: 'first' }); // launched plainly or from the first spare
+  t.not(await warmSpare(kit, 'loaded'), first.pid, 'a new spare waits');
+  order.length = 0;
+  const news = new Promise<void>((resolve) => conn.on('event', (name) => name === 'news' && resolve()));
+  await kit.crash('loaded');
+  const reply = await conn.call('echo', { text: 'again' });
+  await news;
+  t.match(reply.text, /^again loaded at/);
+  t.same(order, ['exit', 'news'], 'the new helper\'s event came after the old one\'s exit');
 });

@@ -16,7 +16,8 @@ import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
-import { awaitWarmFrame } from './warm-frame.js';
+import { SpareGate } from './spare-gate.js';
+import { awaitWarmSpare } from './warm-frame.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -68,12 +69,12 @@ export class HelperProcess {
   /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
   private handoffPipe: HandoffPipe | undefined;
   private takesHandoff = false;
-  /** False for a prewarmed spare until {@link HelperProcess.activate}: it may send its hello and nothing else. */
-  private activated = true;
-  private refusedBecause: string | undefined;
+  /** A prewarmed spare's rules: its hello and nothing else until activated; events held until it serves. */
+  private readonly gate: SpareGate;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
+    this.gate = new SpareGate(options.spare === true);
     // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
     // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program); then the hand-off pipe.
     const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds ?? []];
@@ -110,8 +111,8 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const rpcHooks: RpcClientHooks = {
-      broadcast: (name, payload) => hooks.broadcast(name, payload),
-      eventError: (error) => hooks.eventError(error),
+      broadcast: (name, payload) => this.gate.deliver(() => hooks.broadcast(name, payload)),
+      eventError: (error) => this.gate.deliver(() => hooks.eventError(error)),
       activity: (busy: boolean) => {
         if (!busy) this.checkIdle();
         hooks.activity?.(busy);
@@ -126,7 +127,7 @@ export class HelperProcess {
     const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
         // A spare says hello and nothing else until the broker's hello activates it.
-        if (!this.activated && e.kind !== 'hello') {
+        if (!this.gate.admits(e.kind)) {
           this.refuseSpare(`it sent a "${e.kind}" message before it was activated`);
           return;
         }
@@ -149,22 +150,17 @@ export class HelperProcess {
         if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
           this.rpc.interrupt(cause);
         }
+        if (!this.requested && this.gate.activated) options.channelLost?.();
         // A live helper without its channel is useless; give it a moment to exit on its own.
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
     });
     if (options.spare === true) {
-      this.activated = false;
-      // The channel starts after the spare's one "warm" frame, which is not an envelope. Its hello
-      // follows: checked here as a fresh helper's is, so a spare is warm only with a matching hello.
-      this.warm = awaitWarmFrame(socket).then(() => {
-        attach();
-        return this.rpc.ready;
-      }).then(() => {
+      this.warm = awaitWarmSpare(socket, attach, this.rpc.ready).then(() => {
         this.warmed = true;
         // A cancel of a call that is not in flight, which the spare ignores: its first frame runs the
         // spare's socket read and dispatch code once now, not while the first call waits (~0.3 ms).
-        if (!this.activated) this.channel.send({ kind: 'cancel', id: MAX_CALL_ID, reason: 'cancelled' });
+        if (!this.gate.activated) this.channel.send({ kind: 'cancel', id: MAX_CALL_ID, reason: 'cancelled' });
       }, (err: unknown) => {
         this.refuseSpare((err as Error).message);
         throw err;
@@ -186,7 +182,7 @@ export class HelperProcess {
     this.rpc.ready.then((hello) => {
       this.takesHandoff = hello.info['handoff'] === true;
       // A spare sends heartbeats only once activated: its watchdog starts then.
-      if (this.activated) this.startWatchdog();
+      if (this.gate.activated) this.startWatchdog();
     }, () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
@@ -199,32 +195,38 @@ export class HelperProcess {
   }
 
   /**
-   * Turns a prewarmed spare into the service: the broker's hello activates it.
-   * Sent at once when the spare's hello was already checked (the usual case),
-   * so it leaves in the same write as the first call; else once it arrives.
+   * Turns a prewarmed spare into the service's helper: the broker's hello activates it (unless
+   * {@link HelperProcess.activateEarly} sent it), and events it sent since go out. The hello is sent
+   * at once when the spare's was already checked, so it leaves in the same write as the first call.
    */
   activate(): void {
-    if (this.activated) return;
-    this.activated = true;
-    const activateNow = (): void => {
+    if (this.gate.serve()) this.sayHello();
+  }
+
+  /** Activates a spare before it is needed as the service's helper (its events wait for {@link HelperProcess.activate}). */
+  activateEarly(): void {
+    if (this.gate.activateEarly()) this.sayHello();
+  }
+
+  private sayHello(): void {
+    const now = (): void => {
       this.rpc.sendHello({ broker: process.pid });
       this.startWatchdog();
     };
-    if (this.rpc.usable) activateNow();
-    else this.rpc.ready.then(activateNow, () => undefined);
+    if (this.rpc.usable) now();
+    else this.rpc.ready.then(now, () => undefined);
   }
 
   /** Kills a spare that broke the spare's rules (its hello did not match, it spoke before activation); it is never used. */
   private refuseSpare(why: string): void {
-    if (this.refusedBecause !== undefined || this.hasExited) return;
-    this.refusedBecause = why;
+    if (this.hasExited || !this.gate.refuse(why)) return;
     this.options.hooks.spareRefused?.(why);
     this.killFor(`prewarmed spare refused: ${why}`);
   }
 
   /** Why this spare was refused (it is being killed), or undefined. */
   get refused(): string | undefined {
-    return this.refusedBecause;
+    return this.gate.refused;
   }
 
   /** Spawns a helper according to a sandbox launch plan. */

@@ -46,6 +46,11 @@ export interface HelperSpawnOptions {
    */
   spare?: boolean;
   /**
+   * The helper's channel closed and the broker did not ask for it (it died, or
+   * hung up): called at the first sign of its death, before its exit is known.
+   */
+  channelLost?: () => void;
+  /**
    * Give the helper a hand-off pipe (daemon mode), so the broker can pass it
    * direct channels (docs/wire.md, "Hand-off"). Ignored where fd passing is unavailable.
    * @default false

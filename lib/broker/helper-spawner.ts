@@ -186,6 +186,9 @@ export class HelperSpawner {
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
       },
       route: (envelope, body) => hooks.route(envelope, body),
+      // Its channel closing is the first sign a helper died, ~0.5–1 ms before its exit is reported: the spare
+      // gets the broker's hello now, so the relaunch that follows the exit sends the call alone.
+      channelLost: () => this.spares.activateEarly(),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
       exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
       ...(connects.length === 0 ? {} : {

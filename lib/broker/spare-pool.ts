@@ -70,6 +70,15 @@ export class SparePool {
     return spare !== undefined && !spare.helper.isExited && spare.helper.refused === undefined ? spare : undefined;
   }
 
+  /**
+   * Activates the warm spare before a launch takes it (the running helper lost
+   * its channel: a relaunch is likely); it serves only once taken.
+   */
+  activateEarly(): void {
+    const helper = this.spare?.helper;
+    if (helper?.isWarm === true && !helper.isExited && helper.refused === undefined) helper.activateEarly();
+  }
+
   /** pid of the spare once it is warm and waiting, else null. */
   get warmPid(): number | null {
     return this.spare?.helper.isWarm === true ? (this.spare.helper.pid ?? null) : null;
