@@ -52,7 +52,8 @@ export interface LaunchPolicy {
    * so an on-demand launch or a relaunch after a crash costs one write each
    * way, not a start-up. The
    * module's top level runs when the spare starts. Costs one idle process
-   * (≈ 40–50 MiB RSS). See docs/launch-policies.md, "Prewarm".
+   * (≈ 48–55 MiB RSS, most of it node's binary shared with other node
+   * processes; ≈ 9–13 MiB of its own). See docs/launch-policies.md, "Prewarm".
    * @default false
    */
   prewarm?: boolean;
