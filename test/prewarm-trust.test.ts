@@ -112,9 +112,8 @@ t.test('relaunch from the spare after SIGKILL with calls in flight: every call s
 
   const codes = new Set(settled.filter((r) => r.status === 'rejected').map((r) => (isBulkheadError(r.reason) ? r.reason.code : String(r.reason))));
   t.ok([...codes].every((code) => code === 'ERR_INTERRUPTED'), `calls to the killed helper fail only with ERR_INTERRUPTED (${[...codes].join(', ') || 'none failed'})`);
-  settled.forEach((r, i) => {
-    if (r.status === 'fulfilled') t.equal(r.value.text, `a${i}`);
-  });
+  const answered = settled.filter((r) => r.status === 'fulfilled');
+  t.ok(settled.every((r, i) => r.status === 'rejected' || r.value.text === `a${i}`), `the ${answered.length} answered before the kill got their own replies`);
   t.equal(results.filter((r) => r.status === 'rejected').length, 0, 'every call made after the exit succeeded');
   t.ok(results.every((r, i) => r.status === 'fulfilled' && r.value.text === `b${i}` && r.value.pid === spare), 'answered by the spare, in order');
   t.equal(kit.status('echo').crashes, 1);
