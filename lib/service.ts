@@ -18,10 +18,10 @@ const { writeSync } = process.getBuiltinModule('node:fs');
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
-import { loadPrecompiledValidators } from './protocol/precompiled.js';
+import { loadPrecompiled } from './protocol/precompiled.js';
+import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
-import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
 import { encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
@@ -113,10 +113,7 @@ export function deferServeUntilHandover(): void {
   inSpare = true;
 }
 
-/**
- * @internal The wire pieces the prewarm entry speaks before serve() owns fd 3
- * (its "warm" frame): this module's own instances, bundled with it.
- */
+/** @internal The wire pieces the prewarm entry writes its "warm" frame with: this module's own instances. */
 export const spareWire = { encodeItem, encodeFrame };
 
 /** @internal Used by the prewarm entry once the service module loaded: serve() takes this socket instead of opening fd 3. */
@@ -259,11 +256,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   if (file === undefined || file === '') {
     throw bulkheadError('ERR_LAUNCH_FAILED', `serve("${protocol}") must run in a helper launched by a bulkhead broker (${HELPER_ENV.protocolFile} is not set); register the service with a Broker instead of running it directly.`);
   }
-  // Validators precompiled by the broker spare this helper loading ajv at all.
-  const validatorsFile = process.env[HELPER_ENV.validators];
-  const compiled = validatorsFile !== undefined && validatorsFile !== ''
-    ? loadProtocolFile(file, undefined, { eager: false, trusted: true, validators: loadPrecompiledValidators(validatorsFile) })
-    : loadProtocolFile(file, undefined, { eager: false });
+  const compiled = helperProtocol(file);
   if (compiled.name !== protocol) {
     const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `This helper calls serve("${protocol}") but its manifest names protocol "${compiled.name}"; make them agree.`, { expected: compiled.name, actual: protocol });
     // Tell the broker why before going: it reports this code instead of a bare launch failure.
@@ -285,10 +278,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   };
   /** Events emitted in a spare before activation, sent once it serves. */
   const early: Array<[string, unknown]> = [];
-  /**
-   * False in a prewarmed spare until the broker's hello activates it: its server already said hello
-   * (the broker checks it before it counts the spare as warm), but sends nothing else until then.
-   */
+  /** False in a prewarmed spare until the broker's hello activates it: its server said hello, and nothing else. */
   let active = !inSpare;
   const activated = (): void => {
     active = true;
@@ -329,6 +319,17 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
       return server.openTransaction();
     },
   };
+}
+
+/**
+ * The protocol this helper serves, from its file. Validators precompiled by the broker spare it loading ajv
+ * at all, and their module's canonical JSON and hash of the document spare it hashing an unchanged file.
+ */
+function helperProtocol(file: string): CompiledProtocol {
+  const validatorsFile = process.env[HELPER_ENV.validators];
+  if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
+  const { validators, known } = loadPrecompiled(validatorsFile);
+  return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 
 /** Events a spare keeps from before its activation (beyond that, they are dropped). */

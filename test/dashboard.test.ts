@@ -85,6 +85,8 @@ t.test('GET /metrics: Prometheus text with calls, errors by code, durations and 
   const client = new RemoteBroker(join(work, 'run', 'bh.sock'), { name: 'app', ...readIdentity(join(work, 'state', 'identities'), 'app') }, { protocolsDir: join(LIVE, 'protocols'), direct: false });
   t.teardown(() => client.close());
   const chatty = client.connect('chatty', { protocol: 'com.test.cli.chatty' });
+  // Calls are timed from the first scrape on (counted always): scrape once before them.
+  t.equal((await fetch(httpLine['metrics']!)).status, 200);
   await chatty.call('say', { text: 'one' });
   await chatty.call('say', { text: 'two' });
   const crashed = await chatty.call('crash', { code: 7 }).catch((err: { code: string }) => err);

@@ -53,7 +53,11 @@ export interface BrokerEvents {
   denied: [denial: { client: string; service: string; code: string }];
   /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
   cleanupFailed: [service: string, pid: number, message: string];
-  /** A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts). */
+  /**
+   * A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts).
+   * Reported for calls sent while the broker had a `call` listener (or a `bulkhead:call`
+   * subscriber, or after its metrics' first render): untimed calls are only counted.
+   */
   call: [service: string, call: CallRecord];
   [key: string]: unknown[];
 }

@@ -379,7 +379,7 @@ export class Broker extends Emitter<BrokerEvents> {
   private createSupervisor(prepared: PreparedService): ServiceSupervisor {
     return new ServiceSupervisor(prepared.resolved, {
       mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
-      ...this.eventHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
+      ...this.eventHooks, ...this.metricsRecorder.callHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
       peers: this.peers, serviceNames: () => this.services.keys(),
       brokerRequest: (caller, connects, method, params, grants) => this.endpoints.request(caller, connects, method, params, grants),
     });

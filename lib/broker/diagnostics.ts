@@ -45,7 +45,14 @@ interface ObservedEvents {
   [key: string]: unknown[];
 }
 
-/** Feeds a broker's launch, exit and call events to its metrics and to the diagnostics channels. */
+/**
+ * Feeds a broker's launch, exit and call events to its metrics and to the
+ * diagnostics channels. A call's timed record (and the broker's `call` event)
+ * is made only while something reads it: the metrics after their first render
+ * (the duration histogram), a `call` listener besides this one, or a
+ * `bulkhead:call` subscriber (told to the metrics here). The helpers count
+ * every call in the metrics' CallTally either way.
+ */
 export function observeBroker(broker: Emitter<ObservedEvents>, metrics: BrokerMetrics): void {
   const pids = new Map<string, number>();
   broker.on('launch', (service, pid) => {
@@ -58,7 +65,9 @@ export function observeBroker(broker: Emitter<ObservedEvents>, metrics: BrokerMe
     if (exitChannel.hasSubscribers) exitChannel.publish({ service, pid: pids.get(service) ?? null, code: info.code, signal: info.signal, reason: info.reason ?? null, requested: info.requested, uptimeMs: info.uptimeMs });
   });
   broker.on('call', (service, call) => {
-    metrics.call(service, call.seconds, call.code);
+    // Counted already (the helper bumped the service's CallTally): the duration only.
+    metrics.timed(service, call.seconds);
     if (callChannel.hasSubscribers) callChannel.publish({ service, ...call });
   });
+  metrics.timeCallsWhile(() => callChannel.hasSubscribers || broker.listenerCount('call') > 1);
 }

@@ -16,6 +16,7 @@ import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
+import { countCall } from './call-tally.js';
 import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
 
@@ -41,8 +42,12 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
-  /** Calls sent and not answered yet: id → method and start (performance.now()), for callSettled. */
-  private readonly callStarts = new Map<number, { method: string; at: number }>();
+  /**
+   * Calls sent and not answered yet: id → method and start (performance.now())
+   * when timed for callSettled, or 0 when only counted (nobody observed calls
+   * when it was sent: no clock reads, no record, no event).
+   */
+  private readonly callStarts = new Map<number, { method: string; at: number } | 0>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -69,8 +74,8 @@ export class HelperProcess {
   /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
   private handoffPipe: HandoffPipe | undefined;
   private takesHandoff = false;
-  /** A prewarmed spare's rules: its hello and nothing else until activated; events held until it serves. */
-  private readonly gate: SpareGate;
+  /** A prewarmed spare's rules: its hello and nothing else until activated; events held until it serves; `refused`. */
+  readonly gate: SpareGate;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
@@ -195,20 +200,13 @@ export class HelperProcess {
   }
 
   /**
-   * Turns a prewarmed spare into the service's helper: the broker's hello activates it (unless
-   * {@link HelperProcess.activateEarly} sent it), and events it sent since go out. The hello is sent
-   * at once when the spare's was already checked, so it leaves in the same write as the first call.
+   * Turns a prewarmed spare into the service's helper: the broker's hello activates it (unless an
+   * early activation sent it), and events it sent since go out. The hello is sent at once when the
+   * spare's was already checked, so it leaves in the same write as the first call. `early`: activates
+   * a spare before it is needed (its events wait for the activation that makes it the service's helper).
    */
-  activate(): void {
-    if (this.gate.serve()) this.sayHello();
-  }
-
-  /** Activates a spare before it is needed as the service's helper (its events wait for {@link HelperProcess.activate}). */
-  activateEarly(): void {
-    if (this.gate.activateEarly()) this.sayHello();
-  }
-
-  private sayHello(): void {
+  activate(early = false): void {
+    if (!(early ? this.gate.activateEarly() : this.gate.serve())) return;
     const now = (): void => {
       this.rpc.sendHello({ broker: process.pid });
       this.startWatchdog();
@@ -222,11 +220,6 @@ export class HelperProcess {
     if (this.hasExited || !this.gate.refuse(why)) return;
     this.options.hooks.spareRefused?.(why);
     this.killFor(`prewarmed spare refused: ${why}`);
-  }
-
-  /** Why this spare was refused (it is being killed), or undefined. */
-  get refused(): string | undefined {
-    return this.gate.refused;
   }
 
   /** Spawns a helper according to a sandbox launch plan. */
@@ -343,15 +336,19 @@ export class HelperProcess {
 
   /** Notes a call sent to this helper (by the broker's own client, or routed by supervisor.forward). */
   trackCall(id: number, method: string): void {
-    if (this.options.hooks.callSettled === undefined) return;
-    this.callStarts.set(id, { method, at: performance.now() });
+    const hooks = this.options.hooks;
+    if (hooks.callSettled === undefined && hooks.callTally === undefined) return;
+    const timed = hooks.callSettled !== undefined && (hooks.callsObserved === undefined || hooks.callsObserved());
+    this.callStarts.set(id, timed ? { method, at: performance.now() } : 0);
   }
 
   private settleCall(id: number, code: string | null): void {
     const started = this.callStarts.get(id);
     if (started === undefined) return;
     this.callStarts.delete(id);
-    this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
+    const { callTally } = this.options.hooks;
+    if (callTally !== undefined) countCall(callTally, code);
+    if (started !== 0) this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {

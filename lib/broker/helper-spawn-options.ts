@@ -5,6 +5,7 @@
  * so the contract between supervisor and helper reads on one page.
  * @module
  */
+import type { CallTally } from './call-tally.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import type { HelperProcess } from './helper-process.js';
 import type { RpcClientHooks } from '../connection/rpc-client.js';
@@ -26,6 +27,14 @@ export interface HelperHooks extends RpcClientHooks {
   callSettled?(method: string, seconds: number, code: string | null): void;
   /** A prewarmed spare broke the spare's rules (why) and is being killed; it is never used. */
   spareRefused?(why: string): void;
+  /** Where this helper counts each call it settles (callSettled's calls, timed or not). Optional (metrics). */
+  callTally?: CallTally;
+  /**
+   * Whether a call sent now must be timed and reported through callSettled
+   * (someone observes calls); otherwise it is only counted in callTally.
+   * Absent: always.
+   */
+  callsObserved?: () => boolean;
 }
 
 /** Options of `HelperProcess.spawn`. */

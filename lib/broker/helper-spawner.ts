@@ -184,6 +184,8 @@ export class HelperSpawner {
         activity: (busy) => hooks.activity(helper, busy),
         spareRefused: (why) => ctx.spareRefused?.(service, helper.pid ?? -1, why),
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
+        ...(ctx.callTally === undefined ? {} : { callTally: ctx.callTally(service) }),
+        ...(ctx.callsObserved === undefined ? {} : { callsObserved: ctx.callsObserved }),
       },
       route: (envelope, body) => hooks.route(envelope, body),
       // Its channel closing is the first sign a helper died, ~0.5–1 ms before its exit is reported: the spare

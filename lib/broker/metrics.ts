@@ -2,7 +2,10 @@
  * Prometheus metrics of a broker (and of the daemon around it), rendered by
  * prom-client in the text exposition format 0.0.4.
  *
- * Recording is plain counting in maps, always on and cheap; prom-client
+ * Recording is plain counting in maps, always on and cheap: call counts are
+ * {@link CallTally} objects the helpers bump (call-tally.ts), read here at
+ * render time; a call's duration is recorded only from the first render on
+ * (timing every call cost the broker 0.3–0.45 µs per call: bench/README.md, round four). prom-client
  * (≈ 250 ms to import on a loaded 2-core machine, as it brings its own
  * dependencies) is loaded only on the first {@link BrokerMetrics.render}, so a
  * broker nobody scrapes never pays for it. The series are handed to
@@ -15,7 +18,9 @@
  * - `bulkhead_call_errors_total{code}`: of those, the ones that failed, by
  *   the code the caller got;
  * - `bulkhead_call_duration_seconds`: histogram of their durations, from the
- *   broker sending the call to the answer arriving;
+ *   broker sending the call to the answer arriving, for calls sent after the
+ *   first render (or while a `call` listener or `bulkhead:call` subscriber
+ *   has calls timed);
  *   (these two see the calls that pass through the broker: its own and routed
  *   ones; a direct channel's calls only count in `bulkhead_calls_total`, from
  *   the helper's reports)
@@ -32,6 +37,7 @@
 import type { ExitInfo } from './helper-process.js';
 import { ProcessSampler } from './process-stats.js';
 import type { ServiceStatus } from './service-supervisor.js';
+import { countCall, newCallTally, type CallTally } from './call-tally.js';
 
 /** Upper bounds (seconds) of the call duration histogram's buckets. */
 export const CALL_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -79,8 +85,11 @@ export function crashReason(info: Pick<ExitInfo, 'code' | 'signal' | 'reason'>):
 
 /** Counts what a broker does, and renders it for Prometheus. */
 export class BrokerMetrics {
-  private readonly calls = new Map<string, number>();
-  private readonly errors = new Map<string, Map<string, number>>();
+  private readonly tallies = new Map<string, CallTally>();
+  /** Set at the first render: from then on calls are timed for the duration histogram. */
+  private rendered = false;
+  /** Besides the first render, what else makes calls timed (see {@link BrokerMetrics.callHooks}). */
+  private othersObserve: () => boolean = () => false;
   private readonly durations = new Map<string, Histogram>();
   private readonly launches = new Map<string, number>();
   private readonly restarts = new Map<string, number>();
@@ -122,14 +131,43 @@ export class BrokerMetrics {
     this.crashes.set(service, reasons);
   }
 
-  /** A call settled (code null: success). */
-  call(service: string, seconds: number, code: string | null): void {
-    this.calls.set(service, (this.calls.get(service) ?? 0) + 1);
-    if (code !== null) {
-      const codes = this.errors.get(service) ?? new Map<string, number>();
-      codes.set(code, (codes.get(code) ?? 0) + 1);
-      this.errors.set(service, codes);
+  /**
+   * @internal The counts of `service`'s calls, for its helpers to bump as calls settle
+   * (the same object for every helper of the service, read at each render).
+   */
+  tallyOf(service: string): CallTally {
+    let tally = this.tallies.get(service);
+    if (tally === undefined) {
+      tally = newCallTally();
+      this.tallies.set(service, tally);
     }
+    return tally;
+  }
+
+  /**
+   * @internal What a broker's supervisors count and time calls with: each service's
+   * {@link CallTally}, and whether a call sent now must be timed and reported
+   * (from the first {@link BrokerMetrics.render} on, for the duration
+   * histogram, or while `observed` of {@link BrokerMetrics.timeCallsWhile} says so).
+   */
+  readonly callHooks: { callTally: (service: string) => CallTally; callsObserved: () => boolean } = {
+    callTally: (service) => this.tallyOf(service),
+    callsObserved: () => this.rendered || this.othersObserve(),
+  };
+
+  /** @internal Calls are also timed while `observed()` is true (a `call` listener, a diagnostics channel subscriber). */
+  timeCallsWhile(observed: () => boolean): void {
+    this.othersObserve = observed;
+  }
+
+  /** A call settled (code null: success): counts it and records its duration. */
+  call(service: string, seconds: number, code: string | null): void {
+    countCall(this.tallyOf(service), code);
+    this.timed(service, seconds);
+  }
+
+  /** @internal A call already counted in its service's {@link CallTally} took `seconds`: the duration histogram only. */
+  timed(service: string, seconds: number): void {
     let h = this.durations.get(service);
     if (h === undefined) {
       h = { buckets: CALL_DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
@@ -167,6 +205,7 @@ export class BrokerMetrics {
 
   /** The Prometheus text (format 0.0.4), one `# HELP` and `# TYPE` per metric. */
   async render(): Promise<string> {
+    this.rendered = true;
     this.registry ??= this.createRegistry();
     const registry = await this.registry;
     this.snapshot = this.source.status();
@@ -197,16 +236,16 @@ export class BrokerMetrics {
       }));
     const fromMap = (name: string, help: string, map: Map<string, number>): Collector =>
       collector(name, help, 'counter', () => this.snapshot.map((s) => ({ labels: { service: s.name }, value: map.get(s.name) ?? 0 })));
-    const byLabel = (name: string, help: string, label: string, map: Map<string, Map<string, number>>): Collector =>
-      collector(name, help, 'counter', () => [...map].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
+    const byLabel = (name: string, help: string, label: string, entries: () => Iterable<[string, ReadonlyMap<string, number>]>): Collector =>
+      collector(name, help, 'counter', () => [...entries()].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
     const list: Collector[] = [
-      fromMap('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', this.calls),
-      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (calls through the broker: its own and routed ones).', 'code', this.errors),
+      collector('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', 'counter', () => this.snapshot.map((s) => ({ labels: { service: s.name }, value: this.tallies.get(s.name)?.calls ?? 0 }))),
+      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (calls through the broker: its own and routed ones).', 'code', () => [...this.tallies].map(([service, tally]): [string, ReadonlyMap<string, number>] => [service, tally.errors])),
       collector('bulkhead_call_duration_seconds', 'Call duration from the broker sending the call to the answer arriving (its own and routed calls).', 'histogram', () => this.histogramSamples()),
       perService('bulkhead_calls_in_flight', 'Calls in flight to the running helper (the broker\'s own and routed ones).', 'gauge', (s) => s.inFlight),
       fromMap('bulkhead_launches_total', 'Helper processes launched.', this.launches),
       fromMap('bulkhead_restarts_total', 'Launches after the service\'s first one (relaunches after an exit, a crash or a restart).', this.restarts),
-      byLabel('bulkhead_crashes_total', 'Helper exits the broker did not ask for, by reason.', 'reason', this.crashes),
+      byLabel('bulkhead_crashes_total', 'Helper exits the broker did not ask for, by reason.', 'reason', () => this.crashes),
       perService('bulkhead_resident_memory_bytes', 'Resident memory of the running helper\'s process tree.', 'gauge', (s) => s.rssBytes ?? 0),
       collector('bulkhead_cpu_seconds_total', 'CPU time (user + system) of the service\'s helper process trees, sampled at each scrape.', 'counter', () => this.cpuSamples()),
       perService('bulkhead_up', '1 when a helper of the service is running, else 0.', 'gauge', (s) => (s.state === 'running' ? 1 : 0)),

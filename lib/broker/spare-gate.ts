@@ -21,8 +21,7 @@ type SpareState = 'waiting' | 'early' | 'serving';
 export class SpareGate {
   private state: SpareState;
   private readonly held: Array<() => void> = [];
-  /** Why the spare was refused (it is being killed, never used), once it was. */
-  refused: string | undefined;
+  private refusedBecause: string | undefined;
 
   constructor(spare: boolean) {
     this.state = spare ? 'waiting' : 'serving';
@@ -44,10 +43,15 @@ export class SpareGate {
     else if (this.held.length < MAX_HELD_EVENTS) this.held.push(deliver);
   }
 
+  /** Why the spare was refused (it is being killed, never used), once it was. */
+  get refused(): string | undefined {
+    return this.refusedBecause;
+  }
+
   /** Marks the spare refused for `why`; false when it already was. */
   refuse(why: string): boolean {
-    if (this.refused !== undefined) return false;
-    this.refused = why;
+    if (this.refusedBecause !== undefined) return false;
+    this.refusedBecause = why;
     return true;
   }
 

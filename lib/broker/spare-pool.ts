@@ -67,7 +67,7 @@ export class SparePool {
   take(): LaunchedHelper | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare !== undefined && !spare.helper.isExited && spare.helper.refused === undefined ? spare : undefined;
+    return spare !== undefined && !spare.helper.isExited && spare.helper.gate.refused === undefined ? spare : undefined;
   }
 
   /**
@@ -76,7 +76,7 @@ export class SparePool {
    */
   activateEarly(): void {
     const helper = this.spare?.helper;
-    if (helper?.isWarm === true && !helper.isExited && helper.refused === undefined) helper.activateEarly();
+    if (helper?.isWarm === true && !helper.isExited && helper.gate.refused === undefined) helper.activate(true);
   }
 
   /** pid of the spare once it is warm and waiting, else null. */

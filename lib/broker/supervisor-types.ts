@@ -3,6 +3,7 @@
  * the broker context it is given, the resolved service it runs, its events.
  * @module
  */
+import type { CallTally } from './call-tally.js';
 import type { EndpointGrants } from './endpoint-grants.js';
 import type { PeerLinks } from './peer-links.js';
 import type { SerializedError } from '../errors.js';
@@ -107,6 +108,10 @@ export interface SupervisorContext {
   brokerRequest?(caller: string, connects: readonly string[], method: string, params: unknown, grants: EndpointGrants): unknown;
   /** A call to one of this service's helpers settled (see HelperHooks.callSettled). Optional (metrics). */
   callSettled?(name: string, method: string, seconds: number, code: string | null): void;
+  /** Where the helpers of service `name` count their settled calls (see HelperHooks.callTally). Optional (metrics). */
+  callTally?(name: string): CallTally;
+  /** Whether settled calls must be timed and reported through callSettled now (see HelperHooks.callsObserved). */
+  callsObserved?: () => boolean;
 }
 
 /** A registered service after its manifest was resolved. */

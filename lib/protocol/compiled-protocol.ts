@@ -9,7 +9,7 @@ import { bulkheadError, type BulkheadError, type ValidationIssue } from '../erro
 import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
 import { explainSchemaCompileError } from './explain.js';
-import { schemaHash } from './hash.js';
+import { canonicalJson, schemaHash } from './hash.js';
 
 /** Options of {@link CompiledProtocol.from}. */
 export interface CompileOptions {
@@ -17,8 +17,20 @@ export interface CompileOptions {
   eager?: boolean;
   /** Skip the protocol-document check (the broker already did it; the hello compares hashes). @default false */
   trusted?: boolean;
+  /**
+   * The hash of one document as the broker computed it (its precompiled module): taken when this document's
+   * canonical JSON is exactly `canonical`, instead of hashing again; any other document is hashed.
+   * @default none: the hash is computed
+   */
+  known?: KnownHash;
   /** Precompiled validators by key (`params:<method>`, ...): used instead of compiling with ajv. @default none: compiled with ajv */
   validators?: Record<string, ValidateFunction>;
+}
+
+/** A document's canonical JSON and its schema hash (see {@link CompileOptions.known}). */
+export interface KnownHash {
+  canonical: string;
+  hash: string;
 }
 
 /** Which part of a message a validation concerns: `yields`/`accepts` are stream items. */
@@ -40,11 +52,12 @@ export class CompiledProtocol {
   readonly document: ProtocolDocument;
   private readonly validators = new Map<string, ValidateFunction>();
 
-  private constructor(document: ProtocolDocument) {
+  private constructor(document: ProtocolDocument, known?: KnownHash) {
     this.document = document;
     this.name = document.name;
     this.version = document.version;
-    this.hash = schemaHash(document);
+    // Comparing canonical JSON costs far less than SHA-256 on a cold helper start; a changed document is hashed.
+    this.hash = known !== undefined && canonicalJson(document) === known.canonical ? known.hash : schemaHash(document);
   }
 
   /**
@@ -53,7 +66,7 @@ export class CompiledProtocol {
    */
   static from(value: unknown, source: string, options: CompileOptions = {}): CompiledProtocol {
     // A trusted document (its broker checked it, and the hello compares hashes) skips the meta-check, which needs ajv.
-    const protocol = new CompiledProtocol(options.trusted === true ? value as ProtocolDocument : checkProtocolDocument(value, source));
+    const protocol = new CompiledProtocol(options.trusted === true ? value as ProtocolDocument : checkProtocolDocument(value, source), options.known);
     if (options.validators !== undefined) {
       for (const [key, validate] of Object.entries(options.validators)) protocol.validators.set(key, validate);
     }

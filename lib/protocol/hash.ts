@@ -3,10 +3,9 @@
  * protocol document's canonical JSON (object keys sorted, no whitespace).
  * @module
  */
-// SHA-256 in JavaScript (@noble/hashes, audited) rather than node:crypto: a helper hashes its protocol
-// at every start, and loading node:crypto would cost it ~6–7 ms of start-up on Node 24 (measured).
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+// node:crypto, loaded on first use (not an ESM import): a helper no longer hashes its protocol at start
+// (the broker's precompiled validators module carries the document and its hash, lib/protocol/precompiled.ts),
+// so the helper runtime loads neither node:crypto nor a JavaScript SHA-256 unless it hashes a document itself.
 
 /** Canonical JSON: keys sorted at every level, no whitespace. */
 export function canonicalJson(value: unknown): string {
@@ -20,5 +19,5 @@ export function canonicalJson(value: unknown): string {
 
 /** SHA-256 (hex) of a document's canonical JSON. */
 export function schemaHash(document: unknown): string {
-  return bytesToHex(sha256(utf8ToBytes(canonicalJson(document))));
+  return process.getBuiltinModule('node:crypto').createHash('sha256').update(canonicalJson(document), 'utf8').digest('hex');
 }

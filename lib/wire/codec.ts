@@ -1,36 +1,30 @@
 /**
- * The safe CBOR codec: cbor-x with records, structured cloning and tagged
- * typed arrays off, behind a check of the raw bytes and a check of the result.
+ * The safe CBOR codec: cbor-x with records, structured cloning and tagged typed arrays off, behind a check of
+ * the raw bytes and a check of the result.
  *
- * Plain data is what JSON can express plus byte strings and `undefined`: null,
- * booleans, numbers, bigints, strings, Uint8Array/Buffer, arrays and plain
- * objects, nested at most {@link MAX_DEPTH} deep.
+ * Plain data is what JSON can express plus byte strings and `undefined`: null, booleans, numbers, bigints,
+ * strings, Uint8Array/Buffer, arrays and plain objects, nested at most {@link MAX_DEPTH} deep.
  *
- * cbor-x alone is not enough: it turns tags into live values, and several tags
- * yield values that look plain (records, value sharing, packed tables, tag 27
- * calling `Object`), one (value sharing) lets a few hundred bytes expand into
- * an exponentially large tree, and its recursion overflows the stack on deep
- * input. So {@link decodeItem} first walks the bytes without recursion
- * (`scanItem`) and accepts only the data model of docs/wire.md: no tags
- * but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES},
- * text map keys only, no simple values but false/true/null/undefined, no
- * indefinite-length strings, nesting at most {@link MAX_FRAME_DEPTH}, at most
- * {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
- * Only then does cbor-x build the value, and the plain-data check
- * runs on the result as a second line. cbor-x renames a `__proto__` map key to
- * `__proto_`, so no decoded object gets a foreign prototype.
+ * cbor-x alone is not enough: it turns tags into live values, and several tags yield values that look plain
+ * (records, value sharing, packed tables, tag 27 calling `Object`), one (value sharing) lets a few hundred bytes
+ * expand into an exponentially large tree, and its recursion overflows the stack on deep input. So
+ * {@link decodeItem} first walks the bytes without recursion (`scanItem`) and accepts only the data model of
+ * docs/wire.md: no tags but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES}, text map keys
+ * only, no simple values but false/true/null/undefined, no indefinite-length strings, nesting at most
+ * {@link MAX_FRAME_DEPTH}, at most {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
+ * Only then does cbor-x build the value, and the plain-data check runs on the result as a second line. cbor-x
+ * renames a `__proto__` map key to `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
+import { decodeWithoutViews } from './decode-scratch.js';
 
-// cbor-x's no-eval CommonJS build: it skips the optional native string extractor (a
-// prebuilt-binary search that costs ~15-25 ms at every helper start, and that sandboxed
-// helpers may not load anyway) and `new Function` record readers we do not use (useRecords
-// is off). One CommonJS file instead of an ESM module graph, and bundled into
-// bulkhead/service (the helper runtime) by the build.
+// cbor-x's no-eval CommonJS build: no search for the optional native string extractor (~15-25 ms at every
+// helper start; sandboxed helpers may not load it anyway), no `new Function` record readers (useRecords is
+// off). One CommonJS file instead of an ESM module graph, bundled into bulkhead/service by the build.
 
 /**
  * Deepest nesting of arrays/objects in one value that may cross the wire
@@ -130,8 +124,9 @@ export function decodeItem(body: Uint8Array): unknown {
   }
   let value: unknown;
   try {
-    // decode() throws on truncation and on bytes left after the first item.
-    value = decoder.decode(body);
+    // decode() throws on truncation and on bytes left after the first item. Without a byte string (a view of
+    // its source) the value may be decoded from a reused buffer (decode-scratch.ts).
+    value = scanSawByteString ? decoder.decode(body) : decodeWithoutViews(decoder, body);
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }
@@ -285,6 +280,9 @@ export function checkItem(body: Uint8Array): string | undefined {
   return scanItem(body);
 }
 
+/** Set by the last scanItem: the item held a byte string (bignums' included). */
+let scanSawByteString = false;
+
 /** scanItem's container stack, shared by every call (it never re-enters); counts go up to the frame length (< 2^32). */
 const STACK_LEFT = new Float64Array(MAX_FRAME_DEPTH + 1);
 const STACK_SEEN = new Uint32Array(MAX_FRAME_DEPTH + 1);
@@ -312,6 +310,7 @@ function scanItem(body: Uint8Array): string | undefined {
   let pos = 0;
   let bignumAt = -1; // offset of a bignum tag whose byte string comes next
   let done = false;
+  scanSawByteString = false;
   while (!done) {
     if (pos >= end) return pos === 0 ? 'empty body' : `truncated at byte ${pos}`;
     const start = pos;
@@ -351,6 +350,7 @@ function scanItem(body: Uint8Array): string | undefined {
         break;
       case 2:
       case 3:
+        if (major === 2) scanSawByteString = true;
         if (arg > end - pos) return `string of ${arg} bytes at byte ${start} runs past the end of the frame`;
         if (bignumAt >= 0 && arg > MAX_BIGNUM_BYTES) return `bignum of ${arg} bytes at byte ${bignumAt}; the limit is ${MAX_BIGNUM_BYTES}`;
         bignumAt = -1;
