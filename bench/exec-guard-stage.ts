@@ -22,7 +22,7 @@ function childrenCpuMs(): number {
 }
 
 const program = execGuardProgram('error');
-const native = nativeExecGuard();
+const native = await nativeExecGuard();
 const variants: Record<string, string[]> = {
   '/bin/true': ['/bin/true'],
   'bare node -e 0': [process.execPath, '-e', '0'],

@@ -26,7 +26,7 @@ export { EVENT_BACKLOG } from './connection/event-pressure.js';
 export type { CallOwner } from './connection/rpc-client.js';
 export { BulkheadError, ERROR_CODES, isBulkheadError, isErrorCode, type BulkheadErrorCode, type SerializedError, type ErrorDataMap, type ErrorData, type ExitData, type SourceData, type RefusalData } from './errors.js';
 export type { AnyProtocol, ProtocolShape, MethodName, ParamsOf, ResultOf, YieldsOf, AcceptsOf, EventName, EventPayload } from './protocol/types.js';
-export { CompiledProtocol, type CompileOptions, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
+export { CompiledProtocol, type CompileOptions, type KnownHash, type ValidationIssue, type ValidationPart } from './protocol/compiled-protocol.js';
 export { PROTOCOL_DOCUMENT_SCHEMA, type ProtocolDocument, type MethodDocument, type EventDocument } from './protocol/document.js';
 export { loadProtocol, loadProtocolFile } from './protocol/registry.js';
 export { ENDPOINT_KEYWORD, isEndpoint, type Endpoint } from './protocol/endpoint-keyword.js';

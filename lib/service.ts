@@ -30,6 +30,7 @@ import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
+import { CallGate } from './connection/call-gate.js';
 import { openHelperPipe } from './connection/helper-pipe.js';
 import { warmActivationPath } from './connection/spare-warmup.js';
 import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
@@ -338,8 +339,7 @@ const MAX_EARLY_EVENTS = 1024;
 /**
  * Answers calls on the broker's socket: what serve() does once it has fd 3;
  * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
- * In a prewarmed spare (`activation` given) the server says hello at once but
- * starts its heartbeat only when the broker's hello activates it.
+ * A prewarmed spare's (`activation` given) says hello now, heartbeats once the broker's hello activates it.
  */
 function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions, activation?: () => void): { server: RpcServer; direct: DirectChannels | undefined } {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
@@ -347,16 +347,19 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
   const channel = new FramedChannel(socket, channelOptions);
   const exposeStacks = process.env[HELPER_ENV.debug] === '1';
   const handoffFd = Number(process.env[HELPER_ENV.handoffFd] ?? '');
+  // One bound on running handlers for every channel, routed and direct (the manifest's maxInFlight / maxQueued).
+  const gate = CallGate.fromEnvironment(process.env[HELPER_ENV.maxInFlight], process.env[HELPER_ENV.maxQueued], compiled.name);
+  const gated = gate === undefined ? {} : { gate };
   const direct = Number.isInteger(handoffFd) && handoffFd > 2
     ? DirectChannels.open(handoffFd, (ch, hooks, serverOptions) => new RpcServer(ch, compiled, handlers, hooks, serverOptions), channelOptions, {
       exposeStacks,
+      ...gated,
       // ctx.keepAlive() on a direct channel holds the helper like any other: through the broker channel.
       openTransaction: () => server.openTransaction(),
     })
     : undefined;
   let exiting = false;
-  /** A spare's activation, until the broker's hello runs it. */
-  let waiting = activation;
+  let waiting = activation; // a spare's activation, until the broker's hello runs it
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;
@@ -377,13 +380,11 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
       if (!exiting) process.exit(0);
     },
     helloSeen: () => {
-      if (waiting === undefined) return;
-      const activate = waiting;
+      if (waiting !== undefined) startHeartbeat();
+      waiting?.();
       waiting = undefined;
-      startHeartbeat();
-      activate();
     },
-  }, { exposeStacks, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
+  }, { exposeStacks, ...gated, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
   // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
   const startHeartbeat = (): void => {
     const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');

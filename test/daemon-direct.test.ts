@@ -176,6 +176,37 @@ t.test('a reload that removes the client from clients closes its channel', async
   await daemon.reload();
 });
 
+t.test('a reload that changes only clients keeps the helper: the withdrawn client loses its direct channel and its routed connection, a newly listed one connects', async (t) => {
+  const withdrawn = remote(daemon.ca.issue('app-a'));
+  const withdrawnRouted = remote(daemon.ca.issue('app-a'), false);
+  const kept = remote(daemon.ca.issue('app-c'));
+  const newcomer = remote(daemon.ca.issue('app-d'));
+  t.teardown(() => Promise.all([withdrawn.close(), withdrawnRouted.close(), kept.close(), newcomer.close()]));
+  const direct = withdrawn.connect('echo', { protocol: 'com.test.echo' });
+  const routed = withdrawnRouted.connect('echo', { protocol: 'com.test.echo' });
+  const stays = kept.connect('echo', { protocol: 'com.test.echo' });
+  const pid = (await stays.call('echo', { text: 'x' })).pid;
+  await Promise.all([direct.call('echo', { text: 'x' }), routed.call('echo', { text: 'x' })]);
+  t.same(paths('echo').sort(), ['direct', 'direct', 'routed'], 'two direct channels and one routed connection');
+  t.equal((await rejection(newcomer.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'x' }))).code, 'ERR_NOT_PERMITTED', 'control: app-d is not a client yet');
+  const launches = daemon.broker.status('echo').launches;
+  const pendingDirect = direct.call('sleep', { ms: 60_000 });
+  const pendingRouted = routed.call('sleep', { ms: 60_000 });
+  await eventually(() => daemon.broker.status('echo').inFlight === 2, 'both calls in the helper');
+  writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-c', 'app-d']) }));
+  t.teardown(() => writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-a', 'app-b', 'app-c']) })));
+  const result = await daemon.reload();
+  t.same(result.replaced, ['echo'], 'the reload changed echo\'s manifest');
+  t.equal((await rejection(pendingDirect)).code, 'ERR_NOT_PERMITTED', 'the withdrawn direct channel ends with the code a handshake would get');
+  t.equal((await rejection(pendingRouted)).code, 'ERR_NOT_PERMITTED', 'so does the withdrawn routed connection');
+  t.equal(daemon.broker.status('echo').launches, launches, 'no helper was launched: the change applied in place');
+  t.equal((await stays.call('echo', { text: 'still' })).pid, pid, 'the client still listed keeps its channel to the same helper');
+  t.equal((await newcomer.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'new' })).pid, pid, 'the newly listed client connects, to the same helper');
+  t.equal((await rejection(withdrawn.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'again' }))).code, 'ERR_NOT_PERMITTED', 'a new connection of the withdrawn client is refused');
+  writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-a', 'app-b', 'app-c']) }));
+  await daemon.reload();
+});
+
 /** Does the handshake by hand, asking for a direct channel; returns the channel and the lifeline. */
 async function rawHandoff(identity: IssuedIdentity, service: string): Promise<{ channel: FramedChannel; lifeline: Socket }> {
   const socket = createConnection(daemon.socketPath);

@@ -1,5 +1,5 @@
 // In-memory client + server of one build (both sides in one process, no sockets): what cg.sh counts instructions of.
-// node bench/ab/mem.mjs DIST calls|events|bytes64k N
+// node bench/ab/mem.mjs DIST calls|callsgated|events|bytes64k N
 const [dist, workload, nStr] = process.argv.slice(2);
 const n = Number(nStr);
 const { rpcPair } = await import(`${dist}/test/memory-pair.js`);
@@ -8,14 +8,16 @@ const { newPlainTally, describeNonPlain } = await import(`${dist}/lib/wire/codec
 const protocol = loadProtocol(`${dist}/../bench/fixtures/protocols`, 'com.bench.echo');
 const MESSAGE = { name: 'bulkhead', n: 42, tags: ['a', 'bb', 'ccc'] };
 const TICK = MESSAGE;
-const pair = rpcPair({ clientProtocol: protocol, serverProtocol: protocol, highWaterMark: 64 * 1024, handlers: {
+// callsgated: the same calls through the helper's service-wide call gate (lib/connection/call-gate.ts), never full.
+const gate = workload === 'callsgated' ? new (await import(`${dist}/lib/connection/call-gate.js`)).CallGate({ maxInFlight: 1024, maxQueued: 0 }, 'bench') : undefined;
+const pair = rpcPair({ clientProtocol: protocol, serverProtocol: protocol, highWaterMark: 64 * 1024, server: gate === undefined ? undefined : { gate }, handlers: {
   echo: (p) => p, bytes: (p) => p, burst: ({ count }, ctx) => { for (let i = 0; i < count; i++) ctx.emit('tick', TICK); return { count }; },
 } });
 const data64 = Buffer.alloc(64 * 1024, 7);
 // What Connection.call adds on the broker side: the params' plain-data check.
 const call = (m, p) => { const t = newPlainTally?.() ; describeNonPlain(p, t); return pair.client.call(m, p, { noLargeBytes: t !== undefined && t.large === 0 }); };
 async function run(count) {
-  if (workload === 'calls') {
+  if (workload === 'calls' || workload === 'callsgated') {
     let sent = 0;
     const lane = async () => { while (sent < count) { sent++; await call('echo', MESSAGE); } };
     await Promise.all(Array.from({ length: 256 }, lane));

@@ -17,7 +17,7 @@ import { RemoteBroker } from '../../lib/daemon/remote-broker.js';
 import { requireFdPassing } from '../../lib/broker/fd-passing.js';
 import { CONFIG } from '../common/config.js';
 import { latency, pipelined } from '../common/measure.js';
-import { cpuMicrosOf, nodePidOf, processTree } from '../common/proc.js';
+import { cpuMicrosOf, nodePidOf } from '../common/proc.js';
 import { FIXTURES, fmt, heading, kilo, machine, printTable, ratio, writeResult, type ScenarioResult } from '../common/report.js';
 import { median, spread, type Spread } from '../common/stats.js';
 import { MESSAGE, bulkheadTransport, type Transport } from '../common/transports.js';
@@ -90,12 +90,23 @@ export async function runDaemon(): Promise<ScenarioResult> {
     const directRemote = new RemoteBroker(socketPath, identity, { protocolsDir: `${FIXTURES}protocols` });
     closers.push(() => routedRemote.close(), () => directRemote.close());
     const daemonPid = daemonProcess.pid!;
+    /** The pid of `service`'s helper, as the daemon knows it (its first call has launched it). */
+    const helperPidOf = (service: string): Promise<number> => new Promise((resolve, reject) => {
+      const answer = (m: { t?: string; pid?: number | null }): void => {
+        if (m.t !== 'pid') return;
+        daemonProcess.off('message', answer);
+        if (typeof m.pid === 'number') resolve(m.pid);
+        else reject(new Error(`the daemon runs no helper of ${service}`));
+      };
+      daemonProcess.on('message', answer);
+      daemonProcess.send({ t: 'pid', service });
+    });
     const remoteTransport = async (name: string, remote: RemoteBroker): Promise<Transport> => {
       const conn = remote.connect('echo', { protocol: 'com.bench.echo' });
       let events = 0;
       conn.on('event', () => events++);
       await conn.call('echo', MESSAGE);
-      const helperPid = nodePidOf(processTree(daemonPid).find((p) => p !== daemonPid) ?? daemonPid);
+      const helperPid = nodePidOf(await helperPidOf('echo'));
       return { name, call: (m, p) => conn.call(m, p), get events() { return events; }, peerPid: helperPid, close: async () => {} };
     };
     const routed = await remoteTransport('daemon-routed', routedRemote);

@@ -11,6 +11,7 @@ import type { ExitInfo } from './exit-report.js';
 import type { JobRunResult } from './job-runner.js';
 import type { ServiceState } from './service-state.js';
 import type { CallRecord } from './diagnostics.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import type { SupervisorContext } from './supervisor-types.js';
 
 /** What `Broker.reload` changed. */
@@ -19,7 +20,7 @@ export interface ReloadResult {
   added: string[];
   /** Services stopped and unregistered. */
   removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed). */
+  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed; or, when only `clients` changed, updated with their helper kept running). */
   replaced: string[];
 }
 
@@ -59,6 +60,8 @@ export interface BrokerEvents {
    * subscriber, or after its metrics' first render): untimed calls are only counted.
    */
   call: [service: string, call: CallRecord];
+  /** Calls a helper answered on its direct channels (which the broker never sees), as its batched report. */
+  calls: [service: string, batch: CallBatch];
   [key: string]: unknown[];
 }
 
@@ -66,7 +69,7 @@ export interface BrokerEvents {
 export type BrokerEmit = <K extends keyof BrokerEvents & string>(event: K, ...args: BrokerEvents[K]) => void;
 
 /** The broker-wide half of a SupervisorContext: what a supervisor reports, as broker events. */
-export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'spareRefused' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled'>;
+export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'spareRefused' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
 
 /** Turns every supervisor's reports into the broker's events (a failed cleanup is also a stderr `log` line). */
 export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
@@ -86,5 +89,6 @@ export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
     },
     denied: (caller, target) => emit('denied', { client: caller, service: target, code: 'ERR_NOT_PERMITTED' }),
     callSettled: (name, method, seconds, code) => emit('call', name, { method, seconds, code }),
+    callBatch: (name, batch) => emit('calls', name, batch),
   };
 }

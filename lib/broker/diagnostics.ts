@@ -16,6 +16,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { Emitter } from '../util/emitter.js';
 import type { ExitInfo } from './helper-process.js';
 import type { BrokerMetrics } from './metrics.js';
+import type { CallBatch } from '../connection/call-meter.js';
 
 /** The channels' names. */
 export const DIAGNOSTICS_CHANNELS = {
@@ -42,6 +43,7 @@ interface ObservedEvents {
   launch: [service: string, pid: number];
   exit: [service: string, info: ExitInfo];
   call: [service: string, call: CallRecord];
+  calls: [service: string, batch: CallBatch];
   [key: string]: unknown[];
 }
 
@@ -70,4 +72,5 @@ export function observeBroker(broker: Emitter<ObservedEvents>, metrics: BrokerMe
     if (callChannel.hasSubscribers) callChannel.publish({ service, ...call });
   });
   metrics.timeCallsWhile(() => callChannel.hasSubscribers || broker.listenerCount('call') > 1);
+  broker.on('calls', (service, batch) => metrics.callBatch(service, batch));
 }

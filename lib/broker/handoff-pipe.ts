@@ -23,6 +23,7 @@ import type { PeerInfo } from '../wire/envelope.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import { loadFdPassing, requireFdPassing, type FdPassing } from './fd-passing.js';
 import { DIRECT_CLOSE_CODES, MAX_CLOSE_MESSAGE } from '../connection/direct-pace.js';
+import { readCallBatch, type CallBatch } from '../connection/call-meter.js';
 
 /** Longest line read from a helper's hand-off pipe; a longer one is skipped whole. */
 export const MAX_HANDOFF_LINE_BYTES = 4096;
@@ -31,6 +32,8 @@ export const MAX_HANDOFF_LINE_BYTES = 4096;
 export interface HandoffPipeHooks {
   /** The helper answered `calls` more calls on its direct channels. */
   answered(calls: number): void;
+  /** The durations and error codes of calls the helper answered on its direct channels, batched (call-meter.ts). */
+  metered?(batch: CallBatch): void;
   /**
    * The helper asks for a direct channel to `service` (one it `connects` to);
    * answer with {@link HandoffPipe.giveOutbound}, `routed` or `refuse`, echoing `req`.
@@ -203,6 +206,11 @@ export class HandoffPipe {
       return;
     }
     // The helper runtime's reports travel as Node IPC messages too: {"bulkhead":"tally",...}.
+    if (m['bulkhead'] === 'calls') {
+      const batch = readCallBatch(m);
+      if (batch !== undefined) this.hooks.metered?.(batch);
+      return;
+    }
     if (m['bulkhead'] === 'open') {
       const service = m['service'];
       if (isCount(m['req']) && typeof service === 'string' && service.length <= MAX_SERVICE_NAME) this.hooks.open?.(m['req'], service);

@@ -14,6 +14,7 @@ import { LineRing } from '../util/line-ring.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
@@ -100,6 +101,7 @@ export class HelperProcess {
           // Direct channels' calls are activity too: idle exit counts from the last one.
           if (calls > 0) hooks.activity?.(false);
         },
+        ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch) }),
         // The request itself shows the runtime took the pipe, even before its hello says so.
         open: (req, service) => {
           if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);

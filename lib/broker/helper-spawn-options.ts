@@ -14,6 +14,7 @@ import type { SandboxLaunchPlan } from '../sandbox/index.js';
 import type { Envelope } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import type { ExitInfo } from './exit-report.js';
+import type { CallBatch } from '../connection/call-meter.js';
 
 /** Callbacks from a helper process to its supervisor. */
 export interface HelperHooks extends RpcClientHooks {
@@ -35,6 +36,8 @@ export interface HelperHooks extends RpcClientHooks {
    * Absent: always.
    */
   callsObserved?: () => boolean;
+  /** Calls the helper answered on its direct channels, reported in a batch (durations, codes). Optional (metrics). */
+  callBatch?(batch: CallBatch): void;
 }
 
 /** Options of `HelperProcess.spawn`. */

@@ -11,6 +11,7 @@ import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js
 import type { Connection } from '../connection/connection.js';
 import { RPC_CLIENT_DEFAULTS } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import type { ProtocolShape } from '../protocol/types.js';
 import { planLaunch } from '../sandbox/index.js';
 import type { Envelope } from '../wire/envelope.js';
@@ -186,6 +187,7 @@ export class HelperSpawner {
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
         ...(ctx.callTally === undefined ? {} : { callTally: ctx.callTally(service) }),
         ...(ctx.callsObserved === undefined ? {} : { callsObserved: ctx.callsObserved }),
+        ...(ctx.callBatch === undefined ? {} : { callBatch: (batch: CallBatch) => ctx.callBatch?.(service, batch) }),
       },
       route: (envelope, body) => hooks.route(envelope, body),
       // Its channel closing is the first sign a helper died, ~0.5–1 ms before its exit is reported: the spare

@@ -20,10 +20,10 @@
  * - `bulkhead_call_duration_seconds`: histogram of their durations, from the
  *   broker sending the call to the answer arriving, for calls sent after the
  *   first render (or while a `call` listener or `bulkhead:call` subscriber
- *   has calls timed);
- *   (these two see the calls that pass through the broker: its own and routed
- *   ones; a direct channel's calls only count in `bulkhead_calls_total`, from
- *   the helper's reports)
+ *   has calls timed), or (direct channels) from the helper reading the call
+ *   to its answer;
+ *   (a direct channel's calls, which the broker never sees, come from the
+ *   helper's batched reports: call-meter.ts)
  * - `bulkhead_calls_in_flight`, `bulkhead_launches_total`,
  *   `bulkhead_restarts_total` (launches after the service's first one),
  *   `bulkhead_crashes_total{reason}` (unrequested exits),
@@ -34,13 +34,13 @@
  * `bulkhead_daemon_connections_open` and `bulkhead_daemon_refusals_total{reason}`.
  * @module
  */
+import { CALL_DURATION_BUCKETS, type CallBatch } from '../connection/call-meter.js';
 import type { ExitInfo } from './helper-process.js';
 import { ProcessSampler } from './process-stats.js';
 import type { ServiceStatus } from './service-supervisor.js';
 import { countCall, newCallTally, type CallTally } from './call-tally.js';
 
-/** Upper bounds (seconds) of the call duration histogram's buckets. */
-export const CALL_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+export { CALL_DURATION_BUCKETS } from '../connection/call-meter.js';
 
 /** The Content-Type of {@link BrokerMetrics.render}'s text. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -168,16 +168,24 @@ export class BrokerMetrics {
 
   /** @internal A call already counted in its service's {@link CallTally} took `seconds`: the duration histogram only. */
   timed(service: string, seconds: number): void {
-    let h = this.durations.get(service);
-    if (h === undefined) {
-      h = { buckets: CALL_DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.durations.set(service, h);
-    }
+    const h = this.histogramOf(service);
     // Buckets are cumulative when rendered; here each observation lands in its first bucket.
     const i = CALL_DURATION_BUCKETS.findIndex((le) => seconds <= le);
     if (i >= 0) h.buckets[i]!++;
     h.sum += seconds;
     h.count++;
+  }
+
+  /** A helper's batch of calls it answered on direct channels (see call-meter.ts). */
+  callBatch(service: string, batch: CallBatch): void {
+    const tally = this.tallyOf(service);
+    tally.calls += batch.calls;
+    for (const [code, n] of Object.entries(batch.errors)) tally.errors.set(code, (tally.errors.get(code) ?? 0) + n);
+    const h = this.histogramOf(service);
+    // Its last bucket holds calls past the largest bound: they only count in +Inf (count).
+    for (let i = 0; i < CALL_DURATION_BUCKETS.length; i++) h.buckets[i]! += batch.buckets[i] ?? 0;
+    h.sum += batch.sum;
+    h.count += batch.calls;
   }
 
   /** The daemon accepted a client connection (it is open until {@link BrokerMetrics.disconnected}). */
@@ -212,6 +220,15 @@ export class BrokerMetrics {
     return registry.metrics();
   }
 
+  private histogramOf(service: string): Histogram {
+    let h = this.durations.get(service);
+    if (h === undefined) {
+      h = { buckets: CALL_DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      this.durations.set(service, h);
+    }
+    return h;
+  }
+
   private cpuOf(service: string) {
     let cpu = this.cpu.get(service);
     if (cpu === undefined) {
@@ -240,8 +257,8 @@ export class BrokerMetrics {
       collector(name, help, 'counter', () => [...entries()].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
     const list: Collector[] = [
       collector('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', 'counter', () => this.snapshot.map((s) => ({ labels: { service: s.name }, value: this.tallies.get(s.name)?.calls ?? 0 }))),
-      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (calls through the broker: its own and routed ones).', 'code', () => [...this.tallies].map(([service, tally]): [string, ReadonlyMap<string, number>] => [service, tally.errors])),
-      collector('bulkhead_call_duration_seconds', 'Call duration from the broker sending the call to the answer arriving (its own and routed calls).', 'histogram', () => this.histogramSamples()),
+      byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (direct and routed).', 'code', () => [...this.tallies].map(([service, tally]): [string, ReadonlyMap<string, number>] => [service, tally.errors])),
+      collector('bulkhead_call_duration_seconds', 'Call duration: from the broker sending the call to the answer arriving (calls sent after the first render or while observed); on a direct channel, from the helper reading the call to its answer.', 'histogram', () => this.histogramSamples()),
       perService('bulkhead_calls_in_flight', 'Calls in flight to the running helper (the broker\'s own and routed ones).', 'gauge', (s) => s.inFlight),
       fromMap('bulkhead_launches_total', 'Helper processes launched.', this.launches),
       fromMap('bulkhead_restarts_total', 'Launches after the service\'s first one (relaunches after an exit, a crash or a restart).', this.restarts),

@@ -9,17 +9,17 @@
  *   withdraws the right, the target stopped, failed or removed);
  * - the channel is a route of the target service (no frames go through it):
  *   the supervisor's interruptions and invalidation reach it, and the
- *   in-flight count the target reports for it shows in status;
+ *   in-flight count the target reports for it shows in status (both shared
+ *   with a daemon client's direct channel: helper-end-route.ts);
  * - either helper exiting ends it (the target's exit interrupts the caller's
  *   calls in flight; the caller's exit closes the target's end).
  * @module
  */
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
-import type { PeerInfo } from '../wire/envelope.js';
 import type { ExitInfo } from './exit-report.js';
-import { requireFdPassing, type FdPassing } from './fd-passing.js';
-import { nextChannelId, type HandoffPipe } from './handoff-pipe.js';
-import type { RoutableService, RouteTarget } from './route.js';
+import type { HandoffPipe } from './handoff-pipe.js';
+import { HelperEndRoute } from './helper-end-route.js';
+import type { RoutableService } from './route.js';
 
 /** A helper as a peer channel needs it. */
 export interface PeerHelper {
@@ -43,16 +43,7 @@ export interface PeerHost extends RoutableService {
 export type PeerOpenResult = { kind: 'direct' } | { kind: 'routed' } | { kind: 'refused'; error: BulkheadError };
 
 /** A direct channel from `caller` to `host`, broker side. */
-export class PeerChannel implements RouteTarget {
-  readonly range: number;
-  readonly id = nextChannelId();
-  private readonly fds: FdPassing;
-  /** The broker's copy of the target's end: its authority over the channel. */
-  private hostEnd: number | undefined;
-  private hostPipe: HandoffPipe | undefined;
-  private inFlight = 0;
-  private ended = false;
-
+export class PeerChannel extends HelperEndRoute {
   /**
    * @param target - the target's service name, as the caller asked for it
    * @throws BulkheadError the target's failure, or ERR_BACKPRESSURE when it has no route left
@@ -64,13 +55,9 @@ export class PeerChannel implements RouteTarget {
     /** Told once, when the channel ended. */
     private readonly onEnd: (channel: PeerChannel) => void,
   ) {
-    this.fds = requireFdPassing();
-    this.peer = Object.freeze({ name: caller.service, ...(caller.helper.pid === undefined ? {} : { pid: caller.helper.pid }) });
-    this.range = host.openRoute(this);
+    // The calling service, as the broker knows it: what the target sees as `ctx.peer`.
+    super(host, Object.freeze({ name: caller.service, ...(caller.helper.pid === undefined ? {} : { pid: caller.helper.pid }) }));
   }
-
-  /** The calling service, as the broker knows it: what the target sees as `ctx.peer`. */
-  readonly peer: PeerInfo;
 
   /**
    * Launches the target if needed and hands both ends over, answering the
@@ -81,7 +68,7 @@ export class PeerChannel implements RouteTarget {
     try {
       await this.host.acquire();
       const helper = this.host.process;
-      if (this.ended) throw bulkheadError('ERR_INTERRUPTED', `The channel to ${this.target} was closed while it was being made; call again.`, { service: this.target });
+      if (this.hasEnded()) throw bulkheadError('ERR_INTERRUPTED', `The channel to ${this.target} was closed while it was being made; call again.`, { service: this.target });
       if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
       if (!helper.takesChannels) {
         // The target's runtime takes no channels: the broker routes this caller's calls to it.
@@ -92,17 +79,11 @@ export class PeerChannel implements RouteTarget {
       const hostPipe = helper.handoff;
       if (hostPipe === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
       const [hostEnd, callerEnd] = this.fds.socketPair();
-      this.hostEnd = hostEnd;
-      this.hostPipe = hostPipe;
+      this.keepHelperEnd(hostEnd);
       void helper.exited.then(() => this.end());
       void this.caller.helper.exited.then(() => this.end());
       try {
-        await hostPipe.handOff(this.id, hostEnd, this.peer, {
-          inFlight: (count) => {
-            this.inFlight = count;
-          },
-          closed: () => this.end(),
-        }, { events: false });
+        await this.handOff(hostPipe, () => this.end(), { events: false });
         if (!this.live) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited while the channel was handed to it; call again.`, { service: this.target });
         await pipe.giveOutbound(req, this.id, this.target, callerEnd, { inFlight: () => undefined, closed: () => this.end() });
       } finally {
@@ -119,47 +100,9 @@ export class PeerChannel implements RouteTarget {
 
   /** Ends the channel now (idempotent): both helpers see it close. */
   end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.hostEnd !== undefined) {
-      this.fds.shutdown(this.hostEnd);
-      this.fds.close(this.hostEnd);
-      this.hostEnd = undefined;
-    }
-    this.hostPipe?.close(this.id);
+    if (!this.markEnded()) return;
+    this.release();
     this.caller.pipe.close(this.id);
-    this.host.closeRoute(this.range, []);
     this.onEnd(this);
-  }
-
-  /** True until the channel ended. */
-  get live(): boolean {
-    return !this.ended;
-  }
-
-  /** @inheritdoc */
-  get pendingCount(): number {
-    return this.ended ? 0 : this.inFlight;
-  }
-
-  /** @inheritdoc */
-  deliver(): void {
-    // No call of this channel goes through the broker.
-  }
-
-  /** @inheritdoc */
-  broadcast(): void {
-    // Service-wide events are for the service's clients, not for services calling it.
-  }
-
-  /** @inheritdoc */
-  interrupted(): void {
-    // Before the hand-off a failed launch reaches open() with its own code; after, the target's exit ends the channel.
-    if (this.hostPipe !== undefined) this.end();
-  }
-
-  /** @inheritdoc */
-  invalidated(): void {
-    this.end();
   }
 }

@@ -1,8 +1,11 @@
 /**
  * The difference between the services a broker runs and a new config: which
- * to remove, add, restart in place with their new manifest, or re-register
- * (their protocol changed, in the manifest or in its file, so their
- * connections cannot carry over). Pure: it
+ * to remove, add, restart in place with their new manifest, update without a
+ * restart (only `clients` changed: who may connect next is the daemon's
+ * check at each handshake, and its re-check ends what the new list
+ * withdraws; the helper has nothing to learn), or re-register (their protocol
+ * changed, in the manifest or in its file, so their connections cannot carry
+ * over). Pure: it
  * computes, the broker applies.
  * @module
  */
@@ -22,6 +25,8 @@ export interface ReloadPlan {
   added: string[];
   /** Same protocol, other manifest: updated and restarted without downtime. */
   replaced: string[];
+  /** Only `clients` changed: the manifest is updated, the running helper kept. */
+  updated: string[];
   /** Other protocol (name or schema): unregistered and registered again. */
   reregistered: string[];
 }
@@ -37,7 +42,7 @@ export function planReload(
   protocols: ReadonlyMap<string, { protocol: { name: string; hash: string } }>,
   wanted: ReadonlyMap<string, PreparedService>,
 ): ReloadPlan {
-  const plan: ReloadPlan = { removed: [], added: [], replaced: [], reregistered: [] };
+  const plan: ReloadPlan = { removed: [], added: [], replaced: [], updated: [], reregistered: [] };
   for (const [name, manifest] of current) {
     const next = wanted.get(name);
     if (next === undefined) {
@@ -47,9 +52,17 @@ export function planReload(
     const running = protocols.get(name)?.protocol;
     const sameProtocol = running !== undefined && running.name === next.resolved.protocol.name && running.hash === next.resolved.protocol.hash;
     if (!sameProtocol) plan.reregistered.push(name);
-    else if (JSON.stringify(next.resolved.manifest) !== JSON.stringify(manifest)) plan.replaced.push(name);
+    else if (JSON.stringify(next.resolved.manifest) !== JSON.stringify(manifest)) {
+      (sameBut('clients', next.resolved.manifest, manifest) ? plan.updated : plan.replaced).push(name);
+    }
   }
   for (const name of wanted.keys()) if (!current.has(name)) plan.added.push(name);
-  for (const list of [plan.removed, plan.added, plan.replaced, plan.reregistered]) list.sort();
+  for (const list of [plan.removed, plan.added, plan.replaced, plan.updated, plan.reregistered]) list.sort();
   return plan;
+}
+
+/** True when two manifests differ in nothing but `key`. */
+function sameBut(key: keyof ServiceManifest, a: ServiceManifest, b: ServiceManifest): boolean {
+  const rest = (m: ServiceManifest): string => JSON.stringify({ ...m, [key]: undefined });
+  return rest(a) === rest(b);
 }

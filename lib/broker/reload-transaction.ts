@@ -8,7 +8,8 @@
  * added or removed, and the error (ERR_RELOAD_FAILED) names the service and
  * why. Otherwise everything is committed at once, synchronously: new calls go
  * to the new helpers, the old ones drain and stop (a zero-downtime restart),
- * removed services are stopped, new ones registered.
+ * removed services are stopped, new ones registered. A service whose only
+ * change is `clients` gets its new manifest without a restart.
  * @module
  */
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
@@ -94,11 +95,17 @@ export async function applyReload(plan: ReloadPlan, wanted: ReadonlyMap<string, 
     else host.supervisor(name).commit(helper, 'reloaded');
     host.recordManifest(next);
   }
+  for (const name of plan.updated) {
+    // Only `clients` changed: the helper keeps running; the daemon's re-check ends what the new list withdraws.
+    const next = wanted.get(name)!;
+    host.supervisor(name).update(next.resolved);
+    host.recordManifest(next);
+  }
   const stopping = [...plan.removed, ...plan.reregistered].map((name) => host.unregister(name));
   for (const name of plan.reregistered) host.install(wanted.get(name)!, fresh.get(name) ?? host.create(wanted.get(name)!));
   for (const name of plan.added) host.install(wanted.get(name)!, host.create(wanted.get(name)!));
   await Promise.all(stopping);
-  return { added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.reregistered].sort() };
+  return { added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.updated, ...plan.reregistered].sort() };
 }
 
 /** True when the service has a helper serving (a reload replaces it before it commits). */

@@ -8,6 +8,7 @@ import type { EndpointGrants } from './endpoint-grants.js';
 import type { PeerLinks } from './peer-links.js';
 import type { SerializedError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
+import type { CallBatch } from '../connection/call-meter.js';
 import type { EnforcementReport, SandboxProfileRef } from '../sandbox/index.js';
 import type { ExitInfo } from './exit-report.js';
 import type { JobStatus } from './job-runner.js';
@@ -112,6 +113,8 @@ export interface SupervisorContext {
   callTally?(name: string): CallTally;
   /** Whether settled calls must be timed and reported through callSettled now (see HelperHooks.callsObserved). */
   callsObserved?: () => boolean;
+  /** Calls one of this service's helpers answered on direct channels, as it reported them (see HelperHooks.callBatch). Optional (metrics). */
+  callBatch?(name: string, batch: CallBatch): void;
 }
 
 /** A registered service after its manifest was resolved. */

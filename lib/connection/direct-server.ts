@@ -5,7 +5,10 @@
  * it with an ordinary {@link RpcServer} whose every call is attributed to that
  * peer (a `peer` message on the channel is a protocol violation: the client
  * cannot name itself). The helper reports its counts back on the same pipe,
- * so `bulkhead ps` still shows calls and calls in flight.
+ * so `bulkhead ps` still shows calls and calls in flight, and, batched, the
+ * calls' durations and error codes for the broker's metrics (call-meter.ts).
+ * The manifest's maxInFlight / maxQueued bind these channels through the
+ * runtime's call gate (call-gate.ts), passed in the server options.
  *
  * The pipe (helper-pipe.ts) is Node's own IPC channel, so a helper needs no
  * FFI to receive descriptors.
@@ -18,6 +21,7 @@ import { FramedChannel, type FramedChannelOptions } from '../wire/framed-channel
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
 import { onPipeMessage, openHelperPipe, sendOnPipe } from './helper-pipe.js';
 import { broadcastTo, closeReport, directClientBacklog, paceDirectClient } from './direct-pace.js';
+import { CallMeter } from './call-meter.js';
 
 /** Makes the server for one direct channel (the runtime passes its protocol and handlers). */
 export type DirectServerFactory = (channel: FramedChannel, hooks: RpcServerHooks, options: RpcServerOptions) => RpcServer;
@@ -39,6 +43,8 @@ export class DirectChannels {
   /** Per channel: calls answered since its last report, and the in-flight count last reported. */
   private readonly unreported = new Map<number, { answered: number; inFlight: number }>();
   private tallyTimer: NodeJS.Timeout | undefined;
+  /** Durations and codes of the calls answered on every direct channel since the last report. */
+  private readonly meter = new CallMeter();
   /** Set once the helper is leaving: resolves {@link DirectChannels.retire} when the last channel closed. */
   private retiring: Array<() => void> | undefined;
 
@@ -123,6 +129,8 @@ export class DirectChannels {
     const maxFrameBytes = this.channelOptions.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const channel = new FramedChannel(socket, { ...this.channelOptions, maxBufferedBytes: directClientBacklog(maxFrameBytes) });
     const backlog = paceDirectClient(channel, maxFrameBytes);
+    /** When each call in flight on this channel arrived (performance.now()), for its duration. */
+    const starts = new Map<number, number>();
     const server = this.makeServer(channel, {
       // A client's goodbye ends its channel only; the helper keeps serving the others.
       goodbye: () => void server.drained().then(() => channel.end('bye')),
@@ -136,12 +144,21 @@ export class DirectChannels {
         this.send({ bulkhead: 'closed', id, ...closeReport(error) });
         if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
       },
-      callStarted: () => this.scheduleTally(),
-      callSettled: () => {
-        const counts = this.unreported.get(id);
-        if (counts !== undefined) counts.answered++;
+      callStarted: (call) => {
+        starts.set(call, performance.now());
         this.scheduleTally();
       },
+      callSettled: (call, code) => {
+        const counts = this.unreported.get(id);
+        if (counts !== undefined) counts.answered++;
+        const at = starts.get(call);
+        if (at !== undefined) {
+          starts.delete(call);
+          this.meter.record((performance.now() - at) / 1000, code);
+        }
+        this.scheduleTally();
+      },
+      callDropped: (call) => starts.delete(call),
     }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT, answerHello: true, backlog });
     this.servers.set(id, server);
     this.unreported.set(id, { answered: 0, inFlight: 0 });
@@ -160,12 +177,15 @@ export class DirectChannels {
     this.tallyTimer = undefined;
     for (const [id, counts] of this.unreported) {
       const server = this.servers.get(id);
-      const inFlight = server?.inFlight ?? 0;
+      // Calls waiting in the gate are in flight for the caller, as in the broker's own count.
+      const inFlight = server === undefined ? 0 : server.inFlight + server.queuedHere;
       if (counts.answered > 0 || inFlight !== counts.inFlight) this.send({ bulkhead: 'tally', id, calls: counts.answered, inFlight });
       counts.answered = 0;
       counts.inFlight = inFlight;
       if (server === undefined) this.unreported.delete(id);
     }
+    const batch = this.meter.take();
+    if (batch !== undefined) this.send({ bulkhead: 'calls', ...batch });
   }
 
   private send(message: Record<string, unknown>): void {

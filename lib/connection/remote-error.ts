@@ -19,6 +19,8 @@ const SERVICE_CODES: ReadonlySet<string> = new Set<BulkheadErrorCode>([
   'ERR_PROTOCOL_MISMATCH',
   'ERR_FRAME_TOO_LARGE',
   'ERR_BAD_FRAME',
+  // The helper's call gate (call-gate.ts) and a direct channel's own bound refuse with it.
+  'ERR_BACKPRESSURE',
 ]);
 
 /** True when a service may send this code on its own behalf. */

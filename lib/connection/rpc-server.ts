@@ -13,61 +13,21 @@ import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import { describeNonPlain, newPlainTally } from '../wire/codec.js';
 import { ID_RANGE_SIZE, type CallEnvelope, type Envelope, type PeerInfo } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
-import type { BacklogWatch } from '../wire/backlog-watch.js';
 import { CreditGate, ItemInbox, refusalText } from './stream-flow.js';
 import { EventPressure } from './event-pressure.js';
 import { judgePeerHello } from '../protocol/hello-compat.js';
 import { RunningCall, type Handler, type HandlerContext } from './handler-context.js';
 import { serializeHandlerError } from './handler-error.js';
+import type { CallGate, GatedServer } from './call-gate.js';
+import type { RpcServerHooks, RpcServerOptions } from './rpc-server-options.js';
 
-export type { Handler, HandlerContext };
+export type { Handler, HandlerContext, RpcServerHooks, RpcServerOptions };
 
 /** The peer a call is attributed to when the broker did not name one: the embedding app. */
 export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
 
-/** Hooks the runtime gives the server. */
-export interface RpcServerHooks {
-  /** The client said goodbye: finish in-flight calls, then exit. */
-  goodbye(): void;
-  /** The channel closed. */
-  closed(error: BulkheadError | undefined): void;
-  /** A call arrived (direct channels report their counts to the broker). */
-  callStarted?(): void;
-  /** A call was answered (reply or error). */
-  callSettled?(): void;
-  /** The client's hello matched (a prewarmed spare is activated by the broker's hello). */
-  helloSeen?(): void;
-}
-
-/** Options of an {@link RpcServer}. */
-export interface RpcServerOptions {
-  /** Include handler stack traces in errors sent to callers (never in production). @default false */
-  exposeStacks?: boolean;
-  /**
-   * A direct channel's one peer, as the broker verified it at hand-off: every
-   * call is attributed to it, and a `peer` message on the channel is a
-   * protocol violation (a client cannot name itself).
-   * @default none: peers come from the broker's `peer` messages, else the embedding app
-   */
-  peer?: PeerInfo;
-  /**
-   * Opens a transaction on the helper's broker channel (ctx.keepAlive() of a
-   * direct channel's calls); when given, this server sends no `activity` itself.
-   * @default transactions of this channel
-   */
-  openTransaction?: () => () => void;
-  /** Extra fields of this server's hello `info` (next to `pid`). @default none */
-  helloInfo?: Record<string, unknown>;
-  /** Hello only in answer to the client's, with our document if it speaks another compatible version (direct channels). @default false */
-  answerHello?: boolean;
-  /** Calls the peer may run at once; one more fails with ERR_BACKPRESSURE (direct channels). @default unbounded */
-  maxInFlight?: number;
-  /** Paces a slow peer (direct channels): while it holds the channel, emit() waits. @default none */
-  backlog?: BacklogWatch;
-}
-
 /** Answering side of one channel. */
-export class RpcServer {
+export class RpcServer implements GatedServer {
   private readonly running = new Map<number, RunningCall>();
   private helloSeen = false;
   private readonly helloInfo: Record<string, unknown>;
@@ -82,6 +42,9 @@ export class RpcServer {
   private readonly fixedPeer: PeerInfo | undefined;
   private readonly sharedTransaction: (() => () => void) | undefined;
   private readonly maxInFlight: number;
+  private readonly gate: CallGate | undefined;
+  /** @internal Calls of this channel waiting in the gate's queue (the gate keeps the count). */
+  queuedHere = 0;
 
   constructor(
     readonly channel: FramedChannel,
@@ -94,6 +57,7 @@ export class RpcServer {
     this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
     this.sharedTransaction = options.openTransaction;
     this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
+    this.gate = options.gate;
     this.pressure = new EventPressure(channel, options.backlog);
     channel.attach({ envelope: (e, body) => this.receive(e, body.length), closed: (err) => this.onClosed(err) });
     this.helloInfo = { ...options.helloInfo, pid: process.pid };
@@ -146,7 +110,7 @@ export class RpcServer {
 
   /** Resolves once no handler is running. */
   drained(): Promise<void> {
-    if (this.running.size === 0) return Promise.resolve();
+    if (this.running.size === 0 && this.queuedHere === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -157,6 +121,7 @@ export class RpcServer {
         this.startCall(envelope);
         return;
       case 'cancel': {
+        if (this.queuedHere > 0 && this.gate!.withdraw(this, envelope.id)) return this.hooks.callDropped?.(envelope.id);
         this.running.get(envelope.id)?.abort(envelope.reason === 'deadline'
           ? bulkheadError('ERR_DEADLINE', 'The caller\'s deadline passed.')
           : bulkheadError('ERR_CANCELLED', 'The caller cancelled the call.'));
@@ -204,8 +169,8 @@ export class RpcServer {
   private startCall(call: CallEnvelope): void {
     const { id, method } = call;
     if (this.running.has(id)) return this.protocolViolation(`call id ${id} is already in flight`);
-    this.hooks.callStarted?.();
-    if (this.running.size >= this.maxInFlight) {
+    this.hooks.callStarted?.(id);
+    if (this.running.size + this.queuedHere >= this.maxInFlight) {
       return this.sendError(id, bulkheadError('ERR_BACKPRESSURE', `More than ${this.maxInFlight} calls in flight on this channel; await earlier calls.`, { limit: this.maxInFlight }).toJSON());
     }
     if (this.draining) {
@@ -220,7 +185,17 @@ export class RpcServer {
     }
     const invalid = this.protocol.check('params', method, call.params);
     if (invalid !== undefined) return this.sendError(id, invalid.toJSON());
+    // The helper's service-wide bound (call-gate.ts): past it the call waits, or is refused.
+    if (this.gate === undefined || this.gate.admit(this, call, handler)) this.runAdmitted(call, handler);
+  }
 
+  /** @internal Runs a call past every check (the gate starts a call it queued here, its slot taken). */
+  runAdmitted(call: CallEnvelope, handler: Handler): void {
+    const { id, method } = call;
+    if (this.gate !== undefined && this.running.has(id)) { // a queued call's id, reused meanwhile
+      this.gate.release();
+      return this.protocolViolation(`call id ${id} is already in flight`);
+    }
     const traceparent = isTraceparent(call.meta?.traceparent) ? call.meta.traceparent : undefined;
     const running = new RunningCall(this, id, method, this.fixedPeer ?? this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
     this.running.set(id, running);
@@ -351,6 +326,7 @@ export class RpcServer {
     const id = running.id;
     if (this.running.get(id) !== running) return;
     this.running.delete(id);
+    this.gate?.release();
     running.span?.end(error === undefined ? undefined : typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'ERR_SERVICE_ERROR');
     // The caller has given up (cancel or deadline): it ignores answers, so send none.
     if (!running.aborted) {
@@ -360,8 +336,8 @@ export class RpcServer {
         if (problem === undefined) this.sendReply(id, value, tally.large === 0);
         else this.sendError(id, { code: 'ERR_SERVICE_ERROR', message: `The handler returned ${problem}; results must be JSON-like data or byte strings.`, data: { remoteCode: 'ERR_INVALID_RESULT' } });
       }
-    }
-    if (this.running.size === 0 && this.drainWaiters.length > 0) {
+    } else this.hooks.callDropped?.(id);
+    if (this.running.size === 0 && this.queuedHere === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const resolve of waiters) resolve();
@@ -379,7 +355,7 @@ export class RpcServer {
   private sendReply(id: number, result: unknown, noLargeBytes: boolean): void {
     try {
       this.channel.send({ kind: 'reply', id, result }, noLargeBytes);
-      this.hooks.callSettled?.();
+      this.hooks.callSettled?.(id, null);
     } catch (err) {
       // The result is too large for one frame: tell the caller instead of dropping the call.
       this.sendError(id, (err as BulkheadError).toJSON());
@@ -388,11 +364,17 @@ export class RpcServer {
 
   private sendError(id: number, error: SerializedError): void {
     this.channel.send({ kind: 'error', id, error });
-    this.hooks.callSettled?.();
+    this.hooks.callSettled?.(id, error.code);
+  }
+
+  /** @internal The gate's refusal of call `id`. */
+  refuseCall(id: number, error: BulkheadError): void {
+    this.sendError(id, error.toJSON());
   }
 
   private onClosed(error: BulkheadError | undefined): void {
     const reason = bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.');
+    this.gate?.drop(this);
     for (const running of this.running.values()) running.abort(reason);
     this.pressure.close();
     this.hooks.closed(error);

@@ -14,14 +14,18 @@
  * - the session is a route of the service (no frames go through it): the
  *   supervisor's interruptions and invalidation reach it, and the in-flight
  *   count the helper reports for the channel shows in `bulkhead ps`.
+ * The custody of the helper's end and the route are shared with
+ * helper-to-helper channels (lib/broker/helper-end-route.ts); the lifeline is
+ * this module's own.
  * @module
  */
 import type { Socket } from 'node:net';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { describeExit, exitData, type ExitInfo } from '../broker/exit-report.js';
-import { requireFdPassing, socketDescriptor, type FdPassing } from '../broker/fd-passing.js';
-import { nextChannelId, type HandoffPipe } from '../broker/handoff-pipe.js';
-import type { RoutableService, RouteTarget } from '../broker/route.js';
+import { socketDescriptor } from '../broker/fd-passing.js';
+import type { HandoffPipe } from '../broker/handoff-pipe.js';
+import { HelperEndRoute } from '../broker/helper-end-route.js';
+import type { RoutableService } from '../broker/route.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import { encodeItem } from '../wire/codec.js';
 import { encodeFrame } from '../wire/frame-decoder.js';
@@ -48,15 +52,7 @@ export interface DirectHost extends RoutableService {
 export type HandoffStart = 'direct' | 'not-sent' | 'broken';
 
 /** A client's direct channel to one service, daemon side. */
-export class DirectSession implements RouteTarget {
-  readonly range: number;
-  readonly id = nextChannelId();
-  private readonly fds: FdPassing;
-  /** The daemon's copy of the helper's end: its authority over the channel. */
-  private helperEnd: number | undefined;
-  private pipe: HandoffPipe | undefined;
-  private inFlight = 0;
-  private ended = false;
+export class DirectSession extends HelperEndRoute {
   /** Why the channel will end if its helper goes first (a reload that withdraws the client replaces the helper too). */
   private announced: BulkheadError | undefined;
 
@@ -66,12 +62,11 @@ export class DirectSession implements RouteTarget {
   constructor(
     private readonly socket: Socket,
     private readonly host: DirectHost,
-    readonly peer: PeerInfo,
+    peer: PeerInfo,
     /** Told once, when the channel ended; `error` is what the client was told (undefined: a clean end). */
     private readonly onEnd: (error: BulkheadError | undefined) => void,
   ) {
-    this.fds = requireFdPassing();
-    this.range = host.openRoute(this);
+    super(host, peer);
   }
 
   /**
@@ -91,13 +86,13 @@ export class DirectSession implements RouteTarget {
       this.fds.close(helperEnd);
       return this.abandon(sent <= 0 ? 'not-sent' : 'broken');
     }
-    this.helperEnd = helperEnd;
+    this.keepHelperEnd(helperEnd);
     // After the hand-off the client sends nothing here; its end of this connection ends the channel.
     this.socket.on('data', () => this.end(bulkheadError('ERR_BAD_FRAME', 'Protocol violation: a client sent bytes on its daemon connection after the hand-off.')));
     this.socket.on('error', () => undefined); // 'close' follows
     this.socket.on('close', () => this.end());
     this.socket.resume();
-    void this.bind(helperEnd);
+    void this.bind();
     return 'direct';
   }
 
@@ -111,73 +106,35 @@ export class DirectSession implements RouteTarget {
 
   /** Ends the channel now (idempotent): the client learns `error` first, then both ends see the channel close. */
   end(reason?: BulkheadError): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (!this.markEnded()) return;
     const error = reason?.code === 'ERR_INTERRUPTED' && this.announced !== undefined ? this.announced : reason;
     // The helper's stderr (and the server's paths in it) stays on the daemon's host.
     if (error !== undefined && this.socket.writable) writeHandshake(this.socket, { t: 'end', error: forDaemonClient(error, this.host.service).toJSON() });
     this.socket.end();
-    if (this.helperEnd !== undefined) {
-      this.fds.shutdown(this.helperEnd);
-      this.fds.close(this.helperEnd);
-      this.helperEnd = undefined;
-    }
-    this.pipe?.close(this.id);
-    this.host.closeRoute(this.range, []);
+    this.release();
     this.onEnd(error);
   }
 
-  /** @inheritdoc */
-  get pendingCount(): number {
-    return this.ended ? 0 : this.inFlight;
-  }
-
-  /** @inheritdoc */
-  deliver(): void {
-    // No call of this channel goes through the broker.
-  }
-
-  /** @inheritdoc */
-  broadcast(): void {
-    // The helper sends service-wide events on the direct channel itself.
-  }
-
-  /** @inheritdoc */
-  interrupted(error: BulkheadError): void {
-    // Before the channel is bound, a failed launch reaches bind() with its own code; after, the helper's exit does.
-    if (this.pipe !== undefined) this.end(error);
-  }
-
-  /** @inheritdoc */
-  invalidated(error: BulkheadError): void {
-    this.end(error);
-  }
-
   private abandon(result: HandoffStart): HandoffStart {
-    this.ended = true;
-    this.host.closeRoute(this.range, []);
+    this.markEnded();
+    this.release(); // nothing was handed over: this only closes the route
     return result;
   }
 
   /** Launches the helper if needed and gives it its end. */
-  private async bind(helperEnd: number): Promise<void> {
+  private async bind(): Promise<void> {
     try {
       await this.host.acquire();
       const helper = this.host.process;
-      if (this.ended) return;
+      if (this.hasEnded()) return;
       if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.host.service} exited before the channel was handed to it; call again.`, { service: this.host.service });
       if (helper.handoff === undefined) {
         throw bulkheadError('ERR_INTERRUPTED', `${this.host.service}'s helper cannot take direct channels; call again (the daemon routes this service from now on).`, { service: this.host.service, reason: 'no-handoff' });
       }
-      this.pipe = helper.handoff;
+      const handing = this.handOff(helper.handoff, (error) => this.end(error));
       void helper.exited.then((info) => this.end(interruption(this.host.service, helper.pid, info)));
-      await helper.handoff.handOff(this.id, helperEnd, this.peer, {
-        inFlight: (count) => {
-          this.inFlight = count;
-        },
-        // The helper's reason (a client that stopped reading) goes to the log and the client's lifeline.
-        closed: (error) => this.end(error),
-      });
+      // The helper's reason for closing (a client that stopped reading) goes to the log and the client's lifeline.
+      await handing;
     } catch (err) {
       this.end(isBulkheadError(err) ? err : bulkheadError('ERR_INTERRUPTED', `${this.host.service}: the channel could not be handed over (${(err as Error).message}); call again.`));
     }

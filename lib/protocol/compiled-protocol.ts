@@ -27,7 +27,7 @@ export interface CompileOptions {
   validators?: Record<string, ValidateFunction>;
 }
 
-/** A document's canonical JSON and its schema hash (see {@link CompileOptions.known}). */
+/** A document's canonical JSON (`canonical`) and its schema hash (`hash`), as the broker computed them (see {@link CompileOptions.known}). */
 export interface KnownHash {
   canonical: string;
   hash: string;

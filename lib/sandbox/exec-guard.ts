@@ -10,7 +10,7 @@
  * compiles that filter with libseccomp and says whether the host can run it.
  * @module
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
@@ -47,23 +47,35 @@ export function execGuardProgram(onViolation: SyscallOptions['onViolation']): Bu
 }
 
 /** The native stage, built by `npm run build` where a C compiler exists (scripts/build-exec-guard.mjs). */
-const NATIVE_STAGE = fileURLToPath(new URL('../../native/exec-guard', import.meta.url));
+export const NATIVE_STAGE = fileURLToPath(new URL('../../native/exec-guard', import.meta.url));
 
 /** What the native stage exits with when called without a command (its usage line). */
 const NATIVE_USAGE_EXIT = 120;
 
 /**
- * The native stage's path when it was built and runs on this host, else null:
- * the node stage serves. Run once without arguments, it must answer with its
- * usage exit: a binary packed on another machine (other architecture or libc)
- * that cannot start here is not used, instead of failing every launch.
+ * Resolves to the native stage's path when it was built and runs on this
+ * host, else null: the node stage serves. Run once without arguments, it must
+ * answer with its usage exit: a binary packed on another machine (other
+ * architecture or libc) that cannot start here is not used, instead of
+ * failing every launch. Asynchronous, beside the host probe's other checks
+ * (host-probe.ts): the broker's event loop does not wait for it.
+ * @param stage - the binary to probe @default the built native stage
  */
-export function nativeExecGuard(): string | null {
+export function nativeExecGuard(stage: string = NATIVE_STAGE): Promise<string | null> {
   try {
-    accessSync(NATIVE_STAGE, constants.X_OK);
+    accessSync(stage, constants.X_OK);
   } catch {
-    return null;
+    return Promise.resolve(null);
   }
-  const probe = spawnSync(NATIVE_STAGE, [], { stdio: 'ignore', timeout: 5000 });
-  return probe.status === NATIVE_USAGE_EXIT ? NATIVE_STAGE : null;
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawn(stage, [], { stdio: 'ignore', timeout: 5000 });
+    } catch {
+      resolve(null); // e.g. a file the kernel cannot execute at all, reported synchronously on some lines
+      return;
+    }
+    child.once('error', () => resolve(null)); // ENOEXEC, EACCES: not a binary for this host
+    child.once('exit', (code) => resolve(code === NATIVE_USAGE_EXIT ? stage : null));
+  });
 }

@@ -10,6 +10,7 @@ import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeCgroups, type CgroupSupport } from './cgroup-probe.js';
 import { probeKernel, type KernelProbe } from './kernel-layers.js';
+import { nativeExecGuard } from './exec-guard.js';
 
 /** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
 export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;
@@ -167,14 +168,14 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     ? Promise.resolve({ ok: false, stdout: '', stderr: 'not installed' })
     : run(bwrapPath, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', trueBin]);
   const bwrapHelp = bwrapPath === null ? Promise.resolve({ ok: false, stdout: '', stderr: '' }) : run(bwrapPath, ['--help']);
-  const [userNamespaces, bwrapResult, node, help] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath), bwrapHelp]);
+  const [userNamespaces, bwrapResult, node, help, execGuardNative] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath), bwrapHelp, nativeExecGuard()]);
   return {
     isRoot,
     uid,
     bwrap: bwrapPath !== null && bwrapResult.ok ? bwrapPath : null,
     bwrapTmpfsSize: help.stdout.includes('--size'),
     bwrapDisableUserns: help.stdout.includes('--disable-userns'),
-    kernel: probeKernel(),
+    kernel: { ...probeKernel(), execGuardNative },
     bwrapProblem: bwrapPath === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
     userNamespaces,
     unshare,

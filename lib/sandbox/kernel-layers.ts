@@ -24,7 +24,7 @@ import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
-import { execGuardProblem, execGuardProgram, nativeExecGuard } from './exec-guard.js';
+import { execGuardProblem, execGuardProgram } from './exec-guard.js';
 import { execGuardGroup, syscallGroups, type SyscallOptions } from './seccomp-policy.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -48,11 +48,11 @@ export interface KernelProbe {
   execGuardNative?: string | null;
 }
 
-/** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall). */
+/** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall); the native exec-guard stage is probed by host-probe.ts. */
 export function probeKernel(): KernelProbe {
   const ffi = loadFfi();
   if (!ffi.ok) return { seccompProblem: ffi.problem, libseccomp: null, landlockAbi: 0, execGuardProblem: ffi.problem };
-  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem(), execGuardNative: nativeExecGuard() };
+  return { seccompProblem: seccompProblem(), libseccomp: ffi.seccomp?.version ?? null, landlockAbi: ffi.libc.landlockAbi(), execGuardProblem: execGuardProblem() };
 }
 
 /** One line of the report (same shape as compile.ts's CompiledRule). */

@@ -27,6 +27,13 @@ export const HELPER_ENV = {
    * channels to the helper over it (docs/wire.md, "Hand-off"). Unset: none.
    */
   handoffFd: 'BULKHEAD_HANDOFF_FD',
+  /**
+   * The manifest's maxInFlight and maxQueued (or their defaults), as decimal
+   * integers: the helper's call gate bounds the handlers it runs at once across
+   * all its channels, direct ones included (lib/connection/call-gate.ts). Unset: no gate.
+   */
+  maxInFlight: 'BULKHEAD_MAX_IN_FLIGHT',
+  maxQueued: 'BULKHEAD_MAX_QUEUED',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
 } as const;
