@@ -1,11 +1,14 @@
 /**
  * The entry of a prewarmed spare helper: node starts inside the sandbox, loads
  * bulkhead's runtime and imports the service's own entry module
- * (BULKHEAD_ENTRY), whose serve() loads the protocol and validators but does
- * not answer yet. The spare then tells the broker it is warm and waits on fd 3
- * for "go", on which serve() takes over the socket. A launch from a spare then
- * costs a hello, not a start-up. The module's top level runs when the spare
- * starts, before it is needed (docs/launch-policies.md says so).
+ * (BULKHEAD_ENTRY), whose serve() loads the protocol and validators. The spare
+ * then tells the broker it is warm and hands fd 3 to serve(), which says hello
+ * at once: the broker checks that hello as it checks a fresh helper's, before
+ * it counts the spare as warm. The spare answers nothing (and sends no events
+ * or heartbeats) until the broker's own hello activates it, so a launch from a
+ * spare costs the broker's hello and the call, in one write. The module's top
+ * level runs when the spare starts, before it is needed
+ * (docs/launch-policies.md says so).
  * @module
  */
 import { Socket } from 'node:net';
@@ -13,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 // Through the package's own export, so this is the very module instance the service's entry imports.
 import { deferServeUntilHandover, handOverBrokerSocket, HELPER_ENV, spareWire } from 'bulkhead/service';
 
-const { decodeItem, encodeItem, encodeFrame, FrameDecoder } = spareWire;
+const { encodeItem, encodeFrame } = spareWire;
 
 const entry = process.env[HELPER_ENV.entry];
 if (entry === undefined || entry === '') {
@@ -22,7 +25,7 @@ if (entry === undefined || entry === '') {
 }
 
 const socket = new Socket({ fd: 3, readable: true, writable: true });
-// The broker closing fd 3 before "go" means the spare is not needed.
+// The broker closing fd 3 while the module loads means the spare is not needed.
 socket.once('close', () => process.exit(0));
 socket.pause();
 
@@ -35,27 +38,8 @@ try {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
   process.exit(70);
 }
-// Tell the broker this spare is warm: node, its sandbox and the service module are loaded. Decoding
-// the message once first compiles the decoder the activation's first frames go through.
-const warm = encodeItem({ t: 'warm' });
-decodeItem(warm);
-socket.write(encodeFrame(warm));
-
-const decoder = new FrameDecoder(1024);
-socket.on('data', function onData(chunk: Buffer) {
-  let frames: Buffer[];
-  try {
-    frames = decoder.push(chunk);
-  } catch {
-    process.exit(70);
-  }
-  if (frames.length === 0) return;
-  // The broker sends "go" and then nothing until this helper says hello.
-  const message = decodeItem(frames[0]!) as { t?: unknown };
-  if (message.t !== 'go' || frames.length > 1 || decoder.pendingBytes > 0) process.exit(70);
-  socket.off('data', onData);
-  socket.removeAllListeners('close');
-  socket.pause();
-  handOverBrokerSocket(socket);
-});
-socket.resume();
+// Tell the broker this spare is warm (node, its sandbox and the service module are loaded), then let
+// serve() take fd 3: its hello follows in the same burst of writes.
+socket.write(encodeFrame(encodeItem({ t: 'warm' })));
+socket.removeAllListeners('close');
+handOverBrokerSocket(socket);

@@ -23,15 +23,16 @@ import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js';
-import { decodeItem, encodeItem } from './wire/codec.js';
+import { encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
-import { encodeFrame, FrameDecoder } from './wire/frame-decoder.js';
+import { encodeFrame } from './wire/frame-decoder.js';
 import { FramedChannel } from './wire/framed-channel.js';
 import { Connection, type ServiceEndpoint } from './connection/connection.js';
 import { RpcClient } from './connection/rpc-client.js';
 import { DirectChannels } from './connection/direct-server.js';
 import { CallGate } from './connection/call-gate.js';
 import { openHelperPipe } from './connection/helper-pipe.js';
+import { warmActivationPath } from './connection/spare-warmup.js';
 import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
 import { ID_RANGE_SIZE } from './wire/envelope.js';
 import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
@@ -95,28 +96,28 @@ let served = false;
 
 /** fd 3, when a prewarmed spare already opened it (see lib/prewarm.ts). */
 let handedOver: Socket | undefined;
-/** In a prewarmed spare: serve() prepares everything but waits for the socket. */
+/** In a prewarmed spare: serve() prepares everything, waits for the socket, then for the broker's hello. */
 let waitForHandover = false;
+/** This process started as a prewarmed spare: serve() waits for the broker's hello before it answers. */
+let inSpare = false;
 /** serve()'s start, when it ran in a spare before activation. */
 let startServing: ((socket: Socket) => void) | undefined;
 
 /**
  * @internal Used by the prewarm entry before it imports the service module:
- * serve() then loads the protocol and validators at once but starts
- * answering only on {@link handOverBrokerSocket}.
+ * serve() then loads the protocol and validators at once, takes fd 3 on
+ * {@link handOverBrokerSocket} and says hello, but answers (and sends events
+ * and heartbeats) only once the broker's hello activates the spare.
  */
 export function deferServeUntilHandover(): void {
   waitForHandover = true;
+  inSpare = true;
 }
 
-/**
- * @internal The wire pieces the prewarm entry speaks before serve() owns fd 3:
- * this module's own instances (bundled with it), so the code the service then
- * runs on is already loaded and compiled when the spare is activated.
- */
-export const spareWire = { decodeItem, encodeItem, encodeFrame, FrameDecoder };
+/** @internal The wire pieces the prewarm entry writes its "warm" frame with: this module's own instances. */
+export const spareWire = { encodeItem, encodeFrame };
 
-/** @internal Used by the prewarm entry on activation: serve() takes this socket instead of opening fd 3. */
+/** @internal Used by the prewarm entry once the service module loaded: serve() takes this socket instead of opening fd 3. */
 export function handOverBrokerSocket(socket: Socket): void {
   waitForHandover = false;
   if (startServing !== undefined) startServing(socket);
@@ -262,7 +263,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     // Tell the broker why before going: it reports this code instead of a bare launch failure.
     try {
       // (A spare's fd 3 still belongs to the prewarm entry: it just dies, and a plain launch reports this.)
-      if (!waitForHandover) writeSync(3, encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
+      if (!inSpare) writeSync(3, encodeEnvelope({ kind: 'error', id: 0, error: error.toJSON() }));
     } catch {
       // fd 3 is not usable; the thrown error below still explains it on stderr.
     }
@@ -278,9 +279,17 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   };
   /** Events emitted in a spare before activation, sent once it serves. */
   const early: Array<[string, unknown]> = [];
-  const start = (socket: Socket): void => {
-    ({ server, direct } = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options));
+  /** False in a prewarmed spare until the broker's hello activates it: its server said hello, and nothing else. */
+  let active = !inSpare;
+  const activated = (): void => {
+    active = true;
     for (const [name, payload] of early.splice(0)) void broadcast(name, payload);
+  };
+  const start = (socket: Socket): void => {
+    ({ server, direct } = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options, active ? undefined : activated));
+    if (active) activated();
+    // Its hello leaves on the next tick: the code the activation runs is compiled first.
+    else warmActivationPath(compiled);
   };
   if (waitForHandover) startServing = start;
   else {
@@ -295,7 +304,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
   return {
     protocol,
     emit: (name, payload) => {
-      if (server !== undefined) return broadcast(name, payload);
+      if (active && server !== undefined) return broadcast(name, payload);
       if (early.length < MAX_EARLY_EVENTS) early.push([name, payload]);
       else process.stderr.write(`bulkhead: event "${name}" dropped: ${MAX_EARLY_EVENTS} events are already waiting for this prewarmed helper's activation.\n`);
       return Promise.resolve();
@@ -307,7 +316,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
       return (server?.openStreams ?? 0) + (direct?.openStreams ?? 0);
     },
     keepAlive: () => {
-      if (server === undefined) throw bulkheadError('ERR_INVALID_OPTION', 'keepAlive() before this prewarmed helper was activated; call it from a handler or after the first call.');
+      if (server === undefined || !active) throw bulkheadError('ERR_INVALID_OPTION', 'keepAlive() before this prewarmed helper was activated; call it from a handler or after the first call.');
       return server.openTransaction();
     },
   };
@@ -330,8 +339,9 @@ const MAX_EARLY_EVENTS = 1024;
 /**
  * Answers calls on the broker's socket: what serve() does once it has fd 3;
  * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
+ * A prewarmed spare's (`activation` given) says hello now, heartbeats once the broker's hello activates it.
  */
-function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions): { server: RpcServer; direct: DirectChannels | undefined } {
+function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions, activation?: () => void): { server: RpcServer; direct: DirectChannels | undefined } {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
   const channelOptions = maxFrameBytes === undefined ? {} : { maxFrameBytes };
   const channel = new FramedChannel(socket, channelOptions);
@@ -349,6 +359,7 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
     })
     : undefined;
   let exiting = false;
+  let waiting = activation; // a spare's activation, until the broker's hello runs it
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;
@@ -368,15 +379,22 @@ function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Recor
     closed: () => {
       if (!exiting) process.exit(0);
     },
+    helloSeen: () => {
+      if (waiting !== undefined) startHeartbeat();
+      waiting?.();
+      waiting = undefined;
+    },
   }, { exposeStacks, ...gated, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
   // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
-  const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
-  if (Number.isInteger(heartbeatMs) && heartbeatMs > 0) {
+  const startHeartbeat = (): void => {
+    const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
+    if (!Number.isInteger(heartbeatMs) || heartbeatMs <= 0) return;
     const heartbeat = setInterval(() => {
       if (channel.open) server.heartbeat();
     }, heartbeatMs);
     heartbeat.unref();
     socket.once('close', () => clearInterval(heartbeat));
-  }
+  };
+  if (waiting === undefined) startHeartbeat();
   return { server, direct };
 }

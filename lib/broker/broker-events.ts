@@ -40,6 +40,8 @@ export interface BrokerEvents {
   launch: [service: string, pid: number];
   /** A prewarmed spare helper is waiting to take over the service (launch.prewarm). */
   prewarmed: [service: string, pid: number];
+  /** A prewarmed spare was refused and killed: its hello did not match, or it sent something before activation. */
+  spareRefused: [service: string, pid: number, reason: string];
   /** A helper exited. */
   exit: [service: string, info: ExitInfo];
   /** A helper printed a line on stdout or stderr. */
@@ -67,7 +69,7 @@ export interface BrokerEvents {
 export type BrokerEmit = <K extends keyof BrokerEvents & string>(event: K, ...args: BrokerEvents[K]) => void;
 
 /** The broker-wide half of a SupervisorContext: what a supervisor reports, as broker events. */
-export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
+export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'spareRefused' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
 
 /** Turns every supervisor's reports into the broker's events (a failed cleanup is also a stderr `log` line). */
 export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
@@ -75,6 +77,10 @@ export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
     stateChanged: (name, state, previous) => emit('state', name, state, previous),
     launched: (name, pid) => emit('launch', name, pid),
     prewarmed: (name, pid) => emit('prewarmed', name, pid),
+    spareRefused: (name, pid, reason) => {
+      emit('spareRefused', name, pid, reason);
+      emit('log', { service: name, pid, stream: 'stderr', line: `bulkhead: prewarmed spare refused: ${reason}` });
+    },
     exited: (name, info) => emit('exit', name, info),
     log: (service, stream, line, pid) => emit('log', { service, pid, stream, line }),
     cleanupFailed: (service, pid, message) => {

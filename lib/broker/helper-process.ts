@@ -11,14 +11,15 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import { LineRing } from '../util/line-ring.js';
-import { encodeItem } from '../wire/codec.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
+import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import type { CallBatch } from '../connection/call-meter.js';
 import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
-import { awaitWarmFrame } from './warm-frame.js';
+import { SpareGate } from './spare-gate.js';
+import { awaitWarmSpare } from './warm-frame.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -74,9 +75,12 @@ export class HelperProcess {
   /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
   private handoffPipe: HandoffPipe | undefined;
   private takesHandoff = false;
+  /** A prewarmed spare's rules: its hello and nothing else until activated; events held until it serves; `refused`. */
+  readonly gate: SpareGate;
 
   private constructor(private readonly options: HelperSpawnOptions) {
     const { plan, hooks } = options;
+    this.gate = new SpareGate(options.spare === true);
     // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
     // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program); then the hand-off pipe.
     const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds ?? []];
@@ -114,8 +118,8 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const rpcHooks: RpcClientHooks = {
-      broadcast: (name, payload) => hooks.broadcast(name, payload),
-      eventError: (error) => hooks.eventError(error),
+      broadcast: (name, payload) => this.gate.deliver(() => hooks.broadcast(name, payload)),
+      eventError: (error) => this.gate.deliver(() => hooks.eventError(error)),
       activity: (busy: boolean) => {
         if (!busy) this.checkIdle();
         hooks.activity?.(busy);
@@ -129,6 +133,11 @@ export class HelperProcess {
     });
     const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
+        // A spare says hello and nothing else until the broker's hello activates it.
+        if (!this.gate.admits(e.kind)) {
+          this.refuseSpare(`it sent a "${e.kind}" message before it was activated`);
+          return;
+        }
         // Any frame proves the helper's event loop ran; an idle helper sends its heartbeat.
         if (this.lastHeard !== undefined) this.lastHeard = performance.now();
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
@@ -148,17 +157,19 @@ export class HelperProcess {
         if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
           this.rpc.interrupt(cause);
         }
+        if (!this.requested && this.gate.activated) options.channelLost?.();
         // A live helper without its channel is useless; give it a moment to exit on its own.
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
     });
     if (options.spare === true) {
-      // The channel starts after the spare's one "warm" frame, which is not an envelope.
-      this.warm = awaitWarmFrame(socket).then(() => {
-        attach();
+      this.warm = awaitWarmSpare(socket, attach, this.rpc.ready).then(() => {
         this.warmed = true;
+        // A cancel of a call that is not in flight, which the spare ignores: its first frame runs the
+        // spare's socket read and dispatch code once now, not while the first call waits (~0.3 ms).
+        if (!this.gate.activated) this.channel.send({ kind: 'cancel', id: MAX_CALL_ID, reason: 'cancelled' });
       }, (err: unknown) => {
-        this.kill('SIGKILL');
+        this.refuseSpare((err as Error).message);
         throw err;
       });
       this.warm.catch(() => undefined);
@@ -177,7 +188,8 @@ export class HelperProcess {
     }
     this.rpc.ready.then((hello) => {
       this.takesHandoff = hello.info['handoff'] === true;
-      this.startWatchdog();
+      // A spare sends heartbeats only once activated: its watchdog starts then.
+      if (this.gate.activated) this.startWatchdog();
     }, () => undefined);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
@@ -190,13 +202,26 @@ export class HelperProcess {
   }
 
   /**
-   * Turns a prewarmed spare into the service: "go" makes it import the service
-   * entry; the broker's hello follows the service's (nothing may reach the
-   * spare's fd 3 before its serve() owns it).
+   * Turns a prewarmed spare into the service's helper: the broker's hello activates it (unless an
+   * early activation sent it), and events it sent since go out. The hello is sent at once when the
+   * spare's was already checked, so it leaves in the same write as the first call. `early`: activates
+   * a spare before it is needed (its events wait for the activation that makes it the service's helper).
    */
-  activate(): void {
-    this.channel.sendRaw(encodeItem({ t: 'go' }));
-    this.rpc.ready.then(() => this.rpc.sendHello({ broker: process.pid }), () => undefined);
+  activate(early = false): void {
+    if (!(early ? this.gate.activateEarly() : this.gate.serve())) return;
+    const now = (): void => {
+      this.rpc.sendHello({ broker: process.pid });
+      this.startWatchdog();
+    };
+    if (this.rpc.usable) now();
+    else this.rpc.ready.then(now, () => undefined);
+  }
+
+  /** Kills a spare that broke the spare's rules (its hello did not match, it spoke before activation); it is never used. */
+  private refuseSpare(why: string): void {
+    if (this.hasExited || !this.gate.refuse(why)) return;
+    this.options.hooks.spareRefused?.(why);
+    this.killFor(`prewarmed spare refused: ${why}`);
   }
 
   /** Spawns a helper according to a sandbox launch plan. */

@@ -26,6 +26,8 @@ export interface HelperHooks extends RpcClientHooks {
    * and routed calls alike. Optional (metrics).
    */
   callSettled?(method: string, seconds: number, code: string | null): void;
+  /** A prewarmed spare broke the spare's rules (why) and is being killed; it is never used. */
+  spareRefused?(why: string): void;
   /** Where this helper counts each call it settles (callSettled's calls, timed or not). Optional (metrics). */
   callTally?: CallTally;
   /**
@@ -50,10 +52,16 @@ export interface HelperSpawnOptions {
   maxQueuedBytes?: number;
   hooks: HelperHooks;
   /**
-   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry and
-   * waits; `HelperProcess.activate` makes it load the service.
+   * Start as a prewarmed spare: the process runs bulkhead's prewarm entry,
+   * loads the service module and says hello; `HelperProcess.activate` (the
+   * broker's hello) makes it serve.
    */
   spare?: boolean;
+  /**
+   * The helper's channel closed and the broker did not ask for it (it died, or
+   * hung up): called at the first sign of its death, before its exit is known.
+   */
+  channelLost?: () => void;
   /**
    * Give the helper a hand-off pipe (daemon mode), so the broker can pass it
    * direct channels (docs/wire.md, "Hand-off"). Ignored where fd passing is unavailable.

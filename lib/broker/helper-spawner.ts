@@ -183,12 +183,16 @@ export class HelperSpawner {
           for (const connection of hooks.connections()) connection.deliverError(error);
         },
         activity: (busy) => hooks.activity(helper, busy),
+        spareRefused: (why) => ctx.spareRefused?.(service, helper.pid ?? -1, why),
         ...(ctx.callSettled === undefined ? {} : { callSettled: (method: string, seconds: number, code: string | null) => ctx.callSettled?.(service, method, seconds, code) }),
         ...(ctx.callTally === undefined ? {} : { callTally: ctx.callTally(service) }),
         ...(ctx.callsObserved === undefined ? {} : { callsObserved: ctx.callsObserved }),
         ...(ctx.callBatch === undefined ? {} : { callBatch: (batch: CallBatch) => ctx.callBatch?.(service, batch) }),
       },
       route: (envelope, body) => hooks.route(envelope, body),
+      // Its channel closing is the first sign a helper died, ~0.5–1 ms before its exit is reported: the spare
+      // gets the broker's hello now, so the relaunch that follows the exit sends the call alone.
+      channelLost: () => this.spares.activateEarly(),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
       exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
       ...(connects.length === 0 ? {} : {

@@ -48,10 +48,12 @@ export interface LaunchPolicy {
   idleExitMs?: number;
   /**
    * Keep a prewarmed spare helper (node started, sandbox applied, the service
-   * module loaded, serve() waiting for the broker's "go"), so an on-demand
-   * launch or a relaunch after a crash costs a handshake, not a start-up. The
+   * module loaded, its hello checked, serve() waiting for the broker's hello),
+   * so an on-demand launch or a relaunch after a crash costs one write each
+   * way, not a start-up. The
    * module's top level runs when the spare starts. Costs one idle process
-   * (≈ 40–50 MiB RSS). See docs/launch-policies.md, "Prewarm".
+   * (≈ 48–55 MiB RSS, most of it node's binary shared with other node
+   * processes; ≈ 9–13 MiB of its own). See docs/launch-policies.md, "Prewarm".
    * @default false
    */
   prewarm?: boolean;

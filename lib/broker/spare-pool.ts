@@ -63,11 +63,20 @@ export class SparePool {
     });
   }
 
-  /** Hands over the spare (alive), or undefined. */
+  /** Hands over the spare (alive and not refused), or undefined. */
   take(): LaunchedHelper | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare !== undefined && !spare.helper.isExited ? spare : undefined;
+    return spare !== undefined && !spare.helper.isExited && spare.helper.gate.refused === undefined ? spare : undefined;
+  }
+
+  /**
+   * Activates the warm spare before a launch takes it (the running helper lost
+   * its channel: a relaunch is likely); it serves only once taken.
+   */
+  activateEarly(): void {
+    const helper = this.spare?.helper;
+    if (helper?.isWarm === true && !helper.isExited && helper.gate.refused === undefined) helper.activate(true);
   }
 
   /** pid of the spare once it is warm and waiting, else null. */

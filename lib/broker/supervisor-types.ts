@@ -86,6 +86,8 @@ export interface SupervisorContext {
   launched(name: string, pid: number): void;
   /** A prewarmed spare is ready and waiting. */
   prewarmed(name: string, pid: number): void;
+  /** A prewarmed spare was refused (its hello did not match, or it spoke before activation) and killed. */
+  spareRefused?(name: string, pid: number, reason: string): void;
   exited(name: string, info: ExitInfo): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
   /** Removing a helper's scratch dir or cgroup failed after it exited. */

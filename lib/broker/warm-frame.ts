@@ -63,3 +63,14 @@ export function awaitWarmFrame(socket: Duplex): Promise<void> {
     socket.once('close', onClose);
   });
 }
+
+/**
+ * A spare's start as the broker sees it: its warm frame, read off the raw
+ * socket, then, on the channel `attach` starts, its hello, which `ready`
+ * checks as a fresh helper's is: a spare is warm only with a matching hello.
+ */
+export async function awaitWarmSpare(socket: Duplex, attach: () => void, ready: Promise<unknown>): Promise<void> {
+  await awaitWarmFrame(socket);
+  attach();
+  await ready;
+}

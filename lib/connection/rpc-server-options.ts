@@ -20,6 +20,8 @@ export interface RpcServerHooks {
   callSettled?(id: number, code: string | null): void;
   /** Call `id` ended without an answer: the caller cancelled it (or its deadline passed) while it ran or waited. */
   callDropped?(id: number): void;
+  /** The client's hello matched (a prewarmed spare is activated by the broker's hello). */
+  helloSeen?(): void;
 }
 
 /** Options of an `RpcServer`. */

@@ -129,12 +129,10 @@ export class RpcServer implements GatedServer {
       }
       case 'hello': {
         const verdict = judgePeerHello(this.protocol, 'service', envelope, 'Make the manifest\'s protocol and the helper\'s serve() agree.');
-        if (!verdict.ok) {
-          this.channel.fail(verdict.error);
-          return;
-        }
+        if (!verdict.ok) return this.channel.fail(verdict.error);
         this.helloSeen = true;
         if (this.answerHello) this.sendHello(verdict.evolved);
+        this.hooks.helloSeen?.();
         return;
       }
       case 'goodbye':
