@@ -18,6 +18,7 @@ export type { JobRunResult, JobStatus } from './broker/job-runner.js';
 export { systemClock, type Clock, type ClockTimer } from './broker/clock.js';
 export type { ServiceState, ServiceStatus } from './broker/service-supervisor.js';
 export type { ExitInfo } from './broker/helper-process.js';
+export type { CallBatch } from './connection/call-meter.js';
 export { Connection, type AnyEventOf, type CallOptions, type ConnectionOptions, type ConnectionEvents, type StreamOptions } from './connection/connection.js';
 export { typedServices, type ServiceConnector, type RegisteredService, type ServiceTypes, type TypedServices } from './broker/typed-services.js';
 export { StreamCall } from './connection/stream-call.js';

@@ -15,6 +15,7 @@ export const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.met
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 import { BulkheadError, isBulkheadError } from 'bulkhead';
+import type { TestBroker } from 'bulkhead/testing';
 
 /** Awaits a promise that must reject with a bulkhead error, and returns that error. */
 export async function rejection(promise: Promise<unknown>): Promise<BulkheadError> {
@@ -133,4 +134,15 @@ export async function acceptedPair(test: { teardown(fn: () => void): void }, pat
   client.on('error', () => {});
   test.teardown(() => client.destroy());
   return { client, peer: await accepted };
+}
+
+/** Resolves with the pid of the next prewarmed spare of service `name` that the broker reports warm. */
+export function nextSpare(kit: TestBroker, name: string): Promise<number> {
+  return new Promise((resolve) => {
+    const sub = kit.broker.on('prewarmed', (service, pid) => {
+      if (service !== name) return;
+      sub.dispose();
+      resolve(pid);
+    });
+  });
 }

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { isBulkheadError } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, nextSpare } from './helpers.js';
 
 /** Resolves with the first `count` spareRefused events of `name` (pid, reason). */
 function refusals(kit: TestBroker, name: string, count: number): Promise<Array<{ pid: number; reason: string }>> {
@@ -18,16 +18,6 @@ function refusals(kit: TestBroker, name: string, count: number): Promise<Array<{
       if (seen.length < count) return;
       sub.dispose();
       resolve(seen);
-    });
-  });
-}
-
-function nextSpare(kit: TestBroker, name: string): Promise<number> {
-  return new Promise((resolve) => {
-    const sub = kit.broker.on('prewarmed', (service, pid) => {
-      if (service !== name) return;
-      sub.dispose();
-      resolve(pid);
     });
   });
 }

@@ -2,17 +2,7 @@
 // loaded; the next launch — on demand or after a crash — activates it.
 import t from 'tap';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { FIXTURES, rejection } from './helpers.js';
-
-function nextSpare(kit: TestBroker, name: string): Promise<number> {
-  return new Promise((resolve) => {
-    const sub = kit.broker.on('prewarmed', (service, pid) => {
-      if (service !== name) return;
-      sub.dispose();
-      resolve(pid);
-    });
-  });
-}
+import { FIXTURES, nextSpare, rejection } from './helpers.js';
 
 for (const sandbox of [undefined, 'pure-compute'] as const) {
   t.test(`a prewarmed spare becomes the service${sandbox === undefined ? '' : ` under ${sandbox}`}`, async (t) => {
