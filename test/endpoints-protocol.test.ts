@@ -6,7 +6,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompiledProtocol, isBulkheadError } from 'bulkhead';
-import { loadPrecompiledValidators, precompileValidators } from '../lib/protocol/precompiled.js';
+import { loadPrecompiled, precompileValidators } from '../lib/protocol/precompiled.js';
 import { CLI, FIXTURES } from './helpers.js';
 import { repoTempDir, runNode, typeCheck, type BadProgram } from './type-check.js';
 
@@ -42,7 +42,7 @@ t.test('the receiver validates an endpoint field exactly: ajv and the precompile
   const protocol = CompiledProtocol.from(JSON.parse(readFileSync(ISSUER_PROTOCOL, 'utf8')), ISSUER_PROTOCOL);
   const file = precompileValidators(protocol);
   t.ok(file, 'the standalone module was written');
-  const standalone = CompiledProtocol.from(protocol.document, 'standalone', { trusted: true, validators: loadPrecompiledValidators(file!) });
+  const standalone = CompiledProtocol.from(protocol.document, 'standalone', { trusted: true, validators: loadPrecompiled(file!).validators });
   const cases: Array<[unknown, boolean, string]> = [
     [{ service: 'echo', token: TOKEN }, true, 'the exact shape'],
     [{ service: 'other', token: TOKEN }, false, 'an endpoint for another service'],

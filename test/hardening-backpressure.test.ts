@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
-import { CLIENT_STALL_MS } from '../lib/daemon/session-flow.js';
+import { CLIENT_STALL_MS } from '../lib/wire/backlog-watch.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

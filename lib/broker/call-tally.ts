@@ -24,5 +24,15 @@ export function newCallTally(): CallTally {
 /** Counts one settled call in `tally` (code null: success). */
 export function countCall(tally: CallTally, code: string | null): void {
   tally.calls++;
-  if (code !== null) tally.errors.set(code, (tally.errors.get(code) ?? 0) + 1);
+  if (code !== null) countError(tally, code, 1);
+}
+
+/** Counts `calls` settled calls in `tally`, of which `errors` failed (by code): a helper's batch of direct calls. */
+export function countCalls(tally: CallTally, calls: number, errors: Readonly<Record<string, number>>): void {
+  tally.calls += calls;
+  for (const [code, n] of Object.entries(errors)) countError(tally, code, n);
+}
+
+function countError(tally: CallTally, code: string, n: number): void {
+  tally.errors.set(code, (tally.errors.get(code) ?? 0) + n);
 }

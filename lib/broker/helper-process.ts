@@ -143,10 +143,8 @@ export class HelperProcess {
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
-          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) {
-            this.checkIdle();
-            hooks.activity?.(false); // the last routed call settled: idle exit counts from now
-          }
+          // The last routed call settled: idle exit counts from now.
+          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) rpcHooks.activity?.(false);
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e, body.length);

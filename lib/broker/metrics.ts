@@ -34,11 +34,11 @@
  * `bulkhead_daemon_connections_open` and `bulkhead_daemon_refusals_total{reason}`.
  * @module
  */
-import { CALL_DURATION_BUCKETS, type CallBatch } from '../connection/call-meter.js';
+import { CALL_DURATION_BUCKETS, durationBucket, type CallBatch } from '../connection/call-meter.js';
 import type { ExitInfo } from './helper-process.js';
 import { ProcessSampler } from './process-stats.js';
 import type { ServiceStatus } from './service-supervisor.js';
-import { countCall, newCallTally, type CallTally } from './call-tally.js';
+import { countCall, countCalls, newCallTally, type CallTally } from './call-tally.js';
 
 export { CALL_DURATION_BUCKETS } from '../connection/call-meter.js';
 
@@ -170,17 +170,15 @@ export class BrokerMetrics {
   timed(service: string, seconds: number): void {
     const h = this.histogramOf(service);
     // Buckets are cumulative when rendered; here each observation lands in its first bucket.
-    const i = CALL_DURATION_BUCKETS.findIndex((le) => seconds <= le);
-    if (i >= 0) h.buckets[i]!++;
+    const i = durationBucket(seconds);
+    if (i < CALL_DURATION_BUCKETS.length) h.buckets[i]!++;
     h.sum += seconds;
     h.count++;
   }
 
   /** A helper's batch of calls it answered on direct channels (see call-meter.ts). */
   callBatch(service: string, batch: CallBatch): void {
-    const tally = this.tallyOf(service);
-    tally.calls += batch.calls;
-    for (const [code, n] of Object.entries(batch.errors)) tally.errors.set(code, (tally.errors.get(code) ?? 0) + n);
+    countCalls(this.tallyOf(service), batch.calls, batch.errors);
     const h = this.histogramOf(service);
     // Its last bucket holds calls past the largest bound: they only count in +Inf (count).
     for (let i = 0; i < CALL_DURATION_BUCKETS.length; i++) h.buckets[i]! += batch.buckets[i] ?? 0;
@@ -256,7 +254,7 @@ export class BrokerMetrics {
     const byLabel = (name: string, help: string, label: string, entries: () => Iterable<[string, ReadonlyMap<string, number>]>): Collector =>
       collector(name, help, 'counter', () => [...entries()].flatMap(([service, inner]) => [...inner].map(([key, value]) => ({ labels: { service, [label]: key }, value }))));
     const list: Collector[] = [
-      collector('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', 'counter', () => this.snapshot.map((s) => ({ labels: { service: s.name }, value: this.tallies.get(s.name)?.calls ?? 0 }))),
+      perService('bulkhead_calls_total', 'Calls a helper answered (or that failed because it exited), direct and routed.', 'counter', (s) => this.tallies.get(s.name)?.calls ?? 0),
       byLabel('bulkhead_call_errors_total', 'Calls that failed, by the error code the caller got (direct and routed).', 'code', () => [...this.tallies].map(([service, tally]): [string, ReadonlyMap<string, number>] => [service, tally.errors])),
       collector('bulkhead_call_duration_seconds', 'Call duration: from the broker sending the call to the answer arriving (calls sent after the first render or while observed); on a direct channel, from the helper reading the call to its answer.', 'histogram', () => this.histogramSamples()),
       perService('bulkhead_calls_in_flight', 'Calls in flight to the running helper (the broker\'s own and routed ones).', 'gauge', (s) => s.inFlight),

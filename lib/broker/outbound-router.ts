@@ -17,7 +17,7 @@ import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { BROKER_TARGET } from '../protocol/endpoint-keyword.js';
 import { EndpointGrants } from './endpoint-grants.js';
-import type { RoutableService, RouteTarget } from './route.js';
+import { notInConnects, type RoutableService, type RouteTarget } from './route.js';
 
 /** Who is calling out. */
 export interface OutboundCaller {
@@ -196,7 +196,7 @@ export class OutboundRouter {
       const dead = this.grants.refusal(target);
       if (dead !== undefined) return fail(dead);
       this.ctx.denied(this.caller.service, target);
-      return fail(bulkheadError('ERR_NOT_PERMITTED', `Service ${this.caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: this.caller.service, target }));
+      return fail(notInConnects(this.caller.service, target));
     }
     let route = this.routes.get(target);
     const current = this.ctx.lookup(target);

@@ -10,6 +10,7 @@
 import { bulkheadError } from '../errors.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import { PeerChannel, type PeerHelper, type PeerHost } from './peer-channel.js';
+import { notInConnects } from './route.js';
 
 /** What peer links need from the broker. */
 export interface PeerLinksContext {
@@ -52,7 +53,7 @@ export class PeerLinks {
     if (!this.ctx.direct) return caller.pipe.routed(req, target);
     if (this.ctx.connectsOf(caller.service)?.includes(target) !== true) {
       this.ctx.denied(caller.service, target);
-      return caller.pipe.refuse(req, target, bulkheadError('ERR_NOT_PERMITTED', `Service ${caller.service} may not call ${target}; add "${target}" to its manifest's connects.`, { caller: caller.service, target }));
+      return caller.pipe.refuse(req, target, notInConnects(caller.service, target));
     }
     let held = 0;
     for (const channel of this.channels) if (channel.caller.helper === caller.helper) held++;

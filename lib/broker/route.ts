@@ -5,7 +5,7 @@
  * envelope.
  * @module
  */
-import type { BulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError } from '../errors.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { Envelope, PeerInfo } from '../wire/envelope.js';
 
@@ -52,4 +52,9 @@ export interface RoutableService {
    * `call` (id and method of a call) lets the helper time it for metrics.
    */
   forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void>;
+}
+
+/** The refusal of a call (routed or a direct channel) from `caller` to a service its manifest's `connects` does not list. */
+export function notInConnects(caller: string, target: string): BulkheadError {
+  return bulkheadError('ERR_NOT_PERMITTED', `Service ${caller} may not call ${target}; add "${target}" to its manifest's connects.`, { caller, target });
 }

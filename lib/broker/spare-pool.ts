@@ -67,7 +67,7 @@ export class SparePool {
   take(): LaunchedHelper | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare !== undefined && !spare.helper.isExited && spare.helper.gate.refused === undefined ? spare : undefined;
+    return spare !== undefined && usable(spare.helper) ? spare : undefined;
   }
 
   /**
@@ -76,7 +76,7 @@ export class SparePool {
    */
   activateEarly(): void {
     const helper = this.spare?.helper;
-    if (helper?.isWarm === true && !helper.isExited && helper.gate.refused === undefined) helper.activate(true);
+    if (helper?.isWarm === true && usable(helper)) helper.activate(true);
   }
 
   /** pid of the spare once it is warm and waiting, else null. */
@@ -90,4 +90,9 @@ export class SparePool {
     spare?.helper.kill('SIGKILL');
     await spare?.helper.exited;
   }
+}
+
+/** A spare that may still be used: alive and not refused for breaking the spare's rules. */
+function usable(helper: HelperProcess): boolean {
+  return !helper.isExited && helper.gate.refused === undefined;
 }

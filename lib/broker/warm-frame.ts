@@ -22,7 +22,7 @@ const MAX_WARM_FRAME_BYTES = 64;
  * once when the spare was activated before it was warm) are put back on the
  * socket for the channel: a chunk may hold any number of frames.
  */
-export function awaitWarmFrame(socket: Duplex): Promise<void> {
+function awaitWarmFrame(socket: Duplex): Promise<void> {
   let buffered: Buffer = Buffer.alloc(0);
   return new Promise((resolve, reject) => {
     const cleanup = (): void => {

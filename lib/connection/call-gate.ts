@@ -47,6 +47,15 @@ export interface CallGateLimits {
   maxQueued: number;
 }
 
+/**
+ * The refusal of a call that finds `maxInFlight` calls running and `maxQueued`
+ * waiting: the same error from the caller's queue (rpc-client.ts) and the helper's gate.
+ */
+export function callQueueFull(service: string, limits: CallGateLimits): BulkheadError {
+  const { maxInFlight, maxQueued } = limits;
+  return bulkheadError('ERR_BACKPRESSURE', `${service}: ${maxQueued} calls are already waiting for one of ${maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight, maxQueued });
+}
+
 /** One bound on the calls a helper runs at once, shared by every channel it serves. */
 export class CallGate {
   /** Handlers running now (slots taken). */
@@ -70,10 +79,11 @@ export class CallGate {
    * or undefined when it passed none (an older broker: per-channel bounds only).
    */
   static fromEnvironment(inFlight: string | undefined, queued: string | undefined, service: string): CallGate | undefined {
+    // Number('') is 0: an unset or empty maxInFlight gives no gate, an unset or empty maxQueued 0.
     const maxInFlight = Number(inFlight ?? '');
     const maxQueued = Number(queued ?? '');
-    if (inFlight === undefined || inFlight === '' || !Number.isSafeInteger(maxInFlight) || maxInFlight < 1) return undefined;
-    return new CallGate({ maxInFlight, maxQueued: queued !== undefined && queued !== '' && Number.isSafeInteger(maxQueued) && maxQueued >= 0 ? maxQueued : 0 }, service);
+    if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) return undefined;
+    return new CallGate({ maxInFlight, maxQueued: Number.isSafeInteger(maxQueued) && maxQueued >= 0 ? maxQueued : 0 }, service);
   }
 
   /** Calls waiting for a slot now. */
@@ -93,7 +103,7 @@ export class CallGate {
     }
     if (this.queued >= this.maxQueued) {
       this.refused++;
-      server.refuseCall(call.id, bulkheadError('ERR_BACKPRESSURE', `${this.service}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued }));
+      server.refuseCall(call.id, callQueueFull(this.service, this));
       return false;
     }
     this.queue.push({ server, call, handler });

@@ -13,6 +13,13 @@ import { isServiceCode } from './remote-error.js';
 /** Upper bounds (seconds) of the call duration histogram's buckets (the broker's metrics and the helper's batches). */
 export const CALL_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
+/** The index of the first bucket whose bound `seconds` does not exceed; CALL_DURATION_BUCKETS.length past the last bound. */
+export function durationBucket(seconds: number): number {
+  let i = 0;
+  while (i < CALL_DURATION_BUCKETS.length && seconds > CALL_DURATION_BUCKETS[i]!) i++;
+  return i;
+}
+
 /** Most distinct error codes one batch carries; the rest count under {@link OTHER_CODES}. */
 export const MAX_BATCH_CODES = 32;
 
@@ -42,9 +49,7 @@ export class CallMeter {
   record(seconds: number, code: string | null): void {
     this.calls++;
     this.sum += seconds;
-    let i = 0;
-    while (i < CALL_DURATION_BUCKETS.length && seconds > CALL_DURATION_BUCKETS[i]!) i++;
-    this.buckets[i]!++;
+    this.buckets[durationBucket(seconds)]!++;
     if (code !== null) {
       const key = this.errors.has(code) || this.errors.size < MAX_BATCH_CODES ? code : OTHER_CODES;
       this.errors.set(key, (this.errors.get(key) ?? 0) + 1);

@@ -64,8 +64,6 @@ export function broadcastTo(server: RpcServer, name: string, payload: unknown): 
   }
 }
 
-export { CLIENT_STALL_MS };
-
 /** Codes a helper reports when it ended a direct channel itself; the daemon logs them (anything else it logs as a plain close). */
 export const DIRECT_CLOSE_CODES = ['ERR_BACKPRESSURE', 'ERR_BAD_FRAME', 'ERR_FRAME_TOO_LARGE', 'ERR_PROTOCOL_MISMATCH'] as const;
 

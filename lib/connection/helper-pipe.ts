@@ -40,11 +40,6 @@ export function openHelperPipe(fd: number): boolean {
   return true;
 }
 
-/** True once the pipe is open. */
-export function helperPipeOpen(): boolean {
-  return state === 'open';
-}
-
 /** Adds a handler for pipe messages whose `bulkhead` field is `kind`. */
 export function onPipeMessage(kind: string, handler: PipeHandler): void {
   const list = handlers.get(kind);

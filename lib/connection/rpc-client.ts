@@ -14,6 +14,7 @@ import { ID_RANGE_SIZE } from '../wire/envelope.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 import { fromWireError } from './remote-error.js';
 import { ClientHello } from './client-hello.js';
+import { callQueueFull } from './call-gate.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { RPC_CLIENT_DEFAULTS, type CallOwner, type RpcCallOptions, type RpcClientHooks, type RpcClientOptions, type RpcStream, type RpcStreamOptions } from './rpc-client-options.js';
 import { abortError, disarm, endStreamOnSettle, newPendingCall, toAsyncIterable, type PendingCall } from './pending-call.js';
@@ -147,7 +148,7 @@ export class RpcClient {
     if (this.interruption !== undefined) return this.interruption;
     if (signal?.aborted) return abortError(signal, method, this.protocol.name);
     if (this.inFlightCount >= this.maxInFlight && this.queue.length >= this.maxQueued) {
-      return bulkheadError('ERR_BACKPRESSURE', `${this.protocol.name}: ${this.maxQueued} calls are already waiting for one of ${this.maxInFlight} in-flight slots; await earlier calls or raise maxInFlight/maxQueued.`, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued });
+      return callQueueFull(this.protocol.name, { maxInFlight: this.maxInFlight, maxQueued: this.maxQueued });
     }
     return this.unreadBacklog();
   }

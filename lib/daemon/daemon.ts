@@ -30,7 +30,7 @@ import { listenOwnerOnly } from './socket-listen.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
-import { CLIENT_STALL_MS, clientHighWaterBytes } from './session-flow.js';
+import { CLIENT_STALL_MS, clientHighWaterBytes } from '../wire/backlog-watch.js';
 import { listenOnPassedFd } from './systemd-activation.js';
 import { announceWithdrawals, clientsInConfig, recheckClients, watchRevocations, type ClientRecord } from './client-authority.js';
 import { admitDirect, mayHandOff, type DirectAdmissionContext } from './direct-admission.js';

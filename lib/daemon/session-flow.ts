@@ -28,8 +28,6 @@ import type { Duplex } from 'node:stream';
 import { BacklogWatch } from '../wire/backlog-watch.js';
 import type { FramedChannel } from '../wire/framed-channel.js';
 
-export { CLIENT_STALL_MS, clientHighWaterBytes } from '../wire/backlog-watch.js';
-
 /** How many clients hold each helper stream paused; the stream resumes when the last lets go. */
 const holders = new WeakMap<Duplex, number>();
 

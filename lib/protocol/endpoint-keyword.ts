@@ -9,6 +9,7 @@
  */
 import type { Ajv2020 } from 'ajv/dist/2020.js';
 import { bulkheadError } from '../errors.js';
+import { escapePointer } from './ajv-pointer.js';
 
 /** The keyword that marks a schema as an endpoint for the service it names. */
 export const ENDPOINT_KEYWORD = 'x-bulkhead-endpoint';
@@ -101,17 +102,17 @@ export function endpointFields(schema: unknown, pointer: string, fault: Declarat
     }
     const other = Object.keys(s).find((k) => k !== ENDPOINT_KEYWORD && !ANNOTATIONS.has(k));
     if (other !== undefined) {
-      fault(`${pointer}/${escape(other)}`, `cannot stand beside "${ENDPOINT_KEYWORD}": an endpoint's shape is fixed (docs/wire.md); keep only annotations (${[...ANNOTATIONS].join(', ')})`);
+      fault(`${pointer}/${escapePointer(other)}`, `cannot stand beside "${ENDPOINT_KEYWORD}": an endpoint's shape is fixed (docs/wire.md); keep only annotations (${[...ANNOTATIONS].join(', ')})`);
     }
     found.set(pointer, service);
     return found;
   }
   for (const [key, value] of Object.entries(s)) {
-    const at = `${pointer}/${escape(key)}`;
+    const at = `${pointer}/${escapePointer(key)}`;
     if (ONE.includes(key) && !Array.isArray(value)) endpointFields(value, at, fault, found);
     else if (MANY.includes(key) && Array.isArray(value)) value.forEach((v, i) => endpointFields(v, `${at}/${i}`, fault, found));
     else if (MAP.includes(key) && typeof value === 'object' && value !== null) {
-      for (const [name, sub] of Object.entries(value)) endpointFields(sub, `${at}/${escape(name)}`, fault, found);
+      for (const [name, sub] of Object.entries(value)) endpointFields(sub, `${at}/${escapePointer(name)}`, fault, found);
     }
   }
   return found;
@@ -128,11 +129,7 @@ export function checkEndpointDeclarations(document: { methods: Record<string, Re
     throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail}. See docs/protocols.md, "Endpoints".`, { source, pointer, errors: [] });
   };
   for (const [name, method] of Object.entries(document.methods)) {
-    for (const part of ['params', 'result', 'yields', 'accepts']) endpointFields(method[part], `/methods/${escape(name)}/${part}`, fault);
+    for (const part of ['params', 'result', 'yields', 'accepts']) endpointFields(method[part], `/methods/${escapePointer(name)}/${part}`, fault);
   }
-  for (const [name, event] of Object.entries(document.events ?? {})) endpointFields(event['payload'], `/events/${escape(name)}/payload`, fault);
-}
-
-function escape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+  for (const [name, event] of Object.entries(document.events ?? {})) endpointFields(event['payload'], `/events/${escapePointer(name)}/payload`, fault);
 }

@@ -22,7 +22,7 @@ import { createAjv } from './ajv.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 
 const require = createRequire(import.meta.url);
-// Builtins without an ESM import: this module is in the helper's bundle (loadPrecompiledValidators), where an
+// Builtins without an ESM import: this module is in the helper's bundle (loadPrecompiled), where an
 // ESM import of node:fs builds a facade that runs its lazy getters (~3.6 ms of start-up on Node 24) and node:crypto
 // costs ~6–7 ms; only the broker's half (precompileValidators) needs them.
 const { lstatSync, mkdirSync, renameSync, writeFileSync, existsSync } = process.getBuiltinModule('node:fs');
@@ -94,9 +94,4 @@ export function loadPrecompiled(file: string): Precompiled {
   }
   const { __canonical: canonical, __hash: hash } = mod;
   return typeof hash === 'string' && typeof canonical === 'string' ? { validators, known: { canonical, hash } } : { validators };
-}
-
-/** Loads a precompiled-validators module: validator by key (`params:<method>`, ...). */
-export function loadPrecompiledValidators(file: string): Record<string, ValidateFunction> {
-  return loadPrecompiled(file).validators;
 }

@@ -103,6 +103,8 @@ function readOrNull(path: string): string | null {
 }
 
 let dir: string | undefined;
+/** The files this broker wrote in `dir` (named by their content): each is written once. */
+const written = new Set<string>();
 
 /**
  * Plans the helper's resolv.conf for this host and writes it (once per content, 0644, in a
@@ -124,9 +126,11 @@ export function helperResolvConf(): { path: string; plan: ResolvPlan | null } | 
     process.once('exit', () => rmSync(made, { recursive: true, force: true }));
   }
   const path = join(dir, `resolv-${createHash('sha256').update(plan.content).digest('hex').slice(0, 16)}.conf`);
+  if (written.has(path)) return { path, plan };
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, plan.content);
   chmodSync(temp, 0o644);
   renameSync(temp, path);
+  written.add(path);
   return { path, plan };
 }

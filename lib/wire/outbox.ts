@@ -81,10 +81,10 @@ export class Outbox {
    */
   compact(): void {
     if (this.entries.length - this.compacted < COMPACT_AFTER_ENTRIES) return;
-    const kept = this.entries.slice(0, this.compacted) as Buffer[];
-    coalesce(this.entries, this.compacted, kept);
-    this.entries = kept;
-    this.compacted = kept.length;
+    // The compacted prefix stays where it is; only what came after it is joined.
+    const tail = this.entries.splice(this.compacted);
+    coalesce(tail, 0, this.entries as Buffer[]);
+    this.compacted = this.entries.length;
   }
 }
 
