@@ -69,15 +69,15 @@ export class PeerChannel extends HelperEndRoute {
       await this.host.acquire();
       const helper = this.host.process;
       if (this.hasEnded()) throw bulkheadError('ERR_INTERRUPTED', `The channel to ${this.target} was closed while it was being made; call again.`, { service: this.target });
-      if (helper === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
-      if (!helper.takesChannels) {
+      if (helper?.takesChannels === false) {
         // The target's runtime takes no channels: the broker routes this caller's calls to it.
         this.end();
         pipe.routed(req, this.target);
         return { kind: 'routed' };
       }
-      const hostPipe = helper.handoff;
-      if (hostPipe === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
+      // No helper, or one whose hand-off pipe is gone: it exited.
+      const hostPipe = helper?.handoff;
+      if (helper === undefined || hostPipe === undefined) throw bulkheadError('ERR_INTERRUPTED', `${this.target} exited before the channel was handed to it; call again.`, { service: this.target });
       const [hostEnd, callerEnd] = this.fds.socketPair();
       this.keepHelperEnd(hostEnd);
       void helper.exited.then(() => this.end());

@@ -40,11 +40,14 @@ const SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1;
 const NOTIF_SIZE = 80; // { u64 id; u32 pid; u32 flags; struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6] } }
 const RESP_SIZE = 24; // { u64 id; s64 val; s32 error; u32 flags }
 
-const SYSCALLS: Partial<Record<string, { seccomp: number; execveat: number }>> = { x64: { seccomp: 317, execveat: 322 }, arm64: { seccomp: 277, execveat: 281 } };
+/** seccomp(2)'s and execveat(2)'s numbers per architecture (ffi.ts probes seccomp with the same). */
+export const SYSCALLS: Partial<Record<string, { seccomp: number; execveat: number }>> = { x64: { seccomp: 317, execveat: 322 }, arm64: { seccomp: 277, execveat: 281 } };
 
 /** What {@link guardedExec} needs. */
 export interface GuardedExecInput {
   koffi: Koffi;
+  /** libc as the stage loaded it (`koffi.load('libc.so.6')`). */
+  libc: ReturnType<Koffi['load']>;
   /** What the worker loads koffi from (the native binary, or the package). */
   koffiPath: string;
   /** The guard's BPF program (`struct sock_filter[]`). */
@@ -65,10 +68,9 @@ const POLLIN = 1;
  * through (the process is replaced moments later); on failure calls `fail`.
  */
 export function guardedExec(input: GuardedExecInput): void {
-  const { koffi, bpf, fail } = input;
+  const { koffi, libc, bpf, fail } = input;
   const nr = SYSCALLS[process.arch];
   if (nr === undefined) fail(`the exec guard does not know ${process.arch}`);
-  const libc = koffi.load('libc.so.6');
   const prctl = libc.func('int prctl(int option, unsigned long a, unsigned long b, unsigned long c, unsigned long d)');
   const seccomp = libc.func('long syscall(long nr, unsigned int op, unsigned int flags, void *args)');
   const ioctl = libc.func('int ioctl(int fd, unsigned long request, void *arg)');

@@ -8,6 +8,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import { SYSCALLS } from './exec-guard-stage.js';
 
 /** `struct scmp_arg_cmp` as libseccomp takes it. */
 export interface ScmpArgCmp {
@@ -49,8 +50,6 @@ export type Ffi = { ok: true; seccomp: Libseccomp | null; seccompProblem: string
 
 let loaded: Ffi | undefined;
 
-/** seccomp(2)'s number per architecture. */
-export const SYS_SECCOMP: Partial<Record<string, number>> = { x64: 317, arm64: 277 };
 const SECCOMP_SET_MODE_FILTER = 1;
 const EFAULT = 14;
 
@@ -88,7 +87,7 @@ export function loadFfi(): Ffi {
       // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version, or -1 (ENOSYS/EOPNOTSUPP).
       landlockAbi: () => Math.max(0, Number(sys(LANDLOCK_CREATE_RULESET, null, 0, 1))),
       seccompFlagsAccepted: (flags) => {
-        const nr = SYS_SECCOMP[process.arch];
+        const nr = SYSCALLS[process.arch]?.seccomp;
         if (nr === undefined) return false;
         return Number(seccompCall(nr, SECCOMP_SET_MODE_FILTER, flags, null)) < 0 && koffi.errno() === EFAULT;
       },

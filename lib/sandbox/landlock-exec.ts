@@ -70,7 +70,7 @@ function main(argv: string[]): void {
   keepChannelFds(libc);
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
   if (spec.execGuard !== undefined) {
-    guardedExec({ koffi, koffiPath: spec.koffi ?? 'koffi', bpf: Buffer.from(spec.execGuard, 'base64'), path: command[0]!, argv: command, env, fail: (message) => fail(123, message) });
+    guardedExec({ koffi, libc, koffiPath: spec.koffi ?? 'koffi', bpf: Buffer.from(spec.execGuard, 'base64'), path: command[0]!, argv: command, env, fail: (message) => fail(123, message) });
     return; // the exec is under way on another thread
   }
   const argTable = cStrings(koffi, command);
