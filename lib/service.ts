@@ -49,6 +49,15 @@ export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
 
 /**
+ * @internal How this process loaded the runtime, set by the `bulkhead/service` facade
+ * (lib/util/runtime-loader.ts): `codeCache` says whether V8 took the broker's code cache.
+ */
+export const runtimeLoad: { codeCache: string } = { codeCache: 'off' };
+
+/** @internal What the broker's code-cache writer runs before it saves the cache (lib/connection/runtime-warmup.ts). */
+export { warmUpRuntime } from './connection/runtime-warmup.js';
+
+/**
  * Handlers for every method of protocol shape `P`. A method that declares
  * `yields` is an `async function*`: each `yield` sends one item (when the
  * caller has credit for it), and its return value is the result.

@@ -19,6 +19,7 @@ import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel
 import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { warmPlannedCompileCache } from './compile-cache.js';
+import { warmPlannedCodeCache } from './code-cache.js';
 import { HelperProcess } from './helper-process.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
@@ -148,6 +149,7 @@ export class HelperSpawner {
     const input = helperLaunchInput(resolved, this.ctx, spec.validators, spare);
     const plan = await planLaunch(input);
     warmPlannedCompileCache(plan, input);
+    warmPlannedCodeCache(plan, input);
     const closed = this.hooks.closedError();
     if (closed !== undefined) {
       await plan.cleanup();
