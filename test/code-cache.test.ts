@@ -1,5 +1,5 @@
 // V8's code cache of the helper runtime (lib/util/runtime-loader.ts, lib/broker/code-cache.ts): the broker alone
-// writes it, after a warm-up; helpers load the runtime from it (unsandboxed and under pure-compute), cannot write it,
+// writes it, after a warm-up; helpers load the runtime from it (unsandboxed and under every shipped profile), cannot write it,
 // and never run a stale one: a runtime changed at the same length compiles from source, as does a corrupt cache.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
@@ -92,13 +92,17 @@ process.stdout.write(JSON.stringify([s.cachedDataRejected, m.exports.HELPER_ENV.
 
 interface Probe { codeCache: string; dir: string | null; files: string[]; overwrite: string | null; plant: string | null }
 
+const PROFILES = ['pure-compute', 'no-network', 'network-client', 'fs-reader'] as const;
+
 let kit: TestBroker;
 t.before(async () => {
+  const data = mkdtempSync(join(tmpdir(), 'bulkhead-code-cache-data-'));
+  t.teardown(() => rmSync(data, { recursive: true, force: true }));
   kit = await startBroker({
     root: FIXTURES,
     services: [
       { name: 'plain', entry: './code-cache-service.js', protocol: 'com.test.code-cache', launch: { throttleMs: 0 } },
-      { name: 'pure', entry: './code-cache-service.js', protocol: 'com.test.code-cache', sandbox: 'pure-compute', launch: { throttleMs: 0 } },
+      ...PROFILES.map((sandbox) => ({ name: sandbox, entry: './code-cache-service.js', protocol: 'com.test.code-cache', sandbox, launch: { throttleMs: 0 }, ...(sandbox === 'fs-reader' ? { sandboxPaths: { data } } : {}) })),
     ],
   });
 });
@@ -121,13 +125,13 @@ t.test('unsandboxed: a relaunched helper loads the runtime from the broker-writt
   rmSync(join(probe.dir!, 'planted.v8cache.tmp'), { force: true });
 });
 
-t.test('pure-compute: the helper loads the runtime from the cache and cannot write it', async (t) => {
-  const probe = await probeWarm('pure', true);
+for (const profile of PROFILES) t.test(`${profile}: the helper loads the runtime from the cache and cannot write it`, async (t) => {
+  const probe = await probeWarm(profile, true);
   t.equal(probe.codeCache, 'accepted', 'V8 took the cache under the sandbox (read through the sandbox, same V8 flags as the writer)');
   t.ok(probe.files.length > 0, 'the helper sees the cache files');
   t.match(probe.overwrite, /^(EROFS|EACCES|EPERM|ERR_ACCESS_DENIED)$/, `overwriting a cache file in place is refused (${String(probe.overwrite)})`);
   t.match(probe.plant, /^(EROFS|EACCES|EPERM|ERR_ACCESS_DENIED)$/, `planting a file is refused (${String(probe.plant)})`);
   t.notOk(existsSync(join(probe.dir!, 'planted.v8cache.tmp')), 'nothing was planted');
-  await kit.broker.stop('pure');
-  t.equal(((await kit.broker.connect('pure').call('probe', { write: false })) as Probe).codeCache, 'accepted', 'the next launch still loads from the unchanged cache');
+  await kit.broker.stop(profile);
+  t.equal(((await kit.broker.connect(profile).call('probe', { write: false })) as Probe).codeCache, 'accepted', 'the next launch still loads from the unchanged cache');
 });
