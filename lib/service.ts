@@ -54,9 +54,6 @@ export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
  */
 export const runtimeLoad: { codeCache: string } = { codeCache: 'off' };
 
-/** @internal What the broker's code-cache writer runs before it saves the cache (lib/connection/runtime-warmup.ts). */
-export { warmUpRuntime } from './connection/runtime-warmup.js';
-
 /**
  * Handlers for every method of protocol shape `P`. A method that declares
  * `yields` is an `async function*`: each `yield` sends one item (when the
