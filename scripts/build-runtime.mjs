@@ -22,6 +22,8 @@ if (names.length === 0) throw new Error('build-runtime: the runtime exports noth
 
 const cjs = await build({ ...common, format: 'cjs', outfile: join(lib, 'service.runtime.cjs'), define: { 'import.meta.url': '__bulkheadRuntimeUrl' } });
 const body = `(function (module, require, __bulkheadRuntimeUrl) {${cjs.outputFiles[0].text}\n})\n`;
+// vm.Script runs import() only with an importModuleDynamically callback, which the loader does not give.
+if (/\bimport\(/.test(body)) throw new Error('build-runtime: the runtime calls import(); lib/util/runtime-loader.ts must then pass importModuleDynamically');
 if (/[^\x00-\x7f]/.test(body)) throw new Error('build-runtime: the runtime is not ASCII (the loader decodes it as latin1)');
 const id = createHash('sha256').update(body).digest('hex').slice(0, 16);
 writeFileSync(join(lib, 'service.runtime.cjs'), `/*bulkhead-runtime:${id}*/${body}`);
