@@ -11,7 +11,7 @@ import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { cachedDataFor, codeCacheContents, codeCacheFile, CODE_CACHE_MAGIC, runtimeBuildId } from '../lib/util/runtime-loader.js';
 import { codeCacheWrites, RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
 import { compileCacheDir } from '../lib/broker/compile-cache.js';
-import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { FIXTURES, nextSpare, REPO_ROOT } from './helpers.js';
 
 const LOADER = pathToFileURL(join(REPO_ROOT, 'dist/lib/util/runtime-loader.js')).href;
 const WRITER = join(REPO_ROOT, 'dist/lib/code-cache-writer.js');
@@ -134,4 +134,14 @@ for (const profile of PROFILES) t.test(`${profile}: the helper loads the runtime
   t.notOk(existsSync(join(probe.dir!, 'planted.v8cache.tmp')), 'nothing was planted');
   await kit.broker.stop(profile);
   t.equal(((await kit.broker.connect(profile).call('probe', { write: false })) as Probe).codeCache, 'accepted', 'the next launch still loads from the unchanged cache');
+});
+
+t.test('a prewarmed spare (pure-compute) loads the runtime from the cache, and its service module gets that one instance', async (t) => {
+  await codeCacheWrites(); // the pure-compute launches above made the file for these flags
+  const spare = nextSpare(kit, 'spare');
+  kit.broker.register({ name: 'spare', entry: './code-cache-service.js', protocol: 'com.test.code-cache', sandbox: 'pure-compute', launch: { prewarm: true, throttleMs: 0 } });
+  const pid = await spare;
+  const probe = (await kit.broker.connect('spare').call('probe', { write: false })) as Probe;
+  t.equal(kit.status('spare').pid, pid, 'the call was answered by the spare');
+  t.equal(probe.codeCache, 'accepted', 'the spare\'s runtime came from the cache, and the service module saw its state (one runtime instance)');
 });
