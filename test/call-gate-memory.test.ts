@@ -206,3 +206,21 @@ t.test('CallMeter batches durations and codes; the broker reads a batch only in 
   for (let i = 0; i < 40; i++) meter.record(0.001, `E_${i}`);
   t.ok(Object.keys(meter.take()!.errors).length <= 33, 'distinct codes per batch are bounded');
 });
+
+t.test('CallMeter counts untimed calls (nobody observed them): in calls and errors, not in the buckets; the broker reads buckets only up to the calls', async (t) => {
+  const meter = new CallMeter();
+  meter.count(null);
+  meter.count('ERR_BACKPRESSURE');
+  meter.record(0.002, null);
+  const batch = meter.take()!;
+  t.equal(batch.calls, 3, 'every call counted');
+  t.same(batch.errors, { ERR_BACKPRESSURE: 1 }, 'the untimed failure by its code');
+  t.equal(batch.buckets.reduce((n, b) => n + b, 0), 1, 'only the timed call is in a bucket');
+  t.equal(batch.sum, 0.002);
+  t.same(readCallBatch({ ...batch }), batch, 'a batch with untimed calls is read as it is');
+  t.equal(readCallBatch({ ...batch, calls: 0 }), undefined, 'buckets holding more calls than the batch: refused');
+  const untimed = new CallMeter();
+  untimed.count(null);
+  const only = untimed.take()!;
+  t.same({ calls: only.calls, timed: only.buckets.reduce((n, b) => n + b, 0), sum: only.sum }, { calls: 1, timed: 0, sum: 0 });
+});

@@ -45,6 +45,8 @@ export class DirectChannels {
   private tallyTimer: NodeJS.Timeout | undefined;
   /** Durations and codes of the calls answered on every direct channel since the last report. */
   private readonly meter = new CallMeter();
+  /** Someone observes calls (the broker's `observe` line): from then on calls are timed, not only counted. */
+  private timing = false;
   /** Set once the helper is leaving: resolves {@link DirectChannels.retire} when the last channel closed. */
   private retiring: Array<() => void> | undefined;
 
@@ -55,6 +57,10 @@ export class DirectChannels {
   ) {
     onPipeMessage('channel', (message, handle) => this.receive(message, handle));
     onPipeMessage('close', (message) => this.receive(message, undefined));
+    onPipeMessage('observe', () => {
+      this.timing = true;
+      return false;
+    });
   }
 
   /**
@@ -145,14 +151,16 @@ export class DirectChannels {
         if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
       },
       callStarted: (call) => {
-        starts.set(call, performance.now());
+        if (this.timing) starts.set(call, performance.now());
         this.scheduleTally();
       },
       callSettled: (call, code) => {
         const counts = this.unreported.get(id);
         if (counts !== undefined) counts.answered++;
-        const at = starts.get(call);
-        if (at !== undefined) {
+        const at = starts.size === 0 ? undefined : starts.get(call);
+        if (at === undefined) {
+          this.meter.count(code);
+        } else {
           starts.delete(call);
           this.meter.record((performance.now() - at) / 1000, code);
         }
