@@ -224,3 +224,28 @@ t.test('CallMeter counts untimed calls (nobody observed them): in calls and erro
   const only = untimed.take()!;
   t.same({ calls: only.calls, timed: only.buckets.reduce((n, b) => n + b, 0), sum: only.sum }, { calls: 1, timed: 0, sum: 0 });
 });
+
+t.test('a queued call whose id the client reuses meanwhile: a protocol violation when it would start; its slot comes back', async (t) => {
+  const service = holdingService();
+  const gate = new CallGate({ maxInFlight: 2, maxQueued: 10 }, 'com.test.memory');
+  const [a, b] = pairs(gate, service, 2);
+  const first = a!.client.call('wait', { tag: 1 });
+  const second = a!.client.call('wait', { tag: 2 });
+  await service.started(2);
+  // Two calls with one id, while both must wait: the id is in flight for neither yet, so both queue.
+  const id = 7;
+  for (const tag of [71, 72]) b!.clientChannel.send({ kind: 'call', id, method: 'wait', params: { tag }, meta: null });
+  await until(() => gate.queued === 2, 'both to queue');
+  service.held[0]!.release();
+  service.held[1]!.release();
+  const why = await b!.serverClosed;
+  t.equal(why?.code, 'ERR_BAD_FRAME');
+  t.match(why?.message, `call id ${id} is already in flight`);
+  t.same(service.held.map((h) => h.tag), [1, 2, 71], 'the first of the two ran; the reused id never did');
+  t.same(await first, { tag: 1 });
+  t.same(await second, { tag: 2 });
+  const third = a!.client.call('wait', { tag: 3 });
+  await service.started(4);
+  service.held[3]!.release();
+  t.same(await third, { tag: 3 }, 'the refused call gave its slot back');
+});
