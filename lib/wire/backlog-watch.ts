@@ -24,14 +24,18 @@
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import type { BacklogObserver, FramedChannel } from './framed-channel.js';
+import { untrustedPeerBacklog, type BacklogObserver, type FramedChannel } from './framed-channel.js';
 
 /** How long a client may keep its backlog above the high-water mark before it is cut off, in ms. */
 export const CLIENT_STALL_MS = 2000;
 
-/** The backlog above which a client holds back its writer: half the hard bound, at most 512 KiB. */
-export function clientHighWaterBytes(maxBufferedBytes: number): number {
-  return Math.min(512 * 1024, Math.floor(maxBufferedBytes / 2));
+/**
+ * The backlog above which a daemon client holds back its writer (the daemon
+ * routing to it, or the helper serving its direct channel): half the hard
+ * bound of an untrusted peer's backlog ({@link untrustedPeerBacklog}), at most 512 KiB.
+ */
+export function clientHighWater(maxFrameBytes: number): number {
+  return Math.min(512 * 1024, Math.floor(untrustedPeerBacklog(maxFrameBytes) / 2));
 }
 
 /** The error a stalled reader is cut off with (the same words on the routed and the direct path). */
