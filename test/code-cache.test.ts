@@ -90,6 +90,16 @@ process.stdout.write(JSON.stringify([s.cachedDataRejected, m.exports.HELPER_ENV.
   t.equal(load(RUNTIME_SCRIPT, cacheDir).codeCache, 'stale', 'another file in its place: not used');
 });
 
+t.test('bulkhead/service outside a helper: no cache, and stacks name the runtime script', async (t) => {
+  const facade = pathToFileURL(join(REPO_ROOT, 'dist/lib/service.bundle.js')).href;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `import { serve, runtimeLoad } from ${JSON.stringify(facade)};
+try { serve('x', {}); } catch (err) { process.stdout.write(JSON.stringify([runtimeLoad.codeCache, err.code, err.stack])); }`], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' });
+  const [state, code, stack] = JSON.parse(out) as [string, string, string];
+  t.equal(state, 'off', 'no BULKHEAD_CODE_CACHE: compiled from source');
+  t.equal(code, 'ERR_LAUNCH_FAILED', 'the runtime ran (serve() outside a helper)');
+  t.match(stack, /dist\/lib\/service\.runtime\.cjs:\d+:\d+/, 'its stack names the runtime script with line and column');
+});
+
 interface Probe { codeCache: string; dir: string | null; files: string[]; overwrite: string | null; plant: string | null }
 
 const PROFILES = ['pure-compute', 'no-network', 'network-client', 'fs-reader'] as const;
