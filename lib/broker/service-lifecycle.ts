@@ -19,6 +19,7 @@ import { HelperSpawner, launchSpec, type LaunchSpec, type SpawnerHooks } from '.
 import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
 import { ServiceStateMachine, type ServiceState } from './service-state.js';
 import type { LaunchedHelper } from './spare-pool.js';
+import { Handovers } from './spare-takeover.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** The launch tunables of a spec, defaults filled in. */
@@ -56,6 +57,8 @@ export class ServiceLifecycle {
   /** Helpers a restart retired, and cleanups after exits: settled() waits for them. */
   private readonly departing = new DepartingHelpers();
   private readonly spawner: HelperSpawner;
+  /** Spares that took over before the old helper's exit was reported, and crashes counted early. */
+  private readonly handovers = new Handovers();
   /** Set when the helper runs as a whole-process scheduled job: a clean exit is its normal end. */
   exitIsExpected = false;
 
@@ -74,6 +77,7 @@ export class ServiceLifecycle {
         if (this.helper === helper) audience.activity(busy);
       },
       exiting: (helper, info, cleanup) => this.onExit(helper, info, cleanup),
+      channelLost: (helper) => this.channelLost(helper),
       currentSpec: () => this.spec,
       wantSpare: () => !this.closed && !this.state.is('failed'),
     });
@@ -306,17 +310,66 @@ export class ServiceLifecycle {
     }
   }
 
-  /** Makes a launched helper the service's current one. */
-  private adopt({ helper, plan }: LaunchedHelper): void {
+  /** Makes a launched helper the service's current one; `announce`: its `launch` is reported now (a takeover reports it after the old exit). */
+  private adopt({ helper, plan }: LaunchedHelper, announce = true): void {
     this.report = plan.report;
     this.launches++;
     this.exits.pacer.launched();
     this.helper = helper;
-    if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+    if (announce && helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+  }
+
+  /**
+   * The serving helper's channel closed without the broker asking (spare-takeover.ts). With a warm
+   * spare, activated early, that may take over: the helper is killed (its death is now certain), its
+   * crash counted, and unless that trips the breaker or the pacing makes the relaunch wait, the spare
+   * serves new calls from now on. Otherwise nothing changes: the exit is handled as any exit.
+   */
+  private channelLost(helper: HelperProcess): void {
+    if (helper !== this.helper || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
+    helper.kill('SIGKILL');
+    const tripped = this.exits.crashed(Date.now() - helper.startedAt);
+    this.handovers.countedEarly(helper, tripped);
+    // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.
+    if (tripped || this.exits.pacer.remainingMs > 0) return;
+    const launched = this.spawner.takeActivatedSpare();
+    if (launched === undefined) return;
+    this.departing.track(this.handovers.begin(helper, launched.helper));
+    this.adopt(launched, false);
+    if (launched.helper.pid !== undefined && helper.pid !== undefined) this.ctx.tookOver?.(this.service, launched.helper.pid, helper.pid);
+    this.spawner.launched();
+  }
+
+  /** The exit of a helper a spare took over from: reported now, in the order a plain relaunch reports it. */
+  private replacedExited(helper: HelperProcess, successor: HelperProcess, info: ExitInfo, cleanup: Promise<void>): void {
+    this.handovers.end(helper, cleanup);
+    this.handovers.takeCount(helper);
+    const current = this.helper === successor && !successor.isExited;
+    if (current) this.exits.lastExit = info;
+    this.ctx.exited(this.service, info);
+    this.audience.interrupted(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; its prewarmed spare took over, call again.`, { service: this.service, ...exitData(info) }), true);
+    this.audience.exited(info);
+    if (!current) return;
+    this.announce(successor);
+    this.audience.ready();
+  }
+
+  /** Reports the `launch` of a helper that took over, and lets the events it sent meanwhile go out. */
+  private announce(successor: HelperProcess): void {
+    if (successor.pid !== undefined) this.ctx.launched(this.service, successor.pid);
+    successor.activate();
   }
 
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
-    this.departing.track(cleanup().catch((err: unknown) => this.ctx.cleanupFailed(this.service, helper.pid ?? -1, (err as Error).message)));
+    const cleaned = cleanup().catch((err: unknown) => this.ctx.cleanupFailed(this.service, helper.pid ?? -1, (err as Error).message));
+    this.departing.track(cleaned);
+    const successor = this.handovers.successorOf(helper);
+    if (successor !== undefined) {
+      this.replacedExited(helper, successor, info, cleaned);
+      return;
+    }
+    // A helper that took over and died before its predecessor's exit was reported: its launch is news first.
+    if (this.helper === helper && this.handovers.awaitsPredecessor(helper)) this.announce(helper);
     if (this.helper !== helper) {
       // A spare, a staged helper, or one a restart retired: the latter's end is still news (logs, exit events).
       if (this.departing.release(helper)) {
@@ -332,7 +385,8 @@ export class ServiceLifecycle {
     const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, { service: this.service, ...exitData(info) });
     this.audience.interrupted(helper, interruption, wasRunning && !info.requested);
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
-    const tripped = this.exits.exited(info, this.exitIsExpected && info.code === 0);
+    const early = this.handovers.takeCount(helper);
+    const tripped = early === undefined ? this.exits.exited(info, this.exitIsExpected && info.code === 0) : early ? this.exits.failure(info) : undefined;
     if (tripped !== undefined) this.fail(tripped);
     else this.state.transition(['launching', 'running', 'stopping'], 'idle');
     this.audience.exited(info);
