@@ -20,6 +20,7 @@ import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
 import { ServiceStateMachine, type ServiceState } from './service-state.js';
 import type { LaunchedHelper } from './spare-pool.js';
 import { Handovers } from './spare-takeover.js';
+import { makeDeathCertain } from './certain-death.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** The launch tunables of a spec, defaults filled in. */
@@ -326,8 +327,8 @@ export class ServiceLifecycle {
    * serves new calls from now on. Otherwise nothing changes: the exit is handled as any exit.
    */
   private channelLost(helper: HelperProcess): void {
-    if (helper !== this.helper || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
-    helper.kill('SIGKILL');
+    if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
+    makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it kept running, so the broker killed it'));
     const tripped = this.exits.crashed(Date.now() - helper.startedAt);
     this.handovers.countedEarly(helper, tripped);
     // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.
@@ -336,7 +337,7 @@ export class ServiceLifecycle {
     if (launched === undefined) return;
     this.departing.track(this.handovers.begin(helper, launched.helper));
     this.adopt(launched, false);
-    if (launched.helper.pid !== undefined && helper.pid !== undefined) this.ctx.tookOver?.(this.service, launched.helper.pid, helper.pid);
+    if (launched.helper.pid !== undefined) this.ctx.tookOver?.(this.service, launched.helper.pid, helper.pid);
     this.spawner.launched();
   }
 
