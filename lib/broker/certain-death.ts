@@ -44,6 +44,23 @@ export function makeDeathCertain(pid: number, nodeBinary: string, killGroup: () 
   return 'killed';
 }
 
+/**
+ * Sends SIGKILL to every process under `pid`, the deepest first. Under bubblewrap the helper's node runs
+ * in a pid namespace and a session of its own, outside the broker's process group: a kill of the group
+ * reaches only the outer wrapper, and node died only through the chain that follows (the namespace's init
+ * gets `--die-with-parent`'s signal, and its death kills node). Killing node directly takes the chain off
+ * the kill's path. Processes gone meanwhile are skipped.
+ */
+export function killDescendants(pid: number): void {
+  for (const descendant of descendants(pid).reverse()) {
+    try {
+      process.kill(descendant, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
 /** The first process (breadth-first from `pid`) that runs `nodeBinary`, or undefined when none is left. */
 function helperNode(pid: number, nodeBinary: string): number | undefined {
   const want = identity(nodeBinary);
