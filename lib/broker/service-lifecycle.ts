@@ -19,7 +19,7 @@ import { HelperSpawner, launchSpec, type LaunchSpec, type SpawnerHooks } from '.
 import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
 import { ServiceStateMachine, type ServiceState } from './service-state.js';
 import type { LaunchedHelper } from './spare-pool.js';
-import { Handovers } from './spare-takeover.js';
+import { announceSuccessor, Handovers } from './spare-takeover.js';
 import { makeDeathCertain } from './certain-death.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
@@ -321,10 +321,8 @@ export class ServiceLifecycle {
   }
 
   /**
-   * The serving helper's channel closed without the broker asking (spare-takeover.ts). With a warm
-   * spare, activated early, that may take over: the helper is killed (its death is now certain), its
-   * crash counted, and unless that trips the breaker or the pacing makes the relaunch wait, the spare
-   * serves new calls from now on. Otherwise nothing changes: the exit is handled as any exit.
+   * The serving helper's channel closed unasked: with an activated spare ready, its death is made certain and its
+   * crash counted now, and within the budget and pacing the spare serves new calls at once (spare-takeover.ts).
    */
   private channelLost(helper: HelperProcess): void {
     if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
@@ -344,21 +342,15 @@ export class ServiceLifecycle {
   /** The exit of a helper a spare took over from: reported now, in the order a plain relaunch reports it. */
   private replacedExited(helper: HelperProcess, successor: HelperProcess, info: ExitInfo, cleanup: Promise<void>): void {
     this.handovers.end(helper, cleanup);
-    this.handovers.takeCount(helper);
     const current = this.helper === successor && !successor.isExited;
     if (current) this.exits.lastExit = info;
     this.ctx.exited(this.service, info);
     this.audience.interrupted(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; its prewarmed spare took over, call again.`, { service: this.service, ...exitData(info) }), true);
-    this.audience.exited(info);
+    // The successor's own end was reported already (it died first, or was stopped): no news for the launch automation.
     if (!current) return;
-    this.announce(successor);
+    this.audience.exited(info);
+    announceSuccessor(successor, (pid) => this.ctx.launched(this.service, pid));
     this.audience.ready();
-  }
-
-  /** Reports the `launch` of a helper that took over, and lets the events it sent meanwhile go out. */
-  private announce(successor: HelperProcess): void {
-    if (successor.pid !== undefined) this.ctx.launched(this.service, successor.pid);
-    successor.activate();
   }
 
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
@@ -370,7 +362,7 @@ export class ServiceLifecycle {
       return;
     }
     // A helper that took over and died before its predecessor's exit was reported: its launch is news first.
-    if (this.helper === helper && this.handovers.awaitsPredecessor(helper)) this.announce(helper);
+    if (this.helper === helper && this.handovers.awaitsPredecessor(helper)) announceSuccessor(helper, (pid) => this.ctx.launched(this.service, pid));
     if (this.helper !== helper) {
       // A spare, a staged helper, or one a restart retired: the latter's end is still news (logs, exit events).
       if (this.departing.release(helper)) {

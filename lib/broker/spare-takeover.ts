@@ -64,9 +64,16 @@ export class Handovers {
     return false;
   }
 
-  /** `old`'s exit is being reported now; `cleanup` is its cleanup after the exit. */
+  /** `old`'s exit is being reported now; `cleanup` is its cleanup after the exit. Forgets `old`. */
   end(old: HelperProcess, cleanup: Promise<void>): void {
     this.pending.get(old)?.reported(cleanup);
     this.pending.delete(old);
+    this.counted.delete(old);
   }
+}
+
+/** Reports the `launch` of a helper that took over (`launched`), then lets the events it sent meanwhile go out. */
+export function announceSuccessor(successor: HelperProcess, launched: (pid: number) => void): void {
+  if (successor.pid !== undefined) launched(successor.pid);
+  successor.activate();
 }
