@@ -65,11 +65,9 @@ export function killDescendants(pid: number): void {
 function helperNode(pid: number, nodeBinary: string): number | undefined {
   const want = identity(nodeBinary);
   if (want === undefined) return undefined;
-  for (const candidate of [pid, ...descendants(pid)]) {
-    const have = identity(`/proc/${candidate}/exe`);
-    if (have !== undefined && have === want) return candidate;
-  }
-  return undefined;
+  // Unsandboxed, the child is node itself (setpriv execs it): no walk of the tree.
+  if (identity(`/proc/${pid}/exe`) === want) return pid;
+  return descendants(pid).find((candidate) => identity(`/proc/${candidate}/exe`) === want);
 }
 
 /** Device and inode of the file at `path` (following links), or undefined when it cannot be read. */
