@@ -1,6 +1,8 @@
 // One prewarm A/B round of one build (ab.sh alternates builds): N launches from a warm spare, N relaunches
 // after SIGKILL (kill → first reply from the new helper; kill → the broker's exit event), and the spare's memory
-// from /proc/<pid>/smaps_rollup over its process tree (sandbox wrappers too). Prints one JSON line.
+// from /proc/<pid>/smaps_rollup over its process tree (sandbox wrappers too); since round five also N kills
+// measured as "serving again" (serve: kill → reply to a call made at the takeover, or at the exit for a build
+// without it; took: kill → takeover; exitEvt2: kill → exit). Prints one JSON line.
 // usage: node round.mjs BUILD_DIR N   (PROFILE=pure-compute for a sandboxed service)
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
