@@ -152,3 +152,22 @@ t.test('a service past its crash budget is not served by the spare', async (t) =
   t.same({ state: status.state, pid: status.pid, crashes: status.crashes, launches: status.launches }, { state: 'failed', pid: null, crashes: 2, launches: 2 }, 'the spare never became the service\'s helper');
   t.not(status.pid, spare2);
 });
+
+t.test('a relaunch the pacing makes wait is not taken over: the spare waits for the exit and the throttle', async (t) => {
+  // throttleMs: the next launch may come no sooner than this after the last one; the helper dies right after its launch.
+  const kit = await start(t, 'tk', 'none', { throttleMs: 600_000 });
+  const conn = kit.broker.connect('tk');
+  const takeovers: number[] = [];
+  kit.broker.on('takeover', (service, pid) => service === 'tk' && takeovers.push(pid));
+  await conn.call('whoami', {});
+  await warmSpare(kit, 'tk');
+  await kit.crash('tk');
+  t.same(takeovers, [], 'no takeover');
+  t.same({ state: kit.status('tk').state, pid: kit.status('tk').pid, crashes: kit.status('tk').crashes }, { state: 'idle', pid: null, crashes: 1 }, 'the crash was counted; nothing serves');
+  const throttled = kit.waitFor('tk', 'throttled');
+  const waiting = rejection(conn.call('whoami', {}));
+  await throttled;
+  t.ok((kit.broker.status('tk').nextAttemptAt ?? 0) > Date.now(), 'the next launch waits for the throttle');
+  await kit.close();
+  t.equal((await waiting).code, 'ERR_CLOSED', 'the waiting call ends with the broker');
+});
