@@ -61,13 +61,20 @@ export function killDescendants(pid: number): void {
   }
 }
 
-/** The first process (breadth-first from `pid`) that runs `nodeBinary`, or undefined when none is left. */
+/**
+ * The first process (breadth-first from `pid`) that runs `nodeBinary`, or whose binary cannot be read (a
+ * zombie, or a helper that made itself non-dumpable: it is judged by its state), or undefined when none is left.
+ */
 function helperNode(pid: number, nodeBinary: string): number | undefined {
   const want = identity(nodeBinary);
   if (want === undefined) return undefined;
+  const isNode = (candidate: number): boolean => {
+    const have = identity(`/proc/${candidate}/exe`);
+    return have === undefined || have === want;
+  };
   // Unsandboxed, the child is node itself (setpriv execs it): no walk of the tree.
-  if (identity(`/proc/${pid}/exe`) === want) return pid;
-  return descendants(pid).find((candidate) => identity(`/proc/${candidate}/exe`) === want);
+  if (isNode(pid)) return pid;
+  return descendants(pid).find(isNode);
 }
 
 /** Device and inode of the file at `path` (following links), or undefined when it cannot be read. */
@@ -76,7 +83,7 @@ function identity(path: string): string | undefined {
     const { dev, ino } = statSync(path);
     return `${dev}:${ino}`;
   } catch {
-    return undefined; // a zombie's exe link is empty; a process gone has no /proc entry
+    return undefined; // a zombie's exe link is empty, a non-dumpable process's is not ours to read, a process gone has none
   }
 }
 

@@ -326,7 +326,7 @@ export class ServiceLifecycle {
    */
   private channelLost(helper: HelperProcess): void {
     if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
-    makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it kept running, so the broker killed it'));
+    makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'));
     const tripped = this.exits.crashed(Date.now() - helper.startedAt);
     this.handovers.countedEarly(helper, tripped);
     // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.
