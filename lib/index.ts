@@ -34,6 +34,7 @@ export { ENDPOINT_KEYWORD, isEndpoint, type Endpoint } from './protocol/endpoint
 export { ENDPOINT_TTL_MS, ENDPOINT_MAX_TTL_MS, ENDPOINT_MAX_PER_ISSUER } from './broker/endpoint-table.js';
 export type { PeerInfo } from './wire/envelope.js';
 export { DEFAULT_MAX_FRAME_BYTES } from './wire/frame-decoder.js';
+export { releaseBytes } from './wire/body-pool.js';
 export { PROFILE_SCHEMA, checkProfile, parseProfile, type EnforcementReport, type RuleEnforcement, type SandboxGrants, type SandboxProfile, type ProfileProblem, type NetworkRule, type UidRange } from './sandbox/index.js';
 export type { CgroupMemoryEvents } from './sandbox/cgroup.js';
 export type { Disposable } from './util/emitter.js';

@@ -1,5 +1,5 @@
 // A/B of CPU per operation: one bulkhead broker + echo helper (bench/fixtures) from the build in DIST.
-// node bench/ab/worker.mjs DIST calls|rtt|events|bytes64k|bytes1m N  -> JSON: CPU µs per op of this process (self) and the helper (peer), their sys part, write/read syscalls per op, rate.
+// node bench/ab/worker.mjs DIST calls|rtt|events|bytes64k|bytes1m|bytes64krel|bytes1mrel N  -> JSON: CPU µs per op of this process (self) and the helper (peer), their sys part, write/read syscalls per op, rate.
 // HELPER_ARGS="--perf-basic-prof" passes node flags to the helper (for perf record).
 // Usage: node worker.mjs DIST WORKLOAD N  -> prints JSON {self, peer, rate} per-op CPU µs
 const [dist, workload, nStr] = process.argv.slice(2);
@@ -7,6 +7,7 @@ const n = Number(nStr);
 const { bulkheadTransport } = await import(`${dist}/bench/common/transports.js`);
 const { cpuMicrosOf, ownCpuMicros } = await import(`${dist}/bench/common/proc.js`);
 const { MESSAGE } = await import(`${dist}/bench/common/transports.js`);
+const releaseBytes = (await import(`${dist}/lib/index.js`)).releaseBytes ?? (() => false);
 const t = await bulkheadTransport('b', process.env.HELPER_ARGS ? { nodeArgs: process.env.HELPER_ARGS.split(' ') } : {});
 const peer = t.peerPid;
 const data64 = Buffer.alloc(64 * 1024, 7);
@@ -26,6 +27,10 @@ async function run(count) {
     for (let i = 0; i < count; i++) await t.call('bytes', { data: data64 });
   } else if (workload === 'bytes1m') {
     for (let i = 0; i < count; i++) await t.call('bytes', { data: data1m });
+  } else if (workload === 'bytes64krel' || workload === 'bytes1mrel') {
+    // The caller gives each result back with releaseBytes (a build without it: nothing to give back).
+    const data = workload === 'bytes64krel' ? data64 : data1m;
+    for (let i = 0; i < count; i++) releaseBytes((await t.call('bytes', { data })).data);
   }
 }
 await run(Math.min(n, 20000)); // warm-up

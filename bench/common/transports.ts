@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Decoder, Encoder } from 'cbor-x';
 import * as grpc from '@grpc/grpc-js';
-import { Broker, type Connection, type ServiceManifest } from 'bulkhead';
+import { Broker, releaseBytes, type Connection, type ServiceManifest } from 'bulkhead';
 import { unsandboxedEnv } from '../../lib/sandbox/env.js';
 import { FIXTURES } from './report.js';
 
@@ -42,6 +42,8 @@ export interface Transport {
   readonly events: number;
   /** The process on the other side (for its CPU time); undefined when it is this process. */
   readonly peerPid: number | undefined;
+  /** Called when the caller is done with a result (bulkhead with releaseBytes gives its byte strings back). */
+  done?(result: unknown): void;
   close(): Promise<void>;
 }
 
@@ -74,6 +76,20 @@ export async function bulkheadTransport(name = 'bulkhead', manifest: Partial<Ser
     },
     close: () => broker.close(),
   };
+}
+
+/**
+ * bulkhead as {@link bulkheadTransport}, and the caller gives each result's `data` back with
+ * `releaseBytes` once done with it (the opt-in path for large byte strings, lib/wire/body-pool.ts).
+ */
+export async function bulkheadReleasingTransport(name = 'bulkhead + releaseBytes'): Promise<Transport> {
+  const t = await bulkheadTransport(name);
+  return Object.assign(t, {
+    done: (result: unknown) => {
+      const data = (result as { data?: unknown } | null)?.data;
+      if (data instanceof Uint8Array) releaseBytes(data);
+    },
+  });
 }
 
 interface Correlated {

@@ -11,9 +11,11 @@ import { loadavg } from 'node:os';
 import { CONFIG } from '../common/config.js';
 import { fmt, heading, machine, printTable, ratio, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { spread, type Spread } from '../common/stats.js';
-import { bulkheadTransport, forkTransport, rawBytesTransport, rawCborTransport, workerTransport, type Transport } from '../common/transports.js';
+import { bulkheadReleasingTransport, bulkheadTransport, forkTransport, rawBytesTransport, rawCborTransport, workerTransport, type Transport } from '../common/transports.js';
 
 const NAME = 'payloads';
+/** Run bulkhead with the caller releasing each result's bytes (the opt-in path) instead of the default. */
+const RELEASE = process.env.BENCH_PAYLOAD_RELEASE === '1';
 const SIZES = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 const label = (size: number) => (size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`);
 
@@ -22,6 +24,7 @@ async function echoRate(t: Transport, data: Buffer, echoes: number): Promise<num
   for (let i = 0; i < echoes; i++) {
     const result = (await t.call('bytes', { data })) as { data: Uint8Array };
     if (result.data.length !== data.length) throw new Error(`${t.name} echoed ${result.data.length} bytes of ${data.length}`);
+    t.done?.(result);
   }
   return (data.length * echoes) / ((performance.now() - start) / 1000) / 1e6;
 }
@@ -32,7 +35,10 @@ export async function runPayloads(): Promise<ScenarioResult> {
   heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport`);
   const transports: Transport[] = [];
   try {
-    transports.push(await bulkheadTransport('bulkhead (validated)'));
+    // BENCH_PAYLOAD_RELEASE=1: bulkhead with the caller giving each result back (releaseBytes) instead of the
+    // default path. A run of its own: in one process, a default transport's garbage collections (Node 24/26)
+    // would slow every transport measured after it, the baselines included (bench/README.md, round five).
+    transports.push(RELEASE ? await bulkheadReleasingTransport('bulkhead + releaseBytes') : await bulkheadTransport('bulkhead (validated)'));
     transports.push(await rawBytesTransport());
     transports.push(await rawCborTransport(false));
     transports.push(await forkTransport('advanced'));
@@ -45,6 +51,7 @@ export async function runPayloads(): Promise<ScenarioResult> {
       for (const data of payloads) {
         const back = (await t.call('bytes', { data })) as { data: Uint8Array };
         if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), data) !== 0) throw new Error(`${t.name} corrupted a ${data.length}-byte payload`);
+        t.done?.(back);
         await echoRate(t, data, Math.min(echoesOf(data.length), 16));
       }
     }
@@ -86,12 +93,12 @@ export async function runPayloads(): Promise<ScenarioResult> {
       return {
         scenario: NAME,
         target: `${label(s)} echo ≥ ${fmt(goal(s) * 100, 0)}% of raw-socket MB/s`,
-        measured: `${fmt(r.median * 100, 0)}% (${fmt(summary[bulk.name]![label(s)]!.median, 0)} vs ${fmt(summary[floor.name]![label(s)]!.median, 0)} MB/s; per-round ${fmt(r.min * 100, 0)}–${fmt(r.max * 100, 0)}%; fork IPC advanced ${fmt(summary['fork IPC advanced']![label(s)]!.median, 0)}, worker ${fmt(summary['worker_threads']![label(s)]!.median, 0)}; load ${loadavg()[0]!.toFixed(1)})`,
+        measured: `${fmt(r.median * 100, 0)}% (${fmt(summary[bulk.name]![label(s)]!.median, 0)} vs ${fmt(summary[floor.name]![label(s)]!.median, 0)} MB/s; per-round ${fmt(r.min * 100, 0)}–${fmt(r.max * 100, 0)}%;${RELEASE ? ' caller releases each result (BENCH_PAYLOAD_RELEASE=1);' : ''} fork IPC advanced ${fmt(summary['fork IPC advanced']![label(s)]!.median, 0)}, worker ${fmt(summary['worker_threads']![label(s)]!.median, 0)}; load ${loadavg()[0]!.toFixed(1)})`,
         met: r.median >= goal(s),
       };
     });
-    writeResult(NAME, start, { unit: 'MB/s = payload bytes / round-trip seconds / 1e6', summary, ratios });
-    return { name: NAME, data: { summary, ratios }, targets };
+    writeResult(NAME, start, { unit: 'MB/s = payload bytes / round-trip seconds / 1e6', releaseBytes: RELEASE, summary, ratios });
+    return { name: NAME, data: { releaseBytes: RELEASE, summary, ratios }, targets };
   } finally {
     for (const t of transports) await t.close().catch(() => undefined);
   }

@@ -8,6 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { bulkheadError, type BulkheadError } from '../errors.js';
+import { POOLED_BODY_MIN_BYTES, takeBody } from './body-pool.js';
 
 /** Size of the big-endian length prefix in bytes. */
 export const FRAME_HEADER_BYTES = 4;
@@ -23,6 +24,9 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
  * the declared size, allocated when its first byte arrives; the limit bounds
  * it. Input chunks are never retained, so memory held between calls is at
  * most 4 header bytes plus one such buffer, however small the chunks are.
+ * Bodies of 16 KiB or more that the decoder allocates come from body-pool.ts
+ * (released memory of the same size, else fresh), so a caller may give them
+ * back with `releaseBytes`.
  */
 export class FrameDecoder {
   readonly maxFrameBytes: number;
@@ -107,14 +111,14 @@ export class FrameDecoder {
       }
       if (this.body === undefined) {
         if (end - pos >= this.expected) {
-          frames.push(reuse ? Buffer.from(chunk.subarray(pos, pos + this.expected)) : chunk.subarray(pos, pos + this.expected));
+          frames.push(reuse ? copyOut(chunk, pos, this.expected) : chunk.subarray(pos, pos + this.expected));
           pos += this.expected;
           this.expected = -1;
           continue;
         }
         // Allocate only once body bytes arrive: a bare header costs nothing.
         if (pos === end) break;
-        this.body = Buffer.allocUnsafe(this.expected);
+        this.body = this.expected >= POOLED_BODY_MIN_BYTES ? takeBody(this.expected) : Buffer.allocUnsafe(this.expected);
         this.bodyFilled = 0;
       }
       const n = Math.min(this.expected - this.bodyFilled, end - pos);
@@ -156,6 +160,14 @@ export class FrameDecoder {
     this.expected = -1;
     return body;
   }
+}
+
+/** A body inside a read buffer the caller reuses, copied into one of its own (a pooled one from 16 KiB on, body-pool.ts). */
+function copyOut(chunk: Buffer, start: number, length: number): Buffer {
+  if (length < POOLED_BODY_MIN_BYTES) return Buffer.from(chunk.subarray(start, start + length));
+  const body = takeBody(length);
+  chunk.copy(body, 0, start, start + length);
+  return body;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
+import { keepForSending } from './body-pool.js';
 import { Outbox } from './outbox.js';
 import { readFramesIntoOwnBuffers } from './socket-reads.js';
 
@@ -216,6 +217,7 @@ export class FramedChannel {
    */
   sendRaw(body: Buffer): boolean {
     if (!this.open) return false;
+    keepForSending(body);
     return this.enqueue(this.outbox.pushBody(body));
   }
 

@@ -9,6 +9,7 @@
  * @module
  */
 import { Buffer } from 'node:buffer';
+import { keepForSending } from './body-pool.js';
 import { encodeItem, LARGE_BYTES_THRESHOLD } from './codec.js';
 import { FRAME_HEADER_BYTES } from './frame-decoder.js';
 
@@ -100,6 +101,7 @@ function swapLarge(value: unknown, found: Uint8Array[]): unknown {
   if (value instanceof Uint8Array) {
     if (value.length < LARGE_BYTES_THRESHOLD) return value;
     found.push(value);
+    keepForSending(value); // written from its own memory: a caller's releaseBytes must not free it while queued
     return markerBytes(found.length - 1).subarray(1);
   }
   if (Array.isArray(value)) {

@@ -1,0 +1,118 @@
+/**
+ * Frame bodies of 16 KiB or more, and the opt-in way to give one back:
+ * {@link releaseBytes}.
+ *
+ * Why: a received byte string is a view of its frame body, and by default the
+ * body is a fresh ArrayBuffer that the caller owns. On Node 24 and 26 (V8 13/14)
+ * those bytes count as external memory and no longer make V8 scavenge; with a
+ * large young generation they pile up until external-memory pressure starts a
+ * mark-compact, and once one runs V8's heap controller sets the old-generation
+ * limit to the live size plus the young generation's capacity, so every later
+ * promotion starts the next one. A 64 KiB echo then spent most of the caller's
+ * CPU in mark-compacts (bench/README.md, "Round five: payloads"). A body whose
+ * memory is given back is reused for a later frame of the same size instead
+ * of allocating, and V8 sees no new external memory.
+ *
+ * Safety: the memory is reused only after it was detached from the released
+ * ArrayBuffer (ArrayBuffer transfer), so every view the caller still holds,
+ * of this byte string or any other of the same message, reads as empty:
+ * a later frame never shows through a retained view. Only bodies this module
+ * allocated are accepted, and none that was queued for sending (a received
+ * byte string passed on as a large payload, or a forwarded body): the queued
+ * write keeps its bytes. Anything else is left alone. The pool is bounded.
+ * @module
+ */
+// The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
+import { Buffer } from 'node:buffer';
+
+/** Frame bodies from this size on come from the pool and may be released. */
+export const POOLED_BODY_MIN_BYTES = 16 * 1024;
+/** Released memories kept for reuse, at most. */
+const POOL_MAX_ENTRIES = 4;
+/** Bytes kept for reuse, at most (one 16 MiB frame and a few smaller ones). */
+const POOL_MAX_BYTES = 24 * 1024 * 1024;
+
+/** Memories given back, waiting for a frame body of their exact size. */
+const pool: ArrayBuffer[] = [];
+let pooledBytes = 0;
+/** ArrayBuffers this module handed out as frame bodies and that were not released yet. */
+const lendable = new WeakSet<ArrayBuffer>();
+
+/**
+ * A buffer of `size` bytes (≥ {@link POOLED_BODY_MIN_BYTES}) for one frame
+ * body: released memory of that exact size when there is some, else fresh.
+ * Its contents are unspecified; the caller fills all of it.
+ */
+export function takeBody(size: number): Buffer {
+  let memory: ArrayBuffer | undefined;
+  for (let i = pool.length - 1; i >= 0; i--) {
+    if (pool[i]!.byteLength === size) {
+      memory = pool[i]!;
+      pool.splice(i, 1);
+      pooledBytes -= size;
+      break;
+    }
+  }
+  const body = memory === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(memory, 0, size);
+  lendable.add(body.buffer);
+  return body;
+}
+
+/**
+ * Gives the memory of a received byte string back to bulkhead, to be reused
+ * for a later message of the same size. Opt-in, for callers that move many
+ * large byte strings (≥ 16 KiB) and are done with each one: it spares the
+ * allocation, and on Node 24 and 26 the garbage collection it causes.
+ *
+ * It releases the whole message the bytes arrived in: afterwards every view
+ * of it — `bytes` itself and any other byte string of the same result, event,
+ * item or params — is empty (length 0), never another message's bytes. Pass
+ * only bytes that nothing else still uses, e.g. not bytes still being sent
+ * or shared with other listeners.
+ *
+ * @returns true when the memory was taken back; false, changing nothing, when
+ *   `bytes` is not a received byte string bulkhead owns: a buffer of your own,
+ *   a small message (under 16 KiB) or one that arrived otherwise than over a
+ *   socket, one already released, or one passed on as a payload of 64 KiB or
+ *   more (it is sent from its own memory, which must not be reused).
+ */
+export function releaseBytes(bytes: Uint8Array): boolean {
+  if (!(bytes instanceof Uint8Array)) return false;
+  const memory = bytes.buffer as ArrayBuffer;
+  if (!lendable.has(memory)) return false;
+  lendable.delete(memory);
+  // Detach first: the views the caller holds lose the memory before anything can reuse it.
+  const kept = detach(memory);
+  if (pool.length >= POOL_MAX_ENTRIES || pooledBytes + kept.byteLength > POOL_MAX_BYTES) {
+    const oldest = pool.shift();
+    if (oldest !== undefined) pooledBytes -= oldest.byteLength;
+  }
+  if (pooledBytes + kept.byteLength <= POOL_MAX_BYTES) {
+    pool.push(kept);
+    pooledBytes += kept.byteLength;
+  }
+  return true;
+}
+
+/**
+ * `bytes` is about to be queued for sending by reference (the large-bytes path,
+ * a forwarded body): its memory can never be released from then on, so a
+ * caller who releases it early cannot make a queued write send a later
+ * message's bytes. It is then freed by the garbage collector as usual.
+ */
+export function keepForSending(bytes: Uint8Array): void {
+  lendable.delete(bytes.buffer as ArrayBuffer);
+}
+
+/** Bytes waiting for reuse (for tests and measurements). */
+export function pooledBodyBytes(): number {
+  return pooledBytes;
+}
+
+/** Moves `memory`'s bytes to a new ArrayBuffer without copying; `memory` and its views become empty. */
+function detach(memory: ArrayBuffer): ArrayBuffer {
+  const withTransfer = memory as ArrayBuffer & { transfer?: () => ArrayBuffer };
+  // ArrayBuffer.prototype.transfer: Node ≥ 21. On Node 20, structuredClone's transfer list does the same.
+  if (typeof withTransfer.transfer === 'function') return withTransfer.transfer();
+  return structuredClone(memory, { transfer: [memory] });
+}
