@@ -21,6 +21,7 @@ import { bulkheadError } from '../errors.js';
 import { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolDocument } from '../protocol/document.js';
 import { ENDPOINT_KEYWORD } from '../protocol/endpoint-keyword.js';
+import { SUBSCHEMA_ARRAY_KEYWORDS, SUBSCHEMA_KEYWORDS, SUBSCHEMA_MAP_KEYWORDS } from '../protocol/schema-keywords.js';
 
 /** Options of {@link generateProtocolTypes}. */
 export interface TypegenOptions {
@@ -52,13 +53,6 @@ export interface ProtocolTypeNames {
 
 /** The name generated modules import bulkhead's `Endpoint` under (a protocol may have its own `Endpoint` type). */
 const ENDPOINT_TYPE = 'BulkheadEndpoint';
-
-/** Keywords whose value is one subschema. */
-const SUBSCHEMA_KEYWORDS = ['additionalProperties', 'unevaluatedProperties', 'items', 'contains', 'not', 'if', 'then', 'else', 'propertyNames', 'additionalItems', 'unevaluatedItems', 'contentSchema'] as const;
-/** Keywords whose value is an array of subschemas. */
-const SUBSCHEMA_ARRAY_KEYWORDS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const;
-/** Keywords whose value maps names to subschemas. */
-const SUBSCHEMA_MAP_KEYWORDS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'] as const;
 
 /**
  * A TypeScript identifier in PascalCase from a protocol, method, event or
@@ -239,13 +233,12 @@ function convert(schema: unknown, base: string, reserved: ReadonlySet<string>, l
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(source)) {
     if (key === '__proto__') continue; // not a JSON Schema keyword; keeps `out` a plain object
-    if ((SUBSCHEMA_KEYWORDS as readonly string[]).includes(key) && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    // `items` is in both lists (schema-keywords.ts): an object is one subschema, an array a draft-04 tuple.
+    if (SUBSCHEMA_KEYWORDS.has(key) && typeof value === 'object' && value !== null && !Array.isArray(value)) {
       out[key] = convert(value, base, reserved, loose);
-    } else if (key === 'items' && Array.isArray(value)) {
+    } else if (SUBSCHEMA_ARRAY_KEYWORDS.has(key) && Array.isArray(value)) {
       out[key] = value.map((v) => convert(v, base, reserved, loose));
-    } else if ((SUBSCHEMA_ARRAY_KEYWORDS as readonly string[]).includes(key) && Array.isArray(value)) {
-      out[key] = value.map((v) => convert(v, base, reserved, loose));
-    } else if ((SUBSCHEMA_MAP_KEYWORDS as readonly string[]).includes(key) && typeof value === 'object' && value !== null) {
+    } else if (SUBSCHEMA_MAP_KEYWORDS.has(key) && typeof value === 'object' && value !== null) {
       out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, convert(v, base, reserved, loose)]));
     } else if (key === '$ref' && typeof value === 'string' && value.startsWith('#')) {
       out[key] = value === '#' ? `#${base}` : value.startsWith('#/') ? `#${base}${value.slice(1)}` : value;

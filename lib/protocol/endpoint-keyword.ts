@@ -10,6 +10,7 @@
 import type { Ajv2020 } from 'ajv/dist/2020.js';
 import { bulkheadError } from '../errors.js';
 import { escapePointer } from './ajv-pointer.js';
+import { SUBSCHEMA_ARRAY_KEYWORDS, SUBSCHEMA_KEYWORDS, SUBSCHEMA_MAP_KEYWORDS } from './schema-keywords.js';
 
 /** The keyword that marks a schema as an endpoint for the service it names. */
 export const ENDPOINT_KEYWORD = 'x-bulkhead-endpoint';
@@ -77,13 +78,6 @@ export function isEndpoint(value: unknown, service?: string): value is Endpoint 
     && typeof token === 'string' && new RegExp(ENDPOINT_TOKEN_PATTERN).test(token);
 }
 
-/** Keywords whose value is one subschema. */
-const ONE = ['additionalProperties', 'unevaluatedProperties', 'items', 'contains', 'not', 'if', 'then', 'else', 'propertyNames', 'additionalItems', 'unevaluatedItems', 'contentSchema'];
-/** Keywords whose value is an array of subschemas. */
-const MANY = ['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items'];
-/** Keywords whose value maps names to subschemas. */
-const MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'];
-
 /** What to do with a malformed declaration: throw (it never returns). */
 export type DeclarationFault = (pointer: string, detail: string) => never;
 
@@ -109,9 +103,9 @@ export function endpointFields(schema: unknown, pointer: string, fault: Declarat
   }
   for (const [key, value] of Object.entries(s)) {
     const at = `${pointer}/${escapePointer(key)}`;
-    if (ONE.includes(key) && !Array.isArray(value)) endpointFields(value, at, fault, found);
-    else if (MANY.includes(key) && Array.isArray(value)) value.forEach((v, i) => endpointFields(v, `${at}/${i}`, fault, found));
-    else if (MAP.includes(key) && typeof value === 'object' && value !== null) {
+    if (SUBSCHEMA_KEYWORDS.has(key) && !Array.isArray(value)) endpointFields(value, at, fault, found);
+    else if (SUBSCHEMA_ARRAY_KEYWORDS.has(key) && Array.isArray(value)) value.forEach((v, i) => endpointFields(v, `${at}/${i}`, fault, found));
+    else if (SUBSCHEMA_MAP_KEYWORDS.has(key) && typeof value === 'object' && value !== null) {
       for (const [name, sub] of Object.entries(value)) endpointFields(sub, `${at}/${escapePointer(name)}`, fault, found);
     }
   }
