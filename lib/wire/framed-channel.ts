@@ -10,7 +10,7 @@ import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { Outbox } from './outbox.js';
-import { readFramesIntoOwnBuffers } from './socket-reads.js';
+import { inSharedReadBuffer, keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
@@ -50,7 +50,11 @@ export interface BacklogObserver {
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
 export interface ChannelHandler {
-  /** One decoded envelope, with the frame body it came from (for forwarding without re-encoding). */
+  /**
+   * One decoded envelope, with the frame body it came from (for forwarding without re-encoding).
+   * `body` may be a view of a read buffer that the next read overwrites: it is valid during this call;
+   * to keep it longer, keep `keptBody(body)` (socket-reads.ts). `sendRaw` does that itself.
+   */
   envelope(envelope: Envelope, body: Buffer): void;
   /** The channel closed; `error` says why when it was not a clean end. Called once. */
   closed(error: BulkheadError | undefined): void;
@@ -177,11 +181,12 @@ export class FramedChannel {
    * Forwards a frame body that was received elsewhere, byte for byte: the
    * broker routes payloads this way without decoding and re-encoding them.
    * `body` is queued as it is (not copied), so it must not change until
-   * written: received bodies never do.
+   * written; a body that lies in the shared read buffer (another channel's
+   * handler got it as a view, see ChannelHandler.envelope) is copied first.
    */
   sendRaw(body: Buffer): boolean {
     if (!this.open) return false;
-    return this.enqueue(this.outbox.pushBody(body));
+    return this.enqueue(this.outbox.pushBody(keptBody(body)));
   }
 
   /**
@@ -283,24 +288,29 @@ export class FramedChannel {
     this.reportClosed(undefined);
   }
 
-  /** Bytes arrived; `reuse`: `chunk` is the shared read buffer, so bodies in it are copied. */
-  private onData(chunk: Buffer, reuse = false): void {
+  /**
+   * Bytes arrived. `shared`: `chunk` lies in a read buffer that the next read overwrites (socket-reads.ts).
+   * Its bodies are not copied out: each is decoded from where it lies (a frame with byte strings, whose
+   * values would be views of it, from a copy), and whoever keeps a body keeps `keptBody` of it (sendRaw does).
+   */
+  private onData(chunk: Buffer, shared = false): void {
     if (this.closedReported) return;
     let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk, reuse);
+      bodies = this.decoder.push(chunk);
     } catch (err) {
       this.fail(asFrameError(err));
       return;
     }
-    this.deliver(bodies);
+    this.deliver(bodies, shared);
   }
 
-  private deliver(bodies: Buffer[]): void {
+  private deliver(bodies: Buffer[], shared = false): void {
     for (const body of bodies) {
       let envelope: Envelope;
       try {
-        envelope = decodeEnvelope(body);
+        // A frame spread over reads has a body of its own (the decoder's); only views of the shared buffer are borrowed.
+        envelope = decodeEnvelope(body, shared && inSharedReadBuffer(body));
       } catch (err) {
         this.fail(asFrameError(err));
         return;
