@@ -56,6 +56,8 @@ export interface ChannelHandler {
    * to keep it longer, keep `keptBody(body)` (socket-reads.ts). `sendRaw` does that itself.
    */
   envelope(envelope: Envelope, body: Buffer): void;
+  /** Bytes arrived (once per read, before the envelopes they complete): a sign of life that costs nothing per frame. */
+  read?(): void;
   /** The channel closed; `error` says why when it was not a clean end. Called once. */
   closed(error: BulkheadError | undefined): void;
 }
@@ -95,7 +97,7 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliver([body]), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
     this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
@@ -295,6 +297,7 @@ export class FramedChannel {
    */
   private onData(chunk: Buffer, shared = false): void {
     if (this.closedReported) return;
+    this.handler!.read?.();
     let bodies: Buffer[];
     try {
       bodies = this.decoder.push(chunk);
@@ -303,6 +306,12 @@ export class FramedChannel {
       return;
     }
     this.deliver(bodies, shared);
+  }
+
+  /** A body the kernel filled: its last read. */
+  private deliverRead(body: Buffer): void {
+    this.handler!.read?.();
+    this.deliver([body]);
   }
 
   private deliver(bodies: Buffer[], shared = false): void {
