@@ -228,7 +228,7 @@ function toWire(e: Envelope): unknown[] {
 
 /**
  * Decodes one frame body into an envelope, checking its shape. `borrowed`:
- * `body` will be overwritten after this returns (see {@link decodeItem}).
+ * `body` may lie in a shared read buffer (see {@link decodeItem}).
  * @throws BulkheadError `ERR_BAD_FRAME` for anything that is not a valid envelope.
  */
 export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {

@@ -10,7 +10,7 @@ import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { Outbox } from './outbox.js';
-import { inSharedReadBuffer, keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
+import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
@@ -318,8 +318,8 @@ export class FramedChannel {
     for (const body of bodies) {
       let envelope: Envelope;
       try {
-        // A frame spread over reads has a body of its own (the decoder's); only views of the shared buffer are borrowed.
-        envelope = decodeEnvelope(body, shared && inSharedReadBuffer(body));
+        // `shared`: the body may be a view of the shared buffer (a frame spread over reads has a body of its own).
+        envelope = decodeEnvelope(body, shared);
       } catch (err) {
         this.fail(asFrameError(err));
         return;
