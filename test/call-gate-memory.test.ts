@@ -206,3 +206,46 @@ t.test('CallMeter batches durations and codes; the broker reads a batch only in 
   for (let i = 0; i < 40; i++) meter.record(0.001, `E_${i}`);
   t.ok(Object.keys(meter.take()!.errors).length <= 33, 'distinct codes per batch are bounded');
 });
+
+t.test('CallMeter counts untimed calls (nobody observed them): in calls and errors, not in the buckets; the broker reads buckets only up to the calls', async (t) => {
+  const meter = new CallMeter();
+  meter.count(null);
+  meter.count('ERR_BACKPRESSURE');
+  meter.record(0.002, null);
+  const batch = meter.take()!;
+  t.equal(batch.calls, 3, 'every call counted');
+  t.same(batch.errors, { ERR_BACKPRESSURE: 1 }, 'the untimed failure by its code');
+  t.equal(batch.buckets.reduce((n, b) => n + b, 0), 1, 'only the timed call is in a bucket');
+  t.equal(batch.sum, 0.002);
+  t.same(readCallBatch({ ...batch }), batch, 'a batch with untimed calls is read as it is');
+  t.equal(readCallBatch({ ...batch, calls: 0 }), undefined, 'buckets holding more calls than the batch: refused');
+  const untimed = new CallMeter();
+  untimed.count(null);
+  const only = untimed.take()!;
+  t.same({ calls: only.calls, timed: only.buckets.reduce((n, b) => n + b, 0), sum: only.sum }, { calls: 1, timed: 0, sum: 0 });
+});
+
+t.test('a queued call whose id the client reuses meanwhile: a protocol violation when it would start; its slot comes back', async (t) => {
+  const service = holdingService();
+  const gate = new CallGate({ maxInFlight: 2, maxQueued: 10 }, 'com.test.memory');
+  const [a, b] = pairs(gate, service, 2);
+  const first = a!.client.call('wait', { tag: 1 });
+  const second = a!.client.call('wait', { tag: 2 });
+  await service.started(2);
+  // Two calls with one id, while both must wait: the id is in flight for neither yet, so both queue.
+  const id = 7;
+  for (const tag of [71, 72]) b!.clientChannel.send({ kind: 'call', id, method: 'wait', params: { tag }, meta: null });
+  await until(() => gate.queued === 2, 'both to queue');
+  service.held[0]!.release();
+  service.held[1]!.release();
+  const why = await b!.serverClosed;
+  t.equal(why?.code, 'ERR_BAD_FRAME');
+  t.match(why?.message, `call id ${id} is already in flight`);
+  t.same(service.held.map((h) => h.tag), [1, 2, 71], 'the first of the two ran; the reused id never did');
+  t.same(await first, { tag: 1 });
+  t.same(await second, { tag: 2 });
+  const third = a!.client.call('wait', { tag: 3 });
+  await service.started(4);
+  service.held[3]!.release();
+  t.same(await third, { tag: 3 }, 'the refused call gave its slot back');
+});

@@ -86,6 +86,8 @@ t.test('maxInFlight 2, maxQueued 100: 3 direct clients and 1 routed, 10 calls ea
 });
 
 t.test('maxInFlight 2, maxQueued 4: 3 direct clients, 10 calls each: 6 accepted, 24 refused with ERR_BACKPRESSURE; metrics show them', async (t) => {
+  // A scrape first: helpers time direct calls only once calls are observed (docs/daemon.md), and this test counts durations too.
+  await daemon.broker.metrics();
   const connections = clients(t, 'refusing', 3);
   const pid = await warm(connections[0]!, 'refusing');
   for (const c of connections.slice(1)) await c.call('fail', { code: 'E_WARM' }).catch(() => undefined);

@@ -3,7 +3,8 @@
 // event bound is cut off alone; the helper's other clients still get every event.
 import t from 'tap';
 import { EVENT_BACKLOG } from '../lib/connection/event-pressure.js';
-import { broadcastTo, closeReport, directClientBacklog, directClientHighWater } from '../lib/connection/direct-pace.js';
+import { broadcastTo, closeReport, directClientBacklog } from '../lib/connection/direct-pace.js';
+import { clientHighWater as directClientHighWater } from '../lib/wire/backlog-watch.js';
 import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
 import { rpcPair } from './memory-pair.js';
 

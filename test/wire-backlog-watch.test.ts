@@ -160,3 +160,82 @@ t.test('disposed: the channel no longer tells it, nothing is held', async (t) =>
   t.equal(watch.held, false);
   t.same(seen, { holds: 0, releases: 0, stalls: [] });
 });
+
+// The watch learns that the backlog fell from the channel (FramedChannel.onBacklogAtMost, told
+// at a write's completion), not by looking again every event-loop turn. The case that used to
+// spin: a stream whose own high-water mark is above the backlog never needs a 'drain', so a
+// watch that polled until the backlog halved ran once per turn for as long as the peer did not
+// read. Immediates created are counted with an async hook (one per poll).
+t.test('held while the peer does not read and the stream needs no drain: no wake-ups until it reads', async (t) => {
+  const { createHook } = await import('node:async_hooks');
+  const { MemoryEnd } = await import('./memory-pair.js');
+  // The writer's stream takes 4 MiB before write() returns false; the reader buffers 4 KiB.
+  const writerEnd = new MemoryEnd({ readableHighWaterMark: 4 * 1024, writableHighWaterMark: 4 * 1024 * 1024 });
+  const readerEnd = new MemoryEnd({ readableHighWaterMark: 4 * 1024, writableHighWaterMark: 4 * 1024 });
+  writerEnd.peer = readerEnd;
+  readerEnd.peer = writerEnd;
+  const channel = new FramedChannel(writerEnd);
+  channel.attach({ envelope: () => {}, closed: () => {} });
+  const seen = { holds: 0, releases: 0 };
+  const watch = new BacklogWatch(channel, { highWaterBytes: MARK, stallMs: 60_000, hold: () => seen.holds++, release: () => seen.releases++, stalled: () => t.fail('not stalled') });
+  t.teardown(() => watch.dispose());
+
+  /** Immediates created while `during` runs and for `ms` after it (a timer ends the window). */
+  const immediatesOver = async (ms: number, during: () => void): Promise<number> => {
+    let immediates = 0;
+    const hook = createHook({ init: (_id, type) => { if (type === 'Immediate') immediates++; } }).enable();
+    during();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    hook.disable();
+    return immediates;
+  };
+
+  // Positive control: the hook sees a poll that re-arms itself each turn, as the old check did.
+  let polling = true;
+  const poll = (): void => { if (polling) setImmediate(poll); };
+  const controlCount = await immediatesOver(100, poll);
+  polling = false;
+  t.ok(controlCount >= 20, `the hook counts a per-turn poll (${controlCount} immediates in 100 ms)`);
+
+  let held = 0;
+  const idle = await immediatesOver(100, () => {
+    for (let i = 0; i < 200; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload });
+    held = channel.writableLength;
+  });
+  t.ok(held > MARK && watch.held, `held with ${held} bytes waiting`);
+  t.equal(writerEnd.writableNeedDrain, false, 'the stream itself needs no drain (its mark is 4 MiB)');
+  t.ok(channel.writableLength > MARK, 'the peer read nothing meanwhile');
+  t.ok(idle <= 2, `held and idle: ${idle} immediates in 100 ms (a poll would make hundreds)`);
+  const room = watch.room();
+  readerEnd.on('data', () => {});
+  await room;
+  t.ok(channel.writableLength <= MARK / 2, `released at ${channel.writableLength} bytes, once the peer read`);
+  t.same(seen, { holds: 1, releases: 1 });
+});
+
+t.test('onBacklogAtMost: told once at the write that brought the backlog under the mark, and at close', async (t) => {
+  const [writerEnd, readerEnd] = duplexPair(4 * 1024);
+  const channel = new FramedChannel(writerEnd);
+  channel.attach({ envelope: () => {}, closed: () => {} });
+  for (let i = 0; i < 100; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload });
+  const seenAt: number[] = [];
+  channel.onBacklogAtMost(10 * 1024, () => seenAt.push(channel.writableLength));
+  let closedToo = false;
+  channel.onBacklogAtMost(0, () => (closedToo = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(seenAt, [], 'not told while the peer does not read');
+  const under = new Promise<void>((resolve) => channel.onBacklogAtMost(10 * 1024, resolve));
+  readerEnd.on('data', () => {});
+  await under;
+  t.equal(seenAt.length, 1, 'told once');
+  t.ok(seenAt[0]! <= 10 * 1024, `told at ${seenAt[0]} bytes`);
+  t.equal(closedToo, true, 'the peer read everything: the 0-byte waiter was told as well');
+  let afterClose = 0;
+  for (let i = 0; i < 100; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload });
+  readerEnd.pause();
+  channel.onBacklogAtMost(0, () => afterClose++);
+  channel.destroy();
+  t.equal(afterClose, 1, 'a close tells the waiters');
+  channel.onBacklogAtMost(0, () => afterClose++);
+  t.equal(afterClose, 2, 'after the close a waiter is told at once');
+});

@@ -35,6 +35,12 @@ export interface HandoffPipeHooks {
   /** The durations and error codes of calls the helper answered on its direct channels, batched (call-meter.ts). */
   metered?(batch: CallBatch): void;
   /**
+   * Whether someone observes calls now (the metrics were rendered, a `call`
+   * listener): then the helper is told, once, to time its direct calls too.
+   * @default never: the helper counts its direct calls without timing them
+   */
+  observed?(): boolean;
+  /**
    * The helper asks for a direct channel to `service` (one it `connects` to);
    * answer with {@link HandoffPipe.giveOutbound}, `routed` or `refuse`, echoing `req`.
    */
@@ -45,6 +51,19 @@ export interface HandoffPipeHooks {
 const MAX_SERVICE_NAME = 256;
 
 let nextChannel = 1;
+
+/** The pipes open in this process, for {@link tellPipesIfObserved}. */
+const openPipes = new Set<HandoffPipe>();
+
+/**
+ * Tells every open pipe's helper to time its direct calls, if its broker's
+ * calls are observed now. Called when a broker's metrics are first rendered;
+ * a `call` listener or a `bulkhead:call` subscriber has no such moment, so the
+ * pipe also looks at each report and hand-off.
+ */
+export function tellPipesIfObserved(): void {
+  for (const pipe of openPipes) pipe.tellIfObserved();
+}
 
 /** A channel id unique in this broker: a helper may serve daemon clients and other helpers at once. */
 export function nextChannelId(): number {
@@ -80,6 +99,8 @@ export class HandoffPipe {
   private skipping = false;
   private failure: BulkheadError | undefined;
   private readonly listeners = new Map<number, DirectChannelListener>();
+  /** The helper was told that calls are observed (it times its direct calls from then on). */
+  private toldObserved = false;
 
   /**
    * @param fd - the broker's end of the pipe (owned from now on; closed with the pipe)
@@ -94,6 +115,14 @@ export class HandoffPipe {
     this.socket.on('close', () => this.fail(bulkheadError('ERR_INTERRUPTED', `${service}'s hand-off pipe closed (the helper exited).`)));
     // The helper's own lifetime is tracked on fd 3: this pipe never keeps the broker alive.
     this.socket.unref();
+    openPipes.add(this);
+  }
+
+  /** Sends `{"bulkhead":"observe"}` once, when the broker's calls are observed now. */
+  tellIfObserved(): void {
+    if (this.toldObserved || this.failure !== undefined || this.hooks.observed?.() !== true) return;
+    this.toldObserved = true;
+    this.enqueue({ line: Buffer.from('{"bulkhead":"observe"}\n'), fd: undefined });
   }
 
   /**
@@ -126,6 +155,8 @@ export class HandoffPipe {
   }
 
   private pass(msg: Record<string, unknown>, id: number, fd: number, listener: DirectChannelListener): Promise<void> {
+    // Before the channel: its first call is timed when someone observes calls already.
+    this.tellIfObserved();
     this.listeners.set(id, listener);
     const line = Buffer.from(`${JSON.stringify({ cmd: 'NODE_HANDLE', type: 'net.Socket', msg })}\n`);
     return new Promise((resolve, reject) => {
@@ -209,6 +240,8 @@ export class HandoffPipe {
     if (m['bulkhead'] === 'calls') {
       const batch = readCallBatch(m);
       if (batch !== undefined) this.hooks.metered?.(batch);
+      // Observation that began without a render (a `call` listener) reaches the helper here.
+      this.tellIfObserved();
       return;
     }
     if (m['bulkhead'] === 'open') {
@@ -232,6 +265,7 @@ export class HandoffPipe {
   private fail(error: BulkheadError): void {
     if (this.failure !== undefined) return;
     this.failure = error;
+    openPipes.delete(this);
     this.awaitingAck?.settle?.(error);
     this.awaitingAck = undefined;
     for (const item of this.queue.splice(0)) item.settle?.(error);

@@ -101,7 +101,7 @@ export class HelperProcess {
           // Direct channels' calls are activity too: idle exit counts from the last one.
           if (calls > 0) hooks.activity?.(false);
         },
-        ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch) }),
+        ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch), observed: () => hooks.callsObserved?.() ?? true }),
         // The request itself shows the runtime took the pipe, even before its hello says so.
         open: (req, service) => {
           if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);

@@ -34,7 +34,8 @@
  * `bulkhead_daemon_connections_open` and `bulkhead_daemon_refusals_total{reason}`.
  * @module
  */
-import { CALL_DURATION_BUCKETS, durationBucket, type CallBatch } from '../connection/call-meter.js';
+import { CALL_DURATION_BUCKETS, durationBucket, timedIn, type CallBatch } from '../connection/call-meter.js';
+import { tellPipesIfObserved } from './handoff-pipe.js';
 import type { ExitInfo } from './helper-process.js';
 import { ProcessSampler } from './process-stats.js';
 import type { ServiceStatus } from './service-supervisor.js';
@@ -179,11 +180,14 @@ export class BrokerMetrics {
   /** A helper's batch of calls it answered on direct channels (see call-meter.ts). */
   callBatch(service: string, batch: CallBatch): void {
     countCalls(this.tallyOf(service), batch.calls, batch.errors);
+    // Calls answered before anyone observed them are counted, not timed.
+    const timed = timedIn(batch.buckets);
+    if (timed === 0) return;
     const h = this.histogramOf(service);
     // Its last bucket holds calls past the largest bound: they only count in +Inf (count).
     for (let i = 0; i < CALL_DURATION_BUCKETS.length; i++) h.buckets[i]! += batch.buckets[i] ?? 0;
     h.sum += batch.sum;
-    h.count += batch.calls;
+    h.count += timed;
   }
 
   /** The daemon accepted a client connection (it is open until {@link BrokerMetrics.disconnected}). */
@@ -211,7 +215,11 @@ export class BrokerMetrics {
 
   /** The Prometheus text (format 0.0.4), one `# HELP` and `# TYPE` per metric. */
   async render(): Promise<string> {
-    this.rendered = true;
+    if (!this.rendered) {
+      this.rendered = true;
+      // Helpers time their direct calls from now on too (the `observe` line on their hand-off pipe).
+      tellPipesIfObserved();
+    }
     this.registry ??= this.createRegistry();
     const registry = await this.registry;
     this.snapshot = this.source.status();

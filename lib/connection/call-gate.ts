@@ -27,8 +27,8 @@ import type { Handler } from './handler-context.js';
 export interface GatedServer {
   /** Calls of this server waiting in the gate's queue (kept by the gate; the server counts them against its own bound). */
   queuedHere: number;
-  /** Starts a call the gate queued; its slot is already taken. */
-  runAdmitted(call: CallEnvelope, handler: Handler): void;
+  /** Starts a call the gate queued; its slot is already taken (the server checks that its id is still free). */
+  runQueued(call: CallEnvelope, handler: Handler): void;
   /** Answers `id` with the gate's refusal. */
   refuseCall(id: number, error: BulkheadError): void;
 }
@@ -94,7 +94,7 @@ export class CallGate {
   /**
    * A call arrived (validated) on `server`: true when it may run now (its slot
    * is taken; call {@link CallGate.release} when its handler settles); false
-   * when the gate queued it (it starts through `server.runAdmitted`) or refused it.
+   * when the gate queued it (it starts through `server.runQueued`) or refused it.
    */
   admit(server: GatedServer, call: CallEnvelope, handler: Handler): boolean {
     if (this.running < this.maxInFlight) {
@@ -124,7 +124,7 @@ export class CallGate {
         this.compact();
         this.running++;
         next.server.queuedHere--;
-        next.server.runAdmitted(next.call, next.handler);
+        next.server.runQueued(next.call, next.handler);
       }
     } finally {
       this.pumping = false;

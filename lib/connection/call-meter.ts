@@ -5,7 +5,9 @@
  * and sends one batch with its tally (docs/wire.md, "Hand-off", the `calls`
  * report), never a message per call; the broker adds the batch to its
  * metrics (`bulkhead_calls_total`, `bulkhead_call_errors_total`,
- * `bulkhead_call_duration_seconds`).
+ * `bulkhead_call_duration_seconds`). Calls are counted always and timed only
+ * once the broker said someone observes them (the `observe` line on the
+ * pipe): a batch's buckets hold the timed calls, which may be fewer than its calls.
  * @module
  */
 import { isServiceCode } from './remote-error.js';
@@ -30,9 +32,9 @@ export const OTHER_CODES = 'other';
 export interface CallBatch {
   /** Calls answered (replies and errors). */
   calls: number;
-  /** Per bucket of {@link CALL_DURATION_BUCKETS} (plus one past the last), the calls whose duration falls in it (not cumulative). */
+  /** Per bucket of {@link CALL_DURATION_BUCKETS} (plus one past the last), the timed calls whose duration falls in it (not cumulative); they add up to the timed calls, at most `calls`. */
   buckets: number[];
-  /** Sum of their durations, in seconds. */
+  /** Sum of the timed calls' durations, in seconds. */
   sum: number;
   /** Failed calls by the code the caller got. */
   errors: Record<string, number>;
@@ -47,9 +49,14 @@ export class CallMeter {
 
   /** A call answered after `seconds`, with `code` (null: a reply). */
   record(seconds: number, code: string | null): void {
-    this.calls++;
     this.sum += seconds;
     this.buckets[durationBucket(seconds)]!++;
+    this.count(code);
+  }
+
+  /** A call answered with `code` (null: a reply), not timed (nobody observed calls when it started). */
+  count(code: string | null): void {
+    this.calls++;
     if (code !== null) {
       const key = this.errors.has(code) || this.errors.size < MAX_BATCH_CODES ? code : OTHER_CODES;
       this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
@@ -71,6 +78,7 @@ export class CallMeter {
 /**
  * A batch as the broker reads it from a helper's pipe: checked for shape
  * (counts are safe non-negative integers, one bucket per bound plus one,
+ * holding no more calls than the batch counts,
  * at most {@link MAX_BATCH_CODES} + 1 codes of bounded length), else
  * undefined. Codes a service may not send on its own behalf count as
  * `ERR_SERVICE_ERROR`, as its caller got them: the labels stay a bounded set.
@@ -78,7 +86,7 @@ export class CallMeter {
 export function readCallBatch(m: Record<string, unknown>): CallBatch | undefined {
   const { calls, buckets, sum, errors } = m;
   if (!isCount(calls) || typeof sum !== 'number' || !Number.isFinite(sum) || sum < 0) return undefined;
-  if (!Array.isArray(buckets) || buckets.length !== CALL_DURATION_BUCKETS.length + 1 || !buckets.every(isCount)) return undefined;
+  if (!Array.isArray(buckets) || buckets.length !== CALL_DURATION_BUCKETS.length + 1 || !buckets.every(isCount) || timedIn(buckets) > calls) return undefined;
   if (typeof errors !== 'object' || errors === null || Array.isArray(errors)) return undefined;
   const entries = Object.entries(errors);
   if (entries.length > MAX_BATCH_CODES + 1) return undefined;
@@ -90,6 +98,13 @@ export function readCallBatch(m: Record<string, unknown>): CallBatch | undefined
     checked[key] = (checked[key] ?? 0) + n;
   }
   return { calls, buckets, sum, errors: checked };
+}
+
+/** The timed calls of a batch: what its buckets hold. */
+export function timedIn(buckets: readonly number[]): number {
+  let n = 0;
+  for (const b of buckets) n += b;
+  return n;
 }
 
 function isCount(n: unknown): n is number {

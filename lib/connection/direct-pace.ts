@@ -4,7 +4,7 @@
  * (lib/daemon/session-flow.ts), applied by the helper itself since nobody
  * stands between them.
  *
- * - While more than {@link directClientHighWater} bytes wait for the client,
+ * - While more than {@link clientHighWater} bytes (the routed mark) wait for the client,
  *   the channel is held: the helper's `emit()` promises (per call and
  *   service-wide) wait, and resume once the backlog fell below half of it.
  *   Replies and events sent meanwhile queue in the helper.
@@ -15,7 +15,7 @@
  *   client: past it the client is cut off at once, as before.
  * @module
  */
-import { BacklogWatch, CLIENT_STALL_MS, clientHighWaterBytes, stalledReaderError } from '../wire/backlog-watch.js';
+import { BacklogWatch, CLIENT_STALL_MS, clientHighWater, stalledReaderError } from '../wire/backlog-watch.js';
 import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel.js';
 import { bulkheadError, isBulkheadError } from '../errors.js';
 import { EVENT_BACKLOG } from './event-pressure.js';
@@ -32,14 +32,9 @@ export function directClientBacklog(maxFrameBytes: number): number {
   return Math.max(untrustedPeerBacklog(maxFrameBytes), EVENT_BACKLOG.maxBytes + 1024 * 1024);
 }
 
-/** The backlog above which a direct client holds its helper back: the routed mark (at most 512 KiB). */
-export function directClientHighWater(maxFrameBytes: number): number {
-  return clientHighWaterBytes(untrustedPeerBacklog(maxFrameBytes));
-}
-
 /** Starts pacing the direct client on `channel`; pass the result to its RpcServer (`backlog`). */
 export function paceDirectClient(channel: FramedChannel, maxFrameBytes: number): BacklogWatch {
-  const highWaterBytes = directClientHighWater(maxFrameBytes);
+  const highWaterBytes = clientHighWater(maxFrameBytes);
   return new BacklogWatch(channel, {
     highWaterBytes,
     stallMs: CLIENT_STALL_MS,

@@ -35,16 +35,30 @@ export const TALLY_INTERVAL_MS = 50;
 /** Longest peer name accepted from the pipe (the broker's own certificate names are far shorter). */
 const MAX_PEER_NAME = 1024;
 
+/** One direct channel the helper serves, and what it has not reported yet. */
+interface ServedChannel {
+  readonly server: RpcServer;
+  /** False for a channel from another helper (`connects`): it gets no service-wide events, as on the routed path. */
+  events: boolean;
+  /** Calls answered since the last report. */
+  answered: number;
+  /** The in-flight count last reported. */
+  inFlight: number;
+  /** Closed: its last report goes with the next tally, then it is forgotten. */
+  closed: boolean;
+}
+
 /** The direct channels a helper serves. */
 export class DirectChannels {
-  private readonly servers = new Map<number, RpcServer>();
-  /** Channels from other helpers (`connects`): they get no service-wide events, as on the routed path. */
-  private readonly noEvents = new Set<number>();
-  /** Per channel: calls answered since its last report, and the in-flight count last reported. */
-  private readonly unreported = new Map<number, { answered: number; inFlight: number }>();
+  /** By channel id: open channels, and closed ones until their last report went. */
+  private readonly channels = new Map<number, ServedChannel>();
+  /** Channels open now. */
+  private openCount = 0;
   private tallyTimer: NodeJS.Timeout | undefined;
   /** Durations and codes of the calls answered on every direct channel since the last report. */
   private readonly meter = new CallMeter();
+  /** Someone observes calls (the broker's `observe` line): from then on calls are timed, not only counted. */
+  private timing = false;
   /** Set once the helper is leaving: resolves {@link DirectChannels.retire} when the last channel closed. */
   private retiring: Array<() => void> | undefined;
 
@@ -55,6 +69,10 @@ export class DirectChannels {
   ) {
     onPipeMessage('channel', (message, handle) => this.receive(message, handle));
     onPipeMessage('close', (message) => this.receive(message, undefined));
+    onPipeMessage('observe', () => {
+      this.timing = true;
+      return false;
+    });
   }
 
   /**
@@ -69,26 +87,26 @@ export class DirectChannels {
   /** Calls running on direct channels now. */
   get inFlight(): number {
     let n = 0;
-    for (const server of this.servers.values()) n += server.inFlight;
+    for (const c of this.channels.values()) if (!c.closed) n += c.server.inFlight;
     return n;
   }
 
   /** Streams open on direct channels now. */
   get openStreams(): number {
     let n = 0;
-    for (const server of this.servers.values()) n += server.openStreams;
+    for (const c of this.channels.values()) if (!c.closed) n += c.server.openStreams;
     return n;
   }
 
   /** Direct channels open now. */
   get size(): number {
-    return this.servers.size;
+    return this.openCount;
   }
 
   /** Sends a service-wide event to every direct client (each paced by its own channel); not to calling services. */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
     const sent: Array<Promise<void>> = [];
-    for (const [id, server] of this.servers) if (!this.noEvents.has(id)) sent.push(broadcastTo(server, name, payload));
+    for (const c of this.channels.values()) if (c.events && !c.closed) sent.push(broadcastTo(c.server, name, payload));
     return sent;
   }
 
@@ -101,8 +119,8 @@ export class DirectChannels {
    */
   retire(): Promise<void> {
     this.retiring ??= [];
-    for (const server of this.servers.values()) sayGoodbye(server);
-    if (this.servers.size === 0) return Promise.resolve();
+    for (const c of this.channels.values()) if (!c.closed) sayGoodbye(c.server);
+    if (this.openCount === 0) return Promise.resolve();
     return new Promise((resolve) => this.retiring!.push(resolve));
   }
 
@@ -112,16 +130,15 @@ export class DirectChannels {
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return false;
     if (m['bulkhead'] === 'channel' && handle instanceof Socket) {
       const peer = peerOf(m['peer']);
-      if (peer === undefined || this.servers.has(id)) return false;
-      this.accept(id, handle, peer);
-      if (m['events'] === false) this.noEvents.add(id);
+      if (peer === undefined || this.channels.has(id)) return false;
+      this.accept(id, handle, peer, m['events'] !== false);
       return true;
     }
-    if (m['bulkhead'] === 'close') this.servers.get(id)?.channel.destroy();
+    if (m['bulkhead'] === 'close') this.channels.get(id)?.server.channel.destroy();
     return false;
   }
 
-  private accept(id: number, socket: Socket, peer: PeerInfo): void {
+  private accept(id: number, socket: Socket, peer: PeerInfo, events: boolean): void {
     socket.unref();
     // The client is untrusted and nobody stands between it and the helper: a slow one is paced and
     // a stalled one cut off as the daemon does for a routed client (direct-pace.ts), its unread
@@ -136,23 +153,26 @@ export class DirectChannels {
       goodbye: () => void server.drained().then(() => channel.end('bye')),
       closed: (error) => {
         backlog.dispose();
-        if (this.servers.get(id) !== server) return;
-        this.servers.delete(id);
-        this.noEvents.delete(id);
+        const served = this.channels.get(id);
+        if (served?.server !== server || served.closed) return;
+        served.closed = true;
+        this.openCount--;
         this.flushTally(); // its last answers count too
         // Why the helper cut the client off (a stall, a protocol violation), for the daemon's log.
         this.send({ bulkhead: 'closed', id, ...closeReport(error) });
-        if (this.servers.size === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
+        if (this.openCount === 0 && this.retiring !== undefined) for (const resolve of this.retiring.splice(0)) resolve();
       },
       callStarted: (call) => {
-        starts.set(call, performance.now());
+        if (this.timing) starts.set(call, performance.now());
         this.scheduleTally();
       },
       callSettled: (call, code) => {
-        const counts = this.unreported.get(id);
-        if (counts !== undefined) counts.answered++;
-        const at = starts.get(call);
-        if (at !== undefined) {
+        const served = this.channels.get(id);
+        if (served !== undefined) served.answered++;
+        const at = starts.size === 0 ? undefined : starts.get(call);
+        if (at === undefined) {
+          this.meter.count(code);
+        } else {
           starts.delete(call);
           this.meter.record((performance.now() - at) / 1000, code);
         }
@@ -160,8 +180,8 @@ export class DirectChannels {
       },
       callDropped: (call) => starts.delete(call),
     }, { ...this.serverOptions, peer, maxInFlight: MAX_DIRECT_IN_FLIGHT, answerHello: true, backlog });
-    this.servers.set(id, server);
-    this.unreported.set(id, { answered: 0, inFlight: 0 });
+    this.channels.set(id, { server, events, answered: 0, inFlight: 0, closed: false });
+    this.openCount++;
     if (this.retiring !== undefined) sayGoodbye(server);
   }
 
@@ -175,14 +195,13 @@ export class DirectChannels {
   private flushTally(): void {
     clearTimeout(this.tallyTimer);
     this.tallyTimer = undefined;
-    for (const [id, counts] of this.unreported) {
-      const server = this.servers.get(id);
+    for (const [id, c] of this.channels) {
       // Calls waiting in the gate are in flight for the caller, as in the broker's own count.
-      const inFlight = server === undefined ? 0 : server.inFlight + server.queuedHere;
-      if (counts.answered > 0 || inFlight !== counts.inFlight) this.send({ bulkhead: 'tally', id, calls: counts.answered, inFlight });
-      counts.answered = 0;
-      counts.inFlight = inFlight;
-      if (server === undefined) this.unreported.delete(id);
+      const inFlight = c.closed ? 0 : c.server.inFlight + c.server.queuedHere;
+      if (c.answered > 0 || inFlight !== c.inFlight) this.send({ bulkhead: 'tally', id, calls: c.answered, inFlight });
+      c.answered = 0;
+      c.inFlight = inFlight;
+      if (c.closed) this.channels.delete(id);
     }
     const batch = this.meter.take();
     if (batch !== undefined) this.send({ bulkhead: 'calls', ...batch });

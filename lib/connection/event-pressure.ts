@@ -25,7 +25,6 @@ const RESOLVED = Promise.resolve();
 /** Paces one channel's events. */
 export class EventPressure {
   private waiting: { promise: Promise<void>; resolve(): void } | undefined;
-  private listening = false;
 
   /** `watch`: a direct client's pacing (backlog-watch.ts); while it holds the channel, emit() waits for it. */
   constructor(private readonly channel: FramedChannel, private readonly watch?: BacklogWatch) {}
@@ -51,14 +50,8 @@ export class EventPressure {
         resolve = r;
       });
       this.waiting = { promise, resolve };
-      // The backlog may be in the channel's outbox, and a stream that takes it whole on the next
-      // tick never needs a 'drain': look again once it was flushed.
-      setImmediate(this.recheck);
-    }
-    if (!this.listening) {
-      this.listening = true;
-      // The channel's own drain listener flushes its outbox first; check after it ran.
-      this.channel.stream.on('drain', () => process.nextTick(this.recheck));
+      // The channel says when a write brought the backlog under the mark (or when it closed).
+      this.channel.onBacklogAtMost(EVENT_BACKLOG.highWaterBytes - 1, this.release);
     }
     return this.waiting.promise;
   }
@@ -68,13 +61,9 @@ export class EventPressure {
     this.release();
   }
 
-  private readonly recheck = (): void => {
-    if (this.channel.writableLength < EVENT_BACKLOG.highWaterBytes || !this.channel.open) this.release();
-  };
-
-  private release(): void {
+  private readonly release = (): void => {
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.resolve();
-  }
+  };
 }

@@ -189,13 +189,18 @@ export class RpcServer implements GatedServer {
     if (this.gate === undefined || this.gate.admit(this, call, handler)) this.runAdmitted(call, handler);
   }
 
-  /** @internal Runs a call past every check (the gate starts a call it queued here, its slot taken). */
-  runAdmitted(call: CallEnvelope, handler: Handler): void {
-    const { id, method } = call;
-    if (this.gate !== undefined && this.running.has(id)) { // a queued call's id, reused meanwhile
-      this.gate.release();
-      return this.protocolViolation(`call id ${id} is already in flight`);
+  /** @internal The gate starts a call it queued here, its slot taken: startCall checked its id, but the client may have reused it meanwhile. */
+  runQueued(call: CallEnvelope, handler: Handler): void {
+    if (this.running.has(call.id)) {
+      this.gate!.release();
+      return this.protocolViolation(`call id ${call.id} is already in flight`);
     }
+    this.runAdmitted(call, handler);
+  }
+
+  /** Runs a call past every check (startCall's, and the gate's when there is one). */
+  private runAdmitted(call: CallEnvelope, handler: Handler): void {
+    const { id, method } = call;
     const traceparent = isTraceparent(call.meta?.traceparent) ? call.meta.traceparent : undefined;
     const running = new RunningCall(this, id, method, this.fixedPeer ?? this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
     this.running.set(id, running);

@@ -30,7 +30,7 @@ import { listenOwnerOnly } from './socket-listen.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
 import { describeLogEvent, LogStore } from './log-store.js';
 import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
-import { CLIENT_STALL_MS, clientHighWaterBytes } from '../wire/backlog-watch.js';
+import { CLIENT_STALL_MS, clientHighWater } from '../wire/backlog-watch.js';
 import { listenOnPassedFd } from './systemd-activation.js';
 import { announceWithdrawals, clientsInConfig, recheckClients, watchRevocations, type ClientRecord } from './client-authority.js';
 import { admitDirect, mayHandOff, type DirectAdmissionContext } from './direct-admission.js';
@@ -338,7 +338,7 @@ export class Daemon {
 
   /** A client's channel: the broker's frame limit, and a bounded backlog for a client that stops reading. */
   private sessionFlowLimits(): SessionFlowLimits {
-    return { highWaterBytes: clientHighWaterBytes(untrustedPeerBacklog(this.broker.maxFrameBytes)), stallMs: CLIENT_STALL_MS };
+    return { highWaterBytes: clientHighWater(this.broker.maxFrameBytes), stallMs: CLIENT_STALL_MS };
   }
 
   private clientChannelOptions(): FramedChannelOptions {

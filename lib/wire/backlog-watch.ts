@@ -18,17 +18,24 @@
  *
  * The channel tells the watch when a frame left its backlog above the mark
  * ({@link FramedChannel.observeBacklog}); below the mark a send costs one comparison.
+ * It also tells it when the backlog fell below half the mark
+ * ({@link FramedChannel.onBacklogAtMost}, at the completion of a write), so a
+ * held channel costs nothing until its peer reads.
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import type { BacklogObserver, FramedChannel } from './framed-channel.js';
+import { untrustedPeerBacklog, type BacklogObserver, type FramedChannel } from './framed-channel.js';
 
 /** How long a client may keep its backlog above the high-water mark before it is cut off, in ms. */
 export const CLIENT_STALL_MS = 2000;
 
-/** The backlog above which a client holds back its writer: half the hard bound, at most 512 KiB. */
-export function clientHighWaterBytes(maxBufferedBytes: number): number {
-  return Math.min(512 * 1024, Math.floor(maxBufferedBytes / 2));
+/**
+ * The backlog above which a daemon client holds back its writer (the daemon
+ * routing to it, or the helper serving its direct channel): half the hard
+ * bound of an untrusted peer's backlog ({@link untrustedPeerBacklog}), at most 512 KiB.
+ */
+export function clientHighWater(maxFrameBytes: number): number {
+  return Math.min(512 * 1024, Math.floor(untrustedPeerBacklog(maxFrameBytes) / 2));
 }
 
 /** The error a stalled reader is cut off with (the same words on the routed and the direct path). */
@@ -89,7 +96,8 @@ export class BacklogWatch implements BacklogObserver {
   private holding = false;
   private disposed = false;
   private stallTimer: unknown;
-  private checkScheduled = false;
+  /** The channel will call {@link BacklogWatch.check} when the backlog falls (FramedChannel.onBacklogAtMost). */
+  private releaseAwaited = false;
   private waiters: Array<() => void> = [];
   /** Bytes the peer read in the current stall window (a lower bound, see {@link BacklogWatch.sample}). */
   private progress = 0;
@@ -123,7 +131,7 @@ export class BacklogWatch implements BacklogObserver {
     this.options.hold?.();
     this.channel.stream.once('close', this.closed);
     this.startWindow();
-    this.scheduleCheck();
+    this.awaitRelease();
   }
 
   /** Gives the peer `stallMs` to read half the mark. */
@@ -187,20 +195,16 @@ export class BacklogWatch implements BacklogObserver {
 
   private readonly closed = (): void => this.letGo();
 
-  private scheduleCheck(): void {
-    if (this.checkScheduled) return;
-    this.checkScheduled = true;
-    const { stream } = this.channel;
-    // The socket says when it drained; a backlog still in the channel's outbox (flushed on the
-    // next tick) is looked at again after the tick.
-    if (stream.writableNeedDrain) stream.once('drain', this.check);
-    else setImmediate(this.check);
+  /** Asks the channel to say when the backlog fell to half the mark (once per hold; it also says so when it closes). */
+  private awaitRelease(): void {
+    if (this.releaseAwaited) return;
+    this.releaseAwaited = true;
+    this.channel.onBacklogAtMost(Math.floor(this.highWaterBytes / 2), this.check);
   }
 
+  /** The channel's backlog is at most half the mark, or it closed. */
   private readonly check = (): void => {
-    this.checkScheduled = false;
-    if (!this.holding) return;
-    if (!this.channel.open || this.channel.writableLength <= this.highWaterBytes / 2) this.letGo();
-    else this.scheduleCheck();
+    this.releaseAwaited = false;
+    this.letGo();
   };
 }

@@ -81,6 +81,8 @@ export class FramedChannel {
   private backlogObserver: BacklogObserver | undefined;
   /** Bytes of every frame queued since the channel opened (what the peer took is this minus writableLength). */
   private queuedTotal = 0;
+  /** Who waits for the backlog to fall ({@link FramedChannel.onBacklogAtMost}); undefined while nobody does. */
+  private lowWaiters: BacklogWaiter[] | undefined;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -132,6 +134,39 @@ export class FramedChannel {
   observeBacklog(observer: BacklogObserver | undefined): void {
     this.backlogObserver = observer;
   }
+
+  /**
+   * Calls `fn` once, at the first moment at most `bytes` wait for the peer
+   * (see {@link FramedChannel.writableLength}), or when the channel closes.
+   * The backlog only falls when a write completes, so that is where it is
+   * looked at: the last write of each flush carries a completion callback,
+   * which costs one comparison while nobody waits. No polling, no 'drain'
+   * needed (a stream whose high-water mark is above `bytes` never emits one).
+   * The caller looks first: `fn` is not called for a backlog that is already
+   * small and has no write in flight.
+   */
+  onBacklogAtMost(bytes: number, fn: () => void): void {
+    if (this.closedReported) {
+      fn();
+      return;
+    }
+    (this.lowWaiters ??= []).push({ bytes, fn });
+  }
+
+  /** A write completed (or the channel closed): wakes the waiters whose mark the backlog is at or under now. */
+  private readonly wrote = (): void => {
+    const waiters = this.lowWaiters;
+    if (waiters === undefined) return;
+    const closed = this.closedReported;
+    const waiting = this.writableLength;
+    let kept: BacklogWaiter[] | undefined;
+    for (const waiter of waiters) {
+      if (closed || waiting <= waiter.bytes) continue;
+      (kept ??= []).push(waiter);
+    }
+    this.lowWaiters = kept;
+    for (const waiter of waiters) if (closed || waiting <= waiter.bytes) waiter.fn();
+  };
 
   /** Bytes the stream took from this channel so far (handed on towards the peer): a slow reader's progress. */
   get bytesTaken(): number {
@@ -244,13 +279,16 @@ export class FramedChannel {
       return;
     }
     const buffers = this.outbox.take();
+    // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then.
     if (buffers.length === 1) {
-      this.stream.write(buffers[0]);
+      this.stream.write(buffers[0], this.wrote);
       return;
     }
     // Joined runs and big buffers (outbox.ts): one writev.
     this.stream.cork();
-    for (const buffer of buffers) this.stream.write(buffer);
+    const last = buffers.length - 1;
+    for (let i = 0; i < last; i++) this.stream.write(buffers[i]);
+    this.stream.write(buffers[last], this.wrote);
     this.stream.uncork();
   };
 
@@ -337,7 +375,15 @@ export class FramedChannel {
     if (this.closedReported) return;
     this.closedReported = true;
     this.handler?.closed(error);
+    // Nobody will read: whoever waits for the backlog to fall waits no more.
+    this.wrote();
   }
+}
+
+/** One {@link FramedChannel.onBacklogAtMost} registration. */
+interface BacklogWaiter {
+  readonly bytes: number;
+  readonly fn: () => void;
 }
 
 /**
