@@ -143,7 +143,7 @@ export class HelperProcess {
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
           // The last routed call settled: idle exit counts from now.
-          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) rpcHooks.activity?.(false);
+          if (this.routedCalls.size > 0 && this.routedCalls.delete(e.id) && this.routedCalls.size === 0) rpcHooks.activity?.(false);
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e, body.length);
