@@ -45,8 +45,8 @@ export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
 export type { Endpoint } from './protocol/endpoint-keyword.js';
 export type { EndpointReceiver, MintEndpointOptions } from './connection/endpoint-client.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
-
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
+export { runtimeLoad } from './runtime-load.js';
 
 /**
  * Handlers for every method of protocol shape `P`. A method that declares

@@ -67,7 +67,9 @@ t.test('lib/identity imports only errors, itself, node built-ins and node-forge'
 t.test('koffi (the daemon\'s SO_PEERCRED FFI) stays out of the helper runtime and of an app that imports bulkhead', async (t) => {
   const graph = reachable('lib/service.ts');
   t.same([...graph].filter((m) => m.startsWith('lib/daemon/')), [], 'the helper runtime reaches no lib/daemon module');
-  t.notOk(readFileSync(join(REPO_ROOT, 'dist/lib/service.bundle.js'), 'utf8').includes('koffi'), 'the helper bundle has no koffi in it');
+  const runtime = readFileSync(join(REPO_ROOT, 'dist/lib/service.runtime.cjs'), 'utf8');
+  t.ok(runtime.includes('BULKHEAD_PROTOCOL_FILE'), 'positive control: the file read is the helper runtime');
+  t.notOk(runtime.includes('koffi'), 'the helper runtime has no koffi in it');
   // At run time: importing bulkhead (embedded broker, connectTo) loads no koffi; starting a daemon does.
   const { execFileSync } = await import('node:child_process');
   const probe = (code: string) => execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();

@@ -90,8 +90,13 @@ t.test('a package holding granted files (bulkhead) is entered through its export
   files({ 'app3/package.json': { type: 'module' }, 'app3/svc.js': "import { serve } from 'runtime/service';\n" });
   mkdirSync(join(root, 'app3/node_modules'));
   symlinkSync(join(root, 'app2/node_modules/runtime'), join(root, 'app3/node_modules/runtime'));
-  const linked = await moduleReadSet([join(root, 'app3/svc.js')], [bundle]);
+  const loader = join(root, 'app2/node_modules/runtime/lib/loader.js');
+  files({ 'app2/node_modules/runtime/lib/loader.js': 'export {};\n', 'app2/node_modules/runtime/vendor/dep.js': '' });
+  const linked = await moduleReadSet([join(root, 'app3/svc.js')], [bundle, loader, join(root, 'app2/node_modules/runtime/vendor')]);
   t.ok(linked.files.includes(join(root, 'app3/node_modules/runtime/bundle.js')), 'the symlinked path of the granted bundle');
+  t.ok(linked.files.includes(join(root, 'app3/node_modules/runtime/lib/loader.js')), 'and of the granted files beside it (the bundle loads them relative to itself)');
+  t.notOk(linked.files.includes(join(root, 'app3/node_modules/runtime/secret-dev-dep.js')), 'never a file that is not granted');
+  t.notOk(linked.files.some((f) => f.startsWith(join(root, 'app3/node_modules/runtime/vendor'))), 'nor a granted directory (files only)');
 });
 
 t.test('a package the caller grants whole (a runtime package such as ajv) is neither repeated nor walked', async (t) => {

@@ -37,6 +37,10 @@ function probe() {
   });
 }
 await conn.call('echo', MESSAGE);
+// The first launch started the broker's cache writers (compile cache, runtime code cache where the build has one): let them finish.
+for (const [file, fn] of [['compile-cache.js', 'compileCacheWrites'], ['code-cache.js', 'codeCacheWrites']]) {
+  try { await (await import(pathToFileURL(`${dist}/lib/broker/${file}`).href))[fn]?.(); } catch { /* not in this build */ }
+}
 await probe();
 const out = [];
 for (let i = 0; i < Number(n); i++) {

@@ -3,7 +3,8 @@
 // two caches with vm.Script#createCachedData (right after running it, and after a warm-up encode/decode), then times, in
 // fresh processes with node:net already loaded (as the launch probe has): load the runtime, then encode and decode a
 // hello and a call. Variants: esm (import the real bundle, NODE_COMPILE_CACHE on where Node has it), none (vm.Script,
-// no cache), cold and warm (vm.Script with either cache). Experiment only: nothing in bulkhead uses this.
+// no cache), cold and warm (vm.Script with either cache). Round four's experiment; round five built the real thing
+// (lib/util/runtime-loader.ts, lib/code-cache-writer.ts), so the "esm" variant now imports that facade, not an ESM bundle.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -42,6 +42,12 @@ export interface BrokerEvents {
   prewarmed: [service: string, pid: number];
   /** A prewarmed spare was refused and killed: its hello did not match, or it sent something before activation. */
   spareRefused: [service: string, pid: number, reason: string];
+  /**
+   * A prewarmed spare (`pid`) took over new calls from the helper `replacedPid`, whose channel closed
+   * without the broker asking; the broker killed that helper. Its `exit` follows, then the spare's
+   * `launch` (docs/launch-policies.md, "Prewarm").
+   */
+  takeover: [service: string, pid: number, replacedPid: number];
   /** A helper exited. */
   exit: [service: string, info: ExitInfo];
   /** A helper printed a line on stdout or stderr. */
@@ -69,7 +75,7 @@ export interface BrokerEvents {
 export type BrokerEmit = <K extends keyof BrokerEvents & string>(event: K, ...args: BrokerEvents[K]) => void;
 
 /** The broker-wide half of a SupervisorContext: what a supervisor reports, as broker events. */
-export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'spareRefused' | 'exited' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
+export type SupervisorEventHooks = Pick<SupervisorContext, 'stateChanged' | 'launched' | 'prewarmed' | 'spareRefused' | 'exited' | 'tookOver' | 'log' | 'cleanupFailed' | 'denied' | 'callSettled' | 'callBatch'>;
 
 /** Turns every supervisor's reports into the broker's events (a failed cleanup is also a stderr `log` line). */
 export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
@@ -82,6 +88,7 @@ export function supervisorEventHooks(emit: BrokerEmit): SupervisorEventHooks {
       emit('log', { service: name, pid, stream: 'stderr', line: `bulkhead: prewarmed spare refused: ${reason}` });
     },
     exited: (name, info) => emit('exit', name, info),
+    tookOver: (name, pid, replacedPid) => emit('takeover', name, pid, replacedPid),
     log: (service, stream, line, pid) => emit('log', { service, pid, stream, line }),
     cleanupFailed: (service, pid, message) => {
       emit('cleanupFailed', service, pid, message);

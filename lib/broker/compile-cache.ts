@@ -1,7 +1,9 @@
 /**
  * V8's compile cache for helpers (Node ≥ 22, `NODE_COMPILE_CACHE`): a helper
- * then loads bulkhead's runtime bundle from cached bytecode instead of parsing
- * and compiling ~250 KB of JavaScript at every launch.
+ * then loads its ES modules (the `bulkhead/service` facade and the runtime
+ * loader, the prewarm entry, an unsandboxed service's own modules) from cached
+ * bytecode. The runtime script itself has its own code cache, on every Node
+ * line, in the same directory (lib/broker/code-cache.ts).
  *
  * Who writes it: only the broker. Cached bytecode is code; a helper that could
  * write the cache could plant code that its own next launch, or another
@@ -34,7 +36,7 @@ export const COMPILE_CACHE_ENV = 'NODE_COMPILE_CACHE';
 /** Node's own switch: set to `1` in the broker's environment, helpers launch without the compile cache. */
 export const COMPILE_CACHE_OFF_ENV = 'NODE_DISABLE_COMPILE_CACHE';
 
-/** What the cache writer imports: the helper runtime, which every helper loads. */
+/** What the cache writer imports: `bulkhead/service`, which every helper loads (the facade and the loader it imports). */
 const BUNDLE = join(PACKAGE_ROOT, 'dist', 'lib', 'service.bundle.js');
 
 /**

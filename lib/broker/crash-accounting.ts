@@ -48,10 +48,27 @@ export class CrashAccounting {
    */
   exited(info: ExitInfo, expected: boolean): BulkheadError | undefined {
     const crashed = !info.requested && !expected;
-    this.pacer.exited(crashed, info.uptimeMs);
-    if (!crashed) return undefined;
+    if (!crashed) {
+      this.pacer.exited(false, info.uptimeMs);
+      return undefined;
+    }
+    return this.crashed(info.uptimeMs) ? this.failure(info) : undefined;
+  }
+
+  /**
+   * Counts a crash now, before its exit is reported: the serving helper's channel closed
+   * without the broker asking and the broker killed it (spare-takeover.ts).
+   * @param uptimeMs - how long the helper ran
+   * @returns true when the breaker tripped: the service fails once the exit is reported ({@link CrashAccounting.failure})
+   */
+  crashed(uptimeMs: number): boolean {
+    this.pacer.exited(true, uptimeMs);
     this.crashes++;
-    if (!this.breaker.record()) return undefined;
+    return this.breaker.record();
+  }
+
+  /** The ERR_INVALIDATED a tripped breaker fails the service with, naming the last exit. */
+  failure(info: ExitInfo): BulkheadError {
     return bulkheadError(
       'ERR_INVALIDATED',
       `${this.service} stopped unexpectedly ${this.breaker.recent} times within ${this.policy.restartWindowMs} ms and was marked failed. Last exit: it ${describeExit(info)}; ${tailText(info)}. Fix the helper, then ${this.remedy}.`,

@@ -79,6 +79,8 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
   if (compileCache !== undefined) {
     // V8's compile cache, which the broker alone writes (lib/broker/compile-cache.ts); ignored by Node 20.
     input.env[COMPILE_CACHE_ENV] = compileCache;
+    // And the runtime's own code cache, on every Node line (lib/broker/code-cache.ts).
+    input.env[HELPER_ENV.codeCache] = compileCache;
     input.implicitReads.push(compileCache);
     input.compileCache = compileCache;
   }

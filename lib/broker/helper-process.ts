@@ -20,6 +20,7 @@ import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
 import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
+import { killDescendants } from './certain-death.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -307,9 +308,10 @@ export class HelperProcess {
     this.watchdogTimer.unref();
   }
 
-  /** Sends a signal to the helper's whole process group. */
+  /** Sends a signal to the helper's whole process group; SIGKILL also to every process under it (certain-death.ts). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.hasExited || this.child.pid === undefined) return;
+    if (signal === 'SIGKILL') killDescendants(this.child.pid);
     try {
       process.kill(-this.child.pid, signal);
     } catch {

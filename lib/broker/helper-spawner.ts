@@ -19,6 +19,7 @@ import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel
 import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { warmPlannedCompileCache } from './compile-cache.js';
+import { warmPlannedCodeCache } from './code-cache.js';
 import { HelperProcess } from './helper-process.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
@@ -56,6 +57,8 @@ export interface SpawnerHooks {
   activity(helper: HelperProcess, busy: boolean): void;
   /** The helper is exiting; called before its pending calls reject. */
   exiting(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void;
+  /** The helper's channel closed without the broker asking (the spare was activated early already). */
+  channelLost(helper: HelperProcess): void;
 }
 
 /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
@@ -112,6 +115,16 @@ export class HelperSpawner {
     this.spares.ensure();
   }
 
+  /** True when a warm spare of the current spec waits, already activated early (it can take calls at once). */
+  get activatedSpareReady(): boolean {
+    return this.spares.activatedReady;
+  }
+
+  /** That spare, handed over for a takeover (it serves once {@link HelperProcess.activate} is called), or undefined. */
+  takeActivatedSpare(): LaunchedHelper | undefined {
+    return this.spares.takeActivated();
+  }
+
   /** pid of the spare, once it is warm and waiting. */
   get sparePid(): number | null {
     return this.spares.warmPid;
@@ -148,6 +161,7 @@ export class HelperSpawner {
     const input = helperLaunchInput(resolved, this.ctx, spec.validators, spare);
     const plan = await planLaunch(input);
     warmPlannedCompileCache(plan, input);
+    warmPlannedCodeCache(plan, input);
     const closed = this.hooks.closedError();
     if (closed !== undefined) {
       await plan.cleanup();
@@ -192,7 +206,10 @@ export class HelperSpawner {
       route: (envelope, body) => hooks.route(envelope, body),
       // Its channel closing is the first sign a helper died, ~0.5–1 ms before its exit is reported: the spare
       // gets the broker's hello now, so the relaunch that follows the exit sends the call alone.
-      channelLost: () => this.spares.activateEarly(),
+      channelLost: () => {
+        this.spares.activateEarly();
+        hooks.channelLost(helper);
+      },
       // Before the helper's pending calls reject: their .catch sees this exit in status().
       exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
       ...(connects.length === 0 ? {} : {

@@ -19,6 +19,8 @@ import { HelperSpawner, launchSpec, type LaunchSpec, type SpawnerHooks } from '.
 import { LAUNCH_DEFAULTS, type LaunchTunables } from './manifest.js';
 import { ServiceStateMachine, type ServiceState } from './service-state.js';
 import type { LaunchedHelper } from './spare-pool.js';
+import { announceSuccessor, Handovers } from './spare-takeover.js';
+import { makeDeathCertain } from './certain-death.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** The launch tunables of a spec, defaults filled in. */
@@ -56,6 +58,8 @@ export class ServiceLifecycle {
   /** Helpers a restart retired, and cleanups after exits: settled() waits for them. */
   private readonly departing = new DepartingHelpers();
   private readonly spawner: HelperSpawner;
+  /** Spares that took over before the old helper's exit was reported, and crashes counted early. */
+  private readonly handovers = new Handovers();
   /** Set when the helper runs as a whole-process scheduled job: a clean exit is its normal end. */
   exitIsExpected = false;
 
@@ -74,6 +78,7 @@ export class ServiceLifecycle {
         if (this.helper === helper) audience.activity(busy);
       },
       exiting: (helper, info, cleanup) => this.onExit(helper, info, cleanup),
+      channelLost: (helper) => this.channelLost(helper),
       currentSpec: () => this.spec,
       wantSpare: () => !this.closed && !this.state.is('failed'),
     });
@@ -306,17 +311,58 @@ export class ServiceLifecycle {
     }
   }
 
-  /** Makes a launched helper the service's current one. */
-  private adopt({ helper, plan }: LaunchedHelper): void {
+  /** Makes a launched helper the service's current one; `announce`: its `launch` is reported now (a takeover reports it after the old exit). */
+  private adopt({ helper, plan }: LaunchedHelper, announce = true): void {
     this.report = plan.report;
     this.launches++;
     this.exits.pacer.launched();
     this.helper = helper;
-    if (helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+    if (announce && helper.pid !== undefined) this.ctx.launched(this.service, helper.pid);
+  }
+
+  /**
+   * The serving helper's channel closed unasked: with an activated spare ready, its death is made certain and its
+   * crash counted now, and within the budget and pacing the spare serves new calls at once (spare-takeover.ts).
+   */
+  private channelLost(helper: HelperProcess): void {
+    if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
+    makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'));
+    const tripped = this.exits.crashed(Date.now() - helper.startedAt);
+    this.handovers.countedEarly(helper, tripped);
+    // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.
+    if (tripped || this.exits.pacer.remainingMs > 0) return;
+    const launched = this.spawner.takeActivatedSpare();
+    if (launched === undefined) return;
+    this.departing.track(this.handovers.begin(helper, launched.helper));
+    this.adopt(launched, false);
+    if (launched.helper.pid !== undefined) this.ctx.tookOver?.(this.service, launched.helper.pid, helper.pid);
+    this.spawner.launched();
+  }
+
+  /** The exit of a helper a spare took over from: reported now, in the order a plain relaunch reports it. */
+  private replacedExited(helper: HelperProcess, successor: HelperProcess, info: ExitInfo, cleanup: Promise<void>): void {
+    this.handovers.end(helper, cleanup);
+    const current = this.helper === successor && !successor.isExited;
+    if (current) this.exits.lastExit = info;
+    this.ctx.exited(this.service, info);
+    this.audience.interrupted(helper, bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; its prewarmed spare took over, call again.`, { service: this.service, ...exitData(info) }), true);
+    // The successor's own end was reported already (it died first, or was stopped): no news for the launch automation.
+    if (!current) return;
+    this.audience.exited(info);
+    announceSuccessor(successor, (pid) => this.ctx.launched(this.service, pid));
+    this.audience.ready();
   }
 
   private onExit(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void {
-    this.departing.track(cleanup().catch((err: unknown) => this.ctx.cleanupFailed(this.service, helper.pid ?? -1, (err as Error).message)));
+    const cleaned = cleanup().catch((err: unknown) => this.ctx.cleanupFailed(this.service, helper.pid ?? -1, (err as Error).message));
+    this.departing.track(cleaned);
+    const successor = this.handovers.successorOf(helper);
+    if (successor !== undefined) {
+      this.replacedExited(helper, successor, info, cleaned);
+      return;
+    }
+    // A helper that took over and died before its predecessor's exit was reported: its launch is news first.
+    if (this.helper === helper && this.handovers.awaitsPredecessor(helper)) announceSuccessor(helper, (pid) => this.ctx.launched(this.service, pid));
     if (this.helper !== helper) {
       // A spare, a staged helper, or one a restart retired: the latter's end is still news (logs, exit events).
       if (this.departing.release(helper)) {
@@ -332,7 +378,8 @@ export class ServiceLifecycle {
     const interruption = bulkheadError('ERR_INTERRUPTED', `${this.service} (pid ${helper.pid ?? '?'}) ${describeExit(info)} while the call was in flight; the next call relaunches it.`, { service: this.service, ...exitData(info) });
     this.audience.interrupted(helper, interruption, wasRunning && !info.requested);
     // A helper run as a scheduled job is expected to exit, and exit 0 when it succeeded.
-    const tripped = this.exits.exited(info, this.exitIsExpected && info.code === 0);
+    const early = this.handovers.takeCount(helper);
+    const tripped = early === undefined ? this.exits.exited(info, this.exitIsExpected && info.code === 0) : early ? this.exits.failure(info) : undefined;
     if (tripped !== undefined) this.fail(tripped);
     else this.state.transition(['launching', 'running', 'stopping'], 'idle');
     this.audience.exited(info);

@@ -71,6 +71,22 @@ export class SparePool {
   }
 
   /**
+   * Hands over the spare only when it is warm, usable and already activated early (its hello sent:
+   * it can take calls at once); otherwise keeps it and returns undefined. For a takeover (spare-takeover.ts).
+   */
+  takeActivated(): LaunchedHelper | undefined {
+    const helper = this.spare?.helper;
+    if (helper?.isWarm !== true || !helper.gate.activated || !usable(helper)) return undefined;
+    return this.take();
+  }
+
+  /** True when {@link SparePool.takeActivated} would hand over a spare now. */
+  get activatedReady(): boolean {
+    const helper = this.spare?.helper;
+    return helper?.isWarm === true && helper.gate.activated && usable(helper);
+  }
+
+  /**
    * Activates the warm spare before a launch takes it (the running helper lost
    * its channel: a relaunch is likely); it serves only once taken.
    */

@@ -89,6 +89,8 @@ export interface SupervisorContext {
   /** A prewarmed spare was refused (its hello did not match, or it spoke before activation) and killed. */
   spareRefused?(name: string, pid: number, reason: string): void;
   exited(name: string, info: ExitInfo): void;
+  /** A prewarmed spare (`pid`) took over from a helper whose channel closed unasked; that one's `exited` follows. */
+  tookOver?(name: string, pid: number, replacedPid: number): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
   /** Removing a helper's scratch dir or cgroup failed after it exited. */
   cleanupFailed(name: string, pid: number, message: string): void;

@@ -81,6 +81,34 @@ function stamp(path: string): string {
   }
 }
 
+/**
+ * The granted files under the real directory of `real` that `file` (a path to it through a
+ * symlink) stands for, at their paths through that same symlink.
+ */
+function linkedSiblings(file: string, real: string, granted: ReadonlySet<string>): string[] {
+  // The longest common tail of both paths, from a separator: `/dist/lib/x.js` of `/app/node_modules/pkg` and `/src/pkg`.
+  let i = file.length;
+  let j = real.length;
+  while (i > 0 && j > 0 && file[i - 1] === real[j - 1]) {
+    i--;
+    j--;
+  }
+  const tail = file.indexOf(sep, i);
+  if (tail < 0) return [];
+  const linkRoot = file.slice(0, tail);
+  const realRoot = real.slice(0, j + tail - i);
+  const out: string[] = [];
+  for (const path of granted) {
+    if (path === real || !isWithin(path, realRoot)) continue;
+    try {
+      if (statSync(path).isFile()) out.push(linkRoot + path.slice(realRoot.length));
+    } catch {
+      // gone: nothing to grant
+    }
+  }
+  return out;
+}
+
 function realPath(path: string): string {
   try {
     return realpathSync.native(path);
@@ -150,9 +178,12 @@ class GraphWalk {
 
   addFile(file: string): void {
     if (this.files.has(file) || this.isGranted(file)) return;
-    if (this.isGranted(realPath(file))) {
-      // A granted file reached through a symlinked package (npm link, workspaces): Node opens it at this path too.
+    const real = realPath(file);
+    if (this.isGranted(real)) {
+      // A granted file reached through a symlinked package (npm link, workspaces): Node opens it at this path too,
+      // and the granted files beside it (bulkhead's facade loads its loader and runtime script relative to itself).
       this.files.add(file);
+      for (const sibling of linkedSiblings(file, real, this.granted)) this.files.add(sibling);
       return;
     }
     this.files.add(file);

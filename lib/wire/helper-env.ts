@@ -34,6 +34,11 @@ export const HELPER_ENV = {
    */
   maxInFlight: 'BULKHEAD_MAX_IN_FLIGHT',
   maxQueued: 'BULKHEAD_MAX_QUEUED',
+  /**
+   * The directory of the broker's V8 code cache for the runtime itself (lib/util/runtime-loader.ts):
+   * the helper reads the file made for its runtime, node and flags there, if any. Unset: no cache.
+   */
+  codeCache: 'BULKHEAD_CODE_CACHE',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
 } as const;

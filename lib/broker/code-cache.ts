@@ -1,0 +1,87 @@
+/**
+ * V8's code cache of the helper runtime itself, on every Node line (20
+ * included): the broker writes it, helpers read it (lib/util/runtime-loader.ts
+ * says how it is keyed and checked). The first launch for a node binary and
+ * V8 flag set starts, in the background, the writer (lib/code-cache-writer.ts:
+ * same binary, the helper's V8 flags only, unsandboxed as the broker) which
+ * loads the runtime, runs a hello and calls through it and saves the cache
+ * into the compile-cache directory (lib/broker/compile-cache.ts: the broker's,
+ * mode 0755, in every helper's read set, read-only under every profile). That
+ * launch runs uncached; later ones read the file. A helper never writes it:
+ * cached bytecode is code, and one a helper could write would run in the next.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../util/runtime-loader.js';
+import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
+import { PACKAGE_ROOT } from './package-paths.js';
+
+/** The runtime script every helper loads. */
+export const RUNTIME_SCRIPT = join(PACKAGE_ROOT, 'dist', 'lib', 'service.runtime.cjs');
+const WRITER = join(PACKAGE_ROOT, 'dist', 'lib', 'code-cache-writer.js');
+
+/** Writer runs started (or done) in this process, by node binary and flags: the file written, if any. */
+const written = new Map<string, Promise<string | undefined>>();
+
+/**
+ * Makes sure the cache holds the runtime for `nodePath` with the V8 flags among `flags` (once per
+ * broker process and flag set; skipped when a file for this very runtime is there). Never throws;
+ * settles with the cache file, or undefined when none could be made.
+ */
+export function warmCodeCache(nodePath: string, flags: readonly string[]): Promise<string | undefined> {
+  const dir = compileCacheDir();
+  if (dir === undefined) return Promise.resolve(undefined);
+  const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));
+  const key = JSON.stringify([nodePath, v8Flags]);
+  let run = written.get(key);
+  if (run === undefined) {
+    run = new Promise<string | undefined>((resolve) => {
+      const child = spawn(nodePath, [...v8Flags, WRITER, dir], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.once('error', () => resolve(undefined));
+      child.once('close', (code) => resolve(code === 0 && out.startsWith(`${dir}/`) ? out : undefined));
+      child.unref();
+    });
+    written.set(key, run);
+  }
+  return run;
+}
+
+/** Settles once every writer started so far has finished. */
+export async function codeCacheWrites(): Promise<void> {
+  await Promise.all(written.values());
+}
+
+/**
+ * After a launch was planned: makes sure the cache holds the runtime for the node and flags this
+ * launch uses (in the background; this launch does not wait). Skips the writer when the file is
+ * there and holds this runtime's source (the broker's own earlier run, or another broker's of this uid).
+ */
+export function warmPlannedCodeCache(plan: { command: string; args: readonly string[] }, input: { nodePath: string; entry: string; compileCache?: string }): void {
+  if (input.compileCache === undefined) return;
+  const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
+  if (flags === undefined) return;
+  const key = JSON.stringify([input.nodePath, flags.filter((f) => CACHE_FLAG.test(f))]);
+  if (written.has(key)) return;
+  if (upToDate(input.compileCache, input.nodePath, flags)) {
+    written.set(key, Promise.resolve(undefined));
+    return;
+  }
+  void warmCodeCache(input.nodePath, flags);
+}
+
+/** Whether the cache file for this runtime, node and flags exists and holds exactly this runtime's source. */
+function upToDate(dir: string, nodePath: string, flags: readonly string[]): boolean {
+  // Only for the broker's own node: another binary's version is not known here without running it.
+  if (nodePath !== process.execPath) return false;
+  try {
+    const source = readFileSync(RUNTIME_SCRIPT);
+    const id = runtimeBuildId(source);
+    return id !== undefined && cachedDataFor(readFileSync(codeCacheFile(dir, id, flags)), source) !== undefined;
+  } catch {
+    return false;
+  }
+}
