@@ -119,7 +119,6 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const rpcHooks: RpcClientHooks = {
-      // No closure per event once the helper serves (every event after a spare's first moments).
       broadcast: (name, payload) => this.gate.serving ? hooks.broadcast(name, payload) : this.gate.deliver(() => hooks.broadcast(name, payload)),
       eventError: (error) => this.gate.deliver(() => hooks.eventError(error)),
       activity: (busy: boolean) => {
