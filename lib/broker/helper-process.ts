@@ -119,7 +119,7 @@ export class HelperProcess {
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
     this.channel = new FramedChannel(socket, { maxFrameBytes: options.maxFrameBytes });
     const rpcHooks: RpcClientHooks = {
-      broadcast: (name, payload) => this.gate.deliver(() => hooks.broadcast(name, payload)),
+      broadcast: (name, payload) => this.gate.serving ? hooks.broadcast(name, payload) : this.gate.deliver(() => hooks.broadcast(name, payload)),
       eventError: (error) => this.gate.deliver(() => hooks.eventError(error)),
       activity: (busy: boolean) => {
         if (!busy) this.checkIdle();
@@ -139,16 +139,18 @@ export class HelperProcess {
           this.refuseSpare(`it sent a "${e.kind}" message before it was activated`);
           return;
         }
-        // Any frame proves the helper's event loop ran; an idle helper sends its heartbeat.
-        if (this.lastHeard !== undefined) this.lastHeard = performance.now();
         // Counted here, not in the RpcClient, so routed (daemon / outbound) calls count too.
         if ((e.kind === 'reply' || e.kind === 'error') && e.id !== 0) {
           this.callsAnswered++;
           // The last routed call settled: idle exit counts from now.
-          if (this.routedCalls.delete(e.id) && this.routedCalls.size === 0) rpcHooks.activity?.(false);
+          if (this.routedCalls.size > 0 && this.routedCalls.delete(e.id) && this.routedCalls.size === 0) rpcHooks.activity?.(false);
           this.settleCall(e.id, e.kind === 'error' ? e.error.code : null);
         }
         if (options.route === undefined || !options.route(e, body)) this.rpc.receive(e, body.length);
+      },
+      // Any bytes prove the helper's event loop ran; an idle helper sends its heartbeat. Once per read, not per frame.
+      read: () => {
+        if (this.lastHeard !== undefined) this.lastHeard = performance.now();
       },
       closed: (error) => {
         // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".

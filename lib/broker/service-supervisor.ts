@@ -12,6 +12,7 @@ import type { RpcClient } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
 import type { CallMeta } from '../wire/envelope.js';
+import { keptBody } from '../wire/socket-reads.js';
 import { Emitter } from '../util/emitter.js';
 import type { ExitInfo } from './exit-report.js';
 import { abandonStaged, type StagedHelper } from './helper-handover.js';
@@ -258,7 +259,9 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   }
 
   /** @inheritdoc */
-  async forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void> {
+  async forward(range: number, received: Buffer, call?: { id: number; method: string }): Promise<void> {
+    // Sent after the await below: a body that lies in the shared read buffer (framed-channel.ts) is copied now.
+    const body = keptBody(received);
     // A closed route (service reloaded, unregistered or closed) must fail the call, not drop it.
     const gone = (): BulkheadError => this.life.closedWith ?? bulkheadError('ERR_INVALIDATED', `${this.service}: this route was closed (the service was reloaded or its client went away); connect again.`);
     if (!this.routes.has(range)) throw gone();

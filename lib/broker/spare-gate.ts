@@ -37,6 +37,11 @@ export class SpareGate {
     return this.state !== 'waiting' || kind === 'hello';
   }
 
+  /** True once the helper is the service's: its events go to clients at once. */
+  get serving(): boolean {
+    return this.state === 'serving';
+  }
+
   /** Runs `deliver` (an event for the service's clients) now, or once the helper serves. */
   deliver(deliver: () => void): void {
     if (this.state === 'serving') deliver();

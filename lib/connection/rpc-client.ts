@@ -267,8 +267,9 @@ export class RpcClient {
     const owner = callId === 0 ? undefined : this.pending.get(callId)?.owner;
     if (callId !== 0 && owner === undefined) return; // its call already settled or was cancelled
     // A newer, compatible service may emit events this client's version does not know: not an error.
-    if (this.hello.evolved && !this.protocol.hasEvent(name)) return;
-    const error = this.protocol.hasEvent(name)
+    const known = this.protocol.hasEvent(name);
+    if (!known && this.hello.evolved) return;
+    const error = known
       ? this.protocol.check('event', name, payload)
       : bulkheadError('ERR_INVALID_RESULT', `${this.protocol.name}: the service emitted event "${name}", which its protocol does not declare.`, { part: 'event', event: name });
     if (owner !== undefined) {

@@ -50,7 +50,15 @@ export class CompiledProtocol {
   readonly version: string;
   readonly hash: string;
   readonly document: ProtocolDocument;
-  private readonly validators = new Map<string, ValidateFunction>();
+  /**
+   * Validators by part, then by method or event name. Looked up by the name alone: a `${part}:${name}`
+   * key built per check was a string concatenation and a hash of the new string on every call and event.
+   */
+  private readonly validators: Record<ValidationPart, Map<string, ValidateFunction>> = {
+    params: new Map(), result: new Map(), event: new Map(), yields: new Map(), accepts: new Map(),
+  };
+  /** The declared event names, for {@link CompiledProtocol.hasEvent}: a Set lookup, where a property lookup with a decoded name internalized it first. */
+  private readonly eventNames: ReadonlySet<string>;
 
   private constructor(document: ProtocolDocument, known?: KnownHash) {
     this.document = document;
@@ -58,6 +66,7 @@ export class CompiledProtocol {
     this.version = document.version;
     // Comparing canonical JSON costs far less than SHA-256 on a cold helper start; a changed document is hashed.
     this.hash = known !== undefined && canonicalJson(document) === known.canonical ? known.hash : schemaHash(document);
+    this.eventNames = new Set(Object.keys(document.events ?? {}));
   }
 
   /**
@@ -68,7 +77,12 @@ export class CompiledProtocol {
     // A trusted document (its broker checked it, and the hello compares hashes) skips the meta-check, which needs ajv.
     const protocol = new CompiledProtocol(options.trusted === true ? value as ProtocolDocument : checkProtocolDocument(value, source), options.known);
     if (options.validators !== undefined) {
-      for (const [key, validate] of Object.entries(options.validators)) protocol.validators.set(key, validate);
+      for (const [key, validate] of Object.entries(options.validators)) {
+        // `<part>:<name>`: the part has no colon, a name may.
+        const colon = key.indexOf(':');
+        const part = key.slice(0, colon);
+        if (colon > 0 && Object.hasOwn(protocol.validators, part)) protocol.validators[part as ValidationPart].set(key.slice(colon + 1), validate);
+      }
     }
     if (options.eager !== false) protocol.compileAll(source);
     return protocol;
@@ -107,7 +121,7 @@ export class CompiledProtocol {
 
   /** True when the protocol declares event `name`. */
   hasEvent(name: string): boolean {
-    return this.document.events !== undefined && Object.hasOwn(this.document.events, name);
+    return this.eventNames.has(name);
   }
 
   /** Declared method names. */
@@ -140,11 +154,11 @@ export class CompiledProtocol {
   }
 
   private validator(part: ValidationPart, name: string): ValidateFunction {
-    const key = `${part}:${name}`;
-    let validate = this.validators.get(key);
+    const validators = this.validators[part];
+    let validate = validators.get(name);
     if (validate === undefined) {
       validate = sharedAjv().compile(this.schemaOf(part, name));
-      this.validators.set(key, validate);
+      validators.set(name, validate);
     }
     return validate;
   }

@@ -34,18 +34,17 @@ type AnyListener = (...args: any[]) => void;
 
 /** Minimal typed event emitter. */
 export class Emitter<E extends EventMap<E>> {
-  private listeners = new Map<keyof E, Array<AnyListener>>();
+  /** Listener lists are replaced, never changed in place: emit() iterates the list it found without copying it. */
+  private listeners = new Map<keyof E, ReadonlyArray<AnyListener>>();
 
   /** Adds a listener; dispose the result to remove it. */
   on<K extends keyof E>(event: K, listener: (...args: E[K]) => void): Disposable {
-    const list = this.listeners.get(event) ?? [];
-    list.push(listener as AnyListener);
-    this.listeners.set(event, list);
+    this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener as AnyListener]);
     return disposable(() => {
       const current = this.listeners.get(event);
       if (current === undefined) return;
       const index = current.indexOf(listener as AnyListener);
-      if (index >= 0) current.splice(index, 1);
+      if (index >= 0) this.listeners.set(event, current.filter((_, i) => i !== index));
     });
   }
 
@@ -67,7 +66,8 @@ export class Emitter<E extends EventMap<E>> {
   protected emit<K extends keyof E>(event: K, ...args: E[K]): boolean {
     const list = this.listeners.get(event);
     if (list === undefined || list.length === 0) return false;
-    for (const listener of [...list]) {
+    // A listener added or removed meanwhile replaces the list: this one stays as it was.
+    for (const listener of list) {
       try {
         listener(...(args as unknown[]));
       } catch (err) {

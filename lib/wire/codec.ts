@@ -21,6 +21,7 @@ import { Buffer } from 'node:buffer';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 import { decodeWithoutViews } from './decode-scratch.js';
+import { inSharedReadBuffer } from './socket-reads.js';
 
 // cbor-x's no-eval CommonJS build: no search for the optional native string extractor (~15-25 ms at every
 // helper start; sandboxed helpers may not load it anyway), no `new Function` record readers (useRecords is
@@ -111,22 +112,21 @@ export function encodeItem(value: unknown): Buffer {
 }
 
 /**
- * Decodes exactly one CBOR item that must be plain data.
+ * Decodes one CBOR item of plain data. `borrowed`: `body` may lie in a shared read buffer; then byte strings (views) come from a copy.
  * @throws BulkheadError `ERR_BAD_FRAME` for malformed CBOR, trailing bytes,
  *   anything outside the data model of docs/wire.md (tags but bignums, non-text
  *   map keys, ...), nesting deeper than {@link MAX_FRAME_DEPTH} or more arrays,
  *   maps and byte strings than {@link maxFrameObjects} allows for its length.
  */
-export function decodeItem(body: Uint8Array): unknown {
+export function decodeItem(body: Uint8Array, borrowed = false): unknown {
   const malformed = scanItem(body);
   if (malformed !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one CBOR item of plain data: ${malformed}. See docs/wire.md for the accepted data model.`);
   }
   let value: unknown;
   try {
-    // decode() throws on truncation and on bytes left after the first item. Without a byte string (a view of
-    // its source) the value may be decoded from a reused buffer (decode-scratch.ts).
-    value = scanSawByteString ? decoder.decode(body) : decodeWithoutViews(decoder, body);
+    // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
+    value = scanSawByteString ? decoder.decode(borrowed && inSharedReadBuffer(body) ? Buffer.from(body) : body) : decodeWithoutViews(decoder, body);
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }

@@ -227,11 +227,12 @@ function toWire(e: Envelope): unknown[] {
 }
 
 /**
- * Decodes one frame body into an envelope, checking its shape.
+ * Decodes one frame body into an envelope, checking its shape. `borrowed`:
+ * `body` may lie in a shared read buffer (see {@link decodeItem}).
  * @throws BulkheadError `ERR_BAD_FRAME` for anything that is not a valid envelope.
  */
-export function decodeEnvelope(body: Uint8Array): Envelope {
-  const item = decodeItem(body);
+export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {
+  const item = decodeItem(body, borrowed);
   if (!Array.isArray(item) || item.length === 0) throw bad('not a non-empty array');
   const a = item as unknown[];
   switch (a[0]) {

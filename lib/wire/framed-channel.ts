@@ -11,7 +11,7 @@ import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } f
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { keepForSending } from './body-pool.js';
 import { Outbox } from './outbox.js';
-import { readFramesIntoOwnBuffers } from './socket-reads.js';
+import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
@@ -51,8 +51,14 @@ export interface BacklogObserver {
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
 export interface ChannelHandler {
-  /** One decoded envelope, with the frame body it came from (for forwarding without re-encoding). */
+  /**
+   * One decoded envelope, with the frame body it came from (for forwarding without re-encoding).
+   * `body` may be a view of a read buffer that the next read overwrites: it is valid during this call;
+   * to keep it longer, keep `keptBody(body)` (socket-reads.ts). `sendRaw` does that itself.
+   */
   envelope(envelope: Envelope, body: Buffer): void;
+  /** Bytes arrived (once per read, before the envelopes they complete): a sign of life that costs nothing per frame. */
+  read?(): void;
   /** The channel closed; `error` says why when it was not a clean end. Called once. */
   closed(error: BulkheadError | undefined): void;
 }
@@ -94,7 +100,7 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliver([body]), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
     this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
@@ -213,12 +219,14 @@ export class FramedChannel {
    * Forwards a frame body that was received elsewhere, byte for byte: the
    * broker routes payloads this way without decoding and re-encoding them.
    * `body` is queued as it is (not copied), so it must not change until
-   * written: received bodies never do.
+   * written; a body that lies in the shared read buffer (another channel's
+   * handler got it as a view, see ChannelHandler.envelope) is copied first.
    */
   sendRaw(body: Buffer): boolean {
     if (!this.open) return false;
-    keepForSending(body);
-    return this.enqueue(this.outbox.pushBody(body));
+    const kept = keptBody(body);
+    keepForSending(kept);
+    return this.enqueue(this.outbox.pushBody(kept));
   }
 
   /**
@@ -323,24 +331,36 @@ export class FramedChannel {
     this.reportClosed(undefined);
   }
 
-  /** Bytes arrived; `reuse`: `chunk` is the shared read buffer, so bodies in it are copied. */
-  private onData(chunk: Buffer, reuse = false): void {
+  /**
+   * Bytes arrived. `shared`: `chunk` lies in a read buffer that the next read overwrites (socket-reads.ts).
+   * Its bodies are not copied out: each is decoded from where it lies (a frame with byte strings, whose
+   * values would be views of it, from a copy), and whoever keeps a body keeps `keptBody` of it (sendRaw does).
+   */
+  private onData(chunk: Buffer, shared = false): void {
     if (this.closedReported) return;
+    this.handler!.read?.();
     let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk, reuse);
+      bodies = this.decoder.push(chunk);
     } catch (err) {
       this.fail(asFrameError(err));
       return;
     }
-    this.deliver(bodies);
+    this.deliver(bodies, shared);
   }
 
-  private deliver(bodies: Buffer[]): void {
+  /** A body the kernel filled: its last read. */
+  private deliverRead(body: Buffer): void {
+    this.handler!.read?.();
+    this.deliver([body]);
+  }
+
+  private deliver(bodies: Buffer[], shared = false): void {
     for (const body of bodies) {
       let envelope: Envelope;
       try {
-        envelope = decodeEnvelope(body);
+        // `shared`: the body may be a view of the shared buffer (a frame spread over reads has a body of its own).
+        envelope = decodeEnvelope(body, shared);
       } catch (err) {
         this.fail(asFrameError(err));
         return;

@@ -10,7 +10,9 @@
  * bench/README.md). With `onread` the kernel copies into a buffer we give it:
  * one reused read buffer for small frames, and the body itself for the rest of
  * a large frame, so a large frame is copied once (by the kernel) and a read
- * allocates nothing.
+ * allocates nothing. A small frame is decoded where it lies in the read buffer
+ * (framed-channel.ts); only a body that is kept, or whose byte strings would
+ * be views of it, is copied ({@link keptBody}).
  *
  * `onread` can only be given when a socket is created, and the broker's end of
  * a helper's channel is `child.stdio[3]`, which Node creates. So this sets the
@@ -53,9 +55,25 @@ const PROBE_AFTER_BYTES = READ_BUFFER_BYTES + DIRECT_READ_MIN_BYTES;
 /** Shared like the read buffer: each read is consumed before libuv reads again. */
 let sharedProbeBuffer: Buffer | undefined;
 
+/**
+ * True when `bytes` lies in one of the read buffers every channel shares: the
+ * next read overwrites it. A body handed to a channel's handler may be such a
+ * view (framed-channel.ts decodes small frames straight from it); whoever
+ * keeps one past the handler's return keeps {@link keptBody} of it instead.
+ */
+export function inSharedReadBuffer(bytes: Uint8Array): boolean {
+  const memory = bytes.buffer;
+  return memory === sharedReadBuffer?.buffer || memory === sharedProbeBuffer?.buffer;
+}
+
+/** `body` itself, or a copy of it when it lies in a shared read buffer (see {@link inSharedReadBuffer}). */
+export function keptBody(body: Buffer): Buffer {
+  return inSharedReadBuffer(body) ? Buffer.from(body) : body;
+}
+
 /** Where {@link readFramesIntoOwnBuffers} hands what it read. */
 export interface FrameReads {
-  /** Bytes read into the shared buffer: feed them to the decoder with `reuse` (copy bodies out) before returning. */
+  /** Bytes read into the shared buffer: consume them before returning (bodies in them are views that the next read overwrites). */
   chunk(bytes: Buffer): void;
   /** A body the kernel finished filling. */
   body(body: Buffer): void;
