@@ -11,12 +11,12 @@
  * cached bytecode is code, and one a helper could write would run in the next.
  * @module
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../util/runtime-loader.js';
 import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
+import { runWriter } from './writer-process.js';
 
 /** The runtime script every helper loads. */
 export const RUNTIME_SCRIPT = join(PACKAGE_ROOT, 'dist', 'lib', 'service.runtime.cjs');
@@ -37,14 +37,7 @@ export function warmCodeCache(nodePath: string, flags: readonly string[]): Promi
   const key = JSON.stringify([nodePath, v8Flags]);
   let run = written.get(key);
   if (run === undefined) {
-    run = new Promise<string | undefined>((resolve) => {
-      const child = spawn(nodePath, [...v8Flags, WRITER, dir], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.once('error', () => resolve(undefined));
-      child.once('close', (code) => resolve(code === 0 && out.startsWith(`${dir}/`) ? out : undefined));
-      child.unref();
-    });
+    run = runWriter(nodePath, [...v8Flags, WRITER, dir]).then(({ code, out }) => (code === 0 && out.startsWith(`${dir}/`) ? out : undefined));
     written.set(key, run);
   }
   return run;

@@ -23,12 +23,13 @@
  * that name to the directory its writer filled, so the files stay the broker's.
  * @module
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { CACHE_FLAG } from '../util/runtime-loader.js';
 import { PACKAGE_ROOT } from './package-paths.js';
+import { runWriter } from './writer-process.js';
 
 /** The variable that turns the compile cache on in a helper (read by node itself). */
 export const COMPILE_CACHE_ENV = 'NODE_COMPILE_CACHE';
@@ -40,12 +41,10 @@ export const COMPILE_CACHE_OFF_ENV = 'NODE_DISABLE_COMPILE_CACHE';
 const BUNDLE = join(PACKAGE_ROOT, 'dist', 'lib', 'service.bundle.js');
 
 /**
- * The helper's flags the writer passes on: V8 flags, which change the cache's subdirectory (its
- * flag hash), and nothing else. Never a flag that loads or runs code or reads a file
- * (`--import`, `--require`, `--env-file`, ...): the writer runs unsandboxed, as the broker. A
- * helper with a V8 flag not listed here just finds no cache for its flags and starts uncached.
+ * The helper's flags the writer passes on: V8 flags only (CACHE_FLAG, lib/util/runtime-loader.ts),
+ * never one that loads or runs code or reads a file: the writer runs unsandboxed, as the broker.
  */
-const WRITER_FLAG = /^--(max-old-space-size|max-semi-space-size|max-heap-size|stack-size|stack-trace-limit)=\d+$|^--(jitless|expose-gc|predictable|single-threaded|single-threaded-gc|no-opt|no-sparkplug|no-maglev|no-turbofan|harmony(-[a-z0-9-]+)?|js-[a-z0-9-]+)$/;
+const WRITER_FLAG = CACHE_FLAG;
 
 /** The flags of a helper's node command that its cache writer runs with (see WRITER_FLAG). */
 export function writerFlags(flags: readonly string[]): string[] {
@@ -103,22 +102,13 @@ export function warmCompileCache(nodePath: string, flags: readonly string[], uid
   const key = JSON.stringify([nodePath, v8Flags]);
   let run = warmed.get(key);
   if (run === undefined) {
-    run = new Promise<string | undefined>((resolve) => {
-      const script = `await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); const m = await import('node:module'); process.stdout.write(m.getCompileCacheDir?.() ?? '');`;
-      const child = spawn(nodePath, [...v8Flags, '--input-type=module', '-e', script], {
-        env: { [COMPILE_CACHE_ENV]: dir, PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      let out = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.once('error', () => resolve(undefined));
-      child.once('close', (code) => {
-        shareReadOnly(dir);
-        // The subdirectory node used, when it is where we asked (`<dir>/<version>-<arch>-<flags>-<uid>`).
-        const tag = out.trim();
-        resolve(code === 0 && tag !== '' && dirname(tag) === dir ? basename(tag) : undefined);
-      });
-      child.unref();
+    const script = `await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); const m = await import('node:module'); process.stdout.write(m.getCompileCacheDir?.() ?? '');`;
+    run = runWriter(nodePath, [...v8Flags, '--input-type=module', '-e', script], { [COMPILE_CACHE_ENV]: dir }).then(({ code, out }) => {
+      if (code === null) return undefined;
+      shareReadOnly(dir);
+      // The subdirectory node used, when it is where we asked (`<dir>/<version>-<arch>-<flags>-<uid>`).
+      const tag = out.trim();
+      return code === 0 && tag !== '' && dirname(tag) === dir ? basename(tag) : undefined;
     });
     warmed.set(key, run);
   }
