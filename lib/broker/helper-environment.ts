@@ -83,6 +83,10 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     input.env[HELPER_ENV.codeCache] = compileCache;
     input.implicitReads.push(compileCache);
     input.compileCache = compileCache;
+  } else {
+    // Cache off: a manifest's env must not point the helper at a cache of its choosing (code it would run).
+    Reflect.deleteProperty(input.env, COMPILE_CACHE_ENV);
+    Reflect.deleteProperty(input.env, HELPER_ENV.codeCache);
   }
   const file = validators.get();
   if (file !== undefined) {
