@@ -15,7 +15,7 @@
  * renamed, so a helper never reads half of one. Helpers only ever read it.
  * @module
  */
-import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,12 @@ const rt = runtime.exports as typeof import('./service.js');
 
 // What a broker hands a helper: its protocol file, precompiled validators and limits.
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-warm-up-'));
+/** The temporary cache file while it is being written (removed on any exit before its rename). */
+let temporary: string | undefined;
+process.on('exit', () => {
+  rmSync(work, { recursive: true, force: true });
+  if (temporary !== undefined) rmSync(temporary, { force: true });
+});
 const protocolFile = join(work, 'bulkhead.warm-up.json');
 writeFileSync(protocolFile, JSON.stringify(WARM_PROTOCOL));
 const validators = precompileValidators(loadProtocolFile(protocolFile));
@@ -67,10 +73,18 @@ process.env[HELPER_ENV.maxFrameBytes] = String(16 * 1024 * 1024);
 /** Saves the cache (after the last reply, while serve() still runs: it exits the process when its socket closes). */
 function save(): void {
   const target = codeCacheFile(dir!, buildId, process.execArgv);
-  const temporary = `${target}.${String(process.pid)}.tmp`;
-  writeFileSync(temporary, codeCacheContents(runtime.source, runtime.script.createCachedData()), { mode: 0o644 });
-  chmodSync(temporary, 0o644); // whatever the umask: helpers of other uids read it
-  renameSync(temporary, target);
+  const tmp = `${target}.${String(process.pid)}.tmp`;
+  // wx: never write through a file (or link) someone left under this name (nor remove it).
+  const fd = openSync(tmp, 'wx', 0o644);
+  temporary = tmp;
+  try {
+    writeFileSync(fd, codeCacheContents(runtime.source, runtime.script.createCachedData()));
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o644); // whatever the umask: helpers of other uids read it
+  renameSync(tmp, target);
+  temporary = undefined;
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(target, () => process.exit(0));
 }

@@ -1,0 +1,40 @@
+// The code-cache writer (lib/code-cache-writer.ts) leaves nothing behind when saving fails: neither its
+// temporary cache file nor its warm-up work directory.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { codeCacheFile, runtimeBuildId } from '../lib/util/runtime-loader.js';
+import { RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
+import { REPO_ROOT } from './helpers.js';
+
+const WRITER = join(REPO_ROOT, 'dist/lib/code-cache-writer.js');
+
+t.test('a failed save (the rename refused) leaves no temporary file and no work directory', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-writer-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cache = join(dir, 'cache');
+  const work = join(dir, 'tmp');
+  mkdirSync(cache);
+  mkdirSync(work);
+  const run = (): number => {
+    try {
+      execFileSync(process.execPath, [WRITER, cache], { env: { PATH: process.env['PATH'] ?? '', TMPDIR: work }, stdio: 'ignore' });
+      return 0;
+    } catch (err) {
+      return (err as { status: number }).status;
+    }
+  };
+  // A directory where the cache file goes: the rename fails inside save().
+  const target = codeCacheFile(cache, runtimeBuildId(readFileSync(RUNTIME_SCRIPT))!, []);
+  mkdirSync(target);
+  t.not(run(), 0, 'the writer failed');
+  t.same(readdirSync(cache), [target.slice(cache.length + 1)], 'no temporary file left in the cache directory');
+  t.same(readdirSync(work).filter((n) => n.startsWith('bulkhead-warm-up-')), [], 'no warm-up work directory left');
+  // Positive control: the same writer, once the name is free, writes the file and cleans up as well.
+  rmSync(target, { recursive: true });
+  t.equal(run(), 0, 'the writer succeeded');
+  t.same(readdirSync(cache), [target.slice(cache.length + 1)], 'the cache file, nothing else');
+  t.same(readdirSync(work).filter((n) => n.startsWith('bulkhead-warm-up-')), [], 'no work directory left');
+});
