@@ -15,10 +15,10 @@
  * renamed, so a helper never reads half of one. Helpers only ever read it.
  * @module
  */
-import { chmodSync, closeSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { codeCacheContents, codeCacheFile, loadRuntime, runtimeBuildId } from './util/runtime-loader.js';
 import { loadProtocolFile } from './protocol/registry.js';
@@ -85,8 +85,28 @@ function save(): void {
   chmodSync(tmp, 0o644); // whatever the umask: helpers of other uids read it
   renameSync(tmp, target);
   temporary = undefined;
+  evictOtherBuilds(target);
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(target, () => process.exit(0));
+}
+
+/**
+ * Removes the cache files of other runtime builds for this same node, architecture and flags
+ * (`runtime-<other id>-<same tail>`): no helper of this node and flags loads them any more.
+ * Only plain files of that exact pattern; a link is removed as a name, never followed.
+ */
+function evictOtherBuilds(target: string): void {
+  const name = basename(target);
+  const tail = name.slice('runtime-'.length + 16);
+  const pattern = /^runtime-[0-9a-f]{16}-/;
+  try {
+    for (const entry of readdirSync(dirname(target), { withFileTypes: true })) {
+      if (entry.name === name || !entry.isFile() || !pattern.test(entry.name) || entry.name.slice('runtime-'.length + 16) !== tail) continue;
+      rmSync(join(dirname(target), entry.name), { force: true });
+    }
+  } catch {
+    // Another writer evicting at the same time: nothing to do.
+  }
 }
 
 const server = createServer();

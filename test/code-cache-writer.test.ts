@@ -2,7 +2,7 @@
 // temporary cache file nor its warm-up work directory.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { codeCacheFile, runtimeBuildId } from '../lib/util/runtime-loader.js';
@@ -37,4 +37,29 @@ t.test('a failed save (the rename refused) leaves no temporary file and no work 
   t.equal(run(), 0, 'the writer succeeded');
   t.same(readdirSync(cache), [target.slice(cache.length + 1)], 'the cache file, nothing else');
   t.same(readdirSync(work).filter((n) => n.startsWith('bulkhead-warm-up-')), [], 'no work directory left');
+});
+
+t.test('eviction: the writer removes other builds\' files for its node, arch and flags only, never through a link', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-writer-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cache = join(dir, 'cache');
+  mkdirSync(cache);
+  const target = codeCacheFile(cache, runtimeBuildId(readFileSync(RUNTIME_SCRIPT))!, []);
+  const tail = target.slice(cache.length + 1 + 'runtime-'.length + 16);
+  const old = `runtime-00000000000000aa${tail}`;
+  const otherNode = `runtime-00000000000000bb-v0.0.1-${process.arch}-00000000.v8cache`;
+  const otherFlags = codeCacheFile(cache, '00000000000000cc', ['--max-old-space-size=64']).slice(cache.length + 1);
+  const link = `runtime-00000000000000dd${tail}`;
+  const outside = join(dir, 'outside');
+  for (const name of [old, otherNode, otherFlags, 'notes.txt']) writeFileSync(join(cache, name), 'x');
+  writeFileSync(outside, 'x');
+  symlinkSync(outside, join(cache, link));
+  execFileSync(process.execPath, [WRITER, cache], { env: { PATH: process.env['PATH'] ?? '', TMPDIR: dir }, stdio: 'ignore' });
+  const left = readdirSync(cache);
+  t.ok(left.includes(target.slice(cache.length + 1)), 'positive control: its own file was written');
+  t.notOk(left.includes(old), 'another build of the same node, arch and flags: removed');
+  t.ok(left.includes(otherNode), 'another node version: kept');
+  t.ok(left.includes(otherFlags), 'other flags: kept');
+  t.ok(left.includes('notes.txt'), 'a file of another pattern: kept');
+  t.ok(left.includes(link) && existsSync(outside), 'a link of the pattern: neither it nor its target removed');
 });
