@@ -377,9 +377,9 @@ export class FramedChannel {
   private reportClosed(error: BulkheadError | undefined): void {
     if (this.closedReported) return;
     this.closedReported = true;
-    this.handler?.closed(error);
-    // Nobody will read: whoever waits for the backlog to fall waits no more.
+    // Nobody will read: whoever waits for the backlog to fall waits no more (first: a throwing handler must not strand them).
     this.wrote();
+    this.handler?.closed(error);
   }
 }
 
