@@ -119,16 +119,23 @@ t.test('the watchdog\'s kill of a hung helper hands new calls to the spare at on
   const conn = kit.broker.connect('tk');
   const old = (await conn.call('whoami', {})).pid;
   const spare = await warmSpare(kit, 'tk');
+  // A process outside the helper's tree holds its channel open: no EOF when it dies, so only the kill itself can
+  // start the takeover before the exit (else the channel closes only when the exit is handled, after the reaping).
+  const holder = (await conn.call('holdChannel', {})).pid;
+  t.teardown(() => alive(holder) && process.kill(holder, 'SIGKILL'));
   const order: string[] = [];
   let answered: Promise<number> | undefined;
+  let unreaped: boolean | undefined;
   recordOrder(kit, 'tk', order, () => {
-    // Inside the takeover listener, i.e. within the watchdog's kill: before the channel closed or the exit came.
+    // Within the watchdog's kill the old process cannot have been reaped yet (that needs the event loop).
+    unreaped = alive(old);
     answered = conn.call('whoami', {}).then(({ pid }) => pid);
   });
   const exit = kit.nextExit('tk');
   const spinning = rejection(conn.call('spin', {}));
   const info = await exit;
   t.equal(order[0], `takeover ${spare} from ${old}`, 'the takeover came before the old exit');
+  t.equal(unreaped, true, 'at the kill itself: the old process was not reaped yet');
   t.equal(info.reason, 'watchdog', 'the exit keeps the watchdog\'s reason');
   t.equal((await spinning).code, 'ERR_INTERRUPTED');
   t.equal(await answered, spare, 'the call made at the takeover was answered by the spare');
