@@ -3,7 +3,8 @@
 // the spare (activated early) serves new calls before the old helper's exit is reported. The calls in
 // flight on the old helper still fail with its exit's code and signal, the exit is reported before the
 // spare's launch, a helper that hangs up and keeps running is killed, and a service past its crash
-// budget is not served by the spare. Ordering is asserted on events, never on timings.
+// budget is not served by the spare. A SIGKILL the broker sends itself (broker.kill, the watchdog) takes
+// over at once, within the kill. Ordering is asserted on events, never on timings.
 import t, { type Test } from 'tap';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
@@ -69,6 +70,76 @@ t.test('after SIGKILL, a new call is answered by the spare before the old helper
   const status = kit.status('tk');
   t.same({ pid: status.pid, state: status.state, crashes: status.crashes, launches: status.launches }, { pid: spare, state: 'running', crashes: 1, launches: 2 });
   t.equal(status.lastExit?.signal, 'SIGKILL');
+});
+
+/** broker.kill(SIGKILL), then a call made synchronously after it returns; the order of takeover, exit and that call's outcome. */
+async function callRightAfterKill(kit: TestBroker, name: string): Promise<{ order: string[]; old: number; inFlight: BulkheadError; outcome: number | BulkheadError }> {
+  const conn = kit.broker.connect(name);
+  const old = (await conn.call('whoami', {})).pid;
+  const inFlight = rejection(conn.call('hang', {}));
+  const order: string[] = [];
+  recordOrder(kit, name, order);
+  const exit = kit.nextExit(name);
+  kit.broker.kill(name, 'SIGKILL');
+  const next = conn.call('whoami', {}).then(({ pid }) => {
+    order.push(`reply ${pid}`);
+    return pid;
+  }, (err: unknown) => {
+    order.push(`rejected ${(err as BulkheadError).code}`);
+    return err as BulkheadError;
+  });
+  await exit;
+  return { order, old, inFlight: await inFlight, outcome: await next };
+}
+
+t.test('the broker\'s own SIGKILL hands the calls made right after it to the spare at once; without prewarm they wait for the exit', async (t) => {
+  const kit = await start(t, 'tk', 'none');
+  await kit.broker.connect('tk').call('whoami', {});
+  const spare = await warmSpare(kit, 'tk');
+  const { order, old, inFlight, outcome } = await callRightAfterKill(kit, 'tk');
+  t.equal(outcome, spare, 'the call made right after broker.kill was answered by the spare, not ERR_INTERRUPTED');
+  t.equal(order[0], `takeover ${spare} from ${old}`, 'the takeover came first, before the old helper\'s exit');
+  t.ok(order.indexOf('exit SIGKILL') > 0, `then the old exit (${order.join(', ')})`);
+  t.same(codeAndSignal(inFlight), { code: 'ERR_INTERRUPTED', exitCode: null, signal: 'SIGKILL' }, 'the call in flight at the kill fails with its signal');
+  const status = kit.status('tk');
+  t.same({ pid: status.pid, crashes: status.crashes, launches: status.launches, reason: status.lastExit?.reason }, { pid: spare, crashes: 1, launches: 2, reason: undefined }, 'counted as a crash once; the exit\'s reason is not overwritten');
+
+  // Positive control: without prewarm the same call goes to the dying helper and fails, or is served only after its exit.
+  const plain = await startBroker({ root: FIXTURES, services: [{ name: 'tk', entry: './takeover-service.js', protocol: 'com.test.takeover', launch: { throttleMs: 0 } }] });
+  t.teardown(() => plain.close());
+  const control = await callRightAfterKill(plain, 'tk');
+  const exitAt = control.order.indexOf('exit SIGKILL');
+  t.ok(typeof control.outcome !== 'number' ? control.outcome.code === 'ERR_INTERRUPTED' : control.order.indexOf(`reply ${control.outcome}`) > exitAt,
+    `without prewarm: ERR_INTERRUPTED or a reply after the exit (${control.order.join(', ')})`);
+  t.notOk(control.order.some((entry) => entry.startsWith('takeover')), 'no takeover without a spare');
+});
+
+t.test('the watchdog\'s kill of a hung helper hands new calls to the spare at once; the exit\'s reason stays "watchdog"', async (t) => {
+  const kit = await start(t, 'tk', 'none', { watchdogMs: 1000 });
+  const conn = kit.broker.connect('tk');
+  const old = (await conn.call('whoami', {})).pid;
+  const spare = await warmSpare(kit, 'tk');
+  // A process outside the helper's tree holds its channel open: no EOF when it dies, so only the kill itself can
+  // start the takeover before the exit (else the channel closes only when the exit is handled, after the reaping).
+  const holder = (await conn.call('holdChannel', {})).pid;
+  t.teardown(() => alive(holder) && process.kill(holder, 'SIGKILL'));
+  const order: string[] = [];
+  let answered: Promise<number> | undefined;
+  let unreaped: boolean | undefined;
+  recordOrder(kit, 'tk', order, () => {
+    // Within the watchdog's kill the old process cannot have been reaped yet (that needs the event loop).
+    unreaped = alive(old);
+    answered = conn.call('whoami', {}).then(({ pid }) => pid);
+  });
+  const exit = kit.nextExit('tk');
+  const spinning = rejection(conn.call('spin', {}));
+  const info = await exit;
+  t.equal(order[0], `takeover ${spare} from ${old}`, 'the takeover came before the old exit');
+  t.equal(unreaped, true, 'at the kill itself: the old process was not reaped yet');
+  t.equal(info.reason, 'watchdog', 'the exit keeps the watchdog\'s reason');
+  t.equal((await spinning).code, 'ERR_INTERRUPTED');
+  t.equal(await answered, spare, 'the call made at the takeover was answered by the spare');
+  t.same({ pid: kit.status('tk').pid, crashes: kit.status('tk').crashes }, { pid: spare, crashes: 1 });
 });
 
 for (const sandbox of ['none', 'pure-compute'] as const) {
@@ -150,6 +221,29 @@ t.test('a service past its crash budget is not served by the spare', async (t) =
   t.ok(isBulkheadError(err) && /stopped unexpectedly 2 times/.test(err.message), err.message);
   const status = kit.status('tk');
   t.same({ state: status.state, pid: status.pid, crashes: status.crashes, launches: status.launches }, { state: 'failed', pid: null, crashes: 2, launches: 2 }, 'the spare never became the service\'s helper');
+  t.not(status.pid, spare2);
+});
+
+t.test('past the crash budget, the broker\'s own SIGKILL does not hand the service to the spare', async (t) => {
+  const kit = await start(t, 'tk', 'none', { maxRestarts: 2, restartWindowMs: 600_000 });
+  const conn = kit.broker.connect('tk');
+  const takeovers: number[] = [];
+  kit.broker.on('takeover', (service, pid) => service === 'tk' && takeovers.push(pid));
+  await conn.call('whoami', {});
+  // Positive control: the first kill is within the budget, and the spare takes over within broker.kill.
+  const spare1 = await warmSpare(kit, 'tk');
+  const exit1 = kit.nextExit('tk');
+  kit.broker.kill('tk', 'SIGKILL');
+  t.same(takeovers, [spare1], 'the first kill: the spare took over at once');
+  await exit1;
+  const spare2 = await warmSpare(kit, 'tk');
+  const failed = kit.waitFor('tk', 'failed');
+  kit.broker.kill('tk', 'SIGKILL');
+  await failed;
+  t.same(takeovers, [spare1], 'the second kill trips the breaker: no second takeover');
+  t.equal((await rejection(conn.call('whoami', {}))).code, 'ERR_INVALIDATED');
+  const status = kit.status('tk');
+  t.same({ state: status.state, crashes: status.crashes, launches: status.launches }, { state: 'failed', crashes: 2, launches: 2 }, 'counted once per kill');
   t.not(status.pid, spare2);
 });
 

@@ -239,3 +239,16 @@ t.test('onBacklogAtMost: told once at the write that brought the backlog under t
   channel.onBacklogAtMost(0, () => afterClose++);
   t.equal(afterClose, 2, 'after the close a waiter is told at once');
 });
+
+t.test('a close tells the backlog waiters even when the handler\'s closed() throws', async (t) => {
+  const [writerEnd, readerEnd] = duplexPair(4 * 1024);
+  readerEnd.pause();
+  const channel = new FramedChannel(writerEnd);
+  channel.attach({ envelope: () => {}, closed: () => { throw new Error('handler bug'); } });
+  for (let i = 0; i < 100; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload });
+  let told = 0;
+  channel.onBacklogAtMost(0, () => told++);
+  t.equal(told, 0, 'the backlog is not down yet');
+  t.throws(() => channel.destroy(), { message: 'handler bug' });
+  t.equal(told, 1, 'the waiter was told all the same');
+});

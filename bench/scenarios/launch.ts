@@ -7,7 +7,10 @@
  *   helper was stopped before; not timed): planning, spawn, the helper's
  *   start-up, hello, lazy schema compile, the call itself.
  * - relaunch: SIGKILL the running helper, call again at once (retrying the
- *   ERR_INTERRUPTED the first call may get) until a reply arrives.
+ *   ERR_INTERRUPTED the first call may get) until the new helper replies; by
+ *   round, alternating: a crash (SIGKILL to the helper's node from outside the
+ *   broker, which learns it from the EOF) and `broker.kill` (the broker knows
+ *   the death at once).
  * - with `launch.prewarm` (when this build of bulkhead has it): the same cold
  *   and relaunch figures with a spare helper waiting.
  * Variants are interleaved round by round.
@@ -124,16 +127,27 @@ async function cold(broker: Broker, s: Service, all: readonly Service[]): Promis
   return { ms, rss: rssOf(nodePidOf(status.pid!)) };
 }
 
-async function relaunch(broker: Broker, s: Service, all: readonly Service[]): Promise<{ ms: number; exitMs: number; retries: number; stale: number }> {
+/** How the helper dies: `broker.kill`, or a crash (SIGKILL to its node from outside the broker). */
+type KillBy = 'broker' | 'crash';
+
+async function relaunch(broker: Broker, s: Service, all: readonly Service[], by: KillBy): Promise<{ ms: number; exitMs: number; retries: number; stale: number }> {
   await quiet(broker, all);
   const pid = broker.status(s.name).pid;
+  // Found before the clock starts: a crash of node itself (under a sandbox, inside its wrappers).
+  const node = by === 'crash' ? nodePidOf(pid!) : undefined;
   let exitMs = Number.NaN;
+  let exited: () => void = () => undefined;
+  // After a takeover the reply may come before the old helper's exit event: the run waits for both (untimed).
+  const exit = new Promise<void>((resolve) => { exited = resolve; });
   const start = performance.now();
   const sub = broker.on('exit', (service) => {
-    if (service === s.name && Number.isNaN(exitMs)) exitMs = performance.now() - start;
+    if (service !== s.name || !Number.isNaN(exitMs)) return;
+    exitMs = performance.now() - start;
+    exited();
   });
   try {
-    broker.kill(s.name, 'SIGKILL');
+    if (node === undefined) broker.kill(s.name, 'SIGKILL');
+    else process.kill(node, 'SIGKILL');
     let retries = 0;
     // Replies from the killed helper: under bubblewrap the signal reaches the
     // outer wrapper's process group, and node (in the sandbox's own pid
@@ -150,7 +164,9 @@ async function relaunch(broker: Broker, s: Service, all: readonly Service[]): Pr
         retries++;
       }
     }
-    return { ms: performance.now() - start, exitMs, retries, stale };
+    const ms = performance.now() - start;
+    await exit;
+    return { ms, exitMs, retries, stale };
   } finally {
     sub.dispose();
   }
@@ -188,10 +204,12 @@ export async function runLaunch(): Promise<ScenarioResult> {
     const planMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
     const coldMs = new Map<Service, number[]>(services.map((s) => [s, []]));
     const rss = new Map<Service, number[]>(services.map((s) => [s, []]));
-    const relaunchMs = new Map<Service, number[]>(services.map((s) => [s, []]));
-    const exitMs = new Map<Service, number[]>(services.map((s) => [s, []]));
-    const retries = new Map<Service, number[]>(services.map((s) => [s, []]));
-    const stale = new Map<Service, number[]>(services.map((s) => [s, []]));
+    // Per kind of kill (KillBy): the relaunch figures of each service.
+    const perKill = () => new Map<Service, number[]>(services.map((s) => [s, []]));
+    const relaunchMs = { broker: perKill(), crash: perKill() };
+    const exitMs = { broker: perKill(), crash: perKill() };
+    const retries = { broker: perKill(), crash: perKill() };
+    const stale = { broker: perKill(), crash: perKill() };
     for (let round = 0; round < CONFIG.launches; round++) {
       const rot = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round) % xs.length]!);
       for (const p of rot(PROFILES)) {
@@ -203,11 +221,13 @@ export async function runLaunch(): Promise<ScenarioResult> {
         const c = await cold(broker, s, services);
         coldMs.get(s)!.push(c.ms);
         rss.get(s)!.push(c.rss);
-        const r = await relaunch(broker, s, services);
-        relaunchMs.get(s)!.push(r.ms);
-        exitMs.get(s)!.push(r.exitMs);
-        retries.get(s)!.push(r.retries);
-        stale.get(s)!.push(r.stale);
+        // One kind of kill per round, alternating (the scenario's run time stays that of one relaunch per round).
+        const by: KillBy = round % 2 === 0 ? 'crash' : 'broker';
+        const r = await relaunch(broker, s, services, by);
+        relaunchMs[by].get(s)!.push(r.ms);
+        exitMs[by].get(s)!.push(r.exitMs);
+        retries[by].get(s)!.push(r.retries);
+        stale[by].get(s)!.push(r.stale);
       }
       process.stdout.write(`  round ${round + 1}/${CONFIG.launches} done\n`);
     }
@@ -222,7 +242,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
       }
     }
 
-    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; helperRssMiB: Spread; overProbeMs: number; spareRssMiB?: number }> }> = {};
+    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; crash: { relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread }; helperRssMiB: Spread; overProbeMs: number; spareRssMiB?: number }> }> = {};
     const rows: string[][] = [];
     const targets: TargetRow[] = [];
     for (const p of PROFILES) {
@@ -230,14 +250,16 @@ export async function runLaunch(): Promise<ScenarioResult> {
       summary[p] = { probeMs: pm, planMs: spread(planMs.get(p)!), variants: {} };
       for (const s of services.filter((x) => x.profile === p)) {
         const c = spread(coldMs.get(s)!);
-        const r = spread(relaunchMs.get(s)!);
+        const r = spread(relaunchMs.broker.get(s)!);
+        const rc = spread(relaunchMs.crash.get(s)!);
         const over = c.median - pm.median;
         const v = {
           coldMs: c,
           relaunchMs: r,
-          killToExitEventMs: spread(exitMs.get(s)!),
-          retries: spread(retries.get(s)!),
-          staleReplies: spread(stale.get(s)!),
+          killToExitEventMs: spread(exitMs.broker.get(s)!),
+          retries: spread(retries.broker.get(s)!),
+          staleReplies: spread(stale.broker.get(s)!),
+          crash: { relaunchMs: rc, killToExitEventMs: spread(exitMs.crash.get(s)!), retries: spread(retries.crash.get(s)!), staleReplies: spread(stale.crash.get(s)!) },
           helperRssMiB: spread(rss.get(s)!.map((b) => b / 2 ** 20)),
           overProbeMs: over,
           ...(s.prewarm ? { spareRssMiB: (spareRss[s.name] ?? Number.NaN) / 2 ** 20 } : {}),
@@ -250,6 +272,8 @@ export async function runLaunch(): Promise<ScenarioResult> {
           `${over >= 0 ? '+' : ''}${fmt(over)}`,
           `${fmt(r.median)} [${fmt(r.min)}–${fmt(r.max)}]`,
           fmt(v.killToExitEventMs.median),
+          `${fmt(rc.median)} [${fmt(rc.min)}–${fmt(rc.max)}]`,
+          fmt(v.crash.killToExitEventMs.median),
           fmt(v.helperRssMiB.median, 0),
           s.prewarm ? fmt(v.spareRssMiB ?? Number.NaN, 0) : '',
         ]);
@@ -268,7 +292,9 @@ export async function runLaunch(): Promise<ScenarioResult> {
     for (const p of ['none', 'pure-compute'] as const) {
       const s = prewarm ? byProfile(true, p) : byProfile(false, p);
       const c = median(coldMs.get(s)!);
-      const r = median(relaunchMs.get(s)!);
+      const r = median(relaunchMs.broker.get(s)!);
+      const rc = median(relaunchMs.crash.get(s)!);
+      const variant = summary[p]!.variants[prewarm ? 'prewarm' : 'plain']!;
       const tag = p === 'none' ? 'unsandboxed' : p;
       targets.push({
         scenario: NAME,
@@ -278,13 +304,16 @@ export async function runLaunch(): Promise<ScenarioResult> {
       });
       targets.push({
         scenario: NAME,
+        // Judged on the crash (an outside SIGKILL the broker learns from the EOF), the harder case; broker.kill beside it.
         target: `prewarm: relaunch after SIGKILL → first reply ≤ 5 ms p50 (${tag})`,
-        measured: prewarm ? `${fmt(r)} ms (kill → exit event ${fmt(summary[p]!.variants['prewarm']!.killToExitEventMs.median)} ms)` : `no prewarm in this build; without it ${fmt(r)} ms`,
-        met: prewarm ? r <= 5 : false,
+        measured: prewarm
+          ? `crash ${fmt(rc)} ms (kill → exit event ${fmt(variant.crash.killToExitEventMs.median)} ms); broker.kill ${fmt(r)} ms (→ exit event ${fmt(variant.killToExitEventMs.median)} ms)`
+          : `no prewarm in this build; without it crash ${fmt(rc)} ms, broker.kill ${fmt(r)} ms`,
+        met: prewarm ? rc <= 5 : false,
       });
     }
-    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe', 'relaunch ms', 'kill→exit evt', 'helper RSS MiB', 'spare MiB'], rows);
-    console.log('  medians [min–max] of the launches; probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first successful reply (throttleMs 0).');
+    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe', 'relaunch (broker kill) ms', 'kill→exit evt', 'relaunch (crash: external SIGKILL) ms', 'crash→exit evt', 'helper RSS MiB', 'spare MiB'], rows);
+    console.log('  medians [min–max] of the launches; probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first reply of the new helper (throttleMs 0): broker.kill, or a crash (SIGKILL to node from outside).');
     writeResult(NAME, start, { prewarmAvailable: prewarm, summary });
     return { name: NAME, data: { summary }, targets };
   } finally {

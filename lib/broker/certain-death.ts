@@ -13,6 +13,7 @@
  * zombie (`Z`, `X`) or, while its threads tear down, the PF_EXITING flag.
  * @module
  */
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { descendants } from './process-stats.js';
 
@@ -100,4 +101,16 @@ function exiting(pid: number): boolean {
   const state = fields[0];
   const flags = Number(fields[6]);
   return state === 'Z' || state === 'X' || (Number.isFinite(flags) && (flags & PF_EXITING) !== 0);
+}
+
+/** Sends `signal` to a helper's process group (to the child alone when it has none); SIGKILL also to every process under it first. */
+export function signalHelperTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  if (signal === 'SIGKILL') killDescendants(child.pid);
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is gone or was never created; fall back to the child itself.
+    child.kill(signal);
+  }
 }

@@ -20,7 +20,7 @@ import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
 import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
-import { killDescendants } from './certain-death.js';
+import { signalHelperTree } from './certain-death.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -44,11 +44,8 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
-  /**
-   * Calls sent and not answered yet: id → method and start (performance.now())
-   * when timed for callSettled, or 0 when only counted (nobody observed calls
-   * when it was sent: no clock reads, no record, no event).
-   */
+  /** Calls sent and not answered yet: id → method and start (performance.now()) when timed for callSettled, or 0 when
+   * only counted (nobody observed calls when it was sent: no clock reads, no record, no event). */
   private readonly callStarts = new Map<number, { method: string; at: number } | 0>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
@@ -73,6 +70,7 @@ export class HelperProcess {
   private readonly idleWaiters: Array<() => void> = [];
   /** Why the broker killed it (e.g. "watchdog"), reported as the exit's reason. */
   private killReason: string | undefined;
+  private lossReported = false; // its unasked death was reported (channelLost or killed): once per helper
   /** The hand-off pipe (daemon mode), and whether the helper's hello said it takes channels on it. */
   private handoffPipe: HandoffPipe | undefined;
   private takesHandoff = false;
@@ -158,7 +156,7 @@ export class HelperProcess {
         if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
           this.rpc.interrupt(cause);
         }
-        if (!this.requested && this.gate.activated) options.channelLost?.();
+        this.reportLoss(options.channelLost);
         // A live helper without its channel is useless; give it a moment to exit on its own.
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
@@ -310,13 +308,15 @@ export class HelperProcess {
   /** Sends a signal to the helper's whole process group; SIGKILL also to every process under it (certain-death.ts). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.hasExited || this.child.pid === undefined) return;
-    if (signal === 'SIGKILL') killDescendants(this.child.pid);
-    try {
-      process.kill(-this.child.pid, signal);
-    } catch {
-      // The group is gone or was never created; fall back to the child itself.
-      this.child.kill(signal);
-    }
+    signalHelperTree(this.child, signal);
+    if (signal === 'SIGKILL') this.reportLoss(this.options.killed);
+  }
+
+  /** The first sign of an unasked death of an activated helper (its channel closed, or the broker's SIGKILL), told once. */
+  private reportLoss(hook: (() => void) | undefined): void {
+    if (this.requested || !this.gate.activated || this.lossReported) return;
+    this.lossReported = true;
+    hook?.();
   }
 
   /**

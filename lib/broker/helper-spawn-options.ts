@@ -63,6 +63,12 @@ export interface HelperSpawnOptions {
    */
   channelLost?: () => void;
   /**
+   * The broker sent SIGKILL to the helper and did not ask it to stop (broker.kill,
+   * the watchdog): its death is certain now, before its channel closes.
+   * Called instead of `channelLost` when it comes first (once per helper).
+   */
+  killed?: () => void;
+  /**
    * Give the helper a hand-off pipe (daemon mode), so the broker can pass it
    * direct channels (docs/wire.md, "Hand-off"). Ignored where fd passing is unavailable.
    * @default false

@@ -59,6 +59,8 @@ export interface SpawnerHooks {
   exiting(helper: HelperProcess, info: ExitInfo, cleanup: () => Promise<void>): void;
   /** The helper's channel closed without the broker asking (the spare was activated early already). */
   channelLost(helper: HelperProcess): void;
+  /** The broker sent SIGKILL to the helper unasked (broker.kill, the watchdog); the spare was activated early already. */
+  killed(helper: HelperProcess): void;
 }
 
 /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
@@ -209,6 +211,11 @@ export class HelperSpawner {
       channelLost: () => {
         this.spares.activateEarly();
         hooks.channelLost(helper);
+      },
+      // The broker's own SIGKILL (the whole tree, deepest first) makes its death certain at once: same move, earlier.
+      killed: () => {
+        this.spares.activateEarly();
+        hooks.killed(helper);
       },
       // Before the helper's pending calls reject: their .catch sees this exit in status().
       exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),

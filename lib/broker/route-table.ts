@@ -6,6 +6,7 @@
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import { ID_RANGE_SIZE, KIND, type Envelope } from '../wire/envelope.js';
+import { keptBody } from '../wire/shared-read-buffers.js';
 import type { HelperProcess } from './helper-process.js';
 import type { RouteTarget } from './route.js';
 
@@ -120,7 +121,9 @@ export class RouteTable {
     if (envelope.kind === 'reply' || envelope.kind === 'error' || envelope.kind === 'item' || envelope.kind === 'credit') id = envelope.id;
     else if (envelope.kind === 'event') {
       if (envelope.callId === 0) {
-        for (const target of this.routes.values()) target.broadcast(body);
+        // One copy for every route when the body lies in a shared read buffer (each sendRaw then keeps it as is).
+        const kept = keptBody(body);
+        for (const target of this.routes.values()) target.broadcast(kept);
         return false; // the broker's own connections hear broadcasts too
       }
       id = envelope.callId;

@@ -13,9 +13,9 @@ import type { Envelope, PeerInfo } from '../wire/envelope.js';
 export interface RouteTarget {
   /** The verified peer whose calls use this route. */
   readonly peer: PeerInfo;
-  /** A reply, error or event for one of this route's calls. */
+  /** A reply, error or event for one of this route's calls. `body` is valid only during the call: keep `keptBody(body)`. */
   deliver(envelope: Envelope, body: Buffer): void;
-  /** An event the service sent to every client. */
+  /** An event the service sent to every client. `body` is valid only during the call: keep `keptBody(body)`. */
   broadcast(body: Buffer): void;
   /**
    * A helper of the service exited: `ids` are this route's calls it held
@@ -49,7 +49,8 @@ export interface RoutableService {
   closeRoute(range: number, pendingIds: Iterable<number>): void;
   /**
    * Forwards a call or cancel frame body of a route to the helper, launching it on demand;
-   * `call` (id and method of a call) lets the helper time it for metrics.
+   * `call` (id and method of a call) lets the helper time it for metrics. `body` is valid only during the call (it may
+   * lie in a shared read buffer): an implementation that keeps it keeps `keptBody(body)`.
    */
   forward(range: number, body: Buffer, call?: { id: number; method: string }): Promise<void>;
 }

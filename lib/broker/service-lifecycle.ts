@@ -78,7 +78,8 @@ export class ServiceLifecycle {
         if (this.helper === helper) audience.activity(busy);
       },
       exiting: (helper, info, cleanup) => this.onExit(helper, info, cleanup),
-      channelLost: (helper) => this.channelLost(helper),
+      channelLost: (helper) => this.lost(helper, false),
+      killed: (helper) => this.lost(helper, true),
       currentSpec: () => this.spec,
       wantSpare: () => !this.closed && !this.state.is('failed'),
     });
@@ -321,12 +322,14 @@ export class ServiceLifecycle {
   }
 
   /**
-   * The serving helper's channel closed unasked: with an activated spare ready, its death is made certain and its
-   * crash counted now, and within the budget and pacing the spare serves new calls at once (spare-takeover.ts).
+   * The serving helper is dying unasked: its channel closed, or (`certain`) the broker sent it SIGKILL itself. With an
+   * activated spare ready, its death is made certain (unless it is) and its crash counted now, and within the budget and
+   * pacing the spare serves new calls at once (spare-takeover.ts). A later channel close of the old helper is a no-op.
    */
-  private channelLost(helper: HelperProcess): void {
+  private lost(helper: HelperProcess, certain: boolean): void {
     if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
-    makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'));
+    // The broker's SIGKILL reached the whole tree already; its exit keeps killFor's reason (or none for broker.kill).
+    if (!certain) makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'));
     const tripped = this.exits.crashed(Date.now() - helper.startedAt);
     this.handovers.countedEarly(helper, tripped);
     // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.

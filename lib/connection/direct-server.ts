@@ -19,7 +19,7 @@ import type { PeerInfo } from '../wire/envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frame-decoder.js';
 import { FramedChannel, type FramedChannelOptions } from '../wire/framed-channel.js';
 import { RpcServer, type RpcServerHooks, type RpcServerOptions } from './rpc-server.js';
-import { onPipeMessage, openHelperPipe, sendOnPipe } from './helper-pipe.js';
+import { callsObserved, onPipeMessage, openHelperPipe, sendOnPipe } from './helper-pipe.js';
 import { broadcastTo, closeReport, directClientBacklog, paceDirectClient } from './direct-pace.js';
 import { CallMeter } from './call-meter.js';
 
@@ -58,7 +58,7 @@ export class DirectChannels {
   /** Durations and codes of the calls answered on every direct channel since the last report. */
   private readonly meter = new CallMeter();
   /** Someone observes calls (the broker's `observe` line): from then on calls are timed, not only counted. */
-  private timing = false;
+  private timing = callsObserved(); // the broker may have said so before serve() (connect() opens the pipe earlier)
   /** Set once the helper is leaving: resolves {@link DirectChannels.retire} when the last channel closed. */
   private retiring: Array<() => void> | undefined;
 

@@ -16,6 +16,13 @@ export type PipeHandler = (message: Record<string, unknown>, handle: unknown) =>
 
 const handlers = new Map<string, PipeHandler[]>();
 let state: 'unopened' | 'open' | 'unavailable' = 'unopened';
+/** The broker said calls are observed (`{"bulkhead":"observe"}`, sent once): kept, since it may come before anyone listens. */
+let observed = false;
+
+/** True once the broker said on the pipe that calls are observed, whether or not a handler was registered then. */
+export function callsObserved(): boolean {
+  return observed;
+}
 
 /**
  * Opens the hand-off pipe on `fd` (idempotent).
@@ -61,6 +68,7 @@ function dispatch(message: unknown, handle: unknown): void {
   if (typeof message === 'object' && message !== null) {
     const m = message as Record<string, unknown>;
     const kind = m['bulkhead'];
+    if (kind === 'observe') observed = true;
     if (typeof kind === 'string') for (const handler of handlers.get(kind) ?? []) taken = handler(m, handle) || taken;
   }
   if (!taken && handle instanceof Socket) handle.destroy();

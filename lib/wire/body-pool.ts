@@ -59,6 +59,18 @@ export function takeBody(size: number): Buffer {
 }
 
 /**
+ * A copy of `bytes` that {@link releaseBytes} accepts when it is at least
+ * {@link POOLED_BODY_MIN_BYTES} long (a pooled buffer), else a plain copy:
+ * for a received body that lies in a read buffer the next read overwrites.
+ */
+export function lendableCopy(bytes: Uint8Array): Buffer {
+  if (bytes.length < POOLED_BODY_MIN_BYTES) return Buffer.from(bytes);
+  const body = takeBody(bytes.length);
+  body.set(bytes);
+  return body;
+}
+
+/**
  * Gives the memory of a received byte string back to bulkhead, to be reused
  * for a later message of the same size. Opt-in, for callers that move many
  * large byte strings (≥ 16 KiB) and are done with each one: it spares the

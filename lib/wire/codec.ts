@@ -21,7 +21,7 @@ import { Buffer } from 'node:buffer';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 import { decodeWithoutViews } from './decode-scratch.js';
-import { inSharedReadBuffer } from './socket-reads.js';
+import { keptBody } from './shared-read-buffers.js';
 
 // cbor-x's no-eval CommonJS build: no search for the optional native string extractor (~15-25 ms at every
 // helper start; sandboxed helpers may not load it anyway), no `new Function` record readers (useRecords is
@@ -112,7 +112,7 @@ export function encodeItem(value: unknown): Buffer {
 }
 
 /**
- * Decodes one CBOR item of plain data. `borrowed`: `body` may lie in a shared read buffer; then byte strings (views) come from a copy.
+ * Decodes one CBOR item of plain data. `borrowed`: `body` may lie in a shared read buffer; then byte strings come from a copy.
  * @throws BulkheadError `ERR_BAD_FRAME` for malformed CBOR, trailing bytes,
  *   anything outside the data model of docs/wire.md (tags but bignums, non-text
  *   map keys, ...), nesting deeper than {@link MAX_FRAME_DEPTH} or more arrays,
@@ -126,7 +126,7 @@ export function decodeItem(body: Uint8Array, borrowed = false): unknown {
   let value: unknown;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    value = scanSawByteString ? decoder.decode(borrowed && inSharedReadBuffer(body) ? Buffer.from(body) : body) : decodeWithoutViews(decoder, body);
+    value = scanSawByteString ? decoder.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(decoder, body);
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }

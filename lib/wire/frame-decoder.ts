@@ -71,13 +71,11 @@ export class FrameDecoder {
   /**
    * Feeds bytes; returns every frame body completed by them (possibly none),
    * in order, up to the first header that declares more than `maxFrameBytes`.
-   * With `reuse`, the caller will overwrite `chunk` afterwards (a read buffer
-   * of its own): bodies inside it are copied out instead of returned as views.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when such a header comes before
    *   any frame completed by this chunk, and on every call after the decoder
    *   hit one (see {@link error}); the decoder must then be discarded.
    */
-  push(chunk: Buffer, reuse = false): Buffer[] {
+  push(chunk: Buffer): Buffer[] {
     if (this.failure !== undefined) throw this.failure;
     const frames: Buffer[] = [];
     const end = chunk.length;
@@ -111,7 +109,7 @@ export class FrameDecoder {
       }
       if (this.body === undefined) {
         if (end - pos >= this.expected) {
-          frames.push(reuse ? copyOut(chunk, pos, this.expected) : chunk.subarray(pos, pos + this.expected));
+          frames.push(chunk.subarray(pos, pos + this.expected));
           pos += this.expected;
           this.expected = -1;
           continue;
@@ -160,14 +158,6 @@ export class FrameDecoder {
     this.expected = -1;
     return body;
   }
-}
-
-/** A body inside a read buffer the caller reuses, copied into one of its own (a pooled one from 16 KiB on, body-pool.ts). */
-function copyOut(chunk: Buffer, start: number, length: number): Buffer {
-  if (length < POOLED_BODY_MIN_BYTES) return Buffer.from(chunk.subarray(start, start + length));
-  const body = takeBody(length);
-  chunk.copy(body, 0, start, start + length);
-  return body;
 }
 
 /**

@@ -57,7 +57,7 @@ export interface ChannelHandler {
    * to keep it longer, keep `keptBody(body)` (socket-reads.ts). `sendRaw` does that itself.
    */
   envelope(envelope: Envelope, body: Buffer): void;
-  /** Bytes arrived (once per read, before the envelopes they complete): a sign of life that costs nothing per frame. */
+  /** Bytes arrived (once per read, or when the kernel completed a large body, before the envelopes they complete): a sign of life that costs nothing per frame. */
   read?(): void;
   /** The channel closed; `error` says why when it was not a clean end. Called once. */
   closed(error: BulkheadError | undefined): void;
@@ -377,9 +377,9 @@ export class FramedChannel {
   private reportClosed(error: BulkheadError | undefined): void {
     if (this.closedReported) return;
     this.closedReported = true;
-    this.handler?.closed(error);
-    // Nobody will read: whoever waits for the backlog to fall waits no more.
+    // Nobody will read: whoever waits for the backlog to fall waits no more (first: a throwing handler must not strand them).
     this.wrote();
+    this.handler?.closed(error);
   }
 }
 

@@ -26,24 +26,17 @@
  * caller reads with 'data' events as before.
  * @module
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FrameDecoder } from './frame-decoder.js';
+import { READ_BUFFER_BYTES, inSharedReadBuffer, sharedProbe, sharedRead } from './shared-read-buffers.js';
 
-/** Size of the shared read buffer (Node's own read size). */
-const READ_BUFFER_BYTES = 64 * 1024;
-/** One read buffer for all channels: each read is consumed (copied out) before libuv reads again, so idle channels hold none. */
-let sharedReadBuffer: Buffer | undefined;
+// Where they live now; kept importable from here.
+export { inSharedReadBuffer, keptBody } from './shared-read-buffers.js';
+
 /** A frame body with at least this much still to come is read straight into the body. */
 const DIRECT_READ_MIN_BYTES = 16 * 1024;
-/**
- * Size of the read at a frame boundary after a large frame. A 64 KiB read that starts a large frame
- * fills the shared buffer with its body, all of which is then copied into the body. After a large
- * frame the next one is likely large too, so the next header is read with this small buffer and the
- * rest of the body straight into it by the kernel. One small read first when small frames follow.
- */
-const PROBE_READ_BYTES = 4 * 1024;
 /**
  * Frames from this size on make the next boundary read small: the 64 KiB read would leave at least
  * DIRECT_READ_MIN_BYTES to read straight into the body, so the read count is the same (the direct
@@ -52,24 +45,6 @@ const PROBE_READ_BYTES = 4 * 1024;
  * measured about what the copy costs (bench/README.md, "Round four").
  */
 const PROBE_AFTER_BYTES = READ_BUFFER_BYTES + DIRECT_READ_MIN_BYTES;
-/** Shared like the read buffer: each read is consumed before libuv reads again. */
-let sharedProbeBuffer: Buffer | undefined;
-
-/**
- * True when `bytes` lies in one of the read buffers every channel shares: the
- * next read overwrites it. A body handed to a channel's handler may be such a
- * view (framed-channel.ts decodes small frames straight from it); whoever
- * keeps one past the handler's return keeps {@link keptBody} of it instead.
- */
-export function inSharedReadBuffer(bytes: Uint8Array): boolean {
-  const memory = bytes.buffer;
-  return memory === sharedReadBuffer?.buffer || memory === sharedProbeBuffer?.buffer;
-}
-
-/** `body` itself, or a copy of it when it lies in a shared read buffer (see {@link inSharedReadBuffer}). */
-export function keptBody(body: Buffer): Buffer {
-  return inSharedReadBuffer(body) ? Buffer.from(body) : body;
-}
 
 /** Where {@link readFramesIntoOwnBuffers} hands what it read. */
 export interface FrameReads {
@@ -93,11 +68,11 @@ export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, 
     const rest = decoder.bodyRemainder(DIRECT_READ_MIN_BYTES);
     if (rest !== undefined) return rest;
     // At a frame boundary after a large frame; in the tail of a body, the big buffer takes it and what follows.
-    if (largeFrames && decoder.bodyRemainder(1) === undefined) return (sharedProbeBuffer ??= Buffer.allocUnsafeSlow(PROBE_READ_BYTES));
-    return (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+    if (largeFrames && decoder.bodyRemainder(1) === undefined) return sharedProbe();
+    return sharedRead();
   };
   return readIntoOwnBuffers(stream, next, (n, buffer) => {
-    if (buffer === sharedReadBuffer || buffer === sharedProbeBuffer) {
+    if (inSharedReadBuffer(buffer)) {
       to.chunk(buffer.subarray(0, n));
       // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
       largeFrames = decoder.lastDeclaredLength >= PROBE_AFTER_BYTES;
