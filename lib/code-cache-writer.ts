@@ -15,7 +15,7 @@
  * renamed, so a helper never reads half of one. Helpers only ever read it.
  * @module
  */
-import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -90,10 +90,14 @@ function save(): void {
   process.stdout.write(target, () => process.exit(0));
 }
 
+/** A cache file of another build is kept this long after it was written: another app of this uid may still use it. */
+const EVICT_AFTER_MS = 7 * 24 * 3600 * 1000;
+
 /**
  * Removes the cache files of other runtime builds for this same node, architecture and flags
- * (`runtime-<other id>-<same tail>`): no helper of this node and flags loads them any more.
- * Only plain files of that exact pattern; a link is removed as a name, never followed.
+ * (`runtime-<other id>-<same tail>`) written more than {@link EVICT_AFTER_MS} ago. Two apps of one uid
+ * with different bulkhead builds share the directory: a fresh file is another app's, not an old build's.
+ * Only plain files of that exact pattern; a link is never removed or followed.
  */
 function evictOtherBuilds(target: string): void {
   const name = basename(target);
@@ -102,7 +106,8 @@ function evictOtherBuilds(target: string): void {
   try {
     for (const entry of readdirSync(dirname(target), { withFileTypes: true })) {
       if (entry.name === name || !entry.isFile() || !pattern.test(entry.name) || entry.name.slice('runtime-'.length + 16) !== tail) continue;
-      rmSync(join(dirname(target), entry.name), { force: true });
+      const file = join(dirname(target), entry.name);
+      if (Date.now() - lstatSync(file).mtimeMs > EVICT_AFTER_MS) rmSync(file, { force: true });
     }
   } catch {
     // Another writer evicting at the same time: nothing to do.

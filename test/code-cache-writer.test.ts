@@ -2,7 +2,7 @@
 // temporary cache file nor its warm-up work directory.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { codeCacheFile, runtimeBuildId } from '../lib/util/runtime-loader.js';
@@ -39,7 +39,7 @@ t.test('a failed save (the rename refused) leaves no temporary file and no work 
   t.same(readdirSync(work).filter((n) => n.startsWith('bulkhead-warm-up-')), [], 'no work directory left');
 });
 
-t.test('eviction: the writer removes other builds\' files for its node, arch and flags only, never through a link', async (t) => {
+t.test('eviction: the writer removes week-old files of other builds for its node, arch and flags only, never through a link', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-writer-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const cache = join(dir, 'cache');
@@ -47,17 +47,22 @@ t.test('eviction: the writer removes other builds\' files for its node, arch and
   const target = codeCacheFile(cache, runtimeBuildId(readFileSync(RUNTIME_SCRIPT))!, []);
   const tail = target.slice(cache.length + 1 + 'runtime-'.length + 16);
   const old = `runtime-00000000000000aa${tail}`;
+  const recent = `runtime-00000000000000ee${tail}`;
   const otherNode = `runtime-00000000000000bb-v0.0.1-${process.arch}-00000000.v8cache`;
   const otherFlags = codeCacheFile(cache, '00000000000000cc', ['--max-old-space-size=64']).slice(cache.length + 1);
   const link = `runtime-00000000000000dd${tail}`;
   const outside = join(dir, 'outside');
-  for (const name of [old, otherNode, otherFlags, 'notes.txt']) writeFileSync(join(cache, name), 'x');
+  const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+  for (const name of [old, recent, otherNode, otherFlags, 'notes.txt']) writeFileSync(join(cache, name), 'x');
+  for (const name of [old, otherNode, otherFlags, 'notes.txt']) utimesSync(join(cache, name), eightDaysAgo, eightDaysAgo);
   writeFileSync(outside, 'x');
   symlinkSync(outside, join(cache, link));
+  lutimesSync(join(cache, link), eightDaysAgo, eightDaysAgo);
   execFileSync(process.execPath, [WRITER, cache], { env: { PATH: process.env['PATH'] ?? '', TMPDIR: dir }, stdio: 'ignore' });
   const left = readdirSync(cache);
   t.ok(left.includes(target.slice(cache.length + 1)), 'positive control: its own file was written');
-  t.notOk(left.includes(old), 'another build of the same node, arch and flags: removed');
+  t.notOk(left.includes(old), 'another build of the same node, arch and flags, written 8 days ago: removed');
+  t.ok(left.includes(recent), 'another build written just now (another app of this uid may use it): kept');
   t.ok(left.includes(otherNode), 'another node version: kept');
   t.ok(left.includes(otherFlags), 'other flags: kept');
   t.ok(left.includes('notes.txt'), 'a file of another pattern: kept');
