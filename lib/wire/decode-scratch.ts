@@ -13,6 +13,7 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
+import { NOT_PLAIN, decodePlain } from './plain-decode.js';
 
 /** Frame bodies up to this size are decoded from the scratch; larger ones in place. */
 export const DECODE_SCRATCH_BYTES = 4096;
@@ -27,6 +28,9 @@ let scratch: Buffer | undefined;
 
 /** Decodes `body` (which holds no byte string) with `decoder`, from the scratch when it fits. */
 export function decodeWithoutViews(decoder: object, body: Uint8Array): unknown {
+  // The plainest items without cbor-x (plain-decode.ts); the rest as before.
+  const plain = decodePlain(body);
+  if (plain !== NOT_PLAIN) return plain;
   const d = decoder as DecoderWithEnd;
   if (body.length > DECODE_SCRATCH_BYTES) return d.decode(body);
   scratch ??= Buffer.allocUnsafeSlow(DECODE_SCRATCH_BYTES);
