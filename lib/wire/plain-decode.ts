@@ -61,10 +61,15 @@ export function decodePlain(body: Uint8Array): unknown {
   bail = false;
   const value = read();
   src = EMPTY;
-  return bail ? NOT_PLAIN : value;
+  return bailed() ? NOT_PLAIN : value;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** `bail` read through a call: TypeScript would otherwise narrow it to `false` across the calls that set it. */
+function bailed(): boolean {
+  return bail;
+}
 
 function read(): unknown {
   if (bail) return undefined;
@@ -103,13 +108,13 @@ function read(): unknown {
     case 4: {
       if (arg > MAX_CONTAINER) break;
       const array = new Array<unknown>(arg);
-      for (let i = 0; i < arg && !bail; i++) array[i] = read();
+      for (let i = 0; i < arg && !bailed(); i++) array[i] = read();
       return array;
     }
     case 5: {
       if (arg > MAX_CONTAINER) break;
       const object: Record<string, unknown> = {};
-      for (let i = 0; i < arg && !bail; i++) {
+      for (let i = 0; i < arg && !bailed(); i++) {
         // scanItem accepted only text keys.
         const head = src[pos++]!;
         let length = head & 0x1f;
