@@ -24,6 +24,7 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
+import { nudgeYoungGeneration } from './scavenge-nudge.js';
 
 /** Frame bodies from this size on come from the pool and may be released. */
 export const POOLED_BODY_MIN_BYTES = 16 * 1024;
@@ -53,6 +54,8 @@ export function takeBody(size: number): Buffer {
       break;
     }
   }
+  // Fresh memory outside the JS heap: keep the young generation moving, so it is freed by a scavenge (scavenge-nudge.ts).
+  if (memory === undefined) nudgeYoungGeneration(size);
   const body = memory === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(memory, 0, size);
   lendable.add(body.buffer);
   return body;
