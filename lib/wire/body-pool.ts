@@ -20,6 +20,10 @@
  * allocated are accepted, and none that was queued for sending (a received
  * byte string passed on as a large payload, or a forwarded body): the queued
  * write keeps its bytes. Anything else is left alone. The pool is bounded.
+ *
+ * Without the caller: a body that decoded into values holding no view of it is
+ * released by the channel once its handler returned ({@link releaseIfUnviewed}),
+ * and fresh bodies come with a young-generation nudge (scavenge-nudge.ts).
  * @module
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
