@@ -9,16 +9,23 @@
  * generation fills slowly while tens of MB of dead bodies wait for it; external
  * memory pressure then starts a mark-compact, and V8's heap controller keeps
  * starting them (bench/README.md, "Round five: payloads" and "Round six"):
- * 50–60 mark-compacts per 10k echoes, 150–230 µs of the receiver's CPU each.
+ * 41–59 mark-compacts per 10k echoes, 150–230 µs of the receiver's CPU per echo.
  * A library cannot set its host's V8 flags (`--max-semi-space-size` fixes it).
  *
  * What it does: for every fresh body, allocate short-lived JS arrays worth half
  * its size (at most {@link NUDGE_MAX_BYTES} per body). They die at once, so a
  * scavenge costs almost nothing for them, and the young generation now fills
- * about as fast as body bytes arrive: a scavenge comes every few hundred
- * messages and frees their bodies. Measured on Node 24/26 (64 KiB echo): 1
- * mark-compact instead of 51–59, 55–75 µs of CPU per echo instead of 150–230.
+ * at half the rate body bytes arrive: a scavenge comes every few hundred
+ * messages and frees their bodies. Measured on Node 20, 24, 26 (64 KiB echo): 1
+ * mark-compact instead of 41–59, 66–73 µs of CPU per echo instead of 179–228
+ * (medians, `bench/ab/ab.mjs bytes64k`).
  * Nothing the caller sees changes, and the arrays hold no data.
+ *
+ * Limit: it keeps bulkhead's bodies from starting that loop; it does not end
+ * one that something else started (another allocator's external-memory
+ * pressure): once a mark-compact ran while little was promoted, V8 sets the
+ * old-generation limit to the live size plus the young generation's capacity
+ * and restarts marking at once (bench/README.md, "Round six").
  * @module
  */
 
