@@ -6,6 +6,7 @@
  * and meanings are the contract in lib/wire/helper-env.ts.
  * @module
  */
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
@@ -93,6 +94,11 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     input.env[VALIDATORS_ENV] = file;
     input.implicitReads.push(file);
   }
+  // Code other helpers load: read-only even inside a profile's write path, or withheld (lib/sandbox/broker-caches.ts).
+  input.brokerCaches = {
+    dirs: [...(compileCache !== undefined ? [compileCache] : []), ...(file !== undefined ? [dirname(file)] : [])],
+    env: [COMPILE_CACHE_ENV, HELPER_ENV.codeCache, VALIDATORS_ENV],
+  };
   const connects = manifest.connects ?? [];
   if (connects.length > 0) {
     // The helper's copies of its targets' protocols: it validates their results itself.
