@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { codeCacheFile, runtimeBuildId } from '../lib/util/runtime-loader.js';
-import { codeCacheWrites, RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
+import { codeCacheWrites, RUNTIME_SCRIPT, runtimeCacheDir } from '../lib/broker/code-cache.js';
 import { compileCacheDir, compileCacheWrites } from '../lib/broker/compile-cache.js';
 import { probeHost, setHostProbeOverride } from '../lib/sandbox/index.js';
 import { FIXTURES } from './helpers.js';
@@ -65,17 +65,18 @@ t.test('the victim (pure-compute) loads the genuine caches the broker wrote', as
   const probe = await attack('victim', [], null);
   t.equal(probe.codeCache, 'accepted', 'its runtime came from the code cache');
   const dir = compileCacheDir()!;
-  t.equal(probe.env['BULKHEAD_CODE_CACHE'], dir, 'it is given the cache directory');
+  const runtimeDir = runtimeCacheDir(process.execPath)!;
+  t.equal(probe.env['BULKHEAD_CODE_CACHE'], runtimeDir, 'it is given the runtime cache directory of its node binary');
   victimValidators = probe.env['BULKHEAD_VALIDATORS']!;
   t.ok(existsSync(victimValidators), 'and its precompiled validators');
-  const runtime = codeCacheFile(dir, runtimeBuildId(readFileSync(RUNTIME_SCRIPT))!, ['--max-old-space-size=256']);
+  const runtime = codeCacheFile(runtimeDir, runtimeBuildId(readFileSync(RUNTIME_SCRIPT))!, ['--max-old-space-size=256']);
   t.ok(existsSync(runtime), 'the runtime cache file it loads (the pure-compute flags)');
   // Node's compile cache (Node ≥ 22): a file of this node's own subdirectory, the broker's uid.
   const sub = readdirSync(dir).find((name) => name.startsWith(`${process.version}-`) && name.endsWith(`-${String(process.getuid?.() ?? 0)}`) && lstatSync(join(dir, name)).isDirectory());
   const compiled = sub === undefined ? undefined : readdirSync(join(dir, sub))[0];
   if (Number(process.versions.node.split('.')[0]) >= 22) t.ok(compiled, `Node's compile cache has an entry (${String(sub)})`);
   targets = [
-    { name: 'runtime code cache', dir, file: runtime },
+    { name: 'runtime code cache', dir: runtimeDir, file: runtime },
     { name: 'compile cache', dir: sub === undefined ? dir : join(dir, sub), file: sub === undefined || compiled === undefined ? null : join(dir, sub, compiled) },
     { name: 'validators', dir: dirname(victimValidators), file: victimValidators },
   ];
@@ -102,7 +103,7 @@ async function tryEscape(t: Test, refusal: RegExp): Promise<Attack> {
 t.test('a helper with write on the caches\' parent cannot write them (this host\'s layers)', { skip: NO_BWRAP }, async (t) => {
   // As root the helper also runs as a uid of its own (EACCES or EROFS, whichever the kernel checks first); not root, only the read-only bind.
   const result = await tryEscape(t, isRoot ? /^(EROFS|EACCES)$/ : /^EROFS$/);
-  t.equal(result.env['BULKHEAD_CODE_CACHE'], compileCacheDir(), 'it is given the caches (bound read-only)');
+  t.equal(result.env['BULKHEAD_CODE_CACHE'], runtimeCacheDir(process.execPath), 'it is given the caches (bound read-only)');
 });
 
 t.test('the same helper as the broker\'s own uid: only the read-only bind stands, and it holds', { skip: NO_BWRAP || (!isRoot && 'needs root (a broker that does not drop the helper\'s uid)') }, async (t) => {
@@ -125,7 +126,7 @@ t.test('without bubblewrap or a uid drop, the helper is not given the caches, an
   await kit.broker.stop('writer');
   // Control: the same profile on the same simulated host, its write path elsewhere: given the caches.
   const elsewhere = await attack('elsewhere', [], null);
-  t.equal(elsewhere.env['BULKHEAD_CODE_CACHE'], compileCacheDir(), 'a helper whose write paths miss the caches is given them');
+  t.equal(elsewhere.env['BULKHEAD_CODE_CACHE'], runtimeCacheDir(process.execPath), 'a helper whose write paths miss the caches is given them');
   t.equal(elsewhere.env['BULKHEAD_VALIDATORS'], victimValidators, 'validators too');
   await kit.broker.stop('elsewhere');
 });
