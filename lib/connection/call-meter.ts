@@ -38,7 +38,7 @@ export interface CallBatch {
   sum: number;
   /** Failed calls by the code the caller got. */
   errors: Record<string, number>;
-  /** The timed calls (what `buckets` add up to), set on a batch the broker read and checked ({@link readCallBatch}); a helper does not send it. */
+  /** The timed calls (what `buckets` add up to), set on a batch the broker read and checked; a helper does not send it. */
   timed?: number;
 }
 
