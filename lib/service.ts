@@ -19,6 +19,7 @@ import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
 import { loadPrecompiled } from './protocol/precompiled.js';
+import { runtimeLoad } from './runtime-load.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
@@ -329,7 +330,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
 function helperProtocol(file: string): CompiledProtocol {
   const validatorsFile = process.env[HELPER_ENV.validators];
   if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
-  const { validators, known } = loadPrecompiled(validatorsFile);
+  const { validators, known } = loadPrecompiled(validatorsFile, process.env[HELPER_ENV.codeCache], runtimeLoad);
   return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 
