@@ -6,14 +6,29 @@
 //   per process (every importer, the prewarm entry included, gets this module's one instance) and re-exports
 //   every name of lib/service.ts.
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const lib = fileURLToPath(new URL('../dist/lib/', import.meta.url));
 const entry = join(lib, 'service.js');
-const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false };
+// cbor-x's no-eval build probes for `new Function` with `try { new BlockedFunction('') } catch { ... }`, where
+// BlockedFunction is a `var` never assigned: the throw always happens. V8 builds that TypeError's message
+// ("BlockedFunction is not a constructor") by re-parsing the function it was thrown in, here cbor-x's whole
+// module body: ~1.9 ms of every helper's start (Node 24). The plugin writes the catch's one effect instead.
+const CBOR_PROBE = /try\s*\{\s*new BlockedFunction\s*\(''\);\s*\}\s*catch\s*\(error\)\s*\{[^}]*?inlineObjectReadThreshold = Infinity;\s*\}/;
+const noCborProbe = {
+  name: 'no-cbor-x-probe',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]cbor-x[\\/]dist[\\/]index-no-eval\.cjs$/ }, ({ path }) => {
+      const text = readFileSync(path, 'utf8');
+      if (!CBOR_PROBE.test(text)) throw new Error(`build-runtime: cbor-x's BlockedFunction probe not found in ${path}; check the new cbor-x and update CBOR_PROBE`);
+      return { contents: text.replace(CBOR_PROBE, 'inlineObjectReadThreshold = Infinity;'), loader: 'js' };
+    });
+  },
+};
+const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe] };
 
 // The names to re-export: what the ES module exports (an ESM build's metafile lists them).
 const esm = await build({ ...common, format: 'esm', outfile: join(lib, 'service.names.js'), metafile: true });
