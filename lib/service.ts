@@ -43,10 +43,9 @@ import { openEndpoint, requestMint, type EndpointReceiver, type MintEndpointOpti
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
-export type { Endpoint, EndpointReceiver, MintEndpointOptions };
+export { runtimeLoad, type Endpoint, type EndpointReceiver, type MintEndpointOptions };
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
-export { runtimeLoad } from './runtime-load.js';
 export { releaseBytes } from './wire/body-pool.js';
 
 /**

@@ -22,7 +22,9 @@ import { createAjv } from './ajv.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import { loadValidatorsModule } from './validators-loader.js';
 
-const require = createRequire(import.meta.url);
+// Made at first use (the broker's half only): the helper's bundle imports this module and should not pay for it.
+let requireOf: NodeJS.Require | undefined;
+const ownRequire = (): NodeJS.Require => (requireOf ??= createRequire(import.meta.url));
 // Builtins without an ESM import: this module is in the helper's bundle (loadPrecompiled), where an
 // ESM import of node:fs builds a facade that runs its lazy getters (~3.6 ms of start-up on Node 24) and node:crypto
 // costs ~6–7 ms; only the broker's half (precompileValidators) needs them.
@@ -55,7 +57,7 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   if (dir === undefined) return undefined;
   // The module requires ajv's runtime helpers by absolute path, so the cache key includes
   // which ajv (another install of bulkhead with the same schemas must not use ours).
-  const ajvPackage = require.resolve('ajv/package.json');
+  const ajvPackage = ownRequire().resolve('ajv/package.json');
   // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
   // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
   const file = join(dir, `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`);
@@ -66,7 +68,7 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
     ajv.addSchema(schema, `v${i}`);
     keys[key] = `v${i}`;
   });
-  const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
+  const standaloneCode = (ownRequire()('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
   const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
   // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
   const base = JSON.stringify(ajvPackage);
