@@ -4,9 +4,10 @@
  * says how it is keyed and checked). The first launch of a service for a node
  * binary and V8 flag set starts, in the background, the writer
  * (lib/validators-cache-writer.ts: same binary, the helper's V8 flags only,
- * unsandboxed as the broker), which saves the cache into the compile-cache
- * directory beside the runtime's (lib/broker/code-cache.ts: the broker's, in
- * every helper's read set, read-only under every profile). That launch runs
+ * unsandboxed as the broker), which saves the cache beside the runtime's, in
+ * the runtime cache directory of that node binary (lib/broker/code-cache.ts:
+ * inside the broker's compile-cache directory, in every helper's read set,
+ * read-only under every profile). That launch runs
  * uncached; later ones read the file. A helper never writes it.
  * @module
  */
@@ -24,7 +25,7 @@ const WRITER = join(PACKAGE_ROOT, 'dist', 'lib', 'validators-cache-writer.js');
 /** Writer runs started (or done, or found unneeded) in this process, by node binary, flags and module. */
 const written = new Map<string, Promise<string | undefined>>();
 
-/** What a planned launch says about its validators and cache (lib/sandbox's launch input). */
+/** What a planned launch says about its node, validators and cache (lib/sandbox's launch input). */
 export interface ValidatorsLaunchInput {
   readonly nodePath: string;
   readonly entry: string;
@@ -33,14 +34,14 @@ export interface ValidatorsLaunchInput {
 }
 
 /**
- * After a launch was planned: makes sure the cache holds the launch's validators module for the node and
- * flags it uses (in the background; this launch does not wait). Skips the writer when the file is there
- * and holds this module's bytes. Never throws.
+ * After a launch was planned: makes sure `dir` (the runtime cache directory of the launch's node binary,
+ * which the helper is told in `BULKHEAD_CODE_CACHE`) holds the cache of the launch's validators module for
+ * the node and flags it uses (in the background; this launch does not wait). Skips the writer when the file
+ * is there and holds this module's bytes. Never throws.
  */
-export function warmPlannedValidatorsCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput): void {
-  const dir = input.compileCache;
+export function warmPlannedValidatorsCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput, dir: string): void {
   const file = input.env[VALIDATORS_ENV];
-  if (dir === undefined || file === undefined || file === '') return;
+  if (file === undefined || file === '') return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
   if (flags === undefined) return;
   const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));
