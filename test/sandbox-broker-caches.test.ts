@@ -3,7 +3,10 @@
 // withheld (neither), and what the fs.write rule then says. test/cache-write-path.test.ts tries the writes for real.
 import t from 'tap';
 import { compileProfile, type CompileInput } from '../lib/sandbox/compile.js';
-import { cachesInWritePaths, withoutCacheVariables } from '../lib/sandbox/broker-caches.js';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cachesInWritePaths, refuseWritesAboveCaches, withoutCacheVariables } from '../lib/sandbox/broker-caches.js';
 import { isolateReserveMiB, type HostProbe } from '../lib/sandbox/host-probe.js';
 import { parseProfile } from '../lib/sandbox/index.js';
 
@@ -40,8 +43,29 @@ t.test('bubblewrap: the caches a write path reaches are bound read-only after it
   t.ok(write > 0, 'the write path is writable');
   for (const dir of CACHES) t.ok(pair(c.args, '--ro-bind', dir) > write, `${dir} bound read-only after it`);
   const unreached = compileProfile(profile, probe({ root: false, bwrap: true, setpriv: true }), input(['/app/out']));
-  t.same(unreached.exposedCaches, [], 'a write path elsewhere: nothing extra');
-  t.equal(pair(unreached.args, '--ro-bind', CACHES[1]!), -1, 'and no read-only bind of the validators directory');
+  t.same(unreached.exposedCaches, [], 'a write path elsewhere reaches none');
+  // Bound all the same: a symlinked write path may be swapped after planning, and other helpers' validators live there.
+  const lastWrite = Math.max(...unreached.args.flatMap((a, i) => (a === '--bind-try' || a === '--bind' ? [i] : [])));
+  for (const dir of CACHES) t.ok(pair(unreached.args, '--ro-bind', dir) > lastWrite, `but ${dir} is still bound read-only, after every write bind`);
+  const none = compileProfile(profile, probe({ root: false, bwrap: true, setpriv: true }), { ...input(['/app/out']), brokerCaches: [] });
+  t.equal(pair(none.args, '--ro-bind', CACHES[1]!), -1, 'control: no caches given, no such bind');
+});
+
+t.test('refuseWritesAboveCaches: a write path strictly above the caches\' parent is refused, as written or resolved', async (t) => {
+  const ctx = { profile: 'p', service: 's' };
+  t.throws(() => refuseWritesAboveCaches(CACHES, ['/'], ctx), { code: 'ERR_INVALID_PROFILE', message: /lets the helper write \/, which holds \/nonexistent-tmp.*Narrow the write path.*TMPDIR/ }, 'the root');
+  t.throws(() => compileProfile(profile, probe({ root: false, bwrap: true, setpriv: true }), input(['/'])), { code: 'ERR_INVALID_PROFILE', data: { pointer: '/fs/write' } }, 'and so is the plan');
+  t.doesNotThrow(() => refuseWritesAboveCaches(CACHES, ['/nonexistent-tmp', '/nonexistent-tmp/cache/x', '/app', '/nonexistent-tmpx'], ctx), 'control: the parent itself, inside a cache, elsewhere');
+  // Real directories: TMPDIR is a symlink (link/app -> real/app), or the write path is one (wl -> real).
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bulkhead-caches-above-')));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'real', 'app', 'cache'), { recursive: true });
+  symlinkSync(join(root, 'real'), join(root, 'link'));
+  symlinkSync(join(root, 'real'), join(root, 'wl'));
+  const viaLink = [join(root, 'link', 'app', 'cache')];
+  t.throws(() => refuseWritesAboveCaches(viaLink, [join(root, 'real')], ctx), { code: 'ERR_INVALID_PROFILE' }, 'the caches\' resolved parent is below the write path');
+  t.throws(() => refuseWritesAboveCaches([join(root, 'real', 'app', 'cache')], [join(root, 'wl')], ctx), { code: 'ERR_INVALID_PROFILE' }, 'the write path resolves above the caches\' parent');
+  t.doesNotThrow(() => refuseWritesAboveCaches(viaLink, [join(root, 'real', 'app'), join(root, 'link', 'app')], ctx), 'control: the parent itself, both forms');
 });
 
 t.test('no bubblewrap: a uid drop keeps them the broker\'s files; with neither, they are withheld and the report says so', async (t) => {

@@ -101,8 +101,9 @@ export async function codeCacheWrites(): Promise<void> {
  * launch uses (in the background; this launch does not wait). Skips the writer when the file is
  * there and holds this runtime's source (the broker's own earlier run, or another broker's of this uid).
  */
-export function warmPlannedCodeCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput): void {
-  if (input.compileCache === undefined) return;
+export function warmPlannedCodeCache(plan: { command: string; args: readonly string[]; withholdCaches?: boolean }, input: ValidatorsLaunchInput): void {
+  // A helper that can write the caches (lib/sandbox/broker-caches.ts) may be rewriting them now: no writer runs for its launch.
+  if (input.compileCache === undefined || plan.withholdCaches === true) return;
   const binaryDir = runtimeCacheDir(input.nodePath);
   if (binaryDir !== undefined) warmPlannedValidatorsCache(plan, input, binaryDir);
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);

@@ -166,8 +166,9 @@ function shareReadOnly(dir: string): void {
  * After a launch was planned: makes sure the cache holds the runtime for the
  * node and flags this launch uses (in the background; this launch does not wait).
  */
-export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined }, input: { nodePath: string; entry: string; compileCache?: string }): void {
-  if (input.compileCache === undefined) return;
+export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined; withholdCaches?: boolean }, input: { nodePath: string; entry: string; compileCache?: string }): void {
+  // A helper that can write the cache (lib/sandbox/broker-caches.ts) may be rewriting it now: no writer runs for its launch.
+  if (input.compileCache === undefined || plan.withholdCaches === true) return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
   if (flags !== undefined) void warmCompileCache(input.nodePath, flags, plan.runAs?.uid);
 }

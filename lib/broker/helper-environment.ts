@@ -8,7 +8,7 @@
  */
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
+import { precompileValidators, validatorsDir, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchInput } from '../sandbox/index.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
@@ -96,10 +96,14 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
   if (file !== undefined) {
     input.env[VALIDATORS_ENV] = file;
     input.implicitReads.push(file);
+  } else {
+    // No module of the broker's: a manifest's env must not name one (the broker's unsandboxed cache writer would run it).
+    Reflect.deleteProperty(input.env, VALIDATORS_ENV);
   }
   // Code other helpers load: read-only even inside a profile's write path, or withheld (lib/sandbox/broker-caches.ts).
   input.brokerCaches = {
-    dirs: [...(compileCache !== undefined ? [compileCache] : []), ...(file !== undefined ? [dirname(file)] : [])],
+    // The validators directory even when this protocol has no module there: other helpers load theirs from it.
+    dirs: [...(compileCache !== undefined ? [compileCache] : []), file !== undefined ? dirname(file) : validatorsDir()],
     env: [COMPILE_CACHE_ENV, HELPER_ENV.codeCache, VALIDATORS_ENV],
   };
   const connects = manifest.connects ?? [];

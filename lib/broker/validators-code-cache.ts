@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACHE_FLAG, cachedDataFor } from '../util/runtime-loader.js';
 import { validatorsCacheFile } from '../protocol/validators-loader.js';
-import { VALIDATORS_ENV } from '../protocol/precompiled.js';
+import { isBrokerValidatorsModule, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import { plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
@@ -41,7 +41,8 @@ export interface ValidatorsLaunchInput {
  */
 export function warmPlannedValidatorsCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput, dir: string): void {
   const file = input.env[VALIDATORS_ENV];
-  if (file === undefined || file === '') return;
+  // Only a module the broker itself made: the writer runs it unsandboxed.
+  if (file === undefined || !isBrokerValidatorsModule(file)) return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
   if (flags === undefined) return;
   const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));

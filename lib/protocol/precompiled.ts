@@ -33,13 +33,26 @@ const { lstatSync, mkdirSync, renameSync, writeFileSync, existsSync } = process.
 /** Where a helper's precompiled validators come from (environment variable; see HELPER_ENV). */
 export const VALIDATORS_ENV = HELPER_ENV.validators;
 
+/** The per-user directory of precompiled validators modules (made by {@link precompileValidators}). */
+export function validatorsDir(): string {
+  return join(tmpdir(), `bulkhead-${process.getuid?.() ?? 'user'}-validators`);
+}
+
+/** The modules {@link precompileValidators} returned in this process: the only ones the broker's cache writer runs. */
+const returnedModules = new Set<string>();
+
+/** Whether `file` is a module {@link precompileValidators} returned in this process (not a path some env named). */
+export function isBrokerValidatorsModule(file: string): boolean {
+  return returnedModules.has(file);
+}
+
 /**
  * Per-user cache directory. Only its owner may write it (the code in it runs
  * in helpers); others may read it, since a sandboxed helper can run as
  * another uid. Schemas are not secrets.
  */
 function cacheDir(): string | undefined {
-  const dir = join(tmpdir(), `bulkhead-${process.getuid?.() ?? 'user'}-validators`);
+  const dir = validatorsDir();
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const st = lstatSync(dir);
   // Another user could have made this directory first: then it is not ours to trust.
@@ -61,7 +74,10 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
   // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
   const file = join(dir, `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`);
-  if (existsSync(file)) return file;
+  if (existsSync(file)) {
+    returnedModules.add(file);
+    return file;
+  }
   const ajv = createAjv({ code: { source: true } });
   const keys: Record<string, string> = {};
   protocol.schemas().forEach(({ key, schema }, i) => {
@@ -77,6 +93,7 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   const temp = `${file}.${process.pid}.tmp`;
   writeFileSync(temp, body, { mode: 0o644 });
   renameSync(temp, file);
+  returnedModules.add(file);
   return file;
 }
 

@@ -7,14 +7,26 @@
  * plan binds every path read-only except the write paths, so a write path
  * that contains a cache directory (`"write": ["/tmp"]` with the default
  * `TMPDIR`), or lies inside one, would make it writable. So:
- * - under bubblewrap such a directory is bound read-only again, after every
- *   other bind (a mount over the writable one);
+ * - under bubblewrap every cache directory is bound read-only again, after
+ *   every other bind (a mount over the writable one), whether or not the plan
+ *   sees a write path reach it (a symlinked write path may be swapped between
+ *   planning and bubblewrap);
  * - with a uid drop the files stay the broker's, 0644 in 0755 directories;
  * - with neither, only Node's permission model stands, and it cannot take a
  *   directory out of a write grant: that helper is not given the caches (their
  *   variables are removed), and the plan reports that it can write them.
+ *
+ * A write path above the directory that holds the caches (the broker's
+ * `TMPDIR`) is refused ({@link refuseWritesAboveCaches}): a helper could rename
+ * that directory away and rebuild it with caches of its own, which no mount
+ * over the old path stops, and which other helpers and the broker's cache
+ * writers (unsandboxed) would run. A write path that is that directory itself
+ * (`"write": ["/tmp"]`) stays allowed: the caches in it are mount points of
+ * the read-only binds, which a rename cannot move (EBUSY).
  * @module
  */
+import { dirname } from 'node:path';
+import { bulkheadError } from '../errors.js';
 import { isWithin, withRealPath } from './paths.js';
 
 /** What the broker tells the sandbox layer about its caches of code. */
@@ -51,6 +63,28 @@ export function cachesInWritePaths(dirs: readonly string[], writes: readonly str
     rule.detail = `${rule.detail ?? ''}; the write paths contain the broker's caches of code (${exposedCaches.join(', ')}), which Node's permission model cannot take out of a write grant: this helper can write them, so it is not given them`;
   }
   return { exposedCaches, withholdCaches };
+}
+
+/**
+ * Refuses write paths (`writes`, as written and symlink-resolved) that lie strictly above the directory holding a
+ * cache directory of `dirs` (as written and resolved): see the module comment.
+ * @throws BulkheadError `ERR_INVALID_PROFILE` naming the write path and the cache directory
+ */
+export function refuseWritesAboveCaches(dirs: readonly string[], writes: readonly string[], context: { profile: string; service: string }): void {
+  const forms = (path: string): string[] => [...new Set(withRealPath(path))];
+  const writeForms = writes.flatMap(forms);
+  for (const dir of dirs) {
+    const parents = new Set([...forms(dir).map((d) => dirname(d)), ...forms(dirname(dir))]);
+    for (const parent of parents) {
+      const above = writeForms.find((w) => w !== parent && isWithin(parent, w));
+      if (above === undefined) continue;
+      throw bulkheadError(
+        'ERR_INVALID_PROFILE',
+        `Service "${context.service}": sandbox profile "${context.profile}" lets the helper write ${above}, which holds ${parent}, the directory of the broker's caches of code (${dir}): the helper could rename it away and plant code that other helpers and the broker run. Narrow the write path (to ${parent} itself or below it, or elsewhere), or start the broker with TMPDIR pointing outside ${above}.`,
+        { profile: context.profile, pointer: '/fs/write', problems: [{ pointer: '/fs/write', message: `${above} is above ${parent}, where the broker keeps its caches of code` }] },
+      );
+    }
+  }
 }
 
 /** `env` without the variables of `caches` (a copy; `env` is left as it is). */

@@ -16,7 +16,7 @@ import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
-import { cachesInWritePaths } from './broker-caches.js';
+import { cachesInWritePaths, refuseWritesAboveCaches } from './broker-caches.js';
 import type { SandboxProfile } from './profile.js';
 
 /** Files outside the runtime a networked helper needs for name resolution and TLS. */
@@ -81,6 +81,8 @@ export interface CompiledLaunch {
   /** The broker's cache directories a write path reaches, and whether the helper must not be given them (lib/sandbox/broker-caches.ts). */
   exposedCaches: string[];
   withholdCaches: boolean;
+  /** The cache directories bound read-only after every write bind: under bubblewrap all of them (as listed and resolved), else `exposedCaches`. */
+  readOnlyCaches: string[];
 }
 
 /** Joins each cgroup.procs given (count first), then execs the rest: the helper is in its cgroup before any of its code runs. */
@@ -258,7 +260,11 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   const readList = pruneNested(input.reads.flatMap(withRealPath));
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
   // Broker caches a write path reaches: bubblewrap binds them read-only again; a uid drop leaves them the broker's files.
+  refuseWritesAboveCaches(input.brokerCaches ?? [], input.writes, { profile: profile.name, service: input.service });
   const { exposedCaches, withholdCaches } = cachesInWritePaths(input.brokerCaches ?? [], writeList, bwrap !== null || dropUser, rules);
+  // Under bubblewrap every cache directory is bound read-only, reached or not: a write path's symlink swapped
+  // after planning, or a cache this launch's own protocol did not need, is still not the helper's to write.
+  const readOnlyCaches = bwrap !== null ? pruneNested((input.brokerCaches ?? []).flatMap(withRealPath)) : exposedCaches;
   const nodeFlags: string[] = [];
   if (nodePerm !== null) {
     nodeFlags.push(nodePerm);
@@ -296,7 +302,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   if (bwrap !== null) {
     const args = bwrapArgs({
       profile, probe, reads: readList, writes: writeList, nodePath: nodeCommand[0]!, scratch: input.scratch, scratchTmp: input.scratchTmp,
-      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides, readOnlyOver: exposedCaches,
+      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides, readOnlyOver: readOnlyCaches,
     });
     chain = [bwrap, ...args, '--', ...chain];
   }
@@ -310,7 +316,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta, exposedCaches, withholdCaches };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta, exposedCaches, withholdCaches, readOnlyCaches };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {

@@ -25,7 +25,7 @@ import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
 import { programFd } from './seccomp.js';
 import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
-import { closeSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { withoutCacheVariables, type BrokerCaches } from './broker-caches.js';
 import { bulkheadError } from '../errors.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
@@ -168,12 +168,17 @@ export interface SandboxLaunchPlan {
    * The broker passes them in spawn's stdio; `cleanup()` closes them.
    */
   inheritFds?: number[];
+  /**
+   * True when the helper can write the broker's caches of code and so was not given them (no OS layer keeps
+   * them read-only; lib/sandbox/broker-caches.ts): the broker then starts no cache writer for this launch.
+   */
+  withholdCaches?: boolean;
 }
 
 /**
  * Plans the launch of one helper: validates its profile, probes the host
  * (once), creates the scratch dir and compiles the wrappers.
- * @throws BulkheadError `ERR_INVALID_PROFILE` (bad profile document),
+ * @throws BulkheadError `ERR_INVALID_PROFILE` (bad profile document, or a write path above the broker's caches of code),
  *   `ERR_SANDBOX_UNENFORCEABLE` (strict profile, a rule no layer on this host enforces),
  *   `ERR_INVALID_MANIFEST` (nodeArgs/env that would loosen the sandbox, or an undefined `${placeholder}`)
  */
@@ -217,7 +222,10 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       cgroup = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
       return cgroup.procsFiles;
     };
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: input.brokerCaches?.dirs ?? [] });
+    // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
+    // Made before planning, so the plan sees their resolved forms.
+    const cacheDirs = (input.brokerCaches?.dirs ?? []).filter(makeCacheDir);
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: cacheDirs });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;
@@ -237,8 +245,6 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service "${input.service}": sandbox profile "${profile.name}" needs a cgroup for its limits, but creating it failed: ${(err as Error).message}. Check the cgroup hierarchy the broker uses (docs/sandbox.md#cgroups).`, { service: input.service, profile: profile.name, rule: 'limits', missing, rules: [{ rule: 'limits', missing }] });
       }
     }
-    // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
-    if (!compiled.withholdCaches) for (const dir of compiled.exposedCaches) mkdirSync(dir, { recursive: true, mode: 0o755 });
     const own = compiled.withholdCaches && input.brokerCaches !== undefined ? withoutCacheVariables(input.env, input.brokerCaches) : input.env;
     const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
@@ -271,10 +277,21 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         return pasta?.attachment.failure ?? explainExit(limits, code, signal, stderrTail, memory);
       },
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
+      ...(compiled.withholdCaches ? { withholdCaches: true } : {}),
     };
   } catch (err) {
     await removeAll([scratch.remove(), ...(cgroup !== undefined ? [cgroup.remove()] : [])]).catch(() => undefined);
     throw err;
+  }
+}
+
+/** Makes a cache directory of the broker's (0755) if missing; false when it neither exists nor can be made (nothing there to load). */
+function makeCacheDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    return true;
+  } catch {
+    return existsSync(dir);
   }
 }
 
