@@ -31,6 +31,8 @@ writeFileSync(planted, `require('node:fs').writeFileSync(${JSON.stringify(marker
 const resolved = (env: Record<string, string>) => ({ manifest: { name: 'svc', env }, entry, serviceDir: svc, protocolFile, profile: undefined, sandboxPaths: {} }) as unknown as Parameters<typeof helperLaunchInput>[0];
 const ctx = { implicitReads: [], nodePath: process.execPath, maxFrameBytes: 1 << 20, lookup: () => undefined } as unknown as Parameters<typeof helperLaunchInput>[1];
 const plan = { command: process.execPath, args: [entry] };
+// Another V8 flag set: caches the first tests' launches did not make.
+const flagged = { command: process.execPath, args: ['--max-old-space-size=300', entry] };
 const validatorsCaches = (): string[] => readdirSync(runtimeCacheDir(process.execPath)!).filter((name) => name.startsWith('validators-'));
 // The writers' children do not hold the event loop open: keep it open until they are done.
 const settle = async (): Promise<void> => {
@@ -60,13 +62,24 @@ t.test('a module the broker did not make is never run by the writer, whoever nam
   t.same(validatorsCaches(), [], 'and no validators cache was written');
 });
 
+const own = precompileValidators(loadProtocolFile(protocolFile));
+
+t.test('a launch whose helper can write the caches (withheld from it) starts no writer', async (t) => {
+  const input = helperLaunchInput(resolved({}), ctx, validators(() => own), false);
+  const before = readdirSync(runtimeCacheDir(process.execPath)!);
+  warmPlannedCodeCache({ ...flagged, withholdCaches: true }, input);
+  await settle();
+  t.same(readdirSync(runtimeCacheDir(process.execPath)!), before, 'neither the runtime\'s nor the validators\' cache was written');
+});
+
 t.test('control: the broker\'s own module gets its cache written', async (t) => {
-  const own = precompileValidators(loadProtocolFile(protocolFile));
   t.ok(own !== undefined && dirname(own) === validatorsDir(), `the broker made its module (${String(own)})`);
   const input = helperLaunchInput(resolved({ BULKHEAD_VALIDATORS: planted }), ctx, validators(() => own), false);
   t.equal(input.env['BULKHEAD_VALIDATORS'], own, 'the broker\'s module, not the manifest\'s');
-  warmPlannedCodeCache(plan, input);
+  const runtimes = readdirSync(runtimeCacheDir(process.execPath)!).filter((name) => name.startsWith('runtime-')).length;
+  warmPlannedCodeCache(flagged, input);
   await settle();
   t.equal(validatorsCaches().length, 1, 'the writer ran and saved its cache');
+  t.equal(readdirSync(runtimeCacheDir(process.execPath)!).filter((name) => name.startsWith('runtime-')).length, runtimes + 1, 'and the runtime\'s, for these flags');
   t.notOk(existsSync(marker), 'and the planted module never ran');
 });

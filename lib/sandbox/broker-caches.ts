@@ -27,7 +27,7 @@
  */
 import { dirname } from 'node:path';
 import { bulkheadError } from '../errors.js';
-import { isWithin, withRealPath } from './paths.js';
+import { isWithin, pruneNested, withRealPath } from './paths.js';
 
 /** What the broker tells the sandbox layer about its caches of code. */
 export interface BrokerCaches {
@@ -85,6 +85,25 @@ export function refuseWritesAboveCaches(dirs: readonly string[], writes: readonl
       );
     }
   }
+}
+
+/** What {@link planBrokerCaches} decided: {@link ExposedCaches}, and the directories bound read-only after every write bind. */
+export interface BrokerCachesPlan extends ExposedCaches {
+  /** Under bubblewrap every cache directory (as listed and resolved), reached or not; else `exposedCaches`. */
+  readOnlyCaches: string[];
+}
+
+/**
+ * The caches' part of a plan: refuses `requested` write paths above them ({@link refuseWritesAboveCaches}), finds those
+ * `writes` (the full write list, resolved) reach ({@link cachesInWritePaths}), and which to bind read-only. Under
+ * bubblewrap every cache directory is, reached or not: a write path's symlink swapped after planning, or a cache this
+ * launch's own protocol did not need, is still not the helper's to write.
+ * @throws BulkheadError `ERR_INVALID_PROFILE` for a write path above the caches
+ */
+export function planBrokerCaches(dirs: readonly string[], requested: readonly string[], writes: readonly string[], host: { bwrap: boolean; dropUser: boolean; rules: readonly { rule: string; detail?: string }[]; profile: string; service: string }): BrokerCachesPlan {
+  refuseWritesAboveCaches(dirs, requested, host);
+  const exposed = cachesInWritePaths(dirs, writes, host.bwrap || host.dropUser, host.rules);
+  return { ...exposed, readOnlyCaches: host.bwrap ? pruneNested(dirs.flatMap(withRealPath)) : exposed.exposedCaches };
 }
 
 /** `env` without the variables of `caches` (a copy; `env` is left as it is). */

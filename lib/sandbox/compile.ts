@@ -16,7 +16,7 @@ import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
-import { cachesInWritePaths, refuseWritesAboveCaches } from './broker-caches.js';
+import { planBrokerCaches } from './broker-caches.js';
 import type { SandboxProfile } from './profile.js';
 
 /** Files outside the runtime a networked helper needs for name resolution and TLS. */
@@ -29,7 +29,6 @@ const COMMON_ETC_FILES = ['/etc/localtime'] as const;
 const V8_HEAP_SHARE = 0.5;
 
 const MIB = 1024 * 1024;
-
 /** Which layer enforces one rule (see {@link ../index.ts}'s `RuleEnforcement`). */
 export interface CompiledRule {
   rule: string;
@@ -78,10 +77,9 @@ export interface CompiledLaunch {
   seccompProgram: Buffer | undefined;
   /** The child fds of bubblewrap's info and block pipes, when pasta networks a `full` helper (lib/sandbox/pasta.ts). */
   pasta: PastaFds | undefined;
-  /** The broker's cache directories a write path reaches, and whether the helper must not be given them (lib/sandbox/broker-caches.ts). */
+  /** The broker's cache directories a write path reaches, whether the helper must not be given them, and those bound read-only (lib/sandbox/broker-caches.ts). */
   exposedCaches: string[];
   withholdCaches: boolean;
-  /** The cache directories bound read-only after every write bind: under bubblewrap all of them (as listed and resolved), else `exposedCaches`. */
   readOnlyCaches: string[];
 }
 
@@ -259,12 +257,8 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // ---- node
   const readList = pruneNested(input.reads.flatMap(withRealPath));
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
-  // Broker caches a write path reaches: bubblewrap binds them read-only again; a uid drop leaves them the broker's files.
-  refuseWritesAboveCaches(input.brokerCaches ?? [], input.writes, { profile: profile.name, service: input.service });
-  const { exposedCaches, withholdCaches } = cachesInWritePaths(input.brokerCaches ?? [], writeList, bwrap !== null || dropUser, rules);
-  // Under bubblewrap every cache directory is bound read-only, reached or not: a write path's symlink swapped
-  // after planning, or a cache this launch's own protocol did not need, is still not the helper's to write.
-  const readOnlyCaches = bwrap !== null ? pruneNested((input.brokerCaches ?? []).flatMap(withRealPath)) : exposedCaches;
+  // The broker's caches: a write path above them refused; bound read-only under bubblewrap; else a uid drop keeps them, or they are withheld.
+  const { exposedCaches, withholdCaches, readOnlyCaches } = planBrokerCaches(input.brokerCaches ?? [], input.writes, writeList, { bwrap: bwrap !== null, dropUser, rules, profile: profile.name, service: input.service });
   const nodeFlags: string[] = [];
   if (nodePerm !== null) {
     nodeFlags.push(nodePerm);
