@@ -4,13 +4,13 @@
 // The sandboxed tier (accepted under every shipped profile, not writable there) is in code-cache.test.ts.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadProtocolFile } from '../lib/protocol/registry.js';
 import { precompileValidators } from '../lib/protocol/precompiled.js';
-import { validatorsCacheFile } from '../lib/protocol/validators-loader.js';
+import { validatorsCacheFile, WRAPPER_ID } from '../lib/protocol/validators-loader.js';
 import { cachedDataFor } from '../lib/util/runtime-loader.js';
 import { REPO_ROOT } from './helpers.js';
 
@@ -62,13 +62,19 @@ t.test('the loader uses a validators cache only for the module it was made from;
 
   const file = execFileSync(process.execPath, [WRITER, cacheDir, module], { env: ENV, encoding: 'utf8' });
   t.equal(file, validatorsCacheFile(cacheDir, module, []), 'the writer names the file for this module, node and flags');
-  t.match(basename(file), new RegExp(`^validators-[0-9a-f]{64}-[0-9a-f]{16}-d-${process.version}-${process.arch}-[0-9a-f]{8}\\.v8cache$`));
+  t.match(basename(file), new RegExp(`^validators-[0-9a-f]{64}-[0-9a-f]{16}-d-w${WRAPPER_ID}-${process.version}-${process.arch}-[0-9a-f]{8}\\.v8cache$`), 'named for the loader\'s wrapper too');
   t.equal(statSync(file).mode & 0o777, 0o644, 'readable by helpers of other uids, writable by the broker only');
   const cache = readFileSync(file);
 
   // Positive control: the module it was made from loads from it.
   t.same(load(module, cacheDir), { ...good, codeCache: 'accepted' }, 'V8 takes the cache for its own module, which validates the same');
   t.equal(load(module, cacheDir, ['--max-old-space-size=300']).codeCache, 'missing', 'other V8 flags look for a file of their own');
+  // A cache made under another wrapper (its name without this wrapper's id, as before it was named): not looked for,
+  // since V8 would take it for a wrapper of the same length and run the other wrapper's bytecode.
+  renameSync(file, file.replace(`-w${WRAPPER_ID}-`, '-'));
+  t.equal(load(module, cacheDir).codeCache, 'missing', 'a cache without this wrapper\'s id is not used');
+  renameSync(file.replace(`-w${WRAPPER_ID}-`, '-'), file);
+  t.equal(load(module, cacheDir).codeCache, 'accepted', 'control: back under its name, it is');
 
   // A module changed at the same length: the same cache file name, its own code runs.
   const tampered = join(dir, 'tampered');

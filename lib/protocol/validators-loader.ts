@@ -12,7 +12,8 @@
  * and file checks. A cache file holds a copy of the module's bytes (V8 checks
  * only the source's length) and is used only when that copy equals the module
  * file byte for byte; it is named after the module (whose name is its schema
- * hash and ajv install) and node version, architecture and V8 flags. Missing,
+ * hash and ajv install), the wrapper ({@link WRAPPER_ID}: V8 would take a same-length
+ * change of it), and node version, architecture and V8 flags. Missing,
  * stale, corrupt or refused caches compile from source.
  * @module
  */
@@ -22,6 +23,16 @@ import { cachedDataFor, codeCacheTail, type CodeCacheState } from '../util/runti
 /** The function wrapper the module is compiled in (node's CommonJS wrapper: the module may use any of these). */
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
 const WRAP_TAIL = '\n})';
+
+/**
+ * The wrapper's id (FNV-1a of its text), in the cache file's name: the cache file's copy of the source covers the
+ * module only, and V8 checks only the length, so a loader with another wrapper (another bulkhead) must not take it.
+ */
+export const WRAPPER_ID = ((text: string): string => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+})(`${WRAP_HEAD}\0${WRAP_TAIL}`);
 
 /** A validators module's file name: schema hash, ajv install hash, format letter. */
 const MODULE_NAME = /^([0-9a-f]{64}-[0-9a-f]{16}-[a-z])\.cjs$/;
@@ -42,7 +53,7 @@ export interface LoadedValidators {
  */
 export function validatorsCacheFile(dir: string, file: string, execArgv: readonly string[]): string | undefined {
   const name = MODULE_NAME.exec(file.slice(file.lastIndexOf('/') + 1))?.[1];
-  return name === undefined ? undefined : `${dir}/validators-${name}-${codeCacheTail(execArgv)}`;
+  return name === undefined ? undefined : `${dir}/validators-${name}-w${WRAPPER_ID}-${codeCacheTail(execArgv)}`;
 }
 
 /**
