@@ -17,26 +17,37 @@ const entry = join(lib, 'service.js');
 // BlockedFunction is a `var` never assigned: the throw always happens. V8 builds that TypeError's message
 // ("BlockedFunction is not a constructor") by re-parsing the function it was thrown in, here cbor-x's whole
 // module body: ~1.9 ms of every helper's start (Node 24). The plugin writes the catch's one effect instead.
-const CBOR_PROBE = /try\s*\{\s*new BlockedFunction\s*\(''\);\s*\}\s*catch\s*\(error\)\s*\{[^}]*?inlineObjectReadThreshold = Infinity;\s*\}/;
+// The catch body must be exactly that one statement (comment lines aside): anything more and the rewrite would drop it.
+const CBOR_PROBE = /try\s*\{\s*new BlockedFunction\s*\(''\);\s*\}\s*catch\s*\(error\)\s*\{\s*(?:\/\/[^\n]*\n\s*)*inlineObjectReadThreshold = Infinity;\s*\}/g;
+let cborRewrites = 0;
 const noCborProbe = {
   name: 'no-cbor-x-probe',
   setup(b) {
     b.onLoad({ filter: /[\\/]cbor-x[\\/]dist[\\/]index-no-eval\.cjs$/ }, ({ path }) => {
       const text = readFileSync(path, 'utf8');
-      if (!CBOR_PROBE.test(text)) throw new Error(`build-runtime: cbor-x's BlockedFunction probe not found in ${path}; check the new cbor-x and update CBOR_PROBE`);
+      const found = text.match(CBOR_PROBE)?.length ?? 0;
+      if (found !== 1) throw new Error(`build-runtime: cbor-x's BlockedFunction probe found ${found} times (want exactly once, its catch body only the Infinity assignment) in ${path}; check the new cbor-x and update CBOR_PROBE`);
+      cborRewrites++;
       return { contents: text.replace(CBOR_PROBE, 'inlineObjectReadThreshold = Infinity;'), loader: 'js' };
     });
   },
+};
+/** Fails the build when a bundle did not go through the plugin (cbor-x resolved to another file: the probe would stay). */
+const checkCborRewrite = (what) => {
+  if (cborRewrites !== 1) throw new Error(`build-runtime: the ${what} build loaded cbor-x's index-no-eval.cjs ${cborRewrites} times through the no-cbor-x-probe plugin (want 1); check which cbor-x file the bundle resolves`);
+  cborRewrites = 0;
 };
 const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe] };
 
 // The names to re-export: what the ES module exports (an ESM build's metafile lists them).
 const esm = await build({ ...common, format: 'esm', outfile: join(lib, 'service.names.js'), metafile: true });
+checkCborRewrite('ESM');
 const names = Object.values(esm.metafile.outputs)[0].exports;
 if (names.length === 0) throw new Error('build-runtime: the runtime exports nothing');
 if (names.some((n) => n.startsWith('__bulkhead'))) throw new Error('build-runtime: an export name collides with the facade\'s own (__bulkhead...)');
 
 const cjs = await build({ ...common, format: 'cjs', outfile: join(lib, 'service.runtime.cjs'), define: { 'import.meta.url': '__bulkheadRuntimeUrl' } });
+checkCborRewrite('CommonJS');
 const body = `(function (module, require, __bulkheadRuntimeUrl) {${cjs.outputFiles[0].text}\n})\n`;
 // vm.Script runs import() only with an importModuleDynamically callback, which the loader does not give.
 if (/\bimport\(/.test(body)) throw new Error('build-runtime: the runtime calls import(); lib/util/runtime-loader.ts must then pass importModuleDynamically');
