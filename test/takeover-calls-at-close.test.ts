@@ -73,7 +73,7 @@ t.test('the kernel: at the channel\'s EOF a dying node\'s status is final (exit 
 async function start(t: Test, sandbox: Sandbox, prewarm: boolean): Promise<TestBroker> {
   const kit = await startBroker({
     root: FIXTURES,
-    services: [{ name: 'tk', entry: './takeover-service.js', protocol: 'com.test.takeover', ...(sandbox === 'none' ? {} : { sandbox }), launch: { prewarm, throttleMs: 0 } }],
+    services: [{ name: 'tk', entry: './takeover-service.js', protocol: 'com.test.takeover', ...(sandbox === 'none' ? {} : { sandbox }), launch: { prewarm, throttleMs: 0, maxRestarts: 100 } }],
   });
   t.teardown(() => kit.close());
   return kit;
@@ -153,7 +153,7 @@ const details = (err: BulkheadError): unknown => ({ code: err.code, exitCode: er
  * end yet and the calls wait for the exit (the fallback, with the same details). So under pure-compute the
  * crash is repeated until the close path is seen (each attempt checked either way), at most `MAX_ATTEMPTS` times.
  */
-const MAX_ATTEMPTS = 8;
+const MAX_ATTEMPTS = 12;
 
 /** True when the calls failed before the old exit was reported. */
 const failedAtClose = (order: readonly string[], exit: string): boolean => order.indexOf('rejected ERR_INTERRUPTED') >= 0 && order.indexOf('rejected ERR_INTERRUPTED') < order.indexOf(exit);
