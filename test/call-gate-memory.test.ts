@@ -217,7 +217,8 @@ t.test('CallMeter counts untimed calls (nobody observed them): in calls and erro
   t.same(batch.errors, { ERR_BACKPRESSURE: 1 }, 'the untimed failure by its code');
   t.equal(batch.buckets.reduce((n, b) => n + b, 0), 1, 'only the timed call is in a bucket');
   t.equal(batch.sum, 0.002);
-  t.same(readCallBatch({ ...batch }), batch, 'a batch with untimed calls is read as it is');
+  t.same(readCallBatch({ ...batch }), { ...batch, timed: 1 }, 'a batch with untimed calls is read as it is, with its timed calls counted');
+  t.equal(readCallBatch({ ...batch, timed: 3 })?.timed, 1, 'a timed count the helper sends is not taken: the broker counts the buckets');
   t.equal(readCallBatch({ ...batch, calls: 0 }), undefined, 'buckets holding more calls than the batch: refused');
   const untimed = new CallMeter();
   untimed.count(null);

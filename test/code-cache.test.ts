@@ -5,11 +5,11 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { cachedDataFor, codeCacheContents, codeCacheFile, CODE_CACHE_MAGIC, runtimeBuildId } from '../lib/util/runtime-loader.js';
-import { codeCacheWrites, RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
+import { codeCacheWrites, RUNTIME_SCRIPT, runtimeCacheDir } from '../lib/broker/code-cache.js';
 import { compileCacheDir } from '../lib/broker/compile-cache.js';
 import { FIXTURES, nextSpare, REPO_ROOT } from './helpers.js';
 
@@ -129,7 +129,8 @@ async function probeWarm(service: string, write: boolean, own = false): Promise<
 t.test('unsandboxed: a relaunched helper loads the runtime from the broker-written cache', async (t) => {
   // own: the writes go to files of the helper's own (removed again), never a real cache file other tests load.
   const probe = await probeWarm('plain', true, true);
-  t.equal(probe.dir, compileCacheDir(), 'the helper is told the broker\'s cache directory');
+  t.equal(probe.dir, runtimeCacheDir(process.execPath), 'the helper is told the broker\'s cache directory for its node binary');
+  t.equal(dirname(probe.dir!), compileCacheDir(), 'inside the compile-cache directory (read-only under every profile)');
   t.equal(probe.codeCache, 'accepted', 'V8 took the cache (positive control for the sandboxed case)');
   // Positive control for the refused writes below: where nothing forbids it, the same writes work.
   t.equal(probe.overwrite, null, 'an unsandboxed helper (the broker\'s uid, no sandbox) can overwrite a file there in place');

@@ -74,3 +74,15 @@ t.test('scratchBytes, scratch and scratchTmp: a capped tmpfs, its tmp/, and the 
   t.ok(pair(argv, '--dir', '/tmp/scr/tmp') > size, 'tmp/ recreated on the tmpfs');
   t.same(argv.slice(-4), ['--remount-ro', '/', '--chdir', '/tmp/scr'], 'the root is frozen and the helper starts in scratch');
 });
+
+t.test('readOnlyOver: the broker\'s caches bound read-only after every bind, over a write path that contains them or lies inside them', async (t) => {
+  t.equal(args().indexOf('--ro-bind', args().lastIndexOf('--bind-try')), -1, 'none given: no read-only bind after the writable ones');
+  const argv = args({ writes: ['/tmp', '/tmp/cache/sub'], readOnlyOver: ['/tmp/cache', '/tmp/validators'] });
+  const tmp = pair(argv, '--bind-try', '/tmp');
+  const inside = pair(argv, '--bind-try', '/tmp/cache/sub');
+  const cache = pair(argv, '--ro-bind', '/tmp/cache');
+  const validators = pair(argv, '--ro-bind', '/tmp/validators');
+  t.ok(tmp > 0 && inside > tmp, 'the write paths are bound writable');
+  t.ok(cache > inside && validators > inside, 'the caches after them, with --ro-bind (a missing one fails the launch rather than leaving a writable gap)');
+  t.ok(cache < argv.indexOf('--remount-ro'), 'before the root is frozen');
+});

@@ -6,6 +6,7 @@
  * and meanings are the contract in lib/wire/helper-env.ts.
  * @module
  */
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { precompileValidators, VALIDATORS_ENV } from '../protocol/precompiled.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
@@ -13,6 +14,7 @@ import type { SandboxLaunchInput } from '../sandbox/index.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 import { COMPILE_CACHE_ENV, compileCacheDir } from './compile-cache.js';
+import { runtimeCacheDir } from './code-cache.js';
 import { RPC_CLIENT_DEFAULTS } from '../connection/rpc-client-options.js';
 
 /** The entry a prewarmed spare runs until it is activated. */
@@ -79,8 +81,10 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
   if (compileCache !== undefined) {
     // V8's compile cache, which the broker alone writes (lib/broker/compile-cache.ts); ignored by Node 20.
     input.env[COMPILE_CACHE_ENV] = compileCache;
-    // And the runtime's own code cache, on every Node line (lib/broker/code-cache.ts).
-    input.env[HELPER_ENV.codeCache] = compileCache;
+    // And the runtime's own code cache, on every Node line, in a subdirectory per node binary (lib/broker/code-cache.ts).
+    const runtimeCache = runtimeCacheDir(ctx.nodePath);
+    if (runtimeCache !== undefined) input.env[HELPER_ENV.codeCache] = runtimeCache;
+    else Reflect.deleteProperty(input.env, HELPER_ENV.codeCache);
     input.implicitReads.push(compileCache);
     input.compileCache = compileCache;
   } else {
@@ -93,6 +97,11 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     input.env[VALIDATORS_ENV] = file;
     input.implicitReads.push(file);
   }
+  // Code other helpers load: read-only even inside a profile's write path, or withheld (lib/sandbox/broker-caches.ts).
+  input.brokerCaches = {
+    dirs: [...(compileCache !== undefined ? [compileCache] : []), ...(file !== undefined ? [dirname(file)] : [])],
+    env: [COMPILE_CACHE_ENV, HELPER_ENV.codeCache, VALIDATORS_ENV],
+  };
   const connects = manifest.connects ?? [];
   if (connects.length > 0) {
     // The helper's copies of its targets' protocols: it validates their results itself.

@@ -181,7 +181,7 @@ export class BrokerMetrics {
   callBatch(service: string, batch: CallBatch): void {
     countCalls(this.tallyOf(service), batch.calls, batch.errors);
     // Calls answered before anyone observed them are counted, not timed.
-    const timed = timedIn(batch.buckets);
+    const timed = batch.timed ?? timedIn(batch.buckets);
     if (timed === 0) return;
     const h = this.histogramOf(service);
     // Its last bucket holds calls past the largest bound: they only count in +Inf (count).

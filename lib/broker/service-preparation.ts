@@ -16,6 +16,7 @@ import type { Clock } from './clock.js';
 import { LaunchAutomation } from './launch-automation.js';
 import { checkManifest, type ServiceManifest } from './manifest.js';
 import { SHIPPED_PROFILES_DIR } from './package-paths.js';
+import { checkPrewarmRuntime } from './prewarm-runtime.js';
 import { availableProfiles } from './profile-names.js';
 import type { PreparedService } from './reload-plan.js';
 
@@ -42,6 +43,7 @@ export function prepareService(input: ServiceManifest, source: string, where: Pr
   if (!existsSync(entry) || !statSync(entry).isFile()) {
     throw bulkheadError('ERR_INVALID_MANIFEST', `Manifest for service "${manifest.name}" (${source}): /entry ${entry} is not a file. Entries are relative to the broker root ${root}.`, { source, pointer: '/entry' });
   }
+  checkPrewarmRuntime(manifest, entry, source);
   const protocol = loadProtocol(where.protocolsDir, manifest.protocol);
   const profile = manifest.sandbox === undefined ? undefined : loadServiceProfile(where.profilesDir, manifest.sandbox, manifest.name, source);
   LaunchAutomation.check(manifest.launch ?? {}, protocol, where.clock, source);

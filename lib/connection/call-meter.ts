@@ -38,6 +38,8 @@ export interface CallBatch {
   sum: number;
   /** Failed calls by the code the caller got. */
   errors: Record<string, number>;
+  /** The timed calls (what `buckets` add up to), set on a batch the broker read and checked; a helper does not send it. */
+  timed?: number;
 }
 
 /** Adds up answered calls until {@link CallMeter.take}. */
@@ -86,7 +88,9 @@ export class CallMeter {
 export function readCallBatch(m: Record<string, unknown>): CallBatch | undefined {
   const { calls, buckets, sum, errors } = m;
   if (!isCount(calls) || typeof sum !== 'number' || !Number.isFinite(sum) || sum < 0) return undefined;
-  if (!Array.isArray(buckets) || buckets.length !== CALL_DURATION_BUCKETS.length + 1 || !buckets.every(isCount) || timedIn(buckets) > calls) return undefined;
+  if (!Array.isArray(buckets) || buckets.length !== CALL_DURATION_BUCKETS.length + 1 || !buckets.every(isCount)) return undefined;
+  const timed = timedIn(buckets);
+  if (timed > calls) return undefined;
   if (typeof errors !== 'object' || errors === null || Array.isArray(errors)) return undefined;
   const entries = Object.entries(errors);
   if (entries.length > MAX_BATCH_CODES + 1) return undefined;
@@ -97,7 +101,7 @@ export function readCallBatch(m: Record<string, unknown>): CallBatch | undefined
     const key = isServiceCode(code) ? code : 'ERR_SERVICE_ERROR';
     checked[key] = (checked[key] ?? 0) + n;
   }
-  return { calls, buckets, sum, errors: checked };
+  return { calls, buckets, sum, errors: checked, timed };
 }
 
 /** The timed calls of a batch: what its buckets hold. */

@@ -44,7 +44,10 @@ interface ServedChannel {
   answered: number;
   /** The in-flight count last reported. */
   inFlight: number;
-  /** Closed: its last report goes with the next tally, then it is forgotten. */
+  /**
+   * Closed: set by the `closed` callback, which then flushes the tally at once; that flush sends its
+   * last report and forgets it. So every other reader of `channels` sees open channels only.
+   */
   closed: boolean;
 }
 
@@ -87,14 +90,14 @@ export class DirectChannels {
   /** Calls running on direct channels now. */
   get inFlight(): number {
     let n = 0;
-    for (const c of this.channels.values()) if (!c.closed) n += c.server.inFlight;
+    for (const c of this.channels.values()) n += c.server.inFlight;
     return n;
   }
 
   /** Streams open on direct channels now. */
   get openStreams(): number {
     let n = 0;
-    for (const c of this.channels.values()) if (!c.closed) n += c.server.openStreams;
+    for (const c of this.channels.values()) n += c.server.openStreams;
     return n;
   }
 
@@ -106,7 +109,7 @@ export class DirectChannels {
   /** Sends a service-wide event to every direct client (each paced by its own channel); not to calling services. */
   broadcast(name: string, payload: unknown): Array<Promise<void>> {
     const sent: Array<Promise<void>> = [];
-    for (const c of this.channels.values()) if (c.events && !c.closed) sent.push(broadcastTo(c.server, name, payload));
+    for (const c of this.channels.values()) if (c.events) sent.push(broadcastTo(c.server, name, payload));
     return sent;
   }
 
@@ -119,7 +122,7 @@ export class DirectChannels {
    */
   retire(): Promise<void> {
     this.retiring ??= [];
-    for (const c of this.channels.values()) if (!c.closed) sayGoodbye(c.server);
+    for (const c of this.channels.values()) sayGoodbye(c.server);
     if (this.openCount === 0) return Promise.resolve();
     return new Promise((resolve) => this.retiring!.push(resolve));
   }

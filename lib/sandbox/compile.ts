@@ -16,6 +16,7 @@ import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
 import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
+import { cachesInWritePaths } from './broker-caches.js';
 import type { SandboxProfile } from './profile.js';
 
 /** Files outside the runtime a networked helper needs for name resolution and TLS. */
@@ -53,6 +54,8 @@ export interface CompileInput {
   scratch: string;
   /** V8's compile cache directory, among `reads` (see SandboxLaunchInput.compileCache). */
   compileCache?: string;
+  /** The broker's cache directories of code (lib/sandbox/broker-caches.ts): kept read-only even inside a write path. */
+  brokerCaches?: readonly string[];
   /** Its `tmp/` (the helper's TMPDIR), recreated inside a capped scratch tmpfs. */
   scratchTmp: string;
   /**
@@ -75,6 +78,9 @@ export interface CompiledLaunch {
   seccompProgram: Buffer | undefined;
   /** The child fds of bubblewrap's info and block pipes, when pasta networks a `full` helper (lib/sandbox/pasta.ts). */
   pasta: PastaFds | undefined;
+  /** The broker's cache directories a write path reaches, and whether the helper must not be given them (lib/sandbox/broker-caches.ts). */
+  exposedCaches: string[];
+  withholdCaches: boolean;
 }
 
 /** Joins each cgroup.procs given (count first), then execs the rest: the helper is in its cgroup before any of its code runs. */
@@ -115,8 +121,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
     if (bwrap !== null) add({ rule: 'network', layers: ['bubblewrap:netns'], unenforced: false, detail: 'loopback: a private network namespace with only its own loopback; 127.0.0.1 reaches the sandbox itself, never the host' });
     else add({ rule: 'network', layers: [], unenforced: true, missing: bwrapMissing, detail: 'loopback needs a network namespace with its loopback up, which bubblewrap sets up' });
   } else if (bwrap !== null) {
-    // Not root, the inner unshare needs a user namespace, which the seccomp filter refuses: bwrap's netns alone then.
-    innerUnshareNet = canUnshareNet && (probe.isRoot || probe.kernel.seccompProblem !== null);
+    // Not root, the inner unshare needs a user namespace, which the seccomp filter refuses; root without setpriv has
+    // dropped CAP_SYS_ADMIN (--cap-drop ALL): bwrap's netns alone then.
+    innerUnshareNet = canUnshareNet && (probe.isRoot ? probe.setpriv !== null : probe.kernel.seccompProblem !== null);
     add({
       rule: 'network',
       layers: innerUnshareNet ? ['bubblewrap:netns', 'unshare:netns'] : ['bubblewrap:netns'],
@@ -250,6 +257,8 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // ---- node
   const readList = pruneNested(input.reads.flatMap(withRealPath));
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
+  // Broker caches a write path reaches: bubblewrap binds them read-only again; a uid drop leaves them the broker's files.
+  const { exposedCaches, withholdCaches } = cachesInWritePaths(input.brokerCaches ?? [], writeList, bwrap !== null || dropUser, rules);
   const nodeFlags: string[] = [];
   if (nodePerm !== null) {
     nodeFlags.push(nodePerm);
@@ -287,7 +296,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   if (bwrap !== null) {
     const args = bwrapArgs({
       profile, probe, reads: readList, writes: writeList, nodePath: nodeCommand[0]!, scratch: input.scratch, scratchTmp: input.scratchTmp,
-      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides,
+      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides, readOnlyOver: exposedCaches,
     });
     chain = [bwrap, ...args, '--', ...chain];
   }
@@ -301,7 +310,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
-  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta };
+  return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta, exposedCaches, withholdCaches };
 }
 
 function unshareNetArgs(probe: HostProbe): string[] {
@@ -335,6 +344,8 @@ export interface BwrapArgsOptions {
   kernelReads: readonly string[];
   /** Files bound over paths of /etc instead of the host's (destination → source); e.g. the helper's resolv.conf behind pasta. */
   etcOverrides?: ReadonlyMap<string, string>;
+  /** Directories bound read-only after every other bind, over any write path that contains them (the broker's caches). */
+  readOnlyOver?: readonly string[];
 }
 
 /** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
@@ -375,6 +386,8 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
     const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined ? '--ro-bind' : '--ro-bind-try';
     args.push(flag, bind.source ?? bind.path, bind.path);
   }
+  // Last, so no write bind (one containing them, or one inside them) is mounted over them. Not -try: missing, the launch fails.
+  for (const dir of options.readOnlyOver ?? []) args.push('--ro-bind', dir, dir);
   if (scratchBytes !== undefined) {
     // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
     // 1777: the helper may run as a dropped uid that does not own the mount.

@@ -25,7 +25,8 @@ import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
 import { programFd } from './seccomp.js';
 import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
-import { closeSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
+import { withoutCacheVariables, type BrokerCaches } from './broker-caches.js';
 import { bulkheadError } from '../errors.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 
@@ -38,6 +39,7 @@ export { BUILTIN_PLACEHOLDERS } from './paths.js';
 export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
 export { configureUidPool, DEFAULT_UID_RANGE, type UidRange } from './uid-pool.js';
 export { SECCOMP_CHILD_FD, type KernelProbe } from './kernel-layers.js';
+export type { BrokerCaches } from './broker-caches.js';
 
 /** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
 const PREWARM_ENTRY_ENV = HELPER_ENV.entry;
@@ -62,6 +64,13 @@ export interface SandboxLaunchInput {
    * Node requires before it reads the cache) only where an OS layer keeps it read-only.
    */
   compileCache?: string;
+  /**
+   * The broker's caches of code (the code/compile cache directory, the precompiled validators'
+   * directory) and the variables that name them. A profile's write path that reaches one does not
+   * make it writable: bubblewrap binds it read-only again; with neither bubblewrap nor a uid drop
+   * the helper is not given them (lib/sandbox/broker-caches.ts).
+   */
+  brokerCaches?: BrokerCaches;
 
   /** Absolute path of the node binary to run. */
   nodePath: string;
@@ -191,7 +200,8 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   const vars: Record<string, string> = { ...input.paths, serviceDir: input.serviceDir, scratch: '/scratch' };
   for (const path of [...profile.fs.read, ...profile.fs.write]) expandPath(path, vars, context);
 
-  const runAs = probe.isRoot ? profile.user : undefined;
+  // The uid the helper will run as (its scratch dir is made its own): only when setpriv can drop it.
+  const runAs = probe.isRoot && probe.setpriv !== null ? profile.user : undefined;
   const scratch = await createScratch(input.service, runAs);
   let cgroup: HelperCgroup | undefined;
   try {
@@ -207,7 +217,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       cgroup = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
       return cgroup.procsFiles;
     };
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}) });
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: input.brokerCaches?.dirs ?? [] });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;
@@ -227,7 +237,10 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service "${input.service}": sandbox profile "${profile.name}" needs a cgroup for its limits, but creating it failed: ${(err as Error).message}. Check the cgroup hierarchy the broker uses (docs/sandbox.md#cgroups).`, { service: input.service, profile: profile.name, rule: 'limits', missing, rules: [{ rule: 'limits', missing }] });
       }
     }
-    const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own: input.env, home: scratch.path, tmp: scratch.tmp });
+    // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
+    if (!compiled.withholdCaches) for (const dir of compiled.exposedCaches) mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const own = compiled.withholdCaches && input.brokerCaches !== undefined ? withoutCacheVariables(input.env, input.brokerCaches) : input.env;
+    const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
     let cleanup: Promise<void> | undefined;
     const report: EnforcementReport = { profile: profile.name, enforcement: profile.enforcement, rules: compiled.rules.map((r) => ({ ...r })), grants, ...(helperCgroup !== undefined ? { cgroup: { version: helperCgroup.version, paths: helperCgroup.paths } } : {}) };
