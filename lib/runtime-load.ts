@@ -8,5 +8,7 @@
 /**
  * @internal `codeCache`: what became of the broker's code cache in this load (a
  * `CodeCacheState` of lib/util/runtime-loader.ts: off, missing, stale, rejected or accepted).
+ * `validatorsCache`: the same for the protocol's precompiled validators module, once serve()
+ * loaded it (lib/protocol/validators-loader.ts; `off` until then, or without one).
  */
-export const runtimeLoad: { codeCache: string } = { codeCache: 'off' };
+export const runtimeLoad: { codeCache: string; validatorsCache: string } = { codeCache: 'off', validatorsCache: 'off' };

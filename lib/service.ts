@@ -19,6 +19,7 @@ import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
 import { loadPrecompiled } from './protocol/precompiled.js';
+import { runtimeLoad } from './runtime-load.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { loadProtocolFile } from './protocol/registry.js';
@@ -42,10 +43,9 @@ import { openEndpoint, requestMint, type EndpointReceiver, type MintEndpointOpti
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
-export type { Endpoint, EndpointReceiver, MintEndpointOptions };
+export { runtimeLoad, type Endpoint, type EndpointReceiver, type MintEndpointOptions };
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
-export { runtimeLoad } from './runtime-load.js';
 export { releaseBytes } from './wire/body-pool.js';
 
 /**
@@ -329,7 +329,7 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
 function helperProtocol(file: string): CompiledProtocol {
   const validatorsFile = process.env[HELPER_ENV.validators];
   if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
-  const { validators, known } = loadPrecompiled(validatorsFile);
+  const { validators, known } = loadPrecompiled(validatorsFile, process.env[HELPER_ENV.codeCache], runtimeLoad);
   return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 

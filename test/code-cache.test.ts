@@ -100,7 +100,7 @@ try { serve('x', {}); } catch (err) { process.stdout.write(JSON.stringify([runti
   t.match(stack, /dist\/lib\/service\.runtime\.cjs:\d+:\d+/, 'its stack names the runtime script with line and column');
 });
 
-interface Probe { codeCache: string; dir: string | null; files: string[]; overwrite: string | null; plant: string | null }
+interface Probe { codeCache: string; validatorsCache: string; validatorsFile: string | null; validatorsOverwrite: string | null; dir: string | null; files: string[]; overwrite: string | null; plant: string | null }
 
 const PROFILES = ['pure-compute', 'no-network', 'network-client', 'fs-reader'] as const;
 
@@ -132,6 +132,7 @@ t.test('unsandboxed: a relaunched helper loads the runtime from the broker-writt
   t.equal(probe.dir, runtimeCacheDir(process.execPath), 'the helper is told the broker\'s cache directory for its node binary');
   t.equal(dirname(probe.dir!), compileCacheDir(), 'inside the compile-cache directory (read-only under every profile)');
   t.equal(probe.codeCache, 'accepted', 'V8 took the cache (positive control for the sandboxed case)');
+  t.equal(probe.validatorsCache, 'accepted', 'and the cache of its precompiled validators module');
   // Positive control for the refused writes below: where nothing forbids it, the same writes work.
   t.equal(probe.overwrite, null, 'an unsandboxed helper (the broker\'s uid, no sandbox) can overwrite a file there in place');
   t.equal(probe.plant, null, 'and plant one');
@@ -144,8 +145,12 @@ for (const profile of PROFILES) t.test(`${profile}: the helper loads the runtime
   t.match(probe.overwrite, /^(EROFS|EACCES|EPERM|ERR_ACCESS_DENIED)$/, `overwriting a cache file in place is refused (${String(probe.overwrite)})`);
   t.match(probe.plant, /^(EROFS|EACCES|EPERM|ERR_ACCESS_DENIED)$/, `planting a file is refused (${String(probe.plant)})`);
   t.notOk(existsSync(join(probe.dir!, 'planted.v8cache.tmp')), 'nothing was planted');
+  t.equal(probe.validatorsCache, 'accepted', 'V8 took the validators module\'s cache under the sandbox');
+  t.match(probe.validatorsOverwrite, /^(EROFS|EACCES|EPERM|ERR_ACCESS_DENIED)$/, `overwriting that cache in place is refused (${String(probe.validatorsOverwrite)})`);
   await kit.broker.stop(profile);
-  t.equal(((await kit.broker.connect(profile).call('probe', { write: false })) as Probe).codeCache, 'accepted', 'the next launch still loads from the unchanged cache');
+  const next = (await kit.broker.connect(profile).call('probe', { write: false })) as Probe;
+  t.equal(next.codeCache, 'accepted', 'the next launch still loads from the unchanged cache');
+  t.equal(next.validatorsCache, 'accepted', 'and from the unchanged validators cache');
 });
 
 t.test('a prewarmed spare (pure-compute) loads the runtime from the cache, and its service module gets that one instance', async (t) => {

@@ -1,5 +1,5 @@
 // A/B of CPU per operation: one bulkhead broker + echo helper (bench/fixtures) from the build in DIST.
-// node bench/ab/worker.mjs DIST calls|rtt|events|bytes64k|bytes1m|bytes64krel|bytes1mrel N  -> JSON: CPU µs per op of this process (self) and the helper (peer), their sys part, write/read syscalls per op, rate.
+// node bench/ab/worker.mjs DIST calls|rtt|events|bytes64k|bytes1m|bytes64krel|bytes1mrel|text64k N  -> JSON: CPU µs per op of this process (self) and the helper (peer), their sys part, write/read syscalls per op, rate.
 // HELPER_ARGS="--perf-basic-prof" passes node flags to the helper (for perf record).
 // Usage: node worker.mjs DIST WORKLOAD N  -> prints JSON {self, peer, rate} per-op CPU µs
 const [dist, workload, nStr] = process.argv.slice(2);
@@ -12,6 +12,7 @@ const t = await bulkheadTransport('b', process.env.HELPER_ARGS ? { nodeArgs: pro
 const peer = t.peerPid;
 const data64 = Buffer.alloc(64 * 1024, 7);
 const data1m = Buffer.alloc(1024 * 1024, 7);
+const text64 = { name: 'x'.repeat(64 * 1024), n: 1, tags: [] };
 async function run(count) {
   if (workload === 'calls') {
     let sent = 0;
@@ -27,6 +28,9 @@ async function run(count) {
     for (let i = 0; i < count; i++) await t.call('bytes', { data: data64 });
   } else if (workload === 'bytes1m') {
     for (let i = 0; i < count; i++) await t.call('bytes', { data: data1m });
+  } else if (workload === 'text64k') {
+    // A 64 KiB text echoed (no byte string): the body is decoded into a fresh string, so it can go back to the pool.
+    for (let i = 0; i < count; i++) await t.call('echo', text64);
   } else if (workload === 'bytes64krel' || workload === 'bytes1mrel') {
     // The caller gives each result back with releaseBytes (a build without it: nothing to give back).
     const data = workload === 'bytes64krel' ? data64 : data1m;

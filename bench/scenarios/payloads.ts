@@ -3,66 +3,55 @@
  * in MB/s (payload bytes / round-trip time, 1 MB = 10^6 bytes), for bulkhead
  * (validated `bytes` method) against raw bytes over the same kind of
  * socketpair (the floor), naive cbor-x framing, fork IPC advanced and
- * worker_threads structured clone. Interleaved, rotated every round.
+ * worker_threads structured clone. Each transport's caller runs in a
+ * long-lived process of its own (payloads-process.ts), as in a user's
+ * process: on Node 24/26 one transport's dead buffers would otherwise drive
+ * the garbage collections every other transport is timed under (bench/README.md,
+ * round six). This process orders the runs: interleaved, rotated every round,
+ * so that drift in the machine's load cancels out of the per-round ratios.
  * @module
  */
-import { randomFillSync } from 'node:crypto';
 import { loadavg } from 'node:os';
+import { CallerProcess } from '../common/caller-process.js';
 import { CONFIG } from '../common/config.js';
+import { PAYLOAD_SIZES as SIZES, echoesOf, sizeLabel as label, type PayloadTransportKind } from '../common/payload-echo.js';
 import { fmt, heading, machine, printTable, ratio, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { spread, type Spread } from '../common/stats.js';
-import { bulkheadReleasingTransport, bulkheadTransport, forkTransport, rawBytesTransport, rawCborTransport, workerTransport, type Transport } from '../common/transports.js';
 
 const NAME = 'payloads';
 /** Run bulkhead with the caller releasing each result's bytes (the opt-in path) instead of the default. */
 const RELEASE = process.env.BENCH_PAYLOAD_RELEASE === '1';
-const SIZES = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
-const label = (size: number) => (size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`);
 
-async function echoRate(t: Transport, data: Buffer, echoes: number): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < echoes; i++) {
-    const result = (await t.call('bytes', { data })) as { data: Uint8Array };
-    if (result.data.length !== data.length) throw new Error(`${t.name} echoed ${result.data.length} bytes of ${data.length}`);
-    t.done?.(result);
-  }
-  return (data.length * echoes) / ((performance.now() - start) / 1000) / 1e6;
+/** One transport as this process sees it: its caller process and the transport's name. */
+interface Measured {
+  readonly name: string;
+  readonly caller: CallerProcess;
 }
 
 /** Runs the scenario. */
 export async function runPayloads(): Promise<ScenarioResult> {
   const start = machine();
-  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport`);
-  const transports: Transport[] = [];
+  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport; each transport's caller runs in its own process`);
+  const transports: Measured[] = [];
   try {
     // BENCH_PAYLOAD_RELEASE=1: bulkhead with the caller giving each result back (releaseBytes) instead of the
-    // default path. A run of its own: in one process, a default transport's garbage collections (Node 24/26)
-    // would slow every transport measured after it, the baselines included (bench/README.md, round five).
-    transports.push(RELEASE ? await bulkheadReleasingTransport('bulkhead + releaseBytes') : await bulkheadTransport('bulkhead (validated)'));
-    transports.push(await rawBytesTransport());
-    transports.push(await rawCborTransport(false));
-    transports.push(await forkTransport('advanced'));
-    transports.push(await workerTransport());
-    // A fresh, unpooled, random buffer per size: no transport may clone more than the payload.
-    const payloads = SIZES.map((size) => randomFillSync(Buffer.alloc(size)));
-    const echoesOf = (size: number) => Math.max(3, Math.round(CONFIG.payloadBytes / size));
-    // Warm-up, and one check that every transport echoes the bytes themselves.
-    for (const t of transports) {
-      for (const data of payloads) {
-        const back = (await t.call('bytes', { data })) as { data: Uint8Array };
-        if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), data) !== 0) throw new Error(`${t.name} corrupted a ${data.length}-byte payload`);
-        t.done?.(back);
-        await echoRate(t, data, Math.min(echoesOf(data.length), 16));
-      }
+    // default path. Kept as a variant of its own (the targets judge the default path); with every caller in its
+    // own process the two no longer disturb each other, but one bulkhead row keeps the table and targets as they are.
+    const kinds: PayloadTransportKind[] = [RELEASE ? 'bulkhead-release' : 'bulkhead', 'raw', 'cbor', 'fork', 'worker'];
+    for (const kind of kinds) {
+      const { caller, name } = await CallerProcess.start(kind);
+      transports.push({ name, caller });
     }
+    // Warm-up, and one check that every transport echoes the bytes themselves (in each caller's process).
+    for (const t of transports) await t.caller.warmup();
     const rates = new Map<string, number[]>();
-    const key = (t: Transport, size: number) => `${t.name}|${size}`;
+    const key = (t: Measured, size: number) => `${t.name}|${size}`;
     for (let round = 0; round < CONFIG.rounds; round++) {
-      for (const data of payloads) {
+      for (const size of SIZES) {
         const order = transports.map((_, i) => transports[(i + round) % transports.length]!);
         for (const t of order) {
-          const r = await echoRate(t, data, echoesOf(data.length));
-          rates.set(key(t, data.length), [...(rates.get(key(t, data.length)) ?? []), r]);
+          const r = await t.caller.rate(size, echoesOf(size));
+          rates.set(key(t, size), [...(rates.get(key(t, size)) ?? []), r]);
         }
       }
       process.stdout.write(`  round ${round + 1}/${CONFIG.rounds} done\n`);
@@ -72,7 +61,7 @@ export async function runPayloads(): Promise<ScenarioResult> {
     const bulk = transports[0]!;
     const floor = transports[1]!;
     /** Per-round bulkhead/baseline ratios for one size. */
-    const rr = (base: Transport, size: number) => spread(rates.get(key(bulk, size))!.map((v, i) => v / rates.get(key(base, size))![i]!));
+    const rr = (base: Measured, size: number) => spread(rates.get(key(bulk, size))!.map((v, i) => v / rates.get(key(base, size))![i]!));
     const ratios: Record<string, Record<string, Spread>> = {};
     for (const t of transports.slice(1)) ratios[t.name] = Object.fromEntries(SIZES.map((s) => [label(s), rr(t, s)]));
     printTable(
@@ -100,6 +89,7 @@ export async function runPayloads(): Promise<ScenarioResult> {
     writeResult(NAME, start, { unit: 'MB/s = payload bytes / round-trip seconds / 1e6', releaseBytes: RELEASE, summary, ratios });
     return { name: NAME, data: { releaseBytes: RELEASE, summary, ratios }, targets };
   } finally {
-    for (const t of transports) await t.close().catch(() => undefined);
+    // Every caller process exits, on success and on failure alike.
+    await Promise.all(transports.map((t) => t.caller.close()));
   }
 }

@@ -17,6 +17,7 @@ import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../uti
 import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
+import { validatorsCacheWrites, warmPlannedValidatorsCache, type ValidatorsLaunchInput } from './validators-code-cache.js';
 
 /** The runtime script every helper loads. */
 export const RUNTIME_SCRIPT = join(PACKAGE_ROOT, 'dist', 'lib', 'service.runtime.cjs');
@@ -90,18 +91,20 @@ export function warmCodeCache(nodePath: string, flags: readonly string[]): Promi
   return run;
 }
 
-/** Settles once every writer started so far has finished. */
+/** Settles once every writer started so far has finished (the validators modules' too: lib/broker/validators-code-cache.ts). */
 export async function codeCacheWrites(): Promise<void> {
-  await Promise.all(written.values());
+  await Promise.all([...written.values(), validatorsCacheWrites()]);
 }
 
 /**
- * After a launch was planned: makes sure the cache holds the runtime for the node and flags this
+ * After a launch was planned: makes sure the cache holds the runtime (and the launch's validators module) for the node and flags this
  * launch uses (in the background; this launch does not wait). Skips the writer when the file is
  * there and holds this runtime's source (the broker's own earlier run, or another broker's of this uid).
  */
-export function warmPlannedCodeCache(plan: { command: string; args: readonly string[] }, input: { nodePath: string; entry: string; compileCache?: string }): void {
+export function warmPlannedCodeCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput): void {
   if (input.compileCache === undefined) return;
+  const binaryDir = runtimeCacheDir(input.nodePath);
+  if (binaryDir !== undefined) warmPlannedValidatorsCache(plan, input, binaryDir);
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
   if (flags === undefined) return;
   const { key } = writerKey(input.nodePath, flags);

@@ -23,6 +23,7 @@ import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
 import { signalHelperTree } from './certain-death.js';
 import type { ChildEnd } from './exit-at-close.js';
+import { CallTable } from '../util/call-table.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -44,9 +45,8 @@ export class HelperProcess {
   private warmed = false;
   /** Calls this helper answered (reply or error), direct and routed; `callsServed` in status. */
   callsAnswered = 0;
-  /** Calls sent and not answered yet: id → method and start (performance.now()) when timed for callSettled, or 0 when
-   * only counted (nobody observed calls when it was sent: no clock reads, no record, no event). */
-  private readonly callStarts = new Map<number, { method: string; at: number } | 0>();
+  /** Calls sent, not answered: id → method and start (performance.now()) when timed for callSettled, else 0 (only counted). */
+  private readonly callStarts = new CallTable<{ method: string; at: number } | 0>();
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
@@ -357,7 +357,7 @@ export class HelperProcess {
     if (!this.rpc.usable) return undefined;
     const facts = this.endFacts;
     const error = interruptedError(facts, exitRecord(facts, end.code, end.signal));
-    for (const id of [...this.callStarts.keys()]) this.settleCall(id, 'ERR_INTERRUPTED');
+    for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
     this.rpc.interrupt(error);
     return error;
   }
@@ -378,7 +378,7 @@ export class HelperProcess {
     this.hasExited = true;
     clearInterval(this.watchdogTimer);
     // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
-    for (const id of [...this.callStarts.keys()]) this.settleCall(id, 'ERR_INTERRUPTED');
+    for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
     afterStdioDrains(this.child, () => {
       this.stderr.end();
       this.stdout.end();

@@ -19,6 +19,7 @@ import { CreditGate, ItemInbox } from './stream-flow.js';
 import { RPC_CLIENT_DEFAULTS, type CallOwner, type RpcCallOptions, type RpcClientHooks, type RpcClientOptions, type RpcStream, type RpcStreamOptions } from './rpc-client-options.js';
 import { abortError, disarm, endStreamOnSettle, newPendingCall, toAsyncIterable, type PendingCall } from './pending-call.js';
 import { pumpStreamInput, receiveStreamItem, type StreamPort } from './client-streams.js';
+import { CallTable } from '../util/call-table.js';
 
 export { RPC_CLIENT_DEFAULTS, abortError };
 export type { CallOwner, RpcCallOptions, RpcClientHooks, RpcClientOptions, RpcStream, RpcStreamOptions };
@@ -27,7 +28,8 @@ export type { CallOwner, RpcCallOptions, RpcClientHooks, RpcClientOptions, RpcSt
 export class RpcClient {
   /** Resolves with the service's hello once it matched; rejects with ERR_PROTOCOL_MISMATCH or the close reason. */
   readonly ready: Promise<HelloEnvelope>;
-  private readonly pending = new Map<number, PendingCall>();
+  /** Calls sent and not settled, by id (a CallTable, not a Map: see lib/util/call-table.ts). */
+  private readonly pending = new CallTable<PendingCall>();
   private readonly queue: PendingCall[] = [];
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
@@ -238,7 +240,7 @@ export class RpcClient {
     if (this.interruption !== undefined) return;
     this.interruption = error;
     this.hello.fail(error);
-    const calls = [...this.pending.values(), ...this.queue];
+    const calls = [...this.pending.valuesInOrder(), ...this.queue];
     this.pending.clear();
     this.queue.length = 0;
     this.inFlightCount = 0;
@@ -252,7 +254,7 @@ export class RpcClient {
 
   /** Fails the calls of one owner (a closing connection) with `error`, telling the service to cancel them. */
   abandonOwnedBy(owner: CallOwner, error: BulkheadError): void {
-    for (const call of [...this.pending.values(), ...this.queue]) {
+    for (const call of [...this.pending.valuesInOrder(), ...this.queue]) {
       if (call.owner === owner) this.abandon(call, 'cancelled', error);
     }
   }

@@ -20,6 +20,7 @@ import { RunningCall, type Handler, type HandlerContext } from './handler-contex
 import { serializeHandlerError } from './handler-error.js';
 import type { CallGate, GatedServer } from './call-gate.js';
 import type { RpcServerHooks, RpcServerOptions } from './rpc-server-options.js';
+import { CallTable } from '../util/call-table.js';
 
 export type { Handler, HandlerContext, RpcServerHooks, RpcServerOptions };
 
@@ -28,7 +29,7 @@ export const MAIN_APP_PEER: PeerInfo = Object.freeze({ name: 'main-app' });
 
 /** Answering side of one channel. */
 export class RpcServer implements GatedServer {
-  private readonly running = new Map<number, RunningCall>();
+  private readonly running = new CallTable<RunningCall>();
   private helloSeen = false;
   private readonly helloInfo: Record<string, unknown>;
   private readonly answerHello: boolean;
@@ -250,7 +251,7 @@ export class RpcServer implements GatedServer {
   /** Streams of calls running now (for leak checks). */
   get openStreams(): number {
     let n = 0;
-    for (const running of this.running.values()) if (running.gate !== undefined || running.inbox !== undefined) n++;
+    for (const running of this.running.valuesInOrder()) if (running.gate !== undefined || running.inbox !== undefined) n++;
     return n;
   }
 
@@ -380,7 +381,7 @@ export class RpcServer implements GatedServer {
   private onClosed(error: BulkheadError | undefined): void {
     const reason = bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.');
     this.gate?.drop(this);
-    for (const running of this.running.values()) running.abort(reason);
+    for (const running of this.running.valuesInOrder()) running.abort(reason);
     this.pressure.close();
     this.hooks.closed(error);
   }

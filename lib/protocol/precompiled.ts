@@ -20,8 +20,11 @@ import type { CompiledProtocol, KnownHash } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
 import { createAjv } from './ajv.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
+import { loadValidatorsModule } from './validators-loader.js';
 
-const require = createRequire(import.meta.url);
+// Made at first use (the broker's half only): the helper's bundle imports this module and should not pay for it.
+let requireOf: NodeJS.Require | undefined;
+const ownRequire = (): NodeJS.Require => (requireOf ??= createRequire(import.meta.url));
 // Builtins without an ESM import: this module is in the helper's bundle (loadPrecompiled), where an
 // ESM import of node:fs builds a facade that runs its lazy getters (~3.6 ms of start-up on Node 24) and node:crypto
 // costs ~6–7 ms; only the broker's half (precompileValidators) needs them.
@@ -54,9 +57,10 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
   if (dir === undefined) return undefined;
   // The module requires ajv's runtime helpers by absolute path, so the cache key includes
   // which ajv (another install of bulkhead with the same schemas must not use ours).
-  const ajvPackage = require.resolve('ajv/package.json');
-  // `-c`: the format that carries the document's canonical JSON and hash (a module from before lacks them; see loadPrecompiled).
-  const file = join(dir, `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-c.cjs`);
+  const ajvPackage = ownRequire().resolve('ajv/package.json');
+  // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
+  // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
+  const file = join(dir, `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`);
   if (existsSync(file)) return file;
   const ajv = createAjv({ code: { source: true } });
   const keys: Record<string, string> = {};
@@ -64,11 +68,11 @@ export function precompileValidators(protocol: CompiledProtocol): string | undef
     ajv.addSchema(schema, `v${i}`);
     keys[key] = `v${i}`;
   });
-  const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
+  const standaloneCode = (ownRequire()('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
   const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
   // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
   const base = JSON.stringify(ajvPackage);
-  const body = `"use strict";\nconst __bulkheadRequire = require("node:module").createRequire(${base});\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
+  const body = `"use strict";\nlet __bulkheadRequireOf;\nconst __bulkheadRequire = (id) => (__bulkheadRequireOf ??= require("node:module").createRequire(${base}))(id);\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
     + `module.exports.__hash = ${JSON.stringify(protocol.hash)};\nmodule.exports.__canonical = ${JSON.stringify(canonicalJson(protocol.document))};\n`;
   const temp = `${file}.${process.pid}.tmp`;
   writeFileSync(temp, body, { mode: 0o644 });
@@ -84,9 +88,14 @@ export interface Precompiled {
   known?: KnownHash;
 }
 
-/** Loads a precompiled module (see {@link Precompiled}). */
-export function loadPrecompiled(file: string): Precompiled {
-  const mod = require(file) as Record<string, unknown> & { __keys: Record<string, string> };
+/**
+ * Loads a precompiled module (see {@link Precompiled}), with the broker's V8 code cache from `cacheDir`
+ * when one was made for it (lib/protocol/validators-loader.ts); `state` is told what became of that cache.
+ */
+export function loadPrecompiled(file: string, cacheDir?: string, state?: { validatorsCache: string }): Precompiled {
+  const loaded = loadValidatorsModule(file, cacheDir);
+  if (state !== undefined) state.validatorsCache = loaded.codeCache;
+  const mod = loaded.exports as Record<string, unknown> & { __keys: Record<string, string> };
   const validators: Record<string, ValidateFunction> = {};
   for (const [key, id] of Object.entries(mod.__keys)) {
     const validate = mod[id];

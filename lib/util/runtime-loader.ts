@@ -76,8 +76,16 @@ function fnv1a(text: string): string {
  * cache-relevant flags among `execArgv`.
  */
 export function codeCacheFile(dir: string, buildId: string, execArgv: readonly string[]): string {
+  return `${dir}/runtime-${buildId}-${codeCacheTail(execArgv)}`;
+}
+
+/**
+ * The part of a cache file's name that says which V8 may use it: node version, architecture and a
+ * hash of the cache-relevant flags among `execArgv`, then `.v8cache`.
+ */
+export function codeCacheTail(execArgv: readonly string[]): string {
   const flags = execArgv.filter((f) => CACHE_FLAG.test(f)).join(' ');
-  return `${dir}/runtime-${buildId}-${process.version}-${process.arch}-${fnv1a(flags)}.v8cache`;
+  return `${process.version}-${process.arch}-${fnv1a(flags)}.v8cache`;
 }
 
 /** The build id in a runtime file's first line, or undefined. */

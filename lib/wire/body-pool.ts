@@ -20,10 +20,15 @@
  * allocated are accepted, and none that was queued for sending (a received
  * byte string passed on as a large payload, or a forwarded body): the queued
  * write keeps its bytes. Anything else is left alone. The pool is bounded.
+ *
+ * Without the caller: a body that decoded into values holding no view of it is
+ * released by the channel once its handler returned ({@link releaseIfUnviewed}),
+ * and fresh bodies come with a young-generation nudge (scavenge-nudge.ts).
  * @module
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
+import { nudgeYoungGeneration } from './scavenge-nudge.js';
 
 /** Frame bodies from this size on come from the pool and may be released. */
 export const POOLED_BODY_MIN_BYTES = 16 * 1024;
@@ -53,6 +58,8 @@ export function takeBody(size: number): Buffer {
       break;
     }
   }
+  // Fresh memory outside the JS heap: keep the young generation moving, so it is freed by a scavenge (scavenge-nudge.ts).
+  if (memory === undefined) nudgeYoungGeneration(size);
   const body = memory === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(memory, 0, size);
   lendable.add(body.buffer);
   return body;
@@ -108,12 +115,40 @@ export function releaseBytes(bytes: Uint8Array): boolean {
 
 /**
  * `bytes` is about to be queued for sending by reference (the large-bytes path,
- * a forwarded body): its memory can never be released from then on, so a
- * caller who releases it early cannot make a queued write send a later
- * message's bytes. It is then freed by the garbage collector as usual.
+ * a forwarded body) or kept by a channel handler (`keptBody`): its memory can
+ * never be released from then on, so a caller who releases it early cannot
+ * make a queued write send a later message's bytes, and {@link releaseIfUnviewed}
+ * leaves it alone. It is then freed by the garbage collector as usual.
  */
 export function keepForSending(bytes: Uint8Array): void {
   lendable.delete(bytes.buffer as ArrayBuffer);
+}
+
+/**
+ * Received bodies of {@link POOLED_BODY_MIN_BYTES} or more that were decoded into values holding no
+ * view of them (no byte string: cbor-x copied everything out). Keyed by the body object itself, so a
+ * decode of some other view of the same memory never marks it.
+ */
+const decodedWithoutViews = new WeakSet<Uint8Array>();
+
+/** The decoder read all of `body` into fresh values (decode-scratch.ts): no value points into its memory. */
+export function noteDecodedWithoutViews(body: Uint8Array): void {
+  if (body.length >= POOLED_BODY_MIN_BYTES) decodedWithoutViews.add(body);
+}
+
+/**
+ * Gives a received frame body back to the pool once its channel's handler returned, when nothing can
+ * reach its memory: it was decoded into values holding no view of it ({@link noteDecodedWithoutViews})
+ * and nobody kept it (`keptBody`, a forward or `sendRaw` mark it with {@link keepForSending}; handlers
+ * keep bodies only that way, since a body may lie in a read buffer the next read overwrites).
+ * Detached as {@link releaseBytes} does, so a holder this reasoning missed reads an empty buffer,
+ * never a later message. Anything else (a small body, one not from this pool, a view into a larger
+ * memory, one decoded with byte strings) is left to the garbage collector.
+ */
+export function releaseIfUnviewed(body: Uint8Array): void {
+  if (body.length < POOLED_BODY_MIN_BYTES || !decodedWithoutViews.delete(body)) return;
+  if (body.byteOffset !== 0 || body.byteLength !== body.buffer.byteLength) return;
+  releaseBytes(body);
 }
 
 /** Bytes waiting for reuse (for tests and measurements). */

@@ -12,7 +12,7 @@
  * docs/wire.md: no tags but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES}, text map keys
  * only, no simple values but false/true/null/undefined, no indefinite-length strings, nesting at most
  * {@link MAX_FRAME_DEPTH}, at most {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
- * Only then does cbor-x build the value, and the plain-data check runs on the result as a second line. cbor-x
+ * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on it as a second line. cbor-x
  * renames a `__proto__` map key to `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */

@@ -13,6 +13,8 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
+import { noteDecodedWithoutViews } from './body-pool.js';
+import { NOT_PLAIN, decodePlain } from './plain-decode.js';
 
 /** Frame bodies up to this size are decoded from the scratch; larger ones in place. */
 export const DECODE_SCRATCH_BYTES = 4096;
@@ -27,8 +29,16 @@ let scratch: Buffer | undefined;
 
 /** Decodes `body` (which holds no byte string) with `decoder`, from the scratch when it fits. */
 export function decodeWithoutViews(decoder: object, body: Uint8Array): unknown {
+  // The plainest items without cbor-x (plain-decode.ts, which copies every string out too); the rest as before.
+  const plain = decodePlain(body);
   const d = decoder as DecoderWithEnd;
-  if (body.length > DECODE_SCRATCH_BYTES) return d.decode(body);
+  if (body.length > DECODE_SCRATCH_BYTES) {
+    const value = plain !== NOT_PLAIN ? plain : d.decode(body);
+    // Its memory may go back to the pool once the channel's handler is done (body-pool.ts, releaseIfUnviewed).
+    noteDecodedWithoutViews(body);
+    return value;
+  }
+  if (plain !== NOT_PLAIN) return plain;
   scratch ??= Buffer.allocUnsafeSlow(DECODE_SCRATCH_BYTES);
   scratch.set(body);
   return d.decode(scratch, body.length);

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
-import { keepForSending } from './body-pool.js';
+import { keepForSending, releaseIfUnviewed } from './body-pool.js';
 import { Outbox } from './outbox.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
@@ -366,8 +366,8 @@ export class FramedChannel {
         return;
       }
       this.handler!.envelope(envelope, body);
-      // The handler may have closed the channel.
-      if (this.closedReported) return;
+      releaseIfUnviewed(body); // decoded into fresh values, kept by nobody: back to the pool (body-pool.ts)
+      if (this.closedReported) return; // the handler may have closed the channel
     }
     // An oversize header that followed these frames in the same chunk.
     const oversize = this.decoder.error;

@@ -6,7 +6,7 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
-import { lendableCopy } from './body-pool.js';
+import { keepForSending, lendableCopy } from './body-pool.js';
 
 /** Size of the shared read buffer (Node's own read size). */
 export const READ_BUFFER_BYTES = 64 * 1024;
@@ -46,9 +46,14 @@ export function inSharedReadBuffer(bytes: Uint8Array): boolean {
 
 /**
  * `body` itself, or a copy of it when it lies in a shared read buffer (see {@link inSharedReadBuffer}).
- * `lendable`: a copy of 16 KiB or more comes from body-pool.ts, so `releaseBytes` takes its byte strings back.
+ * `lendable`: a copy of 16 KiB or more comes from body-pool.ts, so `releaseBytes` takes its byte strings back
+ * (the decoder's use: its values are views of the result). Otherwise the caller keeps the body itself, so
+ * `body` is marked as kept: its memory is never given back to the pool (body-pool.ts, releaseIfUnviewed).
  */
 export function keptBody<B extends Uint8Array>(body: B, lendable = false): B | Buffer {
-  if (!inSharedReadBuffer(body)) return body;
+  if (!inSharedReadBuffer(body)) {
+    if (!lendable) keepForSending(body);
+    return body;
+  }
   return lendable ? lendableCopy(body) : Buffer.from(body);
 }

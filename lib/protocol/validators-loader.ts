@@ -1,0 +1,76 @@
+/**
+ * Loads a protocol's precompiled validators module (lib/protocol/precompiled.ts)
+ * in a helper through `node:vm`, with V8's code cache when the broker made one
+ * for this very module, node binary and flag set: the same design as the
+ * runtime's own cache (lib/util/runtime-loader.ts). The broker's writer
+ * (lib/validators-cache-writer.ts) loads the module the same way from source,
+ * runs each validator once and saves `script.createCachedData()`, so a helper
+ * neither compiles the module nor its validators at its first call.
+ *
+ * The module is a CommonJS file; here it is compiled inside the same function
+ * wrapper node's CommonJS loader uses, which also skips that loader's resolution
+ * and file checks. A cache file holds a copy of the module's bytes (V8 checks
+ * only the source's length) and is used only when that copy equals the module
+ * file byte for byte; it is named after the module (whose name is its schema
+ * hash and ajv install) and node version, architecture and V8 flags. Missing,
+ * stale, corrupt or refused caches compile from source.
+ * @module
+ */
+import type { Script } from 'node:vm';
+import { cachedDataFor, codeCacheTail, type CodeCacheState } from '../util/runtime-loader.js';
+
+/** The function wrapper the module is compiled in (node's CommonJS wrapper: the module may use any of these). */
+const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_TAIL = '\n})';
+
+/** A validators module's file name: schema hash, ajv install hash, format letter. */
+const MODULE_NAME = /^([0-9a-f]{64}-[0-9a-f]{16}-[a-z])\.cjs$/;
+
+/** A validators module as loaded: its exports and how. */
+export interface LoadedValidators {
+  readonly exports: Record<string, unknown>;
+  /** The compiled script (the cache writer saves its code cache). */
+  readonly script: Script;
+  /** The module file's bytes, as compiled. */
+  readonly source: Buffer;
+  readonly codeCache: CodeCacheState;
+}
+
+/**
+ * The cache file of validators module `file` in `dir` for this node binary and the cache-relevant
+ * flags among `execArgv`; undefined when the file is not named like a broker-made module.
+ */
+export function validatorsCacheFile(dir: string, file: string, execArgv: readonly string[]): string | undefined {
+  const name = MODULE_NAME.exec(file.slice(file.lastIndexOf('/') + 1))?.[1];
+  return name === undefined ? undefined : `${dir}/validators-${name}-${codeCacheTail(execArgv)}`;
+}
+
+/**
+ * Loads the validators module `file`, with the code cache from `cacheDir` when one fits (see the module
+ * comment). A missing, stale, corrupt or refused cache only means compiling from source.
+ */
+export function loadValidatorsModule(file: string, cacheDir: string | undefined): LoadedValidators {
+  const fs = process.getBuiltinModule('node:fs');
+  const source = fs.readFileSync(file);
+  const cacheFile = cacheDir === undefined || cacheDir === '' ? undefined : validatorsCacheFile(cacheDir, file, process.execArgv);
+  let cachedData: Buffer | undefined;
+  let codeCache: CodeCacheState = cacheFile === undefined ? 'off' : 'missing';
+  if (cacheFile !== undefined) {
+    try {
+      cachedData = cachedDataFor(fs.readFileSync(cacheFile), source);
+      if (cachedData === undefined) codeCache = 'stale';
+    } catch {
+      // No cache yet (or not readable here): compile from source.
+    }
+  }
+  const vm = process.getBuiltinModule('node:vm');
+  const script = new vm.Script(`${WRAP_HEAD}${source.toString('utf8')}${WRAP_TAIL}`, { filename: file, ...(cachedData === undefined ? {} : { cachedData }) });
+  if (cachedData !== undefined) codeCache = script.cachedDataRejected === true ? 'rejected' : 'accepted';
+  const module = { exports: {} as Record<string, unknown> };
+  // node's createRequire costs ~0.25 ms on a cold start; most modules never call require.
+  let required: NodeJS.Require | undefined;
+  const lazyRequire = (id: string): unknown => (required ??= process.getBuiltinModule('node:module').createRequire(file))(id);
+  const body = script.runInThisContext() as (exports: unknown, require: unknown, module: unknown, filename: string, dirname: string) => void;
+  body(module.exports, lazyRequire, module, file, file.slice(0, file.lastIndexOf('/')));
+  return { exports: module.exports, script, source, codeCache };
+}

@@ -1,0 +1,187 @@
+/**
+ * Decoding the common small item without cbor-x, and without a fresh string
+ * per map key.
+ *
+ * cbor-x reads every text string, map keys included, into a new string; each
+ * `object[key] = value` then has V8 look the key up in its string table
+ * (internalize it), a hash and a compare per key per message, and the new
+ * strings are garbage. That was ~10% of the client's CPU per event and a
+ * share of every call on both ends (bench/README.md, rounds four to six).
+ * Here short ASCII strings come from a small cache keyed by their bytes, so a
+ * key or a repeated value (method and event names, enum-like values) is the
+ * same string object each time: after its first use as a key V8 finds it in
+ * one step.
+ *
+ * Only for an item that `scanItem` (codec.ts) has accepted: exactly one item
+ * of the wire's data model, nesting bounded. And only for the plainest part
+ * of it: integers with heads up to 4 bytes, float64, ASCII text, definite
+ * arrays and maps, false/true/null/undefined. Anything else (byte strings,
+ * bignums, 8-byte integer heads, float16/32, non-ASCII text, indefinite
+ * lengths, very long containers) returns {@link NOT_PLAIN} and the caller
+ * decodes the item with cbor-x as before: what this returns is always what
+ * cbor-x (with codec.ts's options) returns for the same bytes, `__proto__`
+ * keys renamed to `__proto_` as cbor-x does (test/wire-plain-decode.test.ts
+ * compares the two).
+ * @module
+ */
+
+// The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
+import { Buffer } from 'node:buffer';
+
+/** Returned when the item holds something this decoder leaves to cbor-x. */
+export const NOT_PLAIN: unique symbol = Symbol('not plain');
+
+/** Containers longer than this are left to cbor-x (its own limits apply to them). */
+const MAX_CONTAINER = 1_000_000;
+/** Strings up to this many bytes go through the cache. */
+const CACHED_BYTES = 24;
+/** Cache entries (a power of two). */
+const CACHE_SLOTS = 1024;
+
+const cacheStrings: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHED_BYTES);
+const cacheLengths = new Uint8Array(CACHE_SLOTS);
+
+/** float64 from 8 big-endian bytes. */
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+let src: Uint8Array = new Uint8Array(0);
+let pos = 0;
+let bail = false;
+
+/**
+ * The value of the one CBOR item `body` holds, or {@link NOT_PLAIN}.
+ * `body` must have passed codec.ts's scanItem.
+ */
+export function decodePlain(body: Uint8Array): unknown {
+  src = body;
+  pos = 0;
+  bail = false;
+  const value = read();
+  src = EMPTY;
+  return bailed() ? NOT_PLAIN : value;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** `bail` read through a call: TypeScript would otherwise narrow it to `false` across the calls that set it. */
+function bailed(): boolean {
+  return bail;
+}
+
+function read(): unknown {
+  if (bail) return undefined;
+  const initial = src[pos++]!;
+  const major = initial >> 5;
+  const info = initial & 0x1f;
+  if (major === 7) {
+    switch (initial) {
+      case 0xf4: return false;
+      case 0xf5: return true;
+      case 0xf6: return null;
+      case 0xf7: return undefined;
+      case 0xfb: return float64();
+      default:
+        bail = true;
+        return undefined;
+    }
+  }
+  let arg: number;
+  if (info < 24) arg = info;
+  else if (info === 24) arg = src[pos++]!;
+  else if (info === 25) {
+    arg = src[pos]! * 0x100 + src[pos + 1]!;
+    pos += 2;
+  } else if (info === 26) {
+    arg = ((src[pos]! * 0x100 + src[pos + 1]!) * 0x100 + src[pos + 2]!) * 0x100 + src[pos + 3]!;
+    pos += 4;
+  } else {
+    bail = true; // 8-byte heads (bigints), indefinite lengths
+    return undefined;
+  }
+  switch (major) {
+    case 0: return arg;
+    case 1: return -1 - arg;
+    case 3: return text(arg);
+    case 4: {
+      if (arg > MAX_CONTAINER) break;
+      const array = new Array<unknown>(arg);
+      for (let i = 0; i < arg && !bailed(); i++) array[i] = read();
+      return array;
+    }
+    case 5: {
+      if (arg > MAX_CONTAINER) break;
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < arg && !bailed(); i++) {
+        // scanItem accepted only text keys.
+        const head = src[pos++]!;
+        let length = head & 0x1f;
+        if (length === 24) length = src[pos++]!;
+        else if (length > 24) {
+          bail = true;
+          return undefined;
+        }
+        const key = text(length);
+        // cbor-x renames this key so that no decoded object gets a foreign prototype.
+        object[key === '__proto__' ? '__proto_' : key] = read();
+      }
+      return object;
+    }
+  }
+  bail = true; // byte strings, tags (bignums), long containers
+  return undefined;
+}
+
+function float64(): number {
+  if (littleEndian) for (let i = 0; i < 8; i++) f64Bytes[i] = src[pos + 7 - i]!;
+  else for (let i = 0; i < 8; i++) f64Bytes[i] = src[pos + i]!;
+  pos += 8;
+  return f64[0]!;
+}
+
+/** An ASCII text string of `length` bytes at `pos` (short ones from the cache); anything else bails. */
+function text(length: number): string {
+  const start = pos;
+  const end = start + length;
+  if (length > CACHED_BYTES) {
+    for (let i = start; i < end; i++) {
+      if (src[i]! >= 0x80) {
+        bail = true;
+        return '';
+      }
+    }
+    pos = end;
+    // Known to be ASCII, which latin1 reads alike.
+    return Buffer.from(src.buffer, src.byteOffset + start, length).toString('latin1');
+  }
+  let hash = length;
+  for (let i = start; i < end; i++) {
+    const b = src[i]!;
+    if (b >= 0x80) {
+      bail = true;
+      return '';
+    }
+    hash = (Math.imul(hash, 31) + b) | 0;
+  }
+  pos = end;
+  const slot = (hash ^ (hash >>> 10)) & (CACHE_SLOTS - 1);
+  const cached = cacheStrings[slot];
+  if (cached !== undefined && cacheLengths[slot] === length) {
+    const at = slot * CACHED_BYTES;
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (cacheBytes[at + i] !== src[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
+  }
+  const s = length === 0 ? '' : String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  cacheStrings[slot] = s;
+  cacheLengths[slot] = length;
+  cacheBytes.set(src.subarray(start, end), slot * CACHED_BYTES);
+  return s;
+}

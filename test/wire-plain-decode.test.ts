@@ -1,0 +1,146 @@
+// The decoder for plain small items (lib/wire/plain-decode.ts) must return exactly what cbor-x returns
+// for the same bytes, or leave the item to cbor-x. Compared on generated items: canonical and
+// non-canonical heads, every number boundary, ASCII and non-ASCII text, `__proto__` and duplicate
+// keys, nesting, and 5000 distinct short strings (the string cache's collisions). A positive control
+// shows the plain path was taken where it should be.
+import t from 'tap';
+import { Decoder, Encoder } from 'cbor-x/index-no-eval';
+import { checkItem, decodeItem } from '../lib/wire/codec.js';
+import { NOT_PLAIN, decodePlain } from '../lib/wire/plain-decode.js';
+
+const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
+const cborx = new Decoder(OPTIONS);
+const encoder = new Encoder(OPTIONS);
+
+/** Deep equality that tells -0 from 0, NaN from itself, key order, prototypes and array holes. */
+function same(a: unknown, b: unknown): boolean {
+  if (typeof a !== typeof b) return false;
+  if (typeof a === 'number') return Object.is(a, b);
+  if (typeof a !== 'object' || a === null || b === null) return a === b;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Reflect.ownKeys(a);
+  const kb = Reflect.ownKeys(b as object);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    if (ka[i] !== kb[i]) return false;
+    if (!same((a as Record<string | symbol, unknown>)[ka[i]!], (b as Record<string | symbol, unknown>)[kb[i]!])) return false;
+  }
+  return true;
+}
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A CBOR head of major type `major` for `arg`, in the shortest form or (nonCanonical) one size longer. */
+function head(major: number, arg: number, nonCanonical = false): number[] {
+  const m = major << 5;
+  const size = arg < 24 && !nonCanonical ? 0 : arg < 0x100 && !(nonCanonical && arg >= 24) ? 1 : arg < 0x10000 ? 2 : arg < 2 ** 32 ? 4 : 8;
+  if (size === 0) return [m | arg];
+  const out = [m | (24 + Math.log2(size))];
+  for (let i = size - 1; i >= 0; i--) out.push(Math.floor(arg / 2 ** (8 * i)) % 256);
+  return out;
+}
+
+const NUMBERS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53, -1, -24, -25, -256, -257, -65536, -65537, -(2 ** 32), -(2 ** 32) - 1, 0.5, -0, NaN, Infinity, -Infinity, 1e300, 3.4028234663852886e38, 1.5];
+const STRINGS = ['', 'a', 'bb', 'tick', 'bulkhead', '__proto__', 'constructor', 'toString', '0', '12', 'x'.repeat(24), 'y'.repeat(25), 'z'.repeat(300), 'é', 'naïve', '日本', '😀', '\u0000', '\u007f'];
+
+/** Raw bytes of a random item, built by hand so that non-canonical heads, float16/32, duplicate keys and indefinite lengths occur. */
+function randomItem(random: () => number, depth: number): number[] {
+  const r = random();
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
+  if (depth > 3 || r < 0.45) {
+    const leaf = random();
+    if (leaf < 0.25) return [...encoder.encode(pick(NUMBERS))];
+    if (leaf < 0.35) {
+      const n = Math.floor(random() * 70000);
+      return head(random() < 0.5 ? 0 : 1, n, random() < 0.3);
+    }
+    if (leaf < 0.6) {
+      const s = pick(STRINGS);
+      const bytes = [...Buffer.from(s, 'utf8')];
+      return [...head(3, bytes.length, random() < 0.2), ...bytes];
+    }
+    if (leaf < 0.7) return [pick([0xf4, 0xf5, 0xf6, 0xf7])];
+    if (leaf < 0.75) return [0xf9, 0x3c, 0x00]; // float16 1.0
+    if (leaf < 0.8) return [0xfa, 0x3f, 0xc0, 0x00, 0x00]; // float32 1.5
+    if (leaf < 0.85) return [0x1b, 0, 0, 0, 0, 0, 0, 0, 5]; // an 8-byte head: a bigint in cbor-x
+    if (leaf < 0.9) return [0xc2, 0x41, 0x07]; // a bignum
+    return [0x43, 1, 2, 3]; // a byte string
+  }
+  const n = Math.floor(random() * 5);
+  if (r < 0.7) {
+    const indefinite = random() < 0.1;
+    const items = Array.from({ length: n }, () => randomItem(random, depth + 1)).flat();
+    return indefinite ? [0x9f, ...items, 0xff] : [...head(4, n, random() < 0.2), ...items];
+  }
+  const entries: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = random() < 0.3 ? pick(['a', 'a', '__proto__', 'n', 'é', '1']) : pick(STRINGS);
+    const bytes = [...Buffer.from(key, 'utf8')];
+    entries.push(...head(3, bytes.length, random() < 0.2), ...bytes, ...randomItem(random, depth + 1));
+  }
+  return [...head(5, n, random() < 0.2), ...entries];
+}
+
+t.test('random items: the plain decoder returns what cbor-x returns, or leaves the item to it', async (t) => {
+  const random = prng(42);
+  let plain = 0;
+  let left = 0;
+  let checked = 0;
+  let wrong = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const body = Buffer.from(randomItem(random, 0));
+    if (checkItem(body) !== undefined) continue; // scanItem refuses it: never decoded
+    checked++;
+    const expected = cborx.decode(body);
+    const got = decodePlain(body);
+    if (got === NOT_PLAIN) left++;
+    else {
+      plain++;
+      if (!same(got, expected) && wrong++ < 5) t.fail(`item ${body.toString('hex')}: ${String(got)} vs cbor-x ${String(expected)}`);
+    }
+    if (!same(decodeItem(body), expected) && wrong++ < 5) t.fail(`decodeItem differs for ${body.toString('hex')}`);
+  }
+  t.equal(wrong, 0, `no difference in ${checked} accepted items`);
+  t.ok(plain > 5000, `the plain path decoded ${plain} of them (positive control)`);
+  t.ok(left > 1000, `and left ${left} to cbor-x`);
+});
+
+t.test('the bench frames and typical envelopes take the plain path', async (t) => {
+  const message = { name: 'bulkhead', n: 42, tags: ['a', 'bb', 'ccc'] };
+  for (const value of [[1, 7, 'echo', message, null], [2, 7, message], [4, 0, 'tick', message], [3, 9, { code: 'ERR_X', message: 'no', data: { a: 1.5 } }]]) {
+    const body = encoder.encode(value);
+    const got = decodePlain(body);
+    t.not(got, NOT_PLAIN, `plain path for ${JSON.stringify(value)}`);
+    t.ok(same(got, cborx.decode(body)), 'same as cbor-x');
+  }
+  t.equal(decodePlain(encoder.encode({ a: 'é' })), NOT_PLAIN, 'non-ASCII text goes to cbor-x');
+  t.equal(decodePlain(encoder.encode({ a: 2n ** 64n })), NOT_PLAIN, 'bignums go to cbor-x');
+  t.equal(decodePlain(encoder.encode([1, Buffer.from([1])])), NOT_PLAIN, 'byte strings go to cbor-x');
+  const proto = decodeItem(Buffer.from([0xa1, 0x69, ...Buffer.from('__proto__'), 0xa1, 0x61, 0x78, 0x01])) as Record<string, unknown>;
+  t.equal(Object.getPrototypeOf(proto), Object.prototype, 'a __proto__ key sets no prototype');
+  t.same(Object.keys(proto), ['__proto_'], 'it is renamed as cbor-x renames it');
+});
+
+t.test('5000 distinct short strings as keys and values, twice: the cache never returns another string', async (t) => {
+  const words = Array.from({ length: 5000 }, (_, i) => `k${(i * 7919).toString(36)}${'x'.repeat(i % 20)}`);
+  let wrong = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    for (let i = 0; i < words.length; i += 50) {
+      const value: Record<string, string> = {};
+      for (const w of words.slice(i, i + 50)) value[w] = words[(words.indexOf(w) + 1) % words.length]!;
+      const body = encoder.encode(value);
+      const got = decodePlain(body);
+      if (!same(got, cborx.decode(body))) wrong++;
+    }
+  }
+  t.equal(wrong, 0);
+});
