@@ -35,11 +35,11 @@
  * (`bench/ab/worker.mjs bytes64k`, 4000 echoes, the client's CPU per echo and
  * its mark-compacts by `--trace-gc`; bench/README.md, round six, "the nudge by
  * V8 version"), without → with the nudge:
- * - V8 11 (Node 20): 2 of 3 runs (5 of 7 with the repeat) fall into the
- *   mark-compact loop, 16–19 mark-compacts and 125–133 µs; with it 1 and 60 µs.
- *   Its own scavenges on young ArrayBuffer bytes do not prevent the loop here.
- * - V8 12 (Node 22): never falls into it (1 mark-compact either way, 53–57 µs);
- *   the nudge only adds scavenges (26 → 54) and a few µs: off.
+ * - V8 11 (Node 20): 5 of 7 runs fall into the mark-compact loop, 16–25
+ *   mark-compacts and 125–171 µs; with it 1 and 60–97 µs. Its own scavenges
+ *   on young ArrayBuffer bytes do not prevent the loop here.
+ * - V8 12 (Node 22): never falls into it (1 mark-compact either way); the
+ *   nudge only doubles the scavenges (26 → 54) and costs CPU (medians 53 → 62 µs): off.
  * - V8 13 (Node 24), V8 14 (Node 26): every run falls into it, 17–24
  *   mark-compacts and 122–161 µs; with it 1 and 59–76 µs.
  * An unknown (newer) V8 gets the nudge: its cost when useless is a few µs per
