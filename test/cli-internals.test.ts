@@ -72,6 +72,7 @@ t.test('log events read as one line each', async (t) => {
   t.equal(describeLogEvent({ event: 'exit', code: null, signal: 'SIGABRT', reason: 'memory limit (128 MiB)', requested: false }), 'was killed by SIGABRT (memory limit (128 MiB)), unrequested');
   t.equal(describeLogEvent({ event: 'exit', code: 0, signal: null, reason: 'stopped by broker', requested: true }), 'exited with code 0 (stopped by broker)');
   t.match(describeLogEvent({ event: 'denied', code: 'ERR_NOT_PERMITTED', client: 'guest', service: 'bulkhead.control', message: 'add it' }), 'denied guest access to bulkhead.control: ERR_NOT_PERMITTED add it');
+  t.equal(describeLogEvent({ event: 'takeover', service: 's', pid: 8, replaced: 7 }), 'prewarmed spare pid 8 took over from pid 7 (its exit follows)');
   t.equal(describeLogEvent({ event: 'something-new', a: 1 }), 'something-new a=1');
 });
 

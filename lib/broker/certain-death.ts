@@ -18,7 +18,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { descendants } from './process-stats.js';
 
 /** The kernel's PF_EXITING task flag (include/linux/sched.h): the task is in do_exit(). */
-const PF_EXITING = 0x4;
+export const PF_EXITING = 0x4;
 
 /** What the broker found when the channel closed. */
 export type DeathVerdict =
@@ -66,7 +66,7 @@ export function killDescendants(pid: number): void {
  * The first process (breadth-first from `pid`) that runs `nodeBinary`, or whose binary cannot be read (a
  * zombie, or a helper that made itself non-dumpable: it is judged by its state), or undefined when none is left.
  */
-function helperNode(pid: number, nodeBinary: string): number | undefined {
+export function helperNode(pid: number, nodeBinary: string): number | undefined {
   const want = identity(nodeBinary);
   if (want === undefined) return undefined;
   const isNode = (candidate: number): boolean => {
@@ -79,7 +79,7 @@ function helperNode(pid: number, nodeBinary: string): number | undefined {
 }
 
 /** Device and inode of the file at `path` (following links), or undefined when it cannot be read. */
-function identity(path: string): string | undefined {
+export function identity(path: string): string | undefined {
   try {
     const { dev, ino } = statSync(path);
     return `${dev}:${ino}`;

@@ -8,19 +8,21 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { bulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
 import { LineRing } from '../util/line-ring.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { MAX_CALL_ID } from '../wire/envelope.js';
 import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
 import type { CallBatch } from '../connection/call-meter.js';
-import { describeExit, exitData, innerExit, tailText, thrownHeadline, type ExitInfo } from './exit-report.js';
+import { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
+import { afterStdioDrains, exitRecord, interruptedError, type EndFacts } from './helper-end.js';
 import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
 import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
 import { signalHelperTree } from './certain-death.js';
+import type { ChildEnd } from './exit-at-close.js';
 import { CallTable } from '../util/call-table.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
@@ -28,8 +30,6 @@ export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js'
 
 /** How long a helper may keep running after its channel closed before it is killed. */
 const CHANNEL_LOST_GRACE_MS = 2000;
-/** How long to wait for stdio to drain after exit, for a complete stderr tail. */
-const STDIO_DRAIN_MS = 200;
 
 /** One running helper. */
 export class HelperProcess {
@@ -157,6 +157,7 @@ export class HelperProcess {
           this.rpc.interrupt(cause);
         }
         this.reportLoss(options.channelLost);
+        options.channelClosed?.();
         // A live helper without its channel is useless; give it a moment to exit on its own.
         if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
       },
@@ -251,11 +252,6 @@ export class HelperProcess {
   /** True once the process has exited. */
   get isExited(): boolean {
     return this.hasExited;
-  }
-
-  /** Last stderr lines. */
-  stderrTail(count?: number): string[] {
-    return this.stderr.tail(count);
   }
 
   /**
@@ -355,46 +351,49 @@ export class HelperProcess {
     if (started !== 0) this.options.hooks.callSettled?.(started.method, (performance.now() - started.at) / 1000, code);
   }
 
+  /** Fails the calls in flight at its channel's close with the end the kernel showed then (exit-at-close.ts): the error its
+   * exit would give them (code, signal, reason, stderr so far). @returns it, or undefined when they had failed already */
+  interruptAtClose(end: ChildEnd): BulkheadError | undefined {
+    if (!this.rpc.usable) return undefined;
+    const facts = this.endFacts;
+    const error = interruptedError(facts, exitRecord(facts, end.code, end.signal));
+    for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
+    this.rpc.interrupt(error);
+    return error;
+  }
+
+  /** What its end is told from (helper-end.ts). */
+  private get endFacts(): EndFacts {
+    const { service, plan, watchdogMs } = this.options;
+    return {
+      service, pid: this.child.pid, wrapped: plan.report.profile !== 'none', stderr: this.stderr.tail(), startedAt: this.startedAt,
+      knownReason: this.spawnError !== undefined ? `spawn failed: ${this.spawnError.message}` : this.killReason,
+      explain: (code, signal, tail) => plan.explainExit(code, signal, tail), requested: this.requested, stopReason: this.stopReason,
+      watchdogMs: this.killReason === 'watchdog' ? watchdogMs : undefined,
+    };
+  }
+
   private onExit(code: number | null, signal: NodeJS.Signals | null, resolve: (info: ExitInfo) => void): void {
     if (this.hasExited) return;
     this.hasExited = true;
     clearInterval(this.watchdogTimer);
     // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
     for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
-    const finish = () => {
+    afterStdioDrains(this.child, () => {
       this.stderr.end();
       this.stdout.end();
-      // A wrapper (bubblewrap) relays its child's death by signal N as exit code 128+N.
-      const inner = innerExit(code, signal, this.options.plan.report.profile !== 'none');
-      const reason = this.spawnError !== undefined
-        ? `spawn failed: ${this.spawnError.message}`
-        : this.killReason ?? this.options.plan.explainExit(code, signal, this.stderr.tail()) ?? (this.requested ? this.stopReason : undefined);
-      const info: ExitInfo = {
-        code: inner.code, signal: inner.signal, reason, requested: this.requested, stderrTail: this.stderr.tail(20),
-        thrown: thrownHeadline(this.stderr.tail()), at: Date.now(), uptimeMs: Date.now() - this.startedAt,
-      };
+      const facts = this.endFacts;
+      const info = exitRecord(facts, code, signal);
       const wasUsable = this.rpc.usable;
       this.channel.destroy();
       this.outboundChannel?.destroy();
       this.handoffPipe?.destroy();
       // The supervisor's state first, so a .catch of an interrupted call sees the exit.
       this.options.exiting?.(info);
-      const watchdog = this.killReason === 'watchdog' ? `: its event loop sent nothing for over ${this.options.watchdogMs} ms (launch.watchdogMs), so the broker killed it` : '';
       this.rpc.interrupt(wasUsable
-        ? bulkheadError('ERR_INTERRUPTED', `${this.options.service} (pid ${this.child.pid ?? '?'}) ${describeExit(info)}${watchdog} while the call was in flight; the next call relaunches it.`, { service: this.options.service, ...exitData(info) })
+        ? interruptedError(facts, info)
         : this.rpc.peerError ?? bulkheadError('ERR_LAUNCH_FAILED', `${this.options.service} ${describeExit(info)} before it was ready: ${tailText(info)}.${info.thrown === null || info.thrown === undefined ? ` Its entry must call serve("${this.options.protocol.name}").` : ''}`, { service: this.options.service, ...exitData(info) }));
       resolve(info);
-    };
-    // Wait briefly for stdio to close so the stderr tail is complete; never long.
-    let done = false;
-    const once = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      finish();
-    };
-    const timer = setTimeout(once, STDIO_DRAIN_MS);
-    this.child.once('close', once);
-    if (this.child.stdout === null || (this.child.stdout.readableEnded && this.child.stderr?.readableEnded)) once();
+    });
   }
 }

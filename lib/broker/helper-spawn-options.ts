@@ -69,6 +69,11 @@ export interface HelperSpawnOptions {
    */
   killed?: () => void;
   /**
+   * The helper's channel closed, whoever asked (after `channelLost` when that is called too): called
+   * every time, so calls in flight can fail at the close (exit-at-close.ts).
+   */
+  channelClosed?: () => void;
+  /**
    * Give the helper a hand-off pipe (daemon mode), so the broker can pass it
    * direct channels (docs/wire.md, "Hand-off"). Ignored where fd passing is unavailable.
    * @default false

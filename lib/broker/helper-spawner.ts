@@ -61,6 +61,8 @@ export interface SpawnerHooks {
   channelLost(helper: HelperProcess): void;
   /** The broker sent SIGKILL to the helper unasked (broker.kill, the watchdog); the spare was activated early already. */
   killed(helper: HelperProcess): void;
+  /** The helper's channel closed (asked or not), after `channelLost`. */
+  channelClosed(helper: HelperProcess): void;
 }
 
 /** Bytes that may wait for one helper to read them (manifest maxQueuedBytes, or two frames + 1 MiB). */
@@ -217,6 +219,7 @@ export class HelperSpawner {
         this.spares.activateEarly();
         hooks.killed(helper);
       },
+      channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
       exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
       ...(connects.length === 0 ? {} : {

@@ -30,7 +30,7 @@ const tunables = (spec: LaunchSpec): LaunchTunables => ({ ...LAUNCH_DEFAULTS, ..
 export interface LifecycleAudience extends Pick<SpawnerHooks, 'connections' | 'route'> {
   /** The current helper `helper` exited: the calls it held fail with `error`; `unexpected`: connections hear of it too. */
   interrupted(helper: HelperProcess, error: BulkheadError, unexpected: boolean): void;
-  /** A helper a restart retired exited: its calls still in flight fail with `error`. */
+  /** A helper that no longer serves (a restart retired it, a spare took over from it) ended: its calls in flight fail with `error`. */
   retiredExited(helper: HelperProcess, error: BulkheadError): void;
   /** The service was marked failed. */
   failed(error: BulkheadError): void;
@@ -74,12 +74,11 @@ export class ServiceLifecycle {
       closedError: () => (this.closed ? this.closedError() : undefined),
       connections: () => audience.connections(),
       route: (envelope, body) => audience.route(envelope, body),
-      activity: (helper, busy) => {
-        if (this.helper === helper) audience.activity(busy);
-      },
+      activity: (helper, busy) => { if (this.helper === helper) audience.activity(busy); },
       exiting: (helper, info, cleanup) => this.onExit(helper, info, cleanup),
       channelLost: (helper) => this.lost(helper, false),
       killed: (helper) => this.lost(helper, true),
+      channelClosed: (helper) => this.handovers.closed(helper, ctx.nodePath, (error) => audience.retiredExited(helper, error)),
       currentSpec: () => this.spec,
       wantSpare: () => !this.closed && !this.state.is('failed'),
     });
@@ -324,7 +323,7 @@ export class ServiceLifecycle {
   /**
    * The serving helper is dying unasked: its channel closed, or (`certain`) the broker sent it SIGKILL itself. With an
    * activated spare ready, its death is made certain (unless it is) and its crash counted now, and within the budget and
-   * pacing the spare serves new calls at once (spare-takeover.ts). A later channel close of the old helper is a no-op.
+   * pacing the spare serves new calls at once (spare-takeover.ts). A later channel close only fails its calls in flight.
    */
   private lost(helper: HelperProcess, certain: boolean): void {
     if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;

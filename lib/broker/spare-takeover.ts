@@ -6,7 +6,8 @@
  * too), counts the crash at that moment, and, when the crash budget and the
  * launch pacing allow a relaunch now, the spare (activated early already) takes
  * the new calls at once. What the exit gives is kept: the old helper's calls in
- * flight still fail with its exit's code and signal once the exit is reported,
+ * flight fail with its exit's code and signal, at its channel's close when the
+ * kernel shows them then (exit-at-close.ts), else once the exit is reported;
  * and the reports keep their order: the old helper's `exit`, then the new one's
  * `launch` and the events it sent meanwhile (held by its SpareGate). The
  * `takeover` event is the only news before the exit.
@@ -16,6 +17,8 @@
  * ServiceLifecycle's.
  * @module
  */
+import type { BulkheadError } from '../errors.js';
+import { failCallsAtClose } from './exit-at-close.js';
 import type { HelperProcess } from './helper-process.js';
 
 /** A takeover under way: the old helper's exit is not reported yet. */
@@ -62,6 +65,16 @@ export class Handovers {
   awaitsPredecessor(successor: HelperProcess): boolean {
     for (const handover of this.pending.values()) if (handover.successor === successor) return true;
     return false;
+  }
+
+  /**
+   * `helper`'s channel closed: when a spare took over from it, its calls in flight fail now if the kernel
+   * already shows how it ended (exit-at-close.ts), else at its exit as before.
+   * @param nodeBinary - the node binary helpers run
+   * @param routed - fails the calls routed to it (daemon clients, calling services) with the same error
+   */
+  closed(helper: HelperProcess, nodeBinary: string, routed: (error: BulkheadError) => void): void {
+    if (this.pending.has(helper)) failCallsAtClose(helper, nodeBinary, routed);
   }
 
   /** `old`'s exit is being reported now; `cleanup` is its cleanup after the exit. Forgets `old`. */

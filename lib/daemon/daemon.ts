@@ -161,6 +161,8 @@ export class Daemon {
       pids.set(service, pid);
       log({ event: 'launch', service, pid });
     });
+    // Before the old helper's exit; the spare's `launch` follows that exit (docs/launch-policies.md), so `pids` waits for it.
+    broker.on('takeover', (service, pid, replaced) => log({ event: 'takeover', service, pid, replaced }));
     broker.on('log', ({ service, pid, stream, line }) => {
       logs.line(service, pid, stream, line);
       write({ event: 'output', service, pid, stream, line });

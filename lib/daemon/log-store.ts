@@ -228,6 +228,8 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
       const reason = typeof entry['reason'] === 'string' ? ` (${entry['reason']})` : '';
       return `${how}${reason}${entry['requested'] === false ? ', unrequested' : ''}`;
     }
+    case 'takeover':
+      return `prewarmed spare pid ${str(entry['pid'])} took over from pid ${str(entry['replaced'])} (its exit follows)`;
     case 'throttled':
       return 'throttled: waiting out the relaunch backoff (launch.throttleMs, growing after each crash in a row)';
     case 'failed':

@@ -1,0 +1,47 @@
+// Round six: N crashes of a prewarmed service (SIGKILL to its node from outside the broker, as bench/scenarios/launch.ts
+// does), each followed at once by calls retried on ERR_INTERRUPTED until the new helper answers. Per crash: kill → first
+// reply of the new helper (ms), kill → the broker's exit event, and whether the first call was rejected before that exit
+// (at the old helper's channel's close). Prints one JSON line. Alternate builds with a shell loop (see bench/README.md).
+// usage: node crash.mjs BUILD_DIR N   (PROFILE=pure-compute for a sandboxed service)
+import { readFileSync } from 'node:fs';
+const WT = process.argv[2];
+const N = Number(process.argv[3] ?? 20);
+const { Broker, isBulkheadError } = await import(`${WT}/dist/lib/index.js`);
+const MSG = { name: 'bulkhead', n: 42, tags: ['a', 'bb', 'ccc'] };
+const broker = new Broker({ root: `${WT}/bench/fixtures/` });
+const profile = process.env.PROFILE;
+broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.bench.echo', ...(profile ? { sandbox: profile } : {}), launch: { throttleMs: 0, maxRestarts: 10000, prewarm: true } });
+const c = broker.connect('echo');
+await c.call('echo', MSG);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const node = (pid) => { // the node process in the helper's tree (the spawned child unsandboxed)
+  const kids = (p) => { try { return readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
+  const all = [pid]; for (let i = 0; i < all.length; i++) all.push(...kids(all[i]));
+  return all.find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0].endsWith('node'); } catch { return false; } }) ?? pid;
+};
+const reply = [], exitEvt = [], atClose = [];
+for (let i = 0; i < N; i++) {
+  while (broker.status('echo').sparePid === null) await sleep(2);
+  await sleep(30);
+  const pid = broker.status('echo').pid;
+  const target = node(pid);
+  let exitMs = NaN;
+  let exited;
+  const exit = new Promise((r) => { exited = r; });
+  const s = performance.now();
+  const sub = broker.on('exit', () => { if (Number.isNaN(exitMs)) { exitMs = performance.now() - s; exited(); } });
+  process.kill(target, 'SIGKILL');
+  let first;
+  for (;;) {
+    try { await c.call('echo', MSG); if (broker.status('echo').pid !== pid) break; }
+    catch (e) { if (!isBulkheadError(e) || e.code !== 'ERR_INTERRUPTED') throw e; first ??= Number.isNaN(exitMs); }
+  }
+  reply.push(performance.now() - s);
+  await exit;
+  sub.dispose();
+  exitEvt.push(exitMs);
+  if (first !== undefined) atClose.push(first ? 1 : 0);
+}
+await broker.close();
+const med = (a) => { const x = [...a].sort((p, q) => p - q); return x[Math.floor(x.length / 2)]; };
+console.log(JSON.stringify({ build: WT, node: process.version, profile: profile ?? 'none', n: N, replyMs: med(reply), exitMs: med(exitEvt), rejectedAtClose: atClose.length === 0 ? null : atClose.reduce((a, b) => a + b, 0) / atClose.length, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], all: reply.map((x) => +x.toFixed(2)) }));
