@@ -42,7 +42,7 @@
  *   nudge only doubles the scavenges (26 → 54) and costs CPU (medians 53 → 62 µs): off.
  * - V8 13 (Node 24), V8 14 (Node 26): every run falls into it, 17–24
  *   mark-compacts and 122–161 µs; with it 1 and 59–76 µs.
- * An unknown (newer) V8 gets the nudge: its cost when useless is a few µs per
+ * An unknown (newer) V8 gets the nudge: its cost when useless is ~9 µs per
  * fresh 64 KiB body, the loop it prevents costs ~70 µs per body.
  */
 export function nudgePaysOn(v8Major: number): boolean {
