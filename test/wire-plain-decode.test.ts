@@ -6,7 +6,7 @@
 import t from 'tap';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { checkItem, decodeItem } from '../lib/wire/codec.js';
-import { NOT_PLAIN, decodePlain } from '../lib/wire/plain-decode.js';
+import { NOT_PLAIN, PLAIN_MAX_BYTES, decodePlain } from '../lib/wire/plain-decode.js';
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
 const cborx = new Decoder(OPTIONS);
@@ -143,4 +143,19 @@ t.test('5000 distinct short strings as keys and values, twice: the cache never r
     }
   }
   t.equal(wrong, 0);
+});
+
+t.test('only a whole body up to PLAIN_MAX_BYTES is plain: trailing bytes and large bodies go to cbor-x', async (t) => {
+  const small = encoder.encode({ a: 1, b: 'two' });
+  t.not(decodePlain(small), NOT_PLAIN, 'positive control: the item alone is plain');
+  t.equal(decodePlain(Buffer.concat([small, Buffer.from([0x01])])), NOT_PLAIN, 'a byte past the item: not plain');
+  t.equal(decodePlain(small.subarray(0, 0)), NOT_PLAIN, 'an empty body: not plain');
+  const rows = (n: number) => [4, 7, 'rows', Array.from({ length: n }, (_, i) => ({ id: i, name: `row-${String(i)}` }))];
+  let n = 1;
+  while (encoder.encode(rows(n + 1)).length <= PLAIN_MAX_BYTES) n++;
+  const atCap = encoder.encode(rows(n));
+  const overCap = encoder.encode(rows(n + 1));
+  t.ok(same(decodePlain(atCap), cborx.decode(atCap)), `${String(atCap.length)} B (≤ the cap): plain, same as cbor-x`);
+  t.equal(decodePlain(overCap), NOT_PLAIN, `${String(overCap.length)} B (over the cap): left to cbor-x`);
+  t.ok(same(decodeItem(overCap), cborx.decode(overCap)), 'and decodeItem still returns what cbor-x does');
 });

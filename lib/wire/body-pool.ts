@@ -66,6 +66,17 @@ export function takeBody(size: number): Buffer {
 }
 
 /**
+ * A plain copy of `bytes` for a caller that keeps it (keptBody, shared-read-buffers.ts). A copy of
+ * {@link POOLED_BODY_MIN_BYTES} or more is fresh memory outside the JS heap like a fresh body, so it nudges
+ * the young generation too (scavenge-nudge.ts; a 64 KiB copy per message without it: 9–16 mark-compacts per
+ * 20k on Node 24/26, bench/README.md round six).
+ */
+export function keptCopy(bytes: Uint8Array): Buffer {
+  if (bytes.length >= POOLED_BODY_MIN_BYTES) nudgeYoungGeneration(bytes.length);
+  return Buffer.from(bytes);
+}
+
+/**
  * A copy of `bytes` that {@link releaseBytes} accepts when it is at least
  * {@link POOLED_BODY_MIN_BYTES} long (a pooled buffer), else a plain copy:
  * for a received body that lies in a read buffer the next read overwrites.

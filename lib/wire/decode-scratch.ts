@@ -29,15 +29,16 @@ let scratch: Buffer | undefined;
 
 /** Decodes `body` (which holds no byte string) with `decoder`, from the scratch when it fits. */
 export function decodeWithoutViews(decoder: object, body: Uint8Array): unknown {
-  // The plainest items without cbor-x (plain-decode.ts, which copies every string out too); the rest as before.
-  const plain = decodePlain(body);
   const d = decoder as DecoderWithEnd;
   if (body.length > DECODE_SCRATCH_BYTES) {
-    const value = plain !== NOT_PLAIN ? plain : d.decode(body);
+    // Large bodies with cbor-x: the plain decoder does not pay there (plain-decode.ts, PLAIN_MAX_BYTES).
+    const value = d.decode(body);
     // Its memory may go back to the pool once the channel's handler is done (body-pool.ts, releaseIfUnviewed).
     noteDecodedWithoutViews(body);
     return value;
   }
+  // The plainest small items without cbor-x (plain-decode.ts, which copies every string out too); the rest as before.
+  const plain = decodePlain(body);
   if (plain !== NOT_PLAIN) return plain;
   scratch ??= Buffer.allocUnsafeSlow(DECODE_SCRATCH_BYTES);
   scratch.set(body);

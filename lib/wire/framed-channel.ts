@@ -54,7 +54,7 @@ export interface ChannelHandler {
   /**
    * One decoded envelope, with the frame body it came from (for forwarding without re-encoding).
    * `body` may be a view of a read buffer that the next read overwrites: it is valid during this call;
-   * to keep it longer, keep `keptBody(body)` (socket-reads.ts). `sendRaw` does that itself.
+   * to keep it longer, keep `keptBody(body)` (socket-reads.ts); `sendRaw` does that itself. Never keep `body` itself: one of ≥ 16 KiB that held no byte string goes back to the pool when this call returns (body-pool.ts) and would read as empty.
    */
   envelope(envelope: Envelope, body: Buffer): void;
   /** Bytes arrived (once per read, or when the kernel completed a large body, before the envelopes they complete): a sign of life that costs nothing per frame. */
@@ -92,8 +92,8 @@ export class FramedChannel {
   }
 
   /**
-   * Installs the receiver and starts reading. Nothing is read before this,
-   * so no envelope can arrive without a handler.
+   * Installs the receiver and starts reading. Nothing is read before this, so no envelope can arrive without a handler.
+   * The handler keeps an envelope's `body` only through `keptBody`/`sendRaw`: see {@link ChannelHandler.envelope}.
    */
   attach(handler: ChannelHandler): void {
     if (this.handler !== undefined) throw new Error('FramedChannel.attach called twice');

@@ -19,7 +19,8 @@
  * messages and frees their bodies. Measured on Node 20, 24, 26 (64 KiB echo): 1
  * mark-compact instead of 41–59, 66–73 µs of CPU per echo instead of 179–228
  * (medians, `bench/ab/ab.mjs bytes64k`).
- * Nothing the caller sees changes, and the arrays hold no data.
+ * Nothing the caller sees changes, and the arrays hold no data. Only on the
+ * V8 versions where it pays ({@link nudgePaysOn}).
  *
  * Limit: it keeps bulkhead's bodies from starting that loop; it does not end
  * one that something else started (another allocator's external-memory
@@ -28,6 +29,28 @@
  * and restarts marking at once (bench/README.md, "Round six").
  * @module
  */
+
+/**
+ * The V8 major versions where the nudge pays. Measured on the 64 KiB echo
+ * (`bench/ab/worker.mjs bytes64k`, 4000 echoes, the client's CPU per echo and
+ * its mark-compacts by `--trace-gc`; bench/README.md, round six, "the nudge by
+ * V8 version"), without → with the nudge:
+ * - V8 11 (Node 20): 5 of 7 runs fall into the mark-compact loop, 16–25
+ *   mark-compacts and 125–171 µs; with it 1 and 60–97 µs. Its own scavenges
+ *   on young ArrayBuffer bytes do not prevent the loop here.
+ * - V8 12 (Node 22): never falls into it (1 mark-compact either way); the
+ *   nudge only doubles the scavenges (26 → 54) and costs CPU (medians 53 → 62 µs): off.
+ * - V8 13 (Node 24), V8 14 (Node 26): every run falls into it, 17–24
+ *   mark-compacts and 122–161 µs; with it 1 and 59–76 µs.
+ * An unknown (newer) V8 gets the nudge: its cost when useless is ~9 µs per
+ * fresh 64 KiB body, the loop it prevents costs ~70 µs per body.
+ */
+export function nudgePaysOn(v8Major: number): boolean {
+  return v8Major !== 12;
+}
+
+/** Whether this process's V8 gets the nudge ({@link nudgePaysOn}). */
+export const NUDGE_ENABLED: boolean = nudgePaysOn(Number.parseInt(process.versions.v8, 10));
 
 /** JS-heap bytes allocated per byte of fresh body memory (Node 24 needed ≥ 1/16, Node 26 ≥ 1/2). */
 const NUDGE_RATIO = 0.5;
@@ -46,6 +69,7 @@ let sink: unknown;
  * fresh body memory just allocated off the heap. See the module comment.
  */
 export function nudgeYoungGeneration(bodyBytes: number): void {
+  if (!NUDGE_ENABLED) return;
   let elements = Math.floor(Math.min(bodyBytes * NUDGE_RATIO, NUDGE_MAX_BYTES) / ELEMENT_BYTES);
   while (elements > 0) {
     const n = Math.min(elements, CHUNK_ELEMENTS);

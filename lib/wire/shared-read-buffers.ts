@@ -6,7 +6,7 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
-import { keepForSending, lendableCopy } from './body-pool.js';
+import { keepForSending, keptCopy, lendableCopy } from './body-pool.js';
 
 /** Size of the shared read buffer (Node's own read size). */
 export const READ_BUFFER_BYTES = 64 * 1024;
@@ -55,5 +55,5 @@ export function keptBody<B extends Uint8Array>(body: B, lendable = false): B | B
     if (!lendable) keepForSending(body);
     return body;
   }
-  return lendable ? lendableCopy(body) : Buffer.from(body);
+  return lendable ? lendableCopy(body) : keptCopy(body);
 }
