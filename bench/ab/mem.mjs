@@ -1,5 +1,6 @@
 // In-memory client + server of one build (both sides in one process, no sockets): what cg.sh counts instructions of.
-// node bench/ab/mem.mjs DIST calls|callsgated|events|bytes64k N
+// node bench/ab/mem.mjs DIST calls|callsgated|conn|events|bytes64k N
+// conn: the same calls through a Connection (what broker.connect() returns) over the in-memory client: its per-call work counted too.
 const [dist, workload, nStr] = process.argv.slice(2);
 const n = Number(nStr);
 const { rpcPair } = await import(`${dist}/test/memory-pair.js`);
@@ -16,8 +17,14 @@ const pair = rpcPair({ clientProtocol: protocol, serverProtocol: protocol, highW
 const data64 = Buffer.alloc(64 * 1024, 7);
 // What Connection.call adds on the broker side: the params' plain-data check.
 const call = (m, p) => { const t = newPlainTally?.() ; describeNonPlain(p, t); return pair.client.call(m, p, { noLargeBytes: t !== undefined && t.large === 0 }); };
+const { Connection } = await import(`${dist}/lib/connection/connection.js`);
+const conn = workload === 'conn' ? new Connection({ service: 'echo', protocol, current: () => pair.client, acquire: async () => pair.client, callMeta: undefined, detach: () => {} }) : undefined;
 async function run(count) {
-  if (workload === 'calls' || workload === 'callsgated') {
+  if (workload === 'conn') {
+    let sent = 0;
+    const lane = async () => { while (sent < count) { sent++; await conn.call('echo', MESSAGE); } };
+    await Promise.all(Array.from({ length: 256 }, lane));
+  } else if (workload === 'calls' || workload === 'callsgated') {
     let sent = 0;
     const lane = async () => { while (sent < count) { sent++; await call('echo', MESSAGE); } };
     await Promise.all(Array.from({ length: 256 }, lane));

@@ -17,7 +17,7 @@ import { ClientHello } from './client-hello.js';
 import { callQueueFull } from './call-gate.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { RPC_CLIENT_DEFAULTS, type CallOwner, type RpcCallOptions, type RpcClientHooks, type RpcClientOptions, type RpcStream, type RpcStreamOptions } from './rpc-client-options.js';
-import { abortError, disarm, endStreamOnSettle, newPendingCall, toAsyncIterable, type PendingCall } from './pending-call.js';
+import { abortError, disarm, endStreamOnSettle, newPendingCall, rejectCall, resolveCall, toAsyncIterable, type PendingCall } from './pending-call.js';
 import { pumpStreamInput, receiveStreamItem, type StreamPort } from './client-streams.js';
 import { CallTable } from '../util/call-table.js';
 
@@ -99,7 +99,11 @@ export class RpcClient {
    */
   call(method: string, params: unknown, options: RpcCallOptions = {}): Promise<unknown> {
     const refused = this.refusal(method, options.signal);
-    if (refused !== undefined) return Promise.reject(refused);
+    if (refused !== undefined) {
+      const rejected = Promise.reject(refused);
+      options.onSettled?.();
+      return rejected;
+    }
     return new Promise((resolve, reject) => {
       this.start(newPendingCall(method, params, options, resolve, reject), options);
     });
@@ -159,7 +163,7 @@ export class RpcClient {
   private finishStream(call: PendingCall, error: BulkheadError): void {
     call.inbox?.finish(error);
     call.gate?.close();
-    call.reject(error);
+    rejectCall(call, error);
   }
 
   /** Arms the call's deadline and signal, then sends it or queues it. */
@@ -189,8 +193,8 @@ export class RpcClient {
         const call = this.pending.get(envelope.id);
         if (call === undefined) return; // late answer to a cancelled call
         const invalid = this.protocol.check('result', call.method, envelope.result);
-        if (invalid === undefined) this.settle(call).resolve(envelope.result);
-        else this.settle(call).reject(invalid);
+        if (invalid === undefined) resolveCall(this.settle(call), envelope.result);
+        else rejectCall(this.settle(call), invalid);
         return;
       }
       case 'item':
@@ -207,7 +211,7 @@ export class RpcClient {
           return;
         }
         const call = this.pending.get(envelope.id);
-        if (call !== undefined) this.settle(call).reject(error);
+        if (call !== undefined) rejectCall(this.settle(call), error);
         return;
       }
       case 'event':
@@ -248,7 +252,7 @@ export class RpcClient {
       disarm(call);
       call.inbox?.finish(error);
       call.gate?.close();
-      call.reject(error);
+      rejectCall(call, error);
     }
   }
 
@@ -294,7 +298,7 @@ export class RpcClient {
     if (unread !== undefined) {
       // Not sent: the slot stays free and the next queued call meets the same check.
       disarm(call);
-      call.reject(unread);
+      rejectCall(call, unread);
       return;
     }
     let id = this.nextId;
@@ -309,7 +313,7 @@ export class RpcClient {
       this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null }, call.noLargeBytes);
     } catch (err) {
       // Too large to send: only this call fails; the connection is untouched.
-      this.settle(call).reject(err as BulkheadError);
+      rejectCall(this.settle(call), err as BulkheadError);
       return;
     }
     call.inbox?.open();
@@ -357,7 +361,7 @@ export class RpcClient {
     const live = call.sent ? this.pending.get(call.id) === call : this.queue.includes(call);
     if (!live) return;
     const wasSent = call.sent;
-    this.settle(call).reject(error);
+    rejectCall(this.settle(call), error);
     if (wasSent) this.channel.send({ kind: 'cancel', id: call.id, reason });
   }
 
