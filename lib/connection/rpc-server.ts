@@ -203,7 +203,9 @@ export class RpcServer implements GatedServer {
   private runAdmitted(call: CallEnvelope, handler: Handler): void {
     const { id, method } = call;
     const traceparent = isTraceparent(call.meta?.traceparent) ? call.meta.traceparent : undefined;
-    const running = new RunningCall(this, id, method, this.fixedPeer ?? this.peers.get(Math.floor(id / ID_RANGE_SIZE)) ?? MAIN_APP_PEER, call.meta?.timeoutMs, traceparent);
+    // The broker's own range (0) never has a peer entry (a "peer" names ranges 1 and up): no Map lookup per call.
+    const peer = this.fixedPeer ?? (id < ID_RANGE_SIZE ? undefined : this.peers.get(Math.floor(id / ID_RANGE_SIZE))) ?? MAIN_APP_PEER;
+    const running = new RunningCall(this, id, method, peer, call.meta?.timeoutMs, traceparent);
     this.running.set(id, running);
     const stream = this.protocol.isStream(method) ? this.protocol.streamOf(method) : undefined;
     if (stream?.accepts === true) {
