@@ -64,9 +64,9 @@ export class CallerProcess {
     return this.child.pid;
   }
 
-  /** Warm-up and the byte-for-byte check, every size, in the caller's process. */
-  async warmup(): Promise<void> {
-    const reply = await this.ask({ op: 'warmup' });
+  /** The byte-for-byte check of every size and the warm-up (`echoes` echoes of the smallest size), in the caller's process. */
+  async warmup(echoes: number): Promise<void> {
+    const reply = await this.ask({ op: 'warmup', echoes });
     if (reply.type !== 'done') throw new Error(`payload caller "${this.kind}" answered warm-up with ${reply.type}`);
   }
 

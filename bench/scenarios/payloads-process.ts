@@ -50,13 +50,16 @@ const payloads = new Map(PAYLOAD_SIZES.map((size) => [size, randomFillSync(Buffe
 async function handle(req: CallerRequest): Promise<CallerReply> {
   switch (req.op) {
     case 'warmup':
-      // Warm-up, and one check that the transport echoes the bytes themselves.
+      // One check that the transport echoes the bytes themselves, and a few echoes of each size; then the
+      // warm-up proper in echoes of the smallest size (req.echoes, the same for every transport), so that
+      // the transport's JavaScript is optimized before anything is timed (warmupEchoes, payload-echo.ts).
       for (const data of payloads.values()) {
         const back = (await t.call('bytes', { data })) as { data: Uint8Array };
         if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), data) !== 0) throw new Error(`${t.name} corrupted a ${data.length}-byte payload`);
         t.done?.(back);
         await echoRate(t, data, Math.min(echoesOf(data.length), 16));
       }
+      await echoRate(t, payloads.get(PAYLOAD_SIZES[0]!)!, req.echoes);
       return { type: 'done' };
     case 'rate': {
       const data = payloads.get(req.size);

@@ -14,7 +14,7 @@
 import { loadavg } from 'node:os';
 import { CallerProcess } from '../common/caller-process.js';
 import { CONFIG } from '../common/config.js';
-import { PAYLOAD_SIZES as SIZES, echoesOf, sizeLabel as label, type PayloadTransportKind } from '../common/payload-echo.js';
+import { PAYLOAD_SIZES as SIZES, echoesOf, sizeLabel as label, warmupEchoes, type PayloadTransportKind } from '../common/payload-echo.js';
 import { fmt, heading, machine, printTable, ratio, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { spread, type Spread } from '../common/stats.js';
 
@@ -31,7 +31,7 @@ interface Measured {
 /** Runs the scenario. */
 export async function runPayloads(): Promise<ScenarioResult> {
   const start = machine();
-  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport; each transport's caller runs in its own process`);
+  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport, after ${warmupEchoes()} untimed echoes of ${label(SIZES[0]!)}; each transport's caller runs in its own process`);
   const transports: Measured[] = [];
   try {
     // BENCH_PAYLOAD_RELEASE=1: bulkhead with the caller giving each result back (releaseBytes) instead of the
@@ -42,8 +42,9 @@ export async function runPayloads(): Promise<ScenarioResult> {
       const { caller, name } = await CallerProcess.start(kind);
       transports.push({ name, caller });
     }
-    // Warm-up, and one check that every transport echoes the bytes themselves (in each caller's process).
-    for (const t of transports) await t.caller.warmup();
+    // Warm-up, and one check that every transport echoes the bytes themselves (in each caller's process):
+    // every transport gets the same number of untimed echoes, enough for V8 to optimize its JavaScript.
+    for (const t of transports) await t.caller.warmup(warmupEchoes());
     const rates = new Map<string, number[]>();
     const key = (t: Measured, size: number) => `${t.name}|${size}`;
     for (let round = 0; round < CONFIG.rounds; round++) {
