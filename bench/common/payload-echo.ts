@@ -47,7 +47,12 @@ export const warmupEchoes = (): number => CONFIG.warmup;
 export type CallerRequest = { op: 'warmup'; echoes: number } | { op: 'rate'; size: number; echoes: number };
 
 /** Caller process → bench process. */
-export type CallerReply = { type: 'ready'; name: string } | { type: 'done' } | { type: 'rate'; rate: number } | { type: 'error'; message: string };
+export type CallerReply =
+  | { type: 'ready'; name: string }
+  | { type: 'done' }
+  /** MB/s of the run, and CPU µs per echo of the caller's process and of its peer (0 when the peer is a thread of the caller). */
+  | { type: 'rate'; rate: number; callerCpu: number; peerCpu: number }
+  | { type: 'error'; message: string };
 
 /** Echoes `data` `echoes` times in sequence; payload MB/s (10^6 bytes / round-trip second). */
 export async function echoRate(t: Transport, data: Buffer, echoes: number): Promise<number> {

@@ -9,6 +9,7 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
+import { cpuMicrosOf, ownCpuMicros } from '../common/proc.js';
 import type { Transport } from '../common/transports.js';
 import { PAYLOAD_SIZES, PAYLOAD_TRANSPORTS, echoRate, echoesOf, isPayloadTransportKind, type CallerReply, type CallerRequest } from '../common/payload-echo.js';
 
@@ -64,7 +65,14 @@ async function handle(req: CallerRequest): Promise<CallerReply> {
     case 'rate': {
       const data = payloads.get(req.size);
       if (data === undefined) throw new Error(`no payload of ${req.size} bytes`);
-      return { type: 'rate', rate: await echoRate(t, data, req.echoes) };
+      // CPU per echo of both ends: unlike the rate, robust to the machine's load (10 ms ticks for the peer).
+      const peer = t.peerPid;
+      const self0 = ownCpuMicros();
+      const peer0 = peer === undefined ? 0 : cpuMicrosOf(peer);
+      const rate = await echoRate(t, data, req.echoes);
+      const callerCpu = (ownCpuMicros() - self0) / req.echoes;
+      const peerCpu = peer === undefined ? 0 : (cpuMicrosOf(peer) - peer0) / req.echoes;
+      return { type: 'rate', rate, callerCpu, peerCpu };
     }
   }
 }
