@@ -275,7 +275,7 @@ export class HelperProcess {
 
   private checkIdle(): void {
     if (this.rpc.isBusy || this.routedCalls.size > 0) return;
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve(); // no empty array per idle turn (each sequential call)
   }
 
   /** Kills the helper with SIGKILL and records why (the exit's reason). */
