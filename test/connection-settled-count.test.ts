@@ -1,9 +1,10 @@
 /**
- * A Connection counts its calls in flight (`inFlight`, what close() waits for) from the
- * RpcClient's settle (RpcCallOptions.onSettled), not from a `.then` per call. Every way a
+ * A Connection counts its calls in flight (`inFlight`, what close() waits for). Every way a
  * call can end must count it exactly once: a reply, a service error, an invalid result,
- * a refusal at once, the deadline, the caller's signal, an interruption, destroy(). In
- * memory (test/memory-pair.ts): a Connection over the RpcClient of an in-memory pair.
+ * a refusal at once, the deadline, the caller's signal, an interruption, destroy(). And a
+ * call whose rejection is awaited only later (after other awaits) must not surface as an
+ * unhandled rejection: the count's `.then` marks it handled (bench/README.md, round seven).
+ * In memory (test/memory-pair.ts): a Connection over the RpcClient of an in-memory pair.
  */
 import t from 'tap';
 import { Connection, type ServiceEndpoint } from '../lib/connection/connection.js';
@@ -122,6 +123,16 @@ t.test('the idle waiters of close() run once the last call settles', async (t) =
   await calls[1];
   t.equal(await done.promise, 'closed');
   t.equal(conn.isOpen, false);
+});
+
+t.test('a call that fails while its caller awaits something else is not an unhandled rejection', async (t) => {
+  const { pair, conn } = setUp();
+  const pending = conn.call('wait', {});
+  pair.client.interrupt(bulkheadError('ERR_INTERRUPTED', 'the helper died'));
+  // Several macrotasks pass before anyone handles `pending` (Node reports unhandled rejections after the microtasks).
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.same(uncaught, [], 'nothing reported while nobody handled it yet');
+  t.equal((await rejection(pending)).code, 'ERR_INTERRUPTED');
 });
 
 t.test('no uncaught errors', (t) => {

@@ -156,15 +156,10 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
     const span = startClientSpan(currentTraceparent(options.traceparent), { protocol: protocol.name, service: this.service, method });
     const meta = span.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
     const rpc = this.endpoint.current();
-    const inert = isInertSpan(span);
-    if (rpc !== undefined && inert) {
-      // The fast path: the RpcClient calls `settled` when the call settles (no promise and reaction per call for the count).
-      return rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta, noLargeBytes: tally.large === 0, onSettled: this.settled });
-    }
     const result = rpc !== undefined
       ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta, noLargeBytes: tally.large === 0 })
       : this.callAfterLaunch(method, params, timeoutMs, options.signal, meta);
-    if (inert) {
+    if (isInertSpan(span)) {
       // No span to end: no closures per call.
       result.then(this.settled, this.settled);
       return result;

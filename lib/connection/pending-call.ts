@@ -32,8 +32,6 @@ export interface PendingCall {
   gate: CreditGate | undefined;
   /** The caller's input items, pumped once the call is sent. */
   input: AsyncIterable<unknown> | undefined;
-  /** Told once the call settled (RpcCallOptions.onSettled); cleared when called. */
-  onSettled: (() => void) | undefined;
 }
 
 /** A call not yet queued or sent (id 0 until it goes out). */
@@ -47,27 +45,8 @@ export function newPendingCall(
   return {
     id: 0, method, params, meta: options.meta, noLargeBytes: options.noLargeBytes === true, resolve, reject,
     owner: options.owner, timer: undefined, signal: options.signal, onAbort: undefined, sent: false,
-    inbox: undefined, gate: undefined, input: undefined, onSettled: options.onSettled,
+    inbox: undefined, gate: undefined, input: undefined,
   };
-}
-
-/** Resolves the call's promise, then tells its onSettled (once). */
-export function resolveCall(call: PendingCall, value: unknown): void {
-  call.resolve(value);
-  notifySettled(call);
-}
-
-/** Rejects the call's promise, then tells its onSettled (once). */
-export function rejectCall(call: PendingCall, error: BulkheadError): void {
-  call.reject(error);
-  notifySettled(call);
-}
-
-function notifySettled(call: PendingCall): void {
-  const onSettled = call.onSettled;
-  if (onSettled === undefined) return;
-  call.onSettled = undefined;
-  onSettled();
 }
 
 /** Clears the call's deadline timer and removes its abort listener. */

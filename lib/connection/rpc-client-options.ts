@@ -31,13 +31,6 @@ export interface RpcCallOptions {
    * LARGE_BYTES_THRESHOLD or more, so encoding skips the search for one.
    */
   noLargeBytes?: boolean | undefined;
-  /**
-   * Called once, right after the call's promise settled (whichever way, also
-   * when it is refused at once). A Connection counts its calls in flight with
-   * it: a function it already holds, where a `.then` per call would cost a
-   * promise and a reaction (bench/README.md, round seven). Not for streams.
-   */
-  onSettled?: (() => void) | undefined;
 }
 
 /** Limits of an {@link RpcClient}. */

@@ -17,7 +17,7 @@ import { ClientHello } from './client-hello.js';
 import { callQueueFull } from './call-gate.js';
 import { CreditGate, ItemInbox } from './stream-flow.js';
 import { RPC_CLIENT_DEFAULTS, type CallOwner, type RpcCallOptions, type RpcClientHooks, type RpcClientOptions, type RpcStream, type RpcStreamOptions } from './rpc-client-options.js';
-import { abortError, disarm, endStreamOnSettle, newPendingCall, rejectCall, resolveCall, toAsyncIterable, type PendingCall } from './pending-call.js';
+import { abortError, disarm, endStreamOnSettle, newPendingCall, toAsyncIterable, type PendingCall } from './pending-call.js';
 import { pumpStreamInput, receiveStreamItem, type StreamPort } from './client-streams.js';
 import { CallTable } from '../util/call-table.js';
 
@@ -99,11 +99,7 @@ export class RpcClient {
    */
   call(method: string, params: unknown, options: RpcCallOptions = {}): Promise<unknown> {
     const refused = this.refusal(method, options.signal);
-    if (refused !== undefined) {
-      const rejected = Promise.reject(refused);
-      options.onSettled?.();
-      return rejected;
-    }
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
       this.start(newPendingCall(method, params, options, resolve, reject), options);
     });
@@ -163,7 +159,7 @@ export class RpcClient {
   private finishStream(call: PendingCall, error: BulkheadError): void {
     call.inbox?.finish(error);
     call.gate?.close();
-    rejectCall(call, error);
+    call.reject(error);
   }
 
   /** Arms the call's deadline and signal, then sends it or queues it. */
@@ -193,8 +189,8 @@ export class RpcClient {
         const call = this.pending.get(envelope.id);
         if (call === undefined) return; // late answer to a cancelled call
         const invalid = this.protocol.check('result', call.method, envelope.result);
-        if (invalid === undefined) resolveCall(this.settle(call), envelope.result);
-        else rejectCall(this.settle(call), invalid);
+        if (invalid === undefined) this.settle(call).resolve(envelope.result);
+        else this.settle(call).reject(invalid);
         return;
       }
       case 'item':
@@ -211,7 +207,7 @@ export class RpcClient {
           return;
         }
         const call = this.pending.get(envelope.id);
-        if (call !== undefined) rejectCall(this.settle(call), error);
+        if (call !== undefined) this.settle(call).reject(error);
         return;
       }
       case 'event':
@@ -252,7 +248,7 @@ export class RpcClient {
       disarm(call);
       call.inbox?.finish(error);
       call.gate?.close();
-      rejectCall(call, error);
+      call.reject(error);
     }
   }
 
@@ -298,7 +294,7 @@ export class RpcClient {
     if (unread !== undefined) {
       // Not sent: the slot stays free and the next queued call meets the same check.
       disarm(call);
-      rejectCall(call, unread);
+      call.reject(unread);
       return;
     }
     let id = this.nextId;
@@ -313,7 +309,7 @@ export class RpcClient {
       this.channel.send({ kind: 'call', id, method: call.method, params: call.params, meta: call.meta ?? null }, call.noLargeBytes);
     } catch (err) {
       // Too large to send: only this call fails; the connection is untouched.
-      rejectCall(this.settle(call), err as BulkheadError);
+      this.settle(call).reject(err as BulkheadError);
       return;
     }
     call.inbox?.open();
@@ -361,7 +357,7 @@ export class RpcClient {
     const live = call.sent ? this.pending.get(call.id) === call : this.queue.includes(call);
     if (!live) return;
     const wasSent = call.sent;
-    rejectCall(this.settle(call), error);
+    this.settle(call).reject(error);
     if (wasSent) this.channel.send({ kind: 'cancel', id: call.id, reason });
   }
 
