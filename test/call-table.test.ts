@@ -4,18 +4,7 @@
 import t from 'tap';
 import { CALL_TABLE_MAX_SLOTS, CallTable } from '../lib/util/call-table.js';
 import { ID_RANGE_SIZE, MAX_CALL_ID } from '../lib/wire/envelope.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers.js';
 
 /** Checks every id the oracle holds, a few it does not, and the size and order. */
 function agree(t: { fail(message: string): boolean }, table: CallTable<string>, oracle: Map<number, string>, probes: number[], what: string): boolean {

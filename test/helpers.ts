@@ -89,6 +89,19 @@ export function expectCode(t: Asserts, fn: () => unknown, code: string, what: st
   return undefined;
 }
 
+/**
+ * Awaits `work()` with the event loop held open meanwhile: for work that only unref'd children and pipes keep
+ * going (the broker's cache writers, lib/broker/writer-process.ts), which would otherwise let the test process end.
+ */
+export async function withLoopOpen<T>(work: () => Promise<T>): Promise<T> {
+  const keep = setInterval(() => undefined, 100);
+  try {
+    return await work();
+  } finally {
+    clearInterval(keep);
+  }
+}
+
 /** Deterministic PRNG (mulberry32): numbers in [0, 1) from a seed. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpath
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from './helpers.js';
+import { REPO_ROOT, withLoopOpen } from './helpers.js';
 
 // This file's own TMPDIR (tap runs each file in its own process), set before the broker's modules make their caches.
 const base = realpathSync(mkdtempSync(join(tmpdir(), 'bulkhead-validators-plant-')));
@@ -39,15 +39,8 @@ const plantedText = `require('node:fs').writeFileSync(${JSON.stringify(marker)},
 
 const resolved = { manifest: { name: 'svc', env: {} }, entry, serviceDir: svc, protocolFile, profile: undefined, sandboxPaths: {} } as unknown as Parameters<typeof helperLaunchInput>[0];
 const ctx = { implicitReads: [], nodePath: process.execPath, maxFrameBytes: 1 << 20, lookup: () => undefined } as unknown as Parameters<typeof helperLaunchInput>[1];
-const settle = async (): Promise<void> => {
-  // The writers' children do not hold the event loop open: keep it open until they are done.
-  const keep = setInterval(() => undefined, 100);
-  try {
-    await codeCacheWrites();
-  } finally {
-    clearInterval(keep);
-  }
-};
+// The writers' children do not hold the event loop open: keep it open until they are done.
+const settle = (): Promise<void> => withLoopOpen(codeCacheWrites);
 
 t.test('positive control: the planted module writes its marker when loaded as helpers load a module', async (t) => {
   const copy = join(base, 'copy');
