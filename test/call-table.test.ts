@@ -116,3 +116,28 @@ t.test('random operations against the Map, ids from a small space (collisions an
   }
   t.ok(ok && agree(t, table, oracle, [], 'end'), 'agrees with the Map');
 });
+
+t.test('a grown table goes back to its initial slots once found empty, never while a call is in it', async (t) => {
+  const table = new CallTable<string>(10);
+  const initial = table.capacity;
+  for (let id = 1; id <= 3000; id++) table.set(id, `v${id}`);
+  const grown = table.capacity;
+  t.ok(grown > initial, `grown from ${initial} to ${grown} slots`);
+  for (let id = 1; id < 3000; id++) table.delete(id);
+  t.notOk(table.shrinkIfEmpty(), 'one call left: not shrunk');
+  t.equal(table.capacity, grown, 'its slots stay');
+  t.equal(table.get(3000), 'v3000', 'and the call is still there');
+  table.delete(3000);
+  // The table's own timer (10 ms here) finds it empty: polled, bounded, since no event says so.
+  const deadline = performance.now() + 5000;
+  while (table.capacity !== initial && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(table.capacity, initial, 'its timer shrank it back once empty');
+  // Still a working table, against a Map, through another growth.
+  const oracle = new Map<number, string>();
+  for (let id = 5000; id < 5600; id++) {
+    table.set(id, `w${id}`);
+    oracle.set(id, `w${id}`);
+  }
+  t.ok(agree(t, table, oracle, [1, 3000, 4999, 5600], 'after shrinking'), 'agrees with the oracle after shrinking and growing again');
+  t.ok(table.capacity > initial, 'and grew again');
+});
