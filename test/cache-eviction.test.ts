@@ -4,7 +4,7 @@
 // Also: the broker marks what it uses (runtimeCacheDir touches its directory) and re-reads the binary's identity per
 // call (an in-place upgrade of node gets a directory of its own).
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,9 +93,11 @@ t.test('inside a binary\'s directory: cache files unused for a week and a killed
   t.ok(existsSync(outside), 'the link\'s target is untouched');
 });
 
+const DIRS = 300;
+
 t.test('two brokers evicting the same tree at once both finish, and everything old is gone', async (t) => {
   const root = mkdtempSync(join(base, 'race-'));
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < DIRS; i++) {
     const name = `runtime-${hex8(0x1000 + i)}`;
     mkdirSync(join(root, name));
     for (let j = 0; j < 3; j++) writeFileSync(join(root, name, `validators-${String(j).repeat(64)}-${'2'.repeat(16)}-d-w0-v0-x64-0.v8cache`), 'x');
@@ -104,14 +106,30 @@ t.test('two brokers evicting the same tree at once both finish, and everything o
   const current = `runtime-${hex8(0xffff)}`;
   mkdirSync(join(root, current));
   const url = pathToFileURL(join(REPO_ROOT, 'dist/lib/util/cache-eviction.js')).href;
-  const script = `import { evictOtherBinaries } from ${JSON.stringify(url)}; process.stdout.write(String(evictOtherBinaries(${JSON.stringify(root)}, ${JSON.stringify(current)}).length));`;
-  const run = (): Promise<{ code: number | null; out: string }> => new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--input-type=module', '-e', script], (err, out) => resolve({ code: err === null ? 0 : child.exitCode, out }));
-  });
-  const [a, b] = await Promise.all([run(), run()]);
-  t.equal(a.code, 0, 'the first finished');
-  t.equal(b.code, 0, 'the second finished');
-  t.ok(Number(a.out) > 0 && Number(b.out) > 0, `both found old directories to evict (${a.out} and ${b.out} of 150)`);
+  // Each child loads the module, says so, and evicts when the parent says go (once both are ready): they run at once.
+  const script = `import { evictOtherBinaries } from ${JSON.stringify(url)}; process.stdout.write('ready\\n');
+process.stdin.once('data', () => { process.stdout.write(String(evictOtherBinaries(${JSON.stringify(root)}, ${JSON.stringify(current)}).length)); process.exit(0); });`;
+  const start = (): { ready: Promise<void>; go: () => void; done: Promise<{ code: number | null; out: string }> } => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let readied: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (readied = resolve));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.startsWith('ready\n')) readied();
+    });
+    const done = new Promise<{ code: number | null; out: string }>((resolve) => child.once('close', (code) => resolve({ code, out: out.slice('ready\n'.length) })));
+    return { ready, go: () => child.stdin.end('go'), done };
+  };
+  const a = start();
+  const b = start();
+  await Promise.all([a.ready, b.ready]);
+  a.go();
+  b.go();
+  const [ra, rb] = await Promise.all([a.done, b.done]);
+  t.equal(ra.code, 0, 'the first finished');
+  t.equal(rb.code, 0, 'the second finished');
+  t.comment(`they listed ${ra.out} and ${rb.out} of ${String(DIRS)} old directories to remove, each finding gone what the other removed first`);
   t.same(readdirSync(root), [current], 'every old directory is gone, the current one stays');
 });
 
