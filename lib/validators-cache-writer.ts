@@ -39,7 +39,8 @@ if (dir === undefined || dir === '' || file === undefined || file === '' || prot
 const target = validatorsCacheFile(dir!, file!, process.execArgv) ?? fail(`${file!} is not named like a precompiled validators module`, 65);
 let protocol: ReturnType<typeof loadProtocolFile>;
 try {
-  protocol = loadProtocolFile(protocolFile!);
+  // Not eager: only its schemas and hash are needed here, not validators compiled for this process.
+  protocol = loadProtocolFile(protocolFile!, undefined, { eager: false });
 } catch (err) {
   fail(`${protocolFile!}: ${(err as Error).message}`, 65);
 }
