@@ -21,7 +21,6 @@ import type { HelperSpawnOptions } from './helper-spawn-options.js';
 import { countCall } from './call-tally.js';
 import { SpareGate } from './spare-gate.js';
 import { awaitWarmSpare } from './warm-frame.js';
-import { once, onReadSideGone } from './read-side-gone.js';
 import { signalHelperTree } from './certain-death.js';
 import type { ChildEnd } from './exit-at-close.js';
 import { CallTable } from '../util/call-table.js';
@@ -131,7 +130,7 @@ export class HelperProcess {
       maxInFlight: options.maxInFlight, maxQueued: options.maxQueued,
       ...(options.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: options.maxQueuedBytes }),
     });
-    const attachChannel = (): void => this.channel.attach({
+    const attach = (): void => this.channel.attach({
       envelope: (e, body) => {
         // A spare says hello and nothing else until the broker's hello activates it.
         if (!this.gate.admits(e.kind)) {
@@ -151,21 +150,18 @@ export class HelperProcess {
       read: () => {
         if (this.lastHeard !== undefined) this.lastHeard = performance.now();
       },
-      closed: (error) => gone(error),
+      closed: (error) => {
+        // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".
+        const cause = error ?? this.rpc.peerError;
+        if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
+          this.rpc.interrupt(cause);
+        }
+        this.reportLoss(options.channelLost);
+        options.channelClosed?.();
+        // A live helper without its channel is useless; give it a moment to exit on its own.
+        if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
+      },
     });
-    // Told once, at the first of: the read side's end (read-side-gone.ts: up to 0.5 ms earlier), the channel's close.
-    const gone = once((error?: BulkheadError) => {
-      // A frame error (ours or the helper's) is the reason calls fail; say so rather than "interrupted".
-      const cause = error ?? this.rpc.peerError;
-      if (cause !== undefined && (cause.code === 'ERR_FRAME_TOO_LARGE' || cause.code === 'ERR_BAD_FRAME' || cause.code === 'ERR_PROTOCOL_MISMATCH')) {
-        this.rpc.interrupt(cause);
-      }
-      this.reportLoss(options.channelLost);
-      options.channelClosed?.();
-      // A live helper without its channel is useless; give it a moment to exit on its own.
-      if (!this.hasExited) setTimeout(() => this.kill('SIGKILL'), CHANNEL_LOST_GRACE_MS).unref();
-    });
-    const attach = (): void => { attachChannel(); onReadSideGone(socket, () => gone()); };
     if (options.spare === true) {
       this.warm = awaitWarmSpare(socket, attach, this.rpc.ready).then(() => {
         this.warmed = true;
@@ -271,7 +267,10 @@ export class HelperProcess {
   /** Resolves once no call (the broker's own or a routed one) is in flight or queued and no transaction is open, or it exited. */
   whenIdle(): Promise<void> {
     if ((!this.rpc.isBusy && this.routedCalls.size === 0) || this.hasExited) return Promise.resolve();
-    return new Promise((resolve) => { this.idleWaiters.push(resolve); void this.exited.then(() => resolve()); });
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      void this.exited.then(() => resolve());
+    });
   }
 
   private checkIdle(): void {
@@ -328,7 +327,10 @@ export class HelperProcess {
     this.channel.sayGoodbye('broker stopping helper');
     const term = setTimeout(() => this.kill('SIGTERM'), exitTimeoutMs);
     const kill = setTimeout(() => this.kill('SIGKILL'), exitTimeoutMs * 2);
-    this.stopping = this.exited.finally(() => { clearTimeout(term); clearTimeout(kill); });
+    this.stopping = this.exited.finally(() => {
+      clearTimeout(term);
+      clearTimeout(kill);
+    });
     return this.stopping;
   }
 
@@ -378,7 +380,8 @@ export class HelperProcess {
     // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
     for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
     afterStdioDrains(this.child, () => {
-      this.stderr.end(); this.stdout.end();
+      this.stderr.end();
+      this.stdout.end();
       const facts = this.endFacts;
       const info = exitRecord(facts, code, signal);
       const wasUsable = this.rpc.usable;
