@@ -8,7 +8,7 @@
 // ROWS=1 prints every crash; RAW=2,3 prints the events of those crashes; WINDOWS=f.json writes [kill, reply] in
 // CLOCK_MONOTONIC µs (to cut a --cpu-prof of this process to the crash windows). A dist with globalThis.__M?.("B …")
 // marks adds them to the medians.
-// usage: [PROFILE=pure-compute] [NODEARGS='--flag ...'] node teardown-trace.mjs BUILD_DIR N
+// usage: [IDLE=1] [PROFILE=pure-compute] [NODEARGS='--flag ...'] node teardown-trace.mjs BUILD_DIR N
 import { readFileSync, writeFileSync, mkdirSync, rmdirSync, openSync, writeSync, readdirSync, closeSync } from 'node:fs';
 const WT = process.argv[2];
 const N = Number(process.argv[3] ?? 10);
@@ -55,6 +55,8 @@ for (let i = 0; i < N; i++) {
   const hrKill = process.hrtime.bigint();
   let hrReply;
   process.kill(target, 'SIGKILL');
+  // IDLE=1: a crash with no call in flight (a clean EOF, not ECONNRESET): the call is made at the takeover.
+  if (process.env.IDLE) await new Promise((resolve) => { const sub = broker.on('takeover', () => { sub.dispose(); resolve(); }); });
   for (;;) {
     try { mark('call'); await c.call('echo', MSG); mark('reply'); hrReply = process.hrtime.bigint(); if (broker.status('echo').pid !== pid) break; }
     catch (e) { if (!isBulkheadError(e) || e.code !== 'ERR_INTERRUPTED') throw e; mark('rejected'); }
