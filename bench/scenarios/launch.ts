@@ -2,7 +2,8 @@
  * Launch costs, per shipped sandbox profile and unsandboxed:
  * - probe: spawn → first byte on fd 3 from a one-line node script, launched
  *   exactly as the broker would launch the helper (same planLaunch wrappers,
- *   binds, env, cwd). This is "bare node start + sandbox layers".
+ *   binds, env, cwd, and the parent-death wrapper of an unsandboxed helper).
+ *   This is "bare node start + sandbox layers".
  * - cold: an on-demand launch, from `connection.call()` to its reply (the
  *   helper was stopped before; not timed): planning, spawn, the helper's
  *   start-up, hello, lazy schema compile, the call itself.
@@ -20,6 +21,7 @@ import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { Broker, SERVICE_MANIFEST_SCHEMA, isBulkheadError, type Connection, type ServiceManifest } from 'bulkhead';
 import { runtimeReadPaths } from '../../lib/broker/package-paths.js';
+import { withParentDeathSignal } from '../../lib/broker/parent-death.js';
 import { planLaunch, type SandboxLaunchInput } from '../../lib/sandbox/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -57,7 +59,9 @@ async function probe(profile: Profile): Promise<{ ms: number; planMs: number }> 
     paths: { root: FIXTURES.replace(/\/$/, ''), data: FIXTURES.replace(/\/$/, '') },
   };
   const planStart = performance.now();
-  const plan = await planLaunch(input);
+  // As the broker spawns a helper: an unsandboxed one through `setpriv --pdeathsig KILL` (it dies with
+  // its broker; a sandboxed one has bubblewrap's --die-with-parent), so the probe runs under that wrapper too.
+  const plan = withParentDeathSignal(await planLaunch(input));
   const planMs = performance.now() - planStart;
   try {
     const ms = await new Promise<number>((resolve, reject) => {
