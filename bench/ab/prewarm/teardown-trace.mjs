@@ -23,6 +23,18 @@ for (const e of ['signal/signal_generate', 'sched/sched_process_exit', 'mmap/exi
 w('events/sched/sched_waking/filter', '0');
 w('tracing_on', '0');
 const marker = openSync(`${T}/trace_marker`, 'w');
+// The instance goes however the run ends (a failed call, Ctrl-C): its events off, then removed.
+const removeInstance = () => {
+  globalThis.__M = undefined;
+  try {
+    w('tracing_on', '0');
+    for (const e of ['signal/signal_generate', 'sched/sched_process_exit', 'mmap/exit_mmap', 'sched/sched_waking', 'sched/sched_switch']) w(`events/${e}/enable`, '0');
+    closeSync(marker);
+    rmdirSync(T);
+  } catch { /* removed already */ }
+};
+process.on('exit', removeInstance);
+process.on('SIGINT', () => process.exit(130));
 const mark = (s) => { try { writeSync(marker, s); } catch {} };
 globalThis.__M = mark;
 const broker = new Broker({ root: `${WT}/bench/fixtures/` });
@@ -123,9 +135,6 @@ for (let i = 0; i < N; i++) {
   });
 }
 await broker.close();
-w('tracing_on', '0');
-for (const e of ['signal/signal_generate', 'sched/sched_process_exit', 'mmap/exit_mmap', 'sched/sched_waking', 'sched/sched_switch']) w(`events/${e}/enable`, '0');
-globalThis.__M = undefined; closeSync(marker); rmdirSync(T);
 const med = (k) => { const x = rows.map((r) => (typeof k === 'function' ? k(r) : r[k])).filter((v) => !Number.isNaN(v)).sort((p, q) => p - q); return x[Math.floor(x.length / 2)]; };
 const summary = { node: process.version, profile: profile ?? 'none', nodeArgs: process.env.NODEARGS ?? '', n: N, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0] };
 for (const k of Object.keys(rows[0]).filter((k) => k !== 'mem' && k !== 'wakeBy')) summary[k] = med(k);
