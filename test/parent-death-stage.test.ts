@@ -33,6 +33,7 @@ t.test('the plan: native stage first (broker pid, then the command), setpriv wit
   t.same(withParentDeathSignal(plan, null), setpriv === null ? plan : { command: setpriv, args: ['--pdeathsig', 'KILL', '--', '/usr/bin/node', 'entry.js'] });
   const wrapped = withParentDeathSignal(plan, '/x/parent-death');
   t.same(withParentDeathSignal({ ...wrapped, command: NATIVE_PARENT_DEATH_STAGE }, '/x/parent-death').args, wrapped.args, 'never wrapped twice');
+  t.equal(withParentDeathSignal({ command: 'node', args: [] }, '/x/parent-death').command, setpriv ?? 'node', 'a bare command name (no PATH lookup in the stage) goes through setpriv');
   t.same(withParentDeathSignal({ command: 'bwrap', args: ['--die-with-parent', 'node'] }, '/x/parent-death').command, 'bwrap');
   t.equal(withParentDeathSignal(plan).command, native ?? setpriv ?? plan.command, 'the default is the built native stage, else setpriv');
 });
@@ -80,6 +81,11 @@ t.test('the race: a broker that died before the prctl → the stage exits 121 wi
   t.equal(usage.code, 120, 'no command: its usage exit');
   const bad = await run(native!, ['12x', process.execPath]);
   t.equal(bad.code, 120, 'a malformed pid: usage exit');
+  const noPath = await run(native!, [String(process.pid), 'node', '-e', '0']);
+  t.equal(noPath.code, 120, 'a command name, not a path: usage exit (no PATH lookup)');
+  const missing = await run(native!, [String(process.pid), '/nonexistent/node']);
+  t.equal(missing.code, 122, 'an exec that fails: 122');
+  t.match(missing.stderr, /exec of \/nonexistent\/node failed/);
 });
 
 async function killHostWithBlockedHelper(t: Test, mode: 'native' | 'setpriv'): Promise<void> {

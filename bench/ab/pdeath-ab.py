@@ -19,8 +19,8 @@ def variants(target):
         'bare': target,
         'native': [stage, me] + target,
         'setpriv': [setpriv, '--pdeathsig', 'KILL', '--'] + target,
-        # PDEATH_DYNAMIC=path: a dynamically linked build of the same stage, to compare with the static one.
-        **({'dynamic': [os.environ['PDEATH_DYNAMIC'], me] + target} if os.environ.get('PDEATH_DYNAMIC') else {}),
+        # PDEATH_ALT=path: another build of the same stage (e.g. linked with libc, statically or dynamically), to compare.
+        **({'alt': [os.environ['PDEATH_ALT'], me] + target} if os.environ.get('PDEATH_ALT') else {}),
     }
 
 def once(argv):

@@ -67,7 +67,8 @@ export function diesWithParent(plan: Pick<SandboxLaunchPlan, 'command' | 'args'>
  */
 export function withParentDeathSignal<P extends Pick<SandboxLaunchPlan, 'command' | 'args'>>(plan: P, stage: string | null = nativeParentDeathStage()): P {
   if (diesWithParent(plan)) return plan;
-  if (stage !== null) return { ...plan, command: stage, args: [String(process.pid), plan.command, ...plan.args] };
+  // The stage execs a path, never a PATH lookup: a bare command name goes through setpriv.
+  if (stage !== null && plan.command.includes('/')) return { ...plan, command: stage, args: [String(process.pid), plan.command, ...plan.args] };
   const binary = setprivPath();
   if (binary === null) return plan;
   return { ...plan, command: binary, args: ['--pdeathsig', 'KILL', '--', plan.command, ...plan.args] };
