@@ -3,7 +3,7 @@
  * - probe: spawn → first byte on fd 3 from a one-line node script, launched
  *   exactly as the broker would launch the helper (same planLaunch wrappers,
  *   binds, env, cwd). This is "bare node start + sandbox layers". Unsandboxed,
- *   it is bare node: the helper's `setpriv --pdeathsig` stage is charged to
+ *   it is bare node: the helper's parent-death stage (native, else setpriv) is charged to
  *   bulkhead (a probe under it is printed beside, not judged).
  * - cold: an on-demand launch, from `connection.call()` to its reply (the
  *   helper was stopped before; not timed): planning, spawn, the helper's
@@ -61,7 +61,7 @@ async function probe(profile: Profile, parentDeathWrapper = false): Promise<{ ms
   };
   const planStart = performance.now();
   // The target's probe is bare node plus the sandbox's wrappers. The broker starts an unsandboxed helper
-  // through `setpriv --pdeathsig KILL` (it dies with its broker; a sandboxed one has bubblewrap's
+  // through its parent-death stage (the native one, else `setpriv --pdeathsig KILL`; it dies with its broker; a sandboxed one has bubblewrap's
   // --die-with-parent, which the sandboxed probe has): that exec is bulkhead's cost and stays charged to
   // it. `parentDeathWrapper` measures the probe under it too, printed beside the target, not judged.
   const planned = await planLaunch(input);
