@@ -4,7 +4,9 @@
  * lib/broker/code-cache.ts): loads the helper runtime exactly as a helper's
  * `bulkhead/service` does, then warms it up the way a helper's first call
  * goes: the runtime's own `serve()` answers a small protocol (its file and
- * precompiled validators made here as the broker makes them) on one end of a
+ * precompiled validators made here as the broker makes them, in a work
+ * directory of this process inside the cache directory, which helpers cannot
+ * write: this process runs that module unsandboxed) on one end of a
  * Unix socket, while this process plays the broker on the other end: hello,
  * then a few calls. After the last reply it saves V8's code cache, which holds
  * the bytecode of every function compiled so far (the runtime's top level and
@@ -15,15 +17,16 @@
  * renamed, so a helper never reads half of one. Helpers only ever read it.
  * @module
  */
-import { chmodSync, closeSync, lstatSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { codeCacheContents, codeCacheFile, loadRuntime, runtimeBuildId } from './util/runtime-loader.js';
 import { loadProtocolFile } from './protocol/registry.js';
 import { precompileValidators } from './protocol/precompiled.js';
 import { HELPER_ENV } from './wire/helper-env.js';
+import { writeFileAtomically } from './util/atomic-write.js';
+import { evictInBinaryDir, evictOtherBinaries, WARM_UP_PREFIX } from './util/cache-eviction.js';
 import { FramedChannel } from './wire/framed-channel.js';
 
 /** A protocol shaped like a small service's: one method with an object of a few typed fields. */
@@ -52,17 +55,14 @@ const runtime = loadRuntime(file, undefined);
 const buildId = runtimeBuildId(runtime.source) ?? fail(`${file} has no build id; rebuild bulkhead.`, 65);
 const rt = runtime.exports as typeof import('./service.js');
 
-// What a broker hands a helper: its protocol file, precompiled validators and limits.
-const work = mkdtempSync(join(tmpdir(), 'bulkhead-warm-up-'));
-/** The temporary cache file while it is being written (removed on any exit before its rename). */
-let temporary: string | undefined;
-process.on('exit', () => {
-  rmSync(work, { recursive: true, force: true });
-  if (temporary !== undefined) rmSync(temporary, { force: true });
-});
+// What a broker hands a helper: its protocol file, precompiled validators and limits. Not in TMPDIR nor the shared
+// validators directory: a helper that may write there (the same uid, a write path over TMPDIR) could swap the module
+// this process then runs; the cache directory is read-only in every helper's sandbox (lib/sandbox/broker-caches.ts).
+const work = mkdtempSync(join(dir!, WARM_UP_PREFIX));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const protocolFile = join(work, 'bulkhead.warm-up.json');
 writeFileSync(protocolFile, JSON.stringify(WARM_PROTOCOL));
-const validators = precompileValidators(loadProtocolFile(protocolFile));
+const validators = precompileValidators(loadProtocolFile(protocolFile), work);
 process.env[HELPER_ENV.protocolFile] = protocolFile;
 if (validators !== undefined) process.env[HELPER_ENV.validators] = validators;
 process.env[HELPER_ENV.heartbeatMs] = '1000';
@@ -73,45 +73,12 @@ process.env[HELPER_ENV.maxFrameBytes] = String(16 * 1024 * 1024);
 /** Saves the cache (after the last reply, while serve() still runs: it exits the process when its socket closes). */
 function save(): void {
   const target = codeCacheFile(dir!, buildId, process.execArgv);
-  const tmp = `${target}.${String(process.pid)}.tmp`;
-  // wx: never write through a file (or link) someone left under this name (nor remove it).
-  const fd = openSync(tmp, 'wx', 0o644);
-  temporary = tmp;
-  try {
-    writeFileSync(fd, codeCacheContents(runtime.source, runtime.script.createCachedData()));
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o644); // whatever the umask: helpers of other uids read it
-  renameSync(tmp, target);
-  temporary = undefined;
-  evictOtherBuilds(target);
+  writeFileAtomically(target, codeCacheContents(runtime.source, runtime.script.createCachedData()));
+  // What no broker used for a week, here and among other node binaries' directories (lib/util/cache-eviction.ts).
+  evictInBinaryDir(dir!, [basename(target), basename(work)]);
+  evictOtherBinaries(dirname(dir!), basename(dir!));
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(target, () => process.exit(0));
-}
-
-/** A cache file of another build is kept this long after it was written: another app of this uid may still use it. */
-const EVICT_AFTER_MS = 7 * 24 * 3600 * 1000;
-
-/**
- * Removes the cache files of other runtime builds for this same node, architecture and flags
- * (`runtime-<other id>-<same tail>`) written more than {@link EVICT_AFTER_MS} ago. Two apps of one uid
- * with different bulkhead builds share the directory: a fresh file is another app's, not an old build's.
- * Only plain files of that exact pattern; a link is never removed or followed.
- */
-function evictOtherBuilds(target: string): void {
-  const name = basename(target);
-  const tail = name.slice('runtime-'.length + 16);
-  const pattern = /^runtime-[0-9a-f]{16}-/;
-  try {
-    for (const entry of readdirSync(dirname(target), { withFileTypes: true })) {
-      if (entry.name === name || !entry.isFile() || !pattern.test(entry.name) || entry.name.slice('runtime-'.length + 16) !== tail) continue;
-      const file = join(dirname(target), entry.name);
-      if (Date.now() - lstatSync(file).mtimeMs > EVICT_AFTER_MS) rmSync(file, { force: true });
-    }
-  } catch {
-    // Another writer evicting at the same time: nothing to do.
-  }
 }
 
 const server = createServer();

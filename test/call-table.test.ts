@@ -4,18 +4,7 @@
 import t from 'tap';
 import { CALL_TABLE_MAX_SLOTS, CallTable } from '../lib/util/call-table.js';
 import { ID_RANGE_SIZE, MAX_CALL_ID } from '../lib/wire/envelope.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers.js';
 
 /** Checks every id the oracle holds, a few it does not, and the size and order. */
 function agree(t: { fail(message: string): boolean }, table: CallTable<string>, oracle: Map<number, string>, probes: number[], what: string): boolean {
@@ -126,4 +115,29 @@ t.test('random operations against the Map, ids from a small space (collisions an
     if (i % 5000 === 0) ok = ok && agree(t, table, oracle, [id, id + 1], `step ${i}`);
   }
   t.ok(ok && agree(t, table, oracle, [], 'end'), 'agrees with the Map');
+});
+
+t.test('a grown table goes back to its initial slots once found empty, never while a call is in it', async (t) => {
+  const table = new CallTable<string>(10);
+  const initial = table.capacity;
+  for (let id = 1; id <= 3000; id++) table.set(id, `v${id}`);
+  const grown = table.capacity;
+  t.ok(grown > initial, `grown from ${initial} to ${grown} slots`);
+  for (let id = 1; id < 3000; id++) table.delete(id);
+  t.notOk(table.shrinkIfEmpty(), 'one call left: not shrunk');
+  t.equal(table.capacity, grown, 'its slots stay');
+  t.equal(table.get(3000), 'v3000', 'and the call is still there');
+  table.delete(3000);
+  // The table's own timer (10 ms here) finds it empty: polled, bounded, since no event says so.
+  const deadline = performance.now() + 5000;
+  while (table.capacity !== initial && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(table.capacity, initial, 'its timer shrank it back once empty');
+  // Still a working table, against a Map, through another growth.
+  const oracle = new Map<number, string>();
+  for (let id = 5000; id < 5600; id++) {
+    table.set(id, `w${id}`);
+    oracle.set(id, `w${id}`);
+  }
+  t.ok(agree(t, table, oracle, [1, 3000, 4999, 5600], 'after shrinking'), 'agrees with the oracle after shrinking and growing again');
+  t.ok(table.capacity > initial, 'and grew again');
 });

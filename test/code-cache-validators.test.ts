@@ -60,7 +60,7 @@ t.test('the loader uses a validators cache only for the module it was made from;
   t.same(load(module, cacheDir), good, 'no cache file yet: compiled from source, validates as ajv does');
   t.same(load(module, ''), { ...good, codeCache: 'off' }, 'no cache directory: off');
 
-  const file = execFileSync(process.execPath, [WRITER, cacheDir, module], { env: ENV, encoding: 'utf8' });
+  const file = execFileSync(process.execPath, [WRITER, cacheDir, module, protocolFile], { env: ENV, encoding: 'utf8' });
   t.equal(file, validatorsCacheFile(cacheDir, module, []), 'the writer names the file for this module, node and flags');
   t.match(basename(file), new RegExp(`^validators-[0-9a-f]{64}-[0-9a-f]{16}-d-w${WRAPPER_ID}-${process.version}-${process.arch}-[0-9a-f]{8}\\.v8cache$`), 'named for the loader\'s wrapper too');
   t.equal(statSync(file).mode & 0o777, 0o644, 'readable by helpers of other uids, writable by the broker only');
@@ -109,7 +109,7 @@ t.test('the loader uses a validators cache only for the module it was made from;
   t.same(load(odd, cacheDir), { ...good, codeCache: 'off' }, 'an odd name: no cache looked for');
   let status = 0;
   try {
-    execFileSync(process.execPath, [WRITER, cacheDir, odd], { env: ENV, stdio: 'ignore' });
+    execFileSync(process.execPath, [WRITER, cacheDir, odd, protocolFile], { env: ENV, stdio: 'ignore' });
   } catch (err) {
     status = (err as { status: number }).status;
   }

@@ -39,7 +39,7 @@ t.test('a failed save (the rename refused) leaves no temporary file and no work 
   t.same(readdirSync(work).filter((n) => n.startsWith('bulkhead-warm-up-')), [], 'no work directory left');
 });
 
-t.test('eviction: the writer removes week-old files of other builds for its node, arch and flags only, never through a link', async (t) => {
+t.test('eviction: the writer removes cache files no broker used for a week (any build, node or flags), never through a link', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bulkhead-writer-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const cache = join(dir, 'cache');
@@ -50,11 +50,14 @@ t.test('eviction: the writer removes week-old files of other builds for its node
   const recent = `runtime-00000000000000ee${tail}`;
   const otherNode = `runtime-00000000000000bb-v0.0.1-${process.arch}-00000000.v8cache`;
   const otherFlags = codeCacheFile(cache, '00000000000000cc', ['--max-old-space-size=64']).slice(cache.length + 1);
+  const recentOtherNode = `runtime-00000000000000bc-v0.0.1-${process.arch}-00000000.v8cache`;
+  const oldValidators = `validators-${'1'.repeat(64)}-${'2'.repeat(16)}-d-w00000000-${process.version}-${process.arch}-00000000.v8cache`;
+  const recentValidators = `validators-${'3'.repeat(64)}-${'2'.repeat(16)}-d-w00000000-${process.version}-${process.arch}-00000000.v8cache`;
   const link = `runtime-00000000000000dd${tail}`;
   const outside = join(dir, 'outside');
   const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
-  for (const name of [old, recent, otherNode, otherFlags, 'notes.txt']) writeFileSync(join(cache, name), 'x');
-  for (const name of [old, otherNode, otherFlags, 'notes.txt']) utimesSync(join(cache, name), eightDaysAgo, eightDaysAgo);
+  for (const name of [old, recent, otherNode, otherFlags, recentOtherNode, oldValidators, recentValidators, 'notes.txt']) writeFileSync(join(cache, name), 'x');
+  for (const name of [old, otherNode, otherFlags, oldValidators, 'notes.txt']) utimesSync(join(cache, name), eightDaysAgo, eightDaysAgo);
   writeFileSync(outside, 'x');
   symlinkSync(outside, join(cache, link));
   lutimesSync(join(cache, link), eightDaysAgo, eightDaysAgo);
@@ -63,8 +66,11 @@ t.test('eviction: the writer removes week-old files of other builds for its node
   t.ok(left.includes(target.slice(cache.length + 1)), 'positive control: its own file was written');
   t.notOk(left.includes(old), 'another build of the same node, arch and flags, written 8 days ago: removed');
   t.ok(left.includes(recent), 'another build written just now (another app of this uid may use it): kept');
-  t.ok(left.includes(otherNode), 'another node version: kept');
-  t.ok(left.includes(otherFlags), 'other flags: kept');
+  t.notOk(left.includes(otherNode), 'another node version, 8 days old: removed');
+  t.notOk(left.includes(otherFlags), 'other flags, 8 days old: removed');
+  t.ok(left.includes(recentOtherNode), 'another node version used just now: kept');
+  t.notOk(left.includes(oldValidators), 'a validators cache no broker used for 8 days (an old protocol version): removed');
+  t.ok(left.includes(recentValidators), 'a validators cache used just now: kept');
   t.ok(left.includes('notes.txt'), 'a file of another pattern: kept');
   t.ok(left.includes(link) && existsSync(outside), 'a link of the pattern: neither it nor its target removed');
 });

@@ -64,3 +64,10 @@ t.test('a prewarmed spare (launch.prewarm) of the installed copy gets the same r
   t.ok(grants.code.includes(join(dir, 'hostile.js')), 'the service entry\'s graph is granted to the spare');
   t.ok(grants.runtime.includes(join(dir, 'node_modules', 'bulkhead', 'dist', 'lib', 'prewarm.js')), 'and the prewarm entry, from the runtime');
 });
+
+t.test('the installed copy ships its parent-death stage, built, and uses it for unsandboxed helpers', async (t) => {
+  const installedStage = (await import(pathToFileURL(join(dir, 'node_modules', 'bulkhead', 'dist', 'lib', 'broker', 'parent-death.js')).href)) as typeof import('../lib/broker/parent-death.js');
+  const stage = join(dir, 'node_modules', 'bulkhead', 'dist', 'native', 'parent-death');
+  t.equal(installedStage.nativeParentDeathStage(), stage, 'the packed binary is found and its ELF header fits this host');
+  t.equal(installedStage.withParentDeathSignal({ command: process.execPath, args: [] }).command, stage, 'an unsandboxed plan is wrapped by it');
+});

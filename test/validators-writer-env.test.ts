@@ -7,6 +7,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { withLoopOpen } from './helpers.js';
 
 // This file's own TMPDIR (tap runs each file in its own process), set before the broker's modules make their caches.
 const base = realpathSync(mkdtempSync(join(tmpdir(), 'bulkhead-validators-env-')));
@@ -35,14 +36,7 @@ const plan = { command: process.execPath, args: [entry] };
 const flagged = { command: process.execPath, args: ['--max-old-space-size=300', entry] };
 const validatorsCaches = (): string[] => readdirSync(runtimeCacheDir(process.execPath)!).filter((name) => name.startsWith('validators-'));
 // The writers' children do not hold the event loop open: keep it open until they are done.
-const settle = async (): Promise<void> => {
-  const keep = setInterval(() => undefined, 100);
-  try {
-    await codeCacheWrites();
-  } finally {
-    clearInterval(keep);
-  }
-};
+const settle = (): Promise<void> => withLoopOpen(codeCacheWrites);
 const validators = (get: () => string | undefined) => ({ get }) as unknown as Parameters<typeof helperLaunchInput>[2];
 
 t.test('a manifest\'s BULKHEAD_VALIDATORS is dropped when the broker has no module, and never run', async (t) => {

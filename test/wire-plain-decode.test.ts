@@ -7,6 +7,7 @@ import t from 'tap';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { checkItem, decodeItem } from '../lib/wire/codec.js';
 import { NOT_PLAIN, PLAIN_MAX_BYTES, decodePlain } from '../lib/wire/plain-decode.js';
+import { prng } from './helpers.js';
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
 const cborx = new Decoder(OPTIONS);
@@ -26,17 +27,6 @@ function same(a: unknown, b: unknown): boolean {
     if (!same((a as Record<string | symbol, unknown>)[ka[i]!], (b as Record<string | symbol, unknown>)[kb[i]!])) return false;
   }
   return true;
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A CBOR head of major type `major` for `arg`, in the shortest form or (nonCanonical) one size longer. */

@@ -11,13 +11,15 @@
  * cached bytecode is code, and one a helper could write would run in the next.
  * @module
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { binaryIdentity } from '../util/binary-identity.js';
+import { touch } from '../util/cache-eviction.js';
 import { join } from 'node:path';
 import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../util/runtime-loader.js';
 import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
-import { validatorsCacheWrites, warmPlannedValidatorsCache, type ValidatorsLaunchInput } from './validators-code-cache.js';
+import { forgetValidatorsCaches, validatorsCacheWrites, warmPlannedValidatorsCache, type ValidatorsLaunchInput } from './validators-code-cache.js';
 
 /** The runtime script every helper loads. */
 export const RUNTIME_SCRIPT = join(PACKAGE_ROOT, 'dist', 'lib', 'service.runtime.cjs');
@@ -26,14 +28,14 @@ const WRITER = join(PACKAGE_ROOT, 'dist', 'lib', 'code-cache-writer.js');
 /** Writer runs started (or done) in this process, by node binary and flags: the file written, if any. */
 const written = new Map<string, Promise<string | undefined>>();
 
-/** The key of a writer run: the node binary and the V8 flags among `flags`. */
-function writerKey(nodePath: string, flags: readonly string[]): { key: string; v8Flags: string[] } {
+/** The key of a writer run: the node binary (its cache directory, which names its identity) and the V8 flags among `flags`. */
+function writerKey(dir: string, flags: readonly string[]): { key: string; v8Flags: string[] } {
   const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));
-  return { key: JSON.stringify([nodePath, v8Flags]), v8Flags };
+  return { key: JSON.stringify([dir, v8Flags]), v8Flags };
 }
 
-/** The runtime cache directory of each node binary, once per broker process (undefined: none usable). */
-const binaryDirs = new Map<string, string | undefined>();
+/** The runtime cache directory of each node path, with the identity of the binary it was made for. */
+const binaryDirs = new Map<string, { identity: string; dir: string | undefined }>();
 
 /**
  * The directory of the runtime code cache for the node binary `nodePath`:
@@ -43,27 +45,33 @@ const binaryDirs = new Map<string, string | undefined>();
  * different binaries: V8 ≥ 12 refuses another build's cache (its read-only
  * snapshot checksum), Node 20's V8 does not check it. A helper is told this
  * directory (`BULKHEAD_CODE_CACHE`), so it spends nothing at start on it.
- * Undefined without a cache directory or when the binary cannot be read.
+ * The binary is stat'ed on every call (~2 µs: an in-place upgrade of node
+ * under a running broker gets a directory, and a writer run, of its own);
+ * the directory is made once per binary. Undefined without a cache directory
+ * or when the binary cannot be read.
  */
 export function runtimeCacheDir(nodePath: string): string | undefined {
-  if (binaryDirs.has(nodePath)) return binaryDirs.get(nodePath);
-  let dir: string | undefined;
   const root = compileCacheDir();
+  if (root === undefined) return undefined;
+  const identity = binaryIdentity(nodePath);
+  // Unreadable binary: helpers of it start without the runtime cache.
+  if (identity === undefined) return undefined;
+  const known = binaryDirs.get(nodePath);
+  if (known?.identity === identity) return known.dir;
+  let dir: string | undefined;
   try {
-    if (root !== undefined) {
-      const st = statSync(nodePath, { bigint: true });
-      const sub = join(root, `runtime-${fnv1a(`${String(st.dev)}:${String(st.ino)}:${String(st.size)}:${String(st.mtimeNs)}`)}`);
-      mkdirSync(sub, { recursive: true, mode: 0o755 });
-      // Made by this uid in a directory only this uid writes; a link there is not ours to follow.
-      if (lstatSync(sub).isDirectory()) {
-        chmodSync(sub, 0o755); // whatever the umask: helpers of other uids read it
-        dir = sub;
-      }
+    const sub = join(root, `runtime-${fnv1a(identity)}`);
+    mkdirSync(sub, { recursive: true, mode: 0o755 });
+    // Made by this uid in a directory only this uid writes; a link there is not ours to follow.
+    if (lstatSync(sub).isDirectory()) {
+      chmodSync(sub, 0o755); // whatever the umask: helpers of other uids read it
+      touch(sub); // in use: not evicted (lib/util/cache-eviction.ts)
+      dir = sub;
     }
   } catch {
-    // Unreadable binary or full tmp: helpers of this binary start without the runtime cache.
+    // Full tmp: helpers of this binary start without the runtime cache.
   }
-  binaryDirs.set(nodePath, dir);
+  binaryDirs.set(nodePath, { identity, dir });
   return dir;
 }
 
@@ -82,7 +90,7 @@ function fnv1a(text: string): string {
 export function warmCodeCache(nodePath: string, flags: readonly string[]): Promise<string | undefined> {
   const dir = runtimeCacheDir(nodePath);
   if (dir === undefined) return Promise.resolve(undefined);
-  const { key, v8Flags } = writerKey(nodePath, flags);
+  const { key, v8Flags } = writerKey(dir, flags);
   let run = written.get(key);
   if (run === undefined) {
     run = runWriter(nodePath, [...v8Flags, WRITER, dir]).then(({ code, out }) => (code === 0 && out.startsWith(`${dir}/`) ? out : undefined));
@@ -104,14 +112,14 @@ export async function codeCacheWrites(): Promise<void> {
 export function warmPlannedCodeCache(plan: { command: string; args: readonly string[]; withholdCaches?: boolean }, input: ValidatorsLaunchInput): void {
   // A helper that can write the caches (lib/sandbox/broker-caches.ts) may be rewriting them now: no writer runs for its launch.
   if (input.compileCache === undefined || plan.withholdCaches === true) return;
-  const binaryDir = runtimeCacheDir(input.nodePath);
-  if (binaryDir !== undefined) warmPlannedValidatorsCache(plan, input, binaryDir);
-  const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
-  if (flags === undefined) return;
-  const { key } = writerKey(input.nodePath, flags);
-  if (written.has(key)) return;
   const dir = runtimeCacheDir(input.nodePath);
   if (dir === undefined) return;
+  recheckDaily(dir);
+  warmPlannedValidatorsCache(plan, input, dir);
+  const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
+  if (flags === undefined) return;
+  const { key } = writerKey(dir, flags);
+  if (written.has(key)) return;
   if (upToDate(dir, input.nodePath, flags)) {
     written.set(key, Promise.resolve(undefined));
     return;
@@ -119,15 +127,36 @@ export function warmPlannedCodeCache(plan: { command: string; args: readonly str
   void warmCodeCache(input.nodePath, flags);
 }
 
-/** Whether the cache file for this runtime, node and flags exists and holds exactly this runtime's source. */
+/**
+ * Whether the cache file for this runtime, node and flags exists and holds exactly this runtime's source; when it
+ * does, it is marked used (not evicted: lib/util/cache-eviction.ts).
+ */
 function upToDate(dir: string, nodePath: string, flags: readonly string[]): boolean {
   // Only for the broker's own node: another binary's version is not known here without running it.
   if (nodePath !== process.execPath) return false;
   try {
     const source = readFileSync(RUNTIME_SCRIPT);
     const id = runtimeBuildId(source);
-    return id !== undefined && cachedDataFor(readFileSync(codeCacheFile(dir, id, flags)), source) !== undefined;
+    const file = id === undefined ? undefined : codeCacheFile(dir, id, flags);
+    return file !== undefined && cachedDataFor(readFileSync(file), source) !== undefined && touch(file);
   } catch {
     return false;
   }
+}
+
+/** A long-running broker checks its caches again (and so marks them used, or writes them again) this often. */
+const RECHECK_MS = 24 * 3600 * 1000;
+let checkedAt = Date.now();
+
+/**
+ * Once a day, forgets which caches were found or written, so that the next launch of each finds them again (marking
+ * them used: another broker's writer evicts what was not used for a week) or writes them again (evicted meanwhile).
+ */
+function recheckDaily(dir: string): void {
+  const now = Date.now();
+  if (now - checkedAt < RECHECK_MS) return;
+  checkedAt = now;
+  touch(dir, now);
+  written.clear();
+  forgetValidatorsCaches();
 }

@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CACHE_FLAG } from '../util/runtime-loader.js';
+import { binaryIdentity } from '../util/binary-identity.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
 
@@ -74,7 +75,7 @@ export function compileCacheDir(): string | undefined {
   return root ?? undefined;
 }
 
-/** Writer runs started (or done) in this process, by node binary and flags: the cache subdirectory they filled. */
+/** Writer runs started (or done) in this process, by node binary (path and identity) and flags: the cache subdirectory they filled. */
 const warmed = new Map<string, Promise<string | undefined>>();
 
 /**
@@ -99,7 +100,8 @@ export function warmCompileCache(nodePath: string, flags: readonly string[], uid
   const dir = compileCacheDir();
   if (dir === undefined) return Promise.resolve();
   const v8Flags = writerFlags(flags);
-  const key = JSON.stringify([nodePath, v8Flags]);
+  // The binary's identity, not only its path: node upgraded in place under a running broker is filled again.
+  const key = JSON.stringify([nodePath, binaryIdentity(nodePath), v8Flags]);
   let run = warmed.get(key);
   if (run === undefined) {
     const script = `await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); const m = await import('node:module'); process.stdout.write(m.getCompileCacheDir?.() ?? '');`;

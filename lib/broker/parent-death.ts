@@ -1,20 +1,31 @@
 /**
  * Every helper dies with its broker, whatever its profile. A sandboxed helper
  * runs under bubblewrap's `--die-with-parent`; an unsandboxed one is started
- * through util-linux's `setpriv --pdeathsig KILL`, which sets the kernel's
- * parent-death signal (prctl PR_SET_PDEATHSIG) and execs node: when the broker
- * dies, even a helper whose event loop is blocked is killed by the kernel
- * (noticing fd 3 close needs a running event loop). setpriv execs, so the pid
- * and the exit status are node's own.
+ * through a stage that sets the kernel's parent-death signal (prctl
+ * PR_SET_PDEATHSIG) and execs node: when the broker dies, even a helper whose
+ * event loop is blocked is killed by the kernel (noticing fd 3 close needs a
+ * running event loop). The stage is bulkhead's native one
+ * (native/parent-death/parent_death.c, built by `npm run build` where a C
+ * compiler exists), else util-linux's `setpriv --pdeathsig KILL`, else none.
+ * Both exec, so the pid and the exit status are node's own.
  * @module
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { elfProblem } from './elf-check.js';
 import type { SandboxLaunchPlan } from '../sandbox/index.js';
 
 /** Where setpriv is looked for (util-linux). */
 const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'];
 
+/** The native stage, built by `npm run build` where a C compiler exists (scripts/build-parent-death.mjs). */
+export const NATIVE_PARENT_DEATH_STAGE = fileURLToPath(new URL('../../native/parent-death', import.meta.url));
+
+/** What the native stage exits with when its parent is no longer the broker it was given. */
+export const PARENT_GONE_EXIT = 121;
+
 let setpriv: string | null | undefined;
+let native: { stage: string | null } | undefined;
 
 /** The setpriv binary, or null when this host has none. */
 export function setprivPath(): string | null {
@@ -22,18 +33,43 @@ export function setprivPath(): string | null {
   return setpriv;
 }
 
+/**
+ * `stage` when it was built, is executable and its ELF header says it runs on
+ * this host ({@link elfProblem}), else null. Read, not run: a probe spawn would
+ * cost the first launch a process start.
+ */
+export function verifiedNativeStage(stage: string): string | null {
+  try {
+    accessSync(stage, constants.X_OK);
+  } catch {
+    return null;
+  }
+  return elfProblem(stage) === null ? stage : null;
+}
+
+/** The built native stage when it runs on this host (checked once per process), else null: setpriv serves. */
+export function nativeParentDeathStage(): string | null {
+  native ??= { stage: verifiedNativeStage(NATIVE_PARENT_DEATH_STAGE) };
+  return native.stage;
+}
+
 /** True when the plan's command line already ties the helper's life to the broker's. */
 export function diesWithParent(plan: Pick<SandboxLaunchPlan, 'command' | 'args'>): boolean {
-  return plan.args.includes('--die-with-parent') || plan.args.includes('--pdeathsig');
+  return plan.args.includes('--die-with-parent') || plan.args.includes('--pdeathsig') || plan.command === NATIVE_PARENT_DEATH_STAGE;
 }
 
 /**
  * The plan to spawn: unchanged when it already dies with its parent, else
- * prefixed with `setpriv --pdeathsig KILL --`. On a host without setpriv the
- * plan is unchanged (the helper then only notices fd 3 closing).
+ * prefixed with the native stage (`parent-death <broker pid> <command> ...`),
+ * or without one with `setpriv --pdeathsig KILL --`. On a host with neither the plan is unchanged
+ * (the helper then only notices fd 3 closing).
+ * @param stage - the native stage, or null for setpriv @default {@link nativeParentDeathStage}()
  */
-export function withParentDeathSignal<P extends Pick<SandboxLaunchPlan, 'command' | 'args'>>(plan: P): P {
+export function withParentDeathSignal<P extends Pick<SandboxLaunchPlan, 'command' | 'args'>>(plan: P, stage: string | null = nativeParentDeathStage()): P {
+  if (diesWithParent(plan)) return plan;
+  // The stage execs a path, never a PATH lookup: a bare command name goes through setpriv.
+  if (stage !== null && plan.command.includes('/')) return { ...plan, command: stage, args: [String(process.pid), plan.command, ...plan.args] };
   const binary = setprivPath();
-  if (binary === null || diesWithParent(plan)) return plan;
+  if (binary === null) return plan;
   return { ...plan, command: binary, args: ['--pdeathsig', 'KILL', '--', plan.command, ...plan.args] };
 }

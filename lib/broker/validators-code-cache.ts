@@ -8,7 +8,9 @@
  * the runtime cache directory of that node binary (lib/broker/code-cache.ts:
  * inside the broker's compile-cache directory, in every helper's read set,
  * read-only under every profile). That launch runs
- * uncached; later ones read the file. A helper never writes it.
+ * uncached; later ones read the file. A helper never writes it. The writer is
+ * given the launch's protocol file too: it runs only the module it regenerates
+ * from it, never the file's bytes as found.
  * @module
  */
 import { readFileSync } from 'node:fs';
@@ -19,6 +21,8 @@ import { isBrokerValidatorsModule, VALIDATORS_ENV } from '../protocol/precompile
 import { plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
+import { touch } from '../util/cache-eviction.js';
 
 const WRITER = join(PACKAGE_ROOT, 'dist', 'lib', 'validators-cache-writer.js');
 
@@ -41,8 +45,9 @@ export interface ValidatorsLaunchInput {
  */
 export function warmPlannedValidatorsCache(plan: { command: string; args: readonly string[] }, input: ValidatorsLaunchInput, dir: string): void {
   const file = input.env[VALIDATORS_ENV];
-  // Only a module the broker itself made: the writer runs it unsandboxed.
-  if (file === undefined || !isBrokerValidatorsModule(file)) return;
+  const protocolFile = input.env[HELPER_ENV.protocolFile];
+  // Only a module path the broker itself returned (and the writer still runs only the bytes it regenerates from the protocol file).
+  if (file === undefined || !isBrokerValidatorsModule(file) || protocolFile === undefined) return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
   if (flags === undefined) return;
   const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));
@@ -54,7 +59,12 @@ export function warmPlannedValidatorsCache(plan: { command: string; args: readon
     written.set(key, Promise.resolve(undefined));
     return;
   }
-  written.set(key, runWriter(input.nodePath, [...v8Flags, WRITER, dir, file]).then(({ code, out }) => (code === 0 && out.startsWith(`${dir}/validators-`) ? out : undefined)));
+  written.set(key, runWriter(input.nodePath, [...v8Flags, WRITER, dir, file, protocolFile]).then(({ code, out }) => (code === 0 && out.startsWith(`${dir}/validators-`) ? out : undefined)));
+}
+
+/** Forgets which caches were found or written (the next launch of each checks again: lib/broker/code-cache.ts). */
+export function forgetValidatorsCaches(): void {
+  written.clear();
 }
 
 /** Settles once every validators cache writer started so far has finished. */
@@ -62,10 +72,10 @@ export async function validatorsCacheWrites(): Promise<void> {
   await Promise.all(written.values());
 }
 
-/** Whether `target` exists and holds exactly the bytes of the module `file`. */
+/** Whether `target` exists and holds exactly the bytes of the module `file`; when it does, it is marked used (not evicted). */
 function upToDate(target: string, file: string): boolean {
   try {
-    return cachedDataFor(readFileSync(target), readFileSync(file)) !== undefined;
+    return cachedDataFor(readFileSync(target), readFileSync(file)) !== undefined && touch(target);
   } catch {
     return false;
   }

@@ -12,23 +12,19 @@
  * trusted: it is hashed as before, and the broker's hello check refuses it.
  * @module
  */
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { CompiledProtocol, KnownHash } from './compiled-protocol.js';
-import { canonicalJson } from './hash.js';
-import { createAjv } from './ajv.js';
+import { validatorsModuleName, validatorsModuleSource } from './validators-module.js';
+import { writeFileAtomically } from '../util/atomic-write.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import { loadValidatorsModule } from './validators-loader.js';
 
-// Made at first use (the broker's half only): the helper's bundle imports this module and should not pay for it.
-let requireOf: NodeJS.Require | undefined;
-const ownRequire = (): NodeJS.Require => (requireOf ??= createRequire(import.meta.url));
 // Builtins without an ESM import: this module is in the helper's bundle (loadPrecompiled), where an
 // ESM import of node:fs builds a facade that runs its lazy getters (~3.6 ms of start-up on Node 24) and node:crypto
 // costs ~6–7 ms; only the broker's half (precompileValidators) needs them.
-const { lstatSync, mkdirSync, renameSync, writeFileSync, existsSync } = process.getBuiltinModule('node:fs');
+const { lstatSync, mkdirSync, existsSync } = process.getBuiltinModule('node:fs');
 
 /** Where a helper's precompiled validators come from (environment variable; see HELPER_ENV). */
 export const VALIDATORS_ENV = HELPER_ENV.validators;
@@ -61,38 +57,21 @@ function cacheDir(): string | undefined {
 }
 
 /**
- * Writes (once per schema hash) the precompiled validators of a protocol and
- * returns the module's path, or undefined when no safe cache directory exists
- * (the helper then compiles its schemas itself).
+ * Writes (once per schema hash) the precompiled validators of a protocol into `dir` (by default the per-user
+ * {@link validatorsDir}) and returns the module's path, or undefined when no safe cache directory exists (the helper
+ * then compiles its schemas itself). A module file already there under its name is returned as it is: checking its
+ * bytes means generating them (20–60 ms of ajv compiling, on the first launch of each service), so the broker hands
+ * it to helpers unchecked, and its validators cache writer, the one that runs it unsandboxed, regenerates the module
+ * and runs only those bytes (lib/validators-cache-writer.ts), replacing a file that differs.
  */
-export function precompileValidators(protocol: CompiledProtocol): string | undefined {
-  const dir = cacheDir();
+export function precompileValidators(protocol: CompiledProtocol, dir: string | undefined = cacheDir()): string | undefined {
   if (dir === undefined) return undefined;
-  // The module requires ajv's runtime helpers by absolute path, so the cache key includes
-  // which ajv (another install of bulkhead with the same schemas must not use ours).
-  const ajvPackage = ownRequire().resolve('ajv/package.json');
-  // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
-  // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
-  const file = join(dir, `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`);
+  const file = join(dir, validatorsModuleName(protocol));
   if (existsSync(file)) {
     returnedModules.add(file);
     return file;
   }
-  const ajv = createAjv({ code: { source: true } });
-  const keys: Record<string, string> = {};
-  protocol.schemas().forEach(({ key, schema }, i) => {
-    ajv.addSchema(schema, `v${i}`);
-    keys[key] = `v${i}`;
-  });
-  const standaloneCode = (ownRequire()('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
-  const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
-  // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
-  const base = JSON.stringify(ajvPackage);
-  const body = `"use strict";\nlet __bulkheadRequireOf;\nconst __bulkheadRequire = (id) => (__bulkheadRequireOf ??= require("node:module").createRequire(${base}))(id);\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
-    + `module.exports.__hash = ${JSON.stringify(protocol.hash)};\nmodule.exports.__canonical = ${JSON.stringify(canonicalJson(protocol.document))};\n`;
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, body, { mode: 0o644 });
-  renameSync(temp, file);
+  writeFileAtomically(file, validatorsModuleSource(protocol));
   returnedModules.add(file);
   return file;
 }

@@ -18,7 +18,7 @@
  * @module
  */
 import type { Script } from 'node:vm';
-import { cachedDataFor, codeCacheTail, type CodeCacheState } from '../util/runtime-loader.js';
+import { codeCacheTail, compileWithCodeCache, type CodeCacheState } from '../util/runtime-loader.js';
 
 /** The function wrapper the module is compiled in (node's CommonJS wrapper: the module may use any of these). */
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
@@ -58,25 +58,12 @@ export function validatorsCacheFile(dir: string, file: string, execArgv: readonl
 
 /**
  * Loads the validators module `file`, with the code cache from `cacheDir` when one fits (see the module
- * comment). A missing, stale, corrupt or refused cache only means compiling from source.
+ * comment). A missing, stale, corrupt or refused cache only means compiling from source. `source`, when given, is
+ * compiled instead of the file's bytes (the cache writer's own module, which it checked: lib/validators-cache-writer.ts).
  */
-export function loadValidatorsModule(file: string, cacheDir: string | undefined): LoadedValidators {
-  const fs = process.getBuiltinModule('node:fs');
-  const source = fs.readFileSync(file);
+export function loadValidatorsModule(file: string, cacheDir: string | undefined, source: Buffer = process.getBuiltinModule('node:fs').readFileSync(file)): LoadedValidators {
   const cacheFile = cacheDir === undefined || cacheDir === '' ? undefined : validatorsCacheFile(cacheDir, file, process.execArgv);
-  let cachedData: Buffer | undefined;
-  let codeCache: CodeCacheState = cacheFile === undefined ? 'off' : 'missing';
-  if (cacheFile !== undefined) {
-    try {
-      cachedData = cachedDataFor(fs.readFileSync(cacheFile), source);
-      if (cachedData === undefined) codeCache = 'stale';
-    } catch {
-      // No cache yet (or not readable here): compile from source.
-    }
-  }
-  const vm = process.getBuiltinModule('node:vm');
-  const script = new vm.Script(`${WRAP_HEAD}${source.toString('utf8')}${WRAP_TAIL}`, { filename: file, ...(cachedData === undefined ? {} : { cachedData }) });
-  if (cachedData !== undefined) codeCache = script.cachedDataRejected === true ? 'rejected' : 'accepted';
+  const { script, codeCache } = compileWithCodeCache(`${WRAP_HEAD}${source.toString('utf8')}${WRAP_TAIL}`, file, source, cacheFile);
   const module = { exports: {} as Record<string, unknown> };
   // node's createRequire costs ~0.25 ms on a cold start; most modules never call require.
   let required: NodeJS.Require | undefined;

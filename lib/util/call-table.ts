@@ -15,8 +15,12 @@
  * ids checked on every lookup. Ids that collide with a live call go to a small
  * Map on the side, so any ids work (a daemon's id ranges, a hostile peer's
  * choice), at a Map's cost for those only. Slots double up to
- * {@link CALL_TABLE_MAX_SLOTS} when a collision finds them half full; they
- * never shrink, so at most that many slots stay allocated after a burst.
+ * {@link CALL_TABLE_MAX_SLOTS} when a collision finds them half full. A grown
+ * table is checked every {@link CALL_TABLE_SHRINK_CHECK_MS} by an unref'd timer
+ * (armed when it first grows, holding it only weakly) and goes back to its
+ * initial slots when it is found empty: nothing on the path of a call, and a
+ * table that a batch of calls fills again pays one regrowth (a few µs) per check
+ * at most.
  * @module
  */
 
@@ -25,6 +29,9 @@ const INITIAL_SLOTS = 16;
 
 /** Most slots a table grows to (32 KiB of ids and values); past this, colliding ids go to the side Map. */
 export const CALL_TABLE_MAX_SLOTS = 4096;
+
+/** How often a grown table is checked for being empty, to shrink back to its initial slots (ms). */
+export const CALL_TABLE_SHRINK_CHECK_MS = 30_000;
 
 /** Calls in flight by id (an integer from 1 to 2^32 - 1; 0 marks a free slot). */
 export class CallTable<V> {
@@ -35,6 +42,25 @@ export class CallTable<V> {
   private side: Map<number, V> | undefined;
   /** Calls in the table. */
   size = 0;
+
+  /** @param shrinkCheckMs how often a grown table checks whether it is empty, to shrink (tests shorten it) */
+  constructor(private readonly shrinkCheckMs: number = CALL_TABLE_SHRINK_CHECK_MS) {}
+
+  /** Slots allocated now (grows with calls in flight, back to the initial ones when found empty). */
+  get capacity(): number {
+    return this.ids.length;
+  }
+
+  /** Back to the initial slots when the table is empty; true when it is (then) at its initial slots. */
+  shrinkIfEmpty(): boolean {
+    if (this.ids.length === INITIAL_SLOTS) return true;
+    if (this.size !== 0) return false;
+    this.ids = new Uint32Array(INITIAL_SLOTS);
+    this.values = new Array<V | undefined>(INITIAL_SLOTS).fill(undefined);
+    this.mask = INITIAL_SLOTS - 1;
+    this.side = undefined;
+    return true;
+  }
 
   /** The value stored for `id`, or undefined. */
   get(id: number): V | undefined {
@@ -116,6 +142,7 @@ export class CallTable<V> {
     const oldValues = this.values;
     const side = this.side;
     const slots = oldIds.length * 2;
+    if (oldIds.length === INITIAL_SLOTS) watchForShrink(this, this.shrinkCheckMs);
     this.ids = new Uint32Array(slots);
     this.values = new Array<V | undefined>(slots).fill(undefined);
     this.mask = slots - 1;
@@ -134,6 +161,16 @@ export class CallTable<V> {
     } else (this.side ??= new Map()).set(id, value);
     this.size++;
   }
+}
+
+/** Checks `table` every `ms` until it shrank back (or was collected: the timer holds it weakly); never holds the loop. */
+function watchForShrink(table: CallTable<unknown>, ms: number): void {
+  const ref = new WeakRef(table);
+  const check = (): void => {
+    const live = ref.deref();
+    if (live !== undefined && !live.shrinkIfEmpty()) setTimeout(check, ms).unref();
+  };
+  setTimeout(check, ms).unref();
 }
 
 /** True for an id a slot can hold: an integer from 1 to 2^32 - 1. */

@@ -110,29 +110,43 @@ export function codeCacheContents(source: Buffer, data: Buffer): Buffer {
   return Buffer.concat([Buffer.from(CODE_CACHE_MAGIC, 'latin1'), length, source, data]);
 }
 
+/** A script compiled with V8's code cache, and what became of that cache. */
+export interface CompiledWithCache {
+  readonly script: Script;
+  readonly codeCache: CodeCacheState;
+}
+
 /**
- * Loads the runtime script `file`, with the code cache from `cacheDir` when one fits (see the
- * module comment). A missing, stale, corrupt or refused cache only means compiling from source.
+ * Compiles `text` (the script as V8 sees it, made from `source`, the file's bytes) with the code cache in `cacheFile`
+ * when that file's source copy is exactly `source` (see the module comment). A missing, stale, corrupt or refused
+ * cache only means compiling from source; no `cacheFile` is `off`.
  */
-export function loadRuntime(file: string, cacheDir: string | undefined): LoadedRuntime {
-  const fs = process.getBuiltinModule('node:fs');
-  const vm = process.getBuiltinModule('node:vm');
-  const source = fs.readFileSync(file);
-  const buildId = runtimeBuildId(source);
-  const cacheFile = cacheDir === undefined || cacheDir === '' || buildId === undefined ? undefined : codeCacheFile(cacheDir, buildId, process.execArgv);
+export function compileWithCodeCache(text: string, filename: string, source: Buffer, cacheFile: string | undefined): CompiledWithCache {
   let cachedData: Buffer | undefined;
   let codeCache: CodeCacheState = cacheFile === undefined ? 'off' : 'missing';
   if (cacheFile !== undefined) {
     try {
-      cachedData = cachedDataFor(fs.readFileSync(cacheFile), source);
+      cachedData = cachedDataFor(process.getBuiltinModule('node:fs').readFileSync(cacheFile), source);
       if (cachedData === undefined) codeCache = 'stale';
     } catch {
       // No cache yet (or not readable here): compile from source.
     }
   }
-  // The file is ASCII (esbuild escapes the rest), so latin1 is its exact text and the cheapest decode.
-  const script = new vm.Script(source.toString('latin1'), { filename: file, ...(cachedData === undefined ? {} : { cachedData }) });
+  const script = new (process.getBuiltinModule('node:vm').Script)(text, { filename, ...(cachedData === undefined ? {} : { cachedData }) });
   if (cachedData !== undefined) codeCache = script.cachedDataRejected === true ? 'rejected' : 'accepted';
+  return { script, codeCache };
+}
+
+/**
+ * Loads the runtime script `file`, with the code cache from `cacheDir` when one fits (see the
+ * module comment). A missing, stale, corrupt or refused cache only means compiling from source.
+ */
+export function loadRuntime(file: string, cacheDir: string | undefined): LoadedRuntime {
+  const source = process.getBuiltinModule('node:fs').readFileSync(file);
+  const buildId = runtimeBuildId(source);
+  const cacheFile = cacheDir === undefined || cacheDir === '' || buildId === undefined ? undefined : codeCacheFile(cacheDir, buildId, process.execArgv);
+  // The file is ASCII (esbuild escapes the rest), so latin1 is its exact text and the cheapest decode.
+  const { script, codeCache } = compileWithCodeCache(source.toString('latin1'), file, source, cacheFile);
   const module = { exports: {} as Record<string, unknown> };
   const body = script.runInThisContext() as (module: { exports: Record<string, unknown> }, require: NodeJS.Require, runtimeUrl: string) => void;
   body(module, process.getBuiltinModule('node:module').createRequire(file), process.getBuiltinModule('node:url').pathToFileURL(file).href);

@@ -1,0 +1,47 @@
+/**
+ * The text of a protocol's precompiled validators module (ajv's standalone
+ * code, see lib/protocol/precompiled.ts) and its file name. Generating it is
+ * deterministic: the same protocol and ajv install give the same bytes, which
+ * is how the broker's validators cache writer (lib/validators-cache-writer.ts)
+ * tells the module the broker makes from a file someone else left under its
+ * name, before it runs any of it.
+ *
+ * The broker's half only (it loads ajv's compiler); the helper never calls it.
+ * @module
+ */
+import { createRequire } from 'node:module';
+import type { CompiledProtocol } from './compiled-protocol.js';
+import { canonicalJson } from './hash.js';
+import { createAjv } from './ajv.js';
+
+// Made at first use: this module sits beside the helper's loader in its bundle and should cost nothing there.
+let requireOf: NodeJS.Require | undefined;
+const ownRequire = (): NodeJS.Require => (requireOf ??= createRequire(import.meta.url));
+
+/** The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires, and the format letter. */
+export function validatorsModuleName(protocol: CompiledProtocol): string {
+  // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv
+  // (another install of bulkhead with the same schemas must not use ours).
+  const ajvPackage = ownRequire().resolve('ajv/package.json');
+  // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
+  // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
+  return `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`;
+}
+
+/** The bytes of `protocol`'s precompiled validators module (20–60 ms of ajv compiling for a typical protocol). */
+export function validatorsModuleSource(protocol: CompiledProtocol): Buffer {
+  const ajvPackage = ownRequire().resolve('ajv/package.json');
+  const ajv = createAjv({ code: { source: true } });
+  const keys: Record<string, string> = {};
+  protocol.schemas().forEach(({ key, schema }, i) => {
+    ajv.addSchema(schema, `v${i}`);
+    keys[key] = `v${i}`;
+  });
+  const standaloneCode = (ownRequire()('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
+  const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
+  // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
+  const base = JSON.stringify(ajvPackage);
+  const body = `"use strict";\nlet __bulkheadRequireOf;\nconst __bulkheadRequire = (id) => (__bulkheadRequireOf ??= require("node:module").createRequire(${base}))(id);\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
+    + `module.exports.__hash = ${JSON.stringify(protocol.hash)};\nmodule.exports.__canonical = ${JSON.stringify(canonicalJson(protocol.document))};\n`;
+  return Buffer.from(body, 'utf8');
+}

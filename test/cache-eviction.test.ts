@@ -1,0 +1,151 @@
+// Eviction of the broker's code caches (lib/util/cache-eviction.ts), with real files: other node binaries' runtime
+// directories and the old layout's files no broker used for a week go, at most KEEP_OTHER_BINARIES other directories
+// stay, links are never followed nor removed as their targets, and two brokers evicting at once both succeed.
+// Also: the broker marks what it uses (runtimeCacheDir touches its directory) and re-reads the binary's identity per
+// call (an in-place upgrade of node gets a directory of its own).
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT } from './helpers.js';
+
+// This file's own TMPDIR (tap runs each file in its own process), set before the broker's modules make their caches.
+const base = realpathSync(mkdtempSync(join(tmpdir(), 'bulkhead-cache-eviction-')));
+process.env['TMPDIR'] = base;
+t.teardown(() => rmSync(base, { recursive: true, force: true }));
+
+const { evictInBinaryDir, evictOtherBinaries, EVICT_AFTER_MS, KEEP_OTHER_BINARIES, WARM_UP_PREFIX } = await import('../lib/util/cache-eviction.js');
+const { runtimeCacheDir } = await import('../lib/broker/code-cache.js');
+
+const DAY = 24 * 3600 * 1000;
+const ago = (ms: number): Date => new Date(Date.now() - ms);
+const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
+
+t.test('other binaries\' directories and old-layout files: a week unused goes, the current and recent stay, links are left', async (t) => {
+  const root = mkdtempSync(join(base, 'root-'));
+  const outside = mkdtempSync(join(base, 'outside-'));
+  writeFileSync(join(outside, 'keep-me'), 'x');
+  const current = `runtime-${hex8(1)}`;
+  const old = `runtime-${hex8(2)}`;
+  const recent = `runtime-${hex8(3)}`;
+  const link = `runtime-${hex8(4)}`;
+  for (const name of [current, old, recent]) {
+    mkdirSync(join(root, name));
+    writeFileSync(join(root, name, 'runtime-0000000000000001-v0-x64-00000000.v8cache'), 'x');
+  }
+  // Inside an evicted directory: unlinked, never followed.
+  symlinkSync(outside, join(root, old, 'a-dir-link'));
+  symlinkSync(join(outside, 'keep-me'), join(root, old, 'a-file-link'));
+  symlinkSync(outside, join(root, link));
+  const oldFile = `runtime-${'a'.repeat(16)}-v20.0.0-x64-00000000.v8cache`;
+  const recentFile = `runtime-${'b'.repeat(16)}-v20.0.0-x64-00000000.v8cache`;
+  writeFileSync(join(root, oldFile), 'x');
+  writeFileSync(join(root, recentFile), 'x');
+  writeFileSync(join(root, 'notes.txt'), 'x');
+  mkdirSync(join(root, 'v22.0.0-x64-12345678-0')); // node's own compile cache: not ours to evict
+  for (const name of [current, old, oldFile, 'notes.txt', 'v22.0.0-x64-12345678-0']) utimesSync(join(root, name), ago(8 * DAY), ago(8 * DAY));
+  lutimesSync(join(root, link), ago(8 * DAY), ago(8 * DAY));
+  const removed = evictOtherBinaries(root, current);
+  t.same(removed.sort(), [old, oldFile].sort(), 'only the week-old other binary and old-layout file');
+  const left = readdirSync(root);
+  t.ok(left.includes(current), 'the current binary\'s directory stays, however old');
+  t.ok(left.includes(recent) && left.includes(recentFile), 'recent ones stay (another app of this uid may use them)');
+  t.ok(left.includes('notes.txt') && left.includes('v22.0.0-x64-12345678-0'), 'other names stay');
+  t.ok(lstatSync(join(root, link)).isSymbolicLink() && existsSync(join(outside, 'keep-me')), 'a link of the pattern: neither it nor what it points at removed');
+  t.same(readdirSync(outside), ['keep-me'], 'nothing outside was touched through the link inside the evicted directory');
+});
+
+t.test(`at most ${String(KEEP_OTHER_BINARIES)} other binaries' directories stay, the most recently used`, async (t) => {
+  const root = mkdtempSync(join(base, 'root-'));
+  const names = Array.from({ length: KEEP_OTHER_BINARIES + 3 }, (_, i) => `runtime-${hex8(0x100 + i)}`);
+  names.forEach((name, i) => {
+    mkdirSync(join(root, name));
+    utimesSync(join(root, name), ago(i * 3600 * 1000), ago(i * 3600 * 1000)); // names[0] used last
+  });
+  const current = `runtime-${hex8(0xfff)}`;
+  mkdirSync(join(root, current));
+  evictOtherBinaries(root, current);
+  t.same(readdirSync(root).sort(), [current, ...names.slice(0, KEEP_OTHER_BINARIES)].sort(), 'the current one and the most recent others');
+});
+
+t.test('inside a binary\'s directory: cache files unused for a week and a killed writer\'s work directory go', async (t) => {
+  const dir = mkdtempSync(join(base, 'bin-'));
+  const outside = join(base, 'target-file');
+  writeFileSync(outside, 'x');
+  const kept = `runtime-${'c'.repeat(16)}-v20.0.0-x64-00000000.v8cache`;
+  const oldRuntime = `runtime-${'d'.repeat(16)}-v20.0.0-x64-00000000.v8cache`;
+  const oldValidators = `validators-${'1'.repeat(64)}-${'2'.repeat(16)}-d-w00000000-v20.0.0-x64-00000000.v8cache`;
+  const usedValidators = `validators-${'3'.repeat(64)}-${'2'.repeat(16)}-d-w00000000-v20.0.0-x64-00000000.v8cache`;
+  const linkName = `validators-${'4'.repeat(64)}-${'2'.repeat(16)}-d-w00000000-v20.0.0-x64-00000000.v8cache`;
+  for (const name of [kept, oldRuntime, oldValidators, usedValidators]) writeFileSync(join(dir, name), 'x');
+  symlinkSync(outside, join(dir, linkName));
+  const oldWork = `${WARM_UP_PREFIX}aaaaaa`;
+  const liveWork = `${WARM_UP_PREFIX}bbbbbb`;
+  mkdirSync(join(dir, oldWork));
+  mkdirSync(join(dir, liveWork));
+  for (const name of [kept, oldRuntime, oldValidators]) utimesSync(join(dir, name), ago(EVICT_AFTER_MS + DAY), ago(EVICT_AFTER_MS + DAY));
+  utimesSync(join(dir, oldWork), ago(2 * 3600 * 1000), ago(2 * 3600 * 1000));
+  lutimesSync(join(dir, linkName), ago(8 * DAY), ago(8 * DAY));
+  t.same(evictInBinaryDir(dir, [kept]).sort(), [oldRuntime, oldValidators, oldWork].sort());
+  t.same(readdirSync(dir).sort(), [kept, liveWork, linkName, usedValidators].sort(), 'the kept file, the live work directory, the recent cache and the link stay');
+  t.ok(existsSync(outside), 'the link\'s target is untouched');
+});
+
+const DIRS = 300;
+
+t.test('two brokers evicting the same tree at once both finish, and everything old is gone', async (t) => {
+  const root = mkdtempSync(join(base, 'race-'));
+  for (let i = 0; i < DIRS; i++) {
+    const name = `runtime-${hex8(0x1000 + i)}`;
+    mkdirSync(join(root, name));
+    for (let j = 0; j < 3; j++) writeFileSync(join(root, name, `validators-${String(j).repeat(64)}-${'2'.repeat(16)}-d-w0-v0-x64-0.v8cache`), 'x');
+    utimesSync(join(root, name), ago(8 * DAY), ago(8 * DAY));
+  }
+  const current = `runtime-${hex8(0xffff)}`;
+  mkdirSync(join(root, current));
+  const url = pathToFileURL(join(REPO_ROOT, 'dist/lib/util/cache-eviction.js')).href;
+  // Each child loads the module, says so, and evicts when the parent says go (once both are ready): they run at once.
+  const script = `import { evictOtherBinaries } from ${JSON.stringify(url)}; process.stdout.write('ready\\n');
+process.stdin.once('data', () => { process.stdout.write(String(evictOtherBinaries(${JSON.stringify(root)}, ${JSON.stringify(current)}).length)); process.exit(0); });`;
+  const start = (): { ready: Promise<void>; go: () => void; done: Promise<{ code: number | null; out: string }> } => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let readied: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (readied = resolve));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.startsWith('ready\n')) readied();
+    });
+    const done = new Promise<{ code: number | null; out: string }>((resolve) => child.once('close', (code) => resolve({ code, out: out.slice('ready\n'.length) })));
+    return { ready, go: () => child.stdin.end('go'), done };
+  };
+  const a = start();
+  const b = start();
+  await Promise.all([a.ready, b.ready]);
+  a.go();
+  b.go();
+  const [ra, rb] = await Promise.all([a.done, b.done]);
+  t.equal(ra.code, 0, 'the first finished');
+  t.equal(rb.code, 0, 'the second finished');
+  t.comment(`they listed ${ra.out} and ${rb.out} of ${String(DIRS)} old directories to remove, each finding gone what the other removed first`);
+  t.same(readdirSync(root), [current], 'every old directory is gone, the current one stays');
+});
+
+t.test('the broker marks a binary\'s directory used, and re-reads the binary\'s identity on every call', async (t) => {
+  const nodePath = join(base, 'node-bin');
+  copyFileSync('/bin/sh', nodePath);
+  const first = runtimeCacheDir(nodePath)!;
+  t.ok(first !== undefined, 'a directory for the binary');
+  utimesSync(first, ago(8 * DAY), ago(8 * DAY));
+  t.equal(runtimeCacheDir(nodePath), first, 'the same binary: the same directory');
+  // An in-place upgrade: a new file renamed over the path (what a package manager does).
+  const next = join(base, 'node-bin.new');
+  copyFileSync('/bin/sh', next);
+  renameSync(next, nodePath);
+  const second = runtimeCacheDir(nodePath)!;
+  t.ok(second !== undefined && second !== first, 'the upgraded binary gets a directory of its own');
+  t.ok(Date.now() - lstatSync(second).mtimeMs < DAY, 'marked used when handed out');
+  t.ok(Date.now() - lstatSync(first).mtimeMs > 7 * DAY, 'the old binary\'s directory is no longer marked (eviction takes it after a week)');
+});
