@@ -11,12 +11,19 @@ import { processTree } from './proc.js';
 
 let usable: boolean | undefined;
 
+/**
+ * The CPUs this process may use, counted once at load, before any pinning: `availableParallelism()`
+ * reads this process's own affinity, so once the bench pinned itself it said 1, and `unpin` then
+ * "freed" every process to CPU 0 only and `cpuForRound` never alternated (round seven, bench/README.md).
+ */
+const CPUS = availableParallelism();
+
 /** True when `taskset` exists and may change this process's affinity. */
 export function canPin(): boolean {
   if (usable === undefined) {
     try {
       execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-      usable = availableParallelism() > 1;
+      usable = CPUS > 1;
     } catch {
       usable = false;
     }
@@ -38,7 +45,7 @@ function setAffinity(pids: readonly number[], cpus: string): void {
 
 /** The CPU round `round` pins to (alternating). */
 export function cpuForRound(round: number): number {
-  return round % availableParallelism();
+  return round % CPUS;
 }
 
 /** Pins `pids` (with their descendants and all their threads) to one CPU. */
@@ -48,5 +55,5 @@ export function pin(pids: readonly number[], cpu: number): void {
 
 /** Lets `pids` run on every CPU again. */
 export function unpin(pids: readonly number[]): void {
-  setAffinity(pids, `0-${availableParallelism() - 1}`);
+  setAffinity(pids, `0-${CPUS - 1}`);
 }
