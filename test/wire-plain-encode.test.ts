@@ -38,7 +38,7 @@ class Point {
 function randomValue(random: () => number, depth: number): unknown {
   const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
   const r = random();
-  if (depth > 4 || r < 0.5) {
+  if (depth > 4 || r < 0.5 + depth * 0.1) {
     const leaf = random();
     if (leaf < 0.2) return pick(NUMBERS);
     if (leaf < 0.3) return Math.floor((random() - 0.5) * 2 ** (1 + Math.floor(random() * 40)));
@@ -54,7 +54,7 @@ function randomValue(random: () => number, depth: number): unknown {
     if (leaf < 0.91) return new Date(0);
     return random() < 0.5 ? 'tick' : 42;
   }
-  const n = pick([0, 1, 2, 3, 4, 5, 23, 24, 25]);
+  const n = random() < 0.1 ? pick([23, 24, 25]) : Math.floor(random() * 6);
   if (r < 0.72) {
     const array: unknown[] = Array.from({ length: n }, () => randomValue(random, depth + 1));
     if (random() < 0.05) array.length += 2; // holes
