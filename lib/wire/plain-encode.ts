@@ -43,9 +43,11 @@ const NON_ASCII = /[^\x00-\x7f]/;
 
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
-let pos = 0;
-let end = 0;
-let bail = false;
+/** Where the next item starts in the slab. */
+let next = 0;
+
+/** What the writers return for "leave this value to cbor-x" (positions are ≥ 0). */
+const BAIL = -1;
 
 /**
  * `value` encoded as one CBOR item, byte for byte what codec.ts's cbor-x
@@ -54,154 +56,129 @@ let bail = false;
  * write), like cbor-x's.
  */
 export function encodePlain(value: unknown): Buffer | undefined {
-  if (SLAB_BYTES - pos < SLAB_MIN_FREE) {
+  if (SLAB_BYTES - next < SLAB_MIN_FREE) {
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
     view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
-    pos = 0;
+    next = 0;
   }
-  const start = pos;
-  end = SLAB_BYTES;
-  bail = false;
-  write(value, 0);
-  if (bailed()) {
-    pos = start;
-    return undefined;
-  }
-  return slab.subarray(start, pos);
+  const start = next;
+  const end = write(slab, value, start, 0);
+  if (end === BAIL) return undefined;
+  next = end;
+  return slab.subarray(start, end);
 }
 
-/** `bail` read through a call: TypeScript would otherwise narrow it to `false` across the calls that set it. */
-function bailed(): boolean {
-  return bail;
-}
+// Each writer takes the slab and a position and returns the position after what it wrote, or BAIL.
+// (Positions in locals, not module state: about a fifth faster per item.)
 
-function write(value: unknown, depth: number): void {
-  if (bail) return;
-  if (pos + 9 > end) {
-    bail = true;
-    return;
-  }
+function write(out: Buffer, value: unknown, at: number, depth: number): number {
+  if (at + 9 > SLAB_BYTES) return BAIL;
   switch (typeof value) {
     case 'string':
-      text(value);
-      return;
+      return text(out, value, at);
     case 'number':
-      number(value);
-      return;
+      return number(out, value, at);
     case 'boolean':
-      slab[pos++] = value ? 0xf5 : 0xf4;
-      return;
+      out[at] = value ? 0xf5 : 0xf4;
+      return at + 1;
     case 'undefined':
-      slab[pos++] = 0xf7;
-      return;
-    case 'object':
+      out[at] = 0xf7;
+      return at + 1;
+    case 'object': {
       if (value === null) {
-        slab[pos++] = 0xf6;
-        return;
+        out[at] = 0xf6;
+        return at + 1;
       }
-      if (depth >= PLAIN_ENCODE_MAX_DEPTH) break;
+      if (depth >= PLAIN_ENCODE_MAX_DEPTH) return BAIL;
       if (Array.isArray(value)) {
-        if (value.constructor !== Array) break;
+        if (value.constructor !== Array) return BAIL;
         const length = value.length;
-        head(0x80, length);
-        for (let i = 0; i < length && !bail; i++) write(value[i], depth + 1);
-        return;
+        let p = head(out, 0x80, length, at);
+        for (let i = 0; i < length && p !== BAIL; i++) p = write(out, value[i], p, depth + 1);
+        return p;
       }
-      if ((value as { constructor?: unknown }).constructor === Object) {
-        object(value as Record<string, unknown>, depth);
-        return;
-      }
-      break;
+      if ((value as { constructor?: unknown }).constructor === Object) return object(out, value as Record<string, unknown>, at, depth);
+      return BAIL;
+    }
+    default:
+      return BAIL; // bigints, functions, symbols
   }
-  bail = true; // bigints, byte strings and other objects, functions, symbols
 }
 
 /** cbor-x's map: head 0xb9 and a 2-byte count, then each own enumerable key and its value, in cbor-x's loop. */
-function object(value: Record<string, unknown>, depth: number): void {
+function object(out: Buffer, value: Record<string, unknown>, at: number, depth: number): number {
   // cbor-x filters `for...in` with the object's own `hasOwnProperty`: only the standard one is mirrored here.
-  if (value.hasOwnProperty !== hasOwnProperty) {
-    bail = true;
-    return;
-  }
+  if (value.hasOwnProperty !== hasOwnProperty) return BAIL;
   // The count is written after the entries, as cbor-x does (for...in is ~15% faster here than Object.keys and a keyed load).
-  const at = pos;
-  pos += 3;
+  let p = at + 3;
   let length = 0;
   for (const key in value) {
     if (!hasOwnProperty.call(value, key)) continue;
-    if (pos + 9 > end || length === 0xffff) {
-      bail = true;
-      return;
-    }
+    if (p + 9 > SLAB_BYTES || length === 0xffff) return BAIL;
     length++;
-    text(key);
-    write(value[key], depth + 1);
-    if (bail) return;
+    p = text(out, key, p);
+    if (p === BAIL) return BAIL;
+    p = write(out, value[key], p, depth + 1);
+    if (p === BAIL) return BAIL;
   }
-  slab[at] = 0xb9;
-  slab[at + 1] = length >> 8;
-  slab[at + 2] = length & 0xff;
+  out[at] = 0xb9;
+  out[at + 1] = length >> 8;
+  out[at + 2] = length & 0xff;
+  return p;
 }
 
 /** A head of major type `major` (its top 3 bits) with argument `n` (0 ≤ n < 2^32), minimal, as cbor-x writes array and text heads. */
-function head(major: number, n: number): void {
-  if (n < 0x18) slab[pos++] = major | n;
-  else if (n < 0x100) {
-    slab[pos++] = major | 24;
-    slab[pos++] = n;
-  } else if (n < 0x10000) {
-    slab[pos++] = major | 25;
-    slab[pos++] = n >> 8;
-    slab[pos++] = n & 0xff;
-  } else {
-    slab[pos++] = major | 26;
-    view.setUint32(pos, n);
-    pos += 4;
+function head(out: Buffer, major: number, n: number, at: number): number {
+  if (n < 0x18) {
+    out[at] = major | n;
+    return at + 1;
   }
+  if (n < 0x100) {
+    out[at] = major | 24;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = major | 25;
+    out[at + 1] = n >> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  out[at] = major | 26;
+  view.setUint32(at + 1, n);
+  return at + 5;
 }
 
 /** cbor-x's number encoding with its default options (no float32, no alwaysUseFloat). */
-function number(value: number): void {
-  if (value >>> 0 === value) {
-    // A uint of up to 32 bits (and -0, which cbor-x writes as 0).
-    head(0x00, value >>> 0);
-  } else if (value >> 0 === value) {
-    // A negative int of up to 31 bits.
-    head(0x20, ~value);
-  } else if (value < 0 && value >= -0x100000000 && Math.floor(value) === value) {
-    slab[pos++] = 0x3a;
-    view.setUint32(pos, -1 - value);
-    pos += 4;
-  } else {
-    slab[pos++] = 0xfb;
-    view.setFloat64(pos, value);
-    pos += 8;
+function number(out: Buffer, value: number, at: number): number {
+  // A uint of up to 32 bits (and -0, which cbor-x writes as 0).
+  if (value >>> 0 === value) return head(out, 0x00, value >>> 0, at);
+  // A negative int of up to 31 bits.
+  if (value >> 0 === value) return head(out, 0x20, ~value, at);
+  if (value < 0 && value >= -0x100000000 && Math.floor(value) === value) {
+    out[at] = 0x3a;
+    view.setUint32(at + 1, -1 - value);
+    return at + 5;
   }
+  out[at] = 0xfb;
+  view.setFloat64(at + 1, value);
+  return at + 9;
 }
 
 /** ASCII text with a minimal head; anything else bails. */
-function text(value: string): void {
+function text(out: Buffer, value: string, at: number): number {
   const length = value.length;
-  if (pos + 5 + length > end) {
-    bail = true;
-    return;
-  }
-  head(0x60, length);
+  if (at + 5 + length > SLAB_BYTES) return BAIL;
+  let p = head(out, 0x60, length, at);
   if (length <= SHORT_STRING) {
     for (let i = 0; i < length; i++) {
       const c = value.charCodeAt(i);
-      if (c >= 0x80) {
-        bail = true;
-        return;
-      }
-      slab[pos++] = c;
+      if (c >= 0x80) return BAIL;
+      out[p++] = c;
     }
-    return;
+    return p;
   }
-  if (NON_ASCII.test(value)) {
-    bail = true;
-    return;
-  }
+  if (NON_ASCII.test(value)) return BAIL;
   // Known to be ASCII, which latin1 writes alike.
-  pos += slab.write(value, pos, length, 'latin1');
+  return p + out.write(value, p, length, 'latin1');
 }
