@@ -37,6 +37,7 @@ const SLAB_MIN_FREE = 8 * 1024;
 /** Strings up to this length are written char by char; longer ones are checked with a regular expression and written by Buffer. */
 const SHORT_STRING = 64;
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- compared by identity, and called with .call
 const hasOwnProperty = Object.prototype.hasOwnProperty;
 // eslint-disable-next-line no-control-regex -- the point: anything outside ASCII
 const NON_ASCII = /[^\x00-\x7f]/;
