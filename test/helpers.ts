@@ -4,6 +4,7 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,4 +146,20 @@ export function nextSpare(kit: TestBroker, name: string): Promise<number> {
       resolve(pid);
     });
   });
+}
+
+/** pasta processes that are children of this test process (an embedded broker runs in it and starts them). */
+export function ourPastas(): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('--config-net')) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
 }

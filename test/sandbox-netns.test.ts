@@ -8,12 +8,11 @@
 // profile refuses to launch, and a pasta that cannot attach fails the launch
 // instead of running the helper cut off.
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { probeHost, setHostProbeOverride } from '../lib/sandbox/index.js';
 import { childPid } from '../lib/sandbox/pasta.js';
-import { FIXTURES, REPO_ROOT, rejection } from './helpers.js';
+import { FIXTURES, REPO_ROOT, ourPastas, rejection } from './helpers.js';
 import { join } from 'node:path';
 
 interface Attempt { ok: boolean; code: string | null; value?: unknown }
@@ -41,22 +40,6 @@ function listen(server: Server, options: { path: string } | { host: string; port
     server.once('error', reject);
     server.listen(options, resolve);
   });
-}
-
-/** pasta processes that are children of this test process (the broker runs in it). */
-function ourPastas(): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('--config-net')) found.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
 }
 
 t.test('bubblewrap\'s info block: the child pid once the block is complete', (t) => {

@@ -64,17 +64,17 @@ export class CallerProcess {
     return this.child.pid;
   }
 
-  /** Warm-up and the byte-for-byte check, every size, in the caller's process. */
-  async warmup(): Promise<void> {
-    const reply = await this.ask({ op: 'warmup' });
+  /** The byte-for-byte check of every size and the warm-up (`echoes` echoes of the smallest size), in the caller's process. */
+  async warmup(echoes: number): Promise<void> {
+    const reply = await this.ask({ op: 'warmup', echoes });
     if (reply.type !== 'done') throw new Error(`payload caller "${this.kind}" answered warm-up with ${reply.type}`);
   }
 
-  /** MB/s of `echoes` sequential echoes of `size` bytes, timed in the caller's process. */
-  async rate(size: number, echoes: number): Promise<number> {
+  /** MB/s of `echoes` sequential echoes of `size` bytes, timed in the caller's process, and CPU µs per echo of both ends. */
+  async rate(size: number, echoes: number): Promise<{ rate: number; callerCpu: number; peerCpu: number }> {
     const reply = await this.ask({ op: 'rate', size, echoes });
     if (reply.type !== 'rate') throw new Error(`payload caller "${this.kind}" answered a run with ${reply.type}`);
-    return reply.rate;
+    return { rate: reply.rate, callerCpu: reply.callerCpu, peerCpu: reply.peerCpu };
   }
 
   /** Lets the process go (it closes its transport and exits on disconnect); SIGKILL if it lingers. */

@@ -35,11 +35,24 @@ export function isPayloadTransportKind(kind: string): kind is PayloadTransportKi
   return Object.hasOwn(PAYLOAD_TRANSPORTS, kind);
 }
 
+/**
+ * Untimed echoes of the smallest size each transport makes before the first round: as many as every other
+ * scenario's warm-up calls (CONFIG.warmup, 3000). V8 13/14 optimize a function with TurboFan only after 3000
+ * invocations (`--invocation-count-for-turbofan`), and a transport's JavaScript runs once or a few times per
+ * echo, so a shorter warm-up times the tier-up instead of the transport (bench/README.md, round seven).
+ */
+export const warmupEchoes = (): number => CONFIG.warmup;
+
 /** Bench process → caller process. */
-export type CallerRequest = { op: 'warmup' } | { op: 'rate'; size: number; echoes: number };
+export type CallerRequest = { op: 'warmup'; echoes: number } | { op: 'rate'; size: number; echoes: number };
 
 /** Caller process → bench process. */
-export type CallerReply = { type: 'ready'; name: string } | { type: 'done' } | { type: 'rate'; rate: number } | { type: 'error'; message: string };
+export type CallerReply =
+  | { type: 'ready'; name: string }
+  | { type: 'done' }
+  /** MB/s of the run, and CPU µs per echo of the caller's process and of its peer (0 when the peer is a thread of the caller). */
+  | { type: 'rate'; rate: number; callerCpu: number; peerCpu: number }
+  | { type: 'error'; message: string };
 
 /** Echoes `data` `echoes` times in sequence; payload MB/s (10^6 bytes / round-trip second). */
 export async function echoRate(t: Transport, data: Buffer, echoes: number): Promise<number> {

@@ -48,6 +48,21 @@ export function rssOf(pid: number): number {
   }
 }
 
+/**
+ * Private memory of one process in bytes (`Private_Clean` + `Private_Dirty` of /proc/<pid>/smaps_rollup): what it
+ * costs the machine, unlike its RSS, which also counts file pages every process of the same node binary shares.
+ * 0 when it is gone or cannot be read.
+ */
+export function privateOf(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+    return (kb('Private_Clean') + kb('Private_Dirty')) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** `pid` and all its descendants (sandbox wrappers fork the real helper). */
 export function processTree(pid: number): number[] {
   const out = [pid];

@@ -9,6 +9,7 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
+import { cpuMicrosOf, ownCpuMicros } from '../common/proc.js';
 import type { Transport } from '../common/transports.js';
 import { PAYLOAD_SIZES, PAYLOAD_TRANSPORTS, echoRate, echoesOf, isPayloadTransportKind, type CallerReply, type CallerRequest } from '../common/payload-echo.js';
 
@@ -50,18 +51,28 @@ const payloads = new Map(PAYLOAD_SIZES.map((size) => [size, randomFillSync(Buffe
 async function handle(req: CallerRequest): Promise<CallerReply> {
   switch (req.op) {
     case 'warmup':
-      // Warm-up, and one check that the transport echoes the bytes themselves.
+      // One check that the transport echoes the bytes themselves, and a few echoes of each size; then the
+      // warm-up proper in echoes of the smallest size (req.echoes, the same for every transport), so that
+      // the transport's JavaScript is optimized before anything is timed (warmupEchoes, payload-echo.ts).
       for (const data of payloads.values()) {
         const back = (await t.call('bytes', { data })) as { data: Uint8Array };
         if (Buffer.compare(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength), data) !== 0) throw new Error(`${t.name} corrupted a ${data.length}-byte payload`);
         t.done?.(back);
         await echoRate(t, data, Math.min(echoesOf(data.length), 16));
       }
+      await echoRate(t, payloads.get(PAYLOAD_SIZES[0]!)!, req.echoes);
       return { type: 'done' };
     case 'rate': {
       const data = payloads.get(req.size);
       if (data === undefined) throw new Error(`no payload of ${req.size} bytes`);
-      return { type: 'rate', rate: await echoRate(t, data, req.echoes) };
+      // CPU per echo of both ends: unlike the rate, robust to the machine's load (10 ms ticks for the peer).
+      const peer = t.peerPid;
+      const self0 = ownCpuMicros();
+      const peer0 = peer === undefined ? 0 : cpuMicrosOf(peer);
+      const rate = await echoRate(t, data, req.echoes);
+      const callerCpu = (ownCpuMicros() - self0) / req.echoes;
+      const peerCpu = peer === undefined ? 0 : (cpuMicrosOf(peer) - peer0) / req.echoes;
+      return { type: 'rate', rate, callerCpu, peerCpu };
     }
   }
 }

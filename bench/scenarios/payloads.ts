@@ -14,7 +14,7 @@
 import { loadavg } from 'node:os';
 import { CallerProcess } from '../common/caller-process.js';
 import { CONFIG } from '../common/config.js';
-import { PAYLOAD_SIZES as SIZES, echoesOf, sizeLabel as label, type PayloadTransportKind } from '../common/payload-echo.js';
+import { PAYLOAD_SIZES as SIZES, echoesOf, sizeLabel as label, warmupEchoes, type PayloadTransportKind } from '../common/payload-echo.js';
 import { fmt, heading, machine, printTable, ratio, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { spread, type Spread } from '../common/stats.js';
 
@@ -31,7 +31,7 @@ interface Measured {
 /** Runs the scenario. */
 export async function runPayloads(): Promise<ScenarioResult> {
   const start = machine();
-  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport; each transport's caller runs in its own process`);
+  heading(`binary payload echo: ${CONFIG.rounds} interleaved rounds of ${Math.round(CONFIG.payloadBytes / 2 ** 20)} MiB (≥ 3 echoes) per size and transport, after ${warmupEchoes()} untimed echoes of ${label(SIZES[0]!)}; each transport's caller runs in its own process`);
   const transports: Measured[] = [];
   try {
     // BENCH_PAYLOAD_RELEASE=1: bulkhead with the caller giving each result back (releaseBytes) instead of the
@@ -42,22 +42,36 @@ export async function runPayloads(): Promise<ScenarioResult> {
       const { caller, name } = await CallerProcess.start(kind);
       transports.push({ name, caller });
     }
-    // Warm-up, and one check that every transport echoes the bytes themselves (in each caller's process).
-    for (const t of transports) await t.caller.warmup();
+    // Warm-up, and one check that every transport echoes the bytes themselves (in each caller's process):
+    // every transport gets the same number of untimed echoes, enough for V8 to optimize its JavaScript.
+    for (const t of transports) await t.caller.warmup(warmupEchoes());
     const rates = new Map<string, number[]>();
+    /** CPU µs per echo, caller's process + peer's (a worker thread's is in the caller's), per run. */
+    const cpus = new Map<string, { caller: number; peer: number }[]>();
     const key = (t: Measured, size: number) => `${t.name}|${size}`;
     for (let round = 0; round < CONFIG.rounds; round++) {
       for (const size of SIZES) {
         const order = transports.map((_, i) => transports[(i + round) % transports.length]!);
         for (const t of order) {
           const r = await t.caller.rate(size, echoesOf(size));
-          rates.set(key(t, size), [...(rates.get(key(t, size)) ?? []), r]);
+          rates.set(key(t, size), [...(rates.get(key(t, size)) ?? []), r.rate]);
+          cpus.set(key(t, size), [...(cpus.get(key(t, size)) ?? []), { caller: r.callerCpu, peer: r.peerCpu }]);
         }
       }
       process.stdout.write(`  round ${round + 1}/${CONFIG.rounds} done\n`);
     }
     const summary: Record<string, Record<string, Spread>> = {};
     for (const t of transports) summary[t.name] = Object.fromEntries(SIZES.map((s) => [label(s), spread(rates.get(key(t, s))!)]));
+    /** Median CPU µs per echo of the caller's process and of the peer, by transport and size. */
+    const cpu: Record<string, Record<string, { caller: number; peer: number }>> = {};
+    for (const t of transports) {
+      cpu[t.name] = Object.fromEntries(
+        SIZES.map((s) => {
+          const runs = cpus.get(key(t, s))!;
+          return [label(s), { caller: spread(runs.map((c) => c.caller)).median, peer: spread(runs.map((c) => c.peer)).median }];
+        }),
+      );
+    }
     const bulk = transports[0]!;
     const floor = transports[1]!;
     /** Per-round bulkhead/baseline ratios for one size. */
@@ -76,18 +90,24 @@ export async function runPayloads(): Promise<ScenarioResult> {
       ]),
     );
     console.log('  MB/s = payload bytes / round-trip time (10^6 bytes); ratios are medians of per-round ratios.');
+    printTable(
+      ['CPU µs per echo, caller + peer (medians)', ...SIZES.map((s) => label(s))],
+      transports.map((t) => [t.name, ...SIZES.map((s) => `${fmt(cpu[t.name]![label(s)]!.caller, 0)} + ${fmt(cpu[t.name]![label(s)]!.peer, 0)}`)]),
+    );
+    console.log('  CPU from process.cpuUsage and /proc (10 ms ticks for the peer): robust to the machine\'s load where the rates are not.');
+    const cpuOf = (t: Measured, s: number) => `${fmt(cpu[t.name]![label(s)]!.caller, 0)} + ${fmt(cpu[t.name]![label(s)]!.peer, 0)}`;
     const goal = (size: number) => (size < 1024 * 1024 ? 0.9 : 0.95);
     const targets: TargetRow[] = SIZES.map((s) => {
       const r = ratios[floor.name]![label(s)]!;
       return {
         scenario: NAME,
         target: `${label(s)} echo ≥ ${fmt(goal(s) * 100, 0)}% of raw-socket MB/s`,
-        measured: `${fmt(r.median * 100, 0)}% (${fmt(summary[bulk.name]![label(s)]!.median, 0)} vs ${fmt(summary[floor.name]![label(s)]!.median, 0)} MB/s; per-round ${fmt(r.min * 100, 0)}–${fmt(r.max * 100, 0)}%;${RELEASE ? ' caller releases each result (BENCH_PAYLOAD_RELEASE=1);' : ''} fork IPC advanced ${fmt(summary['fork IPC advanced']![label(s)]!.median, 0)}, worker ${fmt(summary['worker_threads']![label(s)]!.median, 0)}; load ${loadavg()[0]!.toFixed(1)})`,
+        measured: `${fmt(r.median * 100, 0)}% (${fmt(summary[bulk.name]![label(s)]!.median, 0)} vs ${fmt(summary[floor.name]![label(s)]!.median, 0)} MB/s; per-round ${fmt(r.min * 100, 0)}–${fmt(r.max * 100, 0)}%;${RELEASE ? ' caller releases each result (BENCH_PAYLOAD_RELEASE=1);' : ''} CPU µs per echo caller + peer ${cpuOf(bulk, s)} vs ${cpuOf(floor, s)}; fork IPC advanced ${fmt(summary['fork IPC advanced']![label(s)]!.median, 0)}, worker ${fmt(summary['worker_threads']![label(s)]!.median, 0)}; load ${loadavg()[0]!.toFixed(1)})`,
         met: r.median >= goal(s),
       };
     });
-    writeResult(NAME, start, { unit: 'MB/s = payload bytes / round-trip seconds / 1e6', releaseBytes: RELEASE, summary, ratios });
-    return { name: NAME, data: { releaseBytes: RELEASE, summary, ratios }, targets };
+    writeResult(NAME, start, { unit: 'MB/s = payload bytes / round-trip seconds / 1e6; cpuMicrosPerEcho: caller process, peer process', releaseBytes: RELEASE, warmupEchoes: warmupEchoes(), summary, ratios, cpuMicrosPerEcho: cpu });
+    return { name: NAME, data: { releaseBytes: RELEASE, warmupEchoes: warmupEchoes(), summary, ratios, cpuMicrosPerEcho: cpu }, targets };
   } finally {
     // Every caller process exits, on success and on failure alike.
     await Promise.all(transports.map((t) => t.caller.close()));

@@ -205,7 +205,7 @@ export class Broker extends Emitter<BrokerEvents> {
     await this.supervisor(name).acquire();
   }
 
-  /** Stops a service's helper gracefully; the next call launches it again. */
+  /** Stops a service's helper gracefully; resolves once it exited and its sandbox was torn down. The next call launches it again. */
   async stop(name: string): Promise<void> {
     const supervisor = this.supervisor(name);
     this.endpoints.died(name, 'stopped');

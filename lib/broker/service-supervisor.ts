@@ -165,9 +165,15 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
     return abandonStaged(staged);
   }
 
-  /** Stops the running helper gracefully (goodbye → SIGTERM → SIGKILL). Resolves once it exited. */
-  stop(reason?: string): Promise<ExitInfo | undefined> {
-    return this.life.stop(reason);
+  /**
+   * Stops the running helper gracefully (goodbye → SIGTERM → SIGKILL). Resolves once it exited and
+   * its sandbox was torn down (pasta ended, cgroup and scratch dir removed): a launch right after
+   * would otherwise share the machine with that teardown (bench/README.md, round seven).
+   */
+  async stop(reason?: string): Promise<ExitInfo | undefined> {
+    const info = await this.life.stop(reason);
+    await this.life.settled();
+    return info;
   }
 
   /**
