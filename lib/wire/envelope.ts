@@ -8,6 +8,7 @@ import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
 import { encodeFrame } from './frame-decoder.js';
 import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
+import { encodePlain } from './plain-encode.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
 export const KIND = {
@@ -205,7 +206,8 @@ export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): 
   const wire = toWire(envelope);
   const large = noLargeBytes ? undefined : encodeWithLargeBytes(wire);
   if (large !== undefined) return large;
-  const body = encodeItem(wire);
+  // The common small envelope without cbor-x (plain-encode.ts: the same bytes), anything else with it.
+  const body = encodePlain(wire) ?? encodeItem(wire);
   return { chunks: [body], bodyLength: body.length, headerless: true };
 }
 

@@ -1,0 +1,154 @@
+// The encoder for plain small items (lib/wire/plain-encode.ts) must write exactly the bytes cbor-x
+// writes with the codec's options, or leave the value to cbor-x. Compared on generated values: every
+// number boundary and random doubles, ASCII and non-ASCII text short and long, arrays and maps at
+// every head size, holes, `__proto__` and integer-like keys, and what it must leave alone (byte
+// strings, bigints, Maps, class instances, null-prototype objects, deep nesting, items larger than
+// its slab). A positive control shows the plain path was taken; bodies handed out earlier are checked
+// again at the end (the slab is never written twice).
+import t from 'tap';
+import { Encoder } from 'cbor-x/index-no-eval';
+import { decodeItem, encodeItem } from '../lib/wire/codec.js';
+import { decodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
+import { PLAIN_ENCODE_MAX_DEPTH, encodePlain } from '../lib/wire/plain-encode.js';
+
+const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
+const encoder = new Encoder(OPTIONS);
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const BOUNDARIES = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 53 - 1, 2 ** 53, 2 ** 64, Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON];
+const NUMBERS = [...BOUNDARIES, ...BOUNDARIES.map((n) => -n), ...BOUNDARIES.map((n) => n + 0.5), ...BOUNDARIES.map((n) => -n - 0.5), -0, NaN, Infinity, -Infinity, 1e300, 3.4028234663852886e38, 1.5, -(2 ** 31) - 1, -(2 ** 32) - 1, 0.1];
+const STRINGS = ['', 'a', 'bb', 'tick', 'bulkhead', '__proto__', 'constructor', 'hasOwnProperty', '0', '12', '\u0000', '\u007f', 'x'.repeat(23), 'x'.repeat(24), 'y'.repeat(64), 'y'.repeat(65), 'z'.repeat(255), 'z'.repeat(256), 'w'.repeat(70_000), 'é', 'naïve', '日本', '😀', '\ud800', 'a'.repeat(100) + 'é', 'é' + 'a'.repeat(100), '\u0080'];
+
+const SHORT_STRINGS = STRINGS.filter((s) => s.length < 300);
+
+class Point {
+  constructor(readonly x: number) {}
+}
+
+function randomValue(random: () => number, depth: number): unknown {
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
+  const r = random();
+  if (depth > 4 || r < 0.5 + depth * 0.1) {
+    const leaf = random();
+    if (leaf < 0.2) return pick(NUMBERS);
+    if (leaf < 0.3) return Math.floor((random() - 0.5) * 2 ** (1 + Math.floor(random() * 40)));
+    if (leaf < 0.35) return (random() - 0.5) * 10 ** Math.floor(random() * 20);
+    if (leaf < 0.6) return random() < 0.002 ? pick(STRINGS) : pick(SHORT_STRINGS);
+    if (leaf < 0.75) return pick([false, true, null, undefined]);
+    if (leaf < 0.79) return Buffer.from([1, 2, 3]);
+    if (leaf < 0.81) return new Uint8Array([4]);
+    if (leaf < 0.83) return 5n;
+    if (leaf < 0.85) return new Map([['a', 1]]);
+    if (leaf < 0.87) return new Point(1);
+    if (leaf < 0.89) return Object.assign(Object.create(null) as object, { a: 1 });
+    if (leaf < 0.91) return new Date(0);
+    return random() < 0.5 ? 'tick' : 42;
+  }
+  const n = random() < 0.1 ? pick([23, 24, 25]) : Math.floor(random() * 6);
+  if (r < 0.72) {
+    const array: unknown[] = Array.from({ length: n }, () => randomValue(random, depth + 1));
+    if (random() < 0.05) array.length += 2; // holes
+    return array;
+  }
+  const object: Record<string, unknown> = random() < 0.05 ? (JSON.parse('{"__proto__": 1}') as Record<string, unknown>) : {};
+  for (let i = 0; i < n; i++) {
+    const key = random() < 0.3 ? pick(['a', 'n', '1', '0', 'é', 'tags']) : pick(SHORT_STRINGS);
+    // Defined, not assigned: an own `__proto__` key, as JSON.parse or a decoder makes one.
+    Object.defineProperty(object, key, { value: randomValue(random, depth + 1), enumerable: true, writable: true, configurable: true });
+  }
+  return object;
+}
+
+t.test('random values: the plain encoder writes what cbor-x writes, or leaves the value to it', async (t) => {
+  const random = prng(19);
+  const held: [Buffer, Buffer][] = [];
+  let plain = 0;
+  let left = 0;
+  let wrong = 0;
+  for (let i = 0; i < 30_000; i++) {
+    const value = randomValue(random, 0);
+    const expected = Buffer.from(encoder.encode(value));
+    const got = encodePlain(value);
+    if (got === undefined) left++;
+    else {
+      plain++;
+      if (!got.equals(expected) && wrong++ < 5) t.fail(`value ${JSON.stringify(value)}: ${got.toString('hex')} vs cbor-x ${expected.toString('hex')}`);
+      if (i % 7 === 0) held.push([got, expected]);
+    }
+  }
+  t.equal(wrong, 0, `no difference in ${plain} values encoded`);
+  t.ok(plain > 12_000, `the plain path encoded ${plain} of them (positive control)`);
+  t.ok(left > 3000, `and left ${left} to cbor-x`);
+  t.ok(held.every(([got, expected]) => got.equals(expected)), `${held.length} bodies handed out earlier are unchanged after all later encodes`);
+});
+
+t.test('every number boundary, heads at every size', async (t) => {
+  for (const n of NUMBERS) t.same([...encodePlain(n)!], [...encoder.encode(n)], `number ${Object.is(n, -0) ? '-0' : String(n)}`);
+  for (const length of [0, 23, 24, 255, 256, 65535, 65536]) {
+    // Up to 256 entries always fit; a larger one that does not fit the slab's free part is left to cbor-x.
+    for (const value of [new Array<number>(length).fill(1), 'q'.repeat(length)]) {
+      const got = encodePlain(value);
+      if (length <= 256) t.not(got, undefined, `${typeof value} of ${length}: plain`);
+      if (got !== undefined) t.ok(got.equals(encoder.encode(value)), `${typeof value} of ${length}: cbor-x's bytes`);
+    }
+  }
+  const wide: Record<string, number> = {};
+  for (let i = 0; i < 300; i++) wide[`k${i}`] = i;
+  t.ok(encodePlain(wide)?.equals(encoder.encode(wide)), 'an object of 300 keys (cbor-x always writes a 2-byte map count)');
+  const numericKeys = { b: 1, 2: 2, a: 3, 1: 4 };
+  t.ok(encodePlain(numericKeys)?.equals(encoder.encode(numericKeys)), 'integer-like keys first, as for...in visits them');
+});
+
+t.test('what it leaves to cbor-x', async (t) => {
+  const ownHasOwn = { hasOwnProperty: 'x', a: 1 };
+  const deep: unknown[] = [];
+  let cursor = deep;
+  for (let i = 0; i < PLAIN_ENCODE_MAX_DEPTH + 1; i++) {
+    const next: unknown[] = [];
+    cursor.push(next);
+    cursor = next;
+  }
+  const shallow: unknown[] = [];
+  cursor = shallow;
+  for (let i = 0; i < PLAIN_ENCODE_MAX_DEPTH - 1; i++) {
+    const next: unknown[] = [];
+    cursor.push(next);
+    cursor = next;
+  }
+  t.ok(encodePlain(shallow)?.equals(encoder.encode(shallow)), `positive control: ${PLAIN_ENCODE_MAX_DEPTH} levels are plain`);
+  const arrayAsObject = Object.assign([1, 2], { constructor: Object });
+  for (const [what, value] of [['a byte string', { data: Buffer.from([1]) }], ['a bigint', [1n]], ['a Map', new Map()], ['a class instance', new Point(2)], ['a null-prototype object', Object.create(null) as object], ['non-ASCII text', 'é'], ['a lone surrogate', '\ud800'], ['an own hasOwnProperty', ownHasOwn], ['deeper nesting', deep], ['an array whose constructor is Object', arrayAsObject], ['a 70 000-character text', 'w'.repeat(70_000)], ['a function', () => 1]] as const) {
+    t.equal(encodePlain(value), undefined, what);
+  }
+  t.ok(encodeItem(ownHasOwn).equals(encoder.encode(ownHasOwn)), 'encodeItem still is cbor-x');
+});
+
+t.test('envelopes: encodeEnvelopeChunks gives cbor-x bytes that decode back', async (t) => {
+  const message = { name: 'bulkhead', n: 42, tags: ['a', 'bb', 'ccc'] };
+  const envelopes: Envelope[] = [
+    { kind: 'event', callId: 7, name: 'tick', payload: message },
+    { kind: 'event', callId: 0, name: 'tick', payload: { text: 'é' } },
+    { kind: 'reply', id: 3, result: message },
+    { kind: 'reply', id: 4, result: { data: Buffer.from([1, 2]) } },
+    { kind: 'call', id: 5, method: 'echo', params: message, meta: null },
+  ];
+  const wires = [[4, 7, 'tick', message], [4, 0, 'tick', { text: 'é' }], [2, 3, message], [2, 4, { data: Buffer.from([1, 2]) }], [1, 5, 'echo', message, null]];
+  for (let i = 0; i < envelopes.length; i++) {
+    const { chunks, headerless } = encodeEnvelopeChunks(envelopes[i]!, true);
+    t.equal(headerless, true);
+    t.ok(chunks[0]!.equals(encoder.encode(wires[i])), `${envelopes[i]!.kind} ${i}: cbor-x's bytes`);
+    t.same(decodeEnvelope(chunks[0]!), decodeEnvelope(encoder.encode(wires[i])), 'and decodes the same');
+    t.same(decodeItem(chunks[0]!), decodeItem(encoder.encode(wires[i])));
+  }
+  t.not(encodePlain(wires[0]), undefined, 'positive control: the bench event is plain');
+});
