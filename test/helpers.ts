@@ -176,3 +176,15 @@ export function ourPastas(): number[] {
   }
   return found;
 }
+
+/** The first line a child writes to stdout (a host fixture reporting its pids); rejects if it exits first. */
+export function firstStdoutLine(child: import('node:child_process').ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    });
+    child.once('exit', (code) => reject(new Error(`host exited early (${code})`)));
+  });
+}

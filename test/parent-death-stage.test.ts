@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NATIVE_PARENT_DEATH_STAGE, PARENT_GONE_EXIT, nativeParentDeathStage, setprivPath, verifiedNativeStage, withParentDeathSignal } from '../lib/broker/parent-death.js';
 import { elfProblem } from '../lib/broker/elf-check.js';
-import { alive, FIXTURES, gone } from './helpers.js';
+import { alive, FIXTURES, firstStdoutLine, gone } from './helpers.js';
 
 const native = nativeParentDeathStage();
 
@@ -93,14 +93,7 @@ async function killHostWithBlockedHelper(t: Test, mode: 'native' | 'setpriv'): P
   t.teardown(() => {
     host.kill('SIGKILL');
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    host.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('\n')) resolve(out.split('\n')[0]!);
-    });
-    host.once('exit', (code) => reject(new Error(`host exited early (${code})`)));
-  });
+  const line = await firstStdoutLine(host);
   const { helperPid, stagePid, command } = JSON.parse(line) as { helperPid: number; stagePid: number; command: string };
   t.equal(command, mode === 'native' ? native : setprivPath(), `started through the ${mode} stage`);
   t.equal(helperPid, stagePid, 'the stage exec\'d node in its own process');

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { isBulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { alive, FIXTURES, gone, recordUncaught } from './helpers.js';
+import { alive, FIXTURES, firstStdoutLine, gone, recordUncaught } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -136,14 +136,7 @@ t.test('SIGKILL of the host: its unsandboxed helper, event loop blocked, dies to
   t.teardown(() => {
     host.kill('SIGKILL');
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    host.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('\n')) resolve(out.split('\n')[0]!);
-    });
-    host.once('exit', (code) => reject(new Error(`host exited early (${code})`)));
-  });
+  const line = await firstStdoutLine(host);
   const { helperPid, unresponsiveMs } = JSON.parse(line) as { helperPid: number; unresponsiveMs: number };
   t.ok(alive(helperPid), 'positive control: the helper runs');
   t.ok(unresponsiveMs > 0, `its event loop is blocked (silent for ${unresponsiveMs} ms)`);

@@ -10,20 +10,10 @@ import { Encoder } from 'cbor-x/index-no-eval';
 import { decodeItem, encodeItem } from '../lib/wire/codec.js';
 import { decodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
 import { PLAIN_ENCODE_MAX_DEPTH, encodePlain } from '../lib/wire/plain-encode.js';
+import { prng } from './helpers.js';
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
 const encoder = new Encoder(OPTIONS);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BOUNDARIES = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 53 - 1, 2 ** 53, 2 ** 64, Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON];
 const NUMBERS = [...BOUNDARIES, ...BOUNDARIES.map((n) => -n), ...BOUNDARIES.map((n) => n + 0.5), ...BOUNDARIES.map((n) => -n - 0.5), -0, NaN, Infinity, -Infinity, 1e300, 3.4028234663852886e38, 1.5, -(2 ** 31) - 1, -(2 ** 32) - 1, 0.1];
