@@ -32,3 +32,16 @@ t.test('one directory per binary file, inside the compile-cache directory, the b
   t.equal(runtimeCacheDir(join(work, 'missing')), undefined, 'no binary there: no cache directory');
   t.equal(runtimeCacheDir(process.execPath), runtimeCacheDir(process.execPath), 'stable for the broker\'s own node');
 });
+
+t.test('a directory another binary\'s writer evicted is made again at the next hand-out (not a dead path for the broker\'s life)', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'bulkhead-code-cache-evicted-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const binary = join(work, 'node-c');
+  copyFileSync('/bin/sh', binary);
+  const dir = runtimeCacheDir(binary);
+  t.teardown(() => { if (dir !== undefined) rmSync(dir, { recursive: true, force: true }); });
+  t.ok(dir !== undefined && lstatSync(dir).isDirectory(), 'positive control: made at the first hand-out');
+  rmSync(dir!, { recursive: true }); // what lib/util/cache-eviction.ts does to an old binary's directory
+  t.equal(runtimeCacheDir(binary), dir, 'the same name');
+  t.ok(lstatSync(dir!).isDirectory(), 'and it exists again');
+});

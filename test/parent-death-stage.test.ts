@@ -50,6 +50,9 @@ t.test('the ELF check: the built stage passes; a script, a foreign machine and a
   t.equal(elfProblem(script), 'not an ELF file');
   t.equal(verifiedNativeStage(script), null);
   t.equal(verifiedNativeStage(join(dir, 'absent')), null);
+  // A directory opens but cannot be read (EISDIR): a reason, never a throw that would fail every unsandboxed launch.
+  t.equal(typeof elfProblem(dir), 'string', 'a directory: a reason, not a throw');
+  t.equal(verifiedNativeStage(dir), null, 'a directory is not a stage');
 });
 
 t.test('the native stage execs the target unchanged: same pid, env and fds passed, exit status the target\'s', { skip: native === null && 'native stage not built' }, async (t) => {

@@ -11,7 +11,7 @@
  * cached bytecode is code, and one a helper could write would run in the next.
  * @module
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { binaryIdentity } from '../util/binary-identity.js';
 import { touch } from '../util/cache-eviction.js';
 import { join } from 'node:path';
@@ -57,7 +57,8 @@ export function runtimeCacheDir(nodePath: string): string | undefined {
   // Unreadable binary: helpers of it start without the runtime cache.
   if (identity === undefined) return undefined;
   const known = binaryDirs.get(nodePath);
-  if (known?.identity === identity) return known.dir;
+  // Still there: another binary's writer may have evicted it (lib/util/cache-eviction.ts), then it is made again.
+  if (known?.identity === identity && (known.dir === undefined || existsSync(known.dir))) return known.dir;
   let dir: string | undefined;
   try {
     const sub = join(root, `runtime-${fnv1a(identity)}`);

@@ -42,12 +42,17 @@ export function elfProblem(path: string, arch: string = process.arch): string | 
       const entry = i * phentsize;
       if (u32(table, entry) !== PT_INTERP) continue;
       const size = u64(table, entry + 32);
+      if (size > 4096) return 'a loader path of an absurd size';
       const name = Buffer.alloc(size);
       readSync(fd, name, 0, size, u64(table, entry + 8));
       const interpreter = name.toString('latin1').replace(/\0.*$/s, '');
       if (!existsSync(interpreter)) return `its loader ${interpreter} is not on this host`;
     }
     return null;
+  } catch (err) {
+    // A read that fails (a directory, EIO) or a header asking for an absurd size: not runnable here, never a throw
+    // (the caller falls back to setpriv).
+    return (err as Error).message;
   } finally {
     closeSync(fd);
   }

@@ -17,7 +17,16 @@ export function writeFileAtomically(target: string, contents: Uint8Array | strin
   // pay for node:fs's facade.
   const fs = process.getBuiltinModule('node:fs');
   const tmp = `${target}.${String(process.pid)}.tmp`;
-  const fd = fs.openSync(tmp, 'wx', 0o644);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Left by a process of this pid that died between open and rename (in a container the pid repeats across
+    // restarts): remove the name (unlink never follows a link) and create it afresh, still exclusively.
+    fs.unlinkSync(tmp);
+    fd = fs.openSync(tmp, 'wx', 0o644);
+  }
   try {
     try {
       fs.writeFileSync(fd, contents);

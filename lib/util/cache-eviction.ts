@@ -11,7 +11,7 @@
  * Only the broker's cache writers run it (its own node processes, after they
  * saved a file; never a helper, never on a launch's path). "Last used" is the
  * modification time: writers write, and the broker touches a binary's
- * directory when it hands it out (at most hourly, lib/broker/code-cache.ts) and
+ * directory when it hands it out (when it makes it, then at most daily while launches come, lib/broker/code-cache.ts; made again if evicted meanwhile) and
  * a cache file it finds up to date. What was not used for {@link EVICT_AFTER_MS}
  * goes (another app of this uid may still use a recent one), and of the other
  * binaries' directories at most {@link KEEP_OTHER_BINARIES} stay, the most
