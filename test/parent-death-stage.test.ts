@@ -4,7 +4,7 @@
 // helper whose broker is already gone, and otherwise changes nothing but the signal.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NATIVE_PARENT_DEATH_STAGE, PARENT_GONE_EXIT, nativeParentDeathStage, setprivPath, verifiedNativeStage, withParentDeathSignal } from '../lib/broker/parent-death.js';
@@ -113,4 +113,36 @@ t.test('SIGKILL of the host: a blocked helper started through the native stage d
 
 t.test('SIGKILL of the host: a blocked helper started through setpriv (the fallback) dies too', { skip: setprivPath() === null && 'no setpriv on this host' }, async (t) => {
   await killHostWithBlockedHelper(t, 'setpriv');
+});
+
+t.test('a plan that drops the user with setpriv gets the stage after the drop (the kernel clears the signal at a uid change)', async (t) => {
+  const plan = { command: '/bin/sh', args: ['-c', 'exec "$@"', 'sh', '/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--', process.execPath, 'entry.js'] };
+  const at = plan.args.indexOf('--') + 1;
+  if (native !== null) {
+    const wrapped = withParentDeathSignal(plan, native);
+    t.equal(wrapped.command, '/bin/sh', 'not around the whole chain');
+    t.same(wrapped.args.slice(at, at + 3), [native, String(process.pid), process.execPath], 'the native stage right after setpriv\'s --');
+    t.equal(withParentDeathSignal(wrapped, native), wrapped, 'wrapped once');
+  }
+  const fallback = withParentDeathSignal(plan, null);
+  if (setprivPath() !== null) t.same(fallback.args.slice(at, at + 5), [setprivPath(), '--pdeathsig', 'KILL', '--', process.execPath], 'without the native stage: setpriv --pdeathsig after the drop');
+});
+
+t.test('root broker without bubblewrap, helper dropped to another user, loop blocked: it dies with its host', { skip: process.getuid?.() !== 0 && 'needs root (the uid drop)' }, async (t) => {
+  const host = spawn(process.execPath, [join(FIXTURES, 'supervision', 'blocked-dropped-host.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    host.kill('SIGKILL');
+  });
+  const { helperPid, enforcement } = JSON.parse(await firstStdoutLine(host)) as { helperPid: number; enforcement: string };
+  t.teardown(() => {
+    try {
+      process.kill(helperPid, 'SIGKILL');
+    } catch { /* gone, as it should be */ }
+  });
+  t.equal(enforcement, 'best-effort', 'launched without bubblewrap (the probe override)');
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${String(helperPid)}/status`, 'utf8'))![1]);
+  t.not(uid, 0, `positive control: the helper runs, as uid ${String(uid)} (dropped by setpriv)`);
+  t.ok(alive(helperPid), 'positive control: the helper runs, its loop blocked');
+  host.kill('SIGKILL');
+  t.ok(await gone(helperPid, 5000), 'the dropped, blocked helper died with its host');
 });

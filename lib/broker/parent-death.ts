@@ -55,7 +55,7 @@ export function nativeParentDeathStage(): string | null {
 
 /** True when the plan's command line already ties the helper's life to the broker's. */
 export function diesWithParent(plan: Pick<SandboxLaunchPlan, 'command' | 'args'>): boolean {
-  return plan.args.includes('--die-with-parent') || plan.args.includes('--pdeathsig') || plan.command === NATIVE_PARENT_DEATH_STAGE;
+  return plan.args.includes('--die-with-parent') || plan.args.includes('--pdeathsig') || plan.command === NATIVE_PARENT_DEATH_STAGE || plan.args.includes(NATIVE_PARENT_DEATH_STAGE);
 }
 
 /**
@@ -67,9 +67,34 @@ export function diesWithParent(plan: Pick<SandboxLaunchPlan, 'command' | 'args'>
  */
 export function withParentDeathSignal<P extends Pick<SandboxLaunchPlan, 'command' | 'args'>>(plan: P, stage: string | null = nativeParentDeathStage()): P {
   if (diesWithParent(plan)) return plan;
+  const afterUidDrop = stageAfterUidDrop(plan, stage);
+  if (afterUidDrop !== null) return afterUidDrop;
   // The stage execs a path, never a PATH lookup: a bare command name goes through setpriv.
   if (stage !== null && plan.command.includes('/')) return { ...plan, command: stage, args: [String(process.pid), plan.command, ...plan.args] };
   const binary = setprivPath();
   if (binary === null) return plan;
   return { ...plan, command: binary, args: ['--pdeathsig', 'KILL', '--', plan.command, ...plan.args] };
+}
+
+/**
+ * A plan that drops the helper's user with `setpriv --reuid=…` (a root broker
+ * without bubblewrap) gets the stage right after that setpriv, not around it:
+ * the kernel clears the parent-death signal at a uid change, so set outside it
+ * would be lost. Every wrapper execs, so the stage's parent is still the broker.
+ * Null when the plan drops no user this way.
+ */
+function stageAfterUidDrop<P extends Pick<SandboxLaunchPlan, 'command' | 'args'>>(plan: P, stage: string | null): P | null {
+  const drop = plan.args.findIndex((arg) => arg.startsWith('--reuid='));
+  if (drop < 0) return null;
+  const end = plan.args.indexOf('--', drop);
+  if (end < 0) return null;
+  const inner = plan.args[end + 1];
+  let inserted: string[];
+  if (stage !== null && inner?.includes('/') === true) inserted = [stage, String(process.pid)];
+  else {
+    const binary = setprivPath();
+    if (binary === null) return null;
+    inserted = [binary, '--pdeathsig', 'KILL', '--'];
+  }
+  return { ...plan, args: [...plan.args.slice(0, end + 1), ...inserted, ...plan.args.slice(end + 1)] };
 }
