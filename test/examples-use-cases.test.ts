@@ -70,8 +70,9 @@ function processesUnder(dir: string): number[] {
 async function nothingLeftUnder(t: Test, dir: string, what = 'no helper left running'): Promise<void> {
   const left = processesUnder(dir);
   const cmd = (pid: number): string => { try { return readFileSync(`/proc/${String(pid)}/cmdline`, 'utf8').replaceAll('\0', ' '); } catch { return ''; } };
-  const notWriters = left.filter((pid) => !/(?:code|validators)-cache-writer\.js/.test(cmd(pid)) && cmd(pid) !== '');
-  t.same(notWriters.map(cmd), [], what);
+  // Command lines read once each; '' is a process that ended meanwhile.
+  const notWriters = left.map(cmd).filter((line) => line !== '' && !/(?:code|validators)-cache-writer\.js/.test(line));
+  t.same(notWriters, [], what);
   for (const pid of left) t.ok(await gone(pid, 10_000), `a cache writer (${String(pid)}) left after the app ended within 10 s`);
 }
 
