@@ -24,8 +24,11 @@ const gcs = (kind) => {
 };
 const callers = [];
 for (const kind of kinds) {
+  // KIND@VAR=v+VAR2=w: the transport KIND with extra environment variables (side-by-side variants of one build).
+  const [transport, extra] = kind.split('@');
+  const env = { ...process.env, ...Object.fromEntries((extra ?? '').split('+').filter(Boolean).map((kv) => kv.split('='))) };
   const fd = openSync(`${out}/${kind}.log`, 'w');
-  const child = fork(`${dist}/bench/scenarios/payloads-process.js`, [kind], { execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
+  const child = fork(`${dist}/bench/scenarios/payloads-process.js`, [transport], { env, execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
   let waiting;
   child.on('message', (m) => { const w = waiting; waiting = undefined; w?.(m); });
   const ask = (req) => new Promise((r) => { waiting = r; if (req) child.send(req); });
@@ -59,7 +62,12 @@ const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor
 for (const size of sizes) {
   const r = rows.filter((x) => x.size === size);
   const by = (k) => r.filter((x) => x.kind === k);
-  const ratios = by(kinds[0]).map((x, i) => x.rate / by(kinds[1])[i].rate);
-  console.log(`size ${size}: ${kinds[0]}/${kinds[1]} median ${(med(ratios) * 100).toFixed(0)}% [${ratios.map((x) => (x * 100).toFixed(0)).join(' ')}]; ` + kinds.map((k) => `${k} ${med(by(k).map((x) => x.rate)).toFixed(0)} MB/s self ${med(by(k).map((x) => x.self)).toFixed(0)} peer ${med(by(k).map((x) => x.peer)).toFixed(0)} µs mc ${by(k).map((x) => x.mc).join('/')}`).join('; '));
+  // Each kind against the raw socket when it runs (else the second kind): median of the per-round ratios.
+  const base = kinds.includes('raw') ? 'raw' : kinds[1];
+  for (const k of kinds.filter((x) => x !== base)) {
+    const ratios = by(k).map((x, i) => x.rate / by(base)[i].rate);
+    console.log(`size ${size}: ${k}/${base} median ${(med(ratios) * 100).toFixed(0)}% [${ratios.map((x) => (x * 100).toFixed(0)).join(' ')}]; self ${med(by(k).map((x) => x.self)).toFixed(0)} [${by(k).map((x) => x.self.toFixed(0)).join(' ')}] peer ${med(by(k).map((x) => x.peer)).toFixed(0)} µs mc ${by(k).map((x) => x.mc).join('/')}`);
+  }
+  console.log(`size ${size}: ${base} ${med(by(base).map((x) => x.rate)).toFixed(0)} MB/s self ${med(by(base).map((x) => x.self)).toFixed(0)} peer ${med(by(base).map((x) => x.peer)).toFixed(0)} µs mc ${by(base).map((x) => x.mc).join('/')}`);
 }
 for (const c of callers) c.child.disconnect();
