@@ -1,5 +1,5 @@
 // Probe of the payloads scenario's instrument: caller processes (bench/scenarios/payloads-process.js) of the
-// given kinds, each forked with PROBE_ARGS node flags (e.g. --trace-gc) and its stdout in OUT/<kind>.log; runs
+// given kinds (KIND@dist=PATH: from another build; KIND@VAR=v: with extra environment), each forked with PROBE_ARGS node flags (e.g. --trace-gc) and its stdout in OUT/<kind>.log; runs
 // the sizes given, interleaved and rotated per round as the scenario does, and prints per run: MB/s, the
 // caller's and its peer's CPU µs per echo (10 ms ticks from /proc), their voluntary context switches per echo, and the
 // caller's scavenges / mark-compacts during the run with their logged ms (only with PROBE_ARGS=--trace-gc).
@@ -18,17 +18,21 @@ const ticks = (pid) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8
 const csw = (pid) => { try { const t = readFileSync(`/proc/${pid}/status`, 'utf8'); return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(t)[1]); } catch { return 0; } };
 const children = (pid) => { try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
 const gcs = (kind) => {
-  const lines = readFileSync(`${out}/${kind}.log`, 'utf8').split('\n');
+  const lines = readFileSync(`${out}/${kind.replaceAll('/', '_')}.log`, 'utf8').split('\n');
   const ms = (re) => lines.filter((l) => re.test(l)).reduce((a, l) => a + Number(/MB, (?:pooled: \S+ MB, )?([\d.]+) \//.exec(l)?.[1] ?? 0) + Number(/\+ ([\d.]+) ms in/.exec(l)?.[1] ?? 0), 0);
   return { sc: lines.filter((l) => /Scavenge/.test(l)).length, mc: lines.filter((l) => /Mark-Compact/.test(l)).length, scMs: ms(/Scavenge/), mcMs: ms(/Mark-Compact/) };
 };
 const callers = [];
 for (const kind of kinds) {
-  // KIND@VAR=v+VAR2=w: the transport KIND with extra environment variables (side-by-side variants of one build).
+  // KIND@VAR=v+VAR2=w: the transport KIND with extra environment variables (side-by-side variants of one build);
+  // KIND@dist=PATH: the caller (and so its helper) from another build's dist/ (old vs new, side by side).
   const [transport, extra] = kind.split('@');
-  const env = { ...process.env, ...Object.fromEntries((extra ?? '').split('+').filter(Boolean).map((kv) => kv.split('='))) };
-  const fd = openSync(`${out}/${kind}.log`, 'w');
-  const child = fork(`${dist}/bench/scenarios/payloads-process.js`, [transport], { env, execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
+  const vars = Object.fromEntries((extra ?? '').split('+').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const from = vars.dist ?? dist;
+  delete vars.dist;
+  const env = { ...process.env, ...vars };
+  const fd = openSync(`${out}/${kind.replaceAll('/', '_')}.log`, 'w');
+  const child = fork(`${from}/bench/scenarios/payloads-process.js`, [transport], { env, execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
   let waiting;
   child.on('message', (m) => { const w = waiting; waiting = undefined; w?.(m); });
   const ask = (req) => new Promise((r) => { waiting = r; if (req) child.send(req); });
