@@ -1,6 +1,7 @@
 /**
  * The young-generation nudge (lib/wire/scavenge-nudge.ts): fresh body memory comes with short-lived JS
- * arrays worth its size (capped), none of which outlives the call; memory reused from the pool with none; only on the V8 versions
+ * arrays worth its size (capped) times a ratio that follows the young generation's size, none of which
+ * outlives the call; memory reused from the pool with none; only on the V8 versions
  * where it pays (nudgePaysOn: off on V8 12, Node 22), where it is off it allocates nothing. Its effect on
  * V8's collections is measured in bench/README.md ("Round six"), not asserted here: it depends on V8's version.
  */
@@ -9,7 +10,7 @@ import { releaseBytes } from '../lib/index.js';
 import { POOLED_BODY_MIN_BYTES, takeBody } from '../lib/wire/body-pool.js';
 import { keptBody, sharedRead } from '../lib/wire/shared-read-buffers.js';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
-import { NUDGE_ENABLED, nudgeHeld, nudgePaysOn, nudgeYoungGeneration, nudgedSlots } from '../lib/wire/scavenge-nudge.js';
+import { NUDGE_ENABLED, nudgeHeld, nudgePaysOn, nudgeRatio, nudgeRatioInForce, nudgeYoungGeneration, nudgedSlots } from '../lib/wire/scavenge-nudge.js';
 
 const v8Major = Number.parseInt(process.versions.v8, 10);
 
@@ -36,7 +37,7 @@ t.test('fresh body memory nudges; memory reused from the pool does not', whereOn
   const before = nudgedSlots();
   const body = takeBody(size);
   const afterFresh = nudgedSlots();
-  t.equal(afterFresh - before, Math.floor(size / 8), 'a fresh body allocated JS arrays worth its size');
+  t.equal(afterFresh - before, Math.floor((size * nudgeRatioInForce()) / 8), 'a fresh body allocated JS arrays worth its size × the ratio');
   t.equal(nudgeHeld(), undefined, 'and holds none of them afterwards');
   t.equal(releaseBytes(body), true);
   const again = takeBody(size);
@@ -57,16 +58,25 @@ t.test('a kept copy of 16 KiB or more out of the shared read buffer nudges too; 
   t.end();
 });
 
-t.test('the body size, in chunks below the large-object size, capped at 1 MiB; nothing held afterwards', whereOn, (t) => {
+t.test('the ratio follows the semi-space size: 1 at 8 MB, in proportion, between 0.5 and 4', (t) => {
+  const MB = 1024 * 1024;
+  t.same([1, 4, 8, 12, 16, 32, 64].map((mb) => nudgeRatio(mb * MB)), [0.5, 0.5, 1, 1.5, 2, 4, 4]);
+  t.end();
+});
+
+t.test('the body size × the ratio, in chunks below the large-object size, capped at 1 MiB of body; nothing held afterwards', whereOn, (t) => {
   const slots = (bytes: number): number => {
     const before = nudgedSlots();
     nudgeYoungGeneration(bytes);
     t.equal(nudgeHeld(), undefined, `${String(bytes)}: no array outlives the call`);
     return nudgedSlots() - before;
   };
-  t.equal(slots(64 * 1024), 8192, '64 KiB → 8192 slots of 8 bytes');
-  t.equal(slots(100_000), 12_500, '100,000 → 12,500 slots');
-  t.equal(slots(16 * 1024 * 1024), 131_072, '16 MiB → capped at 1 MiB, 16 chunks of 8192 slots');
+  nudgeYoungGeneration(64 * 1024);
+  const ratio = nudgeRatioInForce();
+  t.ok(ratio >= 0.5 && ratio <= 4, `the ratio in this process: ${String(ratio)}`);
+  t.equal(slots(64 * 1024), Math.floor((64 * 1024 * ratio) / 8), '64 KiB');
+  t.equal(slots(100_000), Math.floor((100_000 * ratio) / 8), '100,000 bytes');
+  t.equal(slots(16 * 1024 * 1024), Math.floor((1024 * 1024 * ratio) / 8), '16 MiB → as for 1 MiB');
   t.equal(slots(0), 0, 'nothing for an empty body');
   t.end();
 });

@@ -13,10 +13,10 @@
  * A library cannot set its host's V8 flags (`--max-semi-space-size` fixes it).
  *
  * What it does: for every fresh body, allocate short-lived JS arrays worth its
- * size (at most {@link NUDGE_MAX_BYTES} per body). They die at once, so a
- * scavenge costs almost nothing for them, and the young generation now fills
- * at least as fast as body bytes arrive: a scavenge comes every ~100 messages
- * of 64 KiB and frees their bodies. Nothing the caller sees changes, and the
+ * size (at most {@link NUDGE_MAX_BYTES}) times the young generation's semi-space
+ * size over 8 MB ({@link nudgeRatio}, between 0.5 and 4). They die at once, so a
+ * scavenge costs almost nothing for them, and a scavenge comes after ≤ ~7 MB of
+ * fresh bodies (every ~100 messages of 64 KiB) and frees them. Nothing the caller sees changes, and the
  * arrays hold no data. Only on the V8 versions where it pays ({@link nudgePaysOn}).
  *
  * Why that much, and why no array may outlive the call (round eight, bench/README.md
@@ -33,7 +33,8 @@
  * scavenge (64 KiB copied, then promoted); survivors are what makes V8 grow
  * the young generation (to 16–32 MB semi-spaces here), and a bigger young
  * generation lets still more bodies pile up between scavenges. Now each array
- * is held only while it is made, and the young generation stays small.
+ * is held only while it is made, so the young generation grows slowly, and the
+ * nudge grows with it (V8 still grows it over minutes of echoes: round eight).
  *
  * Limit: it keeps bulkhead's bodies from starting that loop; it does not end
  * one that something else started (another allocator's external-memory
@@ -66,12 +67,17 @@ export function nudgePaysOn(v8Major: number): boolean {
 export const NUDGE_ENABLED: boolean = nudgePaysOn(Number.parseInt(process.versions.v8, 10));
 
 /**
- * JS-heap bytes allocated per byte of fresh body memory: with an 8 MB semi-space, ≤ ~7 MB of 64 KiB bodies
- * arrive between scavenges, below the ~8 MB that start a mark-compact (module comment). 0.5 left the loop
- * running (round seven); 0.75–1.5 without a surviving array ended it (bench/README.md, round eight).
+ * The semi-space size at which the nudge allocates one byte per body byte: with 8 MB semi-spaces that keeps
+ * ≤ ~7 MB of 64 KiB bodies between scavenges, below the ~8 MB that start a mark-compact (module comment).
+ * 0.5 there left the loop running (round seven); 0.75–1.5 without a surviving array ended it (round eight).
  */
-const NUDGE_RATIO = 1;
-/** At most this many JS-heap bytes per body: beyond a few MB, external-memory pressure is V8's right call. */
+const SEMI_SPACE_PER_UNIT_RATIO = 8 * 1024 * 1024;
+/** The ratio's bounds: ≥ round six's 0.5 for small young generations, ≤ 4 (V8's semi-spaces stop at 16–32 MB). */
+const MIN_RATIO = 0.5;
+const MAX_RATIO = 4;
+/** Fresh bodies between two reads of the young generation's size (a read costs ~18 µs). */
+const BODIES_PER_RATIO_READ = 64;
+/** At most this many body bytes are nudged for: beyond a few MB, external-memory pressure is V8's right call. */
 const NUDGE_MAX_BYTES = 1024 * 1024;
 /** Elements per array: 64 KiB of 8-byte slots, below V8's large-object size. */
 const CHUNK_ELEMENTS = 8192;
@@ -85,15 +91,49 @@ const ELEMENT_BYTES = 8;
 let holder: unknown;
 /** Array slots allocated so far (for tests: how much the nudge allocated). */
 let allocatedSlots = 0;
+/** The ratio in force, and the fresh bodies left before it is read again. */
+let ratio = 1;
+let bodiesUntilRead = 0;
 
 /**
- * Allocates short-lived JS arrays worth `bodyBytes` (capped), the fresh body
- * memory just allocated off the heap; none of them outlives the call. See the
- * module comment.
+ * JS-heap bytes to allocate per fresh body byte when a semi-space holds `semiSpaceBytes`: in proportion, so
+ * that the bodies arriving between two scavenges stay under ~7 MB whatever size V8 grew the young
+ * generation to (it grows it as the bytes surviving scavenges add up, and never shrinks it while a process
+ * is busy), bounded by {@link MIN_RATIO} and {@link MAX_RATIO}.
+ */
+export function nudgeRatio(semiSpaceBytes: number): number {
+  return Math.min(MAX_RATIO, Math.max(MIN_RATIO, semiSpaceBytes / SEMI_SPACE_PER_UNIT_RATIO));
+}
+
+/** The young generation's semi-space size now, or undefined where `node:v8` cannot be had. */
+function semiSpaceBytes(): number | undefined {
+  // Loaded on first use, not at import: a helper that never receives a large body never pays for node:v8.
+  const v8 = process.getBuiltinModule('node:v8') as typeof import('node:v8') | undefined;
+  const newSpace = v8?.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+  // The new space's committed size covers both semi-spaces.
+  return newSpace === undefined ? undefined : newSpace.space_size / 2;
+}
+
+/** The ratio for this body: read again from the young generation's size every {@link BODIES_PER_RATIO_READ} bodies. */
+function currentRatio(): number {
+  if (bodiesUntilRead > 0) {
+    bodiesUntilRead--;
+    return ratio;
+  }
+  bodiesUntilRead = BODIES_PER_RATIO_READ - 1;
+  const semi = semiSpaceBytes();
+  if (semi !== undefined) ratio = nudgeRatio(semi);
+  return ratio;
+}
+
+/**
+ * Allocates short-lived JS arrays worth `bodyBytes` (capped at {@link NUDGE_MAX_BYTES}) times the
+ * ratio for the young generation's size ({@link nudgeRatio}), for the fresh body memory just allocated
+ * off the heap; none of them outlives the call. See the module comment.
  */
 export function nudgeYoungGeneration(bodyBytes: number): void {
-  if (!NUDGE_ENABLED) return;
-  let elements = Math.floor(Math.min(bodyBytes * NUDGE_RATIO, NUDGE_MAX_BYTES) / ELEMENT_BYTES);
+  if (!NUDGE_ENABLED || bodyBytes <= 0) return;
+  let elements = Math.floor((Math.min(bodyBytes, NUDGE_MAX_BYTES) * currentRatio()) / ELEMENT_BYTES);
   while (elements > 0) {
     const n = Math.min(elements, CHUNK_ELEMENTS);
     holder = undefined;
@@ -102,6 +142,11 @@ export function nudgeYoungGeneration(bodyBytes: number): void {
     elements -= n;
   }
   holder = undefined;
+}
+
+/** The ratio the last nudge used (for tests). */
+export function nudgeRatioInForce(): number {
+  return ratio;
 }
 
 /** Array slots the nudge allocated in this process so far (for tests). */
