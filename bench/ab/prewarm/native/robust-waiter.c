@@ -5,7 +5,9 @@
  * list in exit_mm_release (futex_exit_release), at the start of exit_mm, before the address space is torn down,
  * marks the word FUTEX_OWNER_DIED and wakes this waiter: it gets EOWNERDEAD and exits, so its stdout's EOF reaches
  * the parent while the dead process's teardown is still running.
- * usage: robust-waiter FILE */
+ * With --existing, FILE already holds the mutex, made and locked by the helper (fixtures/echo-robust-service.js):
+ * nothing is initialised, and a word still 0 (never locked) exits 2 rather than taking the lock.
+ * usage: robust-waiter FILE [--existing] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +16,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
-  if (argc != 2) return 2;
+  if (argc < 2) return 2;
+  if (argc == 3) {
+    int fd = open(argv[1], O_RDWR);
+    if (fd < 0) return 1;
+    pthread_mutex_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED || __atomic_load_n((int *)m, __ATOMIC_ACQUIRE) == 0) return 2;
+    printf("ready\n");
+    fflush(stdout);
+    return pthread_mutex_lock(m) == EOWNERDEAD ? 0 : 3;
+  }
   int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
   if (fd < 0 || ftruncate(fd, 4096) != 0) return 1;
   pthread_mutex_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
