@@ -16,8 +16,9 @@
  * size (at most {@link NUDGE_MAX_BYTES}) times the young generation's semi-space
  * size over 8 MB ({@link nudgeRatio}, between 0.5 and 4). They die at once, so a
  * scavenge costs almost nothing for them, and a scavenge comes after ≤ ~7 MB of
- * fresh bodies (every ~100 messages of 64 KiB) and frees them. Nothing the caller sees changes, and the
- * arrays hold no data. Only on the V8 versions where it pays ({@link nudgePaysOn}).
+ * fresh bodies (every ~100 messages of 64 KiB) and frees them. Nothing the
+ * caller sees changes, and the arrays hold no data. Only on the V8 versions
+ * where it pays ({@link nudgePaysOn}).
  *
  * Why that much, and why no array may outlive the call (round eight, bench/README.md
  * "Round eight: payload echo"): V8 13/14 count external memory allocated since
