@@ -6,9 +6,9 @@
 // one; and on the real host (bubblewrap, root), where the caches are used, a victim given the path does run it.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FIXTURES, REPO_ROOT, rejection, withLoopOpen } from './helpers.js';
 
@@ -58,7 +58,7 @@ const kit = await startBroker({
 });
 t.teardown(() => kit.close());
 
-interface Report { env: Record<string, string | null>; codeCache: string; validatorsCache: string; plantedRuns: number }
+interface Report { env: Record<string, string | null>; codeCache: string; validatorsCache: string; plantedRuns: number; ajvCompiler: boolean }
 const report = (service: string): Promise<Report> => kit.broker.connect(service).call('report', {}) as Promise<Report>;
 const settle = (): Promise<void> => withLoopOpen(async () => {
   await Promise.all([codeCacheWrites(), compileCacheWrites()]);
@@ -75,6 +75,7 @@ t.test('on the real host the victim is given the caches, and the broker\'s write
   modulePath = first.env['BULKHEAD_VALIDATORS'] ?? '';
   t.ok(existsSync(modulePath), 'it is given the broker\'s validators module');
   t.ok(first.env['NODE_COMPILE_CACHE'] !== null && first.env['BULKHEAD_CODE_CACHE'] !== null, 'and the code caches');
+  t.equal(first.ajvCompiler, false, 'it loaded no ajv compiler (the check the victims below make sees one: see the last test)');
   genuine = readFileSync(modulePath);
   await settle();
   if (HAS_COMPILE_CACHE) t.equal(compileSubdirs().length, 1, 'the compile-cache writer ran for its flags');
@@ -96,6 +97,7 @@ t.test('no OS layer keeps helpers from writing the caches: a plant succeeds, and
     t.same(seen.env, CACHE_VARS, `${victim}: given none of the cache variables`);
     t.equal(seen.plantedRuns, 0, `${victim}: the planted module never ran in it`);
     t.equal(seen.codeCache, 'off', `${victim}: its runtime compiled from source`);
+    t.equal(seen.ajvCompiler, false, `${victim}: it loaded no ajv compiler: the broker gave it the module's text, which it generated itself`);
     const bad = await rejection(kit.broker.connect(victim).call('greet', { name: 'a' }));
     t.equal(bad.code, 'ERR_INVALID_PARAMS', `${victim}: it still validates (its own ajv compiled the schemas)`);
     t.equal(await kit.broker.connect(victim).call('greet', { name: 'ab' }), 'hello ab', `${victim}: and serves`);
@@ -120,4 +122,28 @@ t.test('positive control: on the real host, where the caches are used, a victim 
   await report('boxed-victim');
   await settle();
   if (HAS_COMPILE_CACHE) t.equal(compileSubdirs().length, 2, 'and the boxed victim\'s launch starts its compile-cache writer here');
+});
+
+t.test('the module\'s text is passed only by the broker: a manifest\'s env cannot pass one; a helper without it compiles its own', { skip: NO_BWRAP }, async (t) => {
+  untrusted();
+  t.teardown(() => setHostProbeOverride(undefined));
+  const planted = plantedText();
+  kit.broker.register({ name: 'env-victim', entry: ENTRY, protocol: PROTOCOL, env: { BULKHEAD_VALIDATORS_SOURCE: planted, BULKHEAD_VALIDATORS: modulePath }, launch: { throttleMs: 0 } });
+  const seen = await report('env-victim');
+  t.equal(seen.plantedRuns, 0, 'the text a manifest named never ran');
+  t.same(seen.env, CACHE_VARS, 'nor was its module path kept');
+  await kit.broker.stop('env-victim');
+  // Control for the ajv check: a validators directory others may write is not used (lib/protocol/precompiled.ts), so
+  // this helper gets no module at all and compiles its schemas with ajv, which the check sees.
+  const { MAX_VALIDATORS_SOURCE_BYTES } = await import('../lib/broker/validators-by-value.js');
+  t.ok(genuine.length < MAX_VALIDATORS_SOURCE_BYTES, `this protocol's module (${String(genuine.length)} bytes) fits in the environment`);
+  setHostProbeOverride(undefined);
+  const dir = dirname(modulePath);
+  chmodSync(dir, 0o777);
+  t.teardown(() => chmodSync(dir, 0o755));
+  kit.broker.register({ name: 'no-module', entry: ENTRY, protocol: PROTOCOL, launch: { throttleMs: 0 } });
+  const own = await report('no-module');
+  t.equal(own.env['BULKHEAD_VALIDATORS'], null, 'no module');
+  t.equal(own.ajvCompiler, true, 'positive control: it loaded ajv\'s compiler, and the check says so');
+  await kit.broker.stop('no-module');
 });
