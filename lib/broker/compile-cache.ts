@@ -94,14 +94,16 @@ export function plannedNodeFlags(command: readonly string[], nodePath: string, e
  * flag set): a node process imports the runtime bundle with the cache on, then
  * its files are made readable for helpers of other uids (node writes them 0600).
  * A helper that runs as `uid` finds them under its own subdirectory name (a link).
+ * `binary` names the binary's identity: by default read now ({@link binaryIdentity}); a launch passes its runtime
+ * cache directory, whose name hashes that identity (lib/broker/code-cache.ts), so the binary is stat'ed once per launch.
  * Never throws; a launch before it finished just runs uncached.
  */
-export function warmCompileCache(nodePath: string, flags: readonly string[], uid?: number): Promise<void> {
+export function warmCompileCache(nodePath: string, flags: readonly string[], uid?: number, binary: string | undefined = binaryIdentity(nodePath)): Promise<void> {
   const dir = compileCacheDir();
   if (dir === undefined) return Promise.resolve();
   const v8Flags = writerFlags(flags);
   // The binary's identity, not only its path: node upgraded in place under a running broker is filled again.
-  const key = JSON.stringify([nodePath, binaryIdentity(nodePath), v8Flags]);
+  const key = JSON.stringify([nodePath, binary, v8Flags]);
   let run = warmed.get(key);
   if (run === undefined) {
     const script = `await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); const m = await import('node:module'); process.stdout.write(m.getCompileCacheDir?.() ?? '');`;
@@ -168,9 +170,10 @@ function shareReadOnly(dir: string): void {
  * After a launch was planned: makes sure the cache holds the runtime for the
  * node and flags this launch uses (in the background; this launch does not wait).
  */
-export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined; withholdCaches?: boolean }, input: { nodePath: string; entry: string; compileCache?: string }): void {
+export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined; withholdCaches?: boolean }, input: { nodePath: string; entry: string; compileCache?: string; runtimeCache: string | undefined }): void {
   // A helper that can write the cache (lib/sandbox/broker-caches.ts) may be rewriting it now: no writer runs for its launch.
   if (input.compileCache === undefined || plan.withholdCaches === true) return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
-  if (flags !== undefined) void warmCompileCache(input.nodePath, flags, plan.runAs?.uid);
+  // The launch's runtime directory names the binary (found once per launch); without one, its identity is read here.
+  if (flags !== undefined) void warmCompileCache(input.nodePath, flags, plan.runAs?.uid, input.runtimeCache ?? binaryIdentity(input.nodePath));
 }

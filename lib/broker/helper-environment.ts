@@ -71,10 +71,20 @@ export class ValidatorCache {
   }
 }
 
+/** A launch's input to the sandbox layer, with what the broker's cache writers need from it. */
+export type HelperLaunchInput = SandboxLaunchInput & {
+  /**
+   * The runtime cache directory of the launch's node binary (lib/broker/code-cache.ts), found once per launch (the
+   * binary is stat'ed once) and passed down to the cache writers; undefined when there is none.
+   */
+  runtimeCache: string | undefined;
+};
+
 /** What the sandbox layer needs to plan one launch (a spare runs the prewarm entry instead). */
-export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorContext, validators: ValidatorCache, spare: boolean): SandboxLaunchInput {
+export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorContext, validators: ValidatorCache, spare: boolean): HelperLaunchInput {
   const { manifest } = resolved;
-  const input: SandboxLaunchInput = {
+  const input: HelperLaunchInput = {
+    runtimeCache: undefined,
     service: manifest.name,
     entry: spare ? PREWARM_ENTRY : resolved.entry,
     serviceDir: resolved.serviceDir,
@@ -102,6 +112,7 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     input.env[COMPILE_CACHE_ENV] = compileCache;
     // And the runtime's own code cache, on every Node line, in a subdirectory per node binary (lib/broker/code-cache.ts).
     const runtimeCache = runtimeCacheDir(ctx.nodePath);
+    input.runtimeCache = runtimeCache;
     if (runtimeCache !== undefined) input.env[HELPER_ENV.codeCache] = runtimeCache;
     else Reflect.deleteProperty(input.env, HELPER_ENV.codeCache);
     input.implicitReads.push(compileCache);
