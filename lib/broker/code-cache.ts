@@ -16,7 +16,7 @@ import { binaryIdentity } from '../util/binary-identity.js';
 import { touch } from '../util/cache-eviction.js';
 import { join } from 'node:path';
 import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../util/runtime-loader.js';
-import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
+import { compileCacheDir, forgetCompileCaches, plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
 import { forgetValidatorsCaches, validatorsCacheWrites, warmPlannedValidatorsCache, type ValidatorsLaunchInput } from './validators-code-cache.js';
@@ -163,4 +163,5 @@ function recheckDaily(dir: string): void {
   touch(dir, now);
   written.clear();
   forgetValidatorsCaches();
+  forgetCompileCaches();
 }

@@ -29,6 +29,7 @@ import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CACHE_FLAG } from '../util/runtime-loader.js';
 import { binaryIdentity } from '../util/binary-identity.js';
+import { touch } from '../util/cache-eviction.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
 
@@ -134,8 +135,25 @@ function linkForUid(dir: string, tag: string, uid: number): void {
   try {
     symlinkSync(tag, join(dir, name));
   } catch {
-    // EEXIST: linked before (or made by a helper of that uid before the broker wrote the cache: node then ignores it)
+    // EEXIST: linked before (or made by a helper of that uid before the broker wrote the cache: node then ignores it).
+    // Marked used (the link itself), once per broker process and day: not evicted (lib/util/cache-eviction.ts).
+    if (!usedLinks.has(name)) {
+      usedLinks.add(name);
+      touch(join(dir, name));
+    }
   }
+}
+
+/** The links {@link linkForUid} found already there and marked used since the last {@link forgetCompileCaches}. */
+const usedLinks = new Set<string>();
+
+/**
+ * Forgets which writer runs were made (the next launch of each flag set runs its writer again, which marks its
+ * subdirectory used, or fills it again if evicted meanwhile): a long-running broker does this daily (lib/broker/code-cache.ts).
+ */
+export function forgetCompileCaches(): void {
+  warmed.clear();
+  usedLinks.clear();
 }
 
 /** `sub` (a real directory, never a link) 0755, and what is below it as shareReadOnly makes it. */
@@ -143,6 +161,7 @@ function shareSubdirectory(sub: string): void {
   try {
     if (!lstatSync(sub).isDirectory()) return;
     chmodSync(sub, 0o755);
+    touch(sub); // in use: not evicted (lib/util/cache-eviction.ts)
     shareReadOnly(sub);
   } catch {
     // Gone meanwhile: the next writer run fixes modes.
