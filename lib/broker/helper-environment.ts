@@ -56,7 +56,7 @@ export class ValidatorCache {
 
   /**
    * The module's bytes, generated in this process (never read from a file): what a helper is given by value where
-   * the broker's files may hold planted code (lib/broker/validators-by-value.ts). Generated once (20–80 ms of ajv
+   * the broker's files may hold planted code (lib/broker/validators-by-value.ts). Generated once (14–85 ms of ajv
    * compiling, on the broker's thread) and kept; undefined when the schemas cannot be compiled standalone.
    */
   source(): Buffer | undefined {

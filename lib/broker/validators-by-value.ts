@@ -7,7 +7,8 @@
  * bytes: nothing on disk is read, and no other process can change a process's
  * environment once it is exec'd, so there is no window between a check and the
  * load. Without it such a helper loads ajv and compiles its schemas itself
- * (measured +120–190 ms per launch, Node 20/24/26).
+ * (measured: +75 ms of the helper's CPU to its first reply, Node 20 and 24;
+ * by value, withholding the caches costs +6 to +9 ms: bench/README.md).
  * @module
  */
 import { HELPER_ENV } from '../wire/helper-env.js';

@@ -15,7 +15,8 @@
  * swapped before a helper reads it. So there no helper is given the caches, and
  * the broker starts no cache writer (its writers run unsandboxed, as the
  * broker: a planted compile-cache entry would run in them). Helpers then compile
- * from source: their schemas with ajv, their runtime without V8's cache.
+ * their runtime without V8's cache, and their validators from the module's text,
+ * which the broker passes by value (lib/broker/validators-by-value.ts).
  *
  * An unsandboxed launch does not wait for the host probe (it runs processes,
  * tens of ms): it uses the probe when it has settled, else the cheap rule
