@@ -4,7 +4,8 @@
 // interleaved, N kills each (default 25):
 //   koffi      no holder (the control: the same node, the same addon loaded)
 //   holder     mm_holder_start(CLONE_PARENT): this process is the holder's parent and reaps it (waitid, koffi)
-//   idle       the same, the holder at SCHED_IDLE (its exit's teardown yields to every other task)
+//   idle       the same, the holder at SCHED_IDLE
+//   delay20    the same, the holder waiting 20 ms after the EOF before it exits (its teardown after the takeover)
 // Per variant: kill → EOF on fd 3, kill → node's exit event (and its signal), kill → the holder's EOF on fd 4 (its
 // exit's teardown done), whether it was reaped, and the node's and holder's memory before the kill.
 // usage: node bench/ab/prewarm/mm-holder-probe.mjs   (NODE_BIN=/path/to/node; from a built worktree; gcc on PATH)
@@ -55,10 +56,11 @@ let traced = () => ({});
 if (process.env.TRACE) {
   const { mkdirSync, writeFileSync, openSync, writeSync, rmdirSync, closeSync } = await import('node:fs');
   const T = `/sys/kernel/tracing/instances/mmh-${process.pid}`;
-  const EV = ['sched/sched_process_exit', 'mmap/exit_mmap', 'sched/sched_waking'];
+  const EV = ['sched/sched_process_exit', 'mmap/exit_mmap', 'sched/sched_waking', ...(process.env.TRACE === '2' ? ['sched/sched_switch'] : [])];
   mkdirSync(T);
   writeFileSync(`${T}/buffer_size_kb`, '4096');
-  writeFileSync(`${T}/events/sched/sched_waking/filter`, `comm == "bh-mm-holder"`);
+  writeFileSync(`${T}/events/sched/sched_waking/filter`, `comm == "bh-mm-holder" || pid == ${process.pid}`);
+  writeFileSync(`${T}/events/sched/sched_switch/filter`, `prev_pid == ${process.pid} || next_pid == ${process.pid}`);
   for (const e of EV) writeFileSync(`${T}/events/${e}/enable`, '1');
   const fd = openSync(`${T}/trace_marker`, 'w');
   mark = (m) => writeSync(fd, m);
@@ -73,7 +75,7 @@ if (process.env.TRACE) {
     const t0 = ts(lines[k]);
     const after = lines.slice(k + 1).filter((l) => tids.has(by(l)));
     // The holder is woken by the release of the pipe's write end, in node's exit_task_work, with fd 3's (EOF).
-    const wake = after.find((l) => l.includes('sched_waking'));
+    const wake = after.find((l) => l.includes('sched_waking') && l.includes('comm=bh-mm-holder'));
     const mmaps = after.filter((l) => l.includes('exit_mmap'));
     const nodeMm = mmaps.filter((l) => by(l) !== holder);
     const last = (a) => (a.length ? ts(a.at(-1)) - t0 : NaN);
@@ -90,7 +92,7 @@ async function once(flags) {
   await new Promise((ok) => setTimeout(ok, 20));
   const mem = rollup(child.pid) + (holder ? `; holder: ${readFileSync(`/proc/${holder}/status`, 'utf8').match(/VmRSS:\s+\d+ kB/)[0]} (node's mm), ppid ${readFileSync(`/proc/${holder}/stat`, 'utf8').split(') ')[1].split(' ')[1]}, comm ${readFileSync(`/proc/${holder}/comm`, 'utf8').trim()}` : '');
   const t0 = performance.now();
-  const eof = ended(child.stdio[3], t0);
+  const eof = ended(child.stdio[3], t0).then((x) => { mark('EOF fd3 read'); return x; });
   const tids = new Set([...readdirSync(`/proc/${child.pid}/task`).map(Number), holder]);
   mark(`kill ${child.pid} holder ${holder}`);
   const held = ended(child.stdio[4], t0); // without a holder fd 4 is node's alone: its EOF comes with fd 3's
@@ -103,7 +105,7 @@ async function once(flags) {
   Object.assign(r, traced(tids, holder));
   return r;
 }
-const variants = { koffi: 0, holder: 1 | 4, idle: 1 | 2 | 4 };
+const variants = { koffi: 0, holder: 1 | 4, idle: 1 | 2 | 4, delay20: 1 | 4 | (20 << 8) };
 console.log(`${NODE} (${execFileSync(NODE, ['-v']).toString().trim()}), load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, ${N} kills each, interleaved`);
 const res = {};
 for (let i = 0; i < N; i++) for (const [name, f] of Object.entries(variants)) (res[name] ??= []).push(await once(f));

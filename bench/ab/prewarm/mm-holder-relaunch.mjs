@@ -4,6 +4,7 @@
 //   holder   fixtures/echo-mm-holder-service.js: the node starts a holder (CLONE_VM | CLONE_PARENT: this process,
 //            the broker, is its parent and reaps it with waitid through koffi)
 //   idle     fixtures/echo-mm-holder-idle-service.js: the same, the holder at SCHED_IDLE
+//   delay20  fixtures/echo-mm-holder-delay-service.js: the same, the holder exiting 20 ms after the EOF
 // Per crash (SIGKILL to the helper's node from outside the broker, as crash.mjs): a call at once, retried on
 // ERR_INTERRUPTED until the new helper answers: kill → reply; kill → the broker's exit event and the signal/code it
 // reports; for the holders, kill → reaped (polled every ms after the exit event) and whether any holder is left.
@@ -19,7 +20,7 @@ const koffi = createRequire(import.meta.url)(`${WT}/node_modules/koffi`);
 const waitid = koffi.load('libc.so.6').func('int waitid(int, int, void *, int)');
 const { Broker, isBulkheadError } = await import(`${WT}/dist/lib/index.js`);
 const broker = new Broker({ root: `${WT}/bench/fixtures/` });
-const services = { koffi: './echo-koffi-service.js', holder: './echo-mm-holder-service.js', idle: './echo-mm-holder-idle-service.js' };
+const services = { koffi: './echo-koffi-service.js', holder: './echo-mm-holder-service.js', idle: './echo-mm-holder-idle-service.js', delay20: './echo-mm-holder-delay-service.js' };
 const conns = {};
 for (const [name, entry] of Object.entries(services)) {
   broker.register({ name, entry, protocol: 'com.bench.echo', launch: { throttleMs: 0, maxRestarts: 10000, prewarm: true } });

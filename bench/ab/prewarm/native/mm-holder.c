@@ -11,6 +11,10 @@
  *              pids it spawned), otherwise node's (reparented at node's death to the nearest subreaper or pid 1).
  *   flags & 2: the holder asks for SCHED_IDLE before it blocks, so the teardown in its exit runs after the work of
  *              the broker and the spare on a busy machine.
+ *   flags >> 8: a delay in ms between the EOF and the holder's exit (nanosleep), so that its teardown runs after the
+ *              takeover: woken on the CPU of node's last thread (often the broker's), the holder otherwise runs its
+ *              1.5 ms teardown at once, before a broker that is runnable there (traced; SCHED_IDLE does not stop it:
+ *              within a tick the fair scheduler still picks it when the broker is not eligible).
  *   flags & 4: (the probe, mm-holder-probe.mjs) the holder also keeps fd 4, whose EOF at its observer tells when its
  *              own exit (the teardown, then exit_files) is done.
  * The holder touches nothing but its stack and raw syscalls (no libc: errno and TLS are node's main thread's):
@@ -32,7 +36,7 @@ static inline long raw3(long n, long a, long b, long c) {
   return r;
 }
 
-struct holder_arg { int rfd; int idle; int keep4; };
+struct holder_arg { int rfd; int idle; int keep4; int delayMs; };
 
 static int holder(void *p) {
   /* Copy the arguments to the stack first: the caller's struct lives on node's stack. */
@@ -58,6 +62,10 @@ static int holder(void *p) {
     if (r == -4 /* EINTR */ || r > 0) continue;
     break;
   }
+  if (a.delayMs > 0) {
+    long ts[2] = {a.delayMs / 1000, (long)(a.delayMs % 1000) * 1000000L};
+    while (raw3(SYS_nanosleep, (long)ts, (long)ts, 0) == -4 /* EINTR: the rest is in ts */) {}
+  }
   raw3(SYS_exit, 0, 0, 0);
   return 0;
 }
@@ -75,6 +83,7 @@ int mm_holder_start(int flags) {
   arg.rfd = p[0];
   arg.idle = (flags & 2) != 0;
   arg.keep4 = (flags & 4) != 0;
+  arg.delayMs = flags >> 8;
   int cf = CLONE_VM | ((flags & 1) ? CLONE_PARENT : SIGCHLD);
   int pid = clone(holder, stack + STACK_SIZE, cf, &arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
