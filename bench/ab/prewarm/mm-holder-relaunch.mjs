@@ -8,7 +8,7 @@
 // Per crash (SIGKILL to the helper's node from outside the broker, as crash.mjs): a call at once, retried on
 // ERR_INTERRUPTED until the new helper answers: kill → reply; kill → the broker's exit event and the signal/code it
 // reports; for the holders, kill → reaped (polled every ms after the exit event) and whether any holder is left.
-// usage: node bench/ab/prewarm/mm-holder-relaunch.mjs BUILD_DIR N   (gcc on PATH)
+// usage: [VARIANTS=koffi,delay20] node bench/ab/prewarm/mm-holder-relaunch.mjs BUILD_DIR N   (gcc on PATH)
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -20,7 +20,9 @@ const koffi = createRequire(import.meta.url)(`${WT}/node_modules/koffi`);
 const waitid = koffi.load('libc.so.6').func('int waitid(int, int, void *, int)');
 const { Broker, isBulkheadError } = await import(`${WT}/dist/lib/index.js`);
 const broker = new Broker({ root: `${WT}/bench/fixtures/` });
-const services = { koffi: './echo-koffi-service.js', holder: './echo-mm-holder-service.js', idle: './echo-mm-holder-idle-service.js', delay20: './echo-mm-holder-delay-service.js' };
+const all = { koffi: './echo-koffi-service.js', holder: './echo-mm-holder-service.js', idle: './echo-mm-holder-idle-service.js', delay20: './echo-mm-holder-delay-service.js' };
+// VARIANTS=koffi,delay20 runs only those (fewer spares starting between crashes).
+const services = Object.fromEntries(Object.entries(all).filter(([k]) => (process.env.VARIANTS ?? Object.keys(all).join(',')).split(',').includes(k)));
 const conns = {};
 for (const [name, entry] of Object.entries(services)) {
   broker.register({ name, entry, protocol: 'com.bench.echo', launch: { throttleMs: 0, maxRestarts: 10000, prewarm: true } });
