@@ -12,7 +12,7 @@
  * docs/wire.md: no tags but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES}, text map keys
  * only, no simple values but false/true/null/undefined, no indefinite-length strings, nesting at most
  * {@link MAX_FRAME_DEPTH}, at most {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
- * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on it as a second line. cbor-x
+ * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on cbor-x's values as a second line. cbor-x
  * renames a `__proto__` map key to `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
@@ -22,6 +22,7 @@ import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 import { decodeWithoutViews } from './decode-scratch.js';
 import { findNonPlain } from './plain-check.js';
+import { NOT_PLAIN, decodePlain } from './plain-decode.js';
 import { keptBody } from './shared-read-buffers.js';
 import { BYTES_PER_OBJECT, FRAME_OBJECT_ALLOWANCE, MAX_BIGNUM_BYTES, MAX_FRAME_DEPTH, maxFrameObjects } from './wire-limits.js';
 
@@ -66,13 +67,24 @@ export function decodeItem(body: Uint8Array, borrowed = false): unknown {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one CBOR item of plain data: ${malformed}. See docs/wire.md for the accepted data model.`);
   }
   let value: unknown;
+  let builtPlain = false;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    value = scanSawByteString ? decoder.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(decoder, body);
+    if (scanSawByteString) value = decoder.decode(borrowed ? keptBody(body, true) : body);
+    else {
+      // The plainest small items without cbor-x (plain-decode.ts); the rest with cbor-x as before.
+      value = decodePlain(body);
+      builtPlain = value !== NOT_PLAIN;
+      if (!builtPlain) value = decodeWithoutViews(decoder, body);
+    }
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }
-  const problem = findNonPlain(value, 0, MAX_FRAME_DEPTH);
+  // The plain-data check is the second line against cbor-x's values (live objects from a tag the scan ever let
+  // through). The plain decoder builds only null, booleans, numbers, strings, arrays and `{}` objects, nested no
+  // deeper than the scan allowed (MAX_FRAME_DEPTH, the check's own limit): nothing there for the check to find,
+  // so its walk (one per message received) is skipped. test/wire-plain-check.test.ts holds the decoder to that.
+  const problem = builtPlain ? undefined : findNonPlain(value, 0, MAX_FRAME_DEPTH);
   if (problem !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame holds ${problem}; only JSON-like values and byte strings may cross the wire.`);
   }
