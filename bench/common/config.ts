@@ -25,6 +25,10 @@ export const CONFIG = {
   rounds: count('ROUNDS', 5, 3),
   /** Sequential calls per round and transport for the latency percentiles. */
   sequential: count('SEQUENTIAL', 6_000, 2_000),
+  /** Fresh process sets (bulkhead, fork JSON, raw floors) beside the main run's for the pinned round-trip verdict. */
+  processSets: count('PROCESS_SETS', 6, 2),
+  /** Pinned rounds per fresh process set. */
+  processRounds: count('PROCESS_ROUNDS', 3, 2),
   /** Sequential calls per round for gRPC (≈8× slower per call). */
   grpcSequential: count('GRPC_SEQUENTIAL', 2_000, 500),
   /** Pipelined calls per round and transport. */
