@@ -25,8 +25,11 @@ export const CONFIG = {
   rounds: count('ROUNDS', 5, 3),
   /** Sequential calls per round and transport for the latency percentiles. */
   sequential: count('SEQUENTIAL', 6_000, 2_000),
-  /** Fresh process sets (bulkhead, fork JSON, raw floors) beside the main run's for the pinned round-trip verdict. */
-  processSets: count('PROCESS_SETS', 6, 2),
+  /**
+   * Fresh process sets (bulkhead, fork JSON, raw floors) beside the main run's for the pinned round-trip verdict.
+   * 8 + 1 = 9 sets: the smallest count whose ~95% interval of the median leaves out the lowest and highest set.
+   */
+  processSets: count('PROCESS_SETS', 8, 2),
   /** Pinned rounds per fresh process set. */
   processRounds: count('PROCESS_ROUNDS', 3, 2),
   /** Sequential calls per round for gRPC (≈8× slower per call). */

@@ -179,7 +179,7 @@ export async function runSmallCalls(): Promise<ScenarioResult> {
         scenario: NAME,
         target: 'round trip p50 ≤ 1.05× raw socketpair + cbor-x',
         measured: pinning
-          ? `vs ${setWorst === setOn ? 'records on' : 'records off'} (the faster floor): ${describeSetRatios(setWorst!, 1.05)}; vs ${setWorst === setOn ? 'records off' : 'records on'} ${ratio((setWorst === setOn ? setOff : setOn)!.median)}; first set alone ${p50Line(floorWorst)}`
+          ? `vs ${setWorst === setOn ? 'records on' : 'records off'} (the faster floor): ${describeSetRatios(setWorst!, 1.05)}; vs ${setWorst === setOn ? 'records off' : 'records on'} ${ratio((setWorst === setOn ? setOff : setOn)!.median)}; first set alone ${p50Line(setWorst === setOn ? floorOn : floorOff)}`
           : `vs ${floorWorst === floorOn ? 'records on' : 'records off'} (the faster floor): ${p50Line(floorWorst)}; vs ${floorWorst === floorOn ? 'records off' : 'records on'} ${ratio(p50Of(floorWorst === floorOn ? floorOff : floorOn).median)}`,
         met: pinning ? Math.max(setOff!.median, setOn!.median) <= 1.05 : Math.max(p50Of(floorOff).median, p50Of(floorOn).median) <= 1.05,
       },
