@@ -15,7 +15,11 @@
  *   the death at once).
  * - with `launch.prewarm` (when this build of bulkhead has it): the same cold
  *   and relaunch figures with a spare helper waiting.
- * Variants are interleaved round by round.
+ * Variants are interleaved round by round. The cold-launch target is judged on pairs: each round, the
+ * helper is stopped, then its probe and its cold launch run back to back (the order alternating between
+ * rounds), and the "over" is the median of the per-pair differences, printed with its spread and a ~95%
+ * interval (bench/common/paired.ts). A difference of two medians taken over the whole run is printed beside
+ * it (the method before round eight).
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -30,6 +34,7 @@ import { CONFIG } from '../common/config.js';
 import { nodePidOf, privateOf, processTree, rssOf } from '../common/proc.js';
 import { FIXTURES, fmt, heading, machine, printTable, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { median, spread, type Spread } from '../common/stats.js';
+import { pairedDifferences, type PairedSummary } from '../common/paired.js';
 import { BENCH_LAUNCH, BENCH_MAX_FRAME_BYTES, MESSAGE } from '../common/transports.js';
 
 const NAME = 'launch';
@@ -122,8 +127,8 @@ async function quiet(broker: Broker, all: readonly Service[]): Promise<void> {
   for (const x of all) await spareReady(broker, x);
 }
 
-async function cold(broker: Broker, s: Service, all: readonly Service[]): Promise<{ ms: number; rss: number }> {
-  await broker.stop(s.name);
+async function cold(broker: Broker, s: Service, all: readonly Service[], stopped = false): Promise<{ ms: number; rss: number }> {
+  if (!stopped) await broker.stop(s.name);
   await quiet(broker, all);
   const launches = broker.status(s.name).launches;
   const start = performance.now();
@@ -182,11 +187,17 @@ async function relaunch(broker: Broker, s: Service, all: readonly Service[], by:
   }
 }
 
+/** A signed figure in ms (`+3.2`, `-0.4`). */
+function sign(ms: number): string {
+  return `${ms >= 0 ? '+' : ''}${fmt(ms)}`;
+}
+
 /** Runs the scenario. */
 export async function runLaunch(): Promise<ScenarioResult> {
   const start = machine();
   const prewarm = hasPrewarm();
-  heading(`launch: ${CONFIG.launches} interleaved launches per variant; profiles ${PROFILES.join(', ')}; prewarm ${prewarm ? 'available' : 'not in this build'}`);
+  const pairRounds = Math.max(CONFIG.launches, CONFIG.launchPairs);
+  heading(`launch: ${pairRounds} cold launches per profile, each paired with its probe; ${CONFIG.launches} relaunches and prewarmed launches per variant; profiles ${PROFILES.join(', ')}; prewarm ${prewarm ? 'available' : 'not in this build'}`);
   const broker = new Broker({ root: FIXTURES, maxFrameBytes: BENCH_MAX_FRAME_BYTES });
   try {
     const services: Service[] = [];
@@ -221,18 +232,33 @@ export async function runLaunch(): Promise<ScenarioResult> {
     const exitMs = { broker: perKill(), crash: perKill() };
     const retries = { broker: perKill(), crash: perKill() };
     const stale = { broker: perKill(), crash: perKill() };
-    for (let round = 0; round < CONFIG.launches; round++) {
+    for (let round = 0; round < pairRounds; round++) {
       const rot = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round) % xs.length]!);
-      for (const p of rot(PROFILES)) {
-        const r = await probe(p);
-        probeMs.get(p)!.push(r.ms);
-        planMs.get(p)!.push(r.planMs);
-        if (p === 'none') wrappedProbeMs.push((await probe(p, true)).ms);
-      }
+      // Rounds past CONFIG.launches only add pairs (no relaunch, no prewarm): the target's sample grows, the run stays short.
+      const full = round < CONFIG.launches;
       for (const s of rot(services)) {
-        const c = await cold(broker, s, services);
+        if (s.prewarm && !full) continue;
+        let c: { ms: number; rss: number };
+        if (s.prewarm) c = await cold(broker, s, services);
+        else {
+          // A pair: the helper stopped (untimed, its teardown awaited), then probe and cold launch back to back on the
+          // same machine state, the order alternating by round so neither always goes first.
+          const p = s.profile;
+          await broker.stop(s.name);
+          const probeFirst = (round + PROFILES.indexOf(p)) % 2 === 0;
+          const measureProbe = async () => {
+            const r = await probe(p);
+            probeMs.get(p)!.push(r.ms);
+            planMs.get(p)!.push(r.planMs);
+          };
+          if (probeFirst) await measureProbe();
+          c = await cold(broker, s, services, true);
+          if (!probeFirst) await measureProbe();
+          if (p === 'none') wrappedProbeMs.push((await probe(p, true)).ms);
+        }
         coldMs.get(s)!.push(c.ms);
         rss.get(s)!.push(c.rss);
+        if (!full) continue;
         // One kind of kill per round, alternating (the scenario's run time stays that of one relaunch per round).
         const by: KillBy = round % 2 === 0 ? 'crash' : 'broker';
         const r = await relaunch(broker, s, services, by);
@@ -241,7 +267,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
         retries[by].get(s)!.push(r.retries);
         stale[by].get(s)!.push(r.stale);
       }
-      process.stdout.write(`  round ${round + 1}/${CONFIG.launches} done\n`);
+      process.stdout.write(`  round ${round + 1}/${pairRounds} done\n`);
     }
     const spareRss: Record<string, number> = {};
     const sparePrivate: Record<string, number> = {};
@@ -256,7 +282,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
       }
     }
 
-    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; crash: { relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread }; helperRssMiB: Spread; overProbeMs: number; spareRssMiB?: number; sparePrivateMiB?: number }> }> = {};
+    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; crash: { relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread }; helperRssMiB: Spread; overProbeMs: number; overProbePaired?: PairedSummary; overProbeMediansMs?: number; spareRssMiB?: number; sparePrivateMiB?: number }> }> = {};
     const rows: string[][] = [];
     const targets: TargetRow[] = [];
     for (const p of PROFILES) {
@@ -266,7 +292,10 @@ export async function runLaunch(): Promise<ScenarioResult> {
         const c = spread(coldMs.get(s)!);
         const r = spread(relaunchMs.broker.get(s)!);
         const rc = spread(relaunchMs.crash.get(s)!);
-        const over = c.median - pm.median;
+        // The target: the median of the per-pair differences (cold − its probe). Prewarmed variants have no pairs.
+        const paired = s.prewarm ? undefined : pairedDifferences(probeMs.get(p)!, coldMs.get(s)!);
+        const mediansOver = c.median - pm.median;
+        const over = paired?.median ?? mediansOver;
         const v = {
           coldMs: c,
           relaunchMs: r,
@@ -276,6 +305,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
           crash: { relaunchMs: rc, killToExitEventMs: spread(exitMs.crash.get(s)!), retries: spread(retries.crash.get(s)!), staleReplies: spread(stale.crash.get(s)!) },
           helperRssMiB: spread(rss.get(s)!.map((b) => b / 2 ** 20)),
           overProbeMs: over,
+          ...(paired === undefined ? {} : { overProbePaired: paired, overProbeMediansMs: mediansOver }),
           ...(s.prewarm ? { spareRssMiB: (spareRss[s.name] ?? Number.NaN) / 2 ** 20, sparePrivateMiB: (sparePrivate[s.name] ?? Number.NaN) / 2 ** 20 } : {}),
         };
         summary[p].variants[s.prewarm ? 'prewarm' : 'plain'] = v;
@@ -283,7 +313,9 @@ export async function runLaunch(): Promise<ScenarioResult> {
           `${p}${s.prewarm ? ' + prewarm' : ''}`,
           `${fmt(pm.median)} [${fmt(pm.min)}–${fmt(pm.max)}]`,
           `${fmt(c.median)} [${fmt(c.min)}–${fmt(c.max)}]`,
-          `${over >= 0 ? '+' : ''}${fmt(over)}`,
+          paired === undefined ? sign(over) : `${sign(over)} [${sign(paired.p25)}…${sign(paired.p75)}]`,
+          paired === undefined ? '' : `${sign(paired.ciLow)}…${sign(paired.ciHigh)}`,
+          paired === undefined ? '' : sign(mediansOver),
           `${fmt(r.median)} [${fmt(r.min)}–${fmt(r.max)}]`,
           fmt(v.killToExitEventMs.median),
           `${fmt(rc.median)} [${fmt(rc.min)}–${fmt(rc.max)}]`,
@@ -295,7 +327,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
           targets.push({
             scenario: NAME,
             target: `cold launch → first reply ≤ bare node + sandbox + 10 ms (${p === 'none' ? 'unsandboxed' : p})`,
-            measured: `${over >= 0 ? '+' : ''}${fmt(over)} ms (${fmt(c.median)} vs probe ${fmt(pm.median)} ms${p === 'none' ? `; over a probe under the parent-death wrapper: +${fmt(c.median - median(wrappedProbeMs))}` : ''}; load ${loadavg()[0]!.toFixed(1)})`,
+            measured: `${sign(over)} ms (median of ${paired!.n} paired differences, ~95% interval ${sign(paired!.ciLow)}…${sign(paired!.ciHigh)}; cold ${fmt(c.median)} vs probe ${fmt(pm.median)} ms${p === 'none' ? `; over a probe under the parent-death wrapper: ${sign(pairedDifferences(wrappedProbeMs, coldMs.get(s)!).median)}` : ''}; load ${loadavg()[0]!.toFixed(1)})`,
             met: over <= 10,
           });
         }
@@ -326,8 +358,9 @@ export async function runLaunch(): Promise<ScenarioResult> {
         met: prewarm ? rc <= 5 : false,
       });
     }
-    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe', 'relaunch (broker kill) ms', 'kill→exit evt', 'relaunch (crash: external SIGKILL) ms', 'crash→exit evt', 'helper RSS MiB', 'spare MiB RSS'], rows);
-    console.log('  medians [min–max] of the launches; probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first reply of the new helper (throttleMs 0): broker.kill, or a crash (SIGKILL to node from outside).');
+    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe: paired median [p25…p75]', '~95% interval', 'medians\' difference', 'relaunch (broker kill) ms', 'kill→exit evt', 'relaunch (crash: external SIGKILL) ms', 'crash→exit evt', 'helper RSS MiB', 'spare MiB RSS'], rows);
+    console.log(`  medians [min–max] of the launches; over probe = median of the ${pairRounds} per-pair differences (helper stopped, then probe and cold launch back to back, order alternating), its quartiles and a distribution-free ~95% interval of that median; medians' difference = median cold − median probe (the method before round eight, not judged)`);
+    console.log('  probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first reply of the new helper (throttleMs 0): broker.kill, or a crash (SIGKILL to node from outside).');
     writeResult(NAME, start, { prewarmAvailable: prewarm, summary });
     return { name: NAME, data: { summary }, targets };
   } finally {
