@@ -26,7 +26,7 @@ import { loadProtocolFile } from './protocol/registry.js';
 import { precompileValidators } from './protocol/precompiled.js';
 import { HELPER_ENV } from './wire/helper-env.js';
 import { writeFileAtomically } from './util/atomic-write.js';
-import { evictInBinaryDir, evictOtherBinaries, WARM_UP_PREFIX } from './util/cache-eviction.js';
+import { evictInBinaryDir, evictNodeCompileCaches, evictOtherBinaries, WARM_UP_PREFIX } from './util/cache-eviction.js';
 import { FramedChannel } from './wire/framed-channel.js';
 
 /** A protocol shaped like a small service's: one method with an object of a few typed fields. */
@@ -77,6 +77,7 @@ function save(): void {
   // What no broker used for a week, here and among other node binaries' directories (lib/util/cache-eviction.ts).
   evictInBinaryDir(dir!, [basename(target), basename(work)]);
   evictOtherBinaries(dirname(dir!), basename(dir!));
+  evictNodeCompileCaches(dirname(dir!));
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(target, () => process.exit(0));
 }

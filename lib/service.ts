@@ -18,7 +18,7 @@ const { writeSync } = process.getBuiltinModule('node:fs');
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
 import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
-import { loadPrecompiled } from './protocol/precompiled.js';
+import { brokerPrecompiled } from './protocol/precompiled.js';
 import { runtimeLoad } from './runtime-load.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
 import { HELPER_ENV } from './wire/helper-env.js';
@@ -327,9 +327,9 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
  * at all, and their module's canonical JSON and hash of the document spare it hashing an unchanged file.
  */
 function helperProtocol(file: string): CompiledProtocol {
-  const validatorsFile = process.env[HELPER_ENV.validators];
-  if (validatorsFile === undefined || validatorsFile === '') return loadProtocolFile(file, undefined, { eager: false });
-  const { validators, known } = loadPrecompiled(validatorsFile, process.env[HELPER_ENV.codeCache], runtimeLoad);
+  const precompiled = brokerPrecompiled(file, runtimeLoad);
+  if (precompiled === undefined) return loadProtocolFile(file, undefined, { eager: false });
+  const { validators, known } = precompiled;
   return loadProtocolFile(file, undefined, { eager: false, trusted: true, validators, ...(known === undefined ? {} : { known }) });
 }
 

@@ -21,10 +21,10 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { codeCacheContents } from './util/runtime-loader.js';
 import { writeFileAtomically } from './util/atomic-write.js';
-import { evictInBinaryDir } from './util/cache-eviction.js';
+import { evictInBinaryDir, evictValidatorsModules } from './util/cache-eviction.js';
 import { loadValidatorsModule, validatorsCacheFile } from './protocol/validators-loader.js';
 import { validatorsModuleName, validatorsModuleSource } from './protocol/validators-module.js';
 import { loadProtocolFile } from './protocol/registry.js';
@@ -86,4 +86,6 @@ try {
 }
 // Caches no broker used for a week (old protocol versions, other builds: lib/util/cache-eviction.ts).
 evictInBinaryDir(dir!, [basename(target)]);
+// And the modules themselves, in their own directory (lib/protocol/precompiled.ts).
+evictValidatorsModules(dirname(file!), [basename(file!)]);
 process.stdout.write(target);

@@ -124,10 +124,17 @@ t.test('without bubblewrap or a uid drop, the helper is not given the caches, an
   const rule = kit.broker.status('writer').sandbox?.rules.find((r) => r.rule === 'fs.write');
   t.match(rule?.detail, /broker's caches of code .*this helper can write them, so it is not given them/, 'the fs.write rule says so');
   await kit.broker.stop('writer');
-  // Control: the same profile on the same simulated host, its write path elsewhere: given the caches.
+  // The same profile on the same simulated host, its write path elsewhere: not given them either, since on such a host
+  // another helper (of this broker or another of its uid) could have planted code there (lib/sandbox/cache-trust.ts).
   const elsewhere = await attack('elsewhere', [], null);
-  t.equal(elsewhere.env['BULKHEAD_CODE_CACHE'], runtimeCacheDir(process.execPath), 'a helper whose write paths miss the caches is given them');
-  t.equal(elsewhere.env['BULKHEAD_VALIDATORS'], victimValidators, 'validators too');
+  t.same(elsewhere.env, { NODE_COMPILE_CACHE: null, BULKHEAD_CODE_CACHE: null, BULKHEAD_VALIDATORS: null }, 'a helper whose write paths miss the caches is not given them either');
+  await kit.broker.stop('elsewhere');
+  // Control: on the real host (with bubblewrap), the same helper is given them.
+  setHostProbeOverride(undefined);
+  if (NO_BWRAP !== false) return;
+  const real = await attack('elsewhere', [], null);
+  t.equal(real.env['BULKHEAD_CODE_CACHE'], runtimeCacheDir(process.execPath), 'control: on this host (its layers keep the caches read-only) it is given them');
+  t.equal(real.env['BULKHEAD_VALIDATORS'], victimValidators, 'validators too');
   await kit.broker.stop('elsewhere');
 });
 

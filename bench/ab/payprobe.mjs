@@ -1,5 +1,5 @@
 // Probe of the payloads scenario's instrument: caller processes (bench/scenarios/payloads-process.js) of the
-// given kinds, each forked with PROBE_ARGS node flags (e.g. --trace-gc) and its stdout in OUT/<kind>.log; runs
+// given kinds (KIND@dist=PATH: from another build; KIND@VAR=v: with extra environment), each forked with PROBE_ARGS node flags (e.g. --trace-gc) and its stdout in OUT/<kind>.log; runs
 // the sizes given, interleaved and rotated per round as the scenario does, and prints per run: MB/s, the
 // caller's and its peer's CPU µs per echo (10 ms ticks from /proc), their voluntary context switches per echo, and the
 // caller's scavenges / mark-compacts during the run with their logged ms (only with PROBE_ARGS=--trace-gc).
@@ -18,14 +18,21 @@ const ticks = (pid) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8
 const csw = (pid) => { try { const t = readFileSync(`/proc/${pid}/status`, 'utf8'); return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(t)[1]); } catch { return 0; } };
 const children = (pid) => { try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
 const gcs = (kind) => {
-  const lines = readFileSync(`${out}/${kind}.log`, 'utf8').split('\n');
+  const lines = readFileSync(`${out}/${kind.replaceAll('/', '_')}.log`, 'utf8').split('\n');
   const ms = (re) => lines.filter((l) => re.test(l)).reduce((a, l) => a + Number(/MB, (?:pooled: \S+ MB, )?([\d.]+) \//.exec(l)?.[1] ?? 0) + Number(/\+ ([\d.]+) ms in/.exec(l)?.[1] ?? 0), 0);
   return { sc: lines.filter((l) => /Scavenge/.test(l)).length, mc: lines.filter((l) => /Mark-Compact/.test(l)).length, scMs: ms(/Scavenge/), mcMs: ms(/Mark-Compact/) };
 };
 const callers = [];
 for (const kind of kinds) {
-  const fd = openSync(`${out}/${kind}.log`, 'w');
-  const child = fork(`${dist}/bench/scenarios/payloads-process.js`, [kind], { execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
+  // KIND@VAR=v+VAR2=w: the transport KIND with extra environment variables (side-by-side variants of one build);
+  // KIND@dist=PATH: the caller (and so its helper) from another build's dist/ (old vs new, side by side).
+  const [transport, extra] = kind.split('@');
+  const vars = Object.fromEntries((extra ?? '').split('+').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const from = vars.dist ?? dist;
+  delete vars.dist;
+  const env = { ...process.env, ...vars };
+  const fd = openSync(`${out}/${kind.replaceAll('/', '_')}.log`, 'w');
+  const child = fork(`${from}/bench/scenarios/payloads-process.js`, [transport], { env, execArgv: flags, stdio: ['ignore', fd, fd, 'ipc'] });
   let waiting;
   child.on('message', (m) => { const w = waiting; waiting = undefined; w?.(m); });
   const ask = (req) => new Promise((r) => { waiting = r; if (req) child.send(req); });
@@ -59,7 +66,12 @@ const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor
 for (const size of sizes) {
   const r = rows.filter((x) => x.size === size);
   const by = (k) => r.filter((x) => x.kind === k);
-  const ratios = by(kinds[0]).map((x, i) => x.rate / by(kinds[1])[i].rate);
-  console.log(`size ${size}: ${kinds[0]}/${kinds[1]} median ${(med(ratios) * 100).toFixed(0)}% [${ratios.map((x) => (x * 100).toFixed(0)).join(' ')}]; ` + kinds.map((k) => `${k} ${med(by(k).map((x) => x.rate)).toFixed(0)} MB/s self ${med(by(k).map((x) => x.self)).toFixed(0)} peer ${med(by(k).map((x) => x.peer)).toFixed(0)} µs mc ${by(k).map((x) => x.mc).join('/')}`).join('; '));
+  // Each kind against the raw socket when it runs (else the second kind): median of the per-round ratios.
+  const base = kinds.includes('raw') ? 'raw' : kinds[1];
+  for (const k of kinds.filter((x) => x !== base)) {
+    const ratios = by(k).map((x, i) => x.rate / by(base)[i].rate);
+    console.log(`size ${size}: ${k}/${base} median ${(med(ratios) * 100).toFixed(0)}% [${ratios.map((x) => (x * 100).toFixed(0)).join(' ')}]; self ${med(by(k).map((x) => x.self)).toFixed(0)} [${by(k).map((x) => x.self.toFixed(0)).join(' ')}] peer ${med(by(k).map((x) => x.peer)).toFixed(0)} µs mc ${by(k).map((x) => x.mc).join('/')}`);
+  }
+  console.log(`size ${size}: ${base} ${med(by(base).map((x) => x.rate)).toFixed(0)} MB/s self ${med(by(base).map((x) => x.self)).toFixed(0)} peer ${med(by(base).map((x) => x.peer)).toFixed(0)} µs mc ${by(base).map((x) => x.mc).join('/')}`);
 }
 for (const c of callers) c.child.disconnect();

@@ -16,7 +16,7 @@ import { binaryIdentity } from '../util/binary-identity.js';
 import { touch } from '../util/cache-eviction.js';
 import { join } from 'node:path';
 import { cachedDataFor, CACHE_FLAG, codeCacheFile, runtimeBuildId } from '../util/runtime-loader.js';
-import { compileCacheDir, plannedNodeFlags } from './compile-cache.js';
+import { compileCacheDir, forgetCompileCaches, plannedNodeFlags } from './compile-cache.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
 import { forgetValidatorsCaches, validatorsCacheWrites, warmPlannedValidatorsCache, type ValidatorsLaunchInput } from './validators-code-cache.js';
@@ -46,7 +46,9 @@ const binaryDirs = new Map<string, { identity: string; dir: string | undefined }
  * snapshot checksum), Node 20's V8 does not check it. A helper is told this
  * directory (`BULKHEAD_CODE_CACHE`), so it spends nothing at start on it.
  * The binary is stat'ed on every call (~2 µs: an in-place upgrade of node
- * under a running broker gets a directory, and a writer run, of its own);
+ * under a running broker gets a directory, and a writer run, of its own),
+ * which a launch makes once (lib/broker/helper-environment.ts passes the
+ * directory down to the cache writers);
  * the directory is made once per binary. Undefined without a cache directory
  * or when the binary cannot be read.
  */
@@ -86,10 +88,10 @@ function fnv1a(text: string): string {
 /**
  * Makes sure the cache holds the runtime for `nodePath` with the V8 flags among `flags` (once per
  * broker process and flag set; skipped when a file for this very runtime is there). Never throws;
- * settles with the cache file, or undefined when none could be made.
+ * settles with the cache file, or undefined when none could be made. `dir`: the binary's runtime cache directory,
+ * when the caller found it already this launch ({@link runtimeCacheDir}; the binary is then not stat'ed again).
  */
-export function warmCodeCache(nodePath: string, flags: readonly string[]): Promise<string | undefined> {
-  const dir = runtimeCacheDir(nodePath);
+export function warmCodeCache(nodePath: string, flags: readonly string[], dir: string | undefined = runtimeCacheDir(nodePath)): Promise<string | undefined> {
   if (dir === undefined) return Promise.resolve(undefined);
   const { key, v8Flags } = writerKey(dir, flags);
   let run = written.get(key);
@@ -110,10 +112,11 @@ export async function codeCacheWrites(): Promise<void> {
  * launch uses (in the background; this launch does not wait). Skips the writer when the file is
  * there and holds this runtime's source (the broker's own earlier run, or another broker's of this uid).
  */
-export function warmPlannedCodeCache(plan: { command: string; args: readonly string[]; withholdCaches?: boolean }, input: ValidatorsLaunchInput): void {
+export function warmPlannedCodeCache(plan: { command: string; args: readonly string[]; withholdCaches?: boolean }, input: ValidatorsLaunchInput & { readonly runtimeCache: string | undefined }): void {
   // A helper that can write the caches (lib/sandbox/broker-caches.ts) may be rewriting them now: no writer runs for its launch.
   if (input.compileCache === undefined || plan.withholdCaches === true) return;
-  const dir = runtimeCacheDir(input.nodePath);
+  // Found once per launch, when its input was made (lib/broker/helper-environment.ts): the binary is not stat'ed again.
+  const dir = input.runtimeCache;
   if (dir === undefined) return;
   recheckDaily(dir);
   warmPlannedValidatorsCache(plan, input, dir);
@@ -125,7 +128,7 @@ export function warmPlannedCodeCache(plan: { command: string; args: readonly str
     written.set(key, Promise.resolve(undefined));
     return;
   }
-  void warmCodeCache(input.nodePath, flags);
+  void warmCodeCache(input.nodePath, flags, dir);
 }
 
 /**
@@ -160,4 +163,5 @@ function recheckDaily(dir: string): void {
   touch(dir, now);
   written.clear();
   forgetValidatorsCaches();
+  forgetCompileCaches();
 }

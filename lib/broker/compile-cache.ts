@@ -29,6 +29,7 @@ import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CACHE_FLAG } from '../util/runtime-loader.js';
 import { binaryIdentity } from '../util/binary-identity.js';
+import { touch } from '../util/cache-eviction.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 import { runWriter } from './writer-process.js';
 
@@ -94,14 +95,16 @@ export function plannedNodeFlags(command: readonly string[], nodePath: string, e
  * flag set): a node process imports the runtime bundle with the cache on, then
  * its files are made readable for helpers of other uids (node writes them 0600).
  * A helper that runs as `uid` finds them under its own subdirectory name (a link).
+ * `binary` names the binary's identity: by default read now ({@link binaryIdentity}); a launch passes its runtime
+ * cache directory, whose name hashes that identity (lib/broker/code-cache.ts), so the binary is stat'ed once per launch.
  * Never throws; a launch before it finished just runs uncached.
  */
-export function warmCompileCache(nodePath: string, flags: readonly string[], uid?: number): Promise<void> {
+export function warmCompileCache(nodePath: string, flags: readonly string[], uid?: number, binary: string | undefined = binaryIdentity(nodePath)): Promise<void> {
   const dir = compileCacheDir();
   if (dir === undefined) return Promise.resolve();
   const v8Flags = writerFlags(flags);
   // The binary's identity, not only its path: node upgraded in place under a running broker is filled again.
-  const key = JSON.stringify([nodePath, binaryIdentity(nodePath), v8Flags]);
+  const key = JSON.stringify([nodePath, binary, v8Flags]);
   let run = warmed.get(key);
   if (run === undefined) {
     const script = `await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); const m = await import('node:module'); process.stdout.write(m.getCompileCacheDir?.() ?? '');`;
@@ -132,8 +135,25 @@ function linkForUid(dir: string, tag: string, uid: number): void {
   try {
     symlinkSync(tag, join(dir, name));
   } catch {
-    // EEXIST: linked before (or made by a helper of that uid before the broker wrote the cache: node then ignores it)
+    // EEXIST: linked before (or made by a helper of that uid before the broker wrote the cache: node then ignores it).
+    // Marked used (the link itself), once per broker process and day: not evicted (lib/util/cache-eviction.ts).
+    if (!usedLinks.has(name)) {
+      usedLinks.add(name);
+      touch(join(dir, name));
+    }
   }
+}
+
+/** The links {@link linkForUid} found already there and marked used since the last {@link forgetCompileCaches}. */
+const usedLinks = new Set<string>();
+
+/**
+ * Forgets which writer runs were made (the next launch of each flag set runs its writer again, which marks its
+ * subdirectory used, or fills it again if evicted meanwhile): a long-running broker does this daily (lib/broker/code-cache.ts).
+ */
+export function forgetCompileCaches(): void {
+  warmed.clear();
+  usedLinks.clear();
 }
 
 /** `sub` (a real directory, never a link) 0755, and what is below it as shareReadOnly makes it. */
@@ -141,6 +161,7 @@ function shareSubdirectory(sub: string): void {
   try {
     if (!lstatSync(sub).isDirectory()) return;
     chmodSync(sub, 0o755);
+    touch(sub); // in use: not evicted (lib/util/cache-eviction.ts)
     shareReadOnly(sub);
   } catch {
     // Gone meanwhile: the next writer run fixes modes.
@@ -168,9 +189,10 @@ function shareReadOnly(dir: string): void {
  * After a launch was planned: makes sure the cache holds the runtime for the
  * node and flags this launch uses (in the background; this launch does not wait).
  */
-export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined; withholdCaches?: boolean }, input: { nodePath: string; entry: string; compileCache?: string }): void {
+export function warmPlannedCompileCache(plan: { command: string; args: readonly string[]; runAs?: { uid: number } | undefined; withholdCaches?: boolean }, input: { nodePath: string; entry: string; compileCache?: string; runtimeCache: string | undefined }): void {
   // A helper that can write the cache (lib/sandbox/broker-caches.ts) may be rewriting it now: no writer runs for its launch.
   if (input.compileCache === undefined || plan.withholdCaches === true) return;
   const flags = plannedNodeFlags([plan.command, ...plan.args], input.nodePath, input.entry);
-  if (flags !== undefined) void warmCompileCache(input.nodePath, flags, plan.runAs?.uid);
+  // The launch's runtime directory names the binary (found once per launch); without one, its identity is read here.
+  if (flags !== undefined) void warmCompileCache(input.nodePath, flags, plan.runAs?.uid, input.runtimeCache ?? binaryIdentity(input.nodePath));
 }

@@ -9,6 +9,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { precompileValidators, validatorsDir, VALIDATORS_ENV } from '../protocol/precompiled.js';
+import { validatorsModuleSource } from '../protocol/validators-module.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { SandboxLaunchInput } from '../sandbox/index.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
@@ -50,12 +51,40 @@ export class ValidatorCache {
     }
     return this.file ?? undefined;
   }
+
+  private text: Buffer | null | undefined;
+
+  /**
+   * The module's bytes, generated in this process (never read from a file): what a helper is given by value where
+   * the broker's files may hold planted code (lib/broker/validators-by-value.ts). Generated once (14–85 ms of ajv
+   * compiling, on the broker's thread) and kept; undefined when the schemas cannot be compiled standalone.
+   */
+  source(): Buffer | undefined {
+    if (this.text === undefined) {
+      try {
+        this.text = validatorsModuleSource(this.protocol);
+      } catch {
+        this.text = null;
+      }
+    }
+    return this.text ?? undefined;
+  }
 }
 
+/** A launch's input to the sandbox layer, with what the broker's cache writers need from it. */
+export type HelperLaunchInput = SandboxLaunchInput & {
+  /**
+   * The runtime cache directory of the launch's node binary (lib/broker/code-cache.ts), found once per launch (the
+   * binary is stat'ed once) and passed down to the cache writers; undefined when there is none.
+   */
+  runtimeCache: string | undefined;
+};
+
 /** What the sandbox layer needs to plan one launch (a spare runs the prewarm entry instead). */
-export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorContext, validators: ValidatorCache, spare: boolean): SandboxLaunchInput {
+export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorContext, validators: ValidatorCache, spare: boolean): HelperLaunchInput {
   const { manifest } = resolved;
-  const input: SandboxLaunchInput = {
+  const input: HelperLaunchInput = {
+    runtimeCache: undefined,
     service: manifest.name,
     entry: spare ? PREWARM_ENTRY : resolved.entry,
     serviceDir: resolved.serviceDir,
@@ -83,6 +112,7 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     input.env[COMPILE_CACHE_ENV] = compileCache;
     // And the runtime's own code cache, on every Node line, in a subdirectory per node binary (lib/broker/code-cache.ts).
     const runtimeCache = runtimeCacheDir(ctx.nodePath);
+    input.runtimeCache = runtimeCache;
     if (runtimeCache !== undefined) input.env[HELPER_ENV.codeCache] = runtimeCache;
     else Reflect.deleteProperty(input.env, HELPER_ENV.codeCache);
     input.implicitReads.push(compileCache);
@@ -100,6 +130,8 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     // No module of the broker's: a manifest's env must not name one (the broker's unsandboxed cache writer would run it).
     Reflect.deleteProperty(input.env, VALIDATORS_ENV);
   }
+  // Only the broker gives a module's text (lib/broker/validators-by-value.ts), never a manifest's env.
+  Reflect.deleteProperty(input.env, HELPER_ENV.validatorsSource);
   // Code other helpers load: read-only even inside a profile's write path, or withheld (lib/sandbox/broker-caches.ts).
   input.brokerCaches = {
     // The validators directory even when this protocol has no module there: other helpers load theirs from it.

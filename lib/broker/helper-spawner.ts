@@ -20,6 +20,7 @@ import type { ExitInfo } from './exit-report.js';
 import { heartbeatInterval, helperLaunchInput, ValidatorCache } from './helper-environment.js';
 import { warmPlannedCompileCache } from './compile-cache.js';
 import { warmPlannedCodeCache } from './code-cache.js';
+import { passValidatorsByValue } from './validators-by-value.js';
 import { HelperProcess } from './helper-process.js';
 import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
@@ -164,6 +165,7 @@ export class HelperSpawner {
     const { manifest } = resolved;
     const input = helperLaunchInput(resolved, this.ctx, spec.validators, spare);
     const plan = await planLaunch(input);
+    passValidatorsByValue(plan, spec.validators);
     warmPlannedCompileCache(plan, input);
     warmPlannedCodeCache(plan, input);
     const closed = this.hooks.closedError();

@@ -53,6 +53,8 @@ export function warmPlannedValidatorsCache(plan: { command: string; args: readon
   const v8Flags = flags.filter((f) => CACHE_FLAG.test(f));
   const key = JSON.stringify([input.nodePath, v8Flags, file]);
   if (written.has(key)) return;
+  // The module is in use: not evicted (lib/util/cache-eviction.ts); again daily, when `written` is cleared.
+  touch(file);
   // The file name holds the node version: known here only for the broker's own node.
   const target = input.nodePath === process.execPath ? validatorsCacheFile(dir, file, v8Flags) : undefined;
   if (target !== undefined && upToDate(target, file)) {

@@ -76,6 +76,19 @@ export function precompileValidators(protocol: CompiledProtocol, dir: string | u
   return file;
 }
 
+/**
+ * The precompiled validators the broker gave this helper for its protocol file `file`, or undefined when none: the
+ * module's text itself (`validatorsSource`, where the broker's files may hold planted code: lib/sandbox/cache-trust.ts;
+ * removed from the environment once read), else the module file it named, with the code cache of `codeCache`.
+ */
+export function brokerPrecompiled(file: string, state?: { validatorsCache: string }, env: NodeJS.ProcessEnv = process.env): Precompiled | undefined {
+  const byValue = env[HELPER_ENV.validatorsSource];
+  Reflect.deleteProperty(env, HELPER_ENV.validatorsSource);
+  if (byValue !== undefined && byValue !== '') return loadPrecompiled(`${file}.validators.cjs`, undefined, state, Buffer.from(byValue, 'utf8'));
+  const path = env[HELPER_ENV.validators];
+  return path === undefined || path === '' ? undefined : loadPrecompiled(path, env[HELPER_ENV.codeCache], state);
+}
+
 /** What a precompiled module holds: validators by key, and (in the current format) the document's canonical JSON and hash. */
 export interface Precompiled {
   /** Validator by key (`params:<method>`, ...). */
@@ -86,10 +99,11 @@ export interface Precompiled {
 
 /**
  * Loads a precompiled module (see {@link Precompiled}), with the broker's V8 code cache from `cacheDir`
- * when one was made for it (lib/protocol/validators-loader.ts); `state` is told what became of that cache.
+ * when one was made for it (lib/protocol/validators-loader.ts); `state` is told what became of that cache. `source`, when
+ * given, is the module's text (passed by value: {@link HELPER_ENV}'s `validatorsSource`), compiled instead of the file's.
  */
-export function loadPrecompiled(file: string, cacheDir?: string, state?: { validatorsCache: string }): Precompiled {
-  const loaded = loadValidatorsModule(file, cacheDir);
+export function loadPrecompiled(file: string, cacheDir?: string, state?: { validatorsCache: string }, source?: Buffer): Precompiled {
+  const loaded = source === undefined ? loadValidatorsModule(file, cacheDir) : loadValidatorsModule(file, undefined, source);
   if (state !== undefined) state.validatorsCache = loaded.codeCache;
   const mod = loaded.exports as Record<string, unknown> & { __keys: Record<string, string> };
   const validators: Record<string, ValidateFunction> = {};

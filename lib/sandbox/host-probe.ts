@@ -201,5 +201,15 @@ export async function probeHost(nodePath: string = process.execPath): Promise<Ho
     cache.set(nodePath, probe);
   }
   const result = await probe;
+  settled.set(nodePath, result);
   return override === undefined ? result : override(structuredClone(result));
+}
+
+/** Probes that have settled, by node binary (read without waiting by {@link settledHostProbe}). */
+const settled = new Map<string, HostProbe>();
+
+/** What {@link probeHost} would answer for `nodePath` (override applied), when its probe has already settled; else undefined. */
+export function settledHostProbe(nodePath: string): HostProbe | undefined {
+  const result = settled.get(nodePath);
+  return result === undefined || override === undefined ? result : override(structuredClone(result));
 }

@@ -27,6 +27,7 @@ import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
 import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { withoutCacheVariables, type BrokerCaches } from './broker-caches.js';
+import { cachesTrustedWithoutWaiting, osKeepsCachesReadOnly } from './cache-trust.js';
 import { bulkheadError } from '../errors.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 
@@ -169,8 +170,9 @@ export interface SandboxLaunchPlan {
    */
   inheritFds?: number[];
   /**
-   * True when the helper can write the broker's caches of code and so was not given them (no OS layer keeps
-   * them read-only; lib/sandbox/broker-caches.ts): the broker then starts no cache writer for this launch.
+   * True when the helper was not given the broker's caches of code: it can write them (no OS layer keeps them
+   * read-only; lib/sandbox/broker-caches.ts), or no OS layer on this host keeps any helper from writing them, so
+   * they may hold planted code (lib/sandbox/cache-trust.ts). The broker then starts no cache writer for this launch.
    */
   withholdCaches?: boolean;
 }
@@ -184,10 +186,14 @@ export interface SandboxLaunchPlan {
  */
 export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaunchPlan> {
   if (input.profile === undefined) {
+    // On a host where helpers could have planted code in the caches, this helper loads none (lib/sandbox/cache-trust.ts).
+    const caches = input.brokerCaches;
+    const withhold = caches !== undefined && !cachesTrustedWithoutWaiting(input.nodePath);
     return {
       command: input.nodePath,
       args: [...input.nodeArgs, input.entry],
-      env: unsandboxedEnv(input.env),
+      env: unsandboxedEnv(withhold ? withoutCacheVariables(input.env, caches) : input.env),
+      ...(withhold ? { withholdCaches: true } : {}),
       cwd: input.serviceDir,
       report: { profile: 'none', enforcement: 'none', rules: [] },
       cleanup: async () => {},
@@ -245,7 +251,9 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service "${input.service}": sandbox profile "${profile.name}" needs a cgroup for its limits, but creating it failed: ${(err as Error).message}. Check the cgroup hierarchy the broker uses (docs/sandbox.md#cgroups).`, { service: input.service, profile: profile.name, rule: 'limits', missing, rules: [{ rule: 'limits', missing }] });
       }
     }
-    const own = compiled.withholdCaches && input.brokerCaches !== undefined ? withoutCacheVariables(input.env, input.brokerCaches) : input.env;
+    // This helper can write the caches, or some helper on this host could have (lib/sandbox/cache-trust.ts): it is given none.
+    const withholdCaches = compiled.withholdCaches || (input.brokerCaches !== undefined && !osKeepsCachesReadOnly(probe));
+    const own = withholdCaches && input.brokerCaches !== undefined ? withoutCacheVariables(input.env, input.brokerCaches) : input.env;
     const env = sandboxEnv({ profile: profile.name, service: input.service, allowlist: profile.env, own, home: scratch.path, tmp: scratch.tmp });
     const limits = profile.limits;
     let cleanup: Promise<void> | undefined;
@@ -277,7 +285,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
         return pasta?.attachment.failure ?? explainExit(limits, code, signal, stderrTail, memory);
       },
       ...(compiled.runAs !== undefined ? { runAs: compiled.runAs } : {}),
-      ...(compiled.withholdCaches ? { withholdCaches: true } : {}),
+      ...(withholdCaches ? { withholdCaches: true } : {}),
     };
   } catch (err) {
     await removeAll([scratch.remove(), ...(cgroup !== undefined ? [cgroup.remove()] : [])]).catch(() => undefined);

@@ -6,13 +6,21 @@
  *   other node binaries, and the `runtime-*.v8cache` files of the layout before
  *   those directories;
  * - in a `runtime-<binary>` directory, the caches of other runtime builds and
- *   of validators modules, and work directories a killed writer left.
+ *   of validators modules, and work directories a killed writer left;
+ * - in the compile-cache directory, Node's own compile-cache subdirectories
+ *   (`v24.22.3-x64-964aae3f-0`: one per node version, V8 flag set and uid) and
+ *   the links the broker makes to them for helpers of other uids
+ *   (lib/broker/compile-cache.ts);
+ * - in the validators directory, the precompiled validators modules
+ *   (`<schema hash>-<ajv install>-<format>.cjs`, lib/protocol/precompiled.ts)
+ *   of other protocol versions and bulkhead installs.
  *
  * Only the broker's cache writers run it (its own node processes, after they
  * saved a file; never a helper, never on a launch's path). "Last used" is the
  * modification time: writers write, and the broker touches a binary's
- * directory when it hands it out (when it makes it, then at most daily while launches come, lib/broker/code-cache.ts; made again if evicted meanwhile) and
- * a cache file it finds up to date. What was not used for {@link EVICT_AFTER_MS}
+ * directory when it hands it out (when it makes it, then at most daily while launches come, lib/broker/code-cache.ts; made again if evicted meanwhile),
+ * a cache file it finds up to date, a validators module when a launch first uses it (again daily), and Node's
+ * compile-cache subdirectory (and its link for a uid) when its writer has run (once per broker process, again daily). What was not used for {@link EVICT_AFTER_MS}
  * goes (another app of this uid may still use a recent one), and of the other
  * binaries' directories at most {@link KEEP_OTHER_BINARIES} stay, the most
  * recent. A removed cache only means one uncached launch and a writer run.
@@ -40,6 +48,10 @@ const WORK_DIR_MAX_MS = 3600 * 1000;
 const RUNTIME_DIR = /^runtime-[0-9a-f]{8}$/;
 const OLD_LAYOUT_FILE = /^runtime-[0-9a-f]{16}-.+\.v8cache$/;
 const CACHE_FILE = /^(runtime-[0-9a-f]{16}|validators-[0-9a-f]{64}-[0-9a-f]{16})-.+\.v8cache$/;
+/** Node's compile-cache subdirectory: `v<version>-<arch>-<V8 flag hash>-<uid>` (the version may carry a pre-release tag). */
+const NODE_COMPILE_CACHE_DIR = /^v\d+\.\d+\.\d+[\w.+-]*-[0-9a-f]{8}-\d+$/;
+/** A precompiled validators module, in the current (`-d`) or an older format. */
+const VALIDATORS_MODULE = /^[0-9a-f]{64}-[0-9a-f]{16}(-[a-z])?\.cjs$/;
 
 /** One entry of a cache directory as lstat saw it. */
 interface Entry {
@@ -47,6 +59,8 @@ interface Entry {
   readonly path: string;
   readonly dir: boolean;
   readonly file: boolean;
+  /** A symbolic link (its own times, never its target's). */
+  readonly link: boolean;
   readonly mtimeMs: number;
 }
 
@@ -64,7 +78,7 @@ function entries(dir: string): Entry[] {
     const path = `${dir}/${name}`;
     try {
       const st = fs.lstatSync(path);
-      found.push({ name, path, dir: st.isDirectory(), file: st.isFile(), mtimeMs: st.mtimeMs });
+      found.push({ name, path, dir: st.isDirectory(), file: st.isFile(), link: st.isSymbolicLink(), mtimeMs: st.mtimeMs });
     } catch {
       // Gone meanwhile (another broker evicting): nothing to judge.
     }
@@ -113,7 +127,28 @@ export function evictInBinaryDir(dir: string, keep: readonly string[], now: numb
   return removed;
 }
 
-/** Marks `path` (a file or directory, never through a link) used now; false when it cannot. */
+/**
+ * In the compile-cache directory `root`: removes Node's compile-cache subdirectories (real directories) and the
+ * broker's links named like them (the link itself, never its target) unused for {@link EVICT_AFTER_MS}.
+ * Returns the names removed.
+ */
+export function evictNodeCompileCaches(root: string, now: number = Date.now()): string[] {
+  const removed = entries(root).filter((e) => (e.dir || e.link) && NODE_COMPILE_CACHE_DIR.test(e.name) && now - e.mtimeMs > EVICT_AFTER_MS).map((e) => e.name);
+  for (const name of removed) remove(`${root}/${name}`);
+  return removed;
+}
+
+/**
+ * In the validators directory `dir`: removes precompiled validators modules (plain files) other than `keep` (names in
+ * `dir`) unused for {@link EVICT_AFTER_MS}. Returns the names removed.
+ */
+export function evictValidatorsModules(dir: string, keep: readonly string[], now: number = Date.now()): string[] {
+  const removed = entries(dir).filter((e) => e.file && !keep.includes(e.name) && VALIDATORS_MODULE.test(e.name) && now - e.mtimeMs > EVICT_AFTER_MS).map((e) => e.name);
+  for (const name of removed) remove(`${dir}/${name}`);
+  return removed;
+}
+
+/** Marks `path` (a file, directory or link, never through a link) used now; false when it cannot. */
 export function touch(path: string, now: number = Date.now()): boolean {
   try {
     const time = new Date(now);

@@ -12,7 +12,7 @@
  * docs/wire.md: no tags but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES}, text map keys
  * only, no simple values but false/true/null/undefined, no indefinite-length strings, nesting at most
  * {@link MAX_FRAME_DEPTH}, at most {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
- * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on it as a second line. cbor-x
+ * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on cbor-x's values as a second line. cbor-x
  * renames a `__proto__` map key to `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
@@ -21,74 +21,17 @@ import { Buffer } from 'node:buffer';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
 import { decodeWithoutViews } from './decode-scratch.js';
+import { findNonPlain } from './plain-check.js';
+import { NOT_PLAIN, decodePlain } from './plain-decode.js';
 import { keptBody } from './shared-read-buffers.js';
+import { BYTES_PER_OBJECT, FRAME_OBJECT_ALLOWANCE, MAX_BIGNUM_BYTES, MAX_FRAME_DEPTH, maxFrameObjects } from './wire-limits.js';
+
+export { BYTES_PER_OBJECT, FRAME_OBJECT_ALLOWANCE, LARGE_BYTES_THRESHOLD, MAX_BIGNUM_BYTES, MAX_DEPTH, MAX_FRAME_DEPTH, maxFrameObjects } from './wire-limits.js';
+export { describeNonPlain, newPlainTally, type PlainTally } from './plain-check.js';
 
 // cbor-x's no-eval CommonJS build: no search for the optional native string extractor (~15-25 ms at every
 // helper start; sandboxed helpers may not load it anyway), no `new Function` record readers (useRecords is
 // off). One CommonJS file instead of an ESM module graph, bundled into bulkhead/service by the build.
-
-/**
- * Deepest nesting of arrays/objects in one value that may cross the wire
- * (params, result, event payload, hello info, error data): a value that is
- * itself an array or object counts as 1. Checked by {@link describeNonPlain}.
- */
-export const MAX_DEPTH = 64;
-
-/**
- * Deepest nesting of arrays/maps accepted in one frame's CBOR item:
- * {@link MAX_DEPTH} plus 2 for the envelope array and an error body map, so
- * that every value {@link describeNonPlain} accepts also decodes at the peer.
- */
-export const MAX_FRAME_DEPTH = MAX_DEPTH + 2;
-
-/**
- * Longest byte string accepted under a bignum tag (2 or 3): 64 bytes, 512 bits.
- * cbor-x converts bignums in quadratic time, so longer ones are refused.
- */
-export const MAX_BIGNUM_BYTES = 64;
-
-/**
- * Arrays, maps and byte strings any frame body may hold, whatever its size:
- * enough for every envelope at full nesting ({@link MAX_FRAME_DEPTH}) and for
- * small messages of any shape. See {@link maxFrameObjects}.
- */
-export const FRAME_OBJECT_ALLOWANCE = 1024;
-
-/**
- * Body bytes that pay for each array, map or byte string beyond
- * {@link FRAME_OBJECT_ALLOWANCE}. Each of these decodes to a JS object of
- * 40–110 bytes of heap (an empty map ~64, an empty byte string ~104) however
- * few bytes it takes on the wire (one), so without this a 16 MiB frame of
- * `a0 a0 a0 …` would pin ~1 GiB. At 8 bytes each, a frame of empty maps costs
- * about what an array of one-byte integers does: 8 bytes of heap per wire byte.
- */
-export const BYTES_PER_OBJECT = 8;
-
-/**
- * Most arrays, maps and byte strings (counted together, at every depth, the
- * envelope and bignum byte strings included) that a frame body of
- * `bodyLength` bytes may hold: {@link FRAME_OBJECT_ALLOWANCE} +
- * ⌊bodyLength / {@link BYTES_PER_OBJECT}⌋. One more is `ERR_BAD_FRAME`.
- */
-export function maxFrameObjects(bodyLength: number): number {
-  return FRAME_OBJECT_ALLOWANCE + Math.floor(bodyLength / BYTES_PER_OBJECT);
-}
-
-/** Byte strings at least this long are sent from the caller's Buffer, not copied (large-bytes.ts); {@link describeNonPlain} counts them. */
-export const LARGE_BYTES_THRESHOLD = 64 * 1024;
-
-/**
- * Arrays/maps the envelope may add around a value checked by
- * {@link describeNonPlain}: an error envelope's array, its body map and its
- * data map.
- */
-const ENVELOPE_OBJECTS = 3;
-
-/** 2^(8·MAX_BIGNUM_BYTES): bigints in [-limit, limit) fit a bignum the peer accepts. */
-const BIGNUM_LIMIT = 1n << BigInt(MAX_BIGNUM_BYTES * 8);
-
-/** cbor-x writes bigints in [-2^64, 2^64) with an 8-byte head (`0x1b`/`0x3b`), wider ones as bignums. */
-const INT64_LIMIT = 1n << 64n;
 
 const CODEC_OPTIONS = {
   useRecords: false,
@@ -124,151 +67,28 @@ export function decodeItem(body: Uint8Array, borrowed = false): unknown {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one CBOR item of plain data: ${malformed}. See docs/wire.md for the accepted data model.`);
   }
   let value: unknown;
+  let builtPlain = false;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    value = scanSawByteString ? decoder.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(decoder, body);
+    if (scanSawByteString) value = decoder.decode(borrowed ? keptBody(body, true) : body);
+    else {
+      // The plainest small items without cbor-x (plain-decode.ts); the rest with cbor-x as before.
+      value = decodePlain(body);
+      builtPlain = value !== NOT_PLAIN;
+      if (!builtPlain) value = decodeWithoutViews(decoder, body);
+    }
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }
-  const problem = findNonPlain(value, 0, MAX_FRAME_DEPTH);
+  // The plain-data check is the second line against cbor-x's values (live objects from a tag the scan ever let
+  // through). The plain decoder builds only null, booleans, numbers, strings, arrays and `{}` objects, nested no
+  // deeper than the scan allowed (MAX_FRAME_DEPTH, the check's own limit): nothing there for the check to find,
+  // so its walk (one per message received) is skipped. test/wire-plain-check.test.ts holds the decoder to that.
+  const problem = builtPlain ? undefined : findNonPlain(value, 0, MAX_FRAME_DEPTH);
   if (problem !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame holds ${problem}; only JSON-like values and byte strings may cross the wire.`);
   }
   return value;
-}
-
-/**
- * Describes the first value in `value` that may not cross the wire (e.g.
- * "a Date object"), or returns undefined when all of it is plain data.
- * Senders use it to fail one call instead of sending a frame the peer must reject.
- *
- * It also applies the peer's {@link maxFrameObjects} rule to `value` plus
- * {@link ENVELOPE_OBJECTS} envelope arrays/maps, against a lower bound of the
- * size bulkhead's encoder writes (exact but for non-ASCII text, counted as one
- * byte per UTF-16 unit): a value it accepts never makes a frame the peer
- * rejects for that rule; one just under the limit may be refused.
- */
-export function describeNonPlain(value: unknown, tally: PlainTally = newPlainTally()): string | undefined {
-  const problem = findNonPlain(value, 0, MAX_DEPTH, tally);
-  if (problem !== undefined) return problem;
-  const objects = tally.objects + ENVELOPE_OBJECTS;
-  if (objects > maxFrameObjects(tally.bytes)) {
-    return `${tally.objects} arrays, objects and byte strings in at least ${tally.bytes} bytes: a frame may hold at most ${FRAME_OBJECT_ALLOWANCE} + 1 per ${BYTES_PER_OBJECT} bytes of it (docs/wire.md, section 3); send fewer, larger items (e.g. one flat array or a byte string instead of many tiny arrays or objects)`;
-  }
-  return undefined;
-}
-
-/**
- * What {@link describeNonPlain} counts: arrays, objects and byte strings, a
- * lower bound of the bytes cbor-x (as configured here) encodes the value to,
- * and the byte strings of at least {@link LARGE_BYTES_THRESHOLD} bytes. A
- * sender passes one in to learn `large`: when it is 0 the value can be encoded
- * without the large-bytes search (one walk of the value instead of two).
- */
-export interface PlainTally {
-  objects: number;
-  bytes: number;
-  large: number;
-}
-
-/** A zeroed {@link PlainTally}. */
-export function newPlainTally(): PlainTally {
-  return { objects: 0, bytes: 0, large: 0 };
-}
-
-/** Size of the shortest CBOR head for argument `arg` (< 2^32). */
-function headBytes(arg: number): number {
-  return arg < 24 ? 1 : arg < 0x100 ? 2 : arg < 0x10000 ? 3 : 5;
-}
-
-/** Fewest bytes cbor-x writes for a number: shortest integer head below 2^32 in magnitude, else float64. */
-function numberBytes(n: number): number {
-  if (!Number.isInteger(n) || n >= 2 ** 32 || n < -(2 ** 32)) return 9;
-  return headBytes(n >= 0 ? n : -1 - n);
-}
-
-/** Fewest bytes a text string takes: a head for at least its UTF-16 length, and at least that many UTF-8 bytes. */
-function textBytes(s: string): number {
-  return headBytes(s.length) + s.length;
-}
-
-// Looked up once (findNonPlain runs per object of every message sent or received).
-const BUFFER_PROTOTYPE = Buffer.prototype as object;
-const UINT8ARRAY_PROTOTYPE = Uint8Array.prototype as object;
-const OBJECT_PROTOTYPE = Object.prototype as object;
-const getPrototypeOf = Object.getPrototypeOf;
-// `typeof value === '…'` each time, not `switch (typeof value)`: V8 turns the former into a type check, the latter into a Typeof builtin call (round seven).
-function findNonPlain(value: unknown, depth: number, limit: number, tally?: PlainTally): string | undefined {
-  if (typeof value === 'string') {
-    if (tally !== undefined) tally.bytes += textBytes(value);
-    return undefined;
-  }
-  if (typeof value === 'number') {
-    if (tally !== undefined) tally.bytes += numberBytes(value);
-    return undefined;
-  }
-  if (typeof value === 'object') {
-    if (value === null) {
-      if (tally !== undefined) tally.bytes += 1;
-      return undefined;
-    }
-    const proto = getPrototypeOf(value) as unknown;
-    // A byte string is a leaf, like a string: it adds no nesting level.
-    if (proto === BUFFER_PROTOTYPE || proto === UINT8ARRAY_PROTOTYPE) {
-      if (tally !== undefined) {
-        const length = (value as Uint8Array).length;
-        tally.objects++;
-        tally.bytes += headBytes(length) + length;
-        if (length >= LARGE_BYTES_THRESHOLD) tally.large++;
-      }
-      return undefined;
-    }
-    if (depth >= limit) return `nesting deeper than ${limit}`;
-    if (Array.isArray(value)) {
-      if (tally !== undefined) {
-        tally.objects++;
-        tally.bytes += headBytes(value.length);
-      }
-      for (let i = 0; i < value.length; i++) {
-        const problem = findNonPlain(value[i], depth + 1, limit, tally);
-        if (problem !== undefined) return problem;
-      }
-      return undefined;
-    }
-    if (proto !== OBJECT_PROTOTYPE) {
-      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
-      return `a ${typeof name === 'string' ? name : 'non-plain'} object`;
-    }
-    // cbor-x writes an object's map head with a count of at least 2 bytes (b9 00 00).
-    if (tally !== undefined) {
-      tally.objects++;
-      tally.bytes += 3;
-    }
-    for (const key in value) {
-      if (tally !== undefined) tally.bytes += textBytes(key);
-      const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1, limit, tally);
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
-  }
-  if (typeof value === 'boolean' || typeof value === 'undefined') {
-    if (tally !== undefined) tally.bytes += 1;
-    return undefined;
-  }
-  if (typeof value === 'bigint') {
-    // Outside this range cbor-x writes a bignum longer than MAX_BIGNUM_BYTES, which the peer refuses.
-    if (value < -BIGNUM_LIMIT || value >= BIGNUM_LIMIT) return `a bigint wider than ${MAX_BIGNUM_BYTES * 8} bits`;
-    if (tally !== undefined) {
-      if (value >= -INT64_LIMIT && value < INT64_LIMIT) tally.bytes += 9; // an 8-byte head
-      else {
-        // A bignum: tag, head and at least 9 bytes of magnitude, and its byte string counts as an object.
-        tally.objects++;
-        tally.bytes += 11;
-      }
-    }
-    return undefined;
-  }
-  return `a ${typeof value}`;
 }
 
 /**

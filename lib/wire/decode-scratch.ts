@@ -14,7 +14,6 @@
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
 import { noteDecodedWithoutViews } from './body-pool.js';
-import { NOT_PLAIN, decodePlain } from './plain-decode.js';
 
 /** Frame bodies up to this size are decoded from the scratch; larger ones in place. */
 export const DECODE_SCRATCH_BYTES = 4096;
@@ -27,7 +26,10 @@ interface DecoderWithEnd {
 /** One buffer for every such decode (decoding never re-enters), allocated at the first. */
 let scratch: Buffer | undefined;
 
-/** Decodes `body` (which holds no byte string) with `decoder`, from the scratch when it fits. */
+/**
+ * Decodes `body` (which holds no byte string) with `decoder`, from the scratch when it fits. The caller
+ * (codec.ts) tries the plain decoder first (plain-decode.ts, which copies every string out too).
+ */
 export function decodeWithoutViews(decoder: object, body: Uint8Array): unknown {
   const d = decoder as DecoderWithEnd;
   if (body.length > DECODE_SCRATCH_BYTES) {
@@ -37,9 +39,6 @@ export function decodeWithoutViews(decoder: object, body: Uint8Array): unknown {
     noteDecodedWithoutViews(body);
     return value;
   }
-  // The plainest small items without cbor-x (plain-decode.ts, which copies every string out too); the rest as before.
-  const plain = decodePlain(body);
-  if (plain !== NOT_PLAIN) return plain;
   scratch ??= Buffer.allocUnsafeSlow(DECODE_SCRATCH_BYTES);
   scratch.set(body);
   return d.decode(scratch, body.length);

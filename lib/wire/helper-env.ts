@@ -18,6 +18,12 @@ export const HELPER_ENV = {
   debug: 'BULKHEAD_DEBUG',
   /** Path of the broker's precompiled validators for the protocol, when it has them (the helper then loads no ajv). */
   validators: 'BULKHEAD_VALIDATORS',
+  /**
+   * The text of that module itself, in place of its path, where the broker's files may hold planted code (a host
+   * with neither bubblewrap nor a uid drop: lib/sandbox/cache-trust.ts): bytes the broker generated, which no other
+   * process can change once the helper is exec'd. Set: the helper loads it, not a file.
+   */
+  validatorsSource: 'BULKHEAD_VALIDATORS_SOURCE',
   /** JSON object: service name → protocol file, for each service in the manifest's `connects`. */
   connects: 'BULKHEAD_CONNECTS',
   /** Interval of the heartbeat the broker's watchdog waits for, in ms (0 or unset: none). */

@@ -30,7 +30,7 @@ import type { Buffer } from 'node:buffer';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FrameDecoder } from './frame-decoder.js';
-import { READ_BUFFER_BYTES, inSharedReadBuffer, sharedProbe, sharedRead } from './shared-read-buffers.js';
+import { READ_BUFFER_BYTES, isSharedReadBuffer, sharedProbe, sharedRead } from './shared-read-buffers.js';
 
 // Where they live now; kept importable from here.
 export { inSharedReadBuffer, keptBody } from './shared-read-buffers.js';
@@ -72,7 +72,8 @@ export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, 
     return sharedRead();
   };
   return readIntoOwnBuffers(stream, next, (n, buffer) => {
-    if (inSharedReadBuffer(buffer)) {
+    // `buffer` is what next() gave this read: a shared buffer itself or the rest of a body of its own.
+    if (isSharedReadBuffer(buffer)) {
       to.chunk(buffer.subarray(0, n));
       // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
       largeFrames = decoder.lastDeclaredLength >= PROBE_AFTER_BYTES;
