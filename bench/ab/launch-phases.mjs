@@ -8,12 +8,18 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 const root = new URL('../../', import.meta.url);
 const FIX = new URL('bench/fixtures/', root).pathname;
+const now = () => performance.timeOrigin + performance.now();
+// The broker's spawn moment: child_process.spawn wrapped before the broker is loaded (its ESM import sees the synced export).
+const cp = (await import('node:module')).createRequire(import.meta.url)('node:child_process');
+let lastSpawn = 0;
+const realSpawn = cp.spawn;
+cp.spawn = (...a) => { if (JSON.stringify(a[1] ?? []).includes('phase-echo-service.js')) lastSpawn = now(); return realSpawn(...a); };
+(await import('node:module')).syncBuiltinESMExports();
 const { Broker } = await import(new URL('dist/lib/index.js', root).href);
 const { planLaunch } = await import(new URL('dist/lib/sandbox/index.js', root).href);
 const { runtimeReadPaths } = await import(new URL('dist/lib/broker/package-paths.js', root).href);
 const { withParentDeathSignal } = await import(new URL('dist/lib/broker/parent-death.js', root).href);
 const [n, ...profiles] = process.argv.slice(2);
-const now = () => performance.timeOrigin + performance.now();
 const doc = (p) => JSON.parse(readFileSync(new URL(`sandbox-profiles/${p}.json`, root), 'utf8'));
 async function probe(profile) {
   const dir = FIX.replace(/\/$/, '');
@@ -57,7 +63,7 @@ for (let r = 0; r < Number(n); r++) {
     const got = now();
     const m = JSON.parse(reply.name);
     const cpu = (c) => (c.user + c.system) / 1000;
-    res.get(p).cold.push({ toNode: m.origin - t0, boot: m.first, import: m.imported - m.first, serve: m.served - m.imported, toHandler: m.handler - m.served, deliver: got - (m.origin + m.handler), total: got - t0, cpuImport: cpu(m.cpuImported), cpuServe: cpu(m.cpuServed) - cpu(m.cpuImported), cpuHandler: cpu(m.cpuHandler) - cpu(m.cpuServed) });
+    res.get(p).cold.push({ toSpawn: lastSpawn - t0, wrappers: m.origin - lastSpawn, toNode: m.origin - t0, boot: m.first, import: m.imported - m.first, serve: m.served - m.imported, toHandler: m.handler - m.served, deliver: got - (m.origin + m.handler), total: got - t0, cpuImport: cpu(m.cpuImported), cpuServe: cpu(m.cpuServed) - cpu(m.cpuImported), cpuHandler: cpu(m.cpuHandler) - cpu(m.cpuServed) });
   }
 }
 load.push(loadavg()[0]);

@@ -50,6 +50,11 @@ export const CONFIG = {
   events: count('EVENTS', 50_000, 10_000),
   /** Launches per variant for cold launch and relaunch (the issue asks for ≥ 10). */
   launches: count('LAUNCHES', 11, 4),
+  /**
+   * Cold launches per profile timed back to back with their probe (the cold-launch target's pairs); the first
+   * `launches` of them are the rounds that also time relaunches and prewarm (at least `launches` pairs are made).
+   */
+  launchPairs: count('LAUNCH_PAIRS', 33, 6),
   /** Sequential calls per round in the daemon-vs-embedded comparison. */
   daemonCalls: count('DAEMON_CALLS', 5_000, 1_500),
   /** Services registered and connections opened in the memory scenario. */

@@ -15,7 +15,11 @@
  *   the death at once).
  * - with `launch.prewarm` (when this build of bulkhead has it): the same cold
  *   and relaunch figures with a spare helper waiting.
- * Variants are interleaved round by round.
+ * Variants are interleaved round by round. The cold-launch target is judged on pairs: each round, the
+ * helper is stopped, then its probe and its cold launch run back to back (the order alternating between
+ * rounds), and the "over" is the median of the per-pair differences, printed with its spread and a ~95%
+ * interval (bench/common/paired.ts). A difference of two medians taken over the whole run is printed beside
+ * it (the method before round eight).
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -27,9 +31,10 @@ import { planLaunch, type SandboxLaunchInput } from '../../lib/sandbox/index.js'
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { CONFIG } from '../common/config.js';
-import { nodePidOf, privateOf, processTree, rssOf } from '../common/proc.js';
+import { nodePidOf, privateOf, processTree, rssOf, schedCpuMsOf } from '../common/proc.js';
 import { FIXTURES, fmt, heading, machine, printTable, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { median, spread, type Spread } from '../common/stats.js';
+import { pairedDifferences, type PairedSummary } from '../common/paired.js';
 import { BENCH_LAUNCH, BENCH_MAX_FRAME_BYTES, MESSAGE } from '../common/transports.js';
 
 const NAME = 'launch';
@@ -47,7 +52,7 @@ export function hasPrewarm(): boolean {
 }
 
 /** spawn → first byte on fd 3, launched the way the broker launches a helper under `profile`. */
-async function probe(profile: Profile, parentDeathWrapper = false): Promise<{ ms: number; planMs: number }> {
+async function probe(profile: Profile, parentDeathWrapper = false): Promise<{ ms: number; planMs: number; cpuMs: number }> {
   const input: SandboxLaunchInput = {
     service: `probe-${profile}`,
     entry: `${FIXTURES}first-byte.js`,
@@ -68,6 +73,7 @@ async function probe(profile: Profile, parentDeathWrapper = false): Promise<{ ms
   const plan = parentDeathWrapper ? withParentDeathSignal(planned) : planned;
   const planMs = performance.now() - planStart;
   try {
+    let cpuMs = Number.NaN;
     const ms = await new Promise<number>((resolve, reject) => {
       const start = performance.now();
       // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program), as the broker passes them.
@@ -79,12 +85,14 @@ async function probe(profile: Profile, parentDeathWrapper = false): Promise<{ ms
       let elapsed: number | undefined;
       fd3.once('data', () => {
         elapsed = performance.now() - start;
+        // node's CPU up to its first byte (read after the clock stopped; the diagnostic beside the target).
+        if (child.pid !== undefined) cpuMs = schedCpuMsOf(nodePidOf(child.pid));
         fd3.end();
       });
       fd3.on('error', () => {});
       child.once('exit', (code) => (elapsed !== undefined ? resolve(elapsed) : reject(new Error(`probe under ${profile} exited ${code} before its first byte: ${stderr.slice(0, 500)}`))));
     });
-    return { ms, planMs };
+    return { ms, planMs, cpuMs };
   } finally {
     await plan.cleanup();
   }
@@ -122,8 +130,8 @@ async function quiet(broker: Broker, all: readonly Service[]): Promise<void> {
   for (const x of all) await spareReady(broker, x);
 }
 
-async function cold(broker: Broker, s: Service, all: readonly Service[]): Promise<{ ms: number; rss: number }> {
-  await broker.stop(s.name);
+async function cold(broker: Broker, s: Service, all: readonly Service[], stopped = false): Promise<{ ms: number; rss: number; cpuMs: number }> {
+  if (!stopped) await broker.stop(s.name);
   await quiet(broker, all);
   const launches = broker.status(s.name).launches;
   const start = performance.now();
@@ -131,8 +139,9 @@ async function cold(broker: Broker, s: Service, all: readonly Service[]): Promis
   const ms = performance.now() - start;
   const status = broker.status(s.name);
   if (status.launches === launches && !s.prewarm) throw new Error(`${s.name}: the call did not launch the helper`);
-  // The node process itself (sandbox wrappers add a little; see spare RSS for a whole tree).
-  return { ms, rss: rssOf(nodePidOf(status.pid!)) };
+  // The node process itself (sandbox wrappers add a little; see spare RSS for a whole tree), and its CPU up to the reply.
+  const node = nodePidOf(status.pid!);
+  return { ms, rss: rssOf(node), cpuMs: schedCpuMsOf(node) };
 }
 
 /** How the helper dies: `broker.kill`, or a crash (SIGKILL to its node from outside the broker). */
@@ -182,11 +191,17 @@ async function relaunch(broker: Broker, s: Service, all: readonly Service[], by:
   }
 }
 
+/** A signed figure in ms (`+3.2`, `-0.4`). */
+function sign(ms: number): string {
+  return `${ms >= 0 ? '+' : ''}${fmt(ms)}`;
+}
+
 /** Runs the scenario. */
 export async function runLaunch(): Promise<ScenarioResult> {
   const start = machine();
   const prewarm = hasPrewarm();
-  heading(`launch: ${CONFIG.launches} interleaved launches per variant; profiles ${PROFILES.join(', ')}; prewarm ${prewarm ? 'available' : 'not in this build'}`);
+  const pairRounds = Math.max(CONFIG.launches, CONFIG.launchPairs);
+  heading(`launch: ${pairRounds} cold launches per profile, each paired with its probe; ${CONFIG.launches} relaunches and prewarmed launches per variant; profiles ${PROFILES.join(', ')}; prewarm ${prewarm ? 'available' : 'not in this build'}`);
   const broker = new Broker({ root: FIXTURES, maxFrameBytes: BENCH_MAX_FRAME_BYTES });
   try {
     const services: Service[] = [];
@@ -213,6 +228,9 @@ export async function runLaunch(): Promise<ScenarioResult> {
     const probeMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
     const wrappedProbeMs: number[] = [];
     const planMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
+    // node's CPU to its first byte (probe) / first reply (helper), per pair: load-insensitive, printed beside the target.
+    const probeCpuMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
+    const coldCpuMs = new Map<Profile, number[]>(PROFILES.map((p) => [p, []]));
     const coldMs = new Map<Service, number[]>(services.map((s) => [s, []]));
     const rss = new Map<Service, number[]>(services.map((s) => [s, []]));
     // Per kind of kill (KillBy): the relaunch figures of each service.
@@ -221,18 +239,35 @@ export async function runLaunch(): Promise<ScenarioResult> {
     const exitMs = { broker: perKill(), crash: perKill() };
     const retries = { broker: perKill(), crash: perKill() };
     const stale = { broker: perKill(), crash: perKill() };
-    for (let round = 0; round < CONFIG.launches; round++) {
+    for (let round = 0; round < pairRounds; round++) {
       const rot = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round) % xs.length]!);
-      for (const p of rot(PROFILES)) {
-        const r = await probe(p);
-        probeMs.get(p)!.push(r.ms);
-        planMs.get(p)!.push(r.planMs);
-        if (p === 'none') wrappedProbeMs.push((await probe(p, true)).ms);
-      }
+      // Rounds past CONFIG.launches only add pairs (no relaunch, no prewarm): the target's sample grows, the run stays short.
+      const full = round < CONFIG.launches;
       for (const s of rot(services)) {
-        const c = await cold(broker, s, services);
+        if (s.prewarm && !full) continue;
+        let c: { ms: number; rss: number; cpuMs: number };
+        if (s.prewarm) c = await cold(broker, s, services);
+        else {
+          // A pair: the helper stopped (untimed, its teardown awaited), then probe and cold launch back to back on the
+          // same machine state, the order alternating by round so neither always goes first.
+          const p = s.profile;
+          await broker.stop(s.name);
+          const probeFirst = (round + PROFILES.indexOf(p)) % 2 === 0;
+          const measureProbe = async () => {
+            const r = await probe(p);
+            probeMs.get(p)!.push(r.ms);
+            planMs.get(p)!.push(r.planMs);
+            probeCpuMs.get(p)!.push(r.cpuMs);
+          };
+          if (probeFirst) await measureProbe();
+          c = await cold(broker, s, services, true);
+          if (!probeFirst) await measureProbe();
+          coldCpuMs.get(p)!.push(c.cpuMs);
+          if (p === 'none') wrappedProbeMs.push((await probe(p, true)).ms);
+        }
         coldMs.get(s)!.push(c.ms);
         rss.get(s)!.push(c.rss);
+        if (!full) continue;
         // One kind of kill per round, alternating (the scenario's run time stays that of one relaunch per round).
         const by: KillBy = round % 2 === 0 ? 'crash' : 'broker';
         const r = await relaunch(broker, s, services, by);
@@ -241,7 +276,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
         retries[by].get(s)!.push(r.retries);
         stale[by].get(s)!.push(r.stale);
       }
-      process.stdout.write(`  round ${round + 1}/${CONFIG.launches} done\n`);
+      process.stdout.write(`  round ${round + 1}/${pairRounds} done\n`);
     }
     const spareRss: Record<string, number> = {};
     const sparePrivate: Record<string, number> = {};
@@ -256,7 +291,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
       }
     }
 
-    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; crash: { relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread }; helperRssMiB: Spread; overProbeMs: number; spareRssMiB?: number; sparePrivateMiB?: number }> }> = {};
+    const summary: Record<string, { probeMs: Spread; planMs: Spread; variants: Record<string, { coldMs: Spread; relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread; crash: { relaunchMs: Spread; killToExitEventMs: Spread; retries: Spread; staleReplies: Spread }; helperRssMiB: Spread; overProbeMs: number; overProbePaired?: PairedSummary; overProbeMediansMs?: number; nodeCpuOverProbe?: PairedSummary; spareRssMiB?: number; sparePrivateMiB?: number }> }> = {};
     const rows: string[][] = [];
     const targets: TargetRow[] = [];
     for (const p of PROFILES) {
@@ -266,7 +301,11 @@ export async function runLaunch(): Promise<ScenarioResult> {
         const c = spread(coldMs.get(s)!);
         const r = spread(relaunchMs.broker.get(s)!);
         const rc = spread(relaunchMs.crash.get(s)!);
-        const over = c.median - pm.median;
+        // The target: the median of the per-pair differences (cold − its probe). Prewarmed variants have no pairs.
+        const paired = s.prewarm ? undefined : pairedDifferences(probeMs.get(p)!, coldMs.get(s)!);
+        const mediansOver = c.median - pm.median;
+        const cpuOver = s.prewarm ? undefined : pairedDifferences(probeCpuMs.get(p)!, coldCpuMs.get(p)!);
+        const over = paired?.median ?? mediansOver;
         const v = {
           coldMs: c,
           relaunchMs: r,
@@ -276,6 +315,8 @@ export async function runLaunch(): Promise<ScenarioResult> {
           crash: { relaunchMs: rc, killToExitEventMs: spread(exitMs.crash.get(s)!), retries: spread(retries.crash.get(s)!), staleReplies: spread(stale.crash.get(s)!) },
           helperRssMiB: spread(rss.get(s)!.map((b) => b / 2 ** 20)),
           overProbeMs: over,
+          ...(paired === undefined ? {} : { overProbePaired: paired, overProbeMediansMs: mediansOver }),
+          ...(cpuOver === undefined ? {} : { nodeCpuOverProbe: cpuOver }),
           ...(s.prewarm ? { spareRssMiB: (spareRss[s.name] ?? Number.NaN) / 2 ** 20, sparePrivateMiB: (sparePrivate[s.name] ?? Number.NaN) / 2 ** 20 } : {}),
         };
         summary[p].variants[s.prewarm ? 'prewarm' : 'plain'] = v;
@@ -283,7 +324,10 @@ export async function runLaunch(): Promise<ScenarioResult> {
           `${p}${s.prewarm ? ' + prewarm' : ''}`,
           `${fmt(pm.median)} [${fmt(pm.min)}–${fmt(pm.max)}]`,
           `${fmt(c.median)} [${fmt(c.min)}–${fmt(c.max)}]`,
-          `${over >= 0 ? '+' : ''}${fmt(over)}`,
+          paired === undefined ? sign(over) : `${sign(over)} [${sign(paired.p25)}…${sign(paired.p75)}]`,
+          paired === undefined ? '' : `${sign(paired.ciLow)}…${sign(paired.ciHigh)}`,
+          paired === undefined ? '' : sign(mediansOver),
+          cpuOver === undefined ? '' : sign(cpuOver.median),
           `${fmt(r.median)} [${fmt(r.min)}–${fmt(r.max)}]`,
           fmt(v.killToExitEventMs.median),
           `${fmt(rc.median)} [${fmt(rc.min)}–${fmt(rc.max)}]`,
@@ -295,7 +339,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
           targets.push({
             scenario: NAME,
             target: `cold launch → first reply ≤ bare node + sandbox + 10 ms (${p === 'none' ? 'unsandboxed' : p})`,
-            measured: `${over >= 0 ? '+' : ''}${fmt(over)} ms (${fmt(c.median)} vs probe ${fmt(pm.median)} ms${p === 'none' ? `; over a probe under the parent-death wrapper: +${fmt(c.median - median(wrappedProbeMs))}` : ''}; load ${loadavg()[0]!.toFixed(1)})`,
+            measured: `${sign(over)} ms (median of ${paired!.n} paired differences, ~95% interval ${sign(paired!.ciLow)}…${sign(paired!.ciHigh)}${paired!.ciLow <= 10 && paired!.ciHigh > 10 ? ', which holds 10: not decisive' : ''}; node CPU ${sign(cpuOver!.median)}; cold ${fmt(c.median)} vs probe ${fmt(pm.median)} ms${p === 'none' ? `; over a probe under the parent-death wrapper: ${sign(pairedDifferences(wrappedProbeMs, coldMs.get(s)!).median)}` : ''}; load ${loadavg()[0]!.toFixed(1)})`,
             met: over <= 10,
           });
         }
@@ -326,8 +370,9 @@ export async function runLaunch(): Promise<ScenarioResult> {
         met: prewarm ? rc <= 5 : false,
       });
     }
-    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe', 'relaunch (broker kill) ms', 'kill→exit evt', 'relaunch (crash: external SIGKILL) ms', 'crash→exit evt', 'helper RSS MiB', 'spare MiB RSS'], rows);
-    console.log('  medians [min–max] of the launches; probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first reply of the new helper (throttleMs 0): broker.kill, or a crash (SIGKILL to node from outside).');
+    printTable(['variant', 'probe ms (node+sandbox)', 'cold → reply ms', 'over probe: paired median [p25…p75]', '~95% interval', 'medians\' difference', 'node CPU over probe', 'relaunch (broker kill) ms', 'kill→exit evt', 'relaunch (crash: external SIGKILL) ms', 'crash→exit evt', 'helper RSS MiB', 'spare MiB RSS'], rows);
+    console.log(`  medians [min–max] of the launches; over probe = median of the ${pairRounds} per-pair differences (helper stopped, then probe and cold launch back to back, order alternating), its quartiles and a distribution-free ~95% interval of that median; medians' difference = median cold − median probe (the method before round eight, not judged); node CPU over probe = median of the paired differences of node's own CPU up to its first reply / first byte (not judged: it does not move with the machine's load, so it shows whether the helper's cost changed when the wall figures cannot)`);
+    console.log('  probe = spawn → first byte of a one-line script under the same wrappers; relaunch = SIGKILL → first reply of the new helper (throttleMs 0): broker.kill, or a crash (SIGKILL to node from outside).');
     writeResult(NAME, start, { prewarmAvailable: prewarm, summary });
     return { name: NAME, data: { summary }, targets };
   } finally {

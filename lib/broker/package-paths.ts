@@ -15,10 +15,10 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const SHIPPED_PROFILES_DIR = join(PACKAGE_ROOT, 'sandbox-profiles');
 
 /**
- * The helper runtime's own files: `bulkhead/service` (an ESM facade, the loader it imports and the
+ * The helper runtime's own files: `bulkhead/service` (an ESM facade with the runtime's loader bundled in, and the
  * runtime script it loads, cbor-x inside) and the prewarm entry.
  */
-const RUNTIME_FILES = ['package.json', 'dist/lib/service.bundle.js', 'dist/lib/util/runtime-loader.js', 'dist/lib/service.runtime.cjs', 'dist/lib/prewarm.js'];
+const RUNTIME_FILES = ['package.json', 'dist/lib/service.bundle.js', 'dist/lib/service.runtime.cjs', 'dist/lib/prewarm.js'];
 
 /**
  * Packages the bundle loads at run time with `require` rather than bundling them: ajv's

@@ -17,7 +17,6 @@
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createRequire } from 'node:module';
 
 /** `version-traceid-parentid-flags`, lower-case hex; all-zero ids are invalid. */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -75,7 +74,8 @@ function otelRegistered(kind: 'trace' | 'context'): boolean {
 function otelApi(): OtelApi | null {
   if (otel !== undefined) return otel;
   try {
-    otel = createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
+    // node:module is loaded at first use (process.getBuiltinModule), not at import: this module is in the helper's bundle, and loading node:module costs a helper's start ~0.5 ms on Node 20 (~0.15 on 24/26).
+    otel = process.getBuiltinModule('node:module').createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
   } catch {
     otel = null;
   }
