@@ -17,6 +17,7 @@
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { lazyRequire } from '../util/lazy-require.js';
 
 /** `version-traceid-parentid-flags`, lower-case hex; all-zero ids are invalid. */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -74,8 +75,8 @@ function otelRegistered(kind: 'trace' | 'context'): boolean {
 function otelApi(): OtelApi | null {
   if (otel !== undefined) return otel;
   try {
-    // node:module is loaded at first use (process.getBuiltinModule), not at import: this module is in the helper's bundle, and loading node:module costs a helper's start ~0.5 ms on Node 20 (~0.15 on 24/26).
-    otel = process.getBuiltinModule('node:module').createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
+    // node:module only now, not at import (lib/util/lazy-require.ts): this module is in the helper's bundle.
+    otel = lazyRequire(import.meta.url)()('@opentelemetry/api') as OtelApi;
   } catch {
     otel = null;
   }

@@ -9,13 +9,12 @@
  * @module
  */
 import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { lazyRequire } from '../util/lazy-require.js';
 import { addEndpointKeyword } from './endpoint-keyword.js';
 
-// Made at first use: this module is in the helper's bundle, whose import should not pay for createRequire (~0.1–0.25 ms)
-// when precompiled validators spare it ajv altogether.
-let requireOf: NodeJS.Require | undefined;
-// (node:module is loaded at first use (process.getBuiltinModule), not at import: this module is in the helper's bundle, and loading node:module costs a helper's start ~0.5 ms on Node 20 (~0.15 on 24/26)).
-const require = (id: string): unknown => (requireOf ??= process.getBuiltinModule('node:module').createRequire(import.meta.url))(id);
+// Made at first use (lib/util/lazy-require.ts): precompiled validators spare a helper ajv altogether.
+const ownRequire = lazyRequire(import.meta.url);
+const require = (id: string): unknown => ownRequire()(id);
 
 /** The options every bulkhead ajv instance is built with. */
 export const AJV_OPTIONS = { strict: true, allowUnionTypes: true, allErrors: false, coerceTypes: false, useDefaults: false, validateFormats: true } as const;

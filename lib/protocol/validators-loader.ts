@@ -19,6 +19,7 @@
  */
 import type { Script } from 'node:vm';
 import { codeCacheTail, compileWithCodeCache, type CodeCacheState } from '../util/runtime-loader.js';
+import { lazyRequire } from '../util/lazy-require.js';
 
 /** The function wrapper the module is compiled in (node's CommonJS wrapper: the module may use any of these). */
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
@@ -65,10 +66,10 @@ export function loadValidatorsModule(file: string, cacheDir: string | undefined,
   const cacheFile = cacheDir === undefined || cacheDir === '' ? undefined : validatorsCacheFile(cacheDir, file, process.execArgv);
   const { script, codeCache } = compileWithCodeCache(`${WRAP_HEAD}${source.toString('utf8')}${WRAP_TAIL}`, file, source, cacheFile);
   const module = { exports: {} as Record<string, unknown> };
-  // node's createRequire costs ~0.25 ms on a cold start; most modules never call require.
-  let required: NodeJS.Require | undefined;
-  const lazyRequire = (id: string): unknown => (required ??= process.getBuiltinModule('node:module').createRequire(file))(id);
+  // Made at first use (lib/util/lazy-require.ts): most modules never call require.
+  const fileRequire = lazyRequire(file);
+  const moduleRequire = (id: string): unknown => fileRequire()(id);
   const body = script.runInThisContext() as (exports: unknown, require: unknown, module: unknown, filename: string, dirname: string) => void;
-  body(module.exports, lazyRequire, module, file, file.slice(0, file.lastIndexOf('/')));
+  body(module.exports, moduleRequire, module, file, file.slice(0, file.lastIndexOf('/')));
   return { exports: module.exports, script, source, codeCache };
 }

@@ -12,11 +12,10 @@
 import type { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
 import { createAjv } from './ajv.js';
+import { lazyRequire } from '../util/lazy-require.js';
 
-// Made at first use: this module sits beside the helper's loader in its bundle and should cost nothing there.
-let requireOf: NodeJS.Require | undefined;
-// (node:module is loaded at first use (process.getBuiltinModule), not at import: this module is in the helper's bundle, and loading node:module costs a helper's start ~0.5 ms on Node 20 (~0.15 on 24/26)).
-const ownRequire = (): NodeJS.Require => (requireOf ??= process.getBuiltinModule('node:module').createRequire(import.meta.url));
+// Made at first use (lib/util/lazy-require.ts): this module sits in the helper's bundle and should cost nothing there.
+const ownRequire = lazyRequire(import.meta.url);
 
 /** The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires, and the format letter. */
 export function validatorsModuleName(protocol: CompiledProtocol): string {

@@ -150,8 +150,8 @@ export function loadRuntime(file: string, cacheDir: string | undefined): LoadedR
   const module = { exports: {} as Record<string, unknown> };
   const body = script.runInThisContext() as (module: { exports: Record<string, unknown> }, require: NodeJS.Require, runtimeUrl: string) => void;
   // The runtime requires node builtins at its top level and packages (ajv's helpers, @opentelemetry/api) only on
-  // first use: builtins come from process.getBuiltinModule, and node:module's createRequire (loading node:module
-  // costs a helper's start ~0.5 ms on Node 20, ~0.15 on 24/26) is made only when a package is required.
+  // first use: builtins come from process.getBuiltinModule, and node:module's createRequire is made only when a
+  // package is required (why: lib/util/lazy-require.ts; not imported here, this module imports nothing).
   let fileRequire: NodeJS.Require | undefined;
   const runtimeRequire = (id: string): unknown => (id.startsWith('node:') ? process.getBuiltinModule(id) : (fileRequire ??= process.getBuiltinModule('node:module').createRequire(file))(id));
   body(module, runtimeRequire as NodeJS.Require, process.getBuiltinModule('node:url').pathToFileURL(file).href);
