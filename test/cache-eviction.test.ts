@@ -23,6 +23,38 @@ const DAY = 24 * 3600 * 1000;
 const ago = (ms: number): Date => new Date(Date.now() - ms);
 const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 
+/** How an evictor child ended: its exit code and what it wrote after "ready". */
+interface EvictorEnd {
+  code: number | null;
+  out: string;
+}
+
+/**
+ * Runs `script` (an ES module that writes "ready\n", then evicts when stdin says go) in two children at once: each
+ * loads the module and says so, and both are told go only once both are ready. Their exit codes and what they
+ * wrote after "ready".
+ */
+async function twoEvictorsAtOnce(script: string): Promise<[EvictorEnd, EvictorEnd]> {
+  const start = (): { ready: Promise<void>; go: () => void; done: Promise<EvictorEnd> } => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let readied: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (readied = resolve));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.startsWith('ready\n')) readied();
+    });
+    const done = new Promise<EvictorEnd>((resolve) => child.once('close', (code) => resolve({ code, out: out.slice('ready\n'.length) })));
+    return { ready, go: () => child.stdin.end('go'), done };
+  };
+  const a = start();
+  const b = start();
+  await Promise.all([a.ready, b.ready]);
+  a.go();
+  b.go();
+  return Promise.all([a.done, b.done]);
+}
+
 t.test('other binaries\' directories and old-layout files: a week unused goes, the current and recent stay, links are left', async (t) => {
   const root = mkdtempSync(join(base, 'root-'));
   const outside = mkdtempSync(join(base, 'outside-'));
@@ -160,23 +192,8 @@ t.test('two evictors of compile caches and validators modules at once both finis
   const url = pathToFileURL(join(REPO_ROOT, 'dist/lib/util/cache-eviction.js')).href;
   const script = `import { evictNodeCompileCaches, evictValidatorsModules } from ${JSON.stringify(url)}; process.stdout.write('ready\\n');
 process.stdin.once('data', () => { const n = evictNodeCompileCaches(${JSON.stringify(root)}).length + evictValidatorsModules(${JSON.stringify(mods)}, []).length; process.stdout.write(String(n)); process.exit(0); });`;
-  const start = (): { ready: Promise<void>; go: () => void; done: Promise<number | null> } => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    let readied: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => (readied = resolve));
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.startsWith('ready\n')) readied();
-    });
-    return { ready, go: () => child.stdin.end('go'), done: new Promise((resolve) => child.once('close', (code) => resolve(code))) };
-  };
-  const a = start();
-  const b = start();
-  await Promise.all([a.ready, b.ready]);
-  a.go();
-  b.go();
-  t.same(await Promise.all([a.done, b.done]), [0, 0], 'both finished');
+  const results = await twoEvictorsAtOnce(script);
+  t.same(results.map((r) => r.code), [0, 0], 'both finished');
   t.same(readdirSync(root), [], 'every old compile-cache directory is gone');
   t.same(readdirSync(mods), [], 'every old module is gone');
 });
@@ -247,27 +264,9 @@ t.test('two brokers evicting the same tree at once both finish, and everything o
   const current = `runtime-${hex8(0xffff)}`;
   mkdirSync(join(root, current));
   const url = pathToFileURL(join(REPO_ROOT, 'dist/lib/util/cache-eviction.js')).href;
-  // Each child loads the module, says so, and evicts when the parent says go (once both are ready): they run at once.
   const script = `import { evictOtherBinaries } from ${JSON.stringify(url)}; process.stdout.write('ready\\n');
 process.stdin.once('data', () => { process.stdout.write(String(evictOtherBinaries(${JSON.stringify(root)}, ${JSON.stringify(current)}).length)); process.exit(0); });`;
-  const start = (): { ready: Promise<void>; go: () => void; done: Promise<{ code: number | null; out: string }> } => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    let readied: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => (readied = resolve));
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.startsWith('ready\n')) readied();
-    });
-    const done = new Promise<{ code: number | null; out: string }>((resolve) => child.once('close', (code) => resolve({ code, out: out.slice('ready\n'.length) })));
-    return { ready, go: () => child.stdin.end('go'), done };
-  };
-  const a = start();
-  const b = start();
-  await Promise.all([a.ready, b.ready]);
-  a.go();
-  b.go();
-  const [ra, rb] = await Promise.all([a.done, b.done]);
+  const [ra, rb] = await twoEvictorsAtOnce(script);
   t.equal(ra.code, 0, 'the first finished');
   t.equal(rb.code, 0, 'the second finished');
   t.comment(`they listed ${ra.out} and ${rb.out} of ${String(DIRS)} old directories to remove, each finding gone what the other removed first`);
