@@ -9,7 +9,7 @@
 import { bulkheadError } from '../errors.js';
 import { Connection, CONNECT_OPTION_NAMES, type ConnectionOptions } from '../connection/connection.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { configureUidPool, reapStaleSandboxState } from '../sandbox/index.js';
+import { configureUidPool, startSandboxHost } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import type { Clock } from './clock.js';
 import { LaunchAutomation } from './launch-automation.js';
@@ -82,8 +82,8 @@ export class Broker extends Emitter<BrokerEvents> {
       denied: (caller, target) => this.eventHooks.denied(caller, target),
       direct: o.directConnects,
     });
-    // Scratch dirs and cgroups of a broker that died without cleaning up (SIGKILL); every launch awaits this too.
-    void reapStaleSandboxState().catch(() => undefined);
+    // Reaps a dead broker's scratch dirs and cgroups (launches await it), and tests whether helpers may get the caches.
+    startSandboxHost(this.nodePath);
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
     observeBroker(this, this.metricsRecorder);
     this.endpoints = new BrokerEndpoints({ manifest: (n) => this.manifests.get(n), supervisor: (n) => this.services.get(n), now: () => this.clock.now() });

@@ -163,20 +163,16 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
   const trueBin = findBinary('true') ?? '/bin/true';
   const userNs = unshare === null ? Promise.resolve(false) : run(unshare, ['--user', '--map-current-user', '--net', trueBin]).then((r) => r.ok);
   const bwrapPath = findBinary('bwrap');
-  // The same namespaces a real launch asks for: installed-but-blocked (seccomp'd containers) is "missing".
-  const bwrapTest = bwrapPath === null
-    ? Promise.resolve({ ok: false, stdout: '', stderr: 'not installed' })
-    : run(bwrapPath, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', trueBin]);
   const bwrapHelp = bwrapPath === null ? Promise.resolve({ ok: false, stdout: '', stderr: '' }) : run(bwrapPath, ['--help']);
-  const [userNamespaces, bwrapResult, node, help, execGuardNative] = await Promise.all([userNs, bwrapTest, nodeSupport(nodePath), bwrapHelp, nativeExecGuard()]);
+  const [userNamespaces, bwrapResult, node, help, execGuardNative] = await Promise.all([userNs, testBubblewrap(), nodeSupport(nodePath), bwrapHelp, nativeExecGuard()]);
   return {
     isRoot,
     uid,
-    bwrap: bwrapPath !== null && bwrapResult.ok ? bwrapPath : null,
+    bwrap: bwrapResult.ok ? bwrapResult.path : null,
     bwrapTmpfsSize: help.stdout.includes('--size'),
     bwrapDisableUserns: help.stdout.includes('--disable-userns'),
     kernel: { ...probeKernel(), execGuardNative },
-    bwrapProblem: bwrapPath === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
+    bwrapProblem: bwrapResult.path === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
     userNamespaces,
     unshare,
     setpriv,
@@ -188,6 +184,50 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     sh: findBinary('sh'),
     cgroup: probeCgroups(isRoot),
   };
+}
+
+let bubblewrapRun: Promise<{ path: string | null; ok: boolean; stderr: string }> | undefined;
+/** Its outcome, once settled (read without waiting by {@link settledCacheLayers}). */
+let bubblewrapSettled: { path: string | null; ok: boolean } | undefined;
+
+/**
+ * Runs bubblewrap once in this process with the namespaces a real launch asks for (installed-but-blocked, as in
+ * seccomp'd containers, is "missing"); the probe's `bwrap` comes from it. Shared, so whoever asks first starts it:
+ * the caches' trust (cache-trust.ts) needs only this part of the probe, which takes a fraction of its time.
+ */
+function testBubblewrap(): Promise<{ path: string | null; ok: boolean; stderr: string }> {
+  if (bubblewrapRun !== undefined) return bubblewrapRun;
+  const path = findBinary('bwrap');
+  const isRoot = process.getuid?.() === 0;
+  bubblewrapRun = path === null
+    ? Promise.resolve({ path, ok: false, stderr: 'not installed' })
+    : run(path, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', findBinary('true') ?? '/bin/true']).then((r) => ({ path, ...r }));
+  void bubblewrapRun.then((r) => (bubblewrapSettled = r));
+  return bubblewrapRun;
+}
+
+/** What the trust in the broker's caches of code needs of the probe (lib/sandbox/cache-trust.ts). */
+export type CacheLayers = Pick<HostProbe, 'bwrap' | 'isRoot' | 'setpriv'>;
+
+function cacheLayers(bubblewrap: { path: string | null; ok: boolean }): CacheLayers {
+  return { bwrap: bubblewrap.ok ? bubblewrap.path : null, isRoot: process.getuid?.() === 0, setpriv: findBinary('setpriv') };
+}
+
+/**
+ * {@link CacheLayers} as soon as bubblewrap's test run settled, without waiting for the rest of the probe (node's
+ * `--help` and the kernel checks take several times as long). Under an override it waits for the whole probe,
+ * which the override rewrites.
+ */
+export async function probeCacheLayers(nodePath: string): Promise<CacheLayers> {
+  if (override !== undefined) return probeHost(nodePath);
+  return cacheLayers(await testBubblewrap());
+}
+
+/** What {@link probeCacheLayers} would answer for `nodePath`, when that has settled; else undefined. */
+export function settledCacheLayers(nodePath: string): CacheLayers | undefined {
+  const probe = settledHostProbe(nodePath);
+  if (probe !== undefined || override !== undefined || bubblewrapSettled === undefined) return probe;
+  return cacheLayers(bubblewrapSettled);
 }
 
 /**

@@ -27,7 +27,7 @@ import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
 import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { withoutCacheVariables, type BrokerCaches } from './broker-caches.js';
-import { cachesTrustedWithoutWaiting, osKeepsCachesReadOnly } from './cache-trust.js';
+import { cachesTrusted, cachesTrustedNow, osKeepsCachesReadOnly, startCacheTrustProbe } from './cache-trust.js';
 import { bulkheadError } from '../errors.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 
@@ -188,7 +188,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   if (input.profile === undefined) {
     // On a host where helpers could have planted code in the caches, this helper loads none (lib/sandbox/cache-trust.ts).
     const caches = input.brokerCaches;
-    const withhold = caches !== undefined && !cachesTrustedWithoutWaiting(input.nodePath);
+    const withhold = caches !== undefined && !(cachesTrustedNow(input.nodePath) ?? await cachesTrusted(input.nodePath));
     return {
       command: input.nodePath,
       args: [...input.nodeArgs, input.entry],
@@ -326,4 +326,13 @@ export function reapStaleSandboxState(): Promise<{ scratch: string[]; cgroups: s
   return reaping;
 }
 
-
+/**
+ * What the sandbox layer starts in the background when a broker is made: the reaping of dead brokers' leftovers
+ * ({@link reapStaleSandboxState}) and the test that tells whether helpers of `nodePath` may be given the broker's
+ * caches of code (lib/sandbox/cache-trust.ts), so that its first launches need not go without them. Never throws.
+ */
+export function startSandboxHost(nodePath: string): void {
+  void reapStaleSandboxState().catch(() => undefined);
+  // On the next turn: a process's first spawn costs it 1–35 ms of its thread, which the broker's constructor must not pay.
+  setImmediate(() => startCacheTrustProbe(nodePath)).unref();
+}
