@@ -8,8 +8,7 @@ import t from 'tap';
 import { releaseBytes } from '../lib/index.js';
 import { POOLED_BODY_MIN_BYTES, takeBody } from '../lib/wire/body-pool.js';
 import { keptBody, sharedRead } from '../lib/wire/shared-read-buffers.js';
-import { setImmediate as nextCheckPhase } from 'node:timers/promises';
-import { NUDGE_ENABLED, lastNudge, nudgePaysOn, nudgeSoon, nudgeYoungGeneration, owedNudgeBytes } from '../lib/wire/scavenge-nudge.js';
+import { NUDGE_ENABLED, lastNudge, nudgePaysOn, nudgeYoungGeneration } from '../lib/wire/scavenge-nudge.js';
 
 const v8Major = Number.parseInt(process.versions.v8, 10);
 
@@ -24,8 +23,6 @@ t.test('where it is off, fresh body memory allocates nothing', { skip: NUDGE_ENA
   const body = takeBody(POOLED_BODY_MIN_BYTES + 1234);
   nudgeYoungGeneration(64 * 1024);
   nudgeYoungGeneration(16 * 1024 * 1024);
-  nudgeSoon(64 * 1024);
-  t.equal(owedNudgeBytes(), 0, 'nothing owed for the check phase either');
   t.equal(lastNudge(), before, 'no array allocated');
   t.equal(releaseBytes(body), true);
   t.end();
@@ -33,53 +30,29 @@ t.test('where it is off, fresh body memory allocates nothing', { skip: NUDGE_ENA
 
 const whereOn = { skip: NUDGE_ENABLED ? false : `off for V8 ${String(v8Major)}` };
 
-t.test('fresh body memory nudges in the check phase; memory reused from the pool does not', whereOn, async (t) => {
-  await nextCheckPhase();
+t.test('fresh body memory nudges; memory reused from the pool does not', whereOn, (t) => {
   const size = POOLED_BODY_MIN_BYTES + 4321;
   const before = lastNudge();
   const body = takeBody(size);
-  t.equal(lastNudge(), before, 'nothing allocated while the body is received');
-  t.equal(owedNudgeBytes(), size / 2, 'half the body owed');
-  await nextCheckPhase();
   const afterFresh = lastNudge();
-  t.not(afterFresh, before, 'a fresh body allocated JS arrays in the check phase');
-  t.equal(owedNudgeBytes(), 0, 'and owes nothing after');
+  t.not(afterFresh, before, 'a fresh body allocated JS arrays');
   t.equal(releaseBytes(body), true);
   const again = takeBody(size);
   t.equal(again.length, size);
-  t.equal(owedNudgeBytes(), 0, 'a body from the pool owes none');
-  await nextCheckPhase();
-  t.equal(lastNudge(), afterFresh, 'and allocated none');
+  t.equal(lastNudge(), afterFresh, 'a body from the pool allocated none');
+  t.end();
 });
 
-t.test('the bodies of one turn owe one nudge, paid in one check phase, before the next turn\'s I/O waits', whereOn, async (t) => {
-  await nextCheckPhase();
-  const before = lastNudge();
-  for (let i = 0; i < 3; i++) nudgeSoon(64 * 1024);
-  t.equal(owedNudgeBytes(), 3 * 32 * 1024, 'three 64 KiB bodies owe 96 KiB of arrays');
-  t.equal(lastNudge(), before, 'none allocated yet');
-  // A promise continuation and a nextTick (the channel's write) of this turn run before the nudge.
-  const order: string[] = [];
-  process.nextTick(() => order.push(`nextTick owes ${String(owedNudgeBytes())}`));
-  await Promise.resolve();
-  order.push(`microtask owes ${String(owedNudgeBytes())}`);
-  await nextCheckPhase();
-  t.same(order, ['microtask owes 98304', 'nextTick owes 98304'], 'this turn\'s continuations and writes ran before the nudge');
-  t.equal(owedNudgeBytes(), 0, 'paid');
-  t.equal((lastNudge() as unknown[]).length, 8192 - 4096, 'as 96 KiB of arrays in chunks of 8192 slots: one full, then the 32 KiB left');
-});
-
-t.test('a kept copy of 16 KiB or more out of the shared read buffer nudges too; a smaller one does not', whereOn, async (t) => {
-  await nextCheckPhase();
+t.test('a kept copy of 16 KiB or more out of the shared read buffer nudges too; a smaller one does not', whereOn, (t) => {
   const shared = sharedRead();
+  const before = lastNudge();
   const small = keptBody(shared.subarray(0, POOLED_BODY_MIN_BYTES - 1));
-  t.equal(owedNudgeBytes(), 0, 'below 16 KiB: none');
+  t.equal(lastNudge(), before, 'below 16 KiB: none');
   const large = keptBody(shared.subarray(0, POOLED_BODY_MIN_BYTES + 100));
-  t.equal(owedNudgeBytes(), (POOLED_BODY_MIN_BYTES + 100) / 2, '16 KiB or more: half of it owed');
+  t.not(lastNudge(), before, '16 KiB or more: JS arrays allocated');
   t.not(large.buffer, shared.buffer, 'and the copy is its own memory');
   t.equal(small.length + 1, POOLED_BODY_MIN_BYTES);
-  await nextCheckPhase();
-  t.equal(owedNudgeBytes(), 0);
+  t.end();
 });
 
 t.test('half the body size, in chunks below the large-object size, capped at 1 MiB', whereOn, (t) => {

@@ -28,7 +28,7 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
-import { nudgeSoon } from './scavenge-nudge.js';
+import { nudgeYoungGeneration } from './scavenge-nudge.js';
 
 /** Frame bodies from this size on come from the pool and may be released. */
 export const POOLED_BODY_MIN_BYTES = 16 * 1024;
@@ -58,9 +58,8 @@ export function takeBody(size: number): Buffer {
       break;
     }
   }
-  // Fresh memory outside the JS heap: keep the young generation moving, so it is freed by a scavenge
-  // (scavenge-nudge.ts); in the check phase, off the round trip's path (nudgeSoon).
-  if (memory === undefined) nudgeSoon(size);
+  // Fresh memory outside the JS heap: keep the young generation moving, so it is freed by a scavenge (scavenge-nudge.ts).
+  if (memory === undefined) nudgeYoungGeneration(size);
   const body = memory === undefined ? Buffer.allocUnsafeSlow(size) : Buffer.from(memory, 0, size);
   lendable.add(body.buffer);
   return body;
@@ -73,7 +72,7 @@ export function takeBody(size: number): Buffer {
  * 20k on Node 24/26, bench/README.md round six).
  */
 export function keptCopy(bytes: Uint8Array): Buffer {
-  if (bytes.length >= POOLED_BODY_MIN_BYTES) nudgeSoon(bytes.length);
+  if (bytes.length >= POOLED_BODY_MIN_BYTES) nudgeYoungGeneration(bytes.length);
   return Buffer.from(bytes);
 }
 

@@ -66,61 +66,16 @@ let sink: unknown;
 
 /**
  * Allocates short-lived JS arrays worth half of `bodyBytes` (capped), the
- * fresh body memory just allocated off the heap, now. See the module comment.
+ * fresh body memory just allocated off the heap. See the module comment.
  */
 export function nudgeYoungGeneration(bodyBytes: number): void {
   if (!NUDGE_ENABLED) return;
-  allocate(nudgeBytesFor(bodyBytes));
-}
-
-/** JS-heap bytes to allocate for `bodyBytes` of fresh body memory. */
-function nudgeBytesFor(bodyBytes: number): number {
-  return Math.min(bodyBytes * NUDGE_RATIO, NUDGE_MAX_BYTES);
-}
-
-/** Allocates `bytes` worth of arrays, each dropped at once but the last (see {@link lastNudge}). */
-function allocate(bytes: number): void {
-  let elements = Math.floor(bytes / ELEMENT_BYTES);
+  let elements = Math.floor(Math.min(bodyBytes * NUDGE_RATIO, NUDGE_MAX_BYTES) / ELEMENT_BYTES);
   while (elements > 0) {
     const n = Math.min(elements, CHUNK_ELEMENTS);
     sink = new Array<undefined>(n);
     elements -= n;
   }
-}
-
-/** Nudge bytes owed for bodies received in this turn of the event loop, allocated by {@link nudgeSoon}'s immediate. */
-let owedBytes = 0;
-let owedImmediate: NodeJS.Immediate | undefined;
-
-/**
- * The same nudge as {@link nudgeYoungGeneration}, made in the event loop's check phase (one `setImmediate`
- * for every body received in this turn) instead of while the body is received. Why: the allocation, and the
- * scavenge it sometimes starts, then run after what the body's message led to was done and sent. A caller
- * that awaits a result and sends its next call does so in the same turn (microtasks and `process.nextTick`
- * run before the check phase, and the channel writes on `nextTick`), so on a machine with a free core the
- * nudge overlaps the peer's work on the next message instead of delaying the round trip; a helper's reply
- * leaves before its nudge the same way. The GC sees the same allocations, one turn later at most. The
- * immediate is unref'd: a nudge never keeps a process alive. Bounded: a number, not a queue.
- */
-export function nudgeSoon(bodyBytes: number): void {
-  if (!NUDGE_ENABLED) return;
-  owedBytes += nudgeBytesFor(bodyBytes);
-  if (owedImmediate === undefined) {
-    owedImmediate = setImmediate(payOwed);
-    owedImmediate.unref();
-  }
-}
-
-function payOwed(): void {
-  owedImmediate = undefined;
-  const bytes = owedBytes;
-  owedBytes = 0;
-  allocate(bytes);
-}
-
-/** Nudge bytes owed and not yet allocated (for tests). */
-export function owedNudgeBytes(): number {
-  return owedBytes;
 }
 
 /** The last array allocated (for tests: the nudge really allocates). */
