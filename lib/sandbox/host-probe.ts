@@ -187,8 +187,8 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
 }
 
 let bubblewrapRun: Promise<{ path: string | null; ok: boolean; stderr: string }> | undefined;
-/** Its outcome, once settled (read without waiting by {@link settledCacheLayers}). */
-let bubblewrapSettled: { path: string | null; ok: boolean } | undefined;
+/** What it tells the caches' trust, once settled (read without waiting by {@link settledCacheLayers}): made once, not per launch. */
+let settledLayers: CacheLayers | undefined;
 
 /**
  * Runs bubblewrap once in this process with the namespaces a real launch asks for (installed-but-blocked, as in
@@ -202,7 +202,7 @@ function testBubblewrap(): Promise<{ path: string | null; ok: boolean; stderr: s
   bubblewrapRun = path === null
     ? Promise.resolve({ path, ok: false, stderr: 'not installed' })
     : run(path, [...(isRoot ? [] : ['--unshare-user']), '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', findBinary('true') ?? '/bin/true']).then((r) => ({ path, ...r }));
-  void bubblewrapRun.then((r) => (bubblewrapSettled = r));
+  void bubblewrapRun.then((r) => (settledLayers = cacheLayers(r)));
   return bubblewrapRun;
 }
 
@@ -220,14 +220,14 @@ function cacheLayers(bubblewrap: { path: string | null; ok: boolean }): CacheLay
  */
 export async function probeCacheLayers(nodePath: string): Promise<CacheLayers> {
   if (override !== undefined) return probeHost(nodePath);
-  return cacheLayers(await testBubblewrap());
+  const bubblewrap = await testBubblewrap();
+  return settledLayers ?? cacheLayers(bubblewrap);
 }
 
 /** What {@link probeCacheLayers} would answer for `nodePath`, when that has settled; else undefined. */
 export function settledCacheLayers(nodePath: string): CacheLayers | undefined {
   const probe = settledHostProbe(nodePath);
-  if (probe !== undefined || override !== undefined || bubblewrapSettled === undefined) return probe;
-  return cacheLayers(bubblewrapSettled);
+  return probe !== undefined || override !== undefined ? probe : settledLayers;
 }
 
 /**
