@@ -213,7 +213,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
 
   // The uid the helper will run as (its scratch dir is made its own): only when setpriv can drop it.
   const runAs = probe.isRoot && probe.setpriv !== null ? profile.user : undefined;
-  const scratch = await createScratch(input.service, runAs);
+  const scratch = createScratch(input.service, runAs);
   let cgroup: HelperCgroup | undefined;
   try {
     vars['scratch'] = scratch.path;
