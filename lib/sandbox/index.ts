@@ -223,7 +223,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   const runAs = probe.isRoot && probe.setpriv !== null ? profile.user : undefined;
   const scratch = input.reserve?.takeScratch(input.service, runAs) ?? createScratch(input.service, runAs);
   let cgroup: HelperCgroup | undefined;
-  let cgroupReserved = false;
+  const taken = { reservedCgroup: false }; // set by cgroupFor, called inside compileProfile
   try {
     vars['scratch'] = scratch.path;
     const spareOf = input.env[PREWARM_ENTRY_ENV];
@@ -236,7 +236,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     const cgroupFor = (limits: CgroupLimits): readonly string[] => {
       const planned = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
       const reserved = input.reserve?.takeCgroup(planned);
-      cgroupReserved = reserved !== undefined;
+      taken.reservedCgroup = reserved !== undefined;
       cgroup = reserved ?? planned;
       return cgroup.procsFiles;
     };
@@ -258,7 +258,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     if (helperCgroup !== undefined) {
       try {
         // A reserved cgroup's directories exist: only its limits are written (again), from this plan.
-        if (cgroupReserved) helperCgroup.applyLimits();
+        if (taken.reservedCgroup) helperCgroup.applyLimits();
         else helperCgroup.create();
       } catch (err) {
         const missing = `a writable cgroup (${(err as Error).message})`;
