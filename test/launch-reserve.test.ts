@@ -3,14 +3,14 @@
 // scratch dir nothing was planted in, a cgroup nothing joined, the profile's limits written again), and
 // nothing of the reserve outlives the broker. Each refusal has its positive control: the untouched reserve is used.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { probeHost } from '../lib/sandbox/index.js';
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, REPO_ROOT } from './helpers.js';
 
 const probe = await probeHost();
 const skip = probe.bwrap === null ? 'needs bubblewrap' : probe.cgroup === null ? 'needs a usable cgroup hierarchy' : false;
@@ -170,4 +170,32 @@ t.test('LaunchReserve alone: holds only what a launch used, hands each piece out
   t.same(scratchDirs('alone'), [], 'and removes what it held');
   reserve.refill();
   t.notOk(reserve.holds, 'after release, nothing is made until a launch says what it uses again');
+});
+
+t.test('a process that exits without closing its broker removes the reserve at exit', { skip }, (t) => {
+  // The child launches and stops a sandboxed helper (the reserve is made), reports the reserve's pieces and whether
+  // they exist (the positive control), and exits without broker.close().
+  const script = `
+    import { Broker } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'lib', 'index.js'))};
+    import { existsSync, readdirSync } from 'node:fs';
+    import { tmpdir } from 'node:os';
+    import { dirname, join } from 'node:path';
+    const broker = new Broker({ root: ${JSON.stringify(FIXTURES)} });
+    broker.register({ name: 'exiter', entry: './echo-service.js', protocol: 'com.test.echo', sandbox: 'pure-compute', launch: { throttleMs: 0 } });
+    await broker.connect('exiter').call('echo', { text: 'hi' });
+    const used = broker.status('exiter').sandbox.cgroup.paths;
+    await broker.stop('exiter');
+    const scratch = readdirSync(tmpdir()).filter((f) => f.startsWith('bulkhead-scratch.' + process.pid + '-') && f.includes('.exiter-')).map((f) => join(tmpdir(), f));
+    const cgroups = [...new Set(used.map((p) => dirname(p)))].flatMap((d) => readdirSync(d).filter((n) => n.startsWith('exiter.')).map((n) => join(d, n)));
+    console.log(JSON.stringify({ scratch, cgroups, exist: [...scratch, ...cgroups].every((p) => existsSync(p)) }));
+    process.exit(0);
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(child.status, 0, `the child ran: ${child.stderr.slice(0, 500)}`);
+  const held = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { scratch: string[]; cgroups: string[]; exist: boolean };
+  t.equal(held.scratch.length, 1, 'control: the reserve held a scratch dir');
+  t.ok(held.cgroups.length > 0, 'control: and a cgroup');
+  t.ok(held.exist, 'control: both existed before the exit');
+  t.same([...held.scratch, ...held.cgroups].filter((p) => existsSync(p)), [], 'none is left after the exit');
+  t.end();
 });

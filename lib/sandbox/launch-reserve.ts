@@ -22,12 +22,14 @@
  *   what is held (the broker calls it when the service closes or its manifest
  *   changes), and every piece carries the broker's tag in its name, so a broker
  *   killed with SIGKILL leaves nothing the next broker does not reap
- *   (`reapStaleSandboxState`), as with a running helper's pieces.
+ *   (`reapStaleSandboxState`), as with a running helper's pieces; a process that exits without closing its
+ *   broker removes them in an `exit` hook.
  * - No file descriptor is held: the seccomp program's memfd and pasta's pipes
  *   are still made per launch (cheap), never ahead.
  * @module
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { HelperCgroup, type CgroupLimits, type CgroupSupport } from './cgroup.js';
 import { createScratch, type Scratch } from './scratch.js';
 
@@ -38,6 +40,18 @@ export type ScratchOwner = { uid: number; gid: number } | undefined;
 export interface LaunchShape {
   scratch: { service: string; owner: ScratchOwner };
   cgroup?: { support: CgroupSupport; label: string; limits: CgroupLimits };
+}
+
+/** Reserves holding pieces, for the exit hook. */
+const holding = new Set<LaunchReserve>();
+let exitHook = false;
+
+/**
+ * A broker's process that exits without closing its broker would leave its reserved pieces to the next broker's reaper:
+ * at exit, what is still held is removed (synchronously, best effort: empty directories, an empty cgroup).
+ */
+function removeHeldAtExit(): void {
+  for (const reserve of holding) reserve.removeNow();
 }
 
 /** Pieces made ahead for one service's next sandboxed launch (see the module comment). */
@@ -66,6 +80,7 @@ export class LaunchReserve {
     const held = this.scratch;
     if (held === undefined) return undefined;
     this.scratch = undefined;
+    if (!this.holds) holding.delete(this);
     if (held.service === service && sameOwner(held.owner, owner) && pristine(held.piece, owner)) return held.piece;
     this.removals.push(held.piece.remove());
     return undefined;
@@ -79,6 +94,7 @@ export class LaunchReserve {
     const held = this.cgroup;
     if (held === undefined) return undefined;
     this.cgroup = undefined;
+    if (!this.holds) holding.delete(this);
     if (held.sameLayout(planned) && held.isEmpty()) return held.withLimits(planned.limits);
     this.removals.push(held.remove());
     return undefined;
@@ -112,6 +128,29 @@ export class LaunchReserve {
         this.removals.push(cgroup.remove().catch(() => undefined)); // a first directory made before the failure
       }
     }
+    if (this.holds) {
+      holding.add(this);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', removeHeldAtExit);
+      }
+    }
+  }
+
+  /** At process exit: removes what is held, synchronously and best effort (the next broker reaps what stays). */
+  removeNow(): void {
+    if (this.scratch !== undefined) rmSync(this.scratch.piece.path, { recursive: true, force: true });
+    for (const dir of this.cgroup?.paths ?? []) {
+      try {
+        rmdirSync(dir);
+        if (this.cgroup?.version === 1) rmdirSync(dirname(dir)); // the shared parent, when this was its last cgroup
+      } catch {
+        // busy (something joined it) or already gone
+      }
+    }
+    this.scratch = undefined;
+    this.cgroup = undefined;
+    holding.delete(this);
   }
 
   /**
@@ -124,6 +163,7 @@ export class LaunchReserve {
     if (this.cgroup !== undefined) this.removals.push(this.cgroup.remove());
     this.scratch = undefined;
     this.cgroup = undefined;
+    holding.delete(this);
     const removals = this.removals.splice(0);
     const failures = (await Promise.allSettled(removals)).flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
     if (failures.length > 0) throw new Error(`launch reserve: ${failures.join('; ')}`);
