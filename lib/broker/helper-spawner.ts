@@ -74,8 +74,12 @@ export function maxQueuedBytesOf(resolved: ResolvedService, maxFrameBytes: numbe
 /** Spawns the helpers of one service and keeps its spare. */
 export class HelperSpawner {
   private readonly spares: SparePool;
-  /** The next sandboxed launch's scratch dir and cgroup, made once the last helper's teardown is done (lib/sandbox/launch-reserve.ts). */
-  private readonly reserve = new LaunchReserve();
+  /**
+   * The next sandboxed launch's scratch dir and cgroup, made once the last helper's teardown is done
+   * (lib/sandbox/launch-reserve.ts). Made at the first launch: a registered service that never ran holds no object
+   * for it (the broker's heap per idle service).
+   */
+  private reserve: LaunchReserve | undefined;
 
   constructor(
     private readonly service: string,
@@ -142,20 +146,15 @@ export class HelperSpawner {
    * ahead for the next launch go too (they were made for the old code's plan), once removed.
    */
   async dropSpare(): Promise<void> {
-    const released = this.reserve.release().catch((err: unknown) => {
+    const released = this.reserve?.release().catch((err: unknown) => {
       this.ctx.cleanupFailed(this.service, -1, (err as Error).message);
     });
     await Promise.all([this.spares.close(), released]);
   }
 
-  /** The pieces held for the next launch (tests and diagnostics): its scratch dir and cgroup directories. */
-  get reserved(): { scratch: string | undefined; cgroup: string[] } {
-    return this.reserve.paths;
-  }
-
   /** After a helper's teardown: the next launch's pieces are made now, unless the service is closing. */
   private refillReserve(): void {
-    if (this.hooks.closedError() === undefined) this.reserve.refill();
+    if (this.hooks.closedError() === undefined) this.reserve?.refill();
   }
 
   /**
@@ -181,6 +180,7 @@ export class HelperSpawner {
   private async spawn(spec: LaunchSpec, spare: boolean): Promise<LaunchedHelper> {
     const { resolved } = spec;
     const { manifest } = resolved;
+    this.reserve ??= new LaunchReserve();
     const input = { ...helperLaunchInput(resolved, this.ctx, spec.validators, spare), reserve: this.reserve };
     const plan = await planLaunch(input);
     passValidatorsByValue(plan, spec.validators);
