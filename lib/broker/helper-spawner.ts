@@ -26,6 +26,8 @@ import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
 import { SparePool, type LaunchedHelper } from './spare-pool.js';
+import { expectMmHolder, mmHolderAddon, mmHolderReaped, trackHelperPid } from './mm-holder-reaper.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** A manifest a helper can be launched from, with its protocol's precompiled validators. */
@@ -173,6 +175,9 @@ export class HelperSpawner {
       await plan.cleanup();
       throw closed;
     }
+    // An unsandboxed spare starts an mm holder (mm-holder-reaper.ts): its EOF then comes before node's teardown.
+    const holderAddon = spare && resolved.profile === undefined ? mmHolderAddon() : undefined;
+    if (holderAddon !== undefined) plan.env[HELPER_ENV.mmHolder] = holderAddon;
     const connects = manifest.connects ?? [];
     const { ctx, hooks, service } = this;
     const helper: HelperProcess = HelperProcess.spawn({
@@ -223,7 +228,9 @@ export class HelperSpawner {
       },
       channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
-      exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
+      exiting: (info) => hooks.exiting(helper, info, async () => {
+        await Promise.all([plan.cleanup(), mmHolderReaped(helper.channel.stream)]);
+      }),
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
@@ -234,6 +241,10 @@ export class HelperSpawner {
         },
       }),
     });
+    if (helper.pid !== undefined) {
+      trackHelperPid(helper.pid, helper.exited);
+      if (holderAddon !== undefined) expectMmHolder(helper.channel.stream, helper.pid);
+    }
     return { helper, plan };
   }
 
