@@ -2,7 +2,8 @@
  * The broker's one door to C: libseccomp and a few libc calls through koffi
  * (an FFI whose npm package ships prebuilt binaries, so nothing compiles at
  * install). Loaded lazily, only by the broker (never by a helper's runtime),
- * and only when a sandboxed launch needs it. A host without koffi's binary or
+ * and only when a sandboxed launch needs it or an unsandboxed prewarmed spare
+ * may get an mm holder (lib/broker/mm-holder-reaper.ts: pidfds, waitid, kcmp). A host without koffi's binary or
  * without libseccomp gets `null` plus a reason, which the sandbox reports as a
  * missing layer.
  * @module
