@@ -11,6 +11,7 @@ import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } f
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { keepForSending, releaseIfUnviewed } from './body-pool.js';
 import { Outbox } from './outbox.js';
+import { BacklogWaiters } from './backlog-waiters.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** Frames after which a burst is written at once rather than at the end of the tick. */
@@ -82,8 +83,8 @@ export class FramedChannel {
   private backlogObserver: BacklogObserver | undefined;
   /** Bytes of every frame queued since the channel opened (what the peer took is this minus writableLength). */
   private queuedTotal = 0;
-  /** Who waits for the backlog to fall ({@link FramedChannel.onBacklogAtMost}); undefined while nobody does. */
-  private lowWaiters: BacklogWaiter[] | undefined;
+  /** Who waits for the backlog to fall ({@link FramedChannel.onBacklogAtMost}). */
+  private readonly backlogWaiters = new BacklogWaiters();
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -151,22 +152,12 @@ export class FramedChannel {
       fn();
       return;
     }
-    (this.lowWaiters ??= []).push({ bytes, fn });
+    this.backlogWaiters.add(bytes, fn);
   }
 
   /** A write completed (or the channel closed): wakes the waiters whose mark the backlog is at or under now. */
   private readonly wrote = (): void => {
-    const waiters = this.lowWaiters;
-    if (waiters === undefined) return;
-    const closed = this.closedReported;
-    const waiting = this.writableLength;
-    let kept: BacklogWaiter[] | undefined;
-    for (const waiter of waiters) {
-      if (closed || waiting <= waiter.bytes) continue;
-      (kept ??= []).push(waiter);
-    }
-    this.lowWaiters = kept;
-    for (const waiter of waiters) if (closed || waiting <= waiter.bytes) waiter.fn();
+    if (this.backlogWaiters.any) this.backlogWaiters.wake(this.writableLength, this.closedReported);
   };
 
   /** Bytes the stream took from this channel so far (handed on towards the peer): a slow reader's progress. */
@@ -381,12 +372,6 @@ export class FramedChannel {
     this.wrote();
     this.handler?.closed(error);
   }
-}
-
-/** One {@link FramedChannel.onBacklogAtMost} registration. */
-interface BacklogWaiter {
-  readonly bytes: number;
-  readonly fn: () => void;
 }
 
 /**
