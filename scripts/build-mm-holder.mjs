@@ -1,6 +1,6 @@
 // Builds native/mm-holder/mm_holder.c into dist/native/mm_holder.node: a Node-API
 // addon (one build serves every Node line) that an unsandboxed prewarmed spare
-// loads to start its "mm holder" (lib/mm-holder-start.ts; bench/README.md,
+// loads to start its "mm holder" (lib/prewarm.ts; bench/README.md,
 // "Round nine: relaunch after a crash"). Optional: without a C compiler or
 // Node's headers there is no holder, and a crashed helper's relaunch takes the
 // path it took before (its EOF after the kernel's teardown).

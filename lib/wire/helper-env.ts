@@ -49,7 +49,7 @@ export const HELPER_ENV = {
   entry: 'BULKHEAD_ENTRY',
   /**
    * For an unsandboxed prewarmed spare only: the path of the broker's mm-holder addon; the spare starts its holder
-   * and names its pid in the warm frame (lib/mm-holder-start.ts). Set only by the broker, never from a manifest.
+   * and names its pid in the warm frame (lib/prewarm.ts). Set only by the broker, never from a manifest.
    */
   mmHolder: 'BULKHEAD_MM_HOLDER',
 } as const;

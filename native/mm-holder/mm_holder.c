@@ -1,6 +1,6 @@
 /*
  * bulkhead's "mm holder" (issue 19, bench/README.md "Round nine: relaunch after a crash"): a Node-API addon an
- * unsandboxed prewarmed spare loads (lib/mm-holder-start.ts) before it reports warm.
+ * unsandboxed prewarmed spare loads (lib/prewarm.ts) before it reports warm.
  *
  * Why: the kernel tears a SIGKILLed node's address space down in the exit_mm of its last thread, and only then
  * closes its fds (exit_files): the broker's EOF on fd 3, its first sign of the death, waits for the 1.5–2.5 ms
@@ -13,12 +13,12 @@
  * start() makes a pipe (O_CLOEXEC: only node holds the write end; children node execs do not), blocks every
  * signal in the calling thread (all 64, glibc's 32 and 33 too, with a raw rt_sigprocmask) so the holder is born
  * with all of them blocked (none of node's handlers can ever run on its stack), clones the holder with
- * CLONE_VM | CLONE_PARENT on a stack of its own, restores the mask, closes the read end in node and waits (a
- * futex in the shared memory, at most ~1 s) until the holder has named itself.
+ * CLONE_VM | CLONE_PARENT on a stack of its own (named bh-mm-holder from birth: the calling thread wears that name
+ * for the clone), restores the mask and the thread's name and closes the read end in node.
  * CLONE_PARENT: the holder is the broker's child, which reaps it (lib/broker/mm-holder-reaper.ts; its exit
  * signal is node's, SIGCHLD). The holder uses nothing but its stack and raw syscalls (errno and TLS are node's
  * main thread's; built with -fno-stack-protector: the canary lives in that TLS): it closes every fd but the
- * pipe's read end, names itself bh-mm-holder, blocks in read() until EOF (node's exit_files closed the write end)
+ * pipe's read end, names itself bh-mm-holder (again), blocks in read() until EOF (node's exit_files closed the write end)
  * or any error, waits delayMs (so that its teardown runs after the broker's takeover, not on the CPU the broker
  * needs: bench/README.md, relaunch6's trace), and exits. It never outlives node by more than that delay and its
  * own exit.
@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <node_api.h>
@@ -60,7 +61,7 @@ static inline long raw4(long n, long a, long b, long c, long d) {
 #define raw3(n, a, b, c) raw4((n), (a), (b), (c), 0)
 
 /* What the holder needs, written at the low end of its own stack mapping (never on node's stack). */
-struct holder_arg { int rfd; int delay_ms; int ready; };
+struct holder_arg { int rfd; int delay_ms; };
 
 /* Closes [from, to], by close_range where the kernel has it (5.9), else one by one (bounded). */
 static void close_fds(long from, long to) {
@@ -77,9 +78,6 @@ static int holder(void *p) {
   close_fds(rfd + 1, 0x7fffffffL);
   char name[16] = "bh-mm-holder";
   raw3(SYS_prctl, 15 /* PR_SET_NAME */, (long)name, 0);
-  /* Named and alone with its pipe: start() may return (the broker checks the name when the warm frame names us). */
-  __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
-  raw3(SYS_futex, (long)&a->ready, 1 /* FUTEX_WAKE */, 1);
   char buf[8];
   for (;;) {
     long r = raw3(SYS_read, rfd, (long)buf, sizeof buf);
@@ -102,20 +100,18 @@ static int start_holder(int delay_ms) {
   struct holder_arg *arg = (struct holder_arg *)stack; /* the stack grows down from the other end */
   arg->rfd = p[0];
   arg->delay_ms = delay_ms;
-  arg->ready = 0;
+  /* Named from birth: a task's comm is copied at clone, so the calling thread wears the holder's name for the
+   * clone and takes its own back at once (whoever reads the holder's /proc/<pid>/stat after start() returned,
+   * as the broker does when the warm frame names it, sees bh-mm-holder without waiting for it to run). */
+  char own[16] = {0};
+  int renamed = prctl(PR_GET_NAME, (unsigned long)own, 0, 0, 0) == 0 && prctl(PR_SET_NAME, (unsigned long)"bh-mm-holder", 0, 0, 0) == 0;
   unsigned long all = ~0UL, old = 0;
   raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&old, 8);
   int pid = clone(holder, stack + STACK_SIZE, CLONE_VM | CLONE_PARENT, arg);
   raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8);
+  if (renamed) prctl(PR_SET_NAME, (unsigned long)own, 0, 0, 0);
   close(p[0]);
   if (pid < 0) { close(p[1]); munmap(stack, STACK_SIZE); return -3; }
-  /* Wait (at most ~1 s) until the holder has named itself, so that whoever checks its comm sees bh-mm-holder. */
-  for (int i = 0; i < 100 && !__atomic_load_n(&arg->ready, __ATOMIC_ACQUIRE); i++) {
-    long ts[2] = {0, 10000000L};
-    raw4(SYS_futex, (long)&arg->ready, 0 /* FUTEX_WAIT */, 0, (long)ts);
-  }
-  /* Not named yet after that: its pid is still reported (it exists); the broker's check of its name may then
-   * refuse it and the spare (bench/README.md "Round nine" lists that holder as one that can stay unreaped). */
   /* p[1] stays open in node, never written: its close in node's exit_files is the holder's EOF. The stack stays
    * mapped for the holder's life (it is in node's address space, torn down with it). */
   return pid;
