@@ -5,7 +5,7 @@
 // is this test's child, as a spare's holder is the broker's.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { awaitWarmSpare } from '../lib/broker/warm-frame.js';
@@ -73,6 +73,8 @@ t.test('pids that are no holder of that spare are refused', { skip }, async (t) 
   t.match((await warm({ t: 'warm', holder: a.node }, a.node)).refused, /is a helper's/, 'the spare itself');
   t.match((await warm({ t: 'warm', holder: b.node }, a.node)).refused, /is not one \(comm "node"/, 'another child of this process that is no holder');
   t.match((await warm({ t: 'warm', holder: process.pid }, a.node)).refused, /is not one/, 'the broker itself');
+  const thread = readdirSync(`/proc/${a.node}/task`).map(Number).find((tid) => tid !== a.node);
+  if (thread !== undefined) t.match((await warm({ t: 'warm', holder: thread }, a.node)).refused, /is no process/, 'a thread of the spare (same address space, no pidfd)');
   t.match((await warm({ t: 'warm', holder: 1 }, a.node)).refused, /not a pid/, 'pid 1');
   t.match((await warm({ t: 'warm', holder: -5 }, a.node)).refused, /not a pid/);
   t.match((await warm({ t: 'warm', holder: 2 ** 31 }, a.node)).refused, /is no process/);
