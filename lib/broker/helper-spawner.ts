@@ -228,8 +228,14 @@ export class HelperSpawner {
       },
       channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
+      // The cleanup also waits for its mm holder's reaping (never rejects), even when the sandbox's cleanup fails.
       exiting: (info) => hooks.exiting(helper, info, async () => {
-        await Promise.all([plan.cleanup(), mmHolderReaped(helper.channel.stream)]);
+        const reaped = mmHolderReaped(helper.channel.stream);
+        try {
+          await plan.cleanup();
+        } finally {
+          await reaped;
+        }
       }),
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
