@@ -26,6 +26,8 @@ import type { HandoffPipe } from './handoff-pipe.js';
 import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
 import { SparePool, type LaunchedHelper } from './spare-pool.js';
+import { expectMmHolder, mmHolderAddon, mmHolderReaped, trackHelperPid } from './mm-holder-reaper.js';
+import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** A manifest a helper can be launched from, with its protocol's precompiled validators. */
@@ -191,6 +193,9 @@ export class HelperSpawner {
       await plan.cleanup();
       throw closed;
     }
+    // An unsandboxed spare starts an mm holder (mm-holder-reaper.ts): its EOF then comes before node's teardown.
+    const holderAddon = spare && resolved.profile === undefined ? mmHolderAddon() : undefined;
+    if (holderAddon !== undefined) plan.env[HELPER_ENV.mmHolder] = holderAddon;
     const connects = manifest.connects ?? [];
     const { ctx, hooks, service } = this;
     const helper: HelperProcess = HelperProcess.spawn({
@@ -241,8 +246,17 @@ export class HelperSpawner {
       },
       channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
-      // Once the helper's pieces are removed, the next launch's are made (stop() resolves after both).
-      exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup().then(() => this.refillReserve())),
+      // The cleanup also waits for its mm holder's reaping (never rejects), even when the sandbox's cleanup fails;
+      // once the helper's pieces are removed, the next launch's are made (stop() resolves after both).
+      exiting: (info) => hooks.exiting(helper, info, async () => {
+        const reaped = mmHolderReaped(helper.channel.stream);
+        try {
+          await plan.cleanup();
+        } finally {
+          await reaped;
+        }
+        this.refillReserve();
+      }),
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.
@@ -253,6 +267,10 @@ export class HelperSpawner {
         },
       }),
     });
+    if (helper.pid !== undefined) {
+      trackHelperPid(helper.pid, helper.exited);
+      if (holderAddon !== undefined) expectMmHolder(helper.channel.stream, helper.pid);
+    }
     return { helper, plan };
   }
 
