@@ -132,6 +132,8 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
   }
   // Only the broker gives a module's text (lib/broker/validators-by-value.ts), never a manifest's env.
   Reflect.deleteProperty(input.env, HELPER_ENV.validatorsSource);
+  // Only the broker asks a spare for an mm holder (helper-spawner.ts), never a manifest's env.
+  Reflect.deleteProperty(input.env, HELPER_ENV.mmHolder);
   // Code other helpers load: read-only even inside a profile's write path, or withheld (lib/sandbox/broker-caches.ts).
   input.brokerCaches = {
     // The validators directory even when this protocol has no module there: other helpers load theirs from it.

@@ -9,8 +9,12 @@
 import type { Duplex } from 'node:stream';
 import { decodeItem } from '../wire/codec.js';
 import { FRAME_HEADER_BYTES } from '../wire/frame-decoder.js';
+import { claimMmHolder } from './mm-holder-reaper.js';
 
-/** What a prewarmed spare writes on fd 3 once node, its sandbox and its service module are loaded (lib/prewarm.ts). */
+/**
+ * What a prewarmed spare writes on fd 3 once node, its sandbox and its service module are loaded (lib/prewarm.ts);
+ * an unsandboxed spare the broker asked for an mm holder adds `holder: <pid>` (mm-holder-reaper.ts checks it).
+ */
 const WARM_MESSAGE = { t: 'warm' } as const;
 
 /** Largest body a warm frame may have. */
@@ -46,14 +50,19 @@ function awaitWarmFrame(socket: Duplex): Promise<void> {
       if (buffered.length < end) return;
       cleanup();
       socket.pause();
-      let message: { t?: unknown } | null = null;
+      let message: { t?: unknown; holder?: unknown } | null = null;
       try {
-        message = decodeItem(buffered.subarray(FRAME_HEADER_BYTES, end)) as { t?: unknown } | null;
+        message = decodeItem(buffered.subarray(FRAME_HEADER_BYTES, end)) as { t?: unknown; holder?: unknown } | null;
       } catch {
         // not CBOR: refused below
       }
       if (message?.t !== WARM_MESSAGE.t) {
         reject(new Error('the spare sent something other than its warm frame'));
+        return;
+      }
+      const refused = message.holder === undefined ? undefined : claimMmHolder(socket, message.holder);
+      if (refused !== undefined) {
+        reject(new Error(refused));
         return;
       }
       if (buffered.length > end) socket.unshift(buffered.subarray(end));

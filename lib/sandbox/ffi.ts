@@ -2,7 +2,8 @@
  * The broker's one door to C: libseccomp and a few libc calls through koffi
  * (an FFI whose npm package ships prebuilt binaries, so nothing compiles at
  * install). Loaded lazily, only by the broker (never by a helper's runtime),
- * and only when a sandboxed launch needs it. A host without koffi's binary or
+ * and only when a sandboxed launch needs it or an unsandboxed prewarmed spare
+ * may get an mm holder (lib/broker/mm-holder-reaper.ts: pidfds, waitid, kcmp). A host without koffi's binary or
  * without libseccomp gets `null` plus a reason, which the sandbox reports as a
  * missing layer.
  * @module
@@ -42,6 +43,17 @@ export interface Libc {
    * anything (a NULL program: EFAULT once the flags pass, EINVAL when the kernel does not know them).
    */
   seccompFlagsAccepted(flags: number): boolean;
+  /** pidfd_open(2) (Linux 5.3): a pidfd for `pid`, or -1 (then see {@link Libc.errno}). */
+  pidfdOpen(pid: number): number;
+  /** pidfd_send_signal(2) (Linux 5.1): 0, or -1. */
+  pidfdSendSignal(pidfd: number, signal: number): number;
+  /**
+   * waitid(P_PIDFD, pidfd, ..., options) (Linux 5.4): `{ pid: 0 }` when nothing changed (WNOHANG), the pid whose
+   * state changed (reaped unless WNOWAIT), or null on an error (then see {@link Libc.errno}; ECHILD: not our child).
+   */
+  waitidPidfd(pidfd: number, options: number): { pid: number } | null;
+  /** kcmp(pid1, pid2, KCMP_VM): 0 when the two share one address space, > 0 when not, -1 on an error (ENOSYS without CONFIG_KCMP). */
+  kcmpSameVm(pid1: number, pid2: number): number;
   errno(): number;
 }
 
@@ -55,6 +67,14 @@ const EFAULT = 14;
 
 /** landlock_create_ruleset's number; the same on every Linux architecture (the unified syscall table). */
 const LANDLOCK_CREATE_RULESET = 444;
+/** pidfd_send_signal and pidfd_open: the unified table's numbers, the same on x86-64 and arm64. */
+const PIDFD_SEND_SIGNAL = 424;
+const PIDFD_OPEN = 434;
+/** kcmp's number (not in the unified range). */
+const KCMP: Partial<Record<string, number>> = { x64: 312, arm64: 272 };
+const KCMP_VM = 1;
+/** waitid's idtype for a pidfd. */
+const P_PIDFD = 3;
 
 /**
  * Loads koffi, libc and libseccomp once per process.
@@ -77,6 +97,8 @@ export function loadFfi(): Ffi {
     const pipe2 = c.func('int pipe2(void *fds, int flags)');
     const ioctl = c.func('int ioctl(int fd, unsigned long request)');
     const seccompCall = c.func('long syscall(long nr, unsigned int op, unsigned int flags, void *args)');
+    const sys5 = c.func('long syscall(long nr, long a, long b, long c, long d, long e)');
+    const waitid = c.func('int waitid(int idtype, int id, void *infop, int options)');
     libc = {
       memfdCreate: (name, flags) => memfd(name, flags) as number,
       pipe2: (flags) => {
@@ -90,6 +112,17 @@ export function loadFfi(): Ffi {
         const nr = SYSCALLS[process.arch]?.seccomp;
         if (nr === undefined) return false;
         return Number(seccompCall(nr, SECCOMP_SET_MODE_FILTER, flags, null)) < 0 && koffi.errno() === EFAULT;
+      },
+      pidfdOpen: (pid) => Number(sys5(PIDFD_OPEN, pid, 0, 0, 0, 0)),
+      pidfdSendSignal: (pidfd, signal) => Number(sys5(PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0, 0)),
+      waitidPidfd: (pidfd, options) => {
+        const info = Buffer.alloc(128); // siginfo_t, zeroed: si_pid stays 0 when WNOHANG finds nothing
+        if ((waitid(P_PIDFD, pidfd, info, options) as number) !== 0) return null;
+        return { pid: info.readInt32LE(16) }; // si_pid: after si_signo, si_errno, si_code and the union's alignment
+      },
+      kcmpSameVm: (pid1, pid2) => {
+        const nr = KCMP[process.arch];
+        return nr === undefined ? -1 : Number(sys5(nr, pid1, pid2, KCMP_VM, 0, 0));
       },
       errno: () => koffi.errno(),
     };

@@ -47,6 +47,11 @@ export const HELPER_ENV = {
   codeCache: 'BULKHEAD_CODE_CACHE',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
+  /**
+   * For an unsandboxed prewarmed spare only: the path of the broker's mm-holder addon; the spare starts its holder
+   * and names its pid in the warm frame (lib/prewarm.ts). Set only by the broker, never from a manifest.
+   */
+  mmHolder: 'BULKHEAD_MM_HOLDER',
 } as const;
 
 /** One variable name of the helper environment contract. */
