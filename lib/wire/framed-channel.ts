@@ -14,6 +14,9 @@ import { Outbox } from './outbox.js';
 import { BacklogWaiters } from './backlog-waiters.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
+/** What onBacklogAtMost writes to learn when the writes before it completed. */
+const NO_BYTES = Buffer.alloc(0);
+
 /** Frames after which a burst is written at once rather than at the end of the tick. */
 const EAGER_FLUSH_FRAMES = 64;
 
@@ -85,6 +88,8 @@ export class FramedChannel {
   private queuedTotal = 0;
   /** Who waits for the backlog to fall ({@link FramedChannel.onBacklogAtMost}). */
   private readonly backlogWaiters = new BacklogWaiters();
+  /** An empty write with {@link FramedChannel.wrote} is queued for waiters that came while writes were in flight. */
+  private completionAsked = false;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -141,9 +146,9 @@ export class FramedChannel {
    * Calls `fn` once, at the first moment at most `bytes` wait for the peer
    * (see {@link FramedChannel.writableLength}), or when the channel closes.
    * The backlog only falls when a write completes, so that is where it is
-   * looked at: the last write of each flush carries a completion callback,
-   * which costs one comparison while nobody waits. No polling, no 'drain'
-   * needed (a stream whose high-water mark is above `bytes` never emits one).
+   * looked at: while somebody waits, the last write of each flush carries a
+   * completion callback. No polling, no 'drain' needed (a stream whose
+   * high-water mark is above `bytes` never emits one).
    * The caller looks first: `fn` is not called for a backlog that is already
    * small and has no write in flight.
    */
@@ -153,10 +158,18 @@ export class FramedChannel {
       return;
     }
     this.backlogWaiters.add(bytes, fn);
+    // Writes made while nobody waited carry no callback. If the stream still holds some and the
+    // outbox nothing (whose flush would carry one), an empty write queued behind them tells us
+    // when they completed: a stream completes its writes in order.
+    if (!this.completionAsked && this.outbox.count === 0 && this.stream.writableLength > 0 && this.open) {
+      this.completionAsked = true;
+      this.stream.write(NO_BYTES, this.wrote);
+    }
   }
 
   /** A write completed (or the channel closed): wakes the waiters whose mark the backlog is at or under now. */
   private readonly wrote = (): void => {
+    this.completionAsked = false;
     if (this.backlogWaiters.any) this.backlogWaiters.wake(this.writableLength, this.closedReported);
   };
 
@@ -273,16 +286,18 @@ export class FramedChannel {
       return;
     }
     const buffers = this.outbox.take();
-    // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then.
+    // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then. With
+    // nobody waiting no callback: Node then makes no object and schedules no tick per write.
+    const done = this.backlogWaiters.any ? this.wrote : undefined;
     if (buffers.length === 1) {
-      this.stream.write(buffers[0], this.wrote);
+      this.stream.write(buffers[0], done);
       return;
     }
     // Joined runs and big buffers (outbox.ts): one writev.
     this.stream.cork();
     const last = buffers.length - 1;
     for (let i = 0; i < last; i++) this.stream.write(buffers[i]);
-    this.stream.write(buffers[last], this.wrote);
+    this.stream.write(buffers[last], done);
     this.stream.uncork();
   };
 
