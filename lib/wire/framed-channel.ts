@@ -6,12 +6,13 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { keepForSending, releaseIfUnviewed } from './body-pool.js';
 import { Outbox } from './outbox.js';
 import { BacklogWaiters } from './backlog-waiters.js';
+import { asFrameError } from './frame-error.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
 /** What onBacklogAtMost writes to learn when the writes before it completed. */
@@ -387,14 +388,4 @@ export class FramedChannel {
     this.wrote();
     this.handler?.closed(error);
   }
-}
-
-/**
- * Decoding throws only BulkheadErrors by contract; anything else is a decoder
- * bug, which must still close this one connection rather than escape from a
- * 'data' listener and crash the process.
- */
-function asFrameError(err: unknown): BulkheadError {
-  if (isBulkheadError(err) && typeof (err as { toJSON?: unknown }).toJSON === 'function') return err;
-  return bulkheadError('ERR_BAD_FRAME', `Frame could not be decoded: ${err instanceof Error ? err.message : 'unknown failure'}.`, {}, err);
 }
