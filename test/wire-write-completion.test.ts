@@ -124,3 +124,22 @@ t.test('over a real socketpair: a waiter that comes while the kernel holds write
   t.ok(Number(out) >= sent, `the child read ${out} bytes, everything sent (${sent}) and the goodbye`);
   t.equal(closedError, undefined, 'the channel closed cleanly');
 });
+
+// The end-of-burst flush is a microtask queued behind the continuations already queued: frames
+// sent by continuations that one read resolved together (replies to pipelined calls, each
+// awaited through a couple of async layers) still leave in one write.
+t.test('frames sent by a burst of continuations leave in one write', async (t) => {
+  const { channel, readerEnd, callbacks } = recorded();
+  readerEnd.on('data', () => {});
+  const resolvers: Array<() => void> = [];
+  const lanes = Array.from({ length: 20 }, async (_, i) => {
+    await new Promise<void>((resolve) => resolvers.push(resolve));
+    await Promise.resolve(); // another async layer, as a caller's wrapper adds
+    channel.send({ kind: 'event', callId: 0, name: 'tick', payload: `lane ${i}` });
+  });
+  for (const resolve of resolvers) resolve(); // one "read" settles them all
+  await Promise.all(lanes);
+  await tick();
+  t.equal(callbacks.length, 1, `20 frames in ${callbacks.length} write(s)`);
+  t.equal(channel.writableLength, 0, 'all of it taken');
+});
