@@ -17,7 +17,7 @@
 const { writeSync } = process.getBuiltinModule('node:fs');
 import { Socket } from 'node:net';
 import { bulkheadError } from './errors.js';
-import { RpcServer, type Handler, type HandlerContext } from './connection/rpc-server.js';
+import type { Handler, HandlerContext, RpcServer } from './connection/rpc-server.js';
 import { brokerPrecompiled } from './protocol/precompiled.js';
 import { runtimeLoad } from './runtime-load.js';
 import type { CompiledProtocol } from './protocol/compiled-protocol.js';
@@ -27,23 +27,17 @@ import type { AcceptsOf, AnyProtocol, ProtocolShape } from './protocol/types.js'
 import { encodeItem } from './wire/codec.js';
 import { encodeEnvelope } from './wire/envelope.js';
 import { encodeFrame } from './wire/frame-decoder.js';
-import { FramedChannel } from './wire/framed-channel.js';
-import { Connection, type ServiceEndpoint } from './connection/connection.js';
-import { RpcClient } from './connection/rpc-client.js';
-import { DirectChannels } from './connection/direct-server.js';
-import { CallGate } from './connection/call-gate.js';
-import { openHelperPipe } from './connection/helper-pipe.js';
+import type { DirectChannels } from './connection/direct-server.js';
 import { warmActivationPath } from './connection/spare-warmup.js';
-import { PeerLink, requestPeerChannel } from './connection/peer-link.js';
-import { ID_RANGE_SIZE } from './wire/envelope.js';
-import { BROKER_REQUEST_RANGE, BrokerRequests } from './connection/broker-requests.js';
 import type { Endpoint } from './protocol/endpoint-keyword.js';
-import { openEndpoint, requestMint, type EndpointReceiver, type MintEndpointOptions } from './connection/endpoint-client.js';
+import type { EndpointReceiver, MintEndpointOptions } from './connection/endpoint-client.js';
+import { startServer } from './connection/helper-server.js';
 
 export type { HandlerContext } from './connection/rpc-server.js';
 export type { PeerInfo } from './wire/envelope.js';
 export type { ProtocolShape, AnyProtocol } from './protocol/types.js';
 export { runtimeLoad, type Endpoint, type EndpointReceiver, type MintEndpointOptions };
+export { connect, connectEndpoint, mintEndpoint, openPeerSocket } from './connection/helper-outbound.js';
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
 export { releaseBytes } from './wire/body-pool.js';
@@ -122,127 +116,6 @@ export function handOverBrokerSocket(socket: Socket): void {
   waitForHandover = false;
   if (startServing !== undefined) startServing(socket);
   else handedOver = socket;
-}
-
-/** Outbound channel (fd 4) and one client per target service, made on first use. */
-let outbound: { channel: FramedChannel; targets: Map<string, RpcClient>; files: Record<string, string>; links: Map<string, PeerLink>; broker: BrokerRequests } | undefined;
-
-/**
- * Opens a connection from this helper to another service. The helper's
- * manifest must list the service in `connects`; the broker refuses anything
- * else with ERR_NOT_PERMITTED, and the target's handlers see this service as
- * `ctx.peer`. Calls go over a direct channel the broker hands both helpers
- * (docs/wire.md, "Helper-to-helper hand-off"), or through the broker where it
- * cannot (no hand-off pipe, or the target's runtime takes no channels).
- * @example
- * ```ts
- * const store = connect<StoreProtocol>('com.example.store');
- * await store.call('put', { key, value });
- * ```
- * @throws BulkheadError `ERR_NOT_PERMITTED` when the manifest has no `connects`
- *   for `service` (no outbound channel, or the service is not among the targets)
- */
-export function connect<P extends ProtocolShape = AnyProtocol>(service: string): Connection<P> {
-  outbound ??= openOutbound();
-  const { channel, targets, files, links } = outbound;
-  const file = files[service];
-  if (file === undefined) {
-    throw bulkheadError('ERR_NOT_PERMITTED', `This helper may not call ${service}: add "${service}" to its manifest's connects (targets: ${Object.keys(files).join(', ') || 'none'}).`, { target: service });
-  }
-  let rpc = targets.get(service);
-  if (rpc === undefined) {
-    // One id range per target on the shared channel, so answers find their client.
-    rpc = new RpcClient(channel, loadProtocolFile(file, undefined, { eager: false }), { broadcast: () => {}, eventError: () => {} }, { service, idRange: targets.size + 1, skipHello: true, trustPeerCodes: true });
-    targets.set(service, rpc);
-  }
-  const client = rpc;
-  let link = links.get(service);
-  if (link === undefined && openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) {
-    link = new PeerLink(service, client.protocol, () => client);
-    links.set(service, link);
-  }
-  const direct = link;
-  const endpoint: ServiceEndpoint = {
-    service,
-    protocol: client.protocol,
-    // The routed path needs the target's name; a direct channel's helper ignores it.
-    callMeta: { service },
-    current: () => (direct === undefined ? client : direct.current()),
-    acquire: () => (direct === undefined ? Promise.resolve(client) : direct.acquire()),
-    detach: () => {},
-  };
-  return new Connection<P>(endpoint);
-}
-
-/**
- * Opens a connection from an endpoint minted for this service (a field typed
- * `Endpoint<'S'>` in a result, params or event it received): the broker checks
- * that this service is the receiver and that S lives, then routes this
- * helper's calls to S as if its manifest `connects` to it, until S's endpoints
- * die (then calls fail with ERR_ENDPOINT_DEAD). Needs the outbound channel,
- * which a helper has when its manifest lists any `connects`.
- * @throws BulkheadError `ERR_ENDPOINT_INVALID`, `ERR_ENDPOINT_NOT_YOURS`, `ERR_ENDPOINT_DEAD`, `ERR_NOT_PERMITTED` (no outbound channel)
- */
-export async function connectEndpoint<P extends ProtocolShape = AnyProtocol>(endpoint: Endpoint): Promise<Connection<P>> {
-  outbound ??= openOutbound();
-  return new Connection<P>(await openEndpoint(outbound, endpoint));
-}
-
-/**
- * @internal For tests of the broker's checks: asks the broker for a raw
- * direct channel to `service`, as connect() does on first use (the broker
- * authorizes it the same way); `"routed"` where there is no hand-off.
- */
-export function openPeerSocket(service: string): Promise<{ id: number; socket: Socket } | 'routed'> {
-  if (!openHelperPipe(Number(process.env[HELPER_ENV.handoffFd] ?? ''))) return Promise.resolve('routed');
-  return requestPeerChannel(service);
-}
-
-function openOutbound(): NonNullable<typeof outbound> {
-  const files = JSON.parse(process.env[HELPER_ENV.connects] ?? '{}') as Record<string, string>;
-  let socket: Socket;
-  try {
-    socket = new Socket({ fd: 4, readable: true, writable: true });
-  } catch (err) {
-    throw bulkheadError('ERR_NOT_PERMITTED', 'This helper has no outbound channel: its manifest lists no services in connects.', {}, err);
-  }
-  const channel = new FramedChannel(socket);
-  const targets = new Map<string, RpcClient>();
-  const broker = new BrokerRequests(channel);
-  channel.attach({
-    envelope: (e, body) => {
-      const id = e.kind === 'reply' || e.kind === 'error' || e.kind === 'item' || e.kind === 'credit' ? e.id : e.kind === 'event' ? e.callId : 0;
-      const range = Math.floor(id / ID_RANGE_SIZE);
-      if (range === BROKER_REQUEST_RANGE) broker.receive(e);
-      else [...targets.values()][range - 1]?.receive(e, body.length);
-    },
-    closed: () => {
-      for (const rpc of targets.values()) rpc.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
-      broker.interrupt(bulkheadError('ERR_INTERRUPTED', 'The broker connection closed.'));
-    },
-  });
-  // The broker never closes this channel by itself; it must not keep the helper alive.
-  socket.unref();
-  return { channel, targets, files, links: new Map(), broker };
-}
-
-/**
- * Asks the broker for an endpoint to `service` bound to `receiver`, to return
- * or send in a field the protocol types `{ "x-bulkhead-endpoint": service }`.
- * The receiver opens a connection from it (`broker.connectEndpoint(ep)`, or
- * `daemon.connectEndpoint(ep)`); nobody else can. An endpoint passes on a
- * right this helper holds, so its manifest must `connects` to `service`.
- * @example
- * ```ts
- * serve('com.example.directory', {
- *   open: async (_params, ctx) => ({ store: await mintEndpoint('com.example.store', ctx.peer) }),
- * });
- * ```
- * @throws BulkheadError `ERR_NOT_PERMITTED` (not in connects), `ERR_UNKNOWN_SERVICE`, `ERR_BACKPRESSURE` (too many live endpoints), `ERR_INVALID_OPTION`
- */
-export async function mintEndpoint<S extends string>(service: S, receiver: EndpointReceiver, options: MintEndpointOptions = {}): Promise<Endpoint<S>> {
-  outbound ??= openOutbound();
-  return await requestMint(outbound.broker, service, receiver, options);
 }
 
 /**
@@ -335,66 +208,3 @@ function helperProtocol(file: string): CompiledProtocol {
 
 /** Events a spare keeps from before its activation (beyond that, they are dropped). */
 const MAX_EARLY_EVENTS = 1024;
-
-/**
- * Answers calls on the broker's socket: what serve() does once it has fd 3;
- * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
- * A prewarmed spare's (`activation` given) says hello now, heartbeats once the broker's hello activates it.
- */
-function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ServeOptions, activation?: () => void): { server: RpcServer; direct: DirectChannels | undefined } {
-  const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
-  const channelOptions = maxFrameBytes === undefined ? {} : { maxFrameBytes };
-  const channel = new FramedChannel(socket, channelOptions);
-  const exposeStacks = process.env[HELPER_ENV.debug] === '1';
-  const handoffFd = Number(process.env[HELPER_ENV.handoffFd] ?? '');
-  // One bound on running handlers for every channel, routed and direct (the manifest's maxInFlight / maxQueued).
-  const gate = CallGate.fromEnvironment(process.env[HELPER_ENV.maxInFlight], process.env[HELPER_ENV.maxQueued], compiled.name);
-  const gated = gate === undefined ? {} : { gate };
-  const direct = Number.isInteger(handoffFd) && handoffFd > 2
-    ? DirectChannels.open(handoffFd, (ch, hooks, serverOptions) => new RpcServer(ch, compiled, handlers, hooks, serverOptions), channelOptions, {
-      exposeStacks,
-      ...gated,
-      // ctx.keepAlive() on a direct channel holds the helper like any other: through the broker channel.
-      openTransaction: () => server.openTransaction(),
-    })
-    : undefined;
-  let exiting = false;
-  let waiting = activation; // a spare's activation, until the broker's hello runs it
-  const server: RpcServer = new RpcServer(channel, compiled, handlers, {
-    goodbye: () => {
-      if (exiting) return;
-      exiting = true;
-      // Calls on direct channels finish too before the helper goes.
-      void Promise.all([server.drained(), direct?.retire()])
-        .then(() => options.onShutdown?.())
-        .finally(() => {
-          // Exit once our last replies are flushed to the kernel, not before.
-          socket.once('finish', () => process.exit(0));
-          setTimeout(() => process.exit(0), 1000).unref();
-          channel.end('helper exiting');
-          if (socket.writableFinished || socket.destroyed) process.exit(0);
-        });
-    },
-    // The broker is gone (it died, or closed fd 3): nobody can reach us, so exit.
-    closed: () => {
-      if (!exiting) process.exit(0);
-    },
-    helloSeen: () => {
-      if (waiting !== undefined) startHeartbeat();
-      waiting?.();
-      waiting = undefined;
-    },
-  }, { exposeStacks, ...gated, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
-  // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
-  const startHeartbeat = (): void => {
-    const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
-    if (!Number.isInteger(heartbeatMs) || heartbeatMs <= 0) return;
-    const heartbeat = setInterval(() => {
-      if (channel.open) server.heartbeat();
-    }, heartbeatMs);
-    heartbeat.unref();
-    socket.once('close', () => clearInterval(heartbeat));
-  };
-  if (waiting === undefined) startHeartbeat();
-  return { server, direct };
-}

@@ -42,6 +42,13 @@ export const CONFIG = {
   window: count('WINDOW', 256, 256),
   /** Warm-up calls per transport before the first round. */
   warmup: count('WARMUP', 3_000, 1_000),
+  /**
+   * Fresh process sets (a bulkhead caller and a raw-socket caller) beside the main run's for the payload echo's
+   * verdict: 8 + 1 = 9, as for the round trip (the smallest count whose ~95% interval leaves out both extremes).
+   */
+  payloadSets: count('PAYLOAD_SETS', 8, 2),
+  /** Rounds of every payload size per fresh payload set. */
+  payloadSetRounds: count('PAYLOAD_SET_ROUNDS', 3, 2),
   /** Payload bytes echoed per round, size and transport (at least 3 echoes). */
   payloadBytes: count('PAYLOAD_BYTES', 48 * 1024 * 1024, 16 * 1024 * 1024),
   /** Bytes moved per round and variant by the streams scenario's 1 MiB chunks (and its 16 MiB echo). */

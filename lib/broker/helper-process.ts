@@ -3,17 +3,18 @@
  * sandbox wrappers and the node inside die together), its fd-3 channel and
  * RpcClient, a bounded stderr/stdout tail, and an orderly stop:
  * goodbye → wait → SIGTERM → wait → SIGKILL. Its options and hooks are in
- * helper-spawn-options.ts; a prewarmed spare's first frame is read by warm-frame.ts.
+ * helper-spawn-options.ts; the child is started by helper-child.ts, its output kept by
+ * helper-output.ts, its watchdog in helper-watchdog.ts; a prewarmed spare's first frame
+ * is read by warm-frame.ts.
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { bulkheadError, type BulkheadError } from '../errors.js';
 import { RpcClient, type RpcClientHooks } from '../connection/rpc-client.js';
-import { LineRing } from '../util/line-ring.js';
 import { FramedChannel, untrustedPeerBacklog } from '../wire/framed-channel.js';
 import { MAX_CALL_ID } from '../wire/envelope.js';
-import { prepareHandoff, type HandoffPipe } from './handoff-pipe.js';
+import type { HandoffPipe } from './handoff-pipe.js';
 import type { CallBatch } from '../connection/call-meter.js';
 import { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 import { afterStdioDrains, exitRecord, interruptedError, type EndFacts } from './helper-end.js';
@@ -24,6 +25,9 @@ import { awaitWarmSpare } from './warm-frame.js';
 import { signalHelperTree } from './certain-death.js';
 import type { ChildEnd } from './exit-at-close.js';
 import { CallTable } from '../util/call-table.js';
+import { spawnHelperChild } from './helper-child.js';
+import { HelperOutput } from './helper-output.js';
+import { startHelperWatchdog } from './helper-watchdog.js';
 
 export { describeExit, exitData, tailText, type ExitInfo } from './exit-report.js';
 export type { HelperHooks, HelperSpawnOptions } from './helper-spawn-options.js';
@@ -50,8 +54,8 @@ export class HelperProcess {
   /** Settles once the process has exited and its stdio drained. */
   readonly exited: Promise<ExitInfo>;
   private readonly child: ChildProcess;
-  private readonly stderr: LineRing;
-  private readonly stdout: LineRing;
+  /** Its stdout and stderr tails. */
+  private readonly output: HelperOutput;
   private stopping: Promise<ExitInfo> | undefined;
   private requested = false;
   private stopReason = 'stopped by broker';
@@ -78,40 +82,21 @@ export class HelperProcess {
   readonly gate: SpareGate;
 
   private constructor(private readonly options: HelperSpawnOptions) {
-    const { plan, hooks } = options;
+    const { hooks } = options;
     this.gate = new SpareGate(options.spare === true);
-    // fd 3: the broker's channel; fd 4 (only for services with `connects`): calls to other services.
-    // fds 5, ...: what the sandbox hands its wrappers (bubblewrap's seccomp program); then the hand-off pipe.
-    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', 'pipe', options.outbound === undefined ? 'ignore' : 'pipe', ...plan.inheritFds ?? []];
-    const handoff = options.handoff === true ? prepareHandoff(options.service, plan.env, stdio.length) : undefined;
-    if (handoff !== undefined) stdio.push(handoff.childFd);
-    try {
-      this.child = spawn(plan.command, plan.args, {
-        env: handoff?.env ?? plan.env,
-        cwd: plan.cwd,
-        stdio: stdio.length === 5 && options.outbound === undefined ? stdio.slice(0, 4) : stdio,
-        // Own process group: a stop or kill reaches wrappers and the node they exec.
-        detached: true,
-      });
-    } finally {
-      this.handoffPipe = handoff?.spawned({
-        answered: (calls) => {
-          this.callsAnswered += calls;
-          // Direct channels' calls are activity too: idle exit counts from the last one.
-          if (calls > 0) hooks.activity?.(false);
-        },
-        ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch), observed: () => hooks.callsObserved?.() ?? true }),
-        // The request itself shows the runtime took the pipe, even before its hello says so.
-        open: (req, service) => {
-          if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
-        },
-      });
-    }
-    const pid = this.child.pid ?? -1;
-    this.stderr = new LineRing(50, 4096, (line) => hooks.log('stderr', line, pid));
-    this.stdout = new LineRing(20, 4096, (line) => hooks.log('stdout', line, pid));
-    this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
-    this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
+    ({ child: this.child, handoffPipe: this.handoffPipe } = spawnHelperChild(options, {
+      answered: (calls) => {
+        this.callsAnswered += calls;
+        // Direct channels' calls are activity too: idle exit counts from the last one.
+        if (calls > 0) hooks.activity?.(false);
+      },
+      ...(hooks.callBatch === undefined ? {} : { metered: (batch: CallBatch) => hooks.callBatch?.(batch), observed: () => hooks.callsObserved?.() ?? true }),
+      // The request itself shows the runtime took the pipe, even before its hello says so.
+      open: (req, service) => {
+        if (this.handoffPipe !== undefined && !this.hasExited) options.peerOpen?.(this, this.handoffPipe, req, service);
+      },
+    }));
+    this.output = new HelperOutput(this.child, hooks);
 
     const socket = this.child.stdio[3] as Duplex | null | undefined;
     if (socket === null || socket === undefined) throw new Error('spawn did not create fd 3');
@@ -289,16 +274,7 @@ export class HelperProcess {
     this.lastHeard = performance.now();
     const limit = this.options.watchdogMs;
     if (limit === undefined) return;
-    // Checked four times per period: a hung helper is killed within 1.25 × watchdogMs of its last sign of life.
-    const silent = (): boolean => this.lastHeard !== undefined && performance.now() - this.lastHeard > limit;
-    this.watchdogTimer = setInterval(() => {
-      // Timers run before the poll phase: after a stall of the broker's own loop, heartbeats may be
-      // waiting unread on the socket. Decide after this iteration's reads (setImmediate), not before.
-      if (silent()) setImmediate(() => {
-        if (silent()) this.killFor('watchdog');
-      });
-    }, Math.max(5, Math.floor(limit / 4)));
-    this.watchdogTimer.unref();
+    this.watchdogTimer = startHelperWatchdog(limit, () => (this.lastHeard === undefined ? 0 : performance.now() - this.lastHeard), () => this.killFor('watchdog'));
   }
 
   /** Sends a signal to the helper's whole process group; SIGKILL also to every process under it (certain-death.ts). */
@@ -366,7 +342,7 @@ export class HelperProcess {
   private get endFacts(): EndFacts {
     const { service, plan, watchdogMs } = this.options;
     return {
-      service, pid: this.child.pid, wrapped: plan.report.profile !== 'none', stderr: this.stderr.tail(), startedAt: this.startedAt,
+      service, pid: this.child.pid, wrapped: plan.report.profile !== 'none', stderr: this.output.stderrTail(), startedAt: this.startedAt,
       knownReason: this.spawnError !== undefined ? `spawn failed: ${this.spawnError.message}` : this.killReason,
       explain: (code, signal, tail) => plan.explainExit(code, signal, tail), requested: this.requested, stopReason: this.stopReason,
       watchdogMs: this.killReason === 'watchdog' ? watchdogMs : undefined,
@@ -380,8 +356,7 @@ export class HelperProcess {
     // Calls it never answered end here for the caller too (ERR_INTERRUPTED).
     for (const id of this.callStarts.keys()) this.settleCall(id, 'ERR_INTERRUPTED');
     afterStdioDrains(this.child, () => {
-      this.stderr.end();
-      this.stdout.end();
+      this.output.end();
       const facts = this.endFacts;
       const info = exitRecord(facts, code, signal);
       const wasUsable = this.rpc.usable;
