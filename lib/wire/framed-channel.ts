@@ -21,7 +21,7 @@ const NO_BYTES = Buffer.alloc(0);
 /** Resolved: a flush scheduled with its then() runs as a microtask. */
 const FLUSH_SOON = Promise.resolve();
 
-/** Frames after which a burst is written at once rather than at the end of the tick. */
+/** Frames after which a burst is written at once rather than once the continuations already queued have run. */
 const EAGER_FLUSH_FRAMES = 64;
 
 /** Options of a {@link FramedChannel}. */
@@ -80,7 +80,7 @@ export class FramedChannel {
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
-  /** Frames sent this tick, written together by {@link FramedChannel.flush} (outbox.ts: headers written in place, one copy per small frame). */
+  /** Frames sent by one burst, written together by {@link FramedChannel.flush} (outbox.ts: headers written in place, one copy per small frame). */
   private readonly outbox = new Outbox();
   private flushScheduled = false;
   /** A 'drain' listener will flush the outbox. */
