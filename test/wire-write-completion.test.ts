@@ -143,3 +143,28 @@ t.test('frames sent by a burst of continuations leave in one write', async (t) =
   t.equal(callbacks.length, 1, `20 frames in ${callbacks.length} write(s)`);
   t.equal(channel.writableLength, 0, 'all of it taken');
 });
+
+// The peer ended its side: the channel ends its own (stream.end()) while writes may still be in
+// flight. A waiter that comes then must not write after the end (a stream error); it is told at
+// the close, and the channel closes cleanly.
+t.test('a waiter that comes after the peer ended: no write after the end, told at the close', async (t) => {
+  const { channel, writerEnd, readerEnd, callbacks, send } = recorded();
+  let closedWith: unknown = 'not closed';
+  readerEnd.pause();
+  send(100);
+  await tick();
+  t.ok(writerEnd.writableLength > 0, 'writes in flight');
+  const ended = new Promise<void>((resolve) => writerEnd.once('end', resolve));
+  readerEnd.end(); // the peer is done sending
+  await ended;
+  t.equal(writerEnd.writableEnded, true, 'the channel ended its side in turn');
+  let told = 0;
+  channel.onBacklogAtMost(0, () => told++);
+  t.equal(callbacks.filter((cb) => cb).length, 0, 'no empty write after the end');
+  writerEnd.once('error', (err) => (closedWith = err));
+  readerEnd.resume();
+  readerEnd.on('data', () => {});
+  await new Promise<void>((resolve) => writerEnd.once('close', resolve));
+  t.equal(told, 1, 'told at the close');
+  t.equal(closedWith, 'not closed', 'no stream error');
+});

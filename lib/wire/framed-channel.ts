@@ -165,7 +165,7 @@ export class FramedChannel {
     // Writes made while nobody waited carry no callback. If the stream still holds some and the
     // outbox nothing (whose flush would carry one), an empty write queued behind them tells us
     // when they completed: a stream completes its writes in order.
-    if (!this.completionAsked && this.outbox.count === 0 && this.stream.writableLength > 0 && this.open) {
+    if (!this.completionAsked && this.outbox.count === 0 && this.stream.writableLength > 0 && this.open && !this.stream.writableEnded) {
       this.completionAsked = true;
       this.stream.write(NO_BYTES, this.wrote);
     }
