@@ -89,7 +89,7 @@ t.test('a scratch tree nested past PATH_MAX is removed after the helper; fs.rm a
 });
 
 t.test('a removal that fails is reported, naming what stayed', { skip: process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false }, async (t) => {
-  const scratch = await createScratch('stuck');
+  const scratch = createScratch('stuck');
   const mount = join(scratch.path, 'mnt');
   mkdirSync(mount);
   const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);

@@ -13,7 +13,7 @@ import { RPC_CLIENT_DEFAULTS } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { CallBatch } from '../connection/call-meter.js';
 import type { ProtocolShape } from '../protocol/types.js';
-import { planLaunch } from '../sandbox/index.js';
+import { LaunchReserve, planLaunch } from '../sandbox/index.js';
 import type { Envelope } from '../wire/envelope.js';
 import { untrustedPeerBacklog, type FramedChannel } from '../wire/framed-channel.js';
 import type { ExitInfo } from './exit-report.js';
@@ -74,6 +74,12 @@ export function maxQueuedBytesOf(resolved: ResolvedService, maxFrameBytes: numbe
 /** Spawns the helpers of one service and keeps its spare. */
 export class HelperSpawner {
   private readonly spares: SparePool;
+  /**
+   * The next sandboxed launch's scratch dir and cgroup, made once the last helper's teardown is done
+   * (lib/sandbox/launch-reserve.ts). Made at the first launch: a registered service that never ran holds no object
+   * for it (the broker's heap per idle service).
+   */
+  private reserve: LaunchReserve | undefined;
 
   constructor(
     private readonly service: string,
@@ -135,9 +141,20 @@ export class HelperSpawner {
     return this.spares.warmPid;
   }
 
-  /** Kills the spare (it runs code no longer current, or the service closes); resolves once it exited. */
-  dropSpare(): Promise<void> {
-    return this.spares.close();
+  /**
+   * Kills the spare (it runs code no longer current, or the service closes); resolves once it exited. The pieces made
+   * ahead for the next launch go too (they were made for the old code's plan), once removed.
+   */
+  async dropSpare(): Promise<void> {
+    const released = this.reserve?.release().catch((err: unknown) => {
+      this.ctx.cleanupFailed(this.service, -1, (err as Error).message);
+    });
+    await Promise.all([this.spares.close(), released]);
+  }
+
+  /** After a helper's teardown: the next launch's pieces are made now, unless the service is closing. */
+  private refillReserve(): void {
+    if (this.hooks.closedError() === undefined) this.reserve?.refill();
   }
 
   /**
@@ -163,7 +180,8 @@ export class HelperSpawner {
   private async spawn(spec: LaunchSpec, spare: boolean): Promise<LaunchedHelper> {
     const { resolved } = spec;
     const { manifest } = resolved;
-    const input = helperLaunchInput(resolved, this.ctx, spec.validators, spare);
+    this.reserve ??= new LaunchReserve();
+    const input = { ...helperLaunchInput(resolved, this.ctx, spec.validators, spare), reserve: this.reserve };
     const plan = await planLaunch(input);
     passValidatorsByValue(plan, spec.validators);
     warmPlannedCompileCache(plan, input);
@@ -223,7 +241,8 @@ export class HelperSpawner {
       },
       channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
-      exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup()),
+      // Once the helper's pieces are removed, the next launch's are made (stop() resolves after both).
+      exiting: (info) => hooks.exiting(helper, info, () => plan.cleanup().then(() => this.refillReserve())),
       ...(connects.length === 0 ? {} : {
         outbound: (channel: FramedChannel, pid: number | undefined) => {
           // The router lives as long as the channel: it closes its routes when the helper goes.

@@ -46,7 +46,7 @@ export class HelperCgroup {
   private removal: Promise<void> | undefined;
   private oomWatch: NodeJS.Timeout | undefined;
 
-  private constructor(readonly version: 1 | 2, dirs: Partial<Record<CgroupController, string>>, private readonly limits: CgroupLimits) {
+  private constructor(readonly version: 1 | 2, dirs: Partial<Record<CgroupController, string>>, readonly limits: CgroupLimits) {
     this.dirs = dirs;
   }
 
@@ -66,6 +66,31 @@ export class HelperCgroup {
     return new HelperCgroup(support.version, dirs, limits);
   }
 
+  /**
+   * True when `other` (planned for a launch) has this cgroup's layout: the same version and a directory under the same
+   * parent for the same controllers, so this one (made ahead) can stand in for it with `other`'s limits.
+   */
+  sameLayout(other: HelperCgroup): boolean {
+    if (other.version !== this.version) return false;
+    const mine = Object.entries(this.dirs).map(([c, dir]) => `${c}:${dirname(dir)}`).sort();
+    const theirs = Object.entries(other.dirs).map(([c, dir]) => `${c}:${dirname(dir)}`).sort();
+    return mine.length === theirs.length && mine.every((entry, i) => entry === theirs[i]);
+  }
+
+  /** A copy of this cgroup (the same directories) that applies `limits`. */
+  withLimits(limits: CgroupLimits): HelperCgroup {
+    return new HelperCgroup(this.version, this.dirs, limits);
+  }
+
+  /** True when every directory exists and no process is in any of them. */
+  isEmpty(): boolean {
+    try {
+      return this.paths.every((dir) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() === '');
+    } catch {
+      return false;
+    }
+  }
+
   /** Distinct directories (v2 has one for all controllers). */
   get paths(): string[] {
     return [...new Set(Object.values(this.dirs))];
@@ -78,6 +103,15 @@ export class HelperCgroup {
 
   /** Creates the directories and writes the limits. Throws with the file that failed. */
   create(): void {
+    this.makeDirs();
+    this.applyLimits();
+  }
+
+  /**
+   * Creates the directories only (a launch reserve makes them ahead: lib/sandbox/launch-reserve.ts); the
+   * limits are written by {@link applyLimits} when a launch takes the cgroup. Throws with the directory that failed.
+   */
+  makeDirs(): void {
     for (const dir of this.paths) {
       if (this.version === 2) {
         mkdirSync(dir);
@@ -94,6 +128,10 @@ export class HelperCgroup {
         }
       }
     }
+  }
+
+  /** Writes the limits (again: whatever a reserved cgroup's files say, the launch's limits are what the helper gets). */
+  applyLimits(): void {
     const { memoryMiB, processes, cpuPercent } = this.limits;
     const memory = this.dirs.memory;
     if (memory !== undefined && memoryMiB !== undefined) {

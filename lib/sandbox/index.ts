@@ -22,6 +22,7 @@ import { expandPath } from './paths.js';
 import { parseProfile } from './profile.js';
 import { HelperCgroup, probeCgroups, reapStaleCgroups, type CgroupLimits, type CgroupMemoryEvents } from './cgroup.js';
 import { createScratch, reapStaleScratch, scratchLabel } from './scratch.js';
+import type { LaunchReserve } from './launch-reserve.js';
 import { programFd } from './seccomp.js';
 import { openPastaPipes, type PastaLaunch } from './pasta-launch.js';
 import { uidFor } from './uid-pool.js';
@@ -41,6 +42,7 @@ export { UNSANDBOXED_ENV_ALLOWLIST, SANDBOX_PATH } from './env.js';
 export { configureUidPool, DEFAULT_UID_RANGE, type UidRange } from './uid-pool.js';
 export { SECCOMP_CHILD_FD, type KernelProbe } from './kernel-layers.js';
 export type { BrokerCaches } from './broker-caches.js';
+export { LaunchReserve } from './launch-reserve.js';
 
 /** The variable through which a prewarmed spare learns the service entry it imports (lib/prewarm.ts). */
 const PREWARM_ENTRY_ENV = HELPER_ENV.entry;
@@ -85,6 +87,12 @@ export interface SandboxLaunchInput {
   env: Record<string, string>;
   /** The resolved profile, or undefined when the manifest names none. */
   profile: SandboxProfileRef | undefined;
+  /**
+   * The service's pieces made ahead (lib/sandbox/launch-reserve.ts): a sandboxed plan takes its scratch dir and
+   * cgroup from it when they fit, and records what it used so the reserve can make the same for the next launch.
+   * Unsandboxed launches ignore it.
+   */
+  reserve?: LaunchReserve;
   /**
    * Named absolute directories for `${name}` placeholders in the profile's paths
    * (e.g. `{ root: brokerRoot, data: '/srv/data' }` from the manifest's `sandboxPaths`).
@@ -213,8 +221,9 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
 
   // The uid the helper will run as (its scratch dir is made its own): only when setpriv can drop it.
   const runAs = probe.isRoot && probe.setpriv !== null ? profile.user : undefined;
-  const scratch = await createScratch(input.service, runAs);
+  const scratch = input.reserve?.takeScratch(input.service, runAs) ?? createScratch(input.service, runAs);
   let cgroup: HelperCgroup | undefined;
+  const taken = { reservedCgroup: false }; // set by cgroupFor, called inside compileProfile
   try {
     vars['scratch'] = scratch.path;
     const spareOf = input.env[PREWARM_ENTRY_ENV];
@@ -225,7 +234,10 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
     const grants: SandboxGrants = { code: codeReads, runtime: [...input.implicitReads], read: profileReads, write: [scratch.path, ...writes], unresolved: code.unresolved };
     const cgroupFor = (limits: CgroupLimits): readonly string[] => {
-      cgroup = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
+      const planned = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
+      const reserved = input.reserve?.takeCgroup(planned);
+      taken.reservedCgroup = reserved !== undefined;
+      cgroup = reserved ?? planned;
       return cgroup.procsFiles;
     };
     // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
@@ -245,7 +257,9 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     const helperCgroup = cgroup;
     if (helperCgroup !== undefined) {
       try {
-        helperCgroup.create();
+        // A reserved cgroup's directories exist: only its limits are written (again), from this plan.
+        if (taken.reservedCgroup) helperCgroup.applyLimits();
+        else helperCgroup.create();
       } catch (err) {
         const missing = `a writable cgroup (${(err as Error).message})`;
         throw bulkheadError('ERR_SANDBOX_UNENFORCEABLE', `Service "${input.service}": sandbox profile "${profile.name}" needs a cgroup for its limits, but creating it failed: ${(err as Error).message}. Check the cgroup hierarchy the broker uses (docs/sandbox.md#cgroups).`, { service: input.service, profile: profile.name, rule: 'limits', missing, rules: [{ rule: 'limits', missing }] });
@@ -267,6 +281,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       return pasta?.stop() ?? Promise.resolve();
     };
     const inheritFds = [...(seccompFd !== undefined ? [seccompFd] : []), ...(pasta?.childFds ?? [])];
+    input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}) });
     return {
       command: compiled.command,
       args: compiled.args,

