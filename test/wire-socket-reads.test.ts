@@ -13,7 +13,7 @@ import type { BulkheadError } from '../lib/errors.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { FrameDecoder } from '../lib/wire/frame-decoder.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
-import { readFramesIntoOwnBuffers } from '../lib/wire/socket-reads.js';
+import { readFramesIntoOwnBuffers, readIntoOwnBuffers } from '../lib/wire/socket-reads.js';
 import { acceptedPair, prng } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulkhead-reads-'));
@@ -165,4 +165,32 @@ t.test('after a large frame the next header is read small, so large bodies are r
   // Without the small header read, each frame's first 64 KiB (two thirds of it) lands in the shared buffer and is copied.
   t.ok(copied < total / 3, `${copied} of ${total} bytes copied out of the shared read buffers`);
   t.ok(direct >= (frames - 1) * size, 'the bodies after the first were filled by the kernel');
+});
+
+// next() giving the buffer the handle already reads into is told to Node as "keep it" (no C++
+// look-up of its memory per read); giving another one switches. Either way each read must land
+// in the buffer next() gave last, and be reported with it.
+t.test('each read lands in the buffer next() gave last, whether it changed or stayed the same', async (t) => {
+  const { client, peer } = await acceptedPair(t, join(dir, 'gen.sock'));
+  const a = Buffer.alloc(1024);
+  const b = Buffer.alloc(1024);
+  const plan = [a, a, a, b, b, a, b, b, a, a];
+  let calls = 0;
+  const next = (): Buffer => plan[Math.min(calls++, plan.length - 1)]!;
+  const reads: Array<{ buffer: Buffer; text: string }> = [];
+  let wake: (() => void) | undefined;
+  t.ok(readIntoOwnBuffers(peer, next, (n, buffer) => {
+    // The text is taken now: the next reads overwrite the buffer.
+    reads.push({ buffer, text: buffer.toString('latin1', 0, n) });
+    wake?.();
+  }), 'the socket reads into our buffers');
+  peer.resume();
+  for (let i = 0; i < plan.length - 1; i++) {
+    const got = new Promise<void>((resolve) => (wake = resolve));
+    client.write(`read ${i}`);
+    await got;
+    t.equal(reads[i]!.buffer, plan[i], `read ${i} reported with buffer ${plan[i] === a ? 'a' : 'b'}`);
+    t.equal(reads[i]!.text, `read ${i}`, `and its bytes are in it`);
+  }
+  t.equal(reads.length, plan.length - 1, 'one report per read');
 });

@@ -6,15 +6,22 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
+import { bulkheadError, type BulkheadError } from '../errors.js';
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
 import { keepForSending, releaseIfUnviewed } from './body-pool.js';
 import { Outbox } from './outbox.js';
 import { BacklogWaiters } from './backlog-waiters.js';
+import { asFrameError } from './frame-error.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
 
-/** Frames after which a burst is written at once rather than at the end of the tick. */
+/** What onBacklogAtMost writes to learn when the writes before it completed. */
+const NO_BYTES = Buffer.alloc(0);
+
+/** Resolved: a flush scheduled with its then() runs as a microtask. */
+const FLUSH_SOON = Promise.resolve();
+
+/** Frames after which a burst is written at once rather than once the continuations already queued have run. */
 const EAGER_FLUSH_FRAMES = 64;
 
 /** Options of a {@link FramedChannel}. */
@@ -73,7 +80,7 @@ export class FramedChannel {
   private handler: ChannelHandler | undefined;
   private closedReported = false;
   private ended = false;
-  /** Frames sent this tick, written together by {@link FramedChannel.flush} (outbox.ts: headers written in place, one copy per small frame). */
+  /** Frames sent by one burst, written together by {@link FramedChannel.flush} (outbox.ts: headers written in place, one copy per small frame). */
   private readonly outbox = new Outbox();
   private flushScheduled = false;
   /** A 'drain' listener will flush the outbox. */
@@ -85,6 +92,8 @@ export class FramedChannel {
   private queuedTotal = 0;
   /** Who waits for the backlog to fall ({@link FramedChannel.onBacklogAtMost}). */
   private readonly backlogWaiters = new BacklogWaiters();
+  /** An empty write with {@link FramedChannel.wrote} is queued for waiters that came while writes were in flight. */
+  private completionAsked = false;
 
   constructor(readonly stream: Duplex, options: FramedChannelOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -141,9 +150,9 @@ export class FramedChannel {
    * Calls `fn` once, at the first moment at most `bytes` wait for the peer
    * (see {@link FramedChannel.writableLength}), or when the channel closes.
    * The backlog only falls when a write completes, so that is where it is
-   * looked at: the last write of each flush carries a completion callback,
-   * which costs one comparison while nobody waits. No polling, no 'drain'
-   * needed (a stream whose high-water mark is above `bytes` never emits one).
+   * looked at: while somebody waits, the last write of each flush carries a
+   * completion callback. No polling, no 'drain' needed (a stream whose
+   * high-water mark is above `bytes` never emits one).
    * The caller looks first: `fn` is not called for a backlog that is already
    * small and has no write in flight.
    */
@@ -153,10 +162,18 @@ export class FramedChannel {
       return;
     }
     this.backlogWaiters.add(bytes, fn);
+    // Writes made while nobody waited carry no callback. If the stream still holds some and the
+    // outbox nothing (whose flush would carry one), an empty write queued behind them tells us
+    // when they completed: a stream completes its writes in order.
+    if (!this.completionAsked && this.outbox.count === 0 && this.stream.writableLength > 0 && this.open && !this.stream.writableEnded) {
+      this.completionAsked = true;
+      this.stream.write(NO_BYTES, this.wrote);
+    }
   }
 
   /** A write completed (or the channel closed): wakes the waiters whose mark the backlog is at or under now. */
   private readonly wrote = (): void => {
+    this.completionAsked = false;
     if (this.backlogWaiters.any) this.backlogWaiters.wake(this.writableLength, this.closedReported);
   };
 
@@ -245,12 +262,15 @@ export class FramedChannel {
       this.flush();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // After the current microtasks: every frame sent by one burst of promise
-      // continuations leaves in a single write (one syscall, not one per frame).
-      process.nextTick(this.flush);
+      // A microtask queued behind the continuations already queued: the frames a burst of them sends (replies
+      // resolved by one read) leave in a single write. Not process.nextTick: Node enters JavaScript again
+      // from C++ to run the ticks after a callback, while its microtasks run in the checkpoint it makes anyway.
+      void FLUSH_SOON.then(this.flushScheduledFrames);
     }
     return this.writableLength < this.stream.writableHighWaterMark;
   }
+
+  private readonly flushScheduledFrames = (): void => this.flush();
 
   /**
    * Writes the outbox. While the stream is full (a peer that reads slowly or
@@ -273,16 +293,18 @@ export class FramedChannel {
       return;
     }
     const buffers = this.outbox.take();
-    // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then.
+    // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then. With
+    // nobody waiting no callback: Node then makes no object and schedules no tick per write.
+    const done = this.backlogWaiters.any ? this.wrote : undefined;
     if (buffers.length === 1) {
-      this.stream.write(buffers[0], this.wrote);
+      this.stream.write(buffers[0], done);
       return;
     }
     // Joined runs and big buffers (outbox.ts): one writev.
     this.stream.cork();
     const last = buffers.length - 1;
     for (let i = 0; i < last; i++) this.stream.write(buffers[i]);
-    this.stream.write(buffers[last], this.wrote);
+    this.stream.write(buffers[last], done);
     this.stream.uncork();
   };
 
@@ -372,14 +394,4 @@ export class FramedChannel {
     this.wrote();
     this.handler?.closed(error);
   }
-}
-
-/**
- * Decoding throws only BulkheadErrors by contract; anything else is a decoder
- * bug, which must still close this one connection rather than escape from a
- * 'data' listener and crash the process.
- */
-function asFrameError(err: unknown): BulkheadError {
-  if (isBulkheadError(err) && typeof (err as { toJSON?: unknown }).toJSON === 'function') return err;
-  return bulkheadError('ERR_BAD_FRAME', `Frame could not be decoded: ${err instanceof Error ? err.message : 'unknown failure'}.`, {}, err);
 }

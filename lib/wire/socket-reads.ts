@@ -118,7 +118,16 @@ export function readIntoOwnBuffers(stream: Duplex, next: () => Buffer, received:
   if (fields[kBuffer] !== null && fields[kBuffer] !== undefined) return false;
   const first = next();
   fields[kBuffer] = first;
-  fields[kBufferGen] = next;
+  // The buffer the handle reads into now. Given the same again, Node would look up its memory in C++
+  // per read (Buffer::Data: a JSTypedArray::GetBuffer); given anything but a Uint8Array, it keeps the
+  // buffer it has (and passes it to kBufferCb again), which is the case of every small message.
+  let current = first;
+  fields[kBufferGen] = (): Buffer | undefined => {
+    const buffer = next();
+    if (buffer === current) return undefined;
+    current = buffer;
+    return buffer;
+  };
   fields[kBufferCb] = (n: number, buffer: Buffer): boolean => {
     received(n, buffer);
     return true;
