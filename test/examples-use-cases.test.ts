@@ -104,7 +104,7 @@ t.test('typed-protocol: generated types are current, the app type-checks, and it
   t.equal(r.outOfStock, 'OUT_OF_STOCK', 'a declared handler error arrives as data.remoteCode');
   t.equal(r.wrongType, 'ERR_INVALID_PARAMS', 'the call tsc refuses is refused at run time by the helper too');
   t.equal(r.unknownMethod, 'ERR_UNKNOWN_METHOD', 'an undeclared method is refused before sending');
-  t.ok(run.wallMs < 15_000, `ran in ${Math.round(run.wallMs)} ms`);
+  t.comment(`ran in ${Math.round(run.wallMs)} ms`); // a figure, not a bound: a hang is caught by RUN_TIMEOUT_MS (SIGKILL, so the exit code fails)
   await nothingLeftUnder(t, out);
 });
 
@@ -153,7 +153,7 @@ t.test('scheduled-job: a scheduled run, then a persistent schedule makes up the 
   t.not(r.second.swept.pid, r.first.swept.pid, 'a new broker launched a new helper');
   t.same(r.left, ['today.log'], 'the fresh file was kept');
   t.equal(existsSync(r.workDir), false, 'the temp dir was removed');
-  t.ok(run.wallMs < 15_000, `ran in ${Math.round(run.wallMs)} ms`);
+  t.comment(`ran in ${Math.round(run.wallMs)} ms`); // a figure, not a bound: a hang is caught by RUN_TIMEOUT_MS (SIGKILL, so the exit code fails)
   await nothingLeftUnder(t, dir);
 });
 
@@ -177,6 +177,6 @@ t.test('daemon-two-clients: one identity allowed, the other refused with ERR_NOT
   t.equal(r.socketRemoved, true, 'the daemon removed its socket');
   t.equal(alive(r.daemonPid), false, 'the daemon is gone');
   t.equal(existsSync(r.workDir), false, 'the temp dir (socket, CA, identities) was removed');
-  t.ok(run.wallMs < 30_000, `ran in ${Math.round(run.wallMs)} ms`);
+  t.comment(`ran in ${Math.round(run.wallMs)} ms`); // a figure, not a bound: a hang is caught by RUN_TIMEOUT_MS (SIGKILL, so the exit code fails)
   await nothingLeftUnder(t, dir, 'no helper or daemon left running');
 });
