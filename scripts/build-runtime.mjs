@@ -32,12 +32,32 @@ const noCborProbe = {
     });
   },
 };
+// lib/wire/codec.ts loads cbor-x on first use through node's CommonJS loader (`cborRequire()('cbor-x/index-no-eval')`), which
+// in a helper would read the package from node_modules, outside the bundle and its code cache. In the bundle that call
+// becomes a plain `require` of the same path, which esbuild resolves to its bundled copy (the one the plugin above
+// rewrites), run on first call: still lazy. The build fails unless the call is there exactly once.
+const CBOR_LAZY = "cborRequire()('cbor-x/index-no-eval')";
+let lazyRewrites = 0;
+const lazyCbor = {
+  name: 'lazy-cbor-x',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]dist[\\/]lib[\\/]wire[\\/]codec\.js$/ }, ({ path }) => {
+      const text = readFileSync(path, 'utf8');
+      const found = text.split(CBOR_LAZY).length - 1;
+      if (found !== 1) throw new Error(`build-runtime: lib/wire/codec.ts's lazy cbor-x require (${CBOR_LAZY}) found ${found} times in ${path} (want exactly once); update CBOR_LAZY with codec.ts`);
+      lazyRewrites++;
+      return { contents: text.replace(CBOR_LAZY, 'require("cbor-x/index-no-eval")'), loader: 'js' };
+    });
+  },
+};
 /** Fails the build when a bundle did not go through the plugin (cbor-x resolved to another file: the probe would stay). */
 const checkCborRewrite = (what) => {
   if (cborRewrites !== 1) throw new Error(`build-runtime: the ${what} build loaded cbor-x's index-no-eval.cjs ${cborRewrites} times through the no-cbor-x-probe plugin (want 1); check which cbor-x file the bundle resolves`);
   cborRewrites = 0;
+  if (lazyRewrites !== 1) throw new Error(`build-runtime: the ${what} build loaded lib/wire/codec.js ${lazyRewrites} times through the lazy-cbor-x plugin (want 1)`);
+  lazyRewrites = 0;
 };
-const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe] };
+const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe, lazyCbor] };
 
 // The names to re-export: what the ES module exports (an ESM build's metafile lists them).
 const esm = await build({ ...common, format: 'esm', outfile: join(lib, 'service.names.js'), metafile: true });
