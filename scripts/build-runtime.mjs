@@ -79,9 +79,12 @@ const { HELPER_ENV } = await import(join(lib, 'wire', 'helper-env.js'));
 // The facade is ONE module: the loader (lib/util/runtime-loader.ts, which imports nothing) is bundled into it, so a
 // helper's ESM graph is its entry and this file (the loader as a module of its own cost every helper one more
 // resolve, asynchronous read, compile and link before the runtime could load: round eight, bench/README.md).
-const facadeSource = `import { loadRuntime } from './util/runtime-loader.js';
-const { exports: __bulkheadRuntime, codeCache: __bulkheadCodeCache } = loadRuntime(import.meta.dirname + '/service.runtime.cjs', process.env[${JSON.stringify(HELPER_ENV.codeCache)}]);
+// The runtime file the broker names (HELPER_ENV.runtime) when its build id is this one, else the one beside the facade:
+// import.meta is then never evaluated in a helper (Node's import.meta set-up costs ~0.1-0.3 ms of its start).
+const facadeSource = `import { loadRuntimeFor } from './util/runtime-loader.js';
+const { exports: __bulkheadRuntime, codeCache: __bulkheadCodeCache, from: __bulkheadFrom } = loadRuntimeFor(${JSON.stringify(id)}, process.env[${JSON.stringify(HELPER_ENV.runtime)}], () => import.meta.dirname + '/service.runtime.cjs', process.env[${JSON.stringify(HELPER_ENV.codeCache)}]);
 __bulkheadRuntime.runtimeLoad.codeCache = __bulkheadCodeCache;
+__bulkheadRuntime.runtimeLoad.runtimeFrom = __bulkheadFrom;
 export const { ${names.join(', ')} } = __bulkheadRuntime;
 `;
 const facade = await build({
