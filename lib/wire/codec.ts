@@ -51,18 +51,21 @@ const CODEC_OPTIONS = {
 // scripts/build-runtime.mjs turns the require below into the bundled copy's (its plugin fails the build when this
 // exact text is not here once); unbundled (the broker), node's CommonJS loader loads the package.
 const cborRequire = lazyRequire(import.meta.url);
-let codecs: { readonly encoder: Encoder; readonly decoder: Decoder } | undefined;
-function cbor(): { readonly encoder: Encoder; readonly decoder: Decoder } {
-  if (codecs === undefined) {
+// Module bindings checked at each use (a load and a compare on the hot path, as the constants they replace were loaded).
+let encoder: Encoder | undefined;
+let decoder: Decoder | undefined;
+function loadCbor(): { readonly encoder: Encoder; readonly decoder: Decoder } {
+  if (encoder === undefined || decoder === undefined) {
     const cborx = cborRequire()('cbor-x/index-no-eval') as typeof import('cbor-x/index-no-eval');
-    codecs = { encoder: new cborx.Encoder(CODEC_OPTIONS), decoder: new cborx.Decoder(CODEC_OPTIONS) };
+    encoder = new cborx.Encoder(CODEC_OPTIONS);
+    decoder = new cborx.Decoder(CODEC_OPTIONS);
   }
-  return codecs;
+  return { encoder, decoder };
 }
 
 /** Whether cbor-x has been loaded in this process (test/codec-lazy.test.ts). @internal */
 export function cborLoaded(): boolean {
-  return codecs !== undefined;
+  return encoder !== undefined;
 }
 
 /**
@@ -70,7 +73,7 @@ export function cborLoaded(): boolean {
  * later calls, so it may be held (e.g. by a pending socket write).
  */
 export function encodeItem(value: unknown): Buffer {
-  return cbor().encoder.encode(value);
+  return (encoder ?? loadCbor().encoder).encode(value);
 }
 
 /**
@@ -89,12 +92,12 @@ export function decodeItem(body: Uint8Array, borrowed = false): unknown {
   let builtPlain = false;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    if (scanSawByteString) value = cbor().decoder.decode(borrowed ? keptBody(body, true) : body);
+    if (scanSawByteString) value = (decoder ?? loadCbor().decoder).decode(borrowed ? keptBody(body, true) : body);
     else {
       // The plainest small items without cbor-x (plain-decode.ts); the rest with cbor-x as before.
       value = decodePlain(body);
       builtPlain = value !== NOT_PLAIN;
-      if (!builtPlain) value = decodeWithoutViews(cbor().decoder, body);
+      if (!builtPlain) value = decodeWithoutViews(decoder ?? loadCbor().decoder, body);
     }
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
