@@ -3,7 +3,7 @@
 // scratch dir nothing was planted in, a cgroup nothing joined, the profile's limits written again), and
 // nothing of the reserve outlives the broker. Each refusal has its positive control: the untouched reserve is used.
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,6 +15,9 @@ import { FIXTURES, REPO_ROOT } from './helpers.js';
 const probe = await probeHost();
 const skip = probe.bwrap === null ? 'needs bubblewrap' : probe.cgroup === null ? 'needs a usable cgroup hierarchy' : false;
 const MIB = 1024 * 1024;
+// The sandboxed tests below are independent (a broker and a service name of their own each; the reserve is per
+// service) and mostly wait for their helpers: they run side by side.
+t.jobs = 3;
 
 /** This process's scratch dirs for `service`, as paths. */
 function scratchDirs(service: string): string[] {
@@ -172,7 +175,7 @@ t.test('LaunchReserve alone: holds only what a launch used, hands each piece out
   t.notOk(reserve.holds, 'after release, nothing is made until a launch says what it uses again');
 });
 
-t.test('a process that exits without closing its broker removes the reserve at exit', { skip }, (t) => {
+t.test('a process that exits without closing its broker removes the reserve at exit', { skip }, async (t) => {
   // The child launches and stops a sandboxed helper (the reserve is made), reports the reserve's pieces and whether
   // they exist (the positive control), and exits without broker.close().
   const script = `
@@ -190,12 +193,16 @@ t.test('a process that exits without closing its broker removes the reserve at e
     console.log(JSON.stringify({ scratch, cgroups, exist: [...scratch, ...cgroups].every((p) => existsSync(p)) }));
     process.exit(0);
   `;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  // Not spawnSync: the tests beside this one need the event loop meanwhile.
+  const child = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+    });
+  });
   t.equal(child.status, 0, `the child ran: ${child.stderr.slice(0, 500)}`);
   const held = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { scratch: string[]; cgroups: string[]; exist: boolean };
   t.equal(held.scratch.length, 1, 'control: the reserve held a scratch dir');
   t.ok(held.cgroups.length > 0, 'control: and a cgroup');
   t.ok(held.exist, 'control: both existed before the exit');
   t.same([...held.scratch, ...held.cgroups].filter((p) => existsSync(p)), [], 'none is left after the exit');
-  t.end();
 });
