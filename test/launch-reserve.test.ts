@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { probeHost } from '../lib/sandbox/index.js';
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
+import { brokerTag } from '../lib/sandbox/broker-tag.js';
 import { FIXTURES, REPO_ROOT } from './helpers.js';
 
 const probe = await probeHost();
@@ -24,11 +25,16 @@ function scratchDirs(service: string): string[] {
   return readdirSync(tmpdir()).filter((f) => f.startsWith(`bulkhead-scratch.${process.pid}-`) && f.includes(`.${service}-`)).map((f) => join(tmpdir(), f));
 }
 
-/** The cgroup directories named for `service` beside `paths` (the running helper's, the reserve's). */
+/**
+ * This process's cgroup directories named for `service` beside `paths` (the running helper's, the reserve's). The
+ * parent is shared by every broker on the host: another process running this file at the same time has the same
+ * service names, told apart by the broker tag in the name.
+ */
 function cgroupDirs(service: string, paths: readonly string[]): string[] {
+  const ours = `${service}.${brokerTag() ?? process.pid}.`;
   return [...new Set(paths.map((p) => dirname(p)))].flatMap((parent) => {
     try {
-      return readdirSync(parent).filter((n) => n.startsWith(`${service}.`)).map((n) => join(parent, n));
+      return readdirSync(parent).filter((n) => n.startsWith(ours)).map((n) => join(parent, n));
     } catch {
       return [];
     }
@@ -189,7 +195,7 @@ t.test('a process that exits without closing its broker removes the reserve at e
     const used = broker.status('exiter').sandbox.cgroup.paths;
     await broker.stop('exiter');
     const scratch = readdirSync(tmpdir()).filter((f) => f.startsWith('bulkhead-scratch.' + process.pid + '-') && f.includes('.exiter-')).map((f) => join(tmpdir(), f));
-    const cgroups = [...new Set(used.map((p) => dirname(p)))].flatMap((d) => readdirSync(d).filter((n) => n.startsWith('exiter.')).map((n) => join(d, n)));
+    const cgroups = [...new Set(used.map((p) => dirname(p)))].flatMap((d) => readdirSync(d).filter((n) => n.startsWith('exiter.' + process.pid + '-')).map((n) => join(d, n)));
     console.log(JSON.stringify({ scratch, cgroups, exist: [...scratch, ...cgroups].every((p) => existsSync(p)) }));
     process.exit(0);
   `;
