@@ -35,12 +35,16 @@ function writeSplit(end: MemoryEnd, bytes: Buffer, i: number): void {
 
 /**
  * How the client side closes on these bytes: the first envelope it refuses in stream
- * order, else the stream's own verdict.
+ * order, else the stream's own verdict. No generated hello matches, so an answer to a
+ * call (a reply, an item, a call's error) always comes before a matched hello: refused
+ * as ERR_PROTOCOL_MISMATCH (a call may go out before the service's hello; its answer
+ * may not come before it).
  */
 export function clientPrediction(envelopes: Envelope[], streamCode: string | undefined): string | undefined {
   for (const e of envelopes) {
     if (e.kind === 'call' || e.kind === 'cancel' || e.kind === 'peer') return 'ERR_BAD_FRAME';
     if (e.kind === 'hello') return 'ERR_PROTOCOL_MISMATCH'; // generated hellos never carry our schema hash
+    if (e.kind === 'reply' || e.kind === 'item' || (e.kind === 'error' && e.id !== 0)) return 'ERR_PROTOCOL_MISMATCH';
   }
   return streamCode;
 }

@@ -89,7 +89,7 @@ async function commonEscapes(t: Test, service: string, passed: string[] = []): P
   t.equal(info.tmpdir, join(info.cwd, 'tmp'), 'TMPDIR is inside it');
   // tap's spawn hook adds _TAPJS_* after the plan is made (it wraps child_process.spawn in this process); bwrap sets PWD.
   const keys = info.envKeys.filter((k) => !k.startsWith('_TAPJS_') && k !== 'PWD');
-  const expected = ['BULKHEAD_CODE_CACHE', 'BULKHEAD_HEARTBEAT_MS', 'BULKHEAD_MAX_FRAME_BYTES', 'BULKHEAD_MAX_IN_FLIGHT', 'BULKHEAD_MAX_QUEUED', 'BULKHEAD_PROTOCOL_FILE', 'BULKHEAD_VALIDATORS', 'HOME', 'NODE_COMPILE_CACHE', 'PATH', 'TMPDIR', ...passed.filter((k) => process.env[k] !== undefined)].sort();
+  const expected = ['BULKHEAD_CODE_CACHE', 'BULKHEAD_HEARTBEAT_MS', 'BULKHEAD_MAX_FRAME_BYTES', 'BULKHEAD_MAX_IN_FLIGHT', 'BULKHEAD_MAX_QUEUED', 'BULKHEAD_PROTOCOL_FILE', 'BULKHEAD_RUNTIME', 'BULKHEAD_VALIDATORS', 'HOME', 'NODE_COMPILE_CACHE', 'PATH', 'TMPDIR', ...passed.filter((k) => process.env[k] !== undefined)].sort();
   t.same(keys, expected, 'only bulkhead\'s variables and the profile\'s allowlist reach the helper');
   t.notOk(keys.includes(SECRET), 'the broker\'s secret did not leak');
 }
