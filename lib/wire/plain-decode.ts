@@ -173,7 +173,7 @@ function read(depth: number): unknown {
 }
 
 /** Leaves the item to the scan and cbor-x. */
-function refuse(): undefined {
+function refuse(): unknown {
   bail = true;
   return undefined;
 }
