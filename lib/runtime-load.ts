@@ -10,5 +10,7 @@
  * `CodeCacheState` of lib/util/runtime-loader.ts: off, missing, stale, rejected or accepted).
  * `validatorsCache`: the same for the protocol's precompiled validators module, once serve()
  * loaded it (lib/protocol/validators-loader.ts; `off` until then, or without one).
+ * `runtimeFrom`: which runtime file the facade loaded (a `RuntimeFrom` of lib/util/runtime-loader.ts):
+ * `environment`, the broker's, named in the helper environment; `own`, the facade's own copy.
  */
-export const runtimeLoad: { codeCache: string; validatorsCache: string } = { codeCache: 'off', validatorsCache: 'off' };
+export const runtimeLoad: { codeCache: string; validatorsCache: string; runtimeFrom: string } = { codeCache: 'off', validatorsCache: 'off', runtimeFrom: 'own' };

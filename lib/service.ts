@@ -41,6 +41,8 @@ export { connect, connectEndpoint, mintEndpoint, openPeerSocket } from './connec
 export { BulkheadError, isBulkheadError, type BulkheadErrorCode } from './errors.js';
 export { HELPER_ENV, type HelperEnvName } from './wire/helper-env.js';
 export { releaseBytes } from './wire/body-pool.js';
+/** @internal Whether this process has loaded cbor-x yet (lib/wire/codec.ts loads it on first need; test/codec-lazy.test.ts). */
+export { cborLoaded } from './wire/codec.js';
 
 /**
  * Handlers for every method of protocol shape `P`. A method that declares

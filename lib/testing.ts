@@ -83,8 +83,10 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
   const broker = new Broker({ ...brokerOptions, root });
   for (const manifest of services) broker.register(manifest);
 
-  const waitForEvent = <T>(name: string, what: string, timeoutMs: number, subscribe: (done: (value: T) => void) => { dispose(): void }): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
+  /** A wait for an event, bounded by `timeoutMs`; `cancel()` drops it (its timer too, which would keep the process up). */
+  const waitForEvent = <T>(name: string, what: string, timeoutMs: number, subscribe: (done: (value: T) => void) => { dispose(): void }): Promise<T> & { cancel(): void } => {
+    let cancel = (): void => undefined;
+    const waiting = new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         sub.dispose();
         reject(bulkheadError('ERR_DEADLINE', `${name} did not reach ${what} within ${timeoutMs} ms (state: ${broker.status(name).state}).`));
@@ -94,9 +96,15 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
         sub.dispose();
         resolve(value);
       });
+      cancel = () => {
+        clearTimeout(timer);
+        sub.dispose();
+      };
     });
+    return Object.assign(waiting, { cancel });
+  };
 
-  const nextExit = (name: string, timeoutMs = TEST_WAIT_TIMEOUT_MS): Promise<ExitInfo> =>
+  const nextExit = (name: string, timeoutMs = TEST_WAIT_TIMEOUT_MS): Promise<ExitInfo> & { cancel(): void } =>
     waitForEvent<ExitInfo>(name, 'an exit', timeoutMs, (done) => broker.on('exit', (service, info) => {
       if (service === name) done(info);
     }));
@@ -107,7 +115,8 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
     async crash(name, signal = 'SIGKILL') {
       const exit = nextExit(name);
       if (broker.kill(name, signal) === undefined) {
-        exit.catch(() => undefined);
+        // Nothing will exit: without this its 10 s deadline timer kept the caller's process up after its tests.
+        exit.cancel();
         throw bulkheadError('ERR_UNKNOWN_SERVICE', `${name} has no running helper to crash.`, { service: name });
       }
       return exit;

@@ -32,12 +32,32 @@ const noCborProbe = {
     });
   },
 };
+// lib/wire/codec.ts loads cbor-x on first use through node's CommonJS loader (`cborRequire()('cbor-x/index-no-eval')`), which
+// in a helper would read the package from node_modules, outside the bundle and its code cache. In the bundle that call
+// becomes a plain `require` of the same path, which esbuild resolves to its bundled copy (the one the plugin above
+// rewrites), run on first call: still lazy. The build fails unless the call is there exactly once.
+const CBOR_LAZY = "cborRequire()('cbor-x/index-no-eval')";
+let lazyRewrites = 0;
+const lazyCbor = {
+  name: 'lazy-cbor-x',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]dist[\\/]lib[\\/]wire[\\/]codec\.js$/ }, ({ path }) => {
+      const text = readFileSync(path, 'utf8');
+      const found = text.split(CBOR_LAZY).length - 1;
+      if (found !== 1) throw new Error(`build-runtime: lib/wire/codec.ts's lazy cbor-x require (${CBOR_LAZY}) found ${found} times in ${path} (want exactly once); update CBOR_LAZY with codec.ts`);
+      lazyRewrites++;
+      return { contents: text.replace(CBOR_LAZY, 'require("cbor-x/index-no-eval")'), loader: 'js' };
+    });
+  },
+};
 /** Fails the build when a bundle did not go through the plugin (cbor-x resolved to another file: the probe would stay). */
 const checkCborRewrite = (what) => {
   if (cborRewrites !== 1) throw new Error(`build-runtime: the ${what} build loaded cbor-x's index-no-eval.cjs ${cborRewrites} times through the no-cbor-x-probe plugin (want 1); check which cbor-x file the bundle resolves`);
   cborRewrites = 0;
+  if (lazyRewrites !== 1) throw new Error(`build-runtime: the ${what} build loaded lib/wire/codec.js ${lazyRewrites} times through the lazy-cbor-x plugin (want 1)`);
+  lazyRewrites = 0;
 };
-const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe] };
+const common = { entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning', write: false, plugins: [noCborProbe, lazyCbor] };
 
 // The names to re-export: what the ES module exports (an ESM build's metafile lists them).
 const esm = await build({ ...common, format: 'esm', outfile: join(lib, 'service.names.js'), metafile: true });
@@ -59,9 +79,12 @@ const { HELPER_ENV } = await import(join(lib, 'wire', 'helper-env.js'));
 // The facade is ONE module: the loader (lib/util/runtime-loader.ts, which imports nothing) is bundled into it, so a
 // helper's ESM graph is its entry and this file (the loader as a module of its own cost every helper one more
 // resolve, asynchronous read, compile and link before the runtime could load: round eight, bench/README.md).
-const facadeSource = `import { loadRuntime } from './util/runtime-loader.js';
-const { exports: __bulkheadRuntime, codeCache: __bulkheadCodeCache } = loadRuntime(import.meta.dirname + '/service.runtime.cjs', process.env[${JSON.stringify(HELPER_ENV.codeCache)}]);
+// The runtime file the broker names (HELPER_ENV.runtime) when its build id is this one, else the one beside the facade:
+// import.meta is then never evaluated in a helper (Node's import.meta set-up costs ~0.1-0.3 ms of its start).
+const facadeSource = `import { loadRuntimeFor } from './util/runtime-loader.js';
+const { exports: __bulkheadRuntime, codeCache: __bulkheadCodeCache, from: __bulkheadFrom } = loadRuntimeFor(${JSON.stringify(id)}, process.env[${JSON.stringify(HELPER_ENV.runtime)}], () => import.meta.dirname + '/service.runtime.cjs', process.env[${JSON.stringify(HELPER_ENV.codeCache)}]);
 __bulkheadRuntime.runtimeLoad.codeCache = __bulkheadCodeCache;
+__bulkheadRuntime.runtimeLoad.runtimeFrom = __bulkheadFrom;
 export const { ${names.join(', ')} } = __bulkheadRuntime;
 `;
 const facade = await build({

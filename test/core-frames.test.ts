@@ -8,7 +8,9 @@ import { FIXTURES, rejection } from './helpers.js';
 
 const broker = new Broker({ root: FIXTURES });
 t.teardown(() => broker.close());
-broker.register({ name: 'hostile', entry: './hostile-service.js', protocol: 'com.test.hostile', launch: { throttleMs: 0, maxRestarts: 100 } });
+// Its handlers for the raw frames never settle (by design), so a goodbye never ends its helper: close() would wait
+// out the default exitTimeoutMs (5 s) before its SIGTERM. Nothing here asserts on that wait.
+broker.register({ name: 'hostile', entry: './hostile-service.js', protocol: 'com.test.hostile', launch: { throttleMs: 0, maxRestarts: 100, exitTimeoutMs: 250 } });
 broker.register({ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo' });
 const echo = broker.connect('echo');
 

@@ -3,29 +3,38 @@
 // scratch dir nothing was planted in, a cgroup nothing joined, the profile's limits written again), and
 // nothing of the reserve outlives the broker. Each refusal has its positive control: the untouched reserve is used.
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { probeHost } from '../lib/sandbox/index.js';
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
+import { brokerTag } from '../lib/sandbox/broker-tag.js';
 import { FIXTURES, REPO_ROOT } from './helpers.js';
 
 const probe = await probeHost();
 const skip = probe.bwrap === null ? 'needs bubblewrap' : probe.cgroup === null ? 'needs a usable cgroup hierarchy' : false;
 const MIB = 1024 * 1024;
+// The sandboxed tests below are independent (a broker and a service name of their own each; the reserve is per
+// service) and mostly wait for their helpers: they run side by side.
+t.jobs = 3;
 
 /** This process's scratch dirs for `service`, as paths. */
 function scratchDirs(service: string): string[] {
   return readdirSync(tmpdir()).filter((f) => f.startsWith(`bulkhead-scratch.${process.pid}-`) && f.includes(`.${service}-`)).map((f) => join(tmpdir(), f));
 }
 
-/** The cgroup directories named for `service` beside `paths` (the running helper's, the reserve's). */
+/**
+ * This process's cgroup directories named for `service` beside `paths` (the running helper's, the reserve's). The
+ * parent is shared by every broker on the host: another process running this file at the same time has the same
+ * service names, told apart by the broker tag in the name.
+ */
 function cgroupDirs(service: string, paths: readonly string[]): string[] {
+  const ours = `${service}.${brokerTag() ?? process.pid}.`;
   return [...new Set(paths.map((p) => dirname(p)))].flatMap((parent) => {
     try {
-      return readdirSync(parent).filter((n) => n.startsWith(`${service}.`)).map((n) => join(parent, n));
+      return readdirSync(parent).filter((n) => n.startsWith(ours)).map((n) => join(parent, n));
     } catch {
       return [];
     }
@@ -172,7 +181,7 @@ t.test('LaunchReserve alone: holds only what a launch used, hands each piece out
   t.notOk(reserve.holds, 'after release, nothing is made until a launch says what it uses again');
 });
 
-t.test('a process that exits without closing its broker removes the reserve at exit', { skip }, (t) => {
+t.test('a process that exits without closing its broker removes the reserve at exit', { skip }, async (t) => {
   // The child launches and stops a sandboxed helper (the reserve is made), reports the reserve's pieces and whether
   // they exist (the positive control), and exits without broker.close().
   const script = `
@@ -186,16 +195,20 @@ t.test('a process that exits without closing its broker removes the reserve at e
     const used = broker.status('exiter').sandbox.cgroup.paths;
     await broker.stop('exiter');
     const scratch = readdirSync(tmpdir()).filter((f) => f.startsWith('bulkhead-scratch.' + process.pid + '-') && f.includes('.exiter-')).map((f) => join(tmpdir(), f));
-    const cgroups = [...new Set(used.map((p) => dirname(p)))].flatMap((d) => readdirSync(d).filter((n) => n.startsWith('exiter.')).map((n) => join(d, n)));
+    const cgroups = [...new Set(used.map((p) => dirname(p)))].flatMap((d) => readdirSync(d).filter((n) => n.startsWith('exiter.' + process.pid + '-')).map((n) => join(d, n)));
     console.log(JSON.stringify({ scratch, cgroups, exist: [...scratch, ...cgroups].every((p) => existsSync(p)) }));
     process.exit(0);
   `;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  // Not spawnSync: the tests beside this one need the event loop meanwhile.
+  const child = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+    });
+  });
   t.equal(child.status, 0, `the child ran: ${child.stderr.slice(0, 500)}`);
   const held = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { scratch: string[]; cgroups: string[]; exist: boolean };
   t.equal(held.scratch.length, 1, 'control: the reserve held a scratch dir');
   t.ok(held.cgroups.length > 0, 'control: and a cgroup');
   t.ok(held.exist, 'control: both existed before the exit');
   t.same([...held.scratch, ...held.cgroups].filter((p) => existsSync(p)), [], 'none is left after the exit');
-  t.end();
 });

@@ -5,7 +5,7 @@
 // names another pid is refused and the process it names keeps its exit. Holders are found in /proc; every wait for
 // one to go is a bounded poll, never a sleep.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,44 @@ async function reaped(pid: number, withinMs = 5000): Promise<boolean> {
   }
   return true;
 }
+
+/** What test/fixtures/mm-holder/host.js prints once a helper launched from a spare serves and the next spare is warm. */
+interface Printed { helper: number; spare: number; holders: number[] }
+
+/** test/fixtures/mm-holder/host.js of the package at `root`, running (SIGKILLed at the end of the file at the latest). */
+function startHost(root: string): { host: ChildProcess; printed: Promise<Printed> } {
+  const host = spawn(process.execPath, [join(root, 'test', 'fixtures', 'mm-holder', 'host.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    host.kill('SIGKILL');
+  });
+  const printed = firstStdoutLine(host).then((line) => JSON.parse(line) as Printed);
+  printed.catch(() => undefined); // its test awaits it (and fails on it); not an unhandled rejection before then
+  return { host, printed };
+}
+
+/**
+ * A copy of the built package without dist/native/mm_holder.node (the service and the host inside it, so that they
+ * and the spare's entry load that copy's runtime). Code only: type declarations and source maps (three files in
+ * four) are never read at run time, and copying and removing them was most of its test's time.
+ */
+function copyWithoutAddon(): string {
+  const root = mkdtempSync(join(tmpdir(), 'bulkhead-no-holder-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  cpSync(join(REPO_ROOT, 'package.json'), join(root, 'package.json'));
+  cpSync(join(REPO_ROOT, 'dist', 'lib'), join(root, 'dist', 'lib'), { recursive: true, filter: (source) => !source.endsWith('.map') && !source.endsWith('.d.ts') });
+  cpSync(join(REPO_ROOT, 'dist', 'native'), join(root, 'dist', 'native'), { recursive: true, filter: (source) => !source.endsWith('mm_holder.node') });
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+  const fixtures = join(root, 'test', 'fixtures');
+  mkdirSync(join(fixtures, 'protocols'), { recursive: true });
+  for (const file of ['takeover-service.js', 'protocols/com.test.takeover.json', 'mm-holder/host.js']) cpSync(join(FIXTURES, file), join(fixtures, file));
+  return root;
+}
+
+// The two tests whose broker is another process start it now, so that it launches its helpers while the tests before
+// them run: its holders are its own children, never this process's, so none of the counts of ours below sees them.
+const parentDeath = noAddon === false ? startHost(REPO_ROOT) : undefined;
+const copy = copyWithoutAddon();
+const inCopy = startHost(copy);
 
 async function start(t: Test, sandbox?: string, entry = './takeover-service.js', env?: Record<string, string>): Promise<TestBroker> {
   const kit = await startBroker({
@@ -176,11 +214,8 @@ t.test('broker.kill(), then broker.close(): no holder left', { skip: noAddon }, 
 });
 
 t.test('the broker SIGKILLed: its helper, its spare and their holders end (parent-death)', { skip: noAddon }, async (t) => {
-  const host = spawn(process.execPath, [join(FIXTURES, 'mm-holder', 'host.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    host.kill('SIGKILL');
-  });
-  const { helper, spare, holders } = JSON.parse(await firstStdoutLine(host)) as { helper: number; spare: number; holders: number[] };
+  const { host, printed } = parentDeath!;
+  const { helper, spare, holders } = await printed;
   t.equal(holders.length, 2, 'positive control: two holders (the helper\'s and the spare\'s)');
   for (const pid of [helper, spare, ...holders]) t.ok(alive(pid), `positive control: ${pid} runs`);
   const hostExit = new Promise((resolve) => host.once('exit', resolve));
@@ -199,29 +234,12 @@ t.test('the broker SIGKILLed: its helper, its spare and their holders end (paren
   for (const pid of [helper, spare, ...holders]) t.ok(await ended(pid), `${pid} ended with the broker`);
 });
 
-/** Runs test/fixtures/mm-holder/host.js from `root` (a package root); resolves with what it printed once it ran, then kills it. */
-async function runHost(t: Test, root: string): Promise<{ helper: number; spare: number; holders: number[] }> {
-  const host = spawn(process.execPath, [join(root, 'test', 'fixtures', 'mm-holder', 'host.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    host.kill('SIGKILL');
-  });
-  return JSON.parse(await firstStdoutLine(host)) as { helper: number; spare: number; holders: number[] };
-}
-
 t.test('a build without the addon: no holder, and the relaunch after a crash takes over as before', async (t) => {
-  // A copy of the built package without dist/native/mm_holder.node (the service and the host inside it, so that
-  // they and the spare's entry load that copy's runtime).
-  const root = mkdtempSync(join(tmpdir(), 'bulkhead-no-holder-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  cpSync(join(REPO_ROOT, 'package.json'), join(root, 'package.json'));
-  cpSync(join(REPO_ROOT, 'dist', 'lib'), join(root, 'dist', 'lib'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'dist', 'native'), join(root, 'dist', 'native'), { recursive: true, filter: (source) => !source.endsWith('mm_holder.node') });
-  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
-  const fixtures = join(root, 'test', 'fixtures');
-  mkdirSync(join(fixtures, 'protocols'), { recursive: true });
-  for (const file of ['takeover-service.js', 'protocols/com.test.takeover.json', 'mm-holder/host.js']) cpSync(join(FIXTURES, file), join(fixtures, file));
-  t.notOk(existsSync(join(root, 'dist', 'native', 'mm_holder.node')), 'the copy has no addon');
-  const { helper, spare, holders } = await runHost(t, root);
+  t.notOk(existsSync(join(copy, 'dist', 'native', 'mm_holder.node')), 'the copy has no addon');
+  t.teardown(() => {
+    inCopy.host.kill('SIGKILL');
+  });
+  const { helper, spare, holders } = await inCopy.printed;
   t.same(holders, [], 'no holder');
   t.ok(helper > 0 && spare > 0 && helper !== spare, 'a helper launched from a spare after a SIGKILL serves, and the next spare is warm');
 });

@@ -86,3 +86,19 @@ t.test('readOnlyOver: the broker\'s caches bound read-only after every bind, ove
   t.ok(cache > inside && validators > inside, 'the caches after them, with --ro-bind (a missing one fails the launch rather than leaving a writable gap)');
   t.ok(cache < argv.indexOf('--remount-ro'), 'before the root is frozen');
 });
+
+t.test('readOnlyOver: a read inside a cache directory is left to that directory\'s bind (one mount, not two); a read beside it is bound', async (t) => {
+  const reads = ['/app/service.js', '/tmp/cache', '/tmp/validators/v-1.cjs', '/tmp/cache2/x.js'];
+  const before = args({ reads });
+  t.ok(pair(before, '--ro-bind-try', '/tmp/validators/v-1.cjs') > 0 && pair(before, '--ro-bind-try', '/tmp/cache') > 0, 'control: without readOnlyOver both reads are bound');
+  const argv = args({ reads, readOnlyOver: ['/tmp/cache', '/tmp/validators'] });
+  t.equal(pair(argv, '--ro-bind-try', '/tmp/validators/v-1.cjs'), -1, 'the validators file is not bound on its own');
+  t.equal(pair(argv, '--ro-bind-try', '/tmp/cache'), -1, 'the cache directory is not bound twice');
+  t.equal(argv.filter((a, i) => a === '--ro-bind' && argv[i + 1] === '/tmp/cache').length, 1, 'the cache directory: one read-only bind');
+  const last = Math.max(pair(argv, '--bind-try', '/tmp/scr'), pair(argv, '--bind-try', '/app/data/out'));
+  t.ok(pair(argv, '--ro-bind', '/tmp/cache') > last && pair(argv, '--ro-bind', '/tmp/validators') > last, 'both directories bound read-only after every writable bind');
+  t.ok(pair(argv, '--ro-bind-try', '/tmp/cache2/x.js') > 0, 'a read beside a cache directory (a shared name prefix) is still bound');
+  t.ok(pair(argv, '--ro-bind-try', '/app/service.js') > 0, 'other reads are still bound');
+  const dirs = (a: string[]) => a.flatMap((x, i) => (x === '--dir' ? [a[i + 1]] : []));
+  t.same(dirs(argv), dirs(before), 'the same mount points are made 0755 as before');
+});

@@ -4,7 +4,7 @@
 // back to back, the order alternating. Per launch: wall (spawn → first byte for the probe, call → reply for the helper), node's CPU up
 // to that moment (all its threads, /proc/PID/task/*/schedstat) and its main thread's time waiting for a CPU, and this process's CPU over the launch (the broker's side: planning,
 // spawn, pasta's attach, the call). Prints medians and the median of the paired differences. Run from the repo root after a build;
-// LAUNCH_ENTRY=./other-fixture.js times another helper.
+// LAUNCH_ENTRY=./other-fixture.js times another helper; LAUNCH_NODE_ARGS='--flag ...' gives the helper (not the probe) node flags.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -46,7 +46,7 @@ async function probe(profile) {
 const broker = new Broker({ root: FIX, maxFrameBytes: 32 * 1024 * 1024 });
 const conns = new Map();
 for (const p of profiles) {
-  broker.register({ name: `cpu-${p}`, entry: process.env.LAUNCH_ENTRY ?? './echo-service.js', protocol: 'com.bench.echo', launch: { throttleMs: 0, maxRestarts: 10000 }, ...(p === 'none' ? {} : { sandbox: p }), ...(p === 'fs-reader' ? { sandboxPaths: { data: '.' } } : {}) });
+  broker.register({ name: `cpu-${p}`, entry: process.env.LAUNCH_ENTRY ?? './echo-service.js', protocol: 'com.bench.echo', launch: { throttleMs: 0, maxRestarts: 10000 }, ...(process.env.LAUNCH_NODE_ARGS ? { nodeArgs: process.env.LAUNCH_NODE_ARGS.split(' ') } : {}), ...(p === 'none' ? {} : { sandbox: p }), ...(p === 'fs-reader' ? { sandboxPaths: { data: '.' } } : {}) });
   conns.set(p, broker.connect(`cpu-${p}`));
 }
 const MSG = { name: 'bulkhead', n: 42, tags: ['a', 'bb', 'ccc'] };

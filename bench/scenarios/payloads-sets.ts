@@ -14,8 +14,8 @@
  */
 import { CallerProcess } from '../common/caller-process.js';
 import { CONFIG } from '../common/config.js';
-import { medianIntervalRanks } from '../common/paired.js';
 import { PAYLOAD_SIZES, echoesOf, warmupEchoes, type PayloadTransportKind } from '../common/payload-echo.js';
+import { freshSets, notDecisive, setSpread, type SetSpread } from '../common/process-sets.js';
 import { fmt } from '../common/report.js';
 import { median } from '../common/stats.js';
 
@@ -45,13 +45,13 @@ export function setFromRounds(bulkheadRates: Record<number, readonly number[]>, 
  * `CONFIG.payloadSets` fresh sets of a bulkhead caller (`bulkheadKind`) and a raw-socket caller, each warmed
  * up with the main run's echoes and timed over `CONFIG.payloadSetRounds` rounds of every payload size.
  */
-export async function freshPayloadSets(bulkheadKind: PayloadTransportKind, onSet: (index: number) => void): Promise<PayloadSet[]> {
-  const sets: PayloadSet[] = [];
-  for (let s = 0; s < CONFIG.payloadSets; s++) {
-    const callers: CallerProcess[] = [];
-    try {
+export function freshPayloadSets(bulkheadKind: PayloadTransportKind, onSet: (index: number) => void): Promise<PayloadSet[]> {
+  return freshSets<CallerProcess, PayloadSet>(CONFIG.payloadSets, {
+    open: async (callers) => {
       for (const kind of [bulkheadKind, 'raw'] as const) callers.push((await CallerProcess.start(kind)).caller);
       for (const c of callers) await c.warmup(warmupEchoes());
+    },
+    measure: async (callers, s) => {
       const rates = callers.map(() => new Map<number, number[]>(PAYLOAD_SIZES.map((size) => [size, []])));
       for (let round = 0; round < CONFIG.payloadSetRounds; round++) {
         for (const size of PAYLOAD_SIZES) {
@@ -60,46 +60,23 @@ export async function freshPayloadSets(bulkheadKind: PayloadTransportKind, onSet
           for (const i of [first, 1 - first]) rates[i]!.get(size)!.push((await callers[i]!.rate(size, echoesOf(size))).rate);
         }
       }
-      sets.push(setFromRounds(Object.fromEntries(rates[0]!), Object.fromEntries(rates[1]!)));
-    } finally {
+      return setFromRounds(Object.fromEntries(rates[0]!), Object.fromEntries(rates[1]!));
+    },
+    close: async (callers) => {
       await Promise.all(callers.map((c) => c.close()));
-    }
-    onSet(s);
-  }
-  return sets;
+    },
+  }, onSet);
 }
 
-/** The verdict figure of one size over process sets: the median of per-set ratios with its spread and interval. */
-export interface PayloadSetVerdict {
-  /** Per-set ratio (median of the set's per-round ratios), in set order. */
-  ratios: number[];
-  median: number;
-  min: number;
-  max: number;
-  /** Distribution-free ~95% interval of the median (order statistics), NaN below 6 sets. */
-  ciLow: number;
-  ciHigh: number;
-}
+/** The verdict figure of one size over process sets: the median of per-set ratios (each the median of the set's per-round ratios) with its spread and interval. */
+export type PayloadSetVerdict = SetSpread;
 
 /** Median over sets of each set's median per-round ratio at `size`. */
 export function payloadSetVerdict(sets: readonly PayloadSet[], size: number): PayloadSetVerdict {
-  const ratios = sets.map((s) => median(s.roundRatios[size]!));
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const ranks = medianIntervalRanks(sorted.length);
-  return {
-    ratios,
-    median: median(ratios),
-    min: sorted[0] ?? Number.NaN,
-    max: sorted[sorted.length - 1] ?? Number.NaN,
-    ciLow: ranks === undefined ? Number.NaN : sorted[ranks.low]!,
-    ciHigh: ranks === undefined ? Number.NaN : sorted[ranks.high]!,
-  };
+  return setSpread(sets.map((s) => median(s.roundRatios[size]!)));
 }
 
-/** True when the ~95% interval holds `target`: one run cannot say met or not met. */
-export function notDecisive(v: PayloadSetVerdict, target: number): boolean {
-  return !Number.isNaN(v.ciLow) && v.ciLow <= target && target <= v.ciHigh;
-}
+export { notDecisive };
 
 /** "93% median of 9 process sets (per set 88, 95, …%; ~95% interval 85–101%, not decisive)". */
 export function describePayloadSetVerdict(v: PayloadSetVerdict, target: number): string {

@@ -10,8 +10,8 @@
  */
 import { CONFIG } from '../common/config.js';
 import { latency, pipelined } from '../common/measure.js';
-import { medianIntervalRanks } from '../common/paired.js';
 import { cpuForRound, pin, unpin } from '../common/pin.js';
+import { freshSets, notDecisive, setSpread, type SetSpread } from '../common/process-sets.js';
 import { fmt } from '../common/report.js';
 import { median } from '../common/stats.js';
 import { bulkheadTransport, forkTransport, rawCborTransport, type Transport } from '../common/transports.js';
@@ -40,11 +40,9 @@ export async function pinnedRounds(transports: readonly Transport[], rounds: num
  * run (sequential, then pipelined calls) and measured over `CONFIG.processRounds` pinned rounds.
  * `bulkheadName` names bulkhead's entry as the main run does, so the sets line up with its own.
  */
-export async function freshProcessSets(bulkheadName: string, onSet: (index: number) => void): Promise<ProcessSet[]> {
-  const sets: ProcessSet[] = [];
-  for (let s = 0; s < CONFIG.processSets; s++) {
-    const transports: Transport[] = [];
-    try {
+export function freshProcessSets(bulkheadName: string, onSet: (index: number) => void): Promise<ProcessSet[]> {
+  return freshSets<Transport, ProcessSet>(CONFIG.processSets, {
+    open: async (transports) => {
       transports.push(await bulkheadTransport(bulkheadName));
       transports.push(await forkTransport('json'));
       transports.push(await rawCborTransport(false));
@@ -53,26 +51,19 @@ export async function freshProcessSets(bulkheadName: string, onSet: (index: numb
         await latency(t, CONFIG.warmup);
         await pipelined(t, CONFIG.window * 8);
       }
+    },
+    measure: async (transports, s) => {
       const rounds = await pinnedRounds(transports, CONFIG.processRounds, s * CONFIG.processRounds);
-      sets.push(Object.fromEntries([...rounds].map(([t, p50s]) => [t.name, median(p50s)])));
-    } finally {
+      return Object.fromEntries([...rounds].map(([t, p50s]) => [t.name, median(p50s)]));
+    },
+    close: async (transports) => {
       for (const t of transports) await t.close().catch(() => undefined);
-    }
-    onSet(s);
-  }
-  return sets;
+    },
+  }, onSet);
 }
 
-/** The verdict figure over process sets: the median of per-set ratios with its spread and interval. */
-export interface SetRatios {
-  /** Per-set ratio bulkhead / baseline, in set order. */
-  ratios: number[];
-  median: number;
-  min: number;
-  max: number;
-  /** Distribution-free ~95% interval of the median (order statistics), NaN below 6 sets. */
-  ciLow: number;
-  ciHigh: number;
+/** The verdict figure over process sets: the median of per-set ratios bulkhead / baseline with its spread and interval. */
+export interface SetRatios extends SetSpread {
   /** Median of the sets' own p50s, bulkhead and baseline (µs), and their ratio: printed beside, not judged. */
   bulkheadP50: number;
   baselineP50: number;
@@ -86,16 +77,8 @@ export interface SetRatios {
  * own state (the per-process lottery); the median over sets is what keeps one draw from deciding.
  */
 export function setRatios(sets: readonly ProcessSet[], bulkhead: string, baseline: string): SetRatios {
-  const ratios = sets.map((s) => s[bulkhead]! / s[baseline]!);
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const ranks = medianIntervalRanks(sorted.length);
   return {
-    ratios,
-    median: median(ratios),
-    min: sorted[0] ?? Number.NaN,
-    max: sorted[sorted.length - 1] ?? Number.NaN,
-    ciLow: ranks === undefined ? Number.NaN : sorted[ranks.low]!,
-    ciHigh: ranks === undefined ? Number.NaN : sorted[ranks.high]!,
+    ...setSpread(sets.map((s) => s[bulkhead]! / s[baseline]!)),
     bulkheadP50: median(sets.map((s) => s[bulkhead]!)),
     baselineP50: median(sets.map((s) => s[baseline]!)),
   };
@@ -103,6 +86,6 @@ export function setRatios(sets: readonly ProcessSet[], bulkhead: string, baselin
 
 /** "1.08× median of 7 process sets (per set 1.02–1.21; ~95% interval 1.02–1.21; p50 µs …)" plus "not decisive" when the interval holds `target`. */
 export function describeSetRatios(r: SetRatios, target: number): string {
-  const interval = Number.isNaN(r.ciLow) ? 'no ~95% interval below 6 sets' : `~95% interval ${fmt(r.ciLow, 2)}–${fmt(r.ciHigh, 2)}${r.ciLow <= target && target <= r.ciHigh ? ', not decisive' : ''}`;
+  const interval = Number.isNaN(r.ciLow) ? 'no ~95% interval below 6 sets' : `~95% interval ${fmt(r.ciLow, 2)}–${fmt(r.ciHigh, 2)}${notDecisive(r, target) ? ', not decisive' : ''}`;
   return `${fmt(r.median, 2)}× median of ${r.ratios.length} process sets pinned (per set ${r.ratios.map((x) => fmt(x, 2)).join(', ')}; ${interval}; median p50 ${fmt(r.bulkheadP50)} vs ${fmt(r.baselineP50)} µs)`;
 }

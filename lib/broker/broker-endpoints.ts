@@ -85,6 +85,7 @@ export class BrokerEndpoints {
       callMeta: supervisor.callMeta,
       current: () => supervisor.current(),
       acquire: () => supervisor.acquire(),
+      acquireForCall: () => supervisor.acquireForCall(),
       detach: (connection) => {
         untrack();
         supervisor.detach(connection);

@@ -2,8 +2,9 @@
  * The broker facade (launchd's role for one app): register services, hand out
  * connections, report status, stop everything on close. The engine lives in
  * {@link ServiceSupervisor}; this file only registers, routes and reloads.
- * Manifests are resolved in service-preparation.ts; the events it emits are
- * declared in broker-events.ts.
+ * Manifests are resolved in service-preparation.ts, the table of registered
+ * services is service-registry.ts; the events it emits are declared in
+ * broker-events.ts.
  * @module
  */
 import { bulkheadError } from '../errors.js';
@@ -12,7 +13,6 @@ import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
 import { configureUidPool, startSandboxHost } from '../sandbox/index.js';
 import { Emitter } from '../util/emitter.js';
 import type { Clock } from './clock.js';
-import { LaunchAutomation } from './launch-automation.js';
 import { ScheduleStore } from './schedule-store.js';
 import type { ServiceManifest } from './manifest.js';
 import { runtimeReadPaths } from './package-paths.js';
@@ -20,6 +20,7 @@ import { planReload, type PreparedService } from './reload-plan.js';
 import { PeerLinks } from './peer-links.js';
 import { applyReload } from './reload-transaction.js';
 import { ServiceSupervisor, type ServiceStatus } from './service-supervisor.js';
+import { ServiceRegistry } from './service-registry.js';
 import { readBrokerConfig, reloadServices, resolveBrokerOptions, type BrokerConfig, type BrokerOptions } from './broker-options.js';
 import { observeBroker } from './diagnostics.js';
 import { registeredService, type RegisteredService } from './typed-services.js';
@@ -46,14 +47,10 @@ export class Broker extends Emitter<BrokerEvents> {
   /** Largest frame body this broker accepts or sends, in bytes. */
   readonly maxFrameBytes: number;
   private readonly nodePath: string;
-  private readonly services = new Map<string, ServiceSupervisor>();
-  private readonly automations = new Map<string, LaunchAutomation>();
-  private readonly manifests = new Map<string, ServiceManifest>();
-  /** Where each manifest came from (config file and pointer), for messages. */
-  private readonly sources = new Map<string, string>();
+  /** Each registered service's supervisor, launch policies and manifest. */
+  private readonly services: ServiceRegistry;
   private readonly clock: Clock;
   private readonly verifyCode: BrokerOptions['verifyCode'];
-  private readonly store: ScheduleStore;
   private readonly implicitReads = runtimeReadPaths();
   private readonly mode: 'embedded' | 'daemon';
   /** Direct helper-to-helper channels (`connects`). */
@@ -74,11 +71,19 @@ export class Broker extends Emitter<BrokerEvents> {
     this.nodePath = o.nodePath;
     this.clock = o.clock;
     this.verifyCode = o.verifyCode;
-    this.store = new ScheduleStore(o.stateDir);
+    this.services = new ServiceRegistry({
+      clock: this.clock,
+      store: new ScheduleStore(o.stateDir),
+      root: this.root,
+      hooks: {
+        jobResult: (service, result) => this.emit('job', service, result),
+        pathChanged: (service, path, event) => this.emit('watch', service, path, event),
+      },
+    });
     this.mode = o.mode;
     this.peers = new PeerLinks({
-      lookup: (name) => this.services.get(name),
-      connectsOf: (name) => this.manifests.get(name)?.connects ?? (this.manifests.has(name) ? [] : undefined),
+      lookup: (name) => this.services.find(name),
+      connectsOf: (name) => this.services.manifests.get(name)?.connects ?? (this.services.manifests.has(name) ? [] : undefined),
       denied: (caller, target) => this.eventHooks.denied(caller, target),
       direct: o.directConnects,
     });
@@ -86,7 +91,7 @@ export class Broker extends Emitter<BrokerEvents> {
     startSandboxHost(this.nodePath);
     this.metricsRecorder = new BrokerMetrics({ status: () => this.status() });
     observeBroker(this, this.metricsRecorder);
-    this.endpoints = new BrokerEndpoints({ manifest: (n) => this.manifests.get(n), supervisor: (n) => this.services.get(n), now: () => this.clock.now() });
+    this.endpoints = new BrokerEndpoints({ manifest: (n) => this.services.manifests.get(n), supervisor: (n) => this.services.find(n), now: () => this.clock.now() });
     // A tripped crash-loop breaker kills the service's endpoints (a crash and its relaunch do not).
     this.on('state', (name, state) => {
       if (state === 'failed') this.endpoints.died(name, 'failed');
@@ -186,18 +191,13 @@ export class Broker extends Emitter<BrokerEvents> {
   /** Status of every service. */
   status(): ServiceStatus[];
   status(name?: string): ServiceStatus | ServiceStatus[] {
-    if (name !== undefined) return this.statusOf(name);
-    return [...this.services.keys()].map((n) => this.statusOf(n));
-  }
-
-  private statusOf(name: string): ServiceStatus {
-    const automation = this.automations.get(name);
-    return { ...this.supervisor(name).status(), schedule: automation?.scheduleStatus() ?? null, idleExitAt: automation?.idleExitDeadline ?? null };
+    if (name !== undefined) return this.services.status(name);
+    return [...this.services.supervisors.keys()].map((n) => this.services.status(n));
   }
 
   /** Names of the registered services. */
   serviceNames(): string[] {
-    return [...this.services.keys()];
+    return [...this.services.supervisors.keys()];
   }
 
   /** Launches a service now if it is not running (or waits for the running one to be ready). */
@@ -223,12 +223,7 @@ export class Broker extends Emitter<BrokerEvents> {
    * @throws BulkheadError `ERR_UNKNOWN_SERVICE`
    */
   async unregister(name: string): Promise<void> {
-    const supervisor = this.supervisor(name);
-    this.automations.get(name)?.stop();
-    this.automations.delete(name);
-    this.services.delete(name);
-    this.manifests.delete(name);
-    this.sources.delete(name);
+    const supervisor = this.services.remove(name);
     this.endpoints.died(name, 'removed');
     // Direct channels to (and from) it end now, not once its helper finished stopping.
     this.peers.recheck();
@@ -238,7 +233,7 @@ export class Broker extends Emitter<BrokerEvents> {
   /** The manifest a service was registered with. @throws BulkheadError `ERR_UNKNOWN_SERVICE` */
   manifest(name: string): ServiceManifest {
     this.supervisor(name);
-    return this.manifests.get(name)!;
+    return this.services.manifests.get(name)!;
   }
 
   /** @internal The supervisor of a service, for the daemon's routing. */
@@ -256,8 +251,8 @@ export class Broker extends Emitter<BrokerEvents> {
    * service's exitTimeoutMs) and invalidates every connection. Idempotent.
    */
   close(): Promise<void> {
-    for (const automation of this.automations.values()) automation.stop();
-    this.closing ??= Promise.all([...this.services.values()].map((s) => s.close())).then(() => {
+    this.services.stopAutomations();
+    this.closing ??= Promise.all([...this.services.supervisors.values()].map((s) => s.close())).then(() => {
       this.removeAllListeners();
     });
     return this.closing;
@@ -271,7 +266,7 @@ export class Broker extends Emitter<BrokerEvents> {
   private registerChecked(input: ServiceManifest, source: string): void {
     this.checkOpen();
     const prepared = prepareService(input, source, this.where);
-    if (this.services.has(prepared.resolved.manifest.name)) {
+    if (this.services.supervisors.has(prepared.resolved.manifest.name)) {
       throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${prepared.resolved.manifest.name}" is already registered (${source}); names must be unique.`, { source, pointer: '/name' });
     }
     this.install(prepared);
@@ -311,7 +306,7 @@ export class Broker extends Emitter<BrokerEvents> {
     this.checkOpen();
     const { services, label } = reloadServices(config);
     const wanted = prepareServices(services, label, this.where);
-    const plan = planReload(this.manifests, this.services, wanted);
+    const plan = planReload(this.services.manifests, this.services.supervisors, wanted);
     // A channel the new config withdraws ends at once (its caller's next call is refused or re-brokered).
     const recheck = <T>(result: T): T => {
       this.peers.recheck();
@@ -321,18 +316,10 @@ export class Broker extends Emitter<BrokerEvents> {
       supervisor: (name) => this.supervisor(name),
       create: (prepared) => this.createSupervisor(prepared),
       install: (prepared, supervisor) => this.install(prepared, supervisor),
-      recordManifest: (prepared) => {
-        const name = prepared.resolved.manifest.name;
-        this.automations.get(name)?.stop();
-        this.manifests.set(name, prepared.resolved.manifest);
-        this.sources.set(name, prepared.source);
-        const automation = this.automate(this.supervisor(name), prepared);
-        this.automations.set(name, automation);
-        automation.start();
-      },
+      recordManifest: (prepared) => this.services.recordManifest(prepared),
       unregister: (name) => this.unregister(name),
       closedError: () => (this.closing === undefined ? undefined : bulkheadError('ERR_CLOSED', 'This broker was closed during the reload; create a new Broker.')),
-      log: (service, line) => this.emit('log', { service, pid: this.services.get(service)?.process?.pid ?? -1, stream: 'stderr', line }),
+      log: (service, line) => this.emit('log', { service, pid: this.services.find(service)?.process?.pid ?? -1, stream: 'stderr', line }),
     }).then(recheck);
   }
 
@@ -341,57 +328,23 @@ export class Broker extends Emitter<BrokerEvents> {
     return { root: this.root, protocolsDir: this.protocolsDir, profilesDir: this.profilesDir, clock: this.clock };
   }
 
-  private automate(supervisor: ServiceSupervisor, { resolved, source }: PreparedService): LaunchAutomation {
-    return new LaunchAutomation({
-      supervisor,
-      policy: resolved.manifest.launch ?? {},
-      clock: this.clock,
-      store: resolved.manifest.launch?.schedule === undefined ? undefined : this.store,
-      root: this.root,
-      source,
-      hooks: {
-        jobResult: (service, result) => this.emit('job', service, result),
-        pathChanged: (service, path, event) => this.emit('watch', service, path, event),
-      },
-    });
-  }
-
   /** Registers a prepared service (with a supervisor made for it, or a new one) and starts its launch policies. */
   private install(prepared: PreparedService, supervisor = this.createSupervisor(prepared)): void {
-    const { manifest } = prepared.resolved;
-    const automation = this.automate(supervisor, prepared);
-    this.services.set(manifest.name, supervisor);
-    this.automations.set(manifest.name, automation);
-    this.manifests.set(manifest.name, manifest);
-    this.sources.set(manifest.name, prepared.source);
-    try {
-      automation.start();
-    } catch (err) {
-      automation.stop();
-      this.services.delete(manifest.name);
-      this.automations.delete(manifest.name);
-      this.manifests.delete(manifest.name);
-      throw err;
-    }
+    this.services.install(prepared, supervisor);
   }
 
   /** A supervisor for a prepared service, wired to this broker's events; not registered. */
   private createSupervisor(prepared: PreparedService): ServiceSupervisor {
     return new ServiceSupervisor(prepared.resolved, {
       mode: this.mode, nodePath: this.nodePath, maxFrameBytes: this.maxFrameBytes, implicitReads: this.implicitReads,
-      ...this.eventHooks, ...this.metricsRecorder.callHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.get(name),
-      peers: this.peers, serviceNames: () => this.services.keys(),
+      ...this.eventHooks, ...this.metricsRecorder.callHooks, verifyCode: this.verifyCode, lookup: (name) => this.services.find(name),
+      peers: this.peers, serviceNames: () => this.services.supervisors.keys(),
       brokerRequest: (caller, connects, method, params, grants) => this.endpoints.request(caller, connects, method, params, grants),
     });
   }
 
   private supervisor(name: string): ServiceSupervisor {
-    const supervisor = this.services.get(name);
-    if (supervisor === undefined) {
-      const known = [...this.services.keys()];
-      throw bulkheadError('ERR_UNKNOWN_SERVICE', `No service named "${name}" is registered${known.length > 0 ? ` (registered: ${known.join(', ')})` : ''}; register it first.`, { service: name });
-    }
-    return supervisor;
+    return this.services.supervisor(name);
   }
 
   private checkOpen(): void {

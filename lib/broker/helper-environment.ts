@@ -15,7 +15,7 @@ import type { SandboxLaunchInput } from '../sandbox/index.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 import { COMPILE_CACHE_ENV, compileCacheDir } from './compile-cache.js';
-import { runtimeCacheDir } from './code-cache.js';
+import { RUNTIME_SCRIPT, runtimeCacheDir } from './code-cache.js';
 import { RPC_CLIENT_DEFAULTS } from '../connection/rpc-client-options.js';
 
 /** The entry a prewarmed spare runs until it is activated. */
@@ -99,6 +99,8 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
       // The helper enforces them across its direct channels too (the broker sees only what it routes).
       [HELPER_ENV.maxInFlight]: String(manifest.maxInFlight ?? RPC_CLIENT_DEFAULTS.maxInFlight),
       [HELPER_ENV.maxQueued]: String(manifest.maxQueued ?? RPC_CLIENT_DEFAULTS.maxQueued),
+      // The facade loads this file when it is its own build's runtime: no import.meta at start (lib/util/runtime-loader.ts).
+      [HELPER_ENV.runtime]: RUNTIME_SCRIPT,
       ...(spare ? { [HELPER_ENV.entry]: resolved.entry } : {}),
       // The broker's own BULKHEAD_DEBUG=1 is passed on: the same name, read on both sides.
       ...(process.env[HELPER_ENV.debug] === '1' ? { [HELPER_ENV.debug]: '1' } : {}),

@@ -289,6 +289,8 @@ export class HelperSpawner {
         }),
       ]);
     } catch (err) {
+      // A call that rode with the broker's hello (early-call.ts) fails as the launch does, with this error.
+      helper.rpc.interrupt(err as BulkheadError);
       helper.kill('SIGKILL');
       await helper.exited;
       throw err;

@@ -36,6 +36,8 @@ export interface LifecycleAudience extends Pick<SpawnerHooks, 'connections' | 'r
   failed(error: BulkheadError): void;
   /** A helper became the service's serving one. */
   ready(): void;
+  /** A launch spawned `rpc`'s helper, which is not ready yet (lib/broker/early-call.ts). */
+  spawned(rpc: RpcClient): void;
   /** The serving helper became busy or idle. */
   activity(busy: boolean): void;
   /** The serving helper exited; state is already updated. */
@@ -279,6 +281,7 @@ export class ServiceLifecycle {
     const launched = await this.startHelper(this.spec, true);
     this.adopt(launched);
     const { helper } = launched;
+    this.audience.spawned(helper.rpc);
     await this.spawner.whenReady(helper, this.policy.launchTimeoutMs);
     this.state.transition(['launching'], 'running');
     this.audience.ready();
@@ -393,7 +396,5 @@ export class ServiceLifecycle {
     this.audience.failed(error);
   }
 
-  private closedError(): BulkheadError {
-    return bulkheadError('ERR_CLOSED', `The broker is closed; ${this.service} can no longer be reached. Create a new Broker.`);
-  }
+  private closedError(): BulkheadError { return bulkheadError('ERR_CLOSED', `The broker is closed; ${this.service} can no longer be reached. Create a new Broker.`); }
 }

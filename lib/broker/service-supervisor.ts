@@ -7,7 +7,7 @@
  * @module
  */
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import type { Connection, ServiceEndpoint } from '../connection/connection.js';
+import type { CallClient, Connection, ServiceEndpoint } from '../connection/connection.js';
 import type { RpcClient } from '../connection/rpc-client.js';
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
@@ -22,6 +22,7 @@ import { processStats } from './process-stats.js';
 import type { RoutableService, RouteTarget } from './route.js';
 import { RouteTable } from './route-table.js';
 import { ServiceLifecycle } from './service-lifecycle.js';
+import { EarlyCallers } from './early-call.js';
 import type { ServiceState } from './service-state.js';
 import type { ResolvedService, ServiceStatus, SupervisorContext, SupervisorEvents } from './supervisor-types.js';
 
@@ -38,6 +39,8 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   private readonly connections = new Set<Connection<ProtocolShape>>();
   private readonly routes: RouteTable;
   private readonly life: ServiceLifecycle;
+  /** Callers whose first call rides with a cold launch's hello (early-call.ts). */
+  private readonly early = new EarlyCallers();
 
   constructor(resolved: ResolvedService, private readonly ctx: SupervisorContext) {
     super();
@@ -56,9 +59,16 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
         for (const connection of this.connections) connection.notifyInvalidated(error);
         this.routes.invalidateAll(error);
       },
-      ready: () => this.emit('ready'),
+      ready: () => {
+        this.early.settled();
+        this.emit('ready');
+      },
+      spawned: (rpc) => this.early.spawned(rpc),
       activity: (busy) => this.emit('activity', busy),
-      exited: (info) => this.emit('exit', info),
+      exited: (info) => {
+        this.early.settled();
+        this.emit('exit', info);
+      },
     });
   }
 
@@ -124,6 +134,15 @@ export class ServiceSupervisor extends Emitter<SupervisorEvents> implements Serv
   /** @inheritdoc */
   acquire(): Promise<RpcClient> {
     return this.life.acquire();
+  }
+
+  /** @inheritdoc */
+  acquireForCall(): Promise<CallClient> {
+    const ready = this.life.usableClient();
+    if (ready !== undefined) return Promise.resolve({ rpc: ready });
+    const launching = this.life.acquire();
+    void launching.then(() => this.early.settled(), () => this.early.settled());
+    return this.early.wait(launching);
   }
 
   /**

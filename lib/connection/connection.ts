@@ -44,6 +44,16 @@ export interface StreamOptions<I = unknown> extends CallOptions {
   input?: AsyncIterable<I> | Iterable<I>;
 }
 
+/**
+ * A client to send a call on; `launched`, when the call rides with a launch's hello: that launch, which the caller
+ * awaits before it hands back the call's outcome, so that it sees what it saw before (the service running after a
+ * first reply; a failed launch settled, and counted, before its next call may launch again).
+ */
+export interface CallClient {
+  rpc: RpcClient;
+  launched?: Promise<unknown>;
+}
+
 /** What a connection needs from whoever supplies helpers (the broker). */
 export interface ServiceEndpoint {
   /** Service name. */
@@ -54,6 +64,12 @@ export interface ServiceEndpoint {
   current(): RpcClient | undefined;
   /** Launches the helper if needed; resolves once it is ready. Rejects with a coded error. */
   acquire(): Promise<RpcClient>;
+  /**
+   * Like {@link ServiceEndpoint.acquire}, for a call about to be sent: may resolve with a helper that is still
+   * launching once the broker's hello is on its channel, so the call rides with it (lib/broker/early-call.ts).
+   * The client then takes no answer before the helper's hello matched; a launch that fails rejects the call.
+   */
+  acquireForCall?(): Promise<CallClient>;
   /** Metadata to send with every call (e.g. the verified peer). */
   readonly callMeta: CallMeta | undefined;
   /** The connection closed and wants no more signals. */
@@ -309,10 +325,21 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   /** Slow path: wait for an on-demand launch, counting it against the deadline and the signal. */
   private async callAfterLaunch(method: string, params: unknown, timeoutMs: number | undefined, signal: AbortSignal | undefined, meta: CallMeta | undefined): Promise<unknown> {
     const started = performance.now();
-    const rpc = await waitWithin(this.endpoint.acquire(), timeoutMs, signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
+    const acquired = this.endpoint.acquireForCall?.() ?? this.endpoint.acquire().then((rpc): CallClient => ({ rpc }));
+    const { rpc, launched } = await waitWithin(acquired, timeoutMs, signal, () => bulkheadError('ERR_DEADLINE', `${this.service}.${method}: the helper did not become ready within ${timeoutMs} ms; raise timeoutMs.`, { method, timeoutMs }), method, this.service);
     if (this.state !== 'open' && this.state !== 'closing') throw this.unusableError();
     const remaining = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - started));
-    return rpc.call(method, params, { timeoutMs: remaining, signal, owner: this, meta });
+    const call = rpc.call(method, params, { timeoutMs: remaining, signal, owner: this, meta });
+    if (launched === undefined) return call;
+    // Rode with the launch's hello: its outcome is handed back once that launch settled (a deadline or cancel at once).
+    return call.then(async (value) => {
+      await launched.catch(() => undefined);
+      return value;
+    }, async (err: unknown) => {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ERR_DEADLINE' && code !== 'ERR_CANCELLED') await launched.catch(() => undefined);
+      throw err;
+    });
   }
 }
 

@@ -80,7 +80,14 @@ export class RpcClient {
   sendHello(info: Record<string, unknown>): void {
     const p = this.protocol;
     this.channel.send({ kind: 'hello', role: 'client', protocol: p.name, version: p.version, schemaHash: p.hash, info });
+    this.helloSent = true;
   }
+
+  /**
+   * True once our hello is on the channel: a call sent now reaches the service behind it, and the service
+   * runs no call before it judged that hello (the broker's first call may ride with it: lib/broker/early-call.ts).
+   */
+  helloSent = false;
 
   /** Calls answered or queued but not settled. */
   get inFlight(): number {
@@ -184,6 +191,13 @@ export class RpcClient {
    * frame body it came in (stream flow control counts it).
    */
   receive(envelope: Envelope, bodyBytes: number): void {
+    // A call may go out before the service's hello arrived (our hello first); its answer is taken only after that hello matched.
+    if (!this.hello.done && (envelope.kind === 'reply' || envelope.kind === 'item' || (envelope.kind === 'error' && envelope.id !== 0))) {
+      const error = bulkheadError('ERR_PROTOCOL_MISMATCH', `${this.protocol.name}: the service answered a call before its hello; it does not speak bulkhead's handshake. Make its entry call serve().`, { kind: envelope.kind });
+      this.interrupt(error);
+      this.channel.fail(error);
+      return;
+    }
     switch (envelope.kind) {
       case 'reply': {
         const call = this.pending.get(envelope.id);

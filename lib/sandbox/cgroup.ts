@@ -171,8 +171,10 @@ export class HelperCgroup {
       tryWrite(join(this.dirs.memory!, 'memory.oom.group'), '1');
       return;
     }
+    // One file per poll (memoryEvents() reads three): it runs every OOM_POLL_MS for the helper's life, its launch included.
+    const oomControl = join(this.dirs.memory!, 'memory.oom_control');
     this.oomWatch = setInterval(() => {
-      if ((this.memoryEvents()?.oomKills ?? 0) === 0) return;
+      if ((keyed(oomControl).get('oom_kill') ?? 0) === 0) return;
       clearInterval(this.oomWatch);
       killAll(this.paths, this.version);
     }, OOM_POLL_MS);

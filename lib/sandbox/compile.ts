@@ -21,13 +21,11 @@ import type { SandboxProfile } from './profile.js';
 
 /** Files outside the runtime a networked helper needs for name resolution and TLS. */
 const NETWORK_ETC_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf', '/etc/host.conf', '/etc/ssl', '/etc/ca-certificates'] as const;
-
 /** Harmless files every helper may read (time zone). */
 const COMMON_ETC_FILES = ['/etc/localtime'] as const;
 
 /** Share of the memory limit given to V8's old space; the rest covers code, buffers and native memory, so V8 fails first, with a clear message. */
 const V8_HEAP_SHARE = 0.5;
-
 const MIB = 1024 * 1024;
 /** Which layer enforces one rule (see {@link ../index.ts}'s `RuleEnforcement`). */
 export interface CompiledRule {
@@ -350,7 +348,7 @@ export interface BwrapArgsOptions {
 
 /** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
 export function bwrapArgs(options: BwrapArgsOptions): string[] {
-  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads } = options;
+  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads, readOnlyOver = [] } = options;
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
@@ -382,12 +380,14 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
   for (const dir of [...dirs].sort((a, b) => a.length - b.length)) args.push('--perms', '0755', '--dir', dir);
   // Parents before children, so a writable dir inside a read-only one stays writable.
   binds.sort((a, b) => a.path.length - b.path.length);
+  // A read inside a cache directory (the compile cache, a validators file) is hidden by that directory's bind below: not made.
   for (const bind of binds) {
+    if (bind.mode === 'ro' && bind.source === undefined && readOnlyOver.some((dir) => isWithin(bind.path, dir))) continue;
     const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined ? '--ro-bind' : '--ro-bind-try';
     args.push(flag, bind.source ?? bind.path, bind.path);
   }
   // Last, so no write bind (one containing them, or one inside them) is mounted over them. Not -try: missing, the launch fails.
-  for (const dir of options.readOnlyOver ?? []) args.push('--ro-bind', dir, dir);
+  for (const dir of readOnlyOver) args.push('--ro-bind', dir, dir);
   if (scratchBytes !== undefined) {
     // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
     // 1777: the helper may run as a dropped uid that does not own the mount.

@@ -142,7 +142,35 @@ export function compileWithCodeCache(text: string, filename: string, source: Buf
  * module comment). A missing, stale, corrupt or refused cache only means compiling from source.
  */
 export function loadRuntime(file: string, cacheDir: string | undefined): LoadedRuntime {
-  const source = process.getBuiltinModule('node:fs').readFileSync(file);
+  return loadRuntimeSource(file, process.getBuiltinModule('node:fs').readFileSync(file), cacheDir);
+}
+
+/** Where the `bulkhead/service` facade took the runtime from: the helper environment's file, or its own copy. */
+export type RuntimeFrom = 'environment' | 'own';
+
+/**
+ * Loads the runtime for the `bulkhead/service` facade built with runtime `buildId`: from `preferred` (the broker's
+ * runtime script, which the broker names in every helper's environment, HELPER_ENV.runtime) when that file's build id
+ * is `buildId`, else from `own()`, the facade's own copy beside it. The build id hashes the runtime's content
+ * (scripts/build-runtime.mjs), so either file holds the same code; what the first spares is the facade resolving
+ * `import.meta` (Node's import.meta set-up: ~0.1 ms of a helper's start on Node 24, ~0.3 ms on Node 20; bench/README.md,
+ * "Round ten: the helper's start-up CPU"). Any other file there (another build, unreadable, missing) means `own()`.
+ */
+export function loadRuntimeFor(buildId: string, preferred: string | undefined, own: () => string, cacheDir: string | undefined): LoadedRuntime & { readonly from: RuntimeFrom } {
+  if (preferred !== undefined && preferred.startsWith('/')) {
+    let source: Buffer | undefined;
+    try {
+      source = process.getBuiltinModule('node:fs').readFileSync(preferred);
+    } catch {
+      // Not readable here (a sandbox without it, a removed package): the facade's own copy.
+    }
+    if (source !== undefined && runtimeBuildId(source) === buildId) return { ...loadRuntimeSource(preferred, source, cacheDir), from: 'environment' };
+  }
+  return { ...loadRuntime(own(), cacheDir), from: 'own' };
+}
+
+/** {@link loadRuntime} of the runtime file `file` whose bytes are `source`. */
+function loadRuntimeSource(file: string, source: Buffer, cacheDir: string | undefined): LoadedRuntime {
   const buildId = runtimeBuildId(source);
   const cacheFile = cacheDir === undefined || cacheDir === '' || buildId === undefined ? undefined : codeCacheFile(cacheDir, buildId, process.execArgv);
   // The file is ASCII (esbuild escapes the rest), so latin1 is its exact text and the cheapest decode.

@@ -19,8 +19,9 @@
  */
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
-import { Decoder, Encoder } from 'cbor-x/index-no-eval';
+import type { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { bulkheadError } from '../errors.js';
+import { lazyRequire } from '../util/lazy-require.js';
 import { decodeWithoutViews } from './decode-scratch.js';
 import { findNonPlain } from './plain-check.js';
 import { NOT_PLAIN, decodePlain } from './plain-decode.js';
@@ -44,15 +45,36 @@ const CODEC_OPTIONS = {
   useTag259ForMaps: false,
 } as const;
 
-const encoder = new Encoder(CODEC_OPTIONS);
-const decoder = new Decoder(CODEC_OPTIONS);
+// cbor-x is loaded, and its encoder and decoder made, on first use: the small envelopes of a helper's hello and
+// first call go through plain-encode.ts and plain-decode.ts (the same bytes), so a helper whose first reply needs
+// nothing else never runs cbor-x's module body (~0.3 ms of CPU and ~100 KB of young-generation garbage at every
+// start; bench/README.md, "Round ten: the helper's start-up CPU"). In the helper's runtime bundle
+// scripts/build-runtime.mjs turns the require below into the bundled copy's (its plugin fails the build when this
+// exact text is not here once); unbundled (the broker), node's CommonJS loader loads the package.
+const cborRequire = lazyRequire(import.meta.url);
+// Module bindings checked at each use (a load and a compare on the hot path, as the constants they replace were loaded).
+let encoder: Encoder | undefined;
+let decoder: Decoder | undefined;
+function loadCbor(): { readonly encoder: Encoder; readonly decoder: Decoder } {
+  if (encoder === undefined || decoder === undefined) {
+    const cborx = cborRequire()('cbor-x/index-no-eval') as typeof import('cbor-x/index-no-eval');
+    encoder = new cborx.Encoder(CODEC_OPTIONS);
+    decoder = new cborx.Decoder(CODEC_OPTIONS);
+  }
+  return { encoder, decoder };
+}
+
+/** Whether cbor-x has been loaded in this process (test/codec-lazy.test.ts). @internal */
+export function cborLoaded(): boolean {
+  return encoder !== undefined;
+}
 
 /**
  * Encodes one value as one CBOR item. The returned buffer is not reused by
  * later calls, so it may be held (e.g. by a pending socket write).
  */
 export function encodeItem(value: unknown): Buffer {
-  return encoder.encode(value);
+  return (encoder ?? loadCbor().encoder).encode(value);
 }
 
 /**
@@ -76,7 +98,8 @@ export function decodeItem(body: Uint8Array, borrowed = false): unknown {
   let value: unknown;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    value = scanSawByteString ? decoder.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(decoder, body);
+    const cbor = decoder ?? loadCbor().decoder;
+    value = scanSawByteString ? cbor.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(cbor, body);
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }

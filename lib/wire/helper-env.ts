@@ -45,6 +45,12 @@ export const HELPER_ENV = {
    * the helper reads the file made for its runtime, node and flags there, if any. Unset: no cache.
    */
   codeCache: 'BULKHEAD_CODE_CACHE',
+  /**
+   * Absolute path of the broker's helper runtime (dist/lib/service.runtime.cjs). The `bulkhead/service` facade loads
+   * it when its build id is the facade's own (the same code), which spares it resolving `import.meta`
+   * (lib/util/runtime-loader.ts, `loadRuntimeFor`); any other file there is ignored. Set only by the broker.
+   */
+  runtime: 'BULKHEAD_RUNTIME',
   /** For a prewarmed spare only: the service's entry module, which the spare imports before it is needed. */
   entry: 'BULKHEAD_ENTRY',
   /**

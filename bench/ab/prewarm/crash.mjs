@@ -10,7 +10,7 @@ const N = Number(process.argv[3] ?? 20);
 const { broker, c, isBulkheadError, profile } = await prewarmedEcho(WT);
 // The node process in the helper's tree (the spawned child unsandboxed).
 const node = (pid) => processTree(pid).find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0].endsWith('node'); } catch { return false; } }) ?? pid;
-const reply = [], exitEvt = [], atClose = [];
+const reply = [], exitEvt = [], atClose = [], takeover = [];
 for (let i = 0; i < N; i++) {
   while (broker.status('echo').sparePid === null) await sleep(2);
   await sleep(30);
@@ -21,6 +21,9 @@ for (let i = 0; i < N; i++) {
   const exit = new Promise((r) => { exited = r; });
   const s = performance.now();
   const sub = broker.on('exit', () => { if (Number.isNaN(exitMs)) { exitMs = performance.now() - s; exited(); } });
+  // kill → takeover: the broker saw the channel's EOF (round ten: what an mm holder brings forward).
+  let takeoverMs = NaN;
+  const subT = broker.on('takeover', () => { if (Number.isNaN(takeoverMs)) takeoverMs = performance.now() - s; });
   process.kill(target, 'SIGKILL');
   let first, at;
   for (;;) {
@@ -31,9 +34,11 @@ for (let i = 0; i < N; i++) {
   reply.push(at - s);
   await exit;
   sub.dispose();
+  subT.dispose();
   exitEvt.push(exitMs);
+  takeover.push(takeoverMs);
   if (first !== undefined) atClose.push(first ? 1 : 0);
 }
 await broker.close();
 const med = (a) => { const x = [...a].sort((p, q) => p - q); return x[Math.floor(x.length / 2)]; };
-console.log(JSON.stringify({ build: WT, node: process.version, profile: profile ?? 'none', n: N, replyMs: med(reply), exitMs: med(exitEvt), rejectedAtClose: atClose.length === 0 ? null : atClose.reduce((a, b) => a + b, 0) / atClose.length, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], all: reply.map((x) => +x.toFixed(2)) }));
+console.log(JSON.stringify({ build: WT, node: process.version, profile: profile ?? 'none', n: N, replyMs: med(reply), takeoverMs: med(takeover), exitMs: med(exitEvt), rejectedAtClose: atClose.length === 0 ? null : atClose.reduce((a, b) => a + b, 0) / atClose.length, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], all: reply.map((x) => +x.toFixed(2)), allTakeover: takeover.map((x) => +x.toFixed(2)) }));
