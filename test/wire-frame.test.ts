@@ -125,6 +125,28 @@ t.test('many frames in one chunk come out in order, each a view of the chunk', a
   t.ok(out.every((b) => isViewOf(b, chunk)), 'no frame was copied');
 });
 
+t.test('push(chunk, end) reads only the first end bytes of a reused read buffer', async (t) => {
+  // What socket-reads.ts does: one buffer read into again and again, the count passed instead of a view per read.
+  const frames = Array.from({ length: 50 }, (_, i) => Buffer.from('frame ' + 'y'.repeat(i * 7)));
+  const wire = Buffer.concat(frames.map((b) => encodeFrame(b)));
+  const read = Buffer.alloc(64, 0xaa); // stale bytes after `end` would decode as a huge header
+  const d = new FrameDecoder(1024);
+  const out: string[] = [];
+  const random = prng(7);
+  for (let at = 0; at < wire.length;) {
+    const n = Math.min(1 + Math.floor(random() * 64), wire.length - at);
+    wire.copy(read, 0, at, at + n);
+    for (const body of d.push(read, n)) out.push(body.toString());
+    at += n;
+    read.fill(0xaa, n);
+  }
+  t.same(out, frames.map((b) => b.toString()), 'every frame, in order, nothing read past end');
+  t.equal(d.error, undefined, 'the stale bytes after end never counted as a header');
+  t.same(new FrameDecoder().push(encodeFrame(Buffer.from('ab')), 0), [], 'end 0: nothing');
+  t.throws(() => new FrameDecoder().push(Buffer.alloc(4), 5), RangeError, 'an end past the chunk is refused');
+  t.throws(() => new FrameDecoder().push(Buffer.alloc(4), -1), RangeError, 'a negative end is refused');
+});
+
 t.test('zero-length bodies', async (t) => {
   const d = new FrameDecoder();
   const out = d.push(Buffer.concat([header(0), header(0), encodeFrame(Buffer.from('a')), header(0)]));

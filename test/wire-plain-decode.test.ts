@@ -149,3 +149,69 @@ t.test('only a whole body up to PLAIN_MAX_BYTES is plain: trailing bytes and lar
   t.equal(decodePlain(overCap), NOT_PLAIN, `${String(overCap.length)} B (over the cap): left to cbor-x`);
   t.ok(same(decodeItem(overCap), cborx.decode(overCap)), 'and decodeItem still returns what cbor-x does');
 });
+
+// The plain decoder runs without the scan first (codec.ts): it must accept nothing the scan refuses, and read no byte past the body.
+t.test('standing in for the scan: whatever the plain decoder accepts, the scan accepts, with cbor-x\'s value', async (t) => {
+  const random = prng(1919);
+  let accepted = 0;
+  let refusedByScan = 0;
+  let wrong = 0;
+  const check = (body: Buffer, what: string): void => {
+    const got = decodePlain(body);
+    if (checkItem(body) !== undefined) {
+      refusedByScan++;
+      if (got !== NOT_PLAIN && wrong++ < 5) t.fail(`${what}: plain accepted ${body.toString('hex')}, which the scan refuses (${checkItem(body)!})`);
+      return;
+    }
+    if (got === NOT_PLAIN) return;
+    accepted++;
+    if (!same(got, cborx.decode(body)) && wrong++ < 5) t.fail(`${what}: ${body.toString('hex')} differs from cbor-x`);
+  };
+  for (let i = 0; i < 4000; i++) {
+    const item = Buffer.from(randomItem(random, 0));
+    check(item, 'item');
+    // Every truncation, a byte flipped, and bytes added after it.
+    for (let cut = 0; cut < item.length; cut++) check(item.subarray(0, cut), 'truncated');
+    const flipped = Buffer.from(item);
+    flipped[Math.floor(random() * item.length)] = Math.floor(random() * 256);
+    check(flipped, 'flipped');
+    check(Buffer.concat([item, Buffer.from([Math.floor(random() * 256)])]), 'trailing');
+  }
+  // Random bytes: almost all refused somewhere.
+  for (let i = 0; i < 20_000; i++) check(Buffer.from(Array.from({ length: 1 + Math.floor(random() * 24) }, () => Math.floor(random() * 256))), 'random bytes');
+  t.equal(wrong, 0, `no plain acceptance of what the scan refuses (${refusedByScan} refused bodies), no value that differs`);
+  t.ok(accepted > 2000, `positive control: ${accepted} bodies took the plain path`);
+  t.ok(refusedByScan > 10_000, `and ${refusedByScan} bodies the scan refuses were tried`);
+});
+
+t.test('hostile bodies the scan refuses are refused by the plain decoder too, with the scan\'s error from decodeItem', async (t) => {
+  const code = (body: Buffer): string | undefined => {
+    try {
+      decodeItem(body);
+      return undefined;
+    } catch (err) {
+      return (err as { code?: string }).code;
+    }
+  };
+  const deep = (levels: number) => Buffer.from([...Array<number>(levels).fill(0x81), 0x01]);
+  // MAX_FRAME_DEPTH (66) open arrays are allowed, one more is not.
+  t.not(decodePlain(deep(66)), NOT_PLAIN, 'positive control: 66 levels are plain');
+  t.equal(decodePlain(deep(67)), NOT_PLAIN, '67 levels: not plain');
+  t.equal(code(deep(67)), 'ERR_BAD_FRAME', 'and decodeItem refuses them');
+  // The frame object limit: 1024 + 1 per 8 bytes. 2000 empty arrays in a 2003-byte body is over it (1024 + 250).
+  const many = Buffer.from([0x99, 0x07, 0xd0, ...Array<number>(2000).fill(0x80)]);
+  t.equal(decodePlain(many), NOT_PLAIN, '2001 arrays in 2003 bytes: over the object limit, not plain');
+  t.equal(code(many), 'ERR_BAD_FRAME', 'and decodeItem refuses it');
+  const fewer = Buffer.from([0x99, 0x04, 0x4c, ...Array<number>(1100).fill(0x80)]);
+  t.not(decodePlain(fewer), NOT_PLAIN, 'positive control: 1101 arrays in 1103 bytes are within it (1024 + 137): plain');
+  t.equal(checkItem(fewer), undefined, 'and the scan agrees');
+  // A long array or map declared in a few bytes: refused before anything is allocated or read past the end.
+  for (const [what, bytes] of [['an array of 2^32-1 items in 5 bytes', [0x9a, 0xff, 0xff, 0xff, 0xff]], ['a map of 1000 entries in 3 bytes', [0xb9, 0x03, 0xe8]], ['text of 200 bytes in 2', [0x78, 0xc8]], ['a float64 cut short', [0xfb, 0x3f, 0xf0]], ['a 4-byte head cut short', [0x1a, 0x01]], ['an integer map key', [0xa1, 0x01, 0x02]], ['a byte-string map key', [0xa1, 0x41, 0x61, 0x02]], ['a key cut short', [0xa1, 0x78]], ['a map with a key and no value', [0xa1, 0x61, 0x61]]] as const) {
+    const body = Buffer.from(bytes);
+    t.equal(decodePlain(body), NOT_PLAIN, `${what}: not plain`);
+    t.equal(code(body), 'ERR_BAD_FRAME', `${what}: decodeItem refuses it`);
+  }
+  // Stale bytes after the body's end are never read: the body is a view that stops short of them.
+  const backing = Buffer.from([0x82, 0x01, 0x02, 0x03]);
+  t.equal(decodePlain(backing.subarray(0, 2)), NOT_PLAIN, 'an array of 2 whose second item lies past the view: not plain');
+});

@@ -9,7 +9,8 @@ import t from 'tap';
 import { Encoder } from 'cbor-x/index-no-eval';
 import { decodeItem, encodeItem } from '../lib/wire/codec.js';
 import { decodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
-import { PLAIN_ENCODE_MAX_DEPTH, encodePlain } from '../lib/wire/plain-encode.js';
+import { PLAIN_ENCODE_MAX_DEPTH, encodePlain, encodePlainFrame } from '../lib/wire/plain-encode.js';
+import { FRAME_HEADER_BYTES } from '../lib/wire/frame-decoder.js';
 import { prng } from './helpers.js';
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
@@ -133,12 +134,34 @@ t.test('envelopes: encodeEnvelopeChunks gives cbor-x bytes that decode back', as
     { kind: 'call', id: 5, method: 'echo', params: message, meta: null },
   ];
   const wires = [[4, 7, 'tick', message], [4, 0, 'tick', { text: 'é' }], [2, 3, message], [2, 4, { data: Buffer.from([1, 2]) }], [1, 5, 'echo', message, null]];
+  // Plain envelopes (0, 2, 4) come as whole frames, their length prefix in place; the rest as cbor-x's body alone.
+  const plain = [true, false, true, false, true];
   for (let i = 0; i < envelopes.length; i++) {
-    const { chunks, headerless } = encodeEnvelopeChunks(envelopes[i]!, true);
-    t.equal(headerless, true);
-    t.ok(chunks[0]!.equals(encoder.encode(wires[i])), `${envelopes[i]!.kind} ${i}: cbor-x's bytes`);
-    t.same(decodeEnvelope(chunks[0]!), decodeEnvelope(encoder.encode(wires[i])), 'and decodes the same');
-    t.same(decodeItem(chunks[0]!), decodeItem(encoder.encode(wires[i])));
+    const { chunks, headerless, bodyLength } = encodeEnvelopeChunks(envelopes[i]!, true);
+    t.equal(chunks.length, 1);
+    t.equal(headerless === true, !plain[i], `${envelopes[i]!.kind} ${i}: ${plain[i] ? 'a whole frame' : 'a body for the writer to prefix'}`);
+    const body = headerless === true ? chunks[0]! : chunks[0]!.subarray(FRAME_HEADER_BYTES);
+    if (headerless !== true) t.equal(chunks[0]!.readUInt32BE(0), body.length, 'the prefix is the body\'s length');
+    t.equal(bodyLength, body.length);
+    t.ok(body.equals(encoder.encode(wires[i])), `${envelopes[i]!.kind} ${i}: cbor-x's bytes`);
+    t.same(decodeEnvelope(body), decodeEnvelope(encoder.encode(wires[i])), 'and decodes the same');
+    t.same(decodeItem(body), decodeItem(encoder.encode(wires[i])));
   }
   t.not(encodePlain(wires[0]), undefined, 'positive control: the bench event is plain');
+});
+
+t.test('encodePlainFrame: encodePlain\'s bytes behind their 4-byte length, in place; the slab is never written twice', async (t) => {
+  const frames: Array<[Buffer, Buffer]> = [];
+  // Enough items to cross several slabs (64 KiB each), of every size from empty to ~3 KB.
+  for (let i = 0; i < 400; i++) {
+    const value = [i, 'x'.repeat((i * 37) % 3000), { n: i, tags: ['a', 'bb'] }];
+    const frame = encodePlainFrame(value)!;
+    const body = encoder.encode(value);
+    t.equal(frame.readUInt32BE(0), body.length, `item ${i}: prefix`);
+    t.ok(frame.subarray(FRAME_HEADER_BYTES).equals(body), `item ${i}: cbor-x's bytes`);
+    frames.push([frame, Buffer.from(frame)]);
+  }
+  t.ok(frames.every(([frame, copy]) => frame.equals(copy)), 'frames handed out earlier are unchanged');
+  t.equal(encodePlainFrame([1n]), undefined, 'what encodePlain leaves to cbor-x, so does encodePlainFrame');
+  t.equal(encodePlainFrame('w'.repeat(70_000)), undefined, 'an item larger than the slab');
 });

@@ -12,7 +12,8 @@
  * docs/wire.md: no tags but bignums (2, 3) on byte strings of at most {@link MAX_BIGNUM_BYTES}, text map keys
  * only, no simple values but false/true/null/undefined, no indefinite-length strings, nesting at most
  * {@link MAX_FRAME_DEPTH}, at most {@link maxFrameObjects} arrays, maps and byte strings, exactly one item.
- * Only then is the value built (cbor-x, or plain-decode.ts), and the plain-data check runs on cbor-x's values as a second line. cbor-x
+ * Only then is the value built (cbor-x), and the plain-data check runs on cbor-x's values as a second line. The plainest
+ * small items are built in one walk by plain-decode.ts instead, which applies the same rules to what it accepts. cbor-x
  * renames a `__proto__` map key to `__proto_`, so no decoded object gets a foreign prototype.
  * @module
  */
@@ -84,29 +85,26 @@ export function encodeItem(value: unknown): Buffer {
  *   maps and byte strings than {@link maxFrameObjects} allows for its length.
  */
 export function decodeItem(body: Uint8Array, borrowed = false): unknown {
+  // The plainest small items in one walk: the plain decoder applies the scan's rules to what it accepts
+  // (plain-decode.ts) and builds only null, booleans, numbers, strings, arrays and `{}` objects, nested no
+  // deeper than MAX_FRAME_DEPTH (the plain-data check's own limit): nothing for the scan or the check to find.
+  // test/wire-plain-decode.test.ts and test/wire-plain-check.test.ts hold it to that.
+  const plain = decodePlain(body);
+  if (plain !== NOT_PLAIN) return plain;
   const malformed = scanItem(body);
   if (malformed !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one CBOR item of plain data: ${malformed}. See docs/wire.md for the accepted data model.`);
   }
   let value: unknown;
-  let builtPlain = false;
   try {
     // decode() throws on truncation and on trailing bytes. No byte string (a view of its source): decode-scratch.ts.
-    if (scanSawByteString) value = (decoder ?? loadCbor().decoder).decode(borrowed ? keptBody(body, true) : body);
-    else {
-      // The plainest small items without cbor-x (plain-decode.ts); the rest with cbor-x as before.
-      value = decodePlain(body);
-      builtPlain = value !== NOT_PLAIN;
-      if (!builtPlain) value = decodeWithoutViews(decoder ?? loadCbor().decoder, body);
-    }
+    const cbor = decoder ?? loadCbor().decoder;
+    value = scanSawByteString ? cbor.decode(borrowed ? keptBody(body, true) : body) : decodeWithoutViews(cbor, body);
   } catch (err) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame is not one well-formed CBOR item: ${(err as Error).message}`, {}, err);
   }
-  // The plain-data check is the second line against cbor-x's values (live objects from a tag the scan ever let
-  // through). The plain decoder builds only null, booleans, numbers, strings, arrays and `{}` objects, nested no
-  // deeper than the scan allowed (MAX_FRAME_DEPTH, the check's own limit): nothing there for the check to find,
-  // so its walk (one per message received) is skipped. test/wire-plain-check.test.ts holds the decoder to that.
-  const problem = builtPlain ? undefined : findNonPlain(value, 0, MAX_FRAME_DEPTH);
+  // The plain-data check is the second line against cbor-x's values (live objects from a tag the scan ever let through).
+  const problem = findNonPlain(value, 0, MAX_FRAME_DEPTH);
   if (problem !== undefined) {
     throw bulkheadError('ERR_BAD_FRAME', `Frame holds ${problem}; only JSON-like values and byte strings may cross the wire.`);
   }

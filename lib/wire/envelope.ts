@@ -6,9 +6,9 @@
  */
 import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
-import { encodeFrame } from './frame-decoder.js';
+import { FRAME_HEADER_BYTES, encodeFrame } from './frame-decoder.js';
 import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
-import { encodePlain } from './plain-encode.js';
+import { encodePlainFrame } from './plain-encode.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
 export const KIND = {
@@ -198,16 +198,21 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
  * caller's `describeNonPlain` walk (lib/wire/codec.ts) found no byte string of
  * LARGE_BYTES_THRESHOLD or more in the envelope, so the search for them is
  * skipped (were one there after all, it would be copied: same bytes on the wire).
- * Without large byte strings the result is `headerless`: one chunk, cbor-x's
- * output itself, and the caller writes the 4-byte length prefix (FramedChannel
- * writes it straight into its outgoing buffer: one copy less per frame).
+ * Without large byte strings the result is one chunk: for the plain items of
+ * plain-encode.ts the whole frame, its length prefix written in place (a lone
+ * frame is written as it is); else `headerless`, cbor-x's output itself, and
+ * the caller writes the 4-byte length prefix (FramedChannel writes it straight
+ * into its outgoing buffer: one copy less per frame).
  */
 export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): FrameChunks {
   const wire = toWire(envelope);
   const large = noLargeBytes ? undefined : encodeWithLargeBytes(wire);
   if (large !== undefined) return large;
-  // The common small envelope without cbor-x (plain-encode.ts: the same bytes), anything else with it.
-  const body = encodePlain(wire) ?? encodeItem(wire);
+  // The common small envelope without cbor-x (plain-encode.ts: the same bytes), its length prefix in front
+  // already; anything else with cbor-x, and the writer adds the prefix.
+  const frame = encodePlainFrame(wire);
+  if (frame !== undefined) return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };
+  const body = encodeItem(wire);
   return { chunks: [body], bodyLength: body.length, headerless: true };
 }
 

@@ -69,16 +69,18 @@ export class FrameDecoder {
   }
 
   /**
-   * Feeds bytes; returns every frame body completed by them (possibly none),
-   * in order, up to the first header that declares more than `maxFrameBytes`.
+   * Feeds bytes (the first `end` of `chunk`: a reader that reads into its own
+   * buffer passes the count it read rather than a view per read); returns every
+   * frame body completed by them (possibly none), in order, up to the first
+   * header that declares more than `maxFrameBytes`.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when such a header comes before
    *   any frame completed by this chunk, and on every call after the decoder
    *   hit one (see {@link error}); the decoder must then be discarded.
    */
-  push(chunk: Buffer): Buffer[] {
+  push(chunk: Buffer, end: number = chunk.length): Buffer[] {
     if (this.failure !== undefined) throw this.failure;
+    if (!(end >= 0 && end <= chunk.length)) throw new RangeError(`FrameDecoder.push: end ${end} is outside the chunk (${chunk.length} bytes)`);
     const frames: Buffer[] = [];
-    const end = chunk.length;
     let pos = 0;
     for (;;) {
       if (this.expected < 0) {

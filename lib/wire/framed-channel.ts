@@ -110,7 +110,7 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    const reads = { chunk: (bytes: Buffer) => this.onData(bytes, true), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    const reads = { chunk: (buffer: Buffer, n: number) => this.onData(buffer, true, n), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
     this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
@@ -345,16 +345,16 @@ export class FramedChannel {
   }
 
   /**
-   * Bytes arrived. `shared`: `chunk` lies in a read buffer that the next read overwrites (socket-reads.ts).
+   * The first `end` bytes of `chunk` arrived. `shared`: `chunk` is a read buffer that the next read overwrites (socket-reads.ts).
    * Its bodies are not copied out: each is decoded from where it lies (a frame with byte strings, whose
    * values would be views of it, from a copy), and whoever keeps a body keeps `keptBody` of it (sendRaw does).
    */
-  private onData(chunk: Buffer, shared = false): void {
+  private onData(chunk: Buffer, shared = false, end = chunk.length): void {
     if (this.closedReported) return;
     this.handler!.read?.();
     let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk);
+      bodies = this.decoder.push(chunk, end);
     } catch (err) {
       this.fail(asFrameError(err));
       return;

@@ -115,7 +115,17 @@ export function findNonPlain(value: unknown, depth: number, limit: number, tally
         tally.bytes += headBytes(value.length);
       }
       for (let i = 0; i < value.length; i++) {
-        const problem = findNonPlain(value[i], depth + 1, limit, tally);
+        const item = value[i] as unknown;
+        // Strings and numbers, most items, are counted here: no call per leaf (round ten).
+        if (typeof item === 'string') {
+          if (tally !== undefined) tally.bytes += textBytes(item);
+          continue;
+        }
+        if (typeof item === 'number') {
+          if (tally !== undefined) tally.bytes += numberBytes(item);
+          continue;
+        }
+        const problem = findNonPlain(item, depth + 1, limit, tally);
         if (problem !== undefined) return problem;
       }
       return undefined;
@@ -131,7 +141,16 @@ export function findNonPlain(value: unknown, depth: number, limit: number, tally
     }
     for (const key in value) {
       if (tally !== undefined) tally.bytes += textBytes(key);
-      const problem = findNonPlain((value as Record<string, unknown>)[key], depth + 1, limit, tally);
+      const item = (value as Record<string, unknown>)[key];
+      if (typeof item === 'string') {
+        if (tally !== undefined) tally.bytes += textBytes(item);
+        continue;
+      }
+      if (typeof item === 'number') {
+        if (tally !== undefined) tally.bytes += numberBytes(item);
+        continue;
+      }
+      const problem = findNonPlain(item, depth + 1, limit, tally);
       if (problem !== undefined) return problem;
     }
     return undefined;

@@ -12,9 +12,16 @@
  * same string object each time: after its first use as a key V8 finds it in
  * one step.
  *
- * Only for an item that `scanItem` (codec.ts) has accepted: exactly one item
- * of the wire's data model, nesting bounded. And only for the plainest part
- * of it: integers with heads up to 4 bytes, float64, ASCII text, definite
+ * It stands in for `scanItem` (codec.ts), which then does not run: what it
+ * returns is exactly one item ending at the body's end, every length checked
+ * against the bytes left before anything is read or allocated, nesting at most
+ * MAX_FRAME_DEPTH, at most `maxFrameObjects` arrays and maps, text map keys
+ * only: the scan's rules (docs/wire.md), so it accepts nothing the scan refuses
+ * (test/wire-plain-decode.test.ts checks that on random and hostile bytes).
+ * Anything it does not accept goes to the scan and cbor-x as before. One walk
+ * of a received small message instead of two (bench/README.md, round ten).
+ * And only the plainest part of the data model:
+ * integers with heads up to 4 bytes, float64, ASCII text, definite
  * arrays and maps, false/true/null/undefined. Anything else (byte strings,
  * bignums, 8-byte integer heads, float16/32, non-ASCII text, indefinite
  * lengths, very long containers) returns {@link NOT_PLAIN} and the caller
@@ -27,6 +34,7 @@
 
 // The module's binding, not the global: on Node 20 the global `Buffer` is a getter, a function call per use.
 import { Buffer } from 'node:buffer';
+import { MAX_FRAME_DEPTH, maxFrameObjects } from './wire-limits.js';
 
 /** Returned when the item holds something this decoder leaves to cbor-x. */
 export const NOT_PLAIN: unique symbol = Symbol('not plain');
@@ -49,6 +57,10 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 let src: Uint8Array = new Uint8Array(0);
 let pos = 0;
+/** The body's length: nothing at or past it is read. */
+let end = 0;
+/** Arrays and maps the body may still hold (the frame object limit, wire-limits.ts). */
+let objectsLeft = 0;
 let bail = false;
 
 /**
@@ -64,17 +76,19 @@ let bail = false;
 export const PLAIN_MAX_BYTES = 4096;
 
 /**
- * The value of the one CBOR item `body` holds, or {@link NOT_PLAIN}.
- * `body` must have passed codec.ts's scanItem; a body longer than
- * {@link PLAIN_MAX_BYTES}, or one whose item does not end exactly at its end,
- * is {@link NOT_PLAIN} too (so a caller that skipped the scan reads nothing past it as plain).
+ * The value of the one CBOR item `body` holds, or {@link NOT_PLAIN}: for a
+ * body longer than {@link PLAIN_MAX_BYTES}, one whose item does not end exactly
+ * at its end, one the scan would refuse (see above) and one that holds anything
+ * but the plainest values. Needs no scan first.
  */
 export function decodePlain(body: Uint8Array): unknown {
   if (body.length > PLAIN_MAX_BYTES || body.length === 0) return NOT_PLAIN;
   src = body;
   pos = 0;
+  end = body.length;
+  objectsLeft = maxFrameObjects(end);
   bail = false;
-  const value = read();
+  const value = read(0);
   src = EMPTY;
   return bailed() || pos !== body.length ? NOT_PLAIN : value;
 }
@@ -86,8 +100,10 @@ function bailed(): boolean {
   return bail;
 }
 
-function read(): unknown {
+/** The item at `pos`, inside `depth` open arrays and maps. Every read of `src` is checked against `end` first. */
+function read(depth: number): unknown {
   if (bail) return undefined;
+  if (pos >= end) return refuse(); // truncated
   const initial = src[pos++]!;
   const major = initial >> 5;
   const info = initial & 0x1f;
@@ -97,7 +113,7 @@ function read(): unknown {
       case 0xf5: return true;
       case 0xf6: return null;
       case 0xf7: return undefined;
-      case 0xfb: return float64();
+      case 0xfb: return end - pos < 8 ? refuse() : float64();
       default:
         bail = true;
         return undefined;
@@ -105,11 +121,15 @@ function read(): unknown {
   }
   let arg: number;
   if (info < 24) arg = info;
-  else if (info === 24) arg = src[pos++]!;
-  else if (info === 25) {
+  else if (info === 24) {
+    if (pos >= end) return refuse();
+    arg = src[pos++]!;
+  } else if (info === 25) {
+    if (end - pos < 2) return refuse();
     arg = src[pos]! * 0x100 + src[pos + 1]!;
     pos += 2;
   } else if (info === 26) {
+    if (end - pos < 4) return refuse();
     arg = ((src[pos]! * 0x100 + src[pos + 1]!) * 0x100 + src[pos + 2]!) * 0x100 + src[pos + 3]!;
     pos += 4;
   } else {
@@ -119,34 +139,48 @@ function read(): unknown {
   switch (major) {
     case 0: return arg;
     case 1: return -1 - arg;
-    case 3: return text(arg);
+    case 3: return arg > end - pos ? refuse() : text(arg);
     case 4: {
-      if (arg > MAX_CONTAINER) break;
+      // Every item takes at least a byte: a longer array than the bytes left is refused before it is allocated.
+      if (arg > MAX_CONTAINER || arg > end - pos || !container(depth)) break;
       const array = new Array<unknown>(arg);
-      for (let i = 0; i < arg && !bailed(); i++) array[i] = read();
+      for (let i = 0; i < arg && !bailed(); i++) array[i] = read(depth + 1);
       return array;
     }
     case 5: {
-      if (arg > MAX_CONTAINER) break;
+      if (arg > MAX_CONTAINER || 2 * arg > end - pos || !container(depth)) break;
       const object: Record<string, unknown> = {};
       for (let i = 0; i < arg && !bailed(); i++) {
-        // scanItem accepted only text keys.
+        // Text keys only (the scan's rule); a key's head and bytes are checked against the end like any item.
+        if (pos >= end) return refuse();
         const head = src[pos++]!;
+        if (head >> 5 !== 3) return refuse();
         let length = head & 0x1f;
-        if (length === 24) length = src[pos++]!;
-        else if (length > 24) {
-          bail = true;
-          return undefined;
-        }
+        if (length === 24) {
+          if (pos >= end) return refuse();
+          length = src[pos++]!;
+        } else if (length > 24) return refuse();
+        if (length > end - pos) return refuse();
         const key = text(length);
         // cbor-x renames this key so that no decoded object gets a foreign prototype.
-        object[key === '__proto__' ? '__proto_' : key] = read();
+        object[key === '__proto__' ? '__proto_' : key] = read(depth + 1);
       }
       return object;
     }
   }
   bail = true; // byte strings, tags (bignums), long containers
   return undefined;
+}
+
+/** Leaves the item to the scan and cbor-x. */
+function refuse(): unknown {
+  bail = true;
+  return undefined;
+}
+
+/** An array or map may open inside `depth` others: within MAX_FRAME_DEPTH and the frame object limit (the scan's rules). */
+function container(depth: number): boolean {
+  return depth < MAX_FRAME_DEPTH && --objectsLeft >= 0;
 }
 
 function float64(): number {

@@ -48,8 +48,8 @@ const PROBE_AFTER_BYTES = READ_BUFFER_BYTES + DIRECT_READ_MIN_BYTES;
 
 /** Where {@link readFramesIntoOwnBuffers} hands what it read. */
 export interface FrameReads {
-  /** Bytes read into the shared buffer: consume them before returning (bodies in them are views that the next read overwrites). */
-  chunk(bytes: Buffer): void;
+  /** `n` bytes read into the start of the shared buffer `buffer`: consume them before returning (bodies in them are views that the next read overwrites). */
+  chunk(buffer: Buffer, n: number): void;
   /** A body the kernel finished filling. */
   body(body: Buffer): void;
   /** The decoder refused what was read. */
@@ -74,7 +74,7 @@ export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, 
   return readIntoOwnBuffers(stream, next, (n, buffer) => {
     // `buffer` is what next() gave this read: a shared buffer itself or the rest of a body of its own.
     if (isSharedReadBuffer(buffer)) {
-      to.chunk(buffer.subarray(0, n));
+      to.chunk(buffer, n); // no view per read: the decoder takes the count (frame-decoder.ts)
       // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
       largeFrames = decoder.lastDeclaredLength >= PROBE_AFTER_BYTES;
       return;
