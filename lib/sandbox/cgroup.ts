@@ -174,7 +174,7 @@ export class HelperCgroup {
     // One file per poll (memoryEvents() reads three): it runs every OOM_POLL_MS for the helper's life, its launch included.
     const oomControl = join(this.dirs.memory!, 'memory.oom_control');
     this.oomWatch = setInterval(() => {
-      if ((keyed(oomControl).get('oom_kill') ?? 0) === 0) return;
+      if (v1OomKills(oomControl) === 0) return;
       clearInterval(this.oomWatch);
       killAll(this.paths, this.version);
     }, OOM_POLL_MS);
@@ -189,7 +189,7 @@ export class HelperCgroup {
       const events = keyed(join(dir, 'memory.events'));
       return { oomKills: events.get('oom_kill') ?? 0, limitHits: events.get('max') ?? 0, peakBytes: numberIn(join(dir, 'memory.peak')) };
     }
-    return { oomKills: keyed(join(dir, 'memory.oom_control')).get('oom_kill') ?? 0, limitHits: numberIn(join(dir, 'memory.failcnt')) ?? 0, peakBytes: numberIn(join(dir, 'memory.max_usage_in_bytes')) };
+    return { oomKills: v1OomKills(join(dir, 'memory.oom_control')), limitHits: numberIn(join(dir, 'memory.failcnt')) ?? 0, peakBytes: numberIn(join(dir, 'memory.max_usage_in_bytes')) };
   }
 
   /** Kills whatever still runs in the cgroup and removes its directories. Idempotent; rejects, naming the directory, when one stays. */
@@ -197,6 +197,11 @@ export class HelperCgroup {
     clearInterval(this.oomWatch);
     return (this.removal ??= removeCgroupDirs(this.paths, this.version));
   }
+}
+
+/** cgroup v1's count of OOM kills: the `oom_kill` line of `memory.oom_control` (`file`). */
+function v1OomKills(file: string): number {
+  return keyed(file).get('oom_kill') ?? 0;
 }
 
 function tryWrite(file: string, value: string): void {
