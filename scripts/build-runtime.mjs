@@ -68,7 +68,23 @@ if (names.some((n) => n.startsWith('__bulkhead'))) throw new Error('build-runtim
 
 const cjs = await build({ ...common, format: 'cjs', outfile: join(lib, 'service.runtime.cjs'), define: { 'import.meta.url': '__bulkheadRuntimeUrl' } });
 checkCborRewrite('CommonJS');
-const body = `(function (module, require, __bulkheadRuntimeUrl) {${cjs.outputFiles[0].text}\n})\n`;
+// esbuild's CommonJS exports are getters made at the top (`__export(service_exports, { name: () => binding, ... })` and
+// `__toCommonJS`, which copies each onto a second object with a descriptor and a closure of its own): ~10 KB of young
+// objects at every helper's start (Node 20), which with the rest tipped a cold helper into a scavenge before its first
+// reply (bench/README.md, "Round eleven: Node 20 cold launch"). The runtime sets module.exports to a plain object of
+// the same bindings instead, at the end of its top level, when every one is initialised. Live bindings are not lost:
+// the facade reads each export once, right after the runtime ran, and no export is reassigned later.
+const EXPORTS = /var service_exports=\{\};__export\(service_exports,\{([^}]*)\}\);module\.exports=__toCommonJS\(service_exports\);/g;
+function plainExports(text) {
+  const found = [...text.matchAll(EXPORTS)];
+  if (found.length !== 1) throw new Error(`build-runtime: esbuild's exports statement found ${found.length} times in the runtime (want exactly once); update EXPORTS`);
+  const entries = found[0][1].split(',').map((e) => /^([A-Za-z_$][\w$]*):\(\)=>([A-Za-z_$][\w$]*)$/.exec(e));
+  if (entries.some((e) => e === null)) throw new Error(`build-runtime: an export of the runtime is not \`name:()=>binding\` (${found[0][1]}); update plainExports`);
+  const exported = entries.map((e) => e[1]).sort();
+  if (exported.join() !== [...names].sort().join()) throw new Error(`build-runtime: the runtime's CommonJS exports (${exported}) are not the ES module's (${names})`);
+  return `${text.replace(EXPORTS, '')}\nmodule.exports={${entries.map(([, name, binding]) => `${name}:${binding}`).join(',')}};`;
+}
+const body = `(function (module, require, __bulkheadRuntimeUrl) {${plainExports(cjs.outputFiles[0].text)}\n})\n`;
 // vm.Script runs import() only with an importModuleDynamically callback, which the loader does not give.
 if (/\bimport\(/.test(body)) throw new Error('build-runtime: the runtime calls import(); lib/util/runtime-loader.ts must then pass importModuleDynamically');
 if (/[^\x00-\x7f]/.test(body)) throw new Error('build-runtime: the runtime is not ASCII (the loader decodes it as latin1)');

@@ -10,7 +10,9 @@ import { startBroker } from 'bulkhead/testing';
 import { loadProtocol } from '../lib/protocol/registry.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
 import { loadPrecompiled, precompileValidators } from '../lib/protocol/precompiled.js';
-import { canonicalJson, schemaHash } from '../lib/protocol/hash.js';
+import { canonicalJson, jsonEqual, schemaHash } from '../lib/protocol/hash.js';
+import { loadRuntime } from '../lib/util/runtime-loader.js';
+import { RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
 import { FIXTURES } from './helpers.js';
 
 t.test('schemaHash: the same hex SHA-256 of the canonical JSON as every earlier release (golden value)', async (t) => {
@@ -52,6 +54,54 @@ t.test('the precompiled module carries the canonical JSON and hash the broker co
   const oldLoaded = loadPrecompiled(old);
   t.equal(oldLoaded.known, undefined);
   t.same(Object.keys(oldLoaded.validators).sort(), Object.keys(loadPrecompiled(file).validators).sort());
+});
+
+t.test('jsonEqual (how a helper compares its document with the broker\'s canonical JSON) agrees with comparing canonical JSON', async (t) => {
+  // Pairs chosen at the edges: key order, -0, arrays against objects with index keys, an own __proto__ key, null.
+  const values: unknown[] = [
+    {}, [], null, 0, -0, 1, 1.5, '', '0', 'é€😀', true, false, [0], { 0: 0 }, ['a', 'b'], ['b', 'a'], { a: 1 }, { a: 1, b: 2 }, { b: 2, a: 1 },
+    { a: { b: [1, { c: null }] } }, { a: { b: [1, { c: 0 }] } }, { a: 1, b: [] }, { a: 1, b: {} },
+    JSON.parse('{"__proto__": {"x": 1}}'), JSON.parse('{"__proto__": {"x": 2}}'), { x: 1 }, [[]], [{}], [null], { a: [] }, { a: {} },
+  ];
+  // And random JSON values, some sharing structure, with keys in random order.
+  let seed = 7;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  const gen = (depth: number): unknown => {
+    const k = rnd(depth > 2 ? 4 : 6);
+    if (k === 0) return rnd(3) - 1;
+    if (k === 1) return ['a', 'b', ''][rnd(3)];
+    if (k === 2) return [null, true, false][rnd(3)];
+    if (k === 3) return [rnd(2), 'a'][rnd(2)];
+    if (k === 4) return Array.from({ length: rnd(3) }, () => gen(depth + 1));
+    const keys = ['p', 'q', 'r'].filter(() => rnd(2) === 0);
+    if (rnd(2) === 0) keys.reverse();
+    return Object.fromEntries(keys.map((key) => [key, gen(depth + 1)]));
+  };
+  for (let i = 0; i < 400; i++) values.push(gen(0));
+  let equal = 0;
+  for (const a of values) {
+    for (const b of values) {
+      const expected = canonicalJson(a) === canonicalJson(b);
+      if (expected) equal++;
+      if (jsonEqual(a, b) !== expected) t.fail(`jsonEqual(${canonicalJson(a)}, ${canonicalJson(b)}) is ${!expected}`);
+    }
+  }
+  t.ok(equal > values.length, `equal pairs beyond the diagonal were tried (${equal} of ${values.length ** 2})`);
+  // What the helper does: the document against the broker's canonical JSON, parsed.
+  const doc = JSON.parse(readFileSync(join(FIXTURES, 'protocols', 'com.test.echo.json'), 'utf8')) as unknown;
+  t.ok(jsonEqual(doc, JSON.parse(canonicalJson(doc))), 'a document equals its own canonical JSON, parsed');
+});
+
+t.test('the runtime script exports plain values, the facade\'s names (no esbuild getters: scripts/build-runtime.mjs)', async (t) => {
+  const { exports } = loadRuntime(RUNTIME_SCRIPT, undefined);
+  const facade = await import('bulkhead/service');
+  t.same(Object.keys(exports).sort(), Object.keys(facade).sort(), 'the same names as bulkhead/service');
+  for (const name of Object.keys(exports)) {
+    const d = Object.getOwnPropertyDescriptor(exports, name)!;
+    if (d.get !== undefined || !('value' in d) || d.value === undefined) t.fail(`${name}: not a plain value`);
+  }
+  t.equal(typeof exports['serve'], 'function');
+  t.equal((exports['HELPER_ENV'] as Record<string, string>)['runtime'], facade.HELPER_ENV.runtime, 'constants initialised');
 });
 
 // node:crypto is what a helper hashes with (lib/protocol/hash.ts): not loaded means it did not hash its protocol.
