@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
+import type { IssuedIdentity } from '../lib/identity/index.js';
 import { FIXTURES } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-gate-'));
@@ -25,10 +26,13 @@ const daemon = await Daemon.start({ config: configPath, settings: { socketPath: 
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
 
+/** Certificates by index, issued once per file (each is an RSA key pair, ~0.1–0.3 s of CPU): the tests only need distinct clients. */
+const identities: IssuedIdentity[] = [];
+
 /** `n` clients of `service`, each with its own identity and its own channel (direct unless `routed`). */
 function clients(t: Test, service: string, n: number, routed = 0) {
   return Array.from({ length: n + routed }, (_, i) => {
-    const client = new RemoteBroker(daemon.socketPath, daemon.ca.issue(`app-${i}`), { protocolsDir, direct: i < n });
+    const client = new RemoteBroker(daemon.socketPath, (identities[i] ??= daemon.ca.issue(`app-${i}`)), { protocolsDir, direct: i < n });
     t.teardown(() => client.close());
     return client.connect(service, { protocol: 'com.test.gate' });
   });

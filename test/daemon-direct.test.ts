@@ -30,6 +30,16 @@ writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
+/**
+ * One certificate per name for this file's tests, which only need to be that client: each issue() makes an RSA key
+ * pair (~0.1–0.3 s of CPU). The test that revokes a certificate issues its own (app-b), which no other test uses.
+ */
+const issued = new Map<string, IssuedIdentity>();
+function once(name: 'app-a' | 'app-c' | 'app-d'): IssuedIdentity {
+  let id = issued.get(name);
+  if (id === undefined) issued.set(name, (id = daemon.ca.issue(name)));
+  return id;
+}
 const remote = (identity: IssuedIdentity, direct?: boolean) => new RemoteBroker(daemon.socketPath, identity, { protocolsDir, direct: direct ?? true });
 const me = { uid: process.getuid!(), gid: process.getgid!(), pid: process.pid };
 
@@ -46,7 +56,7 @@ async function eventually(check: () => boolean, what: string, withinMs = 5000): 
 }
 
 t.test('calls go over a handed-off channel; ctx.peer is what the daemon verified; ps still counts them', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   t.equal((await echo.call('echo', { text: 'direct' })).text, 'direct');
@@ -70,7 +80,7 @@ t.test('calls go over a handed-off channel; ctx.peer is what the daemon verified
 });
 
 t.test('direct: false, or a client without fd passing, is routed as before', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'), false);
+  const client = remote(once('app-a'), false);
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   t.same((await echo.call('whoami', {})).peer, { name: 'app-a', ...me });
@@ -78,7 +88,7 @@ t.test('direct: false, or a client without fd passing, is routed as before', asy
 });
 
 t.test('kill -9 of the helper under load: every call settles, the next call re-brokers to the new helper', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const { pid } = await echo.call('echo', { text: 'warm' });
@@ -97,7 +107,7 @@ t.test('kill -9 of the helper under load: every call settles, the next call re-b
 });
 
 t.test('a zero-downtime restart moves direct clients to the new helper without failing a call', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const { pid } = await echo.call('echo', { text: 'before' });
@@ -126,7 +136,7 @@ t.test('a zero-downtime restart moves direct clients to the new helper without f
 });
 
 t.test('bulkhead stop closes a live direct channel at once; the next call relaunches', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const { pid } = await echo.call('echo', { text: 'x' });
@@ -141,7 +151,7 @@ t.test('bulkhead stop closes a live direct channel at once; the next call relaun
 t.test('revoking the certificate closes its live channel at once; others keep theirs', async (t) => {
   const doomed = daemon.ca.issue('app-b');
   const client = remote(doomed);
-  const other = remote(daemon.ca.issue('app-c'));
+  const other = remote(once('app-c'));
   t.teardown(() => Promise.all([client.close(), other.close()]));
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const kept = other.connect('echo', { protocol: 'com.test.echo' });
@@ -159,8 +169,8 @@ t.test('revoking the certificate closes its live channel at once; others keep th
 });
 
 t.test('a reload that removes the client from clients closes its channel', async (t) => {
-  const client = remote(daemon.ca.issue('app-a'));
-  const other = remote(daemon.ca.issue('app-c'));
+  const client = remote(once('app-a'));
+  const other = remote(once('app-c'));
   t.teardown(() => Promise.all([client.close(), other.close()]));
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const kept = other.connect('echo', { protocol: 'com.test.echo' });
@@ -177,10 +187,10 @@ t.test('a reload that removes the client from clients closes its channel', async
 });
 
 t.test('a reload that changes only clients keeps the helper: the withdrawn client loses its direct channel and its routed connection, a newly listed one connects', async (t) => {
-  const withdrawn = remote(daemon.ca.issue('app-a'));
-  const withdrawnRouted = remote(daemon.ca.issue('app-a'), false);
-  const kept = remote(daemon.ca.issue('app-c'));
-  const newcomer = remote(daemon.ca.issue('app-d'));
+  const withdrawn = remote(once('app-a'));
+  const withdrawnRouted = remote(once('app-a'), false);
+  const kept = remote(once('app-c'));
+  const newcomer = remote(once('app-d'));
   t.teardown(() => Promise.all([withdrawn.close(), withdrawnRouted.close(), kept.close(), newcomer.close()]));
   const direct = withdrawn.connect('echo', { protocol: 'com.test.echo' });
   const routed = withdrawnRouted.connect('echo', { protocol: 'com.test.echo' });
@@ -258,7 +268,7 @@ function collect(channel: FramedChannel): { received: Envelope[]; next(kind: Env
 const hello = (): Envelope => ({ kind: 'hello', role: 'client', protocol: 'com.test.echo', version: '1.0.0', schemaHash: daemon.broker.supervisorOf('echo').protocol.hash, info: {} });
 
 t.test('a forged peer claim on a direct channel is ignored or refused', async (t) => {
-  const identity = daemon.ca.issue('app-a');
+  const identity = once('app-a');
   const { channel, lifeline } = await rawHandoff(identity, 'echo');
   t.teardown(() => {
     channel.destroy();
@@ -280,14 +290,14 @@ t.test('a forged peer claim on a direct channel is ignored or refused', async (t
   await closed;
   t.notOk(received.some((e) => e.kind === 'reply'), 'the call after the forged binding was never answered');
   // Positive control: the helper still serves other clients.
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   t.same((await client.connect('echo', { protocol: 'com.test.echo' }).call('whoami', {})).peer, { name: 'app-a', ...me });
 });
 
 for (const [service, expected] of [['boxed', ['bubblewrap', 'seccomp']], ['netboxed', ['seccomp', 'pasta']]] as const) {
   t.test(`a sandboxed helper (${expected.join(', ')}) takes its direct channel`, async (t) => {
-    const client = remote(daemon.ca.issue('app-a'));
+    const client = remote(once('app-a'));
     t.teardown(() => client.close());
     const boxed = client.connect(service, { protocol: 'com.test.echo' });
     t.same((await boxed.call('whoami', {})).peer, { name: 'app-a', ...me });
@@ -298,7 +308,7 @@ for (const [service, expected] of [['boxed', ['bubblewrap', 'seccomp']], ['netbo
 }
 
 t.test('a direct client is bounded like a routed one: at most 1024 calls in flight', async (t) => {
-  const identity = daemon.ca.issue('app-a');
+  const identity = once('app-a');
   const a = await rawHandoff(identity, 'echo');
   t.teardown(() => {
     a.channel.destroy();
@@ -314,7 +324,7 @@ t.test('a direct client is bounded like a routed one: at most 1024 calls in flig
 });
 
 t.test('a direct client that stops reading is hung up on; the helper serves the others', async (t) => {
-  const identity = daemon.ca.issue('app-a');
+  const identity = once('app-a');
   const b = await rawHandoff(identity, 'echo');
   t.teardown(() => {
     b.channel.destroy();
@@ -330,7 +340,7 @@ t.test('a direct client that stops reading is hung up on; the helper serves the 
   for (let id = 1; id <= 48; id++) b.channel.send({ kind: 'call', id, method: 'bytes', params: { size: 1 << 20 }, meta: null });
   await lifelineEnd;
   t.pass('the helper hung up on the client that stopped reading, and the daemon ended its channel');
-  const client = remote(daemon.ca.issue('app-a'));
+  const client = remote(once('app-a'));
   t.teardown(() => client.close());
   t.equal((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'alive' })).text, 'alive', 'positive control: the helper serves the others');
 });

@@ -77,3 +77,28 @@ t.test('koffi (the daemon\'s SO_PEERCRED FFI) stays out of the helper runtime an
   t.equal(probe(`${loaded} await import('bulkhead'); console.log(has());`), 'false', 'import("bulkhead") loads no koffi');
   t.equal(probe(`${loaded} const m = await import('./dist/lib/daemon/peer-credentials.js'); m.loadPeerCredentials(); console.log(has());`), 'true', 'positive control: the daemon\'s loader does load it, and the probe sees it');
 });
+
+t.test('a daemon client (connectTo, the CLI\'s control commands) signs its proof without loading node-forge', async (t) => {
+  const client = reachable('lib/daemon/remote-broker.ts');
+  t.ok(client.has('lib/identity/proof-sign.ts'), 'the client reaches the signing half of the proof');
+  t.notOk(client.has('node-forge'), 'and no node-forge');
+  t.notOk(reachable('lib/identity/files.ts').has('node-forge'), 'nor does reading an identity from its files');
+  // At run time: read an identity, sign a proof as a client does; then the positive control, the daemon's half.
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-forge-probe-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { CertificateAuthority, writeIdentity } = await import('../lib/identity/index.js');
+  const ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
+  writeIdentity(join(dir, 'ids'), ca.issue('app'));
+  const probe = (code: string) => execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  const loaded = "import { createRequire } from 'node:module'; const cache = createRequire(import.meta.url).cache; const has = () => Object.keys(cache).some((k) => k.includes('/node-forge/'));";
+  const sign = `const { readIdentity } = await import('./dist/lib/identity/files.js'); await import('./dist/lib/daemon/remote-broker.js');
+    const { proofPayload, signProof } = await import('./dist/lib/identity/proof-sign.js');
+    const id = readIdentity(${JSON.stringify(join(dir, 'ids'))}, 'app');
+    const signature = signProof(id.keyPem, proofPayload(Buffer.alloc(32, 7), { socketPath: '/s', daemonId: 'd', clientName: 'app' }));`;
+  t.equal(probe(`${loaded} ${sign} console.log(signature.length === 256 && !has());`), 'true', 'a 2048-bit signature made, no node-forge loaded');
+  t.equal(probe(`${loaded} ${sign} const { verifyProof } = await import('./dist/lib/identity/proof.js');
+    console.log(verifyProof(id.certPem, proofPayload(Buffer.alloc(32, 7), { socketPath: '/s', daemonId: 'd', clientName: 'app' }), signature) && has());`), 'true', 'positive control: the daemon\'s half verifies that signature, and does load node-forge');
+});

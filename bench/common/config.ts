@@ -64,6 +64,13 @@ export const CONFIG = {
   launchPairs: count('LAUNCH_PAIRS', 33, 6),
   /** Sequential calls per round in the daemon-vs-embedded comparison. */
   daemonCalls: count('DAEMON_CALLS', 5_000, 1_500),
+  /**
+   * Extra pipelined pairs per daemon round, embedded and handed-off daemon calls back to back (order alternating), for
+   * the hand-off's throughput ratio, beside the round's own runs. One ratio per round read 0.57–1.63 on Node 20 at load
+   * 5–6, so 5 rounds flipped the verdict at 0.9 from run to run (round eleven); 5 × 4 = 20 pairs give its median a
+   * ~95% interval.
+   */
+  daemonPairs: count('DAEMON_PAIRS', 3, 1),
   /** Services registered and connections opened in the memory scenario. */
   memoryServices: count('MEMORY_SERVICES', 100, 100),
   memoryConnections: count('MEMORY_CONNECTIONS', 1_000, 1_000),

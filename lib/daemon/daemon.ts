@@ -15,11 +15,9 @@ import { Broker, readBrokerConfig } from '../broker/broker.js';
 import { RpcServer } from '../connection/rpc-server.js';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { CertificateAuthority, verifyServiceDir, writeIdentity } from '../identity/index.js';
-import { loadProtocol } from '../protocol/registry.js';
-import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import { FramedChannel, untrustedPeerBacklog, type FramedChannelOptions } from '../wire/framed-channel.js';
-import { CONTROL_SERVICE } from './control.js';
+import { CONTROL_SERVICE, loadControlProtocol } from './control.js';
 import { DAEMON_LIMIT_DEFAULTS, resolveDaemonSettings, type DaemonSettings, type ResolvedDaemonSettings } from './daemon-settings.js';
 import { admits } from './client-policy.js';
 import { Gatekeeper, peerFields, type PendingConnection } from './gatekeeper.js';
@@ -348,7 +346,7 @@ export class Daemon {
   }
 
   private serveControl(socket: Socket, peer: PeerInfo, credentials: PeerCredentials): void {
-    const protocol = loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE);
+    const protocol = loadControlProtocol();
     const channel = new FramedChannel(socket, this.clientChannelOptions());
     const handlers = controlHandlers({
       broker: this.broker, logs: this.logs, log: this.log, reload: () => this.reload(),

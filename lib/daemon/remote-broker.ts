@@ -4,14 +4,13 @@
  * embedded mode, over its own authenticated socket.
  * @module
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Connection, CONNECT_OPTION_NAMES, type ConnectionOptions } from '../connection/connection.js';
 import { bulkheadError } from '../errors.js';
 import { checkOptionsObject, checkStringOption } from '../util/options.js';
-import { PACKAGE_ROOT } from '../broker/package-paths.js';
 import { loadProtocol } from '../protocol/registry.js';
 import type { AnyProtocol, ProtocolShape } from '../protocol/types.js';
-import { CONTROL_SERVICE } from './control.js';
+import { CONTROL_SERVICE, loadControlProtocol } from './control.js';
 import { isEndpoint, type Endpoint } from '../protocol/endpoint-keyword.js';
 import { RemoteEndpoint, type ClientIdentity } from './remote-endpoint.js';
 
@@ -101,9 +100,7 @@ export class RemoteBroker {
     const where = `connect("${service}", options)`;
     checkOptionsObject(options, [...CONNECT_OPTION_NAMES, 'protocol'], where);
     const protocolName = checkStringOption(options.protocol, 'protocol', where, 'a protocol name') ?? service;
-    const protocol = protocolName === CONTROL_SERVICE
-      ? loadProtocol(join(PACKAGE_ROOT, 'protocols'), CONTROL_SERVICE)
-      : loadProtocol(this.protocolsDir, protocolName);
+    const protocol = protocolName === CONTROL_SERVICE ? loadControlProtocol() : loadProtocol(this.protocolsDir, protocolName);
     const endpoint = new RemoteEndpoint(service, protocol, this.socketPath, this.identity, this.daemonId, this.direct);
     const connection = new Connection<P>(endpoint, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
     endpoint.connection = connection;

@@ -11,7 +11,7 @@ import { BulkheadError, bulkheadError, isErrorCode, type BulkheadErrorCode } fro
 import type { CompiledProtocol } from '../protocol/compiled-protocol.js';
 import type { ProtocolShape } from '../protocol/types.js';
 import { FramedChannel } from '../wire/framed-channel.js';
-import { proofPayload, signProof } from '../identity/proof.js';
+import { proofPayload, signProof } from '../identity/proof-sign.js';
 import { HandshakeReader, writeHandshake } from './handshake-io.js';
 import { canReceiveHandoff, holdReads, receiveHandoffAnswer, resumeReads } from './handoff-receive.js';
 import { DirectClient } from './direct-client.js';

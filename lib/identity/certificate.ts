@@ -9,18 +9,14 @@
  * operation takes hundreds of milliseconds per signature, OpenSSL's about one.
  * @module
  */
-import { createHash, createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { bulkheadError } from '../errors.js';
 
-/** Largest certificate PEM the identity layer will parse (a client cert is about 1.3 KB). */
-export const MAX_CERT_PEM_CHARS = 16 * 1024;
+import { MAX_CERT_PEM_CHARS } from './key-pem.js';
 
-/** Largest private key PEM the identity layer will parse. */
-export const MAX_KEY_PEM_CHARS = 16 * 1024;
-
-/** Identity names: a letter or digit, then up to 127 letters, digits, `.`, `_` or `-`. */
-export const IDENTITY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+// The forge-free part (limits, name rule, private keys): one file a client can load without node-forge.
+export { IDENTITY_NAME_PATTERN, MAX_CERT_PEM_CHARS, MAX_KEY_PEM_CHARS, parsePrivateKeyPem } from './key-pem.js';
 
 /** The only certificate signature algorithm the identity layer issues or accepts. */
 export const SHA256_WITH_RSA_OID = forge.pki.oids['sha256WithRSAEncryption'] as string;
@@ -96,26 +92,6 @@ export function normalizeSerial(serial: unknown): string | undefined {
 /** The RSA public key of a forge certificate as a Node KeyObject. */
 export function publicKeyOf(cert: forge.pki.Certificate): KeyObject {
   return createPublicKey(forge.pki.publicKeyToPem(cert.publicKey));
-}
-
-/**
- * Parses a PEM private key (PKCS#1 or PKCS#8, unencrypted) into a Node KeyObject,
- * or throws `ERR_INVALID_OPTION` naming `option`.
- */
-export function parsePrivateKeyPem(keyPem: unknown, option: string): KeyObject {
-  if (typeof keyPem !== 'string' || keyPem.length === 0 || keyPem.length > MAX_KEY_PEM_CHARS) {
-    throw bulkheadError('ERR_INVALID_OPTION', `${option} must be a PEM private key string (at most ${MAX_KEY_PEM_CHARS} characters).`, { option });
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: keyPem, format: 'pem' });
-  } catch (err) {
-    throw bulkheadError('ERR_INVALID_OPTION', `${option} is not a readable unencrypted PEM private key; pass the .key.pem written by \`bulkhead identity issue\`.`, { option }, err);
-  }
-  if (key.asymmetricKeyType !== 'rsa') {
-    throw bulkheadError('ERR_INVALID_OPTION', `${option} must be an RSA private key (got ${String(key.asymmetricKeyType)}).`, { option });
-  }
-  return key;
 }
 
 /**

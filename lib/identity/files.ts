@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
-import { IDENTITY_NAME_PATTERN, MAX_CERT_PEM_CHARS, MAX_KEY_PEM_CHARS } from './certificate.js';
+import { IDENTITY_NAME_PATTERN, MAX_CERT_PEM_CHARS, MAX_KEY_PEM_CHARS } from './key-pem.js';
 
 /** A certificate and its private key, both PEM. */
 export interface IdentityFiles {

@@ -11,7 +11,7 @@
  */
 import type { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
-import { createAjv } from './ajv.js';
+import { AJV_OPTIONS, createAjv } from './ajv.js';
 import { lazyRequire } from '../util/lazy-require.js';
 
 // Made at first use (lib/util/lazy-require.ts): this module sits in the helper's bundle and should cost nothing there.
@@ -30,6 +30,30 @@ export function validatorsModuleName(protocol: CompiledProtocol): string {
 /** The bytes of `protocol`'s precompiled validators module (20–60 ms of ajv compiling for a typical protocol). */
 export function validatorsModuleSource(protocol: CompiledProtocol): Buffer {
   const ajvPackage = ownRequire().resolve('ajv/package.json');
+  // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
+  const base = JSON.stringify(ajvPackage);
+  const head = `"use strict";\nlet __bulkheadRequireOf;\nconst __bulkheadRequire = (id) => (__bulkheadRequireOf ??= require("node:module").createRequire(${base}))(id);\n`;
+  return moduleText(protocol, head, (code) => code.replace(/require\("/g, '__bulkheadRequire("'), '');
+}
+
+/**
+ * The same module for a protocol shipped in the package, written by the build beside bulkhead's own code
+ * (lib/protocol/packaged-validators.ts): it requires ajv's runtime helpers as any file of the package does, and
+ * carries the ajv and ajv-formats versions (`__ajv`, {@link ajvVersions}) and ajv options (`__options`) it was made with.
+ */
+export function packagedModuleSource(protocol: CompiledProtocol): Buffer {
+  const tail = `module.exports.__ajv = ${JSON.stringify(ajvVersions())};\nmodule.exports.__options = ${JSON.stringify(JSON.stringify(AJV_OPTIONS))};\n`;
+  return moduleText(protocol, '"use strict";\n', (code) => code, tail);
+}
+
+/** The installed ajv and ajv-formats versions, as one string (a packaged module is used only with the ones it was made by). */
+export function ajvVersions(): string {
+  const version = (name: string): string => (ownRequire()(`${name}/package.json`) as { version: string }).version;
+  return `ajv@${version('ajv')} ajv-formats@${version('ajv-formats')}`;
+}
+
+/** ajv's standalone code of every schema of `protocol`, in a CommonJS module with its key table, hash and document. */
+function moduleText(protocol: CompiledProtocol, head: string, rewrite: (code: string) => string, tail: string): Buffer {
   const ajv = createAjv({ code: { source: true } });
   const keys: Record<string, string> = {};
   protocol.schemas().forEach(({ key, schema }, i) => {
@@ -38,9 +62,7 @@ export function validatorsModuleSource(protocol: CompiledProtocol): Buffer {
   });
   const standaloneCode = (ownRequire()('ajv/dist/standalone/index.js') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
   const code = standaloneCode(ajv, Object.fromEntries(Object.values(keys).map((id) => [id, id])));
-  // The module lives outside any node_modules: resolve ajv's runtime helpers from bulkhead's own location.
-  const base = JSON.stringify(ajvPackage);
-  const body = `"use strict";\nlet __bulkheadRequireOf;\nconst __bulkheadRequire = (id) => (__bulkheadRequireOf ??= require("node:module").createRequire(${base}))(id);\n${code.replace(/require\("/g, '__bulkheadRequire("')}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
-    + `module.exports.__hash = ${JSON.stringify(protocol.hash)};\nmodule.exports.__canonical = ${JSON.stringify(canonicalJson(protocol.document))};\n`;
+  const body = `${head}${rewrite(code)}\nmodule.exports.__keys = ${JSON.stringify(keys)};\n`
+    + `module.exports.__hash = ${JSON.stringify(protocol.hash)};\nmodule.exports.__canonical = ${JSON.stringify(canonicalJson(protocol.document))};\n${tail}`;
   return Buffer.from(body, 'utf8');
 }
