@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, REPO_ROOT, alive, dead } from './helpers.js';
+import { CLI, REPO_ROOT, alive, gone } from './helpers.js';
 
 const EXAMPLES = join(REPO_ROOT, 'examples');
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -73,7 +73,7 @@ async function nothingLeftUnder(t: Test, dir: string, what = 'no helper left run
   // Command lines read once each; '' is a process that ended meanwhile.
   const notWriters = left.map(cmd).filter((line) => line !== '' && !/(?:code|validators)-cache-writer\.js/.test(line));
   t.same(notWriters, [], what);
-  for (const pid of left) t.ok(await dead(pid, 10_000), `a cache writer (${String(pid)}) left after the app ended within 10 s`);
+  for (const pid of left) t.ok(await gone(pid, 10_000), `a cache writer (${String(pid)}) left after the app ended within 10 s`);
 }
 
 t.test('typed-protocol: generated types are current, the app type-checks, and its compiled JS runs', async (t) => {
