@@ -10,11 +10,12 @@ import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES, recordUncaught } from './helpers.js';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
+import { CertificateAuthority, writeIdentity } from '../lib/identity/index.js';
 import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
 import { CLIENT_STALL_MS } from '../lib/wire/backlog-watch.js';
 
@@ -155,6 +156,18 @@ type ClientPath = 'direct' | 'routed';
 const PATHS: ClientPath[] = ['direct', 'routed'];
 
 /**
+ * One CA for the file: each daemon below starts from a copy of it (and of the admin identity a daemon issues
+ * itself on first start) in its own state dir, instead of generating 2048-bit RSA keys in JavaScript at every
+ * start (node-forge, 0.2-0.9 s a key here); the client identities are issued from it once. Every daemon still has
+ * its own state dir, socket and helper.
+ */
+const caState = mkdtempSync(join(tmpdir(), 'bulkhead-stall-ca-'));
+t.teardown(() => rmSync(caState, { recursive: true, force: true }));
+const ca = await CertificateAuthority.loadOrCreate(join(caState, 'ca'));
+writeIdentity(join(caState, 'identities'), ca.issue('admin', { validDays: 3650 }));
+const identities = { stalled: ca.issue('stalled'), other: ca.issue('other') };
+
+/**
  * A daemon serving the flood service with a 64 KiB frame limit; `disconnects` collects its disconnect log entries.
  * Its clients take `path`: on a direct channel the helper paces them, on a routed one the daemon does.
  */
@@ -164,6 +177,7 @@ async function floodDaemon(t: Test, path: ClientPath) {
   const maxFrameBytes = 64 * 1024;
   const config = join(work, 'bulkhead.json');
   writeFileSync(config, JSON.stringify({ root: FIXTURES, maxFrameBytes, services: [{ name: 'flood', entry: './hardening/flood-service.js', protocol: 'com.test.hardening-flood', clients: ['*'], launch: { throttleMs: 0 } }] }));
+  cpSync(caState, join(work, 'state'), { recursive: true });
   const disconnects: Record<string, unknown>[] = [];
   let cutOff!: (entry: Record<string, unknown>) => void;
   const firstDisconnect = new Promise<Record<string, unknown>>((resolve) => (cutOff = resolve));
@@ -178,7 +192,7 @@ async function floodDaemon(t: Test, path: ClientPath) {
   });
   t.teardown(() => daemon.close());
   const identityFile = join(work, 'client.json');
-  writeFileSync(identityFile, JSON.stringify(daemon.ca.issue('stalled')));
+  writeFileSync(identityFile, JSON.stringify(identities.stalled));
   /** Runs the stalled client fixture; with `stallMs` it reads on after that long (`mode`: see the fixture). */
   const client = (stallMs?: number, mode?: 'paced' | 'trickle') => {
     const child = spawn(process.execPath, [join(FIXTURES, 'hardening', 'stalled-daemon-client.js'), daemon.socketPath, identityFile, join(FIXTURES, 'protocols'), path, String(FLOOD), ...(stallMs === undefined ? [] : [String(stallMs)]), ...(mode === undefined ? [] : [mode])], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -219,7 +233,7 @@ t.test(`daemon, ${path}: a client that stops reading is cut off with ERR_BACKPRE
   gc();
   const retained = process.memoryUsage().heapUsed - baselineHeap;
   t.ok(retained < 4 * MiB, `daemon heap after GC +${(retained / MiB).toFixed(2)} MiB once the client was cut off`);
-  const other = new RemoteBroker(daemon.socketPath, daemon.ca.issue('other'), { protocolsDir: join(FIXTURES, 'protocols') });
+  const other = new RemoteBroker(daemon.socketPath, identities.other, { protocolsDir: join(FIXTURES, 'protocols') });
   t.teardown(() => other.close());
   t.same(await other.connect('flood', { protocol: 'com.test.hardening-flood' }).call('hold', { token: 'still here', ms: 0 }), { token: 'still here' }, 'another client is served');
 });

@@ -135,6 +135,30 @@ export async function gone(pid: number, withinMs: number): Promise<boolean> {
 }
 
 /**
+ * Polls (bounded) until `pid` has died: it no longer exists, or it is a zombie
+ * (it exited and runs nothing; only its reaping is left). For an orphan the
+ * reaper is PID 1, and a container's init may take over a second to reap
+ * (measured ~1.4 s here), a wait {@link gone} would add to every such test.
+ */
+export async function dead(pid: number, withinMs: number): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  for (;;) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      throw err;
+    }
+    // The state follows the command, which may contain spaces or ')': count from the last ')'.
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    if (state === 'Z' || state === 'X') return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
  * A connected Unix socket pair through a real listening socket at `path`: the
  * test's `client` end and the `peer` the server accepted. Both, and the server,
  * go at teardown; client errors (the peer hanging up) are ignored.

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NATIVE_PARENT_DEATH_STAGE, PARENT_GONE_EXIT, nativeParentDeathStage, setprivPath, verifiedNativeStage, withParentDeathSignal } from '../lib/broker/parent-death.js';
 import { elfProblem } from '../lib/broker/elf-check.js';
-import { alive, FIXTURES, firstStdoutLine, gone } from './helpers.js';
+import { alive, dead, FIXTURES, firstStdoutLine } from './helpers.js';
 
 const native = nativeParentDeathStage();
 
@@ -104,7 +104,7 @@ async function killHostWithBlockedHelper(t: Test, mode: 'native' | 'setpriv'): P
   const hostExit = new Promise((resolve) => host.once('exit', resolve));
   host.kill('SIGKILL');
   await hostExit;
-  t.ok(await gone(helperPid, 5000), 'the helper, its event loop blocked, died with its host');
+  t.ok(await dead(helperPid, 5000), 'the helper, its event loop blocked, died with its host');
 }
 
 t.test('SIGKILL of the host: a blocked helper started through the native stage dies too', { skip: native === null && 'native stage not built' }, async (t) => {
@@ -144,5 +144,5 @@ t.test('root broker without bubblewrap, helper dropped to another user, loop blo
   t.not(uid, 0, `positive control: the helper runs, as uid ${String(uid)} (dropped by setpriv)`);
   t.ok(alive(helperPid), 'positive control: the helper runs, its loop blocked');
   host.kill('SIGKILL');
-  t.ok(await gone(helperPid, 5000), 'the dropped, blocked helper died with its host');
+  t.ok(await dead(helperPid, 5000), 'the dropped, blocked helper died with its host');
 });

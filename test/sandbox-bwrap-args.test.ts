@@ -1,7 +1,7 @@
 // bwrapArgs, bubblewrap's part of a launch, called with its options object (no process spawned):
 // each named field changes exactly the arguments its TSDoc says, so a swapped or dropped field shows.
 import t from 'tap';
-import { bwrapArgs, type BwrapArgsOptions } from '../lib/sandbox/compile.js';
+import { bwrapArgs, type BwrapArgsOptions } from '../lib/sandbox/bwrap-args.js';
 import { isolateReserveMiB, type HostProbe } from '../lib/sandbox/host-probe.js';
 import { parseProfile } from '../lib/sandbox/index.js';
 

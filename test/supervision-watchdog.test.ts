@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { isBulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
-import { alive, FIXTURES, firstStdoutLine, gone, recordUncaught } from './helpers.js';
+import { alive, dead, FIXTURES, firstStdoutLine, recordUncaught } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -143,7 +143,7 @@ t.test('SIGKILL of the host: its unsandboxed helper, event loop blocked, dies to
   const hostExit = new Promise((resolve) => host.once('exit', resolve));
   host.kill('SIGKILL');
   await hostExit;
-  t.ok(await gone(helperPid, 5000), 'the blocked helper died with its host');
+  t.ok(await dead(helperPid, 5000), 'the blocked helper died with its host');
 });
 
 t.test('no uncaught exception', async (t) => {

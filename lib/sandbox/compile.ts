@@ -9,24 +9,22 @@
  *
  * Every wrapper execs the next one and keeps inherited fds, so the broker's
  * fd 3 reaches node. Rule → layer choices, and why, are in docs/sandbox.md.
+ *
+ * The parts with a file of their own: the resource limits (limit-rules.ts),
+ * bubblewrap's arguments (bwrap-args.ts), the kernel layers (kernel-layers.ts)
+ * and the broker's caches (broker-caches.ts).
  * @module
  */
 import { bulkheadError } from '../errors.js';
-import { CGROUP_ENV, type CgroupLimits } from './cgroup.js';
+import { bwrapArgs, helperEtcFiles } from './bwrap-args.js';
+import type { CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
-import { ancestors, isWithin, pruneNested, withRealPath } from './paths.js';
+import { planLimits } from './limit-rules.js';
+import { pruneNested, withRealPath } from './paths.js';
 import { planBrokerCaches } from './broker-caches.js';
 import type { SandboxProfile } from './profile.js';
 
-/** Files outside the runtime a networked helper needs for name resolution and TLS. */
-const NETWORK_ETC_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf', '/etc/host.conf', '/etc/ssl', '/etc/ca-certificates'] as const;
-/** Harmless files every helper may read (time zone). */
-const COMMON_ETC_FILES = ['/etc/localtime'] as const;
-
-/** Share of the memory limit given to V8's old space; the rest covers code, buffers and native memory, so V8 fails first, with a clear message. */
-const V8_HEAP_SHARE = 0.5;
-const MIB = 1024 * 1024;
 /** Which layer enforces one rule (see {@link ../index.ts}'s `RuleEnforcement`). */
 export interface CompiledRule {
   rule: string;
@@ -78,6 +76,7 @@ export interface CompiledLaunch {
   /** The broker's cache directories a write path reaches, whether the helper must not be given them, and those bound read-only (lib/sandbox/broker-caches.ts). */
   exposedCaches: string[];
   withholdCaches: boolean;
+  /** The cache directories bound read-only after every write bind: under bubblewrap all of them (as listed and resolved), else `exposedCaches`. */
   readOnlyCaches: string[];
 }
 
@@ -100,6 +99,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
       throw bulkheadError('ERR_INVALID_MANIFEST', `Service "${input.service}" runs in sandbox profile "${profile.name}", so its nodeArgs may not include ${arg}; grant access in the profile instead.`, { service: input.service, pointer: '/nodeArgs' });
     }
   }
+
   const rules: CompiledRule[] = [];
   const add = (rule: CompiledRule): void => {
     rules.push(rule);
@@ -178,78 +178,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   else add({ rule: 'capabilities', layers: [], unenforced: true, missing: 'setpriv (util-linux) or bubblewrap', detail: 'a root broker\'s capabilities would pass to the helper' });
 
   // ---- limits
-  const prlimitArgs: string[] = ['--core=0:0'];
-  const limit = (rule: string, flag: string, value: number | undefined, extraLayers: string[], detail: string): void => {
-    if (value === undefined) return;
-    if (probe.prlimit !== null) {
-      prlimitArgs.push(`--${flag}=${value}:${flag === 'cpu' ? value + 1 : value}`);
-      add({ rule, layers: [`prlimit:${flag}`, ...extraLayers], unenforced: false, detail });
-    } else {
-      add({ rule, layers: extraLayers, unenforced: true, missing: 'prlimit (util-linux)', detail });
-    }
-  };
-  const { memoryMiB, cpuSeconds, openFiles, processes, fileSizeMiB, scratchMiB, cpuPercent } = profile.limits;
-  const heapMiB = memoryMiB === undefined ? undefined : Math.max(32, Math.floor(memoryMiB * V8_HEAP_SHARE));
-  // Memory, processes and CPU are limits of the whole helper: its cgroup. rlimits are a per-process
-  // fallback (never below what V8 reserves at start), reported as unenforced so a strict profile fails closed.
-  const cg = probe.cgroup;
-  const cgLayer = (controller: 'memory' | 'pids' | 'cpu'): string | null => (cg?.parents[controller] !== undefined && probe.sh !== null ? `cgroup-v${cg.version}:${controller}` : null);
-  const cgMissing = (controller: string): string => `a per-helper cgroup ${controller} controller (${cg?.problem ?? 'no usable cgroup hierarchy'}; root on cgroup v1, or a delegated cgroup v2 subtree in ${CGROUP_ENV}: see docs/sandbox.md#cgroups)`;
-  const cgroupLimits: CgroupLimits = {};
-  if (memoryMiB !== undefined) {
-    const heapDetail = `V8 heap capped at ${heapMiB} MiB so the JS heap fails first (helper aborts: "JavaScript heap out of memory")`;
-    const layer = cgLayer('memory');
-    if (layer !== null) {
-      cgroupLimits.memoryMiB = memoryMiB;
-      add({ rule: 'limits.memoryMiB', layers: [layer, 'v8:max-old-space-size'], unenforced: false, detail: `${memoryMiB} MiB for the whole helper (every process, heap, buffers, its scratch tmpfs), charged to its cgroup; past it the kernel's OOM killer ends the helper, reported as "memory limit"; ${heapDetail}` });
-    } else {
-      // RLIMIT_DATA counts the address space V8 reserves per isolate (≈ 576 MiB from Node 24 on), so
-      // it is the limit plus that reserve; with workers each isolate adds one more: no rlimit then.
-      const reserve = probe.node.isolateReserveMiB;
-      const useData = probe.prlimit !== null && !(reserve > 0 && profile.processes.workers);
-      const dataMiB = memoryMiB + reserve;
-      if (useData) prlimitArgs.push(`--data=${dataMiB * MIB}:${dataMiB * MIB}`);
-      add({
-        rule: 'limits.memoryMiB',
-        layers: [...(useData ? ['prlimit:data'] : []), 'v8:max-old-space-size'],
-        unenforced: true,
-        missing: cgMissing('memory'),
-        detail: useData
-          ? `fallback: RLIMIT_DATA ${dataMiB} MiB per process${reserve > 0 ? ` (${memoryMiB} MiB + the ${reserve} MiB node ${probe.node.major} reserves at start)` : ''}, so each child gets as much again; ${heapDetail}`
-          : `fallback: node ${probe.node.major} reserves ${reserve} MiB of address space per worker, so no RLIMIT_DATA can hold a helper with workers without killing it; only the ${heapDetail}`,
-      });
-    }
-  }
-  limit('limits.cpuSeconds', 'cpu', cpuSeconds, [], `RLIMIT_CPU ${cpuSeconds} s: SIGXCPU, then SIGKILL a second later`);
-  limit('limits.openFiles', 'nofile', openFiles, [], `RLIMIT_NOFILE ${openFiles}: open() fails with EMFILE`);
-  if (processes !== undefined) {
-    const layer = cgLayer('pids');
-    if (layer !== null) {
-      cgroupLimits.processes = processes;
-      add({ rule: 'limits.processes', layers: [layer], unenforced: false, detail: `pids.max ${processes}: every process and thread of the helper together (node itself runs ~11 threads); past it fork/clone fail with EAGAIN` });
-    } else {
-      const useNproc = probe.prlimit !== null && !(probe.isRoot && !dropUser);
-      if (useNproc) prlimitArgs.push(`--nproc=${processes}:${processes}`);
-      add({ rule: 'limits.processes', layers: useNproc ? ['prlimit:nproc'] : [], unenforced: true, missing: cgMissing('pids'), detail: `fallback: RLIMIT_NPROC ${processes} counts every thread of every process of uid ${probe.isRoot ? profile.user.uid : probe.uid}, this helper's or not, and does not apply to root` });
-    }
-  }
-  if (cpuPercent !== undefined) {
-    const layer = cgLayer('cpu');
-    if (layer !== null) {
-      cgroupLimits.cpuPercent = cpuPercent;
-      add({ rule: 'limits.cpuPercent', layers: [layer], unenforced: false, detail: `cpu.max: ${cpuPercent}% of one CPU for the whole helper, per 100 ms period; past it the kernel throttles it` });
-    } else {
-      add({ rule: 'limits.cpuPercent', layers: [], unenforced: true, missing: cgMissing('cpu'), detail: 'CPU bandwidth needs a cgroup' });
-    }
-  }
-  limit('limits.fileSizeMiB', 'fsize', fileSizeMiB === undefined ? undefined : fileSizeMiB * MIB, [], `RLIMIT_FSIZE ${fileSizeMiB} MiB: SIGXFSZ`);
-  const scratchBytes = scratchMiB !== undefined && bwrap !== null && probe.bwrapTmpfsSize ? scratchMiB * MIB : undefined;
-  if (scratchMiB !== undefined) {
-    const detail = `the scratch dir is a private tmpfs of ${scratchMiB} MiB: writes past it fail with ENOSPC (its files live in memory and vanish with the helper)`;
-    if (scratchBytes !== undefined) add({ rule: 'limits.scratchMiB', layers: ['bubblewrap:tmpfs-size'], unenforced: false, detail });
-    else add({ rule: 'limits.scratchMiB', layers: [], unenforced: true, missing: bwrap === null ? bwrapMissing : 'a bubblewrap with --size (0.8 or later)', detail });
-  }
+  const { prlimitArgs, cgroupLimits, heapMiB, scratchBytes } = planLimits(profile, probe, { add, bwrapMissing, dropUser });
 
+  // ---- environment
   add({ rule: 'env', layers: probe.env !== null ? ['env:allowlist', 'env:unset'] : ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
 
   // ---- node
@@ -257,6 +188,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
   // The broker's caches: a write path above them refused; bound read-only under bubblewrap; else a uid drop keeps them, or they are withheld.
   const { exposedCaches, withholdCaches, readOnlyCaches } = planBrokerCaches(input.brokerCaches ?? [], input.writes, writeList, { bwrap: bwrap !== null, dropUser, rules, profile: profile.name, service: input.service });
+
   const nodeFlags: string[] = [];
   if (nodePerm !== null) {
     nodeFlags.push(nodePerm);
@@ -275,7 +207,9 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   }
   if (heapMiB !== undefined) nodeFlags.push(`--max-old-space-size=${heapMiB}`);
   const nodeCommand = [input.nodePath, ...nodeFlags, ...input.nodeArgs, input.entry];
-  const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
+
+  // ---- kernel layers (seccomp, Landlock, pasta)
+  const etc = helperEtcFiles(profile);
   const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path) });
   mergeKernelRules(rules, kernel.rules);
 
@@ -308,93 +242,12 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   // Spawn hooks in the broker's process (test runners, APM agents) may add NODE_OPTIONS or LD_PRELOAD
   // to the env after the plan is made; strip them again right before the first wrapper runs.
   if (probe.env !== null) chain = [probe.env, ...SCRUBBED_VARIABLES.flatMap((name) => ['-u', name]), ...chain];
+
   return { command: chain[0]!, args: chain.slice(1), rules, runAs, cgroupLimits: needsCgroup ? cgroupLimits : undefined, seccompProgram: kernel.seccompProgram, pasta: kernel.pasta, exposedCaches, withholdCaches, readOnlyCaches };
 }
 
+/** unshare's arguments for a network namespace of the helper's own (with a user namespace when the broker is not root). */
 function unshareNetArgs(probe: HostProbe): string[] {
   // Not root: a user namespace of our own grants the right to create the netns; uid stays ours.
   return probe.isRoot ? ['--net'] : ['--user', '--map-current-user', '--net'];
-}
-
-/** What {@link bwrapArgs} builds bubblewrap's arguments from. */
-export interface BwrapArgsOptions {
-  /** The profile: its network rule decides `--unshare-net` and which /etc files are bound. */
-  profile: SandboxProfile;
-  /** The host: root or not (`--unshare-user`), its runtime roots, and the setpriv/unshare binaries to bind. */
-  probe: HostProbe;
-  /** Paths bound read-only; those under a runtime root or a write path are left to that bind. */
-  reads: readonly string[];
-  /** Paths bound read-write (the scratch dir among them). */
-  writes: readonly string[];
-  /** The node binary the helper runs, bound (with its real path) when outside the runtime roots. */
-  nodePath: string;
-  /** The per-launch scratch dir: the helper's cwd, and a capped tmpfs when `scratchBytes` is set. */
-  scratch: string;
-  /** The scratch dir's `tmp/` (the helper's TMPDIR), recreated on that tmpfs. */
-  scratchTmp: string;
-  /** Drop every capability (`--cap-drop ALL`): root without setpriv to drop them. */
-  capDrop: boolean;
-  /** Size of the scratch tmpfs in bytes (`limits.scratchMiB`); undefined: scratch stays a plain bind. */
-  scratchBytes: number | undefined;
-  /** The kernel layers' bubblewrap arguments (`--seccomp 5`, `--disable-userns`), placed after the unshares. */
-  kernelArgs: readonly string[];
-  /** Files the kernel layers need inside the sandbox (the Landlock pre-exec wrapper). */
-  kernelReads: readonly string[];
-  /** Files bound over paths of /etc instead of the host's (destination → source); e.g. the helper's resolv.conf behind pasta. */
-  etcOverrides?: ReadonlyMap<string, string>;
-  /** Directories bound read-only after every other bind, over any write path that contains them (the broker's caches). */
-  readOnlyOver?: readonly string[];
-}
-
-/** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
-export function bwrapArgs(options: BwrapArgsOptions): string[] {
-  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads, readOnlyOver = [] } = options;
-  const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
-  if (!probe.isRoot) args.push('--unshare-user');
-  if (profile.network !== 'full') args.push('--unshare-net');
-  if (capDrop) args.push('--cap-drop', 'ALL');
-  args.push(...kernelArgs);
-  const roots = probe.runtimeRoots;
-  for (const root of roots) {
-    if (root.symlink !== null) args.push('--symlink', root.symlink, root.path);
-    else args.push('--ro-bind', root.path, root.path);
-  }
-  const covered = (path: string): boolean => roots.some((r) => r.symlink === null && isWithin(path, r.path));
-  // The node binary and the wrappers must exist inside; outside /usr (nvm, /opt) bind them too.
-  const extraReads = [nodePath, ...withRealPath(nodePath), probe.setpriv, probe.unshare, ...kernelReads].filter((p): p is string => p !== null && !covered(p));
-  const etc = [...COMMON_ETC_FILES, ...(profile.network === 'full' ? NETWORK_ETC_FILES : [])];
-  args.push('--proc', '/proc', '--dev', '/dev');
-
-  type Bind = { path: string; mode: 'ro' | 'rw' | 'ro-try'; source?: string };
-  const binds: Bind[] = [
-    ...pruneNested([...reads, ...extraReads]).filter((p) => !covered(p) && !writes.some((w) => isWithin(p, w))).map((path): Bind => ({ path, mode: 'ro' })),
-    ...etc.map((path): Bind => {
-      const source = options.etcOverrides?.get(path);
-      return source === undefined ? { path, mode: 'ro-try' } : { path, mode: 'ro', source };
-    }),
-    ...writes.map((path): Bind => ({ path, mode: 'rw' })),
-  ];
-  // bwrap creates missing mount points as 0700 dirs, which a dropped uid cannot traverse: create them 0755 first.
-  const dirs = new Set<string>();
-  for (const bind of binds) for (const dir of ancestors(bind.path)) if (!covered(dir)) dirs.add(dir);
-  for (const dir of [...dirs].sort((a, b) => a.length - b.length)) args.push('--perms', '0755', '--dir', dir);
-  // Parents before children, so a writable dir inside a read-only one stays writable.
-  binds.sort((a, b) => a.path.length - b.path.length);
-  // A read inside a cache directory (the compile cache, a validators file) is hidden by that directory's bind below: not made.
-  for (const bind of binds) {
-    if (bind.mode === 'ro' && bind.source === undefined && readOnlyOver.some((dir) => isWithin(bind.path, dir))) continue;
-    const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined ? '--ro-bind' : '--ro-bind-try';
-    args.push(flag, bind.source ?? bind.path, bind.path);
-  }
-  // Last, so no write bind (one containing them, or one inside them) is mounted over them. Not -try: missing, the launch fails.
-  for (const dir of readOnlyOver) args.push('--ro-bind', dir, dir);
-  if (scratchBytes !== undefined) {
-    // A capped tmpfs over the scratch dir bounds the helper's total disk use (RLIMIT_FSIZE bounds one file).
-    // 1777: the helper may run as a dropped uid that does not own the mount.
-    args.push('--perms', '1777', '--size', String(scratchBytes), '--tmpfs', scratch);
-    args.push('--perms', '1777', '--dir', scratchTmp);
-  }
-  // The root is a tmpfs bwrap built; freeze it so the only writable places are the binds above.
-  args.push('--remount-ro', '/', '--chdir', scratch);
-  return args;
 }
