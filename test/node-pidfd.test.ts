@@ -3,7 +3,9 @@
 // until the wrappers relayed it. Real processes: a shell stands for the wrapper that reaps node and lives on (the
 // window exit-at-close.ts could not read, made to last), then a real pure-compute helper under the broker.
 // Controls: the same chain read without the pidfd shows nothing final; a live node is never read as ended; an
-// unsandboxed helper (node is the broker's own child) holds none.
+// unsandboxed helper (node is the broker's own child) holds none. In the broker test an orphan put into the sandbox's
+// pid namespace keeps bubblewrap's init alive after it reaped node and the outer bubblewrap is stopped, so a /proc
+// read at the close cannot see the end and the exit cannot come first.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -109,6 +111,26 @@ async function start(t: Test, sandbox: 'none' | 'pure-compute'): Promise<TestBro
   return kit;
 }
 
+/**
+ * Starts a `sleep` in the pid namespace of the sandbox spawned as `spawned` (nsenter into its init's namespace, a shell
+ * that backgrounds it and exits): orphaned there, it becomes a child of bubblewrap's init. Resolves with its pid here.
+ */
+async function orphanIn(t: Test, spawned: number, node: number): Promise<number> {
+  const [init] = childrenOf(spawned);
+  const enter = spawn('nsenter', ['-t', String(init), '-p', '--', '/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 &'], { stdio: 'ignore' });
+  await new Promise((resolve) => enter.once('exit', resolve));
+  const orphan = childrenOf(init!).find((pid) => pid !== node);
+  if (orphan === undefined) throw new Error(`no orphan under the sandbox's init ${init}`);
+  t.teardown(() => {
+    try {
+      process.kill(orphan, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+  return orphan;
+}
+
 const details = (err: BulkheadError): unknown => ({ code: err.code, exitCode: err.data?.['exitCode'], signal: err.data?.['signal'] });
 
 t.test('pure-compute: the broker holds a pidfd on node; every crash fails the calls in flight at the close; the pidfd goes with the exit', { skip }, async (t) => {
@@ -133,8 +155,30 @@ t.test('pure-compute: the broker holds a pidfd on node; every crash fails the ca
       return err;
     });
     await conn.call('whoami', {}); // the hanging call reached node before the kill
+    // An orphan in the sandbox's pid namespace keeps bubblewrap's init waiting after it reaped node, and the outer
+    // bubblewrap is stopped so that it cannot read the init's relay and exit: the window in which nothing in /proc
+    // shows node's end (a /proc read at the close gives RELAYING), and in which the exit cannot be seen first, lasts
+    // until both are released, once the call failed. If it never fails, the bound releases them and the order says so.
+    const orphan = await orphanIn(t, old, node);
+    process.kill(old, 'SIGSTOP');
+    let held = true;
+    const release = (): void => {
+      clearTimeout(bound);
+      if (!held) return;
+      held = false;
+      for (const [pid, signal] of [[old, 'SIGCONT'], [orphan, 'SIGKILL']] as const) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already (the broker may have killed the tree: a stopped outer bubblewrap looks alive)
+        }
+      }
+    };
+    const bound = setTimeout(release, 5000);
+    t.teardown(release);
     process.kill(node, 'SIGKILL');
     const err = await call;
+    release();
     await exit;
     for (const sub of subs) sub.dispose();
     t.same(details(err), { code: 'ERR_INTERRUPTED', exitCode: null, signal: 'SIGKILL' }, `crash ${n}: the signal its exit reports`);
