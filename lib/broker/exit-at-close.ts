@@ -21,6 +21,8 @@
  * then read as the exit event's is (`innerExit`, exit-report.ts): a call failed here carries the code and signal the
  * exit gives. When the broker reads the close after the init reaped node and before it relayed the end,
  * nothing shows it yet: a few turns of the event loop later the chain is read again, then the exit tells.
+ * Unless the broker holds a pidfd on node (node-pidfd.ts, a sandboxed prewarmed helper): then node's own status
+ * is read, from its /proc/<pid>/stat until it is reaped and from the pidfd after, and the gap is gone.
  * @module
  */
 import { readFileSync } from 'node:fs';
@@ -68,6 +70,17 @@ export function childEndOf(status: number, relayed: boolean): ChildEnd | undefin
   return signal === null ? undefined : { code: null, signal };
 }
 
+/** A sandboxed helper's node held by a pidfd (node-pidfd.ts). */
+export interface HeldNode {
+  /** node's pid in the broker's pid namespace. */
+  readonly pid: number;
+  /**
+   * Its exit status (waitpid form) once it was reaped, by anyone; null while it is not; undefined when that cannot be
+   * told (an error, the pidfd closed).
+   */
+  reapedStatus(): number | null | undefined;
+}
+
 /** More wrappers than any launch plan stacks: the walk down the chain stops there. */
 const MAX_CHAIN = 6;
 /** How many more turns of the event loop a chain whose node is gone and whose wrappers have not ended yet is read again. */
@@ -85,15 +98,17 @@ export const RELAYING = 'relaying';
  * walk never goes below node (a helper's own children's ends are not its end), nor through a process with
  * several children (an orphan of the helper could be mistaken for it).
  * @param nodeBinary - the node binary helpers run (compared by device and inode)
+ * @param node - node under the wrappers, held by a pidfd: its own end is read first (then no {@link RELAYING})
  * @returns the end; {@link RELAYING} when a wrapper below the spawned child has no child left and has not
  *   ended yet (node was reaped; its relay is microseconds away); undefined when nothing shows an end
  */
-export function endAtClose(pid: number, nodeBinary: string): ChildEnd | typeof RELAYING | undefined {
-  const node = identity(nodeBinary);
-  if (node === undefined) return undefined;
+export function endAtClose(pid: number, nodeBinary: string, node?: HeldNode): ChildEnd | typeof RELAYING | undefined {
+  const binary = identity(nodeBinary);
+  if (binary === undefined) return undefined;
   for (let at = pid, depth = 0; depth < MAX_CHAIN; depth++) {
-    const status = finalExitStatus(readStat(at));
+    let status = finalExitStatus(readStat(at));
     if (status !== undefined && at === pid) return childEndOf(status, false);
+    if (depth === 0 && node !== undefined) status = heldNodeStatus(node);
     if (status !== undefined) {
       // A wrapper's death kills what runs under it (bubblewrap's --die-with-parent, the pid namespace): when the
       // spawned child ended meanwhile, its own status is the truth, and the kernel set it before that kill.
@@ -102,13 +117,26 @@ export function endAtClose(pid: number, nodeBinary: string): ChildEnd | typeof R
     }
     // Alive and not ending: node (or a process that cannot be told from it) is not walked past.
     const exe = identity(`/proc/${at}/exe`);
-    if (exe === undefined || exe === node) return undefined;
+    if (exe === undefined || exe === binary) return undefined;
     const children = childrenOf(at);
     if (children.length === 0 && at !== pid) return RELAYING;
     if (children.length !== 1) return undefined;
     at = children[0]!;
   }
   return undefined;
+}
+
+/**
+ * The held node's final status: the one the pidfd gives once node was reaped (0 included: that is its own exit
+ * code, not a reader's lack of access), else its /proc/<pid>/stat's while it is exiting or a zombie. The stat is
+ * read first and trusted only when the pidfd then still shows node unreaped: a pid is reused only after a reap,
+ * so the stat read was node's.
+ */
+function heldNodeStatus(node: HeldNode): number | undefined {
+  const exiting = finalExitStatus(readStat(node.pid));
+  const reaped = node.reapedStatus();
+  if (reaped === null) return exiting;
+  return reaped === undefined || reaped < 0 || reaped > 0xffff ? undefined : reaped;
 }
 
 /** The text of /proc/<pid>/stat, or '' when the process is gone. */
@@ -121,7 +149,7 @@ function readStat(pid: number): string {
 }
 
 /** The children of a single-threaded process (a sandbox wrapper), or none when they cannot be read. */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').split(' ').filter((word) => word !== '').map(Number);
   } catch {
@@ -136,15 +164,16 @@ function childrenOf(pid: number): number[] {
  * after the poll phase that read its EOF, and what the helper wrote on stderr before it died was ready in
  * that poll too: the error's stderr tail and `thrown` have it.
  * @param nodeBinary - the node binary helpers run
+ * @param node - its node, when a pidfd holds it (node-pidfd.ts)
  * @param rereads - how many more turns a relaying chain is read again
  */
-export function failCallsAtClose(helper: HelperProcess, nodeBinary: string, routed: (error: BulkheadError) => void, rereads = MAX_REREADS): void {
+export function failCallsAtClose(helper: HelperProcess, nodeBinary: string, routed: (error: BulkheadError) => void, node?: HeldNode, rereads = MAX_REREADS): void {
   // Its exit was handled first (the close and the exit came in one poll): the exit tells, as before.
   if (helper.pid === undefined || helper.isExited) return;
-  const end = endAtClose(helper.pid, nodeBinary);
+  const end = endAtClose(helper.pid, nodeBinary, node);
   if (end === RELAYING) {
     // Read again on the next turns (a few /proc reads each), never longer than a few turns: else the exit tells.
-    if (rereads > 0) setImmediate(() => failCallsAtClose(helper, nodeBinary, routed, rereads - 1));
+    if (rereads > 0) setImmediate(() => failCallsAtClose(helper, nodeBinary, routed, node, rereads - 1));
     return;
   }
   const error = end === undefined ? undefined : helper.interruptAtClose(end);

@@ -27,6 +27,7 @@ import { OutboundRouter } from './outbound-router.js';
 import { withParentDeathSignal } from './parent-death.js';
 import { SparePool, type LaunchedHelper } from './spare-pool.js';
 import { expectMmHolder, mmHolderAddon, mmHolderReaped, trackHelperPid } from './mm-holder-reaper.js';
+import { holdNode } from './node-pidfd.js';
 import { HELPER_ENV } from '../wire/helper-env.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
@@ -270,6 +271,12 @@ export class HelperSpawner {
     if (helper.pid !== undefined) {
       trackHelperPid(helper.pid, helper.exited);
       if (holderAddon !== undefined) expectMmHolder(helper.channel.stream, helper.pid);
+    }
+    // A sandboxed prewarmed helper's node gets a pidfd once it said hello (a spare: once warm, off the relaunch's
+    // path): a spare's takeover then fails its calls in flight at the close, however fast the sandbox's init reaps node.
+    if (resolved.profile !== undefined && manifest.launch?.prewarm === true) {
+      const nodePath = ctx.nodePath;
+      (spare ? helper.warm : helper.rpc.ready).then(() => holdNode(helper, nodePath), () => undefined);
     }
     return { helper, plan };
   }

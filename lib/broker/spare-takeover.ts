@@ -20,6 +20,7 @@
 import type { BulkheadError } from '../errors.js';
 import { failCallsAtClose } from './exit-at-close.js';
 import type { HelperProcess } from './helper-process.js';
+import { heldNode } from './node-pidfd.js';
 
 /** A takeover under way: the old helper's exit is not reported yet. */
 interface Handover {
@@ -69,12 +70,12 @@ export class Handovers {
 
   /**
    * `helper`'s channel closed: when a spare took over from it, its calls in flight fail now if the kernel
-   * already shows how it ended (exit-at-close.ts), else at its exit as before.
+   * already shows how it ended (exit-at-close.ts; a sandboxed node held by a pidfd: node-pidfd.ts), else at its exit as before.
    * @param nodeBinary - the node binary helpers run
    * @param routed - fails the calls routed to it (daemon clients, calling services) with the same error
    */
   closed(helper: HelperProcess, nodeBinary: string, routed: (error: BulkheadError) => void): void {
-    if (this.pending.has(helper)) failCallsAtClose(helper, nodeBinary, routed);
+    if (this.pending.has(helper)) failCallsAtClose(helper, nodeBinary, routed, heldNode(helper));
   }
 
   /** `old`'s exit is being reported now; `cleanup` is its cleanup after the exit. Forgets `old`. */

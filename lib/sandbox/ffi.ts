@@ -3,7 +3,8 @@
  * (an FFI whose npm package ships prebuilt binaries, so nothing compiles at
  * install). Loaded lazily, only by the broker (never by a helper's runtime),
  * and only when a sandboxed launch needs it or an unsandboxed prewarmed spare
- * may get an mm holder (lib/broker/mm-holder-reaper.ts: pidfds, waitid, kcmp). A host without koffi's binary or
+ * may get an mm holder (lib/broker/mm-holder-reaper.ts: pidfds, waitid, kcmp); a sandboxed prewarmed helper's node is
+ * held by a pidfd (lib/broker/node-pidfd.ts: its exit status after another process reaped it). A host without koffi's binary or
  * without libseccomp gets `null` plus a reason, which the sandbox reports as a
  * missing layer.
  * @module
@@ -54,6 +55,12 @@ export interface Libc {
   waitidPidfd(pidfd: number, options: number): { pid: number } | null;
   /** kcmp(pid1, pid2, KCMP_VM): 0 when the two share one address space, > 0 when not, -1 on an error (ENOSYS without CONFIG_KCMP). */
   kcmpSameVm(pid1: number, pid2: number): number;
+  /**
+   * ioctl(pidfd, PIDFD_GET_INFO) asking for PIDFD_INFO_EXIT (Linux 6.15): the exit status (waitpid form) once the
+   * process was reaped, by anyone; `null` while it is not (running, exiting, a zombie) or on a kernel that has
+   * PIDFD_GET_INFO (6.13) without exit information; `undefined` on an error (no PIDFD_GET_INFO: ENOTTY / EINVAL).
+   */
+  pidfdExitStatus(pidfd: number): number | null | undefined;
   errno(): number;
 }
 
@@ -73,6 +80,10 @@ const PIDFD_OPEN = 434;
 /** kcmp's number (not in the unified range). */
 const KCMP: Partial<Record<string, number>> = { x64: 312, arm64: 272 };
 const KCMP_VM = 1;
+/** PIDFD_GET_INFO = _IOWR(0xFF, 11, struct pidfd_info) for its first version (64 bytes), and the exit mask bit. */
+const PIDFD_GET_INFO = 0xc040ff0b;
+const PIDFD_INFO_SIZE_VER0 = 64;
+const PIDFD_INFO_EXIT = 8n;
 /** waitid's idtype for a pidfd. */
 const P_PIDFD = 3;
 
@@ -99,6 +110,7 @@ export function loadFfi(): Ffi {
     const seccompCall = c.func('long syscall(long nr, unsigned int op, unsigned int flags, void *args)');
     const sys5 = c.func('long syscall(long nr, long a, long b, long c, long d, long e)');
     const waitid = c.func('int waitid(int idtype, int id, void *infop, int options)');
+    const ioctlArg = c.func('int ioctl(int fd, unsigned long request, void *arg)');
     libc = {
       memfdCreate: (name, flags) => memfd(name, flags) as number,
       pipe2: (flags) => {
@@ -123,6 +135,13 @@ export function loadFfi(): Ffi {
       kcmpSameVm: (pid1, pid2) => {
         const nr = KCMP[process.arch];
         return nr === undefined ? -1 : Number(sys5(nr, pid1, pid2, KCMP_VM, 0, 0));
+      },
+      pidfdExitStatus: (pidfd) => {
+        // struct pidfd_info: mask (u64) at 0, then cgroupid, eleven u32 ids and exit_code (s32) at 60.
+        const info = Buffer.alloc(PIDFD_INFO_SIZE_VER0);
+        info.writeBigUInt64LE(PIDFD_INFO_EXIT, 0);
+        if ((ioctlArg(pidfd, PIDFD_GET_INFO, info) as number) !== 0) return undefined;
+        return (info.readBigUInt64LE(0) & PIDFD_INFO_EXIT) === 0n ? null : info.readInt32LE(60);
       },
       errno: () => koffi.errno(),
     };
