@@ -2,7 +2,8 @@
 # bench/ab/cg-window.sh DIST N [WARM] -> instructions of the broker process per pipelined call, counted in a window
 # that holds N calls alone (worker.mjs bursts: 64 calls per burst, each burst one write and one read), after WARM
 # warm-up calls (default 51200: before ~50k calls Turbofan still compiles in the window, ~2.8k instructions per
-# call at 12800). Under `node --predictable` one build reads the same count within ~0.1% (round eleven); start-up,
+# call at 12800). Under `node --predictable` one build reads the same count within ~0.1% at 12800 and ~0.5% at
+# 51200 (a scavenge more or less in the window; round eleven); start-up,
 # the warm-up and the zero/dump themselves are not in it (dump .1, an empty window, is subtracted).
 # Keeps the callgrind dump (OUT.2) and node's perf map, for bench/ab/cg-names.py.
 d=$1; n=$2; warm=${3:-51200}
