@@ -8,7 +8,7 @@
 import t from 'tap';
 import { Encoder } from 'cbor-x/index-no-eval';
 import { decodeItem, encodeItem } from '../lib/wire/codec.js';
-import { decodeEnvelope, encodeEnvelopeChunks, type Envelope } from '../lib/wire/envelope.js';
+import { decodeEnvelope, encodeEnvelopeChunks, encodePlainEnvelope, type Envelope } from '../lib/wire/envelope.js';
 import { PLAIN_ENCODE_MAX_DEPTH, encodePlain, encodePlainFrame } from '../lib/wire/plain-encode.js';
 import { FRAME_HEADER_BYTES } from '../lib/wire/frame-decoder.js';
 import { prng } from './helpers.js';
@@ -164,4 +164,41 @@ t.test('encodePlainFrame: encodePlain\'s bytes behind their 4-byte length, in pl
   t.ok(frames.every(([frame, copy]) => frame.equals(copy)), 'frames handed out earlier are unchanged');
   t.equal(encodePlainFrame([1n]), undefined, 'what encodePlain leaves to cbor-x, so does encodePlainFrame');
   t.equal(encodePlainFrame('w'.repeat(70_000)), undefined, 'an item larger than the slab');
+});
+
+t.test('envelope frames (call, reply, event, item): the bytes of their wire array, taken exactly when it is', async (t) => {
+  // encodePlainEnvelope writes these four kinds without building the array (round eleven): on random
+  // envelopes its frame must be cbor-x's bytes of the array, and it must leave to cbor-x exactly what
+  // encodePlainFrame leaves of that array.
+  const random = prng(1911);
+  const ids = [1, 23, 24, 255, 256, 65535, 65536, 2 ** 20, 2 ** 32 - 1];
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)]!;
+  let plain = 0;
+  let left = 0;
+  const kept: Array<[Buffer, Buffer]> = [];
+  for (let i = 0; i < 4000; i++) {
+    const id = random() < 0.5 ? pick(ids) : 1 + Math.floor(random() * (2 ** 32 - 1));
+    const name = random() < 0.9 ? pick(['echo', 'tick', 'a', 'x'.repeat(30)]) : pick(STRINGS);
+    const value = randomValue(random, 1);
+    const kind = i % 4;
+    const meta = random() < 0.7 ? null : { timeoutMs: 5, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+    const [envelope, wire]: [Envelope, unknown[]] = kind === 0 ? [{ kind: 'call', id, method: name, params: value, meta }, [1, id, name, value, meta]]
+      : kind === 1 ? [{ kind: 'reply', id, result: value }, [2, id, value]]
+        : kind === 2 ? [{ kind: 'event', callId: random() < 0.3 ? 0 : id, name, payload: value }, [4, 0, name, value]]
+          : [{ kind: 'item', id, value }, [9, id, value]];
+    if (envelope.kind === 'event') wire[1] = envelope.callId;
+    const frame = encodePlainEnvelope(envelope);
+    const generic = encodePlainFrame(wire);
+    t.equal(frame === undefined, generic === undefined, `envelope ${i} (${envelope.kind}): taken exactly when its array is`);
+    if (frame === undefined) {
+      left++;
+      continue;
+    }
+    plain++;
+    const body = encoder.encode(wire);
+    if (frame.readUInt32BE(0) !== body.length || !frame.subarray(FRAME_HEADER_BYTES).equals(body)) t.fail(`envelope ${i} (${envelope.kind}): cbor-x's bytes`);
+    if (i % 10 === 0) kept.push([frame, Buffer.from(frame)]);
+  }
+  t.ok(plain > 1000 && left > 100, `both paths taken (${plain} plain, ${left} left to cbor-x)`);
+  t.ok(kept.every(([frame, copy]) => frame.equals(copy)), 'frames handed out earlier are unchanged');
 });

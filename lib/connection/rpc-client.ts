@@ -335,11 +335,8 @@ export class RpcClient {
     if (call.sent) {
       this.pending.delete(call.id);
       this.inFlightCount--;
-      while (this.inFlightCount < this.maxInFlight) {
-        const next = this.queue.shift();
-        if (next === undefined) break;
-        this.send(next);
-      }
+      // (No shift() of an empty queue: a builtin call per settled call.)
+      while (this.queue.length > 0 && this.inFlightCount < this.maxInFlight) this.send(this.queue.shift()!);
     } else {
       const index = this.queue.indexOf(call);
       if (index >= 0) this.queue.splice(index, 1);

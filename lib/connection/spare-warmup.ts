@@ -28,7 +28,8 @@ export function warmActivationPath(protocol: CompiledProtocol): void {
       if (call.kind === 'call') protocol.check('params', method, call.params);
       protocol.check('result', method, {});
     }
-    encodeEnvelopeChunks({ kind: 'reply', id: 1, result: { warm: true } });
+    // As rpc-server sends a small reply (no large byte string: the whole-frame path of envelope.ts).
+    encodeEnvelopeChunks({ kind: 'reply', id: 1, result: { warm: true } }, true);
     encodeEnvelopeChunks({ kind: 'error', id: 1, error: { code: 'ERR_INVALID_PARAMS', message: 'warm-up', data: {} } });
     // The heartbeat's interval starts on activation: Node's timer lists are set up on first use.
     clearInterval(setInterval(() => undefined, 2 ** 30));

@@ -8,7 +8,7 @@ import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
 import { FRAME_HEADER_BYTES, encodeFrame } from './frame-decoder.js';
 import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
-import { encodePlainFrame } from './plain-encode.js';
+import { encodePlainEnvelopeFrame, encodePlainFrame } from './plain-encode.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
 export const KIND = {
@@ -205,15 +205,35 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
  * into its outgoing buffer: one copy less per frame).
  */
 export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): FrameChunks {
+  if (noLargeBytes) {
+    const frame = encodePlainEnvelope(envelope);
+    if (frame !== undefined) return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };
+  }
   const wire = toWire(envelope);
   const large = noLargeBytes ? undefined : encodeWithLargeBytes(wire);
   if (large !== undefined) return large;
   // The common small envelope without cbor-x (plain-encode.ts: the same bytes), its length prefix in front
   // already; anything else with cbor-x, and the writer adds the prefix.
-  const frame = encodePlainFrame(wire);
+  const frame = noLargeBytes ? undefined : encodePlainFrame(wire);
   if (frame !== undefined) return { chunks: [frame], bodyLength: frame.length - FRAME_HEADER_BYTES };
   const body = encodeItem(wire);
   return { chunks: [body], bodyLength: body.length, headerless: true };
+}
+
+/**
+ * The whole frame of an envelope with no large byte string, when plain-encode.ts
+ * takes it (the bytes {@link encodeEnvelopeChunks} gives), else undefined. The
+ * envelopes sent per call, reply, event and item are written without building
+ * their wire array (round eleven).
+ */
+export function encodePlainEnvelope(e: Envelope): Buffer | undefined {
+  switch (e.kind) {
+    case 'call': return encodePlainEnvelopeFrame(KIND.call, 5, e.id, e.method, e.params, e.meta);
+    case 'reply': return encodePlainEnvelopeFrame(KIND.reply, 3, e.id, e.result);
+    case 'event': return encodePlainEnvelopeFrame(KIND.event, 4, e.callId, e.name, e.payload);
+    case 'item': return encodePlainEnvelopeFrame(KIND.item, 3, e.id, e.value);
+    default: return encodePlainFrame(toWire(e));
+  }
 }
 
 function toWire(e: Envelope): unknown[] {
