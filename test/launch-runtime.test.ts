@@ -10,7 +10,7 @@ import { startBroker } from 'bulkhead/testing';
 import { loadProtocol } from '../lib/protocol/registry.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
 import { loadPrecompiled, precompileValidators } from '../lib/protocol/precompiled.js';
-import { canonicalJson, jsonEqual, schemaHash } from '../lib/protocol/hash.js';
+import { canonicalEquals, canonicalJson, schemaHash } from '../lib/protocol/hash.js';
 import { loadRuntime } from '../lib/util/runtime-loader.js';
 import { RUNTIME_SCRIPT } from '../lib/broker/code-cache.js';
 import { FIXTURES } from './helpers.js';
@@ -56,12 +56,15 @@ t.test('the precompiled module carries the canonical JSON and hash the broker co
   t.same(Object.keys(oldLoaded.validators).sort(), Object.keys(loadPrecompiled(file).validators).sort());
 });
 
-t.test('jsonEqual (how a helper compares its document with the broker\'s canonical JSON) agrees with comparing canonical JSON', async (t) => {
-  // Pairs chosen at the edges: key order, -0, arrays against objects with index keys, an own __proto__ key, null.
+t.test('canonicalEquals (how a helper compares its document with the broker\'s canonical JSON) agrees with comparing canonical JSON', async (t) => {
+  // Pairs chosen at the edges: key order, -0, arrays against objects with index keys, an own __proto__ key, null;
+  // strings and keys that need an escape or hold surrogates (the walk leaves those to canonicalJson), non-JSON values.
   const values: unknown[] = [
     {}, [], null, 0, -0, 1, 1.5, '', '0', 'é€😀', true, false, [0], { 0: 0 }, ['a', 'b'], ['b', 'a'], { a: 1 }, { a: 1, b: 2 }, { b: 2, a: 1 },
     { a: { b: [1, { c: null }] } }, { a: { b: [1, { c: 0 }] } }, { a: 1, b: [] }, { a: 1, b: {} },
     JSON.parse('{"__proto__": {"x": 1}}'), JSON.parse('{"__proto__": {"x": 2}}'), { x: 1 }, [[]], [{}], [null], { a: [] }, { a: {} },
+    'a"b', 'a\\b', '\n', '\u2028', '\ud800', 'é', { 'a"': 1 }, { 'a\\': 1 }, { é: 1 }, { '😀': 1 }, { '\ud800': 1 }, { '\n': 1 },
+    [undefined], { a: undefined }, { a: undefined, b: 1 }, { b: 1 }, Object.create({ inherited: 1 }) as unknown, 1e21, 1e-7,
   ];
   // And random JSON values, some sharing structure, with keys in random order.
   let seed = 7;
@@ -83,13 +86,18 @@ t.test('jsonEqual (how a helper compares its document with the broker\'s canonic
     for (const b of values) {
       const expected = canonicalJson(a) === canonicalJson(b);
       if (expected) equal++;
-      if (jsonEqual(a, b) !== expected) t.fail(`jsonEqual(${canonicalJson(a)}, ${canonicalJson(b)}) is ${!expected}`);
+      if (canonicalEquals(a, canonicalJson(b)) !== expected) t.fail(`canonicalEquals(${canonicalJson(a)}, ${canonicalJson(b)}) is ${!expected}`);
     }
   }
   t.ok(equal > values.length, `equal pairs beyond the diagonal were tried (${equal} of ${values.length ** 2})`);
-  // What the helper does: the document against the broker's canonical JSON, parsed.
+  // Texts no canonicalJson writes (whitespace, keys out of order or twice, escapes, cut short, trailing bytes): the same answer.
+  const texts = ['', ' ', '{ "a":1}', '{"b":2,"a":1}', '{"a":1,"a":1}', '{"a":1', '{"a":1}x', '{"a":1,}', '{"a"1}', '{"\\u0061":1}',
+    '"\\u0061"', '"a', '[1,]', '[1', '[1 ]', 'nul', 'nullx', 'true ', '-0', '0', '01', '1.50', '{"a":undefined}', '[]', '{}', '{"a":1}', '"é"'];
+  for (const a of values) for (const text of texts) if (canonicalEquals(a, text) !== (canonicalJson(a) === text)) t.fail(`canonicalEquals(${canonicalJson(a)}, ${JSON.stringify(text)})`);
+  // What the helper does: the document against the broker's canonical JSON.
   const doc = JSON.parse(readFileSync(join(FIXTURES, 'protocols', 'com.test.echo.json'), 'utf8')) as unknown;
-  t.ok(jsonEqual(doc, JSON.parse(canonicalJson(doc))), 'a document equals its own canonical JSON, parsed');
+  t.ok(canonicalEquals(doc, canonicalJson(doc)), 'a document equals its own canonical JSON');
+  t.notOk(canonicalEquals(doc, canonicalJson(doc).replace('"echo"', '"echp"')), 'a changed canonical JSON does not');
 });
 
 t.test('the runtime script exports plain values, the facade\'s names (no esbuild getters: scripts/build-runtime.mjs)', async (t) => {

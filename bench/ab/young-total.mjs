@@ -21,6 +21,8 @@ for (const p of profiles) {
   }
   const kb = seen.map((s) => Math.round(s.total / 1024)).sort((a, b) => a - b);
   console.log(`${p.padEnd(15)} young KB by the first call: min ${kb[0]} median ${kb[kb.length >> 1]} max ${kb[kb.length - 1]} (at the entry ${Math.round(seen[0].atEntry / 1024)}; ${JSON.stringify(seen[0].load)}); scavenged before it: ${seen.filter((s) => s.scavenges > 0).length}/${seen.length}${seen[0].afterImport === undefined ? '' : `; after the import ${Math.round(seen[0].afterImport / 1024)}, after serve() ${Math.round(seen[0].afterServe / 1024)}`}`);
-  if (process.env.YOUNG_MARKS) for (const s of seen) console.log(`  young KB at the entry, after the import, after serve(), at the handler: ${s.marks.join(' ')}; before each collection: ${s.gcBefore.join(' ')}`);
+  const cpu = seen.map((s) => s.cpuMs).filter((c) => c !== undefined).sort((a, b) => a - b);
+  if (cpu.length > 0) console.log(`${''.padEnd(15)} its CPU (all threads) by the first call's handler, ms: median ${cpu[cpu.length >> 1].toFixed(2)} (min ${cpu[0].toFixed(2)}, max ${cpu[cpu.length - 1].toFixed(2)})`);
+  if (process.env.YOUNG_MARKS) for (const s of seen) console.log(`  young KB at the entry, after the import, after serve(), at the handler: ${s.marks.join(' ')}; before each collection: ${s.gcBefore.join(' ')}${s.gcCost === undefined ? '' : `; its cost, µs: ${s.gcCost.join(' ')}`}`);
 }
 await broker.close();

@@ -9,7 +9,7 @@ import { bulkheadError, type BulkheadError, type ValidationIssue } from '../erro
 import { sharedAjv } from './ajv.js';
 import { checkProtocolDocument, type ProtocolDocument } from './document.js';
 import { explainSchemaCompileError } from './explain.js';
-import { jsonEqual, schemaHash } from './hash.js';
+import { canonicalEquals, schemaHash } from './hash.js';
 
 /** Options of {@link CompiledProtocol.from}. */
 export interface CompileOptions {
@@ -39,17 +39,6 @@ export type ValidationPart = 'params' | 'result' | 'event' | 'yields' | 'accepts
 /** The result schema of a stream method that declares none: the final value is null. */
 const NULL_RESULT = { type: 'null' } as const;
 
-/** Whether `document` is, as a JSON value, the one whose canonical JSON is `canonical` (malformed: no). */
-function sameAsCanonical(document: unknown, canonical: string): boolean {
-  let known: unknown;
-  try {
-    known = JSON.parse(canonical);
-  } catch {
-    return false;
-  }
-  return jsonEqual(document, known);
-}
-
 /** Parts validated per method, in the order validator keys are listed. */
 const METHOD_PARTS = ['params', 'result', 'yields', 'accepts'] as const;
 
@@ -76,9 +65,10 @@ export class CompiledProtocol {
     this.name = document.name;
     this.version = document.version;
     // Comparing with the broker's canonical JSON costs far less than SHA-256 on a cold helper start; a changed document
-    // is hashed. Compared as parsed values (jsonEqual), not by building this document's canonical string: the same
-    // answer for ~4 KB of young objects instead of ~49 KB (bench/README.md, "Round eleven: Node 20 cold launch").
-    this.hash = known !== undefined && sameAsCanonical(document, known.canonical) ? known.hash : schemaHash(document);
+    // is hashed. Compared by walking the string against the document (canonicalEquals), neither building this document's
+    // canonical string nor parsing the broker's: ~1 KB of young objects instead of ~49 or ~14 (bench/README.md,
+    // "Round eleven: Node 20 cold launch").
+    this.hash = known !== undefined && canonicalEquals(document, known.canonical) ? known.hash : schemaHash(document);
     this.eventNames = new Set(Object.keys(document.events ?? {}));
   }
 

@@ -43,46 +43,59 @@ export interface ProtocolDocument {
   errors?: Record<string, { description?: string }>;
 }
 
-const schemaOrBool = { type: ['object', 'boolean'] };
+/**
+ * The JSON Schema every protocol file is checked against, made on first need (memoised): a helper's protocol is
+ * trusted (its broker checked it) and never needs it, and the object is ~4 KB of young objects at a cold helper's
+ * start (bench/README.md, "Round eleven: Node 20 cold launch"). Exported as `PROTOCOL_DOCUMENT_SCHEMA` from
+ * lib/protocol/document-schema.ts.
+ */
+export function protocolDocumentSchema(): DocumentSchema {
+  return documentSchema ??= buildDocumentSchema();
+}
 
-/** The JSON Schema every protocol file is checked against. */
-export const PROTOCOL_DOCUMENT_SCHEMA = {
-  $schema: 'https://json-schema.org/draft/2020-12/schema',
-  type: 'object',
-  required: ['name', 'version', 'methods'],
-  additionalProperties: false,
-  properties: {
-    $schema: { type: 'string' },
-    name: { type: 'string', pattern: NAME_PATTERN },
-    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+].*)?$', examples: ['1.0.0'] },
-    description: { type: 'string' },
-    methods: {
-      type: 'object',
-      propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
-      additionalProperties: {
+type DocumentSchema = ReturnType<typeof buildDocumentSchema>;
+let documentSchema: DocumentSchema | undefined;
+
+function buildDocumentSchema() {
+  const schemaOrBool = { type: ['object', 'boolean'] };
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    required: ['name', 'version', 'methods'],
+    additionalProperties: false,
+    properties: {
+      $schema: { type: 'string' },
+      name: { type: 'string', pattern: NAME_PATTERN },
+      version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+].*)?$', examples: ['1.0.0'] },
+      description: { type: 'string' },
+      methods: {
         type: 'object',
-        required: ['params'],
-        additionalProperties: false,
-        properties: { description: { type: 'string' }, params: schemaOrBool, result: schemaOrBool, yields: schemaOrBool, accepts: schemaOrBool },
+        propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$]{0,127}$' },
+        additionalProperties: {
+          type: 'object',
+          required: ['params'],
+          additionalProperties: false,
+          properties: { description: { type: 'string' }, params: schemaOrBool, result: schemaOrBool, yields: schemaOrBool, accepts: schemaOrBool },
+        },
+      },
+      events: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$.:-]{0,127}$' },
+        additionalProperties: {
+          type: 'object',
+          required: ['payload'],
+          additionalProperties: false,
+          properties: { description: { type: 'string' }, payload: schemaOrBool },
+        },
+      },
+      errors: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Z][A-Z0-9_]{0,127}$' },
+        additionalProperties: { type: 'object', additionalProperties: false, properties: { description: { type: 'string' } } },
       },
     },
-    events: {
-      type: 'object',
-      propertyNames: { pattern: '^[A-Za-z_$][A-Za-z0-9_$.:-]{0,127}$' },
-      additionalProperties: {
-        type: 'object',
-        required: ['payload'],
-        additionalProperties: false,
-        properties: { description: { type: 'string' }, payload: schemaOrBool },
-      },
-    },
-    errors: {
-      type: 'object',
-      propertyNames: { pattern: '^[A-Z][A-Z0-9_]{0,127}$' },
-      additionalProperties: { type: 'object', additionalProperties: false, properties: { description: { type: 'string' } } },
-    },
-  },
-} as const;
+  } as const;
+}
 
 let validateDocument: ReturnType<ReturnType<typeof sharedAjv>['compile']> | undefined;
 
@@ -92,9 +105,9 @@ let validateDocument: ReturnType<ReturnType<typeof sharedAjv>['compile']> | unde
  * @throws BulkheadError `ERR_INVALID_PROTOCOL` with `data.pointer` at the first fault
  */
 export function checkProtocolDocument(value: unknown, source: string): ProtocolDocument {
-  validateDocument ??= sharedAjv().compile(PROTOCOL_DOCUMENT_SCHEMA);
+  validateDocument ??= sharedAjv().compile(protocolDocumentSchema());
   if (!validateDocument(value)) {
-    const { pointer, detail } = explainAjvError(validateDocument.errors?.[0], PROTOCOL_DOCUMENT_SCHEMA, value);
+    const { pointer, detail } = explainAjvError(validateDocument.errors?.[0], protocolDocumentSchema(), value);
     throw bulkheadError('ERR_INVALID_PROTOCOL', `Protocol ${source}: ${pointer} ${detail} See docs/protocols.md for the format.`, {
       source,
       pointer,

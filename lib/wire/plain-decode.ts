@@ -46,7 +46,10 @@ const CACHED_BYTES = 24;
 /** Cache entries (a power of two). */
 const CACHE_SLOTS = 1024;
 
-const cacheStrings: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+// The strings' slots are made on the first cached string, not at import: 8 KB of young objects that a cold helper
+// would otherwise hold before its first turn, where a Node 20 helper is a few KB from a scavenge (bench/README.md,
+// "Round eleven: Node 20 cold launch"). The byte arrays are off the V8 heap (a typed array above 64 bytes).
+let cacheStrings: (string | undefined)[] | undefined;
 const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHED_BYTES);
 const cacheLengths = new Uint8Array(CACHE_SLOTS);
 
@@ -216,7 +219,8 @@ function text(length: number): string {
   }
   pos = end;
   const slot = (hash ^ (hash >>> 10)) & (CACHE_SLOTS - 1);
-  const cached = cacheStrings[slot];
+  const strings = cacheStrings ??= new Array<string | undefined>(CACHE_SLOTS).fill(undefined);
+  const cached = strings[slot];
   if (cached !== undefined && cacheLengths[slot] === length) {
     const at = slot * CACHED_BYTES;
     let same = true;
@@ -229,7 +233,7 @@ function text(length: number): string {
     if (same) return cached;
   }
   const s = length === 0 ? '' : String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
-  cacheStrings[slot] = s;
+  strings[slot] = s;
   cacheLengths[slot] = length;
   cacheBytes.set(src.subarray(start, end), slot * CACHED_BYTES);
   return s;
