@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,20 @@ export async function dead(pid: number, withinMs: number): Promise<boolean> {
     if (performance.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Polls (bounded) until nothing exists at `path`; true when it is gone. For a
+ * removal the code under test starts and does not report (e.g. a refused launch
+ * reserve's scratch dir, removed while the next launch goes on).
+ */
+export async function pathGone(path: string, withinMs: number): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  while (existsSync(path)) {
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
 }
 
 /**

@@ -11,7 +11,7 @@ import { startBroker, type TestBroker } from 'bulkhead/testing';
 import { probeHost } from '../lib/sandbox/index.js';
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
 import { brokerTag } from '../lib/sandbox/broker-tag.js';
-import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { FIXTURES, REPO_ROOT, pathGone } from './helpers.js';
 
 const probe = await probeHost();
 const skip = probe.bwrap === null ? 'needs bubblewrap' : probe.cgroup === null ? 'needs a usable cgroup hierarchy' : false;
@@ -109,7 +109,7 @@ t.test('a reserved scratch dir with anything planted in it is not used, and is r
   writeFileSync(join(held.scratch, 'tmp', 'planted.js'), 'throw new Error("planted")');
   const second = await launch(t, kit, 'planted');
   t.not(second.scratch, held.scratch, 'the next helper got a fresh scratch dir');
-  t.notOk(existsSync(held.scratch), 'the planted one was removed');
+  t.ok(await pathGone(held.scratch, 10_000), 'the planted one was removed (asynchronously, while the next launch went on)');
   t.same([...second.cgroups].sort(), [...held.cgroups].sort(), 'control: the untouched cgroup was still used');
 });
 
@@ -121,7 +121,7 @@ t.test('a reserved scratch dir whose mode was opened is not used', { skip }, asy
   chmodSync(held.scratch, 0o777);
   const second = await launch(t, kit, 'opened');
   t.not(second.scratch, held.scratch, 'the next helper got a fresh scratch dir');
-  t.notOk(existsSync(held.scratch), 'the opened one was removed');
+  t.ok(await pathGone(held.scratch, 10_000), 'the opened one was removed (asynchronously, while the next launch went on)');
 });
 
 t.test('a reserved cgroup a process joined is not used; the process is killed and the cgroup removed', { skip }, async (t) => {
