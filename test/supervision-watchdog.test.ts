@@ -101,6 +101,20 @@ t.test('watchdog CPU cost: an idle helper with a 1 s watchdog uses little CPU an
   t.equal(kit.broker.status('idle').crashes, 0, 'an idle helper is never taken for a hung one');
 });
 
+t.test('watchdogMs: a cold helper never called heartbeats from the broker\'s hello (its timer starts there, not in serve())', async (t) => {
+  // The heartbeat's timer starts when the helper reads the broker's hello (lib/connection/helper-server.ts), which a cold
+  // launch sends at spawn: a helper launched at load and never called must still beat, or its watchdog would kill it.
+  const kit = await startBroker({ root: FIXTURES, services: [spinService('unused', { launch: { watchdogMs: 300, runAtLoad: true } })] });
+  t.teardown(() => kit.close());
+  await until(() => kit.broker.status('unused').pid !== undefined);
+  const pid = kit.broker.status('unused').pid;
+  // Five watchdog periods with no call: only heartbeats keep it alive (the spinning test above is the positive control).
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.equal(kit.broker.status('unused').crashes, 0, 'never taken for a hung one');
+  t.equal(kit.broker.status('unused').pid, pid, 'the same helper throughout');
+  t.same(await kit.broker.connect('unused').call('echo', { text: 'late' }), { text: 'late', pid }, 'and that helper answers its first call');
+});
+
 t.test('abandoned calls to a stuck helper: queued bytes stay bounded, calls past the bound fail fast with ERR_BACKPRESSURE', async (t) => {
   const maxQueuedBytes = 4 * MiB;
   const kit = await startBroker({ root: FIXTURES, maxFrameBytes: MiB, services: [spinService('stuck', { maxQueuedBytes, launch: { throttleMs: 0, exitTimeoutMs: 200 } })] });

@@ -62,13 +62,21 @@ export function startServer(socket: Socket, compiled: CompiledProtocol, handlers
       if (!exiting) process.exit(0);
     },
     helloSeen: () => {
-      if (waiting !== undefined) startHeartbeat();
+      startHeartbeat();
       waiting?.();
       waiting = undefined;
     },
   }, { exposeStacks, ...gated, ...(direct === undefined ? {} : { helloInfo: { handoff: true } }) });
   // Sent from this event loop's own timer: a handler that blocks the loop stops it, and the broker sees that.
+  // Started when the broker's hello is seen, a cold helper's too: Node's timer lists are made on the first timer (~5.7 KB
+  // of young objects), and made in serve() they count before the helper's first turn, where a scavenge task posted
+  // runs ahead of the first reply (Node 20; bench/README.md, "Round eleven, continued (launch11)"). The broker sends a
+  // cold helper its hello at spawn (a spare's with its activation) and starts its watchdog on the helper's hello, so
+  // the first beat is late by the helper's first turn at most.
+  let beating = false;
   const startHeartbeat = (): void => {
+    if (beating) return;
+    beating = true;
     const heartbeatMs = Number(process.env[HELPER_ENV.heartbeatMs] ?? '');
     if (!Number.isInteger(heartbeatMs) || heartbeatMs <= 0) return;
     const heartbeat = setInterval(() => {
@@ -77,6 +85,5 @@ export function startServer(socket: Socket, compiled: CompiledProtocol, handlers
     heartbeat.unref();
     socket.once('close', () => clearInterval(heartbeat));
   };
-  if (waiting === undefined) startHeartbeat();
   return { server, direct };
 }
