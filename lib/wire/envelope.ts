@@ -8,7 +8,7 @@ import { bulkheadError, type SerializedError } from '../errors.js';
 import { decodeItem, encodeItem } from './codec.js';
 import { FRAME_HEADER_BYTES, encodeFrame } from './frame-decoder.js';
 import { encodeWithLargeBytes, type FrameChunks } from './large-bytes.js';
-import { encodePlainEnvelopeFrame, encodePlainFrame } from './plain-encode.js';
+import { encodePlainFrame, placePlainEnvelopeFrame, placePlainFrame, plainNext, plainSlab } from './plain-encode.js';
 
 /** Wire numbers of the message kinds. Never renumber. */
 export const KIND = {
@@ -222,18 +222,28 @@ export function encodeEnvelopeChunks(envelope: Envelope, noLargeBytes = false): 
 
 /**
  * The whole frame of an envelope with no large byte string, when plain-encode.ts
- * takes it (the bytes {@link encodeEnvelopeChunks} gives), else undefined. The
- * envelopes sent per call, reply, event and item are written without building
- * their wire array (round eleven).
+ * takes it (the bytes {@link encodeEnvelopeChunks} gives), else undefined; calls,
+ * replies, events and items without building their wire array (round eleven).
  */
 export function encodePlainEnvelope(e: Envelope): Buffer | undefined {
+  const length = placePlainEnvelope(e);
+  return length < 0 ? undefined : plainSlab.subarray(plainNext - length, plainNext);
+}
+
+/** {@link encodePlainEnvelope} with no view made: its length, the frame the last `length` bytes before `plainNext` in `plainSlab`, or -1. */
+export function placePlainEnvelope(e: Envelope): number {
   switch (e.kind) {
-    case 'call': return encodePlainEnvelopeFrame(KIND.call, 5, e.id, e.method, e.params, e.meta);
-    case 'reply': return encodePlainEnvelopeFrame(KIND.reply, 3, e.id, e.result);
-    case 'event': return encodePlainEnvelopeFrame(KIND.event, 4, e.callId, e.name, e.payload);
-    case 'item': return encodePlainEnvelopeFrame(KIND.item, 3, e.id, e.value);
-    default: return encodePlainFrame(toWire(e));
+    case 'call': return placePlainEnvelopeFrame(KIND.call, 5, e.id, e.method, e.params, e.meta);
+    case 'reply': return placePlainEnvelopeFrame(KIND.reply, 3, e.id, e.result);
+    case 'event': return placePlainEnvelopeFrame(KIND.event, 4, e.callId, e.name, e.payload);
+    case 'item': return placePlainEnvelopeFrame(KIND.item, 3, e.id, e.value);
+    default: return placePlainFrame(toWire(e));
   }
+}
+
+/** The body (cbor-x's, no length prefix) of an envelope with no large byte string that plain-encode.ts left. */
+export function encodeEnvelopeBody(e: Envelope): Buffer {
+  return encodeItem(toWire(e));
 }
 
 function toWire(e: Envelope): unknown[] {

@@ -7,10 +7,12 @@
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import { decodeEnvelope, encodeEnvelope, encodeEnvelopeChunks, type Envelope } from './envelope.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame-decoder.js';
+import { decodeEnvelope, encodeEnvelope, encodeEnvelopeBody, encodeEnvelopeChunks, placePlainEnvelope, type Envelope } from './envelope.js';
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame-decoder.js';
+import { plainNext, plainSlab } from './plain-encode.js';
 import { keepForSending, releaseIfUnviewed } from './body-pool.js';
 import { Outbox } from './outbox.js';
+import type { BacklogObserver, FramedChannelOptions } from './channel-options.js';
 import { BacklogWaiters } from './backlog-waiters.js';
 import { asFrameError } from './frame-error.js';
 import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
@@ -24,38 +26,7 @@ const FLUSH_SOON = Promise.resolve();
 /** Frames after which a burst is written at once rather than once the continuations already queued have run. */
 const EAGER_FLUSH_FRAMES = 64;
 
-/** Options of a {@link FramedChannel}. */
-export interface FramedChannelOptions {
-  /**
-   * Largest frame body accepted from the peer, in bytes.
-   * @default 16 MiB ({@link DEFAULT_MAX_FRAME_BYTES})
-   */
-  maxFrameBytes?: number;
-  /**
-   * Bytes that may wait for a peer that is not reading. Past this, the channel
-   * fails with `ERR_BACKPRESSURE` (the peer is told why, then cut off) instead
-   * of buffering without bound. Set it where the peer is untrusted (daemon
-   * clients, a helper's outbound side).
-   * @default unbounded (the owner bounds what it sends, e.g. maxInFlight)
-   */
-  maxBufferedBytes?: number;
-}
-
-/**
- * The backlog an untrusted peer may leave unread (`maxBufferedBytes`): two
- * whole frames plus 1 MiB of small ones, so one large answer never trips it.
- */
-export function untrustedPeerBacklog(maxFrameBytes: number): number {
-  return 2 * maxFrameBytes + 1024 * 1024;
-}
-
-/** Told when a frame leaves more than `highWaterBytes` waiting for the peer (a `BacklogWatch`, backlog-watch.ts). */
-export interface BacklogObserver {
-  /** Backlog in bytes above which {@link BacklogObserver.over} is called. */
-  readonly highWaterBytes: number;
-  /** A frame was queued with more than the mark waiting. */
-  over(): void;
-}
+export { untrustedPeerBacklog, type BacklogObserver, type FramedChannelOptions } from './channel-options.js';
 
 /** Receives what arrives on a channel. Set once by the channel's owner. */
 export interface ChannelHandler {
@@ -213,14 +184,28 @@ export class FramedChannel {
   /** Body length when written and under the high-water mark, its negative when over, 0 when closed. */
   private write(envelope: Envelope, noLargeBytes: boolean): number {
     if (!this.open) return 0;
-    const { chunks, bodyLength, headerless } = encodeEnvelopeChunks(envelope, noLargeBytes);
-    if (bodyLength > this.maxFrameBytes) {
-      throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { declared: bodyLength, limit: this.maxFrameBytes });
+    const placed = noLargeBytes ? placePlainEnvelope(envelope) : -1;
+    if (placed >= 0) {
+      // A plain frame in plain-encode.ts's slab, queued by its place: a burst's frames leave as one view (outbox.ts).
+      const length = this.withinLimit(envelope, placed - FRAME_HEADER_BYTES);
+      return this.enqueue(this.outbox.pushSlabFrame(plainSlab, plainNext - placed, plainNext)) ? length : -length;
     }
+    if (noLargeBytes) {
+      const body = encodeEnvelopeBody(envelope);
+      const length = this.withinLimit(envelope, body.length);
+      return this.enqueue(this.outbox.pushBody(body)) ? length : -length;
+    }
+    const { chunks, bodyLength, headerless } = encodeEnvelopeChunks(envelope);
+    this.withinLimit(envelope, bodyLength);
     let ok = true;
     if (headerless === true) ok = this.enqueue(this.outbox.pushBody(chunks[0]!));
     else for (const chunk of chunks) ok = this.enqueue(this.outbox.pushRaw(chunk));
     return ok ? bodyLength : -bodyLength;
+  }
+
+  private withinLimit(envelope: Envelope, bodyLength: number): number {
+    if (bodyLength <= this.maxFrameBytes) return bodyLength;
+    throw bulkheadError('ERR_FRAME_TOO_LARGE', `A ${envelope.kind} message encodes to ${bodyLength} bytes; the frame limit is ${this.maxFrameBytes}. Send less data per message or raise maxFrameBytes.`, { declared: bodyLength, limit: this.maxFrameBytes });
   }
 
   /**

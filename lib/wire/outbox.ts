@@ -31,9 +31,19 @@ export class Outbox {
   bytes = 0;
   /** Frames and raw chunks queued (a body and its prefix count once). */
   count = 0;
+  /**
+   * The run of whole frames last queued by {@link Outbox.pushSlabFrame}: bytes
+   * [runStart, runEnd) of runSlab, not yet in `entries`. Frames a burst encodes
+   * lie one after the other in plain-encode.ts's slab, so the burst becomes one
+   * view when it is closed: no view per frame and no copy to join them.
+   */
+  private runSlab: Buffer | undefined;
+  private runStart = 0;
+  private runEnd = 0;
 
   /** Queues a frame: `body` behind its 4-byte length prefix. `body` must not change until written. */
   pushBody(body: Buffer): number {
+    if (this.runSlab !== undefined) this.closeRun();
     this.entries.push(body.length, body);
     this.count++;
     const size = FRAME_HEADER_BYTES + body.length;
@@ -43,14 +53,41 @@ export class Outbox {
 
   /** Queues bytes as they are (a prefix included by the caller). */
   pushRaw(bytes: Buffer): number {
+    if (this.runSlab !== undefined) this.closeRun();
     this.entries.push(bytes);
     this.count++;
     this.bytes += bytes.length;
     return bytes.length;
   }
 
+  /**
+   * Queues a whole frame (length prefix included) that lies in `slab` at
+   * [start, end): it extends the open run when it starts where the run ends in
+   * the same slab. Those bytes must never be written again (plain-encode.ts
+   * only writes past `plainNext`), as a run's view is written without a copy.
+   */
+  pushSlabFrame(slab: Buffer, start: number, end: number): number {
+    if (slab !== this.runSlab || start !== this.runEnd) {
+      if (this.runSlab !== undefined) this.closeRun();
+      this.runSlab = slab;
+      this.runStart = start;
+    }
+    this.runEnd = end;
+    this.count++;
+    const size = end - start;
+    this.bytes += size;
+    return size;
+  }
+
+  /** Puts the open run in `entries` as one view. */
+  private closeRun(): void {
+    this.entries.push(this.runSlab!.subarray(this.runStart, this.runEnd));
+    this.runSlab = undefined;
+  }
+
   /** Drops everything queued. */
   clear(): void {
+    this.runSlab = undefined;
     this.entries = [];
     this.compacted = 0;
     this.bytes = 0;
@@ -66,6 +103,7 @@ export class Outbox {
    * fails with EINVAL.)
    */
   take(): Buffer[] {
+    if (this.runSlab !== undefined) this.closeRun();
     const { entries, bytes } = this;
     this.clear();
     if (bytes <= COALESCE_COPY_LIMIT) return entries.length === 0 ? [] : [join(entries, 0, entries.length, bytes)];

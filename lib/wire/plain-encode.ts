@@ -43,10 +43,15 @@ const hasOwnProperty = Object.prototype.hasOwnProperty;
 // eslint-disable-next-line no-control-regex -- the point: anything outside ASCII
 const NON_ASCII = /[^\x00-\x7f]/;
 
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
-/** Where the next item starts in the slab. */
-let next = 0;
+/**
+ * The slab items are written into (a live binding: a new one is taken when
+ * little is left). Bytes before {@link plainNext} are never written again, so a
+ * view of them, or of a run of frames placed one after the other, stays valid.
+ */
+export let plainSlab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let view = new DataView(plainSlab.buffer, plainSlab.byteOffset, plainSlab.byteLength);
+/** Where the next item starts in {@link plainSlab}: the end of the last item placed (a live binding). */
+export let plainNext = 0;
 
 /** What the writers return for "leave this value to cbor-x" (positions are ≥ 0). */
 const BAIL = -1;
@@ -74,19 +79,33 @@ export function encodePlainFrame(value: unknown): Buffer | undefined {
 
 /** Encodes `value` after `headerBytes` left for a length prefix (written when there are any). */
 function encodeInSlab(value: unknown, headerBytes: number): Buffer | undefined {
-  if (SLAB_BYTES - next < SLAB_MIN_FREE) newSlab();
-  const start = next;
-  const end = write(slab, value, start + headerBytes, 0);
-  if (end === BAIL) return undefined;
+  const length = placeInSlab(value, headerBytes);
+  return length === BAIL ? undefined : plainSlab.subarray(plainNext - length, plainNext);
+}
+
+/**
+ * Like {@link encodePlainFrame}, but makes no view: the frame's length, its
+ * bytes the last `length` before {@link plainNext} in {@link plainSlab}, or -1
+ * where encodePlainFrame gives undefined.
+ */
+export function placePlainFrame(value: unknown): number {
+  return placeInSlab(value, FRAME_HEADER_BYTES);
+}
+
+function placeInSlab(value: unknown, headerBytes: number): number {
+  if (SLAB_BYTES - plainNext < SLAB_MIN_FREE) newSlab();
+  const start = plainNext;
+  const end = write(plainSlab, value, start + headerBytes, 0);
+  if (end === BAIL) return BAIL;
   if (headerBytes !== 0) view.setUint32(start, end - start - headerBytes);
-  next = end;
-  return slab.subarray(start, end);
+  plainNext = end;
+  return end - start;
 }
 
 function newSlab(): void {
-  slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
-  next = 0;
+  plainSlab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  view = new DataView(plainSlab.buffer, plainSlab.byteOffset, plainSlab.byteLength);
+  plainNext = 0;
 }
 
 /**
@@ -97,9 +116,20 @@ function newSlab(): void {
  * kind and id are written without the generic walk's type dispatch.
  */
 export function encodePlainEnvelopeFrame(kind: number, length: number, a: unknown, b: unknown, c?: unknown, d?: unknown): Buffer | undefined {
-  if (SLAB_BYTES - next < SLAB_MIN_FREE) newSlab();
-  const out = slab;
-  const start = next;
+  const bytes = placePlainEnvelopeFrame(kind, length, a, b, c, d);
+  return bytes === BAIL ? undefined : plainSlab.subarray(plainNext - bytes, plainNext);
+}
+
+/**
+ * Like {@link encodePlainEnvelopeFrame}, but makes no view (a channel keeps one
+ * view per run of frames, outbox.ts): the frame's length, its bytes the last
+ * `length` before {@link plainNext} in {@link plainSlab}, or -1 where
+ * encodePlainEnvelopeFrame gives undefined.
+ */
+export function placePlainEnvelopeFrame(kind: number, length: number, a: unknown, b: unknown, c?: unknown, d?: unknown): number {
+  if (SLAB_BYTES - plainNext < SLAB_MIN_FREE) newSlab();
+  const out = plainSlab;
+  const start = plainNext;
   // Both heads are one byte (fewer than 24 elements; kinds are below 24), and SLAB_MIN_FREE is left for them.
   out[start + FRAME_HEADER_BYTES] = 0x80 | length;
   out[start + FRAME_HEADER_BYTES + 1] = kind;
@@ -108,10 +138,10 @@ export function encodePlainEnvelopeFrame(kind: number, length: number, a: unknow
   if (p !== BAIL) p = write(out, b, p, 1);
   if (length > 3 && p !== BAIL) p = write(out, c, p, 1);
   if (length > 4 && p !== BAIL) p = write(out, d, p, 1);
-  if (p === BAIL) return undefined;
+  if (p === BAIL) return BAIL;
   view.setUint32(start, p - start - FRAME_HEADER_BYTES);
-  next = p;
-  return out.subarray(start, p);
+  plainNext = p;
+  return p - start;
 }
 
 // Each writer takes the slab and a position and returns the position after what it wrote, or BAIL.
