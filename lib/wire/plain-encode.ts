@@ -110,21 +110,13 @@ function newSlab(): void {
 
 /**
  * The envelope `[kind, a, b, c, d]` cut to its first `length` elements (3 to 5)
- * as a whole frame, as {@link encodePlainFrame} writes that array (the same
- * bytes), or undefined where it would be. For the envelopes sent per call,
- * reply, event and item (envelope.ts): no array is built for them, and their
- * kind and id are written without the generic walk's type dispatch.
- */
-export function encodePlainEnvelopeFrame(kind: number, length: number, a: unknown, b: unknown, c?: unknown, d?: unknown): Buffer | undefined {
-  const bytes = placePlainEnvelopeFrame(kind, length, a, b, c, d);
-  return bytes === BAIL ? undefined : plainSlab.subarray(plainNext - bytes, plainNext);
-}
-
-/**
- * Like {@link encodePlainEnvelopeFrame}, but makes no view (a channel keeps one
+ * placed in {@link plainSlab} as a whole frame, as {@link placePlainFrame}
+ * places that array (the same bytes), with no view made (a channel keeps one
  * view per run of frames, outbox.ts): the frame's length, its bytes the last
- * `length` before {@link plainNext} in {@link plainSlab}, or -1 where
- * encodePlainEnvelopeFrame gives undefined.
+ * `length` before {@link plainNext}, or -1 where placePlainFrame gives -1. For
+ * the envelopes sent per call, reply, event and item (envelope.ts): no array is
+ * built for them, and their kind and id are written without the generic walk's
+ * type dispatch.
  */
 export function placePlainEnvelopeFrame(kind: number, length: number, a: unknown, b: unknown, c?: unknown, d?: unknown): number {
   if (SLAB_BYTES - plainNext < SLAB_MIN_FREE) newSlab();
