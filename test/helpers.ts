@@ -121,17 +121,15 @@ export function prng(seed: number): () => number {
  * has no event to await.
  */
 export async function gone(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = performance.now() + withinMs;
-  for (;;) {
+  return polledUntil(() => {
     try {
       process.kill(pid, 0);
+      return false;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
       throw err;
     }
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  }, withinMs, 20);
 }
 
 /**
@@ -141,8 +139,7 @@ export async function gone(pid: number, withinMs: number): Promise<boolean> {
  * (measured ~1.4 s here), a wait {@link gone} would add to every such test.
  */
 export async function dead(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = performance.now() + withinMs;
-  for (;;) {
+  return polledUntil(() => {
     let stat: string;
     try {
       stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
@@ -152,10 +149,8 @@ export async function dead(pid: number, withinMs: number): Promise<boolean> {
     }
     // The state follows the command, which may contain spaces or ')': count from the last ')'.
     const state = stat.charAt(stat.lastIndexOf(')') + 2);
-    if (state === 'Z' || state === 'X') return true;
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+    return state === 'Z' || state === 'X';
+  }, withinMs, 20);
 }
 
 /**
@@ -164,12 +159,17 @@ export async function dead(pid: number, withinMs: number): Promise<boolean> {
  * reserve's scratch dir, removed while the next launch goes on).
  */
 export async function pathGone(path: string, withinMs: number): Promise<boolean> {
+  return polledUntil(() => !existsSync(path), withinMs, 10);
+}
+
+/** Checks `done` every `everyMs` until it is true (then true) or `withinMs` passed (then false): the polls above. */
+async function polledUntil(done: () => boolean, withinMs: number, everyMs: number): Promise<boolean> {
   const deadline = performance.now() + withinMs;
-  while (existsSync(path)) {
+  for (;;) {
+    if (done()) return true;
     if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
-  return true;
 }
 
 /**
