@@ -25,7 +25,7 @@ import type { ValidateFunction } from 'ajv';
 import { lazyRequire } from '../util/lazy-require.js';
 import { AJV_OPTIONS } from './ajv.js';
 import { CompiledProtocol } from './compiled-protocol.js';
-import { canonicalJson } from './hash.js';
+import { canonicalEquals } from './hash.js';
 import { loadProtocol, protocolPath } from './registry.js';
 import { ajvVersions } from './validators-module.js';
 
@@ -102,7 +102,7 @@ function packagedFor(value: unknown, moduleFile: string): PackagedModule | undef
   }
   if (typeof mod['__canonical'] !== 'string' || typeof mod['__hash'] !== 'string' || typeof mod['__keys'] !== 'object' || mod['__keys'] === null) return undefined;
   if (mod['__options'] !== JSON.stringify(AJV_OPTIONS) || mod['__ajv'] !== ajvVersions()) return undefined;
-  return canonicalJson(value) === mod['__canonical'] ? mod as PackagedModule : undefined;
+  return canonicalEquals(value, mod['__canonical']) ? mod as PackagedModule : undefined;
 }
 
 function validatorsOf(mod: PackagedModule): Record<string, ValidateFunction> {
