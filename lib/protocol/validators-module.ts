@@ -13,6 +13,7 @@ import type { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
 import { AJV_OPTIONS, createAjv } from './ajv.js';
 import { lazyRequire } from '../util/lazy-require.js';
+import type { ValidatorsCode } from './validators-code-key.js';
 
 // Made at first use (lib/util/lazy-require.ts): this module sits in the helper's bundle and should cost nothing there.
 const ownRequire = lazyRequire(import.meta.url);
@@ -39,10 +40,12 @@ export function validatorsModuleSource(protocol: CompiledProtocol): Buffer {
 /**
  * The same module for a protocol shipped in the package, written by the build beside bulkhead's own code
  * (lib/protocol/packaged-validators.ts): it requires ajv's runtime helpers as any file of the package does, and
- * carries the ajv and ajv-formats versions (`__ajv`, {@link ajvVersions}) and ajv options (`__options`) it was made with.
+ * carries the ajv and ajv-formats versions (`__ajv`, {@link ajvVersions}) and ajv options (`__options`) it was made
+ * with, and bulkhead's own code it was made with (`__code`: lib/protocol/validators-code-key.ts).
  */
-export function packagedModuleSource(protocol: CompiledProtocol): Buffer {
-  const tail = `module.exports.__ajv = ${JSON.stringify(ajvVersions())};\nmodule.exports.__options = ${JSON.stringify(JSON.stringify(AJV_OPTIONS))};\n`;
+export function packagedModuleSource(protocol: CompiledProtocol, code: ValidatorsCode): Buffer {
+  const tail = `module.exports.__ajv = ${JSON.stringify(ajvVersions())};\nmodule.exports.__options = ${JSON.stringify(JSON.stringify(AJV_OPTIONS))};\n`
+    + `module.exports.__code = ${JSON.stringify(code)};\n`;
   return moduleText(protocol, '"use strict";\n', (code) => code, tail);
 }
 
