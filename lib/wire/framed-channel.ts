@@ -277,7 +277,8 @@ export class FramedChannel {
       }
       return;
     }
-    const buffers = this.outbox.take();
+    // Writes still in the stream: these wait behind them, so no view of a shared encoder buffer goes with them (outbox.ts).
+    const buffers = this.outbox.take(this.stream.writableLength > 0);
     // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then. With
     // nobody waiting no callback: Node then makes no object and schedules no tick per write.
     const done = this.backlogWaiters.any ? this.wrote : undefined;
