@@ -23,7 +23,7 @@ export interface ShutdownOptions {
  * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
  * A prewarmed spare's (`activation` given) says hello now, heartbeats once the broker's hello activates it.
  */
-export function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ShutdownOptions, activation?: () => void): { server: RpcServer; direct: DirectChannels | undefined } {
+export function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ShutdownOptions, activation?: () => void, firstReadFd?: number): { server: RpcServer; direct: DirectChannels | undefined } {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
   const channelOptions = maxFrameBytes === undefined ? {} : { maxFrameBytes };
   const channel = new FramedChannel(socket, channelOptions);
@@ -42,6 +42,10 @@ export function startServer(socket: Socket, compiled: CompiledProtocol, handlers
     : undefined;
   let exiting = false;
   let waiting = activation; // a spare's activation, until the broker's hello runs it
+  // A cold helper reads what the broker sent before it started (its hello and first call) once the entry module ran, not
+  // at the event loop's first turn (FramedChannel.readWaiting). Queued before the server says hello, so a first reply
+  // made at once leaves in the same write as the hello.
+  if (firstReadFd !== undefined) queueMicrotask(() => channel.readWaiting(firstReadFd));
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;
