@@ -43,9 +43,10 @@ export function startServer(socket: Socket, compiled: CompiledProtocol, handlers
   let exiting = false;
   let waiting = activation; // a spare's activation, until the broker's hello runs it
   // A cold helper reads what the broker sent before it started (its hello and first call) once the entry module ran, not
-  // at the event loop's first turn (FramedChannel.readWaiting). Queued before the server says hello, so a first reply
-  // made at once leaves in the same write as the hello.
-  if (firstReadFd !== undefined) queueMicrotask(() => channel.readWaiting(firstReadFd));
+  // at the event loop's first turn (FramedChannel.readWaiting). A next tick, not a microtask: Node runs it once the
+  // microtasks are drained, so an entry's top-level await that needs no I/O (a binding set after serve()) has finished,
+  // as it had when the loop read the call; an await on I/O lets the call in, as the loop did.
+  if (firstReadFd !== undefined) process.nextTick(() => channel.readWaiting(firstReadFd));
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;

@@ -142,9 +142,8 @@ export function readIntoOwnBuffers(stream: Duplex, next: () => Buffer, received:
  * (EAGAIN), at its end, or `fd` is not a socket. For a cold helper's first read (lib/connection/helper-server.ts): the
  * broker's hello and first call are in the socket by the time the entry module ran, and reading them at once answers
  * the call before the event loop's first turn, where a young-generation task V8 posted during the start (at ~819 KB
- * of new space) would run first, and lets the reply leave with the helper's hello (bench/README.md, "Round twelve: cold
- * launch (launch12)"). Only a socket: libuv set it non-blocking when Node opened it, so an empty one fails at once
- * instead of blocking.
+ * of new space) would run first (bench/README.md, "Round twelve: cold launch (launch12)"). Only a socket: libuv set
+ * it non-blocking when Node opened it, so an empty one fails at once instead of blocking.
  */
 export function readWaitingNow(fd: number, buffer: Buffer): number {
   try {
