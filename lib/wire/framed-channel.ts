@@ -15,7 +15,8 @@ import { Outbox } from './outbox.js';
 import type { BacklogObserver, FramedChannelOptions } from './channel-options.js';
 import { BacklogWaiters } from './backlog-waiters.js';
 import { asFrameError } from './frame-error.js';
-import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
+import { keptBody, readFramesIntoOwnBuffers, readWaitingNow } from './socket-reads.js';
+import { sharedRead } from './shared-read-buffers.js';
 
 /** What onBacklogAtMost writes to learn when the writes before it completed. */
 const NO_BYTES = Buffer.alloc(0);
@@ -99,6 +100,18 @@ export class FramedChannel {
     // The peer closed its side; we have nothing more to say either.
     stream.on('end', () => stream.end());
     if (stream.destroyed) this.reportClosed(undefined);
+  }
+
+  /**
+   * Reads what the socket's descriptor `fd` holds right now, synchronously, and delivers it as a read would: a cold
+   * helper's first read, before the event loop's first turn ({@link readWaitingNow}). Only while this channel reads
+   * into its own buffers and before libuv read anything from the socket.
+   */
+  readWaiting(fd: number): void {
+    if (!this.ownBuffers || this.closedReported) return;
+    const buffer = sharedRead();
+    const n = readWaitingNow(fd, buffer);
+    if (n > 0) this.onData(buffer, true, n);
   }
 
   /** True when the stream is a socket that reads into this channel's buffers (socket-reads.ts), false when it emits 'data'. */

@@ -27,6 +27,7 @@
  * @module
  */
 import type { Buffer } from 'node:buffer';
+import { fstatSync, readSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FrameDecoder } from './frame-decoder.js';
@@ -134,4 +135,21 @@ export function readIntoOwnBuffers(stream: Duplex, next: () => Buffer, received:
   };
   (handle as UserBufferHandle).useUserBuffer(first);
   return true;
+}
+
+/**
+ * Reads what the socket `fd` holds right now into `buffer`, without waiting: the byte count, 0 when nothing is there
+ * (EAGAIN), at its end, or `fd` is not a socket. For a cold helper's first read (lib/connection/helper-server.ts): the
+ * broker's hello and first call are in the socket by the time the entry module ran, and reading them at once answers
+ * the call before the event loop's first turn, where a young-generation task V8 posted during the start (at ~819 KB
+ * of new space) would run first (bench/README.md, "Round twelve: cold launch (launch12)"). Only a socket: libuv set
+ * it non-blocking when Node opened it, so an empty one fails at once instead of blocking.
+ */
+export function readWaitingNow(fd: number, buffer: Buffer): number {
+  try {
+    if (!fstatSync(fd).isSocket()) return 0;
+    return readSync(fd, buffer, 0, buffer.length, null);
+  } catch {
+    return 0; // EAGAIN (nothing yet) or any other error: the event loop reads, as before.
+  }
 }
