@@ -10,15 +10,20 @@
  * {@link VALIDATORS_CODE_ROOTS} under dist/lib) and one hash of their bytes; the loader hashes the same files as
  * they are now and takes the module only when the two agree. Any change to the graph changes a file in it (the
  * importer), so the recorded list needs no upkeep. Reading and hashing them is ~50 KB, once per process.
+ *
+ * The broker's per-helper validators modules (lib/protocol/precompiled.ts) are named by the same hash
+ * ({@link validatorsCodeKey}), so a module another build of bulkhead left in the cache is never handed to helpers.
  * @module
  */
-// Not an ESM import of node:fs (see registry.ts).
-const { existsSync, readFileSync } = process.getBuiltinModule('node:fs');
-import { dirname, join, posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Nothing at the top level: validators-module.ts imports this file and sits in the helper's bundle (unused there), where
+// esbuild keeps any top-level statement with an effect and a helper would run it at start-up. Builtins are taken at use.
+const fs = (): typeof import('node:fs') => process.getBuiltinModule('node:fs');
+const path = (): typeof import('node:path') => process.getBuiltinModule('node:path');
 
 /** dist/lib: the directory the recorded files are relative to. */
-export const LIB_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+export function ownLibDir(): string {
+  return path().join(process.getBuiltinModule('node:url').fileURLToPath(import.meta.url), '..', '..');
+}
 
 /** The modules whose import graph shapes a packaged module: its generator, and the loader the build checks the document with. */
 export const VALIDATORS_CODE_ROOTS: readonly string[] = ['protocol/validators-module.js', 'protocol/registry.js'];
@@ -40,13 +45,14 @@ const RELATIVE_SPECIFIER = /\b(?:from|import)\s*\(?\s*(['"])(\.\.?\/[^'"\n]+)\1/
  * @param libDir - the compiled lib directory (dist/lib)
  * @param roots - files relative to `libDir`
  */
-export function validatorsCodeFiles(libDir: string = LIB_DIR, roots: readonly string[] = VALIDATORS_CODE_ROOTS): string[] {
+export function validatorsCodeFiles(libDir: string = ownLibDir(), roots: readonly string[] = VALIDATORS_CODE_ROOTS): string[] {
   const seen = new Set<string>();
   const pending = [...roots];
   for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
-    if (seen.has(file) || !existsSync(join(libDir, file))) continue;
+    if (seen.has(file) || !fs().existsSync(path().join(libDir, file))) continue;
     seen.add(file);
-    for (const match of readFileSync(join(libDir, file), 'utf8').matchAll(RELATIVE_SPECIFIER)) {
+    for (const match of fs().readFileSync(path().join(libDir, file), 'utf8').matchAll(RELATIVE_SPECIFIER)) {
+      const { posix } = path();
       const target = posix.normalize(posix.join(posix.dirname(file), match[2]!));
       if (!target.startsWith('../')) pending.push(target);
     }
@@ -58,12 +64,12 @@ export function validatorsCodeFiles(libDir: string = LIB_DIR, roots: readonly st
  * One SHA-256 over `files` (names and bytes) as they are under `libDir` now, or undefined when one cannot be read.
  * @param files - relative to `libDir`, as {@link validatorsCodeFiles} gives them
  */
-export function validatorsCodeHash(files: readonly string[], libDir: string = LIB_DIR): string | undefined {
+export function validatorsCodeHash(files: readonly string[], libDir: string = ownLibDir()): string | undefined {
   const hash = process.getBuiltinModule('node:crypto').createHash('sha256');
   for (const file of files) {
     let bytes: Buffer;
     try {
-      bytes = readFileSync(join(libDir, file));
+      bytes = fs().readFileSync(path().join(libDir, file));
     } catch {
       return undefined;
     }
@@ -74,7 +80,7 @@ export function validatorsCodeHash(files: readonly string[], libDir: string = LI
 }
 
 /** The record a build writes into a packaged module: the graph's files and their hash now. */
-export function validatorsCodeNow(libDir: string = LIB_DIR): ValidatorsCode {
+export function validatorsCodeNow(libDir: string = ownLibDir()): ValidatorsCode {
   const files = validatorsCodeFiles(libDir);
   const hash = validatorsCodeHash(files, libDir);
   if (hash === undefined) throw new Error(`validators-code-key: cannot read the files of ${VALIDATORS_CODE_ROOTS.join(', ')} under ${libDir}`);
@@ -82,10 +88,22 @@ export function validatorsCodeNow(libDir: string = LIB_DIR): ValidatorsCode {
 }
 
 /** Whether `recorded` (a module's `__code`, untyped) names files that hash now as they did when it was made. */
-export function validatorsCodeMatches(recorded: unknown, libDir: string = LIB_DIR): boolean {
+export function validatorsCodeMatches(recorded: unknown, libDir: string = ownLibDir()): boolean {
   if (typeof recorded !== 'object' || recorded === null) return false;
   const { files, hash } = recorded as Partial<Record<string, unknown>>;
   if (!Array.isArray(files) || files.length === 0 || typeof hash !== 'string') return false;
   if (!files.every((f): f is string => typeof f === 'string' && !f.startsWith('/') && !f.split('/').includes('..'))) return false;
   return validatorsCodeHash(files, libDir) === hash;
+}
+
+let ownKey: string | undefined;
+
+/**
+ * {@link validatorsCodeNow}'s hash for this process's own dist/lib, computed at first use and kept: the broker names
+ * its validators modules by it (validators-module.ts), so it costs one read and hash of the graph per process, and
+ * nothing in a helper (which is handed the module's path). Throws when a file of the graph cannot be read.
+ */
+export function validatorsCodeKey(): string {
+  ownKey ??= validatorsCodeNow().hash;
+  return ownKey;
 }

@@ -13,19 +13,26 @@ import type { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
 import { AJV_OPTIONS, createAjv } from './ajv.js';
 import { lazyRequire } from '../util/lazy-require.js';
-import type { ValidatorsCode } from './validators-code-key.js';
+import { validatorsCodeKey, type ValidatorsCode } from './validators-code-key.js';
 
 // Made at first use (lib/util/lazy-require.ts): this module sits in the helper's bundle and should cost nothing there.
 const ownRequire = lazyRequire(import.meta.url);
 
-/** The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires, and the format letter. */
+/**
+ * The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires and of the bulkhead
+ * code that generated it, and the format letter.
+ */
 export function validatorsModuleName(protocol: CompiledProtocol): string {
   // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv
   // (another install of bulkhead with the same schemas must not use ours).
   const ajvPackage = ownRequire().resolve('ajv/package.json');
+  // And which bulkhead code made it (ajv set-up and options, endpoint keyword, generator, document check:
+  // validators-code-key.ts): after an upgrade that changed any of them, a module the old code left under the old
+  // name is not handed to helpers; the new code's module has a name of its own. Once per process.
+  const install = process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).update('\0').update(validatorsCodeKey());
   // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
   // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
-  return `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`;
+  return `${protocol.hash}-${install.digest('hex').slice(0, 16)}-d.cjs`;
 }
 
 /** The bytes of `protocol`'s precompiled validators module (20–60 ms of ajv compiling for a typical protocol). */
