@@ -37,6 +37,9 @@ const POOL_MAX_ENTRIES = 4;
 /** Bytes kept for reuse, at most (one 16 MiB frame and a few smaller ones). */
 const POOL_MAX_BYTES = 24 * 1024 * 1024;
 
+/** What a body in lendable memory may leave of it: a sized read's 4-byte header and 1-byte slack (socket-reads.ts). */
+const SIZED_READ_OVERHEAD_BYTES = 5;
+
 /** Memories given back, waiting for a frame body of their exact size. */
 const pool: ArrayBuffer[] = [];
 let pooledBytes = 0;
@@ -158,7 +161,8 @@ export function noteDecodedWithoutViews(body: Uint8Array): void {
  */
 export function releaseIfUnviewed(body: Uint8Array): void {
   if (body.length < POOLED_BODY_MIN_BYTES || !decodedWithoutViews.delete(body)) return;
-  if (body.byteOffset !== 0 || body.byteLength !== body.buffer.byteLength) return;
+  // A body spans its memory, but for a sized read's header and slack (socket-reads.ts): no other frame's bytes in it.
+  if (body.buffer.byteLength - body.byteLength > SIZED_READ_OVERHEAD_BYTES) return;
   releaseBytes(body);
 }
 
