@@ -157,7 +157,9 @@ export function noteDecodedWithoutViews(body: Uint8Array): void {
  * keep bodies only that way, since a body may lie in a read buffer the next read overwrites).
  * Detached as {@link releaseBytes} does, so a holder this reasoning missed reads an empty buffer,
  * never a later message. Anything else (a small body, one not from this pool, a view into a larger
- * memory, one decoded with byte strings) is left to the garbage collector.
+ * memory but a sized read's, one decoded with byte strings) is left to the garbage collector. Lendable
+ * memory holds one message's bytes only: a sized read that held more than one body was marked kept
+ * (FrameDecoder.push, socket-reads.ts).
  */
 export function releaseIfUnviewed(body: Uint8Array): void {
   if (body.length < POOLED_BODY_MIN_BYTES || !decodedWithoutViews.delete(body)) return;
