@@ -82,7 +82,7 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    const reads = { chunk: (buffer: Buffer, n: number) => this.onData(buffer, true, n), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    const reads = { chunk: (buffer: Buffer, n: number, sized: boolean) => this.onData(buffer, !sized, n, sized), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
     this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
@@ -345,15 +345,16 @@ export class FramedChannel {
 
   /**
    * The first `end` bytes of `chunk` arrived. `shared`: `chunk` is a read buffer that the next read overwrites (socket-reads.ts).
+   * `own`: `chunk` is a sized read's fresh memory, which the decoder may keep collecting a body in (frame-decoder.ts).
    * Its bodies are not copied out: each is decoded from where it lies (a frame with byte strings, whose
    * values would be views of it, from a copy), and whoever keeps a body keeps `keptBody` of it (sendRaw does).
    */
-  private onData(chunk: Buffer, shared = false, end = chunk.length): void {
+  private onData(chunk: Buffer, shared = false, end = chunk.length, own = false): void {
     if (this.closedReported) return;
     this.handler!.read?.();
     let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk, end);
+      bodies = this.decoder.push(chunk, end, own);
     } catch (err) {
       this.fail(asFrameError(err));
       return;
