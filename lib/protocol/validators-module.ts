@@ -23,16 +23,24 @@ const ownRequire = lazyRequire(import.meta.url);
  * code that generated it, and the format letter.
  */
 export function validatorsModuleName(protocol: CompiledProtocol): string {
-  // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv
-  // (another install of bulkhead with the same schemas must not use ours).
-  const ajvPackage = ownRequire().resolve('ajv/package.json');
-  // And which bulkhead code made it (ajv set-up and options, endpoint keyword, generator, document check:
-  // validators-code-key.ts): after an upgrade that changed any of them, a module the old code left under the old
-  // name is not handed to helpers; the new code's module has a name of its own. Once per process.
-  const install = process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).update('\0').update(validatorsCodeKey());
   // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
   // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
-  return `${protocol.hash}-${install.digest('hex').slice(0, 16)}-d.cjs`;
+  return `${protocol.hash}-${installKey()}-d.cjs`;
+}
+
+let ownInstallKey: string | undefined;
+
+/** Which ajv install and which bulkhead code make this process's modules: 16 hex digits, once per process. */
+function installKey(): string {
+  // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv (another install of
+  // bulkhead with the same schemas must not use ours) and its versions (an ajv upgraded in place, at the same path,
+  // generates other code). And which bulkhead code made it (ajv set-up and options, endpoint keyword, generator,
+  // document check: validators-code-key.ts): after an upgrade that changed any of them, a module the old code left
+  // under the old name is not handed to helpers; the new code's module has a name of its own.
+  ownInstallKey ??= process.getBuiltinModule('node:crypto').createHash('sha256')
+    .update(ownRequire().resolve('ajv/package.json')).update('\0').update(ajvVersions()).update('\0')
+    .update(validatorsCodeKey()).digest('hex').slice(0, 16);
+  return ownInstallKey;
 }
 
 /** The bytes of `protocol`'s precompiled validators module (20–60 ms of ajv compiling for a typical protocol). */
