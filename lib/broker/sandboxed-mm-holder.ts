@@ -9,9 +9,10 @@
  * The test: a task named `bh-mm-holder` with one thread. A node can take that name (`process.title`) but never
  * has one thread (V8's own threads start before any of the helper's code), so a helper cannot pass its node off
  * as its holder: the walks would then find no node and fall back to what they did without one (the kill of the
- * helper's process group, the exit's report). A helper that runs native code could name another one-threaded
- * task so; under `processes.children: false` the only such task it can make is a CLONE_VM one, which is what a
- * holder is.
+ * helper's process group, the exit's report). A helper that can run other programs (`processes.children: true`)
+ * could name a one-threaded child so: the walks only ever skip it (they never take it for node, and they do not go
+ * below node), and the status would not add its RSS, a display figure (the memory limit is the cgroup's). Under
+ * `processes.children: false` the only task a helper can make is a CLONE_VM one, which is what a holder is.
  * @module
  */
 import { readFileSync } from 'node:fs';

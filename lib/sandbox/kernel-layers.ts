@@ -161,8 +161,8 @@ const LD_SO = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'];
 const MM_HOLDER_MIN_PIDS = 16;
 
 /**
- * The mm-holder library a launch's native exec guard names for node (bench/README.md "Round ten: relaunch under a
- * sandbox"), or null. Only where the native stage is node's last stage, which is so exactly when Landlock does not
+ * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
+ * null. Only where the native stage is node's last stage, which is so exactly when Landlock does not
  * run (it needs the node stage): under bubblewrap (its pid namespace's end kills the holder; without bubblewrap
  * Landlock's filesystem rules run) and for a network other than "full" (Landlock's scoping may run there).
  */

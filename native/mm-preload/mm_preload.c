@@ -1,5 +1,6 @@
 /*
- * bulkhead's "mm holder" for sandboxed helpers (issue 19, bench/README.md "Round ten: relaunch under a sandbox"):
+ * bulkhead's "mm holder" for sandboxed prewarmed helpers (issue 19; docs/sandbox.md "The mm holder", bench/README.md
+ * "Round twelve: relaunch under a sandbox"; planned by lib/sandbox/kernel-layers.ts):
  * a shared library the exec guard's native stage (native/exec-guard/exec_guard.c) names in LD_PRELOAD for its one
  * exec of node, so that the dynamic linker loads it into node before node's main runs.
  *
@@ -18,7 +19,13 @@
  *    for it; when node dies, bubblewrap's outer process reports node's exit and ends, its init gets
  *    --die-with-parent's SIGKILL and the kernel kills every process left in the namespace, the holder included.
  *    Nothing outside the sandbox reaps or signals it.
- * A failure (clone refused by a seccomp filter that does not allow it, no memory) leaves node as it was: no holder.
+ * A failure (clone refused by a seccomp filter that does not allow it, the pids limit, no memory) leaves node as it
+ * was: no holder. The clone's flags are exactly CLONE_VM | CLONE_PARENT (no exit signal): the one clone the
+ * profile's filter lets through (lib/sandbox/seccomp-policy.ts cloneRules); any change here must change both.
+ * DELAY_MS (the wait after node's death, which keeps node's teardown off a relaunch's CPUs unsandboxed) never
+ * runs out under bubblewrap: the namespace's end kills the holder first, and node's teardown runs in that kill.
+ * (A holder at SCHED_IDLE or nice 19, so that the teardown would yield: tried in round twelve, no consistent
+ * gain at load 11-14, the teardown then 100-500 ms later; not kept.)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
