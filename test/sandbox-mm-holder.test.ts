@@ -7,8 +7,8 @@
 // addons: the same filter, asserted): any other clone, fork, vfork, clone3, a child process, an exec from a
 // CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end.
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,4 +207,28 @@ t.test('fallback: without the library the launch plans no holder and no exceptio
   await exit;
   t.equal(kit.status('pc').pid, spare, 'the spare took over');
   t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, 'and answers');
+});
+
+t.test('fallback: the library loaded but its clone refused (a filter without the exception): node runs, no holder', async (t) => {
+  // bubblewrap loads the filter and runs node with the library in LD_PRELOAD (as the exec guard would); node prints
+  // bubblewrap's children. The filter is pure-compute's without the exec guard, so the exec of node is allowed.
+  const profile = parseProfile('pure-compute', JSON.parse(readFileSync(join(REPO_ROOT, 'sandbox-profiles', 'pure-compute.json'), 'utf8')));
+  const run = (mmHolder: boolean): Promise<{ children: number; out: string }> => {
+    const file = join(probeDir, `filter-${String(mmHolder)}.bpf`);
+    writeFileSync(file, compileFilter(profile, { ...profile.syscalls, execGuard: mmHolder, mmHolder }).bpf);
+    const fd = openSync(file, 'r');
+    const script = "const p = process.ppid; console.log(require('fs').readFileSync(`/proc/${p}/task/${p}/children`, 'latin1').trim().split(' ').length)";
+    const child = spawn('bwrap', ['--dev-bind', '/', '/', '--seccomp', '3', '--', '/usr/bin/env', `LD_PRELOAD=${MM_PRELOAD}`, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    return new Promise((resolve) => child.once('close', () => {
+      closeSync(fd);
+      resolve({ children: Number(out.trim().split('\n')[0]), out });
+    }));
+  };
+  const refused = await run(false);
+  t.equal(refused.children, 1, `the clone refused: node is bubblewrap's only child, and ran (${refused.out.trim()})`);
+  const allowed = await run(true);
+  t.equal(allowed.children, 2, `control: with the exception, node and its holder (${allowed.out.trim()})`);
 });
