@@ -160,8 +160,8 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     active = true;
     for (const [name, payload] of early.splice(0)) void broadcast(name, payload);
   };
-  const start = (socket: Socket): void => {
-    ({ server, direct } = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options, active ? undefined : activated));
+  const start = (socket: Socket, firstReadFd?: number): void => {
+    ({ server, direct } = startServer(socket, compiled, handlers as unknown as Record<string, Handler>, options, active ? undefined : activated, firstReadFd));
     if (active) activated();
     // Its hello leaves on the next tick: the code the activation runs is compiled first.
     else warmActivationPath(compiled);
@@ -174,7 +174,8 @@ export function serve<P extends ProtocolShape = AnyProtocol>(protocol: string, h
     } catch (err) {
       throw bulkheadError('ERR_LAUNCH_FAILED', `fd 3 is not the broker's socket (${(err as Error).message}); helpers must be launched by a bulkhead broker.`, {}, err);
     }
-    start(socket);
+    // A cold helper's own fd 3: what the broker sent before it started is read at once (FramedChannel.readWaiting).
+    start(socket, handedOver === undefined ? 3 : undefined);
   }
   return {
     protocol,

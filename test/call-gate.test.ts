@@ -11,6 +11,7 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import type { IssuedIdentity } from '../lib/identity/index.js';
 import { FIXTURES } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-gate-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -22,17 +23,18 @@ writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: [
   // Positive control: the default bound (1024) lets all 30 run at once, so the handler's count can see more than 2.
   { name: 'unbounded', entry: './gate-service.js', protocol: 'com.test.gate', clients: ['*'], launch },
 ] }));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
 
-/** Certificates by index, issued once per file (each is an RSA key pair, ~0.1–0.3 s of CPU): the tests only need distinct clients. */
-const identities: IssuedIdentity[] = [];
+/** Certificates by index, issued once per run (each is an RSA key pair, 0.2–0.9 s on Node 20): the tests only need distinct clients (names other files use too). */
+const identities: IssuedIdentity[] = await Promise.all(['app', 'app-a', 'app-b', 'app-c'].map((name) => sharedIdentity(name)));
 
 /** `n` clients of `service`, each with its own identity and its own channel (direct unless `routed`). */
 function clients(t: Test, service: string, n: number, routed = 0) {
   return Array.from({ length: n + routed }, (_, i) => {
-    const client = new RemoteBroker(daemon.socketPath, (identities[i] ??= daemon.ca.issue(`app-${i}`)), { protocolsDir, direct: i < n });
+    const client = new RemoteBroker(daemon.socketPath, identities[i]!, { protocolsDir, direct: i < n });
     t.teardown(() => client.close());
     return client.connect(service, { protocol: 'com.test.gate' });
   });

@@ -12,6 +12,7 @@ import { Broker } from 'bulkhead';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { FIXTURES } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 // The broker's heap is judged live, after a full collection: heapUsed alone also counts young garbage
 // not yet scavenged (up to the young generation's size, 16 MiB or more on Node 24/26).
@@ -207,9 +208,10 @@ t.test('under the daemon, with both helpers sandboxed (pure-compute): the same d
     { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', sandbox: 'pure-compute' },
     { name: 'caller', entry: './caller-service.js', protocol: 'com.test.caller', clients: ['app'], connects: ['echo'], sandbox: 'pure-compute' },
   ] }));
+  await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
   const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
   t.teardown(() => daemon.close());
-  const client = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols') });
+  const client = new RemoteBroker(daemon.socketPath, await sharedIdentity('app'), { protocolsDir: join(FIXTURES, 'protocols') });
   t.teardown(() => client.close());
   const caller = client.connect('caller', { protocol: 'com.test.caller' });
   const who = await caller.call('relay', { service: 'echo', method: 'whoami' }) as Probe & { result: { peer: { name: string } } };

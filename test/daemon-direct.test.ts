@@ -16,6 +16,7 @@ import { proofPayload, signProof, type IssuedIdentity } from '../lib/identity/in
 import { FramedChannel } from '../lib/wire/framed-channel.js';
 import type { Envelope } from '../lib/wire/envelope.js';
 import { FIXTURES, rejection } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-direct-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -27,18 +28,18 @@ const services = (echoClients: string[]) => [
   { name: 'netboxed', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['*'], sandbox: 'network-client', launch: { throttleMs: 0 } },
 ];
 writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-a', 'app-b', 'app-c']) }));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
 /**
- * One certificate per name for this file's tests, which only need to be that client: each issue() makes an RSA key
- * pair (~0.1–0.3 s of CPU). The test that revokes a certificate issues its own (app-b), which no other test uses.
+ * One certificate per name, issued once per run by the run's test CA, for this file's tests, which only need to be
+ * that client: each issue() makes an RSA key pair (0.2–0.9 s on Node 20). The test that revokes a certificate
+ * issues its own from the daemon's CA (app-b), which no other test uses.
  */
-const issued = new Map<string, IssuedIdentity>();
+const issued = { 'app-a': await sharedIdentity('app-a'), 'app-c': await sharedIdentity('app-c'), 'app-d': await sharedIdentity('app-d') };
 function once(name: 'app-a' | 'app-c' | 'app-d'): IssuedIdentity {
-  let id = issued.get(name);
-  if (id === undefined) issued.set(name, (id = daemon.ca.issue(name)));
-  return id;
+  return issued[name];
 }
 const remote = (identity: IssuedIdentity, direct?: boolean) => new RemoteBroker(daemon.socketPath, identity, { protocolsDir, direct: direct ?? true });
 const me = { uid: process.getuid!(), gid: process.getgid!(), pid: process.pid };

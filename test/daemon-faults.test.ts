@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { connectTo } from '../lib/daemon/remote-broker.js';
 import { FIXTURES, rejection } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-daemon-faults-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -22,9 +23,10 @@ writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [
 ] }));
 const stateDir = join(work, 'state');
 const log: Array<Record<string, unknown>> = [];
+await seedStateDir(stateDir); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'run', 'd.sock'), stateDir }, log: (entry) => log.push(entry) });
 t.teardown(() => daemon.close());
-const client = connectTo(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols') });
+const client = connectTo(daemon.socketPath, await sharedIdentity('app'), { protocolsDir: join(FIXTURES, 'protocols') });
 t.teardown(() => client.close());
 const revokedFile = join(stateDir, 'ca', 'revoked.json');
 

@@ -10,16 +10,18 @@ import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { FIXTURES } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-routed-kept-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 const configPath = join(work, 'bulkhead.json');
 writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: [{ name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['app-a'], launch: { throttleMs: 0 } }] }));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 
 t.test('calls routed while the helper launches each get their own answer', async (t) => {
-  const client = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app-a'), { protocolsDir: join(FIXTURES, 'protocols'), direct: false });
+  const client = new RemoteBroker(daemon.socketPath, await sharedIdentity('app-a'), { protocolsDir: join(FIXTURES, 'protocols'), direct: false });
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   t.equal(daemon.broker.status('echo').state, 'idle', 'the helper is not running yet: the first call launches it');

@@ -11,6 +11,7 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import type { CallBatch } from '../lib/connection/call-meter.js';
 import { FIXTURES } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-direct-metrics-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -18,6 +19,7 @@ const configPath = join(work, 'bulkhead.json');
 writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: [
   { name: 'echo', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['*'], launch: { throttleMs: 0, exitTimeoutMs: 500 } },
 ] }));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for these daemons
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 
@@ -53,7 +55,7 @@ const errorsOf = (list: CallBatch[], code: string) => list.reduce((n, b) => n + 
 
 t.test('before the first scrape: direct calls counted and errors by code, none timed; after it every call timed', async (t) => {
   const reports = batches(daemon);
-  const client = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols'), direct: true });
+  const client = new RemoteBroker(daemon.socketPath, await sharedIdentity('app'), { protocolsDir: join(FIXTURES, 'protocols'), direct: true });
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const failed = async () => echo.call('fail', {}).then(() => 'no error', (err: unknown) => (err as { code: string }).code);
@@ -90,11 +92,13 @@ t.test('before the first scrape: direct calls counted and errors by code, none t
 
 t.test('a `call` listener: a helper already serving is told with its next report, a channel handed over later at once', async (t) => {
   const dir = mkdtempSync(join(work, 'listener-'));
+  await seedStateDir(join(dir, 'state'));
+  const app = await sharedIdentity('app');
   const second = await Daemon.start({ config: configPath, settings: { socketPath: join(dir, 'd.sock'), stateDir: join(dir, 'state') }, log: () => {} });
   t.teardown(() => second.close());
   const reports = batches(second);
   const connect = () => {
-    const client = new RemoteBroker(second.socketPath, second.ca.issue('app'), { protocolsDir: join(FIXTURES, 'protocols'), direct: true });
+    const client = new RemoteBroker(second.socketPath, app, { protocolsDir: join(FIXTURES, 'protocols'), direct: true });
     t.teardown(() => client.close());
     return client.connect('echo', { protocol: 'com.test.echo' });
   };

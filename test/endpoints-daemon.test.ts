@@ -12,6 +12,7 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import type { IssuedIdentity } from '../lib/identity/index.js';
 import { FIXTURES, rejection } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 import { createConnection } from 'node:net';
 import { HandshakeReader } from '../lib/daemon/handshake-io.js';
 import { proofPayload, signProof } from '../lib/identity/index.js';
@@ -30,11 +31,12 @@ const config = (withEcho: boolean) => ({
   ],
 });
 writeFileSync(configPath, JSON.stringify(config(true)));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config: configPath, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
 const protocolsDir = join(FIXTURES, 'protocols');
-const appA = daemon.ca.issue('app-a');
-const appB = daemon.ca.issue('app-b');
+const appA = await sharedIdentity('app-a');
+const appB = await sharedIdentity('app-b');
 const me = { uid: process.getuid!(), gid: process.getgid!(), pid: process.pid };
 
 function client(t: { teardown(fn: () => unknown): void }, identity: IssuedIdentity, direct: boolean): RemoteBroker {

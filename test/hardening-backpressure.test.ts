@@ -9,13 +9,13 @@ import { runInNewContext } from 'node:vm';
 import { isBulkheadError, type BulkheadError } from 'bulkhead';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES, recordUncaught } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
-import { CertificateAuthority, writeIdentity } from '../lib/identity/index.js';
 import { untrustedPeerBacklog } from '../lib/wire/framed-channel.js';
 import { CLIENT_STALL_MS } from '../lib/wire/backlog-watch.js';
 
@@ -156,16 +156,12 @@ type ClientPath = 'direct' | 'routed';
 const PATHS: ClientPath[] = ['direct', 'routed'];
 
 /**
- * One CA for the file: each daemon below starts from a copy of it (and of the admin identity a daemon issues
- * itself on first start) in its own state dir, instead of generating 2048-bit RSA keys in JavaScript at every
- * start (node-forge, 0.2-0.9 s a key here); the client identities are issued from it once. Every daemon still has
- * its own state dir, socket and helper.
+ * One CA for the run (test/shared-ca.ts): each daemon below starts from a copy of it (and of the admin identity a
+ * daemon issues itself on first start) in its own state dir, instead of generating 2048-bit RSA keys at every start
+ * (0.2-0.9 s a key on Node 20); the client identities are issued from it once per run. Every daemon still has its
+ * own state dir, socket and helper.
  */
-const caState = mkdtempSync(join(tmpdir(), 'bulkhead-stall-ca-'));
-t.teardown(() => rmSync(caState, { recursive: true, force: true }));
-const ca = await CertificateAuthority.loadOrCreate(join(caState, 'ca'));
-writeIdentity(join(caState, 'identities'), ca.issue('admin', { validDays: 3650 }));
-const identities = { stalled: ca.issue('stalled'), other: ca.issue('other') };
+const identities = { stalled: await sharedIdentity('stalled'), other: await sharedIdentity('other') };
 
 /**
  * A daemon serving the flood service with a 64 KiB frame limit; `disconnects` collects its disconnect log entries.
@@ -177,7 +173,7 @@ async function floodDaemon(t: Test, path: ClientPath) {
   const maxFrameBytes = 64 * 1024;
   const config = join(work, 'bulkhead.json');
   writeFileSync(config, JSON.stringify({ root: FIXTURES, maxFrameBytes, services: [{ name: 'flood', entry: './hardening/flood-service.js', protocol: 'com.test.hardening-flood', clients: ['*'], launch: { throttleMs: 0 } }] }));
-  cpSync(caState, join(work, 'state'), { recursive: true });
+  await seedStateDir(join(work, 'state'));
   const disconnects: Record<string, unknown>[] = [];
   let cutOff!: (entry: Record<string, unknown>) => void;
   const firstDisconnect = new Promise<Record<string, unknown>>((resolve) => (cutOff = resolve));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Daemon } from '../lib/daemon/daemon.js';
 import { writeIdentity } from '../lib/identity/index.js';
 import { FIXTURES, REPO_ROOT } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 /** Debian's interpreter first: a pyenv or venv python on PATH may lack the Debian packages. */
 const PYTHON = ['/usr/bin/python3', 'python3'].find((py) => spawnSync(py, ['-c', 'import cbor2, cryptography'], { stdio: 'ignore' }).status === 0);
@@ -28,10 +29,11 @@ if (PYTHON === undefined) {
       { name: 'private', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['someone-else'] },
     ],
   }));
+  await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
   const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'run', 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
   t.teardown(() => daemon.close());
-  const identities = join(work, 'state', 'identities'); // admin is issued there on first start
-  writeIdentity(identities, daemon.ca.issue('py'));
+  const identities = join(work, 'state', 'identities'); // admin's identity is there as on a first start (a copy)
+  writeIdentity(identities, await sharedIdentity('py'));
 
   t.test('a Python client written from docs/wire.md speaks to the daemon', async (t) => {
     const started = Date.now();

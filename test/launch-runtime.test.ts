@@ -6,6 +6,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ChildProcess } from 'node:child_process';
 import { startBroker } from 'bulkhead/testing';
 import { loadProtocol } from '../lib/protocol/registry.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
@@ -113,8 +114,8 @@ t.test('the runtime script exports plain values, the facade\'s names (no esbuild
 });
 
 // node:crypto is what a helper hashes with (lib/protocol/hash.ts): not loaded means it did not hash its protocol.
-// Positive control: the same helper reports crypto once it has loaded it itself. Sandboxed only: tap instruments
-// the unsandboxed children of a test (NODE_OPTIONS=--import its processinfo), and that loads node:crypto itself.
+// Positive control: the same helper reports crypto once it has loaded it itself. Sandboxed: a spawn hook's
+// NODE_OPTIONS (the test below) cannot reach these helpers.
 for (const sandbox of ['pure-compute', 'no-network'] as const) {
   t.test(`a helper with an unchanged protocol file does not hash it at start (${sandbox})`, async (t) => {
     const kit = await startBroker({
@@ -127,3 +128,37 @@ for (const sandbox of ['pure-compute', 'no-network'] as const) {
     t.same(await launch.call('loaded', { hash: true }), { crypto: true }, 'positive control: the check sees it once loaded');
   });
 }
+
+/**
+ * A spawn hook in the broker's process (a test runner's instrumentation, an APM agent) that adds NODE_OPTIONS to
+ * every child after the launch plan is made: compile.ts strips it again right before the sandbox's first wrapper.
+ * The hook here is what process-on-spawn (tap's processinfo) does, wrapping ChildProcess.prototype.spawn; its
+ * NODE_OPTIONS loads node:crypto, which the launch fixture reports. (tap's own hook is kept out of the test's
+ * children by test/uninstrumented-children.ts, so this test supplies one.)
+ */
+function withSpawnHook(t: { teardown(fn: () => void): void }, nodeOptions: string): void {
+  const proto = ChildProcess.prototype as unknown as { spawn(options: { envPairs?: string[] }): unknown };
+  const spawn = proto.spawn;
+  proto.spawn = function (this: ChildProcess, options: { envPairs?: string[] }) {
+    options.envPairs = [...(options.envPairs ?? []).filter((pair) => !pair.startsWith('NODE_OPTIONS=')), `NODE_OPTIONS=${nodeOptions}`];
+    return spawn.call(this, options);
+  };
+  t.teardown(() => {
+    proto.spawn = spawn;
+  });
+}
+
+for (const sandbox of ['pure-compute', 'no-network', undefined] as const) {
+  const confined = sandbox !== undefined;
+  t.test(`NODE_OPTIONS added by a spawn hook after the plan: ${confined ? `stripped for a sandboxed helper (${sandbox})` : 'positive control, reaches an unsandboxed helper'}`, async (t) => {
+    withSpawnHook(t, '--import=node:crypto');
+    const kit = await startBroker({
+      root: FIXTURES,
+      services: [{ name: 'launch', entry: './launch-service.js', protocol: 'com.test.launch', launch: { throttleMs: 0 }, ...(confined ? { sandbox } : {}) }],
+    });
+    t.teardown(() => kit.close());
+    const launch = kit.broker.connect('launch');
+    t.same(await launch.call('loaded', { hash: false }), { crypto: !confined }, confined ? 'the hook\'s --import did not run in the helper' : 'the hook\'s --import ran in the helper');
+  });
+}
+

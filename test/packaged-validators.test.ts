@@ -1,19 +1,23 @@
 // The control protocol's validators compiled at build time (lib/protocol/packaged-validators.ts,
 // scripts/build-packaged-validators.mjs): used only for exactly the document they were compiled from, with the same
-// outcome as ajv compiling at run time; a changed protocol file (or another ajv) is compiled with ajv, never validated
-// by the stale module. And a real CLI-like process loads the control protocol without loading ajv's compiler.
+// outcome as ajv compiling at run time; a changed protocol file (or another ajv, or bulkhead's own code rebuilt by tsc
+// alone) is compiled with ajv, never validated by the stale module. And a real CLI-like process loads the control
+// protocol without loading ajv's compiler.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadWithPackagedValidators, packagedValidatorsFile } from '../lib/protocol/packaged-validators.js';
 import { loadProtocolFile } from '../lib/protocol/registry.js';
 import { schemaHash } from '../lib/protocol/hash.js';
 import { CompiledProtocol } from '../lib/protocol/compiled-protocol.js';
+import { validatorsCodeFiles } from '../lib/protocol/validators-code-key.js';
 import { REPO_ROOT } from './helpers.js';
 
+const require_ = createRequire(import.meta.url);
 const NAME = 'bulkhead.control';
 const SHIPPED = join(REPO_ROOT, 'protocols');
 const MODULE = packagedValidatorsFile(NAME);
@@ -101,8 +105,46 @@ t.test('a module made with another ajv, other options, or none at all is not use
   t.equal(loadWithPackagedValidators(dir, NAME, variant('copy', source)).validators, 'packaged', 'positive control: an exact copy is used');
   t.equal(loadWithPackagedValidators(dir, NAME, variant('ajv', source.replace(/module\.exports\.__ajv = "ajv@/, 'module.exports.__ajv = "ajv@0.'))).validators, 'compiled', 'another ajv version');
   t.equal(loadWithPackagedValidators(dir, NAME, variant('options', source.replace(/"allErrors\\":false/, '"allErrors\\":true'))).validators, 'compiled', 'other ajv options');
+  t.equal(loadWithPackagedValidators(dir, NAME, variant('code', source.replace(/"hash":"[0-9a-f]{64}"/, `"hash":"${'0'.repeat(64)}"`))).validators, 'compiled', 'another record of bulkhead\'s code');
+  t.equal(loadWithPackagedValidators(dir, NAME, variant('no-code', source.replace(/^module\.exports\.__code = .*$/m, ''))).validators, 'compiled', 'no record of bulkhead\'s code (a module from before it was keyed)');
   t.equal(loadWithPackagedValidators(dir, NAME, join(near, 'none.validators.cjs')).validators, 'compiled', 'no module');
   t.equal(loadWithPackagedValidators(dir, NAME, variant('broken', 'throw new Error("broken")')).validators, 'compiled', 'a module that throws');
+});
+
+t.test('bulkhead\'s own code rebuilt since the module (tsc alone): the module is not used, the new code runs', async (t) => {
+  const recorded = (require_(MODULE) as { __code: { files: string[] } }).__code.files;
+  t.same(recorded, validatorsCodeFiles(), 'the module records the import graph of its generator and loader as it is now');
+  for (const file of ['protocol/ajv.js', 'protocol/endpoint-keyword.js', 'protocol/document.js', 'protocol/compiled-protocol.js', 'protocol/hash.js', 'protocol/validators-module.js']) {
+    t.ok(recorded.includes(file), `${file} is among them`);
+  }
+  // Copies of dist/lib beside the build (ajv resolves as from the real one), one edited as a tsc-only build would
+  // leave it: the compiled code changed, the packaged module the same.
+  const base = mkdtempSync(join(REPO_ROOT, 'dist', 'test', 'packaged-code-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const libCopy = async (label: string, edit?: { file: string; from: string; to: string }) => {
+    const lib = join(base, label, 'lib');
+    cpSync(join(REPO_ROOT, 'dist', 'lib'), lib, { recursive: true, filter: (src) => !src.endsWith('.map') && !src.endsWith('.d.ts') });
+    if (edit !== undefined) {
+      const file = join(lib, edit.file);
+      const text = readFileSync(file, 'utf8');
+      t.ok(text.includes(edit.from), `${label}: ${edit.file} has what is edited`);
+      writeFileSync(file, text.replace(edit.from, () => edit.to));
+    }
+    return await import(pathToFileURL(join(lib, 'protocol', 'packaged-validators.js')).href) as typeof import('../lib/protocol/packaged-validators.js');
+  };
+  const same = await libCopy('same');
+  t.equal(same.loadWithPackagedValidators(SHIPPED, NAME).validators, 'packaged', 'positive control: an unchanged copy of the build uses its module');
+
+  // The endpoint keyword's implementation changed (its token pattern): a change the module's validators cannot know of.
+  const keyword = await libCopy('keyword', { file: 'protocol/endpoint-keyword.js', from: "'^[A-Za-z0-9_-]{43}$'", to: "'^[A-Za-z0-9_-]{44}$'" });
+  const rebuilt = keyword.loadWithPackagedValidators(SHIPPED, NAME);
+  t.equal(rebuilt.validators, 'compiled', 'a changed keyword implementation: compiled with ajv now');
+  t.equal(rebuilt.protocol.hash, schemaHash(JSON.parse(readFileSync(join(SHIPPED, `${NAME}.json`), 'utf8'))), 'the same document');
+
+  // The document check changed (it now refuses every document): the module's "already checked" is not taken, the new
+  // check runs and its refusal is what the caller gets.
+  const check = await libCopy('check', { file: 'protocol/endpoint-keyword.js', from: 'export function checkEndpointDeclarations(document, source) {', to: "export function checkEndpointDeclarations(document, source) {\n    throw bulkheadError('ERR_INVALID_PROTOCOL', 'the rebuilt check refuses it');" });
+  t.throws(() => check.loadWithPackagedValidators(SHIPPED, NAME), { code: 'ERR_INVALID_PROTOCOL', message: /the rebuilt check refuses it/ }, 'a changed document check runs');
 });
 
 t.test('a process that loads the control protocol loads no ajv compiler; the same file compiled does', async (t) => {

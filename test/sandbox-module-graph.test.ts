@@ -6,7 +6,8 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { clearModuleReadSetCache, mapTargets, moduleReadSet, packageClosure } from '../lib/sandbox/module-graph.js';
+import { clearModuleReadSetCache, moduleReadSet, packageClosure } from '../lib/sandbox/module-graph.js';
+import { mapTargets } from '../lib/sandbox/node-resolution.js';
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), 'bulkhead-graph-')));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));

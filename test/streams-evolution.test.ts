@@ -10,6 +10,7 @@ import { Daemon } from '../lib/daemon/daemon.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import type { ProtocolDocument } from '../lib/protocol/document.js';
 import { FIXTURES, rejection, runCli } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-evolution-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -45,10 +46,12 @@ function writeProtocols(dir: string, doc: ProtocolDocument): string {
 
 const config = join(work, 'bulkhead.json');
 writeFileSync(config, JSON.stringify({ root: FIXTURES, services: [{ name: 'streams', entry: './streams-service.js', protocol: NAME, clients: ['*'], launch: { throttleMs: 0 } }] }));
+await seedStateDir(join(work, 'state')); // the run's test CA (test/shared-ca.ts): no new keys for this daemon
 const daemon = await Daemon.start({ config, settings: { socketPath: join(work, 'd.sock'), stateDir: join(work, 'state') }, log: () => {} });
 t.teardown(() => daemon.close());
+const app = await sharedIdentity('app');
 const client = (protocolsDir: string, direct = false) => {
-  const remote = new RemoteBroker(daemon.socketPath, daemon.ca.issue('app'), { protocolsDir, direct });
+  const remote = new RemoteBroker(daemon.socketPath, app, { protocolsDir, direct });
   t.teardown(() => remote.close());
   return remote.connect('streams', { protocol: NAME });
 };

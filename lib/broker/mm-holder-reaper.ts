@@ -21,7 +21,7 @@
 import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { loadFfi, type Libc } from '../sandbox/ffi.js';
+import { probeOwnPidfd, type Libc } from '../sandbox/ffi.js';
 import { PACKAGE_ROOT } from './package-paths.js';
 
 /** The addon scripts/build-mm-holder.mjs builds. */
@@ -55,20 +55,9 @@ const helperPids = new Set<number>();
 
 /** libc with everything the reaper needs, probed once on this process itself; null when any is missing. */
 function reaperLibc(): Libc | null {
-  if (reaper !== undefined) return reaper;
-  reaper = null;
-  if (process.platform !== 'linux') return null;
-  const ffi = loadFfi();
-  if (!ffi.ok) return null;
-  const { libc } = ffi;
-  const self = libc.pidfdOpen(process.pid);
-  if (self < 0) return null;
-  try {
+  if (reaper === undefined) {
     // Not our child: ECHILD (10) proves P_PIDFD is known (EINVAL before Linux 5.4).
-    const known = libc.waitidPidfd(self, WEXITED | WNOHANG | WNOWAIT) === null && libc.errno() === 10;
-    if (known && libc.kcmpSameVm(process.pid, process.pid) === 0) reaper = libc;
-  } finally {
-    closeSync(self);
+    reaper = probeOwnPidfd((libc, self) => libc.waitidPidfd(self, WEXITED | WNOHANG | WNOWAIT) === null && libc.errno() === 10 && libc.kcmpSameVm(process.pid, process.pid) === 0);
   }
   return reaper;
 }

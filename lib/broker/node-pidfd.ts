@@ -21,7 +21,7 @@
  * @module
  */
 import { closeSync } from 'node:fs';
-import { loadFfi, type Libc } from '../sandbox/ffi.js';
+import { probeOwnPidfd, type Libc } from '../sandbox/ffi.js';
 import { identity } from './certain-death.js';
 import { childrenOf, type HeldNode } from './exit-at-close.js';
 import type { HelperProcess } from './helper-process.js';
@@ -34,19 +34,8 @@ const held = new WeakMap<HelperProcess, HeldNode>();
 
 /** libc when pidfd_open and PIDFD_GET_INFO work here (probed once, on this process), else null. */
 function pidfdLibc(): Libc | null {
-  if (probed !== undefined) return probed;
-  probed = null;
-  if (process.platform !== 'linux') return null;
-  const ffi = loadFfi();
-  if (!ffi.ok) return null;
-  const self = ffi.libc.pidfdOpen(process.pid);
-  if (self < 0) return null;
-  try {
-    // A running process: null (no exit information yet); undefined when the kernel has no PIDFD_GET_INFO.
-    if (ffi.libc.pidfdExitStatus(self) === null) probed = ffi.libc;
-  } finally {
-    closeSync(self);
-  }
+  // A running process: null (no exit information yet); undefined when the kernel has no PIDFD_GET_INFO.
+  if (probed === undefined) probed = probeOwnPidfd((libc, self) => libc.pidfdExitStatus(self) === null);
   return probed;
 }
 

@@ -23,7 +23,7 @@ export interface ShutdownOptions {
  * and, when the broker gave it a hand-off pipe, on the direct channels it passes.
  * A prewarmed spare's (`activation` given) says hello now, heartbeats once the broker's hello activates it.
  */
-export function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ShutdownOptions, activation?: () => void): { server: RpcServer; direct: DirectChannels | undefined } {
+export function startServer(socket: Socket, compiled: CompiledProtocol, handlers: Record<string, Handler>, options: ShutdownOptions, activation?: () => void, firstReadFd?: number): { server: RpcServer; direct: DirectChannels | undefined } {
   const maxFrameBytes = Number(process.env[HELPER_ENV.maxFrameBytes] ?? '') || undefined;
   const channelOptions = maxFrameBytes === undefined ? {} : { maxFrameBytes };
   const channel = new FramedChannel(socket, channelOptions);
@@ -42,6 +42,11 @@ export function startServer(socket: Socket, compiled: CompiledProtocol, handlers
     : undefined;
   let exiting = false;
   let waiting = activation; // a spare's activation, until the broker's hello runs it
+  // A cold helper reads what the broker sent before it started (its hello and first call) once the entry module ran, not
+  // at the event loop's first turn (FramedChannel.readWaiting). A next tick, not a microtask: Node runs it once the
+  // microtasks are drained, so an entry's top-level await that needs no I/O (a binding set after serve()) has finished,
+  // as it had when the loop read the call; an await on I/O lets the call in, as the loop did.
+  if (firstReadFd !== undefined) process.nextTick(() => channel.readWaiting(firstReadFd));
   const server: RpcServer = new RpcServer(channel, compiled, handlers, {
     goodbye: () => {
       if (exiting) return;

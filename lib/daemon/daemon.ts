@@ -5,7 +5,8 @@
  * authorises it against the service's `clients`, and then routes its frames
  * to the helper unchanged. `bulkhead.control` is served by the daemon itself.
  * Its parts: client-auth.ts (who the client is), control-handlers.ts (the
- * control protocol), socket-listen.ts (the owner-only socket).
+ * control protocol), socket-listen.ts (the owner-only socket), daemon-log.ts
+ * (what it logs of itself and its broker).
  * @module
  */
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
@@ -26,7 +27,8 @@ import { authenticateClient, refusal, type HandshakeNames } from './client-auth.
 import { controlHandlers } from './control-handlers.js';
 import { listenOwnerOnly } from './socket-listen.js';
 import { loadPeerCredentials, peerAlive, type PeerCredentials } from './peer-credentials.js';
-import { describeLogEvent, LogStore } from './log-store.js';
+import { LogStore } from './log-store.js';
+import { daemonLog, logBrokerEvents, stderrSink, type DaemonLogEntry } from './daemon-log.js';
 import { RoutedSession, type SessionFlowLimits } from './routed-session.js';
 import { CLIENT_STALL_MS, clientHighWater } from '../wire/backlog-watch.js';
 import { listenOnPassedFd } from './systemd-activation.js';
@@ -80,8 +82,7 @@ export interface DaemonConnectionStatus {
   clients: Array<{ service: string; name: string; uid: number; gid: number; pid: number; since: number; alive: boolean | null; path: 'direct' | 'routed' }>;
 }
 
-/** One structured log entry. */
-export type DaemonLogEntry = Record<string, unknown> & { event: string };
+export type { DaemonLogEntry } from './daemon-log.js';
 
 /** A running daemon. */
 export class Daemon {
@@ -132,14 +133,9 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { file, config } = readBrokerConfig(options.config);
     const settings = resolveDaemonSettings(config.daemon, dirname(file), options.settings, file);
-    const write = options.log ?? ((entry: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`));
+    const write = options.log ?? stderrSink;
     const logs = new LogStore();
-    const log = (entry: DaemonLogEntry): void => {
-      const service = typeof entry['service'] === 'string' ? entry['service'] : null;
-      const pid = typeof entry['pid'] === 'number' && entry.event !== 'listening' ? entry['pid'] : null;
-      logs.event(service, pid, describeLogEvent(entry), entry);
-      write(entry);
-    };
+    const log = daemonLog(logs, write);
     loadPeerCredentials(); // fail at start, not at the first client, when the kernel's word cannot be read
     // The whole config first: a typo must not leave a fresh CA and admin key behind.
     Broker.checkConfig(file);
@@ -153,24 +149,7 @@ export class Daemon {
         verifyServiceDir(dir, requirement, ca);
       },
     });
-    const pids = new Map<string, number>();
-    broker.on('exit', (service, info) => log({ event: 'exit', service, pid: pids.get(service) ?? null, code: info.code, signal: info.signal, reason: info.reason ?? null, requested: info.requested, uptimeMs: info.uptimeMs }));
-    broker.on('launch', (service, pid) => {
-      pids.set(service, pid);
-      log({ event: 'launch', service, pid });
-    });
-    // Before the old helper's exit; the spare's `launch` follows that exit (docs/launch-policies.md), so `pids` waits for it.
-    broker.on('takeover', (service, pid, replaced) => log({ event: 'takeover', service, pid, replaced }));
-    broker.on('log', ({ service, pid, stream, line }) => {
-      logs.line(service, pid, stream, line);
-      write({ event: 'output', service, pid, stream, line });
-    });
-    broker.on('state', (service, state) => {
-      if (state === 'throttled') log({ event: 'throttled', service });
-      if (state === 'failed') log({ event: 'failed', service, message: broker.status(service).failure?.message ?? null });
-    });
-    broker.on('denied', ({ client, service, code }) => log({ event: 'denied', code, client, service }));
-    broker.on('job', (service, run) => log({ event: 'job', service, result: run.result, trigger: run.trigger, durationMs: run.durationMs, ...(run.error === undefined ? {} : { error: run.error.code }) }));
+    logBrokerEvents(broker, log, logs, write);
     broker.metricsRecorder.forDaemon();
     const server = createServer();
     const daemon = new Daemon(file, settings, broker, ca, server, log, logs);

@@ -9,11 +9,14 @@
  *
  * The module is keyed by what it was compiled from, not by its name: it
  * carries the canonical JSON of the protocol document it was made from, the
- * ajv and ajv-formats versions, and ajv's options. It is used only when the
- * protocol file read now has exactly that canonical JSON (and the installed
- * ajv and the options are the same); anything else (an edited protocol file,
- * a rebuilt ajv, a missing or broken module) is loaded and compiled with ajv
- * as before, so a changed protocol is never validated by a stale validator.
+ * ajv and ajv-formats versions, ajv's options, and a hash of bulkhead's own
+ * code that shapes it (its keyword, generator, document check and hash;
+ * validators-code-key.ts). It is used only when the protocol file read now has
+ * exactly that canonical JSON, the installed ajv and the options are the same,
+ * and that code hashes now as it did; anything else (an edited protocol file,
+ * a rebuilt ajv, bulkhead's code rebuilt by `tsc` alone, a missing or broken
+ * module) is loaded and compiled with ajv as before, so neither a changed
+ * protocol nor changed code is met by a stale validator.
  * The module is part of the package's own code (dist/), trusted as the rest of it.
  * @module
  */
@@ -27,6 +30,7 @@ import { AJV_OPTIONS } from './ajv.js';
 import { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalEquals } from './hash.js';
 import { loadProtocol, protocolPath } from './registry.js';
+import { validatorsCodeMatches } from './validators-code-key.js';
 import { ajvVersions } from './validators-module.js';
 
 const ownRequire = lazyRequire(import.meta.url);
@@ -46,6 +50,7 @@ interface PackagedModule {
   __canonical: string;
   __ajv: string;
   __options: string;
+  __code: unknown;
   [id: string]: unknown;
 }
 
@@ -91,7 +96,7 @@ export function loadWithPackagedValidators(dir: string, name: string, moduleFile
   return result;
 }
 
-/** The packaged module `moduleFile` when it was made from the document `value` with this ajv and these options; else undefined. */
+/** The packaged module `moduleFile` when it was made from the document `value` with this ajv, these options and this code; else undefined. */
 function packagedFor(value: unknown, moduleFile: string): PackagedModule | undefined {
   let mod: Record<string, unknown>;
   try {
@@ -102,7 +107,9 @@ function packagedFor(value: unknown, moduleFile: string): PackagedModule | undef
   }
   if (typeof mod['__canonical'] !== 'string' || typeof mod['__hash'] !== 'string' || typeof mod['__keys'] !== 'object' || mod['__keys'] === null) return undefined;
   if (mod['__options'] !== JSON.stringify(AJV_OPTIONS) || mod['__ajv'] !== ajvVersions()) return undefined;
-  return canonicalEquals(value, mod['__canonical']) ? mod as PackagedModule : undefined;
+  if (!canonicalEquals(value, mod['__canonical'])) return undefined;
+  // Last: it reads and hashes bulkhead's files (~50 KB), the one check that costs more than a comparison.
+  return validatorsCodeMatches(mod['__code']) ? mod as PackagedModule : undefined;
 }
 
 function validatorsOf(mod: PackagedModule): Record<string, ValidateFunction> {

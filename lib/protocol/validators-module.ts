@@ -13,18 +13,34 @@ import type { CompiledProtocol } from './compiled-protocol.js';
 import { canonicalJson } from './hash.js';
 import { AJV_OPTIONS, createAjv } from './ajv.js';
 import { lazyRequire } from '../util/lazy-require.js';
+import { validatorsCodeKey, type ValidatorsCode } from './validators-code-key.js';
 
 // Made at first use (lib/util/lazy-require.ts): this module sits in the helper's bundle and should cost nothing there.
 const ownRequire = lazyRequire(import.meta.url);
 
-/** The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires, and the format letter. */
+/**
+ * The file name of `protocol`'s module: its schema hash, a hash of which ajv install it requires and of the bulkhead
+ * code that generated it, and the format letter.
+ */
 export function validatorsModuleName(protocol: CompiledProtocol): string {
-  // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv
-  // (another install of bulkhead with the same schemas must not use ours).
-  const ajvPackage = ownRequire().resolve('ajv/package.json');
   // `-d`: the format that carries the document's canonical JSON and hash (a module from before `-c` lacks them; see
   // loadPrecompiled) and makes its require of ajv's helpers lazily (createRequire costs ~0.25 ms of a cold start).
-  return `${protocol.hash}-${process.getBuiltinModule('node:crypto').createHash('sha256').update(ajvPackage).digest('hex').slice(0, 16)}-d.cjs`;
+  return `${protocol.hash}-${installKey()}-d.cjs`;
+}
+
+let ownInstallKey: string | undefined;
+
+/** Which ajv install and which bulkhead code make this process's modules: 16 hex digits, once per process. */
+function installKey(): string {
+  // The module requires ajv's runtime helpers by absolute path, so the name includes which ajv (another install of
+  // bulkhead with the same schemas must not use ours) and its versions (an ajv upgraded in place, at the same path,
+  // generates other code). And which bulkhead code made it (ajv set-up and options, endpoint keyword, generator,
+  // document check: validators-code-key.ts): after an upgrade that changed any of them, a module the old code left
+  // under the old name is not handed to helpers; the new code's module has a name of its own.
+  ownInstallKey ??= process.getBuiltinModule('node:crypto').createHash('sha256')
+    .update(ownRequire().resolve('ajv/package.json')).update('\0').update(ajvVersions()).update('\0')
+    .update(validatorsCodeKey()).digest('hex').slice(0, 16);
+  return ownInstallKey;
 }
 
 /** The bytes of `protocol`'s precompiled validators module (20–60 ms of ajv compiling for a typical protocol). */
@@ -39,10 +55,12 @@ export function validatorsModuleSource(protocol: CompiledProtocol): Buffer {
 /**
  * The same module for a protocol shipped in the package, written by the build beside bulkhead's own code
  * (lib/protocol/packaged-validators.ts): it requires ajv's runtime helpers as any file of the package does, and
- * carries the ajv and ajv-formats versions (`__ajv`, {@link ajvVersions}) and ajv options (`__options`) it was made with.
+ * carries the ajv and ajv-formats versions (`__ajv`, {@link ajvVersions}) and ajv options (`__options`) it was made
+ * with, and bulkhead's own code it was made with (`__code`: lib/protocol/validators-code-key.ts).
  */
-export function packagedModuleSource(protocol: CompiledProtocol): Buffer {
-  const tail = `module.exports.__ajv = ${JSON.stringify(ajvVersions())};\nmodule.exports.__options = ${JSON.stringify(JSON.stringify(AJV_OPTIONS))};\n`;
+export function packagedModuleSource(protocol: CompiledProtocol, code: ValidatorsCode): Buffer {
+  const tail = `module.exports.__ajv = ${JSON.stringify(ajvVersions())};\nmodule.exports.__options = ${JSON.stringify(JSON.stringify(AJV_OPTIONS))};\n`
+    + `module.exports.__code = ${JSON.stringify(code)};\n`;
   return moduleText(protocol, '"use strict";\n', (code) => code, tail);
 }
 

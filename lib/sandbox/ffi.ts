@@ -9,6 +9,7 @@
  * missing layer.
  * @module
  */
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SYSCALLS } from './exec-guard-stage.js';
 
@@ -176,4 +177,23 @@ export function loadFfi(): Ffi {
     seccompProblem = `libseccomp (apt-get install -y libseccomp2) cannot be loaded: ${(err as Error).message}`;
   }
   return (loaded = { ok: true, seccomp, seccompProblem, libc });
+}
+
+/**
+ * Probes a pidfd feature on this process itself: libc when koffi loads here (Linux), a pidfd opens on this
+ * process and `check` passes on that pidfd, else null. The pidfd is closed before this returns.
+ * The host does not change while a process runs: callers ask once and keep the answer.
+ * @param check - the caller's test, given a pidfd on a live process that is not the caller's child
+ */
+export function probeOwnPidfd(check: (libc: Libc, self: number) => boolean): Libc | null {
+  if (process.platform !== 'linux') return null;
+  const ffi = loadFfi();
+  if (!ffi.ok) return null;
+  const self = ffi.libc.pidfdOpen(process.pid);
+  if (self < 0) return null;
+  try {
+    return check(ffi.libc, self) ? ffi.libc : null;
+  } finally {
+    closeSync(self);
+  }
 }

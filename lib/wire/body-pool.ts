@@ -37,6 +37,9 @@ const POOL_MAX_ENTRIES = 4;
 /** Bytes kept for reuse, at most (one 16 MiB frame and a few smaller ones). */
 const POOL_MAX_BYTES = 24 * 1024 * 1024;
 
+/** What a body in lendable memory may leave of it: a sized read's 4-byte header and 1-byte slack (socket-reads.ts). */
+const SIZED_READ_OVERHEAD_BYTES = 5;
+
 /** Memories given back, waiting for a frame body of their exact size. */
 const pool: ArrayBuffer[] = [];
 let pooledBytes = 0;
@@ -154,11 +157,14 @@ export function noteDecodedWithoutViews(body: Uint8Array): void {
  * keep bodies only that way, since a body may lie in a read buffer the next read overwrites).
  * Detached as {@link releaseBytes} does, so a holder this reasoning missed reads an empty buffer,
  * never a later message. Anything else (a small body, one not from this pool, a view into a larger
- * memory, one decoded with byte strings) is left to the garbage collector.
+ * memory but a sized read's, one decoded with byte strings) is left to the garbage collector. Lendable
+ * memory holds one message's bytes only: a sized read that held more than one body was marked kept
+ * (FrameDecoder.push, socket-reads.ts).
  */
 export function releaseIfUnviewed(body: Uint8Array): void {
   if (body.length < POOLED_BODY_MIN_BYTES || !decodedWithoutViews.delete(body)) return;
-  if (body.byteOffset !== 0 || body.byteLength !== body.buffer.byteLength) return;
+  // A body spans its memory, but for a sized read's header and slack (socket-reads.ts): no other frame's bytes in it.
+  if (body.buffer.byteLength - body.byteLength > SIZED_READ_OVERHEAD_BYTES) return;
   releaseBytes(body);
 }
 

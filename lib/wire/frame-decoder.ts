@@ -8,7 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { bulkheadError, type BulkheadError } from '../errors.js';
-import { POOLED_BODY_MIN_BYTES, takeBody } from './body-pool.js';
+import { POOLED_BODY_MIN_BYTES, keepForSending, takeBody } from './body-pool.js';
 
 /** Size of the big-endian length prefix in bytes. */
 export const FRAME_HEADER_BYTES = 4;
@@ -72,16 +72,24 @@ export class FrameDecoder {
    * Feeds bytes (the first `end` of `chunk`: a reader that reads into its own
    * buffer passes the count it read rather than a view per read); returns every
    * frame body completed by them (possibly none), in order, up to the first
-   * header that declares more than `maxFrameBytes`.
+   * header that declares more than `maxFrameBytes`. `own`: `chunk` is fresh
+   * memory the caller gives away (a read sized for the next frame,
+   * socket-reads.ts), so a body that starts in it and fits in it is collected
+   * where it lies, without a copy; the caller then never writes to `chunk`
+   * again but through {@link FrameDecoder.bodyRemainder}. Such a chunk that
+   * holds more than one body is marked kept (body-pool.ts): `releaseBytes` of
+   * one message's bytes must never empty another's.
    * @throws BulkheadError `ERR_FRAME_TOO_LARGE` when such a header comes before
    *   any frame completed by this chunk, and on every call after the decoder
    *   hit one (see {@link error}); the decoder must then be discarded.
    */
-  push(chunk: Buffer, end: number = chunk.length): Buffer[] {
+  push(chunk: Buffer, end: number = chunk.length, own = false): Buffer[] {
     if (this.failure !== undefined) throw this.failure;
     if (!(end >= 0 && end <= chunk.length)) throw new RangeError(`FrameDecoder.push: end ${end} is outside the chunk (${chunk.length} bytes)`);
     const frames: Buffer[] = [];
     let pos = 0;
+    /** Bodies that lie in `chunk` (views, or one collected in place). */
+    let inChunk = 0;
     for (;;) {
       if (this.expected < 0) {
         let length: number;
@@ -104,7 +112,7 @@ export class FrameDecoder {
             { declared: length, limit: this.maxFrameBytes },
           );
           if (frames.length === 0) throw this.failure;
-          return frames;
+          break;
         }
         this.expected = length;
         this.lastDeclared = length;
@@ -112,12 +120,20 @@ export class FrameDecoder {
       if (this.body === undefined) {
         if (end - pos >= this.expected) {
           frames.push(chunk.subarray(pos, pos + this.expected));
+          inChunk++;
           pos += this.expected;
           this.expected = -1;
           continue;
         }
         // Allocate only once body bytes arrive: a bare header costs nothing.
         if (pos === end) break;
+        if (own && chunk.length - pos >= this.expected) {
+          // Its first bytes are in place; the rest is read into the same memory (bodyRemainder).
+          this.body = chunk.subarray(pos, pos + this.expected);
+          this.bodyFilled = end - pos;
+          inChunk++;
+          break;
+        }
         this.body = this.expected >= POOLED_BODY_MIN_BYTES ? takeBody(this.expected) : Buffer.allocUnsafe(this.expected);
         this.bodyFilled = 0;
       }
@@ -131,6 +147,7 @@ export class FrameDecoder {
       this.bodyFilled = 0;
       this.expected = -1;
     }
+    if (own && inChunk > 1) keepForSending(chunk);
     return frames;
   }
 

@@ -15,7 +15,8 @@ import { Outbox } from './outbox.js';
 import type { BacklogObserver, FramedChannelOptions } from './channel-options.js';
 import { BacklogWaiters } from './backlog-waiters.js';
 import { asFrameError } from './frame-error.js';
-import { keptBody, readFramesIntoOwnBuffers } from './socket-reads.js';
+import { keptBody, readFramesIntoOwnBuffers, readWaitingNow } from './socket-reads.js';
+import { sharedRead } from './shared-read-buffers.js';
 
 /** What onBacklogAtMost writes to learn when the writes before it completed. */
 const NO_BYTES = Buffer.alloc(0);
@@ -81,7 +82,7 @@ export class FramedChannel {
     this.handler = handler;
     const stream = this.stream;
     // A socket reads into our buffers (no allocation per read, large bodies filled by the kernel); other streams emit 'data'.
-    const reads = { chunk: (buffer: Buffer, n: number) => this.onData(buffer, true, n), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
+    const reads = { chunk: (buffer: Buffer, n: number, sized: boolean) => this.onData(buffer, !sized, n, sized), body: (body: Buffer) => this.closedReported || this.deliverRead(body), failed: (err: unknown) => this.closedReported || this.fail(asFrameError(err)) };
     this.ownBuffers = readFramesIntoOwnBuffers(stream, this.decoder, reads);
     if (this.ownBuffers) {
       // What a handshake or a warm-up left in the stream's buffer comes first.
@@ -99,6 +100,18 @@ export class FramedChannel {
     // The peer closed its side; we have nothing more to say either.
     stream.on('end', () => stream.end());
     if (stream.destroyed) this.reportClosed(undefined);
+  }
+
+  /**
+   * Reads what the socket's descriptor `fd` holds right now, synchronously, and delivers it as a read would: a cold
+   * helper's first read, before the event loop's first turn ({@link readWaitingNow}). Only while this channel reads
+   * into its own buffers and before libuv read anything from the socket.
+   */
+  readWaiting(fd: number): void {
+    if (!this.ownBuffers || this.closedReported) return;
+    const buffer = sharedRead();
+    const n = readWaitingNow(fd, buffer);
+    if (n > 0) this.onData(buffer, true, n);
   }
 
   /** True when the stream is a socket that reads into this channel's buffers (socket-reads.ts), false when it emits 'data'. */
@@ -277,7 +290,8 @@ export class FramedChannel {
       }
       return;
     }
-    const buffers = this.outbox.take();
+    // Writes still in the stream: these wait behind them, so no view of a shared encoder buffer goes with them (outbox.ts).
+    const buffers = this.outbox.take(this.stream.writableLength > 0);
     // The last write's completion is when the backlog fell: onBacklogAtMost's waiters look then. With
     // nobody waiting no callback: Node then makes no object and schedules no tick per write.
     const done = this.backlogWaiters.any ? this.wrote : undefined;
@@ -331,15 +345,16 @@ export class FramedChannel {
 
   /**
    * The first `end` bytes of `chunk` arrived. `shared`: `chunk` is a read buffer that the next read overwrites (socket-reads.ts).
+   * `own`: `chunk` is a sized read's fresh memory, which the decoder may keep collecting a body in (frame-decoder.ts).
    * Its bodies are not copied out: each is decoded from where it lies (a frame with byte strings, whose
    * values would be views of it, from a copy), and whoever keeps a body keeps `keptBody` of it (sendRaw does).
    */
-  private onData(chunk: Buffer, shared = false, end = chunk.length): void {
+  private onData(chunk: Buffer, shared = false, end = chunk.length, own = false): void {
     if (this.closedReported) return;
     this.handler!.read?.();
     let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk, end);
+      bodies = this.decoder.push(chunk, end, own);
     } catch (err) {
       this.fail(asFrameError(err));
       return;

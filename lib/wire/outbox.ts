@@ -18,6 +18,12 @@ import { FRAME_HEADER_BYTES } from './frame-decoder.js';
 export const COALESCE_COPY_LIMIT = 64 * 1024;
 /** A backlog waiting for 'drain' is compacted once this many entries arrived since the last compaction. */
 const COMPACT_AFTER_ENTRIES = 512;
+/**
+ * ... or once this many views of an encoder's shared buffer did (runs of plain-encode.ts's 64 KiB slab, frames
+ * queued raw): each keeps its whole buffer alive, so 512 of them let a peer that stopped reading hold 32 MiB while
+ * its backlog counted a few KiB (round twelve, audit12: a stalled reader with other traffic between its frames).
+ */
+const COMPACT_AFTER_VIEWS = 16;
 
 /** Bytes to write, or (a number) the length prefix of the body that follows: written when joined. */
 type Entry = Buffer | number;
@@ -31,6 +37,8 @@ export class Outbox {
   bytes = 0;
   /** Frames and raw chunks queued (a body and its prefix count once). */
   count = 0;
+  /** Views that may share a larger buffer (slab runs, raw frames) queued since the last compaction. */
+  private views = 0;
   /**
    * The run of whole frames last queued by {@link Outbox.pushSlabFrame}: bytes
    * [runStart, runEnd) of runSlab, not yet in `entries`. Frames a burst encodes
@@ -54,6 +62,7 @@ export class Outbox {
   /** Queues bytes as they are (a prefix included by the caller). */
   pushRaw(bytes: Buffer): number {
     if (this.runSlab !== undefined) this.closeRun();
+    this.views++;
     this.entries.push(bytes);
     this.count++;
     this.bytes += bytes.length;
@@ -83,6 +92,7 @@ export class Outbox {
   private closeRun(): void {
     this.entries.push(this.runSlab!.subarray(this.runStart, this.runEnd));
     this.runSlab = undefined;
+    this.views++;
   }
 
   /** Drops everything queued. */
@@ -90,6 +100,7 @@ export class Outbox {
     this.runSlab = undefined;
     this.entries = [];
     this.compacted = 0;
+    this.views = 0;
     this.bytes = 0;
     this.count = 0;
   }
@@ -101,14 +112,16 @@ export class Outbox {
    * frame would hand the kernel a writev of as many buffers as there are
    * frames: after a stalled reader that can be a million, which Node 24+
    * fails with EINVAL.)
+   * @param retained - the stream still holds earlier writes, so these wait in it too: a small piece is then copied
+   *   even alone, rather than keep a whole shared buffer (a slab) alive for as long as the peer does not read
    */
-  take(): Buffer[] {
+  take(retained = false): Buffer[] {
     if (this.runSlab !== undefined) this.closeRun();
     const { entries, bytes } = this;
     this.clear();
-    if (bytes <= COALESCE_COPY_LIMIT) return entries.length === 0 ? [] : [join(entries, 0, entries.length, bytes)];
+    if (bytes <= COALESCE_COPY_LIMIT) return entries.length === 0 ? [] : [join(entries, 0, entries.length, bytes, retained)];
     const out: Buffer[] = [];
-    coalesce(entries, 0, out);
+    coalesce(entries, 0, out, retained);
     return out;
   }
 
@@ -118,22 +131,24 @@ export class Outbox {
    * heap entries per frame. Big buffers stay as they are.
    */
   compact(): void {
-    if (this.entries.length - this.compacted < COMPACT_AFTER_ENTRIES) return;
-    // The compacted prefix stays where it is; only what came after it is joined.
+    if (this.runSlab !== undefined) this.closeRun();
+    if (this.entries.length - this.compacted < COMPACT_AFTER_ENTRIES && this.views < COMPACT_AFTER_VIEWS) return;
+    // The compacted prefix stays where it is; only what came after it is joined (copied: no view is kept).
     const tail = this.entries.splice(this.compacted);
-    coalesce(tail, 0, this.entries as Buffer[]);
+    coalesce(tail, 0, this.entries as Buffer[], true);
     this.compacted = this.entries.length;
+    this.views = 0;
   }
 }
 
-/** Appends `entries[from..]` to `out` as joined runs of about COALESCE_COPY_LIMIT bytes and uncopied big buffers. */
-function coalesce(entries: Entry[], from: number, out: Buffer[]): void {
+/** Appends `entries[from..]` to `out` as joined runs of about COALESCE_COPY_LIMIT bytes and uncopied big buffers; `copy`: a lone small piece is copied too. */
+function coalesce(entries: Entry[], from: number, out: Buffer[], copy: boolean): void {
   let runStart = from;
   let runBytes = 0;
   for (let i = from; i < entries.length; i++) {
     const entry = entries[i]!;
     if (typeof entry !== 'number' && entry.length >= COALESCE_COPY_LIMIT) {
-      if (i > runStart) out.push(join(entries, runStart, i, runBytes));
+      if (i > runStart) out.push(join(entries, runStart, i, runBytes, copy));
       out.push(entry);
       runStart = i + 1;
       runBytes = 0;
@@ -141,18 +156,18 @@ function coalesce(entries: Entry[], from: number, out: Buffer[]): void {
     }
     runBytes += typeof entry === 'number' ? FRAME_HEADER_BYTES : entry.length;
     if (runBytes >= COALESCE_COPY_LIMIT) {
-      out.push(join(entries, runStart, i + 1, runBytes));
+      out.push(join(entries, runStart, i + 1, runBytes, copy));
       runStart = i + 1;
       runBytes = 0;
     }
   }
-  if (runStart < entries.length) out.push(join(entries, runStart, entries.length, runBytes));
+  if (runStart < entries.length) out.push(join(entries, runStart, entries.length, runBytes, copy));
 }
 
-/** `entries[from..to)` as one buffer of `bytes` bytes, prefixes written in place; a lone buffer is returned as it is. */
-function join(entries: Entry[], from: number, to: number, bytes: number): Buffer {
+/** `entries[from..to)` as one buffer of `bytes` bytes, prefixes written in place; a lone buffer is returned as it is unless `copy`. */
+function join(entries: Entry[], from: number, to: number, bytes: number, copy: boolean): Buffer {
   const first = entries[from]!;
-  if (to - from === 1 && typeof first !== 'number') return first;
+  if (to - from === 1 && typeof first !== 'number' && !copy) return first;
   const out = Buffer.allocUnsafe(bytes);
   let at = 0;
   for (let i = from; i < to; i++) {

@@ -10,7 +10,9 @@
  * bench/README.md). With `onread` the kernel copies into a buffer we give it:
  * one reused read buffer for small frames, and the body itself for the rest of
  * a large frame, so a large frame is copied once (by the kernel) and a read
- * allocates nothing. A small frame is decoded where it lies in the read buffer
+ * allocates nothing. After a frame of 16–80 KiB the next read goes into fresh
+ * memory sized for one more such frame (a sized read), which the frame's body
+ * and byte strings are then views of. A small frame is decoded where it lies in the read buffer
  * (framed-channel.ts); only a body that is kept, or whose byte strings would
  * be views of it, is copied ({@link keptBody}).
  *
@@ -27,9 +29,11 @@
  * @module
  */
 import type { Buffer } from 'node:buffer';
+import { fstatSync, readSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FrameDecoder } from './frame-decoder.js';
+import { FRAME_HEADER_BYTES, type FrameDecoder } from './frame-decoder.js';
+import { POOLED_BODY_MIN_BYTES, takeBody } from './body-pool.js';
 import { READ_BUFFER_BYTES, isSharedReadBuffer, sharedProbe, sharedRead } from './shared-read-buffers.js';
 
 // Where they live now; kept importable from here.
@@ -45,11 +49,29 @@ const DIRECT_READ_MIN_BYTES = 16 * 1024;
  * measured about what the copy costs (bench/README.md, "Round four").
  */
 const PROBE_AFTER_BYTES = READ_BUFFER_BYTES + DIRECT_READ_MIN_BYTES;
+/**
+ * Frames from this size on (and under PROBE_AFTER_BYTES) make the next boundary read a sized one: into fresh
+ * memory of one such frame (header included) plus {@link SIZED_READ_SLACK}, taken from body-pool.ts. A frame of
+ * that size arriving whole is then one read and no copy: its body is a view of that memory, which no read
+ * touches again (the 64 KiB echo: was a 64 KiB read into the shared buffer, a copy of it into a fresh body, and
+ * a second read for the body's last bytes). A frame that arrives in parts is collected in that memory (the
+ * decoder's `own`); frames of other sizes are decoded from it as from any chunk of their own.
+ */
+const SIZED_READ_MIN_BYTES = POOLED_BODY_MIN_BYTES;
+/**
+ * Room a sized read leaves past the frame it expects: libuv reads again after a read that filled its buffer
+ * (an EAGAIN when the frame was all there), and stops after one that did not.
+ */
+const SIZED_READ_SLACK = 1;
 
 /** Where {@link readFramesIntoOwnBuffers} hands what it read. */
 export interface FrameReads {
-  /** `n` bytes read into the start of the shared buffer `buffer`: consume them before returning (bodies in them are views that the next read overwrites). */
-  chunk(buffer: Buffer, n: number): void;
+  /**
+   * `n` bytes read into the start of `buffer`. `sized` false: `buffer` is a shared read buffer; consume them
+   * before returning (bodies in them are views that the next read overwrites). `sized` true: `buffer` is fresh
+   * memory nothing else holds or reads into again; push it to the decoder with `own` (frame-decoder.ts).
+   */
+  chunk(buffer: Buffer, n: number, sized: boolean): void;
   /** A body the kernel finished filling. */
   body(body: Buffer): void;
   /** The decoder refused what was read. */
@@ -64,19 +86,37 @@ export interface FrameReads {
 export function readFramesIntoOwnBuffers(stream: Duplex, decoder: FrameDecoder, to: FrameReads): boolean {
   /** This channel's last frame had a large body: read the next header with the small probe buffer. */
   let largeFrames = false;
+  /** Its last frame had a body of SIZED_READ_MIN_BYTES up to PROBE_AFTER_BYTES: read the next one sized. */
+  let sizedFrames = false;
+  /** The sized read's memory next() gave, until that read arrives. */
+  let sized: Buffer | undefined;
   const next = (): Buffer => {
     const rest = decoder.bodyRemainder(DIRECT_READ_MIN_BYTES);
     if (rest !== undefined) return rest;
     // At a frame boundary after a large frame; in the tail of a body, the big buffer takes it and what follows.
-    if (largeFrames && decoder.bodyRemainder(1) === undefined) return sharedProbe();
+    if (decoder.bodyRemainder(1) === undefined) {
+      if (largeFrames) return sharedProbe();
+      if (sizedFrames) return (sized ??= takeBody(decoder.lastDeclaredLength + FRAME_HEADER_BYTES + SIZED_READ_SLACK));
+    }
     return sharedRead();
   };
+  const runningSize = (): void => {
+    // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
+    const declared = decoder.lastDeclaredLength;
+    largeFrames = declared >= PROBE_AFTER_BYTES;
+    sizedFrames = !largeFrames && declared >= SIZED_READ_MIN_BYTES;
+  };
   return readIntoOwnBuffers(stream, next, (n, buffer) => {
-    // `buffer` is what next() gave this read: a shared buffer itself or the rest of a body of its own.
+    // `buffer` is what next() gave this read: a shared buffer itself, a sized read's memory, or the rest of a body of its own.
     if (isSharedReadBuffer(buffer)) {
-      to.chunk(buffer, n); // no view per read: the decoder takes the count (frame-decoder.ts)
-      // Large frames coming: read the next header small. A small one in a probe read: back to big reads.
-      largeFrames = decoder.lastDeclaredLength >= PROBE_AFTER_BYTES;
+      to.chunk(buffer, n, false); // no view per read: the decoder takes the count (frame-decoder.ts)
+      runningSize();
+      return;
+    }
+    if (buffer === sized) {
+      sized = undefined;
+      to.chunk(buffer, n, true);
+      runningSize();
       return;
     }
     let body: Buffer | undefined;
@@ -134,4 +174,21 @@ export function readIntoOwnBuffers(stream: Duplex, next: () => Buffer, received:
   };
   (handle as UserBufferHandle).useUserBuffer(first);
   return true;
+}
+
+/**
+ * Reads what the socket `fd` holds right now into `buffer`, without waiting: the byte count, 0 when nothing is there
+ * (EAGAIN), at its end, or `fd` is not a socket. For a cold helper's first read (lib/connection/helper-server.ts): the
+ * broker's hello and first call are in the socket by the time the entry module ran, and reading them at once answers
+ * the call before the event loop's first turn, where a young-generation task V8 posted during the start (at ~819 KB
+ * of new space) would run first (bench/README.md, "Round twelve: cold launch (launch12)"). Only a socket: libuv set
+ * it non-blocking when Node opened it, so an empty one fails at once instead of blocking.
+ */
+export function readWaitingNow(fd: number, buffer: Buffer): number {
+  try {
+    if (!fstatSync(fd).isSocket()) return 0;
+    return readSync(fd, buffer, 0, buffer.length, null);
+  } catch {
+    return 0; // EAGAIN (nothing yet) or any other error: the event loop reads, as before.
+  }
 }
