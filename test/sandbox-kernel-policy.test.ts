@@ -4,7 +4,7 @@
 // attempts are in sandbox-kernel.test.ts.
 import t from 'tap';
 import { parseProfile, probeHost, type HostProbe } from '../lib/sandbox/index.js';
-import { syscallGroups, policyKey, EPERM, ENOSYS } from '../lib/sandbox/seccomp-policy.js';
+import { cloneRules, syscallGroups, policyKey, EPERM, ENOSYS } from '../lib/sandbox/seccomp-policy.js';
 import { configureUidPool, uidFor, DEFAULT_UID_RANGE } from '../lib/sandbox/uid-pool.js';
 import { mergeKernelRules, planKernelLayers, type KernelRule } from '../lib/sandbox/kernel-layers.js';
 import { compileFilter } from '../lib/sandbox/seccomp.js';
@@ -123,6 +123,39 @@ t.test('plans: seccomp through bubblewrap, Landlock only where no cheaper layer 
   const unprivileged = planKernelLayers(profile({}), on({ isRoot: false, bwrapDisableUserns: true }), input);
   t.ok(unprivileged.bwrapArgs.includes('--disable-userns'));
   t.same(unprivileged.rules.find((r) => r.rule === 'syscalls.namespaces')?.layers, ['seccomp', 'bubblewrap:disable-userns']);
+});
+
+t.test('the mm holder: planned only for a prewarmed launch on the native stage under bubblewrap, with its exact clone exception', async (t) => {
+  const real = await probeHost();
+  const base = { nodePath: process.execPath, reads: ['/srv/app'], writes: ['/tmp/s'], etc: [], runtimeRoots: ['/usr'] };
+  const kernel = { seccompProblem: null, libseccomp: '2.5.4', landlockAbi: 7, execGuardProblem: null, execGuardNative: '/opt/bulkhead/exec-guard', mmPreload: '/opt/bulkhead/mm_preload.so' };
+  const on = (p: Partial<HostProbe>): HostProbe => ({ ...real, bwrap: '/usr/bin/bwrap', kernel, ...p });
+  const holder = (plan: ReturnType<typeof planKernelLayers>) => plan.preExec.includes('--mm-holder');
+  const exception = (plan: ReturnType<typeof planKernelLayers>) => /CLONE_VM \| CLONE_PARENT/.test(plan.rules.find((r) => r.rule === 'processes.children')?.detail ?? '');
+  const yes = planKernelLayers(profile({}), on({}), { ...base, mmHolder: true });
+  t.same(yes.preExec.slice(2, 5), ['--mm-holder', '/opt/bulkhead/mm_preload.so', '--'], 'the native stage names the library');
+  t.ok(yes.extraReads.includes('/opt/bulkhead/mm_preload.so'), 'bound into the sandbox');
+  t.ok(exception(yes), 'the report names the exception');
+  for (const [what, plan] of [
+    ['not prewarmed', planKernelLayers(profile({}), on({}), base)],
+    ['no library built', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: null } }), { ...base, mmHolder: true })],
+    ['no native stage', planKernelLayers(profile({}), on({ kernel: { ...kernel, execGuardNative: null } }), { ...base, mmHolder: true })],
+    ['no bubblewrap (Landlock)', planKernelLayers(profile({}), on({ bwrap: null, bwrapProblem: 'simulated' }), { ...base, mmHolder: true })],
+    ['network "full"', planKernelLayers(profile({ network: 'full' }), on({ pasta: null }), { ...base, mmHolder: true })],
+    ['pids.max 8', planKernelLayers(profile({ limits: { processes: 8 } }), on({}), { ...base, mmHolder: true })],
+    ['children allowed', planKernelLayers(profile({ processes: { children: true } }), on({}), { ...base, mmHolder: true })],
+  ] as const) {
+    t.notOk(holder(plan) || exception(plan), `${what}: no holder, no exception`);
+  }
+  // The rules: exactly CLONE_VM | CLONE_PARENT more. A rule refuses when (flags & mask) === value.
+  const refuses = (rules: ReturnType<typeof cloneRules>, flags: number) => rules.some((r) => r.args!.every((a) => ((flags & a.mask!) >>> 0) === a.value));
+  const rules = cloneRules(true);
+  t.notOk(refuses(rules, 0x8100), 'CLONE_VM | CLONE_PARENT passes');
+  t.notOk(refuses(rules, 0x3d0f00), 'a thread (CLONE_THREAD and its usual flags) passes');
+  for (const flags of [0x11, 0, 0x100, 0x8000, 0x4100, 0xc100, 0x8111, 0x8500, 0x28100, 0x80008100, 0x10008100, 0x8101]) {
+    t.ok(refuses(rules, flags), `0x${flags.toString(16)} refused`);
+    t.ok(refuses(cloneRules(false), flags) || (flags & 0x10000) !== 0, `0x${flags.toString(16)} refused without the holder too`);
+  }
 });
 
 t.test('a SIGSYS death is named as the filter\'s doing, as a signal or as 128 + 31 from bubblewrap', async (t) => {

@@ -16,6 +16,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { descendants } from './process-stats.js';
+import { isMmHolder } from './sandboxed-mm-holder.js';
 
 /** The kernel's PF_EXITING task flag (include/linux/sched.h): the task is in do_exit(). */
 export const PF_EXITING = 0x4;
@@ -75,7 +76,8 @@ export function helperNode(pid: number, nodeBinary: string): number | undefined 
   };
   // Unsandboxed, the child is node itself (setpriv execs it): no walk of the tree.
   if (isNode(pid)) return pid;
-  return descendants(pid).find(isNode);
+  // Under bubblewrap node's mm holder is node's sibling and runs node's binary: it is not node.
+  return descendants(pid).find((candidate) => isNode(candidate) && !isMmHolder(candidate));
 }
 
 /** Device and inode of the file at `path` (following links), or undefined when it cannot be read. */

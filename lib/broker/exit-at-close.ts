@@ -30,6 +30,7 @@ import type { BulkheadError } from '../errors.js';
 import { effectiveSignal } from '../sandbox/exit-reason.js';
 import { identity, PF_EXITING } from './certain-death.js';
 import type { HelperProcess } from './helper-process.js';
+import { isMmHolder } from './sandboxed-mm-holder.js';
 
 /** An end as the spawned child reports it (before a wrapper's 128 + N is read as a signal). */
 export interface ChildEnd {
@@ -148,13 +149,19 @@ function readStat(pid: number): string {
   }
 }
 
-/** The children of a single-threaded process (a sandbox wrapper), or none when they cannot be read. */
+/**
+ * The children of a single-threaded process (a sandbox wrapper), or none when they cannot be read. A sandboxed
+ * node's mm holder (sandboxed-mm-holder.ts), node's sibling under bubblewrap's init, is not counted: it is
+ * no end of the helper's (the namespace's end kills it), and it runs node's binary in node's memory.
+ */
 export function childrenOf(pid: number): number[] {
+  let all: number[];
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').split(' ').filter((word) => word !== '').map(Number);
+    all = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').split(' ').filter((word) => word !== '').map(Number);
   } catch {
     return [];
   }
+  return all.filter((child) => !isMmHolder(child));
 }
 
 /**

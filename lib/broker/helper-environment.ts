@@ -107,6 +107,8 @@ export function helperLaunchInput(resolved: ResolvedService, ctx: SupervisorCont
     },
     profile: resolved.profile,
     paths: resolved.sandboxPaths,
+    // A prewarmed service's sandboxed node may get an mm holder (its crash's takeover before the kernel's teardown).
+    ...(manifest.launch?.prewarm === true ? { mmHolder: true } : {}),
   };
   const compileCache = compileCacheDir();
   if (compileCache !== undefined) {

@@ -17,6 +17,7 @@
  * @module
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { isMmHolderStatus } from './sandboxed-mm-holder.js';
 
 /** Clock ticks per second of /proc's time fields (USER_HZ, fixed at 100 in Linux's user ABI). */
 export const USER_HZ = 100;
@@ -35,7 +36,7 @@ export interface ProcSnapshot {
   cpuMs: number;
   /** Start time after boot, in ms. */
   startMs: number;
-  /** VmRSS in bytes (0 for a zombie or kernel thread). */
+  /** VmRSS in bytes (0 for a zombie, a kernel thread, or a sandboxed node's mm holder: its pages are node's). */
   rssBytes: number;
 }
 
@@ -82,7 +83,8 @@ export function parseProc(pid: number, stat: string, status: string): ProcSnapsh
   const stime = field(15);
   const start = field(22);
   if (![ppid, utime, stime, start].every(Number.isFinite)) return undefined;
-  const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  // A sandboxed node's mm holder shares node's memory (sandboxed-mm-holder.ts): its VmRSS is node's, counted once.
+  const rss = isMmHolderStatus(status) ? null : /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   return {
     pid,
     ppid,

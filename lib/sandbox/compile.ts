@@ -51,6 +51,8 @@ export interface CompileInput {
   compileCache?: string;
   /** The broker's cache directories of code (lib/sandbox/broker-caches.ts): kept read-only even inside a write path. */
   brokerCaches?: readonly string[];
+  /** The service is prewarmed: its node may get an mm holder (SandboxLaunchInput.mmHolder). */
+  mmHolder?: boolean;
   /** Its `tmp/` (the helper's TMPDIR), recreated inside a capped scratch tmpfs. */
   scratchTmp: string;
   /**
@@ -210,7 +212,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
 
   // ---- kernel layers (seccomp, Landlock, pasta)
   const etc = helperEtcFiles(profile);
-  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path) });
+  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path), mmHolder: input.mmHolder === true });
   mergeKernelRules(rules, kernel.rules);
 
   // ---- wrappers, innermost first

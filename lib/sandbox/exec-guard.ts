@@ -49,6 +49,12 @@ export function execGuardProgram(onViolation: SyscallOptions['onViolation']): Bu
 /** The native stage, built by `npm run build` where a C compiler exists (scripts/build-exec-guard.mjs). */
 export const NATIVE_STAGE = fileURLToPath(new URL('../../native/exec-guard', import.meta.url));
 
+/**
+ * The mm holder's library for sandboxed helpers (native/mm-preload/mm_preload.c), built by `npm run build` beside
+ * the native stage (scripts/build-mm-preload.mjs); the native stage names it in node's LD_PRELOAD.
+ */
+export const MM_PRELOAD = fileURLToPath(new URL('../../native/mm_preload.so', import.meta.url));
+
 /** What the native stage exits with when called without a command (its usage line). */
 const NATIVE_USAGE_EXIT = 120;
 

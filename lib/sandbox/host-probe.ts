@@ -6,11 +6,11 @@
  * @module
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeCgroups, type CgroupSupport } from './cgroup-probe.js';
 import { probeKernel, type KernelProbe } from './kernel-layers.js';
-import { nativeExecGuard } from './exec-guard.js';
+import { MM_PRELOAD, nativeExecGuard } from './exec-guard.js';
 
 /** Directories searched for helper binaries. Fixed, never the caller's PATH, so a planted binary is not picked up. */
 export const SYSTEM_BIN_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'] as const;
@@ -171,7 +171,7 @@ async function realProbe(nodePath: string): Promise<HostProbe> {
     bwrap: bwrapResult.ok ? bwrapResult.path : null,
     bwrapTmpfsSize: help.stdout.includes('--size'),
     bwrapDisableUserns: help.stdout.includes('--disable-userns'),
-    kernel: { ...probeKernel(), execGuardNative },
+    kernel: { ...probeKernel(), execGuardNative, mmPreload: execGuardNative !== null && existsSync(MM_PRELOAD) ? MM_PRELOAD : null },
     bwrapProblem: bwrapResult.path === null ? 'bubblewrap (bwrap) is not installed' : bwrapResult.ok ? null : `bubblewrap does not work here: ${bwrapResult.stderr || 'test run failed'}`,
     userNamespaces,
     unshare,

@@ -74,6 +74,12 @@ export interface SandboxLaunchInput {
    * the helper is not given them (lib/sandbox/broker-caches.ts).
    */
   brokerCaches?: BrokerCaches;
+  /**
+   * The service keeps a prewarmed spare: its node may get an mm holder where the launch allows one (a sandboxed
+   * node's memory held past its death, so a spare's takeover comes before the kernel's teardown of it;
+   * lib/sandbox/kernel-layers.ts, docs/sandbox.md#the-mm-holder). Set by the broker only.
+   */
+  mmHolder?: boolean;
 
   /** Absolute path of the node binary to run. */
   nodePath: string;
@@ -243,7 +249,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
     // Made before planning, so the plan sees their resolved forms.
     const cacheDirs = (input.brokerCaches?.dirs ?? []).filter(makeCacheDir);
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: cacheDirs });
+    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: cacheDirs, mmHolder: input.mmHolder === true });
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;

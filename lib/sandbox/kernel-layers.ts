@@ -46,6 +46,8 @@ export interface KernelProbe {
   execGuardProblem: string | null;
   /** The exec guard's native stage (dist/native/exec-guard), when built; absent or null: the node stage. */
   execGuardNative?: string | null;
+  /** bulkhead's mm-holder library (dist/native/mm_preload.so), when built beside a working native stage; absent or null: none. */
+  mmPreload?: string | null;
 }
 
 /** Probes libseccomp and Landlock through the FFI (cheap: two library loads and one syscall); the native exec-guard stage is probed by host-probe.ts. */
@@ -101,6 +103,8 @@ export interface KernelPlanInput {
   writes: readonly string[];
   etc: readonly string[];
   runtimeRoots: readonly string[];
+  /** The service is prewarmed: its node may get an mm holder (SandboxLaunchInput.mmHolder). */
+  mmHolder?: boolean;
 }
 
 const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-exec.js');
@@ -153,6 +157,22 @@ function real(path: string): string {
 /** The ELF interpreter node needs EXECUTE on (the kernel opens it for exec). */
 const LD_SO = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'];
 
+/** pids.max below which a helper gets no mm holder: node's own ~11 threads, with room (the holder is one more task). */
+const MM_HOLDER_MIN_PIDS = 16;
+
+/**
+ * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
+ * null. Only where the native stage is node's last stage, which is so exactly when Landlock does not
+ * run (it needs the node stage): under bubblewrap (its pid namespace's end kills the holder; without bubblewrap
+ * Landlock's filesystem rules run) and for a network other than "full" (Landlock's scoping may run there).
+ */
+function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
+  const library = probe.kernel.mmPreload ?? null;
+  if (library === null || probe.bwrap === null || profile.network === 'full') return null;
+  const pids = profile.limits.processes;
+  return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
+}
+
 /**
  * Plans seccomp and Landlock for one launch.
  * @param profile - the validated profile
@@ -169,7 +189,9 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   // The exec guard (children: false): a filter of its own, loaded by the pre-exec stage, lets only that stage's exec through.
   const guardMissing = missingSeccomp ?? kernel.execGuardProblem ?? (koffi === null ? 'koffi (npm), which the pre-exec stage loads the guard with' : null);
   const guardOn = !profile.processes.children && guardMissing === null;
-  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn };
+  const nativeGuard = kernel.execGuardNative ?? null;
+  const mmPreload = input.mmHolder === true && guardOn && nativeGuard !== null ? mmHolderLibrary(profile, probe) : null;
+  const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn, mmHolder: mmPreload !== null };
 
   // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
   let seccompProgram: Buffer | undefined;
@@ -225,11 +247,11 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   let preExec: string[] = [];
   const extraReads: string[] = [];
   const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
-  const nativeGuard = kernel.execGuardNative ?? null;
   if (guardOn && !landlockOn && nativeGuard !== null) {
     // The guard alone: the native stage (a few ms), not a node start.
-    preExec = [nativeGuard, execGuardProgram(options.onViolation).toString('hex'), '--'];
-    extraReads.push(nativeGuard);
+    const holder = mmPreload !== null ? ['--mm-holder', mmPreload] : [];
+    preExec = [nativeGuard, execGuardProgram(options.onViolation).toString('hex'), ...holder, '--'];
+    extraReads.push(nativeGuard, ...(mmPreload !== null ? [mmPreload] : []));
   } else if ((landlockOn || guardOn) && koffi !== null) {
     const spec: LandlockSpec = {};
     const native = koffiNative();

@@ -21,6 +21,8 @@ export const SCMP_CMP = { NE: 1, EQ: 4, MASKED_EQ: 7 } as const;
 /** Compare only the low 32 bits of an `int` argument: the kernel ignores the high ones, so a filter must too. */
 const INT = 0xffffffff;
 
+const CLONE_VM = 0x00000100;
+const CLONE_PARENT = 0x00008000;
 const CLONE_THREAD = 0x00010000;
 const CLONE_NEWUSER = 0x10000000;
 const SOCK_TYPE_MASK = 0xf;
@@ -73,7 +75,17 @@ export interface SyscallOptions {
    * execveat (its exec of node) through, so this filter must leave execveat to it. @default false
    */
   execGuard?: boolean;
+  /**
+   * The helper's node starts an mm holder (native/mm-preload/mm_preload.c, named by the native exec guard):
+   * `clone` with exactly `CLONE_VM | CLONE_PARENT` is let through, every other clone without CLONE_THREAD still
+   * fails ({@link cloneRules}). Only with `execGuard` (a task that shares node's memory could otherwise exec).
+   * @default false
+   */
+  mmHolder?: boolean;
 }
+
+/** What processes.children adds when the mm holder's clone is let through. */
+const MM_HOLDER_DETAIL = ' except exactly clone(CLONE_VM | CLONE_PARENT), the mm holder: a task in node\'s own memory that cannot exec (the exec guard), is counted by the pids limit and dies with the pid namespace';
 
 const eperm = (...names: string[]): SyscallRule[] => names.map((name) => ({ name, errno: EPERM }));
 const low32 = (arg: number, value: number, mask = INT): ArgCheck => ({ arg, op: 'masked-eq', mask, value });
@@ -108,6 +120,7 @@ export function syscallGroups(profile: Pick<SandboxProfile, 'network' | 'process
   }
   if (!profile.processes.children) {
     const guard = options.execGuard === true;
+    const holder = guard && options.mmHolder === true;
     groups.push({
       rule: 'processes.children',
       // execve itself stays allowed here: bubblewrap loads this filter right before its own final execve (of the
@@ -115,13 +128,33 @@ export function syscallGroups(profile: Pick<SandboxProfile, 'network' | 'process
       // last stage before node, refuses it (rule processes.exec). Without the guard, execveat (fexecve of a memfd)
       // is never part of the launch chain: refused here. With it, the guard's exec of node is an execveat.
       detail: guard
-        ? 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike'
+        ? `fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike${holder ? MM_HOLDER_DETAIL : ''}`
         : 'fork, vfork and clone without CLONE_THREAD fail with EPERM, from the main thread, a worker or native code alike; so does execveat (fileless exec)',
-      rules: [...eperm('fork', 'vfork', ...(guard ? [] : ['execveat'])), { name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }],
+      rules: [...eperm('fork', 'vfork', ...(guard ? [] : ['execveat'])), ...cloneRules(holder)],
     });
   }
   groups.push(socketGroup(profile.network));
   return groups;
+}
+
+/**
+ * clone without CLONE_THREAD fails with EPERM. With `mmHolder` (the exec guard on, and the native stage names the
+ * holder's library: kernel-layers.ts), one exception: a clone whose flags' low 32 bits (all the kernel reads of
+ * them) are exactly `CLONE_VM | CLONE_PARENT` (no exit signal, nothing else). It is said as refusals, one rule
+ * each, since a rule compares an argument once: without CLONE_THREAD, any other bit set refuses; none set, the two
+ * bits must both be there. Why it does not weaken `processes.children: false`: docs/sandbox.md#the-mm-holder.
+ */
+export function cloneRules(mmHolder: boolean): SyscallRule[] {
+  if (!mmHolder) return [{ name: 'clone', args: [low32(0, 0, CLONE_THREAD)], errno: EPERM }];
+  const allowed = CLONE_VM | CLONE_PARENT;
+  const rules: SyscallRule[] = [];
+  for (let bit = 0; bit < 32; bit++) {
+    const flag = 2 ** bit;
+    if (flag === CLONE_THREAD || (flag & allowed) !== 0) continue;
+    rules.push({ name: 'clone', args: [low32(0, flag, CLONE_THREAD + flag)], errno: EPERM });
+  }
+  for (const value of [0, CLONE_VM, CLONE_PARENT]) rules.push({ name: 'clone', args: [low32(0, value, CLONE_THREAD | allowed)], errno: EPERM });
+  return rules;
 }
 
 function socketGroup(network: SandboxProfile['network']): SyscallGroup {
@@ -148,7 +181,7 @@ function socketGroup(network: SandboxProfile['network']): SyscallGroup {
 
 /** A stable key for the filter a profile compiles to (the compiled program is cached under it). */
 export function policyKey(profile: Pick<SandboxProfile, 'network' | 'processes'>, options: SyscallOptions): string {
-  return JSON.stringify([profile.network, profile.processes.children, options.ioUring, options.onViolation, options.execGuard === true]);
+  return JSON.stringify([profile.network, profile.processes.children, options.ioUring, options.onViolation, options.execGuard === true, options.mmHolder === true]);
 }
 
 const PR_SET_SECCOMP = 22;

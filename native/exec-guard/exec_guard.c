@@ -2,7 +2,13 @@
  * bulkhead's exec guard, native stage: the last step before a helper's node
  * (lib/sandbox/exec-guard.ts plans it, docs/sandbox.md#exec-after-start says why).
  *
- *   exec-guard <seccomp program, hex> -- <path> [args...]
+ *   exec-guard <seccomp program, hex> [--mm-holder <library>] -- <path> [args...]
+ *
+ * With --mm-holder, <path> is exec'd with LD_PRELOAD=<library> (any LD_PRELOAD
+ * the environment had is replaced): bulkhead's mm holder for sandboxed helpers
+ * (native/mm-preload/mm_preload.c), which removes the variable again in node's
+ * first instruction. Set here, after the broker's environment allowlist and the
+ * manifest's env, so neither can name a library.
  *
  * Loads the guard's filter (execve refused, execveat handed to a listener,
  * no further filters) with a listener of its own, starts one thread that
@@ -71,8 +77,14 @@ static int hex(char c) {
 }
 
 int main(int argc, char **argv) {
-	if (argc < 4 || strcmp(argv[2], "--") != 0) {
-		fprintf(stderr, "usage: exec-guard <seccomp program, hex> -- <path> [args...]\n");
+	const char *preload = NULL;
+	int cmd = 3;
+	if (argc >= 6 && strcmp(argv[2], "--mm-holder") == 0 && strcmp(argv[4], "--") == 0 && argv[3][0] == '/') {
+		preload = argv[3];
+		cmd = 5;
+	}
+	if (argc < cmd + 1 || strcmp(argv[cmd - 1], "--") != 0) {
+		fprintf(stderr, "usage: exec-guard <seccomp program, hex> [--mm-holder <library>] -- <path> [args...]\n");
 		return 120;
 	}
 	size_t len = strlen(argv[1]);
@@ -91,6 +103,8 @@ int main(int argc, char **argv) {
 		}
 		program[i] = (unsigned char)(hi << 4 | lo);
 	}
+	if (preload != NULL && setenv("LD_PRELOAD", preload, 1) != 0)
+		die(123, "setenv(LD_PRELOAD)");
 	struct sock_fprog prog = { .len = (unsigned short)(len / 2 / sizeof(struct sock_filter)), .filter = (struct sock_filter *)program };
 	/* A filter needs no_new_privs (bubblewrap and setpriv set it already). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -102,6 +116,6 @@ int main(int argc, char **argv) {
 	pthread_t thread;
 	if ((errno = pthread_create(&thread, NULL, answer, NULL)) != 0)
 		die(123, "pthread_create");
-	syscall(__NR_execveat, AT_FDCWD, argv[3], &argv[3], environ, 0);
+	syscall(__NR_execveat, AT_FDCWD, argv[cmd], &argv[cmd], environ, 0);
 	die(122, "execveat");
 }
