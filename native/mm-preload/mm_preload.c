@@ -28,92 +28,14 @@
  * gain at load 11-14, the teardown then 100-500 ms later; not kept.)
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+/* The holder and its start (pipe, signals blocked, the clone, its name): shared with the unsandboxed addon. */
+#include "../mm-holder/holder_core.h"
 
-#define STACK_SIZE (64 * 1024)
-#define ENOSYS_ 38
-#define EINTR_ 4
 /* How long the holder waits after node's death before it exits (its teardown off the relaunch's CPUs). */
 #define DELAY_MS 20
 
-#if defined(__x86_64__)
-static inline long raw4(long n, long a, long b, long c, long d) {
-  long r;
-  register long r10 __asm__("r10") = d;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return r;
-}
-#elif defined(__aarch64__)
-static inline long raw4(long n, long a, long b, long c, long d) {
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-  return x0;
-}
-#else
-#error "the mm holder needs a raw syscall convention for this architecture (x86_64, aarch64)"
-#endif
-#define raw3(n, a, b, c) raw4((n), (a), (b), (c), 0)
-
-struct holder_arg { int rfd; int delay_ms; };
-
-static void close_fds(long from, long to) {
-  if (from > to) return;
-  if (raw3(SYS_close_range, from, to, 0) != -ENOSYS_) return;
-  if (to > 65535) to = 65535;
-  for (long fd = from; fd <= to; fd++) raw3(SYS_close, fd, 0, 0);
-}
-
-/* The holder: its own stack, node's TLS (never touched: raw syscalls only, no errno, no stack protector). */
-static int holder(void *p) {
-  struct holder_arg *a = (struct holder_arg *)p;
-  int rfd = a->rfd;
-  close_fds(0, rfd - 1);
-  close_fds(rfd + 1, 0x7fffffffL);
-  char buf[8];
-  for (;;) {
-    long r = raw3(SYS_read, rfd, (long)buf, sizeof buf);
-    if (r == -EINTR_ || r > 0) continue;
-    break;
-  }
-  if (a->delay_ms > 0) {
-    long ts[2] = {a->delay_ms / 1000, (long)(a->delay_ms % 1000) * 1000000L};
-    while (raw3(SYS_nanosleep, (long)ts, (long)ts, 0) == -EINTR_) {}
-  }
-  for (;;) raw3(SYS_exit, 0, 0, 0);
-  return 0;
-}
-
-static void start_holder(void) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return;
-  char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) { close(p[0]); close(p[1]); return; }
-  struct holder_arg *arg = (struct holder_arg *)stack;
-  arg->rfd = p[0];
-  arg->delay_ms = DELAY_MS;
-  char own[16] = {0};
-  int renamed = prctl(PR_GET_NAME, (unsigned long)own, 0, 0, 0) == 0 && prctl(PR_SET_NAME, (unsigned long)"bh-mm-holder", 0, 0, 0) == 0;
-  unsigned long all = ~0UL, old = 0;
-  raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&old, 8);
-  int pid = clone(holder, stack + STACK_SIZE, CLONE_VM | CLONE_PARENT, arg);
-  raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8);
-  if (renamed) prctl(PR_SET_NAME, (unsigned long)own, 0, 0, 0);
-  close(p[0]);
-  if (pid < 0) { close(p[1]); munmap(stack, STACK_SIZE); }
-}
-
 __attribute__((constructor)) static void bulkhead_mm_preload(void) {
   unsetenv("LD_PRELOAD");
-  start_holder();
+  (void)start_holder(DELAY_MS); /* a failure leaves node as it was: no holder */
 }
