@@ -113,12 +113,9 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
     // The viewer URL only: the admin token is in <state-dir>/http.json, for `bulkhead dashboard`.
     logger.write({ event: 'http', metrics: `${http.url}metrics`, dashboard: `${http.url}?token=${http.token}` });
   }
-  if (notifier !== undefined) {
-    // Serving from here on: connections that waited in the passed socket's backlog are being accepted.
-    notifier.ready(statusLine(running.broker.status()));
-    running.broker.on('state', () => notifier.status(statusLine(running.broker.status())));
-  }
-  await new Promise<void>((done) => {
+  // The stop handlers go in before READY=1: whoever reads READY (systemd, a supervisor, a test) may send SIGTERM at
+  // once, and a SIGTERM before process.on('SIGTERM') kills node outright (no close, the log's tail lost).
+  const stopped = new Promise<void>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
@@ -132,6 +129,12 @@ async function daemon(options: DaemonCommandOptions): Promise<ExitCode> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  if (notifier !== undefined) {
+    // Serving from here on: connections that waited in the passed socket's backlog are being accepted.
+    notifier.ready(statusLine(running.broker.status()));
+    running.broker.on('state', () => notifier.status(statusLine(running.broker.status())));
+  }
+  await stopped;
   notifier?.close();
   await logger.flush();
   return EXIT_CODES.ok;
