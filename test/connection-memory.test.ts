@@ -317,10 +317,9 @@ t.test('a call before hello is a protocol violation: the server closes with ERR_
   t.match(envelopesWritten(serverEnd).at(-1), { kind: 'error', id: 0, error: { code: 'ERR_BAD_FRAME' } }, 'the client was told why');
 });
 
-t.test('no uncaught exception or unhandled rejection; the tier runs in seconds', async (t) => {
+t.test('no uncaught exception or unhandled rejection', async (t) => {
   t.same(uncaught, []);
-  const ms = performance.now() - started;
-  t.ok(ms < 10_000, `in-memory tier: ${ms.toFixed(0)} ms`);
+  const ms = performance.now() - started; // a figure to read, not a claim: speed lives in bench/
   t.comment(`in-memory tier ran in ${ms.toFixed(0)} ms`);
 });
 

@@ -1,9 +1,9 @@
 // Hostile local clients against a real daemon: garbage, oversize, slow and
-// silent peers are refused with their code and closed within the handshake
-// timeout; caps evict the oldest pending connection; every refusal is logged
+// silent peers are refused with their code and closed by the daemon (the
+// silent ones by its handshake timeout, never earlier, and none is held); caps evict the oldest pending connection; every refusal is logged
 // with the peer's kernel credentials and counted. Positive controls: an honest
 // client still connects alongside, and every assertion reads a real socket.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,19 +51,59 @@ t.teardown(() => daemon.close());
 const appA = daemon.ca.issue('app-a');
 const remote = () => new RemoteBroker(daemon.socketPath, appA, { protocolsDir: join(FIXTURES, 'protocols') });
 
-/** What a raw peer saw: every byte the daemon sent, and when the socket closed (ms after connect). */
-interface Outcome { bytes: Buffer; closedAfterMs: number }
+/**
+ * What a raw peer saw: every byte the daemon sent, how the daemon closed the
+ * socket (its FIN, or a reset when our unread bytes were dropped), and when
+ * (ms after we started connecting, on the monotonic clock).
+ */
+interface Outcome { bytes: Buffer; closedBy: 'end' | 'ECONNRESET' | 'EPIPE' | undefined; closedAfterMs: number }
 
-/** Connects, writes `send` (or nothing), and resolves when the daemon closes the socket. Never reads more than it is sent. */
+/**
+ * A hang guard, not a speed claim: the daemon's close is awaited as an event;
+ * this bound (10 × the handshake timeout) only turns "the daemon never closed
+ * it" into a failure with a message instead of tap's 240 s timeout.
+ */
+const HANG_GUARD_MS = 10 * TIMEOUT_MS;
+
+/** Connects, writes `send` (or nothing), and resolves when the daemon closes the socket. Never reads more than it is sent, never closes it itself. */
 function rawPeer(send?: (socket: Socket) => void): { socket: Socket; outcome: Promise<Outcome> } {
   const socket = createConnection(daemon.socketPath);
-  const started = Date.now();
+  const started = performance.now();
   const chunks: Buffer[] = [];
+  let closedBy: Outcome['closedBy'];
   socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.on('error', () => {}); // EPIPE / ECONNRESET after a refusal are expected
-  const outcome = new Promise<Outcome>((resolve) => socket.once('close', () => resolve({ bytes: Buffer.concat(chunks), closedAfterMs: Date.now() - started })));
+  socket.once('end', () => (closedBy ??= 'end'));
+  socket.on('error', (e: NodeJS.ErrnoException) => { // EPIPE / ECONNRESET after a refusal are expected: the daemon dropped our unread bytes
+    if (e.code === 'ECONNRESET' || e.code === 'EPIPE') closedBy ??= e.code;
+  });
+  const closed = new Promise<Outcome>((resolve) => socket.once('close', () => resolve({ bytes: Buffer.concat(chunks), closedBy, closedAfterMs: performance.now() - started })));
+  let guard: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    guard = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`hang guard: the daemon did not close this socket within ${HANG_GUARD_MS} ms (handshake timeout ${TIMEOUT_MS} ms)`));
+    }, HANG_GUARD_MS);
+  });
+  const outcome = Promise.race([closed, hung]).finally(() => clearTimeout(guard));
   if (send !== undefined) socket.once('connect', () => send(socket));
   return { socket, outcome };
+}
+
+/** The daemon's count of handshake timeouts (the refusal it records when its deadline fires). */
+const timeouts = () => daemon.connectionStatus().refusals['ERR_AUTH_FAILED:timeout'] ?? 0;
+
+/**
+ * Asserts the daemon, not the peer, closed the socket, after a typed refusal;
+ * for a timeout, that the refusal is the daemon's deadline (it names
+ * `timeoutMs`) and came no earlier than it: a timer cannot fire early, so this
+ * lower bound holds under any load (5 ms of slack for clock granularity).
+ */
+function assertClosedByDaemon(t: Test, what: string, o: Outcome): void {
+  t.ok(o.closedBy !== undefined, `${what}: the daemon closed the socket (${o.closedBy ?? 'no FIN or reset seen'})`);
+  const refusal = refusalOf(o);
+  if (refusal?.data['reason'] !== 'timeout') return;
+  t.equal(refusal.data['timeoutMs'], TIMEOUT_MS, `${what}: closed by the daemon's handshake deadline (timeoutMs ${TIMEOUT_MS})`);
+  t.ok(o.closedAfterMs >= TIMEOUT_MS - 5, `${what}: not before the deadline (closed ${o.closedAfterMs.toFixed(0)} ms after connecting)`);
 }
 
 /** The CBOR maps in a byte run of frames (the challenge, then the refusal). */
@@ -122,13 +162,16 @@ t.test('each malformed handshake is refused with its code and reason, then close
       s.once('close', () => clearInterval(timer));
     }, 'ERR_AUTH_FAILED', 'timeout'],
   ];
+  const timedOutBefore = timeouts();
   const outcomes = await Promise.all(cases.map(([, send]) => rawPeer(send).outcome));
   cases.forEach(([what, , code, reason], i) => {
     const refusal = refusalOf(outcomes[i]!);
     t.equal(refusal?.code, code, `${what}: ${code}`);
     t.equal(refusal?.data['reason'], reason, `${what}: data.reason ${reason}`);
-    t.ok(outcomes[i]!.closedAfterMs < TIMEOUT_MS + 1000, `${what}: closed after ${outcomes[i]!.closedAfterMs} ms`);
+    assertClosedByDaemon(t, what, outcomes[i]!);
   });
+  t.equal(timeouts() - timedOutBefore, cases.filter((c) => c[3] === 'timeout').length, 'the daemon counted one handshake timeout per silent or slow peer');
+  t.equal(daemon.connectionStatus().pendingHandshakes, 0, 'none is still pending');
   const oversize = refusalOf(outcomes[4]!)!;
   t.same(oversize.data, { reason: 'too-large', declared: 0x7fffffff, limit: 65536 }, 'ERR_FRAME_TOO_LARGE carries { declared, limit }');
   // Positive control: with all that going on, an honest client gets in.
@@ -137,13 +180,21 @@ t.test('each malformed handshake is refused with its code and reason, then close
   t.equal((await client.connect('echo', { protocol: 'com.test.echo' }).call('echo', { text: 'still here' })).text, 'still here');
 });
 
-t.test('200 garbage sockets are all closed within the handshake timeout; none is held', async (t) => {
+t.test('200 garbage sockets are all closed by the daemon (the silent ones by its handshake timeout); none is held', async (t) => {
   const garbage = ['00000001 01', '00000001 ff', '7fffffff 00', '00000005 a1 61 74 61', ''];
+  const timedOutBefore = timeouts();
   const peers = Array.from({ length: 200 }, (_, i) => rawPeer(garbage[i % garbage.length] === '' ? undefined : (s) => s.write(frame(garbage[i % garbage.length]!))));
   const outcomes = await Promise.all(peers.map((p) => p.outcome));
-  const worst = Math.max(...outcomes.map((o) => o.closedAfterMs));
-  t.ok(worst < TIMEOUT_MS + 1000, `the last one closed ${worst} ms after connecting (timeout ${TIMEOUT_MS} ms)`);
   t.equal(outcomes.filter((o) => refusalOf(o) !== undefined).length, 200, 'every one got a typed refusal before the close');
+  t.equal(outcomes.filter((o) => o.closedBy !== undefined).length, 200, 'the daemon closed every one (its FIN or a reset; this side never closes)');
+  // The silent ones and the truncated frame ('00000005' then 4 bytes) wait for bytes that never come.
+  const waiting = outcomes.filter((_, i) => garbage[i % garbage.length] === '' || garbage[i % garbage.length]!.startsWith('00000005'));
+  const timedOut = outcomes.filter((o) => refusalOf(o)?.data['reason'] === 'timeout');
+  t.equal(timedOut.length, waiting.length, `the ${waiting.length} that wait for bytes, and only they, were refused by the handshake timeout`);
+  t.ok(waiting.every((o) => refusalOf(o)?.data['timeoutMs'] === TIMEOUT_MS), `by the daemon's own deadline (timeoutMs ${TIMEOUT_MS})`);
+  const earliest = Math.min(...waiting.map((o) => o.closedAfterMs));
+  t.ok(earliest >= TIMEOUT_MS - 5, `none of them before it (the earliest closed ${earliest.toFixed(0)} ms after connecting)`);
+  t.equal(timeouts() - timedOutBefore, waiting.length, 'the daemon counted exactly those as handshake timeouts');
   t.equal(daemon.connectionStatus().pendingHandshakes, 0, 'no connection is still pending');
   t.ok(daemon.connectionStatus().held > 0, `a uid that keeps being refused has its next connections held (${daemon.connectionStatus().held} were)`);
   // Positive control: an honest client of that same uid is slower to get in, but gets in.
@@ -175,7 +226,7 @@ t.test('pending connections are capped per uid: the oldest is evicted with ERR_T
     const challenged = new Promise<void>((resolve) => socket.once('data', () => resolve()));
     socket.on('data', (c: Buffer) => chunks.push(c));
     const started = Date.now();
-    return { challenged, outcome: new Promise((resolve) => socket.once('close', () => resolve({ bytes: Buffer.concat(chunks), closedAfterMs: Date.now() - started }))) };
+    return { challenged, outcome: new Promise((resolve) => socket.once('close', () => resolve({ bytes: Buffer.concat(chunks), closedBy: undefined, closedAfterMs: Date.now() - started }))) };
   };
   const first = silent();
   await first.challenged;

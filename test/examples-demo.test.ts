@@ -91,7 +91,7 @@ for (const variant of [{ args: [], sandbox: 'pure-compute' }, { args: ['--no-san
     if (!r.ok) t.comment(run.stdout);
     t.equal(r.ok, true, 'the demo judged its own run a success');
     t.equal(r.sandbox, variant.sandbox);
-    t.ok(run.wallMs < 30_000, `finished in ${Math.round(run.wallMs)} ms`);
+    t.comment(`finished in ${Math.round(run.wallMs)} ms`); // a figure, not a claim (speed lives in bench/); a hang is tap's timeout
     t.notMatch(run.stdout, /DEMO-RESULT|^\{"ok"/m, "no machine-readable dump in a person's terminal");
 
     // Registration launches nothing; the first calls do, one helper each.

@@ -38,7 +38,10 @@ t.test('a helper that never answers: every call hits its deadline, the helper is
     const errors = await Promise.all(Array.from({ length: perRound }, () => rejection(conn.call('never', {}, { timeoutMs: 100 }))));
     const took = performance.now() - started;
     t.same([...new Set(errors.map((e) => e.code))], ['ERR_DEADLINE'], `round ${r + 1}: all ${perRound} calls failed with ERR_DEADLINE`);
-    t.ok(took < 100 + 1000, `round ${r + 1}: within ${took.toFixed(0)} ms of a 100 ms deadline`);
+    // Each error is the call's own 100 ms deadline (it names timeoutMs), and none fired early (a timer cannot; 5 ms slack).
+    // No upper bound: the rejections are awaited events, and a wall-clock ceiling only measures the machine's load.
+    t.ok(errors.every((e) => e.data['timeoutMs'] === 100), `round ${r + 1}: each is the call's own 100 ms deadline`);
+    t.ok(took >= 100 - 5, `round ${r + 1}: not before it (${took.toFixed(0)} ms)`);
     t.equal(kit.broker.status('never').inFlight, 0, `round ${r + 1}: status().inFlight is back to 0`);
     t.equal(conn.inFlight, 0);
   }
@@ -66,7 +69,9 @@ t.test('a helper that blocks its event loop: deadlines fire; close() ends it wit
   const took = performance.now() - started;
   const info = await exit;
   t.equal(info.signal, 'SIGTERM', 'goodbye went unanswered; SIGTERM ended it');
-  t.ok(took >= exitTimeoutMs - 50 && took < 2 * exitTimeoutMs + 1000, `close() took ${took.toFixed(0)} ms (exitTimeoutMs ${exitTimeoutMs})`);
+  // The signal says which step ended it (SIGTERM, not the SIGKILL at 2 × exitTimeoutMs); the lower bound says the broker
+  // waited exitTimeoutMs for the goodbye first. No upper bound: that only measures the machine's load.
+  t.ok(took >= exitTimeoutMs - 50, `close() took ${took.toFixed(0)} ms, not less than exitTimeoutMs ${exitTimeoutMs}`);
   t.same(uncaught, []);
 });
 
@@ -82,7 +87,8 @@ t.test('a helper that blocks its event loop and traps SIGTERM: SIGKILL after 2 �
   const took = performance.now() - started;
   const info = await exit;
   t.equal(info.signal, 'SIGKILL', 'SIGTERM was trapped; SIGKILL ended it');
-  t.ok(took >= 2 * exitTimeoutMs - 50 && took < 2 * exitTimeoutMs + 1000, `close() took ${took.toFixed(0)} ms (2 × exitTimeoutMs = ${2 * exitTimeoutMs})`);
+  // SIGKILL says the last step ended it; the lower bound says both steps waited. No upper bound (the machine's load).
+  t.ok(took >= 2 * exitTimeoutMs - 50, `close() took ${took.toFixed(0)} ms, not less than 2 × exitTimeoutMs = ${2 * exitTimeoutMs}`);
   t.same(uncaught, []);
 });
 

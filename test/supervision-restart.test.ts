@@ -127,7 +127,9 @@ t.test('restart with routed calls (a calling service) in the old helper: short o
   const longResult = await long as { ok: boolean; code?: string };
   const took = performance.now() - started;
   t.equal(longResult.code, 'ERR_INTERRUPTED', 'the long one fails ERR_INTERRUPTED when the old helper is stopped (not the caller\'s 5 s deadline)');
-  t.ok(took < 4000, `within ${Math.round(took)} ms`);
+  // ERR_INTERRUPTED (not ok: true from the 4 s handler, nor the caller's ERR_DEADLINE) already says the stop ended it;
+  // the time is a comment, not an assertion (a ceiling only measures the machine's load).
+  t.comment(`the long routed call failed ${Math.round(took)} ms after the restart began`);
 });
 
 /** Resolves once `check()` is true (checked every 10 ms). */
