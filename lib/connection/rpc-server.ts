@@ -21,6 +21,7 @@ import { serializeHandlerError } from './handler-error.js';
 import type { CallGate, GatedServer } from './call-gate.js';
 import type { RpcServerHooks, RpcServerOptions } from './rpc-server-options.js';
 import { CallTable } from '../util/call-table.js';
+import { TransactionCount } from './transaction-count.js';
 
 export type { Handler, HandlerContext, RpcServerHooks, RpcServerOptions };
 
@@ -36,7 +37,8 @@ export class RpcServer implements GatedServer {
   private draining = false;
   private drainWaiters: Array<() => void> = [];
   private readonly exposeStacks: boolean;
-  private transactions = 0;
+  /** Open transactions, told to the broker (transaction-count.ts). */
+  private readonly transactions: TransactionCount;
   /** Peers bound to call-id ranges by the broker (daemon mode). */
   private readonly peers = new Map<number, PeerInfo>();
   private readonly pressure: EventPressure;
@@ -57,6 +59,7 @@ export class RpcServer implements GatedServer {
     this.exposeStacks = options.exposeStacks ?? false;
     this.fixedPeer = options.peer === undefined ? undefined : Object.freeze({ ...options.peer });
     this.sharedTransaction = options.openTransaction;
+    this.transactions = new TransactionCount(channel);
     this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.gate = options.gate;
     this.pressure = new EventPressure(channel, options.backlog);
@@ -86,14 +89,7 @@ export class RpcServer implements GatedServer {
    * open. Returns the (idempotent) release function.
    */
   openTransaction(): () => void {
-    if (this.sharedTransaction !== undefined) return this.sharedTransaction();
-    this.setTransactions(this.transactions + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.setTransactions(this.transactions - 1);
-    };
+    return this.sharedTransaction !== undefined ? this.sharedTransaction() : this.transactions.open();
   }
 
   /**
@@ -101,12 +97,7 @@ export class RpcServer implements GatedServer {
    * proof for the broker's watchdog that this event loop still runs.
    */
   heartbeat(): void {
-    this.channel.send({ kind: 'activity', transactions: this.transactions });
-  }
-
-  private setTransactions(count: number): void {
-    this.transactions = count;
-    this.channel.send({ kind: 'activity', transactions: count });
+    this.transactions.report();
   }
 
   /** Resolves once no handler is running. */
