@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { isMmHolder } from '../../lib/broker/sandboxed-mm-holder.js';
 
 let ticksPerSecond: number | undefined;
 
@@ -108,7 +109,8 @@ export function nodePidOf(pid: number): number {
   for (let i = tree.length - 1; i >= 0; i--) {
     try {
       const argv0 = readFileSync(`/proc/${tree[i]}/cmdline`, 'utf8').split('\0')[0] ?? '';
-      if (argv0 === 'node' || argv0.endsWith('/node')) return tree[i]!;
+      // A sandboxed node's mm holder shares node's memory, so its cmdline is node's too: never the one to kill or read.
+      if ((argv0 === 'node' || argv0.endsWith('/node')) && !isMmHolder(tree[i]!)) return tree[i]!;
     } catch {
       // gone
     }

@@ -9,7 +9,8 @@ const WT = process.argv[2];
 const N = Number(process.argv[3] ?? 20);
 const { broker, c, isBulkheadError, profile } = await prewarmedEcho(WT);
 // The node process in the helper's tree (the spawned child unsandboxed).
-const node = (pid) => processTree(pid).find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0].endsWith('node'); } catch { return false; } }) ?? pid;
+// Not its mm holder (round twelve): the holder shares node's memory, so its cmdline is node's too.
+const node = (pid) => processTree(pid).find((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0].endsWith('node') && readFileSync(`/proc/${p}/comm`, 'utf8').trim() !== 'bh-mm-holder'; } catch { return false; } }) ?? pid;
 const reply = [], exitEvt = [], atClose = [], takeover = [];
 for (let i = 0; i < N; i++) {
   while (broker.status('echo').sparePid === null) await sleep(2);
