@@ -32,6 +32,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { CONFIG } from '../common/config.js';
 import { nodePidOf, privateOf, processTree, rssOf, schedCpuMsOf } from '../common/proc.js';
+import { isMmHolder } from '../../lib/broker/sandboxed-mm-holder.js';
 import { FIXTURES, fmt, heading, machine, printTable, writeResult, type ScenarioResult, type TargetRow } from '../common/report.js';
 import { median, spread, type Spread } from '../common/stats.js';
 import { pairedDifferences, type PairedSummary } from '../common/paired.js';
@@ -286,8 +287,10 @@ export async function runLaunch(): Promise<ScenarioResult> {
         const pid = sparePid(broker, s.name)!;
         // A sandboxed spare is wrappers around node: wait until node is there to count it too.
         if (s.profile !== 'none') await waitFor(`node inside the spare of ${s.name}`, () => nodePidOf(pid) !== pid);
-        spareRss[s.name] = processTree(pid).reduce((sum, p) => sum + rssOf(p), 0);
-        sparePrivate[s.name] = processTree(pid).reduce((sum, p) => sum + privateOf(p), 0);
+        // Not a sandboxed node's mm holder: it shares node's memory, which its /proc figures count again.
+        const tree = processTree(pid).filter((p) => !isMmHolder(p));
+        spareRss[s.name] = tree.reduce((sum, p) => sum + rssOf(p), 0);
+        sparePrivate[s.name] = tree.reduce((sum, p) => sum + privateOf(p), 0);
       }
     }
 
