@@ -20,9 +20,12 @@ import { readFileSync } from 'node:fs';
 /** The name the holder has from birth (mm_preload.c takes it for the clone: comm is copied then). */
 export const MM_HOLDER_NAME = 'bh-mm-holder';
 
+/** The Name: line of a holder's /proc/<pid>/status (the name has no character a pattern would read otherwise). */
+const HOLDER_NAME_LINE = new RegExp(`^Name:\\t${MM_HOLDER_NAME}\\n`, 'm');
+
 /** True when the text of a /proc/<pid>/status is a holder's: that name, one thread. */
 export function isMmHolderStatus(status: string): boolean {
-  return /^Name:\tbh-mm-holder\n/m.test(status) && /^Threads:\t1\n/m.test(status);
+  return HOLDER_NAME_LINE.test(status) && /^Threads:\t1\n/m.test(status);
 }
 
 /** True for a sandboxed helper's mm holder (see the module comment); false when it is not or cannot be read. */
