@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { BulkheadError } from 'bulkhead';
 import { startBroker, type TestBroker } from 'bulkhead/testing';
-import { helperNode } from '../lib/broker/certain-death.js';
+import { helperNode, makeDeathCertain } from '../lib/broker/certain-death.js';
 import { childrenOf, endAtClose, RELAYING, type HeldNode } from '../lib/broker/exit-at-close.js';
 import { loadFfi } from '../lib/sandbox/ffi.js';
 import { FIXTURES, nextSpare, rejection } from './helpers.js';
@@ -100,6 +100,38 @@ t.test('an exit code of its own, and 0 (a real exit code through the pidfd, not 
     t.ok(nothingFinal(endAtClose(chain.shell, process.execPath)), `exit ${code}, control: nothing in /proc`);
     t.same(endAtClose(chain.shell, process.execPath, node), { code, signal: null }, `exit ${code} read from the pidfd`);
   }
+});
+
+t.test('makeDeathCertain with a held node: an ended node is judged dying from the pidfd alone; a live one is walked and killed', { skip }, async (t) => {
+  const alive = (pid: number): boolean => {
+    try {
+      return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+    } catch {
+      return false;
+    }
+  };
+  const script = "require('node:fs').writeSync(3, 'up'); setInterval(() => {}, 1000)";
+  // A node that crashed and was reaped by its wrapper, held by a pidfd.
+  const dead = await wrapperChain(t, script);
+  const held = hold(t, dead.node);
+  process.kill(dead.node, 'SIGKILL');
+  await dead.ended;
+  await dead.reaped;
+  // A live node under another wrapper: what a walk from that wrapper finds and kills.
+  const live = await wrapperChain(t, script);
+  let groupKills = 0;
+  t.equal(makeDeathCertain(live.shell, process.execPath, () => groupKills++, held), 'dying', 'the held node ended: dying, from the pidfd');
+  t.ok(alive(live.node) && groupKills === 0, 'no walk: the live node under the wrapper passed was not signalled');
+  // A held node that is alive: the walk runs as without a pidfd, finds it and kills it.
+  const heldLive = hold(t, live.node);
+  t.equal(makeDeathCertain(live.shell, process.execPath, () => groupKills++, heldLive), 'killed', 'a held live node: walked and killed');
+  t.equal(groupKills, 1, 'and its group signalled');
+  await live.ended;
+  t.notOk(alive(live.node), 'it is dead');
+  // Control: without the pidfd, the same ended node's wrapper is walked (it holds no node any more: dying too).
+  const other = await wrapperChain(t, script);
+  t.equal(makeDeathCertain(other.shell, process.execPath, () => groupKills++), 'killed', 'control: without a held node the walk finds the live node and kills it');
+  await other.ended;
 });
 
 async function start(t: Test, sandbox: 'none' | 'pure-compute'): Promise<TestBroker> {

@@ -44,6 +44,13 @@ export function medianIntervalRanks(n: number): { low: number; high: number } | 
   return { low: k - 1, high: n - k };
 }
 
+/** A distribution-free ~95% interval of the median of `values` (as {@link PairedSummary}'s); NaN bounds below 6 values. */
+export function medianInterval(values: readonly number[]): { low: number; high: number } {
+  const sorted = [...values].sort((x, y) => x - y);
+  const ranks = medianIntervalRanks(sorted.length);
+  return ranks === undefined ? { low: Number.NaN, high: Number.NaN } : { low: sorted[ranks.low]!, high: sorted[ranks.high]! };
+}
+
 /** Summarises the differences `b[i] − a[i]` of paired measurements (arrays of equal length). */
 export function pairedDifferences(a: readonly number[], b: readonly number[]): PairedSummary {
   if (a.length !== b.length) throw new Error(`paired measurements must have equal counts, got ${a.length} and ${b.length}`);

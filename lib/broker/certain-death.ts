@@ -16,6 +16,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { descendants } from './process-stats.js';
+import type { HeldNode } from './exit-at-close.js';
 import { isMmHolder } from './sandboxed-mm-holder.js';
 
 /** The kernel's PF_EXITING task flag (include/linux/sched.h): the task is in do_exit(). */
@@ -33,8 +34,12 @@ export type DeathVerdict =
  * outermost sandbox wrapper) and kills it unless it is already dying.
  * @param nodeBinary - the node binary helpers run (compared by device and inode, so a bind mount or a symlink matches)
  * @param killGroup - sends SIGKILL to the helper's process group (and records why)
+ * @param held - the helper's node held by a pidfd (node-pidfd.ts), if any: when it shows its end, no walk is made
  */
-export function makeDeathCertain(pid: number, nodeBinary: string, killGroup: () => void): DeathVerdict {
+export function makeDeathCertain(pid: number, nodeBinary: string, killGroup: () => void, held?: HeldNode): DeathVerdict {
+  // A sandboxed prewarmed helper's node held by a pidfd shows a crash with two reads: the walk below (~0.2 ms of
+  // /proc reads, on the takeover's path) is left for a node that does not show its end (one that hung up).
+  if (held !== undefined && heldNodeEnding(held)) return 'dying';
   const node = helperNode(pid, nodeBinary);
   if (node === undefined || exiting(node)) return 'dying';
   try {
@@ -90,14 +95,36 @@ export function identity(path: string): string | undefined {
   }
 }
 
+/**
+ * True when the held node (node-pidfd.ts) has ended: reaped (its pidfd says so), or its /proc/<pid>/stat, read while
+ * the pidfd still showed it unreaped (so the stat was node's: a pid is reused only after a reap), says zombie or
+ * PF_EXITING. False when that cannot be told (the pidfd closed or failing, the stat unreadable while unreaped).
+ */
+function heldNodeEnding(node: HeldNode): boolean {
+  const stat = readStat(node.pid);
+  const reaped = node.reapedStatus();
+  if (reaped === undefined) return false;
+  if (reaped !== null) return true;
+  return stat !== undefined && statEnding(stat);
+}
+
+/** The text of /proc/<pid>/stat, or undefined when it cannot be read. */
+function readStat(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
 /** True when the process is a zombie, being reaped, gone, or in do_exit(). */
 function exiting(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return true;
-  }
+  const stat = readStat(pid);
+  return stat === undefined || statEnding(stat);
+}
+
+/** True when a /proc/<pid>/stat text shows a zombie, a task being reaped, or one in do_exit(). */
+function statEnding(stat: string): boolean {
   // Fields after the command name (which may hold spaces and parentheses): state, ppid, pgrp, session, tty, tpgid, flags.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const state = fields[0];

@@ -23,6 +23,7 @@ import { ServiceStateMachine } from './service-state.js';
 import type { LaunchedHelper } from './spare-pool.js';
 import { announceSuccessor, Handovers } from './spare-takeover.js';
 import { makeDeathCertain } from './certain-death.js';
+import { heldNode } from './node-pidfd.js';
 import type { ResolvedService, SupervisorContext } from './supervisor-types.js';
 
 /** The launch tunables of a spec, defaults filled in. */
@@ -115,7 +116,7 @@ export abstract class ServiceExits {
   private lost(helper: HelperProcess, certain: boolean): void {
     if (helper !== this.helper || helper.pid === undefined || this.closed || this.exitIsExpected || !this.state.is('running') || !this.spawner.activatedSpareReady) return;
     // The broker's SIGKILL reached the whole tree already; its exit keeps killFor's reason (or none for broker.kill).
-    if (!certain) makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'));
+    if (!certain) makeDeathCertain(helper.pid, this.ctx.nodePath, () => helper.killFor('its channel (fd 3) closed while it was still running, so the broker killed it'), heldNode(helper));
     const tripped = this.exits.crashed(Date.now() - helper.startedAt);
     this.handovers.countedEarly(helper, tripped);
     // Past the budget: its exit fails the service. Paced: the relaunch waits for its exit and the backoff.
