@@ -15,11 +15,11 @@
  * native stage where it was built (a few ms), else in the node stage.
  * @module
  */
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { existsSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
+import { koffiDir, koffiNative } from './koffi-files.js';
 import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
@@ -111,41 +111,6 @@ const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-ex
 const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
 const EXEC_GUARD_WORKER = join(dirname(LANDLOCK_EXEC), 'exec-guard-worker.js');
 
-/**
- * The koffi binary the broker itself loaded (koffi's index.js picks the right one of its prebuilt
- * binaries, glibc or musl). The pre-exec step requires it directly: measured over bare `node -e 0`
- * (21 interleaved runs, loaded machine), koffi's index.js added 63 ms, the binary alone 31 ms.
- */
-function koffiNative(): string | null {
-  if (!loadFfi().ok) return null;
-  const cache = createRequire(import.meta.url).cache;
-  return Object.keys(cache).find((key) => key.endsWith('koffi.node')) ?? null;
-}
-
-/** koffi's package directory, found once per process (a resolve and a walk up: ~0.2 ms, on every sandboxed plan before). */
-let koffiPackageDir: string | null | undefined;
-
-function koffiDir(): string | null {
-  koffiPackageDir ??= findKoffiDir();
-  return koffiPackageDir;
-}
-
-function findKoffiDir(): string | null {
-  let dir: string;
-  try {
-    // koffi 3 exports no ./package.json: resolve its main file and walk up to the package root.
-    dir = dirname(createRequire(import.meta.url).resolve('koffi'));
-  } catch {
-    return null;
-  }
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-  return dir;
-}
-
 function real(path: string): string {
   try {
     return realpathSync(path);
@@ -159,6 +124,20 @@ const LD_SO = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'];
 
 /** pids.max below which a helper gets no mm holder: node's own ~11 threads, with room (the holder is one more task). */
 const MM_HOLDER_MIN_PIDS = 16;
+
+/**
+ * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
+ * null. Asked only where the native stage is node's last stage ({@link lastStage}). Besides: under bubblewrap (its pid
+ * namespace's end kills the holder; the native stage implies it today, the holder's safety should not rest on that),
+ * for a network other than "full" (a "full" helper's native stage, behind pasta or on a kernel without Landlock's
+ * scoping, has never run a holder: none until that is tried), and with room for one more task under pids.max.
+ */
+function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
+  const library = probe.kernel.mmPreload ?? null;
+  if (library === null || probe.bwrap === null || profile.network === 'full') return null;
+  const pids = profile.limits.processes;
+  return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
+}
 
 /**
  * The stage that runs right before the helper's node, decided once a plan ({@link lastStage}): the stage chain
@@ -176,20 +155,6 @@ function lastStage(guardOn: boolean, landlockOn: boolean, nativeGuard: string | 
   if (guardOn && !landlockOn && nativeGuard !== null) return { kind: 'native', binary: nativeGuard };
   if ((landlockOn || guardOn) && koffi !== null) return { kind: 'node', koffi };
   return { kind: 'none' };
-}
-
-/**
- * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
- * null. Asked only where the native stage is node's last stage ({@link lastStage}). Besides: under bubblewrap (its pid
- * namespace's end kills the holder; the native stage implies it today, the holder's safety should not rest on that),
- * for a network other than "full" (a "full" helper's native stage, behind pasta or on a kernel without Landlock's
- * scoping, has never run a holder: none until that is tried), and with room for one more task under pids.max.
- */
-function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
-  const library = probe.kernel.mmPreload ?? null;
-  if (library === null || probe.bwrap === null || profile.network === 'full') return null;
-  const pids = profile.limits.processes;
-  return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
 }
 
 /**
