@@ -9,15 +9,12 @@
  * So the build records, in the module, the compiled files of that code (the static import graph of
  * {@link VALIDATORS_CODE_ROOTS} under dist/lib) and one hash of their bytes; the loader hashes the same files as
  * they are now and takes the module only when the two agree. Any change to the graph changes a file in it (the
- * importer), so the recorded list needs no upkeep. Reading and hashing them is ~50 KB, once per process (the loader's
- * check and the broker's key share it: {@link validatorsCodeKey}).
+ * importer), so the recorded list needs no upkeep. Reading and hashing them is ~50 KB, once per process.
  *
  * The broker's per-helper validators modules (lib/protocol/precompiled.ts) are named by the same hash
  * ({@link validatorsCodeKey}), so a module another build of bulkhead left in the cache is never handed to helpers.
  * @module
  */
-import type { Hash } from 'node:crypto';
-
 // Nothing at the top level: validators-module.ts imports this file and sits in the helper's bundle (unused there), where
 // esbuild keeps any top-level statement with an effect and a helper would run it at start-up. Builtins are taken at use.
 const fs = (): typeof import('node:fs') => process.getBuiltinModule('node:fs');
@@ -42,23 +39,6 @@ export interface ValidatorsCode {
 /** Relative module specifiers in compiled JavaScript: `from './x.js'`, `import './x.js'`, `import('./x.js')`. */
 const RELATIVE_SPECIFIER = /\b(?:from|import)\s*\(?\s*(['"])(\.\.?\/[^'"\n]+)\1/g;
 
-/** Each file of `roots`' static import graph under `libDir` with its bytes, read once (see {@link validatorsCodeFiles}). */
-function readGraph(libDir: string, roots: readonly string[]): Map<string, Buffer> {
-  const read = new Map<string, Buffer>();
-  const pending = [...roots];
-  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
-    if (read.has(file) || !fs().existsSync(path().join(libDir, file))) continue;
-    const bytes = fs().readFileSync(path().join(libDir, file));
-    read.set(file, bytes);
-    for (const match of bytes.toString('utf8').matchAll(RELATIVE_SPECIFIER)) {
-      const { posix } = path();
-      const target = posix.normalize(posix.join(posix.dirname(file), match[2]!));
-      if (!target.startsWith('../')) pending.push(target);
-    }
-  }
-  return read;
-}
-
 /**
  * The files of `roots`' static import graph under `libDir` (build time): each root and every relative module it
  * imports or re-exports, transitively. A specifier that names no file (in a comment, say) is passed over.
@@ -66,19 +46,18 @@ function readGraph(libDir: string, roots: readonly string[]): Map<string, Buffer
  * @param roots - files relative to `libDir`
  */
 export function validatorsCodeFiles(libDir: string = ownLibDir(), roots: readonly string[] = VALIDATORS_CODE_ROOTS): string[] {
-  return [...readGraph(libDir, roots).keys()].sort();
-}
-
-/** Adds one file to a hash: name and length first, so no two lists of files hash alike. */
-function hashFile(hash: Hash, file: string, bytes: Buffer): void {
-  hash.update(`${file}\0${bytes.length}\0`).update(bytes);
-}
-
-/** One SHA-256 over the files of a graph {@link readGraph} read, in `files`' order. */
-function hashGraph(files: readonly string[], graph: ReadonlyMap<string, Buffer>): string {
-  const hash = process.getBuiltinModule('node:crypto').createHash('sha256');
-  for (const file of files) hashFile(hash, file, graph.get(file)!);
-  return hash.digest('hex');
+  const seen = new Set<string>();
+  const pending = [...roots];
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    if (seen.has(file) || !fs().existsSync(path().join(libDir, file))) continue;
+    seen.add(file);
+    for (const match of fs().readFileSync(path().join(libDir, file), 'utf8').matchAll(RELATIVE_SPECIFIER)) {
+      const { posix } = path();
+      const target = posix.normalize(posix.join(posix.dirname(file), match[2]!));
+      if (!target.startsWith('../')) pending.push(target);
+    }
+  }
+  return [...seen].sort();
 }
 
 /**
@@ -94,24 +73,19 @@ export function validatorsCodeHash(files: readonly string[], libDir: string = ow
     } catch {
       return undefined;
     }
-    hashFile(hash, file, bytes);
+    // Name and length first, so no two lists of files hash alike.
+    hash.update(`${file}\0${bytes.length}\0`).update(bytes);
   }
   return hash.digest('hex');
 }
 
-/** The record a build writes into a packaged module: the graph's files and their hash now (each file read once). */
+/** The record a build writes into a packaged module: the graph's files and their hash now. */
 export function validatorsCodeNow(libDir: string = ownLibDir()): ValidatorsCode {
-  const graph = readGraph(libDir, VALIDATORS_CODE_ROOTS);
-  const files = [...graph.keys()].sort();
-  return { files, hash: hashGraph(files, graph) };
+  const files = validatorsCodeFiles(libDir);
+  const hash = validatorsCodeHash(files, libDir);
+  if (hash === undefined) throw new Error(`validators-code-key: cannot read the files of ${VALIDATORS_CODE_ROOTS.join(', ')} under ${libDir}`);
+  return { files, hash };
 }
-
-/**
- * The last hash of a list of files under this process's own dist/lib: the loader's check
- * ({@link validatorsCodeMatches}) and the broker's key ({@link validatorsCodeKey}) hash the same list (the graph as
- * the build recorded it, and as it is now), so a daemon, which asks both, hashes it once.
- */
-let ownHashed: { files: string; hash: string | undefined } | undefined;
 
 /** Whether `recorded` (a module's `__code`, untyped) names files that hash now as they did when it was made. */
 export function validatorsCodeMatches(recorded: unknown, libDir: string = ownLibDir()): boolean {
@@ -119,28 +93,17 @@ export function validatorsCodeMatches(recorded: unknown, libDir: string = ownLib
   const { files, hash } = recorded as Partial<Record<string, unknown>>;
   if (!Array.isArray(files) || files.length === 0 || typeof hash !== 'string') return false;
   if (!files.every((f): f is string => typeof f === 'string' && !f.startsWith('/') && !f.split('/').includes('..'))) return false;
-  if (libDir !== ownLibDir()) return validatorsCodeHash(files, libDir) === hash;
-  const list = files.join('\0');
-  if (ownHashed?.files !== list) ownHashed = { files: list, hash: validatorsCodeHash(files, libDir) };
-  return ownHashed.hash === hash;
+  return validatorsCodeHash(files, libDir) === hash;
 }
 
 let ownKey: string | undefined;
 
 /**
  * {@link validatorsCodeNow}'s hash for this process's own dist/lib, computed at first use and kept: the broker names
- * its validators modules by it (validators-module.ts), so it costs one walk of the graph per process (whose hash it
- * takes from {@link validatorsCodeMatches} when that hashed the same files), and nothing in a helper (which is
- * handed the module's path). Throws when a file of the graph cannot be read.
+ * its validators modules by it (validators-module.ts), so it costs one read and hash of the graph per process, and
+ * nothing in a helper (which is handed the module's path). Throws when a file of the graph cannot be read.
  */
 export function validatorsCodeKey(): string {
-  if (ownKey === undefined) {
-    const graph = readGraph(ownLibDir(), VALIDATORS_CODE_ROOTS);
-    const files = [...graph.keys()].sort();
-    const list = files.join('\0');
-    const hash = ownHashed?.files === list ? ownHashed.hash : undefined;
-    ownKey = hash ?? hashGraph(files, graph);
-    ownHashed = { files: list, hash: ownKey };
-  }
+  ownKey ??= validatorsCodeNow().hash;
   return ownKey;
 }
