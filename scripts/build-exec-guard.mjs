@@ -3,15 +3,9 @@
 // launch where the node stage costs a node start. Optional: without a C
 // compiler (or the kernel headers) the sandbox uses the node stage instead.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativeTarget } from './native-build.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'native', 'exec-guard', 'exec_guard.c');
-const out = join(root, 'dist', 'native', 'exec-guard');
-mkdirSync(dirname(out), { recursive: true });
-rmSync(out, { force: true }); // never leave a stale build behind a failed one
+const { source, out } = nativeTarget('exec-guard', 'exec_guard.c', 'exec-guard', { fresh: true });
 try {
   execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-pthread', source, '-o', out], { stdio: 'inherit' });
 } catch (err) {

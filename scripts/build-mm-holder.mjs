@@ -5,21 +5,15 @@
 // Node's headers there is no holder, and a crashed helper's relaunch takes the
 // path it took before (its EOF after the kernel's teardown).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { nativeTarget, nodeApiInclude, rawSyscalls } from './native-build.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'native', 'mm-holder', 'mm_holder.c');
-const out = join(root, 'dist', 'native', 'mm_holder.node');
-mkdirSync(dirname(out), { recursive: true });
-rmSync(out, { force: true }); // never leave a stale build behind a failed one
-if (process.arch !== 'x64' && process.arch !== 'arm64') {
+const { source, out } = nativeTarget('mm-holder', 'mm_holder.c', 'mm_holder.node', { fresh: true });
+if (!rawSyscalls) {
   process.stderr.write(`build-mm-holder: no raw syscall convention for ${process.arch}; skipping the mm holder (relaunch after a crash as before).\n`);
   process.exit(0);
 }
-// Node's headers: beside the running binary (<prefix>/include/node), as Debian and the official tarballs lay them out.
-const include = [join(dirname(dirname(process.execPath)), 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].find((dir) => existsSync(join(dir, 'node_api.h')));
+const include = nodeApiInclude();
 if (include === undefined) {
   process.stderr.write('build-mm-holder: no node_api.h found; skipping the mm holder (relaunch after a crash as before).\n');
   process.exit(0);

@@ -3,16 +3,11 @@
 // "Round ten: relaunch under a sandbox"). Optional: without a C compiler there is no library, and a sandboxed
 // helper's relaunch after a crash takes the path it took before (its EOF after the kernel's teardown).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { nativeTarget, rawSyscalls } from './native-build.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'native', 'mm-preload', 'mm_preload.c');
-const out = join(root, 'dist', 'native', 'mm_preload.so');
-mkdirSync(dirname(out), { recursive: true });
-rmSync(out, { force: true }); // never leave a stale build behind a failed one
-if (process.arch !== 'x64' && process.arch !== 'arm64') {
+const { source, out } = nativeTarget('mm-preload', 'mm_preload.c', 'mm_preload.so', { fresh: true });
+if (!rawSyscalls) {
   process.stderr.write(`build-mm-preload: no raw syscall convention for ${process.arch}; skipping the sandboxed mm holder.\n`);
   process.exit(0);
 }

@@ -5,15 +5,10 @@
 // statically with libc (where its static archive exists), dynamically.
 // Optional: without a C compiler the broker uses setpriv, as before.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { nativeTarget } from './native-build.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'native', 'parent-death', 'parent_death.c');
-const out = join(root, 'dist', 'native', 'parent-death');
-mkdirSync(dirname(out), { recursive: true });
-rmSync(out, { force: true }); // never leave a stale build behind a failed one
+const { source, out } = nativeTarget('parent-death', 'parent_death.c', 'parent-death', { fresh: true });
 const cc = process.env.CC ?? 'cc';
 const common = ['-O2', '-s', '-Wall', '-Wextra', source, '-o', out];
 const attempts = [

@@ -15,11 +15,11 @@
  * native stage where it was built (a few ms), else in the node stage.
  * @module
  */
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { existsSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
+import { koffiDir, koffiNative } from './koffi-files.js';
 import { helperResolvConf } from './pasta-dns.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
@@ -111,41 +111,6 @@ const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-ex
 const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
 const EXEC_GUARD_WORKER = join(dirname(LANDLOCK_EXEC), 'exec-guard-worker.js');
 
-/**
- * The koffi binary the broker itself loaded (koffi's index.js picks the right one of its prebuilt
- * binaries, glibc or musl). The pre-exec step requires it directly: measured over bare `node -e 0`
- * (21 interleaved runs, loaded machine), koffi's index.js added 63 ms, the binary alone 31 ms.
- */
-function koffiNative(): string | null {
-  if (!loadFfi().ok) return null;
-  const cache = createRequire(import.meta.url).cache;
-  return Object.keys(cache).find((key) => key.endsWith('koffi.node')) ?? null;
-}
-
-/** koffi's package directory, found once per process (a resolve and a walk up: ~0.2 ms, on every sandboxed plan before). */
-let koffiPackageDir: string | null | undefined;
-
-function koffiDir(): string | null {
-  koffiPackageDir ??= findKoffiDir();
-  return koffiPackageDir;
-}
-
-function findKoffiDir(): string | null {
-  let dir: string;
-  try {
-    // koffi 3 exports no ./package.json: resolve its main file and walk up to the package root.
-    dir = dirname(createRequire(import.meta.url).resolve('koffi'));
-  } catch {
-    return null;
-  }
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-  return dir;
-}
-
 function real(path: string): string {
   try {
     return realpathSync(path);
@@ -162,15 +127,34 @@ const MM_HOLDER_MIN_PIDS = 16;
 
 /**
  * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
- * null. Only where the native stage is node's last stage, which is so exactly when Landlock does not
- * run (it needs the node stage): under bubblewrap (its pid namespace's end kills the holder; without bubblewrap
- * Landlock's filesystem rules run) and for a network other than "full" (Landlock's scoping may run there).
+ * null. Asked only where the native stage is node's last stage ({@link lastStage}). Besides: under bubblewrap (its pid
+ * namespace's end kills the holder; the native stage implies it today, the holder's safety should not rest on that),
+ * for a network other than "full" (a "full" helper's native stage, behind pasta or on a kernel without Landlock's
+ * scoping, has never run a holder: none until that is tried), and with room for one more task under pids.max.
  */
 function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
   const library = probe.kernel.mmPreload ?? null;
   if (library === null || probe.bwrap === null || profile.network === 'full') return null;
   const pids = profile.limits.processes;
   return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
+}
+
+/**
+ * The stage that runs right before the helper's node, decided once a plan ({@link lastStage}): the stage chain
+ * runs it, and the mm holder reads it (only the native stage can start one, see {@link mmHolderLibrary}).
+ */
+type LastStage =
+  /** The exec guard alone, in its native stage (a few ms). */
+  | { kind: 'native'; binary: string }
+  /** The node stage (one node start): Landlock where it runs, the exec guard where it runs and the native one cannot. */
+  | { kind: 'node'; koffi: string }
+  | { kind: 'none' };
+
+function lastStage(guardOn: boolean, landlockOn: boolean, nativeGuard: string | null, koffi: string | null): LastStage {
+  // Landlock needs the node stage: the native stage runs only for the guard alone.
+  if (guardOn && !landlockOn && nativeGuard !== null) return { kind: 'native', binary: nativeGuard };
+  if ((landlockOn || guardOn) && koffi !== null) return { kind: 'node', koffi };
+  return { kind: 'none' };
 }
 
 /**
@@ -189,8 +173,16 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   // The exec guard (children: false): a filter of its own, loaded by the pre-exec stage, lets only that stage's exec through.
   const guardMissing = missingSeccomp ?? kernel.execGuardProblem ?? (koffi === null ? 'koffi (npm), which the pre-exec stage loads the guard with' : null);
   const guardOn = !profile.processes.children && guardMissing === null;
-  const nativeGuard = kernel.execGuardNative ?? null;
-  const mmPreload = input.mmHolder === true && guardOn && nativeGuard !== null ? mmHolderLibrary(profile, probe) : null;
+  // network "full": a namespace of its own, which pasta connects to the host's network (its rules come below)
+  const netns = planFullNetns(profile, probe, missingSeccomp === null);
+  // Landlock: only where it enforces something no cheaper layer does
+  const scopeAvailable = kernel.landlockAbi >= LANDLOCK_SCOPE_ABI;
+  // With pasta the helper's abstract namespace is its own: scoping would add a node start and nothing else.
+  const wantScope = profile.network === 'full' && scopeAvailable && netns.pasta === undefined;
+  const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
+  const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
+  const stage = lastStage(guardOn, landlockOn, kernel.execGuardNative ?? null, koffi);
+  const mmPreload = input.mmHolder === true && stage.kind === 'native' ? mmHolderLibrary(profile, probe) : null;
   const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn, mmHolder: mmPreload !== null };
 
   // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
@@ -234,25 +226,18 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     }
   }
 
-  // ---- network "full": a namespace of its own, which pasta connects to the host's network
-  const netns = planFullNetns(profile, probe, seccompProgram !== undefined);
+  // ---- network "full"
   bwrapArgs.push(...netns.bwrapArgs);
   rules.push(...netns.rules);
 
-  // ---- Landlock: only where it enforces something no cheaper layer does
-  const scopeAvailable = kernel.landlockAbi >= LANDLOCK_SCOPE_ABI;
-  // With pasta the helper's abstract namespace is its own: scoping would add a node start and nothing else.
-  const wantScope = profile.network === 'full' && scopeAvailable && netns.pasta === undefined;
-  const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
+  // ---- the stage right before node
   let preExec: string[] = [];
   const extraReads: string[] = [];
-  const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
-  if (guardOn && !landlockOn && nativeGuard !== null) {
-    // The guard alone: the native stage (a few ms), not a node start.
+  if (stage.kind === 'native') {
     const holder = mmPreload !== null ? ['--mm-holder', mmPreload] : [];
-    preExec = [nativeGuard, execGuardProgram(options.onViolation).toString('hex'), ...holder, '--'];
-    extraReads.push(nativeGuard, ...(mmPreload !== null ? [mmPreload] : []));
-  } else if ((landlockOn || guardOn) && koffi !== null) {
+    preExec = [stage.binary, execGuardProgram(options.onViolation).toString('hex'), ...holder, '--'];
+    extraReads.push(stage.binary, ...(mmPreload !== null ? [mmPreload] : []));
+  } else if (stage.kind === 'node') {
     const spec: LandlockSpec = {};
     const native = koffiNative();
     if (landlockOn) {
@@ -262,7 +247,7 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
         abi: kernel.landlockAbi,
         // node reads OpenSSL's configuration at start and aborts on EACCES (ENOENT, inside bubblewrap, is fine).
         // (The exec guard's worker is loaded after the ruleset applies: its file and the package.json that makes it ESM.)
-        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, koffi, EXEC_GUARD_WORKER, PACKAGE_JSON],
+        read: [...input.runtimeRoots, ...input.reads, ...input.etc, '/etc/ssl/openssl.cnf', '/proc', '/dev', input.nodePath, LANDLOCK_EXEC, stage.koffi, EXEC_GUARD_WORKER, PACKAGE_JSON],
         write: [...input.writes, '/dev/null'],
         exec,
       };
@@ -278,7 +263,7 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // The step's own files, and bulkhead's package.json (it says "type": "module" for them).
     // (helper-env.js: the step keeps the fd the hand-off variable names open across its exec.)
     const here = dirname(LANDLOCK_EXEC);
-    extraReads.push(koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), EXEC_GUARD_WORKER, join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
+    extraReads.push(stage.koffi, LANDLOCK_EXEC, join(here, 'landlock-spec.js'), join(here, 'exec-guard-stage.js'), EXEC_GUARD_WORKER, join(here, '..', 'wire', 'helper-env.js'), PACKAGE_JSON);
   }
 
   // ---- abstract Unix sockets: per network namespace, so only "full" shares the host's
