@@ -8,7 +8,7 @@
 // CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end.
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,6 +207,33 @@ t.test('fallback: without the library the launch plans no holder and no exceptio
   await exit;
   t.equal(kit.status('pc').pid, spare, 'the spare took over');
   t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, 'and answers');
+});
+
+t.test('a library path ld.so would split (a space, a colon) gets no holder and no exception; control: a copy elsewhere works', async (t) => {
+  // LD_PRELOAD has no escape: ld.so splits it at every space and colon, and preloads each piece (a relative one from
+  // node's cwd). The planner must not name such a path: else node would try to load other files, start no holder,
+  // and its filter would still let the holder's clone through.
+  t.teardown(() => setHostProbeOverride(undefined));
+  for (const [what, dir] of [['control (no separator)', 'plain'], ['a space', 'my app'], ['a colon', 'a:b']] as const) {
+    const library = join(probeDir, dir, 'mm_preload.so');
+    mkdirSync(join(probeDir, dir), { mode: 0o755 });
+    copyFileSync(MM_PRELOAD, library);
+    chmodSync(library, 0o755);
+    setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: library } }));
+    const kit = await startBroker({ root: FIXTURES, services: [manifest('pc', 'pure-compute', true)] as never });
+    const ldso: string[] = [];
+    kit.broker.on('log', (line) => { if (/LD_PRELOAD|ld\.so/.test(line.line)) ldso.push(line.line); });
+    await kit.broker.connect('pc').call('whoami', {});
+    const others = sandboxOf(kit.status('pc').pid!).others.map((pid) => field(pid, 'Name'));
+    const exception = /CLONE_VM/.test(kit.broker.status('pc').sandbox?.rules.find((r) => r.rule === 'processes.children')?.detail ?? '');
+    await kit.close();
+    if (dir === 'plain') {
+      t.same(others, ['bh-mm-holder'], `${what}: the copy makes a holder`);
+      t.ok(exception, `${what}: and its exception`);
+    } else {
+      t.same({ holders: others.length, exception, ldso }, { holders: 0, exception: false, ldso: [] }, `${what}: no holder, no exception, nothing for ld.so to refuse`);
+    }
+  }
 });
 
 t.test('fallback: the library loaded but its clone refused (a filter without the exception): node runs, no holder', async (t) => {
