@@ -150,6 +150,29 @@ t.test('a crash: the spare takes over, and nothing of the old sandbox remains (h
   }
 });
 
+t.test('a node that names itself bh-mm-holder is still node: hung up, it is killed at once, and nothing remains', async (t) => {
+  // prctl(PR_SET_NAME) on node's main thread (process.title) gives /proc/<pid>/status the holder's Name line; node
+  // keeps its threads, so the broker's walks still find it and the hang-up's kill is the immediate one (its reason),
+  // not the channel-lost backstop's two seconds later.
+  const kit = await start(t, [manifest('pc', 'pure-compute', true)]);
+  const conn = kit.broker.connect('pc');
+  await conn.call('whoami', { title: 'bh-mm-holder' });
+  if (kit.broker.status('pc').sparePid === undefined) await nextSpare(kit, 'pc');
+  const spawned = kit.status('pc').pid!;
+  const { init, node, others } = sandboxOf(spawned);
+  t.equal(field(node, 'Name'), 'bh-mm-holder', 'control: node\'s Name line is the holder\'s');
+  t.ok(Number(field(node, 'Threads')) > 1, 'node still has its threads');
+  t.equal(helperNode(spawned, process.execPath), node, 'the walk still takes it for node');
+  t.equal(others.length, 1, 'its real holder is there too');
+  const exit = kit.nextExit('pc');
+  const err = await rejection(conn.call('hangUp', {}));
+  const info = await exit;
+  t.equal(err.code, 'ERR_INTERRUPTED', 'the call in flight was interrupted');
+  t.same({ signal: info.signal, requested: info.requested }, { signal: 'SIGKILL', requested: false }, 'the broker killed it');
+  t.match(info.reason, /channel \(fd 3\) closed while it was still running/, 'at the hang-up (the walk found node), not by the backstop');
+  t.same(await leftOf([spawned, init, node, ...others], 5000), [], 'nothing of its sandbox remains');
+});
+
 t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARENT) gets through, and it buys nothing', async (t) => {
   const kit = await start(t, [kernel('kn')]);
   const conn = kit.broker.connect('kn');
