@@ -5,7 +5,9 @@
 // refusals around them are the filter's, not a sandbox where nothing runs. The escapes tried from native code
 // (koffi and a test library, test/fixtures/native/clone_probe.c, under a profile that is pure-compute plus
 // addons: the same filter, asserted): any other clone, fork, vfork, clone3, a child process, an exec from a
-// CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end.
+// CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end; CLONE_VM tasks made until the pids limit
+// refuses one. A node that names itself bh-mm-holder is still found and killed at its hang-up, and a library path
+// ld.so would split gets no holder.
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -213,6 +215,45 @@ t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARE
   process.kill(node, 'SIGKILL');
   await exit;
   t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death nothing of the sandbox remains');
+});
+
+/** The directory of `pid`'s pids cgroup (v1's pids hierarchy, else v2's), or undefined. */
+function pidsCgroup(pid: number): string | undefined {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'latin1').split('\n');
+  const v1 = lines.find((l) => /^\d+:pids:/.test(l));
+  const dir = v1 !== undefined ? join('/sys/fs/cgroup/pids', v1.slice(v1.indexOf(':pids:') + 6)) : join('/sys/fs/cgroup', (lines.find((l) => l.startsWith('0::')) ?? '0::/').slice(3));
+  return existsSync(join(dir, 'pids.max')) ? dir : undefined;
+}
+
+t.test('clone(CLONE_VM | CLONE_PARENT) tasks are counted by the helper\'s pids limit: made until pids.max, then EAGAIN', async (t) => {
+  const kit = await start(t, [kernel('kn')]);
+  const conn = kit.broker.connect('kn');
+  const native = async (fn: string): Promise<number> => ((await conn.call('native', { lib: PROBE, fn, args: [] })) as { value: number }).value;
+  await conn.call('syscall', { name: 'getpid' });
+  const spawned = kit.status('kn').pid!;
+  const { init, node } = sandboxOf(spawned);
+  const cgroup = pidsCgroup(node);
+  if (cgroup === undefined) {
+    t.plan(0, 'no pids cgroup for the helper');
+    return;
+  }
+  const max = Number(readFileSync(join(cgroup, 'pids.max'), 'latin1'));
+  t.equal(max, 64, 'the profile\'s limits.processes is the cgroup\'s pids.max');
+  let made = 0;
+  let last = 0;
+  for (let i = 0; i < max + 8 && last >= 0; i++) {
+    last = await native('bh_clone_linger');
+    if (last > 0) made++;
+  }
+  t.ok(made > 0, `control: lingering CLONE_VM tasks were made (${made})`);
+  t.equal(last, -11, 'then clone failed with EAGAIN: the limit counts them');
+  t.equal(Number(readFileSync(join(cgroup, 'pids.current'), 'latin1')), max, 'the cgroup is full: node\'s threads, its holder and the clones');
+  const tasks = rawChildren(init).filter((pid) => pid !== node);
+  t.ok(tasks.length >= made, 'each clone is a task of its own under the sandbox\'s init');
+  const exit = kit.nextExit('kn');
+  process.kill(node, 'SIGKILL');
+  await exit;
+  t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death none of them remains');
 });
 
 t.test('fallback: without the library the launch plans no holder and no exception, and the takeover works as before', async (t) => {
