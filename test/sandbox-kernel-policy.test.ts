@@ -144,6 +144,9 @@ t.test('the mm holder: planned only for a prewarmed launch on the native stage u
     ['network "full"', planKernelLayers(profile({ network: 'full' }), on({ pasta: null }), { ...base, mmHolder: true })],
     ['pids.max 8', planKernelLayers(profile({ limits: { processes: 8 } }), on({}), { ...base, mmHolder: true })],
     ['children allowed', planKernelLayers(profile({ processes: { children: true } }), on({}), { ...base, mmHolder: true })],
+    // ld.so splits LD_PRELOAD at spaces and colons: these would preload other files (and start no holder).
+    ['a library path with a space', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: '/opt/my app/mm_preload.so' } }), { ...base, mmHolder: true })],
+    ['a library path with a colon', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: '/opt/a:b/mm_preload.so' } }), { ...base, mmHolder: true })],
   ] as const) {
     t.notOk(holder(plan) || exception(plan), `${what}: no holder, no exception`);
   }

@@ -5,10 +5,12 @@
 // refusals around them are the filter's, not a sandbox where nothing runs. The escapes tried from native code
 // (koffi and a test library, test/fixtures/native/clone_probe.c, under a profile that is pure-compute plus
 // addons: the same filter, asserted): any other clone, fork, vfork, clone3, a child process, an exec from a
-// CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end.
+// CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end; CLONE_VM tasks made until the pids limit
+// refuses one. A node that names itself bh-mm-holder is still found and killed at its hang-up, and a library path
+// ld.so would split gets no holder.
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +152,29 @@ t.test('a crash: the spare takes over, and nothing of the old sandbox remains (h
   }
 });
 
+t.test('a node that names itself bh-mm-holder is still node: hung up, it is killed at once, and nothing remains', async (t) => {
+  // prctl(PR_SET_NAME) on node's main thread (process.title) gives /proc/<pid>/status the holder's Name line; node
+  // keeps its threads, so the broker's walks still find it and the hang-up's kill is the immediate one (its reason),
+  // not the channel-lost backstop's two seconds later.
+  const kit = await start(t, [manifest('pc', 'pure-compute', true)]);
+  const conn = kit.broker.connect('pc');
+  await conn.call('whoami', { title: 'bh-mm-holder' });
+  if (kit.broker.status('pc').sparePid === null) await nextSpare(kit, 'pc'); // a warm spare: the hang-up's walk runs at its takeover
+  const spawned = kit.status('pc').pid!;
+  const { init, node, others } = sandboxOf(spawned);
+  t.equal(field(node, 'Name'), 'bh-mm-holder', 'control: node\'s Name line is the holder\'s');
+  t.ok(Number(field(node, 'Threads')) > 1, 'node still has its threads');
+  t.equal(helperNode(spawned, process.execPath), node, 'the walk still takes it for node');
+  t.equal(others.length, 1, 'its real holder is there too');
+  const exit = kit.nextExit('pc');
+  const err = await rejection(conn.call('hangUp', {}));
+  const info = await exit;
+  t.equal(err.code, 'ERR_INTERRUPTED', 'the call in flight was interrupted');
+  t.same({ signal: info.signal, requested: info.requested }, { signal: 'SIGKILL', requested: false }, 'the broker killed it');
+  t.match(info.reason, /channel \(fd 3\) closed while it was still running/, 'at the hang-up (the walk found node), not by the backstop');
+  t.same(await leftOf([spawned, init, node, ...others], 5000), [], 'nothing of its sandbox remains');
+});
+
 t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARENT) gets through, and it buys nothing', async (t) => {
   const kit = await start(t, [kernel('kn')]);
   const conn = kit.broker.connect('kn');
@@ -196,6 +221,45 @@ t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARE
   t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death nothing of the sandbox remains');
 });
 
+/** The directory of `pid`'s pids cgroup (v1's pids hierarchy, else v2's), or undefined. */
+function pidsCgroup(pid: number): string | undefined {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'latin1').split('\n');
+  const v1 = lines.find((l) => /^\d+:pids:/.test(l));
+  const dir = v1 !== undefined ? join('/sys/fs/cgroup/pids', v1.slice(v1.indexOf(':pids:') + 6)) : join('/sys/fs/cgroup', (lines.find((l) => l.startsWith('0::')) ?? '0::/').slice(3));
+  return existsSync(join(dir, 'pids.max')) ? dir : undefined;
+}
+
+t.test('clone(CLONE_VM | CLONE_PARENT) tasks are counted by the helper\'s pids limit: made until pids.max, then EAGAIN', async (t) => {
+  const kit = await start(t, [kernel('kn')]);
+  const conn = kit.broker.connect('kn');
+  const native = async (fn: string): Promise<number> => ((await conn.call('native', { lib: PROBE, fn, args: [] })) as { value: number }).value;
+  await conn.call('syscall', { name: 'getpid' });
+  const spawned = kit.status('kn').pid!;
+  const { init, node } = sandboxOf(spawned);
+  const cgroup = pidsCgroup(node);
+  if (cgroup === undefined) {
+    t.plan(0, 'no pids cgroup for the helper');
+    return;
+  }
+  const max = Number(readFileSync(join(cgroup, 'pids.max'), 'latin1'));
+  t.equal(max, 64, 'the profile\'s limits.processes is the cgroup\'s pids.max');
+  let made = 0;
+  let last = 0;
+  for (let i = 0; i < max + 8 && last >= 0; i++) {
+    last = await native('bh_clone_linger');
+    if (last > 0) made++;
+  }
+  t.ok(made > 0, `control: lingering CLONE_VM tasks were made (${made})`);
+  t.equal(last, -11, 'then clone failed with EAGAIN: the limit counts them');
+  t.equal(Number(readFileSync(join(cgroup, 'pids.current'), 'latin1')), max, 'the cgroup is full: node\'s threads, its holder and the clones');
+  const tasks = rawChildren(init).filter((pid) => pid !== node);
+  t.ok(tasks.length >= made, 'each clone is a task of its own under the sandbox\'s init');
+  const exit = kit.nextExit('kn');
+  process.kill(node, 'SIGKILL');
+  await exit;
+  t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death none of them remains');
+});
+
 t.test('fallback: without the library the launch plans no holder and no exception, and the takeover works as before', async (t) => {
   setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: null } }));
   t.teardown(() => setHostProbeOverride(undefined));
@@ -211,6 +275,33 @@ t.test('fallback: without the library the launch plans no holder and no exceptio
   await exit;
   t.equal(kit.status('pc').pid, spare, 'the spare took over');
   t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, 'and answers');
+});
+
+t.test('a library path ld.so would split (a space, a colon) gets no holder and no exception; control: a copy elsewhere works', async (t) => {
+  // LD_PRELOAD has no escape: ld.so splits it at every space and colon, and preloads each piece (a relative one from
+  // node's cwd). The planner must not name such a path: else node would try to load other files, start no holder,
+  // and its filter would still let the holder's clone through.
+  t.teardown(() => setHostProbeOverride(undefined));
+  for (const [what, dir] of [['control (no separator)', 'plain'], ['a space', 'my app'], ['a colon', 'a:b']] as const) {
+    const library = join(probeDir, dir, 'mm_preload.so');
+    mkdirSync(join(probeDir, dir), { mode: 0o755 });
+    copyFileSync(MM_PRELOAD, library);
+    chmodSync(library, 0o755);
+    setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: library } }));
+    const kit = await startBroker({ root: FIXTURES, services: [manifest('pc', 'pure-compute', true)] as never });
+    const ldso: string[] = [];
+    kit.broker.on('log', (line) => { if (/LD_PRELOAD|ld\.so/.test(line.line)) ldso.push(line.line); });
+    await kit.broker.connect('pc').call('whoami', {});
+    const others = sandboxOf(kit.status('pc').pid!).others.map((pid) => field(pid, 'Name'));
+    const exception = /CLONE_VM/.test(kit.broker.status('pc').sandbox?.rules.find((r) => r.rule === 'processes.children')?.detail ?? '');
+    await kit.close();
+    if (dir === 'plain') {
+      t.same(others, ['bh-mm-holder'], `${what}: the copy makes a holder`);
+      t.ok(exception, `${what}: and its exception`);
+    } else {
+      t.same({ holders: others.length, exception, ldso }, { holders: 0, exception: false, ldso: [] }, `${what}: no holder, no exception, nothing for ld.so to refuse`);
+    }
+  }
 });
 
 t.test('fallback: the library loaded but its clone refused (a filter without the exception): node runs, no holder', async (t) => {

@@ -126,6 +126,16 @@ const LD_SO = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'];
 const MM_HOLDER_MIN_PIDS = 16;
 
 /**
+ * True when `path` reaches ld.so as one library in LD_PRELOAD. ld.so splits that variable at every space and colon
+ * and has no escape: a package installed under `/srv/my app` would preload `/srv/my` and the relative
+ * `app/.../mm_preload.so` (from node's cwd) instead, any file found there running in node before its permission
+ * model, and no holder started while the filter still let its clone through. Such a path gets no holder.
+ */
+function preloadable(path: string): boolean {
+  return path.startsWith('/') && !/[\s:]/.test(path);
+}
+
+/**
  * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
  * null. Asked only where the native stage is node's last stage ({@link lastStage}). Besides: under bubblewrap (its pid
  * namespace's end kills the holder; the native stage implies it today, the holder's safety should not rest on that),
@@ -134,7 +144,7 @@ const MM_HOLDER_MIN_PIDS = 16;
  */
 function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
   const library = probe.kernel.mmPreload ?? null;
-  if (library === null || probe.bwrap === null || profile.network === 'full') return null;
+  if (library === null || !preloadable(library) || probe.bwrap === null || profile.network === 'full') return null;
   const pids = profile.limits.processes;
   return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
 }
