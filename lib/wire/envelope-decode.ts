@@ -7,6 +7,7 @@
  */
 import { bulkheadError } from '../errors.js';
 import { decodeItem } from './codec.js';
+import { clearPlainElements, decodePlainElements, plainElements } from './plain-decode.js';
 import { ID_RANGE_SIZE, KIND, MAX_CALL_ID, MAX_CREDIT, type CallMeta, type Envelope, type PeerInfo } from './envelope-types.js';
 
 /**
@@ -15,22 +16,36 @@ import { ID_RANGE_SIZE, KIND, MAX_CALL_ID, MAX_CREDIT, type CallMeta, type Envel
  * @throws BulkheadError `ERR_BAD_FRAME` for anything that is not a valid envelope.
  */
 export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {
+  // The common small envelope: its elements decoded in place, no array built for them (plain-decode.ts).
+  const count = decodePlainElements(body);
+  if (count >= 0) {
+    try {
+      return fromElements(plainElements, count);
+    } finally {
+      clearPlainElements(count);
+    }
+  }
   const item = decodeItem(body, borrowed);
-  if (!Array.isArray(item) || item.length === 0) throw bad('not a non-empty array');
-  const a = item as unknown[];
+  if (!Array.isArray(item)) throw bad('not a non-empty array');
+  return fromElements(item as unknown[], item.length);
+}
+
+/** The envelope whose wire array's first `n` elements are `a`'s (`a` may be longer: only those are read). */
+function fromElements(a: unknown[], n: number): Envelope {
+  if (n === 0) throw bad('not a non-empty array');
   switch (a[0]) {
     case KIND.hello:
-      expectLength(a, 6, 'hello');
+      expectLength(n, 6, 'hello');
       if (a[1] !== 'service' && a[1] !== 'client') throw bad('hello role must be "service" or "client"');
       return { kind: 'hello', role: a[1], protocol: str(a[2], 'hello protocol'), version: str(a[3], 'hello version'), schemaHash: str(a[4], 'hello schemaHash'), info: obj(a[5], 'hello info') };
     case KIND.call:
-      expectLength(a, 5, 'call');
+      expectLength(n, 5, 'call');
       return { kind: 'call', id: id(a[1]), method: str(a[2], 'call method'), params: a[3], meta: a[4] === null || a[4] === undefined ? null : callMeta(a[4]) };
     case KIND.reply:
-      expectLength(a, 3, 'reply');
+      expectLength(n, 3, 'reply');
       return { kind: 'reply', id: id(a[1]), result: a[2] };
     case KIND.error: {
-      expectLength(a, 3, 'error');
+      expectLength(n, 3, 'error');
       const errorId = a[1] === 0 ? 0 : id(a[1]);
       const e = obj(a[2], 'error body');
       const data = e['data'];
@@ -45,38 +60,38 @@ export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {
       };
     }
     case KIND.event:
-      expectLength(a, 4, 'event');
+      expectLength(n, 4, 'event');
       return { kind: 'event', callId: a[1] === 0 ? 0 : id(a[1]), name: str(a[2], 'event name'), payload: a[3] };
     case KIND.cancel:
-      expectLength(a, 3, 'cancel');
+      expectLength(n, 3, 'cancel');
       if (a[2] !== 'cancelled' && a[2] !== 'deadline') throw bad('cancel reason must be "cancelled" or "deadline"');
       return { kind: 'cancel', id: id(a[1]), reason: a[2] };
     case KIND.goodbye:
-      expectLength(a, 2, 'goodbye');
+      expectLength(n, 2, 'goodbye');
       return { kind: 'goodbye', reason: str(a[1], 'goodbye reason') };
     case KIND.activity: {
-      expectLength(a, 2, 'activity');
-      const n = a[1];
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
-      return { kind: 'activity', transactions: n };
+      expectLength(n, 2, 'activity');
+      const t = a[1];
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
+      return { kind: 'activity', transactions: t };
     }
     case KIND.peer: {
-      expectLength(a, 3, 'peer');
+      expectLength(n, 3, 'peer');
       const range = a[1];
       if (typeof range !== 'number' || !Number.isInteger(range) || range < 1 || range >= 2 ** 32 / ID_RANGE_SIZE) throw bad('peer range must be an integer from 1 to 4095');
       return { kind: 'peer', range, peer: a[2] === null ? null : peerInfo(a[2]) };
     }
     case KIND.item:
-      expectLength(a, 3, 'item');
+      expectLength(n, 3, 'item');
       return { kind: 'item', id: id(a[1]), value: a[2] };
     case KIND.credit: {
-      expectLength(a, 3, 'credit');
-      const n = a[2];
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CREDIT) throw bad(`credit items must be an integer from 1 to ${MAX_CREDIT}`);
-      return { kind: 'credit', id: id(a[1]), items: n };
+      expectLength(n, 3, 'credit');
+      const items = a[2];
+      if (typeof items !== 'number' || !Number.isInteger(items) || items < 1 || items > MAX_CREDIT) throw bad(`credit items must be an integer from 1 to ${MAX_CREDIT}`);
+      return { kind: 'credit', id: id(a[1]), items };
     }
     case KIND.end:
-      expectLength(a, 2, 'end');
+      expectLength(n, 2, 'end');
       return { kind: 'end', id: id(a[1]) };
     default:
       // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
@@ -95,8 +110,8 @@ function describeType(v: unknown): string {
   return typeof v;
 }
 
-function expectLength(a: unknown[], n: number, kind: string): void {
-  if (a.length !== n) throw bad(`${kind} must have ${n} elements, has ${a.length}`);
+function expectLength(length: number, n: number, kind: string): void {
+  if (length !== n) throw bad(`${kind} must have ${n} elements, has ${length}`);
 }
 
 function str(v: unknown, what: string): string {
