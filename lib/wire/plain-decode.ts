@@ -105,27 +105,19 @@ export function decodePlain(body: Uint8Array): unknown {
 
 const EMPTY = new Uint8Array(0);
 
-/** Arrays of up to this many elements are decoded by {@link decodePlainElements}: every envelope kind (hello has 6). */
-export const PLAIN_ELEMENTS_MAX = 8;
-
 /**
- * Where {@link decodePlainElements} leaves the elements it decoded. The caller reads them at once and clears them
- * ({@link clearPlainElements}); decoding never re-enters, so one array serves every frame.
+ * {@link decodePlain} for a body whose item is an array of fewer than 24 elements (every envelope), taken element by
+ * element so that no array is built for them: {@link openPlainArray}, then {@link nextPlainElement} once per element,
+ * then {@link closePlain}, all for one body before any other decode. The same walk and the same rules: the array counts
+ * as one container of the frame object limit, its elements sit one level down.
+ * @returns the element count, or -1 when the body does not hold such an array at its start (decode it as before)
  */
-export const plainElements: unknown[] = new Array<unknown>(PLAIN_ELEMENTS_MAX).fill(undefined);
-
-/**
- * {@link decodePlain} for a body whose item is an array of at most {@link PLAIN_ELEMENTS_MAX} elements (an
- * envelope): the elements go to {@link plainElements} and their count is returned, without an array built for
- * them; -1 for any body decodePlain would not decode to such an array (then decode it as before). The same walk and
- * the same rules: the array counts as one container of the frame object limit, its elements sit one level down.
- */
-export function decodePlainElements(body: Uint8Array): number {
+export function openPlainArray(body: Uint8Array): number {
   const length = body.length;
   if (length > PLAIN_MAX_BYTES || length === 0) return -1;
   const initial = body[0]!;
-  // A definite array with a count in the head byte.
-  if (initial < 0x80 || initial > 0x80 + PLAIN_ELEMENTS_MAX) return -1;
+  // A definite array with its count in the head byte.
+  if (initial < 0x80 || initial > 0x97) return -1;
   const count = initial & 0x1f;
   src = body;
   pos = 1;
@@ -134,18 +126,18 @@ export function decodePlainElements(body: Uint8Array): number {
   bail = false;
   // As read() opens an array at depth 0: every element takes at least a byte; the array is a container.
   if (count > end - pos || !container(0)) bail = true;
-  for (let i = 0; i < count && !bailed(); i++) plainElements[i] = read(1);
-  src = EMPTY;
-  if (bailed() || pos !== length) {
-    clearPlainElements(count);
-    return -1;
-  }
   return count;
 }
 
-/** Drops {@link plainElements}' first `count` values (nothing of a message stays reachable from here). */
-export function clearPlainElements(count: number): void {
-  for (let i = 0; i < count; i++) plainElements[i] = undefined;
+/** The next element of the array {@link openPlainArray} opened (undefined once the walk has bailed). */
+export function nextPlainElement(): unknown {
+  return read(1);
+}
+
+/** Ends the walk {@link openPlainArray} began: true when every element was plain and the item ends at the body's end. */
+export function closePlain(): boolean {
+  src = EMPTY;
+  return !bailed() && pos === end;
 }
 
 /** `bail` read through a call: TypeScript would otherwise narrow it to `false` across the calls that set it. */
