@@ -119,6 +119,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   private readonly defaultTimeoutMs: number | undefined;
   /** The last method {@link Connection.call} found in the protocol and not a stream method. */
   private lastCallable: string | undefined;
+  private lastCallableIn: CompiledProtocol | undefined;
 
   /** @internal Created by the broker. */
   constructor(private readonly endpoint: ServiceEndpoint, options: ConnectionOptions = {}) {
@@ -151,8 +152,9 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   call<M extends MethodName<P>>(method: M, params: ParamsOf<P, M>, options: CallOptions = {}): Promise<ResultOf<P, M>> {
     if (this.state !== 'open') return Promise.reject(this.unusableError());
     const protocol = this.endpoint.protocol;
-    // A protocol's methods never change: the last method found callable here needs no second look.
-    if (method !== this.lastCallable) {
+    // A protocol's methods never change: the last method found callable in this protocol needs no second look
+    // (the protocol is compared too, in case an endpoint ever answers with another one, e.g. after a reload).
+    if (method !== this.lastCallable || protocol !== this.lastCallableIn) {
       if (!protocol.hasMethod(method)) {
         return Promise.reject(bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method }));
       }
@@ -160,6 +162,7 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
         return Promise.reject(bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is a stream method (it declares "yields" or "accepts"); call it with stream().`, { method }));
       }
       this.lastCallable = method;
+      this.lastCallableIn = protocol;
     }
     const tally = newPlainTally();
     const problem = describeNonPlain(params, tally);
