@@ -6,7 +6,7 @@
 import t from 'tap';
 import { Decoder, Encoder } from 'cbor-x/index-no-eval';
 import { checkItem, decodeItem } from '../lib/wire/codec.js';
-import { NOT_PLAIN, PLAIN_MAX_BYTES, decodePlain } from '../lib/wire/plain-decode.js';
+import { NOT_PLAIN, PLAIN_MAX_BYTES, closePlain, decodePlain, nextPlainElement, openPlainArray } from '../lib/wire/plain-decode.js';
 import { prng } from './helpers.js';
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false, structuredClone: false, pack: false, bundleStrings: false, useTag259ForMaps: false } as const;
@@ -133,6 +133,57 @@ t.test('5000 distinct short strings as keys and values, twice: the cache never r
     }
   }
   t.equal(wrong, 0);
+});
+
+t.test('arrays taken element by element (openPlainArray): decodePlain\'s elements, or not plain exactly when it is not', async (t) => {
+  const random = prng(7);
+  let taken = 0;
+  let wrong = 0;
+  for (let i = 0; i < 20_000; i++) {
+    // Random elements (and cut or extended bodies) inside an array head of 0 to 9 elements.
+    const count = i % 10;
+    const parts = Array.from({ length: count }, () => Buffer.from(randomItem(random, 1)));
+    let body = Buffer.concat([Buffer.from([0x80 | count]), ...parts]);
+    if (i % 7 === 3) body = body.subarray(0, Math.max(1, body.length - 1));
+    if (i % 11 === 5) body = Buffer.concat([body, Buffer.from([0])]);
+    const whole = decodePlain(body);
+    const n = openPlainArray(body);
+    const elements = Array.from({ length: Math.max(n, 0) }, () => nextPlainElement());
+    const plain = n >= 0 && closePlain();
+    if (whole === NOT_PLAIN) {
+      if (plain) wrong++;
+      continue;
+    }
+    taken++;
+    if (!plain || n !== (whole as unknown[]).length || !same(elements, whole)) wrong++;
+  }
+  t.equal(wrong, 0, 'no difference');
+  t.ok(taken > 3000, `${taken} bodies decoded element by element (positive control)`);
+  t.equal(openPlainArray(Buffer.from([0x98, 24, ...Array<number>(24).fill(0)])), -1, 'an array head with a count byte is left to decodePlain');
+});
+
+t.test('strings of one length at one offset, differing in any byte: the offset\'s guess never returns the last one', async (t) => {
+  // The decoder first tries the cache slot that the same offset and length took last time (plain-decode.ts, placeSlots):
+  // every body here puts a key and a value of the same lengths at the same offsets, so that guess is tried each time.
+  const random = prng(13);
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const word = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+  let wrong = 0;
+  let checked = 0;
+  for (let length = 1; length <= 24; length++) {
+    const base = word(length);
+    for (let i = 0; i < 200; i++) {
+      // Half the time the same string again (a hit), else one byte changed, or all of them.
+      const key = i % 2 === 0 ? base : i % 4 === 1 ? base.slice(0, i % length) + (base[i % length] === 'z' ? 'y' : 'z') + base.slice((i % length) + 1) : word(length);
+      const value = word(length);
+      const body = encoder.encode([2, 7, { [key]: value }]);
+      const got = decodePlain(body);
+      checked++;
+      const map = got === NOT_PLAIN ? undefined : (got as [number, number, Record<string, string>])[2];
+      if (map === undefined || Object.keys(map)[0] !== key || map[key] !== value) wrong++;
+    }
+  }
+  t.equal(wrong, 0, `every key and value as sent (${checked} bodies)`);
 });
 
 t.test('only a whole body up to PLAIN_MAX_BYTES is plain: trailing bytes and large bodies go to cbor-x', async (t) => {

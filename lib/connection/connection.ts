@@ -11,7 +11,7 @@ import type { AcceptsOf, AnyProtocol, EventName, EventPayload, MethodName, Param
 import { Emitter, type Disposable } from '../util/emitter.js';
 import { describeNonPlain, newPlainTally } from '../wire/codec.js';
 import type { CallMeta } from '../wire/envelope.js';
-import { currentTraceparent, isInertSpan, startClientSpan } from './trace-context.js';
+import { currentTraceparent, isInertSpan, startClientSpan, untracedCall } from './trace-context.js';
 import { abortError, type CallOwner, type RpcClient, type RpcStream } from './rpc-client.js';
 import { StreamCall } from './stream-call.js';
 
@@ -117,6 +117,9 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   private inFlightCount = 0;
   private idleWaiters: Array<() => void> = [];
   private readonly defaultTimeoutMs: number | undefined;
+  /** The last method {@link Connection.call} found in the protocol and not a stream method. */
+  private lastCallable: string | undefined;
+  private lastCallableIn: CompiledProtocol | undefined;
 
   /** @internal Created by the broker. */
   constructor(private readonly endpoint: ServiceEndpoint, options: ConnectionOptions = {}) {
@@ -149,11 +152,17 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
   call<M extends MethodName<P>>(method: M, params: ParamsOf<P, M>, options: CallOptions = {}): Promise<ResultOf<P, M>> {
     if (this.state !== 'open') return Promise.reject(this.unusableError());
     const protocol = this.endpoint.protocol;
-    if (!protocol.hasMethod(method)) {
-      return Promise.reject(bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method }));
-    }
-    if (protocol.isStream(method)) {
-      return Promise.reject(bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is a stream method (it declares "yields" or "accepts"); call it with stream().`, { method }));
+    // A protocol's methods never change: the last method found callable in this protocol needs no second look
+    // (the protocol is compared too, in case an endpoint ever answers with another one, e.g. after a reload).
+    if (method !== this.lastCallable || protocol !== this.lastCallableIn) {
+      if (!protocol.hasMethod(method)) {
+        return Promise.reject(bulkheadError('ERR_UNKNOWN_METHOD', `${protocol.name} has no method "${method}"; methods: ${protocol.methodNames().join(', ')}.`, { method }));
+      }
+      if (protocol.isStream(method)) {
+        return Promise.reject(bulkheadError('ERR_INVALID_OPTION', `${protocol.name}.${method} is a stream method (it declares "yields" or "accepts"); call it with stream().`, { method }));
+      }
+      this.lastCallable = method;
+      this.lastCallableIn = protocol;
     }
     const tally = newPlainTally();
     const problem = describeNonPlain(params, tally);
@@ -169,13 +178,15 @@ export class Connection<P extends ProtocolShape = AnyProtocol> extends Emitter<C
       }
     }
     this.inFlightCount++;
-    const span = startClientSpan(currentTraceparent(options.traceparent), { protocol: protocol.name, service: this.service, method });
-    const meta = span.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
+    const noLargeBytes = tally.large === 0;
+    // Most calls carry no trace: then no span and no second look at the global OpenTelemetry registry (trace-context.ts).
+    const span = untracedCall(options.traceparent) ? undefined : startClientSpan(currentTraceparent(options.traceparent), { protocol: protocol.name, service: this.service, method });
+    const meta = span?.traceparent === undefined ? this.endpoint.callMeta : { ...this.endpoint.callMeta, traceparent: span.traceparent };
     const rpc = this.endpoint.current();
     const result = rpc !== undefined
-      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta, noLargeBytes: tally.large === 0 })
+      ? rpc.call(method, params, { timeoutMs, signal: options.signal, owner: this, meta, noLargeBytes })
       : this.callAfterLaunch(method, params, timeoutMs, options.signal, meta);
-    if (isInertSpan(span)) {
+    if (span === undefined || isInertSpan(span)) {
       // No span to end: no closures per call.
       result.then(this.settled, this.settled);
       return result;

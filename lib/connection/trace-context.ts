@@ -119,6 +119,16 @@ export function currentTraceparent(explicit?: string): string | undefined {
   return isTraceparent(traceparent) ? traceparent : undefined;
 }
 
+/**
+ * True when a call made now, with `explicit` as its `traceparent` option, carries no trace and starts no span: no
+ * option, no running handler's trace, and nothing registered with OpenTelemetry (its global registry is absent).
+ * Then {@link currentTraceparent} is undefined and {@link startClientSpan} inert, so a caller may skip both: one
+ * look-up of the global per call instead of two (a miss on `globalThis` is a slow keyed load).
+ */
+export function untracedCall(explicit: string | undefined): boolean {
+  return explicit === undefined && handlerTrace.getStore() === undefined && (globalThis as Record<symbol, unknown>)[OTEL_GLOBAL] === undefined;
+}
+
 /** A span around one call or handler; `end` with the error code, if any. */
 export interface CallSpan {
   /** The traceparent to send (the span's own), or the parent's when no tracer runs. */

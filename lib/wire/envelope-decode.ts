@@ -7,6 +7,7 @@
  */
 import { bulkheadError } from '../errors.js';
 import { decodeItem } from './codec.js';
+import { closePlain, nextPlainElement, openPlainArray } from './plain-decode.js';
 import { ID_RANGE_SIZE, KIND, MAX_CALL_ID, MAX_CREDIT, type CallMeta, type Envelope, type PeerInfo } from './envelope-types.js';
 
 /**
@@ -15,24 +16,44 @@ import { ID_RANGE_SIZE, KIND, MAX_CALL_ID, MAX_CREDIT, type CallMeta, type Envel
  * @throws BulkheadError `ERR_BAD_FRAME` for anything that is not a valid envelope.
  */
 export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {
+  // The common small envelope: its elements decoded one by one into locals, no array built for them (plain-decode.ts).
+  const count = openPlainArray(body);
+  if (count >= 0) {
+    const e0 = count > 0 ? nextPlainElement() : undefined;
+    const e1 = count > 1 ? nextPlainElement() : undefined;
+    const e2 = count > 2 ? nextPlainElement() : undefined;
+    const e3 = count > 3 ? nextPlainElement() : undefined;
+    const e4 = count > 4 ? nextPlainElement() : undefined;
+    const e5 = count > 5 ? nextPlainElement() : undefined;
+    // No envelope has more than 6 elements; the rest is walked only to check the body (its length check fails it).
+    for (let i = 6; i < count; i++) nextPlainElement();
+    if (closePlain()) return fromElements(count, e0, e1, e2, e3, e4, e5);
+    // Not plain after all: as before (the same walk again, then the scan and cbor-x).
+  }
   const item = decodeItem(body, borrowed);
-  if (!Array.isArray(item) || item.length === 0) throw bad('not a non-empty array');
+  if (!Array.isArray(item)) throw bad('not a non-empty array');
   const a = item as unknown[];
-  switch (a[0]) {
+  return fromElements(a.length, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/** The envelope of a wire array of `n` elements whose first six are `a0` to `a5` (undefined past its end). */
+function fromElements(n: number, a0: unknown, a1: unknown, a2: unknown, a3: unknown, a4: unknown, a5: unknown): Envelope {
+  if (n === 0) throw bad('not a non-empty array');
+  switch (a0) {
     case KIND.hello:
-      expectLength(a, 6, 'hello');
-      if (a[1] !== 'service' && a[1] !== 'client') throw bad('hello role must be "service" or "client"');
-      return { kind: 'hello', role: a[1], protocol: str(a[2], 'hello protocol'), version: str(a[3], 'hello version'), schemaHash: str(a[4], 'hello schemaHash'), info: obj(a[5], 'hello info') };
+      expectLength(n, 6, 'hello');
+      if (a1 !== 'service' && a1 !== 'client') throw bad('hello role must be "service" or "client"');
+      return { kind: 'hello', role: a1, protocol: str(a2, 'hello protocol'), version: str(a3, 'hello version'), schemaHash: str(a4, 'hello schemaHash'), info: obj(a5, 'hello info') };
     case KIND.call:
-      expectLength(a, 5, 'call');
-      return { kind: 'call', id: id(a[1]), method: str(a[2], 'call method'), params: a[3], meta: a[4] === null || a[4] === undefined ? null : callMeta(a[4]) };
+      expectLength(n, 5, 'call');
+      return { kind: 'call', id: id(a1), method: str(a2, 'call method'), params: a3, meta: a4 === null || a4 === undefined ? null : callMeta(a4) };
     case KIND.reply:
-      expectLength(a, 3, 'reply');
-      return { kind: 'reply', id: id(a[1]), result: a[2] };
+      expectLength(n, 3, 'reply');
+      return { kind: 'reply', id: id(a1), result: a2 };
     case KIND.error: {
-      expectLength(a, 3, 'error');
-      const errorId = a[1] === 0 ? 0 : id(a[1]);
-      const e = obj(a[2], 'error body');
+      expectLength(n, 3, 'error');
+      const errorId = a1 === 0 ? 0 : id(a1);
+      const e = obj(a2, 'error body');
       const data = e['data'];
       return {
         kind: 'error',
@@ -45,42 +66,42 @@ export function decodeEnvelope(body: Uint8Array, borrowed = false): Envelope {
       };
     }
     case KIND.event:
-      expectLength(a, 4, 'event');
-      return { kind: 'event', callId: a[1] === 0 ? 0 : id(a[1]), name: str(a[2], 'event name'), payload: a[3] };
+      expectLength(n, 4, 'event');
+      return { kind: 'event', callId: a1 === 0 ? 0 : id(a1), name: str(a2, 'event name'), payload: a3 };
     case KIND.cancel:
-      expectLength(a, 3, 'cancel');
-      if (a[2] !== 'cancelled' && a[2] !== 'deadline') throw bad('cancel reason must be "cancelled" or "deadline"');
-      return { kind: 'cancel', id: id(a[1]), reason: a[2] };
+      expectLength(n, 3, 'cancel');
+      if (a2 !== 'cancelled' && a2 !== 'deadline') throw bad('cancel reason must be "cancelled" or "deadline"');
+      return { kind: 'cancel', id: id(a1), reason: a2 };
     case KIND.goodbye:
-      expectLength(a, 2, 'goodbye');
-      return { kind: 'goodbye', reason: str(a[1], 'goodbye reason') };
+      expectLength(n, 2, 'goodbye');
+      return { kind: 'goodbye', reason: str(a1, 'goodbye reason') };
     case KIND.activity: {
-      expectLength(a, 2, 'activity');
-      const n = a[1];
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
-      return { kind: 'activity', transactions: n };
+      expectLength(n, 2, 'activity');
+      const t = a1;
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_CALL_ID) throw bad('activity transactions must be a non-negative integer');
+      return { kind: 'activity', transactions: t };
     }
     case KIND.peer: {
-      expectLength(a, 3, 'peer');
-      const range = a[1];
+      expectLength(n, 3, 'peer');
+      const range = a1;
       if (typeof range !== 'number' || !Number.isInteger(range) || range < 1 || range >= 2 ** 32 / ID_RANGE_SIZE) throw bad('peer range must be an integer from 1 to 4095');
-      return { kind: 'peer', range, peer: a[2] === null ? null : peerInfo(a[2]) };
+      return { kind: 'peer', range, peer: a2 === null ? null : peerInfo(a2) };
     }
     case KIND.item:
-      expectLength(a, 3, 'item');
-      return { kind: 'item', id: id(a[1]), value: a[2] };
+      expectLength(n, 3, 'item');
+      return { kind: 'item', id: id(a1), value: a2 };
     case KIND.credit: {
-      expectLength(a, 3, 'credit');
-      const n = a[2];
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CREDIT) throw bad(`credit items must be an integer from 1 to ${MAX_CREDIT}`);
-      return { kind: 'credit', id: id(a[1]), items: n };
+      expectLength(n, 3, 'credit');
+      const items = a2;
+      if (typeof items !== 'number' || !Number.isInteger(items) || items < 1 || items > MAX_CREDIT) throw bad(`credit items must be an integer from 1 to ${MAX_CREDIT}`);
+      return { kind: 'credit', id: id(a1), items };
     }
     case KIND.end:
-      expectLength(a, 2, 'end');
-      return { kind: 'end', id: id(a[1]) };
+      expectLength(n, 2, 'end');
+      return { kind: 'end', id: id(a1) };
     default:
       // Never String() a decoded map: an own "toString" key would make that throw a TypeError.
-      throw bad(`unknown message kind ${typeof a[0] === 'number' ? String(a[0]) : `of type ${describeType(a[0])}`}`);
+      throw bad(`unknown message kind ${typeof a0 === 'number' ? String(a0) : `of type ${describeType(a0)}`}`);
   }
 }
 
@@ -95,8 +116,8 @@ function describeType(v: unknown): string {
   return typeof v;
 }
 
-function expectLength(a: unknown[], n: number, kind: string): void {
-  if (a.length !== n) throw bad(`${kind} must have ${n} elements, has ${a.length}`);
+function expectLength(length: number, n: number, kind: string): void {
+  if (length !== n) throw bad(`${kind} must have ${n} elements, has ${length}`);
 }
 
 function str(v: unknown, what: string): string {
