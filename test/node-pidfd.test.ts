@@ -126,7 +126,9 @@ t.test('makeDeathCertain with a held node: an ended node is judged dying from th
   const heldLive = hold(t, live.node);
   t.equal(makeDeathCertain(live.shell, process.execPath, () => groupKills++, heldLive), 'killed', 'a held live node: walked and killed');
   t.equal(groupKills, 1, 'and its group signalled');
+  // Reaped, not just its channel ended: at the channel's EOF a killed node may still be in do_exit (neither Z nor gone).
   await live.ended;
+  await live.reaped;
   t.notOk(alive(live.node), 'it is dead');
   // Control: without the pidfd, the same ended node's wrapper is walked (it holds no node any more: dying too).
   const other = await wrapperChain(t, script);
