@@ -107,7 +107,10 @@ export function lendableCopy(bytes: Uint8Array): Buffer {
  *   `bytes` is not a received byte string bulkhead owns: a buffer of your own,
  *   a small message (under 16 KiB) or one that arrived otherwise than over a
  *   socket, one already released, or one passed on as a payload of 64 KiB or
- *   more (it is sent from its own memory, which must not be reused).
+ *   more (it is sent from its own memory, which must not be reused). A small
+ *   message that arrived alone in memory sized for a larger one (the read after
+ *   a 16–80 KiB message, socket-reads.ts) is taken back too: true, and only that
+ *   message is emptied.
  */
 export function releaseBytes(bytes: Uint8Array): boolean {
   if (!(bytes instanceof Uint8Array)) return false;
