@@ -15,6 +15,7 @@ import type { ServiceStatus } from '../lib/broker/service-supervisor.js';
 import { RemoteBroker } from '../lib/daemon/remote-broker.js';
 import { readIdentity } from '../lib/identity/index.js';
 import { CLI, FIXTURES, REPO_ROOT, rejection, runCli, type CliRun } from './helpers.js';
+import { seedStateDir } from './shared-ca.js';
 
 const LIVE = join(FIXTURES, 'cli', 'live');
 const PROTOCOLS = join(LIVE, 'protocols');
@@ -68,6 +69,9 @@ function exited(child: ChildProcess): Promise<number | null> {
   return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+// The daemon, started the way a user would, on a copy of the run's test CA (test/shared-ca.ts): it loads that CA and
+// admin identity as it loads any existing state dir, instead of making two RSA keys; `identity issue` still makes its.
+await seedStateDir(stateDir);
 // The daemon, started the way a user would.
 const daemon = spawn(process.execPath, [CLI, 'daemon', '--config', config, '--log-file', join(work, 'log', 'daemon.log')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
 const daemonLog = lines(daemon.stderr!);

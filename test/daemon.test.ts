@@ -15,8 +15,9 @@ import { encodeItem } from '../lib/wire/codec.js';
 import { encodeEnvelope } from '../lib/wire/envelope.js';
 import { encodeFrame } from '../lib/wire/frame-decoder.js';
 import { FramedChannel } from '../lib/wire/framed-channel.js';
-import { CertificateAuthority, proofPayload, readIdentity, signProof, signServiceDir } from '../lib/identity/index.js';
+import { proofPayload, readIdentity, signProof, signServiceDir } from '../lib/identity/index.js';
 import { FIXTURES, REPO_ROOT, rejection, gone } from './helpers.js';
+import { seedStateDir, sharedIdentity } from './shared-ca.js';
 
 
 const work = mkdtempSync(join(tmpdir(), 'bulkhead-daemon-'));
@@ -79,8 +80,8 @@ t.test('refusals: each has its own code and nothing is routed', async (t) => {
   const expired = ca.issue('old', { notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
   const revoked = ca.issue('gone');
   ca.revoke(revoked.serial);
-  const otherCa = await CertificateAuthority.loadOrCreate(join(work, 'other-ca'));
-  const foreign = otherCa.issue('app-a');
+  // Another CA's app-a: the run's shared test CA (test/shared-ca.ts), not daemon A's (made at its first start above).
+  const foreign = await sharedIdentity('app-a');
   const cases: Array<[string, { name: string; certPem: string; keyPem: string }, string]> = [
     ['no certificate', { name: 'app-a', certPem: '', keyPem: appA.keyPem }, 'ERR_AUTH_REQUIRED'],
     ['expired certificate', expired, 'ERR_CERT_EXPIRED'],
@@ -198,6 +199,8 @@ t.test('the control protocol lists, stops and kickstarts; only controlClients ma
 
 t.test('two daemons: a client of one cannot reach the other', async (t) => {
   const configB = writeConfig(join(work, 'b.json'), [{ name: 'only-b', entry: './echo-service.js', protocol: 'com.test.echo', clients: ['*'] }]);
+  // B loads a copy of the run's shared test CA (no new keys): another CA than A's, made at A's first start.
+  await seedStateDir(join(work, 'state-b'));
   const other = await Daemon.start({ config: configB, settings: { socketPath: join(work, 'run', 'b.sock'), stateDir: join(work, 'state-b') }, log: () => {} });
   t.teardown(() => other.close());
   t.not(other.socketPath, daemon.socketPath);
@@ -213,12 +216,13 @@ t.test('two daemons: a client of one cannot reach the other', async (t) => {
 t.test('SIGKILL of the daemon: helpers exit, clients see invalidated, a restart cleans the stale socket', async (t) => {
   const sock = join(work, 'run', 'k.sock');
   const state = join(work, 'state-k');
+  // A copy of the run's shared test CA: the daemon process loads it instead of making keys (not its first start here).
+  await seedStateDir(state);
   const host = spawn(process.execPath, [join(FIXTURES, 'daemon-host.js'), config, sock, state], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => host.kill('SIGKILL'));
   const line = await new Promise<string>((resolve) => createInterface({ input: host.stdout! }).once('line', resolve));
   t.equal(JSON.parse(line).socketPath, sock);
-  const caK = await CertificateAuthority.loadOrCreate(join(state, 'ca'));
-  const client = new RemoteBroker(sock, caK.issue('app-a'), { protocolsDir: join(FIXTURES, 'protocols') });
+  const client = new RemoteBroker(sock, await sharedIdentity('app-a'), { protocolsDir: join(FIXTURES, 'protocols') });
   t.teardown(() => client.close());
   const echo = client.connect('echo', { protocol: 'com.test.echo' });
   const { pid: helperPid } = await echo.call('echo', { text: 'x' });
