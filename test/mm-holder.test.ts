@@ -55,7 +55,7 @@ function holderOf(node: number): number | undefined {
 }
 
 /** Polls until `pid` is no longer in /proc at all (a zombie still is: gone means reaped), at most `withinMs`. */
-async function reaped(pid: number, withinMs = 5000): Promise<boolean> {
+async function reaped(pid: number, withinMs = 30_000): Promise<boolean> {
   const deadline = performance.now() + withinMs;
   while (stat(pid) !== undefined) {
     if (performance.now() > deadline) return false;

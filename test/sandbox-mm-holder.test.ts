@@ -148,7 +148,7 @@ t.test('a crash: the spare takes over, and nothing of the old sandbox remains (h
     await exit;
     t.equal(kit.status('pc').pid, spare, `crash ${n}: the spare serves`);
     t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, `crash ${n}: and answers`);
-    t.same(await leftOf([spawned, init, node, ...others], 5000), [], `crash ${n}: bubblewrap, its init, node and the holder are all gone`);
+    t.same(await leftOf([spawned, init, node, ...others], 30_000), [], `crash ${n}: bubblewrap, its init, node and the holder are all gone`);
   }
 });
 
@@ -172,7 +172,7 @@ t.test('a node that names itself bh-mm-holder is still node: hung up, it is kill
   t.equal(err.code, 'ERR_INTERRUPTED', 'the call in flight was interrupted');
   t.same({ signal: info.signal, requested: info.requested }, { signal: 'SIGKILL', requested: false }, 'the broker killed it');
   t.match(info.reason, /channel \(fd 3\) closed while it was still running/, 'at the hang-up (the walk found node), not by the backstop');
-  t.same(await leftOf([spawned, init, node, ...others], 5000), [], 'nothing of its sandbox remains');
+  t.same(await leftOf([spawned, init, node, ...others], 30_000), [], 'nothing of its sandbox remains');
 });
 
 t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARENT) gets through, and it buys nothing', async (t) => {
@@ -218,7 +218,7 @@ t.test('a hostile helper under the same filter: only clone(CLONE_VM | CLONE_PARE
   const exit = kit.nextExit('kn');
   process.kill(node, 'SIGKILL');
   await exit;
-  t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death nothing of the sandbox remains');
+  t.same(await leftOf([spawned, init, node, ...tasks], 30_000), [], 'after node\'s death nothing of the sandbox remains');
 });
 
 /** The directory of `pid`'s pids cgroup (v1's pids hierarchy, else v2's), or undefined. */
@@ -257,7 +257,7 @@ t.test('clone(CLONE_VM | CLONE_PARENT) tasks are counted by the helper\'s pids l
   const exit = kit.nextExit('kn');
   process.kill(node, 'SIGKILL');
   await exit;
-  t.same(await leftOf([spawned, init, node, ...tasks], 5000), [], 'after node\'s death none of them remains');
+  t.same(await leftOf([spawned, init, node, ...tasks], 30_000), [], 'after node\'s death none of them remains');
 });
 
 t.test('fallback: without the library the launch plans no holder and no exception, and the takeover works as before', async (t) => {

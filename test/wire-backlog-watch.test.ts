@@ -180,32 +180,42 @@ t.test('held while the peer does not read and the stream needs no drain: no wake
   const watch = new BacklogWatch(channel, { highWaterBytes: MARK, stallMs: 60_000, hold: () => seen.holds++, release: () => seen.releases++, stalled: () => t.fail('not stalled') });
   t.teardown(() => watch.dispose());
 
-  /** Immediates created while `during` runs and for `ms` after it (a timer ends the window). */
-  const immediatesOver = async (ms: number, during: () => void): Promise<number> => {
+  /**
+   * Immediates created while `during` runs and over the window after it, not counting the window's own. The window
+   * is counted in event-loop turns (at least 50, and at least 100 ms): a per-turn poll makes one immediate a turn
+   * whatever the load, while a wall-clock window alone gave it as few turns as the scheduler did (CI, load 20: the
+   * control counted fewer than 20 in 100 ms).
+   */
+  const immediatesOver = async (during: () => void): Promise<{ others: number; turns: number }> => {
     let immediates = 0;
+    let turns = 0;
     const hook = createHook({ init: (_id, type) => { if (type === 'Immediate') immediates++; } }).enable();
     during();
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    const started = performance.now();
+    while (turns < 50 || performance.now() - started < 100) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turns++;
+    }
     hook.disable();
-    return immediates;
+    return { others: immediates - turns, turns };
   };
 
   // Positive control: the hook sees a poll that re-arms itself each turn, as the old check did.
   let polling = true;
   const poll = (): void => { if (polling) setImmediate(poll); };
-  const controlCount = await immediatesOver(100, poll);
+  const control = await immediatesOver(poll);
   polling = false;
-  t.ok(controlCount >= 20, `the hook counts a per-turn poll (${controlCount} immediates in 100 ms)`);
+  t.ok(control.others >= control.turns / 2, `the hook counts a per-turn poll (${control.others} immediates in ${control.turns} turns)`);
 
   let held = 0;
-  const idle = await immediatesOver(100, () => {
+  const idle = await immediatesOver(() => {
     for (let i = 0; i < 200; i++) channel.send({ kind: 'event', callId: 0, name: 'tick', payload });
     held = channel.writableLength;
   });
   t.ok(held > MARK && watch.held, `held with ${held} bytes waiting`);
   t.equal(writerEnd.writableNeedDrain, false, 'the stream itself needs no drain (its mark is 4 MiB)');
   t.ok(channel.writableLength > MARK, 'the peer read nothing meanwhile');
-  t.ok(idle <= 2, `held and idle: ${idle} immediates in 100 ms (a poll would make hundreds)`);
+  t.ok(idle.others <= 2, `held and idle: ${idle.others} immediates in ${idle.turns} turns (a poll would make one a turn)`);
   const room = watch.room();
   readerEnd.on('data', () => {});
   await room;
