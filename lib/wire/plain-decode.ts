@@ -92,18 +92,29 @@ export const PLAIN_MAX_BYTES = 4096;
  * but the plainest values. Needs no scan first.
  */
 export function decodePlain(body: Uint8Array): unknown {
-  if (body.length > PLAIN_MAX_BYTES || body.length === 0) return NOT_PLAIN;
+  if (!begin(body)) return NOT_PLAIN;
+  const value = read(0);
+  return finish() ? value : NOT_PLAIN;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Starts a walk of `body` (one at a time: the walk's state is this module's); false, setting nothing, for a body too long or empty. */
+function begin(body: Uint8Array): boolean {
+  if (body.length > PLAIN_MAX_BYTES || body.length === 0) return false;
   src = body;
   pos = 0;
   end = body.length;
   objectsLeft = maxFrameObjects(end);
   bail = false;
-  const value = read(0);
-  src = EMPTY;
-  return bailed() || pos !== body.length ? NOT_PLAIN : value;
+  return true;
 }
 
-const EMPTY = new Uint8Array(0);
+/** Ends the walk {@link begin} started: true when every value was plain and the item ends at the body's end. */
+function finish(): boolean {
+  src = EMPTY;
+  return !bailed() && pos === end;
+}
 
 /**
  * {@link decodePlain} for a body whose item is an array of fewer than 24 elements (every envelope), taken element by
@@ -113,17 +124,11 @@ const EMPTY = new Uint8Array(0);
  * @returns the element count, or -1 when the body does not hold such an array at its start (decode it as before)
  */
 export function openPlainArray(body: Uint8Array): number {
-  const length = body.length;
-  if (length > PLAIN_MAX_BYTES || length === 0) return -1;
-  const initial = body[0]!;
+  const initial = body[0];
   // A definite array with its count in the head byte.
-  if (initial < 0x80 || initial > 0x97) return -1;
+  if (initial === undefined || initial < 0x80 || initial > 0x97 || !begin(body)) return -1;
   const count = initial & 0x1f;
-  src = body;
   pos = 1;
-  end = length;
-  objectsLeft = maxFrameObjects(length);
-  bail = false;
   // As read() opens an array at depth 0: every element takes at least a byte; the array is a container.
   if (count > end - pos || !container(0)) bail = true;
   return count;
@@ -136,8 +141,7 @@ export function nextPlainElement(): unknown {
 
 /** Ends the walk {@link openPlainArray} began: true when every element was plain and the item ends at the body's end. */
 export function closePlain(): boolean {
-  src = EMPTY;
-  return !bailed() && pos === end;
+  return finish();
 }
 
 /** `bail` read through a call: TypeScript would otherwise narrow it to `false` across the calls that set it. */
