@@ -60,8 +60,11 @@ export const CONFIG = {
   /**
    * Cold launches per profile timed back to back with their probe (the cold-launch target's pairs); the first
    * `launches` of them are the rounds that also time relaunches and prewarm (at least `launches` pairs are made).
+   * 65, not 33 (round fourteen): a sandboxed row's 33 paired differences spread over ~±15 ms (bubblewrap's and
+   * pasta's start vary by that much between two launches on this machine), so the median of 33 moved by ±3 ms from
+   * run to run with the same build; 65 cut its ~95% interval to about 0.7 of that, at ~35 s more per Node line.
    */
-  launchPairs: count('LAUNCH_PAIRS', 33, 6),
+  launchPairs: count('LAUNCH_PAIRS', 65, 6),
   /** Sequential calls per round in the daemon-vs-embedded comparison. */
   daemonCalls: count('DAEMON_CALLS', 5_000, 1_500),
   /**

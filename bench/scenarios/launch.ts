@@ -32,6 +32,8 @@ import { withParentDeathSignal } from '../../lib/broker/parent-death.js';
 import { planLaunch, type SandboxLaunchInput } from '../../lib/sandbox/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { CONFIG } from '../common/config.js';
 import { nodePidOf, privateOf, processTree, rssOf, schedCpuMsOf } from '../common/proc.js';
 import { isMmHolder } from '../../lib/broker/sandboxed-mm-holder.js';
@@ -47,6 +49,12 @@ const PROFILES: readonly string[] = ['none', ...readdirSync(SHIPPED).filter((f) 
 type Profile = string;
 const PREWARM_PROFILES = ['none', 'pure-compute'] as const;
 const PROTOCOL_FILE = `${FIXTURES}protocols/com.bench.echo.json`;
+
+// A full collection of the bench's own heap (the broker's process) before each timed launch: in a 16-pair run
+// (round fourteen, Node 24, load 1) 4 of the unsandboxed row's 33 probes and 2 of its 16 cold launches had a 4–14 ms
+// GC of this process inside their window: noise on both sides of a pair, not a launch cost.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 /** True when this build's manifest schema has `launch.prewarm`. */
 export function hasPrewarm(): boolean {
@@ -136,6 +144,7 @@ async function quiet(broker: Broker, all: readonly Service[]): Promise<void> {
 async function cold(broker: Broker, s: Service, all: readonly Service[], stopped = false): Promise<{ ms: number; rss: number; cpuMs: number }> {
   if (!stopped) await broker.stop(s.name);
   await quiet(broker, all);
+  if (!stopped) collectGarbage();
   const launches = broker.status(s.name).launches;
   const start = performance.now();
   await s.connection.call('echo', MESSAGE);
@@ -152,6 +161,7 @@ type KillBy = 'broker' | 'crash';
 
 async function relaunch(broker: Broker, s: Service, all: readonly Service[], by: KillBy): Promise<{ ms: number; exitMs: number; retries: number; stale: number }> {
   await quiet(broker, all);
+  collectGarbage();
   const pid = broker.status(s.name).pid;
   // Found before the clock starts: a crash of node itself (under a sandbox, inside its wrappers).
   const node = by === 'crash' ? nodePidOf(pid!) : undefined;
@@ -266,6 +276,7 @@ export async function runLaunch(): Promise<ScenarioResult> {
           // same machine state, the order alternating by round so neither always goes first.
           const p = s.profile;
           await broker.stop(s.name);
+          collectGarbage();
           const probeFirst = (round + PROFILES.indexOf(p)) % 2 === 0;
           const measureProbe = async () => {
             const r = await probe(p);
