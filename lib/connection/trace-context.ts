@@ -16,7 +16,7 @@
  * API's no-op tracer would only hand the parent's context back).
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import { lazyRequire } from '../util/lazy-require.js';
 
 /** `version-traceid-parentid-flags`, lower-case hex; all-zero ids are invalid. */
@@ -29,8 +29,24 @@ export function isTraceparent(value: unknown): value is string {
   return m !== null && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!);
 }
 
-/** The trace of the handler running now (set by RpcServer around each handler). */
-export const handlerTrace = new AsyncLocalStorage<string | undefined>();
+/**
+ * The trace of the handler running now (set by RpcServer around each handler), made by the first handler that runs in
+ * a trace: until then no handler's trace was set, so there is none to read. Not at import: on Node 24 and 26 an
+ * `AsyncLocalStorage` loads two internal modules, ~0.13 ms of every helper's start-up CPU that most helpers (no
+ * traced call) never need (bench/README.md, "Round fourteen: the helper's start-up CPU").
+ */
+let handlerTrace: AsyncLocalStorage<string | undefined> | undefined;
+
+/** The running handler's trace, if any. */
+function handlerTraceNow(): string | undefined {
+  return handlerTrace?.getStore();
+}
+
+/** Runs `fn` with `traceparent` as the running handler's trace. */
+function runWithHandlerTrace<T>(traceparent: string | undefined, fn: () => T): T {
+  handlerTrace ??= new (process.getBuiltinModule('node:async_hooks').AsyncLocalStorage)<string | undefined>();
+  return handlerTrace.run(traceparent, fn);
+}
 
 /** The parts of @opentelemetry/api used here. */
 interface OtelApi {
@@ -109,7 +125,7 @@ function format(span: { traceId: string; spanId: string; traceFlags: number }): 
 /** The traceparent a call made now should carry: explicit, the running handler's, or the active OpenTelemetry span's. */
 export function currentTraceparent(explicit?: string): string | undefined {
   if (isTraceparent(explicit)) return explicit;
-  const inHandler = handlerTrace.getStore();
+  const inHandler = handlerTraceNow();
   if (inHandler !== undefined) return inHandler;
   // No context manager registered: the API's no-op one never has an active span.
   if (!otelRegistered('context')) return undefined;
@@ -126,7 +142,7 @@ export function currentTraceparent(explicit?: string): string | undefined {
  * look-up of the global per call instead of two (a miss on `globalThis` is a slow keyed load).
  */
 export function untracedCall(explicit: string | undefined): boolean {
-  return explicit === undefined && handlerTrace.getStore() === undefined && (globalThis as Record<symbol, unknown>)[OTEL_GLOBAL] === undefined;
+  return explicit === undefined && handlerTraceNow() === undefined && (globalThis as Record<symbol, unknown>)[OTEL_GLOBAL] === undefined;
 }
 
 /** A span around one call or handler; `end` with the error code, if any. */
@@ -158,10 +174,10 @@ export function isInertSpan(span: CallSpan): boolean {
  */
 export function runInTrace<T>(name: string, traceparent: string | undefined, attributes: Record<string, string>, fn: (span: CallSpan) => T): T {
   const api = otelRegistered('trace') ? otelApi() : null;
-  if (api === null || !sdkRegistered(api)) return handlerTrace.run(traceparent, () => fn(noSpan(traceparent)));
+  if (api === null || !sdkRegistered(api)) return runWithHandlerTrace(traceparent, () => fn(noSpan(traceparent)));
   const span = startSpan('server', name, traceparent, attributes);
   const ctx = api.trace.setSpan(api.context.active(), spans.get(span)!);
-  return api.context.with(ctx, () => handlerTrace.run(span.traceparent, () => fn(span)));
+  return api.context.with(ctx, () => runWithHandlerTrace(span.traceparent, () => fn(span)));
 }
 
 /** True when a handler needs {@link runInTrace}: it has a trace, or an OpenTelemetry SDK is registered. */
