@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import * as api from '@opentelemetry/api';
-import { currentTraceparent, handlerTrace, isInertSpan, startClientSpan, untracedCall } from '../lib/connection/trace-context.js';
+import { currentTraceparent, isInertSpan, runInTrace, startClientSpan, untracedCall } from '../lib/connection/trace-context.js';
 
 const PARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const OTHER = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -64,9 +64,10 @@ function withRegistered<T>(registered: Registered, fn: () => T): T {
   }
 }
 
+/** Inside a handler as RpcServer runs one (a SERVER span around it when a tracer is registered). */
 function inHandler<T>(state: (typeof IN_HANDLER)[number], fn: () => T): T {
   if (state === 'no handler') return fn();
-  return handlerTrace.run(state === 'handler with trace' ? OTHER : undefined, fn);
+  return runInTrace('com.test.trace/h', state === 'handler with trace' ? OTHER : undefined, {}, () => fn());
 }
 
 t.test('whenever untracedCall says a call is untraced, the full path gives no traceparent and an inert span', async (t) => {
@@ -96,8 +97,8 @@ t.test('whenever untracedCall says a call is untraced, the full path gives no tr
 
 t.test('control: the states the shortcut must not take are the traced ones', async (t) => {
   t.notOk(untracedCall(PARENT), 'an explicit traceparent');
-  t.notOk(handlerTrace.run(OTHER, () => untracedCall(undefined)), 'a running handler\'s trace');
-  t.equal(handlerTrace.run(OTHER, () => currentTraceparent(undefined)), OTHER, 'which the full path carries');
+  t.notOk(inHandler('handler with trace', () => untracedCall(undefined)), 'a running handler\'s trace');
+  t.equal(inHandler('handler with trace', () => currentTraceparent(undefined)), OTHER, 'which the full path carries');
   t.notOk(withRegistered('both, active span', () => untracedCall(undefined)), 'an app that registered OpenTelemetry');
   t.equal(withRegistered('both, active span', () => currentTraceparent(undefined)), `00-${'e'.repeat(32)}-${'f'.repeat(16)}-01`, 'whose active span the full path carries');
 });
