@@ -11,6 +11,9 @@ import { planLaunch, probeHost, type SandboxLaunchInput, type SandboxLaunchPlan 
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
 import { runtimeReadPaths } from '../lib/broker/package-paths.js';
 import { brokerTag } from '../lib/sandbox/broker-tag.js';
+import { answersHold, recordingAnswers, resolvConf } from '../lib/sandbox/fs-answers.js';
+import { withRealPath } from '../lib/sandbox/paths.js';
+import { RESOLV_CONF_ENV, RESOLV_UPSTREAM_ENV } from '../lib/sandbox/pasta-dns.js';
 import { FIXTURES, REPO_ROOT } from './helpers.js';
 
 const probe = await probeHost();
@@ -134,4 +137,40 @@ t.test('a reload to a profile with other limits: the next launch runs with the n
   t.same(ours('reloaded'), [], 'no scratch dir is left once the broker closed');
   const parents = [...new Set(after.cgroups.map((c) => dirname(c)))];
   t.same(parents.flatMap((p) => (existsSync(p) ? readdirSync(p) : []).filter((n) => n.startsWith(`reloaded.${brokerTag() ?? process.pid}.`))), [], 'no cgroup is left');
+});
+
+t.test('fs-answers: recorded answers hold until a link or the resolv.conf plan changes', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-answers-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'a'));
+  mkdirSync(join(dir, 'b'));
+  symlinkSync(join(dir, 'a'), join(dir, 'link'));
+  const resolvFile = join(dir, 'resolv.conf');
+  writeFileSync(resolvFile, 'nameserver 127.0.0.53\n');
+  writeFileSync(join(dir, 'upstream.conf'), 'nameserver 192.0.2.1\n');
+  process.env[RESOLV_CONF_ENV] = resolvFile;
+  process.env[RESOLV_UPSTREAM_ENV] = join(dir, 'upstream.conf');
+  t.teardown(() => {
+    Reflect.deleteProperty(process.env, RESOLV_CONF_ENV);
+    Reflect.deleteProperty(process.env, RESOLV_UPSTREAM_ENV);
+  });
+  const { value, answers } = recordingAnswers(() => [withRealPath(join(dir, 'link', 'x')), withRealPath(join(dir, 'link')), resolvConf()?.path]);
+  t.same(value[1], [join(dir, 'link'), realpathSync(join(dir, 'a'))], 'the link and its target');
+  t.equal(answers.size, 3, 'three questions recorded (a missing path among them)');
+  t.same(withRealPath(join(dir, 'a')), [realpathSync(join(dir, 'a'))], 'a question asked outside a recording is not recorded');
+  t.equal(answers.size, 3, 'still three');
+  t.ok(answersHold(answers), 'nothing changed: every answer holds');
+  writeFileSync(resolvFile, 'nameserver 127.0.0.53\nnameserver 127.0.0.54\n');
+  t.notOk(answersHold(answers), 'the host\'s resolv.conf changed: the helper\'s would be another file');
+  writeFileSync(resolvFile, 'nameserver 127.0.0.53\n');
+  t.ok(answersHold(answers), 'control: back as it was, the answers hold again');
+  rmSync(join(dir, 'link'));
+  symlinkSync(join(dir, 'b'), join(dir, 'link'));
+  t.notOk(answersHold(answers), 'the link repointed: its answer does not hold');
+  rmSync(join(dir, 'link'));
+  symlinkSync(join(dir, 'a'), join(dir, 'link'));
+  t.ok(answersHold(answers), 'control: pointed back, it holds');
+  mkdirSync(join(dir, 'a', 'x'));
+  t.notOk(answersHold(answers), 'a path missing when it was asked now exists: that answer does not hold');
+  t.end();
 });

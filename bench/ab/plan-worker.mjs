@@ -1,7 +1,8 @@
 // node plan-worker.mjs DIST N PROFILE...: N cold launches per profile of the bench echo helper from the build in DIST (a
 // dist/ directory), profiles rotated per round. Per launch: connection.call() on a stopped service → the broker's
 // child_process.spawn() of the helper (wall ms, "toSpawn"), the call's reply ("total"), and the broker's CPU over call →
-// spawn. A build with marks (globalThis.__pm?.('label') calls inserted in a copy) adds each mark's offset from the call.
+// spawn. RELAUNCH=1: instead of a stop, the running helper is killed (broker.kill) and called at once (the clock
+// starts at the kill). A build with marks (globalThis.__pm?.('label') calls inserted in a copy) adds each mark's offset from the call.
 // Prints one JSON line: { profile: [launch, ...] }.
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { pathToFileURL, fileURLToPath } from 'node:url';
@@ -34,13 +35,26 @@ for (const [file, fn] of [['compile-cache.js', 'compileCacheWrites'], ['code-cac
 const out = Object.fromEntries(profiles.map((p) => [p, []]));
 for (let i = 0; i < Number(n); i++) {
   for (const p of profiles.map((_, k) => profiles[(k + i) % profiles.length])) {
-    await broker.stop(`echo-${p}`);
-    await new Promise((r) => setTimeout(r, 30));
+    const relaunch = process.env.RELAUNCH === '1';
+    if (!relaunch) {
+      await broker.stop(`echo-${p}`);
+      await new Promise((r) => setTimeout(r, 30));
+    } else {
+      await new Promise((r) => setTimeout(r, 30));
+    }
     spawnAt = 0;
     marks = [];
     const c0 = process.cpuUsage();
     const start = performance.now();
-    await conns.get(p).call('echo', MESSAGE);
+    if (relaunch) broker.kill(`echo-${p}`, 'SIGKILL');
+    for (;;) {
+      try {
+        await conns.get(p).call('echo', MESSAGE);
+        break;
+      } catch (err) {
+        if (err?.code !== 'ERR_INTERRUPTED') throw err;
+      }
+    }
     const total = performance.now() - start;
     const cpu = process.cpuUsage(c0);
     const c = spawnCpu === undefined ? undefined : { user: spawnCpu.user - c0.user, system: spawnCpu.system - c0.system };
