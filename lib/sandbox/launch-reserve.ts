@@ -27,7 +27,7 @@
  * - No file descriptor is held: the seccomp program's memfd and pasta's pipes
  *   are still made per launch (cheap), never ahead.
  * - **The compile for those pieces** is made too, on the turn after they are
- *   (a relaunch that follows at once is not delayed by it), and taken by the
+ *   (what waits on the teardown, e.g. `stop()`, goes first), and taken by the
  *   next launch only when it is the compile that launch would make
  *   (lib/sandbox/prepared-compile.ts).
  * @module
@@ -161,7 +161,7 @@ export class LaunchReserve {
       }
     }
     if (shape.compile !== undefined && this.scratch !== undefined) {
-      // On the next turn: a relaunch right after this teardown plans at once, and would wait for this compile.
+      // On the next turn: what waits on this teardown (stop() resolving, the next call) goes first.
       setImmediate(() => this.prepare()).unref();
     }
     if (this.holds) {
