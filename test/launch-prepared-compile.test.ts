@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { startBroker } from 'bulkhead/testing';
 import { planLaunch, probeHost, type SandboxLaunchInput, type SandboxLaunchPlan } from '../lib/sandbox/index.js';
 import { LaunchReserve } from '../lib/sandbox/launch-reserve.js';
+import { HELPER_ENV } from '../lib/wire/helper-env.js';
 import { runtimeReadPaths } from '../lib/broker/package-paths.js';
 import { brokerTag } from '../lib/sandbox/broker-tag.js';
 import { answersHold, recordingAnswers, resolvConf } from '../lib/sandbox/fs-answers.js';
@@ -101,6 +102,29 @@ t.test('a launch takes the compile made ahead while it is the same, and compiles
   t.notOk(reserve.compilePrepared, 'release forgets the compile');
   t.notOk(existsSync(kept.scratch!), 'and removes the scratch dir');
   t.same(kept.cgroup.filter((c) => existsSync(c)), [], 'and the cgroup');
+});
+
+t.test('a prewarmed service\'s reserve makes no compile ahead (its next launch is a spare, off the callers\' path)', { skip }, async (t) => {
+  const reserve = new LaunchReserve();
+  t.teardown(() => reserve.release());
+  const base = (extra: Partial<SandboxLaunchInput>): SandboxLaunchInput => ({
+    service: 'prepared-prewarm', entry: join(FIXTURES, 'echo-service.js'), serviceDir: FIXTURES.replace(/\/$/, ''),
+    implicitReads: [...runtimeReadPaths(), join(FIXTURES, 'protocols', 'com.test.echo.json')], nodePath: process.execPath, nodeArgs: [], env: {},
+    profile: { name: 'prepared', document: PURE }, paths: {}, reserve, ...extra,
+  });
+  const cases: Array<[string, Partial<SandboxLaunchInput>, boolean]> = [
+    ['control: a service without a spare', {}, true],
+    ['a spare\'s launch', { env: { [HELPER_ENV.entry]: join(FIXTURES, 'echo-service.js') } }, false],
+    ['a launch of a service that keeps a spare (mm holder asked)', { mmHolder: true }, false],
+  ];
+  for (const [what, extra, prepared] of cases) {
+    const plan = await planLaunch(base(extra));
+    await plan.cleanup();
+    reserve.refill();
+    await nextTurn();
+    t.equal(reserve.compilePrepared, prepared, `${what}: ${prepared ? 'a compile is made ahead' : 'none is made ahead'}`);
+    t.ok(reserve.paths.scratch !== undefined, `${what}: the scratch dir is still made ahead`);
+  }
 });
 
 t.test('a reload to a profile with other limits: the next launch runs with the new ones, and nothing is left after close', { skip }, async (t) => {

@@ -291,7 +291,11 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       return pasta?.stop() ?? Promise.resolve();
     };
     const inheritFds = [...(seccompFd !== undefined ? [seccompFd] : []), ...(pasta?.childFds ?? [])];
-    input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}), compile: { profile, probe, input: recipe } });
+    // No compile made ahead for a prewarmed service: its next launch is a spare's, off every caller's path, and the
+    // compile would run after a crashed helper's teardown, when the broker is answering the first call through the
+    // spare it took over (issue 19's relaunch target).
+    const prewarmed = input.mmHolder === true || (spareOf !== undefined && spareOf !== '');
+    input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}), ...(prewarmed ? {} : { compile: { profile, probe, input: recipe } }) });
     return {
       command: compiled.command,
       args: compiled.args,
