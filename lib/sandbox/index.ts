@@ -240,6 +240,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     const writes = profile.fs.write.map((p) => expandPath(p, vars, context));
     const grants: SandboxGrants = { code: codeReads, runtime: [...input.implicitReads], read: profileReads, write: [scratch.path, ...writes], unresolved: code.unresolved };
     const cgroupFor = (limits: CgroupLimits): readonly string[] => {
+      if (cgroup !== undefined) return cgroup.procsFiles; // asked again after a compile made ahead did not fit
       const planned = HelperCgroup.plan(probe.cgroup!, scratchLabel(input.service), limits);
       const reserved = input.reserve?.takeCgroup(planned);
       taken.reservedCgroup = reserved !== undefined;
@@ -249,7 +250,10 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     // Bound read-only by path, so they must exist (a tmp cleaner may have removed one): the broker's, as it makes them.
     // Made before planning, so the plan sees their resolved forms.
     const cacheDirs = (input.brokerCaches?.dirs ?? []).filter(makeCacheDir);
-    const compiled = compileProfile(profile, probe, { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: cacheDirs, mmHolder: input.mmHolder === true });
+    const recipe = { service: input.service, nodePath: input.nodePath, nodeArgs: input.nodeArgs, entry: input.entry, reads, writes, ...(input.compileCache !== undefined ? { compileCache: input.compileCache } : {}), brokerCaches: cacheDirs, mmHolder: input.mmHolder === true };
+    const compileInput = { ...recipe, scratch: scratch.path, scratchTmp: scratch.tmp, cgroupFor };
+    // The compile the reserve made ahead for these pieces, when it is this one (lib/sandbox/prepared-compile.ts).
+    const compiled = input.reserve?.takeCompile(profile, probe, compileInput) ?? compileProfile(profile, probe, compileInput);
     const unenforced = compiled.rules.filter((r) => r.unenforced);
     if (profile.enforcement === 'strict' && unenforced.length > 0) {
       const first = unenforced[0]!;
@@ -287,7 +291,11 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
       return pasta?.stop() ?? Promise.resolve();
     };
     const inheritFds = [...(seccompFd !== undefined ? [seccompFd] : []), ...(pasta?.childFds ?? [])];
-    input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}) });
+    // No compile made ahead for a prewarmed service: its next launch is a spare's, off every caller's path, and the
+    // compile would run after a crashed helper's teardown, when the broker is answering the first call through the
+    // spare it took over (issue 19's relaunch target).
+    const prewarmed = input.mmHolder === true || (spareOf !== undefined && spareOf !== '');
+    input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}), ...(prewarmed ? {} : { compile: { profile, probe, input: recipe } }) });
     return {
       command: compiled.command,
       args: compiled.args,

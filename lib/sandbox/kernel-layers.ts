@@ -16,11 +16,10 @@
  * @module
  */
 import { dirname, join } from 'node:path';
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
 import { koffiDir, koffiNative } from './koffi-files.js';
-import { helperResolvConf } from './pasta-dns.js';
+import { realPathJs, resolvConf } from './fs-answers.js';
 import type { HostProbe } from './host-probe.js';
 import type { LandlockSpec } from './landlock-spec.js';
 import { compileFilter, seccompProblem } from './seccomp.js';
@@ -112,11 +111,7 @@ const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.
 const EXEC_GUARD_WORKER = join(dirname(LANDLOCK_EXEC), 'exec-guard-worker.js');
 
 function real(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
+  return realPathJs(path) ?? path;
 }
 
 /** The ELF interpreter node needs EXECUTE on (the kernel opens it for exec). */
@@ -308,7 +303,7 @@ function planFullNetns(profile: SandboxProfile, probe: HostProbe, hasSeccomp: bo
   const etcOverrides = new Map<string, string>();
   if (profile.network !== 'full' || probe.bwrap === null || probe.pasta === null || !loadFfi().ok) return { bwrapArgs: [], rules: [], pasta: undefined, missing, etcOverrides };
   // The host's resolver may be on its loopback, which is not the helper's (lib/sandbox/pasta-dns.ts).
-  const resolv = helperResolvConf();
+  const resolv = resolvConf();
   if (resolv !== null) etcOverrides.set('/etc/resolv.conf', resolv.path);
   const dns = resolv?.plan == null ? '' : `; DNS: its /etc/resolv.conf is rewritten for the host's loopback resolver (${[...resolv.plan.changes, ...resolv.plan.unreachable.map((a) => `${a} left out: unreachable from the namespace`)].join('; ')})`;
   // Child fds right after the seccomp program's (or in its place): the broker passes them in this order.

@@ -26,12 +26,20 @@
  *   broker removes them in an `exit` hook.
  * - No file descriptor is held: the seccomp program's memfd and pasta's pipes
  *   are still made per launch (cheap), never ahead.
+ * - **The compile for those pieces** is made too, on the turn after they are
+ *   (what waits on the teardown, e.g. `stop()`, goes first), and taken by the
+ *   next launch only when it is the compile that launch would make
+ *   (lib/sandbox/prepared-compile.ts).
  * @module
  */
 import { lstatSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HelperCgroup, type CgroupLimits, type CgroupSupport } from './cgroup.js';
 import { createScratch, type Scratch } from './scratch.js';
+import { PreparedCompile, type CompileRecipe } from './prepared-compile.js';
+import type { CompileInput, CompiledLaunch } from './compile.js';
+import type { HostProbe } from './host-probe.js';
+import type { SandboxProfile } from './profile.js';
 
 /** The uid/gid a scratch dir is handed to (a root broker's dropped helper), or undefined (the broker's own). */
 export type ScratchOwner = { uid: number; gid: number } | undefined;
@@ -40,6 +48,8 @@ export type ScratchOwner = { uid: number; gid: number } | undefined;
 export interface LaunchShape {
   scratch: { service: string; owner: ScratchOwner };
   cgroup?: { support: CgroupSupport; label: string; limits: CgroupLimits };
+  /** Its compile but for the pieces: the next launch's is made from it ahead. */
+  compile?: CompileRecipe;
 }
 
 /** Reserves holding pieces, for the exit hook. */
@@ -59,6 +69,8 @@ export class LaunchReserve {
   private scratch: { piece: Scratch; service: string; owner: ScratchOwner } | undefined;
   private cgroup: HelperCgroup | undefined;
   private shape: LaunchShape | undefined;
+  /** The compile for the held pieces, made ahead (lib/sandbox/prepared-compile.ts). */
+  private prepared: PreparedCompile | undefined;
   /** Removals of discarded or released pieces; {@link release} reports their failures. */
   private removals: Promise<void>[] = [];
 
@@ -100,6 +112,26 @@ export class LaunchReserve {
     return undefined;
   }
 
+  /**
+   * The compile made ahead for the held pieces, when it is what `compileProfile(profile, probe, input)` would return
+   * now (asking `input.cgroupFor` only then); else undefined, and the launch compiles. Forgotten either way.
+   */
+  takeCompile(profile: SandboxProfile, probe: HostProbe, input: CompileInput): CompiledLaunch | undefined {
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    const compiled = prepared?.take(profile, probe, input);
+    if (compiled !== undefined) this.compilesTaken++;
+    return compiled;
+  }
+
+  /** How many launches took a compile made ahead (for tests). */
+  compilesTaken = 0;
+
+  /** True while a compile made ahead waits for the next launch (for tests). */
+  get compilePrepared(): boolean {
+    return this.prepared !== undefined;
+  }
+
   /** Records what a launch used: {@link refill} makes the same next. */
   remember(shape: LaunchShape): void {
     this.shape = shape;
@@ -128,6 +160,10 @@ export class LaunchReserve {
         this.removals.push(cgroup.remove().catch(() => undefined)); // a first directory made before the failure
       }
     }
+    if (shape.compile !== undefined && this.scratch !== undefined) {
+      // On the next turn: what waits on this teardown (stop() resolving, the next call) goes first.
+      setImmediate(() => this.prepare()).unref();
+    }
     if (this.holds) {
       holding.add(this);
       if (!exitHook) {
@@ -135,6 +171,14 @@ export class LaunchReserve {
         process.once('exit', removeHeldAtExit);
       }
     }
+  }
+
+  /** Compiles the last launch's recipe for the held pieces (nothing when a launch took them meanwhile). */
+  private prepare(): void {
+    const shape = this.shape;
+    const scratch = this.scratch;
+    if (shape?.compile === undefined || scratch === undefined || (shape.cgroup !== undefined && this.cgroup === undefined)) return;
+    this.prepared = PreparedCompile.make(shape.compile, scratch.piece, this.cgroup);
   }
 
   /** At process exit: removes what is held, synchronously and best effort (the next broker reaps what stays). */
@@ -150,6 +194,7 @@ export class LaunchReserve {
     }
     this.scratch = undefined;
     this.cgroup = undefined;
+    this.prepared = undefined;
     holding.delete(this);
   }
 
@@ -159,6 +204,7 @@ export class LaunchReserve {
    */
   async release(): Promise<void> {
     this.shape = undefined;
+    this.prepared = undefined;
     if (this.scratch !== undefined) this.removals.push(this.scratch.piece.remove());
     if (this.cgroup !== undefined) this.removals.push(this.cgroup.remove());
     this.scratch = undefined;

@@ -4,9 +4,9 @@
  * really use) and pruning of paths already covered by a parent.
  * @module
  */
-import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, normalize, sep } from 'node:path';
 import { bulkheadError } from '../errors.js';
+import { realPathNative } from './fs-answers.js';
 
 /** Placeholders every launch defines; others come from the broker (`SandboxLaunchInput.paths`). */
 export const BUILTIN_PLACEHOLDERS = ['serviceDir', 'scratch'] as const;
@@ -37,12 +37,8 @@ export function expandPath(path: string, vars: Readonly<Record<string, string>>,
 
 /** The path and, when it differs, its symlink-resolved form (missing paths resolve to themselves). */
 export function withRealPath(path: string): string[] {
-  try {
-    const real = realpathSync.native(path);
-    return real === path ? [path] : [path, real];
-  } catch {
-    return [path];
-  }
+  const real = realPathNative(path);
+  return real === undefined || real === path ? [path] : [path, real];
 }
 
 /** True when `child` is `parent` or lies below it. */
