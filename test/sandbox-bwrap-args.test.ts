@@ -66,6 +66,17 @@ t.test('nodePath and kernelReads: bound only when outside the runtime roots', as
   t.ok(pair(argv, '--ro-bind-try', '/opt/bulkhead/landlock-exec') > 0, 'what the kernel layers need is bound');
 });
 
+t.test('fileBinds: a file bound read-only at a path of the sandbox\'s own, its directory made first (the mm holder\'s library)', async (t) => {
+  const source = '/home/u/My Projects/a:b/mm_preload.so';
+  t.equal(args().join('\0').includes('/.bh-mm-holder'), false, 'none given: none made');
+  const argv = args({ fileBinds: [{ path: '/.bh-mm-holder/mm_preload.so', source }] });
+  const dir = argv.findIndex((a, i) => a === '--dir' && argv[i + 1] === '/.bh-mm-holder');
+  const bind = argv.findIndex((a, i) => a === '--ro-bind-try' && argv[i + 1] === source && argv[i + 2] === '/.bh-mm-holder/mm_preload.so');
+  t.ok(dir > 0 && argv[dir - 2] === '--perms' && argv[dir - 1] === '0755', 'its directory is made 0755 (a dropped uid traverses it)');
+  t.ok(bind > dir, 'the source, one argument whatever it holds, bound read-only at that path (a missing source is skipped, as a read is)');
+  t.ok(bind < argv.indexOf('--remount-ro'), 'before the root is frozen');
+});
+
 t.test('scratchBytes, scratch and scratchTmp: a capped tmpfs, its tmp/, and the cwd', async (t) => {
   t.notOk(args().includes('--tmpfs'), 'no size: scratch stays a plain bind');
   const argv = args({ scratchBytes: 64 * 1024 * 1024 });

@@ -3,10 +3,11 @@
 // hosts with and without each layer. No process is spawned here; the real
 // attempts are in sandbox-kernel.test.ts.
 import t from 'tap';
+import { dirname, join } from 'node:path';
 import { parseProfile, probeHost, type HostProbe } from '../lib/sandbox/index.js';
 import { cloneRules, syscallGroups, policyKey, EPERM, ENOSYS } from '../lib/sandbox/seccomp-policy.js';
 import { configureUidPool, uidFor, DEFAULT_UID_RANGE } from '../lib/sandbox/uid-pool.js';
-import { mergeKernelRules, planKernelLayers, type KernelRule } from '../lib/sandbox/kernel-layers.js';
+import { mergeKernelRules, MM_PRELOAD_BOUND, planKernelLayers, type KernelRule } from '../lib/sandbox/kernel-layers.js';
 import { compileFilter } from '../lib/sandbox/seccomp.js';
 import { explainExit } from '../lib/sandbox/exit-reason.js';
 import { expectCode } from './helpers.js';
@@ -133,9 +134,16 @@ t.test('the mm holder: planned only for a prewarmed launch on the native stage u
   const holder = (plan: ReturnType<typeof planKernelLayers>) => plan.preExec.includes('--mm-holder');
   const exception = (plan: ReturnType<typeof planKernelLayers>) => /CLONE_VM \| CLONE_PARENT/.test(plan.rules.find((r) => r.rule === 'processes.children')?.detail ?? '');
   const yes = planKernelLayers(profile({}), on({}), { ...base, mmHolder: true });
-  t.same(yes.preExec.slice(2, 5), ['--mm-holder', '/opt/bulkhead/mm_preload.so', '--'], 'the native stage names the library');
-  t.ok(yes.extraReads.includes('/opt/bulkhead/mm_preload.so'), 'bound into the sandbox');
+  t.same(yes.preExec.slice(2, 5), ['--mm-holder', MM_PRELOAD_BOUND, '--'], 'the native stage names the library at its bound path');
+  t.same(yes.fileBinds, [{ path: MM_PRELOAD_BOUND, source: '/opt/bulkhead/mm_preload.so' }], 'bound there from the installed file');
+  t.notOk(yes.extraReads.includes('/opt/bulkhead/mm_preload.so'), 'not at its own path');
   t.ok(exception(yes), 'the report names the exception');
+  t.ok(MM_PRELOAD_BOUND.startsWith('/') && !/[\s:]/.test(MM_PRELOAD_BOUND), 'the bound path is one ld.so does not split');
+  // ld.so splits LD_PRELOAD at spaces and colons; bubblewrap takes the source as one argument: any install path works.
+  for (const source of ['/home/u/My Projects/app/node_modules/bulkhead/dist/native/mm_preload.so', '/opt/a:b/mm_preload.so', '/opt/tab\there/mm_preload.so']) {
+    const plan = planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: source } }), { ...base, mmHolder: true });
+    t.same({ named: plan.preExec.slice(2, 5), binds: plan.fileBinds, exception: exception(plan) }, { named: ['--mm-holder', MM_PRELOAD_BOUND, '--'], binds: [{ path: MM_PRELOAD_BOUND, source }], exception: true }, `${JSON.stringify(source)}: bound, named at the bound path, with its exception`);
+  }
   for (const [what, plan] of [
     ['not prewarmed', planKernelLayers(profile({}), on({}), base)],
     ['no library built', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: null } }), { ...base, mmHolder: true })],
@@ -144,12 +152,18 @@ t.test('the mm holder: planned only for a prewarmed launch on the native stage u
     ['network "full"', planKernelLayers(profile({ network: 'full' }), on({ pasta: null }), { ...base, mmHolder: true })],
     ['pids.max 8', planKernelLayers(profile({ limits: { processes: 8 } }), on({}), { ...base, mmHolder: true })],
     ['children allowed', planKernelLayers(profile({ processes: { children: true } }), on({}), { ...base, mmHolder: true })],
-    // ld.so splits LD_PRELOAD at spaces and colons: these would preload other files (and start no holder).
-    ['a library path with a space', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: '/opt/my app/mm_preload.so' } }), { ...base, mmHolder: true })],
-    ['a library path with a colon', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: '/opt/a:b/mm_preload.so' } }), { ...base, mmHolder: true })],
+    ['a relative library path', planKernelLayers(profile({}), on({ kernel: { ...kernel, mmPreload: 'dist/native/mm_preload.so' } }), { ...base, mmHolder: true })],
+    // The bind must not land in another bind (a read-only one: no mount point; a writable one: a file made on the
+    // host) nor under one inside its directory: where the sandbox already has that place, no holder.
+    ['a read of /', planKernelLayers(profile({}), on({}), { ...base, reads: ['/'], mmHolder: true })],
+    ['a read of the bound directory', planKernelLayers(profile({}), on({}), { ...base, reads: [dirname(MM_PRELOAD_BOUND)], mmHolder: true })],
+    ['a write of the bound file', planKernelLayers(profile({}), on({}), { ...base, writes: ['/tmp/s', MM_PRELOAD_BOUND], mmHolder: true })],
+    ['a read inside the bound directory', planKernelLayers(profile({}), on({}), { ...base, reads: [join(dirname(MM_PRELOAD_BOUND), 'x')], mmHolder: true })],
+    ['a cache bound over it', planKernelLayers(profile({}), on({}), { ...base, otherBinds: [dirname(MM_PRELOAD_BOUND)], mmHolder: true })],
   ] as const) {
-    t.notOk(holder(plan) || exception(plan), `${what}: no holder, no exception`);
+    t.notOk(holder(plan) || exception(plan) || plan.fileBinds.length > 0, `${what}: no holder, no exception, no bind`);
   }
+  t.ok(holder(planKernelLayers(profile({}), on({}), { ...base, reads: ['/srv/app', '/.bh-mm-holders'], mmHolder: true })), 'control: a sibling path with the same prefix is no clash');
   // The rules: exactly CLONE_VM | CLONE_PARENT more. A rule refuses when (flags & mask) === value.
   const refuses = (rules: ReturnType<typeof cloneRules>, flags: number) => rules.some((r) => r.args!.every((a) => ((flags & a.mask!) >>> 0) === a.value));
   const rules = cloneRules(true);

@@ -6,11 +6,12 @@
 // (koffi and a test library, test/fixtures/native/clone_probe.c, under a profile that is pure-compute plus
 // addons: the same filter, asserted): any other clone, fork, vfork, clone3, a child process, an exec from a
 // CLONE_VM task, and a CLONE_VM task left behind past the sandbox's end; CLONE_VM tasks made until the pids limit
-// refuses one. A node that names itself bh-mm-holder is still found and killed at its hang-up, and a library path
-// ld.so would split gets no holder.
+// refuses one. A node that names itself bh-mm-holder is still found and killed at its hang-up; a library installed
+// under a path ld.so would split (a space, a colon) is bound at one fixed path and gets its holder, and libraries
+// planted at the pieces of the split never load.
 import t, { type Test } from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { helperNode } from '../lib/broker/certain-death.js';
 import { parseProc, ProcessSampler } from '../lib/broker/process-stats.js';
 import { MM_PRELOAD } from '../lib/sandbox/exec-guard.js';
 import { parseProfile, setHostProbeOverride } from '../lib/sandbox/index.js';
+import { MM_PRELOAD_BOUND } from '../lib/sandbox/kernel-layers.js';
 import { compileFilter } from '../lib/sandbox/seccomp.js';
 import { loadFfi } from '../lib/sandbox/ffi.js';
 import { FIXTURES, nextSpare, pathGone, rejection, REPO_ROOT } from './helpers.js';
@@ -277,31 +279,102 @@ t.test('fallback: without the library the launch plans no holder and no exceptio
   t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, 'and answers');
 });
 
-t.test('a library path ld.so would split (a space, a colon) gets no holder and no exception; control: a copy elsewhere works', async (t) => {
-  // LD_PRELOAD has no escape: ld.so splits it at every space and colon, and preloads each piece (a relative one from
-  // node's cwd). The planner must not name such a path: else node would try to load other files, start no holder,
-  // and its filter would still let the holder's clone through.
+/** What ld.so was given: the LD_PRELOAD entries of `pid`'s exec environment (the constructor's unsetenv leaves the block). */
+function preloadEnv(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter((e) => e.startsWith('LD_PRELOAD='));
+}
+/** The files `pid` has mapped whose path ends in `/${name}`, with their inode (bind mounts keep it). */
+function mapped(pid: number, name: string): { path: string; inode: number }[] {
+  const seen = new Map<string, number>();
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
+    const m = /^\S+ \S+ \S+ \S+ (\d+)\s+(\/.*)$/.exec(line);
+    if (m !== null && m[2]!.endsWith(`/${name}`)) seen.set(m[2]!, Number(m[1]));
+  }
+  return [...seen].map(([path, inode]) => ({ path, inode }));
+}
+
+t.test('an install path with a space or a colon: the library is bound at one fixed path, the holder is made, the relaunch works', async (t) => {
+  // LD_PRELOAD has no escape: ld.so splits it at every space and colon. bubblewrap binds the library (any path: one
+  // argument) at MM_PRELOAD_BOUND, which the exec guard names. Each copy is a file of its own, so its inode shows
+  // that node mapped exactly that file. Control: a plain path, the same way.
   t.teardown(() => setHostProbeOverride(undefined));
   for (const [what, dir] of [['control (no separator)', 'plain'], ['a space', 'my app'], ['a colon', 'a:b']] as const) {
     const library = join(probeDir, dir, 'mm_preload.so');
     mkdirSync(join(probeDir, dir), { mode: 0o755 });
     copyFileSync(MM_PRELOAD, library);
     chmodSync(library, 0o755);
+    const inode = statSync(library).ino;
     setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: library } }));
     const kit = await startBroker({ root: FIXTURES, services: [manifest('pc', 'pure-compute', true)] as never });
     const ldso: string[] = [];
     kit.broker.on('log', (line) => { if (/LD_PRELOAD|ld\.so/.test(line.line)) ldso.push(line.line); });
-    await kit.broker.connect('pc').call('whoami', {});
-    const others = sandboxOf(kit.status('pc').pid!).others.map((pid) => field(pid, 'Name'));
-    const exception = /CLONE_VM/.test(kit.broker.status('pc').sandbox?.rules.find((r) => r.rule === 'processes.children')?.detail ?? '');
+    const conn = kit.broker.connect('pc');
+    await conn.call('whoami', {});
+    const spawned = kit.status('pc').pid!;
+    const { node, others } = sandboxOf(spawned);
+    t.same(others.map((pid) => field(pid, 'Name')), ['bh-mm-holder'], `${what}: a holder`);
+    t.ok(/CLONE_VM/.test(kit.broker.status('pc').sandbox?.rules.find((r) => r.rule === 'processes.children')?.detail ?? ''), `${what}: and its exception`);
+    t.same(preloadEnv(node), [`LD_PRELOAD=${MM_PRELOAD_BOUND}`], `${what}: ld.so was given the bound path alone`);
+    t.same(mapped(node, 'mm_preload.so'), [{ path: MM_PRELOAD_BOUND, inode }], `${what}: node mapped that path, and it is the installed file (inode ${inode})`);
+    // The relaunch: the spare (with a holder of its own) takes over after a crash and answers.
+    const spare = kit.broker.status('pc').sparePid ?? await nextSpare(kit, 'pc');
+    t.same(sandboxOf(spare).others.map((pid) => field(pid, 'Name')), ['bh-mm-holder'], `${what}: the spare has its holder`);
+    const exit = kit.nextExit('pc');
+    process.kill(node, 'SIGKILL');
+    await exit;
+    t.equal(kit.status('pc').pid, spare, `${what}: after a crash the spare serves`);
+    t.ok(((await conn.call('whoami', {})) as { pid: number }).pid > 0, `${what}: and answers`);
     await kit.close();
-    if (dir === 'plain') {
-      t.same(others, ['bh-mm-holder'], `${what}: the copy makes a holder`);
-      t.ok(exception, `${what}: and its exception`);
-    } else {
-      t.same({ holders: others.length, exception, ldso }, { holders: 0, exception: false, ldso: [] }, `${what}: no holder, no exception, nothing for ld.so to refuse`);
-    }
+    t.same(ldso, [], `${what}: nothing for ld.so to refuse`);
   }
+});
+
+t.test('the pieces ld.so would split an install path into (audit14) load nothing: libraries planted at them never run', async (t) => {
+  // A library at `<dir>/my app/mm_preload.so`, split, would preload `<dir>/my` and, from node's cwd, `app/mm_preload.so`.
+  // Planted libraries at both print from their constructors. Control, unsandboxed, with the split value: both run.
+  // The sandboxed launch binds <dir> (kernel-pure-native reads ${probe}), so the absolute piece is in its view.
+  t.teardown(() => setHostProbeOverride(undefined));
+  const source = join(probeDir, 'planted.c');
+  writeFileSync(source, '#include <unistd.h>\n#include <string.h>\n#ifndef TAG\n#define TAG "?"\n#endif\n__attribute__((constructor)) static void planted(void) { const char *m = "bh-planted-ran " TAG "\\n"; (void) !write(2, m, strlen(m)); }\n');
+  mkdirSync(join(probeDir, 'app'), { recursive: true, mode: 0o755 });
+  mkdirSync(join(probeDir, 'my app'), { recursive: true, mode: 0o755 });
+  const library = join(probeDir, 'my app', 'mm_preload.so');
+  copyFileSync(MM_PRELOAD, library);
+  chmodSync(library, 0o755);
+  for (const [tag, out] of [['absolute', join(probeDir, 'my')], ['relative', join(probeDir, 'app', 'mm_preload.so')]] as const) {
+    execFileSync(process.env['CC'] ?? 'cc', ['-shared', '-fPIC', `-DTAG="${tag}"`, source, '-o', out], { stdio: 'ignore' });
+    chmodSync(out, 0o755);
+  }
+  const control = spawnSync(process.execPath, ['-e', ''], { cwd: probeDir, env: { ...process.env, LD_PRELOAD: library }, encoding: 'latin1' });
+  t.match(control.stderr, /bh-planted-ran absolute/, 'control: unsandboxed, the split value runs the library planted at the absolute piece');
+  t.match(control.stderr, /bh-planted-ran relative/, 'control: and the one at the relative piece (from the cwd)');
+
+  // Control: a helper's stderr reaches the broker's log, so a planted constructor that ran would be seen (the planted
+  // library named as the holder's: bound and preloaded, it prints; it makes no holder).
+  setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: join(probeDir, 'my') } }));
+  const seen = await startBroker({ root: FIXTURES, services: [kernel('kn')] as never });
+  const printed = new Promise<string>((resolve) => seen.broker.on('log', (line) => { if (line.line.includes('bh-planted-ran')) resolve(line.line); }));
+  await seen.broker.connect('kn').call('syscall', { name: 'getpid' });
+  t.match(await printed, /bh-planted-ran absolute/, 'control: a library preloaded in the sandboxed node prints into the broker\'s log');
+  await seen.close();
+
+  setHostProbeOverride((p) => ({ ...p, kernel: { ...p.kernel, mmPreload: library } }));
+  const kit = await start(t, [kernel('kn')]);
+  const lines: string[] = [];
+  kit.broker.on('log', (line) => { lines.push(line.line); });
+  const conn = kit.broker.connect('kn');
+  await conn.call('syscall', { name: 'getpid' });
+  const { node, others } = sandboxOf(kit.status('kn').pid!);
+  t.ok(existsSync(join(probeDir, 'my')), 'the absolute piece is there, and inside the sandbox\'s view');
+  t.same(others.map((pid) => field(pid, 'Name')), ['bh-mm-holder'], 'the holder is made');
+  t.same(preloadEnv(node), [`LD_PRELOAD=${MM_PRELOAD_BOUND}`], 'ld.so was given the bound path alone');
+  const fromDir = readFileSync(`/proc/${node}/maps`, 'latin1').split('\n').filter((l) => l.includes(probeDir));
+  t.same(fromDir, [], 'node maps no file of that directory');
+  const exit = kit.nextExit('kn');
+  process.kill(node, 'SIGKILL');
+  await exit;
+  await conn.call('syscall', { name: 'getpid' }); // the spare, launched the same way, served the retry
+  t.same(lines.filter((l) => /bh-planted-ran|ld\.so/.test(l)), [], 'no planted library ran, in the helper or its spare, and ld.so refused nothing');
 });
 
 t.test('fallback: the library loaded but its clone refused (a filter without the exception): node runs, no holder', async (t) => {

@@ -46,13 +46,15 @@ export interface BwrapArgsOptions {
   kernelReads: readonly string[];
   /** Files bound over paths of /etc instead of the host's (destination → source); e.g. the helper's resolv.conf behind pasta. */
   etcOverrides?: ReadonlyMap<string, string>;
+  /** Files bound read-only at a path of the sandbox's own, from `source` (the mm holder's library); a missing source is skipped, as a read is. */
+  fileBinds?: readonly { path: string; source: string }[];
   /** Directories bound read-only after every other bind, over any write path that contains them (the broker's caches). */
   readOnlyOver?: readonly string[];
 }
 
 /** bubblewrap's arguments (before its `--`): namespaces, binds, the scratch tmpfs, a read-only root. */
 export function bwrapArgs(options: BwrapArgsOptions): string[] {
-  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads, readOnlyOver = [] } = options;
+  const { profile, probe, reads, writes, nodePath, scratch, scratchTmp, capDrop, scratchBytes, kernelArgs, kernelReads, fileBinds = [], readOnlyOver = [] } = options;
   const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try'];
   if (!probe.isRoot) args.push('--unshare-user');
   if (profile.network !== 'full') args.push('--unshare-net');
@@ -77,6 +79,8 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
       return source === undefined ? { path, mode: 'ro-try' } : { path, mode: 'ro', source };
     }),
     ...writes.map((path): Bind => ({ path, mode: 'rw' })),
+    // (kernel-layers.ts places these where no other bind is, at, above or below them.)
+    ...fileBinds.map(({ path, source }): Bind => ({ path, mode: 'ro-try', source })),
   ];
   // bwrap creates missing mount points as 0700 dirs, which a dropped uid cannot traverse: create them 0755 first.
   const dirs = new Set<string>();
@@ -87,7 +91,7 @@ export function bwrapArgs(options: BwrapArgsOptions): string[] {
   // A read inside a cache directory (the compile cache, a validators file) is hidden by that directory's bind below: not made.
   for (const bind of binds) {
     if (bind.mode === 'ro' && bind.source === undefined && readOnlyOver.some((dir) => isWithin(bind.path, dir))) continue;
-    const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined ? '--ro-bind' : '--ro-bind-try';
+    const flag = bind.mode === 'rw' ? '--bind-try' : bind.source !== undefined && bind.mode === 'ro' ? '--ro-bind' : '--ro-bind-try';
     args.push(flag, bind.source ?? bind.path, bind.path);
   }
   // Last, so no write bind (one containing them, or one inside them) is mounted over them. Not -try: missing, the launch fails.

@@ -212,7 +212,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
 
   // ---- kernel layers (seccomp, Landlock, pasta)
   const etc = helperEtcFiles(profile);
-  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path), mmHolder: input.mmHolder === true });
+  const kernel = planKernelLayers(profile, probe, { nodePath: input.nodePath, reads: readList, writes: writeList, etc, runtimeRoots: probe.runtimeRoots.map((r) => r.path), mmHolder: input.mmHolder === true, otherBinds: readOnlyCaches });
   mergeKernelRules(rules, kernel.rules);
 
   // ---- wrappers, innermost first
@@ -230,7 +230,7 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   if (bwrap !== null) {
     const args = bwrapArgs({
       profile, probe, reads: readList, writes: writeList, nodePath: nodeCommand[0]!, scratch: input.scratch, scratchTmp: input.scratchTmp,
-      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides, readOnlyOver: readOnlyCaches,
+      capDrop: probe.isRoot && probe.setpriv === null, scratchBytes, kernelArgs: kernel.bwrapArgs, kernelReads: kernel.extraReads, etcOverrides: kernel.etcOverrides, fileBinds: kernel.fileBinds, readOnlyOver: readOnlyCaches,
     });
     chain = [bwrap, ...args, '--', ...chain];
   }

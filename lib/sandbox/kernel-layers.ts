@@ -16,6 +16,7 @@
  * @module
  */
 import { dirname, join } from 'node:path';
+import { isWithin } from './paths.js';
 import { fileURLToPath } from 'node:url';
 import { loadFfi } from './ffi.js';
 import { koffiDir, koffiNative } from './koffi-files.js';
@@ -93,6 +94,8 @@ export interface KernelPlan {
   pasta: PastaFds | undefined;
   /** Files bound read-only over paths of /etc instead of the host's (the helper's resolv.conf behind pasta). */
   etcOverrides: ReadonlyMap<string, string>;
+  /** Files bound read-only at a path of the sandbox's own (`path`), from `source` (the mm holder's library, {@link MM_PRELOAD_BOUND}). */
+  fileBinds: readonly { path: string; source: string }[];
 }
 
 /** Paths the Landlock fs ruleset is built from. */
@@ -104,6 +107,8 @@ export interface KernelPlanInput {
   runtimeRoots: readonly string[];
   /** The service is prewarmed: its node may get an mm holder (SandboxLaunchInput.mmHolder). */
   mmHolder?: boolean;
+  /** Other directories bubblewrap binds (the broker's read-only caches): the mm holder's bind must not land in one. */
+  otherBinds?: readonly string[];
 }
 
 const LANDLOCK_EXEC = join(dirname(fileURLToPath(import.meta.url)), 'landlock-exec.js');
@@ -121,27 +126,38 @@ const LD_SO = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'];
 const MM_HOLDER_MIN_PIDS = 16;
 
 /**
- * True when `path` reaches ld.so as one library in LD_PRELOAD. ld.so splits that variable at every space and colon
- * and has no escape: a package installed under `/srv/my app` would preload `/srv/my` and the relative
- * `app/.../mm_preload.so` (from node's cwd) instead, any file found there running in node before its permission
- * model, and no holder started while the filter still let its clone through. Such a path gets no holder.
+ * Where bubblewrap binds the mm holder's library (read-only, from wherever bulkhead is installed) and where the exec
+ * guard's `LD_PRELOAD` names it. ld.so splits that variable at every space and colon and has no escape: a package
+ * under `/home/u/My Projects` named in it as such would preload `/home/u/My` and the relative `Projects/.../mm_preload.so`
+ * (from node's cwd) instead. bubblewrap takes the source as one argument, so any install path works; this path is
+ * bulkhead's own, in the sandbox's fresh root, where no helper code has run before node's exec.
+ */
+export const MM_PRELOAD_BOUND = '/.bh-mm-holder/mm_preload.so';
+
+/**
+ * True when `path` reaches ld.so as one library in LD_PRELOAD: absolute, no space or colon (see {@link MM_PRELOAD_BOUND}).
+ * A path that is not gets no holder.
  */
 function preloadable(path: string): boolean {
   return path.startsWith('/') && !/[\s:]/.test(path);
 }
 
 /**
- * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), or
- * null. Asked only where the native stage is node's last stage ({@link lastStage}). Besides: under bubblewrap (its pid
- * namespace's end kills the holder; the native stage implies it today, the holder's safety should not rest on that),
- * for a network other than "full" (a "full" helper's native stage, behind pasta or on a kernel without Landlock's
- * scoping, has never run a holder: none until that is tried), and with room for one more task under pids.max.
+ * The mm-holder library a prewarmed service's native exec guard names for node (docs/sandbox.md#the-mm-holder), as
+ * the bind that puts it at {@link MM_PRELOAD_BOUND}, or null. Asked only where the native stage is node's last stage
+ * ({@link lastStage}). Besides: under bubblewrap (the bind, and its pid namespace's end kills the holder), for a
+ * network other than "full" (a "full" helper's native stage, behind pasta or on a kernel without Landlock's scoping,
+ * has never run a holder: none until that is tried), with room for one more task under pids.max, and where no other
+ * bind of the sandbox holds the bound path or lies inside its directory (the bind would land in the host's file, or
+ * be hidden: no holder then).
  */
-function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe): string | null {
+function mmHolderLibrary(profile: SandboxProfile, probe: HostProbe, bound: readonly string[]): { path: string; source: string } | null {
   const library = probe.kernel.mmPreload ?? null;
-  if (library === null || !preloadable(library) || probe.bwrap === null || profile.network === 'full') return null;
+  if (library === null || !library.startsWith('/') || !preloadable(MM_PRELOAD_BOUND) || probe.bwrap === null || profile.network === 'full') return null;
+  const dir = dirname(MM_PRELOAD_BOUND);
+  if (bound.some((p) => isWithin(MM_PRELOAD_BOUND, p) || isWithin(p, dir))) return null;
   const pids = profile.limits.processes;
-  return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? library : null;
+  return pids === undefined || pids >= MM_HOLDER_MIN_PIDS ? { path: MM_PRELOAD_BOUND, source: library } : null;
 }
 
 /**
@@ -187,7 +203,10 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   const wantFs = probe.bwrap === null && kernel.landlockAbi >= 1;
   const landlockOn = (wantScope || wantFs) && koffi !== null && kernel.landlockAbi > 0;
   const stage = lastStage(guardOn, landlockOn, kernel.execGuardNative ?? null, koffi);
-  const mmPreload = input.mmHolder === true && stage.kind === 'native' ? mmHolderLibrary(profile, probe) : null;
+  // Every path bubblewrap binds at its own place (bwrap-args.ts): the mm holder's bind must stay clear of them.
+  const bound = [...input.reads, ...input.writes, ...input.etc, ...input.runtimeRoots, input.nodePath, real(input.nodePath), '/proc', '/dev',
+    ...[probe.setpriv, probe.unshare, kernel.execGuardNative ?? null].filter((p): p is string => p !== null), ...(input.otherBinds ?? [])];
+  const mmPreload = input.mmHolder === true && stage.kind === 'native' ? mmHolderLibrary(profile, probe, bound) : null;
   const options: SyscallOptions = { ioUring: profile.syscalls.ioUring, onViolation: profile.syscalls.onViolation, execGuard: guardOn, mmHolder: mmPreload !== null };
 
   // ---- seccomp: bubblewrap loads the program right before it execs the first wrapper inside
@@ -239,9 +258,9 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
   let preExec: string[] = [];
   const extraReads: string[] = [];
   if (stage.kind === 'native') {
-    const holder = mmPreload !== null ? ['--mm-holder', mmPreload] : [];
+    const holder = mmPreload !== null ? ['--mm-holder', mmPreload.path] : [];
     preExec = [stage.binary, execGuardProgram(options.onViolation).toString('hex'), ...holder, '--'];
-    extraReads.push(stage.binary, ...(mmPreload !== null ? [mmPreload] : []));
+    extraReads.push(stage.binary);
   } else if (stage.kind === 'node') {
     const spec: LandlockSpec = {};
     const native = koffiNative();
@@ -289,7 +308,7 @@ export function planKernelLayers(profile: SandboxProfile, probe: HostProbe, inpu
     // Adds a layer but does not make "isolation" enforced on its own: without a pid namespace /proc still lists every process.
     if (scopeAvailable) rules.push({ rule: 'isolation', layers: ['landlock:scope-signal'], unenforced: false, layersOnly: true });
   }
-  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta, etcOverrides: netns.etcOverrides };
+  return { rules, bwrapArgs, seccompProgram, preExec, extraReads, pasta: netns.pasta, etcOverrides: netns.etcOverrides, fileBinds: mmPreload !== null ? [mmPreload] : [] };
 }
 
 /**
