@@ -70,7 +70,7 @@ async function reaped(pid: number, withinMs = 30_000): Promise<boolean> {
  * of its node's fd table and closes all but its pipe on its own thread (close_range), which may not have run yet
  * when the warm frame arrives: nothing signals that moment, so this is a bounded poll.
  */
-async function settledFdCount(pid: number, withinMs = 5000): Promise<number> {
+async function settledFdCount(pid: number, withinMs = 30_000): Promise<number> {
   const deadline = performance.now() + withinMs;
   for (;;) {
     const count = readdirSync(`/proc/${pid}/fd`).length;
@@ -265,7 +265,7 @@ t.test('the broker SIGKILLed: its helper, its spare and their holders end (paren
   await hostExit;
   // Orphans are reaped by pid 1 (here only every second or two): gone, or a zombie, is ended.
   const ended = async (pid: number): Promise<boolean> => {
-    const deadline = performance.now() + 10_000;
+    const deadline = performance.now() + 30_000;
     for (;;) {
       const s = stat(pid);
       if (s === undefined || s.state === 'Z' || s.state === 'X') return true;
