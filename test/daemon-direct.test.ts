@@ -48,7 +48,7 @@ const me = { uid: process.getuid!(), gid: process.getgid!(), pid: process.pid };
 const paths = (service: string) => daemon.connectionStatus().clients.filter((c) => c.service === service && c.pid === process.pid).map((c) => c.path);
 
 /** Waits (bounded) until `check` holds; the helper reports its counts every 50 ms, so there is no event to await. */
-async function eventually(check: () => boolean, what: string, withinMs = 5000): Promise<void> {
+async function eventually(check: () => boolean, what: string, withinMs = 30_000): Promise<void> {
   const deadline = performance.now() + withinMs;
   while (!check()) {
     if (performance.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);

@@ -231,7 +231,7 @@ t.test('SIGKILL of the daemon: helpers exit, clients see invalidated, a restart 
   host.kill('SIGKILL');
   t.equal((await rejection(pending)).code, 'ERR_INTERRUPTED');
   t.equal((await invalidated).code, 'ERR_INVALIDATED');
-  t.equal(await gone(helperPid, 5000), true, 'the helper exited with its daemon');
+  t.equal(await gone(helperPid, 30_000), true, 'the helper exited with its daemon');
   const again = spawn(process.execPath, [join(FIXTURES, 'daemon-host.js'), config, sock, state], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => again.kill('SIGKILL'));
   const line2 = await new Promise<string>((resolve) => createInterface({ input: again.stdout! }).once('line', resolve));

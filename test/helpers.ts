@@ -163,7 +163,7 @@ export async function pathGone(path: string, withinMs: number): Promise<boolean>
 }
 
 /** Checks `done` every `everyMs` until it is true (then true) or `withinMs` passed (then false): the polls above. */
-async function polledUntil(done: () => boolean, withinMs: number, everyMs: number): Promise<boolean> {
+export async function polledUntil(done: () => boolean, withinMs: number, everyMs: number): Promise<boolean> {
   const deadline = performance.now() + withinMs;
   for (;;) {
     if (done()) return true;

@@ -26,7 +26,10 @@ const otherCaDir = join(root, 'other-ca');
 // even though its issuer name matches.
 const ca = await CertificateAuthority.loadOrCreate(caDir);
 const otherCa = await CertificateAuthority.loadOrCreate(otherCaDir);
+// Bracketed by the clock, so the check of its back-dated notBefore needs no tolerance for how long the file ran since.
+const aliceFrom = Date.now();
 const alice = ca.issue('alice');
+const aliceTo = Date.now();
 const mallory = otherCa.issue('alice');
 
 t.test('first use creates the directory 0700, the key 0600, the certificate and an empty revocation list', async (t) => {
@@ -56,7 +59,9 @@ t.test('issue → verifyClient accepts, and the certificate is what it claims', 
   t.match(alice.serial, /^[0-9a-f]{32}$/, '128-bit hex serial');
   t.not(alice.serial, mallory.serial);
   t.equal(alice.notAfter.getTime() - alice.notBefore.getTime(), 365 * DAY, 'default validity 365 days');
-  t.ok(Math.abs(alice.notBefore.getTime() - (Date.now() - 60_000)) < 10_000, 'notBefore back-dated one minute');
+  // Issued between aliceFrom and aliceTo, back-dated a minute, then cut to whole seconds.
+  const notBefore = alice.notBefore.getTime();
+  t.ok(notBefore > aliceFrom - 60_000 - 1000 && notBefore <= aliceTo - 60_000, 'notBefore back-dated one minute from the issue (cut to whole seconds)');
   t.match(alice.keyPem, /^-----BEGIN RSA PRIVATE KEY-----/);
   // Independent check with OpenSSL: issued by the CA, signature verifies, purposes set.
   const x = new X509Certificate(alice.certPem);

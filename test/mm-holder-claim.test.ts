@@ -2,7 +2,8 @@
 // in-memory socket, without a broker: only a pid it asked that spare for, that is the broker's child named
 // bh-mm-holder and shares the spare's address space; and the reaper's wait ends with that process gone from /proc.
 // The positive control is a real holder: a node child of this test loads the addon, and the holder (CLONE_PARENT)
-// is this test's child, as a spare's holder is the broker's.
+// is this test's child, as a spare's holder is the broker's. A holder slow to die is a real one frozen
+// (test/freezer.ts: it does not act on SIGKILL until thawed).
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +12,8 @@ import { PassThrough } from 'node:stream';
 import { awaitWarmSpare } from '../lib/broker/warm-frame.js';
 import { expectMmHolder, mmHolderAddon, mmHolderReaped } from '../lib/broker/mm-holder-reaper.js';
 import { encodeItem } from '../lib/wire/codec.js';
-import { REPO_ROOT, firstStdoutLine } from './helpers.js';
+import { REPO_ROOT, firstStdoutLine, polledUntil } from './helpers.js';
+import { freeze, noFreezer, sigkillPending } from './freezer.js';
 
 const ADDON = join(REPO_ROOT, 'dist', 'native', 'mm_holder.node');
 const skip = (!existsSync(ADDON) && 'the mm-holder addon is not built') || (mmHolderAddon() === undefined && 'this host cannot check and reap a holder (pidfd, waitid P_PIDFD, kcmp)');
@@ -45,6 +47,8 @@ async function nodeWithHolder(): Promise<{ child: ChildProcess; node: number; ho
 
 const inProc = (pid: number): boolean => existsSync(`/proc/${pid}`);
 
+const skipFrozen = skip || noFreezer();
+
 t.test('a plain warm frame is accepted as before; one that names a holder the broker did not ask for is refused', async (t) => {
   t.equal((await warm({ t: 'warm' })).refused, null);
   t.match((await warm({ t: 'warm', holder: process.pid })).refused, /did not ask for/);
@@ -64,6 +68,48 @@ t.test('a real holder is accepted, reaped once its node is gone, and gone from /
   await mmHolderReaped(socket);
   t.notOk(inProc(holder), 'reaped: not even a zombie is left');
   t.equal(await mmHolderReaped(socket), undefined, 'a second wait ends at once');
+});
+
+t.test('a holder slow to die (frozen): SIGKILLed after its grace, and the wait ends only with its real reap', { skip: skipFrozen }, async (t) => {
+  const { child, node, holder } = await nodeWithHolder();
+  const { socket, refused } = await warm({ t: 'warm', holder }, node);
+  t.equal(refused, null, 'accepted');
+  const thaw = await freeze(t, holder);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  const order: string[] = [];
+  const reaped = mmHolderReaped(socket).then((why) => {
+    order.push('resolved');
+    return why;
+  });
+  // The bound below is a hang guard (the grace is 1.6 s), not a speed claim.
+  t.ok(await polledUntil(() => sigkillPending(holder), 30_000, 10), 'the reaper sent SIGKILL (pending: the holder is frozen)');
+  // The holder's death is held off 2 s past that SIGKILL: longer than the old reaper's 10 tries 100 ms apart.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  t.ok(inProc(holder), 'positive control: still there, frozen');
+  t.same(order, [], 'the wait has not ended while the holder lives');
+  order.push('thawed');
+  thaw();
+  t.equal(await reaped, undefined, 'resolved as reaped, not given up');
+  t.same(order, ['thawed', 'resolved'], 'only after the thaw');
+  t.notOk(inProc(holder), 'reaped: not even a zombie is left');
+});
+
+t.test('a holder that does not die within the bound: reported, the wait ends, and it is still reaped when it dies', { skip: skipFrozen }, async (t) => {
+  const { child, node, holder } = await nodeWithHolder();
+  const { socket, refused } = await warm({ t: 'warm', holder }, node);
+  t.equal(refused, null, 'accepted');
+  const thaw = await freeze(t, holder);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  const why = await mmHolderReaped(socket, { graceMs: 0, killedWaitMs: 300 });
+  t.equal(why, `its mm holder (pid ${holder}) did not die within 300 ms of SIGKILL; it is reaped when it does`, 'reported, not hidden');
+  t.ok(inProc(holder) && sigkillPending(holder), 'the holder lives on, SIGKILLed and frozen');
+  thaw();
+  // Its SIGCHLD reaps it (this process is its parent; libuv never waits for it): polled, bounded, as nothing tells the test.
+  t.ok(await polledUntil(() => !inProc(holder), 30_000, 10), 'reaped once it died: not even a zombie is left');
 });
 
 t.test('pids that are no holder of that spare are refused', { skip }, async (t) => {

@@ -58,7 +58,7 @@ export interface BrokerEvents {
   watch: [service: string, path: string, event: string];
   /** A caller was refused (a helper calling a service outside its `connects`). */
   denied: [denial: { client: string; service: string; code: string }];
-  /** Removing an exited helper's scratch dir or cgroup failed (also sent as a `log` line on stderr). */
+  /** Removing an exited helper's scratch dir or cgroup failed, or its mm holder did not die (also sent as a `log` line on stderr). */
   cleanupFailed: [service: string, pid: number, message: string];
   /**
    * A call to a helper settled: answered, or failed because the helper exited (lib/broker/diagnostics.ts).

@@ -247,10 +247,13 @@ export class HelperSpawner {
       },
       channelClosed: () => hooks.channelClosed(helper),
       // Before the helper's pending calls reject: their .catch sees this exit in status().
-      // The cleanup also waits for its mm holder's reaping (never rejects), even when the sandbox's cleanup fails;
-      // once the helper's pieces are removed, the next launch's are made (stop() resolves after both).
+      // The cleanup also waits for its mm holder's reap (never rejects; a holder that would not die is reported),
+      // even when the sandbox's cleanup fails; once the helper's pieces are removed, the next launch's are made
+      // (stop() resolves after both).
       exiting: (info) => hooks.exiting(helper, info, async () => {
-        const reaped = mmHolderReaped(helper.channel.stream);
+        const reaped = mmHolderReaped(helper.channel.stream).then((stuck) => {
+          if (stuck !== undefined) ctx.cleanupFailed(service, helper.pid ?? -1, stuck);
+        });
         try {
           await plan.cleanup();
         } finally {

@@ -4,9 +4,10 @@
  * its node's memory, so that when node is SIGKILLed its fds (the broker's EOF)
  * close before the kernel tears that memory down. The holder is the broker's
  * child (CLONE_PARENT) and libuv only waits for the pids it spawned, so this
- * module reaps it: after its helper's exit (the holder leaves ~20 ms after
- * node's death), when it dies alone (SIGCHLD), and at `broker.close()` (the
- * exit's cleanup waits for it).
+ * module reaps it on its SIGCHLD: after its helper's exit (the holder leaves
+ * ~20 ms after node's death), when it dies alone, and at `broker.close()` (the
+ * exit's cleanup waits for that reap, bounded, and reports a holder that would
+ * not die).
  *
  * It must never reap anything else: libuv would lose that child's exit. A pid
  * the spare names is accepted only if the broker asked that spare for a holder,
@@ -32,17 +33,34 @@ const WEXITED = 4;
 const WNOWAIT = 0x01000000;
 const SIGKILL = 9;
 
-/** Waits between tries after the helper's exit (the holder waits 20 ms, then tears node's memory down). */
-const REAP_DELAYS_MS = [25, 25, 50, 100, 200, 400, 800];
-/** Then it is sent SIGKILL and tried this many times more, 100 ms apart, before it is given up. */
-const TRIES_AFTER_KILL = 10;
+/**
+ * How long the holder's own exit is waited for after its helper's (it leaves ~20 ms after node's death; its SIGCHLD
+ * reaps it) before it is sent SIGKILL.
+ */
+const GRACE_MS = 1600;
+/**
+ * After that SIGKILL, how long its reap is waited for before the wait is given up and reported (the holder is
+ * still reaped on its SIGCHLD whenever it dies). Generous: a SIGKILLed process tearing node's memory down on a
+ * loaded machine can take seconds; only a process stuck in the kernel takes this long.
+ */
+const KILLED_WAIT_MS = 10_000;
+
+/** The waits {@link mmHolderReaped} allows (a test passes shorter ones; the broker passes none). */
+export interface HolderReapBounds {
+  /** @default 1600 */
+  readonly graceMs?: number;
+  /** @default 10000 */
+  readonly killedWaitMs?: number;
+}
 
 /** An accepted holder. */
 interface Claim {
   readonly pid: number;
   readonly pidfd: number;
   done: boolean;
-  reaping: Promise<void> | undefined;
+  /** Called once it is reaped (or can never be), by whichever try found it so. */
+  reaped: (() => void) | undefined;
+  reaping: Promise<string | undefined> | undefined;
 }
 
 let reaper: Libc | null | undefined;
@@ -102,7 +120,7 @@ export function claimMmHolder(socket: Duplex, value: unknown): string | undefine
     closeSync(pidfd);
     return refused;
   }
-  const claim: Claim = { pid, pidfd, done: false, reaping: undefined };
+  const claim: Claim = { pid, pidfd, done: false, reaped: undefined, reaping: undefined };
   claims.set(socket, claim);
   live.add(claim);
   if (live.size === 1) process.on('SIGCHLD', reapExited);
@@ -142,6 +160,7 @@ function forget(claim: Claim): void {
   live.delete(claim);
   closeSync(claim.pidfd);
   if (live.size === 0) process.off('SIGCHLD', reapExited);
+  claim.reaped?.();
 }
 
 /** SIGCHLD: reaps every accepted holder that has exited (one that died alone, while its helper serves). */
@@ -151,31 +170,36 @@ function reapExited(): void {
 }
 
 /**
- * The helper on `socket` exited: reaps its holder, if it had one, trying after
- * {@link REAP_DELAYS_MS}, then with SIGKILL (through the pidfd), bounded.
- * @returns resolves once it is reaped or given up (at once when there was none); never rejects
+ * The helper on `socket` exited: reaps its holder, if it had one. Its SIGCHLD reaps it (its own exit, ~20 ms after
+ * node's death); after `graceMs` it is sent SIGKILL (through the pidfd), and its reap is waited for `killedWaitMs`
+ * more. A holder still there then is reported, not hidden: the promise resolves with why, and the holder stays
+ * claimed, reaped on its SIGCHLD whenever it dies (libuv never will).
+ * @returns resolves once it is reaped (at once when there was none) with undefined, or with why the wait was given
+ *   up; never rejects
  */
-export function mmHolderReaped(socket: Duplex): Promise<void> {
+export function mmHolderReaped(socket: Duplex, bounds: HolderReapBounds = {}): Promise<string | undefined> {
   const claim = claims.get(socket);
   const libc = reaperLibc();
-  if (claim === undefined || libc === null) return Promise.resolve();
-  claim.reaping ??= new Promise<void>((resolve) => {
-    let attempt = 0;
-    const next = (): void => {
-      if (tryReap(libc, claim)) {
-        resolve();
-        return;
-      }
-      if (attempt === REAP_DELAYS_MS.length) libc.pidfdSendSignal(claim.pidfd, SIGKILL);
-      if (attempt >= REAP_DELAYS_MS.length + TRIES_AFTER_KILL) {
-        // Given up (a holder SIGKILL does not end): forget it rather than keep a timer forever.
-        forget(claim);
-        resolve();
-        return;
-      }
-      setTimeout(next, REAP_DELAYS_MS[attempt++] ?? 100);
+  // None, or reaped already (it died alone, or before its helper's exit was reported: its SIGCHLD came first).
+  if (claim === undefined || libc === null || claim.done) return Promise.resolve(undefined);
+  const { graceMs = GRACE_MS, killedWaitMs = KILLED_WAIT_MS } = bounds;
+  claim.reaping ??= new Promise<string | undefined>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    claim.reaped = () => {
+      clearTimeout(timer);
+      resolve(undefined);
     };
-    next();
+    if (tryReap(libc, claim)) return;
+    // From here its SIGCHLD (reapExited, listening since the claim) reaps it and resolves this; the timers only bound it.
+    timer = setTimeout(() => {
+      if (tryReap(libc, claim)) return;
+      libc.pidfdSendSignal(claim.pidfd, SIGKILL);
+      timer = setTimeout(() => {
+        if (tryReap(libc, claim)) return;
+        claim.reaped = undefined;
+        resolve(`its mm holder (pid ${claim.pid}) did not die within ${killedWaitMs} ms of SIGKILL; it is reaped when it does`);
+      }, killedWaitMs);
+    }, graceMs);
   });
   return claim.reaping;
 }

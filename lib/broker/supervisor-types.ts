@@ -92,7 +92,7 @@ export interface SupervisorContext {
   /** A prewarmed spare (`pid`) took over from a helper whose channel closed unasked; that one's `exited` follows. */
   tookOver?(name: string, pid: number, replacedPid: number): void;
   log(name: string, stream: 'stdout' | 'stderr', line: string, pid: number): void;
-  /** Removing a helper's scratch dir or cgroup failed after it exited. */
+  /** Removing a helper's scratch dir or cgroup failed after it exited, or its mm holder did not die. */
   cleanupFailed(name: string, pid: number, message: string): void;
   /**
    * Checks a service's code-signing requirement before a launch; throws
