@@ -3,12 +3,13 @@
 // per run the p10 / p50 / p90 of the echo's round trip in µs plus this process's and the peer's CPU µs per echo.
 // On a loaded machine the low percentiles still show the round trip's own path (an echo that nothing preempted),
 // where the mean rate mostly shows the waits for a CPU. Prints one JSON line.
+// PAY_BYTES: the payload's size (default 65536), e.g. 1048576 or 16777216 with fewer ECHOES and WARMUP.
 // node bench/ab/pay-rtt.mjs DIST KIND
 const [dist, kind] = process.argv.slice(2);
 const { PAYLOAD_TRANSPORTS } = await import(`${dist}/bench/common/payload-echo.js`);
 const { cpuMicrosOf, ownCpuMicros } = await import(`${dist}/bench/common/proc.js`);
 const t = await PAYLOAD_TRANSPORTS[kind]();
-const data = Buffer.alloc(65536, 7);
+const data = Buffer.alloc(Number(process.env.PAY_BYTES ?? 65536), 7);
 for (let i = 0; i < Number(process.env.WARMUP ?? 3000); i++) {
   const back = await t.call('bytes', { data });
   t.done?.(back);

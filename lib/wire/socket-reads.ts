@@ -10,7 +10,9 @@
  * bench/README.md). With `onread` the kernel copies into a buffer we give it:
  * one reused read buffer for small frames, and the body itself for the rest of
  * a large frame, so a large frame is copied once (by the kernel) and a read
- * allocates nothing. After a frame of 16–80 KiB the next read goes into fresh
+ * allocates nothing. (Its first 16th is read into stage buffers until it has
+ * arrived, and copied once more: the body's buffer follows the bytes sent,
+ * frame-decoder.ts.) After a frame of 16–80 KiB the next read goes into fresh
  * memory sized for one more such frame (a sized read), which the frame's body
  * and byte strings are then views of. A small frame is decoded where it lies in the read buffer
  * (framed-channel.ts); only a body that is kept, or whose byte strings would
