@@ -5,6 +5,7 @@
 // is this test's child, as a spare's holder is the broker's. A holder slow to die is a real one frozen
 // (test/freezer.ts: it does not act on SIGKILL until thawed).
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -70,7 +71,8 @@ t.test('a real holder is accepted, reaped once its node is gone, and gone from /
   t.equal(await mmHolderReaped(socket), undefined, 'a second wait ends at once');
 });
 
-t.test('a holder slow to die (frozen): SIGKILLed after its grace, and the wait ends only with its real reap', { skip: skipFrozen }, async (t) => {
+/** A warm spare's holder, accepted, then frozen (SIGKILL waits for the thaw), and its node SIGKILLed and exited. */
+async function frozenHolderOfDeadNode(t: Test): Promise<{ socket: Awaited<ReturnType<typeof warm>>['socket']; holder: number; thaw: () => void }> {
   const { child, node, holder } = await nodeWithHolder();
   const { socket, refused } = await warm({ t: 'warm', holder }, node);
   t.equal(refused, null, 'accepted');
@@ -78,6 +80,11 @@ t.test('a holder slow to die (frozen): SIGKILLed after its grace, and the wait e
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
+  return { socket, holder, thaw };
+}
+
+t.test('a holder slow to die (frozen): SIGKILLed after its grace, and the wait ends only with its real reap', { skip: skipFrozen }, async (t) => {
+  const { socket, holder, thaw } = await frozenHolderOfDeadNode(t);
   const order: string[] = [];
   const reaped = mmHolderReaped(socket).then((why) => {
     order.push('resolved');
@@ -97,13 +104,7 @@ t.test('a holder slow to die (frozen): SIGKILLed after its grace, and the wait e
 });
 
 t.test('a holder that does not die within the bound: reported, the wait ends, and it is still reaped when it dies', { skip: skipFrozen }, async (t) => {
-  const { child, node, holder } = await nodeWithHolder();
-  const { socket, refused } = await warm({ t: 'warm', holder }, node);
-  t.equal(refused, null, 'accepted');
-  const thaw = await freeze(t, holder);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
+  const { socket, holder, thaw } = await frozenHolderOfDeadNode(t);
   const why = await mmHolderReaped(socket, { graceMs: 0, killedWaitMs: 300 });
   t.equal(why, `its mm holder (pid ${holder}) did not die within 300 ms of SIGKILL; it is reaped when it does`, 'reported, not hidden');
   t.ok(inProc(holder) && sigkillPending(holder), 'the holder lives on, SIGKILLed and frozen');
