@@ -4,7 +4,8 @@
 // limit (its cgroup says so) and the file the profile no longer grants is refused; a service under
 // that profile that did not run is not started, its next launch uses the new profile; a service
 // under another profile is not touched. An edited profile that is invalid fails the reload with
-// ERR_INVALID_PROFILE and changes nothing. Control: a reload with nothing changed (or the same
+// ERR_INVALID_PROFILE and changes nothing; one that parses but cannot launch is rolled back
+// (ERR_RELOAD_FAILED). Control: a reload with nothing changed (or the same
 // profile, reformatted) relaunches nothing.
 import t from 'tap';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -125,6 +126,22 @@ t.test('an invalid edited profile fails the reload with ERR_INVALID_PROFILE: not
   const result = await kit.broker.reload({ services: SERVICES });
   t.same(result.relaunched, ['reader']);
   t.same(await tryRead(kit, 'reader'), { ok: false, code: 'ERR_ACCESS_DENIED' });
+});
+
+t.test('an edited profile that parses but cannot launch (an undefined placeholder): the staged helper fails, the reload is rolled back', { skip: NO_BWRAP }, async (t) => {
+  writeFileSync(profileFile, JSON.stringify(LOOSE, null, 2));
+  const kit = await startBroker({ root: FIXTURES, profilesDir: profiles, services: SERVICES });
+  t.teardown(() => kit.close());
+  t.same(await tryRead(kit, 'reader'), { ok: true, code: null, value: 'granted data\n' });
+  const pid = kit.broker.status('reader').pid;
+  writeFileSync(profileFile, JSON.stringify(profile(256, ['${nowhere}'])));
+  const err = await kit.broker.reload({ services: SERVICES }).then(() => undefined, (e: unknown) => e);
+  t.ok(isBulkheadError(err, 'ERR_RELOAD_FAILED') && err.data.service === 'reader' && err.data.cause === 'ERR_INVALID_MANIFEST', `ERR_RELOAD_FAILED naming reader, cause ERR_INVALID_MANIFEST (${isBulkheadError(err) ? `${err.code} ${String(err.data['service'])} ${String(err.data['cause'])}` : String(err)})`);
+  t.equal(kit.broker.status('reader').pid, pid, 'the old helper keeps running');
+  t.same(await tryRead(kit, 'reader'), { ok: true, code: null, value: 'granted data\n' }, 'under its old profile');
+  t.match(memoryRule(kit, 'reader'), /^512 MiB/);
+  // The file still holds the unlaunchable edit: idle launches, so it kept the document read before (nothing half-applied).
+  t.same(await tryRead(kit, 'idle'), { ok: true, code: null, value: 'granted data\n' }, 'idle, not running, kept the old profile too: its launch reads the file');
 });
 
 t.test('control: a reload with nothing changed, or the same profile reformatted, relaunches nothing', { skip: NO_BWRAP }, async (t) => {
