@@ -5,7 +5,7 @@
 // that profile that did not run is not started, its next launch uses the new profile; a service
 // under another profile is not touched. An edited profile that is invalid fails the reload with
 // ERR_INVALID_PROFILE and changes nothing; one that parses but cannot launch is rolled back
-// (ERR_RELOAD_FAILED). Control: a reload with nothing changed (or the same
+// (ERR_RELOAD_FAILED). The same for a protocol file's schema edited in place (re-registered). Control: a reload with nothing changed (or the same
 // profile, reformatted) relaunches nothing.
 import t from 'tap';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -142,6 +142,29 @@ t.test('an edited profile that parses but cannot launch (an undefined placeholde
   t.match(memoryRule(kit, 'reader'), /^512 MiB/);
   // The file still holds the unlaunchable edit: idle launches, so it kept the document read before (nothing half-applied).
   t.same(await tryRead(kit, 'idle'), { ok: true, code: null, value: 'granted data\n' }, 'idle, not running, kept the old profile too: its launch reads the file');
+});
+
+t.test('the same class, another file: a protocol file whose schema is edited in place re-registers its services on reload', { skip: NO_BWRAP }, async (t) => {
+  const protocols = join(outside, 'protocols');
+  mkdirSync(protocols, { recursive: true });
+  const protocolFile = join(protocols, `${PROTOCOL}.json`);
+  const document = JSON.parse(readFileSync(join(FIXTURES, 'protocols', `${PROTOCOL}.json`), 'utf8')) as { methods: Record<string, { params: { properties: Record<string, unknown> } }> };
+  writeFileSync(protocolFile, JSON.stringify(document));
+  writeFileSync(profileFile, JSON.stringify(LOOSE, null, 2));
+  const kit = await startBroker({ root: FIXTURES, profilesDir: profiles, protocolsDir: protocols, services: SERVICES });
+  t.teardown(() => kit.close());
+  const withEncoding = { path: dataFile, encoding: 'utf8' };
+  const refused = await kit.broker.connect('reader').call('tryRead', withEncoding).then(() => undefined, (e: unknown) => e);
+  t.ok(isBulkheadError(refused, 'ERR_INVALID_PARAMS'), 'positive control: the old schema refuses the new field');
+  await kit.broker.kickstart('other');
+  const pids = { reader: kit.broker.status('reader').pid, other: kit.broker.status('other').pid };
+  document.methods['tryRead']!.params.properties['encoding'] = { type: 'string' };
+  writeFileSync(protocolFile, JSON.stringify(document)); // in place, same name: the manifests are unchanged
+  const result = await kit.broker.reload({ services: SERVICES });
+  t.same(result, { added: [], removed: [], replaced: ['idle', 'other', 'reader'], editedProfiles: [], relaunched: ['other', 'reader'] });
+  t.not(kit.broker.status('reader').pid, pids.reader, 'reader runs a new helper');
+  t.not(kit.broker.status('other').pid, pids.other, 'so does other');
+  t.same(await kit.broker.connect('reader').call('tryRead', withEncoding), { ok: true, code: null, value: 'granted data\n' }, 'the edited schema is the one checked');
 });
 
 t.test('control: a reload with nothing changed, or the same profile reformatted, relaunches nothing', { skip: NO_BWRAP }, async (t) => {
