@@ -218,7 +218,7 @@ t.test('reload picks up a new service', async (t) => {
   writeFileSync(config, JSON.stringify({ root: LIVE, services: [...services, { name: 'extra', entry: './chatty-service.js', protocol: 'com.test.cli.chatty' }] }));
   const run = await bulkhead('reload', '--json');
   t.equal(run.code, 0, run.stderr);
-  t.same(JSON.parse(run.stdout), { added: ['extra'], removed: [], replaced: [] });
+  t.same(JSON.parse(run.stdout), { added: ['extra'], removed: [], replaced: [], editedProfiles: [], relaunched: [] });
   t.ok((await psJson()).some((s) => s.name === 'extra'));
 });
 

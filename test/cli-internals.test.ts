@@ -71,6 +71,8 @@ t.test('log store: wait resolves on news, on timeout, or on abort', async (t) =>
 
 t.test('log events read as one line each', async (t) => {
   t.equal(describeLogEvent({ event: 'launch', service: 's', pid: 7 }), 'launched pid 7');
+  t.equal(describeLogEvent({ event: 'reload', added: [], removed: [], replaced: ['a', 'b'], editedProfiles: ['a'], relaunched: ['a'] }), 'reload: added [], removed [], replaced [a, b], profile edited [a], relaunched [a]');
+  t.equal(describeLogEvent({ event: 'reload', added: ['x'], removed: [], replaced: [] }), 'reload: added [x], removed [], replaced []', 'an entry of an older daemon');
   t.equal(describeLogEvent({ event: 'exit', code: null, signal: 'SIGABRT', reason: 'memory limit (128 MiB)', requested: false }), 'was killed by SIGABRT (memory limit (128 MiB)), unrequested');
   t.equal(describeLogEvent({ event: 'exit', code: 0, signal: null, reason: 'stopped by broker', requested: true }), 'exited with code 0 (stopped by broker)');
   t.match(describeLogEvent({ event: 'denied', code: 'ERR_NOT_PERMITTED', client: 'guest', service: 'bulkhead.control', message: 'add it' }), 'denied guest access to bulkhead.control: ERR_NOT_PERMITTED add it');

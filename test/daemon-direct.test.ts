@@ -208,6 +208,7 @@ t.test('a reload that changes only clients keeps the helper: the withdrawn clien
   t.teardown(() => writeFileSync(configPath, JSON.stringify({ root: FIXTURES, services: services(['app-a', 'app-b', 'app-c']) })));
   const result = await daemon.reload();
   t.same(result.replaced, ['echo'], 'the reload changed echo\'s manifest');
+  t.same(result.relaunched, [], 'and says its helper was not relaunched');
   t.equal((await rejection(pendingDirect)).code, 'ERR_NOT_PERMITTED', 'the withdrawn direct channel ends with the code a handshake would get');
   t.equal((await rejection(pendingRouted)).code, 'ERR_NOT_PERMITTED', 'so does the withdrawn routed connection');
   t.equal(daemon.broker.status('echo').launches, launches, 'no helper was launched: the change applied in place');

@@ -109,7 +109,7 @@ t.test('a reload of 3 changed services under load: all switch to their new code,
   await load.after(150);
   const oldExits = NAMES.map((n) => kit.nextExit(n));
   const result = await kit.broker.reload({ services: NAMES.map((n) => manifest(n, { entry: NEW })) });
-  t.same(result, { added: [], removed: [], replaced: NAMES });
+  t.same(result, { added: [], removed: [], replaced: NAMES, editedProfiles: [], relaunched: NAMES });
   await load.after(150);
   await load.stop();
   const after = NAMES.map((n) => kit.broker.status(n).pid!);
@@ -159,7 +159,7 @@ t.test('a helper relaunched with the old code while the new one was starting is 
   const relaunched = new Promise<number>((resolve) => kit.broker.on('launch', (service, pid) => service === 'a' && resolve(pid)));
   await kit.crash('a');
   const oldCode = await relaunched;
-  t.same(await reload, { added: [], removed: [], replaced: ['a'] });
+  t.same(await reload, { added: [], removed: [], replaced: ['a'], editedProfiles: [], relaunched: ['a'] });
   t.equal(kit.broker.manifest('a').entry, NEW, 'the new manifest is recorded');
   const oldCodeExit = kit.nextExit('a', 20_000);
   const conn = kit.broker.connect('a');
@@ -192,6 +192,7 @@ t.test('a changed service that does not run is not started by a reload; a later 
   await kit.broker.kickstart('a');
   const result = await kit.broker.reload({ services: [manifest('a', { entry: NEW }), manifest('idle', { entry: NEW })] });
   t.same(result.replaced, ['a', 'idle']);
+  t.same(result.relaunched, ['a'], 'only a ran: it alone was relaunched');
   t.equal(kit.broker.status('idle').pid, null, 'idle was not launched by the reload');
   t.same(await kit.broker.connect('idle').call('echo', { text: 'x' }), { text: 'v2:x', pid: kit.broker.status('idle').pid });
 });
@@ -202,8 +203,8 @@ t.test('reloads run one at a time: the second is planned against what the first 
   await kit.broker.kickstart('a');
   const first = kit.broker.reload({ services: [manifest('a', { entry: NEW })] });
   const second = kit.broker.reload({ services: [manifest('a', { entry: NEW }), manifest('x')] });
-  t.same(await first, { added: [], removed: [], replaced: ['a'] });
-  t.same(await second, { added: ['x'], removed: [], replaced: [] }, 'a was already reloaded: only x is new');
+  t.same(await first, { added: [], removed: [], replaced: ['a'], editedProfiles: [], relaunched: ['a'] });
+  t.same(await second, { added: ['x'], removed: [], replaced: [], editedProfiles: [], relaunched: [] }, 'a was already reloaded: only x is new');
   t.same(await kit.broker.connect('a').call('echo', { text: 'y' }), { text: 'v2:y', pid: kit.broker.status('a').pid });
 });
 

@@ -90,7 +90,7 @@ t.test('reload under steady load: a changed service restarts with zero calls los
   await load.after(200);
   const before = kit.broker.status('svc').pid;
   const result = await kit.broker.reload({ services: [manifest('svc', { env: { CHANGED: '1' } }), manifest('new')] });
-  t.same(result, { added: ['new'], removed: ['gone'], replaced: ['svc'] });
+  t.same(result, { added: ['new'], removed: ['gone'], replaced: ['svc'], editedProfiles: [], relaunched: ['svc'] });
   const after = kit.broker.status('svc').pid;
   await load.after(200);
   await load.stop();
@@ -100,7 +100,7 @@ t.test('reload under steady load: a changed service restarts with zero calls los
   t.comment(`reload under load: ${load.stats.ok} calls ok, ${load.stats.failed} lost`);
   t.same(kit.broker.serviceNames().sort(), ['new', 'svc']);
   // An unchanged config is a no-op.
-  t.same(await kit.broker.reload({ services: [manifest('svc', { env: { CHANGED: '1' } }), manifest('new')] }), { added: [], removed: [], replaced: [] });
+  t.same(await kit.broker.reload({ services: [manifest('svc', { env: { CHANGED: '1' } }), manifest('new')] }), { added: [], removed: [], replaced: [], editedProfiles: [], relaunched: [] });
   t.equal(kit.broker.status('svc').pid, after, 'an unchanged service is not touched');
 });
 

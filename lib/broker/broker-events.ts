@@ -20,8 +20,16 @@ export interface ReloadResult {
   added: string[];
   /** Services stopped and unregistered. */
   removed: string[];
-  /** Services whose manifest changed: restarted without downtime (or re-registered when their protocol changed; or, when only `clients` changed, updated with their helper kept running). */
+  /** Services whose manifest or profile document changed: restarted without downtime (or re-registered when their protocol changed; or, when only `clients` changed, updated with their helper kept running). */
   replaced: string[];
+  /**
+   * Services whose sandbox profile file was edited in place (same name, other content) since it was read; each is in
+   * `replaced` too. In `relaunched` as well when its helper ran: it now runs under the edited profile; otherwise its
+   * next launch does.
+   */
+  editedProfiles: string[];
+  /** Services of `replaced` whose running helper this reload replaced by a new one (the others were not running, or only their `clients` changed). */
+  relaunched: string[];
 }
 
 /** One line a helper printed. */

@@ -9,7 +9,8 @@
  * why. Otherwise everything is committed at once, synchronously: new calls go
  * to the new helpers, the old ones drain and stop (a zero-downtime restart),
  * removed services are stopped, new ones registered. A service whose only
- * change is `clients` gets its new manifest without a restart.
+ * change is `clients` gets its new manifest without a restart. A service whose
+ * profile file was edited (reload-plan.ts) is a changed one: the same rules.
  * @module
  */
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
@@ -105,7 +106,10 @@ export async function applyReload(plan: ReloadPlan, wanted: ReadonlyMap<string, 
   for (const name of plan.reregistered) host.install(wanted.get(name)!, fresh.get(name) ?? host.create(wanted.get(name)!));
   for (const name of plan.added) host.install(wanted.get(name)!, host.create(wanted.get(name)!));
   await Promise.all(stopping);
-  return { added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.updated, ...plan.reregistered].sort() };
+  return {
+    added: plan.added, removed: plan.removed, replaced: [...plan.replaced, ...plan.updated, ...plan.reregistered].sort(),
+    editedProfiles: plan.editedProfiles, relaunched: [...staged.keys(), ...fresh.keys()].sort(),
+  };
 }
 
 /** True when the service has a helper serving (a reload replaces it before it commits). */

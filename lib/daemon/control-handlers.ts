@@ -6,7 +6,7 @@
  * file is what an admin may ask of the running broker.
  * @module
  */
-import type { Broker } from '../broker/broker.js';
+import type { Broker, ReloadResult } from '../broker/broker.js';
 import type { Handler } from '../connection/rpc-server.js';
 import type { PeerInfo } from '../wire/envelope.js';
 import type { LogStore } from './log-store.js';
@@ -21,7 +21,7 @@ export interface ControlHost {
   /** The daemon's own line of `list`: pid, socket, start time and its connection status. */
   describe(): object;
   /** Re-reads the config atomically (Daemon.reload). */
-  reload(): Promise<{ added: string[]; removed: string[]; replaced: string[] }>;
+  reload(): Promise<ReloadResult>;
 }
 
 /** The control protocol's handlers for one admitted control client (`peer`, named in the log lines it causes). */

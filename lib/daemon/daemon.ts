@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { Broker, readBrokerConfig } from '../broker/broker.js';
+import { Broker, readBrokerConfig, type ReloadResult } from '../broker/broker.js';
 import { RpcServer } from '../connection/rpc-server.js';
 import { bulkheadError, isBulkheadError, type BulkheadError } from '../errors.js';
 import { CertificateAuthority, verifyServiceDir, writeIdentity } from '../identity/index.js';
@@ -213,10 +213,10 @@ export class Daemon {
 
   /**
    * Re-reads the config atomically (Broker.reload): checks every service first,
-   * then adds new ones, removes deleted ones and restarts changed ones without
-   * downtime. A bad config changes nothing; the failure is logged with its reason.
+   * then adds new ones, removes deleted ones and restarts changed ones (their
+   * manifest, or their profile file edited in place) without downtime. A bad config changes nothing; the failure is logged with its reason.
    */
-  async reload(): Promise<{ added: string[]; removed: string[]; replaced: string[] }> {
+  async reload(): Promise<ReloadResult> {
     let announced: ClientRecord[] = [];
     try {
       // A changed manifest restarts its helper: direct clients the new config drops learn that reason, not the restart.

@@ -241,7 +241,7 @@ export function describeLogEvent(entry: Record<string, unknown> & { event: strin
     case 'stop':
       return `stop by ${str(entry['by'])}`;
     case 'reload':
-      return `reload: added [${(entry['added'] as string[] | undefined)?.join(', ') ?? ''}], removed [${(entry['removed'] as string[] | undefined)?.join(', ') ?? ''}], replaced [${(entry['replaced'] as string[] | undefined)?.join(', ') ?? ''}]`;
+      return `reload: added [${(entry['added'] as string[] | undefined)?.join(', ') ?? ''}], removed [${(entry['removed'] as string[] | undefined)?.join(', ') ?? ''}], replaced [${(entry['replaced'] as string[] | undefined)?.join(', ') ?? ''}]${Array.isArray(entry['editedProfiles']) && entry['editedProfiles'].length > 0 ? `, profile edited [${(entry['editedProfiles'] as string[]).join(', ')}]` : ''}${Array.isArray(entry['relaunched']) ? `, relaunched [${(entry['relaunched'] as string[]).join(', ')}]` : ''}`;
     case 'reload-failed':
       return `reload refused, nothing changed: ${str(entry['code'])} ${str(entry['message'])}`;
     case 'restart':

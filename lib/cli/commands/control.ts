@@ -77,8 +77,8 @@ ${EXIT_CODES_HELP}`)
   addClientOptions(program
     .command('reload')
     .summary('re-read the daemon\'s config file')
-    .description('Make the daemon re-read its config file, atomically: every service is checked first (manifest, entry, protocol, sandbox profile, schedule); an error is reported with its file and JSON pointer (exit 1) and changes nothing. Then new services are registered, removed ones stopped and unregistered, and changed ones restarted without downtime (a changed protocol re-registers the service: its clients must connect again). Running, unchanged services are not touched.')
-    .option('--json', 'print { added, removed, replaced } as JSON'))
+    .description('Make the daemon re-read its config file, atomically: every service is checked first (manifest, entry, protocol, sandbox profile, schedule); an error is reported with its file and JSON pointer (exit 1) and changes nothing. Then new services are registered, removed ones stopped and unregistered, and changed ones (their manifest, or their sandbox profile file edited in place) restarted without downtime (a changed protocol re-registers the service: its clients must connect again). Running, unchanged services are not touched.')
+    .option('--json', 'print { added, removed, replaced, editedProfiles, relaunched } as JSON'))
     .addHelpText('after', `
 Examples:
   $ bulkhead reload
@@ -86,11 +86,11 @@ Examples:
 
 ${EXIT_CODES_HELP}`)
     .action((options: JsonOption) => run(() => withControl(options, async (control) => {
-      const result = (await control.call('reload', {}, { timeoutMs: STEER_TIMEOUT_MS })) as { added: string[]; removed: string[]; replaced: string[] };
+      const result = (await control.call('reload', {}, { timeoutMs: STEER_TIMEOUT_MS })) as { added: string[]; removed: string[]; replaced: string[]; editedProfiles?: string[]; relaunched?: string[] };
       if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
       else {
-        const list = (names: string[]) => (names.length === 0 ? '-' : names.join(', '));
-        process.stdout.write(`added: ${list(result.added)}\nremoved: ${list(result.removed)}\nreplaced: ${list(result.replaced)}\n`);
+        const list = (names: string[] | undefined) => (names === undefined || names.length === 0 ? '-' : names.join(', '));
+        process.stdout.write(`added: ${list(result.added)}\nremoved: ${list(result.removed)}\nreplaced: ${list(result.replaced)}\nprofile edited: ${list(result.editedProfiles)}\nrelaunched: ${list(result.relaunched)}\n`);
       }
       return EXIT_CODES.ok;
     })));
