@@ -198,3 +198,38 @@ t.test('fs-answers: recorded answers hold until a link or the resolv.conf plan c
   t.notOk(answersHold(answers), 'a path missing when it was asked now exists: that answer does not hold');
   t.end();
 });
+
+t.test('audit15: a changed sandboxPaths value, nodeArgs or compile cache (a broker option) makes the launch compile afresh', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-prepared-inputs-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [a, b, cache] = [join(dir, 'a'), join(dir, 'b'), join(dir, 'cache')];
+  for (const d of [a, b, cache]) mkdirSync(d);
+  const reserve = new LaunchReserve();
+  t.teardown(() => reserve.release());
+  const launch = async (data: string, nodeArgs: string[], compileCache?: string): Promise<SandboxLaunchPlan> => {
+    const plan = await planLaunch({
+      service: 'prepared-inputs', entry: join(FIXTURES, 'echo-service.js'), serviceDir: FIXTURES.replace(/\/$/, ''),
+      implicitReads: [...runtimeReadPaths(), join(FIXTURES, 'protocols', 'com.test.echo.json'), ...(compileCache !== undefined ? [compileCache] : [])], nodePath: process.execPath, nodeArgs, env: {},
+      profile: { name: 'prepared', document: profile(512) }, paths: { data }, reserve, ...(compileCache !== undefined ? { compileCache } : {}),
+    });
+    await plan.cleanup();
+    reserve.refill();
+    await nextTurn();
+    return plan;
+  };
+  await launch(a, []);
+  t.ok(reserve.compilePrepared, 'a compile is made ahead');
+  const other = await launch(b, []);
+  t.equal(reserve.compilesTaken, 0, 'sandboxPaths.data now names another directory: compiled afresh');
+  t.ok(other.args.includes(b) && !other.args.includes(a), 'it binds the new directory, not the old one');
+  await launch(b, []);
+  t.equal(reserve.compilesTaken, 1, 'control: the same again, the compile made ahead is taken');
+  const flagged = await launch(b, ['--stack-size=900']);
+  t.equal(reserve.compilesTaken, 1, 'other nodeArgs: compiled afresh');
+  t.ok(flagged.args.includes('--stack-size=900'), 'the new flag is on the command line');
+  const cached = await launch(b, ['--stack-size=900'], cache);
+  t.equal(reserve.compilesTaken, 1, 'a compile cache given now (a broker option): compiled afresh');
+  t.ok(cached.args.some((arg) => arg.includes(cache)), 'the cache directory is on the command line');
+  await launch(b, ['--stack-size=900'], cache);
+  t.equal(reserve.compilesTaken, 2, 'control: unchanged again, taken');
+});
