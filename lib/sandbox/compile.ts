@@ -21,7 +21,7 @@ import type { CgroupLimits } from './cgroup.js';
 import type { HostProbe } from './host-probe.js';
 import { mergeKernelRules, planKernelLayers, type PastaFds } from './kernel-layers.js';
 import { planLimits } from './limit-rules.js';
-import { pruneNested, withRealPath } from './paths.js';
+import { linkedBelowWrite, pruneNested, withRealPath } from './paths.js';
 import { planBrokerCaches } from './broker-caches.js';
 import type { SandboxProfile } from './profile.js';
 
@@ -186,8 +186,10 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   add({ rule: 'env', layers: probe.env !== null ? ['env:allowlist', 'env:unset'] : ['env:allowlist'], unenforced: false, detail: profile.env.length > 0 ? `passes ${profile.env.join(', ')} plus PATH, HOME, TMPDIR and bulkhead's own` : 'PATH, HOME, TMPDIR and bulkhead\'s own variables only' });
 
   // ---- node
-  const readList = pruneNested(input.reads.flatMap(withRealPath));
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
+  // A read path inside a write path that a symlink there sends elsewhere is not bound, nor its target granted: the
+  // helper could have made that link (round fourteen, audit15). The write path's own bind still shows what is there.
+  const readList = pruneNested(input.reads.filter((path) => !linkedBelowWrite(path, [input.scratch, ...input.writes])).flatMap(withRealPath));
   // The broker's caches: a write path above them refused; bound read-only under bubblewrap; else a uid drop keeps them, or they are withheld.
   const { exposedCaches, withholdCaches, readOnlyCaches } = planBrokerCaches(input.brokerCaches ?? [], input.writes, writeList, { bwrap: bwrap !== null, dropUser, rules, profile: profile.name, service: input.service });
 

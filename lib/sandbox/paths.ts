@@ -4,7 +4,7 @@
  * really use) and pruning of paths already covered by a parent.
  * @module
  */
-import { dirname, isAbsolute, normalize, sep } from 'node:path';
+import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { bulkheadError } from '../errors.js';
 import { realPathNative } from './fs-answers.js';
 
@@ -39,6 +39,21 @@ export function expandPath(path: string, vars: Readonly<Record<string, string>>,
 export function withRealPath(path: string): string[] {
   const real = realPathNative(path);
   return real === undefined || real === path ? [path] : [path, real];
+}
+
+/**
+ * True when `path` lies inside one of `writes` (paths the helper may write) and resolves, below that write path, to
+ * somewhere else: a symlink in a directory the helper writes, which it could have made to point anywhere the broker
+ * can read. Binding such a read path (or granting its target) would hand the helper that target at its next launch.
+ */
+export function linkedBelowWrite(path: string, writes: readonly string[]): boolean {
+  for (const write of writes) {
+    if (!isWithin(path, write)) continue;
+    const realWrite = withRealPath(write).at(-1)!;
+    const expected = path === write ? realWrite : join(realWrite, relative(write, path));
+    if (withRealPath(path).at(-1) !== expected) return true;
+  }
+  return false;
 }
 
 /** True when `child` is `parent` or lies below it. */
