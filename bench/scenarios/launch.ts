@@ -50,9 +50,10 @@ type Profile = string;
 const PREWARM_PROFILES = ['none', 'pure-compute'] as const;
 const PROTOCOL_FILE = `${FIXTURES}protocols/com.bench.echo.json`;
 
-// A full collection of the bench's own heap (the broker's process) before each timed launch: in a 16-pair run
+// A full collection of the bench's own heap (the broker's process) before each probe/cold pair: in a 16-pair run
 // (round fourteen, Node 24, load 1) 4 of the unsandboxed row's 33 probes and 2 of its 16 cold launches had a 4–14 ms
-// GC of this process inside their window: noise on both sides of a pair, not a launch cost.
+// GC of this process inside their window: noise on both sides of a pair, not a launch cost. Not before the ms-scale
+// prewarmed launches and relaunches: a full GC right before them slowed them (see relaunch()).
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
@@ -144,7 +145,6 @@ async function quiet(broker: Broker, all: readonly Service[]): Promise<void> {
 async function cold(broker: Broker, s: Service, all: readonly Service[], stopped = false): Promise<{ ms: number; rss: number; cpuMs: number }> {
   if (!stopped) await broker.stop(s.name);
   await quiet(broker, all);
-  if (!stopped) collectGarbage();
   const launches = broker.status(s.name).launches;
   const start = performance.now();
   await s.connection.call('echo', MESSAGE);
@@ -160,8 +160,10 @@ async function cold(broker: Broker, s: Service, all: readonly Service[], stopped
 type KillBy = 'broker' | 'crash';
 
 async function relaunch(broker: Broker, s: Service, all: readonly Service[], by: KillBy): Promise<{ ms: number; exitMs: number; retries: number; stale: number }> {
+  // No collectGarbage() here: a full GC right before the kill made the relaunch after it slower (Node 24, 24 crashes
+  // per run, two runs each: `pure-compute` 3.1 / 3.2 ms with it, 2.4 / 2.2 without, 1.9 / 2.2 on the build before round
+  // fourteen; unsandboxed 2.7 / 2.3 → 1.7 / 1.8): the bench's GC and its aftermath, not the relaunch's own work.
   await quiet(broker, all);
-  collectGarbage();
   const pid = broker.status(s.name).pid;
   // Found before the clock starts: a crash of node itself (under a sandbox, inside its wrappers).
   const node = by === 'crash' ? nodePidOf(pid!) : undefined;
