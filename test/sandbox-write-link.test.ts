@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeHost } from '../lib/sandbox/index.js';
-import { linkedBelowWrite } from '../lib/sandbox/paths.js';
+import { linkedBelowWrite, withRealPath } from '../lib/sandbox/paths.js';
 import { startBroker } from 'bulkhead/testing';
 import { FIXTURES, REPO_ROOT } from './helpers.js';
 
@@ -65,6 +65,7 @@ t.test('a link the helper puts at a read path inside its write path does not rea
 });
 
 t.test('linkedBelowWrite: only a link below the write path counts, not one the write path itself is', async (t) => {
+  const linked = (path: string, writes: string[]): boolean => linkedBelowWrite(path, withRealPath(path).at(-1)!, writes);
   const real = dataDir('real');
   writeFileSync(join(real, 'cfg'), 'x');
   mkdirSync(join(real, 'dir'));
@@ -72,11 +73,11 @@ t.test('linkedBelowWrite: only a link below the write path counts, not one the w
   symlinkSync(real, via); // the admin's link: the write path itself
   symlinkSync(env, join(real, 'env-link'));
   symlinkSync(join(real, 'dir'), join(real, 'dir-link'));
-  t.notOk(linkedBelowWrite(join(via, 'cfg'), [via]), 'a plain file under a write path that is a link');
-  t.ok(linkedBelowWrite(join(via, 'dir', 'missing'), [via]), 'a missing path below a write path that is a link counts too: it cannot be resolved (and there is nothing to bind)');
-  t.notOk(linkedBelowWrite(join(real, 'dir', 'missing'), [real]), 'a missing path below a plain write path does not');
-  t.notOk(linkedBelowWrite(join(app, 'configured', 'cfg'), [via]), 'a path outside every write path');
-  t.ok(linkedBelowWrite(join(via, 'env-link'), [via]), 'a link below it');
-  t.ok(linkedBelowWrite(join(real, 'env-link'), [via, real]), 'a link below its real form');
-  t.ok(linkedBelowWrite(join(via, 'dir-link', 'x'), [via]), 'a path through a linked directory below it');
+  t.notOk(linked(join(via, 'cfg'), [via]), 'a plain file under a write path that is a link');
+  t.ok(linked(join(via, 'dir', 'missing'), [via]), 'a missing path below a write path that is a link counts too: it cannot be resolved (and there is nothing to bind)');
+  t.notOk(linked(join(real, 'dir', 'missing'), [real]), 'a missing path below a plain write path does not');
+  t.notOk(linked(join(app, 'configured', 'cfg'), [via]), 'a path outside every write path');
+  t.ok(linked(join(via, 'env-link'), [via]), 'a link below it');
+  t.ok(linked(join(real, 'env-link'), [via, real]), 'a link below its real form');
+  t.ok(linked(join(via, 'dir-link', 'x'), [via]), 'a path through a linked directory below it');
 });

@@ -189,7 +189,11 @@ export function compileProfile(profile: SandboxProfile, probe: HostProbe, input:
   const writeList = pruneNested([input.scratch, ...input.writes].flatMap(withRealPath));
   // A read path inside a write path that a symlink there sends elsewhere is not bound, nor its target granted: the
   // helper could have made that link (round fourteen, audit15). The write path's own bind still shows what is there.
-  const readList = pruneNested(input.reads.filter((path) => !linkedBelowWrite(path, [input.scratch, ...input.writes])).flatMap(withRealPath));
+  const writeRoots = [input.scratch, ...input.writes];
+  const readList = pruneNested(input.reads.flatMap((path) => {
+    const forms = withRealPath(path); // each path resolved once: its forms are what is bound
+    return linkedBelowWrite(path, forms.at(-1)!, writeRoots) ? [] : forms;
+  }));
   // The broker's caches: a write path above them refused; bound read-only under bubblewrap; else a uid drop keeps them, or they are withheld.
   const { exposedCaches, withholdCaches, readOnlyCaches } = planBrokerCaches(input.brokerCaches ?? [], input.writes, writeList, { bwrap: bwrap !== null, dropUser, rules, profile: profile.name, service: input.service });
 

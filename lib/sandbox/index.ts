@@ -232,8 +232,9 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
   const taken = { reservedCgroup: false }; // set by cgroupFor, called inside compileProfile
   try {
     vars['scratch'] = scratch.path;
-    const spareOf = input.env[PREWARM_ENTRY_ENV];
-    const code = await moduleReadSet([input.entry, ...(spareOf !== undefined && spareOf !== '' ? [spareOf] : [])], input.implicitReads);
+    // A spare's launch: the service module it imports, by a computed path (undefined otherwise).
+    const spareOf = input.env[PREWARM_ENTRY_ENV] || undefined;
+    const code = await moduleReadSet([input.entry, ...(spareOf !== undefined ? [spareOf] : [])], input.implicitReads);
     const codeReads = [...code.files, ...code.manifests, ...code.packages];
     const profileReads = profile.fs.read.map((p) => expandPath(p, vars, context));
     const reads = [...codeReads, ...input.implicitReads, ...profileReads];
@@ -294,7 +295,7 @@ export async function planLaunch(input: SandboxLaunchInput): Promise<SandboxLaun
     // No compile made ahead for a prewarmed service: its next launch is a spare's, off every caller's path, and the
     // compile would run after a crashed helper's teardown, when the broker is answering the first call through the
     // spare it took over (issue 19's relaunch target).
-    const prewarmed = input.mmHolder === true || (spareOf !== undefined && spareOf !== '');
+    const prewarmed = input.mmHolder === true || spareOf !== undefined;
     input.reserve?.remember({ scratch: { service: input.service, owner: runAs }, ...(helperCgroup !== undefined ? { cgroup: { support: probe.cgroup!, label: scratchLabel(input.service), limits: helperCgroup.limits } } : {}), ...(prewarmed ? {} : { compile: { profile, probe, input: recipe } }) });
     return {
       command: compiled.command,

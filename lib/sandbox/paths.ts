@@ -42,16 +42,16 @@ export function withRealPath(path: string): string[] {
 }
 
 /**
- * True when `path` lies inside one of `writes` (paths the helper may write) and resolves, below that write path, to
- * somewhere else: a symlink in a directory the helper writes, which it could have made to point anywhere the broker
- * can read. Binding such a read path (or granting its target) would hand the helper that target at its next launch.
+ * True when `path` (whose symlink-resolved form is `real`) lies inside one of `writes` (paths the helper may write) and
+ * resolves, below that write path, to somewhere else: a symlink in a directory the helper writes, which it could have
+ * made to point anywhere the broker can read. Binding such a read path (or granting its target) would hand the helper
+ * that target at its next launch.
  */
-export function linkedBelowWrite(path: string, writes: readonly string[]): boolean {
+export function linkedBelowWrite(path: string, real: string, writes: readonly string[]): boolean {
   for (const write of writes) {
     if (!isWithin(path, write)) continue;
     const realWrite = withRealPath(write).at(-1)!;
-    const expected = path === write ? realWrite : join(realWrite, relative(write, path));
-    if (withRealPath(path).at(-1) !== expected) return true;
+    if (real !== (path === write ? realWrite : join(realWrite, relative(write, path)))) return true;
   }
   return false;
 }
